@@ -1,0 +1,236 @@
+/*
+ * kvnode — the dhtfs peer daemon: parse the command line, then run one event
+ * loop that serves the node's ROUTER socket, its outgoing requests, its
+ * timers and a signalfd (SIGTERM/SIGINT = graceful leave).
+ */
+#include "log.h"
+#include "loop.h"
+#include "node.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+#include <zmq.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kvnode --listen EP [--join EP] --data DIR [--replicas N] [--write-quorum W]\n"
+            "              [--read-quorum R] [--id-bits M] [--id ID] [--cache-mb MB]\n"
+            "              [--log-level error|warn|info|debug] [--stabilize-ms MS] "
+            "[--timeout-ms MS]\n"
+            "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH).\n"
+            "SIGTERM makes the node leave the ring gracefully and exit 0.\n");
+}
+
+static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static int bad(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "kvnode: ");
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\n");
+    va_end(ap);
+    usage(stderr);
+    return NODE_EXIT_USAGE;
+}
+
+static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
+{
+    if (!s || !*s)
+        return -EINVAL;
+    for (const char *p = s; *p; p++)
+        if (*p < '0' || *p > '9')
+            return -EINVAL;
+    errno = 0;
+    unsigned long v = strtoul(s, NULL, 10);
+    if (errno || v < lo || v > hi)
+        return -ERANGE;
+    *out = (unsigned)v;
+    return 0;
+}
+
+static void on_signal(loop_t *loop, void *zsock, int fd, void *arg)
+{
+    (void)loop;
+    (void)zsock;
+    node_t *node = arg;
+    struct signalfd_siginfo si;
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
+        node_leave(node);
+}
+
+int main(int argc, char **argv)
+{
+    node_config_t cfg = {0};
+    const char *listen = NULL, *join = NULL, *data = NULL, *id = NULL;
+    log_level_t level = LOG_INFO;
+    enum {
+        O_LISTEN = 256,
+        O_JOIN,
+        O_DATA,
+        O_REPL,
+        O_WQ,
+        O_RQ,
+        O_BITS,
+        O_ID,
+        O_CACHE,
+        O_LOG,
+        O_STAB,
+        O_TIMEOUT,
+        O_HELP
+    };
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, O_LISTEN},
+        {"join", required_argument, NULL, O_JOIN},
+        {"data", required_argument, NULL, O_DATA},
+        {"replicas", required_argument, NULL, O_REPL},
+        {"write-quorum", required_argument, NULL, O_WQ},
+        {"read-quorum", required_argument, NULL, O_RQ},
+        {"id-bits", required_argument, NULL, O_BITS},
+        {"id", required_argument, NULL, O_ID},
+        {"cache-mb", required_argument, NULL, O_CACHE},
+        {"log-level", required_argument, NULL, O_LOG},
+        {"stabilize-ms", required_argument, NULL, O_STAB},
+        {"timeout-ms", required_argument, NULL, O_TIMEOUT},
+        {"help", no_argument, NULL, O_HELP},
+        {NULL, 0, NULL, 0},
+    };
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (c) {
+        case O_LISTEN:
+            listen = optarg;
+            break;
+        case O_JOIN:
+            join = optarg;
+            break;
+        case O_DATA:
+            data = optarg;
+            break;
+        case O_ID:
+            id = optarg;
+            break;
+        case O_REPL:
+            if (parse_uint(optarg, 1, WIRE_SUCC_MAX - 1, &cfg.replicas) < 0)
+                return bad("--replicas must be a number from 1 to 15, got '%s'", optarg);
+            break;
+        case O_WQ:
+            if (parse_uint(optarg, 1, 255, &cfg.write_quorum) < 0)
+                return bad("--write-quorum must be a positive number, got '%s'", optarg);
+            break;
+        case O_RQ:
+            if (parse_uint(optarg, 1, 255, &cfg.read_quorum) < 0)
+                return bad("--read-quorum must be a positive number, got '%s'", optarg);
+            break;
+        case O_BITS:
+            if (parse_uint(optarg, RING_ID_BITS_MIN, RING_ID_BITS_MAX, &cfg.id_bits) < 0)
+                return bad("--id-bits must be a number from 3 to 64, got '%s'", optarg);
+            break;
+        case O_CACHE:
+            if (parse_uint(optarg, 1, 1u << 20, &cfg.cache_mb) < 0)
+                return bad("--cache-mb must be a positive number of MiB, got '%s'", optarg);
+            break;
+        case O_LOG:
+            if (log_parse_level(optarg, &level) < 0)
+                return bad("--log-level must be error, warn, info or debug, got '%s'", optarg);
+            break;
+        case O_STAB:
+            if (parse_uint(optarg, 10, 60000, &cfg.stabilize_ms) < 0)
+                return bad("--stabilize-ms must be 10..60000, got '%s'", optarg);
+            break;
+        case O_TIMEOUT:
+            if (parse_uint(optarg, 10, 600000, &cfg.timeout_ms) < 0)
+                return bad("--timeout-ms must be 10..600000, got '%s'", optarg);
+            break;
+        case O_HELP:
+            usage(stdout);
+            return 0;
+        default:
+            return bad("unknown or incomplete option '%s'", argv[optind - 1]);
+        }
+    }
+    if (optind < argc)
+        return bad("unexpected argument '%s'", argv[optind]);
+    if (!listen)
+        return bad("--listen is required");
+    if (!data)
+        return bad("--data is required");
+    node_config_defaults(&cfg);
+    if (cfg.write_quorum > cfg.replicas || cfg.read_quorum > cfg.replicas) {
+        fprintf(stderr, "kvnode: quorums must satisfy 1 <= W, R <= N (N=%u W=%u R=%u)\n",
+                cfg.replicas, cfg.write_quorum, cfg.read_quorum);
+        return NODE_EXIT_USAGE;
+    }
+    const char *why = NULL;
+    if (endpoint_normalize(listen, cfg.listen, sizeof cfg.listen, &why) < 0)
+        return bad("bad --listen endpoint '%s': %s", listen, why);
+    if (join) {
+        if (endpoint_normalize(join, cfg.join, sizeof cfg.join, &why) < 0)
+            return bad("bad --join endpoint '%s': %s", join, why);
+        cfg.has_join = true;
+    }
+    if (id) {
+        int rc = ring_id_parse(id, cfg.id_bits, &cfg.id);
+        if (rc == -ERANGE) {
+            fprintf(stderr, "kvnode: --id %s is outside the %u-bit ring (0..%llu)\n", id,
+                    cfg.id_bits, (unsigned long long)ring_mask(cfg.id_bits));
+            return NODE_EXIT_USAGE;
+        }
+        if (rc < 0)
+            return bad("--id must be a decimal or 0x-hex number, got '%s'", id);
+        cfg.has_id = true;
+    }
+    if (strlen(data) >= sizeof cfg.data_dir)
+        return bad("--data path too long: '%s'", data);
+    snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", data);
+    log_set_level(level);
+    if (sodium_init() < 0) {
+        fprintf(stderr, "kvnode: libsodium failed to initialise\n");
+        return NODE_EXIT_FAILURE;
+    }
+
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGINT);
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
+
+    void *zctx = zmq_ctx_new();
+    loop_t *loop = loop_new();
+    char err[512] = "";
+    node_t *node = zctx && loop && sfd >= 0 ? node_new(&cfg, zctx, loop, err, sizeof err) : NULL;
+    if (!node) {
+        fprintf(stderr, "kvnode: %s\n", err[0] ? err : "cannot initialise");
+        loop_destroy(&loop);
+        if (zctx)
+            zmq_ctx_term(zctx);
+        return NODE_EXIT_FAILURE;
+    }
+    loop_add_fd(loop, sfd, on_signal, node);
+    node_start(node);
+    int rc = loop_run(loop);
+    int status = node_exit_status(node);
+    if (rc < 0) {
+        fprintf(stderr, "kvnode: event loop failed: %s\n", strerror(-rc));
+        status = NODE_EXIT_FAILURE;
+    }
+    node_destroy(&node);
+    loop_destroy(&loop);
+    close(sfd);
+    zmq_ctx_term(zctx);
+    return status;
+}

@@ -1,0 +1,274 @@
+/*
+ * loop.c — a small reactor over zmq_poll.
+ *
+ * Registrations live in a growable array; removal only marks an entry dead
+ * so that a callback may remove any socket (even its own) while the poll
+ * results are being dispatched; dead entries are compacted before the next
+ * poll. Timers are kept in a binary min-heap by deadline; cancellation is
+ * lazy (the entry is skipped when it surfaces), which keeps cancel O(log n)
+ * free and the heap simple.
+ */
+#include "loop.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+typedef struct {
+    void *zsock;
+    int fd;
+    loop_io_fn fn;
+    void *arg;
+    bool dead;
+} watch_t;
+
+typedef struct {
+    uint64_t deadline;
+    uint64_t id;
+    loop_timer_fn fn;
+    void *arg;
+} timer_t_;
+
+struct loop {
+    watch_t *watches;
+    size_t nwatch, capwatch;
+    zmq_pollitem_t *items;
+    size_t capitems;
+
+    timer_t_ *heap;
+    size_t nheap, capheap;
+    uint64_t next_timer_id;
+    /* Cancelled ids not yet popped; small because timers are few. */
+    uint64_t *cancelled;
+    size_t ncancelled, capcancelled;
+
+    loop_hook_fn before;
+    void *before_arg;
+    uint64_t now;
+    bool stop;
+};
+
+uint64_t loop_clock_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+loop_t *loop_new(void)
+{
+    loop_t *loop = calloc(1, sizeof *loop);
+    if (loop)
+        loop->now = loop_clock_ms();
+    return loop;
+}
+
+void loop_destroy(loop_t **ploop)
+{
+    if (!ploop || !*ploop)
+        return;
+    loop_t *loop = *ploop;
+    free(loop->watches);
+    free(loop->items);
+    free(loop->heap);
+    free(loop->cancelled);
+    free(loop);
+    *ploop = NULL;
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 16;
+    while (ncap < need)
+        ncap *= 2;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return -ENOMEM;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+static int add_watch(loop_t *loop, void *zsock, int fd, loop_io_fn fn, void *arg)
+{
+    if (grow((void **)&loop->watches, &loop->capwatch, loop->nwatch + 1, sizeof(watch_t)) < 0)
+        return -ENOMEM;
+    loop->watches[loop->nwatch++] = (watch_t){zsock, fd, fn, arg, false};
+    return 0;
+}
+
+int loop_add_socket(loop_t *loop, void *zsock, loop_io_fn fn, void *arg)
+{
+    return add_watch(loop, zsock, -1, fn, arg);
+}
+
+int loop_add_fd(loop_t *loop, int fd, loop_io_fn fn, void *arg)
+{
+    return add_watch(loop, NULL, fd, fn, arg);
+}
+
+void loop_remove_socket(loop_t *loop, void *zsock)
+{
+    for (size_t i = 0; i < loop->nwatch; i++)
+        if (loop->watches[i].zsock == zsock)
+            loop->watches[i].dead = true;
+}
+
+void loop_remove_fd(loop_t *loop, int fd)
+{
+    for (size_t i = 0; i < loop->nwatch; i++)
+        if (!loop->watches[i].zsock && loop->watches[i].fd == fd)
+            loop->watches[i].dead = true;
+}
+
+static bool timer_less(const timer_t_ *a, const timer_t_ *b)
+{
+    return a->deadline < b->deadline || (a->deadline == b->deadline && a->id < b->id);
+}
+
+static void heap_up(loop_t *loop, size_t i)
+{
+    while (i > 0) {
+        size_t p = (i - 1) / 2;
+        if (!timer_less(&loop->heap[i], &loop->heap[p]))
+            break;
+        timer_t_ t = loop->heap[i];
+        loop->heap[i] = loop->heap[p];
+        loop->heap[p] = t;
+        i = p;
+    }
+}
+
+static void heap_down(loop_t *loop, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, s = i;
+        if (l < loop->nheap && timer_less(&loop->heap[l], &loop->heap[s]))
+            s = l;
+        if (r < loop->nheap && timer_less(&loop->heap[r], &loop->heap[s]))
+            s = r;
+        if (s == i)
+            return;
+        timer_t_ t = loop->heap[i];
+        loop->heap[i] = loop->heap[s];
+        loop->heap[s] = t;
+        i = s;
+    }
+}
+
+uint64_t loop_timer_add(loop_t *loop, uint64_t delay_ms, loop_timer_fn fn, void *arg)
+{
+    if (grow((void **)&loop->heap, &loop->capheap, loop->nheap + 1, sizeof(timer_t_)) < 0)
+        return 0;
+    uint64_t id = ++loop->next_timer_id;
+    loop->heap[loop->nheap] = (timer_t_){loop_clock_ms() + delay_ms, id, fn, arg};
+    heap_up(loop, loop->nheap++);
+    return id;
+}
+
+void loop_timer_cancel(loop_t *loop, uint64_t id)
+{
+    if (id == 0)
+        return;
+    bool pending = false;
+    for (size_t i = 0; i < loop->nheap && !pending; i++)
+        pending = loop->heap[i].id == id;
+    if (!pending)
+        return;
+    if (grow((void **)&loop->cancelled, &loop->capcancelled, loop->ncancelled + 1,
+             sizeof(uint64_t)) < 0)
+        return;
+    loop->cancelled[loop->ncancelled++] = id;
+}
+
+static bool take_cancelled(loop_t *loop, uint64_t id)
+{
+    for (size_t i = 0; i < loop->ncancelled; i++)
+        if (loop->cancelled[i] == id) {
+            loop->cancelled[i] = loop->cancelled[--loop->ncancelled];
+            return true;
+        }
+    return false;
+}
+
+void loop_set_before_poll(loop_t *loop, loop_hook_fn fn, void *arg)
+{
+    loop->before = fn;
+    loop->before_arg = arg;
+}
+
+uint64_t loop_now_ms(loop_t *loop)
+{
+    return loop->now;
+}
+
+void loop_stop(loop_t *loop)
+{
+    loop->stop = true;
+}
+
+static void run_timers(loop_t *loop)
+{
+    loop->now = loop_clock_ms();
+    while (loop->nheap && loop->heap[0].deadline <= loop->now && !loop->stop) {
+        timer_t_ t = loop->heap[0];
+        loop->heap[0] = loop->heap[--loop->nheap];
+        heap_down(loop, 0);
+        if (!take_cancelled(loop, t.id))
+            t.fn(loop, t.arg);
+    }
+}
+
+static void compact(loop_t *loop)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < loop->nwatch; r++)
+        if (!loop->watches[r].dead)
+            loop->watches[w++] = loop->watches[r];
+    loop->nwatch = w;
+}
+
+int loop_run(loop_t *loop)
+{
+    loop->stop = false;
+    while (!loop->stop) {
+        run_timers(loop);
+        if (loop->stop)
+            break;
+        if (loop->before)
+            loop->before(loop, loop->before_arg);
+        compact(loop);
+        if (grow((void **)&loop->items, &loop->capitems, loop->nwatch + 1, sizeof(zmq_pollitem_t)) <
+            0)
+            return -ENOMEM;
+        size_t n = loop->nwatch;
+        for (size_t i = 0; i < n; i++)
+            loop->items[i] =
+                (zmq_pollitem_t){loop->watches[i].zsock, loop->watches[i].fd, ZMQ_POLLIN, 0};
+        long timeout = -1;
+        if (loop->nheap) {
+            uint64_t now = loop_clock_ms();
+            timeout = loop->heap[0].deadline > now ? (long)(loop->heap[0].deadline - now) : 0;
+        }
+        int rc = zmq_poll(loop->items, (int)n, timeout);
+        if (rc < 0) {
+            if (zmq_errno() == EINTR)
+                continue;
+            return -zmq_errno();
+        }
+        loop->now = loop_clock_ms();
+        /* Callbacks may add watches (appended past n) or mark any dead. */
+        for (size_t i = 0; i < n && !loop->stop; i++) {
+            if (!(loop->items[i].revents & ZMQ_POLLIN) || loop->watches[i].dead)
+                continue;
+            watch_t w = loop->watches[i];
+            w.fn(loop, w.zsock, w.fd, w.arg);
+        }
+    }
+    return 0;
+}

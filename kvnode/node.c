@@ -1,0 +1,1171 @@
+/*
+ * node.c — the Chord peer daemon's protocol logic.
+ *
+ * Join follows the lecture: learn our successor and predecessor from any
+ * peer, link both pointers, then build our finger table by lookups and send
+ * update(i, self) to the peer at or before self - 2^i for every i; each peer
+ * that applies it passes it to its predecessor. That alone is not correct
+ * under concurrent joins and failures, so the node also runs Zave's repair
+ * protocol: periodic stabilize (adopt our successor's predecessor when it
+ * lies between us, reconcile the successor list from the successor's),
+ * notify, fix-fingers and check-predecessor. A peer that misses a deadline
+ * is removed from every table at once; stabilize then falls through to the
+ * next entry of the successor list, which is why its length is >= replicas+1.
+ *
+ * Every outgoing request is asynchronous (rpc.c); handlers never wait.
+ * What this file does not do: store keys (the quorum store sits on top).
+ */
+#include "node.h"
+
+#include "log.h"
+#include "ring_state.h"
+#include "rpc.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+enum {
+    BOOK_MAX = 512,
+    JOIN_ATTEMPTS = 3,
+    FIND_ATTEMPTS = 3,
+    IDENT_MAX = 256,
+    LEAVE_WAIT_MS = 2000,
+};
+
+typedef struct {
+    bool used;
+    ring_id_t id;
+    char addr[ENDPOINT_MAX];
+} book_entry_t;
+
+typedef enum {
+    JOIN_NONE,
+    JOIN_INFO,
+    JOIN_FIND,
+    JOIN_LINK,
+    JOIN_DONE,
+} join_phase_t;
+
+struct node {
+    node_config_t cfg;
+    void *zctx;
+    loop_t *loop;
+    rpc_t *rpc;
+    void *router;
+    int lock_fd;
+    ring_state_t *rs;
+    ring_id_t self;
+    char self_hex[RING_ID_HEX_MAX];
+    book_entry_t book[BOOK_MAX];
+
+    join_phase_t join_phase;
+    unsigned join_attempts;
+    unsigned next_finger;
+    bool fixing;
+    bool stabilizing;
+    bool checking_pred;
+    uint64_t tick_timer;
+
+    bool leaving;
+    unsigned leave_waiting;
+    int exit_status;
+
+    wire_msg_t in, out; /* scratch for the request being served */
+};
+
+/* ---------------------------------------------------------------- helpers */
+
+void node_config_defaults(node_config_t *cfg)
+{
+    if (!cfg->id_bits)
+        cfg->id_bits = 64;
+    if (!cfg->replicas)
+        cfg->replicas = 3;
+    if (!cfg->write_quorum)
+        cfg->write_quorum = 2;
+    if (!cfg->read_quorum)
+        cfg->read_quorum = 2;
+    if (!cfg->cache_mb)
+        cfg->cache_mb = 64;
+    if (!cfg->stabilize_ms)
+        cfg->stabilize_ms = 250;
+    if (!cfg->timeout_ms)
+        cfg->timeout_ms = 1000;
+}
+
+static const char *hex(const node_t *n, ring_id_t id, char buf[RING_ID_HEX_MAX])
+{
+    ring_id_to_hex(id, n->cfg.id_bits, buf);
+    return buf;
+}
+
+static void book_put(node_t *n, ring_id_t id, const char *addr)
+{
+    if (id == n->self)
+        return;
+    book_entry_t *free_slot = NULL;
+    for (size_t i = 0; i < BOOK_MAX; i++) {
+        book_entry_t *e = &n->book[i];
+        if (e->used && e->id == id) {
+            snprintf(e->addr, sizeof e->addr, "%s", addr);
+            return;
+        }
+        if (!e->used && !free_slot)
+            free_slot = e;
+    }
+    if (!free_slot) {
+        /*
+         * Full: forget entries the routing state no longer refers to. The
+         * book only has to resolve ids the state holds (<= 64 + 16 + 1).
+         */
+        ring_id_t keep[RING_SUCC_MAX + RING_ID_BITS_MAX + 1];
+        size_t nkeep = ring_state_succ_list(n->rs, keep, RING_SUCC_MAX);
+        for (unsigned i = 0; i < n->cfg.id_bits; i++)
+            if (ring_state_finger(n->rs, i, &keep[nkeep]))
+                nkeep++;
+        if (ring_state_pred(n->rs, &keep[nkeep]))
+            nkeep++;
+        for (size_t i = 0; i < BOOK_MAX; i++) {
+            bool referenced = false;
+            for (size_t k = 0; k < nkeep && !referenced; k++)
+                referenced = keep[k] == n->book[i].id;
+            if (!referenced) {
+                n->book[i].used = false;
+                if (!free_slot)
+                    free_slot = &n->book[i];
+            }
+        }
+        if (!free_slot)
+            return;
+    }
+    free_slot->used = true;
+    free_slot->id = id;
+    snprintf(free_slot->addr, sizeof free_slot->addr, "%s", addr);
+}
+
+static const char *book_get(const node_t *n, ring_id_t id)
+{
+    if (id == n->self)
+        return n->cfg.listen;
+    for (size_t i = 0; i < BOOK_MAX; i++)
+        if (n->book[i].used && n->book[i].id == id)
+            return n->book[i].addr;
+    return NULL;
+}
+
+static void fill_node(const node_t *n, wire_node_t *w, ring_id_t id)
+{
+    const char *addr = book_get(n, id);
+    wire_node_set(w, id, addr ? addr : "tcp://unknown:1");
+}
+
+static bool id_ok(const node_t *n, ring_id_t id)
+{
+    return id <= ring_mask(n->cfg.id_bits);
+}
+
+/* Record a node named in a message; refuses ids outside our ring. */
+static bool learn(node_t *n, const wire_node_t *w)
+{
+    if (!id_ok(n, w->id))
+        return false;
+    char norm[ENDPOINT_MAX];
+    if (endpoint_normalize(w->addr, norm, sizeof norm, NULL) < 0)
+        return false;
+    book_put(n, w->id, norm);
+    return true;
+}
+
+/* A peer missed a deadline: drop it everywhere so routing goes around it. */
+static void peer_failed(node_t *n, ring_id_t id, const char *why)
+{
+    if (id == n->self)
+        return;
+    char a[RING_ID_HEX_MAX], b[RING_ID_HEX_MAX];
+    ring_id_t old_succ = ring_state_succ(n->rs);
+    ring_state_remove(n->rs, id);
+    const char *addr = book_get(n, id);
+    if (addr)
+        rpc_reset_peer(n->rpc, addr);
+    if (old_succ == id)
+        log_warn("ring", "successor %s failed (%s); next is %s", hex(n, id, a), why,
+                 hex(n, ring_state_succ(n->rs), b));
+    else
+        log_info("ring", "peer %s failed (%s)", hex(n, id, a), why);
+}
+
+static void fill_succ_list(const node_t *n, wire_msg_t *m)
+{
+    ring_id_t succ[RING_SUCC_MAX];
+    size_t ns = ring_state_succ_list(n->rs, succ, RING_SUCC_MAX);
+    m->nsucc = (uint8_t)ns;
+    for (size_t i = 0; i < ns; i++)
+        fill_node(n, &m->succ[i], succ[i]);
+}
+
+static void fill_pred(const node_t *n, wire_msg_t *m)
+{
+    ring_id_t pred;
+    m->has_pred = ring_state_pred(n->rs, &pred);
+    if (m->has_pred)
+        fill_node(n, &m->pred, pred);
+}
+
+static int send_frames(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    uint8_t buf[WIRE_FRAME_MAX];
+    int len = wire_encode(m, buf, sizeof buf);
+    if (len < 0) {
+        log_error("net", "cannot encode %s: %s", wire_type_name(m->type), strerror(-len));
+        return len;
+    }
+    if (zmq_send(n->router, ident, ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(n->router, buf, (size_t)len, ZMQ_DONTWAIT) < 0) {
+        log_debug("net", "reply %s not sent: %s", wire_type_name(m->type),
+                  zmq_strerror(zmq_errno()));
+        return -zmq_errno();
+    }
+    return 0;
+}
+
+static void reply_error(node_t *n, const uint8_t *ident, size_t ident_len, uint64_t req_id, int err,
+                        const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+
+static void reply_error(node_t *n, const uint8_t *ident, size_t ident_len, uint64_t req_id, int err,
+                        const char *fmt, ...)
+{
+    wire_msg_t m;
+    wire_init(&m, WIRE_ERROR, req_id);
+    m.err_code = err;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m.err_msg, sizeof m.err_msg, fmt, ap);
+    va_end(ap);
+    send_frames(n, ident, ident_len, &m);
+}
+
+/* ------------------------------------------------------------- lookups */
+
+/*
+ * One routing decision for key, as the FIND reply our caller gets when the
+ * answer is known here: done with the owner, its predecessor (the node
+ * with key in (pred, owner]) and the replica set (owner + successors).
+ */
+static bool answer_locally(node_t *n, ring_id_t key, const ring_id_t *avoid, size_t navoid,
+                           wire_msg_t *r, ring_id_t *next)
+{
+    ring_route_t rt = ring_state_route(n->rs, key, avoid, navoid);
+    ring_id_t succ[RING_SUCC_MAX];
+    size_t ns = ring_state_succ_list(n->rs, succ, RING_SUCC_MAX);
+    unsigned want = n->cfg.replicas;
+    if (rt.kind == RING_ROUTE_FORWARD) {
+        *next = rt.next;
+        return false;
+    }
+    r->done = true;
+    if (rt.kind == RING_ROUTE_SELF) {
+        fill_node(n, &r->node, n->self);
+        fill_pred(n, r);
+        fill_node(n, &r->succ[0], n->self);
+        r->nsucc = 1;
+        for (size_t i = 0; i < ns && r->nsucc < want; i++)
+            fill_node(n, &r->succ[r->nsucc++], succ[i]);
+        return true;
+    }
+    fill_node(n, &r->node, rt.next);
+    r->has_pred = true;
+    fill_node(n, &r->pred, n->self);
+    size_t k = 0;
+    while (k < ns && succ[k] != rt.next)
+        k++;
+    r->nsucc = 0;
+    fill_node(n, &r->succ[r->nsucc++], rt.next);
+    for (size_t i = k + 1; i < ns && r->nsucc < want; i++)
+        fill_node(n, &r->succ[r->nsucc++], succ[i]);
+    /* The ring may be smaller than the replica count: we are a replica too. */
+    if (r->nsucc < want && rt.next != n->self) {
+        bool have = false;
+        for (size_t i = 0; i < r->nsucc; i++)
+            have |= r->succ[i].id == n->self;
+        if (!have)
+            fill_node(n, &r->succ[r->nsucc++], n->self);
+    }
+    return true;
+}
+
+/* A recursive FIND that we forwarded and must relay back. */
+typedef struct {
+    node_t *node;
+    uint8_t ident[IDENT_MAX];
+    size_t ident_len;
+    uint64_t req_id;
+    ring_id_t key;
+    uint8_t hops;
+    unsigned attempts;
+    ring_id_t tried[FIND_ATTEMPTS];
+    ring_id_t next;
+    /* Local lookups (fix-fingers, join) finish here instead of replying. */
+    void (*local_done)(node_t *n, int rc, const wire_msg_t *r, void *arg);
+    void *local_arg;
+} find_t;
+
+static void find_step(find_t *f);
+
+static void find_finish(find_t *f, int rc, const wire_msg_t *r)
+{
+    node_t *n = f->node;
+    if (f->local_done) {
+        f->local_done(n, rc, r, f->local_arg);
+    } else if (rc == 0) {
+        wire_msg_t out = *r;
+        out.req_id = f->req_id;
+        send_frames(n, f->ident, f->ident_len, &out);
+    } else {
+        reply_error(n, f->ident, f->ident_len, f->req_id, -rc,
+                    "lookup failed: no live next hop (%s)", strerror(-rc));
+    }
+    free(f);
+}
+
+static void find_on_reply(int rc, const wire_msg_t *r, void *arg)
+{
+    find_t *f = arg;
+    node_t *n = f->node;
+    if (rc == 0 && r->done && learn(n, &r->node)) {
+        for (size_t i = 0; i < r->nsucc; i++)
+            learn(n, &r->succ[i]);
+        find_finish(f, 0, r);
+        return;
+    }
+    if (rc == -ETIMEDOUT || rc == -EHOSTUNREACH) {
+        if (rc == -ETIMEDOUT)
+            peer_failed(n, f->next, "lookup timed out");
+        find_step(f);
+        return;
+    }
+    if (rc == 0)
+        rc = -EBADMSG; /* a recursive FIND must come back done */
+    find_finish(f, rc, NULL);
+}
+
+static void find_step(find_t *f)
+{
+    node_t *n = f->node;
+    wire_msg_t r;
+    wire_init(&r, WIRE_FIND | WIRE_REPLY, f->req_id);
+    r.hops = f->hops;
+    ring_id_t next;
+    if (answer_locally(n, f->key, f->tried, f->attempts, &r, &next)) {
+        find_finish(f, 0, &r);
+        return;
+    }
+    const char *addr = book_get(n, next);
+    if (f->attempts >= FIND_ATTEMPTS || !addr) {
+        find_finish(f, -EHOSTUNREACH, NULL);
+        return;
+    }
+    f->tried[f->attempts++] = next;
+    f->next = next;
+    wire_msg_t req;
+    wire_init(&req, WIRE_FIND, 0);
+    req.key = f->key;
+    req.mode = WIRE_FIND_RECURSIVE;
+    req.hops = (uint8_t)(f->hops + 1);
+    int rc = rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms * 2, find_on_reply, f);
+    if (rc < 0)
+        find_finish(f, rc, NULL);
+}
+
+/* Resolve key from this node, calling done(n, rc, reply, arg) once. */
+static void find_local(node_t *n, ring_id_t key,
+                       void (*done)(node_t *n, int rc, const wire_msg_t *r, void *arg), void *arg)
+{
+    find_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        done(n, -ENOMEM, NULL, arg);
+        return;
+    }
+    f->node = n;
+    f->key = key;
+    f->local_done = done;
+    f->local_arg = arg;
+    find_step(f);
+}
+
+/* ------------------------------------------------------------ handlers */
+
+static void handle_find(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    if (!id_ok(n, m->key)) {
+        reply_error(n, ident, ident_len, m->req_id, EINVAL, "key position outside this %u-bit ring",
+                    n->cfg.id_bits);
+        return;
+    }
+    /* Hop counts are bounded: each hop moves clockwise, so more is a loop. */
+    if (m->hops > 2 * n->cfg.id_bits + 16) {
+        reply_error(n, ident, ident_len, m->req_id, ELOOP, "lookup exceeded the hop limit");
+        return;
+    }
+    if (m->mode == WIRE_FIND_ITERATIVE) {
+        wire_msg_t *r = &n->out;
+        wire_init(r, WIRE_FIND | WIRE_REPLY, m->req_id);
+        r->hops = m->hops;
+        ring_id_t next;
+        if (!answer_locally(n, m->key, NULL, 0, r, &next)) {
+            r->done = false;
+            fill_node(n, &r->node, next);
+        }
+        send_frames(n, ident, ident_len, r);
+        return;
+    }
+    find_t *f = calloc(1, sizeof *f);
+    if (!f || ident_len > IDENT_MAX) {
+        free(f);
+        reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
+        return;
+    }
+    f->node = n;
+    memcpy(f->ident, ident, ident_len);
+    f->ident_len = ident_len;
+    f->req_id = m->req_id;
+    f->key = m->key;
+    f->hops = m->hops;
+    find_step(f);
+}
+
+static void handle_info(node_t *n, wire_msg_t *r)
+{
+    r->id_bits = (uint8_t)n->cfg.id_bits;
+    r->replicas = (uint8_t)n->cfg.replicas;
+    r->write_quorum = (uint8_t)n->cfg.write_quorum;
+    r->read_quorum = (uint8_t)n->cfg.read_quorum;
+    fill_node(n, &r->node, n->self);
+    fill_pred(n, r);
+    fill_succ_list(n, r);
+    r->keys = 0;
+}
+
+static void handle_fingers(node_t *n, wire_msg_t *r)
+{
+    r->id_bits = (uint8_t)n->cfg.id_bits;
+    fill_node(n, &r->node, n->self);
+    r->nfingers = (uint8_t)n->cfg.id_bits;
+    for (unsigned i = 0; i < n->cfg.id_bits; i++) {
+        wire_finger_t *f = &r->fingers[i];
+        ring_id_t id;
+        f->i = (uint8_t)i;
+        f->start = ring_state_finger_start(n->rs, i);
+        f->has_node = ring_state_finger(n->rs, i, &id);
+        if (f->has_node)
+            fill_node(n, &f->node, id);
+    }
+}
+
+static void on_update_passed(int rc, const wire_msg_t *r, void *arg)
+{
+    (void)arg;
+    if (rc < 0)
+        log_debug("ring", "passing an update on failed: %s", strerror(-rc));
+    else
+        log_debug("ring", "update passed on: %s", r->applied ? "applied" : "no update needed");
+}
+
+static void handle_update(node_t *n, const wire_msg_t *m, wire_msg_t *r)
+{
+    char a[RING_ID_HEX_MAX], b[RING_ID_HEX_MAX];
+    bool applied = ring_state_update_finger(n->rs, m->index, m->node.id);
+    r->applied = applied;
+    ring_id_t pred;
+    if (!applied) {
+        log_debug("ring", "update(i=%u, new-peer=%s): no update needed", m->index,
+                  hex(n, m->node.id, a));
+        return;
+    }
+    if (!ring_state_pred(n->rs, &pred) || pred == m->node.id || !book_get(n, pred)) {
+        log_debug("ring", "update(i=%u, new-peer=%s): applied", m->index, hex(n, m->node.id, a));
+        return;
+    }
+    log_debug("ring", "update(i=%u, new-peer=%s): applied, passed to %s", m->index,
+              hex(n, m->node.id, a), hex(n, pred, b));
+    wire_msg_t fwd;
+    wire_init(&fwd, WIRE_UPDATE, 0);
+    fwd.index = m->index;
+    fwd.node = m->node;
+    rpc_call(n->rpc, book_get(n, pred), &fwd, n->cfg.timeout_ms, on_update_passed, NULL);
+}
+
+static void handle_leave(node_t *n, const wire_msg_t *m)
+{
+    char a[RING_ID_HEX_MAX];
+    ring_id_t leaver = m->node.id;
+    bool was_succ = ring_state_succ(n->rs) == leaver;
+    ring_id_t pred;
+    bool was_pred = ring_state_pred(n->rs, &pred) && pred == leaver;
+    ring_state_remove(n->rs, leaver);
+    if (was_succ) {
+        ring_id_t list[WIRE_SUCC_MAX];
+        size_t k = 0;
+        for (size_t i = 0; i < m->nsucc; i++)
+            if (m->succ[i].id != leaver && learn(n, &m->succ[i]))
+                list[k++] = m->succ[i].id;
+        ring_id_t mine[RING_SUCC_MAX];
+        size_t nmine = ring_state_succ_list(n->rs, mine, RING_SUCC_MAX);
+        if (k > 0)
+            ring_state_set_succ_list(n->rs, list[0], list + 1, k - 1);
+        else if (nmine > 0)
+            ring_state_set_succ_list(n->rs, mine[0], mine + 1, nmine - 1);
+    }
+    if (was_pred && m->has_pred && m->pred.id != n->self && learn(n, &m->pred))
+        ring_state_set_pred(n->rs, m->pred.id);
+    log_info("ring", "peer %s left%s%s", hex(n, leaver, a), was_succ ? " (was successor)" : "",
+             was_pred ? " (was predecessor)" : "");
+}
+
+static void handle_notify(node_t *n, const wire_msg_t *m)
+{
+    char a[RING_ID_HEX_MAX];
+    if (m->node.id == n->self)
+        return;
+    if (ring_state_notify(n->rs, m->node.id))
+        log_info("ring", "predecessor is now %s", hex(n, m->node.id, a));
+    /*
+     * The joiner also tells its predecessor "I may be your successor"; the
+     * check is stabilize's, so a stale or hostile claim changes nothing that
+     * the next stabilize round would not change as well.
+     */
+    ring_id_t adopt;
+    if (m->role == WIRE_NOTIFY_SUCCESSOR &&
+        ring_state_stabilize_candidate(n->rs, m->node.id, &adopt)) {
+        ring_id_t list[RING_SUCC_MAX];
+        size_t k = ring_state_succ_list(n->rs, list, RING_SUCC_MAX);
+        ring_state_set_succ_list(n->rs, adopt, list, k);
+        log_info("ring", "successor is now %s", hex(n, adopt, a));
+    }
+}
+
+static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8_t *data,
+                  size_t len)
+{
+    wire_msg_t *m = &n->in;
+    int rc = wire_decode(data, len, m);
+    if (rc == -EPROTONOSUPPORT) {
+        log_warn("net", "dropped a message of protocol version %u (we speak %u)",
+                 len > 2 ? data[2] : 0, WIRE_VERSION);
+        reply_error(n, ident, ident_len, m->req_id, EPROTONOSUPPORT,
+                    "protocol version %u not supported (this node speaks %u)",
+                    len > 2 ? data[2] : 0, WIRE_VERSION);
+        return;
+    }
+    if (rc < 0) {
+        log_warn("net", "dropped a malformed message (%zu bytes)", len);
+        return;
+    }
+    if (m->type & WIRE_REPLY || m->type == WIRE_ERROR) {
+        log_warn("net", "dropped an unsolicited %s", wire_type_name(m->type));
+        return;
+    }
+    if (n->leaving && m->type != WIRE_PING && m->type != WIRE_INFO) {
+        reply_error(n, ident, ident_len, m->req_id, ESHUTDOWN, "node is leaving the ring");
+        return;
+    }
+    /* Nodes named in requests must belong to our ring. */
+    if ((m->type == WIRE_NOTIFY || m->type == WIRE_UPDATE || m->type == WIRE_LEAVE) &&
+        !learn(n, &m->node)) {
+        reply_error(n, ident, ident_len, m->req_id, EINVAL,
+                    "node id or endpoint invalid for this %u-bit ring", n->cfg.id_bits);
+        return;
+    }
+    if (m->type == WIRE_UPDATE && m->index >= n->cfg.id_bits) {
+        reply_error(n, ident, ident_len, m->req_id, EINVAL, "finger index %u out of range",
+                    m->index);
+        return;
+    }
+
+    wire_msg_t *r = &n->out;
+    wire_init(r, (uint8_t)(m->type | WIRE_REPLY), m->req_id);
+    switch (m->type) {
+    case WIRE_PING:
+        break;
+    case WIRE_INFO:
+        handle_info(n, r);
+        break;
+    case WIRE_NOTIFY:
+        handle_notify(n, m);
+        break;
+    case WIRE_FIND:
+        handle_find(n, ident, ident_len, m);
+        return;
+    case WIRE_FINGERS:
+        handle_fingers(n, r);
+        break;
+    case WIRE_UPDATE:
+        handle_update(n, m, r);
+        break;
+    case WIRE_LEAVE:
+        handle_leave(n, m);
+        break;
+    default:
+        reply_error(n, ident, ident_len, m->req_id, EOPNOTSUPP, "unsupported request %s",
+                    wire_type_name(m->type));
+        return;
+    }
+    send_frames(n, ident, ident_len, r);
+}
+
+static void on_router(loop_t *loop, void *zsock, int fd, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    node_t *n = arg;
+    for (int batch = 0; batch < 256; batch++) {
+        zmq_msg_t parts[3];
+        int nparts = 0;
+        bool more = true;
+        while (more) {
+            zmq_msg_t tmp;
+            zmq_msg_init(&tmp);
+            if (zmq_msg_recv(&tmp, zsock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&tmp);
+                if (nparts == 0)
+                    return;
+                break;
+            }
+            more = zmq_msg_more(&tmp);
+            if (nparts < 3)
+                parts[nparts++] = tmp;
+            else {
+                zmq_msg_close(&tmp);
+                nparts = 4; /* mark as too many */
+                break;
+            }
+        }
+        while (more) { /* drain the rest of an oversized message */
+            zmq_msg_t tmp;
+            zmq_msg_init(&tmp);
+            if (zmq_msg_recv(&tmp, zsock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&tmp);
+                break;
+            }
+            more = zmq_msg_more(&tmp);
+            zmq_msg_close(&tmp);
+        }
+        int kept = nparts > 3 ? 3 : nparts;
+        if (nparts == 2 && zmq_msg_size(&parts[0]) <= IDENT_MAX)
+            serve(n, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), zmq_msg_data(&parts[1]),
+                  zmq_msg_size(&parts[1]));
+        else
+            log_warn("net", "dropped a message of %d frames (expected 1)", nparts - 1);
+        for (int i = 0; i < kept; i++)
+            zmq_msg_close(&parts[i]);
+    }
+}
+
+/* ----------------------------------------------------- periodic repair */
+
+static void send_notify(node_t *n, ring_id_t to, uint8_t role);
+
+static void on_stabilize(int rc, const wire_msg_t *r, void *arg)
+{
+    node_t *n = arg;
+    n->stabilizing = false;
+    ring_id_t succ = ring_state_succ(n->rs);
+    if (rc < 0) {
+        if (rc == -ECANCELED)
+            return;
+        peer_failed(n, succ, rc == -ETIMEDOUT ? "stabilize timed out" : strerror(-rc));
+        return;
+    }
+    if (r->node.id != succ) {
+        /* Another node now answers at that endpoint: the old one is gone. */
+        peer_failed(n, succ, "endpoint answered with another id");
+        return;
+    }
+    ring_id_t list[WIRE_SUCC_MAX];
+    size_t k = 0;
+    for (size_t i = 0; i < r->nsucc; i++)
+        if (learn(n, &r->succ[i]))
+            list[k++] = r->succ[i].id;
+    ring_id_t adopt;
+    char a[RING_ID_HEX_MAX];
+    if (r->has_pred && learn(n, &r->pred) &&
+        ring_state_stabilize_candidate(n->rs, r->pred.id, &adopt)) {
+        ring_id_t rest[WIRE_SUCC_MAX + 1];
+        rest[0] = succ;
+        memcpy(rest + 1, list, k * sizeof *list);
+        ring_state_set_succ_list(n->rs, adopt, rest, k + 1);
+        log_info("ring", "successor is now %s", hex(n, adopt, a));
+    } else {
+        ring_state_set_succ_list(n->rs, succ, list, k);
+    }
+    send_notify(n, ring_state_succ(n->rs), WIRE_NOTIFY_PREDECESSOR);
+}
+
+static void stabilize(node_t *n)
+{
+    ring_id_t succ = ring_state_succ(n->rs);
+    if (succ == n->self || n->stabilizing)
+        return;
+    const char *addr = book_get(n, succ);
+    if (!addr) {
+        peer_failed(n, succ, "no address known");
+        return;
+    }
+    wire_msg_t req;
+    wire_init(&req, WIRE_INFO, 0);
+    if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_stabilize, n) == 0)
+        n->stabilizing = true;
+}
+
+static void on_notify_done(int rc, const wire_msg_t *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    if (rc < 0 && rc != -ECANCELED)
+        log_debug("ring", "notify failed: %s", strerror(-rc));
+}
+
+static void send_notify(node_t *n, ring_id_t to, uint8_t role)
+{
+    const char *addr = book_get(n, to);
+    if (to == n->self || !addr)
+        return;
+    wire_msg_t req;
+    wire_init(&req, WIRE_NOTIFY, 0);
+    fill_node(n, &req.node, n->self);
+    req.role = role;
+    rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_notify_done, NULL);
+}
+
+static void on_pred_ping(int rc, const wire_msg_t *r, void *arg)
+{
+    (void)r;
+    node_t *n = arg;
+    n->checking_pred = false;
+    ring_id_t pred;
+    if (rc == -ETIMEDOUT && ring_state_pred(n->rs, &pred))
+        peer_failed(n, pred, "ping timed out");
+}
+
+static void check_predecessor(node_t *n)
+{
+    ring_id_t pred;
+    if (n->checking_pred || !ring_state_pred(n->rs, &pred))
+        return;
+    const char *addr = book_get(n, pred);
+    if (!addr) {
+        ring_state_clear_pred(n->rs);
+        return;
+    }
+    wire_msg_t req;
+    wire_init(&req, WIRE_PING, 0);
+    if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_pred_ping, n) == 0)
+        n->checking_pred = true;
+}
+
+static void on_finger_found(node_t *n, int rc, const wire_msg_t *r, void *arg)
+{
+    unsigned i = (unsigned)(uintptr_t)arg;
+    n->fixing = false;
+    if (rc < 0 || n->leaving)
+        return;
+    ring_state_set_finger(n->rs, i, r->node.id);
+    n->next_finger = ring_state_spread_finger(n->rs, i) % n->cfg.id_bits;
+}
+
+static void fix_fingers(node_t *n)
+{
+    if (n->fixing)
+        return;
+    n->fixing = true;
+    unsigned i = n->next_finger;
+    find_local(n, ring_state_finger_start(n->rs, i), on_finger_found, (void *)(uintptr_t)i);
+}
+
+static void tick(loop_t *loop, void *arg)
+{
+    node_t *n = arg;
+    n->tick_timer = 0;
+    if (n->leaving)
+        return;
+    stabilize(n);
+    check_predecessor(n);
+    /* Several fingers per round: most of them collapse by spreading. */
+    for (int k = 0; k < 4; k++)
+        fix_fingers(n);
+    n->tick_timer = loop_timer_add(loop, n->cfg.stabilize_ms, tick, n);
+}
+
+static void start_maintenance(node_t *n)
+{
+    if (!n->tick_timer)
+        n->tick_timer = loop_timer_add(n->loop, n->cfg.stabilize_ms, tick, n);
+}
+
+/* ----------------------------------------------------------------- join */
+
+static void join_fail(node_t *n, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void join_fail(node_t *n, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    log_error("join", "%s", msg);
+    fprintf(stderr, "kvnode: %s\n", msg);
+    n->exit_status = status;
+    loop_stop(n->loop);
+}
+
+static void join_send_info(node_t *n);
+
+static void on_update_sent(int rc, const wire_msg_t *r, void *arg)
+{
+    (void)arg;
+    if (rc == 0)
+        log_debug("join", "update answered: %s", r->applied ? "applied" : "no update needed");
+}
+
+/* Lecture step 4: update(target = self - 2^i, new-peer = self). */
+static void on_update_target(node_t *n, int rc, const wire_msg_t *r, void *arg)
+{
+    unsigned i = (unsigned)(uintptr_t)arg;
+    char a[RING_ID_HEX_MAX], b[RING_ID_HEX_MAX];
+    if (rc < 0 || !r->has_pred || r->pred.id == n->self || n->leaving)
+        return;
+    log_debug("join", "update(target=%s, new-peer=%s) i=%u sent to %s",
+              hex(n, ring_join_update_target(n->self, i, n->cfg.id_bits), a), n->self_hex, i,
+              hex(n, r->pred.id, b));
+    wire_msg_t req;
+    wire_init(&req, WIRE_UPDATE, 0);
+    req.index = (uint8_t)i;
+    fill_node(n, &req.node, n->self);
+    rpc_call(n->rpc, r->pred.addr, &req, n->cfg.timeout_ms, on_update_sent, NULL);
+}
+
+static void join_send_updates(node_t *n)
+{
+    for (unsigned i = 0; i < n->cfg.id_bits; i++)
+        find_local(n, ring_join_update_key(n->self, i, n->cfg.id_bits), on_update_target,
+                   (void *)(uintptr_t)i);
+}
+
+/* Lecture step 1, done once we are linked so lookups can go through us. */
+static void on_join_finger(node_t *n, int rc, const wire_msg_t *r, void *arg);
+
+static void join_find_finger(node_t *n, unsigned i)
+{
+    if (n->leaving)
+        return;
+    if (i < n->cfg.id_bits) {
+        find_local(n, ring_state_finger_start(n->rs, i), on_join_finger, (void *)(uintptr_t)i);
+        return;
+    }
+    log_info("join", "finger table built; sending updates");
+    n->join_phase = JOIN_DONE;
+    join_send_updates(n);
+}
+
+static void on_join_finger(node_t *n, int rc, const wire_msg_t *r, void *arg)
+{
+    unsigned i = (unsigned)(uintptr_t)arg;
+    unsigned next = i + 1;
+    if (rc == 0) {
+        ring_state_set_finger(n->rs, i, r->node.id);
+        next = ring_state_spread_finger(n->rs, i);
+    }
+    join_find_finger(n, next);
+}
+
+static void on_join_link(int rc, const wire_msg_t *r, void *arg)
+{
+    node_t *n = arg;
+    char a[RING_ID_HEX_MAX], b[RING_ID_HEX_MAX];
+    if (rc < 0) {
+        join_fail(n, NODE_EXIT_UNAVAILABLE, "successor did not answer while joining: %s",
+                  strerror(-rc));
+        return;
+    }
+    ring_id_t list[WIRE_SUCC_MAX];
+    size_t k = 0;
+    for (size_t i = 0; i < r->nsucc; i++)
+        if (learn(n, &r->succ[i]))
+            list[k++] = r->succ[i].id;
+    ring_state_set_succ_list(n->rs, r->node.id, list, k);
+    ring_id_t pred;
+    /* Step 2: link both pointers, and tell both neighbours. */
+    send_notify(n, r->node.id, WIRE_NOTIFY_PREDECESSOR);
+    if (ring_state_pred(n->rs, &pred))
+        send_notify(n, pred, WIRE_NOTIFY_SUCCESSOR);
+    log_info("join", "joined: successor %s, predecessor %s", hex(n, r->node.id, a),
+             ring_state_pred(n->rs, &pred) ? hex(n, pred, b) : "unknown");
+    n->join_phase = JOIN_LINK;
+    start_maintenance(n);
+    join_find_finger(n, 0);
+}
+
+static void on_join_find(int rc, const wire_msg_t *r, void *arg)
+{
+    node_t *n = arg;
+    char a[RING_ID_HEX_MAX];
+    if (rc < 0) {
+        if (++n->join_attempts < JOIN_ATTEMPTS && rc == -ETIMEDOUT) {
+            join_send_info(n);
+            return;
+        }
+        join_fail(n, NODE_EXIT_UNAVAILABLE, "lookup of our id through %s failed: %s", n->cfg.join,
+                  strerror(-rc));
+        return;
+    }
+    if (!r->done || !learn(n, &r->node)) {
+        join_fail(n, NODE_EXIT_FAILURE, "bootstrap peer %s gave an invalid lookup answer",
+                  n->cfg.join);
+        return;
+    }
+    if (r->node.id == n->self && strcmp(r->node.addr, n->cfg.listen) != 0) {
+        join_fail(n, NODE_EXIT_FAILURE, "id %s is already taken by %s; choose another --id",
+                  hex(n, n->self, a), r->node.addr);
+        return;
+    }
+    ring_id_t succ = r->node.id;
+    if (succ == n->self) {
+        /* Our previous incarnation is still linked in: take its neighbours. */
+        succ = r->nsucc > 1 ? r->succ[1].id : n->self;
+    }
+    if (r->has_pred && r->pred.id != n->self && learn(n, &r->pred))
+        ring_state_set_pred(n->rs, r->pred.id);
+    const char *addr = book_get(n, succ);
+    if (succ == n->self || !addr) {
+        join_fail(n, NODE_EXIT_FAILURE, "no successor found through %s", n->cfg.join);
+        return;
+    }
+    wire_msg_t req;
+    wire_init(&req, WIRE_INFO, 0);
+    if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_join_link, n) < 0)
+        join_fail(n, NODE_EXIT_FAILURE, "cannot reach successor %s", addr);
+}
+
+static void on_join_info(int rc, const wire_msg_t *r, void *arg)
+{
+    node_t *n = arg;
+    if (rc < 0) {
+        if (++n->join_attempts < JOIN_ATTEMPTS && rc == -ETIMEDOUT) {
+            log_warn("join", "%s did not answer; retrying", n->cfg.join);
+            join_send_info(n);
+            return;
+        }
+        join_fail(n, NODE_EXIT_UNAVAILABLE, "cannot join through %s: %s", n->cfg.join,
+                  rc == -ETIMEDOUT ? "no answer (is a node running there?)" : strerror(-rc));
+        return;
+    }
+    const struct {
+        const char *what;
+        unsigned theirs, ours;
+    } cmp[] = {
+        {"--id-bits", r->id_bits, n->cfg.id_bits},
+        {"--replicas", r->replicas, n->cfg.replicas},
+        {"--write-quorum", r->write_quorum, n->cfg.write_quorum},
+        {"--read-quorum", r->read_quorum, n->cfg.read_quorum},
+    };
+    for (size_t i = 0; i < sizeof cmp / sizeof cmp[0]; i++)
+        if (cmp[i].theirs != cmp[i].ours) {
+            join_fail(n, NODE_EXIT_FAILURE,
+                      "refusing to join: the ring at %s uses %s %u, this node %u", n->cfg.join,
+                      cmp[i].what, cmp[i].theirs, cmp[i].ours);
+            return;
+        }
+    n->join_phase = JOIN_FIND;
+    wire_msg_t req;
+    wire_init(&req, WIRE_FIND, 0);
+    req.key = n->self;
+    req.mode = WIRE_FIND_RECURSIVE;
+    if (rpc_call(n->rpc, n->cfg.join, &req, n->cfg.timeout_ms * 4, on_join_find, n) < 0)
+        join_fail(n, NODE_EXIT_FAILURE, "cannot send to %s", n->cfg.join);
+}
+
+static void join_send_info(node_t *n)
+{
+    n->join_phase = JOIN_INFO;
+    wire_msg_t req;
+    wire_init(&req, WIRE_INFO, 0);
+    if (rpc_call(n->rpc, n->cfg.join, &req, n->cfg.timeout_ms, on_join_info, n) < 0)
+        join_fail(n, NODE_EXIT_FAILURE, "cannot send to %s", n->cfg.join);
+}
+
+/* ---------------------------------------------------------------- leave */
+
+static void on_leave_ack(int rc, const wire_msg_t *r, void *arg)
+{
+    (void)r;
+    node_t *n = arg;
+    if (rc < 0 && rc != -ECANCELED)
+        log_warn("ring", "a neighbour did not acknowledge our leave: %s", strerror(-rc));
+    if (n->leave_waiting && --n->leave_waiting == 0)
+        loop_stop(n->loop);
+}
+
+static void on_leave_timeout(loop_t *loop, void *arg)
+{
+    (void)arg;
+    log_warn("ring", "leave not acknowledged in time; exiting anyway");
+    loop_stop(loop);
+}
+
+void node_leave(node_t *n)
+{
+    if (n->leaving)
+        return;
+    n->leaving = true;
+    n->exit_status = NODE_EXIT_OK;
+    if (n->tick_timer) {
+        loop_timer_cancel(n->loop, n->tick_timer);
+        n->tick_timer = 0;
+    }
+    ring_id_t succ = ring_state_succ(n->rs), pred;
+    bool has_pred = ring_state_pred(n->rs, &pred);
+    log_info("ring", "leaving the ring");
+    wire_msg_t req;
+    wire_init(&req, WIRE_LEAVE, 0);
+    fill_node(n, &req.node, n->self);
+    fill_pred(n, &req);
+    fill_succ_list(n, &req);
+    ring_id_t to[2];
+    size_t nto = 0;
+    if (succ != n->self)
+        to[nto++] = succ;
+    if (has_pred && pred != succ)
+        to[nto++] = pred;
+    for (size_t i = 0; i < nto; i++) {
+        const char *addr = book_get(n, to[i]);
+        wire_msg_t copy = req;
+        if (addr && rpc_call(n->rpc, addr, &copy, LEAVE_WAIT_MS, on_leave_ack, n) == 0)
+            n->leave_waiting++;
+    }
+    if (n->leave_waiting == 0)
+        loop_stop(n->loop);
+    else
+        loop_timer_add(n->loop, LEAVE_WAIT_MS + 200, on_leave_timeout, n);
+}
+
+/* ------------------------------------------------------------ lifecycle */
+
+static int lock_data_dir(const char *dir, char *err, size_t errcap)
+{
+    if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+        snprintf(err, errcap, "cannot create data directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    struct stat sb;
+    if (stat(dir, &sb) < 0 || !S_ISDIR(sb.st_mode)) {
+        snprintf(err, errcap, "data path %s is not a directory", dir);
+        return -1;
+    }
+    char path[PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/LOCK", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(err, errcap, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        snprintf(err, errcap, "data directory %s is in use by another kvnode", dir);
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+node_t *node_new(const node_config_t *cfg, void *zctx, loop_t *loop, char *err, size_t errcap)
+{
+    node_t *n = calloc(1, sizeof *n);
+    if (!n) {
+        snprintf(err, errcap, "out of memory");
+        return NULL;
+    }
+    n->cfg = *cfg;
+    n->zctx = zctx;
+    n->loop = loop;
+    n->lock_fd = -1;
+    n->exit_status = NODE_EXIT_OK;
+    n->self = cfg->has_id ? cfg->id : ring_hash(cfg->listen, strlen(cfg->listen), cfg->id_bits);
+    ring_id_to_hex(n->self, cfg->id_bits, n->self_hex);
+    unsigned succ_len = cfg->replicas + 1 > 4 ? cfg->replicas + 1 : 4;
+    n->rs = ring_state_new(n->self, cfg->id_bits, succ_len);
+    n->rpc = rpc_new(zctx, loop);
+    if (!n->rs || !n->rpc) {
+        snprintf(err, errcap, "out of memory");
+        goto fail;
+    }
+    n->lock_fd = lock_data_dir(cfg->data_dir, err, errcap);
+    if (n->lock_fd < 0)
+        goto fail;
+    n->router = zmq_socket(zctx, ZMQ_ROUTER);
+    int linger = 0, hwm = 100000;
+    int64_t maxmsg = 64 << 20;
+    zmq_setsockopt(n->router, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(n->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(n->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(n->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    if (zmq_bind(n->router, cfg->listen) < 0) {
+        snprintf(err, errcap, "cannot listen on %s: %s", cfg->listen, zmq_strerror(zmq_errno()));
+        goto fail;
+    }
+    if (loop_add_socket(loop, n->router, on_router, n) < 0) {
+        snprintf(err, errcap, "out of memory");
+        goto fail;
+    }
+    log_set_tag(n->self_hex);
+    return n;
+fail:
+    node_destroy(&n);
+    return NULL;
+}
+
+void node_destroy(node_t **pn)
+{
+    if (!pn || !*pn)
+        return;
+    node_t *n = *pn;
+    rpc_destroy(&n->rpc);
+    if (n->router) {
+        loop_remove_socket(n->loop, n->router);
+        zmq_close(n->router);
+    }
+    if (n->tick_timer)
+        loop_timer_cancel(n->loop, n->tick_timer);
+    ring_state_destroy(&n->rs);
+    if (n->lock_fd >= 0)
+        close(n->lock_fd);
+    free(n);
+    *pn = NULL;
+}
+
+int node_start(node_t *n)
+{
+    log_info("node", "listening on %s as %s (%u-bit ring, N=%u W=%u R=%u)", n->cfg.listen,
+             n->self_hex, n->cfg.id_bits, n->cfg.replicas, n->cfg.write_quorum, n->cfg.read_quorum);
+    if (!n->cfg.has_join || strcmp(n->cfg.join, n->cfg.listen) == 0) {
+        n->join_phase = JOIN_DONE;
+        start_maintenance(n);
+        return 0;
+    }
+    join_send_info(n);
+    return 0;
+}
+
+int node_exit_status(const node_t *n)
+{
+    return n->exit_status;
+}

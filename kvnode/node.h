@@ -1,0 +1,62 @@
+/*
+ * node.h — a Chord peer: membership, routing and the periodic repair
+ * protocol, served on one ROUTER socket from the process's event loop.
+ */
+#ifndef NODE_H
+#define NODE_H
+
+#include "loop.h"
+#include "ring_id.h"
+#include "endpoint.h"
+
+#include <limits.h>
+#include <stdbool.h>
+
+typedef struct {
+    char listen[ENDPOINT_MAX]; /* normalized */
+    bool has_join;
+    char join[ENDPOINT_MAX]; /* normalized */
+    char data_dir[PATH_MAX];
+    unsigned id_bits;
+    bool has_id;
+    ring_id_t id;
+    unsigned replicas, write_quorum, read_quorum;
+    unsigned cache_mb;
+    unsigned stabilize_ms; /* period of stabilize / fix-fingers / check-pred */
+    unsigned timeout_ms;   /* a peer silent this long is taken as failed */
+} node_config_t;
+
+typedef struct node node_t;
+
+/* Exit statuses the daemon reports (also documented in OPERATIONS.md). */
+enum {
+    NODE_EXIT_OK = 0,
+    NODE_EXIT_FAILURE = 1,
+    NODE_EXIT_USAGE = 2,
+    NODE_EXIT_UNAVAILABLE = 3,
+};
+
+/* Defaults applied to any zero field by node_config_defaults(). */
+void node_config_defaults(node_config_t *cfg);
+
+/*
+ * Create the node: lock the data directory, bind the listen endpoint. zctx and
+ * loop are borrowed and must outlive the node. Returns NULL with *err set to
+ * a message (static or in a buffer owned by the caller of size errcap).
+ */
+node_t *node_new(const node_config_t *cfg, void *zctx, loop_t *loop, char *err, size_t errcap);
+void node_destroy(node_t **node);
+
+/* Start serving; with a join endpoint, start the join (asynchronous). */
+int node_start(node_t *node);
+
+/*
+ * Begin a graceful leave: hand our neighbours to each other and stop the
+ * loop once both acknowledged (or after a bounded wait).
+ */
+void node_leave(node_t *node);
+
+/* The status the process should exit with once the loop has stopped. */
+int node_exit_status(const node_t *node);
+
+#endif

@@ -1,0 +1,301 @@
+/*
+ * rpc.c — request/reply bookkeeping over per-peer DEALER sockets.
+ *
+ * A request id encodes the pending slot that waits for it (low 16 bits) and
+ * a per-process sequence (high bits), so a reply finds its call in O(1) and
+ * a late reply to a timed-out call (whose slot was reused) is recognised by
+ * the mismatching sequence and dropped. The sequence starts at a random
+ * value so that a restarted process does not accept replies meant for its
+ * previous incarnation.
+ *
+ * On a timeout the peer's socket is closed and reopened on next use: ZeroMQ
+ * would otherwise keep queueing requests for a dead peer, and those would be
+ * delivered (stale) if it came back.
+ */
+#include "rpc.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zmq.h>
+
+enum {
+    RPC_SLOTS = 4096,
+    RPC_CONNS_MAX = 128,
+    RPC_TICK_MS = 20,
+};
+
+typedef struct conn {
+    char addr[ENDPOINT_MAX];
+    void *sock;
+    uint64_t generation; /* bumped whenever sock is closed */
+    uint64_t last_used;
+    struct conn *next;
+} conn_t;
+
+typedef struct {
+    uint64_t req_id; /* 0: free */
+    uint64_t deadline;
+    conn_t *conn;
+    rpc_done_fn done;
+    void *arg;
+    uint8_t type;
+} slot_t;
+
+struct rpc {
+    void *zctx;
+    loop_t *loop;
+    conn_t *conns;
+    size_t nconns;
+    slot_t *slots;
+    size_t npending;
+    uint32_t next_slot;
+    uint64_t seq;
+    uint64_t tick_timer;
+    wire_msg_t scratch; /* decoded reply, lent to the callback */
+};
+
+static void tick(loop_t *loop, void *arg);
+
+rpc_t *rpc_new(void *zctx, loop_t *loop)
+{
+    rpc_t *rpc = calloc(1, sizeof *rpc);
+    if (!rpc)
+        return NULL;
+    rpc->slots = calloc(RPC_SLOTS, sizeof *rpc->slots);
+    if (!rpc->slots) {
+        free(rpc);
+        return NULL;
+    }
+    rpc->zctx = zctx;
+    rpc->loop = loop;
+    rpc->seq = randombytes_random() | 1u;
+    return rpc;
+}
+
+static void close_conn(rpc_t *rpc, conn_t *c)
+{
+    loop_remove_socket(rpc->loop, c->sock);
+    zmq_close(c->sock);
+    c->sock = NULL;
+    c->generation++;
+}
+
+static void finish(rpc_t *rpc, slot_t *s, int rc, const wire_msg_t *reply)
+{
+    rpc_done_fn done = s->done;
+    void *arg = s->arg;
+    *s = (slot_t){0};
+    rpc->npending--;
+    done(rc, reply, arg);
+}
+
+static void fail_conn_calls(rpc_t *rpc, conn_t *c, int rc)
+{
+    for (size_t i = 0; i < RPC_SLOTS; i++)
+        if (rpc->slots[i].req_id && rpc->slots[i].conn == c)
+            finish(rpc, &rpc->slots[i], rc, NULL);
+}
+
+void rpc_destroy(rpc_t **prpc)
+{
+    if (!prpc || !*prpc)
+        return;
+    rpc_t *rpc = *prpc;
+    for (size_t i = 0; i < RPC_SLOTS; i++)
+        if (rpc->slots[i].req_id)
+            finish(rpc, &rpc->slots[i], -ECANCELED, NULL);
+    conn_t *c = rpc->conns;
+    while (c) {
+        conn_t *next = c->next;
+        if (c->sock)
+            close_conn(rpc, c);
+        free(c);
+        c = next;
+    }
+    if (rpc->tick_timer)
+        loop_timer_cancel(rpc->loop, rpc->tick_timer);
+    free(rpc->slots);
+    free(rpc);
+    *prpc = NULL;
+}
+
+static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    rpc_t *rpc = arg;
+    conn_t *c = rpc->conns;
+    while (c && c->sock != zsock)
+        c = c->next;
+    if (!c)
+        return;
+    /*
+     * A callback may reset this very connection; the generation tells us to
+     * stop reading from a socket that no longer exists.
+     */
+    uint64_t gen = c->generation;
+    /* Drain a bounded batch; zmq_poll is level-triggered for the rest. */
+    for (int n = 0; n < 256 && c->generation == gen; n++) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, zsock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            return;
+        }
+        bool more = zmq_msg_more(&msg);
+        int rc = wire_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &rpc->scratch);
+        zmq_msg_close(&msg);
+        while (more) {
+            /* Replies are one frame; discard any extra frames. */
+            zmq_msg_init(&msg);
+            if (zmq_msg_recv(&msg, zsock, ZMQ_DONTWAIT) < 0) {
+                zmq_msg_close(&msg);
+                break;
+            }
+            more = zmq_msg_more(&msg);
+            zmq_msg_close(&msg);
+            rc = -EBADMSG;
+        }
+        const wire_msg_t *m = &rpc->scratch;
+        if (rc < 0 && rc != -EPROTONOSUPPORT) {
+            log_warn("rpc", "dropped a malformed reply (%s)", strerror(-rc));
+            continue;
+        }
+        slot_t *s = &rpc->slots[m->req_id % RPC_SLOTS];
+        if (s->req_id != m->req_id || s->conn != c) {
+            log_debug("rpc", "late or unknown reply %s id %llx dropped", wire_type_name(m->type),
+                      (unsigned long long)m->req_id);
+            continue;
+        }
+        if (rc == -EPROTONOSUPPORT)
+            finish(rpc, s, -EPROTONOSUPPORT, NULL);
+        else if (m->type == WIRE_ERROR)
+            finish(rpc, s, m->err_code > 0 ? -m->err_code : -EIO, m);
+        else if (m->type != (s->type | WIRE_REPLY))
+            finish(rpc, s, -EBADMSG, NULL);
+        else
+            finish(rpc, s, 0, m);
+    }
+}
+
+static conn_t *get_conn(rpc_t *rpc, const char *addr)
+{
+    conn_t *c = rpc->conns, *lru = NULL;
+    for (; c; c = c->next) {
+        if (strcmp(c->addr, addr) == 0)
+            break;
+        if (c->sock && (!lru || c->last_used < lru->last_used))
+            lru = c;
+    }
+    if (!c) {
+        if (rpc->nconns >= RPC_CONNS_MAX && lru) {
+            /* Reuse the least recently used entry for the new peer. */
+            fail_conn_calls(rpc, lru, -ETIMEDOUT);
+            close_conn(rpc, lru);
+            c = lru;
+        } else {
+            c = calloc(1, sizeof *c);
+            if (!c)
+                return NULL;
+            c->next = rpc->conns;
+            rpc->conns = c;
+            rpc->nconns++;
+        }
+        snprintf(c->addr, sizeof c->addr, "%s", addr);
+    }
+    if (!c->sock) {
+        void *s = zmq_socket(rpc->zctx, ZMQ_DEALER);
+        if (!s)
+            return NULL;
+        int linger = 0, hwm = 10000;
+        int64_t maxmsg = 64 << 20;
+        zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+        zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+        zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+        if (zmq_connect(s, addr) < 0) {
+            log_warn("rpc", "cannot connect to %s: %s", addr, zmq_strerror(zmq_errno()));
+            zmq_close(s);
+            return NULL;
+        }
+        if (loop_add_socket(rpc->loop, s, on_readable, rpc) < 0) {
+            zmq_close(s);
+            return NULL;
+        }
+        c->sock = s;
+    }
+    c->last_used = loop_now_ms(rpc->loop);
+    return c;
+}
+
+static void tick(loop_t *loop, void *arg)
+{
+    rpc_t *rpc = arg;
+    rpc->tick_timer = 0;
+    uint64_t now = loop_now_ms(loop);
+    for (size_t i = 0; i < RPC_SLOTS; i++) {
+        slot_t *s = &rpc->slots[i];
+        if (!s->req_id || s->deadline > now)
+            continue;
+        conn_t *c = s->conn;
+        log_debug("rpc", "%s to %s timed out", wire_type_name(s->type), c ? c->addr : "?");
+        finish(rpc, s, -ETIMEDOUT, NULL);
+        /* A peer that missed a deadline is reset: its queue is stale. */
+        if (c && c->sock) {
+            fail_conn_calls(rpc, c, -ETIMEDOUT);
+            close_conn(rpc, c);
+        }
+    }
+    if (rpc->npending && !rpc->tick_timer)
+        rpc->tick_timer = loop_timer_add(loop, RPC_TICK_MS, tick, rpc);
+}
+
+int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms, rpc_done_fn done,
+             void *arg)
+{
+    if (rpc->npending >= RPC_SLOTS)
+        return -EAGAIN;
+    uint32_t idx = rpc->next_slot;
+    while (rpc->slots[idx].req_id)
+        idx = (idx + 1) % RPC_SLOTS;
+    rpc->next_slot = (idx + 1) % RPC_SLOTS;
+
+    rpc->seq++;
+    req->req_id = rpc->seq * RPC_SLOTS + idx;
+    uint8_t buf[WIRE_FRAME_MAX];
+    int len = wire_encode(req, buf, sizeof buf);
+    if (len < 0)
+        return len;
+    conn_t *c = get_conn(rpc, addr);
+    if (!c)
+        return -EINVAL;
+    if (zmq_send(c->sock, buf, (size_t)len, ZMQ_DONTWAIT) < 0) {
+        int err = zmq_errno();
+        /* A full queue means the peer is not draining: treat as unreachable. */
+        return err == EAGAIN ? -EAGAIN : -err;
+    }
+    rpc->slots[idx] =
+        (slot_t){req->req_id, loop_now_ms(rpc->loop) + timeout_ms, c, done, arg, req->type};
+    rpc->npending++;
+    if (!rpc->tick_timer)
+        rpc->tick_timer = loop_timer_add(rpc->loop, RPC_TICK_MS, tick, rpc);
+    return 0;
+}
+
+void rpc_reset_peer(rpc_t *rpc, const char *addr)
+{
+    for (conn_t *c = rpc->conns; c; c = c->next)
+        if (c->sock && strcmp(c->addr, addr) == 0) {
+            fail_conn_calls(rpc, c, -ETIMEDOUT);
+            close_conn(rpc, c);
+        }
+}
+
+size_t rpc_pending(const rpc_t *rpc)
+{
+    return rpc->npending;
+}

@@ -1,0 +1,46 @@
+/*
+ * rpc.h — asynchronous requests from this process to peers.
+ *
+ * One DEALER socket per peer endpoint, connected on first use and cached
+ * (bounded, least recently used closed first). A call sends one request and
+ * later invokes its callback exactly once: with the reply, with the peer's
+ * ERROR, or with -ETIMEDOUT. Nothing here blocks: replies are read when the
+ * loop reports a DEALER readable.
+ */
+#ifndef RPC_H
+#define RPC_H
+
+#include "loop.h"
+#include "wire.h"
+
+typedef struct rpc rpc_t;
+
+/*
+ * rc == 0: `reply` is the peer's reply (its type is the request's | REPLY).
+ * rc < 0: -ETIMEDOUT (no answer in time; the peer's connection was reset),
+ * -err for a peer ERROR reply (then reply->err_msg says why, reply is
+ * non-NULL), -EBADMSG for an unexpected reply type, -ECANCELED when the rpc
+ * is destroyed with the call pending. `reply` is borrowed for the call only.
+ */
+typedef void (*rpc_done_fn)(int rc, const wire_msg_t *reply, void *arg);
+
+/* zctx: the process's ZeroMQ context (borrowed, outlives the rpc). */
+rpc_t *rpc_new(void *zctx, loop_t *loop);
+/* Fails every pending call with -ECANCELED, closes all sockets. */
+void rpc_destroy(rpc_t **rpc);
+
+/*
+ * Send req (its req_id is overwritten) to the peer at addr. Returns 0 when the
+ * call is under way (done will run later, never from inside rpc_call), or
+ * -EINVAL (bad message/address), -ENOMEM, -EAGAIN (too many calls pending).
+ */
+int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms, rpc_done_fn done,
+             void *arg);
+
+/* Drop the cached connection to addr (pending calls to it fail -ETIMEDOUT). */
+void rpc_reset_peer(rpc_t *rpc, const char *addr);
+
+/* Number of calls waiting for an answer. */
+size_t rpc_pending(const rpc_t *rpc);
+
+#endif

@@ -1,0 +1,412 @@
+/*
+ * wire.c — bounds-checked encoder and decoder for the peer protocol.
+ *
+ * Both directions go through a cursor (pos/end) that refuses to move past
+ * its end; every variable-length item is length-prefixed and checked against
+ * both the remaining bytes and its own fixed limit before it is copied.
+ * The decoder never trusts a count to size a loop beyond the array it fills.
+ */
+#include "wire.h"
+
+#include <errno.h>
+#include <string.h>
+
+typedef struct {
+    uint8_t *pos, *end;
+    bool overflow; /* ran out of room */
+    bool invalid;  /* the message holds what the grammar cannot carry */
+} wbuf_t;
+
+typedef struct {
+    const uint8_t *pos, *end;
+    bool bad;
+} rbuf_t;
+
+static void put_bytes(wbuf_t *w, const void *p, size_t n)
+{
+    if (w->overflow || (size_t)(w->end - w->pos) < n) {
+        w->overflow = true;
+        return;
+    }
+    memcpy(w->pos, p, n);
+    w->pos += n;
+}
+
+static void put_u8(wbuf_t *w, uint8_t v)
+{
+    put_bytes(w, &v, 1);
+}
+
+static void put_u16(wbuf_t *w, uint16_t v)
+{
+    uint8_t b[2] = {(uint8_t)(v >> 8), (uint8_t)v};
+    put_bytes(w, b, 2);
+}
+
+static void put_u32(wbuf_t *w, uint32_t v)
+{
+    uint8_t b[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    put_bytes(w, b, 4);
+}
+
+static void put_u64(wbuf_t *w, uint64_t v)
+{
+    put_u32(w, (uint32_t)(v >> 32));
+    put_u32(w, (uint32_t)v);
+}
+
+static const void *get_bytes(rbuf_t *r, size_t n)
+{
+    if (r->bad || (size_t)(r->end - r->pos) < n) {
+        r->bad = true;
+        return NULL;
+    }
+    const void *p = r->pos;
+    r->pos += n;
+    return p;
+}
+
+static uint8_t get_u8(rbuf_t *r)
+{
+    const uint8_t *p = get_bytes(r, 1);
+    return p ? p[0] : 0;
+}
+
+static uint16_t get_u16(rbuf_t *r)
+{
+    const uint8_t *p = get_bytes(r, 2);
+    return p ? (uint16_t)(p[0] << 8 | p[1]) : 0;
+}
+
+static uint32_t get_u32(rbuf_t *r)
+{
+    const uint8_t *p = get_bytes(r, 4);
+    return p ? (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3] : 0;
+}
+
+static uint64_t get_u64(rbuf_t *r)
+{
+    uint64_t hi = get_u32(r);
+    return hi << 32 | get_u32(r);
+}
+
+static bool get_bool(rbuf_t *r)
+{
+    uint8_t v = get_u8(r);
+    if (v > 1)
+        r->bad = true;
+    return v == 1;
+}
+
+/* Endpoints: u8 length (1..ENDPOINT_MAX-1), printable ASCII, no NUL. */
+static void put_node(wbuf_t *w, const wire_node_t *n)
+{
+    size_t len = strnlen(n->addr, ENDPOINT_MAX);
+    if (len == 0 || len >= ENDPOINT_MAX) {
+        w->invalid = true;
+        return;
+    }
+    put_u64(w, n->id);
+    put_u8(w, (uint8_t)len);
+    put_bytes(w, n->addr, len);
+}
+
+static void get_node(rbuf_t *r, wire_node_t *n)
+{
+    n->id = get_u64(r);
+    uint8_t len = get_u8(r);
+    if (len == 0 || len >= ENDPOINT_MAX) {
+        r->bad = true;
+        return;
+    }
+    const uint8_t *p = get_bytes(r, len);
+    if (!p)
+        return;
+    for (size_t i = 0; i < len; i++)
+        if (p[i] < 0x21 || p[i] > 0x7e) {
+            r->bad = true;
+            return;
+        }
+    memcpy(n->addr, p, len);
+    n->addr[len] = '\0';
+}
+
+static void put_opt_node(wbuf_t *w, bool present, const wire_node_t *n)
+{
+    put_u8(w, present ? 1 : 0);
+    if (present)
+        put_node(w, n);
+}
+
+static bool get_opt_node(rbuf_t *r, wire_node_t *n)
+{
+    bool present = get_bool(r);
+    if (present)
+        get_node(r, n);
+    return present;
+}
+
+static void put_list(wbuf_t *w, uint8_t count, const wire_node_t *nodes)
+{
+    if (count > WIRE_SUCC_MAX) {
+        w->invalid = true;
+        return;
+    }
+    put_u8(w, count);
+    for (uint8_t i = 0; i < count; i++)
+        put_node(w, &nodes[i]);
+}
+
+static uint8_t get_list(rbuf_t *r, wire_node_t *nodes)
+{
+    uint8_t count = get_u8(r);
+    if (count > WIRE_SUCC_MAX) {
+        r->bad = true;
+        return 0;
+    }
+    for (uint8_t i = 0; i < count && !r->bad; i++)
+        get_node(r, &nodes[i]);
+    return count;
+}
+
+void wire_init(wire_msg_t *m, uint8_t type, uint64_t req_id)
+{
+    memset(m, 0, sizeof *m);
+    m->type = type;
+    m->req_id = req_id;
+}
+
+void wire_node_set(wire_node_t *n, ring_id_t id, const char *addr)
+{
+    n->id = id;
+    size_t len = addr ? strnlen(addr, ENDPOINT_MAX - 1) : 0;
+    memcpy(n->addr, addr ? addr : "", len);
+    n->addr[len] = '\0';
+}
+
+static bool known_type(uint8_t t)
+{
+    uint8_t base = t == WIRE_ERROR ? t : (uint8_t)(t & ~WIRE_REPLY);
+    switch (base) {
+    case WIRE_PING:
+    case WIRE_INFO:
+    case WIRE_NOTIFY:
+    case WIRE_FIND:
+    case WIRE_FINGERS:
+    case WIRE_UPDATE:
+    case WIRE_LEAVE:
+        return true;
+    case WIRE_ERROR:
+        return t == WIRE_ERROR;
+    default:
+        return false;
+    }
+}
+
+int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
+{
+    if (!known_type(m->type))
+        return -EINVAL;
+    wbuf_t w = {buf, buf + cap, false, false};
+    put_u8(&w, 'D');
+    put_u8(&w, 'H');
+    put_u8(&w, WIRE_VERSION);
+    put_u8(&w, m->type);
+    put_u64(&w, m->req_id);
+
+    switch (m->type) {
+    case WIRE_PING:
+    case WIRE_PING | WIRE_REPLY:
+    case WIRE_INFO:
+    case WIRE_NOTIFY | WIRE_REPLY:
+    case WIRE_FINGERS:
+    case WIRE_LEAVE | WIRE_REPLY:
+        break;
+    case WIRE_INFO | WIRE_REPLY:
+        put_u8(&w, m->id_bits);
+        put_u8(&w, m->replicas);
+        put_u8(&w, m->write_quorum);
+        put_u8(&w, m->read_quorum);
+        put_node(&w, &m->node);
+        put_opt_node(&w, m->has_pred, &m->pred);
+        put_list(&w, m->nsucc, m->succ);
+        put_u64(&w, m->keys);
+        break;
+    case WIRE_NOTIFY:
+        put_node(&w, &m->node);
+        put_u8(&w, m->role);
+        break;
+    case WIRE_FIND:
+        put_u64(&w, m->key);
+        put_u8(&w, m->mode);
+        put_u8(&w, m->hops);
+        break;
+    case WIRE_FIND | WIRE_REPLY:
+        put_u8(&w, m->done ? 1 : 0);
+        put_u8(&w, m->hops);
+        put_node(&w, &m->node);
+        put_opt_node(&w, m->has_pred, &m->pred);
+        put_list(&w, m->nsucc, m->succ);
+        break;
+    case WIRE_FINGERS | WIRE_REPLY:
+        if (m->nfingers > WIRE_FINGERS_MAX)
+            return -EINVAL;
+        put_u8(&w, m->id_bits);
+        put_node(&w, &m->node);
+        put_u8(&w, m->nfingers);
+        for (unsigned i = 0; i < m->nfingers; i++) {
+            put_u8(&w, m->fingers[i].i);
+            put_u64(&w, m->fingers[i].start);
+            put_opt_node(&w, m->fingers[i].has_node, &m->fingers[i].node);
+        }
+        break;
+    case WIRE_UPDATE:
+        put_u8(&w, m->index);
+        put_node(&w, &m->node);
+        break;
+    case WIRE_UPDATE | WIRE_REPLY:
+        put_u8(&w, m->applied ? 1 : 0);
+        break;
+    case WIRE_LEAVE:
+        put_node(&w, &m->node);
+        put_opt_node(&w, m->has_pred, &m->pred);
+        put_list(&w, m->nsucc, m->succ);
+        break;
+    case WIRE_ERROR: {
+        size_t len = strnlen(m->err_msg, WIRE_ERRMSG_MAX - 1);
+        put_u32(&w, (uint32_t)m->err_code);
+        put_u16(&w, (uint16_t)len);
+        put_bytes(&w, m->err_msg, len);
+        break;
+    }
+    default:
+        return -EINVAL;
+    }
+    if (w.invalid)
+        return -EINVAL;
+    if (w.overflow)
+        return -EMSGSIZE;
+    return (int)(w.pos - buf);
+}
+
+int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!buf || len < WIRE_HEADER_LEN || buf[0] != 'D' || buf[1] != 'H')
+        return -EBADMSG;
+    rbuf_t r = {buf + 4, buf + len, false};
+    out->type = buf[3];
+    out->req_id = get_u64(&r);
+    if (buf[2] != WIRE_VERSION)
+        return -EPROTONOSUPPORT;
+    if (!known_type(out->type))
+        return -EBADMSG;
+
+    switch (out->type) {
+    case WIRE_PING:
+    case WIRE_PING | WIRE_REPLY:
+    case WIRE_INFO:
+    case WIRE_NOTIFY | WIRE_REPLY:
+    case WIRE_FINGERS:
+    case WIRE_LEAVE | WIRE_REPLY:
+        break;
+    case WIRE_INFO | WIRE_REPLY:
+        out->id_bits = get_u8(&r);
+        out->replicas = get_u8(&r);
+        out->write_quorum = get_u8(&r);
+        out->read_quorum = get_u8(&r);
+        get_node(&r, &out->node);
+        out->has_pred = get_opt_node(&r, &out->pred);
+        out->nsucc = get_list(&r, out->succ);
+        out->keys = get_u64(&r);
+        break;
+    case WIRE_NOTIFY:
+        get_node(&r, &out->node);
+        out->role = get_u8(&r);
+        if (out->role > WIRE_NOTIFY_SUCCESSOR)
+            r.bad = true;
+        break;
+    case WIRE_FIND:
+        out->key = get_u64(&r);
+        out->mode = get_u8(&r);
+        out->hops = get_u8(&r);
+        if (out->mode > WIRE_FIND_RECURSIVE)
+            r.bad = true;
+        break;
+    case WIRE_FIND | WIRE_REPLY:
+        out->done = get_bool(&r);
+        out->hops = get_u8(&r);
+        get_node(&r, &out->node);
+        out->has_pred = get_opt_node(&r, &out->pred);
+        out->nsucc = get_list(&r, out->succ);
+        break;
+    case WIRE_FINGERS | WIRE_REPLY:
+        out->id_bits = get_u8(&r);
+        get_node(&r, &out->node);
+        out->nfingers = get_u8(&r);
+        if (out->nfingers > WIRE_FINGERS_MAX) {
+            r.bad = true;
+            break;
+        }
+        for (unsigned i = 0; i < out->nfingers && !r.bad; i++) {
+            wire_finger_t *f = &out->fingers[i];
+            f->i = get_u8(&r);
+            f->start = get_u64(&r);
+            f->has_node = get_opt_node(&r, &f->node);
+        }
+        break;
+    case WIRE_UPDATE:
+        out->index = get_u8(&r);
+        get_node(&r, &out->node);
+        break;
+    case WIRE_UPDATE | WIRE_REPLY:
+        out->applied = get_bool(&r);
+        break;
+    case WIRE_LEAVE:
+        get_node(&r, &out->node);
+        out->has_pred = get_opt_node(&r, &out->pred);
+        out->nsucc = get_list(&r, out->succ);
+        break;
+    case WIRE_ERROR: {
+        out->err_code = (int32_t)get_u32(&r);
+        uint16_t n = get_u16(&r);
+        if (n >= WIRE_ERRMSG_MAX) {
+            r.bad = true;
+            break;
+        }
+        const uint8_t *p = get_bytes(&r, n);
+        if (p) {
+            memcpy(out->err_msg, p, n);
+            out->err_msg[n] = '\0';
+            if (strlen(out->err_msg) != n)
+                r.bad = true;
+        }
+        break;
+    }
+    default:
+        r.bad = true;
+    }
+    if (r.bad || r.pos != r.end)
+        return -EBADMSG;
+    return 0;
+}
+
+const char *wire_type_name(uint8_t type)
+{
+    static const char *const req[] = {
+        [WIRE_PING] = "PING",   [WIRE_INFO] = "INFO",       [WIRE_NOTIFY] = "NOTIFY",
+        [WIRE_FIND] = "FIND",   [WIRE_FINGERS] = "FINGERS", [WIRE_UPDATE] = "UPDATE",
+        [WIRE_LEAVE] = "LEAVE",
+    };
+    static const char *const rep[] = {
+        [WIRE_PING] = "PING_R",   [WIRE_INFO] = "INFO_R",       [WIRE_NOTIFY] = "NOTIFY_R",
+        [WIRE_FIND] = "FIND_R",   [WIRE_FINGERS] = "FINGERS_R", [WIRE_UPDATE] = "UPDATE_R",
+        [WIRE_LEAVE] = "LEAVE_R",
+    };
+    if (type == WIRE_ERROR)
+        return "ERROR";
+    if (!known_type(type))
+        return "?";
+    uint8_t base = type & (uint8_t)~WIRE_REPLY;
+    return (type & WIRE_REPLY) ? rep[base] : req[base];
+}

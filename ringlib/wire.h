@@ -1,0 +1,135 @@
+/*
+ * wire.h — the dhtfs peer protocol codec (docs/PROTOCOL.md is its grammar).
+ *
+ * Encoding and decoding only: no sockets, no state. A message travels as one
+ * ZeroMQ frame (after the ROUTER envelope) holding a 12-byte header and a
+ * type-specific body in network byte order. wire_decode() is the libFuzzer
+ * entry point: it validates every length, count and enum and never reads
+ * outside [buf, buf + len).
+ */
+#ifndef WIRE_H
+#define WIRE_H
+
+#include "endpoint.h"
+#include "ring_id.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    WIRE_VERSION = 1,
+    WIRE_HEADER_LEN = 12,
+    WIRE_SUCC_MAX = 16,
+    WIRE_FINGERS_MAX = 64,
+    WIRE_ERRMSG_MAX = 256, /* NUL included */
+    /* Upper bound of any encoded frame: a full finger table plus slack. */
+    WIRE_FRAME_MAX = 16384,
+};
+
+typedef enum {
+    WIRE_PING = 0x01,
+    WIRE_INFO = 0x02,
+    WIRE_NOTIFY = 0x03,
+    WIRE_FIND = 0x04,
+    WIRE_FINGERS = 0x05,
+    WIRE_UPDATE = 0x06,
+    WIRE_LEAVE = 0x07,
+    WIRE_ERROR = 0x7f,
+    WIRE_REPLY = 0x80, /* or-ed into a request type for its reply */
+} wire_type_t;
+
+typedef enum {
+    WIRE_FIND_ITERATIVE = 0,
+    WIRE_FIND_RECURSIVE = 1,
+} wire_find_mode_t;
+
+/* NOTIFY roles: what the sender believes it is to the receiver. */
+typedef enum {
+    WIRE_NOTIFY_PREDECESSOR = 0,
+    WIRE_NOTIFY_SUCCESSOR = 1,
+} wire_notify_role_t;
+
+typedef struct {
+    ring_id_t id;
+    char addr[ENDPOINT_MAX];
+} wire_node_t;
+
+typedef struct {
+    uint8_t i;
+    ring_id_t start;
+    bool has_node;
+    wire_node_t node;
+} wire_finger_t;
+
+/*
+ * One decoded message. Which fields carry meaning depends on `type`
+ * (PROTOCOL.md lists them); the rest are zero after wire_decode().
+ */
+typedef struct {
+    uint8_t type;
+    uint64_t req_id;
+
+    /* INFO reply: the sender's configuration and state */
+    uint8_t id_bits, replicas, write_quorum, read_quorum;
+    uint64_t keys;
+
+    /* NOTIFY, UPDATE: the node offered; INFO/FINGERS reply: the sender;
+     * FIND reply: the owner (done) or the next hop; LEAVE: the leaver */
+    wire_node_t node;
+    /* INFO reply, LEAVE: predecessor; FIND reply: the node that answered */
+    bool has_pred;
+    wire_node_t pred;
+    /* INFO reply, LEAVE: successor list; FIND reply: the replica set */
+    uint8_t nsucc;
+    wire_node_t succ[WIRE_SUCC_MAX];
+
+    /* NOTIFY: a wire_notify_role_t */
+    uint8_t role;
+
+    /* FIND */
+    ring_id_t key;
+    uint8_t mode;
+    uint8_t hops;
+    bool done; /* FIND reply: node is the owner, not a next hop */
+
+    /* UPDATE: finger index; UPDATE reply: whether it was applied */
+    uint8_t index;
+    bool applied;
+
+    /* FINGERS reply */
+    uint8_t nfingers;
+    wire_finger_t fingers[WIRE_FINGERS_MAX];
+
+    /* ERROR: a positive errno value and a human-readable reason */
+    int32_t err_code;
+    char err_msg[WIRE_ERRMSG_MAX];
+} wire_msg_t;
+
+/* Zero a message and set its type and request id. */
+void wire_init(wire_msg_t *m, uint8_t type, uint64_t req_id);
+
+/*
+ * Encode m into buf. Returns the encoded length, -EMSGSIZE when cap is too
+ * small, -EINVAL when m holds something the grammar cannot carry (unknown
+ * type, count over its limit, endpoint not NUL-terminated in ENDPOINT_MAX).
+ */
+int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap);
+
+/*
+ * Decode exactly len bytes into *out (fully overwritten). Returns 0,
+ * -EPROTONOSUPPORT for another protocol version (out->type and
+ * out->req_id are still set so the receiver can reply with an error), or
+ * -EBADMSG for anything malformed: bad magic, unknown type, truncated or
+ * trailing bytes, a count over its limit, an endpoint that is empty, too long
+ * or not printable, a boolean other than 0/1.
+ */
+int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out);
+
+/* Name of a message type for logs ("FIND", "FIND_R", "?"). */
+const char *wire_type_name(uint8_t type);
+
+/* Copy a NUL-terminated endpoint into a wire node (truncated safely). */
+void wire_node_set(wire_node_t *n, ring_id_t id, const char *addr);
+
+#endif

@@ -1,0 +1,149 @@
+# lib.sh — shared helpers for the multi-process tests (sourced, bash).
+#
+# Every test gets a private temp dir and free loopback ports; every process
+# it starts is recorded and killed on any exit (trap), so a failing or
+# interrupted test leaves nothing behind.
+set -euo pipefail
+
+BUILD_DIR=${BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../build" && pwd)}
+KVNODE=$BUILD_DIR/kvnode/kvnode
+DHTCTL=$BUILD_DIR/kvnode/dhtctl
+FREEPORT=$BUILD_DIR/tests/freeport
+TEST_NAME=$(basename "$0" .sh)
+T=$(mktemp -d "/tmp/dhtfs-$TEST_NAME.XXXXXX")
+PIDS=()
+STABILIZE_MS=${STABILIZE_MS:-100}
+TIMEOUT_MS=${TIMEOUT_MS:-600}
+
+cleanup() {
+    local rc=$?
+    for pid in "${PIDS[@]}"; do
+        kill -CONT "$pid" 2>/dev/null || true
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+    wait 2>/dev/null || true
+    if [ "$rc" -ne 0 ]; then
+        echo "--- $TEST_NAME failed (rc=$rc); node logs:" >&2
+        for f in "$T"/*.log; do
+            [ -f "$f" ] || continue
+            echo "=== $f" >&2
+            tail -n 30 "$f" >&2
+        done
+    fi
+    rm -rf "$T"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+fail() {
+    echo "FAIL: $*" >&2
+    exit 1
+}
+
+log() {
+    echo "[$TEST_NAME] $*"
+}
+
+# free_ports N: print N free loopback ports, one per line.
+free_ports() {
+    "$FREEPORT" "$1"
+}
+
+# start_node NAME PORT [JOIN_PORT] [extra kvnode flags...]: sets NODE_PID.
+start_node() {
+    local name=$1 port=$2 join=${3:-}
+    shift 3 || shift $#
+    local args=(--listen "tcp://127.0.0.1:$port" --data "$T/$name.data"
+        --stabilize-ms "$STABILIZE_MS" --timeout-ms "$TIMEOUT_MS" --log-level info)
+    if [ -n "$join" ]; then
+        args+=(--join "tcp://127.0.0.1:$join")
+    fi
+    "$KVNODE" "${args[@]}" "$@" 2>>"$T/$name.log" &
+    NODE_PID=$!
+    PIDS+=("$NODE_PID")
+}
+
+ctl() {
+    "$DHTCTL" --timeout-ms 2000 "$@"
+}
+
+# ring_ok PORT N: the ring seen from PORT has N nodes and every pred/succ
+# pointer matches the sorted order.
+ring_ok() {
+    local port=$1 n=$2 json
+    json=$(ctl --peer "127.0.0.1:$port" ring --json 2>/dev/null) || return 1
+    jq -e --argjson n "$n" '
+        .nodes as $a
+        | ($a | length) == $n
+          and all(range(0; $n); . as $i
+                  | $a[$i].succ == $a[($i + 1) % $n].id
+                    and $a[$i].pred == $a[($i - 1 + $n) % $n].id)' \
+        <<<"$json" >/dev/null
+}
+
+# wait_ring PORT N SECONDS: poll until ring_ok or fail.
+wait_ring() {
+    local port=$1 n=$2 secs=$3 i
+    for ((i = 0; i < secs * 10; i++)); do
+        if ring_ok "$port" "$n"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    ctl --peer "127.0.0.1:$port" ring >&2 || true
+    fail "ring seen from port $port did not converge to $n nodes within ${secs}s"
+}
+
+# fingers_ok PORT: every finger of the node at PORT is successor(start) in
+# the ring seen from the same node.
+fingers_ok() {
+    local port=$1 ring fingers
+    ring=$(ctl --peer "127.0.0.1:$port" ring --json 2>/dev/null) || return 1
+    fingers=$(ctl --peer "127.0.0.1:$port" fingers --json 2>/dev/null) || return 1
+    jq -e -n --argjson r "$ring" --argjson f "$fingers" '
+        ([$r.nodes[].id] | sort) as $ids
+        | all($f.fingers[]; . as $e
+              | ([$ids[] | select(. >= $e.start)] | first // $ids[0]) == $e.node)' >/dev/null
+}
+
+wait_fingers() {
+    local port=$1 secs=$2 i
+    for ((i = 0; i < secs * 10; i++)); do
+        if fingers_ok "$port"; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    ctl --peer "127.0.0.1:$port" fingers >&2 || true
+    fail "fingers of port $port did not converge within ${secs}s"
+}
+
+# wait_exit PID SECONDS: wait for a child to exit; sets EXIT_STATUS.
+wait_exit() {
+    local pid=$1 secs=$2 i
+    for ((i = 0; i < secs * 10; i++)); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            EXIT_STATUS=0
+            wait "$pid" || EXIT_STATUS=$?
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "process $pid did not exit within ${secs}s"
+}
+
+# start_ring N: N nodes joined one after another through the first; sets
+# PORTS and NODE_PIDS arrays.
+start_ring() {
+    local n=$1 i
+    mapfile -t PORTS < <(free_ports "$n")
+    NODE_PIDS=()
+    start_node n0 "${PORTS[0]}" ""
+    NODE_PIDS+=("$NODE_PID")
+    for ((i = 1; i < n; i++)); do
+        sleep 0.2
+        start_node "n$i" "${PORTS[$i]}" "${PORTS[0]}"
+        NODE_PIDS+=("$NODE_PID")
+    done
+}
