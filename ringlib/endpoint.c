@@ -41,6 +41,9 @@ int endpoint_normalize(const char *in, char *out, size_t cap, const char **why)
     if (strncmp(in, "ipc://", 6) == 0) {
         if (!in[6])
             return fail(why, "ipc endpoint without a path");
+        for (const char *p = in; *p; p++)
+            if ((unsigned char)*p < 0x21 || (unsigned char)*p > 0x7e)
+                return fail(why, "ipc path must be printable ASCII without spaces");
         if (strlen(in) >= cap)
             return fail(why, "endpoint too long");
         strcpy(out, in);

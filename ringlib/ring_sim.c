@@ -191,19 +191,8 @@ int ring_sim_join(ring_sim_t *sim, ring_id_t newcomer, ring_id_t bootstrap, ring
     if (!st)
         return -ENOMEM;
 
-    /* 1. The newcomer's own table, by asking the bootstrap peer. */
+    /* Successor and predecessor pointers first (step 2 below needs them). */
     ring_sim_lookup_t lk;
-    for (unsigned i = 0; i < sim->m;) {
-        int rc = ring_sim_lookup(sim, bootstrap, ring_state_finger_start(st, i), &lk);
-        if (rc < 0) {
-            ring_state_destroy(&st);
-            return rc;
-        }
-        ring_state_set_finger(st, i, lk.owner);
-        i = ring_state_spread_finger(st, i);
-    }
-
-    /* 2. Successor and predecessor pointers, then tell both. */
     int rc = ring_sim_lookup(sim, bootstrap, newcomer, &lk);
     if (rc < 0) {
         ring_state_destroy(&st);
@@ -215,6 +204,29 @@ int ring_sim_join(ring_sim_t *sim, ring_id_t newcomer, ring_id_t bootstrap, ring
     size_t nrest = ring_state_succ_list(succ, rest, RING_SUCC_MAX);
     ring_state_set_succ_list(st, lk.owner, rest, nrest);
     ring_state_set_pred(st, lk.answerer);
+    /*
+     * 1. The newcomer's own table, by asking the bootstrap peer. Starts in
+     *    (pred, newcomer] are the newcomer's own: the ring it asks does not
+     *    contain it yet, so it must not take their answer.
+     */
+    ring_id_t new_pred = lk.answerer;
+    ring_sim_lookup_t fk;
+    for (unsigned i = 0; i < sim->m;) {
+        ring_id_t start = ring_state_finger_start(st, i);
+        if (ring_in_oc(start, new_pred, newcomer)) {
+            ring_state_set_finger(st, i, newcomer);
+            i++;
+            continue;
+        }
+        rc = ring_sim_lookup(sim, bootstrap, start, &fk);
+        if (rc < 0) {
+            ring_state_destroy(&st);
+            return rc;
+        }
+        ring_state_set_finger(st, i, fk.owner);
+        i = ring_state_spread_finger(st, i);
+    }
+    /* 2. Link: tell the successor and the predecessor. */
     ring_state_notify(succ, newcomer);
     ring_id_t adopt;
     if (ring_state_stabilize_candidate(pred, newcomer, &adopt)) {

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# deps.sh [build|test] — install the Debian 12 packages dhtfs needs, only
+# those missing. "build" is enough to compile and run; "test" adds the tools
+# the test suite uses (jq, clang's libFuzzer and sanitizer runtimes).
+set -euo pipefail
+
+build_pkgs=(build-essential cmake pkg-config libzmq3-dev libsodium-dev libcmocka-dev
+    liblmdb-dev libfuse3-dev fuse3)
+test_pkgs=(jq clang libclang-rt-14-dev)
+
+want=("${build_pkgs[@]}")
+if [ "${1:-build}" = test ]; then
+    want+=("${test_pkgs[@]}")
+fi
+
+missing=()
+for p in "${want[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+if [ "${#missing[@]}" -eq 0 ]; then
+    exit 0
+fi
+echo "deps: installing ${missing[*]}"
+SUDO=
+if [ "$(id -u)" -ne 0 ]; then
+    SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

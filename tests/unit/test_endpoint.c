@@ -1,0 +1,237 @@
+/*
+ * test_endpoint.c — endpoint normalization and its refusals.
+ *
+ * A node's id is the hash of its normalized endpoint, so besides the accepted
+ * spellings the tests check that normalization is idempotent and that every
+ * refusal comes with a reason.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <string.h>
+
+#include "endpoint.h"
+
+static void assert_normalizes(const char *in, const char *want)
+{
+    char out[ENDPOINT_MAX];
+    const char *why = "untouched";
+    int rc = endpoint_normalize(in, out, sizeof out, &why);
+    if (rc != 0)
+        fail_msg("\"%s\" refused (%d): %s", in, rc, why);
+    assert_string_equal(out, want);
+    /* Normalizing a normalized endpoint changes nothing. */
+    char again[ENDPOINT_MAX];
+    assert_int_equal(endpoint_normalize(out, again, sizeof again, NULL), 0);
+    assert_string_equal(again, out);
+}
+
+static void assert_refused(const char *in)
+{
+    char out[ENDPOINT_MAX];
+    const char *why = NULL;
+    int rc = endpoint_normalize(in, out, sizeof out, &why);
+    if (rc != -EINVAL)
+        fail_msg("\"%s\" gave %d, expected -EINVAL", in ? in : "(null)", rc);
+    assert_non_null(why);
+    assert_true(strlen(why) > 0);
+    /* why may be NULL. */
+    assert_int_equal(endpoint_normalize(in, out, sizeof out, NULL), -EINVAL);
+}
+
+static void test_endpoint_normalize_host_port(void **state)
+{
+    (void)state;
+    assert_normalizes("127.0.0.1:7001", "tcp://127.0.0.1:7001");
+    assert_normalizes("localhost:1", "tcp://localhost:1");
+    assert_normalizes("node-1.example.org:65535", "tcp://node-1.example.org:65535");
+    assert_normalizes("my_host:80", "tcp://my_host:80");
+}
+
+static void test_endpoint_normalize_tcp_passthrough(void **state)
+{
+    (void)state;
+    assert_normalizes("tcp://127.0.0.1:7001", "tcp://127.0.0.1:7001");
+    assert_normalizes("tcp://Node.Example.ORG:9000", "tcp://Node.Example.ORG:9000");
+}
+
+static void test_endpoint_normalize_ipv6(void **state)
+{
+    (void)state;
+    assert_normalizes("[::1]:7000", "tcp://[::1]:7000");
+    assert_normalizes("tcp://[::1]:7000", "tcp://[::1]:7000");
+    assert_normalizes("[fe80::1:2]:7000", "tcp://[fe80::1:2]:7000");
+    assert_normalizes("[::ffff:127.0.0.1]:7000", "tcp://[::ffff:127.0.0.1]:7000");
+}
+
+static void test_endpoint_normalize_ipc(void **state)
+{
+    (void)state;
+    assert_normalizes("ipc:///tmp/dht/node0.sock", "ipc:///tmp/dht/node0.sock");
+    assert_normalizes("ipc://relative", "ipc://relative");
+}
+
+static void test_endpoint_normalize_port_leading_zeros(void **state)
+{
+    (void)state;
+    /* Deterministic ids: one port, one spelling. */
+    assert_normalizes("host:0080", "tcp://host:80");
+    assert_normalizes("tcp://host:00001", "tcp://host:1");
+}
+
+static void test_endpoint_normalize_refuses_empty(void **state)
+{
+    (void)state;
+    assert_refused("");
+    assert_refused(NULL);
+    assert_refused("ipc://");
+    assert_refused("tcp://");
+}
+
+static void test_endpoint_normalize_refuses_bad_port(void **state)
+{
+    (void)state;
+    assert_refused("127.0.0.1");
+    assert_refused("127.0.0.1:");
+    assert_refused("tcp://127.0.0.1");
+    assert_refused("host:0");
+    assert_refused("host:00000");
+    assert_refused("host:65536");
+    assert_refused("host:99999");
+    assert_refused("host:123456");
+    assert_refused("host:7a");
+    assert_refused("host:-1");
+    assert_refused("host:+80");
+    assert_refused("host: 80");
+    assert_refused("host:80 ");
+    assert_refused("[::1]");
+}
+
+static void test_endpoint_normalize_refuses_bad_host(void **state)
+{
+    (void)state;
+    assert_refused(":7000");
+    assert_refused("tcp://:7000");
+    assert_refused("bad host:7000");
+    assert_refused("host/x:7000");
+    assert_refused("::1:7000");
+    assert_refused("[]:7000");
+    assert_refused("[::1:7000");
+    assert_refused("[::g]:7000");
+    assert_refused("[fe80::1%eth0]:7000");
+}
+
+static void test_endpoint_normalize_refuses_wildcards(void **state)
+{
+    (void)state;
+    assert_refused("*:7000");
+    assert_refused("tcp://*:7000");
+    assert_refused("host:*");
+    assert_refused("tcp://127.0.0.1:*");
+    assert_refused("*:*");
+}
+
+static void test_endpoint_normalize_refuses_transports(void **state)
+{
+    (void)state;
+    assert_refused("udp://127.0.0.1:7000");
+    assert_refused("inproc://x");
+    assert_refused("pgm://eth0;239.192.1.1:5555");
+    assert_refused("TCP://127.0.0.1:7000");
+    assert_refused("tcp:/127.0.0.1:7000");
+}
+
+static void test_endpoint_normalize_length_limit(void **state)
+{
+    (void)state;
+    char in[2 * ENDPOINT_MAX];
+    /* "tcp://" + host + ":7000" of exactly ENDPOINT_MAX - 1 characters fits. */
+    size_t host = ENDPOINT_MAX - 1 - strlen("tcp://") - strlen(":7000");
+    memcpy(in, "tcp://", 6);
+    memset(in + 6, 'h', host);
+    strcpy(in + 6 + host, ":7000");
+    assert_int_equal(strlen(in), ENDPOINT_MAX - 1);
+    assert_normalizes(in, in);
+    /* One more character does not. */
+    memset(in + 6, 'h', host + 1);
+    strcpy(in + 6 + host + 1, ":7000");
+    assert_int_equal(strlen(in), ENDPOINT_MAX);
+    assert_refused(in);
+    /* Short input whose normalized form (with "tcp://") would not fit. */
+    memset(in, 'h', host + 1);
+    strcpy(in + host + 1, ":7000");
+    assert_true(strlen(in) < ENDPOINT_MAX);
+    assert_refused(in);
+    /* ipc:// paths obey the same limit. */
+    memcpy(in, "ipc://", 6);
+    memset(in + 6, 'p', ENDPOINT_MAX - 7);
+    in[ENDPOINT_MAX - 1] = '\0';
+    assert_normalizes(in, in);
+    memset(in + 6, 'p', ENDPOINT_MAX - 6);
+    in[ENDPOINT_MAX] = '\0';
+    assert_refused(in);
+    /* Very long input. */
+    memset(in, 'h', sizeof in - 1);
+    in[sizeof in - 1] = '\0';
+    assert_refused(in);
+}
+
+static void test_endpoint_normalize_wire_safe(void **state)
+{
+    (void)state;
+    /*
+     * An endpoint travels in every NOTIFY, FIND reply and successor list,
+     * where the grammar carries printable ASCII without spaces (0x21-0x7e):
+     * whatever is accepted here must be carriable there.
+     */
+    const char *inputs[] = {
+        "ipc:///tmp/my dir/n0.sock", "ipc:///tmp/tab\there", "ipc:///tmp/caf\xc3\xa9",
+        "ipc:///tmp/nl\n",           "127.0.0.1:7001",       "[::1]:7000"};
+    for (size_t k = 0; k < sizeof inputs / sizeof inputs[0]; k++) {
+        char out[ENDPOINT_MAX];
+        if (endpoint_normalize(inputs[k], out, sizeof out, NULL) != 0)
+            continue;
+        for (const char *p = out; *p; p++)
+            if (*p < 0x21 || *p > 0x7e)
+                fail_msg("accepted \"%s\", which the wire cannot carry (byte 0x%02x)", out,
+                         (unsigned char)*p);
+    }
+}
+
+static void test_endpoint_normalize_small_buffer(void **state)
+{
+    (void)state;
+    char out[8];
+    const char *why = NULL;
+    assert_int_equal(endpoint_normalize("127.0.0.1:7001", out, sizeof out, &why), -EINVAL);
+    assert_non_null(why);
+    why = NULL;
+    assert_int_equal(endpoint_normalize("ipc:///tmp/long/path", out, sizeof out, &why), -EINVAL);
+    assert_non_null(why);
+    char exact[sizeof "tcp://h:1"];
+    assert_int_equal(endpoint_normalize("h:1", exact, sizeof exact, NULL), 0);
+    assert_string_equal(exact, "tcp://h:1");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_endpoint_normalize_host_port),
+        cmocka_unit_test(test_endpoint_normalize_tcp_passthrough),
+        cmocka_unit_test(test_endpoint_normalize_ipv6),
+        cmocka_unit_test(test_endpoint_normalize_ipc),
+        cmocka_unit_test(test_endpoint_normalize_port_leading_zeros),
+        cmocka_unit_test(test_endpoint_normalize_refuses_empty),
+        cmocka_unit_test(test_endpoint_normalize_refuses_bad_port),
+        cmocka_unit_test(test_endpoint_normalize_refuses_bad_host),
+        cmocka_unit_test(test_endpoint_normalize_refuses_wildcards),
+        cmocka_unit_test(test_endpoint_normalize_refuses_transports),
+        cmocka_unit_test(test_endpoint_normalize_length_limit),
+        cmocka_unit_test(test_endpoint_normalize_wire_safe),
+        cmocka_unit_test(test_endpoint_normalize_small_buffer),
+    };
+    return cmocka_run_group_tests_name("endpoint", tests, NULL, NULL);
+}
