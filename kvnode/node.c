@@ -16,6 +16,7 @@
  * What this file does not do: store keys (the quorum store sits on top).
  */
 #include "node.h"
+#include "node_i.h"
 
 #include "log.h"
 #include "ring_state.h"
@@ -33,55 +34,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
-
-enum {
-    BOOK_MAX = 512,
-    JOIN_ATTEMPTS = 3,
-    FIND_ATTEMPTS = 3,
-    IDENT_MAX = 256,
-    LEAVE_WAIT_MS = 2000,
-};
-
-typedef struct {
-    bool used;
-    ring_id_t id;
-    char addr[ENDPOINT_MAX];
-} book_entry_t;
-
-typedef enum {
-    JOIN_NONE,
-    JOIN_INFO,
-    JOIN_FIND,
-    JOIN_LINK,
-    JOIN_DONE,
-} join_phase_t;
-
-struct node {
-    node_config_t cfg;
-    void *zctx;
-    loop_t *loop;
-    rpc_t *rpc;
-    void *router;
-    int lock_fd;
-    ring_state_t *rs;
-    ring_id_t self;
-    char self_hex[RING_ID_HEX_MAX];
-    book_entry_t book[BOOK_MAX];
-
-    join_phase_t join_phase;
-    unsigned join_attempts;
-    unsigned next_finger;
-    bool fixing;
-    bool stabilizing;
-    bool checking_pred;
-    uint64_t tick_timer;
-
-    bool leaving;
-    unsigned leave_waiting;
-    int exit_status;
-
-    wire_msg_t in, out; /* scratch for the request being served */
-};
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -103,7 +55,7 @@ void node_config_defaults(node_config_t *cfg)
         cfg->timeout_ms = 1000;
 }
 
-static const char *hex(const node_t *n, ring_id_t id, char buf[RING_ID_HEX_MAX])
+const char *node_hex(const node_t *n, ring_id_t id, char buf[RING_ID_HEX_MAX])
 {
     ring_id_to_hex(id, n->cfg.id_bits, buf);
     return buf;
@@ -153,7 +105,7 @@ static void book_put(node_t *n, ring_id_t id, const char *addr)
     snprintf(free_slot->addr, sizeof free_slot->addr, "%s", addr);
 }
 
-static const char *book_get(const node_t *n, ring_id_t id)
+const char *node_book_get(const node_t *n, ring_id_t id)
 {
     if (id == n->self)
         return n->cfg.listen;
@@ -163,9 +115,9 @@ static const char *book_get(const node_t *n, ring_id_t id)
     return NULL;
 }
 
-static void fill_node(const node_t *n, wire_node_t *w, ring_id_t id)
+void node_fill(const node_t *n, wire_node_t *w, ring_id_t id)
 {
-    const char *addr = book_get(n, id);
+    const char *addr = node_book_get(n, id);
     wire_node_set(w, id, addr ? addr : "tcp://unknown:1");
 }
 
@@ -175,7 +127,7 @@ static bool id_ok(const node_t *n, ring_id_t id)
 }
 
 /* Record a node named in a message; refuses ids outside our ring. */
-static bool learn(node_t *n, const wire_node_t *w)
+bool node_learn(node_t *n, const wire_node_t *w)
 {
     if (!id_ok(n, w->id))
         return false;
@@ -187,21 +139,21 @@ static bool learn(node_t *n, const wire_node_t *w)
 }
 
 /* A peer missed a deadline: drop it everywhere so routing goes around it. */
-static void peer_failed(node_t *n, ring_id_t id, const char *why)
+void node_peer_failed(node_t *n, ring_id_t id, const char *why)
 {
     if (id == n->self)
         return;
     char a[RING_ID_HEX_MAX], b[RING_ID_HEX_MAX];
     ring_id_t old_succ = ring_state_succ(n->rs);
     ring_state_remove(n->rs, id);
-    const char *addr = book_get(n, id);
+    const char *addr = node_book_get(n, id);
     if (addr)
         rpc_reset_peer(n->rpc, addr);
     if (old_succ == id)
-        log_warn("ring", "successor %s failed (%s); next is %s", hex(n, id, a), why,
-                 hex(n, ring_state_succ(n->rs), b));
+        log_warn("ring", "successor %s failed (%s); next is %s", node_hex(n, id, a), why,
+                 node_hex(n, ring_state_succ(n->rs), b));
     else
-        log_info("ring", "peer %s failed (%s)", hex(n, id, a), why);
+        log_info("ring", "peer %s failed (%s)", node_hex(n, id, a), why);
 }
 
 static void fill_succ_list(const node_t *n, wire_msg_t *m)
@@ -210,7 +162,7 @@ static void fill_succ_list(const node_t *n, wire_msg_t *m)
     size_t ns = ring_state_succ_list(n->rs, succ, RING_SUCC_MAX);
     m->nsucc = (uint8_t)ns;
     for (size_t i = 0; i < ns; i++)
-        fill_node(n, &m->succ[i], succ[i]);
+        node_fill(n, &m->succ[i], succ[i]);
 }
 
 static void fill_pred(const node_t *n, wire_msg_t *m)
@@ -218,19 +170,23 @@ static void fill_pred(const node_t *n, wire_msg_t *m)
     ring_id_t pred;
     m->has_pred = ring_state_pred(n->rs, &pred);
     if (m->has_pred)
-        fill_node(n, &m->pred, pred);
+        node_fill(n, &m->pred, pred);
 }
 
-static int send_frames(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+int node_send(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
 {
-    uint8_t buf[WIRE_FRAME_MAX];
+    /* One loop per process: one encode buffer. */
+    static uint8_t buf[WIRE_FRAME_MAX];
     int len = wire_encode(m, buf, sizeof buf);
     if (len < 0) {
         log_error("net", "cannot encode %s: %s", wire_type_name(m->type), strerror(-len));
         return len;
     }
+    bool with_value = wire_type_has_value(m->type);
     if (zmq_send(n->router, ident, ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(n->router, buf, (size_t)len, ZMQ_DONTWAIT) < 0) {
+        zmq_send(n->router, buf, (size_t)len, ZMQ_DONTWAIT | (with_value ? ZMQ_SNDMORE : 0)) < 0 ||
+        (with_value && zmq_send(n->router, m->value_len ? m->value : (const void *)"", m->value_len,
+                                ZMQ_DONTWAIT) < 0)) {
         log_debug("net", "reply %s not sent: %s", wire_type_name(m->type),
                   zmq_strerror(zmq_errno()));
         return -zmq_errno();
@@ -238,11 +194,8 @@ static int send_frames(node_t *n, const uint8_t *ident, size_t ident_len, const 
     return 0;
 }
 
-static void reply_error(node_t *n, const uint8_t *ident, size_t ident_len, uint64_t req_id, int err,
-                        const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-
-static void reply_error(node_t *n, const uint8_t *ident, size_t ident_len, uint64_t req_id, int err,
-                        const char *fmt, ...)
+void node_reply_error(node_t *n, const uint8_t *ident, size_t ident_len, uint64_t req_id, int err,
+                      const char *fmt, ...)
 {
     wire_msg_t m;
     wire_init(&m, WIRE_ERROR, req_id);
@@ -251,7 +204,7 @@ static void reply_error(node_t *n, const uint8_t *ident, size_t ident_len, uint6
     va_start(ap, fmt);
     vsnprintf(m.err_msg, sizeof m.err_msg, fmt, ap);
     va_end(ap);
-    send_frames(n, ident, ident_len, &m);
+    node_send(n, ident, ident_len, &m);
 }
 
 /* ------------------------------------------------------------- lookups */
@@ -274,31 +227,31 @@ static bool answer_locally(node_t *n, ring_id_t key, const ring_id_t *avoid, siz
     }
     r->done = true;
     if (rt.kind == RING_ROUTE_SELF) {
-        fill_node(n, &r->node, n->self);
+        node_fill(n, &r->node, n->self);
         fill_pred(n, r);
-        fill_node(n, &r->succ[0], n->self);
+        node_fill(n, &r->succ[0], n->self);
         r->nsucc = 1;
         for (size_t i = 0; i < ns && r->nsucc < want; i++)
-            fill_node(n, &r->succ[r->nsucc++], succ[i]);
+            node_fill(n, &r->succ[r->nsucc++], succ[i]);
         return true;
     }
-    fill_node(n, &r->node, rt.next);
+    node_fill(n, &r->node, rt.next);
     r->has_pred = true;
-    fill_node(n, &r->pred, n->self);
+    node_fill(n, &r->pred, n->self);
     size_t k = 0;
     while (k < ns && succ[k] != rt.next)
         k++;
     r->nsucc = 0;
-    fill_node(n, &r->succ[r->nsucc++], rt.next);
+    node_fill(n, &r->succ[r->nsucc++], rt.next);
     for (size_t i = k + 1; i < ns && r->nsucc < want; i++)
-        fill_node(n, &r->succ[r->nsucc++], succ[i]);
+        node_fill(n, &r->succ[r->nsucc++], succ[i]);
     /* The ring may be smaller than the replica count: we are a replica too. */
     if (r->nsucc < want && rt.next != n->self) {
         bool have = false;
         for (size_t i = 0; i < r->nsucc; i++)
             have |= r->succ[i].id == n->self;
         if (!have)
-            fill_node(n, &r->succ[r->nsucc++], n->self);
+            node_fill(n, &r->succ[r->nsucc++], n->self);
     }
     return true;
 }
@@ -329,10 +282,10 @@ static void find_finish(find_t *f, int rc, const wire_msg_t *r)
     } else if (rc == 0) {
         wire_msg_t out = *r;
         out.req_id = f->req_id;
-        send_frames(n, f->ident, f->ident_len, &out);
+        node_send(n, f->ident, f->ident_len, &out);
     } else {
-        reply_error(n, f->ident, f->ident_len, f->req_id, -rc,
-                    "lookup failed: no live next hop (%s)", strerror(-rc));
+        node_reply_error(n, f->ident, f->ident_len, f->req_id, -rc,
+                         "lookup failed: no live next hop (%s)", strerror(-rc));
     }
     free(f);
 }
@@ -341,15 +294,15 @@ static void find_on_reply(int rc, const wire_msg_t *r, void *arg)
 {
     find_t *f = arg;
     node_t *n = f->node;
-    if (rc == 0 && r->done && learn(n, &r->node)) {
+    if (rc == 0 && r->done && node_learn(n, &r->node)) {
         for (size_t i = 0; i < r->nsucc; i++)
-            learn(n, &r->succ[i]);
+            node_learn(n, &r->succ[i]);
         find_finish(f, 0, r);
         return;
     }
     if (rc == -ETIMEDOUT || rc == -EHOSTUNREACH) {
         if (rc == -ETIMEDOUT)
-            peer_failed(n, f->next, "lookup timed out");
+            node_peer_failed(n, f->next, "lookup timed out");
         find_step(f);
         return;
     }
@@ -369,7 +322,7 @@ static void find_step(find_t *f)
         find_finish(f, 0, &r);
         return;
     }
-    const char *addr = book_get(n, next);
+    const char *addr = node_book_get(n, next);
     if (f->attempts >= FIND_ATTEMPTS || !addr) {
         find_finish(f, -EHOSTUNREACH, NULL);
         return;
@@ -407,13 +360,13 @@ static void find_local(node_t *n, ring_id_t key,
 static void handle_find(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
 {
     if (!id_ok(n, m->key)) {
-        reply_error(n, ident, ident_len, m->req_id, EINVAL, "key position outside this %u-bit ring",
-                    n->cfg.id_bits);
+        node_reply_error(n, ident, ident_len, m->req_id, EINVAL,
+                         "key position outside this %u-bit ring", n->cfg.id_bits);
         return;
     }
     /* Hop counts are bounded: each hop moves clockwise, so more is a loop. */
     if (m->hops > 2 * n->cfg.id_bits + 16) {
-        reply_error(n, ident, ident_len, m->req_id, ELOOP, "lookup exceeded the hop limit");
+        node_reply_error(n, ident, ident_len, m->req_id, ELOOP, "lookup exceeded the hop limit");
         return;
     }
     if (m->mode == WIRE_FIND_ITERATIVE) {
@@ -423,15 +376,15 @@ static void handle_find(node_t *n, const uint8_t *ident, size_t ident_len, const
         ring_id_t next;
         if (!answer_locally(n, m->key, NULL, 0, r, &next)) {
             r->done = false;
-            fill_node(n, &r->node, next);
+            node_fill(n, &r->node, next);
         }
-        send_frames(n, ident, ident_len, r);
+        node_send(n, ident, ident_len, r);
         return;
     }
     find_t *f = calloc(1, sizeof *f);
     if (!f || ident_len > IDENT_MAX) {
         free(f);
-        reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
+        node_reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
         return;
     }
     f->node = n;
@@ -449,16 +402,16 @@ static void handle_info(node_t *n, wire_msg_t *r)
     r->replicas = (uint8_t)n->cfg.replicas;
     r->write_quorum = (uint8_t)n->cfg.write_quorum;
     r->read_quorum = (uint8_t)n->cfg.read_quorum;
-    fill_node(n, &r->node, n->self);
+    node_fill(n, &r->node, n->self);
     fill_pred(n, r);
     fill_succ_list(n, r);
-    r->keys = 0;
+    r->keys = store_count(n->store);
 }
 
 static void handle_fingers(node_t *n, wire_msg_t *r)
 {
     r->id_bits = (uint8_t)n->cfg.id_bits;
-    fill_node(n, &r->node, n->self);
+    node_fill(n, &r->node, n->self);
     r->nfingers = (uint8_t)n->cfg.id_bits;
     for (unsigned i = 0; i < n->cfg.id_bits; i++) {
         wire_finger_t *f = &r->fingers[i];
@@ -467,7 +420,7 @@ static void handle_fingers(node_t *n, wire_msg_t *r)
         f->start = ring_state_finger_start(n->rs, i);
         f->has_node = ring_state_finger(n->rs, i, &id);
         if (f->has_node)
-            fill_node(n, &f->node, id);
+            node_fill(n, &f->node, id);
     }
 }
 
@@ -488,20 +441,21 @@ static void handle_update(node_t *n, const wire_msg_t *m, wire_msg_t *r)
     ring_id_t pred;
     if (!applied) {
         log_debug("ring", "update(i=%u, new-peer=%s): no update needed", m->index,
-                  hex(n, m->node.id, a));
+                  node_hex(n, m->node.id, a));
         return;
     }
-    if (!ring_state_pred(n->rs, &pred) || pred == m->node.id || !book_get(n, pred)) {
-        log_debug("ring", "update(i=%u, new-peer=%s): applied", m->index, hex(n, m->node.id, a));
+    if (!ring_state_pred(n->rs, &pred) || pred == m->node.id || !node_book_get(n, pred)) {
+        log_debug("ring", "update(i=%u, new-peer=%s): applied", m->index,
+                  node_hex(n, m->node.id, a));
         return;
     }
     log_debug("ring", "update(i=%u, new-peer=%s): applied, passed to %s", m->index,
-              hex(n, m->node.id, a), hex(n, pred, b));
+              node_hex(n, m->node.id, a), node_hex(n, pred, b));
     wire_msg_t fwd;
     wire_init(&fwd, WIRE_UPDATE, 0);
     fwd.index = m->index;
     fwd.node = m->node;
-    rpc_call(n->rpc, book_get(n, pred), &fwd, n->cfg.timeout_ms, on_update_passed, NULL);
+    rpc_call(n->rpc, node_book_get(n, pred), &fwd, n->cfg.timeout_ms, on_update_passed, NULL);
 }
 
 static void handle_leave(node_t *n, const wire_msg_t *m)
@@ -516,7 +470,7 @@ static void handle_leave(node_t *n, const wire_msg_t *m)
         ring_id_t list[WIRE_SUCC_MAX];
         size_t k = 0;
         for (size_t i = 0; i < m->nsucc; i++)
-            if (m->succ[i].id != leaver && learn(n, &m->succ[i]))
+            if (m->succ[i].id != leaver && node_learn(n, &m->succ[i]))
                 list[k++] = m->succ[i].id;
         ring_id_t mine[RING_SUCC_MAX];
         size_t nmine = ring_state_succ_list(n->rs, mine, RING_SUCC_MAX);
@@ -525,9 +479,9 @@ static void handle_leave(node_t *n, const wire_msg_t *m)
         else if (nmine > 0)
             ring_state_set_succ_list(n->rs, mine[0], mine + 1, nmine - 1);
     }
-    if (was_pred && m->has_pred && m->pred.id != n->self && learn(n, &m->pred))
+    if (was_pred && m->has_pred && m->pred.id != n->self && node_learn(n, &m->pred))
         ring_state_set_pred(n->rs, m->pred.id);
-    log_info("ring", "peer %s left%s%s", hex(n, leaver, a), was_succ ? " (was successor)" : "",
+    log_info("ring", "peer %s left%s%s", node_hex(n, leaver, a), was_succ ? " (was successor)" : "",
              was_pred ? " (was predecessor)" : "");
 }
 
@@ -537,7 +491,7 @@ static void handle_notify(node_t *n, const wire_msg_t *m)
     if (m->node.id == n->self)
         return;
     if (ring_state_notify(n->rs, m->node.id))
-        log_info("ring", "predecessor is now %s", hex(n, m->node.id, a));
+        log_info("ring", "predecessor is now %s", node_hex(n, m->node.id, a));
     /*
      * The joiner also tells its predecessor "I may be your successor"; the
      * check is stabilize's, so a stale or hostile claim changes nothing that
@@ -549,21 +503,30 @@ static void handle_notify(node_t *n, const wire_msg_t *m)
         ring_id_t list[RING_SUCC_MAX];
         size_t k = ring_state_succ_list(n->rs, list, RING_SUCC_MAX);
         ring_state_set_succ_list(n->rs, adopt, list, k);
-        log_info("ring", "successor is now %s", hex(n, adopt, a));
+        log_info("ring", "successor is now %s", node_hex(n, adopt, a));
     }
 }
 
 static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8_t *data,
-                  size_t len)
+                  size_t len, zmq_msg_t *value)
 {
     wire_msg_t *m = &n->in;
     int rc = wire_decode(data, len, m);
+    if (rc == 0 && (value != NULL) != wire_type_has_value(m->type)) {
+        log_warn("net", "dropped %s with %s value frame", wire_type_name(m->type),
+                 value ? "an unexpected" : "no");
+        return;
+    }
+    if (value) {
+        m->value = zmq_msg_data(value);
+        m->value_len = zmq_msg_size(value);
+    }
     if (rc == -EPROTONOSUPPORT) {
         log_warn("net", "dropped a message of protocol version %u (we speak %u)",
                  len > 2 ? data[2] : 0, WIRE_VERSION);
-        reply_error(n, ident, ident_len, m->req_id, EPROTONOSUPPORT,
-                    "protocol version %u not supported (this node speaks %u)",
-                    len > 2 ? data[2] : 0, WIRE_VERSION);
+        node_reply_error(n, ident, ident_len, m->req_id, EPROTONOSUPPORT,
+                         "protocol version %u not supported (this node speaks %u)",
+                         len > 2 ? data[2] : 0, WIRE_VERSION);
         return;
     }
     if (rc < 0) {
@@ -575,22 +538,25 @@ static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8
         return;
     }
     if (n->leaving && m->type != WIRE_PING && m->type != WIRE_INFO) {
-        reply_error(n, ident, ident_len, m->req_id, ESHUTDOWN, "node is leaving the ring");
+        node_reply_error(n, ident, ident_len, m->req_id, ESHUTDOWN, "node is leaving the ring");
         return;
     }
     /* Nodes named in requests must belong to our ring. */
-    if ((m->type == WIRE_NOTIFY || m->type == WIRE_UPDATE || m->type == WIRE_LEAVE) &&
-        !learn(n, &m->node)) {
-        reply_error(n, ident, ident_len, m->req_id, EINVAL,
-                    "node id or endpoint invalid for this %u-bit ring", n->cfg.id_bits);
+    if ((m->type == WIRE_NOTIFY || m->type == WIRE_UPDATE || m->type == WIRE_LEAVE ||
+         m->type == WIRE_SYNC_PULL) &&
+        !node_learn(n, &m->node)) {
+        node_reply_error(n, ident, ident_len, m->req_id, EINVAL,
+                         "node id or endpoint invalid for this %u-bit ring", n->cfg.id_bits);
         return;
     }
     if (m->type == WIRE_UPDATE && m->index >= n->cfg.id_bits) {
-        reply_error(n, ident, ident_len, m->req_id, EINVAL, "finger index %u out of range",
-                    m->index);
+        node_reply_error(n, ident, ident_len, m->req_id, EINVAL, "finger index %u out of range",
+                         m->index);
         return;
     }
 
+    if (kv_serve(n, ident, ident_len, m))
+        return;
     wire_msg_t *r = &n->out;
     wire_init(r, (uint8_t)(m->type | WIRE_REPLY), m->req_id);
     switch (m->type) {
@@ -615,11 +581,11 @@ static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8
         handle_leave(n, m);
         break;
     default:
-        reply_error(n, ident, ident_len, m->req_id, EOPNOTSUPP, "unsupported request %s",
-                    wire_type_name(m->type));
+        node_reply_error(n, ident, ident_len, m->req_id, EOPNOTSUPP, "unsupported request %s",
+                         wire_type_name(m->type));
         return;
     }
-    send_frames(n, ident, ident_len, r);
+    node_send(n, ident, ident_len, r);
 }
 
 static void on_router(loop_t *loop, void *zsock, int fd, void *arg)
@@ -628,44 +594,33 @@ static void on_router(loop_t *loop, void *zsock, int fd, void *arg)
     (void)fd;
     node_t *n = arg;
     for (int batch = 0; batch < 256; batch++) {
+        /* [identity][message][value?]; anything longer is dropped whole. */
         zmq_msg_t parts[3];
-        int nparts = 0;
+        int nparts = 0, total = 0;
         bool more = true;
         while (more) {
             zmq_msg_t tmp;
             zmq_msg_init(&tmp);
             if (zmq_msg_recv(&tmp, zsock, ZMQ_DONTWAIT) < 0) {
                 zmq_msg_close(&tmp);
-                if (nparts == 0)
-                    return;
                 break;
             }
             more = zmq_msg_more(&tmp);
+            total++;
             if (nparts < 3)
                 parts[nparts++] = tmp;
-            else {
+            else
                 zmq_msg_close(&tmp);
-                nparts = 4; /* mark as too many */
-                break;
-            }
         }
-        while (more) { /* drain the rest of an oversized message */
-            zmq_msg_t tmp;
-            zmq_msg_init(&tmp);
-            if (zmq_msg_recv(&tmp, zsock, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&tmp);
-                break;
-            }
-            more = zmq_msg_more(&tmp);
-            zmq_msg_close(&tmp);
-        }
-        int kept = nparts > 3 ? 3 : nparts;
-        if (nparts == 2 && zmq_msg_size(&parts[0]) <= IDENT_MAX)
+        if (total == 0)
+            return;
+        if (total < 2 || total > 3 || zmq_msg_size(&parts[0]) > IDENT_MAX) {
+            log_warn("net", "dropped a message of %d frames (expected 1 or 2)", total - 1);
+        } else {
             serve(n, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), zmq_msg_data(&parts[1]),
-                  zmq_msg_size(&parts[1]));
-        else
-            log_warn("net", "dropped a message of %d frames (expected 1)", nparts - 1);
-        for (int i = 0; i < kept; i++)
+                  zmq_msg_size(&parts[1]), total == 3 ? &parts[2] : NULL);
+        }
+        for (int i = 0; i < nparts; i++)
             zmq_msg_close(&parts[i]);
     }
 }
@@ -682,28 +637,28 @@ static void on_stabilize(int rc, const wire_msg_t *r, void *arg)
     if (rc < 0) {
         if (rc == -ECANCELED)
             return;
-        peer_failed(n, succ, rc == -ETIMEDOUT ? "stabilize timed out" : strerror(-rc));
+        node_peer_failed(n, succ, rc == -ETIMEDOUT ? "stabilize timed out" : strerror(-rc));
         return;
     }
     if (r->node.id != succ) {
         /* Another node now answers at that endpoint: the old one is gone. */
-        peer_failed(n, succ, "endpoint answered with another id");
+        node_peer_failed(n, succ, "endpoint answered with another id");
         return;
     }
     ring_id_t list[WIRE_SUCC_MAX];
     size_t k = 0;
     for (size_t i = 0; i < r->nsucc; i++)
-        if (learn(n, &r->succ[i]))
+        if (node_learn(n, &r->succ[i]))
             list[k++] = r->succ[i].id;
     ring_id_t adopt;
     char a[RING_ID_HEX_MAX];
-    if (r->has_pred && learn(n, &r->pred) &&
+    if (r->has_pred && node_learn(n, &r->pred) &&
         ring_state_stabilize_candidate(n->rs, r->pred.id, &adopt)) {
         ring_id_t rest[WIRE_SUCC_MAX + 1];
         rest[0] = succ;
         memcpy(rest + 1, list, k * sizeof *list);
         ring_state_set_succ_list(n->rs, adopt, rest, k + 1);
-        log_info("ring", "successor is now %s", hex(n, adopt, a));
+        log_info("ring", "successor is now %s", node_hex(n, adopt, a));
     } else {
         ring_state_set_succ_list(n->rs, succ, list, k);
     }
@@ -715,9 +670,9 @@ static void stabilize(node_t *n)
     ring_id_t succ = ring_state_succ(n->rs);
     if (succ == n->self || n->stabilizing)
         return;
-    const char *addr = book_get(n, succ);
+    const char *addr = node_book_get(n, succ);
     if (!addr) {
-        peer_failed(n, succ, "no address known");
+        node_peer_failed(n, succ, "no address known");
         return;
     }
     wire_msg_t req;
@@ -736,12 +691,12 @@ static void on_notify_done(int rc, const wire_msg_t *r, void *arg)
 
 static void send_notify(node_t *n, ring_id_t to, uint8_t role)
 {
-    const char *addr = book_get(n, to);
+    const char *addr = node_book_get(n, to);
     if (to == n->self || !addr)
         return;
     wire_msg_t req;
     wire_init(&req, WIRE_NOTIFY, 0);
-    fill_node(n, &req.node, n->self);
+    node_fill(n, &req.node, n->self);
     req.role = role;
     rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_notify_done, NULL);
 }
@@ -753,7 +708,7 @@ static void on_pred_ping(int rc, const wire_msg_t *r, void *arg)
     n->checking_pred = false;
     ring_id_t pred;
     if (rc == -ETIMEDOUT && ring_state_pred(n->rs, &pred))
-        peer_failed(n, pred, "ping timed out");
+        node_peer_failed(n, pred, "ping timed out");
 }
 
 static void check_predecessor(node_t *n)
@@ -761,7 +716,7 @@ static void check_predecessor(node_t *n)
     ring_id_t pred;
     if (n->checking_pred || !ring_state_pred(n->rs, &pred))
         return;
-    const char *addr = book_get(n, pred);
+    const char *addr = node_book_get(n, pred);
     if (!addr) {
         ring_state_clear_pred(n->rs);
         return;
@@ -802,6 +757,7 @@ static void tick(loop_t *loop, void *arg)
     /* Several fingers per round: most of them collapse by spreading. */
     for (int k = 0; k < 4; k++)
         fix_fingers(n);
+    kv_tick(n);
     n->tick_timer = loop_timer_add(loop, n->cfg.stabilize_ms, tick, n);
 }
 
@@ -846,12 +802,12 @@ static void on_update_target(node_t *n, int rc, const wire_msg_t *r, void *arg)
     if (rc < 0 || !r->has_pred || r->pred.id == n->self || n->leaving)
         return;
     log_debug("join", "update(target=%s, new-peer=%s) i=%u sent to %s",
-              hex(n, ring_join_update_target(n->self, i, n->cfg.id_bits), a), n->self_hex, i,
-              hex(n, r->pred.id, b));
+              node_hex(n, ring_join_update_target(n->self, i, n->cfg.id_bits), a), n->self_hex, i,
+              node_hex(n, r->pred.id, b));
     wire_msg_t req;
     wire_init(&req, WIRE_UPDATE, 0);
     req.index = (uint8_t)i;
-    fill_node(n, &req.node, n->self);
+    node_fill(n, &req.node, n->self);
     rpc_call(n->rpc, r->pred.addr, &req, n->cfg.timeout_ms, on_update_sent, NULL);
 }
 
@@ -901,7 +857,7 @@ static void on_join_link(int rc, const wire_msg_t *r, void *arg)
     ring_id_t list[WIRE_SUCC_MAX];
     size_t k = 0;
     for (size_t i = 0; i < r->nsucc; i++)
-        if (learn(n, &r->succ[i]))
+        if (node_learn(n, &r->succ[i]))
             list[k++] = r->succ[i].id;
     ring_state_set_succ_list(n->rs, r->node.id, list, k);
     ring_id_t pred;
@@ -909,8 +865,8 @@ static void on_join_link(int rc, const wire_msg_t *r, void *arg)
     send_notify(n, r->node.id, WIRE_NOTIFY_PREDECESSOR);
     if (ring_state_pred(n->rs, &pred))
         send_notify(n, pred, WIRE_NOTIFY_SUCCESSOR);
-    log_info("join", "joined: successor %s, predecessor %s", hex(n, r->node.id, a),
-             ring_state_pred(n->rs, &pred) ? hex(n, pred, b) : "unknown");
+    log_info("join", "joined: successor %s, predecessor %s", node_hex(n, r->node.id, a),
+             ring_state_pred(n->rs, &pred) ? node_hex(n, pred, b) : "unknown");
     n->join_phase = JOIN_LINK;
     start_maintenance(n);
     join_find_finger(n, 0);
@@ -929,14 +885,14 @@ static void on_join_find(int rc, const wire_msg_t *r, void *arg)
                   strerror(-rc));
         return;
     }
-    if (!r->done || !learn(n, &r->node)) {
+    if (!r->done || !node_learn(n, &r->node)) {
         join_fail(n, NODE_EXIT_FAILURE, "bootstrap peer %s gave an invalid lookup answer",
                   n->cfg.join);
         return;
     }
     if (r->node.id == n->self && strcmp(r->node.addr, n->cfg.listen) != 0) {
         join_fail(n, NODE_EXIT_FAILURE, "id %s is already taken by %s; choose another --id",
-                  hex(n, n->self, a), r->node.addr);
+                  node_hex(n, n->self, a), r->node.addr);
         return;
     }
     ring_id_t succ = r->node.id;
@@ -944,9 +900,9 @@ static void on_join_find(int rc, const wire_msg_t *r, void *arg)
         /* Our previous incarnation is still linked in: take its neighbours. */
         succ = r->nsucc > 1 ? r->succ[1].id : n->self;
     }
-    if (r->has_pred && r->pred.id != n->self && learn(n, &r->pred))
+    if (r->has_pred && r->pred.id != n->self && node_learn(n, &r->pred))
         ring_state_set_pred(n->rs, r->pred.id);
-    const char *addr = book_get(n, succ);
+    const char *addr = node_book_get(n, succ);
     if (succ == n->self || !addr) {
         join_fail(n, NODE_EXIT_FAILURE, "no successor found through %s", n->cfg.join);
         return;
@@ -1023,6 +979,33 @@ static void on_leave_timeout(loop_t *loop, void *arg)
     loop_stop(loop);
 }
 
+/* After the hand-off: tell both neighbours, exit once they acknowledged. */
+static void leave_notify(node_t *n)
+{
+    ring_id_t succ = ring_state_succ(n->rs), pred;
+    bool has_pred = ring_state_pred(n->rs, &pred);
+    wire_msg_t req;
+    wire_init(&req, WIRE_LEAVE, 0);
+    node_fill(n, &req.node, n->self);
+    fill_pred(n, &req);
+    fill_succ_list(n, &req);
+    ring_id_t to[2];
+    size_t nto = 0;
+    if (succ != n->self)
+        to[nto++] = succ;
+    if (has_pred && pred != succ)
+        to[nto++] = pred;
+    for (size_t i = 0; i < nto; i++) {
+        const char *addr = node_book_get(n, to[i]);
+        if (addr && rpc_call(n->rpc, addr, &req, LEAVE_WAIT_MS, on_leave_ack, n) == 0)
+            n->leave_waiting++;
+    }
+    if (n->leave_waiting == 0)
+        loop_stop(n->loop);
+    else
+        loop_timer_add(n->loop, LEAVE_WAIT_MS + 200, on_leave_timeout, n);
+}
+
 void node_leave(node_t *n)
 {
     if (n->leaving)
@@ -1033,33 +1016,21 @@ void node_leave(node_t *n)
         loop_timer_cancel(n->loop, n->tick_timer);
         n->tick_timer = 0;
     }
-    ring_id_t succ = ring_state_succ(n->rs), pred;
-    bool has_pred = ring_state_pred(n->rs, &pred);
     log_info("ring", "leaving the ring");
-    wire_msg_t req;
-    wire_init(&req, WIRE_LEAVE, 0);
-    fill_node(n, &req.node, n->self);
-    fill_pred(n, &req);
-    fill_succ_list(n, &req);
-    ring_id_t to[2];
-    size_t nto = 0;
-    if (succ != n->self)
-        to[nto++] = succ;
-    if (has_pred && pred != succ)
-        to[nto++] = pred;
-    for (size_t i = 0; i < nto; i++) {
-        const char *addr = book_get(n, to[i]);
-        wire_msg_t copy = req;
-        if (addr && rpc_call(n->rpc, addr, &copy, LEAVE_WAIT_MS, on_leave_ack, n) == 0)
-            n->leave_waiting++;
-    }
-    if (n->leave_waiting == 0)
-        loop_stop(n->loop);
-    else
-        loop_timer_add(n->loop, LEAVE_WAIT_MS + 200, on_leave_timeout, n);
+    /* Keys first: until the successors confirm them, we are a replica. */
+    kv_handoff(n, leave_notify);
 }
 
 /* ------------------------------------------------------------ lifecycle */
+
+/* Once per loop iteration: one commit (one fsync) for every write staged. */
+static void before_poll(loop_t *loop, void *arg)
+{
+    (void)loop;
+    node_t *n = arg;
+    if (store_dirty(n->store))
+        store_commit(n->store);
+}
 
 static int lock_data_dir(const char *dir, char *err, size_t errcap)
 {
@@ -1111,6 +1082,10 @@ node_t *node_new(const node_config_t *cfg, void *zctx, loop_t *loop, char *err, 
     n->lock_fd = lock_data_dir(cfg->data_dir, err, errcap);
     if (n->lock_fd < 0)
         goto fail;
+    n->store = store_open(cfg->data_dir, cfg->id_bits, cfg->cache_mb, err, errcap);
+    if (!n->store || kv_init(n) < 0)
+        goto fail;
+    loop_set_before_poll(loop, before_poll, n);
     n->router = zmq_socket(zctx, ZMQ_ROUTER);
     int linger = 0, hwm = 100000;
     int64_t maxmsg = 64 << 20;
@@ -1138,7 +1113,11 @@ void node_destroy(node_t **pn)
     if (!pn || !*pn)
         return;
     node_t *n = *pn;
+    loop_set_before_poll(n->loop, NULL, NULL);
     rpc_destroy(&n->rpc);
+    /* Closing commits staged writes, whose acks still need the router. */
+    store_close(&n->store);
+    kv_fini(n);
     if (n->router) {
         loop_remove_socket(n->loop, n->router);
         zmq_close(n->router);

@@ -123,6 +123,30 @@ void rpc_destroy(rpc_t **prpc)
     *prpc = NULL;
 }
 
+/* Receive one whole message (up to two frames kept). Returns frames kept, 0 if none. */
+static int recv_message(void *zsock, zmq_msg_t parts[2], bool *extra)
+{
+    int n = 0;
+    bool more = true;
+    *extra = false;
+    while (more) {
+        zmq_msg_t tmp;
+        zmq_msg_init(&tmp);
+        if (zmq_msg_recv(&tmp, zsock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&tmp);
+            break;
+        }
+        more = zmq_msg_more(&tmp);
+        if (n < 2) {
+            parts[n++] = tmp;
+        } else {
+            *extra = true;
+            zmq_msg_close(&tmp);
+        }
+    }
+    return n;
+}
+
 static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
 {
     (void)loop;
@@ -140,45 +164,39 @@ static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
     uint64_t gen = c->generation;
     /* Drain a bounded batch; zmq_poll is level-triggered for the rest. */
     for (int n = 0; n < 256 && c->generation == gen; n++) {
-        zmq_msg_t msg;
-        zmq_msg_init(&msg);
-        if (zmq_msg_recv(&msg, zsock, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&msg);
+        zmq_msg_t parts[2];
+        bool extra;
+        int nparts = recv_message(zsock, parts, &extra);
+        if (nparts == 0)
             return;
-        }
-        bool more = zmq_msg_more(&msg);
-        int rc = wire_decode(zmq_msg_data(&msg), zmq_msg_size(&msg), &rpc->scratch);
-        zmq_msg_close(&msg);
-        while (more) {
-            /* Replies are one frame; discard any extra frames. */
-            zmq_msg_init(&msg);
-            if (zmq_msg_recv(&msg, zsock, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&msg);
-                break;
-            }
-            more = zmq_msg_more(&msg);
-            zmq_msg_close(&msg);
+        wire_msg_t *m = &rpc->scratch;
+        int rc = wire_decode(zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), m);
+        bool want_value = rc == 0 && wire_type_has_value(m->type);
+        if (rc == 0 && (extra || (nparts == 2) != want_value))
             rc = -EBADMSG;
-        }
-        const wire_msg_t *m = &rpc->scratch;
-        if (rc < 0 && rc != -EPROTONOSUPPORT) {
-            log_warn("rpc", "dropped a malformed reply (%s)", strerror(-rc));
-            continue;
+        if (rc == 0 && want_value) {
+            m->value = zmq_msg_data(&parts[1]);
+            m->value_len = zmq_msg_size(&parts[1]);
         }
         slot_t *s = &rpc->slots[m->req_id % RPC_SLOTS];
-        if (s->req_id != m->req_id || s->conn != c) {
+        if (rc < 0 && rc != -EPROTONOSUPPORT) {
+            log_warn("rpc", "dropped a malformed reply (%s)", strerror(-rc));
+        } else if (s->req_id != m->req_id || s->conn != c) {
             log_debug("rpc", "late or unknown reply %s id %llx dropped", wire_type_name(m->type),
                       (unsigned long long)m->req_id);
-            continue;
-        }
-        if (rc == -EPROTONOSUPPORT)
+        } else if (rc == -EPROTONOSUPPORT) {
             finish(rpc, s, -EPROTONOSUPPORT, NULL);
-        else if (m->type == WIRE_ERROR)
+        } else if (m->type == WIRE_ERROR) {
             finish(rpc, s, m->err_code > 0 ? -m->err_code : -EIO, m);
-        else if (m->type != (s->type | WIRE_REPLY))
+        } else if (m->type == WIRE_REDIRECT) {
+            finish(rpc, s, -EREMOTE, m);
+        } else if (m->type != (s->type | WIRE_REPLY)) {
             finish(rpc, s, -EBADMSG, NULL);
-        else
+        } else {
             finish(rpc, s, 0, m);
+        }
+        for (int i = 0; i < nparts; i++)
+            zmq_msg_close(&parts[i]);
     }
 }
 
@@ -266,14 +284,20 @@ int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms,
 
     rpc->seq++;
     req->req_id = rpc->seq * RPC_SLOTS + idx;
-    uint8_t buf[WIRE_FRAME_MAX];
+    /* One loop per process, so one encode buffer serves every call. */
+    static uint8_t buf[WIRE_FRAME_MAX];
     int len = wire_encode(req, buf, sizeof buf);
     if (len < 0)
         return len;
+    bool with_value = wire_type_has_value(req->type);
+    if (with_value && req->value_len > WIRE_VALUE_MAX)
+        return -EFBIG;
     conn_t *c = get_conn(rpc, addr);
     if (!c)
         return -EINVAL;
-    if (zmq_send(c->sock, buf, (size_t)len, ZMQ_DONTWAIT) < 0) {
+    if (zmq_send(c->sock, buf, (size_t)len, ZMQ_DONTWAIT | (with_value ? ZMQ_SNDMORE : 0)) < 0 ||
+        (with_value && zmq_send(c->sock, req->value_len ? req->value : (const void *)"",
+                                req->value_len, ZMQ_DONTWAIT) < 0)) {
         int err = zmq_errno();
         /* A full queue means the peer is not draining: treat as unreachable. */
         return err == EAGAIN ? -EAGAIN : -err;

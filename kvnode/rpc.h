@@ -19,8 +19,10 @@ typedef struct rpc rpc_t;
  * rc == 0: `reply` is the peer's reply (its type is the request's | REPLY).
  * rc < 0: -ETIMEDOUT (no answer in time; the peer's connection was reset),
  * -err for a peer ERROR reply (then reply->err_msg says why, reply is
- * non-NULL), -EBADMSG for an unexpected reply type, -ECANCELED when the rpc
- * is destroyed with the call pending. `reply` is borrowed for the call only.
+ * non-NULL), -EREMOTE for a REDIRECT ("not mine": reply->node names a
+ * better peer), -EBADMSG for an unexpected reply type, -ECANCELED when the
+ * rpc is destroyed with the call pending. `reply`, its key and value
+ * pointers included, is borrowed for the duration of the callback only.
  */
 typedef void (*rpc_done_fn)(int rc, const wire_msg_t *reply, void *arg);
 
@@ -30,9 +32,11 @@ rpc_t *rpc_new(void *zctx, loop_t *loop);
 void rpc_destroy(rpc_t **rpc);
 
 /*
- * Send req (its req_id is overwritten) to the peer at addr. Returns 0 when the
+ * Send req (its req_id is overwritten) to the peer at addr; types that carry
+ * a value send req->value as the second frame (copied). Returns 0 when the
  * call is under way (done will run later, never from inside rpc_call), or
- * -EINVAL (bad message/address), -ENOMEM, -EAGAIN (too many calls pending).
+ * -EINVAL (bad message/address), -EFBIG (value too large), -ENOMEM,
+ * -EAGAIN (too many calls pending, or the peer's queue is full).
  */
 int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms, rpc_done_fn done,
              void *arg);

@@ -106,9 +106,56 @@ static void put_node(wbuf_t *w, const wire_node_t *n)
         w->invalid = true;
         return;
     }
+    for (size_t i = 0; i < len; i++)
+        if ((uint8_t)n->addr[i] < 0x21 || (uint8_t)n->addr[i] > 0x7e) {
+            w->invalid = true;
+            return;
+        }
     put_u64(w, n->id);
     put_u8(w, (uint8_t)len);
     put_bytes(w, n->addr, len);
+}
+
+static void put_key(wbuf_t *w, const uint8_t *key, uint16_t len)
+{
+    if (len == 0 || len > WIRE_KEY_MAX || !key) {
+        w->invalid = true;
+        return;
+    }
+    put_u16(w, len);
+    put_bytes(w, key, len);
+}
+
+static const uint8_t *get_key(rbuf_t *r, uint16_t *len)
+{
+    *len = get_u16(r);
+    if (*len == 0 || *len > WIRE_KEY_MAX) {
+        r->bad = true;
+        return NULL;
+    }
+    return get_bytes(r, *len);
+}
+
+static void put_version(wbuf_t *w, kv_version_t v)
+{
+    put_u64(w, v.hlc);
+    put_u64(w, v.node);
+}
+
+static kv_version_t get_version(rbuf_t *r)
+{
+    kv_version_t v;
+    v.hlc = get_u64(r);
+    v.node = get_u64(r);
+    return v;
+}
+
+static uint8_t get_flags(rbuf_t *r)
+{
+    uint8_t f = get_u8(r);
+    if (f & ~WIRE_FLAGS_KNOWN)
+        r->bad = true;
+    return f;
 }
 
 static void get_node(rbuf_t *r, wire_node_t *n)
@@ -186,7 +233,7 @@ void wire_node_set(wire_node_t *n, ring_id_t id, const char *addr)
 
 static bool known_type(uint8_t t)
 {
-    uint8_t base = t == WIRE_ERROR ? t : (uint8_t)(t & ~WIRE_REPLY);
+    uint8_t base = t == WIRE_ERROR || t == WIRE_REDIRECT ? t : (uint8_t)(t & ~WIRE_REPLY);
     switch (base) {
     case WIRE_PING:
     case WIRE_INFO:
@@ -195,9 +242,19 @@ static bool known_type(uint8_t t)
     case WIRE_FINGERS:
     case WIRE_UPDATE:
     case WIRE_LEAVE:
+    case WIRE_KV_GET:
+    case WIRE_KV_PUT:
+    case WIRE_REPL_GET:
+    case WIRE_REPL_PUT:
+    case WIRE_SYNC_DIGEST:
+    case WIRE_SYNC_OFFER:
+    case WIRE_SYNC_PULL:
+    case WIRE_STATS:
         return true;
     case WIRE_ERROR:
         return t == WIRE_ERROR;
+    case WIRE_REDIRECT:
+        return t == WIRE_REDIRECT;
     default:
         return false;
     }
@@ -221,6 +278,77 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
     case WIRE_NOTIFY | WIRE_REPLY:
     case WIRE_FINGERS:
     case WIRE_LEAVE | WIRE_REPLY:
+    case WIRE_SYNC_PULL | WIRE_REPLY:
+    case WIRE_STATS:
+        break;
+    case WIRE_KV_GET:
+    case WIRE_REPL_GET:
+        put_key(&w, m->key_bytes, m->key_len);
+        break;
+    case WIRE_KV_GET | WIRE_REPLY:
+    case WIRE_REPL_GET | WIRE_REPLY:
+        put_u8(&w, m->found ? 1 : 0);
+        put_version(&w, m->version);
+        put_u8(&w, m->flags);
+        break;
+    case WIRE_KV_PUT:
+        put_key(&w, m->key_bytes, m->key_len);
+        if (m->cond > WIRE_COND_VERSION || (m->flags & ~WIRE_FLAGS_KNOWN))
+            return -EINVAL;
+        put_u8(&w, m->flags);
+        put_u8(&w, m->cond);
+        put_version(&w, m->cond_version);
+        break;
+    case WIRE_KV_PUT | WIRE_REPLY:
+        put_version(&w, m->version);
+        break;
+    case WIRE_REPL_PUT:
+        put_key(&w, m->key_bytes, m->key_len);
+        put_version(&w, m->version);
+        put_u8(&w, m->flags);
+        break;
+    case WIRE_REPL_PUT | WIRE_REPLY:
+        put_u8(&w, m->applied ? 1 : 0);
+        put_version(&w, m->version);
+        break;
+    case WIRE_SYNC_DIGEST:
+        put_u64(&w, m->lo);
+        put_u64(&w, m->hi);
+        break;
+    case WIRE_SYNC_PULL:
+        put_u64(&w, m->lo);
+        put_u64(&w, m->hi);
+        put_node(&w, &m->node);
+        break;
+    case WIRE_SYNC_DIGEST | WIRE_REPLY:
+        put_u64(&w, m->count);
+        put_u64(&w, m->digest[0]);
+        put_u64(&w, m->digest[1]);
+        break;
+    case WIRE_SYNC_OFFER:
+        if (m->noffers > WIRE_OFFER_MAX)
+            return -EINVAL;
+        put_u16(&w, m->noffers);
+        for (unsigned i = 0; i < m->noffers; i++) {
+            put_key(&w, m->offers[i].key, m->offers[i].key_len);
+            put_version(&w, m->offers[i].version);
+        }
+        break;
+    case WIRE_SYNC_OFFER | WIRE_REPLY:
+        if (m->nwant > WIRE_OFFER_MAX)
+            return -EINVAL;
+        put_u16(&w, m->nwant);
+        for (unsigned i = 0; i < m->nwant; i++)
+            put_u16(&w, m->want[i]);
+        break;
+    case WIRE_STATS | WIRE_REPLY:
+        put_u64(&w, m->primary_keys);
+        put_u64(&w, m->stored_keys);
+        put_u64(&w, m->under_replicated);
+        put_u64(&w, m->bytes);
+        break;
+    case WIRE_REDIRECT:
+        put_node(&w, &m->node);
         break;
     case WIRE_INFO | WIRE_REPLY:
         put_u8(&w, m->id_bits);
@@ -234,9 +362,13 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         break;
     case WIRE_NOTIFY:
         put_node(&w, &m->node);
+        if (m->role > WIRE_NOTIFY_SUCCESSOR)
+            return -EINVAL;
         put_u8(&w, m->role);
         break;
     case WIRE_FIND:
+        if (m->mode > WIRE_FIND_RECURSIVE)
+            return -EINVAL;
         put_u64(&w, m->key);
         put_u8(&w, m->mode);
         put_u8(&w, m->hops);
@@ -309,6 +441,81 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
     case WIRE_NOTIFY | WIRE_REPLY:
     case WIRE_FINGERS:
     case WIRE_LEAVE | WIRE_REPLY:
+    case WIRE_SYNC_PULL | WIRE_REPLY:
+    case WIRE_STATS:
+        break;
+    case WIRE_KV_GET:
+    case WIRE_REPL_GET:
+        out->key_bytes = get_key(&r, &out->key_len);
+        break;
+    case WIRE_KV_GET | WIRE_REPLY:
+    case WIRE_REPL_GET | WIRE_REPLY:
+        out->found = get_bool(&r);
+        out->version = get_version(&r);
+        out->flags = get_flags(&r);
+        break;
+    case WIRE_KV_PUT:
+        out->key_bytes = get_key(&r, &out->key_len);
+        out->flags = get_flags(&r);
+        out->cond = get_u8(&r);
+        out->cond_version = get_version(&r);
+        if (out->cond > WIRE_COND_VERSION)
+            r.bad = true;
+        break;
+    case WIRE_KV_PUT | WIRE_REPLY:
+        out->version = get_version(&r);
+        break;
+    case WIRE_REPL_PUT:
+        out->key_bytes = get_key(&r, &out->key_len);
+        out->version = get_version(&r);
+        out->flags = get_flags(&r);
+        break;
+    case WIRE_REPL_PUT | WIRE_REPLY:
+        out->applied = get_bool(&r);
+        out->version = get_version(&r);
+        break;
+    case WIRE_SYNC_DIGEST:
+        out->lo = get_u64(&r);
+        out->hi = get_u64(&r);
+        break;
+    case WIRE_SYNC_PULL:
+        out->lo = get_u64(&r);
+        out->hi = get_u64(&r);
+        get_node(&r, &out->node);
+        break;
+    case WIRE_SYNC_DIGEST | WIRE_REPLY:
+        out->count = get_u64(&r);
+        out->digest[0] = get_u64(&r);
+        out->digest[1] = get_u64(&r);
+        break;
+    case WIRE_SYNC_OFFER:
+        out->noffers = get_u16(&r);
+        if (out->noffers > WIRE_OFFER_MAX) {
+            r.bad = true;
+            break;
+        }
+        for (unsigned i = 0; i < out->noffers && !r.bad; i++) {
+            out->offers[i].key = get_key(&r, &out->offers[i].key_len);
+            out->offers[i].version = get_version(&r);
+        }
+        break;
+    case WIRE_SYNC_OFFER | WIRE_REPLY:
+        out->nwant = get_u16(&r);
+        if (out->nwant > WIRE_OFFER_MAX) {
+            r.bad = true;
+            break;
+        }
+        for (unsigned i = 0; i < out->nwant && !r.bad; i++)
+            out->want[i] = get_u16(&r);
+        break;
+    case WIRE_STATS | WIRE_REPLY:
+        out->primary_keys = get_u64(&r);
+        out->stored_keys = get_u64(&r);
+        out->under_replicated = get_u64(&r);
+        out->bytes = get_u64(&r);
+        break;
+    case WIRE_REDIRECT:
+        get_node(&r, &out->node);
         break;
     case WIRE_INFO | WIRE_REPLY:
         out->id_bits = get_u8(&r);
@@ -391,20 +598,52 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
     return 0;
 }
 
+bool wire_type_has_value(uint8_t type)
+{
+    return type == WIRE_KV_PUT || type == WIRE_REPL_PUT || type == (WIRE_KV_GET | WIRE_REPLY) ||
+           type == (WIRE_REPL_GET | WIRE_REPLY);
+}
+
 const char *wire_type_name(uint8_t type)
 {
     static const char *const req[] = {
-        [WIRE_PING] = "PING",   [WIRE_INFO] = "INFO",       [WIRE_NOTIFY] = "NOTIFY",
-        [WIRE_FIND] = "FIND",   [WIRE_FINGERS] = "FINGERS", [WIRE_UPDATE] = "UPDATE",
+        [WIRE_PING] = "PING",
+        [WIRE_INFO] = "INFO",
+        [WIRE_NOTIFY] = "NOTIFY",
+        [WIRE_FIND] = "FIND",
+        [WIRE_FINGERS] = "FINGERS",
+        [WIRE_UPDATE] = "UPDATE",
         [WIRE_LEAVE] = "LEAVE",
+        [WIRE_KV_GET] = "KV_GET",
+        [WIRE_KV_PUT] = "KV_PUT",
+        [WIRE_REPL_GET] = "REPL_GET",
+        [WIRE_REPL_PUT] = "REPL_PUT",
+        [WIRE_SYNC_DIGEST] = "SYNC_DIGEST",
+        [WIRE_SYNC_OFFER] = "SYNC_OFFER",
+        [WIRE_SYNC_PULL] = "SYNC_PULL",
+        [WIRE_STATS] = "STATS",
     };
     static const char *const rep[] = {
-        [WIRE_PING] = "PING_R",   [WIRE_INFO] = "INFO_R",       [WIRE_NOTIFY] = "NOTIFY_R",
-        [WIRE_FIND] = "FIND_R",   [WIRE_FINGERS] = "FINGERS_R", [WIRE_UPDATE] = "UPDATE_R",
+        [WIRE_PING] = "PING_R",
+        [WIRE_INFO] = "INFO_R",
+        [WIRE_NOTIFY] = "NOTIFY_R",
+        [WIRE_FIND] = "FIND_R",
+        [WIRE_FINGERS] = "FINGERS_R",
+        [WIRE_UPDATE] = "UPDATE_R",
         [WIRE_LEAVE] = "LEAVE_R",
+        [WIRE_KV_GET] = "KV_GET_R",
+        [WIRE_KV_PUT] = "KV_PUT_R",
+        [WIRE_REPL_GET] = "REPL_GET_R",
+        [WIRE_REPL_PUT] = "REPL_PUT_R",
+        [WIRE_SYNC_DIGEST] = "SYNC_DIGEST_R",
+        [WIRE_SYNC_OFFER] = "SYNC_OFFER_R",
+        [WIRE_SYNC_PULL] = "SYNC_PULL_R",
+        [WIRE_STATS] = "STATS_R",
     };
     if (type == WIRE_ERROR)
         return "ERROR";
+    if (type == WIRE_REDIRECT)
+        return "REDIRECT";
     if (!known_type(type))
         return "?";
     uint8_t base = type & (uint8_t)~WIRE_REPLY;

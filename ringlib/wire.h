@@ -11,6 +11,7 @@
 #define WIRE_H
 
 #include "endpoint.h"
+#include "kv_version.h"
 #include "ring_id.h"
 
 #include <stdbool.h>
@@ -23,8 +24,12 @@ enum {
     WIRE_SUCC_MAX = 16,
     WIRE_FINGERS_MAX = 64,
     WIRE_ERRMSG_MAX = 256, /* NUL included */
-    /* Upper bound of any encoded frame: a full finger table plus slack. */
-    WIRE_FRAME_MAX = 16384,
+    WIRE_KEY_MAX = 480,    /* LMDB keys are at most 511 bytes, 8 of them the position */
+    WIRE_OFFER_MAX = 512,
+    /* Upper bound of any encoded first frame (an offer of long keys). */
+    WIRE_FRAME_MAX = 1024 * 1024,
+    /* Largest value a second frame may carry. */
+    WIRE_VALUE_MAX = 4 * 1024 * 1024,
 };
 
 typedef enum {
@@ -35,6 +40,15 @@ typedef enum {
     WIRE_FINGERS = 0x05,
     WIRE_UPDATE = 0x06,
     WIRE_LEAVE = 0x07,
+    WIRE_KV_GET = 0x10,   /* client -> coordinator */
+    WIRE_KV_PUT = 0x11,   /* client -> coordinator (also delete, conditional) */
+    WIRE_REPL_GET = 0x12, /* coordinator -> replica */
+    WIRE_REPL_PUT = 0x13, /* coordinator or syncing node -> replica */
+    WIRE_SYNC_DIGEST = 0x14,
+    WIRE_SYNC_OFFER = 0x15,
+    WIRE_SYNC_PULL = 0x16,
+    WIRE_STATS = 0x17,
+    WIRE_REDIRECT = 0x7e, /* reply: "not mine", with a better node to ask */
     WIRE_ERROR = 0x7f,
     WIRE_REPLY = 0x80, /* or-ed into a request type for its reply */
 } wire_type_t;
@@ -54,6 +68,26 @@ typedef struct {
     ring_id_t id;
     char addr[ENDPOINT_MAX];
 } wire_node_t;
+
+/* Value flags. */
+enum {
+    WIRE_FLAG_TOMBSTONE = 0x01,
+    WIRE_FLAGS_KNOWN = 0x01,
+};
+
+/* Conditions of a KV_PUT. */
+typedef enum {
+    WIRE_COND_NONE = 0,
+    WIRE_COND_ABSENT = 1,  /* only if no live value exists */
+    WIRE_COND_VERSION = 2, /* only if the current version equals cond_version */
+} wire_cond_t;
+
+/* One (key, version) pair of a SYNC_OFFER; key borrowed from the frame. */
+typedef struct {
+    const uint8_t *key;
+    uint16_t key_len;
+    kv_version_t version;
+} wire_offer_t;
 
 typedef struct {
     uint8_t i;
@@ -75,7 +109,8 @@ typedef struct {
     uint64_t keys;
 
     /* NOTIFY, UPDATE: the node offered; INFO/FINGERS reply: the sender;
-     * FIND reply: the owner (done) or the next hop; LEAVE: the leaver */
+     * FIND reply: the owner (done) or the next hop; LEAVE: the leaver;
+     * SYNC_PULL: the node that wants the range; REDIRECT: who to ask */
     wire_node_t node;
     /* INFO reply, LEAVE: predecessor; FIND reply: the node that answered */
     bool has_pred;
@@ -104,7 +139,42 @@ typedef struct {
     /* ERROR: a positive errno value and a human-readable reason */
     int32_t err_code;
     char err_msg[WIRE_ERRMSG_MAX];
+
+    /* KV_*, REPL_*: the key (borrowed from the decoded frame) */
+    const uint8_t *key_bytes;
+    uint16_t key_len;
+    /* the value's version and flags (replies and REPL_PUT), found (GET replies) */
+    kv_version_t version;
+    uint8_t flags;
+    bool found;
+    /* KV_PUT condition */
+    uint8_t cond;
+    kv_version_t cond_version;
+    /* The value frame (types with wire_type_has_value); set by the transport. */
+    const uint8_t *value;
+    size_t value_len;
+
+    /* SYNC_DIGEST, SYNC_PULL: positions in (lo, hi] */
+    ring_id_t lo, hi;
+    /* SYNC_DIGEST reply */
+    uint64_t count;
+    uint64_t digest[2];
+    /* SYNC_OFFER */
+    uint16_t noffers;
+    wire_offer_t offers[WIRE_OFFER_MAX];
+    /* SYNC_OFFER reply: indexes of the offers the receiver wants */
+    uint16_t nwant;
+    uint16_t want[WIRE_OFFER_MAX];
+    /* STATS reply */
+    uint64_t primary_keys, stored_keys, under_replicated, bytes;
 } wire_msg_t;
+
+/*
+ * True for the message types that travel with a second frame holding a
+ * value (possibly empty): KV_PUT, REPL_PUT, and the replies of KV_GET and
+ * REPL_GET. Every other type is exactly one frame.
+ */
+bool wire_type_has_value(uint8_t type);
 
 /* Zero a message and set its type and request id. */
 void wire_init(wire_msg_t *m, uint8_t type, uint64_t req_id);
@@ -117,7 +187,9 @@ void wire_init(wire_msg_t *m, uint8_t type, uint64_t req_id);
 int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap);
 
 /*
- * Decode exactly len bytes into *out (fully overwritten). Returns 0,
+ * Decode exactly len bytes into *out (fully overwritten). Keys in the result
+ * point into buf: they are valid only while buf is. The value frame is not
+ * part of buf; the transport sets out->value itself. Returns 0,
  * -EPROTONOSUPPORT for another protocol version (out->type and
  * out->req_id are still set so the receiver can reply with an error), or
  * -EBADMSG for anything malformed: bad magic, unknown type, truncated or

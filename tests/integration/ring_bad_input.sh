@@ -69,11 +69,15 @@ grep -q "protocol version 2 not supported" <<<"$out" || fail "wrong version repl
 "$WIREPOKE" "tcp://127.0.0.1:${P[0]}" 44480104000000000000000100 >/dev/null &&
     fail "truncated FIND got a reply"
 "$WIREPOKE" "tcp://127.0.0.1:${P[0]}" 444801010000000000000001 00 >/dev/null &&
-    fail "two-frame message got a reply"
+    fail "PING with a value frame got a reply"
+"$WIREPOKE" "tcp://127.0.0.1:${P[0]}" 444801010000000000000001 00 00 >/dev/null &&
+    fail "three-frame message got a reply"
 out=$("$WIREPOKE" "tcp://127.0.0.1:${P[0]}" 444801010000000000000001) || fail "PING got no reply"
 [ "$out" = "reply PING_R" ] || fail "PING answered '$out'"
 grep -q "dropped a malformed message" "$T/a.log" || fail "malformed message was not logged"
-grep -q "dropped a message of 2 frames" "$T/a.log" || fail "multi-frame message was not logged"
+grep -q "dropped PING with an unexpected value frame" "$T/a.log" ||
+    fail "PING with a value frame was not logged"
+grep -q "dropped a message of 3 frames" "$T/a.log" || fail "three-frame message was not logged"
 log "garbage, wrong version, truncated and multi-frame messages dropped with a log line"
 
 # Still serving, ring intact.

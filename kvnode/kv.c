@@ -1,0 +1,1041 @@
+/*
+ * kv.c — the replicated quorum store on top of the ring.
+ *
+ * Roles, all in this one process:
+ *  - coordinator: the authority of a key (it owns (pred, self]) serves
+ *    clients' KV_GET/KV_PUT. It asks every replica (itself and the next
+ *    N-1 successors), answers once R (reads) or W (writes) succeeded, and
+ *    repairs replicas that answered with something older. A node asked
+ *    about a key it does not own answers REDIRECT with a better node.
+ *  - replica: REPL_GET/REPL_PUT on the local store; a REPL_PUT is applied
+ *    only if its version is newer, and acknowledged only once durable.
+ *  - anti-entropy: every sync period the authority compares a digest of its
+ *    range with each replica and streams over, in bounded batches, what a
+ *    replica lacks; it also asks its successor to do the same towards it
+ *    (which is how a newcomer receives its range, and a restarted node what
+ *    it missed). A leaving node streams everything to its successors first.
+ *
+ * Versions come from the coordinator's hybrid logical clock with its id as
+ * tie-break, so concurrent writers leave all replicas with one winner.
+ * Conditional writes (put-if-absent, put-if-version) are serialised per key
+ * at the authority: a quorum read, the check, then a write whose version is
+ * above everything the read saw. Two nodes that both believe they own a key
+ * (during a membership change) can each admit one conditional write; the
+ * version order still makes every replica converge on one of them.
+ */
+#include "node_i.h"
+
+#include "kv_quorum.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum {
+    SYNC_BATCH = 256,         /* keys per SYNC_OFFER */
+    SYNC_KEYBUF = 128 * 1024, /* key bytes per SYNC_OFFER */
+    SYNC_WINDOW = 16,         /* REPL_PUTs in flight per session */
+    SYNC_SERVE_MAX = 8,       /* sessions served for other nodes' pulls */
+    HANDOFF_LIMIT_MS = 30000, /* a leave waits at most this for its hand-off */
+};
+
+typedef enum { OP_GET, OP_PUT } op_kind_t;
+
+struct kv_op;
+typedef struct {
+    struct kv_op *op;
+    unsigned phase;
+    unsigned idx;
+} op_call_t;
+
+typedef struct kv_op {
+    node_t *n;
+    struct kv_op *next;    /* in kv->busy (conditional ops on one key) */
+    struct kv_op *waiting; /* conditional ops queued behind this one */
+    uint8_t ident[IDENT_MAX];
+    size_t ident_len;
+    uint64_t req_id;
+    op_kind_t kind;
+    uint8_t key[WIRE_KEY_MAX];
+    uint16_t key_len;
+    uint8_t cond;
+    kv_version_t cond_version;
+    /* PUT: the value to write. GET and a conditional put's read: the newest
+     * value seen so far. */
+    uint8_t *value;
+    size_t value_len;
+    uint8_t flags;
+    /* A conditional put's own value, kept aside during its read phase. */
+    uint8_t *pending_value;
+    size_t pending_len;
+    uint8_t pending_flags;
+    kv_version_t version;
+    bool have_best;
+    unsigned nrep;
+    ring_id_t rep[KV_QUORUM_MAX];
+    kv_quorum_t q;
+    unsigned phase; /* 0 read, 1 write */
+    op_call_t calls[2][KV_QUORUM_MAX];
+    unsigned outstanding;
+    bool answered;
+    bool busy; /* holds the key's conditional slot */
+    int worst_rc;
+} kv_op_t;
+
+typedef struct sync {
+    node_t *n;
+    struct sync *next;
+    ring_id_t target;
+    char addr[ENDPOINT_MAX];
+    ring_id_t lo, hi;
+    uint64_t local_count;
+    bool has_cursor;
+    ring_id_t cursor_pos;
+    uint8_t cursor_key[WIRE_KEY_MAX];
+    uint16_t cursor_len;
+    uint8_t *keybuf;
+    size_t keybuf_used;
+    wire_offer_t offers[SYNC_BATCH];
+    unsigned noffers;
+    uint16_t want[SYNC_BATCH];
+    unsigned nwant, next_want, inflight;
+    uint64_t sent, missing;
+    bool failed, finishing;
+    void (*done)(struct sync *s);
+} sync_t;
+
+struct kv {
+    kv_op_t *busy;
+    sync_t *sessions;
+    unsigned served;
+    /* the current anti-entropy round */
+    bool round_active;
+    unsigned round_pending;
+    uint64_t round_missing;
+    uint64_t round_primary;
+    bool round_short; /* fewer distinct nodes than replicas */
+    uint64_t last_round_ms;
+    /* results of the last finished round */
+    uint64_t primary_keys;
+    uint64_t under_replicated;
+    /* leave */
+    void (*handoff_done)(node_t *n);
+    unsigned handoff_pending;
+    uint64_t handoff_timer;
+};
+
+static uint64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+int kv_init(node_t *n)
+{
+    n->kv = calloc(1, sizeof *n->kv);
+    return n->kv ? 0 : -ENOMEM;
+}
+
+static void sync_free(sync_t *s)
+{
+    free(s->keybuf);
+    free(s);
+}
+
+void kv_fini(node_t *n)
+{
+    if (!n->kv)
+        return;
+    /* Pending rpc callbacks were cancelled by rpc_destroy before this. */
+    sync_t *s = n->kv->sessions;
+    while (s) {
+        sync_t *next = s->next;
+        sync_free(s);
+        s = next;
+    }
+    free(n->kv);
+    n->kv = NULL;
+}
+
+size_t node_replica_set(const node_t *n, ring_id_t *out, size_t cap)
+{
+    ring_id_t succ[RING_SUCC_MAX];
+    size_t ns = ring_state_succ_list(n->rs, succ, RING_SUCC_MAX);
+    size_t k = 0;
+    size_t want = n->cfg.replicas < cap ? n->cfg.replicas : cap;
+    out[k++] = n->self;
+    for (size_t i = 0; i < ns && k < want; i++)
+        out[k++] = succ[i];
+    return k;
+}
+
+/* ------------------------------------------------------------ replicas */
+
+static void serve_repl_get(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    store_rec_t rec;
+    int rc = store_get(n->store, m->key_bytes, m->key_len, &rec);
+    if (rc < 0 && rc != -ENOENT) {
+        node_reply_error(n, ident, ident_len, m->req_id, -rc, "store read failed: %s",
+                         strerror(-rc));
+        return;
+    }
+    wire_msg_t *r = &n->out;
+    wire_init(r, WIRE_REPL_GET | WIRE_REPLY, m->req_id);
+    if (rc == 0) {
+        r->found = true;
+        r->version = rec.version;
+        r->flags = rec.flags;
+        r->value = rec.value;
+        r->value_len = rec.value_len;
+    }
+    node_send(n, ident, ident_len, r);
+}
+
+typedef struct {
+    node_t *n;
+    uint8_t ident[IDENT_MAX];
+    size_t ident_len;
+    uint64_t req_id;
+    bool applied;
+    kv_version_t version;
+} repl_ack_t;
+
+static void repl_put_committed(int rc, void *arg)
+{
+    repl_ack_t *a = arg;
+    if (rc < 0) {
+        node_reply_error(a->n, a->ident, a->ident_len, a->req_id, -rc, "%s",
+                         rc == -ENOSPC ? "no space left on the node's disk"
+                                       : "store commit failed");
+    } else {
+        wire_msg_t r;
+        wire_init(&r, WIRE_REPL_PUT | WIRE_REPLY, a->req_id);
+        r.applied = a->applied;
+        r.version = a->version;
+        node_send(a->n, a->ident, a->ident_len, &r);
+    }
+    free(a);
+}
+
+static void serve_repl_put(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    if (kv_version_is_zero(m->version)) {
+        node_reply_error(n, ident, ident_len, m->req_id, EINVAL, "a write needs a version");
+        return;
+    }
+    kv_clock_observe(&n->clock, m->version.hlc);
+    kv_version_t current;
+    int rc = store_put(n->store, m->key_bytes, m->key_len, m->version, m->flags, m->value,
+                       m->value_len, &current);
+    if (rc < 0) {
+        node_reply_error(n, ident, ident_len, m->req_id, -rc, "%s",
+                         rc == -ENOSPC ? "no space left on the node's disk" : strerror(-rc));
+        return;
+    }
+    repl_ack_t *a = malloc(sizeof *a);
+    if (!a) {
+        node_reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
+        return;
+    }
+    a->n = n;
+    memcpy(a->ident, ident, ident_len);
+    a->ident_len = ident_len;
+    a->req_id = m->req_id;
+    a->applied = rc == 1;
+    a->version = current;
+    /* Acknowledge only once durable: the ack counts towards a write quorum. */
+    store_after_commit(n->store, repl_put_committed, a);
+}
+
+/* --------------------------------------------------------- coordinator */
+
+static void op_step(kv_op_t *op);
+static void op_start_phase(kv_op_t *op, unsigned phase);
+
+static void op_maybe_free(kv_op_t *op)
+{
+    if (!op->answered || op->outstanding)
+        return;
+    free(op->value);
+    free(op->pending_value);
+    free(op);
+}
+
+/* Release the key's conditional slot and start the next op queued on it. */
+static void op_release(kv_op_t *op)
+{
+    if (!op->busy)
+        return;
+    struct kv *kv = op->n->kv;
+    op->busy = false;
+    kv_op_t **pp = &kv->busy;
+    while (*pp && *pp != op)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = op->next;
+    kv_op_t *next = op->waiting;
+    if (next) {
+        next->busy = true;
+        next->next = kv->busy;
+        kv->busy = next;
+        op_start_phase(next, 0);
+        op_maybe_free(next);
+    }
+}
+
+static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
+{
+    if (op->answered)
+        return;
+    op->answered = true;
+    char msg[WIRE_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    node_reply_error(op->n, op->ident, op->ident_len, op->req_id, err, "%s", msg);
+    op_release(op);
+}
+
+static void op_answer(kv_op_t *op, wire_msg_t *r)
+{
+    if (op->answered)
+        return;
+    op->answered = true;
+    r->req_id = op->req_id;
+    node_send(op->n, op->ident, op->ident_len, r);
+    op_release(op);
+}
+
+static void quorum_failed(kv_op_t *op)
+{
+    const char *what = op->phase == 0 ? "read" : "write";
+    unsigned need = op->q.need;
+    if (op->worst_rc == -ENOSPC)
+        op_answer_error(op, ENOSPC, "no space left on %s replica disks", "the");
+    else
+        op_answer_error(op, ETIMEDOUT, "%s quorum not reached: %u of %u replicas answered, need %u",
+                        what, op->q.ok, op->nrep, need);
+}
+
+/* A replica's answer, remote or local. */
+static void op_on_reply(kv_op_t *op, unsigned phase, unsigned idx, int rc, const wire_msg_t *r,
+                        const store_rec_t *local)
+{
+    if (phase != op->phase)
+        return;
+    if (rc == -ENOSPC || (rc < 0 && op->worst_rc == 0))
+        op->worst_rc = rc;
+    bool found = false;
+    kv_version_t version = {0, 0};
+    if (rc == 0 && phase == 0) {
+        const uint8_t *value = local ? local->value : r->value;
+        size_t value_len = local ? local->value_len : r->value_len;
+        found = local ? true : r->found;
+        version = local ? local->version : r->version;
+        uint8_t flags = local ? local->flags : r->flags;
+        if (found) {
+            kv_clock_observe(&op->n->clock, version.hlc);
+            if (!op->have_best || kv_version_cmp(version, op->version) > 0) {
+                uint8_t *copy = malloc(value_len ? value_len : 1);
+                if (copy) {
+                    memcpy(copy, value, value_len);
+                    free(op->value);
+                    op->value = copy;
+                    op->value_len = value_len;
+                    op->version = version;
+                    op->flags = flags;
+                    op->have_best = true;
+                }
+            }
+        }
+    }
+    kv_quorum_on_reply(&op->q, idx, rc == 0, found, version);
+    op_step(op);
+}
+
+static void on_remote_reply(int rc, const wire_msg_t *r, void *arg)
+{
+    op_call_t *c = arg;
+    kv_op_t *op = c->op;
+    op->outstanding--;
+    if (rc == -ETIMEDOUT)
+        node_peer_failed(op->n, op->rep[c->idx], "replica timed out");
+    op_on_reply(op, c->phase, c->idx, rc, r, NULL);
+    op_maybe_free(op);
+}
+
+static void on_local_commit(int rc, void *arg)
+{
+    op_call_t *c = arg;
+    kv_op_t *op = c->op;
+    op->outstanding--;
+    op_on_reply(op, c->phase, c->idx, rc, NULL, NULL);
+    op_maybe_free(op);
+}
+
+/* Read repair: bring replicas that answered with older data up to date. */
+static void on_repair_done(int rc, const wire_msg_t *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    if (rc < 0 && rc != -ECANCELED)
+        log_debug("kv", "read repair not acknowledged: %s", strerror(-rc));
+}
+
+static void op_repair(kv_op_t *op)
+{
+    unsigned stale[KV_QUORUM_MAX];
+    size_t ns = kv_quorum_stale(&op->q, stale, KV_QUORUM_MAX);
+    for (size_t i = 0; i < ns; i++) {
+        ring_id_t id = op->rep[stale[i]];
+        if (id == op->n->self) {
+            store_put(op->n->store, op->key, op->key_len, op->version, op->flags, op->value,
+                      op->value_len, NULL);
+            continue;
+        }
+        const char *addr = node_book_get(op->n, id);
+        if (!addr)
+            continue;
+        wire_msg_t req;
+        wire_init(&req, WIRE_REPL_PUT, 0);
+        req.key_bytes = op->key;
+        req.key_len = op->key_len;
+        req.version = op->version;
+        req.flags = op->flags;
+        req.value = op->value;
+        req.value_len = op->value_len;
+        rpc_call(op->n->rpc, addr, &req, op->n->cfg.timeout_ms, on_repair_done, NULL);
+    }
+}
+
+static void op_send_all(kv_op_t *op)
+{
+    node_t *n = op->n;
+    /* Local answers may complete the op: hold it until every call is out. */
+    op->outstanding++;
+    for (unsigned i = 0; i < op->nrep; i++) {
+        op_call_t *c = &op->calls[op->phase][i];
+        *c = (op_call_t){op, op->phase, i};
+        if (op->rep[i] == n->self) {
+            if (op->phase == 0) {
+                store_rec_t rec;
+                int rc = store_get(n->store, op->key, op->key_len, &rec);
+                if (rc == -ENOENT) {
+                    kv_quorum_on_reply(&op->q, i, true, false, (kv_version_t){0, 0});
+                    continue;
+                }
+                op_on_reply(op, 0, i, rc, NULL, rc == 0 ? &rec : NULL);
+            } else {
+                int rc = store_put(n->store, op->key, op->key_len, op->version, op->flags,
+                                   op->value, op->value_len, NULL);
+                if (rc < 0) {
+                    op_on_reply(op, 1, i, rc, NULL, NULL);
+                    continue;
+                }
+                op->outstanding++;
+                store_after_commit(n->store, on_local_commit, c);
+            }
+            continue;
+        }
+        const char *addr = node_book_get(n, op->rep[i]);
+        wire_msg_t req;
+        wire_init(&req, op->phase == 0 ? WIRE_REPL_GET : WIRE_REPL_PUT, 0);
+        req.key_bytes = op->key;
+        req.key_len = op->key_len;
+        if (op->phase == 1) {
+            req.version = op->version;
+            req.flags = op->flags;
+            req.value = op->value;
+            req.value_len = op->value_len;
+        }
+        int rc = addr ? rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_remote_reply, c)
+                      : -EHOSTUNREACH;
+        if (rc < 0) {
+            kv_quorum_on_reply(&op->q, i, false, false, (kv_version_t){0, 0});
+            continue;
+        }
+        op->outstanding++;
+    }
+    op->outstanding--;
+}
+
+static void op_start_phase(kv_op_t *op, unsigned phase)
+{
+    node_t *n = op->n;
+    op->phase = phase;
+    unsigned need = phase == 0 ? n->cfg.read_quorum : n->cfg.write_quorum;
+    if (op->nrep < need) {
+        op_answer_error(op, ETIMEDOUT, "only %u of %u replicas are in the ring, a quorum needs %u",
+                        op->nrep, n->cfg.replicas, need);
+        return;
+    }
+    kv_quorum_init(&op->q, op->nrep, need);
+    if (phase == 1) {
+        op->version.hlc = kv_clock_tick(&n->clock, wall_ms());
+        op->version.node = n->self;
+    }
+    op_send_all(op);
+    op_step(op);
+}
+
+/* Decide what happens next from the quorum's state. */
+static void op_step(kv_op_t *op)
+{
+    if (op->answered) {
+        if (op->kind == OP_GET && op->outstanding == 0 && op->phase == 0)
+            op_repair(op);
+        return;
+    }
+    kv_quorum_state_t st = kv_quorum_state(&op->q);
+    if (st == KV_QUORUM_PENDING)
+        return;
+    if (st == KV_QUORUM_FAILED) {
+        quorum_failed(op);
+        return;
+    }
+    wire_msg_t r;
+    if (op->phase == 1) {
+        wire_init(&r, WIRE_KV_PUT | WIRE_REPLY, 0);
+        r.version = op->version;
+        op_answer(op, &r);
+        return;
+    }
+    bool live = op->have_best && !(op->flags & WIRE_FLAG_TOMBSTONE);
+    if (op->kind == OP_GET) {
+        wire_init(&r, WIRE_KV_GET | WIRE_REPLY, 0);
+        r.found = live;
+        if (live) {
+            r.version = op->version;
+            r.flags = op->flags;
+            r.value = op->value;
+            r.value_len = op->value_len;
+        }
+        op_answer(op, &r);
+        if (op->outstanding == 0)
+            op_repair(op);
+        return;
+    }
+    /* A conditional put after its read phase. */
+    if (op->cond == WIRE_COND_ABSENT && live) {
+        char v[KV_VERSION_STR_MAX];
+        kv_version_to_str(op->version, v);
+        op_answer_error(op, EEXIST, "key exists (version %s)", v);
+        return;
+    }
+    if (op->cond == WIRE_COND_VERSION &&
+        (!live || kv_version_cmp(op->version, op->cond_version) != 0)) {
+        char v[KV_VERSION_STR_MAX];
+        kv_version_to_str(op->version, v);
+        op_answer_error(op, ESTALE, "version mismatch: the key is at %s", live ? v : "(absent)");
+        return;
+    }
+    /* The read's value is not needed any more: the op writes its own. */
+    free(op->value);
+    op->value = op->pending_value;
+    op->value_len = op->pending_len;
+    op->pending_value = NULL;
+    op->flags = op->pending_flags;
+    op_start_phase(op, 1);
+}
+
+static void serve_kv(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    ring_id_t pos = store_pos(n->store, m->key_bytes, m->key_len);
+    if (!ring_state_owns(n->rs, pos)) {
+        /* "Not mine": name the node our routing would go to next. */
+        ring_route_t rt = ring_state_route(n->rs, pos, NULL, 0);
+        wire_msg_t r;
+        wire_init(&r, WIRE_REDIRECT, m->req_id);
+        node_fill(n, &r.node, rt.next);
+        node_send(n, ident, ident_len, &r);
+        return;
+    }
+    kv_op_t *op = calloc(1, sizeof *op);
+    if (!op) {
+        node_reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
+        return;
+    }
+    op->n = n;
+    memcpy(op->ident, ident, ident_len);
+    op->ident_len = ident_len;
+    op->req_id = m->req_id;
+    op->kind = m->type == WIRE_KV_GET ? OP_GET : OP_PUT;
+    memcpy(op->key, m->key_bytes, m->key_len);
+    op->key_len = m->key_len;
+    op->nrep = (unsigned)node_replica_set(n, op->rep, KV_QUORUM_MAX);
+    if (op->kind == OP_PUT) {
+        if (m->flags & WIRE_FLAG_TOMBSTONE && m->value_len) {
+            free(op);
+            node_reply_error(n, ident, ident_len, m->req_id, EINVAL, "a delete carries no value");
+            return;
+        }
+        uint8_t *copy = malloc(m->value_len ? m->value_len : 1);
+        if (!copy) {
+            free(op);
+            node_reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
+            return;
+        }
+        memcpy(copy, m->value, m->value_len);
+        op->cond = m->cond;
+        op->cond_version = m->cond_version;
+        if (op->cond == WIRE_COND_NONE) {
+            op->value = copy;
+            op->value_len = m->value_len;
+            op->flags = m->flags;
+            op_start_phase(op, 1);
+            op_maybe_free(op);
+            return;
+        }
+        op->pending_value = copy;
+        op->pending_len = m->value_len;
+        op->pending_flags = m->flags;
+        /* One conditional op per key at a time; later ones queue behind it. */
+        for (kv_op_t *b = n->kv->busy; b; b = b->next) {
+            if (b->key_len == op->key_len && memcmp(b->key, op->key, op->key_len) == 0) {
+                kv_op_t **tail = &b->waiting;
+                while (*tail)
+                    tail = &(*tail)->waiting;
+                *tail = op;
+                return;
+            }
+        }
+        op->busy = true;
+        op->next = n->kv->busy;
+        n->kv->busy = op;
+    }
+    op_start_phase(op, 0);
+    op_maybe_free(op);
+}
+
+/* ------------------------------------------------------- anti-entropy */
+
+static void sync_next_batch(sync_t *s);
+static void sync_pump(sync_t *s);
+
+static void sync_finish(sync_t *s)
+{
+    if (s->finishing)
+        return;
+    s->finishing = true;
+    struct kv *kv = s->n->kv;
+    sync_t **pp = &kv->sessions;
+    while (*pp && *pp != s)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = s->next;
+    if (s->sent || s->failed)
+        log_info("kv", "sync to %s: %llu keys sent, %llu missing%s", s->addr,
+                 (unsigned long long)s->sent, (unsigned long long)s->missing,
+                 s->failed ? " (peer unreachable)" : "");
+    if (s->done)
+        s->done(s);
+    sync_free(s);
+}
+
+static void sync_fail(sync_t *s)
+{
+    s->failed = true;
+    s->missing = s->local_count > s->sent ? s->local_count - s->sent : 1;
+    if (s->inflight == 0)
+        sync_finish(s);
+}
+
+static void on_sync_put(int rc, const wire_msg_t *r, void *arg)
+{
+    (void)r;
+    sync_t *s = arg;
+    s->inflight--;
+    if (rc == -ECANCELED)
+        return;
+    if (rc < 0) {
+        s->missing++;
+        if (rc == -ETIMEDOUT) {
+            s->failed = true;
+            s->missing = s->local_count > s->sent ? s->local_count - s->sent : 1;
+        }
+    } else {
+        s->sent++;
+    }
+    if (s->failed) {
+        if (s->inflight == 0)
+            sync_finish(s);
+        return;
+    }
+    sync_pump(s);
+}
+
+/* Send wanted records, SYNC_WINDOW at a time; then the next batch. */
+static void sync_pump(sync_t *s)
+{
+    node_t *n = s->n;
+    while (s->inflight < SYNC_WINDOW && s->next_want < s->nwant) {
+        const wire_offer_t *o = &s->offers[s->want[s->next_want++]];
+        store_rec_t rec;
+        if (store_get(n->store, o->key, o->key_len, &rec) < 0)
+            continue; /* removed meanwhile: nothing to send */
+        wire_msg_t req;
+        wire_init(&req, WIRE_REPL_PUT, 0);
+        req.key_bytes = o->key;
+        req.key_len = o->key_len;
+        req.version = rec.version;
+        req.flags = rec.flags;
+        req.value = rec.value;
+        req.value_len = rec.value_len;
+        if (rpc_call(n->rpc, s->addr, &req, n->cfg.timeout_ms * 4, on_sync_put, s) < 0) {
+            s->missing++;
+            continue;
+        }
+        s->inflight++;
+    }
+    if (s->inflight == 0 && s->next_want >= s->nwant)
+        sync_next_batch(s);
+}
+
+static void on_sync_offer(int rc, const wire_msg_t *r, void *arg)
+{
+    sync_t *s = arg;
+    s->inflight--;
+    if (rc == -ECANCELED)
+        return;
+    if (rc < 0) {
+        sync_fail(s);
+        return;
+    }
+    s->nwant = 0;
+    s->next_want = 0;
+    for (unsigned i = 0; i < r->nwant; i++)
+        if (r->want[i] < s->noffers)
+            s->want[s->nwant++] = r->want[i];
+    sync_pump(s);
+}
+
+static int collect_offer(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *rec,
+                         void *arg)
+{
+    sync_t *s = arg;
+    if (s->noffers == SYNC_BATCH || s->keybuf_used + key_len > SYNC_KEYBUF)
+        return 1;
+    memcpy(s->keybuf + s->keybuf_used, key, key_len);
+    s->offers[s->noffers++] =
+        (wire_offer_t){s->keybuf + s->keybuf_used, (uint16_t)key_len, rec->version};
+    s->keybuf_used += key_len;
+    s->has_cursor = true;
+    s->cursor_pos = pos;
+    memcpy(s->cursor_key, key, key_len);
+    s->cursor_len = (uint16_t)key_len;
+    return 0;
+}
+
+static void sync_next_batch(sync_t *s)
+{
+    node_t *n = s->n;
+    s->noffers = 0;
+    s->keybuf_used = 0;
+    int rc = store_scan(n->store, s->lo, s->hi, s->cursor_pos, s->has_cursor ? s->cursor_key : NULL,
+                        s->cursor_len, SYNC_BATCH, collect_offer, s);
+    if (rc < 0) {
+        sync_fail(s);
+        return;
+    }
+    if (s->noffers == 0) {
+        sync_finish(s);
+        return;
+    }
+    wire_msg_t *req = malloc(sizeof *req);
+    if (!req) {
+        sync_fail(s);
+        return;
+    }
+    wire_init(req, WIRE_SYNC_OFFER, 0);
+    req->noffers = (uint16_t)s->noffers;
+    memcpy(req->offers, s->offers, s->noffers * sizeof *s->offers);
+    rc = rpc_call(n->rpc, s->addr, req, n->cfg.timeout_ms * 2, on_sync_offer, s);
+    free(req);
+    if (rc < 0) {
+        sync_fail(s);
+        return;
+    }
+    s->inflight++;
+}
+
+static void on_sync_digest(int rc, const wire_msg_t *r, void *arg)
+{
+    sync_t *s = arg;
+    s->inflight--;
+    if (rc == -ECANCELED)
+        return;
+    if (rc < 0) {
+        sync_fail(s);
+        return;
+    }
+    uint64_t count, digest[2];
+    if (store_digest(s->n->store, s->lo, s->hi, &count, digest) < 0) {
+        sync_fail(s);
+        return;
+    }
+    s->local_count = count;
+    if (count == r->count && digest[0] == r->digest[0] && digest[1] == r->digest[1]) {
+        sync_finish(s); /* in sync: nothing to send */
+        return;
+    }
+    sync_next_batch(s);
+}
+
+/*
+ * Start streaming our records of (lo, hi] to target (lo == hi: all of them).
+ * done(s) runs once, from the loop, with s->missing and s->failed set.
+ */
+static sync_t *sync_start(node_t *n, ring_id_t target, const char *addr, ring_id_t lo, ring_id_t hi,
+                          void (*done)(sync_t *s))
+{
+    for (sync_t *s = n->kv->sessions; s; s = s->next)
+        if (s->target == target && s->lo == lo && s->hi == hi)
+            return NULL; /* already under way */
+    sync_t *s = calloc(1, sizeof *s);
+    if (!s || !(s->keybuf = malloc(SYNC_KEYBUF))) {
+        free(s);
+        return NULL;
+    }
+    s->n = n;
+    s->target = target;
+    snprintf(s->addr, sizeof s->addr, "%s", addr);
+    s->lo = lo;
+    s->hi = hi;
+    s->done = done;
+    wire_msg_t req;
+    wire_init(&req, WIRE_SYNC_DIGEST, 0);
+    req.lo = lo;
+    req.hi = hi;
+    if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms * 4, on_sync_digest, s) < 0) {
+        sync_free(s);
+        return NULL;
+    }
+    s->inflight++;
+    s->next = n->kv->sessions;
+    n->kv->sessions = s;
+    return s;
+}
+
+static void serve_sync_digest(node_t *n, const uint8_t *ident, size_t ident_len,
+                              const wire_msg_t *m)
+{
+    wire_msg_t *r = &n->out;
+    wire_init(r, WIRE_SYNC_DIGEST | WIRE_REPLY, m->req_id);
+    int rc = store_digest(n->store, m->lo, m->hi, &r->count, r->digest);
+    if (rc < 0) {
+        node_reply_error(n, ident, ident_len, m->req_id, -rc, "digest failed");
+        return;
+    }
+    node_send(n, ident, ident_len, r);
+}
+
+static void serve_sync_offer(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    wire_msg_t *r = &n->out;
+    wire_init(r, WIRE_SYNC_OFFER | WIRE_REPLY, m->req_id);
+    for (unsigned i = 0; i < m->noffers; i++) {
+        store_rec_t rec;
+        int rc = store_get(n->store, m->offers[i].key, m->offers[i].key_len, &rec);
+        if (rc == -ENOENT || (rc == 0 && kv_version_cmp(rec.version, m->offers[i].version) < 0))
+            r->want[r->nwant++] = (uint16_t)i;
+    }
+    node_send(n, ident, ident_len, r);
+}
+
+static void on_served_sync_done(sync_t *s)
+{
+    s->n->kv->served--;
+}
+
+static void serve_sync_pull(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    wire_msg_t *r = &n->out;
+    wire_init(r, WIRE_SYNC_PULL | WIRE_REPLY, m->req_id);
+    if (n->kv->served < SYNC_SERVE_MAX && m->node.id != n->self &&
+        sync_start(n, m->node.id, m->node.addr, m->lo, m->hi, on_served_sync_done))
+        n->kv->served++;
+    node_send(n, ident, ident_len, r);
+}
+
+static void round_account(struct kv *kv, uint64_t missing)
+{
+    kv->round_missing += missing;
+    if (--kv->round_pending == 0) {
+        kv->round_active = false;
+        kv->primary_keys = kv->round_primary;
+        uint64_t under = kv->round_short ? kv->round_primary : kv->round_missing;
+        kv->under_replicated = under < kv->round_primary ? under : kv->round_primary;
+    }
+}
+
+static void on_round_session(sync_t *s)
+{
+    round_account(s->n->kv, s->missing);
+}
+
+static void on_pull_sent(int rc, const wire_msg_t *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    if (rc < 0 && rc != -ECANCELED)
+        log_debug("kv", "pull request failed: %s", strerror(-rc));
+}
+
+void kv_tick(node_t *n)
+{
+    struct kv *kv = n->kv;
+    uint64_t now = loop_now_ms(n->loop);
+    uint64_t period = n->cfg.stabilize_ms * 8;
+    if (kv->round_active || now - kv->last_round_ms < period || n->leaving)
+        return;
+    kv->last_round_ms = now;
+    ring_id_t pred;
+    ring_id_t reps[KV_QUORUM_MAX];
+    size_t nrep = node_replica_set(n, reps, KV_QUORUM_MAX);
+    bool alone = ring_state_succ(n->rs) == n->self;
+    if (!ring_state_pred(n->rs, &pred) && !alone)
+        return; /* our range is unknown until stabilize finds a predecessor */
+    if (alone)
+        pred = n->self;
+    uint64_t count, digest[2];
+    if (store_digest(n->store, pred, n->self, &count, digest) < 0)
+        return;
+    kv->round_primary = count;
+    kv->round_missing = 0;
+    kv->round_short = nrep < n->cfg.replicas;
+    kv->round_pending = 1; /* held until every session is started */
+    kv->round_active = true;
+    for (size_t i = 1; i < nrep; i++) {
+        const char *addr = node_book_get(n, reps[i]);
+        if (!addr)
+            continue;
+        if (sync_start(n, reps[i], addr, pred, n->self, on_round_session))
+            kv->round_pending++;
+    }
+    /* Ask our successor for whatever of our range it has and we lack. */
+    if (!alone) {
+        const char *addr = node_book_get(n, ring_state_succ(n->rs));
+        wire_msg_t req;
+        wire_init(&req, WIRE_SYNC_PULL, 0);
+        req.lo = pred;
+        req.hi = n->self;
+        node_fill(n, &req.node, n->self);
+        if (addr)
+            rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_pull_sent, NULL);
+    }
+    round_account(kv, 0);
+}
+
+/* --------------------------------------------------------------- leave */
+
+static void handoff_finish(node_t *n)
+{
+    struct kv *kv = n->kv;
+    if (!kv->handoff_done)
+        return;
+    void (*done)(node_t *) = kv->handoff_done;
+    kv->handoff_done = NULL;
+    if (kv->handoff_timer) {
+        loop_timer_cancel(n->loop, kv->handoff_timer);
+        kv->handoff_timer = 0;
+    }
+    done(n);
+}
+
+static void on_handoff_session(sync_t *s)
+{
+    struct kv *kv = s->n->kv;
+    if (s->missing)
+        log_warn("kv", "hand-off to %s incomplete: %llu keys not confirmed", s->addr,
+                 (unsigned long long)s->missing);
+    if (kv->handoff_pending && --kv->handoff_pending == 0)
+        handoff_finish(s->n);
+}
+
+static void on_handoff_timeout(loop_t *loop, void *arg)
+{
+    (void)loop;
+    node_t *n = arg;
+    n->kv->handoff_timer = 0;
+    log_warn("kv", "hand-off did not finish in time; leaving anyway");
+    handoff_finish(n);
+}
+
+void kv_handoff(node_t *n, void (*done)(node_t *n))
+{
+    struct kv *kv = n->kv;
+    kv->handoff_done = done;
+    kv->handoff_pending = 0;
+    ring_id_t succ[RING_SUCC_MAX];
+    size_t ns = ring_state_succ_list(n->rs, succ, RING_SUCC_MAX);
+    /* Without us, each key's replica set extends by one more successor. */
+    size_t targets = ns < n->cfg.replicas ? ns : n->cfg.replicas;
+    if (store_count(n->store) > 0) {
+        for (size_t i = 0; i < targets; i++) {
+            const char *addr = node_book_get(n, succ[i]);
+            if (addr && sync_start(n, succ[i], addr, n->self, n->self, on_handoff_session))
+                kv->handoff_pending++;
+        }
+    }
+    if (kv->handoff_pending == 0) {
+        handoff_finish(n);
+        return;
+    }
+    log_info("kv", "handing %llu keys to %u successors", (unsigned long long)store_count(n->store),
+             kv->handoff_pending);
+    kv->handoff_timer = loop_timer_add(n->loop, HANDOFF_LIMIT_MS, on_handoff_timeout, n);
+}
+
+/* --------------------------------------------------------------- serve */
+
+void kv_stats(node_t *n, wire_msg_t *r)
+{
+    r->primary_keys = n->kv->primary_keys;
+    r->under_replicated = n->kv->under_replicated;
+    r->stored_keys = store_count(n->store);
+    r->bytes = store_bytes(n->store);
+}
+
+bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    switch (m->type) {
+    case WIRE_KV_GET:
+    case WIRE_KV_PUT:
+        serve_kv(n, ident, ident_len, m);
+        return true;
+    case WIRE_REPL_GET:
+        serve_repl_get(n, ident, ident_len, m);
+        return true;
+    case WIRE_REPL_PUT:
+        serve_repl_put(n, ident, ident_len, m);
+        return true;
+    case WIRE_SYNC_DIGEST:
+        serve_sync_digest(n, ident, ident_len, m);
+        return true;
+    case WIRE_SYNC_OFFER:
+        serve_sync_offer(n, ident, ident_len, m);
+        return true;
+    case WIRE_SYNC_PULL:
+        serve_sync_pull(n, ident, ident_len, m);
+        return true;
+    case WIRE_STATS: {
+        wire_msg_t *r = &n->out;
+        wire_init(r, WIRE_STATS | WIRE_REPLY, m->req_id);
+        kv_stats(n, r);
+        node_send(n, ident, ident_len, r);
+        return true;
+    }
+    default:
+        return false;
+    }
+}

@@ -1,0 +1,99 @@
+/*
+ * node_i.h — internals of a node shared by its modules (node.c: membership
+ * and routing; kv.c: the replicated store). Not a public interface.
+ */
+#ifndef NODE_I_H
+#define NODE_I_H
+
+#include "node.h"
+#include "kv_version.h"
+#include "ring_state.h"
+#include "rpc.h"
+#include "store.h"
+#include "wire.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    BOOK_MAX = 512,
+    JOIN_ATTEMPTS = 3,
+    FIND_ATTEMPTS = 3,
+    IDENT_MAX = 256,
+    LEAVE_WAIT_MS = 2000,
+};
+
+typedef struct {
+    bool used;
+    ring_id_t id;
+    char addr[ENDPOINT_MAX];
+} book_entry_t;
+
+typedef enum {
+    JOIN_NONE,
+    JOIN_INFO,
+    JOIN_FIND,
+    JOIN_LINK,
+    JOIN_DONE,
+} join_phase_t;
+
+struct node {
+    node_config_t cfg;
+    void *zctx;
+    loop_t *loop;
+    rpc_t *rpc;
+    void *router;
+    int lock_fd;
+    ring_state_t *rs;
+    ring_id_t self;
+    char self_hex[RING_ID_HEX_MAX];
+    book_entry_t book[BOOK_MAX];
+
+    join_phase_t join_phase;
+    unsigned join_attempts;
+    unsigned next_finger;
+    bool fixing;
+    bool stabilizing;
+    bool checking_pred;
+    uint64_t tick_timer;
+
+    bool leaving;
+    unsigned leave_waiting;
+    int exit_status;
+
+    wire_msg_t in, out; /* scratch for the request being served */
+
+    store_t *store;
+    kv_clock_t clock;
+    struct kv *kv; /* kv.c's state */
+};
+
+/* Helpers node.c offers to kv.c. */
+const char *node_hex(const node_t *n, ring_id_t id, char buf[RING_ID_HEX_MAX]);
+const char *node_book_get(const node_t *n, ring_id_t id);
+void node_fill(const node_t *n, wire_node_t *w, ring_id_t id);
+bool node_learn(node_t *n, const wire_node_t *w);
+void node_peer_failed(node_t *n, ring_id_t id, const char *why);
+/* Send a reply (with its value frame when the type has one). */
+int node_send(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+void node_reply_error(node_t *n, const uint8_t *ident, size_t ident_len, uint64_t req_id, int err,
+                      const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/*
+ * The replica set of position pos as this node sees it when it is the
+ * authority: self and the next distinct successors, up to `replicas`.
+ */
+size_t node_replica_set(const node_t *n, ring_id_t *out, size_t cap);
+
+/* kv.c */
+int kv_init(node_t *n);
+void kv_fini(node_t *n);
+/* Serve a KV_*, REPL_*, SYNC_* or STATS request; false if not one of those. */
+bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+/* Periodic anti-entropy, from the node's maintenance tick. */
+void kv_tick(node_t *n);
+/* Hand every key to the successors before leaving; done() runs once. */
+void kv_handoff(node_t *n, void (*done)(node_t *n));
+/* Keys stored, primary keys and under-replicated keys as last counted. */
+void kv_stats(node_t *n, wire_msg_t *reply);
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * kv_quorum.h — bookkeeping of one replicated operation at its coordinator.
+ *
+ * The coordinator asks every replica and feeds each answer (or failure) in;
+ * this decides when the operation succeeded (need answers), when it can no
+ * longer succeed (too many failures), which answer is the newest and which
+ * replicas answered with something older (read repair targets).
+ */
+#ifndef KV_QUORUM_H
+#define KV_QUORUM_H
+
+#include "kv_version.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum {
+    KV_QUORUM_MAX = 16,
+};
+
+typedef enum {
+    KV_QUORUM_PENDING,
+    KV_QUORUM_MET,    /* `need` replicas answered successfully */
+    KV_QUORUM_FAILED, /* too many failures for `need` to be reachable */
+} kv_quorum_state_t;
+
+typedef struct {
+    unsigned n, need;
+    unsigned ok, failed;
+    bool replied[KV_QUORUM_MAX];
+    bool success[KV_QUORUM_MAX];
+    bool found[KV_QUORUM_MAX];
+    kv_version_t version[KV_QUORUM_MAX];
+} kv_quorum_t;
+
+/* n replicas asked (1..KV_QUORUM_MAX), need of them must answer (1..n). */
+int kv_quorum_init(kv_quorum_t *q, unsigned n, unsigned need);
+
+/*
+ * Replica idx answered: success (found tells whether it holds the key, and
+ * version which one) or failure (timeout, error). A second answer from the
+ * same replica is ignored. Returns the state after this answer.
+ */
+kv_quorum_state_t kv_quorum_on_reply(kv_quorum_t *q, unsigned idx, bool success, bool found,
+                                     kv_version_t version);
+kv_quorum_state_t kv_quorum_state(const kv_quorum_t *q);
+
+/* Index of the successful answer with the newest version; -1 if none found it. */
+int kv_quorum_newest(const kv_quorum_t *q);
+
+/*
+ * Replicas that answered successfully with an older version than the newest
+ * (or without the key while another had it). Writes up to cap indexes.
+ */
+size_t kv_quorum_stale(const kv_quorum_t *q, unsigned *out, size_t cap);
+
+#endif
