@@ -7,6 +7,7 @@
  * contract (BRIEF.md section 5): 0 success, 1 not found, 2 usage error,
  * 3 unavailable.
  */
+#include "kvclient.h"
 #include "log.h"
 #include "loop.h"
 #include "rpc.h"
@@ -33,8 +34,11 @@ typedef struct {
     void *zctx;
     loop_t *loop;
     rpc_t *rpc;
+    kvc_t *kvc;
     unsigned timeout_ms;
     bool json;
+    kvc_cond_t cond;
+    kv_version_t if_version;
 } ctl_t;
 
 typedef struct {
@@ -50,8 +54,14 @@ static void usage(FILE *f)
                "  ring [--json]                         every node in ring order\n"
                "  fingers [--json]                      the peer's finger table\n"
                "  lookup KEY [--iterative|--recursive] [--json]\n"
+               "  put KEY [VALUE] [--if-absent|--if-version V]  value from stdin if omitted\n"
+               "  get KEY                               value to stdout; exit 1 if absent\n"
+               "  del KEY [--if-version V]\n"
+               "  status [--json]                       nodes, keys, under-replicated keys\n"
+               "  replicas KEY --json                   what each replica holds, no repair\n"
                "--peer defaults to $DHT_PEER, then tcp://127.0.0.1:7000.\n"
-               "exit status: 0 ok, 1 not found, 2 usage error, 3 unavailable\n");
+               "exit status: 0 ok, 1 not found (or condition failed), 2 usage error,\n"
+               "             3 unavailable (no quorum, no answer in time, disk full)\n");
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -343,6 +353,304 @@ static int cmd_lookup(ctl_t *ctl, const char *peer, const char *key, bool iterat
     return 0;
 }
 
+/* ------------------------------------------------------------ store */
+
+typedef struct {
+    loop_t *loop;
+    bool finished;
+    int rc;
+    kv_version_t version;
+    uint8_t *value;
+    size_t value_len;
+    char message[WIRE_ERRMSG_MAX];
+} kv_wait_t;
+
+static void on_kv_done(const kvc_result_t *res, void *arg)
+{
+    kv_wait_t *w = arg;
+    w->finished = true;
+    w->rc = res->rc;
+    w->version = res->version;
+    if (res->message)
+        snprintf(w->message, sizeof w->message, "%s", res->message);
+    if (res->rc == 0 && res->value) {
+        w->value = malloc(res->value_len ? res->value_len : 1);
+        if (w->value) {
+            memcpy(w->value, res->value, res->value_len);
+            w->value_len = res->value_len;
+        }
+    }
+    loop_stop(w->loop);
+}
+
+static int kv_client(ctl_t *ctl, const char *peer)
+{
+    if (!ctl->kvc) {
+        const char *seeds[] = {peer};
+        ctl->kvc = kvc_new(ctl->rpc, ctl->loop, seeds, 1, ctl->timeout_ms);
+    }
+    return ctl->kvc ? 0 : -ENOMEM;
+}
+
+static int kv_wait(ctl_t *ctl, kv_wait_t *w, int submit_rc)
+{
+    if (submit_rc < 0)
+        return submit_rc;
+    while (!w->finished)
+        loop_run(ctl->loop);
+    return w->rc;
+}
+
+static int kv_exit(const char *what, const char *key, int rc, const char *message)
+{
+    const char *why = message && message[0] ? message : strerror(-rc);
+    switch (rc) {
+    case 0:
+        return 0;
+    case -ENOENT:
+        fprintf(stderr, "dhtctl: %s %s: not found\n", what, key);
+        return EXIT_NOTFOUND;
+    case -EEXIST:
+    case -ESTALE:
+        fprintf(stderr, "dhtctl: %s %s: condition failed: %s\n", what, key, why);
+        return EXIT_NOTFOUND;
+    case -EINVAL:
+    case -EFBIG:
+        fprintf(stderr, "dhtctl: %s %s: refused: %s\n", what, key, why);
+        return EXIT_USAGE;
+    default:
+        fprintf(stderr, "dhtctl: %s %s: unavailable: %s\n", what, key, why);
+        return EXIT_UNAVAILABLE;
+    }
+}
+
+/* Read all of stdin, refusing more than the largest value. */
+static int read_stdin(uint8_t **out, size_t *len)
+{
+    size_t cap = 65536, n = 0;
+    uint8_t *buf = malloc(cap);
+    if (!buf)
+        return -ENOMEM;
+    for (;;) {
+        if (n == cap) {
+            if (cap > WIRE_VALUE_MAX) {
+                free(buf);
+                return -EFBIG;
+            }
+            cap *= 2;
+            uint8_t *nb = realloc(buf, cap);
+            if (!nb) {
+                free(buf);
+                return -ENOMEM;
+            }
+            buf = nb;
+        }
+        size_t got = fread(buf + n, 1, cap - n, stdin);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    if (ferror(stdin)) {
+        free(buf);
+        return -EIO;
+    }
+    if (n > WIRE_VALUE_MAX) {
+        free(buf);
+        return -EFBIG;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int cmd_put(ctl_t *ctl, const char *peer, const char *key, const char *value, bool del)
+{
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    if (!del && value) {
+        len = strlen(value);
+        if (len > WIRE_VALUE_MAX)
+            return kv_exit("put", key, -EFBIG, "value larger than 4 MiB");
+    } else if (!del) {
+        int rc = read_stdin(&buf, &len);
+        if (rc < 0)
+            return kv_exit("put", key, rc, rc == -EFBIG ? "value larger than 4 MiB" : NULL);
+    }
+    if (kv_client(ctl, peer) < 0) {
+        free(buf);
+        return 1;
+    }
+    kv_wait_t w = {.loop = ctl->loop};
+    int rc = del ? kvc_del(ctl->kvc, key, strlen(key), ctl->cond, ctl->if_version, on_kv_done, &w)
+                 : kvc_put(ctl->kvc, key, strlen(key), buf ? (const void *)buf : value, len,
+                           ctl->cond, ctl->if_version, on_kv_done, &w);
+    if (rc == -EINVAL)
+        snprintf(w.message, sizeof w.message, "keys are 1 to %d bytes", WIRE_KEY_MAX);
+    rc = kv_wait(ctl, &w, rc);
+    free(buf);
+    free(w.value);
+    if (rc == 0 && ctl->json) {
+        char v[KV_VERSION_STR_MAX];
+        kv_version_to_str(w.version, v);
+        printf("{\"key\":");
+        json_string(key);
+        printf(",\"version\":\"%s\"}\n", v);
+    }
+    return kv_exit(del ? "del" : "put", key, rc, w.message);
+}
+
+static int cmd_get(ctl_t *ctl, const char *peer, const char *key)
+{
+    if (kv_client(ctl, peer) < 0)
+        return 1;
+    kv_wait_t w = {.loop = ctl->loop};
+    int rc = kv_wait(ctl, &w, kvc_get(ctl->kvc, key, strlen(key), on_kv_done, &w));
+    if (rc == -EINVAL)
+        snprintf(w.message, sizeof w.message, "keys are 1 to %d bytes", WIRE_KEY_MAX);
+    if (rc == 0) {
+        if (ctl->json) {
+            char v[KV_VERSION_STR_MAX];
+            kv_version_to_str(w.version, v);
+            fprintf(stderr, "version %s\n", v);
+        }
+        if (w.value_len && fwrite(w.value, 1, w.value_len, stdout) != w.value_len)
+            rc = -EIO;
+    }
+    free(w.value);
+    return kv_exit("get", key, rc, w.message);
+}
+
+static int cmd_status(ctl_t *ctl, const char *peer)
+{
+    wire_msg_t *info = malloc(sizeof *info), *st = malloc(sizeof *st), req;
+    if (!info || !st) {
+        free(info);
+        free(st);
+        return 1;
+    }
+    wire_init(&req, WIRE_INFO, 0);
+    int rc = call(ctl, peer, &req, info);
+    if (rc < 0) {
+        rc = report_failure("status", peer, rc, info);
+        goto out;
+    }
+    ring_id_t first = info->node.id;
+    uint64_t nodes = 0, keys = 0, under = 0, stored = 0, bytes = 0, silent = 0;
+    char addr[ENDPOINT_MAX];
+    snprintf(addr, sizeof addr, "%s", info->node.addr);
+    for (unsigned guard = 0; guard < RING_WALK_MAX; guard++) {
+        wire_init(&req, WIRE_STATS, 0);
+        if (call(ctl, addr, &req, st) == 0) {
+            keys += st->primary_keys;
+            under += st->under_replicated;
+            stored += st->stored_keys;
+            bytes += st->bytes;
+        } else {
+            silent++;
+        }
+        nodes++;
+        bool moved = false;
+        wire_msg_t cur = *info;
+        for (size_t k = 0; k < cur.nsucc && !moved; k++) {
+            if (cur.succ[k].id == first)
+                break;
+            wire_init(&req, WIRE_INFO, 0);
+            if (call(ctl, cur.succ[k].addr, &req, info) == 0) {
+                moved = info->node.id != first;
+                snprintf(addr, sizeof addr, "%s", info->node.addr);
+            }
+        }
+        if (!moved)
+            break;
+    }
+    if (ctl->json)
+        printf("{\"nodes\":%llu,\"keys\":%llu,\"under_replicated\":%llu,\"stored\":%llu,"
+               "\"bytes\":%llu,\"silent\":%llu}\n",
+               (unsigned long long)nodes, (unsigned long long)keys, (unsigned long long)under,
+               (unsigned long long)stored, (unsigned long long)bytes, (unsigned long long)silent);
+    else
+        printf("nodes %llu  keys %llu  under-replicated %llu  stored copies %llu  bytes %llu%s\n",
+               (unsigned long long)nodes, (unsigned long long)keys, (unsigned long long)under,
+               (unsigned long long)stored, (unsigned long long)bytes,
+               silent ? "  (some nodes did not answer)" : "");
+    rc = 0;
+out:
+    free(info);
+    free(st);
+    return rc;
+}
+
+typedef struct {
+    loop_t *loop;
+    bool finished;
+    int rc;
+    size_t n;
+    ring_id_t ids[WIRE_SUCC_MAX];
+    char addrs[WIRE_SUCC_MAX][ENDPOINT_MAX];
+} lookup_wait_t;
+
+static void on_lookup_done(int rc, size_t n, const ring_id_t *ids, const char *const *addrs,
+                           void *arg)
+{
+    lookup_wait_t *w = arg;
+    w->finished = true;
+    w->rc = rc;
+    w->n = n;
+    for (size_t i = 0; i < n; i++) {
+        w->ids[i] = ids[i];
+        snprintf(w->addrs[i], sizeof w->addrs[i], "%s", addrs[i]);
+    }
+    loop_stop(w->loop);
+}
+
+static int cmd_replicas(ctl_t *ctl, const char *peer, const char *key)
+{
+    if (kv_client(ctl, peer) < 0)
+        return 1;
+    lookup_wait_t w = {.loop = ctl->loop};
+    int rc = kvc_lookup(ctl->kvc, key, strlen(key), on_lookup_done, &w);
+    if (rc < 0)
+        return kv_exit("replicas", key, rc, "keys are 1 to 480 bytes");
+    while (!w.finished)
+        loop_run(ctl->loop);
+    if (w.rc < 0)
+        return kv_exit("replicas", key, w.rc, NULL);
+    unsigned m = kvc_id_bits(ctl->kvc);
+    wire_msg_t *r = malloc(sizeof *r), req;
+    if (!r)
+        return 1;
+    printf("{\"key\":");
+    json_string(key);
+    printf(",\"replicas\":[");
+    for (size_t i = 0; i < w.n; i++) {
+        char id[RING_ID_HEX_MAX];
+        printf("%s{\"node\":\"%s\",\"addr\":", i ? "," : "", idhex(w.ids[i], m, id));
+        json_string(w.addrs[i]);
+        wire_init(&req, WIRE_REPL_GET, 0);
+        req.key_bytes = (const uint8_t *)key;
+        req.key_len = (uint16_t)strlen(key);
+        rc = call(ctl, w.addrs[i], &req, r);
+        if (rc < 0) {
+            printf(",\"version\":null,\"value_sha\":null,\"error\":");
+            json_string(rc == -ETIMEDOUT ? "no answer" : strerror(-rc));
+        } else if (!r->found) {
+            printf(",\"version\":null,\"value_sha\":null");
+        } else {
+            char v[KV_VERSION_STR_MAX], hex[2 * crypto_hash_sha256_BYTES + 1];
+            unsigned char sha[crypto_hash_sha256_BYTES];
+            kv_version_to_str(r->version, v);
+            crypto_hash_sha256(sha, r->value ? r->value : (const uint8_t *)"", r->value_len);
+            sodium_bin2hex(hex, sizeof hex, sha, sizeof sha);
+            printf(",\"version\":\"%s\",\"value_sha\":\"%s\",\"deleted\":%s", v, hex,
+                   r->flags & WIRE_FLAG_TOMBSTONE ? "true" : "false");
+        }
+        printf("}");
+    }
+    printf("]}\n");
+    free(r);
+    return 0;
+}
+
 /* ---------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
@@ -352,13 +660,16 @@ int main(int argc, char **argv)
         peer_arg = "tcp://127.0.0.1:7000";
     ctl_t ctl = {.timeout_ms = 3000};
     bool iterative = false, recursive = false;
-    enum { O_PEER = 256, O_JSON, O_ITER, O_REC, O_TIMEOUT, O_HELP };
+    enum { O_PEER = 256, O_JSON, O_ITER, O_REC, O_TIMEOUT, O_HELP, O_ABSENT, O_IFVER };
+    /* Options may follow the command; a value starting with '-' goes after "--". */
     static const struct option opts[] = {
         {"peer", required_argument, NULL, O_PEER},
         {"json", no_argument, NULL, O_JSON},
         {"iterative", no_argument, NULL, O_ITER},
         {"recursive", no_argument, NULL, O_REC},
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
+        {"if-absent", no_argument, NULL, O_ABSENT},
+        {"if-version", required_argument, NULL, O_IFVER},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -386,6 +697,16 @@ int main(int argc, char **argv)
             ctl.timeout_ms = (unsigned)v;
             break;
         }
+        case O_ABSENT:
+            ctl.cond = KVC_PUT_IF_ABSENT;
+            break;
+        case O_IFVER:
+            if (kv_version_parse(optarg, &ctl.if_version) < 0)
+                return usage_error("--if-version takes a version as printed by put --json, "
+                                   "got '%s'",
+                                   optarg);
+            ctl.cond = KVC_PUT_IF_VERSION;
+            break;
         case O_HELP:
             usage(stdout);
             return 0;
@@ -406,12 +727,23 @@ int main(int argc, char **argv)
         fprintf(stderr, "dhtctl: bad peer endpoint '%s': %s\n", peer_arg, why);
         return EXIT_USAGE;
     }
-    bool known =
-        strcmp(cmd, "ring") == 0 || strcmp(cmd, "fingers") == 0 || strcmp(cmd, "lookup") == 0;
-    if (!known)
+    static const struct {
+        const char *name;
+        int min_args, max_args;
+    } cmds[] = {
+        {"ring", 0, 0}, {"fingers", 0, 0}, {"lookup", 1, 1}, {"put", 1, 2},
+        {"get", 1, 1},  {"del", 1, 1},     {"status", 0, 0}, {"replicas", 1, 1},
+    };
+    int which = -1;
+    for (int i = 0; i < (int)(sizeof cmds / sizeof cmds[0]); i++)
+        if (strcmp(cmd, cmds[i].name) == 0)
+            which = i;
+    if (which < 0)
         return usage_error("unknown command '%s'", cmd);
-    if (strcmp(cmd, "lookup") == 0 ? nargs != 1 : nargs != 0)
+    if (nargs < cmds[which].min_args || nargs > cmds[which].max_args)
         return usage_error("wrong number of arguments for '%s'", cmd);
+    if (ctl.cond != KVC_PUT_ALWAYS && strcmp(cmd, "put") != 0 && strcmp(cmd, "del") != 0)
+        return usage_error("--if-absent/--if-version only apply to put and del, not '%s'", cmd);
     if ((iterative || recursive) && strcmp(cmd, "lookup") != 0)
         return usage_error("--iterative/--recursive only apply to lookup, not '%s'", cmd);
 
@@ -430,10 +762,22 @@ int main(int argc, char **argv)
         rc = cmd_ring(&ctl, peer);
     else if (strcmp(cmd, "fingers") == 0)
         rc = cmd_fingers(&ctl, peer);
-    else
+    else if (strcmp(cmd, "lookup") == 0)
         rc = cmd_lookup(&ctl, peer, args[0], iterative);
-    fflush(stdout);
+    else if (strcmp(cmd, "put") == 0)
+        rc = cmd_put(&ctl, peer, args[0], nargs == 2 ? args[1] : NULL, false);
+    else if (strcmp(cmd, "del") == 0)
+        rc = cmd_put(&ctl, peer, args[0], NULL, true);
+    else if (strcmp(cmd, "get") == 0)
+        rc = cmd_get(&ctl, peer, args[0]);
+    else if (strcmp(cmd, "status") == 0)
+        rc = cmd_status(&ctl, peer);
+    else
+        rc = cmd_replicas(&ctl, peer, args[0]);
+    if (fflush(stdout) != 0 && rc == 0)
+        rc = 1;
     rpc_destroy(&ctl.rpc);
+    kvc_destroy(&ctl.kvc);
     loop_destroy(&ctl.loop);
     zmq_ctx_term(ctl.zctx);
     return rc;

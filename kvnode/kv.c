@@ -369,7 +369,7 @@ static void on_remote_reply(int rc, const wire_msg_t *r, void *arg)
     kv_op_t *op = c->op;
     op->outstanding--;
     if (rc == -ETIMEDOUT)
-        node_peer_failed(op->n, op->rep[c->idx], "replica timed out");
+        node_peer_missed(op->n, op->rep[c->idx], "replica timed out");
     op_on_reply(op, c->phase, c->idx, rc, r, NULL);
     op_maybe_free(op);
 }

@@ -138,11 +138,41 @@ bool node_learn(node_t *n, const wire_node_t *w)
     return true;
 }
 
-/* A peer missed a deadline: drop it everywhere so routing goes around it. */
+static book_entry_t *book_find(node_t *n, ring_id_t id)
+{
+    for (size_t i = 0; i < BOOK_MAX; i++)
+        if (n->book[i].used && n->book[i].id == id)
+            return &n->book[i];
+    return NULL;
+}
+
+void node_peer_alive(node_t *n, ring_id_t id)
+{
+    book_entry_t *e = book_find(n, id);
+    if (e)
+        e->misses = 0;
+}
+
+void node_peer_missed(node_t *n, ring_id_t id, const char *why)
+{
+    char a[RING_ID_HEX_MAX];
+    book_entry_t *e = book_find(n, id);
+    if (e && ++e->misses < PEER_MISSES_MAX) {
+        log_debug("ring", "peer %s missed a deadline (%s), %u of %u", node_hex(n, id, a), why,
+                  e->misses, PEER_MISSES_MAX);
+        return;
+    }
+    node_peer_failed(n, id, why);
+}
+
+/* Drop a failed peer everywhere so routing goes around it. */
 void node_peer_failed(node_t *n, ring_id_t id, const char *why)
 {
     if (id == n->self)
         return;
+    book_entry_t *e = book_find(n, id);
+    if (e)
+        e->misses = 0;
     char a[RING_ID_HEX_MAX], b[RING_ID_HEX_MAX];
     ring_id_t old_succ = ring_state_succ(n->rs);
     ring_state_remove(n->rs, id);
@@ -294,6 +324,8 @@ static void find_on_reply(int rc, const wire_msg_t *r, void *arg)
 {
     find_t *f = arg;
     node_t *n = f->node;
+    if (rc == 0)
+        node_peer_alive(n, f->next);
     if (rc == 0 && r->done && node_learn(n, &r->node)) {
         for (size_t i = 0; i < r->nsucc; i++)
             node_learn(n, &r->succ[i]);
@@ -302,7 +334,7 @@ static void find_on_reply(int rc, const wire_msg_t *r, void *arg)
     }
     if (rc == -ETIMEDOUT || rc == -EHOSTUNREACH) {
         if (rc == -ETIMEDOUT)
-            node_peer_failed(n, f->next, "lookup timed out");
+            node_peer_missed(n, f->next, "lookup timed out");
         find_step(f);
         return;
     }
@@ -633,13 +665,16 @@ static void on_stabilize(int rc, const wire_msg_t *r, void *arg)
 {
     node_t *n = arg;
     n->stabilizing = false;
-    ring_id_t succ = ring_state_succ(n->rs);
+    ring_id_t succ = n->stabilize_target;
     if (rc < 0) {
         if (rc == -ECANCELED)
             return;
-        node_peer_failed(n, succ, rc == -ETIMEDOUT ? "stabilize timed out" : strerror(-rc));
+        node_peer_missed(n, succ, rc == -ETIMEDOUT ? "stabilize timed out" : strerror(-rc));
         return;
     }
+    node_peer_alive(n, succ);
+    if (succ != ring_state_succ(n->rs))
+        return; /* the successor changed meanwhile; the next round asks it */
     if (r->node.id != succ) {
         /* Another node now answers at that endpoint: the old one is gone. */
         node_peer_failed(n, succ, "endpoint answered with another id");
@@ -677,8 +712,10 @@ static void stabilize(node_t *n)
     }
     wire_msg_t req;
     wire_init(&req, WIRE_INFO, 0);
-    if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_stabilize, n) == 0)
+    if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_stabilize, n) == 0) {
         n->stabilizing = true;
+        n->stabilize_target = succ;
+    }
 }
 
 static void on_notify_done(int rc, const wire_msg_t *r, void *arg)
@@ -707,8 +744,10 @@ static void on_pred_ping(int rc, const wire_msg_t *r, void *arg)
     node_t *n = arg;
     n->checking_pred = false;
     ring_id_t pred;
-    if (rc == -ETIMEDOUT && ring_state_pred(n->rs, &pred))
-        node_peer_failed(n, pred, "ping timed out");
+    if (rc == 0)
+        node_peer_alive(n, n->ping_target);
+    else if (rc == -ETIMEDOUT && ring_state_pred(n->rs, &pred) && pred == n->ping_target)
+        node_peer_missed(n, pred, "ping timed out");
 }
 
 static void check_predecessor(node_t *n)
@@ -723,8 +762,10 @@ static void check_predecessor(node_t *n)
     }
     wire_msg_t req;
     wire_init(&req, WIRE_PING, 0);
-    if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_pred_ping, n) == 0)
+    if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_pred_ping, n) == 0) {
         n->checking_pred = true;
+        n->ping_target = pred;
+    }
 }
 
 static void on_finger_found(node_t *n, int rc, const wire_msg_t *r, void *arg)

@@ -21,12 +21,15 @@ enum {
     FIND_ATTEMPTS = 3,
     IDENT_MAX = 256,
     LEAVE_WAIT_MS = 2000,
+    /* Deadlines a peer may miss in a row before it is taken as failed. */
+    PEER_MISSES_MAX = 3,
 };
 
 typedef struct {
     bool used;
     ring_id_t id;
     char addr[ENDPOINT_MAX];
+    unsigned misses; /* consecutive deadlines missed */
 } book_entry_t;
 
 typedef enum {
@@ -54,7 +57,9 @@ struct node {
     unsigned next_finger;
     bool fixing;
     bool stabilizing;
+    ring_id_t stabilize_target; /* the successor asked */
     bool checking_pred;
+    ring_id_t ping_target; /* the predecessor pinged */
     uint64_t tick_timer;
 
     bool leaving;
@@ -73,7 +78,15 @@ const char *node_hex(const node_t *n, ring_id_t id, char buf[RING_ID_HEX_MAX]);
 const char *node_book_get(const node_t *n, ring_id_t id);
 void node_fill(const node_t *n, wire_node_t *w, ring_id_t id);
 bool node_learn(node_t *n, const wire_node_t *w);
+/* The peer is gone (it says so, or it missed PEER_MISSES_MAX deadlines). */
 void node_peer_failed(node_t *n, ring_id_t id, const char *why);
+/*
+ * The peer missed one deadline. A single miss is not a failure (a paused
+ * or busy process is slow, not gone); PEER_MISSES_MAX in a row are.
+ */
+void node_peer_missed(node_t *n, ring_id_t id, const char *why);
+/* The peer answered: its misses are forgiven. */
+void node_peer_alive(node_t *n, ring_id_t id);
 /* Send a reply (with its value frame when the type has one). */
 int node_send(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
 void node_reply_error(node_t *n, const uint8_t *ident, size_t ident_len, uint64_t req_id, int err,

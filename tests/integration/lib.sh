@@ -147,3 +147,45 @@ start_ring() {
         NODE_PIDS+=("$NODE_PID")
     done
 }
+
+# put_keys PREFIX COUNT: write PREFIX-i = value-PREFIX-i through rotating nodes.
+put_keys() {
+    local prefix=$1 count=$2 i port
+    for ((i = 0; i < count; i++)); do
+        port=${PORTS[$((i % ${#PORTS[@]}))]}
+        ctl --peer "127.0.0.1:$port" put "$prefix-$i" "value-$prefix-$i" ||
+            fail "put $prefix-$i through $port failed"
+    done
+}
+
+# check_keys PREFIX COUNT PORT...: read every key back through the given nodes.
+check_keys() {
+    local prefix=$1 count=$2 i v port
+    shift 2
+    local ports=("$@")
+    for ((i = 0; i < count; i++)); do
+        port=${ports[$((i % ${#ports[@]}))]}
+        v=$(ctl --peer "127.0.0.1:$port" get "$prefix-$i") ||
+            fail "get $prefix-$i through $port failed"
+        [ "$v" = "value-$prefix-$i" ] || fail "get $prefix-$i returned '$v'"
+    done
+}
+
+# status_field PORT FIELD: one number from dhtctl status --json.
+status_field() {
+    ctl --peer "127.0.0.1:$1" status --json | jq -r ".$2"
+}
+
+# wait_replicated PORT KEYS SECONDS: status shows KEYS keys, none under-replicated.
+wait_replicated() {
+    local port=$1 keys=$2 secs=$3 i out
+    for ((i = 0; i < secs * 10; i++)); do
+        out=$(ctl --peer "127.0.0.1:$port" status --json 2>/dev/null) || out=
+        if [ -n "$out" ] && jq -e --argjson k "$keys" \
+            '.keys == $k and .under_replicated == 0' <<<"$out" >/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "status never showed $keys keys fully replicated: $out"
+}

@@ -1,0 +1,497 @@
+/*
+ * kvclient.c — routing and retries of store requests.
+ *
+ * State per operation: which node to ask next and how many attempts are
+ * left. Transport failures (no answer) drop the node from the ring cache
+ * and fall back to a lookup through a seed; "not mine" moves on to the
+ * named node; answers with an error code from a coordinator (no quorum,
+ * condition failed, disk full) are final, because the coordinator already
+ * did what any retry would do.
+ */
+#include "kvclient.h"
+
+#include "log.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    CACHE_MAX = 4096,
+    ATTEMPTS = 8,
+    RETRY_DELAY_MS = 50,
+};
+
+typedef struct {
+    ring_id_t id;
+    char addr[ENDPOINT_MAX];
+} cnode_t;
+
+typedef enum { K_GET, K_PUT, K_LOOKUP } kind_t;
+
+typedef struct op {
+    kvc_t *c;
+    struct op *prev, *next; /* all live ops */
+    bool waiting_info;
+    kind_t kind;
+    uint8_t key[WIRE_KEY_MAX];
+    uint16_t key_len;
+    uint8_t *value;
+    size_t value_len;
+    uint8_t flags, cond;
+    kv_version_t cond_version;
+    unsigned attempts;
+    char target[ENDPOINT_MAX];
+    uint64_t timer;
+    bool in_flight;
+    kvc_done_fn done;
+    kvc_lookup_fn ldone;
+    void *arg;
+} op_t;
+
+struct kvc {
+    rpc_t *rpc;
+    loop_t *loop;
+    unsigned timeout_ms;
+    char (*seeds)[ENDPOINT_MAX];
+    size_t nseeds, next_seed;
+    unsigned m;
+    bool info_in_flight;
+    unsigned info_failures;
+    cnode_t *cache;
+    size_t ncache;
+    op_t *ops;
+};
+
+static void dispatch(op_t *op);
+static void info_request(kvc_t *c);
+
+/* ------------------------------------------------------------ ring cache */
+
+static size_t cache_lower(const kvc_t *c, ring_id_t id)
+{
+    size_t lo = 0, hi = c->ncache;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->cache[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+static void cache_remove_addr(kvc_t *c, const char *addr)
+{
+    size_t w = 0;
+    for (size_t r = 0; r < c->ncache; r++)
+        if (strcmp(c->cache[r].addr, addr) != 0)
+            c->cache[w++] = c->cache[r];
+    c->ncache = w;
+}
+
+static void cache_add(kvc_t *c, const wire_node_t *n)
+{
+    char norm[ENDPOINT_MAX];
+    if (c->m == 0 || n->id > ring_mask(c->m) ||
+        endpoint_normalize(n->addr, norm, sizeof norm, NULL) < 0)
+        return;
+    size_t k = cache_lower(c, n->id);
+    if (k < c->ncache && c->cache[k].id == n->id) {
+        snprintf(c->cache[k].addr, sizeof c->cache[k].addr, "%s", norm);
+        return;
+    }
+    /* One endpoint, one node: a restarted node may come back with a new id. */
+    cache_remove_addr(c, norm);
+    k = cache_lower(c, n->id);
+    if (c->ncache == CACHE_MAX)
+        return;
+    memmove(&c->cache[k + 1], &c->cache[k], (c->ncache - k) * sizeof *c->cache);
+    c->cache[k].id = n->id;
+    snprintf(c->cache[k].addr, sizeof c->cache[k].addr, "%s", norm);
+    c->ncache++;
+}
+
+/* The cached node that would own pos: the first id at or after it. */
+static const cnode_t *cache_owner(const kvc_t *c, ring_id_t pos)
+{
+    if (c->ncache == 0)
+        return NULL;
+    size_t k = cache_lower(c, pos);
+    return &c->cache[k == c->ncache ? 0 : k];
+}
+
+/* ------------------------------------------------------------ completion */
+
+static void op_free(op_t *op)
+{
+    kvc_t *c = op->c;
+    if (op->prev)
+        op->prev->next = op->next;
+    else
+        c->ops = op->next;
+    if (op->next)
+        op->next->prev = op->prev;
+    if (op->timer)
+        loop_timer_cancel(c->loop, op->timer);
+    free(op->value);
+    free(op);
+}
+
+static void complete(op_t *op, int rc, const wire_msg_t *r, const char *message)
+{
+    if (op->kind == K_LOOKUP) {
+        ring_id_t ids[WIRE_SUCC_MAX];
+        const char *addrs[WIRE_SUCC_MAX];
+        size_t n = 0;
+        if (rc == 0 && r)
+            for (; n < r->nsucc; n++) {
+                ids[n] = r->succ[n].id;
+                addrs[n] = r->succ[n].addr;
+            }
+        op->ldone(rc, n, ids, addrs, op->arg);
+    } else {
+        kvc_result_t res = {rc, {0, 0}, NULL, 0, message};
+        if (r && rc == 0) {
+            res.version = r->version;
+            if (op->kind == K_GET) {
+                res.value = r->value;
+                res.value_len = r->value_len;
+            }
+        }
+        op->done(&res, op->arg);
+    }
+    op_free(op);
+}
+
+static void on_retry_timer(loop_t *loop, void *arg)
+{
+    (void)loop;
+    op_t *op = arg;
+    op->timer = 0;
+    dispatch(op);
+}
+
+/* Try again after a short pause (the ring may be repairing itself). */
+static void retry(op_t *op, const char *why)
+{
+    if (++op->attempts >= ATTEMPTS) {
+        complete(op, -ETIMEDOUT, NULL, why);
+        return;
+    }
+    op->target[0] = '\0';
+    op->timer = loop_timer_add(op->c->loop, RETRY_DELAY_MS * op->attempts, on_retry_timer, op);
+    if (!op->timer)
+        complete(op, -ENOMEM, NULL, "out of memory");
+}
+
+/* ------------------------------------------------------------- requests */
+
+static void send_kv(op_t *op, const char *addr);
+
+static void on_kv_reply(int rc, const wire_msg_t *r, void *arg)
+{
+    op_t *op = arg;
+    kvc_t *c = op->c;
+    op->in_flight = false;
+    if (rc == -ECANCELED) {
+        complete(op, rc, NULL, "client shut down");
+        return;
+    }
+    if (rc == 0) {
+        if (op->kind == K_GET && !r->found)
+            complete(op, -ENOENT, r, NULL);
+        else
+            complete(op, 0, r, NULL);
+        return;
+    }
+    if (rc == -EREMOTE && r) {
+        cache_add(c, &r->node);
+        if (++op->attempts >= ATTEMPTS) {
+            complete(op, -ETIMEDOUT, NULL, "too many redirects");
+            return;
+        }
+        if (strcmp(r->node.addr, op->target) != 0) {
+            send_kv(op, r->node.addr);
+            return;
+        }
+        op->attempts--; /* counted again by retry() */
+        retry(op, "the ring is changing");
+        return;
+    }
+    if (!r || rc == -ESHUTDOWN) {
+        /* No answer (or the node is leaving): forget it and look again. */
+        cache_remove_addr(c, op->target);
+        retry(op, rc == -ESHUTDOWN ? "node leaving" : "no answer from the ring");
+        return;
+    }
+    complete(op, rc, r, r->err_msg[0] ? r->err_msg : NULL);
+}
+
+static void send_kv(op_t *op, const char *addr)
+{
+    kvc_t *c = op->c;
+    wire_msg_t *req = malloc(sizeof *req);
+    if (!req) {
+        complete(op, -ENOMEM, NULL, "out of memory");
+        return;
+    }
+    wire_init(req, op->kind == K_GET ? WIRE_KV_GET : WIRE_KV_PUT, 0);
+    req->key_bytes = op->key;
+    req->key_len = op->key_len;
+    if (op->kind == K_PUT) {
+        req->flags = op->flags;
+        req->cond = op->cond;
+        req->cond_version = op->cond_version;
+        req->value = op->value;
+        req->value_len = op->value_len;
+    }
+    snprintf(op->target, sizeof op->target, "%s", addr);
+    int rc = rpc_call(c->rpc, addr, req, c->timeout_ms, on_kv_reply, op);
+    free(req);
+    if (rc < 0) {
+        cache_remove_addr(c, addr);
+        retry(op, "cannot send");
+        return;
+    }
+    op->in_flight = true;
+}
+
+static void on_find_reply(int rc, const wire_msg_t *r, void *arg)
+{
+    op_t *op = arg;
+    kvc_t *c = op->c;
+    op->in_flight = false;
+    if (rc == -ECANCELED) {
+        complete(op, rc, NULL, "client shut down");
+        return;
+    }
+    if (rc < 0 || !r->done) {
+        if (!r)
+            cache_remove_addr(c, op->target);
+        retry(op, "lookup failed");
+        return;
+    }
+    cache_add(c, &r->node);
+    for (unsigned i = 0; i < r->nsucc; i++)
+        cache_add(c, &r->succ[i]);
+    if (op->kind == K_LOOKUP) {
+        complete(op, 0, r, NULL);
+        return;
+    }
+    char owner[ENDPOINT_MAX];
+    snprintf(owner, sizeof owner, "%s", r->node.addr);
+    send_kv(op, owner);
+}
+
+/* Ask the ring who owns the key, through a seed or any cached node. */
+static void find(op_t *op)
+{
+    kvc_t *c = op->c;
+    const char *via;
+    /* Alternate between seeds and cached nodes so one dead seed is not fatal. */
+    if (c->ncache && (op->attempts % 2 == 1 || c->nseeds == 0))
+        via = c->cache[(size_t)rand() % c->ncache].addr;
+    else
+        via = c->seeds[c->next_seed++ % c->nseeds];
+    wire_msg_t req;
+    wire_init(&req, WIRE_FIND, 0);
+    req.key = ring_hash(op->key, op->key_len, c->m);
+    req.mode = WIRE_FIND_RECURSIVE;
+    snprintf(op->target, sizeof op->target, "%s", via);
+    if (rpc_call(c->rpc, via, &req, c->timeout_ms * 2, on_find_reply, op) < 0) {
+        retry(op, "cannot send");
+        return;
+    }
+    op->in_flight = true;
+}
+
+static void dispatch(op_t *op)
+{
+    kvc_t *c = op->c;
+    if (c->m == 0) {
+        op->waiting_info = true;
+        info_request(c);
+        return;
+    }
+    const cnode_t *owner =
+        op->kind == K_LOOKUP ? NULL : cache_owner(c, ring_hash(op->key, op->key_len, c->m));
+    if (owner)
+        send_kv(op, owner->addr);
+    else
+        find(op);
+}
+
+/* ------------------------------------------------------- ring discovery */
+
+static void on_info(int rc, const wire_msg_t *r, void *arg)
+{
+    kvc_t *c = arg;
+    c->info_in_flight = false;
+    if (rc == -ECANCELED)
+        return;
+    if (rc == 0 && ring_bits_valid(r->id_bits)) {
+        c->m = r->id_bits;
+        cache_add(c, &r->node);
+        for (unsigned i = 0; i < r->nsucc; i++)
+            cache_add(c, &r->succ[i]);
+    } else if (++c->info_failures < c->nseeds * 2) {
+        info_request(c);
+        return;
+    }
+    /* Release waiting ops: dispatched now, or failed if no seed answered. */
+    op_t *op = c->ops;
+    while (op) {
+        op_t *next = op->next;
+        if (op->waiting_info) {
+            op->waiting_info = false;
+            if (c->m)
+                dispatch(op);
+            else
+                complete(op, -ETIMEDOUT, NULL, "no seed node answered");
+        }
+        op = next;
+    }
+    c->info_failures = 0;
+}
+
+static void info_request(kvc_t *c)
+{
+    if (c->info_in_flight)
+        return;
+    wire_msg_t req;
+    wire_init(&req, WIRE_INFO, 0);
+    const char *seed = c->seeds[c->next_seed++ % c->nseeds];
+    if (rpc_call(c->rpc, seed, &req, c->timeout_ms, on_info, c) == 0)
+        c->info_in_flight = true;
+}
+
+/* ------------------------------------------------------------------ API */
+
+kvc_t *kvc_new(rpc_t *rpc, loop_t *loop, const char *const *seeds, size_t nseeds,
+               unsigned timeout_ms)
+{
+    if (nseeds == 0)
+        return NULL;
+    kvc_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->rpc = rpc;
+    c->loop = loop;
+    c->timeout_ms = timeout_ms;
+    c->seeds = calloc(nseeds, sizeof *c->seeds);
+    c->cache = calloc(CACHE_MAX, sizeof *c->cache);
+    if (!c->seeds || !c->cache) {
+        kvc_destroy(&c);
+        return NULL;
+    }
+    for (size_t i = 0; i < nseeds; i++)
+        if (endpoint_normalize(seeds[i], c->seeds[c->nseeds], ENDPOINT_MAX, NULL) == 0)
+            c->nseeds++;
+    if (c->nseeds == 0) {
+        kvc_destroy(&c);
+        return NULL;
+    }
+    return c;
+}
+
+void kvc_destroy(kvc_t **pc)
+{
+    if (!pc || !*pc)
+        return;
+    kvc_t *c = *pc;
+    /* Ops with a call in flight are completed by the rpc's cancellation. */
+    while (c->ops)
+        complete(c->ops, -ECANCELED, NULL, "client shut down");
+    free(c->seeds);
+    free(c->cache);
+    free(c);
+    *pc = NULL;
+}
+
+unsigned kvc_id_bits(const kvc_t *c)
+{
+    return c->m;
+}
+
+static op_t *op_new(kvc_t *c, kind_t kind, const void *key, size_t key_len)
+{
+    if (!key || key_len == 0 || key_len > WIRE_KEY_MAX)
+        return NULL;
+    op_t *op = calloc(1, sizeof *op);
+    if (!op)
+        return NULL;
+    op->c = c;
+    op->kind = kind;
+    memcpy(op->key, key, key_len);
+    op->key_len = (uint16_t)key_len;
+    op->next = c->ops;
+    if (c->ops)
+        c->ops->prev = op;
+    c->ops = op;
+    return op;
+}
+
+int kvc_get(kvc_t *c, const void *key, size_t key_len, kvc_done_fn done, void *arg)
+{
+    op_t *op = op_new(c, K_GET, key, key_len);
+    if (!op)
+        return key_len > WIRE_KEY_MAX || key_len == 0 ? -EINVAL : -ENOMEM;
+    op->done = done;
+    op->arg = arg;
+    dispatch(op);
+    return 0;
+}
+
+static int put_op(kvc_t *c, const void *key, size_t key_len, const void *value, size_t value_len,
+                  uint8_t flags, kvc_cond_t cond, kv_version_t if_version, kvc_done_fn done,
+                  void *arg)
+{
+    if (value_len > WIRE_VALUE_MAX)
+        return -EFBIG;
+    op_t *op = op_new(c, K_PUT, key, key_len);
+    if (!op)
+        return key_len > WIRE_KEY_MAX || key_len == 0 ? -EINVAL : -ENOMEM;
+    op->value = malloc(value_len ? value_len : 1);
+    if (!op->value) {
+        op_free(op);
+        return -ENOMEM;
+    }
+    if (value_len)
+        memcpy(op->value, value, value_len);
+    op->value_len = value_len;
+    op->flags = flags;
+    op->cond = cond == KVC_PUT_IF_ABSENT    ? WIRE_COND_ABSENT
+               : cond == KVC_PUT_IF_VERSION ? WIRE_COND_VERSION
+                                            : WIRE_COND_NONE;
+    op->cond_version = if_version;
+    op->done = done;
+    op->arg = arg;
+    dispatch(op);
+    return 0;
+}
+
+int kvc_put(kvc_t *c, const void *key, size_t key_len, const void *value, size_t value_len,
+            kvc_cond_t cond, kv_version_t if_version, kvc_done_fn done, void *arg)
+{
+    return put_op(c, key, key_len, value, value_len, 0, cond, if_version, done, arg);
+}
+
+int kvc_del(kvc_t *c, const void *key, size_t key_len, kvc_cond_t cond, kv_version_t if_version,
+            kvc_done_fn done, void *arg)
+{
+    return put_op(c, key, key_len, NULL, 0, WIRE_FLAG_TOMBSTONE, cond, if_version, done, arg);
+}
+
+int kvc_lookup(kvc_t *c, const void *key, size_t key_len, kvc_lookup_fn done, void *arg)
+{
+    op_t *op = op_new(c, K_LOOKUP, key, key_len);
+    if (!op)
+        return -EINVAL;
+    op->ldone = done;
+    op->arg = arg;
+    dispatch(op);
+    return 0;
+}

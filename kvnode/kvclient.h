@@ -1,0 +1,79 @@
+/*
+ * kvclient.h — asynchronous client of the replicated store (used by dhtctl
+ * and dhtfs).
+ *
+ * The client caches the ring (ids and endpoints learned from lookups and
+ * redirects) and sends each request straight to the node it believes is
+ * the key's authority, so a request usually costs one round trip. A node
+ * that is not the authority answers "not mine" with a better node; an
+ * unreachable node is dropped from the cache and the key looked up again
+ * through any known node. Every operation completes exactly once.
+ */
+#ifndef KVCLIENT_H
+#define KVCLIENT_H
+
+#include "kv_version.h"
+#include "loop.h"
+#include "rpc.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kvc kvc_t;
+
+typedef struct {
+    /*
+     * 0; -ENOENT (get: no such key); -EEXIST / -ESTALE (a conditional put's
+     * condition failed); -ETIMEDOUT (no quorum or no answer in time);
+     * -ENOSPC (replicas out of disk); -EINVAL / -EFBIG (bad request); -EIO.
+     */
+    int rc;
+    kv_version_t version; /* get: the value's; put: the one written */
+    const uint8_t *value; /* get: borrowed for the callback only */
+    size_t value_len;
+    const char *message; /* the node's explanation of an error, or NULL */
+} kvc_result_t;
+
+typedef void (*kvc_done_fn)(const kvc_result_t *res, void *arg);
+
+/*
+ * A client over rpc (borrowed, outlives the client) that knows the ring by
+ * the endpoints in seeds (copied; at least one). timeout_ms bounds each
+ * attempt; an operation makes a few attempts before giving up.
+ */
+kvc_t *kvc_new(rpc_t *rpc, loop_t *loop, const char *const *seeds, size_t nseeds,
+               unsigned timeout_ms);
+/*
+ * Operations still waiting complete with -ECANCELED. Destroy the rpc first:
+ * its cancellations complete the operations that have a call in flight.
+ */
+void kvc_destroy(kvc_t **c);
+
+/* Key and value are copied. Returns 0 (done will run later) or -EINVAL/-EFBIG/-ENOMEM. */
+int kvc_get(kvc_t *c, const void *key, size_t key_len, kvc_done_fn done, void *arg);
+
+typedef enum {
+    KVC_PUT_ALWAYS,
+    KVC_PUT_IF_ABSENT,
+    KVC_PUT_IF_VERSION,
+} kvc_cond_t;
+
+int kvc_put(kvc_t *c, const void *key, size_t key_len, const void *value, size_t value_len,
+            kvc_cond_t cond, kv_version_t if_version, kvc_done_fn done, void *arg);
+/* Delete = write a tombstone (conditions as for put). */
+int kvc_del(kvc_t *c, const void *key, size_t key_len, kvc_cond_t cond, kv_version_t if_version,
+            kvc_done_fn done, void *arg);
+
+/* The ring's id width once known (0 before the first answer). */
+unsigned kvc_id_bits(const kvc_t *c);
+
+/*
+ * Resolve key's replica set through the ring (recursive lookup). done gets
+ * rc and, on success, the replicas' ids and endpoints (borrowed).
+ */
+typedef void (*kvc_lookup_fn)(int rc, size_t n, const ring_id_t *ids, const char *const *addrs,
+                              void *arg);
+int kvc_lookup(kvc_t *c, const void *key, size_t key_len, kvc_lookup_fn done, void *arg);
+
+#endif

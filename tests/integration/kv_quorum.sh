@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# With 2 of a key's 3 replicas stopped (SIGSTOP), get and put fail with exit
+# 3 within a bounded time; after SIGCONT they succeed again.
+source "$(dirname "$0")/lib.sh"
+# Failure detection slower than the checks below: a stopped replica is
+# evicted after 3 missed stabilize rounds (~4.5 s), the get and put each
+# give up after one 0.5 s replica timeout.
+STABILIZE_MS=1000
+TIMEOUT_MS=500
+
+start_ring 5
+for port in "${PORTS[@]}"; do
+    wait_ring "$port" 5 20
+done
+ctl --peer "127.0.0.1:${PORTS[0]}" put q before || fail "initial put failed"
+reps=$(ctl --peer "127.0.0.1:${PORTS[0]}" replicas q --json | jq -r '.replicas[].addr')
+mapfile -t rep_addrs <<<"$reps"
+[ "${#rep_addrs[@]}" = 3 ] || fail "expected 3 replicas, got: $reps"
+# Stop the two replicas after the owner; ask through a node that is not stopped.
+stopped=()
+for a in "${rep_addrs[1]}" "${rep_addrs[2]}"; do
+    port=${a##*:}
+    for i in "${!PORTS[@]}"; do
+        if [ "${PORTS[$i]}" = "$port" ]; then
+            kill -STOP "${NODE_PIDS[$i]}"
+            stopped+=("${NODE_PIDS[$i]}")
+        fi
+    done
+done
+ask=${rep_addrs[0]##*:}
+start=$(date +%s)
+st=0
+ctl --peer "127.0.0.1:$ask" get q >/dev/null 2>"$T/err" || st=$?
+[ "$st" = 3 ] || fail "get without a read quorum exited $st: $(cat "$T/err")"
+st=0
+ctl --peer "127.0.0.1:$ask" put q during 2>"$T/err" || st=$?
+[ "$st" = 3 ] || fail "put without a write quorum exited $st: $(cat "$T/err")"
+elapsed=$(($(date +%s) - start))
+((elapsed < 20)) || fail "failing without a quorum took ${elapsed}s"
+log "no quorum: get and put exit 3 in ${elapsed}s ($(head -c 120 "$T/err"))"
+for pid in "${stopped[@]}"; do
+    kill -CONT "$pid"
+done
+for ((i = 0; i < 100; i++)); do
+    if ctl --peer "127.0.0.1:$ask" put q after 2>/dev/null; then
+        break
+    fi
+    sleep 0.2
+done
+[ "$(ctl --peer "127.0.0.1:$ask" get q)" = after ] || fail "store did not recover after SIGCONT"
+log "after SIGCONT: put and get succeed again"

@@ -1,0 +1,270 @@
+/*
+ * kvhist — concurrent clients against the store, with a history checker.
+ *
+ *   kvhist --peer EP[,EP...] [--clients C] [--keys K] [--seconds S] [--log FILE]
+ *
+ * C clients (one event loop, each with one operation in flight) do random
+ * puts and gets on K keys for S seconds. Every operation's invocation and
+ * response time, result, value and version are recorded. The checker then
+ * verifies, per key:
+ *  - every value read was written by some put invoked before the read
+ *    returned (no invented or mixed values);
+ *  - no read returned a version older than a put that had completed
+ *    successfully before the read was invoked (no stale reads), and no
+ *    read found the key absent after such a put.
+ * Operations that failed (no quorum while a node is down) are allowed:
+ * they constrain nothing, except that a failed put's value may be read.
+ * Prints a summary line "N passed, M failed" (checked operations, violations)
+ * and exits 1 on any violation.
+ */
+#include "kvclient.h"
+#include "log.h"
+#include "loop.h"
+#include "rpc.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+typedef struct {
+    int client;
+    bool is_put;
+    int key;
+    uint64_t start_us, end_us;
+    int rc;
+    char value[32];
+    kv_version_t version;
+} rec_t;
+
+typedef struct hist hist_t;
+
+typedef struct {
+    hist_t *h;
+    int id;
+    unsigned seq;
+    size_t cur; /* index into recs of the op in flight */
+} client_t;
+
+struct hist {
+    loop_t *loop;
+    kvc_t *kvc;
+    rec_t *recs;
+    size_t nrecs, cap;
+    int keys;
+    uint64_t end_ms;
+    int active;
+    client_t *clients;
+    uint64_t rng;
+    unsigned errors;
+};
+
+static uint64_t now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t next_rand(hist_t *h)
+{
+    h->rng ^= h->rng << 13;
+    h->rng ^= h->rng >> 7;
+    h->rng ^= h->rng << 17;
+    return h->rng;
+}
+
+static void start_op(client_t *c);
+
+static void on_done(const kvc_result_t *res, void *arg)
+{
+    client_t *c = arg;
+    hist_t *h = c->h;
+    rec_t *r = &h->recs[c->cur];
+    r->end_us = now_us();
+    r->rc = res->rc;
+    if (res->rc == 0) {
+        r->version = res->version;
+        if (!r->is_put) {
+            size_t n = res->value_len < sizeof r->value - 1 ? res->value_len : sizeof r->value - 1;
+            memcpy(r->value, res->value, n);
+            r->value[n] = '\0';
+        }
+    } else if (res->rc != -ENOENT) {
+        h->errors++;
+    }
+    start_op(c);
+}
+
+static void start_op(client_t *c)
+{
+    hist_t *h = c->h;
+    if (loop_clock_ms() >= h->end_ms || h->nrecs == h->cap) {
+        if (--h->active == 0)
+            loop_stop(h->loop);
+        return;
+    }
+    rec_t *r = &h->recs[h->nrecs];
+    c->cur = h->nrecs++;
+    memset(r, 0, sizeof *r);
+    r->client = c->id;
+    r->is_put = next_rand(h) % 2;
+    r->key = (int)(next_rand(h) % (uint64_t)h->keys);
+    char key[32];
+    snprintf(key, sizeof key, "hist-key-%d", r->key);
+    r->start_us = now_us();
+    int rc;
+    if (r->is_put) {
+        snprintf(r->value, sizeof r->value, "c%d-%u", c->id, c->seq++);
+        rc = kvc_put(h->kvc, key, strlen(key), r->value, strlen(r->value), KVC_PUT_ALWAYS,
+                     (kv_version_t){0, 0}, on_done, c);
+    } else {
+        rc = kvc_get(h->kvc, key, strlen(key), on_done, c);
+    }
+    if (rc < 0) {
+        fprintf(stderr, "kvhist: cannot submit: %s\n", strerror(-rc));
+        exit(2);
+    }
+}
+
+/* Returns the number of violations, printing each. */
+static unsigned check(const hist_t *h, unsigned *checked)
+{
+    unsigned bad = 0;
+    *checked = 0;
+    for (size_t i = 0; i < h->nrecs; i++) {
+        const rec_t *rd = &h->recs[i];
+        if (rd->is_put || (rd->rc != 0 && rd->rc != -ENOENT))
+            continue;
+        (*checked)++;
+        /* The newest put that completed before this read started. */
+        const rec_t *must = NULL;
+        const rec_t *source = NULL;
+        for (size_t j = 0; j < h->nrecs; j++) {
+            const rec_t *w = &h->recs[j];
+            if (!w->is_put || w->key != rd->key)
+                continue;
+            if (w->rc == 0 && w->end_us < rd->start_us &&
+                (!must || kv_version_cmp(w->version, must->version) > 0))
+                must = w;
+            if (rd->rc == 0 && strcmp(w->value, rd->value) == 0 && w->start_us <= rd->end_us)
+                source = w;
+        }
+        if (rd->rc == 0 && !source) {
+            printf("violation: read of key %d returned '%s', which no put wrote\n", rd->key,
+                   rd->value);
+            bad++;
+            continue;
+        }
+        if (must && rd->rc == -ENOENT) {
+            printf("violation: read of key %d found nothing after put '%s' had completed\n",
+                   rd->key, must->value);
+            bad++;
+        } else if (must && kv_version_cmp(rd->version, must->version) < 0) {
+            printf("violation: read of key %d returned '%s', older than completed put '%s'\n",
+                   rd->key, rd->value, must->value);
+            bad++;
+        }
+    }
+    return bad;
+}
+
+int main(int argc, char **argv)
+{
+    const char *peers = "tcp://127.0.0.1:7000", *log_path = NULL;
+    int clients = 4, keys = 5, seconds = 10;
+    static const struct option opts[] = {
+        {"peer", required_argument, NULL, 'p'}, {"clients", required_argument, NULL, 'c'},
+        {"keys", required_argument, NULL, 'k'}, {"seconds", required_argument, NULL, 's'},
+        {"log", required_argument, NULL, 'l'},  {NULL, 0, NULL, 0},
+    };
+    int opt;
+    while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'p':
+            peers = optarg;
+            break;
+        case 'c':
+            clients = atoi(optarg);
+            break;
+        case 'k':
+            keys = atoi(optarg);
+            break;
+        case 's':
+            seconds = atoi(optarg);
+            break;
+        case 'l':
+            log_path = optarg;
+            break;
+        default:
+            fprintf(stderr, "usage: kvhist --peer EP[,EP...] [--clients C] [--keys K] "
+                            "[--seconds S] [--log FILE]\n");
+            return 2;
+        }
+    }
+    if (clients < 1 || clients > 64 || keys < 1 || seconds < 1 || seconds > 600) {
+        fprintf(stderr, "kvhist: clients 1..64, keys >= 1, seconds 1..600\n");
+        return 2;
+    }
+    if (sodium_init() < 0)
+        return 2;
+    log_set_level(LOG_ERROR);
+    char *list = strdup(peers);
+    const char *seeds[16];
+    size_t nseeds = 0;
+    for (char *tok = strtok(list, ","); tok && nseeds < 16; tok = strtok(NULL, ","))
+        seeds[nseeds++] = tok;
+
+    hist_t h = {0};
+    void *zctx = zmq_ctx_new();
+    h.loop = loop_new();
+    rpc_t *rpc = rpc_new(zctx, h.loop);
+    h.kvc = kvc_new(rpc, h.loop, seeds, nseeds, 1000);
+    h.cap = 2000000;
+    h.recs = calloc(h.cap, sizeof *h.recs);
+    h.clients = calloc((size_t)clients, sizeof *h.clients);
+    if (!h.kvc || !h.recs || !h.clients) {
+        fprintf(stderr, "kvhist: cannot initialise\n");
+        return 2;
+    }
+    h.keys = keys;
+    h.rng = (uint64_t)now_us() | 1;
+    h.end_ms = loop_clock_ms() + (uint64_t)seconds * 1000u;
+    h.active = clients;
+    for (int i = 0; i < clients; i++) {
+        h.clients[i] = (client_t){&h, i, 0, 0};
+        start_op(&h.clients[i]);
+    }
+    loop_run(h.loop);
+
+    if (log_path) {
+        FILE *f = fopen(log_path, "w");
+        for (size_t i = 0; f && i < h.nrecs; i++) {
+            const rec_t *r = &h.recs[i];
+            char v[KV_VERSION_STR_MAX];
+            kv_version_to_str(r->version, v);
+            fprintf(f, "%d %s key%d %" PRIu64 " %" PRIu64 " rc=%d %s %s\n", r->client,
+                    r->is_put ? "put" : "get", r->key, r->start_us, r->end_us, r->rc,
+                    r->value[0] ? r->value : "-", v);
+        }
+        if (f)
+            fclose(f);
+    }
+    unsigned checked, bad = check(&h, &checked);
+    printf("kvhist: %zu operations, %u failed (unavailable), %u reads checked\n", h.nrecs, h.errors,
+           checked);
+    printf("%u passed, %u failed\n", checked - bad, bad);
+    rpc_destroy(&rpc);
+    kvc_destroy(&h.kvc);
+    loop_destroy(&h.loop);
+    zmq_ctx_term(zctx);
+    free(h.recs);
+    free(h.clients);
+    free(list);
+    return bad ? 1 : 0;
+}
