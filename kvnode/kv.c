@@ -439,6 +439,7 @@ static void op_send_all(kv_op_t *op)
                 int rc = store_put(n->store, op->key, op->key_len, op->version, op->flags,
                                    op->value, op->value_len, NULL);
                 if (rc < 0) {
+                    log_warn("kv", "local write failed: %s", strerror(-rc));
                     op_on_reply(op, 1, i, rc, NULL, NULL);
                     continue;
                 }
@@ -1008,6 +1009,12 @@ void kv_stats(node_t *n, wire_msg_t *r)
 
 bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
 {
+    if ((m->type == WIRE_KV_PUT || m->type == WIRE_REPL_PUT) && m->value_len > WIRE_VALUE_MAX) {
+        node_reply_error(n, ident, ident_len, m->req_id, EFBIG,
+                         "value of %zu bytes is larger than the %d-byte limit", m->value_len,
+                         WIRE_VALUE_MAX);
+        return true;
+    }
     switch (m->type) {
     case WIRE_KV_GET:
     case WIRE_KV_PUT:

@@ -15,14 +15,17 @@
 #include "store.h"
 
 #include "kv_cache.h"
+#include "log.h"
 #include "wire.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <lmdb.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 
 enum {
     REC_HEADER = 17,
@@ -35,6 +38,7 @@ typedef struct {
 } waiter_t;
 
 struct store {
+    char dir[PATH_MAX];
     MDB_env *env;
     MDB_dbi dbi;
     MDB_txn *rtxn; /* reused read transaction (reset between calls) */
@@ -157,6 +161,7 @@ store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, char *er
         return NULL;
     }
     st->id_bits = id_bits;
+    snprintf(st->dir, sizeof st->dir, "%s", dir);
     st->cache_bytes = cache_mb << 20;
     st->cache = kv_cache_new(st->cache_bytes);
     int rc = mdb_env_create(&st->env);
@@ -324,6 +329,20 @@ int store_after_commit(store_t *st, store_commit_fn fn, void *arg)
     return 0;
 }
 
+/*
+ * LMDB turns a short write into EIO ("filesystem full?"), so a failed commit
+ * is told apart from a broken disk by looking at the free space left.
+ */
+static bool disk_nearly_full(const store_t *st, int64_t staged)
+{
+    struct statvfs sv;
+    if (statvfs(st->dir, &sv) < 0)
+        return false;
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    uint64_t need = (uint64_t)(staged > 0 ? staged : 0) + (4u << 20);
+    return avail < need;
+}
+
 bool store_dirty(const store_t *st)
 {
     return st->wtxn != NULL || st->nwaiters > 0;
@@ -333,7 +352,14 @@ int store_commit(store_t *st)
 {
     int rc = 0;
     if (st->wtxn) {
-        rc = mdb_to_errno(mdb_txn_commit(st->wtxn));
+        int64_t staged = st->staged_bytes;
+        int mrc = mdb_txn_commit(st->wtxn);
+        rc = mdb_to_errno(mrc);
+        if (rc == -EIO && disk_nearly_full(st, staged))
+            rc = -ENOSPC;
+        if (rc < 0)
+            log_warn("store", "commit failed: %s; %zu writes lost", mdb_strerror(mrc),
+                     st->nwaiters);
         st->wtxn = NULL;
         if (rc == 0) {
             st->count += (uint64_t)st->staged_count;

@@ -30,7 +30,7 @@ cleanup() {
             tail -n 30 "$f" >&2
         done
     fi
-    rm -rf "$T"
+    [ -n "${KEEP_T:-}" ] || rm -rf "$T"
     exit "$rc"
 }
 trap cleanup EXIT

@@ -3,7 +3,8 @@
  * back. Used by the bad-input tests to deliver messages dhtctl would never
  * produce: wrong versions, garbage, extra frames.
  *
- *   wirepoke EP HEX [HEX...]   one frame per argument ("" = empty frame)
+ *   wirepoke EP HEX [HEX...]   one frame per argument ("" = empty frame,
+ *                              "zeros:N" = N zero bytes)
  *
  * Prints "reply TYPE" or "error CODE MESSAGE" and exits 0, or prints
  * "no reply" and exits 3 after two seconds.
@@ -46,12 +47,22 @@ int main(int argc, char **argv)
     }
     static unsigned char buf[65536];
     for (int i = 2; i < argc; i++) {
+        int flags = i + 1 < argc ? ZMQ_SNDMORE : 0;
+        if (strncmp(argv[i], "zeros:", 6) == 0) {
+            size_t len = strtoul(argv[i] + 6, NULL, 10);
+            unsigned char *z = calloc(1, len ? len : 1);
+            if (!z)
+                return 2;
+            zmq_send(s, z, len, flags);
+            free(z);
+            continue;
+        }
         int n = unhex(argv[i], buf, sizeof buf);
         if (n < 0) {
             fprintf(stderr, "wirepoke: bad hex '%s'\n", argv[i]);
             return 2;
         }
-        zmq_send(s, buf, (size_t)n, i + 1 < argc ? ZMQ_SNDMORE : 0);
+        zmq_send(s, buf, (size_t)n, flags);
     }
     int n = zmq_recv(s, buf, sizeof buf, 0);
     int rc = 3;
