@@ -108,7 +108,12 @@ typedef struct sync {
     void (*done)(struct sync *s);
 } sync_t;
 
+enum {
+    PURGE_BATCH = 512, /* tombstones purged per anti-entropy round */
+};
+
 struct kv {
+    node_t *n;
     kv_op_t *busy;
     sync_t *sessions;
     unsigned served;
@@ -118,6 +123,7 @@ struct kv {
     uint64_t round_missing;
     uint64_t round_primary;
     bool round_short; /* fewer distinct nodes than replicas */
+    ring_id_t round_lo, round_hi;
     uint64_t last_round_ms;
     /* results of the last finished round */
     uint64_t primary_keys;
@@ -135,10 +141,24 @@ static uint64_t wall_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+enum {
+    /* How far ahead of our wall clock another node's version may be. */
+    CLOCK_SKEW_MAX_MS = 60 * 1000,
+};
+
+/* Versions from further in the future than clock skew explains are refused. */
+static bool version_plausible(kv_version_t v)
+{
+    return (v.hlc >> 16) <= wall_ms() + CLOCK_SKEW_MAX_MS;
+}
+
 int kv_init(node_t *n)
 {
     n->kv = calloc(1, sizeof *n->kv);
-    return n->kv ? 0 : -ENOMEM;
+    if (!n->kv)
+        return -ENOMEM;
+    n->kv->n = n;
+    return 0;
 }
 
 static void sync_free(sync_t *s)
@@ -223,10 +243,32 @@ static void repl_put_committed(int rc, void *arg)
     free(a);
 }
 
+static bool purge_local(node_t *n, const uint8_t *key, size_t key_len, kv_version_t version);
+
+/* Forget a tombstone, if it is still the one the authority purged. */
+static void serve_purge(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    wire_msg_t r;
+    wire_init(&r, WIRE_REPL_PUT | WIRE_REPLY, m->req_id);
+    r.applied = purge_local(n, m->key_bytes, m->key_len, m->version);
+    r.version = m->version;
+    node_send(n, ident, ident_len, &r);
+}
+
 static void serve_repl_put(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
 {
     if (kv_version_is_zero(m->version)) {
         node_reply_error(n, ident, ident_len, m->req_id, EINVAL, "a write needs a version");
+        return;
+    }
+    if (!version_plausible(m->version)) {
+        node_reply_error(n, ident, ident_len, m->req_id, EINVAL,
+                         "version from more than %d s in the future (clock skew?)",
+                         CLOCK_SKEW_MAX_MS / 1000);
+        return;
+    }
+    if (m->flags & WIRE_FLAG_PURGE) {
+        serve_purge(n, ident, ident_len, m);
         return;
     }
     kv_clock_observe(&n->clock, m->version.hlc);
@@ -343,6 +385,11 @@ static void op_on_reply(kv_op_t *op, unsigned phase, unsigned idx, int rc, const
         found = local ? true : r->found;
         version = local ? local->version : r->version;
         uint8_t flags = local ? local->flags : r->flags;
+        if (found && !version_plausible(version)) {
+            log_warn("kv", "a replica answered with a version from the future; ignored");
+            rc = -EBADMSG;
+            found = false;
+        }
         if (found) {
             kv_clock_observe(&op->n->clock, version.hlc);
             if (!op->have_best || kv_version_cmp(version, op->version) > 0) {
@@ -575,6 +622,12 @@ static void serve_kv(node_t *n, const uint8_t *ident, size_t ident_len, const wi
     op->key_len = m->key_len;
     op->nrep = (unsigned)node_replica_set(n, op->rep, KV_QUORUM_MAX);
     if (op->kind == OP_PUT) {
+        if (m->flags & ~WIRE_FLAG_TOMBSTONE) {
+            free(op);
+            node_reply_error(n, ident, ident_len, m->req_id, EINVAL,
+                             "a client write may only carry the tombstone flag");
+            return;
+        }
         if (m->flags & WIRE_FLAG_TOMBSTONE && m->value_len) {
             free(op);
             node_reply_error(n, ident, ident_len, m->req_id, EINVAL, "a delete carries no value");
@@ -868,6 +921,83 @@ static void serve_sync_pull(node_t *n, const uint8_t *ident, size_t ident_len, c
     node_send(n, ident, ident_len, r);
 }
 
+typedef struct {
+    uint64_t older_than_hlc;
+    unsigned count;
+    uint16_t key_len[PURGE_BATCH];
+    kv_version_t version[PURGE_BATCH];
+    uint8_t key[PURGE_BATCH][WIRE_KEY_MAX];
+} purge_t;
+
+static void on_purge_done(int rc, const wire_msg_t *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    if (rc < 0 && rc != -ECANCELED)
+        log_debug("kv", "purge not acknowledged: %s", strerror(-rc));
+}
+
+static int collect_purge(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *rec,
+                         void *arg)
+{
+    (void)pos;
+    purge_t *p = arg;
+    if (!(rec->flags & WIRE_FLAG_TOMBSTONE) || rec->version.hlc >= p->older_than_hlc)
+        return 0;
+    memcpy(p->key[p->count], key, key_len);
+    p->key_len[p->count] = (uint16_t)key_len;
+    p->version[p->count] = rec->version;
+    return ++p->count == PURGE_BATCH;
+}
+
+/* Remove key if it still is this tombstone. Returns true if removed. */
+static bool purge_local(node_t *n, const uint8_t *key, size_t key_len, kv_version_t version)
+{
+    store_rec_t rec;
+    return store_get(n->store, key, key_len, &rec) == 0 && (rec.flags & WIRE_FLAG_TOMBSTONE) &&
+           kv_version_cmp(rec.version, version) == 0 && store_remove(n->store, key, key_len) == 0;
+}
+
+/*
+ * Tombstones older than the grace period are forgotten, on every replica at
+ * once, but only after a round found every replica in sync: a replica that
+ * missed the delete would otherwise hand the old value back. (One that is
+ * away for longer than the grace period still can: the grace period is the
+ * longest outage a delete survives, as with Cassandra's gc_grace.)
+ */
+static void purge_tombstones(node_t *n, ring_id_t lo, ring_id_t hi)
+{
+    uint64_t now = wall_ms();
+    uint64_t grace = (uint64_t)n->cfg.tombstone_grace_s * 1000u;
+    if (now <= grace)
+        return;
+    purge_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return;
+    p->older_than_hlc = (now - grace) << 16;
+    /* Collect first: removing inside the scan would invalidate its cursor. */
+    store_scan(n->store, lo, hi, 0, NULL, 0, SIZE_MAX, collect_purge, p);
+    ring_id_t reps[KV_QUORUM_MAX];
+    size_t nrep = node_replica_set(n, reps, KV_QUORUM_MAX);
+    for (unsigned k = 0; k < p->count; k++) {
+        wire_msg_t req;
+        wire_init(&req, WIRE_REPL_PUT, 0);
+        req.key_bytes = p->key[k];
+        req.key_len = p->key_len[k];
+        req.version = p->version[k];
+        req.flags = WIRE_FLAG_TOMBSTONE | WIRE_FLAG_PURGE;
+        for (size_t i = 1; i < nrep; i++) {
+            const char *addr = node_book_get(n, reps[i]);
+            if (addr)
+                rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_purge_done, NULL);
+        }
+        purge_local(n, p->key[k], p->key_len[k], p->version[k]);
+    }
+    if (p->count)
+        log_info("kv", "purged %u tombstones older than %u s", p->count, n->cfg.tombstone_grace_s);
+    free(p);
+}
+
 static void round_account(struct kv *kv, uint64_t missing)
 {
     kv->round_missing += missing;
@@ -876,6 +1006,8 @@ static void round_account(struct kv *kv, uint64_t missing)
         kv->primary_keys = kv->round_primary;
         uint64_t under = kv->round_short ? kv->round_primary : kv->round_missing;
         kv->under_replicated = under < kv->round_primary ? under : kv->round_primary;
+        if (kv->under_replicated == 0 && !kv->round_short)
+            purge_tombstones(kv->n, kv->round_lo, kv->round_hi);
     }
 }
 
@@ -912,6 +1044,8 @@ void kv_tick(node_t *n)
     if (store_digest(n->store, pred, n->self, &count, digest) < 0)
         return;
     kv->round_primary = count;
+    kv->round_lo = pred;
+    kv->round_hi = n->self;
     kv->round_missing = 0;
     kv->round_short = nrep < n->cfg.replicas;
     kv->round_pending = 1; /* held until every session is started */

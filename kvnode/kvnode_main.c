@@ -27,6 +27,8 @@ static void usage(FILE *f)
             "              [--read-quorum R] [--id-bits M] [--id ID] [--cache-mb MB]\n"
             "              [--log-level error|warn|info|debug] [--stabilize-ms MS] "
             "[--timeout-ms MS]\n"
+            "              [--fail-after-ms MS] [--tombstone-grace-s S]\n"
+            "              [--fail-after-ms MS] [--tombstone-grace-s S]\n"
             "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH).\n"
             "SIGTERM makes the node leave the ring gracefully and exit 0.\n");
 }
@@ -88,6 +90,8 @@ int main(int argc, char **argv)
         O_LOG,
         O_STAB,
         O_TIMEOUT,
+        O_GRACE,
+        O_FAIL,
         O_HELP
     };
     static const struct option opts[] = {
@@ -103,6 +107,8 @@ int main(int argc, char **argv)
         {"log-level", required_argument, NULL, O_LOG},
         {"stabilize-ms", required_argument, NULL, O_STAB},
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
+        {"tombstone-grace-s", required_argument, NULL, O_GRACE},
+        {"fail-after-ms", required_argument, NULL, O_FAIL},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -153,6 +159,15 @@ int main(int argc, char **argv)
         case O_TIMEOUT:
             if (parse_uint(optarg, 10, 600000, &cfg.timeout_ms) < 0)
                 return bad("--timeout-ms must be 10..600000, got '%s'", optarg);
+            break;
+        case O_GRACE:
+            if (parse_uint(optarg, 1, 100u * 365 * 86400, &cfg.tombstone_grace_s) < 0)
+                return bad("--tombstone-grace-s must be a positive number of seconds, got '%s'",
+                           optarg);
+            break;
+        case O_FAIL:
+            if (parse_uint(optarg, 10, 3600000, &cfg.fail_after_ms) < 0)
+                return bad("--fail-after-ms must be 10..3600000, got '%s'", optarg);
             break;
         case O_HELP:
             usage(stdout);

@@ -53,6 +53,10 @@ void node_config_defaults(node_config_t *cfg)
         cfg->stabilize_ms = 250;
     if (!cfg->timeout_ms)
         cfg->timeout_ms = 1000;
+    if (!cfg->tombstone_grace_s)
+        cfg->tombstone_grace_s = 3600;
+    if (!cfg->fail_after_ms)
+        cfg->fail_after_ms = 2 * cfg->timeout_ms;
 }
 
 const char *node_hex(const node_t *n, ring_id_t id, char buf[RING_ID_HEX_MAX])
@@ -149,18 +153,25 @@ static book_entry_t *book_find(node_t *n, ring_id_t id)
 void node_peer_alive(node_t *n, ring_id_t id)
 {
     book_entry_t *e = book_find(n, id);
-    if (e)
+    if (e) {
         e->misses = 0;
+        e->first_miss_ms = 0;
+    }
 }
 
 void node_peer_missed(node_t *n, ring_id_t id, const char *why)
 {
     char a[RING_ID_HEX_MAX];
     book_entry_t *e = book_find(n, id);
-    if (e && ++e->misses < PEER_MISSES_MAX) {
-        log_debug("ring", "peer %s missed a deadline (%s), %u of %u", node_hex(n, id, a), why,
-                  e->misses, PEER_MISSES_MAX);
-        return;
+    uint64_t now = loop_now_ms(n->loop);
+    if (e) {
+        if (e->misses++ == 0)
+            e->first_miss_ms = now;
+        if (e->misses < PEER_MISSES_MAX || now - e->first_miss_ms < n->cfg.fail_after_ms) {
+            log_debug("ring", "peer %s missed a deadline (%s), %u in %llu ms", node_hex(n, id, a),
+                      why, e->misses, (unsigned long long)(now - e->first_miss_ms));
+            return;
+        }
     }
     node_peer_failed(n, id, why);
 }
@@ -171,8 +182,10 @@ void node_peer_failed(node_t *n, ring_id_t id, const char *why)
     if (id == n->self)
         return;
     book_entry_t *e = book_find(n, id);
-    if (e)
+    if (e) {
         e->misses = 0;
+        e->first_miss_ms = 0;
+    }
     char a[RING_ID_HEX_MAX], b[RING_ID_HEX_MAX];
     ring_id_t old_succ = ring_state_succ(n->rs);
     ring_state_remove(n->rs, id);

@@ -22,8 +22,10 @@ typedef struct {
     ring_id_t id;
     unsigned replicas, write_quorum, read_quorum;
     unsigned cache_mb;
-    unsigned stabilize_ms; /* period of stabilize / fix-fingers / check-pred */
-    unsigned timeout_ms;   /* a peer silent this long is taken as failed */
+    unsigned stabilize_ms;      /* period of stabilize / fix-fingers / check-pred */
+    unsigned timeout_ms;        /* deadline of one request to a peer */
+    unsigned fail_after_ms;     /* a peer missing deadlines this long has failed */
+    unsigned tombstone_grace_s; /* deleted keys are forgotten after this */
 } node_config_t;
 
 typedef struct node node_t;

@@ -29,7 +29,8 @@ typedef struct {
     bool used;
     ring_id_t id;
     char addr[ENDPOINT_MAX];
-    unsigned misses; /* consecutive deadlines missed */
+    unsigned misses;        /* consecutive deadlines missed */
+    uint64_t first_miss_ms; /* when the first of them was missed */
 } book_entry_t;
 
 typedef enum {
@@ -82,7 +83,8 @@ bool node_learn(node_t *n, const wire_node_t *w);
 void node_peer_failed(node_t *n, ring_id_t id, const char *why);
 /*
  * The peer missed one deadline. A single miss is not a failure (a paused
- * or busy process is slow, not gone); PEER_MISSES_MAX in a row are.
+ * or busy process is slow, not gone): PEER_MISSES_MAX misses in a row,
+ * spread over at least cfg.fail_after_ms, are.
  */
 void node_peer_missed(node_t *n, ring_id_t id, const char *why);
 /* The peer answered: its misses are forgiven. */

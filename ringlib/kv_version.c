@@ -67,7 +67,8 @@ int kv_version_parse(const char *s, kv_version_t *out)
 uint64_t kv_clock_tick(kv_clock_t *c, uint64_t wall_ms)
 {
     uint64_t phys = wall_ms << 16;
-    c->last = phys > c->last ? phys : c->last + 1;
+    /* Saturate rather than wrap: callers refuse readings from far ahead. */
+    c->last = phys > c->last ? phys : c->last < UINT64_MAX ? c->last + 1 : c->last;
     return c->last;
 }
 

@@ -40,7 +40,11 @@ typedef struct {
  * wall clock is ahead.
  */
 uint64_t kv_clock_tick(kv_clock_t *c, uint64_t wall_ms);
-/* Fold in a reading seen from another node, so later ticks exceed it. */
+/*
+ * Fold in a reading seen from another node, so later ticks exceed it. The
+ * caller must refuse readings far ahead of its wall clock (a hostile or
+ * broken peer could otherwise push the clock to its end, where it saturates).
+ */
 void kv_clock_observe(kv_clock_t *c, uint64_t hlc);
 
 #endif

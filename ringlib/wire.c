@@ -136,6 +136,13 @@ static const uint8_t *get_key(rbuf_t *r, uint16_t *len)
     return get_bytes(r, *len);
 }
 
+static void put_flags(wbuf_t *w, uint8_t flags)
+{
+    if (flags & ~WIRE_FLAGS_KNOWN)
+        w->invalid = true;
+    put_u8(w, flags);
+}
+
 static void put_version(wbuf_t *w, kv_version_t v)
 {
     put_u64(w, v.hlc);
@@ -289,13 +296,13 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
     case WIRE_REPL_GET | WIRE_REPLY:
         put_u8(&w, m->found ? 1 : 0);
         put_version(&w, m->version);
-        put_u8(&w, m->flags);
+        put_flags(&w, m->flags);
         break;
     case WIRE_KV_PUT:
         put_key(&w, m->key_bytes, m->key_len);
         if (m->cond > WIRE_COND_VERSION || (m->flags & ~WIRE_FLAGS_KNOWN))
             return -EINVAL;
-        put_u8(&w, m->flags);
+        put_flags(&w, m->flags);
         put_u8(&w, m->cond);
         put_version(&w, m->cond_version);
         break;
@@ -305,7 +312,7 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
     case WIRE_REPL_PUT:
         put_key(&w, m->key_bytes, m->key_len);
         put_version(&w, m->version);
-        put_u8(&w, m->flags);
+        put_flags(&w, m->flags);
         break;
     case WIRE_REPL_PUT | WIRE_REPLY:
         put_u8(&w, m->applied ? 1 : 0);

@@ -72,7 +72,9 @@ typedef struct {
 /* Value flags. */
 enum {
     WIRE_FLAG_TOMBSTONE = 0x01,
-    WIRE_FLAGS_KNOWN = 0x01,
+    /* REPL_PUT only: remove the record if it is this very tombstone. */
+    WIRE_FLAG_PURGE = 0x02,
+    WIRE_FLAGS_KNOWN = 0x03,
 };
 
 /* Conditions of a KV_PUT. */

@@ -4,6 +4,8 @@
 # absent admits exactly one of several racing writers; put-if-version
 # refuses a stale version.
 source "$(dirname "$0")/lib.sh"
+# Deleted keys are forgotten after 1 s (checked at the end).
+KVNODE_EXTRA="--tombstone-grace-s 1"
 
 start_ring 5
 for port in "${PORTS[@]}"; do
@@ -63,3 +65,18 @@ st=0
 ctl --peer "127.0.0.1:${PORTS[4]}" get cas >/dev/null 2>&1 || st=$?
 [ "$st" = 1 ] || fail "deleted key: get exited $st, expected 1"
 log "put-if-version and conditional delete refuse stale versions"
+
+# The tombstone of 'cas' is purged from all three replicas after the grace period.
+for ((i = 0; i < 100; i++)); do
+    out=$(ctl --peer "127.0.0.1:${PORTS[0]}" replicas cas --json)
+    if jq -e '[.replicas[].version] | all(. == null)' <<<"$out" >/dev/null; then
+        break
+    fi
+    sleep 0.2
+done
+jq -e '[.replicas[].version] | all(. == null)' <<<"$out" >/dev/null ||
+    fail "tombstone not purged: $out"
+st=0
+ctl --peer "127.0.0.1:${PORTS[1]}" get cas >/dev/null 2>&1 || st=$?
+[ "$st" = 1 ] || fail "purged key: get exited $st, expected 1"
+log "tombstones are purged from every replica after the grace period"

@@ -59,7 +59,8 @@ start_node() {
     if [ -n "$join" ]; then
         args+=(--join "tcp://127.0.0.1:$join")
     fi
-    "$KVNODE" "${args[@]}" "$@" 2>>"$T/$name.log" &
+    # shellcheck disable=SC2086  # KVNODE_EXTRA is a list of flags
+    "$KVNODE" "${args[@]}" ${KVNODE_EXTRA:-} "$@" 2>>"$T/$name.log" &
     NODE_PID=$!
     PIDS+=("$NODE_PID")
 }

@@ -22,15 +22,80 @@
 enum { OFF_MAGIC0 = 0, OFF_MAGIC1 = 1, OFF_VERSION = 2, OFF_TYPE = 3, OFF_BODY = 12 };
 
 static const uint8_t all_types[] = {
-    WIRE_PING,    WIRE_PING | WIRE_REPLY,    WIRE_INFO,   WIRE_INFO | WIRE_REPLY,
-    WIRE_NOTIFY,  WIRE_NOTIFY | WIRE_REPLY,  WIRE_FIND,   WIRE_FIND | WIRE_REPLY,
-    WIRE_FINGERS, WIRE_FINGERS | WIRE_REPLY, WIRE_UPDATE, WIRE_UPDATE | WIRE_REPLY,
-    WIRE_LEAVE,   WIRE_LEAVE | WIRE_REPLY,   WIRE_ERROR,
+    WIRE_PING,
+    WIRE_PING | WIRE_REPLY,
+    WIRE_INFO,
+    WIRE_INFO | WIRE_REPLY,
+    WIRE_NOTIFY,
+    WIRE_NOTIFY | WIRE_REPLY,
+    WIRE_FIND,
+    WIRE_FIND | WIRE_REPLY,
+    WIRE_FINGERS,
+    WIRE_FINGERS | WIRE_REPLY,
+    WIRE_UPDATE,
+    WIRE_UPDATE | WIRE_REPLY,
+    WIRE_LEAVE,
+    WIRE_LEAVE | WIRE_REPLY,
+    WIRE_ERROR,
+    WIRE_KV_GET,
+    WIRE_KV_GET | WIRE_REPLY,
+    WIRE_KV_PUT,
+    WIRE_KV_PUT | WIRE_REPLY,
+    WIRE_REPL_GET,
+    WIRE_REPL_GET | WIRE_REPLY,
+    WIRE_REPL_PUT,
+    WIRE_REPL_PUT | WIRE_REPLY,
+    WIRE_SYNC_DIGEST,
+    WIRE_SYNC_DIGEST | WIRE_REPLY,
+    WIRE_SYNC_OFFER,
+    WIRE_SYNC_OFFER | WIRE_REPLY,
+    WIRE_SYNC_PULL,
+    WIRE_SYNC_PULL | WIRE_REPLY,
+    WIRE_STATS,
+    WIRE_STATS | WIRE_REPLY,
+    WIRE_REDIRECT,
 };
 enum { NTYPES = sizeof all_types / sizeof all_types[0] };
 
 /* Type bytes the grammar leaves unassigned. */
-static const uint8_t unknown_types[] = {0x00, 0x08, 0x0f, 0x20, 0x40, 0x60, 0x80, 0x88, 0xa0, 0xff};
+static const uint8_t unknown_types[] = {0x00, 0x08, 0x0f, 0x18, 0x1f, 0x20, 0x40, 0x60,
+                                        0x7d, 0x80, 0x88, 0x98, 0xa0, 0xfe, 0xff};
+
+/* The types whose messages travel with a value frame. */
+static const uint8_t value_types[] = {WIRE_KV_PUT, WIRE_REPL_PUT, WIRE_KV_GET | WIRE_REPLY,
+                                      WIRE_REPL_GET | WIRE_REPLY};
+
+/*
+ * Binary key bytes (NUL and 0xff included) that messages borrow; offers
+ * point at different places in it, so keys may overlap.
+ */
+static uint8_t key_pattern[WIRE_KEY_MAX];
+
+static const uint8_t *keys(void)
+{
+    for (size_t k = 0; k < WIRE_KEY_MAX; k++)
+        key_pattern[k] = (uint8_t)(k * 37 + 11);
+    key_pattern[1] = 0x00;
+    key_pattern[2] = 0xff;
+    return key_pattern;
+}
+
+/* A version with every byte distinct, so byte order mistakes show. */
+static kv_version_t test_version(unsigned salt)
+{
+    kv_version_t v = {0x0102030405060708ull + salt, 0xf1e2d3c4b5a69788ull - salt};
+    return v;
+}
+
+/* The lowest flag bit the grammar does not define. */
+static uint8_t unknown_flag(void)
+{
+    for (unsigned bit = 1; bit < 0x100; bit <<= 1)
+        if (!(bit & WIRE_FLAGS_KNOWN))
+            return (uint8_t)bit;
+    fail_msg("every flag bit is known");
+    return 0;
+}
 
 /* Messages are tens of KiB: keep them off the stack. */
 static wire_msg_t *msg_new(void)
@@ -115,6 +180,77 @@ static void fill_msg(wire_msg_t *m, uint8_t type, bool big)
                 wire_node_set(&f->node, 1000 + i, addr);
         }
         break;
+    case WIRE_KV_GET:
+    case WIRE_REPL_GET:
+        m->key_bytes = keys();
+        m->key_len = big ? WIRE_KEY_MAX : 11;
+        break;
+    case WIRE_KV_GET | WIRE_REPLY:
+    case WIRE_REPL_GET | WIRE_REPLY:
+        m->found = true;
+        m->version = test_version(1);
+        m->flags = WIRE_FLAG_TOMBSTONE;
+        break;
+    case WIRE_KV_PUT:
+        m->key_bytes = keys();
+        m->key_len = big ? WIRE_KEY_MAX : 11;
+        m->flags = WIRE_FLAG_TOMBSTONE;
+        m->cond = WIRE_COND_VERSION;
+        m->cond_version = test_version(2);
+        break;
+    case WIRE_KV_PUT | WIRE_REPLY:
+        m->version = test_version(3);
+        break;
+    case WIRE_REPL_PUT:
+        m->key_bytes = keys();
+        m->key_len = big ? WIRE_KEY_MAX : 11;
+        m->version = test_version(4);
+        m->flags = WIRE_FLAG_TOMBSTONE;
+        break;
+    case WIRE_REPL_PUT | WIRE_REPLY:
+        m->applied = true;
+        m->version = test_version(5);
+        break;
+    case WIRE_SYNC_PULL:
+        wire_node_set(&m->node, 0x9999999999999999ull, addr);
+        /* fall through */
+    case WIRE_SYNC_DIGEST:
+        m->lo = 0xfedcba9876543210ull;
+        m->hi = 0x0123456789abcdefull;
+        break;
+    case WIRE_SYNC_DIGEST | WIRE_REPLY:
+        m->count = 0x1112131415161718ull;
+        m->digest[0] = 0x2122232425262728ull;
+        m->digest[1] = 0x3132333435363738ull;
+        break;
+    case WIRE_SYNC_OFFER:
+        /*
+         * The full count, but short keys even when big: the truncation and
+         * EMSGSIZE tests cut at every offset. A frame of the largest keys
+         * has its own test.
+         */
+        m->noffers = big ? WIRE_OFFER_MAX : 5;
+        for (unsigned i = 0; i < m->noffers; i++) {
+            m->offers[i].key = keys() + i % 7;
+            m->offers[i].key_len = (uint16_t)(1 + i % 17);
+            m->offers[i].version = test_version(i);
+        }
+        break;
+    case WIRE_SYNC_OFFER | WIRE_REPLY:
+        m->nwant = big ? WIRE_OFFER_MAX : 4;
+        for (unsigned i = 0; i < m->nwant; i++)
+            m->want[i] = (uint16_t)(i * 2 + 1);
+        m->want[m->nwant - 1] = 0xffff;
+        break;
+    case WIRE_STATS | WIRE_REPLY:
+        m->primary_keys = 0x4142434445464748ull;
+        m->stored_keys = 0x5152535455565758ull;
+        m->under_replicated = 0x6162636465666768ull;
+        m->bytes = UINT64_MAX;
+        break;
+    case WIRE_REDIRECT:
+        wire_node_set(&m->node, 0x7777777777777777ull, addr);
+        break;
     case WIRE_ERROR:
         m->err_code = ENOENT;
         if (big) {
@@ -127,6 +263,12 @@ static void fill_msg(wire_msg_t *m, uint8_t type, bool big)
     default:
         break;
     }
+}
+
+static void assert_version_equal(kv_version_t a, kv_version_t b)
+{
+    assert_true(a.hlc == b.hlc);
+    assert_true(a.node == b.node);
 }
 
 static void assert_node_equal(const wire_node_t *a, const wire_node_t *b)
@@ -167,6 +309,51 @@ static void assert_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
     }
     assert_int_equal(a->err_code, b->err_code);
     assert_string_equal(a->err_msg, b->err_msg);
+
+    assert_int_equal(a->key_len, b->key_len);
+    assert_int_equal(a->key_bytes == NULL, b->key_bytes == NULL);
+    if (a->key_len)
+        assert_memory_equal(a->key_bytes, b->key_bytes, a->key_len);
+    assert_version_equal(a->version, b->version);
+    assert_int_equal(a->flags, b->flags);
+    assert_int_equal(a->found, b->found);
+    assert_int_equal(a->cond, b->cond);
+    assert_version_equal(a->cond_version, b->cond_version);
+    assert_true(a->value == b->value);
+    assert_int_equal(a->value_len, b->value_len);
+    assert_true(a->lo == b->lo);
+    assert_true(a->hi == b->hi);
+    assert_true(a->count == b->count);
+    assert_true(a->digest[0] == b->digest[0]);
+    assert_true(a->digest[1] == b->digest[1]);
+    assert_int_equal(a->noffers, b->noffers);
+    for (unsigned i = 0; i < WIRE_OFFER_MAX; i++) {
+        const wire_offer_t *oa = &a->offers[i], *ob = &b->offers[i];
+        assert_int_equal(oa->key_len, ob->key_len);
+        assert_int_equal(oa->key == NULL, ob->key == NULL);
+        if (oa->key_len)
+            assert_memory_equal(oa->key, ob->key, oa->key_len);
+        assert_version_equal(oa->version, ob->version);
+    }
+    assert_int_equal(a->nwant, b->nwant);
+    for (unsigned i = 0; i < WIRE_OFFER_MAX; i++)
+        assert_int_equal(a->want[i], b->want[i]);
+    assert_true(a->primary_keys == b->primary_keys);
+    assert_true(a->stored_keys == b->stored_keys);
+    assert_true(a->under_replicated == b->under_replicated);
+    assert_true(a->bytes == b->bytes);
+}
+
+/* Keys of a decoded message point into the frame it was decoded from. */
+static void assert_keys_borrowed(const wire_msg_t *out, const uint8_t *buf, size_t len)
+{
+    if (out->key_bytes) {
+        assert_true(out->key_bytes >= buf && out->key_bytes + out->key_len <= buf + len);
+    }
+    for (unsigned i = 0; i < out->noffers; i++) {
+        const wire_offer_t *o = &out->offers[i];
+        assert_true(o->key >= buf && o->key + o->key_len <= buf + len);
+    }
 }
 
 static uint8_t frame[WIRE_FRAME_MAX + 64];
@@ -202,6 +389,7 @@ static void roundtrip(uint8_t type, bool big)
     memset(out, 0x5a, sizeof *out);
     assert_int_equal(wire_decode(frame, n, out), 0);
     assert_msg_equal(m, out);
+    assert_keys_borrowed(out, frame, n);
     free(m);
     free(out);
 }
@@ -769,6 +957,658 @@ static void test_wire_node_set_truncates(void **state)
     assert_string_equal(node.addr, "tcp://h:1");
 }
 
+/* Hand-built frames: a header, then fields appended in network byte order. */
+static size_t put_header(uint8_t type)
+{
+    const uint8_t h[WIRE_HEADER_LEN] = {'D', 'H', WIRE_VERSION, type, 0, 0, 0, 0, 0, 0, 0, 1};
+    memcpy(frame, h, WIRE_HEADER_LEN);
+    return WIRE_HEADER_LEN;
+}
+
+static void append_u16(size_t *n, uint16_t v)
+{
+    frame[(*n)++] = (uint8_t)(v >> 8);
+    frame[(*n)++] = (uint8_t)v;
+}
+
+static void append_u64(size_t *n, uint64_t v)
+{
+    for (int b = 7; b >= 0; b--)
+        frame[(*n)++] = (uint8_t)(v >> (8 * b));
+}
+
+/* A key field claiming key_len bytes, all of them present. */
+static void append_key(size_t *n, size_t key_len)
+{
+    append_u16(n, (uint16_t)key_len);
+    memset(frame + *n, 'k', key_len);
+    *n += key_len;
+}
+
+/*
+ * A frame of a keyed type whose key field claims key_len bytes and whose
+ * other fields are valid; for SYNC_OFFER, one offer.
+ */
+static size_t key_frame(uint8_t type, size_t key_len)
+{
+    size_t n = put_header(type);
+    if (type == WIRE_SYNC_OFFER)
+        append_u16(&n, 1);
+    append_key(&n, key_len);
+    switch (type) {
+    case WIRE_KV_PUT:
+        frame[n++] = 0; /* flags */
+        frame[n++] = WIRE_COND_NONE;
+        append_u64(&n, 0);
+        append_u64(&n, 0);
+        break;
+    case WIRE_REPL_PUT:
+        append_u64(&n, 1);
+        append_u64(&n, 2);
+        frame[n++] = 0;
+        break;
+    case WIRE_SYNC_OFFER:
+        append_u64(&n, 1);
+        append_u64(&n, 2);
+        break;
+    default:
+        break;
+    }
+    return n;
+}
+
+static const uint8_t keyed_types[] = {WIRE_KV_GET, WIRE_KV_PUT, WIRE_REPL_GET, WIRE_REPL_PUT,
+                                      WIRE_SYNC_OFFER};
+
+static void test_wire_decode_key_length(void **state)
+{
+    (void)state;
+    wire_msg_t *out = msg_new();
+    for (size_t t = 0; t < sizeof keyed_types; t++) {
+        uint8_t type = keyed_types[t];
+        const size_t good[] = {1, 2, WIRE_KEY_MAX - 1, WIRE_KEY_MAX};
+        for (size_t k = 0; k < sizeof good / sizeof good[0]; k++) {
+            size_t n = key_frame(type, good[k]);
+            assert_int_equal(wire_decode(frame, n, out), 0);
+            const uint8_t *key = type == WIRE_SYNC_OFFER ? out->offers[0].key : out->key_bytes;
+            uint16_t len = type == WIRE_SYNC_OFFER ? out->offers[0].key_len : out->key_len;
+            assert_int_equal(len, good[k]);
+            /* Borrowed: right after its length in the frame. */
+            assert_ptr_equal(key, frame + OFF_BODY + (type == WIRE_SYNC_OFFER ? 4 : 2));
+        }
+        /* Empty keys, one byte over the limit, and the largest u16. */
+        const size_t bad[] = {0, WIRE_KEY_MAX + 1, 511, 512, 0xffff};
+        for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+            size_t n = key_frame(type, bad[k]);
+            int rc = wire_decode(frame, n, out);
+            if (rc != -EBADMSG)
+                fail_msg("%s with a %zu-byte key: %d", wire_type_name(type), bad[k], rc);
+        }
+    }
+    free(out);
+}
+
+static void test_wire_encode_key_einval(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new();
+    for (size_t t = 0; t < sizeof keyed_types; t++) {
+        uint8_t type = keyed_types[t];
+        const uint16_t bad_len[] = {0, WIRE_KEY_MAX + 1, 0xffff};
+        for (size_t k = 0; k < sizeof bad_len / sizeof bad_len[0]; k++) {
+            fill_msg(m, type, false);
+            if (type == WIRE_SYNC_OFFER)
+                m->offers[2].key_len = bad_len[k];
+            else
+                m->key_len = bad_len[k];
+            int rc = wire_encode(m, frame, WIRE_FRAME_MAX);
+            if (rc != -EINVAL)
+                fail_msg("%s with key_len %u: %d", wire_type_name(type), bad_len[k], rc);
+        }
+        /* A length without bytes. */
+        fill_msg(m, type, false);
+        if (type == WIRE_SYNC_OFFER)
+            m->offers[4].key = NULL;
+        else
+            m->key_bytes = NULL;
+        assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+        /* Invalid beats too small here as well. */
+        fill_msg(m, type, false);
+        m->key_len = 0;
+        m->offers[0].key_len = 0;
+        assert_int_equal(wire_encode(m, frame, OFF_BODY + 1), -EINVAL);
+    }
+    free(m);
+}
+
+static void test_wire_encode_body_layout_kv(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new();
+    /* KV_PUT: key (u16 length, bytes), flags, cond, cond_version (hlc, node). */
+    wire_init(m, WIRE_KV_PUT, 1);
+    m->key_bytes = (const uint8_t *)"a\0b";
+    m->key_len = 3;
+    m->flags = WIRE_FLAG_TOMBSTONE;
+    m->cond = WIRE_COND_ABSENT;
+    m->cond_version.hlc = 0x0102030405060708ull;
+    m->cond_version.node = 0x1112131415161718ull;
+    const uint8_t put[] = {0,
+                           3,
+                           'a',
+                           0,
+                           'b',
+                           WIRE_FLAG_TOMBSTONE,
+                           WIRE_COND_ABSENT,
+                           0x01,
+                           0x02,
+                           0x03,
+                           0x04,
+                           0x05,
+                           0x06,
+                           0x07,
+                           0x08,
+                           0x11,
+                           0x12,
+                           0x13,
+                           0x14,
+                           0x15,
+                           0x16,
+                           0x17,
+                           0x18};
+    assert_int_equal(encode_ok(m), OFF_BODY + sizeof put);
+    assert_memory_equal(frame + OFF_BODY, put, sizeof put);
+
+    /* REPL_PUT: key, version, flags. */
+    wire_init(m, WIRE_REPL_PUT, 1);
+    m->key_bytes = (const uint8_t *)"k";
+    m->key_len = 1;
+    m->version.hlc = 0xa0a1a2a3a4a5a6a7ull;
+    m->version.node = 0xb0b1b2b3b4b5b6b7ull;
+    const uint8_t rput[] = {0,    1,    'k',  0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6,
+                            0xa7, 0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7, 0};
+    assert_int_equal(encode_ok(m), OFF_BODY + sizeof rput);
+    assert_memory_equal(frame + OFF_BODY, rput, sizeof rput);
+
+    /* KV_GET reply: found, version, flags. */
+    wire_init(m, WIRE_KV_GET | WIRE_REPLY, 1);
+    m->found = true;
+    m->version.hlc = 1;
+    m->version.node = 2;
+    const uint8_t getr[] = {1, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0};
+    assert_int_equal(encode_ok(m), OFF_BODY + sizeof getr);
+    assert_memory_equal(frame + OFF_BODY, getr, sizeof getr);
+
+    /* SYNC_OFFER: u16 count, then (key, version) each; reply: u16 count, u16 each. */
+    wire_init(m, WIRE_SYNC_OFFER, 1);
+    m->noffers = 1;
+    m->offers[0].key = (const uint8_t *)"xy";
+    m->offers[0].key_len = 2;
+    m->offers[0].version.hlc = 3;
+    m->offers[0].version.node = 4;
+    const uint8_t offer[] = {0, 1, 0, 2, 'x', 'y', 0, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 4};
+    assert_int_equal(encode_ok(m), OFF_BODY + sizeof offer);
+    assert_memory_equal(frame + OFF_BODY, offer, sizeof offer);
+    wire_init(m, WIRE_SYNC_OFFER | WIRE_REPLY, 1);
+    m->nwant = 2;
+    m->want[0] = 0x0102;
+    m->want[1] = 0xfffe;
+    const uint8_t want[] = {0, 2, 0x01, 0x02, 0xff, 0xfe};
+    assert_int_equal(encode_ok(m), OFF_BODY + sizeof want);
+    assert_memory_equal(frame + OFF_BODY, want, sizeof want);
+
+    /* Requests and replies without a body. */
+    const uint8_t empty[] = {WIRE_STATS, WIRE_SYNC_PULL | WIRE_REPLY};
+    for (size_t k = 0; k < sizeof empty; k++) {
+        wire_init(m, empty[k], 1);
+        assert_int_equal(encode_ok(m), WIRE_HEADER_LEN);
+    }
+    free(m);
+}
+
+static void test_wire_encode_roundtrip_kv_edge_values(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    const uint8_t types[] = {WIRE_KV_GET | WIRE_REPLY, WIRE_REPL_GET | WIRE_REPLY};
+    /* "Not found" with a zero version, and every known flags value. */
+    for (size_t t = 0; t < sizeof types; t++)
+        for (unsigned f = 0; f <= WIRE_FLAGS_KNOWN; f++) {
+            if (f & ~WIRE_FLAGS_KNOWN)
+                continue;
+            wire_init(m, types[t], 0);
+            m->flags = (uint8_t)f;
+            size_t n = encode_ok(m);
+            assert_int_equal(wire_decode(frame, n, out), 0);
+            assert_msg_equal(m, out);
+        }
+    /* Every condition, and extreme versions. */
+    for (unsigned cond = WIRE_COND_NONE; cond <= WIRE_COND_VERSION; cond++) {
+        fill_msg(m, WIRE_KV_PUT, false);
+        m->cond = (uint8_t)cond;
+        m->flags = 0;
+        m->cond_version.hlc = cond == WIRE_COND_VERSION ? UINT64_MAX : 0;
+        m->cond_version.node = UINT64_MAX;
+        size_t n = encode_ok(m);
+        assert_int_equal(wire_decode(frame, n, out), 0);
+        assert_msg_equal(m, out);
+    }
+    /* A REPL_PUT reply that was not applied. */
+    wire_init(m, WIRE_REPL_PUT | WIRE_REPLY, 5);
+    m->version.hlc = UINT64_MAX;
+    size_t n = encode_ok(m);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_msg_equal(m, out);
+    /* Empty offers and an empty want list. */
+    wire_init(m, WIRE_SYNC_OFFER, 6);
+    n = encode_ok(m);
+    assert_int_equal(n, OFF_BODY + 2);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_msg_equal(m, out);
+    wire_init(m, WIRE_SYNC_OFFER | WIRE_REPLY, 7);
+    n = encode_ok(m);
+    assert_int_equal(n, OFF_BODY + 2);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_msg_equal(m, out);
+    /* Ranges: lo == hi (the whole ring) and lo > hi (wrapping). */
+    wire_init(m, WIRE_SYNC_DIGEST, 8);
+    m->lo = m->hi = 12345;
+    n = encode_ok(m);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_msg_equal(m, out);
+    fill_msg(m, WIRE_SYNC_PULL, false);
+    m->lo = UINT64_MAX;
+    m->hi = 0;
+    n = encode_ok(m);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_msg_equal(m, out);
+    free(m);
+    free(out);
+}
+
+static void test_wire_encode_roundtrip_offer_max_frame(void **state)
+{
+    (void)state;
+    /* The largest first frame: a full offer of the longest keys. */
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    wire_init(m, WIRE_SYNC_OFFER, 1);
+    m->noffers = WIRE_OFFER_MAX;
+    for (unsigned i = 0; i < WIRE_OFFER_MAX; i++) {
+        m->offers[i].key = keys();
+        m->offers[i].key_len = WIRE_KEY_MAX;
+        m->offers[i].version = test_version(i);
+    }
+    size_t n = encode_ok(m);
+    assert_int_equal(n, OFF_BODY + 2 + WIRE_OFFER_MAX * (2 + WIRE_KEY_MAX + 16));
+    assert_true(n <= WIRE_FRAME_MAX);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_msg_equal(m, out);
+    assert_keys_borrowed(out, frame, n);
+    /* Truncated at each offer's boundaries and in its middle. */
+    for (unsigned i = 0; i < WIRE_OFFER_MAX; i += 37) {
+        size_t at = OFF_BODY + 2 + i * (2 + WIRE_KEY_MAX + 16);
+        const size_t cuts[] = {at,
+                               at + 1,
+                               at + 2,
+                               at + 2 + WIRE_KEY_MAX / 2,
+                               at + 2 + WIRE_KEY_MAX,
+                               at + 2 + WIRE_KEY_MAX + 15};
+        for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++)
+            assert_decode(frame, cuts[k], -EBADMSG);
+    }
+    assert_decode(frame, n - 1, -EBADMSG);
+    free(m);
+    free(out);
+}
+
+static void test_wire_decode_flags_unknown_bits(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    const uint8_t types[] = {WIRE_KV_GET | WIRE_REPLY, WIRE_REPL_GET | WIRE_REPLY, WIRE_KV_PUT,
+                             WIRE_REPL_PUT};
+    for (size_t t = 0; t < sizeof types; t++) {
+        fill_msg(m, types[t], false);
+        size_t n = encode_ok(m);
+        /* KV_PUT: flags right after the key; the others: the last byte. */
+        size_t at = types[t] == WIRE_KV_PUT ? (size_t)OFF_BODY + 2 + m->key_len : n - 1;
+        assert_int_equal(frame[at], m->flags);
+        for (unsigned f = 0; f < 256; f++) {
+            frame[at] = (uint8_t)f;
+            int rc = wire_decode(frame, n, out);
+            int want = (f & ~WIRE_FLAGS_KNOWN) ? -EBADMSG : 0;
+            if (rc != want)
+                fail_msg("%s flags 0x%02x: %d, expected %d", wire_type_name(types[t]), f, rc, want);
+            if (rc == 0)
+                assert_int_equal(out->flags, f);
+        }
+    }
+    free(m);
+    free(out);
+}
+
+static void test_wire_decode_kv_put_cond(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    fill_msg(m, WIRE_KV_PUT, false);
+    size_t n = encode_ok(m);
+    size_t at = OFF_BODY + 2 + m->key_len + 1;
+    assert_int_equal(frame[at], WIRE_COND_VERSION);
+    for (unsigned cond = 0; cond < 256; cond++) {
+        frame[at] = (uint8_t)cond;
+        int rc = wire_decode(frame, n, out);
+        assert_int_equal(rc, cond <= WIRE_COND_VERSION ? 0 : -EBADMSG);
+        if (rc == 0)
+            assert_int_equal(out->cond, cond);
+    }
+    free(m);
+    free(out);
+}
+
+static void test_wire_encode_kv_put_einval(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new();
+    const uint8_t bad_cond[] = {WIRE_COND_VERSION + 1, 0x80, 0xff};
+    for (size_t k = 0; k < sizeof bad_cond; k++) {
+        fill_msg(m, WIRE_KV_PUT, false);
+        m->cond = bad_cond[k];
+        assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    }
+    fill_msg(m, WIRE_KV_PUT, false);
+    m->flags = unknown_flag();
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    fill_msg(m, WIRE_KV_PUT, false);
+    m->flags = 0xff;
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    free(m);
+}
+
+static void test_wire_decode_kv_bools(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new();
+    /* found (KV_GET and REPL_GET replies) and applied (REPL_PUT reply) lead the body. */
+    const uint8_t types[] = {WIRE_KV_GET | WIRE_REPLY, WIRE_REPL_GET | WIRE_REPLY,
+                             WIRE_REPL_PUT | WIRE_REPLY};
+    for (size_t t = 0; t < sizeof types; t++) {
+        fill_msg(m, types[t], false);
+        size_t n = encode_ok(m);
+        assert_int_equal(frame[OFF_BODY], 1);
+        const uint8_t bad[] = {2, 0x80, 0xff};
+        for (size_t k = 0; k < sizeof bad; k++) {
+            frame[OFF_BODY] = bad[k];
+            assert_decode(frame, n, -EBADMSG);
+        }
+        frame[OFF_BODY] = 0;
+        assert_decode(frame, n, 0);
+    }
+    free(m);
+}
+
+static void test_wire_decode_offer_count_over_limit(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new();
+    /* 512 offers, then a well-formed 513th and the count raised to match. */
+    fill_msg(m, WIRE_SYNC_OFFER, true);
+    assert_int_equal(m->noffers, WIRE_OFFER_MAX);
+    size_t n = encode_ok(m);
+    assert_int_equal(frame[OFF_BODY], WIRE_OFFER_MAX >> 8);
+    assert_int_equal(frame[OFF_BODY + 1], WIRE_OFFER_MAX & 0xff);
+    size_t full = n;
+    append_key(&n, 1);
+    append_u64(&n, 1);
+    append_u64(&n, 2);
+    size_t count_at = OFF_BODY;
+    frame[count_at] = (WIRE_OFFER_MAX + 1) >> 8;
+    frame[count_at + 1] = (WIRE_OFFER_MAX + 1) & 0xff;
+    assert_decode(frame, n, -EBADMSG);
+    frame[count_at] = frame[count_at + 1] = 0xff;
+    assert_decode(frame, n, -EBADMSG);
+    /* A count smaller than the offers present leaves trailing bytes. */
+    frame[count_at] = (WIRE_OFFER_MAX - 1) >> 8;
+    frame[count_at + 1] = (WIRE_OFFER_MAX - 1) & 0xff;
+    assert_decode(frame, full, -EBADMSG);
+    frame[count_at] = WIRE_OFFER_MAX >> 8;
+    frame[count_at + 1] = WIRE_OFFER_MAX & 0xff;
+    assert_decode(frame, full, 0);
+
+    /* The want list of the reply: same limit. */
+    fill_msg(m, WIRE_SYNC_OFFER | WIRE_REPLY, true);
+    n = encode_ok(m);
+    assert_int_equal(n, OFF_BODY + 2 + 2 * WIRE_OFFER_MAX);
+    append_u16(&n, 7);
+    frame[count_at] = (WIRE_OFFER_MAX + 1) >> 8;
+    frame[count_at + 1] = (WIRE_OFFER_MAX + 1) & 0xff;
+    assert_decode(frame, n, -EBADMSG);
+    frame[count_at] = frame[count_at + 1] = 0xff;
+    assert_decode(frame, n, -EBADMSG);
+    /* A large count with nothing behind it. */
+    n = put_header(WIRE_SYNC_OFFER | WIRE_REPLY);
+    append_u16(&n, 3);
+    append_u16(&n, 0);
+    append_u16(&n, 1);
+    assert_decode(frame, n, -EBADMSG);
+    free(m);
+}
+
+static void test_wire_encode_offer_count_einval(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new();
+    fill_msg(m, WIRE_SYNC_OFFER, true);
+    m->noffers = WIRE_OFFER_MAX + 1;
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    m->noffers = 0xffff;
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    fill_msg(m, WIRE_SYNC_OFFER | WIRE_REPLY, true);
+    m->nwant = WIRE_OFFER_MAX + 1;
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    m->nwant = 0xffff;
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    free(m);
+}
+
+/* SYNC_PULL and REDIRECT carry a node: the usual endpoint rules apply. */
+static size_t node_frame(uint8_t type, const char *addr)
+{
+    size_t n = put_header(type);
+    if (type == WIRE_SYNC_PULL) {
+        append_u64(&n, 10);
+        append_u64(&n, 20);
+    }
+    append_node(&n, 0x42, addr);
+    return n;
+}
+
+static void test_wire_decode_node_of_pull_and_redirect(void **state)
+{
+    (void)state;
+    wire_msg_t *out = msg_new();
+    const uint8_t types[] = {WIRE_SYNC_PULL, WIRE_REDIRECT};
+    char addr[ENDPOINT_MAX + 1];
+    for (size_t t = 0; t < sizeof types; t++) {
+        uint8_t type = types[t];
+        size_t n = node_frame(type, "tcp://10.0.0.9:7000");
+        assert_int_equal(wire_decode(frame, n, out), 0);
+        assert_true(out->node.id == 0x42);
+        assert_string_equal(out->node.addr, "tcp://10.0.0.9:7000");
+        if (type == WIRE_SYNC_PULL) {
+            assert_true(out->lo == 10);
+            assert_true(out->hi == 20);
+        }
+        /* Non-printable bytes anywhere in the endpoint. */
+        size_t addr_at = n - strlen("tcp://10.0.0.9:7000");
+        const uint8_t bad[] = {0x00, 0x20, 0x7f, 0xff};
+        for (size_t k = 0; k < sizeof bad; k++)
+            for (size_t pos = 0; pos < strlen("tcp://10.0.0.9:7000"); pos += 3) {
+                uint8_t saved = frame[addr_at + pos];
+                frame[addr_at + pos] = bad[k];
+                assert_decode(frame, n, -EBADMSG);
+                frame[addr_at + pos] = saved;
+            }
+        /* Empty; 127 characters (fine); 128 (refused). */
+        assert_decode(frame, node_frame(type, ""), -EBADMSG);
+        memset(addr, 'a', ENDPOINT_MAX - 1);
+        addr[ENDPOINT_MAX - 1] = '\0';
+        assert_decode(frame, node_frame(type, addr), 0);
+        memset(addr, 'a', ENDPOINT_MAX);
+        addr[ENDPOINT_MAX] = '\0';
+        assert_decode(frame, node_frame(type, addr), -EBADMSG);
+        /* No node at all. */
+        n = node_frame(type, "h:1");
+        assert_decode(frame, n - 4, -EBADMSG);
+        assert_decode(frame, n - 12, -EBADMSG);
+    }
+    free(out);
+}
+
+static void test_wire_encode_node_of_pull_and_redirect_einval(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new();
+    const uint8_t types[] = {WIRE_SYNC_PULL, WIRE_REDIRECT};
+    for (size_t t = 0; t < sizeof types; t++) {
+        /* A zeroed message has an empty endpoint. */
+        wire_init(m, types[t], 1);
+        assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+        fill_msg(m, types[t], false);
+        memset(m->node.addr, 'x', ENDPOINT_MAX);
+        assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+        fill_msg(m, types[t], false);
+        m->node.addr[3] = ' ';
+        assert_encode_decodable(m, wire_type_name(types[t]));
+        assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    }
+    free(m);
+}
+
+static void test_wire_decode_redirect_is_not_a_request(void **state)
+{
+    (void)state;
+    /* REDIRECT has no reply form; neither body nor type bit makes one. */
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    fill_msg(m, WIRE_REDIRECT, false);
+    size_t n = encode_ok(m);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_int_equal(out->type, WIRE_REDIRECT);
+    assert_string_equal(wire_type_name(out->type), "REDIRECT");
+    frame[OFF_TYPE] = WIRE_REDIRECT | WIRE_REPLY;
+    assert_decode(frame, n, -EBADMSG);
+    wire_init(m, WIRE_REDIRECT | WIRE_REPLY, 1);
+    wire_node_set(&m->node, 1, "h:1");
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    assert_string_equal(wire_type_name(WIRE_REDIRECT | WIRE_REPLY), "?");
+    /* A REDIRECT body is not a valid ERROR, nor the other way round. */
+    fill_msg(m, WIRE_REDIRECT, false);
+    n = encode_ok(m);
+    frame[OFF_TYPE] = WIRE_ERROR;
+    assert_decode(frame, n, -EBADMSG);
+    free(m);
+    free(out);
+}
+
+static void test_wire_encode_value_not_encoded(void **state)
+{
+    (void)state;
+    /* The value is the transport's second frame: it changes nothing here. */
+    static uint8_t encoded[WIRE_FRAME_MAX];
+    static const uint8_t value[] = "the value bytes";
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    for (size_t t = 0; t < NTYPES; t++) {
+        fill_msg(m, all_types[t], false);
+        size_t n = encode_ok(m);
+        memcpy(encoded, frame, n);
+        m->value = value;
+        m->value_len = sizeof value;
+        assert_int_equal(encode_ok(m), n);
+        assert_memory_equal(frame, encoded, n);
+        /* ... and decoding never invents one. */
+        memset(out, 0x5a, sizeof *out);
+        assert_int_equal(wire_decode(frame, n, out), 0);
+        assert_null(out->value);
+        assert_int_equal(out->value_len, 0);
+    }
+    free(m);
+    free(out);
+}
+
+static void test_wire_type_has_value_types(void **state)
+{
+    (void)state;
+    for (unsigned t = 0; t < 256; t++) {
+        bool want = false;
+        for (size_t k = 0; k < sizeof value_types; k++)
+            want = want || t == value_types[k];
+        if (wire_type_has_value((uint8_t)t) != want)
+            fail_msg("wire_type_has_value(0x%02x) != %d", t, want);
+    }
+    /* In particular: the requests of GETs and the replies of PUTs carry none. */
+    assert_false(wire_type_has_value(WIRE_KV_GET));
+    assert_false(wire_type_has_value(WIRE_REPL_GET));
+    assert_false(wire_type_has_value(WIRE_KV_PUT | WIRE_REPLY));
+    assert_false(wire_type_has_value(WIRE_REPL_PUT | WIRE_REPLY));
+    assert_false(wire_type_has_value(WIRE_ERROR));
+    assert_false(wire_type_has_value(WIRE_REDIRECT));
+}
+
+static void test_wire_type_name_kv_values(void **state)
+{
+    (void)state;
+    const struct {
+        uint8_t type;
+        const char *name;
+    } names[] = {
+        {WIRE_KV_GET, "KV_GET"},
+        {WIRE_KV_GET | WIRE_REPLY, "KV_GET_R"},
+        {WIRE_KV_PUT, "KV_PUT"},
+        {WIRE_KV_PUT | WIRE_REPLY, "KV_PUT_R"},
+        {WIRE_REPL_GET, "REPL_GET"},
+        {WIRE_REPL_GET | WIRE_REPLY, "REPL_GET_R"},
+        {WIRE_REPL_PUT, "REPL_PUT"},
+        {WIRE_REPL_PUT | WIRE_REPLY, "REPL_PUT_R"},
+        {WIRE_SYNC_DIGEST, "SYNC_DIGEST"},
+        {WIRE_SYNC_DIGEST | WIRE_REPLY, "SYNC_DIGEST_R"},
+        {WIRE_SYNC_OFFER, "SYNC_OFFER"},
+        {WIRE_SYNC_OFFER | WIRE_REPLY, "SYNC_OFFER_R"},
+        {WIRE_SYNC_PULL, "SYNC_PULL"},
+        {WIRE_SYNC_PULL | WIRE_REPLY, "SYNC_PULL_R"},
+        {WIRE_STATS, "STATS"},
+        {WIRE_STATS | WIRE_REPLY, "STATS_R"},
+        {WIRE_REDIRECT, "REDIRECT"},
+    };
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+        assert_string_equal(wire_type_name(names[k].type), names[k].name);
+    /* Unknown types get "?", and every byte gets a name (no out-of-range read). */
+    for (size_t k = 0; k < sizeof unknown_types; k++)
+        assert_string_equal(wire_type_name(unknown_types[k]), "?");
+    for (unsigned t = 0; t < 256; t++)
+        assert_non_null(wire_type_name((uint8_t)t));
+}
+
+static void test_wire_decode_offer_keys_borrowed(void **state)
+{
+    (void)state;
+    /* Each offer's key points at its bytes in the frame, not at a copy. */
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    fill_msg(m, WIRE_SYNC_OFFER, false);
+    size_t n = encode_ok(m);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    size_t at = OFF_BODY + 2;
+    for (unsigned i = 0; i < out->noffers; i++) {
+        assert_ptr_equal(out->offers[i].key, frame + at + 2);
+        at += 2 + out->offers[i].key_len + 16;
+    }
+    assert_int_equal(at, n);
+    /* Unused offer slots stay empty. */
+    assert_null(out->offers[out->noffers].key);
+    assert_int_equal(out->offers[out->noffers].key_len, 0);
+    free(m);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -797,6 +1637,24 @@ int main(void)
         cmocka_unit_test(test_wire_encode_error_truncates_message),
         cmocka_unit_test(test_wire_type_name_values),
         cmocka_unit_test(test_wire_node_set_truncates),
+        cmocka_unit_test(test_wire_decode_key_length),
+        cmocka_unit_test(test_wire_encode_key_einval),
+        cmocka_unit_test(test_wire_encode_body_layout_kv),
+        cmocka_unit_test(test_wire_encode_roundtrip_kv_edge_values),
+        cmocka_unit_test(test_wire_encode_roundtrip_offer_max_frame),
+        cmocka_unit_test(test_wire_decode_flags_unknown_bits),
+        cmocka_unit_test(test_wire_decode_kv_put_cond),
+        cmocka_unit_test(test_wire_encode_kv_put_einval),
+        cmocka_unit_test(test_wire_decode_kv_bools),
+        cmocka_unit_test(test_wire_decode_offer_count_over_limit),
+        cmocka_unit_test(test_wire_encode_offer_count_einval),
+        cmocka_unit_test(test_wire_decode_node_of_pull_and_redirect),
+        cmocka_unit_test(test_wire_encode_node_of_pull_and_redirect_einval),
+        cmocka_unit_test(test_wire_decode_redirect_is_not_a_request),
+        cmocka_unit_test(test_wire_encode_value_not_encoded),
+        cmocka_unit_test(test_wire_type_has_value_types),
+        cmocka_unit_test(test_wire_type_name_kv_values),
+        cmocka_unit_test(test_wire_decode_offer_keys_borrowed),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
