@@ -62,11 +62,15 @@ fi
 
 T=$(mktemp -d "$DATA_ROOT/dhtfs-kv-bench.XXXXXX")
 PIDS=()
+declare -A NODE_PID_SET
 cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
+    # The data is thrown away: no graceful leave (all nodes leaving at once
+    # only log hand-off warnings). SIGKILL for the nodes, SIGTERM otherwise.
     for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
+        if [ -n "${NODE_PID_SET[$pid]:-}" ]; then kill -KILL "$pid" 2>/dev/null || true
+        else kill -TERM "$pid" 2>/dev/null || true; fi
     done
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 50); do
@@ -89,16 +93,25 @@ trap 'exit 130' INT TERM
 
 # ---- build the clients (into BIN_DIR, nothing added to CMake)
 mkdir -p "$BIN_DIR" "$RESULTS_DIR/kv"
-KL=$BIN_DIR/kv-load ZR=$BIN_DIR/zmq-rtt
+KL=$BIN_DIR/kv-load
 if [ ! -x "$KL" ] || [ "$HERE/kv-load.c" -nt "$KL" ] ||
     [ "$BUILD_DIR/kvnode/libkvio.a" -nt "$KL" ] || [ "$BUILD_DIR/ringlib/libring.a" -nt "$KL" ]; then
     cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I "$ROOT/kvnode" -I "$ROOT/ringlib" -o "$KL" \
         "$HERE/kv-load.c" "$BUILD_DIR/kvnode/libkvio.a" "$BUILD_DIR/ringlib/libring.a" \
         -lzmq -lsodium -lm
 fi
-if [ ! -x "$ZR" ] || [ "$SHARED/zmq-rtt.c" -nt "$ZR" ]; then
+# zmq-rtt.c's REP server sets ZMQ_LINGER 0 and exits right after its last
+# reply, which can drop that reply: with 1 MiB messages about 1 run in 5 then
+# hangs forever (1 in 30 at 64 KiB, not seen at 64 B). The copy built here
+# differs in that one line (linger -1 in rep_server), nothing that is timed.
+ZR=$BIN_DIR/zmq-rtt-linger
+if [ ! -x "$ZR" ] || [ "$SHARED/zmq-rtt.c" -nt "$ZR" ] || [ "$0" -nt "$ZR" ]; then
+    sed '/^static void rep_server/,/^}/ s/int linger = 0;/int linger = -1; \/* kv-bench.sh *\//' \
+        "$SHARED/zmq-rtt.c" >"$BIN_DIR/zmq-rtt-linger.c"
+    grep -q 'linger = -1; /\* kv-bench.sh' "$BIN_DIR/zmq-rtt-linger.c" ||
+        echo "kv-bench: warning: zmq-rtt.c changed, linger patch not applied" >&2
     # shellcheck disable=SC2046  # pkg-config flags must split into words
-    cc -O2 -Wall -o "$ZR" "$SHARED/zmq-rtt.c" $(pkg-config --cflags --libs libzmq)
+    cc -O2 -Wall -o "$ZR" "$BIN_DIR/zmq-rtt-linger.c" $(pkg-config --cflags --libs libzmq)
 fi
 
 # ---- rings and memcached
@@ -116,6 +129,7 @@ start_ring() { # NAME NODES
         args+=(--id "$(printf '0x%x' $((i * (0x7fffffffffffffff / n * 2 + 1))))")
         "$KVNODE" "${args[@]}" </dev/null >"$T/$name-n$i.log" 2>&1 &
         PIDS+=($!)
+        NODE_PID_SET[$!]=1
         eps+=${eps:+,}tcp://127.0.0.1:${ports[$i]}
         sleep 0.2
     done

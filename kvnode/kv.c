@@ -998,6 +998,37 @@ static void purge_tombstones(node_t *n, ring_id_t lo, ring_id_t hi)
     free(p);
 }
 
+static void on_drop_sent(int rc, const wire_msg_t *r, void *arg)
+{
+    (void)r;
+    (void)arg;
+    if (rc < 0 && rc != -ECANCELED)
+        log_debug("kv", "drop request refused: %s", strerror(-rc));
+}
+
+/*
+ * Every replica of our range is in sync. The node just past the replica
+ * set (successor N-1) held the range before a join pushed it out of the
+ * set: tell it to hand back anything we lack and then forget the range.
+ */
+static void drop_extra_copies(node_t *n, ring_id_t lo, ring_id_t hi)
+{
+    ring_id_t succ[RING_SUCC_MAX];
+    size_t ns = ring_state_succ_list(n->rs, succ, RING_SUCC_MAX);
+    if (n->cfg.replicas < 1 || ns < n->cfg.replicas)
+        return;
+    ring_id_t target = succ[n->cfg.replicas - 1];
+    const char *addr = node_book_get(n, target);
+    if (!addr || target == n->self)
+        return;
+    wire_msg_t req;
+    wire_init(&req, WIRE_SYNC_DROP, 0);
+    req.lo = lo;
+    req.hi = hi;
+    node_fill(n, &req.node, n->self);
+    rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_drop_sent, NULL);
+}
+
 static void round_account(struct kv *kv, uint64_t missing)
 {
     kv->round_missing += missing;
@@ -1006,9 +1037,74 @@ static void round_account(struct kv *kv, uint64_t missing)
         kv->primary_keys = kv->round_primary;
         uint64_t under = kv->round_short ? kv->round_primary : kv->round_missing;
         kv->under_replicated = under < kv->round_primary ? under : kv->round_primary;
-        if (kv->under_replicated == 0 && !kv->round_short)
+        if (kv->under_replicated == 0 && !kv->round_short) {
             purge_tombstones(kv->n, kv->round_lo, kv->round_hi);
+            drop_extra_copies(kv->n, kv->round_lo, kv->round_hi);
+        }
     }
+}
+
+typedef struct {
+    ring_id_t lo, hi;
+    unsigned count;
+    uint16_t key_len[PURGE_BATCH];
+    uint8_t key[PURGE_BATCH][WIRE_KEY_MAX];
+} drop_t;
+
+static int collect_drop(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *rec,
+                        void *arg)
+{
+    (void)pos;
+    (void)rec;
+    drop_t *d = arg;
+    memcpy(d->key[d->count], key, key_len);
+    d->key_len[d->count] = (uint16_t)key_len;
+    return ++d->count == PURGE_BATCH;
+}
+
+/* Our copy of (lo, hi] went back to its authority: forget it. */
+static void on_drop_synced(sync_t *s)
+{
+    node_t *n = s->n;
+    n->kv->served--;
+    if (s->failed || s->missing) {
+        log_info("kv", "kept (%s..] for now: hand-back to its authority incomplete", s->addr);
+        return;
+    }
+    drop_t *d = calloc(1, sizeof *d);
+    if (!d)
+        return;
+    unsigned total = 0;
+    do {
+        d->count = 0;
+        store_scan(n->store, s->lo, s->hi, 0, NULL, 0, PURGE_BATCH, collect_drop, d);
+        for (unsigned k = 0; k < d->count; k++)
+            if (store_remove(n->store, d->key[k], d->key_len[k]) == 0)
+                total++;
+    } while (d->count == PURGE_BATCH);
+    free(d);
+    if (total)
+        log_info("kv", "dropped %u records no longer replicated here", total);
+}
+
+static void serve_sync_drop(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    ring_id_t pred;
+    /* Never our own range, and only with a known predecessor to check against. */
+    if (!ring_state_pred(n->rs, &pred) || ring_in_oc(m->hi, pred, n->self) ||
+        ring_in_oc(n->self, m->lo, m->hi) || m->node.id == n->self) {
+        node_reply_error(n, ident, ident_len, m->req_id, EINVAL,
+                         "refusing to drop a range this node is responsible for");
+        return;
+    }
+    uint64_t count, digest[2];
+    if (store_digest(n->store, m->lo, m->hi, &count, digest) == 0 && count > 0 &&
+        n->kv->served < SYNC_SERVE_MAX &&
+        sync_start(n, m->node.id, m->node.addr, m->lo, m->hi, on_drop_synced))
+        n->kv->served++;
+    wire_msg_t r;
+    wire_init(&r, WIRE_SYNC_DROP | WIRE_REPLY, m->req_id);
+    node_send(n, ident, ident_len, &r);
 }
 
 static void on_round_session(sync_t *s)
@@ -1168,6 +1264,9 @@ bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_
         return true;
     case WIRE_SYNC_PULL:
         serve_sync_pull(n, ident, ident_len, m);
+        return true;
+    case WIRE_SYNC_DROP:
+        serve_sync_drop(n, ident, ident_len, m);
         return true;
     case WIRE_STATS: {
         wire_msg_t *r = &n->out;

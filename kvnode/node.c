@@ -588,7 +588,7 @@ static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8
     }
     /* Nodes named in requests must belong to our ring. */
     if ((m->type == WIRE_NOTIFY || m->type == WIRE_UPDATE || m->type == WIRE_LEAVE ||
-         m->type == WIRE_SYNC_PULL) &&
+         m->type == WIRE_SYNC_PULL || m->type == WIRE_SYNC_DROP) &&
         !node_learn(n, &m->node)) {
         node_reply_error(n, ident, ident_len, m->req_id, EINVAL,
                          "node id or endpoint invalid for this %u-bit ring", n->cfg.id_bits);

@@ -257,6 +257,7 @@ static bool known_type(uint8_t t)
     case WIRE_SYNC_OFFER:
     case WIRE_SYNC_PULL:
     case WIRE_STATS:
+    case WIRE_SYNC_DROP:
         return true;
     case WIRE_ERROR:
         return t == WIRE_ERROR;
@@ -286,6 +287,7 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
     case WIRE_FINGERS:
     case WIRE_LEAVE | WIRE_REPLY:
     case WIRE_SYNC_PULL | WIRE_REPLY:
+    case WIRE_SYNC_DROP | WIRE_REPLY:
     case WIRE_STATS:
         break;
     case WIRE_KV_GET:
@@ -323,6 +325,7 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         put_u64(&w, m->hi);
         break;
     case WIRE_SYNC_PULL:
+    case WIRE_SYNC_DROP:
         put_u64(&w, m->lo);
         put_u64(&w, m->hi);
         put_node(&w, &m->node);
@@ -449,6 +452,7 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
     case WIRE_FINGERS:
     case WIRE_LEAVE | WIRE_REPLY:
     case WIRE_SYNC_PULL | WIRE_REPLY:
+    case WIRE_SYNC_DROP | WIRE_REPLY:
     case WIRE_STATS:
         break;
     case WIRE_KV_GET:
@@ -486,6 +490,7 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         out->hi = get_u64(&r);
         break;
     case WIRE_SYNC_PULL:
+    case WIRE_SYNC_DROP:
         out->lo = get_u64(&r);
         out->hi = get_u64(&r);
         get_node(&r, &out->node);
@@ -628,6 +633,7 @@ const char *wire_type_name(uint8_t type)
         [WIRE_SYNC_DIGEST] = "SYNC_DIGEST",
         [WIRE_SYNC_OFFER] = "SYNC_OFFER",
         [WIRE_SYNC_PULL] = "SYNC_PULL",
+        [WIRE_SYNC_DROP] = "SYNC_DROP",
         [WIRE_STATS] = "STATS",
     };
     static const char *const rep[] = {
@@ -645,6 +651,7 @@ const char *wire_type_name(uint8_t type)
         [WIRE_SYNC_DIGEST] = "SYNC_DIGEST_R",
         [WIRE_SYNC_OFFER] = "SYNC_OFFER_R",
         [WIRE_SYNC_PULL] = "SYNC_PULL_R",
+        [WIRE_SYNC_DROP] = "SYNC_DROP_R",
         [WIRE_STATS] = "STATS_R",
     };
     if (type == WIRE_ERROR)

@@ -48,7 +48,8 @@ typedef enum {
     WIRE_SYNC_OFFER = 0x15,
     WIRE_SYNC_PULL = 0x16,
     WIRE_STATS = 0x17,
-    WIRE_REDIRECT = 0x7e, /* reply: "not mine", with a better node to ask */
+    WIRE_SYNC_DROP = 0x18, /* "you are no longer a replica of (lo, hi]" */
+    WIRE_REDIRECT = 0x7e,  /* reply: "not mine", with a better node to ask */
     WIRE_ERROR = 0x7f,
     WIRE_REPLY = 0x80, /* or-ed into a request type for its reply */
 } wire_type_t;
@@ -112,7 +113,8 @@ typedef struct {
 
     /* NOTIFY, UPDATE: the node offered; INFO/FINGERS reply: the sender;
      * FIND reply: the owner (done) or the next hop; LEAVE: the leaver;
-     * SYNC_PULL: the node that wants the range; REDIRECT: who to ask */
+     * SYNC_PULL: the node that wants the range; SYNC_DROP: the range's
+     * authority; REDIRECT: who to ask */
     wire_node_t node;
     /* INFO reply, LEAVE: predecessor; FIND reply: the node that answered */
     bool has_pred;
@@ -156,7 +158,7 @@ typedef struct {
     const uint8_t *value;
     size_t value_len;
 
-    /* SYNC_DIGEST, SYNC_PULL: positions in (lo, hi] */
+    /* SYNC_DIGEST, SYNC_PULL, SYNC_DROP: positions in (lo, hi] */
     ring_id_t lo, hi;
     /* SYNC_DIGEST reply */
     uint64_t count;

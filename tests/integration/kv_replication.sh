@@ -33,6 +33,8 @@ wait_ring "${ORIG[3]}" 5 20
 wait_replicated "${ORIG[0]}" 310 30
 check_keys a 250 "${ORIG[3]}"
 log "restarted node rejoined on its data dir; nothing under-replicated"
+wait_copies "${ORIG[0]}" 310 40
+log "extra copies left by the restart were handed back and dropped: 3 x 310 stored"
 
 kill -TERM "${NODE_PIDS[1]}"
 wait_exit "${NODE_PIDS[1]}" 40
@@ -57,4 +59,5 @@ wait_ring "${ORIG[0]}" 4 30
 check_keys a 250 "${PORTS[@]}"
 check_keys b 60 "${PORTS[@]}"
 wait_replicated "${ORIG[0]}" 310 30
-log "kill -9 of every node and restart: every acknowledged key is back"
+wait_copies "${ORIG[0]}" 310 40
+log "kill -9 of every node and restart: every acknowledged key is back, 3 copies each"

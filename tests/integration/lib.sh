@@ -190,3 +190,18 @@ wait_replicated() {
     done
     fail "status never showed $keys keys fully replicated: $out"
 }
+
+# wait_copies PORT KEYS SECONDS: every key held by exactly 3 nodes (N=3): no
+# copy missing and no stale extra copy left behind by joins and restarts.
+wait_copies() {
+    local port=$1 keys=$2 secs=$3 i out
+    for ((i = 0; i < secs * 10; i++)); do
+        out=$(ctl --peer "127.0.0.1:$port" status --json 2>/dev/null) || out=
+        if [ -n "$out" ] && jq -e --argjson k "$keys" \
+            '.keys == $k and .under_replicated == 0 and .stored == 3 * $k' <<<"$out" >/dev/null; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "stored copies never settled at 3 x $keys: $out"
+}
