@@ -20,8 +20,12 @@
 
 enum {
     CACHE_MAX = 4096,
-    ATTEMPTS = 8,
-    RETRY_DELAY_MS = 50,
+    /* Retries back off from 25 ms to 800 ms until the operation's budget is spent. */
+    RETRY_DELAY_MS = 25,
+    RETRY_DELAY_MAX_MS = 800,
+    /* Budget of one operation, in attempt timeouts (at least BUDGET_MIN_MS). */
+    BUDGET_TIMEOUTS = 4,
+    BUDGET_MIN_MS = 5000,
 };
 
 typedef struct {
@@ -42,8 +46,10 @@ typedef struct op {
     size_t value_len;
     uint8_t flags, cond;
     kv_version_t cond_version;
-    unsigned attempts;
+    unsigned attempts, redirects;
+    uint64_t deadline_ms;
     char target[ENDPOINT_MAX];
+    char next_hint[ENDPOINT_MAX]; /* where the retry goes, if known */
     uint64_t timer;
     bool in_flight;
     kvc_done_fn done;
@@ -166,30 +172,53 @@ static void complete(op_t *op, int rc, const wire_msg_t *r, const char *message)
     op_free(op);
 }
 
+static void send_kv(op_t *op, const char *addr);
+
 static void on_retry_timer(loop_t *loop, void *arg)
 {
     (void)loop;
     op_t *op = arg;
     op->timer = 0;
+    if (op->next_hint[0] && op->kind != K_LOOKUP) {
+        char hint[ENDPOINT_MAX];
+        snprintf(hint, sizeof hint, "%s", op->next_hint);
+        op->next_hint[0] = '\0';
+        send_kv(op, hint);
+        return;
+    }
     dispatch(op);
 }
 
-/* Try again after a short pause (the ring may be repairing itself). */
-static void retry(op_t *op, const char *why)
+/*
+ * Try again after a pause that doubles each time (the ring may be repairing
+ * itself: a crashed node is only routed around once its neighbours agree it
+ * failed), at `hint` if given, else wherever routing says. Gives up when
+ * the operation's time budget is spent.
+ */
+static void retry_at(op_t *op, const char *hint, const char *why)
 {
-    if (++op->attempts >= ATTEMPTS) {
+    unsigned shift = op->attempts < 5 ? op->attempts : 5;
+    uint64_t delay = (uint64_t)RETRY_DELAY_MS << shift;
+    if (delay > RETRY_DELAY_MAX_MS)
+        delay = RETRY_DELAY_MAX_MS;
+    op->attempts++;
+    if (loop_clock_ms() + delay >= op->deadline_ms) {
         complete(op, -ETIMEDOUT, NULL, why);
         return;
     }
+    snprintf(op->next_hint, sizeof op->next_hint, "%s", hint ? hint : "");
     op->target[0] = '\0';
-    op->timer = loop_timer_add(op->c->loop, RETRY_DELAY_MS * op->attempts, on_retry_timer, op);
+    op->timer = loop_timer_add(op->c->loop, delay, on_retry_timer, op);
     if (!op->timer)
         complete(op, -ENOMEM, NULL, "out of memory");
 }
 
-/* ------------------------------------------------------------- requests */
+static void retry(op_t *op, const char *why)
+{
+    retry_at(op, NULL, why);
+}
 
-static void send_kv(op_t *op, const char *addr);
+/* ------------------------------------------------------------- requests */
 
 static void on_kv_reply(int rc, const wire_msg_t *r, void *arg)
 {
@@ -209,16 +238,16 @@ static void on_kv_reply(int rc, const wire_msg_t *r, void *arg)
     }
     if (rc == -EREMOTE && r) {
         cache_add(c, &r->node);
-        if (++op->attempts >= ATTEMPTS) {
-            complete(op, -ETIMEDOUT, NULL, "too many redirects");
-            return;
-        }
-        if (strcmp(r->node.addr, op->target) != 0) {
+        /*
+         * A redirect or two is normal (a stale cache); more mean the nodes
+         * disagree while the ring repairs itself: slow down until they agree.
+         */
+        if (++op->redirects <= 2 && strcmp(r->node.addr, op->target) != 0) {
             send_kv(op, r->node.addr);
             return;
         }
-        op->attempts--; /* counted again by retry() */
-        retry(op, "the ring is changing");
+        retry_at(op, strcmp(r->node.addr, op->target) != 0 ? r->node.addr : NULL,
+                 "the ring is changing; no node took the key");
         return;
     }
     if (!r || rc == -ESHUTDOWN) {
@@ -425,6 +454,8 @@ static op_t *op_new(kvc_t *c, kind_t kind, const void *key, size_t key_len)
         return NULL;
     op->c = c;
     op->kind = kind;
+    uint64_t budget = (uint64_t)c->timeout_ms * BUDGET_TIMEOUTS;
+    op->deadline_ms = loop_clock_ms() + (budget > BUDGET_MIN_MS ? budget : BUDGET_MIN_MS);
     memcpy(op->key, key, key_len);
     op->key_len = (uint16_t)key_len;
     op->next = c->ops;

@@ -40,7 +40,8 @@ typedef void (*kvc_done_fn)(const kvc_result_t *res, void *arg);
 /*
  * A client over rpc (borrowed, outlives the client) that knows the ring by
  * the endpoints in seeds (copied; at least one). timeout_ms bounds each
- * attempt; an operation makes a few attempts before giving up.
+ * attempt; an operation retries, backing off, for at most 4 x timeout_ms
+ * (at least 5 s) before it fails with -ETIMEDOUT.
  */
 kvc_t *kvc_new(rpc_t *rpc, loop_t *loop, const char *const *seeds, size_t nseeds,
                unsigned timeout_ms);

@@ -29,8 +29,42 @@ static bool node_equal(const wire_node_t *a, const wire_node_t *b)
     return a->id == b->id && strcmp(a->addr, b->addr) == 0;
 }
 
+/* Keys are borrowed from the frame: compare the bytes, not the pointers. */
+static bool bytes_equal(const uint8_t *a, uint16_t alen, const uint8_t *b, uint16_t blen)
+{
+    return alen == blen && (alen == 0 || memcmp(a, b, alen) == 0);
+}
+
+static bool version_equal(kv_version_t a, kv_version_t b)
+{
+    return kv_version_cmp(a, b) == 0;
+}
+
+static bool store_fields_equal(const wire_msg_t *a, const wire_msg_t *b)
+{
+    if (!bytes_equal(a->key_bytes, a->key_len, b->key_bytes, b->key_len) ||
+        !version_equal(a->version, b->version) || a->flags != b->flags || a->found != b->found ||
+        a->cond != b->cond || !version_equal(a->cond_version, b->cond_version) || a->lo != b->lo ||
+        a->hi != b->hi || a->count != b->count || a->digest[0] != b->digest[0] ||
+        a->digest[1] != b->digest[1] || a->noffers != b->noffers || a->nwant != b->nwant ||
+        a->primary_keys != b->primary_keys || a->stored_keys != b->stored_keys ||
+        a->under_replicated != b->under_replicated || a->bytes != b->bytes)
+        return false;
+    for (unsigned i = 0; i < a->noffers; i++)
+        if (!bytes_equal(a->offers[i].key, a->offers[i].key_len, b->offers[i].key,
+                         b->offers[i].key_len) ||
+            !version_equal(a->offers[i].version, b->offers[i].version))
+            return false;
+    for (unsigned i = 0; i < a->nwant; i++)
+        if (a->want[i] != b->want[i])
+            return false;
+    return true;
+}
+
 static bool msg_equal(const wire_msg_t *a, const wire_msg_t *b)
 {
+    if (!store_fields_equal(a, b))
+        return false;
     if (a->type != b->type || a->req_id != b->req_id || a->id_bits != b->id_bits ||
         a->replicas != b->replicas || a->write_quorum != b->write_quorum ||
         a->read_quorum != b->read_quorum || a->keys != b->keys || !node_equal(&a->node, &b->node) ||

@@ -154,8 +154,8 @@ put_keys() {
     local prefix=$1 count=$2 i port
     for ((i = 0; i < count; i++)); do
         port=${PORTS[$((i % ${#PORTS[@]}))]}
-        ctl --peer "127.0.0.1:$port" put "$prefix-$i" "value-$prefix-$i" ||
-            fail "put $prefix-$i through $port failed"
+        ctl --peer "127.0.0.1:$port" put "$prefix-$i" "value-$prefix-$i" 2>"$T/put.err" ||
+            fail "put $prefix-$i through $port failed: $(cat "$T/put.err")"
     done
 }
 
@@ -166,8 +166,8 @@ check_keys() {
     local ports=("$@")
     for ((i = 0; i < count; i++)); do
         port=${ports[$((i % ${#ports[@]}))]}
-        v=$(ctl --peer "127.0.0.1:$port" get "$prefix-$i") ||
-            fail "get $prefix-$i through $port failed"
+        v=$(ctl --peer "127.0.0.1:$port" get "$prefix-$i" 2>"$T/get.err") ||
+            fail "get $prefix-$i through $port failed: $(cat "$T/get.err")"
         [ "$v" = "value-$prefix-$i" ] || fail "get $prefix-$i returned '$v'"
     done
 }

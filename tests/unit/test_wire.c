@@ -53,13 +53,15 @@ static const uint8_t all_types[] = {
     WIRE_SYNC_PULL | WIRE_REPLY,
     WIRE_STATS,
     WIRE_STATS | WIRE_REPLY,
+    WIRE_SYNC_DROP,
+    WIRE_SYNC_DROP | WIRE_REPLY,
     WIRE_REDIRECT,
 };
 enum { NTYPES = sizeof all_types / sizeof all_types[0] };
 
 /* Type bytes the grammar leaves unassigned. */
-static const uint8_t unknown_types[] = {0x00, 0x08, 0x0f, 0x18, 0x1f, 0x20, 0x40, 0x60,
-                                        0x7d, 0x80, 0x88, 0x98, 0xa0, 0xfe, 0xff};
+static const uint8_t unknown_types[] = {0x00, 0x08, 0x0f, 0x19, 0x1f, 0x20, 0x40, 0x60,
+                                        0x7d, 0x80, 0x88, 0x99, 0xa0, 0xfe, 0xff};
 
 /* The types whose messages travel with a value frame. */
 static const uint8_t value_types[] = {WIRE_KV_PUT, WIRE_REPL_PUT, WIRE_KV_GET | WIRE_REPLY,
@@ -212,6 +214,7 @@ static void fill_msg(wire_msg_t *m, uint8_t type, bool big)
         m->version = test_version(5);
         break;
     case WIRE_SYNC_PULL:
+    case WIRE_SYNC_DROP:
         wire_node_set(&m->node, 0x9999999999999999ull, addr);
         /* fall through */
     case WIRE_SYNC_DIGEST:
@@ -1577,6 +1580,8 @@ static void test_wire_type_name_kv_values(void **state)
         {WIRE_SYNC_PULL | WIRE_REPLY, "SYNC_PULL_R"},
         {WIRE_STATS, "STATS"},
         {WIRE_STATS | WIRE_REPLY, "STATS_R"},
+        {WIRE_SYNC_DROP, "SYNC_DROP"},
+        {WIRE_SYNC_DROP | WIRE_REPLY, "SYNC_DROP_R"},
         {WIRE_REDIRECT, "REDIRECT"},
     };
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
