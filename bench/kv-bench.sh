@@ -68,6 +68,7 @@ cleanup() {
     trap - EXIT INT TERM
     # The data is thrown away: no graceful leave (all nodes leaving at once
     # only log hand-off warnings). SIGKILL for the nodes, SIGTERM otherwise.
+    exec 3>&2 2>/dev/null # no "Killed" job notices
     for pid in "${PIDS[@]}"; do
         if [ -n "${NODE_PID_SET[$pid]:-}" ]; then kill -KILL "$pid" 2>/dev/null || true
         else kill -TERM "$pid" 2>/dev/null || true; fi
@@ -80,6 +81,7 @@ cleanup() {
         kill -KILL "$pid" 2>/dev/null || true
         wait "$pid" 2>/dev/null || true
     done
+    exec 2>&3 3>&-
     if [ "$rc" -ne 0 ]; then
         for f in "$T"/*.log; do
             [ -f "$f" ] && { echo "=== $f" >&2; tail -n 20 "$f" >&2; }

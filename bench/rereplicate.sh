@@ -76,8 +76,10 @@ PIDS=()
 cleanup() {
     local rc=$? pid
     trap - EXIT INT TERM
+    exec 3>&2 2>/dev/null # no "Killed" job notices
     for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    exec 2>&3 3>&-
     if [ "$rc" -ne 0 ]; then
         for f in "$T"/*.log; do
             [ -f "$f" ] && { echo "=== $f" >&2; tail -n 20 "$f" >&2; }
@@ -213,11 +215,13 @@ for ((run_i = 0; run_i < ${#RUNS[@]}; run_i++)); do
     BYTES0=$(jq -r .bytes <<<"$st")
     echo "  steady after ${STEADY_S} s: $st; keys per node $PER_NODE; victim $VADDR holds $K_DEAD"
     # -- crash
+    exec 3>&2 2>/dev/null # no "Killed" job notice
     kill -KILL "${NPIDS[$VICTIM]}"
     t0=$(now)
+    wait "${NPIDS[$VICTIM]}" 2>/dev/null || true
+    exec 2>&3 3>&-
     KILL_UP=$(cut -d' ' -f1 /proc/uptime)
     echo "  killed node $VICTIM at uptime $KILL_UP s (~ the kvnode log clock)"
-    wait "${NPIDS[$VICTIM]}" 2>/dev/null || true
     t_ring='' t_under='' t_first='' t_copies='' t_done='' saw_under=0 last=
     stored_after=$((3 * D - K_DEAD)) # the survivors' copies right after the crash
     while :; do
@@ -259,8 +263,10 @@ for ((run_i = 0; run_i < ${#RUNS[@]}; run_i++)); do
         "t_under=${t_under:-nan} t_first=${t_first:-nan} t_copies=${t_copies:-nan} t_done=${t_done:-nan}" \
         "per_node_before=$PER_NODE per_node_after=$PER_NODE_AFTER kill_uptime=$KILL_UP $tag" >>"$KV"
     for ((i = 0; i < NODES; i++)); do cp "$T/d$D-n$i.log" "$LOGS/$RUN-n$i.log"; done
+    exec 3>&2 2>/dev/null # no "Killed" job notices
     for pid in "${NPIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
     for pid in "${NPIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    exec 2>&3 3>&-
     rm -rf "$T"/d"$D"-n*.data "$T"/d"$D"-n*.log
     copy_rates "$tag phase=after"
 done

@@ -26,6 +26,7 @@
 #include "node_i.h"
 
 #include "kv_quorum.h"
+#include "kv_sync.h"
 #include "log.h"
 
 #include <errno.h>
@@ -86,25 +87,14 @@ typedef struct kv_op {
     int worst_rc;
 } kv_op_t;
 
+/* One range stream to one node: kv_sync's decisions plus the I/O. */
 typedef struct sync {
     node_t *n;
     struct sync *next;
     ring_id_t target;
     char addr[ENDPOINT_MAX];
-    ring_id_t lo, hi;
-    uint64_t local_count;
-    bool has_cursor;
-    ring_id_t cursor_pos;
-    uint8_t cursor_key[WIRE_KEY_MAX];
-    uint16_t cursor_len;
-    uint8_t *keybuf;
-    size_t keybuf_used;
-    wire_offer_t offers[SYNC_BATCH];
-    unsigned noffers;
-    uint16_t want[SYNC_BATCH];
-    unsigned nwant, next_want, inflight;
-    uint64_t sent, missing;
-    bool failed, finishing;
+    kv_sync_t *ks;
+    bool finishing;
     void (*done)(struct sync *s);
 } sync_t;
 
@@ -163,7 +153,7 @@ int kv_init(node_t *n)
 
 static void sync_free(sync_t *s)
 {
-    free(s->keybuf);
+    kv_sync_destroy(&s->ks);
     free(s);
 }
 
@@ -673,8 +663,7 @@ static void serve_kv(node_t *n, const uint8_t *ident, size_t ident_len, const wi
 
 /* ------------------------------------------------------- anti-entropy */
 
-static void sync_next_batch(sync_t *s);
-static void sync_pump(sync_t *s);
+static void sync_drive(sync_t *s, kv_sync_step_t step);
 
 static void sync_finish(sync_t *s)
 {
@@ -687,196 +676,173 @@ static void sync_finish(sync_t *s)
         pp = &(*pp)->next;
     if (*pp)
         *pp = s->next;
-    if (s->sent || s->failed)
+    if (kv_sync_sent(s->ks) || kv_sync_failed(s->ks))
         log_info("kv", "sync to %s: %llu keys sent, %llu missing%s", s->addr,
-                 (unsigned long long)s->sent, (unsigned long long)s->missing,
-                 s->failed ? " (peer unreachable)" : "");
+                 (unsigned long long)kv_sync_sent(s->ks),
+                 (unsigned long long)kv_sync_missing(s->ks),
+                 kv_sync_failed(s->ks) ? " (peer unreachable)" : "");
     if (s->done)
         s->done(s);
     sync_free(s);
 }
 
-static void sync_fail(sync_t *s)
+static void on_sync_digest(int rc, const wire_msg_t *r, void *arg)
 {
-    s->failed = true;
-    s->missing = s->local_count > s->sent ? s->local_count - s->sent : 1;
-    if (s->inflight == 0)
-        sync_finish(s);
+    sync_t *s = arg;
+    if (rc == -ECANCELED)
+        return;
+    uint64_t count = 0, digest[2] = {0, 0};
+    if (rc == 0 &&
+        store_digest(s->n->store, kv_sync_lo(s->ks), kv_sync_hi(s->ks), &count, digest) < 0) {
+        sync_drive(s, kv_sync_abort(s->ks));
+        return;
+    }
+    sync_drive(s, kv_sync_on_digest(s->ks, rc, count, digest, rc == 0 ? r->count : 0,
+                                    rc == 0 ? r->digest : digest));
+}
+
+static void on_sync_offer(int rc, const wire_msg_t *r, void *arg)
+{
+    sync_t *s = arg;
+    if (rc == -ECANCELED)
+        return;
+    sync_drive(s, kv_sync_on_want(s->ks, rc, rc == 0 ? r->want : NULL, rc == 0 ? r->nwant : 0));
 }
 
 static void on_sync_put(int rc, const wire_msg_t *r, void *arg)
 {
     (void)r;
     sync_t *s = arg;
-    s->inflight--;
     if (rc == -ECANCELED)
         return;
-    if (rc < 0) {
-        s->missing++;
-        if (rc == -ETIMEDOUT) {
-            s->failed = true;
-            s->missing = s->local_count > s->sent ? s->local_count - s->sent : 1;
-        }
-    } else {
-        s->sent++;
-    }
-    if (s->failed) {
-        if (s->inflight == 0)
-            sync_finish(s);
-        return;
-    }
-    sync_pump(s);
-}
-
-/* Send wanted records, SYNC_WINDOW at a time; then the next batch. */
-static void sync_pump(sync_t *s)
-{
-    node_t *n = s->n;
-    while (s->inflight < SYNC_WINDOW && s->next_want < s->nwant) {
-        const wire_offer_t *o = &s->offers[s->want[s->next_want++]];
-        store_rec_t rec;
-        if (store_get(n->store, o->key, o->key_len, &rec) < 0)
-            continue; /* removed meanwhile: nothing to send */
-        wire_msg_t req;
-        wire_init(&req, WIRE_REPL_PUT, 0);
-        req.key_bytes = o->key;
-        req.key_len = o->key_len;
-        req.version = rec.version;
-        req.flags = rec.flags;
-        req.value = rec.value;
-        req.value_len = rec.value_len;
-        if (rpc_call(n->rpc, s->addr, &req, n->cfg.timeout_ms * 4, on_sync_put, s) < 0) {
-            s->missing++;
-            continue;
-        }
-        s->inflight++;
-    }
-    if (s->inflight == 0 && s->next_want >= s->nwant)
-        sync_next_batch(s);
-}
-
-static void on_sync_offer(int rc, const wire_msg_t *r, void *arg)
-{
-    sync_t *s = arg;
-    s->inflight--;
-    if (rc == -ECANCELED)
-        return;
-    if (rc < 0) {
-        sync_fail(s);
-        return;
-    }
-    s->nwant = 0;
-    s->next_want = 0;
-    for (unsigned i = 0; i < r->nwant; i++)
-        if (r->want[i] < s->noffers)
-            s->want[s->nwant++] = r->want[i];
-    sync_pump(s);
+    sync_drive(s, kv_sync_on_put(s->ks, rc));
 }
 
 static int collect_offer(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *rec,
                          void *arg)
 {
     sync_t *s = arg;
-    if (s->noffers == SYNC_BATCH || s->keybuf_used + key_len > SYNC_KEYBUF)
-        return 1;
-    memcpy(s->keybuf + s->keybuf_used, key, key_len);
-    s->offers[s->noffers++] =
-        (wire_offer_t){s->keybuf + s->keybuf_used, (uint16_t)key_len, rec->version};
-    s->keybuf_used += key_len;
-    s->has_cursor = true;
-    s->cursor_pos = pos;
-    memcpy(s->cursor_key, key, key_len);
-    s->cursor_len = (uint16_t)key_len;
-    return 0;
+    return kv_sync_add(s->ks, key, (uint16_t)key_len, pos, rec->version) ? 0 : 1;
 }
 
-static void sync_next_batch(sync_t *s)
+/* Send one wanted record; returns the step if it was settled at once. */
+static bool sync_send_put(sync_t *s, const uint8_t *key, uint16_t key_len, kv_sync_step_t *step)
 {
     node_t *n = s->n;
-    s->noffers = 0;
-    s->keybuf_used = 0;
-    int rc = store_scan(n->store, s->lo, s->hi, s->cursor_pos, s->has_cursor ? s->cursor_key : NULL,
-                        s->cursor_len, SYNC_BATCH, collect_offer, s);
+    store_rec_t rec;
+    if (store_get(n->store, key, key_len, &rec) < 0) {
+        *step = kv_sync_on_put(s->ks, -ENOENT); /* removed meanwhile */
+        return true;
+    }
+    wire_msg_t req;
+    wire_init(&req, WIRE_REPL_PUT, 0);
+    req.key_bytes = key;
+    req.key_len = key_len;
+    req.version = rec.version;
+    req.flags = rec.flags;
+    req.value = rec.value;
+    req.value_len = rec.value_len;
+    int rc = rpc_call(n->rpc, s->addr, &req, n->cfg.timeout_ms * 4, on_sync_put, s);
     if (rc < 0) {
-        sync_fail(s);
-        return;
+        *step = kv_sync_on_put(s->ks, rc);
+        return true;
     }
-    if (s->noffers == 0) {
-        sync_finish(s);
-        return;
-    }
-    wire_msg_t *req = malloc(sizeof *req);
-    if (!req) {
-        sync_fail(s);
-        return;
-    }
-    wire_init(req, WIRE_SYNC_OFFER, 0);
-    req->noffers = (uint16_t)s->noffers;
-    memcpy(req->offers, s->offers, s->noffers * sizeof *s->offers);
-    rc = rpc_call(n->rpc, s->addr, req, n->cfg.timeout_ms * 2, on_sync_offer, s);
-    free(req);
-    if (rc < 0) {
-        sync_fail(s);
-        return;
-    }
-    s->inflight++;
+    return false;
 }
 
-static void on_sync_digest(int rc, const wire_msg_t *r, void *arg)
+/* Carry out kv_sync's steps until one has to wait for an answer. */
+static void sync_drive(sync_t *s, kv_sync_step_t step)
 {
-    sync_t *s = arg;
-    s->inflight--;
-    if (rc == -ECANCELED)
-        return;
-    if (rc < 0) {
-        sync_fail(s);
-        return;
+    node_t *n = s->n;
+    for (;;) {
+        switch (step) {
+        case KV_SYNC_SEND_DIGEST: {
+            wire_msg_t req;
+            wire_init(&req, WIRE_SYNC_DIGEST, 0);
+            req.lo = kv_sync_lo(s->ks);
+            req.hi = kv_sync_hi(s->ks);
+            int rc = rpc_call(n->rpc, s->addr, &req, n->cfg.timeout_ms * 4, on_sync_digest, s);
+            if (rc == 0)
+                return;
+            step = kv_sync_abort(s->ks);
+            break;
+        }
+        case KV_SYNC_SCAN: {
+            ring_id_t pos = 0;
+            const uint8_t *after = NULL;
+            uint16_t after_len = 0;
+            kv_sync_cursor(s->ks, &pos, &after, &after_len);
+            int rc = store_scan(n->store, kv_sync_lo(s->ks), kv_sync_hi(s->ks), pos, after,
+                                after_len, KV_SYNC_BATCH, collect_offer, s);
+            step = rc < 0 ? kv_sync_abort(s->ks) : kv_sync_scanned(s->ks);
+            break;
+        }
+        case KV_SYNC_SEND_OFFER: {
+            wire_msg_t *req = malloc(sizeof *req);
+            size_t noffers;
+            const wire_offer_t *offers = kv_sync_offers(s->ks, &noffers);
+            int rc = -ENOMEM;
+            if (req) {
+                wire_init(req, WIRE_SYNC_OFFER, 0);
+                req->noffers = (uint16_t)noffers;
+                memcpy(req->offers, offers, noffers * sizeof *offers);
+                rc = rpc_call(n->rpc, s->addr, req, n->cfg.timeout_ms * 2, on_sync_offer, s);
+                free(req);
+            }
+            if (rc == 0)
+                return;
+            step = kv_sync_on_want(s->ks, rc, NULL, 0);
+            break;
+        }
+        case KV_SYNC_SEND_PUTS: {
+            const uint8_t *key;
+            uint16_t key_len;
+            bool settled = false;
+            kv_sync_step_t next = KV_SYNC_WAIT;
+            while (kv_sync_next_put(s->ks, &key, &key_len)) {
+                kv_sync_step_t now;
+                if (sync_send_put(s, key, key_len, &now)) {
+                    settled = true;
+                    next = now;
+                }
+            }
+            /* Puts settled on the spot may have finished the batch. */
+            if (!settled || next == KV_SYNC_SEND_PUTS || next == KV_SYNC_WAIT)
+                return;
+            step = next;
+            break;
+        }
+        case KV_SYNC_WAIT:
+            return;
+        case KV_SYNC_DONE:
+            sync_finish(s);
+            return;
+        }
     }
-    uint64_t count, digest[2];
-    if (store_digest(s->n->store, s->lo, s->hi, &count, digest) < 0) {
-        sync_fail(s);
-        return;
-    }
-    s->local_count = count;
-    if (count == r->count && digest[0] == r->digest[0] && digest[1] == r->digest[1]) {
-        sync_finish(s); /* in sync: nothing to send */
-        return;
-    }
-    sync_next_batch(s);
 }
 
 /*
  * Start streaming our records of (lo, hi] to target (lo == hi: all of them).
- * done(s) runs once, from the loop, with s->missing and s->failed set.
+ * done(s) runs once, from the loop, when kv_sync says the stream is over.
  */
 static sync_t *sync_start(node_t *n, ring_id_t target, const char *addr, ring_id_t lo, ring_id_t hi,
                           void (*done)(sync_t *s))
 {
     for (sync_t *s = n->kv->sessions; s; s = s->next)
-        if (s->target == target && s->lo == lo && s->hi == hi)
+        if (s->target == target && kv_sync_lo(s->ks) == lo && kv_sync_hi(s->ks) == hi)
             return NULL; /* already under way */
     sync_t *s = calloc(1, sizeof *s);
-    if (!s || !(s->keybuf = malloc(SYNC_KEYBUF))) {
+    if (!s || !(s->ks = kv_sync_new(lo, hi))) {
         free(s);
         return NULL;
     }
     s->n = n;
     s->target = target;
     snprintf(s->addr, sizeof s->addr, "%s", addr);
-    s->lo = lo;
-    s->hi = hi;
     s->done = done;
-    wire_msg_t req;
-    wire_init(&req, WIRE_SYNC_DIGEST, 0);
-    req.lo = lo;
-    req.hi = hi;
-    if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms * 4, on_sync_digest, s) < 0) {
-        sync_free(s);
-        return NULL;
-    }
-    s->inflight++;
     s->next = n->kv->sessions;
     n->kv->sessions = s;
+    sync_drive(s, kv_sync_start(s->ks));
     return s;
 }
 
@@ -1067,8 +1033,8 @@ static void on_drop_synced(sync_t *s)
 {
     node_t *n = s->n;
     n->kv->served--;
-    if (s->failed || s->missing) {
-        log_info("kv", "kept (%s..] for now: hand-back to its authority incomplete", s->addr);
+    if (kv_sync_failed(s->ks) || kv_sync_missing(s->ks)) {
+        log_info("kv", "kept a range for now: hand-back to %s incomplete", s->addr);
         return;
     }
     drop_t *d = calloc(1, sizeof *d);
@@ -1077,7 +1043,8 @@ static void on_drop_synced(sync_t *s)
     unsigned total = 0;
     do {
         d->count = 0;
-        store_scan(n->store, s->lo, s->hi, 0, NULL, 0, PURGE_BATCH, collect_drop, d);
+        store_scan(n->store, kv_sync_lo(s->ks), kv_sync_hi(s->ks), 0, NULL, 0, PURGE_BATCH,
+                   collect_drop, d);
         for (unsigned k = 0; k < d->count; k++)
             if (store_remove(n->store, d->key[k], d->key_len[k]) == 0)
                 total++;
@@ -1109,7 +1076,7 @@ static void serve_sync_drop(node_t *n, const uint8_t *ident, size_t ident_len, c
 
 static void on_round_session(sync_t *s)
 {
-    round_account(s->n->kv, s->missing);
+    round_account(s->n->kv, kv_sync_missing(s->ks));
 }
 
 static void on_pull_sent(int rc, const wire_msg_t *r, void *arg)
@@ -1186,9 +1153,9 @@ static void handoff_finish(node_t *n)
 static void on_handoff_session(sync_t *s)
 {
     struct kv *kv = s->n->kv;
-    if (s->missing)
+    if (kv_sync_missing(s->ks))
         log_warn("kv", "hand-off to %s incomplete: %llu keys not confirmed", s->addr,
-                 (unsigned long long)s->missing);
+                 (unsigned long long)kv_sync_missing(s->ks));
     if (kv->handoff_pending && --kv->handoff_pending == 0)
         handoff_finish(s->n);
 }

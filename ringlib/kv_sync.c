@@ -1,0 +1,223 @@
+/*
+ * kv_sync.c — bookkeeping of one range stream (see kv_sync.h).
+ *
+ * The batch owns copies of its keys (one buffer, offers point into it), so
+ * the caller's scan may reuse its memory at once. The cursor is the last
+ * key added, which makes a batch resume strictly after what was offered
+ * even if the store changed in between.
+ */
+#include "kv_sync.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct kv_sync {
+    ring_id_t lo, hi;
+    bool done, failed;
+    uint64_t local_count;
+    uint64_t sent, missing;
+
+    bool has_cursor;
+    ring_id_t cursor_pos;
+    uint16_t cursor_len;
+    uint8_t cursor_key[WIRE_KEY_MAX];
+
+    uint8_t keybuf[KV_SYNC_KEYBUF];
+    size_t keybuf_used;
+    wire_offer_t offers[KV_SYNC_BATCH];
+    size_t noffers;
+
+    uint16_t want[KV_SYNC_BATCH];
+    size_t nwant, next_want;
+    unsigned inflight;
+};
+
+kv_sync_t *kv_sync_new(ring_id_t lo, ring_id_t hi)
+{
+    kv_sync_t *s = calloc(1, sizeof *s);
+    if (s) {
+        s->lo = lo;
+        s->hi = hi;
+    }
+    return s;
+}
+
+void kv_sync_destroy(kv_sync_t **s)
+{
+    if (s && *s) {
+        free(*s);
+        *s = NULL;
+    }
+}
+
+ring_id_t kv_sync_lo(const kv_sync_t *s)
+{
+    return s->lo;
+}
+
+ring_id_t kv_sync_hi(const kv_sync_t *s)
+{
+    return s->hi;
+}
+
+kv_sync_step_t kv_sync_start(kv_sync_t *s)
+{
+    (void)s;
+    return KV_SYNC_SEND_DIGEST;
+}
+
+static kv_sync_step_t fail(kv_sync_t *s)
+{
+    s->failed = true;
+    /* Whatever was not confirmed is missing on the receiver, as far as we know. */
+    uint64_t floor = s->local_count > s->sent ? s->local_count - s->sent : 0;
+    if (s->missing < floor)
+        s->missing = floor;
+    if (s->missing == 0)
+        s->missing = 1;
+    s->done = s->inflight == 0;
+    return s->done ? KV_SYNC_DONE : KV_SYNC_WAIT;
+}
+
+kv_sync_step_t kv_sync_on_digest(kv_sync_t *s, int rc, uint64_t local_count,
+                                 const uint64_t local_digest[2], uint64_t remote_count,
+                                 const uint64_t remote_digest[2])
+{
+    s->local_count = local_count;
+    if (rc < 0)
+        return fail(s);
+    if (local_count == remote_count && local_digest[0] == remote_digest[0] &&
+        local_digest[1] == remote_digest[1]) {
+        s->done = true;
+        return KV_SYNC_DONE;
+    }
+    return KV_SYNC_SCAN;
+}
+
+bool kv_sync_cursor(const kv_sync_t *s, ring_id_t *pos, const uint8_t **key, uint16_t *key_len)
+{
+    if (!s->has_cursor)
+        return false;
+    *pos = s->cursor_pos;
+    *key = s->cursor_key;
+    *key_len = s->cursor_len;
+    return true;
+}
+
+bool kv_sync_add(kv_sync_t *s, const uint8_t *key, uint16_t key_len, ring_id_t pos,
+                 kv_version_t version)
+{
+    if (key_len == 0 || key_len > WIRE_KEY_MAX || s->noffers == KV_SYNC_BATCH ||
+        s->keybuf_used + key_len > KV_SYNC_KEYBUF)
+        return false;
+    uint8_t *copy = s->keybuf + s->keybuf_used;
+    memcpy(copy, key, key_len);
+    s->keybuf_used += key_len;
+    s->offers[s->noffers++] = (wire_offer_t){copy, key_len, version};
+    s->has_cursor = true;
+    s->cursor_pos = pos;
+    s->cursor_len = key_len;
+    memcpy(s->cursor_key, key, key_len);
+    return true;
+}
+
+kv_sync_step_t kv_sync_scanned(kv_sync_t *s)
+{
+    if (s->noffers == 0) {
+        s->done = true;
+        return KV_SYNC_DONE;
+    }
+    return KV_SYNC_SEND_OFFER;
+}
+
+const wire_offer_t *kv_sync_offers(const kv_sync_t *s, size_t *n)
+{
+    *n = s->noffers;
+    return s->offers;
+}
+
+static void reset_batch(kv_sync_t *s)
+{
+    s->noffers = 0;
+    s->keybuf_used = 0;
+    s->nwant = s->next_want = 0;
+}
+
+kv_sync_step_t kv_sync_on_want(kv_sync_t *s, int rc, const uint16_t *want, size_t nwant)
+{
+    if (rc < 0)
+        return fail(s);
+    bool seen[KV_SYNC_BATCH] = {false};
+    s->nwant = s->next_want = 0;
+    for (size_t i = 0; i < nwant; i++) {
+        uint16_t idx = want[i];
+        if (idx < s->noffers && !seen[idx]) {
+            seen[idx] = true;
+            s->want[s->nwant++] = idx;
+        }
+    }
+    if (s->nwant == 0) {
+        reset_batch(s);
+        return KV_SYNC_SCAN;
+    }
+    return KV_SYNC_SEND_PUTS;
+}
+
+bool kv_sync_next_put(kv_sync_t *s, const uint8_t **key, uint16_t *key_len)
+{
+    if (s->failed || s->inflight >= KV_SYNC_WINDOW || s->next_want >= s->nwant)
+        return false;
+    const wire_offer_t *o = &s->offers[s->want[s->next_want++]];
+    *key = o->key;
+    *key_len = o->key_len;
+    s->inflight++;
+    return true;
+}
+
+kv_sync_step_t kv_sync_on_put(kv_sync_t *s, int rc)
+{
+    if (s->inflight)
+        s->inflight--;
+    if (rc == 0)
+        s->sent++;
+    else if (rc != -ENOENT)
+        s->missing++;
+    if (rc == -ETIMEDOUT && !s->failed)
+        return fail(s); /* the receiver stopped answering */
+    if (s->failed) {
+        s->done = s->inflight == 0;
+        return s->done ? KV_SYNC_DONE : KV_SYNC_WAIT;
+    }
+    if (s->next_want < s->nwant)
+        return KV_SYNC_SEND_PUTS;
+    if (s->inflight)
+        return KV_SYNC_WAIT;
+    reset_batch(s);
+    return KV_SYNC_SCAN;
+}
+
+kv_sync_step_t kv_sync_abort(kv_sync_t *s)
+{
+    return fail(s);
+}
+
+uint64_t kv_sync_sent(const kv_sync_t *s)
+{
+    return s->sent;
+}
+
+uint64_t kv_sync_missing(const kv_sync_t *s)
+{
+    return s->missing;
+}
+
+bool kv_sync_failed(const kv_sync_t *s)
+{
+    return s->failed;
+}
+
+bool kv_sync_done(const kv_sync_t *s)
+{
+    return s->done;
+}

@@ -1,0 +1,113 @@
+/*
+ * kv_sync.h — the transfer protocol of one range stream, as a pure state
+ * machine: which message to send next, given the answers so far.
+ *
+ * A sender streams its records of a ring range (lo, hi] to one receiver:
+ *   1. compare digests (SYNC_DIGEST); equal → done, nothing to send;
+ *   2. offer the next batch of (key, version) pairs in ring order
+ *      (SYNC_OFFER), at most KV_SYNC_BATCH keys / KV_SYNC_KEYBUF key bytes;
+ *   3. send the records the receiver wants (REPL_PUT), at most
+ *      KV_SYNC_WINDOW in flight; when all are answered, go to 2;
+ *   4. an offer batch that comes back empty from the scan ends the stream.
+ * A failed digest or offer (no answer) ends it as failed; a failed put
+ * counts one record as missing and the stream goes on.
+ *
+ * The caller does the I/O: scans its store into kv_sync_add(), sends what
+ * the returned step says, and feeds the answers back. Nothing here blocks,
+ * allocates after kv_sync_new(), or knows about sockets.
+ */
+#ifndef KV_SYNC_H
+#define KV_SYNC_H
+
+#include "ring_id.h"
+#include "wire.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    KV_SYNC_BATCH = 256,
+    KV_SYNC_KEYBUF = 64 * 1024,
+    KV_SYNC_WINDOW = 16,
+};
+
+typedef enum {
+    KV_SYNC_SEND_DIGEST, /* ask the receiver for its digest of (lo, hi] */
+    KV_SYNC_SCAN,        /* scan the next batch after the cursor into kv_sync_add() */
+    KV_SYNC_SEND_OFFER,  /* send kv_sync_offers() */
+    KV_SYNC_SEND_PUTS,   /* send records while kv_sync_next_put() gives keys */
+    KV_SYNC_WAIT,        /* answers outstanding: nothing to do until one comes */
+    KV_SYNC_DONE,        /* finished (see kv_sync_failed / kv_sync_missing) */
+} kv_sync_step_t;
+
+typedef struct kv_sync kv_sync_t;
+
+/* A stream of (lo, hi] (lo == hi: the whole ring). NULL when out of memory. */
+kv_sync_t *kv_sync_new(ring_id_t lo, ring_id_t hi);
+void kv_sync_destroy(kv_sync_t **s);
+
+ring_id_t kv_sync_lo(const kv_sync_t *s);
+ring_id_t kv_sync_hi(const kv_sync_t *s);
+
+/* The first step: always KV_SYNC_SEND_DIGEST. */
+kv_sync_step_t kv_sync_start(kv_sync_t *s);
+
+/*
+ * The receiver's digest (rc < 0: no answer) against ours. Equal → DONE;
+ * different → SCAN; failure → DONE, failed, with local_count missing.
+ */
+kv_sync_step_t kv_sync_on_digest(kv_sync_t *s, int rc, uint64_t local_count,
+                                 const uint64_t local_digest[2], uint64_t remote_count,
+                                 const uint64_t remote_digest[2]);
+
+/*
+ * Where the scan resumes: after (pos, key) when it returns true, else from
+ * the start of the range. key is borrowed until the next kv_sync_* call.
+ */
+bool kv_sync_cursor(const kv_sync_t *s, ring_id_t *pos, const uint8_t **key, uint16_t *key_len);
+
+/*
+ * Add one scanned record to the batch (key copied). Returns false, adding
+ * nothing, when the batch is full: stop the scan there.
+ */
+bool kv_sync_add(kv_sync_t *s, const uint8_t *key, uint16_t key_len, ring_id_t pos,
+                 kv_version_t version);
+
+/* The scan of this batch is over: SEND_OFFER, or DONE if nothing was added. */
+kv_sync_step_t kv_sync_scanned(kv_sync_t *s);
+
+/* The batch to offer; borrowed until the next kv_sync_scanned(). */
+const wire_offer_t *kv_sync_offers(const kv_sync_t *s, size_t *n);
+
+/*
+ * The receiver wants these offer indexes (rc < 0: no answer → DONE, failed).
+ * Out-of-range or repeated indexes are ignored. SEND_PUTS, or SCAN if it
+ * wants nothing.
+ */
+kv_sync_step_t kv_sync_on_want(kv_sync_t *s, int rc, const uint16_t *want, size_t nwant);
+
+/*
+ * The next wanted key to send, if the window allows: true and the key (borrowed
+ * like the offers). Each key returned must be answered by kv_sync_on_put()
+ * or skipped with kv_sync_on_put(s, -ENOENT) when the record vanished.
+ */
+bool kv_sync_next_put(kv_sync_t *s, const uint8_t **key, uint16_t *key_len);
+
+/*
+ * A put was answered: rc 0 (stored), -ENOENT (nothing to send after all),
+ * or another error (counted missing). Returns SEND_PUTS (more to send),
+ * WAIT, SCAN (batch finished) or DONE.
+ */
+kv_sync_step_t kv_sync_on_put(kv_sync_t *s, int rc);
+
+/* The caller cannot go on (e.g. its store failed): the stream fails. */
+kv_sync_step_t kv_sync_abort(kv_sync_t *s);
+
+/* Records confirmed sent, records that could not be confirmed, failure. */
+uint64_t kv_sync_sent(const kv_sync_t *s);
+uint64_t kv_sync_missing(const kv_sync_t *s);
+bool kv_sync_failed(const kv_sync_t *s);
+bool kv_sync_done(const kv_sync_t *s);
+
+#endif
