@@ -29,10 +29,13 @@
  *   RESULT label=dhtfs run=R fstype=- test=put_1KiB_c4 unit=ops/s value=OPS
  *     lat_mean_us=.. lat_p99_us=.. lat_p50_us=.. MiBps=.. n=.. errors=..
  *     timeouts=.. missing=.. wrong=.. size=.. conc=.. keys_written=.. secs=..
+ *     lat_max_us=.. client_cpu_us_per_op=.. client_minflt_per_op=..
  * (errors = every operation that did not return the expected result:
  * timeouts + missing + wrong + other). keys_written (put): how many distinct
  * keys 0..keys_written-1 hold their value (min(ops issued, K)) — give it as
- * --keys to the get run. Exit 0 if errors == 0, 1 otherwise, 2 usage/setup.
+ * --keys to the get run. client_*_per_op: this process's CPU time (user+sys)
+ * and minor page faults over the whole run (setup and warm-up included) per
+ * operation issued. Exit 0 if errors == 0, 1 otherwise, 2 usage/setup.
  *
  * Build (bench/kv-bench.sh does this; nothing in CMake):
  *   cc -O2 -std=c11 -D_GNU_SOURCE -I kvnode -I ringlib -o kv-load bench/kv-load.c \
@@ -57,6 +60,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -648,6 +652,12 @@ int main(int argc, char **argv)
         mx = run.lat[n - 1];
     }
     long written = run.issued < cfg.keys ? run.issued : cfg.keys;
+    /* The client's own CPU time and page faults (whole run, warm-up included). */
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu_us = (double)ru.ru_utime.tv_sec * 1e6 + (double)ru.ru_utime.tv_usec +
+                    (double)ru.ru_stime.tv_sec * 1e6 + (double)ru.ru_stime.tv_usec;
+    long all_ops = run.issued > 0 ? run.issued : 1;
     double mibps = ops * (double)cfg.size / 1048576.0;
     double load1 = 0;
     FILE *la = fopen("/proc/loadavg", "r");
@@ -666,10 +676,11 @@ int main(int argc, char **argv)
     printf("RESULT label=%s run=%s fstype=- test=%s unit=ops/s value=%.1f lat_mean_us=%.1f "
            "lat_p99_us=%.1f lat_p50_us=%.1f load1=%.2f MiBps=%.2f n=%ld errors=%ld timeouts=%ld "
            "missing=%ld wrong=%ld other=%ld size=%zu conc=%ld keys_written=%ld secs=%.3f "
-           "lat_max_us=%.0f\n",
+           "lat_max_us=%.0f client_cpu_us_per_op=%.1f client_minflt_per_op=%.2f\n",
            label, cfg.run ? cfg.run : runbuf, test, ops, mean, p99, p50, load1, mibps, n,
            run.errors, run.timeouts, run.missing, run.wrong, run.other, cfg.size, cfg.conc,
-           cfg.put ? written : cfg.keys, secs, mx);
+           cfg.put ? written : cfg.keys, secs, mx, cpu_us / (double)all_ops,
+           (double)ru.ru_minflt / (double)all_ops);
     for (long i = 0; i < cfg.conc; i++)
         free(slots[i].val);
     free(slots);

@@ -28,7 +28,6 @@ static void usage(FILE *f)
             "              [--log-level error|warn|info|debug] [--stabilize-ms MS] "
             "[--timeout-ms MS]\n"
             "              [--fail-after-ms MS] [--tombstone-grace-s S]\n"
-            "              [--fail-after-ms MS] [--tombstone-grace-s S]\n"
             "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH).\n"
             "SIGTERM makes the node leave the ring gracefully and exit 0.\n");
 }

@@ -641,22 +641,8 @@ static void on_router(loop_t *loop, void *zsock, int fd, void *arg)
     for (int batch = 0; batch < 256; batch++) {
         /* [identity][message][value?]; anything longer is dropped whole. */
         zmq_msg_t parts[3];
-        int nparts = 0, total = 0;
-        bool more = true;
-        while (more) {
-            zmq_msg_t tmp;
-            zmq_msg_init(&tmp);
-            if (zmq_msg_recv(&tmp, zsock, ZMQ_DONTWAIT) < 0) {
-                zmq_msg_close(&tmp);
-                break;
-            }
-            more = zmq_msg_more(&tmp);
-            total++;
-            if (nparts < 3)
-                parts[nparts++] = tmp;
-            else
-                zmq_msg_close(&tmp);
-        }
+        int total = rpc_recv_frames(zsock, parts, 3);
+        int nparts = total < 3 ? total : 3;
         if (total == 0)
             return;
         if (total < 2 || total > 3 || zmq_msg_size(&parts[0]) > IDENT_MAX) {

@@ -123,12 +123,10 @@ void rpc_destroy(rpc_t **prpc)
     *prpc = NULL;
 }
 
-/* Receive one whole message (up to two frames kept). Returns frames kept, 0 if none. */
-static int recv_message(void *zsock, zmq_msg_t parts[2], bool *extra)
+int rpc_recv_frames(void *zsock, zmq_msg_t *parts, int cap)
 {
-    int n = 0;
+    int total = 0;
     bool more = true;
-    *extra = false;
     while (more) {
         zmq_msg_t tmp;
         zmq_msg_init(&tmp);
@@ -137,14 +135,13 @@ static int recv_message(void *zsock, zmq_msg_t parts[2], bool *extra)
             break;
         }
         more = zmq_msg_more(&tmp);
-        if (n < 2) {
-            parts[n++] = tmp;
-        } else {
-            *extra = true;
+        if (total < cap)
+            parts[total] = tmp;
+        else
             zmq_msg_close(&tmp);
-        }
+        total++;
     }
-    return n;
+    return total;
 }
 
 static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
@@ -165,10 +162,11 @@ static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
     /* Drain a bounded batch; zmq_poll is level-triggered for the rest. */
     for (int n = 0; n < 256 && c->generation == gen; n++) {
         zmq_msg_t parts[2];
-        bool extra;
-        int nparts = recv_message(zsock, parts, &extra);
-        if (nparts == 0)
+        int total = rpc_recv_frames(zsock, parts, 2);
+        if (total == 0)
             return;
+        int nparts = total < 2 ? total : 2;
+        bool extra = total > 2;
         wire_msg_t *m = &rpc->scratch;
         int rc = wire_decode(zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), m);
         bool want_value = rc == 0 && wire_type_has_value(m->type);

@@ -13,6 +13,8 @@
 #include "loop.h"
 #include "wire.h"
 
+#include <zmq.h>
+
 typedef struct rpc rpc_t;
 
 /*
@@ -43,6 +45,14 @@ int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms,
 
 /* Drop the cached connection to addr (pending calls to it fail -ETIMEDOUT). */
 void rpc_reset_peer(rpc_t *rpc, const char *addr);
+
+/*
+ * Receive one whole multipart message from zsock without blocking: the
+ * first `cap` frames are kept in parts (the caller closes them), the rest
+ * are read and discarded. Returns the number of frames the message had
+ * (0: nothing to read).
+ */
+int rpc_recv_frames(void *zsock, zmq_msg_t *parts, int cap);
 
 /* Number of calls waiting for an answer. */
 size_t rpc_pending(const rpc_t *rpc);
