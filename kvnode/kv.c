@@ -114,6 +114,11 @@ struct kv {
     uint64_t round_primary;
     bool round_short; /* fewer distinct nodes than replicas */
     ring_id_t round_lo, round_hi;
+    ring_id_t round_reps[KV_QUORUM_MAX];
+    size_t round_nrep;
+    /* the replica set the last finished round confirmed */
+    ring_id_t last_reps[KV_QUORUM_MAX];
+    size_t last_nrep;
     uint64_t last_round_ms;
     /* results of the last finished round */
     uint64_t primary_keys;
@@ -407,6 +412,8 @@ static void on_remote_reply(int rc, const wire_msg_t *r, void *arg)
     op->outstanding--;
     if (rc == -ETIMEDOUT)
         node_peer_missed(op->n, op->rep[c->idx], "replica timed out");
+    else if (r)
+        node_peer_alive(op->n, op->rep[c->idx]);
     op_on_reply(op, c->phase, c->idx, rc, r, NULL);
     op_maybe_free(op);
 }
@@ -691,6 +698,8 @@ static void on_sync_digest(int rc, const wire_msg_t *r, void *arg)
     sync_t *s = arg;
     if (rc == -ECANCELED)
         return;
+    if (r)
+        node_peer_alive(s->n, s->target);
     uint64_t count = 0, digest[2] = {0, 0};
     if (rc == 0 &&
         store_digest(s->n->store, kv_sync_lo(s->ks), kv_sync_hi(s->ks), &count, digest) < 0) {
@@ -1003,6 +1012,8 @@ static void round_account(struct kv *kv, uint64_t missing)
         kv->primary_keys = kv->round_primary;
         uint64_t under = kv->round_short ? kv->round_primary : kv->round_missing;
         kv->under_replicated = under < kv->round_primary ? under : kv->round_primary;
+        memcpy(kv->last_reps, kv->round_reps, sizeof kv->last_reps);
+        kv->last_nrep = kv->round_nrep;
         if (kv->under_replicated == 0 && !kv->round_short) {
             purge_tombstones(kv->n, kv->round_lo, kv->round_hi);
             drop_extra_copies(kv->n, kv->round_lo, kv->round_hi);
@@ -1108,6 +1119,8 @@ void kv_tick(node_t *n)
         return;
     kv->round_primary = count;
     kv->round_lo = pred;
+    memcpy(kv->round_reps, reps, sizeof kv->round_reps);
+    kv->round_nrep = nrep;
     kv->round_hi = n->self;
     kv->round_missing = 0;
     kv->round_short = nrep < n->cfg.replicas;
@@ -1196,10 +1209,32 @@ void kv_handoff(node_t *n, void (*done)(node_t *n))
 
 /* --------------------------------------------------------------- serve */
 
+/*
+ * Keys of our range, counted now, and how many of them are not known to
+ * have N healthy copies: the last round's shortfall, or all of them while
+ * the replica set differs from the one that round confirmed or one of its
+ * members is missing deadlines (a round has not looked yet).
+ */
 void kv_stats(node_t *n, wire_msg_t *r)
 {
-    r->primary_keys = n->kv->primary_keys;
-    r->under_replicated = n->kv->under_replicated;
+    struct kv *kv = n->kv;
+    ring_id_t pred;
+    uint64_t primary = kv->primary_keys, digest[2];
+    bool alone = ring_state_succ(n->rs) == n->self;
+    if (alone)
+        pred = n->self;
+    if ((alone || ring_state_pred(n->rs, &pred)) &&
+        store_digest(n->store, pred, n->self, &primary, digest) < 0)
+        primary = kv->primary_keys;
+    ring_id_t reps[KV_QUORUM_MAX];
+    size_t nrep = node_replica_set(n, reps, KV_QUORUM_MAX);
+    bool unconfirmed = nrep < n->cfg.replicas || nrep != kv->last_nrep ||
+                       memcmp(reps, kv->last_reps, nrep * sizeof *reps) != 0;
+    for (size_t i = 1; i < nrep && !unconfirmed; i++)
+        unconfirmed = node_peer_suspect(n, reps[i]);
+    uint64_t under = unconfirmed ? primary : kv->under_replicated;
+    r->primary_keys = primary;
+    r->under_replicated = under < primary ? under : primary;
     r->stored_keys = store_count(n->store);
     r->bytes = store_bytes(n->store);
 }

@@ -150,6 +150,14 @@ static book_entry_t *book_find(node_t *n, ring_id_t id)
     return NULL;
 }
 
+bool node_peer_suspect(const node_t *n, ring_id_t id)
+{
+    for (size_t i = 0; i < BOOK_MAX; i++)
+        if (n->book[i].used && n->book[i].id == id)
+            return n->book[i].misses > 0;
+    return false;
+}
+
 void node_peer_alive(node_t *n, ring_id_t id)
 {
     book_entry_t *e = book_find(n, id);

@@ -89,6 +89,8 @@ void node_peer_failed(node_t *n, ring_id_t id, const char *why);
 void node_peer_missed(node_t *n, ring_id_t id, const char *why);
 /* The peer answered: its misses are forgiven. */
 void node_peer_alive(node_t *n, ring_id_t id);
+/* True while the peer has missed a deadline and not answered since. */
+bool node_peer_suspect(const node_t *n, ring_id_t id);
 /* Send a reply (with its value frame when the type has one). */
 int node_send(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
 void node_reply_error(node_t *n, const uint8_t *ident, size_t ident_len, uint64_t req_id, int err,
