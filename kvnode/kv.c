@@ -94,6 +94,8 @@ typedef struct sync {
     ring_id_t target;
     char addr[ENDPOINT_MAX];
     kv_sync_t *ks;
+    uint64_t min_hlc; /* records older than this are not offered (0: all) */
+    uint64_t start_timer;
     bool finishing;
     void (*done)(struct sync *s);
 } sync_t;
@@ -158,6 +160,8 @@ int kv_init(node_t *n)
 
 static void sync_free(sync_t *s)
 {
+    if (s->start_timer)
+        loop_timer_cancel(s->n->loop, s->start_timer);
     kv_sync_destroy(&s->ks);
     free(s);
 }
@@ -287,13 +291,26 @@ static void serve_repl_put(node_t *n, const uint8_t *ident, size_t ident_len, co
     a->applied = rc == 1;
     a->version = current;
     /* Acknowledge only once durable: the ack counts towards a write quorum. */
-    store_after_commit(n->store, repl_put_committed, a);
+    if (store_after_commit(n->store, repl_put_committed, a) < 0) {
+        free(a);
+        node_reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
+    }
 }
 
 /* --------------------------------------------------------- coordinator */
 
 static void op_step(kv_op_t *op);
 static void op_start_phase(kv_op_t *op, unsigned phase);
+static void op_maybe_free(kv_op_t *op);
+
+/* Start an op that waited for its key: conditional ones read first. */
+static void op_start_queued(loop_t *loop, void *arg)
+{
+    (void)loop;
+    kv_op_t *op = arg;
+    op_start_phase(op, op->cond == WIRE_COND_NONE ? 1 : 0);
+    op_maybe_free(op);
+}
 
 static void op_maybe_free(kv_op_t *op)
 {
@@ -318,11 +335,16 @@ static void op_release(kv_op_t *op)
         *pp = op->next;
     kv_op_t *next = op->waiting;
     if (next) {
+        /*
+         * The next op holds the slot at once (later arrivals queue behind
+         * it) but starts from the loop: starting it here could finish it at
+         * once and release the next, one stack frame per queued op.
+         */
         next->busy = true;
         next->next = kv->busy;
         kv->busy = next;
-        op_start_phase(next, 0);
-        op_maybe_free(next);
+        if (!loop_timer_add(op->n->loop, 0, op_start_queued, next))
+            op_start_queued(op->n->loop, next);
     }
 }
 
@@ -488,7 +510,10 @@ static void op_send_all(kv_op_t *op)
                     continue;
                 }
                 op->outstanding++;
-                store_after_commit(n->store, on_local_commit, c);
+                if (store_after_commit(n->store, on_local_commit, c) < 0) {
+                    op->outstanding--;
+                    op_on_reply(op, 1, i, -ENOMEM, NULL, NULL);
+                }
             }
             continue;
         }
@@ -643,14 +668,16 @@ static void serve_kv(node_t *n, const uint8_t *ident, size_t ident_len, const wi
             op->value = copy;
             op->value_len = m->value_len;
             op->flags = m->flags;
-            op_start_phase(op, 1);
-            op_maybe_free(op);
-            return;
+        } else {
+            op->pending_value = copy;
+            op->pending_len = m->value_len;
+            op->pending_flags = m->flags;
         }
-        op->pending_value = copy;
-        op->pending_len = m->value_len;
-        op->pending_flags = m->flags;
-        /* One conditional op per key at a time; later ones queue behind it. */
+        /*
+         * One write per key at a time, at its authority: a plain write that
+         * slipped between a conditional write's read and its write would be
+         * overwritten by a check made against an older version.
+         */
         for (kv_op_t *b = n->kv->busy; b; b = b->next) {
             if (b->key_len == op->key_len && memcmp(b->key, op->key, op->key_len) == 0) {
                 kv_op_t **tail = &b->waiting;
@@ -664,7 +691,7 @@ static void serve_kv(node_t *n, const uint8_t *ident, size_t ident_len, const wi
         op->next = n->kv->busy;
         n->kv->busy = op;
     }
-    op_start_phase(op, 0);
+    op_start_phase(op, op->kind == OP_PUT && op->cond == WIRE_COND_NONE ? 1 : 0);
     op_maybe_free(op);
 }
 
@@ -731,6 +758,8 @@ static int collect_offer(const uint8_t *key, size_t key_len, ring_id_t pos, cons
                          void *arg)
 {
     sync_t *s = arg;
+    if (rec->version.hlc < s->min_hlc)
+        return 0;
     return kv_sync_add(s->ks, key, (uint16_t)key_len, pos, rec->version) ? 0 : 1;
 }
 
@@ -830,9 +859,18 @@ static void sync_drive(sync_t *s, kv_sync_step_t step)
     }
 }
 
+static void sync_begin(loop_t *loop, void *arg)
+{
+    (void)loop;
+    sync_t *s = arg;
+    s->start_timer = 0;
+    sync_drive(s, kv_sync_start(s->ks));
+}
+
 /*
  * Start streaming our records of (lo, hi] to target (lo == hi: all of them).
- * done(s) runs once, from the loop, when kv_sync says the stream is over.
+ * done(s) runs once, from the loop — never before sync_start returns, so
+ * the caller can count the session first — when kv_sync says it is over.
  */
 static sync_t *sync_start(node_t *n, ring_id_t target, const char *addr, ring_id_t lo, ring_id_t hi,
                           void (*done)(sync_t *s))
@@ -849,9 +887,13 @@ static sync_t *sync_start(node_t *n, ring_id_t target, const char *addr, ring_id
     s->target = target;
     snprintf(s->addr, sizeof s->addr, "%s", addr);
     s->done = done;
+    s->start_timer = loop_timer_add(n->loop, 0, sync_begin, s);
+    if (!s->start_timer) {
+        sync_free(s);
+        return NULL;
+    }
     s->next = n->kv->sessions;
     n->kv->sessions = s;
-    sync_drive(s, kv_sync_start(s->ks));
     return s;
 }
 
@@ -1076,10 +1118,19 @@ static void serve_sync_drop(node_t *n, const uint8_t *ident, size_t ident_len, c
         return;
     }
     uint64_t count, digest[2];
+    sync_t *s = NULL;
     if (store_digest(n->store, m->lo, m->hi, &count, digest) == 0 && count > 0 &&
         n->kv->served < SYNC_SERVE_MAX &&
-        sync_start(n, m->node.id, m->node.addr, m->lo, m->hi, on_drop_synced))
+        (s = sync_start(n, m->node.id, m->node.addr, m->lo, m->hi, on_drop_synced))) {
         n->kv->served++;
+        /*
+         * Hand back only records younger than the tombstone grace period:
+         * the authority may have purged the delete of anything older, and
+         * an old copy offered now would bring the deleted value back.
+         */
+        uint64_t now = wall_ms(), grace = (uint64_t)n->cfg.tombstone_grace_s * 1000u;
+        s->min_hlc = now > grace ? (now - grace) << 16 : 0;
+    }
     wire_msg_t r;
     wire_init(&r, WIRE_SYNC_DROP | WIRE_REPLY, m->req_id);
     node_send(n, ident, ident_len, &r);
@@ -1128,10 +1179,10 @@ void kv_tick(node_t *n)
     kv->round_active = true;
     for (size_t i = 1; i < nrep; i++) {
         const char *addr = node_book_get(n, reps[i]);
-        if (!addr)
-            continue;
-        if (sync_start(n, reps[i], addr, pred, n->self, on_round_session))
+        if (addr && sync_start(n, reps[i], addr, pred, n->self, on_round_session))
             kv->round_pending++;
+        else
+            kv->round_missing += count; /* this replica goes unchecked this round */
     }
     /* Ask our successor for whatever of our range it has and we lack. */
     if (!alone) {

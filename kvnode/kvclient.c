@@ -393,8 +393,11 @@ static void info_request(kvc_t *c)
     wire_msg_t req;
     wire_init(&req, WIRE_INFO, 0);
     const char *seed = c->seeds[c->next_seed++ % c->nseeds];
-    if (rpc_call(c->rpc, seed, &req, c->timeout_ms, on_info, c) == 0)
+    int rc = rpc_call(c->rpc, seed, &req, c->timeout_ms, on_info, c);
+    if (rc == 0)
         c->info_in_flight = true;
+    else
+        on_info(rc, NULL, c); /* counts as a failed seed; waiting ops are not left hanging */
 }
 
 /* ------------------------------------------------------------------ API */

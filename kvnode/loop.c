@@ -114,6 +114,8 @@ int loop_add_fd(loop_t *loop, int fd, loop_io_fn fn, void *arg)
 
 void loop_remove_socket(loop_t *loop, void *zsock)
 {
+    if (!zsock)
+        return; /* NULL would match every plain fd watch */
     for (size_t i = 0; i < loop->nwatch; i++)
         if (loop->watches[i].zsock == zsock)
             loop->watches[i].dead = true;

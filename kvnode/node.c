@@ -1162,6 +1162,9 @@ void node_destroy(node_t **pn)
         return;
     node_t *n = *pn;
     loop_set_before_poll(n->loop, NULL, NULL);
+    /* Acknowledge what is staged while the rpc can still carry follow-ups. */
+    if (n->store)
+        store_commit(n->store);
     rpc_destroy(&n->rpc);
     /* Closing commits staged writes, whose acks still need the router. */
     store_close(&n->store);

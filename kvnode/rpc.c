@@ -78,6 +78,8 @@ rpc_t *rpc_new(void *zctx, loop_t *loop)
 
 static void close_conn(rpc_t *rpc, conn_t *c)
 {
+    if (!c->sock)
+        return; /* a callback may have closed it already */
     loop_remove_socket(rpc->loop, c->sock);
     zmq_close(c->sock);
     c->sock = NULL;
@@ -91,6 +93,20 @@ static void finish(rpc_t *rpc, slot_t *s, int rc, const wire_msg_t *reply)
     *s = (slot_t){0};
     rpc->npending--;
     done(rc, reply, arg);
+}
+
+/*
+ * Detach c's pending calls: they fail at the next tick, from the loop, never
+ * from inside rpc_call (whose caller may be in the middle of building a
+ * request).
+ */
+static void detach_conn_calls(rpc_t *rpc, conn_t *c)
+{
+    for (size_t i = 0; i < RPC_SLOTS; i++)
+        if (rpc->slots[i].req_id && rpc->slots[i].conn == c) {
+            rpc->slots[i].conn = NULL;
+            rpc->slots[i].deadline = 0;
+        }
 }
 
 static void fail_conn_calls(rpc_t *rpc, conn_t *c, int rc)
@@ -200,17 +216,21 @@ static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
 
 static conn_t *get_conn(rpc_t *rpc, const char *addr)
 {
-    conn_t *c = rpc->conns, *lru = NULL;
+    conn_t *c = rpc->conns, *lru = NULL, *closed = NULL;
     for (; c; c = c->next) {
         if (strcmp(c->addr, addr) == 0)
             break;
+        if (!c->sock && !closed)
+            closed = c;
         if (c->sock && (!lru || c->last_used < lru->last_used))
             lru = c;
     }
     if (!c) {
-        if (rpc->nconns >= RPC_CONNS_MAX && lru) {
-            /* Reuse the least recently used entry for the new peer. */
-            fail_conn_calls(rpc, lru, -ETIMEDOUT);
+        if (closed) {
+            c = closed; /* an entry whose socket is gone: reuse it */
+        } else if (rpc->nconns >= RPC_CONNS_MAX && lru) {
+            /* Evict the least recently used peer; its calls fail at the next tick. */
+            detach_conn_calls(rpc, lru);
             close_conn(rpc, lru);
             c = lru;
         } else {
@@ -263,7 +283,7 @@ static void tick(loop_t *loop, void *arg)
         /* A peer that missed a deadline is reset: its queue is stale. */
         if (c && c->sock) {
             fail_conn_calls(rpc, c, -ETIMEDOUT);
-            close_conn(rpc, c);
+            close_conn(rpc, c); /* no-op if a callback closed it meanwhile */
         }
     }
     if (rpc->npending && !rpc->tick_timer)
@@ -273,6 +293,8 @@ static void tick(loop_t *loop, void *arg)
 int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms, rpc_done_fn done,
              void *arg)
 {
+    if (!rpc)
+        return -ESHUTDOWN;
     if (rpc->npending >= RPC_SLOTS)
         return -EAGAIN;
     uint32_t idx = rpc->next_slot;
@@ -280,19 +302,20 @@ int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms,
         idx = (idx + 1) % RPC_SLOTS;
     rpc->next_slot = (idx + 1) % RPC_SLOTS;
 
-    rpc->seq++;
-    req->req_id = rpc->seq * RPC_SLOTS + idx;
-    /* One loop per process, so one encode buffer serves every call. */
-    static uint8_t buf[WIRE_FRAME_MAX];
-    int len = wire_encode(req, buf, sizeof buf);
-    if (len < 0)
-        return len;
     bool with_value = wire_type_has_value(req->type);
     if (with_value && req->value_len > WIRE_VALUE_MAX)
         return -EFBIG;
     conn_t *c = get_conn(rpc, addr);
     if (!c)
         return -EINVAL;
+    rpc->seq++;
+    req->req_id = rpc->seq * RPC_SLOTS + idx;
+    /* One loop per process, so one encode buffer serves every call; it is
+     * filled only after everything that could run other code. */
+    static uint8_t buf[WIRE_FRAME_MAX];
+    int len = wire_encode(req, buf, sizeof buf);
+    if (len < 0)
+        return len;
     if (zmq_send(c->sock, buf, (size_t)len, ZMQ_DONTWAIT | (with_value ? ZMQ_SNDMORE : 0)) < 0 ||
         (with_value && zmq_send(c->sock, req->value_len ? req->value : (const void *)"",
                                 req->value_len, ZMQ_DONTWAIT) < 0)) {
@@ -312,8 +335,10 @@ void rpc_reset_peer(rpc_t *rpc, const char *addr)
 {
     for (conn_t *c = rpc->conns; c; c = c->next)
         if (c->sock && strcmp(c->addr, addr) == 0) {
-            fail_conn_calls(rpc, c, -ETIMEDOUT);
+            /* Close first: the failed calls' callbacks may send to it again. */
             close_conn(rpc, c);
+            fail_conn_calls(rpc, c, -ETIMEDOUT);
+            return;
         }
 }
 

@@ -366,8 +366,7 @@ int store_commit(store_t *st)
             st->bytes += (uint64_t)st->staged_bytes;
         } else {
             /* The batch is gone; so must be any cached value from it. */
-            kv_cache_destroy(&st->cache);
-            st->cache = kv_cache_new(st->cache_bytes);
+            kv_cache_clear(st->cache);
         }
         st->staged_count = 0;
         st->staged_bytes = 0;

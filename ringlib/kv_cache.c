@@ -202,6 +202,20 @@ int kv_cache_put(kv_cache_t *c, const void *key, size_t key_len, kv_version_t ve
     return 0;
 }
 
+void kv_cache_clear(kv_cache_t *c)
+{
+    entry_t *e = c->head;
+    while (e) {
+        entry_t *next = e->next;
+        free(e);
+        e = next;
+    }
+    memset(c->buckets, 0, c->nbuckets * sizeof *c->buckets);
+    c->head = c->tail = NULL;
+    c->bytes = 0;
+    c->count = 0;
+}
+
 size_t kv_cache_bytes(const kv_cache_t *c)
 {
     return c->bytes;

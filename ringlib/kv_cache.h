@@ -40,6 +40,9 @@ int kv_cache_put(kv_cache_t *c, const void *key, size_t key_len, kv_version_t ve
 
 void kv_cache_remove(kv_cache_t *c, const void *key, size_t key_len);
 
+/* Drop every entry (counters are kept). */
+void kv_cache_clear(kv_cache_t *c);
+
 size_t kv_cache_bytes(const kv_cache_t *c);
 size_t kv_cache_count(const kv_cache_t *c);
 uint64_t kv_cache_hits(const kv_cache_t *c);
