@@ -79,8 +79,13 @@ typedef struct kv_op {
     unsigned nrep;
     ring_id_t rep[KV_QUORUM_MAX];
     kv_quorum_t q;
-    unsigned phase; /* 0 read, 1 write */
-    op_call_t calls[2][KV_QUORUM_MAX];
+    unsigned phase; /* 0 read (versions), 1 write, 2 fetch the newest value */
+    op_call_t calls[3][KV_QUORUM_MAX];
+    /* The newest version seen is held by replica best_idx, whose value we
+     * have not got yet (remote replicas answer reads with versions only). */
+    bool best_needs_fetch;
+    unsigned best_idx;
+    bool fetch_tried[KV_QUORUM_MAX];
     unsigned outstanding;
     bool answered;
     bool busy; /* holds the key's conditional slot */
@@ -210,8 +215,10 @@ static void serve_repl_get(node_t *n, const uint8_t *ident, size_t ident_len, co
         r->found = true;
         r->version = rec.version;
         r->flags = rec.flags;
-        r->value = rec.value;
-        r->value_len = rec.value_len;
+        if (m->read_mode == WIRE_READ_FULL) {
+            r->value = rec.value;
+            r->value_len = rec.value_len;
+        }
     }
     node_send(n, ident, ident_len, r);
 }
@@ -397,8 +404,6 @@ static void op_on_reply(kv_op_t *op, unsigned phase, unsigned idx, int rc, const
     bool found = false;
     kv_version_t version = {0, 0};
     if (rc == 0 && phase == 0) {
-        const uint8_t *value = local ? local->value : r->value;
-        size_t value_len = local ? local->value_len : r->value_len;
         found = local ? true : r->found;
         version = local ? local->version : r->version;
         uint8_t flags = local ? local->flags : r->flags;
@@ -410,15 +415,23 @@ static void op_on_reply(kv_op_t *op, unsigned phase, unsigned idx, int rc, const
         if (found) {
             kv_clock_observe(&op->n->clock, version.hlc);
             if (!op->have_best || kv_version_cmp(version, op->version) > 0) {
-                uint8_t *copy = malloc(value_len ? value_len : 1);
-                if (copy) {
-                    memcpy(copy, value, value_len);
-                    free(op->value);
-                    op->value = copy;
-                    op->value_len = value_len;
-                    op->version = version;
-                    op->flags = flags;
-                    op->have_best = true;
+                free(op->value);
+                op->value = NULL;
+                op->value_len = 0;
+                op->version = version;
+                op->flags = flags;
+                op->have_best = true;
+                op->best_idx = idx;
+                /* Only our own copy comes with its value (a tombstone has none). */
+                op->best_needs_fetch = local == NULL && !(flags & WIRE_FLAG_TOMBSTONE);
+                if (local) {
+                    op->value = malloc(local->value_len ? local->value_len : 1);
+                    if (op->value) {
+                        memcpy(op->value, local->value, local->value_len);
+                        op->value_len = local->value_len;
+                    } else {
+                        op->best_needs_fetch = true;
+                    }
                 }
             }
         }
@@ -522,6 +535,7 @@ static void op_send_all(kv_op_t *op)
         wire_init(&req, op->phase == 0 ? WIRE_REPL_GET : WIRE_REPL_PUT, 0);
         req.key_bytes = op->key;
         req.key_len = op->key_len;
+        req.read_mode = WIRE_READ_VERSION;
         if (op->phase == 1) {
             req.version = op->version;
             req.flags = op->flags;
@@ -558,11 +572,76 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
     op_step(op);
 }
 
+static void on_fetch_reply(int rc, const wire_msg_t *r, void *arg);
+
+/*
+ * The newest version is on a remote replica: get its value, from the
+ * replica that reported it or, failing that, another that reported the
+ * same version.
+ */
+static void op_fetch(kv_op_t *op)
+{
+    node_t *n = op->n;
+    op->phase = 2;
+    for (unsigned k = 0; k <= op->nrep; k++) {
+        unsigned i = k == 0 ? op->best_idx : k - 1;
+        if (k > 0 && (i == op->best_idx || !op->q.success[i] || !op->q.found[i] ||
+                      kv_version_cmp(op->q.version[i], op->version) != 0))
+            continue;
+        if (op->fetch_tried[i] || op->rep[i] == n->self)
+            continue;
+        op->fetch_tried[i] = true;
+        const char *addr = node_book_get(n, op->rep[i]);
+        if (!addr)
+            continue;
+        op_call_t *c = &op->calls[2][i];
+        *c = (op_call_t){op, 2, i};
+        wire_msg_t req;
+        wire_init(&req, WIRE_REPL_GET, 0);
+        req.key_bytes = op->key;
+        req.key_len = op->key_len;
+        req.read_mode = WIRE_READ_FULL;
+        if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_fetch_reply, c) == 0) {
+            op->outstanding++;
+            return;
+        }
+    }
+    op_answer_error(op, ETIMEDOUT, "the newest value could not be fetched from its replicas");
+}
+
+static void on_fetch_reply(int rc, const wire_msg_t *r, void *arg)
+{
+    op_call_t *c = arg;
+    kv_op_t *op = c->op;
+    op->outstanding--;
+    if (rc == 0 && r->found && version_plausible(r->version) &&
+        kv_version_cmp(r->version, op->version) >= 0) {
+        uint8_t *copy = malloc(r->value_len ? r->value_len : 1);
+        if (copy) {
+            memcpy(copy, r->value, r->value_len);
+            free(op->value);
+            op->value = copy;
+            op->value_len = r->value_len;
+            op->version = r->version;
+            op->flags = r->flags;
+            op->best_needs_fetch = false;
+            op_step(op);
+            op_maybe_free(op);
+            return;
+        }
+    }
+    if (!op->answered && rc != -ECANCELED)
+        op_fetch(op);
+    else
+        op_answer_error(op, ECANCELED, "shutting down");
+    op_maybe_free(op);
+}
+
 /* Decide what happens next from the quorum's state. */
 static void op_step(kv_op_t *op)
 {
     if (op->answered) {
-        if (op->kind == OP_GET && op->outstanding == 0 && op->phase == 0)
+        if (op->kind == OP_GET && op->outstanding == 0 && op->phase != 1 && !op->best_needs_fetch)
             op_repair(op);
         return;
     }
@@ -581,6 +660,10 @@ static void op_step(kv_op_t *op)
         return;
     }
     bool live = op->have_best && !(op->flags & WIRE_FLAG_TOMBSTONE);
+    if (op->kind == OP_GET && live && op->best_needs_fetch) {
+        op_fetch(op);
+        return;
+    }
     if (op->kind == OP_GET) {
         wire_init(&r, WIRE_KV_GET | WIRE_REPLY, 0);
         r.found = live;

@@ -291,8 +291,13 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
     case WIRE_STATS:
         break;
     case WIRE_KV_GET:
-    case WIRE_REPL_GET:
         put_key(&w, m->key_bytes, m->key_len);
+        break;
+    case WIRE_REPL_GET:
+        if (m->read_mode > WIRE_READ_VERSION)
+            return -EINVAL;
+        put_key(&w, m->key_bytes, m->key_len);
+        put_u8(&w, m->read_mode);
         break;
     case WIRE_KV_GET | WIRE_REPLY:
     case WIRE_REPL_GET | WIRE_REPLY:
@@ -456,8 +461,13 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
     case WIRE_STATS:
         break;
     case WIRE_KV_GET:
+        out->key_bytes = get_key(&r, &out->key_len);
+        break;
     case WIRE_REPL_GET:
         out->key_bytes = get_key(&r, &out->key_len);
+        out->read_mode = get_u8(&r);
+        if (out->read_mode > WIRE_READ_VERSION)
+            r.bad = true;
         break;
     case WIRE_KV_GET | WIRE_REPLY:
     case WIRE_REPL_GET | WIRE_REPLY:

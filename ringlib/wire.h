@@ -78,6 +78,12 @@ enum {
     WIRE_FLAGS_KNOWN = 0x03,
 };
 
+/* REPL_GET read modes. */
+typedef enum {
+    WIRE_READ_FULL = 0,
+    WIRE_READ_VERSION = 1, /* version and flags only; the value frame is empty */
+} wire_read_mode_t;
+
 /* Conditions of a KV_PUT. */
 typedef enum {
     WIRE_COND_NONE = 0,
@@ -151,6 +157,8 @@ typedef struct {
     kv_version_t version;
     uint8_t flags;
     bool found;
+    /* REPL_GET: a wire_read_mode_t */
+    uint8_t read_mode;
     /* KV_PUT condition */
     uint8_t cond;
     kv_version_t cond_version;

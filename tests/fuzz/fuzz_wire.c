@@ -44,11 +44,12 @@ static bool store_fields_equal(const wire_msg_t *a, const wire_msg_t *b)
 {
     if (!bytes_equal(a->key_bytes, a->key_len, b->key_bytes, b->key_len) ||
         !version_equal(a->version, b->version) || a->flags != b->flags || a->found != b->found ||
-        a->cond != b->cond || !version_equal(a->cond_version, b->cond_version) || a->lo != b->lo ||
-        a->hi != b->hi || a->count != b->count || a->digest[0] != b->digest[0] ||
-        a->digest[1] != b->digest[1] || a->noffers != b->noffers || a->nwant != b->nwant ||
-        a->primary_keys != b->primary_keys || a->stored_keys != b->stored_keys ||
-        a->under_replicated != b->under_replicated || a->bytes != b->bytes)
+        a->cond != b->cond || a->read_mode != b->read_mode ||
+        !version_equal(a->cond_version, b->cond_version) || a->lo != b->lo || a->hi != b->hi ||
+        a->count != b->count || a->digest[0] != b->digest[0] || a->digest[1] != b->digest[1] ||
+        a->noffers != b->noffers || a->nwant != b->nwant || a->primary_keys != b->primary_keys ||
+        a->stored_keys != b->stored_keys || a->under_replicated != b->under_replicated ||
+        a->bytes != b->bytes)
         return false;
     for (unsigned i = 0; i < a->noffers; i++)
         if (!bytes_equal(a->offers[i].key, a->offers[i].key_len, b->offers[i].key,

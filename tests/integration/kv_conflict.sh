@@ -80,3 +80,31 @@ st=0
 ctl --peer "127.0.0.1:${PORTS[1]}" get cas >/dev/null 2>&1 || st=$?
 [ "$st" = 1 ] || fail "purged key: get exited $st, expected 1"
 log "tombstones are purged from every replica after the grace period"
+
+# A stale authority: plant an old version on the key's authority and a newer
+# one on its two other replicas (raw REPL_PUTs); a get must fetch the newer
+# value from a replica, answer it, and repair the authority.
+WIREPOKE=$BUILD_DIR/tests/wirepoke
+mapfile -t reps < <(ctl --peer "127.0.0.1:${PORTS[0]}" replicas fetchme --json | jq -r '.replicas[].addr')
+[ "${#reps[@]}" = 3 ] || fail "expected 3 replicas of fetchme"
+key=0007$(printf fetchme | od -An -tx1 | tr -d ' \n')
+old="44480113000000000000000a${key}00000000000000010000000000000001""00"
+new="44480113000000000000000b${key}00000000000000020000000000000001""00"
+"$WIREPOKE" "${reps[0]}" "$old" "$(printf old | od -An -tx1 | tr -d ' \n')" | grep -q "reply REPL_PUT_R" ||
+    fail "planting the old version failed"
+for a in "${reps[1]}" "${reps[2]}"; do
+    "$WIREPOKE" "$a" "$new" "$(printf new | od -An -tx1 | tr -d ' \n')" | grep -q "reply REPL_PUT_R" ||
+        fail "planting the new version on $a failed"
+done
+[ "$(ctl --peer "127.0.0.1:${PORTS[0]}" get fetchme)" = new ] ||
+    fail "a stale authority answered its own old value"
+for ((i = 0; i < 50; i++)); do
+    out=$(ctl --peer "127.0.0.1:${PORTS[0]}" replicas fetchme --json)
+    if jq -e '[.replicas[].version] | unique | length == 1' <<<"$out" >/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
+jq -e '[.replicas[].version] | unique | length == 1' <<<"$out" >/dev/null ||
+    fail "read repair did not update the stale authority: $out"
+log "a stale authority fetches the newer value from a replica, answers it and is repaired"

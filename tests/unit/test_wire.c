@@ -186,6 +186,8 @@ static void fill_msg(wire_msg_t *m, uint8_t type, bool big)
     case WIRE_REPL_GET:
         m->key_bytes = keys();
         m->key_len = big ? WIRE_KEY_MAX : 11;
+        if (type == WIRE_REPL_GET)
+            m->read_mode = big ? WIRE_READ_FULL : WIRE_READ_VERSION;
         break;
     case WIRE_KV_GET | WIRE_REPLY:
     case WIRE_REPL_GET | WIRE_REPLY:
@@ -322,6 +324,7 @@ static void assert_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
     assert_int_equal(a->found, b->found);
     assert_int_equal(a->cond, b->cond);
     assert_version_equal(a->cond_version, b->cond_version);
+    assert_int_equal(a->read_mode, b->read_mode);
     assert_true(a->value == b->value);
     assert_int_equal(a->value_len, b->value_len);
     assert_true(a->lo == b->lo);
@@ -1009,6 +1012,9 @@ static size_t key_frame(uint8_t type, size_t key_len)
         append_u64(&n, 1);
         append_u64(&n, 2);
         frame[n++] = 0;
+        break;
+    case WIRE_REPL_GET:
+        frame[n++] = WIRE_READ_VERSION;
         break;
     case WIRE_SYNC_OFFER:
         append_u64(&n, 1);
