@@ -4,9 +4,11 @@
  * Roles, all in this one process:
  *  - coordinator: the authority of a key (it owns (pred, self]) serves
  *    clients' KV_GET/KV_PUT. It asks every replica (itself and the next
- *    N-1 successors), answers once R (reads) or W (writes) succeeded, and
- *    repairs replicas that answered with something older. A node asked
- *    about a key it does not own answers REDIRECT with a better node.
+ *    N-1 successors; the others answer reads with versions only), answers
+ *    once R (reads) or W (writes) succeeded, fetching the value only if a
+ *    remote replica holds a newer version than its own, and repairs
+ *    replicas that answered with something older. A node asked about a key
+ *    it does not own answers REDIRECT with a better node.
  *  - replica: REPL_GET/REPL_PUT on the local store; a REPL_PUT is applied
  *    only if its version is newer, and acknowledged only once durable.
  *  - anti-entropy: every sync period the authority compares a digest of its
@@ -17,11 +19,12 @@
  *
  * Versions come from the coordinator's hybrid logical clock with its id as
  * tie-break, so concurrent writers leave all replicas with one winner.
- * Conditional writes (put-if-absent, put-if-version) are serialised per key
- * at the authority: a quorum read, the check, then a write whose version is
- * above everything the read saw. Two nodes that both believe they own a key
- * (during a membership change) can each admit one conditional write; the
- * version order still makes every replica converge on one of them.
+ * Writes to one key are serialised at its authority; a conditional write
+ * (put-if-absent, put-if-version) is a quorum read, the check, then a write
+ * whose version is above everything the read saw. Two nodes that both
+ * believe they own a key (during a membership change) can each admit one
+ * conditional write; the version order still makes every replica converge
+ * on one of them.
  */
 #include "node_i.h"
 
