@@ -920,6 +920,12 @@ static void on_join_link(int rc, const wire_msg_t *r, void *arg)
     join_find_finger(n, 0);
 }
 
+static void join_retry(loop_t *loop, void *arg)
+{
+    (void)loop;
+    join_send_info(arg);
+}
+
 static void on_join_find(int rc, const wire_msg_t *r, void *arg)
 {
     node_t *n = arg;
@@ -943,15 +949,28 @@ static void on_join_find(int rc, const wire_msg_t *r, void *arg)
                   node_hex(n, n->self, a), r->node.addr);
         return;
     }
+    for (size_t i = 0; i < r->nsucc; i++)
+        node_learn(n, &r->succ[i]);
     ring_id_t succ = r->node.id;
     if (succ == n->self) {
         /* Our previous incarnation is still linked in: take its neighbours. */
-        succ = r->nsucc > 1 ? r->succ[1].id : n->self;
+        succ = n->self;
+        for (size_t i = 0; i < r->nsucc && succ == n->self; i++)
+            succ = r->succ[i].id;
     }
     if (r->has_pred && r->pred.id != n->self && node_learn(n, &r->pred))
         ring_state_set_pred(n->rs, r->pred.id);
     const char *addr = node_book_get(n, succ);
     if (succ == n->self || !addr) {
+        /*
+         * Only our own dead incarnation was found (a ring of it alone, as far
+         * as this peer knows): wait for the ring to notice, then ask again.
+         */
+        if (++n->join_attempts < JOIN_ATTEMPTS * 10) {
+            log_warn("join", "the ring still lists this node's previous run; retrying");
+            loop_timer_add(n->loop, n->cfg.timeout_ms, join_retry, n);
+            return;
+        }
         join_fail(n, NODE_EXIT_FAILURE, "no successor found through %s", n->cfg.join);
         return;
     }

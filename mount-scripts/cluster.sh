@@ -1,13 +1,20 @@
 #!/usr/bin/env bash
-# cluster.sh start [N] | stop | status — a local N-node dhtfs ring on loopback.
+# cluster.sh start [N] [--netns] | stop | status — a local N-node dhtfs ring.
 #
-# Nodes listen on tcp://127.0.0.1:BASE..BASE+N-1 (BASE=7000, so the default
-# --peer of dhtctl and dhtfs reaches node 0). Data, logs and pid files live
-# in DIR/nodeK (root: /var/lib/dhtfs/cluster, others:
-# $XDG_DATA_HOME/dhtfs/cluster); restarting on the same DIR keeps the data.
+# Plain: nodes listen on tcp://127.0.0.1:BASE..BASE+N-1 (BASE=7000, so the
+# default --peer of dhtctl and dhtfs reaches node 0).
+# --netns (root): each node is a separate host — its own network namespace
+# PREFIX-nK joined by a veth pair to a bridge PREFIX-br in this namespace,
+# address SUBNET.(10+K)/24, listening on tcp://SUBNET.(10+K):BASE; the bridge
+# is SUBNET.1, so dhtctl here reaches every node. stop removes the
+# namespaces, links and bridge.
+# Data, logs and pid files live in DIR/nodeK (root: /var/lib/dhtfs/cluster,
+# others: $XDG_DATA_HOME/dhtfs/cluster); restarting on the same DIR keeps
+# the data.
 #
 # Environment: DHTFS_CLUSTER_DIR, DHTFS_BASE_PORT, DHTFS_BIN (dir holding
-# kvnode and dhtctl), KVNODE_ARGS (extra flags, e.g. "--replicas 3").
+# kvnode and dhtctl), KVNODE_ARGS (extra flags, e.g. "--replicas 3"),
+# DHTFS_NETNS_PREFIX (default dhtfs), DHTFS_NETNS_SUBNET (default 10.231.0).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,43 +32,96 @@ else
 fi
 dir=${DHTFS_CLUSTER_DIR:-$default_dir}
 base=${DHTFS_BASE_PORT:-7000}
+prefix=${DHTFS_NETNS_PREFIX:-dhtfs}
+subnet=${DHTFS_NETNS_SUBNET:-10.231.0}
 
 die() {
     echo "cluster.sh: $*" >&2
     exit 1
 }
 
+# alive PIDFILE: the process runs (a killed node nobody reaped yet is a
+# zombie, which kill -0 still finds).
 alive() {
-    [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+    local pid state
+    [ -f "$1" ] || return 1
+    pid=$(cat "$1")
+    state=$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) || return 1
+    [ -n "$state" ] && [ "$state" != Z ]
+}
+
+# Node i's endpoint host and port, and the command prefix that runs in its host.
+node_host() { if [ -f "$dir/netns" ]; then echo "$subnet.$((10 + $1))"; else echo 127.0.0.1; fi; }
+node_port() { if [ -f "$dir/netns" ]; then echo "$base"; else echo $(($base + $1)); fi; }
+
+netns_up() {
+    local n=$1 i br=$prefix-br
+    [ "$(id -u)" -eq 0 ] || die "--netns needs root (network namespaces)"
+    command -v ip >/dev/null || die "--netns needs iproute2 (ip)"
+    ip link show "$br" >/dev/null 2>&1 || {
+        ip link add "$br" type bridge
+        ip addr add "$subnet.1/24" dev "$br"
+        ip link set "$br" up
+    }
+    for ((i = 0; i < n; i++)); do
+        local ns=$prefix-n$i veth=$prefix-v$i
+        ip netns list | grep -qw "^$ns" && continue
+        ip netns add "$ns"
+        ip link add "$veth" type veth peer name eth0 netns "$ns"
+        ip link set "$veth" master "$br" up
+        ip -n "$ns" addr add "$subnet.$((10 + i))/24" dev eth0
+        ip -n "$ns" link set eth0 up
+        ip -n "$ns" link set lo up
+        ip -n "$ns" route add default via "$subnet.1"
+    done
+}
+
+netns_down() {
+    local ns
+    for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep "^$prefix-n[0-9]*$"); do
+        ip netns del "$ns" # its eth0 goes, and with it the veth's other end
+    done
+    ip link del "$prefix-br" 2>/dev/null || true
 }
 
 start() {
-    local n=${1:-3} i
+    local n=${1:-3} netns=${2:-} i
     [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 64)) || die "node count must be 1..64, got '$n'"
     [ -x "$bin/kvnode" ] || die "kvnode not found in $bin (build first, or set DHTFS_BIN)"
     mkdir -p "$dir"
+    if [ "$netns" = --netns ]; then
+        netns_up "$n"
+        echo "$prefix" >"$dir/netns"
+    elif [ -n "$netns" ]; then
+        die "unknown option '$netns' (only --netns)"
+    fi
+    local first="tcp://$(node_host 0):$(node_port 0)"
     for ((i = 0; i < n; i++)); do
-        local d=$dir/node$i port=$((base + i)) join=()
+        local d=$dir/node$i ep join=() run=()
+        ep="tcp://$(node_host "$i"):$(node_port "$i")"
         mkdir -p "$d"
         if alive "$d/pid"; then
             echo "node$i already running (pid $(cat "$d/pid"))"
             continue
         fi
         if ((i > 0)); then
-            join=(--join "tcp://127.0.0.1:$base")
+            join=(--join "$first")
+        fi
+        if [ -f "$dir/netns" ]; then
+            run=(ip netns exec "$prefix-n$i")
         fi
         # shellcheck disable=SC2086
-        setsid "$bin/kvnode" --listen "tcp://127.0.0.1:$port" "${join[@]}" --data "$d/data" \
+        setsid "${run[@]}" "$bin/kvnode" --listen "$ep" "${join[@]}" --data "$d/data" \
             ${KVNODE_ARGS:-} </dev/null >>"$d/log" 2>&1 &
         echo $! >"$d/pid"
-        echo "node$i: tcp://127.0.0.1:$port pid $! (log $d/log)"
+        echo "node$i: $ep pid $! (log $d/log)"
         sleep 0.3
         kill -0 "$(cat "$d/pid")" 2>/dev/null || die "node$i exited at once; see $d/log"
     done
     # Wait until the ring has all nodes linked (bounded).
     for ((i = 0; i < 100; i++)); do
         local count
-        count=$("$bin/dhtctl" --peer "tcp://127.0.0.1:$base" --timeout-ms 500 ring --json 2>/dev/null |
+        count=$("$bin/dhtctl" --peer "$first" --timeout-ms 500 ring --json 2>/dev/null |
             grep -o '"addr"' | wc -l || true)
         if [ "$count" = "$n" ]; then
             echo "ring of $n nodes is up"
@@ -91,6 +151,11 @@ stop() {
         rm -f "$f"
     done
     [ "$any" = 1 ] || echo "no node running under $dir"
+    if [ -f "$dir/netns" ]; then
+        netns_down
+        rm -f "$dir/netns"
+        echo "removed the network namespaces and bridge"
+    fi
 }
 
 status() {
@@ -105,7 +170,7 @@ status() {
         fi
     done
     if ((running > 0)); then
-        "$bin/dhtctl" --peer "tcp://127.0.0.1:$base" ring || true
+        "$bin/dhtctl" --peer "tcp://$(node_host 0):$(node_port 0)" ring || true
     else
         echo "no node running under $dir"
         return 3
@@ -113,11 +178,11 @@ status() {
 }
 
 case "${1:-}" in
-start) start "${2:-3}" ;;
+start) start "${2:-3}" "${3:-}" ;;
 stop) stop ;;
 status) status ;;
 *)
-    echo "usage: cluster.sh start [N] | stop | status" >&2
+    echo "usage: cluster.sh start [N] [--netns] | stop | status" >&2
     exit 2
     ;;
 esac
