@@ -822,6 +822,8 @@ static void join_fail(node_t *n, int status, const char *fmt, ...)
 
 static void join_fail(node_t *n, int status, const char *fmt, ...)
 {
+    if (n->leaving)
+        return; /* told to leave while joining: that is a clean exit */
     char msg[512];
     va_list ap;
     va_start(ap, fmt);
@@ -935,6 +937,16 @@ static void on_join_find(int rc, const wire_msg_t *r, void *arg)
             join_send_info(n);
             return;
         }
+        if (rc == -ESHUTDOWN && n->njoin_alt > 0) {
+            /* The bootstrap is leaving: join through a node it named. */
+            n->njoin_alt--;
+            log_warn("join", "%s is leaving; joining through %s instead", n->cfg.join,
+                     n->join_alt[n->njoin_alt]);
+            snprintf(n->cfg.join, sizeof n->cfg.join, "%s", n->join_alt[n->njoin_alt]);
+            n->join_attempts = 0;
+            join_send_info(n);
+            return;
+        }
         join_fail(n, NODE_EXIT_UNAVAILABLE, "lookup of our id through %s failed: %s", n->cfg.join,
                   strerror(-rc));
         return;
@@ -993,6 +1005,11 @@ static void on_join_info(int rc, const wire_msg_t *r, void *arg)
                   rc == -ETIMEDOUT ? "no answer (is a node running there?)" : strerror(-rc));
         return;
     }
+    n->njoin_alt = 0;
+    for (size_t i = 0; i < r->nsucc && n->njoin_alt < WIRE_SUCC_MAX; i++)
+        if (r->succ[i].id != n->self &&
+            endpoint_normalize(r->succ[i].addr, n->join_alt[n->njoin_alt], ENDPOINT_MAX, NULL) == 0)
+            n->njoin_alt++;
     const struct {
         const char *what;
         unsigned theirs, ours;

@@ -55,6 +55,9 @@ struct node {
 
     join_phase_t join_phase;
     unsigned join_attempts;
+    /* Other ring members the bootstrap named, to join through if it leaves. */
+    char join_alt[WIRE_SUCC_MAX][ENDPOINT_MAX];
+    unsigned njoin_alt;
     unsigned next_finger;
     bool fixing;
     bool stabilizing;
