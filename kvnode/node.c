@@ -794,12 +794,16 @@ static void fix_fingers(node_t *n)
     find_local(n, ring_state_finger_start(n->rs, i), on_finger_found, (void *)(uintptr_t)i);
 }
 
+static void rejoin_isolated(node_t *n);
+
 static void tick(loop_t *loop, void *arg)
 {
     node_t *n = arg;
     n->tick_timer = 0;
     if (n->leaving)
         return;
+    if (++n->ticks % 8 == 0)
+        rejoin_isolated(n);
     stabilize(n);
     check_predecessor(n);
     /* Several fingers per round: most of them collapse by spreading. */
@@ -829,6 +833,13 @@ static void join_fail(node_t *n, int status, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    if (n->rejoining) {
+        /* A failed rejoin is not fatal: we keep serving and try another peer later. */
+        log_debug("ring", "rejoin through %s failed: %s", n->cfg.join, msg);
+        n->rejoining = false;
+        n->join_phase = JOIN_DONE;
+        return;
+    }
     log_error("join", "%s", msg);
     fprintf(stderr, "kvnode: %s\n", msg);
     n->exit_status = status;
@@ -904,6 +915,9 @@ static void on_join_link(int rc, const wire_msg_t *r, void *arg)
                   strerror(-rc));
         return;
     }
+    if (n->rejoining)
+        log_warn("ring", "was isolated; rejoined the ring through %s", n->cfg.join);
+    n->rejoining = false;
     ring_id_t list[WIRE_SUCC_MAX];
     size_t k = 0;
     for (size_t i = 0; i < r->nsucc; i++)
@@ -1042,6 +1056,37 @@ static void join_send_info(node_t *n)
     wire_init(&req, WIRE_INFO, 0);
     if (rpc_call(n->rpc, n->cfg.join, &req, n->cfg.timeout_ms, on_join_info, n) < 0)
         join_fail(n, NODE_EXIT_FAILURE, "cannot send to %s", n->cfg.join);
+}
+
+/*
+ * Every successor we had failed within one detection period and we are
+ * alone, though the ring may live on without us (Chord cannot re-merge
+ * that by itself). Look ourselves up through a peer we remember, as a
+ * join does; a failure just means trying another peer later.
+ */
+static void rejoin_isolated(node_t *n)
+{
+    if (n->join_phase != JOIN_DONE || n->rejoining || ring_state_succ(n->rs) != n->self)
+        return;
+    for (unsigned k = 0; k < BOOK_MAX; k++) {
+        book_entry_t *e = &n->book[(n->rejoin_cursor + k) % BOOK_MAX];
+        if (!e->used)
+            continue;
+        n->rejoin_cursor = (n->rejoin_cursor + k + 1) % BOOK_MAX;
+        n->rejoining = true;
+        n->join_phase = JOIN_FIND;
+        n->join_attempts = JOIN_ATTEMPTS; /* no retries: the next tick tries another */
+        snprintf(n->cfg.join, sizeof n->cfg.join, "%s", e->addr);
+        wire_msg_t req;
+        wire_init(&req, WIRE_FIND, 0);
+        req.key = n->self;
+        req.mode = WIRE_FIND_RECURSIVE;
+        if (rpc_call(n->rpc, n->cfg.join, &req, n->cfg.timeout_ms, on_join_find, n) < 0) {
+            n->rejoining = false;
+            n->join_phase = JOIN_DONE;
+        }
+        return;
+    }
 }
 
 /* ---------------------------------------------------------------- leave */

@@ -58,6 +58,10 @@ struct node {
     /* Other ring members the bootstrap named, to join through if it leaves. */
     char join_alt[WIRE_SUCC_MAX][ENDPOINT_MAX];
     unsigned njoin_alt;
+    /* Alone after all our successors failed: rejoining through the book. */
+    bool rejoining;
+    unsigned rejoin_cursor;
+    unsigned ticks;
     unsigned next_finger;
     bool fixing;
     bool stabilizing;
