@@ -79,7 +79,12 @@ static struct {
     double seconds;
     uint64_t seed;
     unsigned timeout_ms;
-} cfg = {.prefix = "kvl", .size = 1024, .keys = 1000, .conc = 1, .seed = 1, .timeout_ms = 2000,
+} cfg = {.prefix = "kvl",
+         .size = 1024,
+         .keys = 1000,
+         .conc = 1,
+         .seed = 1,
+         .timeout_ms = 2000,
          .warmup = -1};
 
 static double now_us(void)
@@ -167,7 +172,7 @@ static void make_key(long i, char *key, size_t cap)
 
 typedef struct slot {
     int idx;
-    long op_no;  /* operation number, warm-up included */
+    long op_no; /* operation number, warm-up included */
     long key;
     bool timed;
     double t0;
@@ -184,12 +189,12 @@ typedef struct slot {
 } slot_t;
 
 static struct {
-    long issued;     /* operations started, warm-up included */
+    long issued; /* operations started, warm-up included */
     long timed_started;
-    long active;     /* operations in flight */
-    double t_first;  /* first timed start */
-    double t_last;   /* last timed completion */
-    double t_stop;   /* no new operation after this (0: none) */
+    long active;    /* operations in flight */
+    double t_first; /* first timed start */
+    double t_last;  /* last timed completion */
+    double t_stop;  /* no new operation after this (0: none) */
     double *lat;
     long nlat, cap;
     long errors, timeouts, missing, wrong, other;
@@ -297,8 +302,8 @@ static void dht_start(slot_t *s)
     s->t0 = now_us();
     if (cfg.put) {
         make_value(s->key, s->val);
-        rc = kvc_put(kvc, key, strlen(key), s->val, cfg.size, KVC_PUT_ALWAYS,
-                     (kv_version_t){0, 0}, dht_done, s);
+        rc = kvc_put(kvc, key, strlen(key), s->val, cfg.size, KVC_PUT_ALWAYS, (kv_version_t){0, 0},
+                     dht_done, s);
     } else {
         rc = kvc_get(kvc, key, strlen(key), dht_done, s);
     }
@@ -569,36 +574,76 @@ static size_t parse_size(const char *s)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"peer", required_argument, NULL, 'p'},    {"memcached", required_argument, NULL, 'm'},
-        {"op", required_argument, NULL, 'o'},      {"size", required_argument, NULL, 'z'},
-        {"keys", required_argument, NULL, 'k'},    {"concurrency", required_argument, NULL, 'c'},
-        {"seconds", required_argument, NULL, 's'}, {"ops", required_argument, NULL, 'n'},
-        {"prefix", required_argument, NULL, 'P'},  {"seed", required_argument, NULL, 'S'},
-        {"warmup", required_argument, NULL, 'w'},  {"timeout-ms", required_argument, NULL, 't'},
-        {"label", required_argument, NULL, 'L'},   {"test", required_argument, NULL, 'T'},
-        {"run", required_argument, NULL, 'R'},     {"help", no_argument, NULL, 'h'},
+        {"peer", required_argument, NULL, 'p'},
+        {"memcached", required_argument, NULL, 'm'},
+        {"op", required_argument, NULL, 'o'},
+        {"size", required_argument, NULL, 'z'},
+        {"keys", required_argument, NULL, 'k'},
+        {"concurrency", required_argument, NULL, 'c'},
+        {"seconds", required_argument, NULL, 's'},
+        {"ops", required_argument, NULL, 'n'},
+        {"prefix", required_argument, NULL, 'P'},
+        {"seed", required_argument, NULL, 'S'},
+        {"warmup", required_argument, NULL, 'w'},
+        {"timeout-ms", required_argument, NULL, 't'},
+        {"label", required_argument, NULL, 'L'},
+        {"test", required_argument, NULL, 'T'},
+        {"run", required_argument, NULL, 'R'},
+        {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
     const char *op = NULL;
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (o) {
-        case 'p': cfg.peers = optarg; break;
-        case 'm': cfg.memcached = optarg; break;
-        case 'o': op = optarg; break;
-        case 'z': cfg.size = parse_size(optarg); break;
-        case 'k': cfg.keys = atol(optarg); break;
-        case 'c': cfg.conc = atol(optarg); break;
-        case 's': cfg.seconds = atof(optarg); break;
-        case 'n': cfg.ops = atol(optarg); break;
-        case 'P': cfg.prefix = optarg; break;
-        case 'S': cfg.seed = strtoull(optarg, NULL, 0); break;
-        case 'w': cfg.warmup = atol(optarg); break;
-        case 't': cfg.timeout_ms = (unsigned)atol(optarg); break;
-        case 'L': cfg.label = optarg; break;
-        case 'T': cfg.test = optarg; break;
-        case 'R': cfg.run = optarg; break;
-        default: usage(); return 2;
+        case 'p':
+            cfg.peers = optarg;
+            break;
+        case 'm':
+            cfg.memcached = optarg;
+            break;
+        case 'o':
+            op = optarg;
+            break;
+        case 'z':
+            cfg.size = parse_size(optarg);
+            break;
+        case 'k':
+            cfg.keys = atol(optarg);
+            break;
+        case 'c':
+            cfg.conc = atol(optarg);
+            break;
+        case 's':
+            cfg.seconds = atof(optarg);
+            break;
+        case 'n':
+            cfg.ops = atol(optarg);
+            break;
+        case 'P':
+            cfg.prefix = optarg;
+            break;
+        case 'S':
+            cfg.seed = strtoull(optarg, NULL, 0);
+            break;
+        case 'w':
+            cfg.warmup = atol(optarg);
+            break;
+        case 't':
+            cfg.timeout_ms = (unsigned)atol(optarg);
+            break;
+        case 'L':
+            cfg.label = optarg;
+            break;
+        case 'T':
+            cfg.test = optarg;
+            break;
+        case 'R':
+            cfg.run = optarg;
+            break;
+        default:
+            usage();
+            return 2;
         }
     }
     if (!op || (strcmp(op, "put") && strcmp(op, "get")) || !!cfg.peers == !!cfg.memcached ||

@@ -142,8 +142,8 @@ static int call(const char *addr, wire_msg_t *req, wire_msg_t *rep)
         if (rep->type == WIRE_ERROR) {
             static int shown;
             if (shown++ < 5)
-                fprintf(stderr, "lookup-latency: %s answered ERROR %d: %s\n", addr,
-                        rep->err_code, rep->err_msg);
+                fprintf(stderr, "lookup-latency: %s answered ERROR %d: %s\n", addr, rep->err_code,
+                        rep->err_msg);
             return rep->err_code > 0 ? -rep->err_code : -EIO;
         }
         if (rep->type != (req->type | WIRE_REPLY))
@@ -251,8 +251,13 @@ static one_t do_exec(const char *ep, long i)
 {
     char key[64];
     snprintf(key, sizeof key, "bench-%ld", i);
-    char *argv[] = {(char *)g_dhtctl, "--peer", (char *)ep, "lookup", key,
-                    g_exec_iter ? "--iterative" : "--recursive", NULL};
+    char *argv[] = {(char *)g_dhtctl,
+                    "--peer",
+                    (char *)ep,
+                    "lookup",
+                    key,
+                    g_exec_iter ? "--iterative" : "--recursive",
+                    NULL};
     char *help[] = {(char *)g_dhtctl, "--help", NULL};
     posix_spawn_file_actions_t fa;
     posix_spawn_file_actions_init(&fa);
