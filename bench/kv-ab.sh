@@ -30,15 +30,12 @@ set -euo pipefail
 ROUNDS=${1:-4}
 shift || true
 [ $# -ge 2 ] || { echo "usage: kv-ab.sh ROUNDS NAME=SRC_DIR:BUILD_DIR NAME=SRC_DIR:BUILD_DIR [...]" >&2; exit 2; }
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 RESULTS_DIR=${RESULTS_DIR:-/tmp/bench/results}
 SECS=${SECS:-2}
 KEYS_1K=${KEYS_1K:-100000}
 KEYS_1M=${KEYS_1M:-256}
-if [ -z "${DATA_ROOT:-}" ]; then
-    DATA_ROOT=/tmp
-    [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && DATA_ROOT=/dev/shm
-fi
+bench_data_root
 
 NAMES=()
 declare -A SRC BLD KL EPS RPIDS
@@ -52,31 +49,13 @@ for spec in "$@"; do
     done
 done
 
-T=$(mktemp -d "$DATA_ROOT/dhtfs-kv-ab.XXXXXX")
-PIDS=()
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    exec 3>&2 2>/dev/null # no "Killed" job notices
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    exec 2>&3 3>&-
-    if [ "$rc" -ne 0 ]; then
-        for f in "$T"/*.log; do [ -f "$f" ] && { echo "=== $f" >&2; tail -n 20 "$f" >&2; }; done
-    fi
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmpdir dhtfs-kv-ab "$DATA_ROOT"
 
 mkdir -p "$RESULTS_DIR/kv"
 for name in "${NAMES[@]}"; do
     b=${BLD[$name]} s=${SRC[$name]}
-    mkdir -p "$b/bench-bin"
     KL[$name]=$b/bench-bin/kv-load-ab
-    cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I "$s/kvnode" -I "$s/ringlib" -o "${KL[$name]}" \
-        "$HERE/kv-load.c" "$b/kvnode/libkvio.a" "$b/ringlib/libring.a" -lzmq -lsodium -lm
+    bench_build_kvload "$s" "$b" "${KL[$name]}"
 done
 
 start_ring() { # NAME

@@ -37,71 +37,23 @@
 # Typical time: ~60 s per round + ~10 s setup on 2 vCPUs.
 set -euo pipefail
 ROUNDS=${1:-3}
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-SHARED=$(cd "$ROOT/../shared/bench" && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-kvbench}
-BIN_DIR=${BIN_DIR:-$BUILD_DIR/bench-bin}
-RESULTS_DIR=${RESULTS_DIR:-/tmp/bench/results}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths build-kvbench
 SECS=${SECS:-2}
 N_ZMQ=${N_ZMQ:-5000}
 N_ZMQ_1M=${N_ZMQ_1M:-200}
 KEYS_1K=${KEYS_1K:-100000}
 KEYS_1M=${KEYS_1M:-256}
-KVNODE=$BUILD_DIR/kvnode/kvnode
-DHTCTL=$BUILD_DIR/kvnode/dhtctl
-FREEPORT=$BUILD_DIR/tests/freeport
-for f in "$KVNODE" "$DHTCTL" "$FREEPORT" "$BUILD_DIR/kvnode/libkvio.a" "$BUILD_DIR/ringlib/libring.a"; do
-    [ -e "$f" ] || { echo "kv-bench: $f missing; run scripts/build.sh $BUILD_DIR" >&2; exit 2; }
-done
+bench_require kv-bench "$KVNODE" "$DHTCTL" "$FREEPORT" "$BUILD_DIR/kvnode/libkvio.a" "$BUILD_DIR/ringlib/libring.a"
 command -v memcached >/dev/null || { echo "kv-bench: memcached missing: apt-get install memcached" >&2; exit 2; }
-if [ -z "${DATA_ROOT:-}" ]; then
-    DATA_ROOT=/tmp
-    [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && DATA_ROOT=/dev/shm
-fi
+bench_data_root
 
-T=$(mktemp -d "$DATA_ROOT/dhtfs-kv-bench.XXXXXX")
-PIDS=()
-declare -A NODE_PID_SET
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    # The data is thrown away: no graceful leave (all nodes leaving at once
-    # only log hand-off warnings). SIGKILL for the nodes, SIGTERM otherwise.
-    exec 3>&2 2>/dev/null # no "Killed" job notices
-    for pid in "${PIDS[@]}"; do
-        if [ -n "${NODE_PID_SET[$pid]:-}" ]; then kill -KILL "$pid" 2>/dev/null || true
-        else kill -TERM "$pid" 2>/dev/null || true; fi
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    exec 2>&3 3>&-
-    if [ "$rc" -ne 0 ]; then
-        for f in "$T"/*.log; do
-            [ -f "$f" ] && { echo "=== $f" >&2; tail -n 20 "$f" >&2; }
-        done
-    fi
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmpdir dhtfs-kv-bench "$DATA_ROOT"
 
 # ---- build the clients (into BIN_DIR, nothing added to CMake)
 mkdir -p "$BIN_DIR" "$RESULTS_DIR/kv"
 KL=$BIN_DIR/kv-load
-if [ ! -x "$KL" ] || [ "$HERE/kv-load.c" -nt "$KL" ] ||
-    [ "$BUILD_DIR/kvnode/libkvio.a" -nt "$KL" ] || [ "$BUILD_DIR/ringlib/libring.a" -nt "$KL" ]; then
-    cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I "$ROOT/kvnode" -I "$ROOT/ringlib" -o "$KL" \
-        "$HERE/kv-load.c" "$BUILD_DIR/kvnode/libkvio.a" "$BUILD_DIR/ringlib/libring.a" \
-        -lzmq -lsodium -lm
-fi
+bench_build_kvload "$ROOT" "$BUILD_DIR" "$KL"
 # zmq-rtt.c's REP server sets ZMQ_LINGER 0 and exits right after its last
 # reply, which can drop that reply: with 1 MiB messages about 1 run in 5 then
 # hangs forever (1 in 30 at 64 KiB, not seen at 64 B). The copy built here
@@ -112,9 +64,8 @@ if [ ! -x "$ZR" ] || [ "$SHARED/zmq-rtt.c" -nt "$ZR" ] || [ "$0" -nt "$ZR" ]; th
         "$SHARED/zmq-rtt.c" >"$BIN_DIR/zmq-rtt-linger.c"
     grep -q 'linger = -1; /\* kv-bench.sh' "$BIN_DIR/zmq-rtt-linger.c" ||
         echo "kv-bench: warning: zmq-rtt.c changed, linger patch not applied" >&2
-    # shellcheck disable=SC2046  # pkg-config flags must split into words
-    cc -O2 -Wall -o "$ZR" "$BIN_DIR/zmq-rtt-linger.c" $(pkg-config --cflags --libs libzmq)
 fi
+bench_build_zmq_rtt "$ZR" "$BIN_DIR/zmq-rtt-linger.c"
 
 # ---- rings and memcached
 T0=$(date +%s)
@@ -131,7 +82,6 @@ start_ring() { # NAME NODES
         args+=(--id "$(printf '0x%x' $((i * (0x7fffffffffffffff / n * 2 + 1))))")
         "$KVNODE" "${args[@]}" </dev/null >"$T/$name-n$i.log" 2>&1 &
         PIDS+=($!)
-        NODE_PID_SET[$!]=1
         eps+=${eps:+,}tcp://127.0.0.1:${ports[$i]}
         sleep 0.2
     done
@@ -166,6 +116,7 @@ u=()
 [ "$(id -u)" = 0 ] && u=(-u root)
 memcached -l 127.0.0.1 -p "$MC_PORT" -U 0 -m 2048 -t 2 -c 1024 -I 2m "${u[@]}" >"$T/memcached.log" 2>&1 &
 PIDS+=($!)
+TERM_PIDS[$!]=1
 for ((w = 0; w < 50; w++)); do
     (exec 3<>"/dev/tcp/127.0.0.1/$MC_PORT") 2>/dev/null && break
     sleep 0.1

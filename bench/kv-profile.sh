@@ -21,48 +21,16 @@
 # Typical time: ~30 s per round.
 set -euo pipefail
 ROUNDS=${1:-3}
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-kvbench}
-BIN_DIR=${BIN_DIR:-$BUILD_DIR/bench-bin}
-RESULTS_DIR=${RESULTS_DIR:-/tmp/bench/results}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths build-kvbench
 SECS=${SECS:-2}
-KVNODE=$BUILD_DIR/kvnode/kvnode
-DHTCTL=$BUILD_DIR/kvnode/dhtctl
-FREEPORT=$BUILD_DIR/tests/freeport
-for f in "$KVNODE" "$DHTCTL" "$FREEPORT" "$BUILD_DIR/kvnode/libkvio.a" "$BUILD_DIR/ringlib/libring.a"; do
-    [ -e "$f" ] || { echo "kv-profile: $f missing; run scripts/build.sh $BUILD_DIR" >&2; exit 2; }
-done
-if [ -z "${DATA_ROOT:-}" ]; then
-    DATA_ROOT=/tmp
-    [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && DATA_ROOT=/dev/shm
-fi
-T=$(mktemp -d "$DATA_ROOT/dhtfs-kv-profile.XXXXXX")
-PIDS=()
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    exec 3>&2 2>/dev/null # no "Killed" job notices
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    exec 2>&3 3>&-
-    if [ "$rc" -ne 0 ]; then
-        for f in "$T"/*.log; do [ -f "$f" ] && { echo "=== $f" >&2; tail -n 20 "$f" >&2; }; done
-    fi
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_require kv-profile "$KVNODE" "$DHTCTL" "$FREEPORT" "$BUILD_DIR/kvnode/libkvio.a" "$BUILD_DIR/ringlib/libring.a"
+bench_data_root
+bench_tmpdir dhtfs-kv-profile "$DATA_ROOT"
 
 mkdir -p "$BIN_DIR" "$RESULTS_DIR/kv"
 KL=$BIN_DIR/kv-load
-if [ ! -x "$KL" ] || [ "$HERE/kv-load.c" -nt "$KL" ] ||
-    [ "$BUILD_DIR/kvnode/libkvio.a" -nt "$KL" ] || [ "$BUILD_DIR/ringlib/libring.a" -nt "$KL" ]; then
-    cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I "$ROOT/kvnode" -I "$ROOT/ringlib" -o "$KL" \
-        "$HERE/kv-load.c" "$BUILD_DIR/kvnode/libkvio.a" "$BUILD_DIR/ringlib/libring.a" \
-        -lzmq -lsodium -lm
-fi
+bench_build_kvload "$ROOT" "$BUILD_DIR" "$KL"
 
 declare -A EPS RPIDS
 start_ring() { # NAME [env assignments...]

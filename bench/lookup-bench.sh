@@ -33,49 +33,15 @@
 # and the median over many short rounds discards the rounds a load spike hit.
 set -euo pipefail
 ROUNDS=${1:-10}
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-SHARED=$(cd "$ROOT/../shared/bench" && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-bench}
-BIN_DIR=${BIN_DIR:-$BUILD_DIR/bench-bin}
-RESULTS_DIR=${RESULTS_DIR:-/tmp/bench/results}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths build-bench
 NODES=${NODES:-5}
 N_LOOKUP=${N_LOOKUP:-4000}
 N_ZMQ=${N_ZMQ:-10000}
 N_EXEC=${N_EXEC:-100}
-KVNODE=$BUILD_DIR/kvnode/kvnode
-DHTCTL=$BUILD_DIR/kvnode/dhtctl
-FREEPORT=$BUILD_DIR/tests/freeport
-for f in "$KVNODE" "$DHTCTL" "$FREEPORT" "$BUILD_DIR/ringlib/libring.a"; do
-    [ -e "$f" ] || { echo "lookup-bench: $f missing; run scripts/build.sh $BUILD_DIR" >&2; exit 2; }
-done
+bench_require lookup-bench "$KVNODE" "$DHTCTL" "$FREEPORT" "$BUILD_DIR/ringlib/libring.a"
 
-T=$(mktemp -d /tmp/dhtfs-lookup-bench.XXXXXX)
-PIDS=()
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 30); do
-            kill -0 "$pid" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$pid" 2>/dev/null || true
-        wait "$pid" 2>/dev/null || true
-    done
-    if [ "$rc" -ne 0 ]; then
-        for f in "$T"/*.log; do
-            [ -f "$f" ] && { echo "=== $f" >&2; tail -n 20 "$f" >&2; }
-        done
-    fi
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmpdir dhtfs-lookup-bench "/tmp"
 
 # ---- build the clients (into BIN_DIR, nothing added to CMake)
 mkdir -p "$BIN_DIR" "$RESULTS_DIR/ring"
@@ -87,10 +53,7 @@ if [ ! -x "$LL" ] || [ "$HERE/lookup-latency.c" -nt "$LL" ] ||
         "$HERE/lookup-latency.c" "$BUILD_DIR/ringlib/libring.a" \
         $(pkg-config --cflags --libs libzmq libsodium)
 fi
-if [ ! -x "$ZR" ] || [ "$SHARED/zmq-rtt.c" -nt "$ZR" ]; then
-    # shellcheck disable=SC2046
-    cc -O2 -Wall -o "$ZR" "$SHARED/zmq-rtt.c" $(pkg-config --cflags --libs libzmq)
-fi
+bench_build_zmq_rtt "$ZR"
 
 # ---- start the ring
 mapfile -t PORTS < <("$FREEPORT" $((NODES + 2)))

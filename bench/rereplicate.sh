@@ -42,12 +42,8 @@
 # REPEAT=2 (default) runs the D list, then the list reversed.
 # Typical time: ~10 s for D=100, ~15 s for 400, ~25 s for 1000 on 2 vCPUs.
 set -euo pipefail
-HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-ROOT=$(cd "$HERE/.." && pwd)
-SHARED=$(cd "$ROOT/../shared/bench" && pwd)
-BUILD_DIR=${BUILD_DIR:-$ROOT/build-kvbench}
-BIN_DIR=${BIN_DIR:-$BUILD_DIR/bench-bin}
-RESULTS_DIR=${RESULTS_DIR:-/tmp/bench/results}
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths build-kvbench
 NODES=${NODES:-4}
 VICTIM=${VICTIM:-1}
 CONC=${CONC:-4}
@@ -60,53 +56,19 @@ RUNS=("${DS[@]}")
 if [ "${REPEAT:-2}" -ge 2 ]; then
     for ((k = ${#DS[@]} - 1; k >= 0; k--)); do RUNS+=("${DS[$k]}"); done
 fi
-KVNODE=$BUILD_DIR/kvnode/kvnode
-DHTCTL=$BUILD_DIR/kvnode/dhtctl
-FREEPORT=$BUILD_DIR/tests/freeport
-for f in "$KVNODE" "$DHTCTL" "$FREEPORT" "$BUILD_DIR/kvnode/libkvio.a" "$BUILD_DIR/ringlib/libring.a"; do
-    [ -e "$f" ] || { echo "rereplicate: $f missing; run scripts/build.sh $BUILD_DIR" >&2; exit 2; }
-done
-if [ -z "${DATA_ROOT:-}" ]; then
-    DATA_ROOT=/tmp
-    [ "$(stat -f -c %T /dev/shm 2>/dev/null)" = tmpfs ] && DATA_ROOT=/dev/shm
-fi
+bench_require rereplicate "$KVNODE" "$DHTCTL" "$FREEPORT" "$BUILD_DIR/kvnode/libkvio.a" "$BUILD_DIR/ringlib/libring.a"
+bench_data_root
 
-T=$(mktemp -d "$DATA_ROOT/dhtfs-rerep.XXXXXX")
-PIDS=()
-cleanup() {
-    local rc=$? pid
-    trap - EXIT INT TERM
-    exec 3>&2 2>/dev/null # no "Killed" job notices
-    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    exec 2>&3 3>&-
-    if [ "$rc" -ne 0 ]; then
-        for f in "$T"/*.log; do
-            [ -f "$f" ] && { echo "=== $f" >&2; tail -n 20 "$f" >&2; }
-        done
-    fi
-    if [ "${KEEP:-0}" = 1 ]; then echo "kept $T" >&2; else rm -rf "$T"; fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+bench_tmpdir dhtfs-rerep "$DATA_ROOT"
 
 # ---- tools (into BIN_DIR)
 mkdir -p "$BIN_DIR" "$RESULTS_DIR/kv"
 KL=$BIN_DIR/kv-load CR=$BIN_DIR/copy-rate ZR=$BIN_DIR/zmq-rtt
-if [ ! -x "$KL" ] || [ "$HERE/kv-load.c" -nt "$KL" ] ||
-    [ "$BUILD_DIR/kvnode/libkvio.a" -nt "$KL" ] || [ "$BUILD_DIR/ringlib/libring.a" -nt "$KL" ]; then
-    cc -O2 -std=c11 -D_GNU_SOURCE -Wall -Wextra -I "$ROOT/kvnode" -I "$ROOT/ringlib" -o "$KL" \
-        "$HERE/kv-load.c" "$BUILD_DIR/kvnode/libkvio.a" "$BUILD_DIR/ringlib/libring.a" \
-        -lzmq -lsodium -lm
-fi
+bench_build_kvload "$ROOT" "$BUILD_DIR" "$KL"
 if [ ! -x "$CR" ] || [ "$HERE/copy-rate.c" -nt "$CR" ]; then
     cc -O2 -Wall -Wextra -o "$CR" "$HERE/copy-rate.c"
 fi
-if [ ! -x "$ZR" ] || [ "$SHARED/zmq-rtt.c" -nt "$ZR" ]; then
-    # shellcheck disable=SC2046  # pkg-config flags must split into words
-    cc -O2 -Wall -o "$ZR" "$SHARED/zmq-rtt.c" $(pkg-config --cflags --libs libzmq)
-fi
+bench_build_zmq_rtt "$ZR"
 
 KV=$RESULTS_DIR/kv/rerep-$(date +%Y%m%d-%H%M%S).kv
 TL=${KV%.kv}.timeline
