@@ -466,14 +466,6 @@ static void on_local_commit(int rc, void *arg)
 }
 
 /* Read repair: bring replicas that answered with older data up to date. */
-static void on_repair_done(int rc, const wire_msg_t *r, void *arg)
-{
-    (void)r;
-    (void)arg;
-    if (rc < 0 && rc != -ECANCELED)
-        log_debug("kv", "read repair not acknowledged: %s", strerror(-rc));
-}
-
 static void op_repair(kv_op_t *op)
 {
     unsigned stale[KV_QUORUM_MAX];
@@ -496,7 +488,7 @@ static void op_repair(kv_op_t *op)
         req.flags = op->flags;
         req.value = op->value;
         req.value_len = op->value_len;
-        rpc_call(op->n->rpc, addr, &req, op->n->cfg.timeout_ms, on_repair_done, NULL);
+        rpc_call(op->n->rpc, addr, &req, op->n->cfg.timeout_ms, rpc_ignore_answer, "read repair");
     }
 }
 
@@ -1032,14 +1024,6 @@ typedef struct {
     uint8_t key[PURGE_BATCH][WIRE_KEY_MAX];
 } purge_t;
 
-static void on_purge_done(int rc, const wire_msg_t *r, void *arg)
-{
-    (void)r;
-    (void)arg;
-    if (rc < 0 && rc != -ECANCELED)
-        log_debug("kv", "purge not acknowledged: %s", strerror(-rc));
-}
-
 static int collect_purge(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *rec,
                          void *arg)
 {
@@ -1092,21 +1076,14 @@ static void purge_tombstones(node_t *n, ring_id_t lo, ring_id_t hi)
         for (size_t i = 1; i < nrep; i++) {
             const char *addr = node_book_get(n, reps[i]);
             if (addr)
-                rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_purge_done, NULL);
+                rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, rpc_ignore_answer,
+                         "tombstone purge");
         }
         purge_local(n, p->key[k], p->key_len[k], p->version[k]);
     }
     if (p->count)
         log_info("kv", "purged %u tombstones older than %u s", p->count, n->cfg.tombstone_grace_s);
     free(p);
-}
-
-static void on_drop_sent(int rc, const wire_msg_t *r, void *arg)
-{
-    (void)r;
-    (void)arg;
-    if (rc < 0 && rc != -ECANCELED)
-        log_debug("kv", "drop request refused: %s", strerror(-rc));
 }
 
 /*
@@ -1129,7 +1106,7 @@ static void drop_extra_copies(node_t *n, ring_id_t lo, ring_id_t hi)
     req.lo = lo;
     req.hi = hi;
     node_fill(n, &req.node, n->self);
-    rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_drop_sent, NULL);
+    rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, rpc_ignore_answer, "drop request");
 }
 
 static void round_account(struct kv *kv, uint64_t missing)
@@ -1227,14 +1204,6 @@ static void on_round_session(sync_t *s)
     round_account(s->n->kv, kv_sync_missing(s->ks));
 }
 
-static void on_pull_sent(int rc, const wire_msg_t *r, void *arg)
-{
-    (void)r;
-    (void)arg;
-    if (rc < 0 && rc != -ECANCELED)
-        log_debug("kv", "pull request failed: %s", strerror(-rc));
-}
-
 void kv_tick(node_t *n)
 {
     struct kv *kv = n->kv;
@@ -1279,7 +1248,7 @@ void kv_tick(node_t *n)
         req.hi = n->self;
         node_fill(n, &req.node, n->self);
         if (addr)
-            rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_pull_sent, NULL);
+            rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, rpc_ignore_answer, "pull request");
     }
     round_account(kv, 0);
 }

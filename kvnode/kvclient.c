@@ -51,7 +51,6 @@ typedef struct op {
     char target[ENDPOINT_MAX];
     char next_hint[ENDPOINT_MAX]; /* where the retry goes, if known */
     uint64_t timer;
-    bool in_flight;
     kvc_done_fn done;
     kvc_lookup_fn ldone;
     void *arg;
@@ -224,7 +223,6 @@ static void on_kv_reply(int rc, const wire_msg_t *r, void *arg)
 {
     op_t *op = arg;
     kvc_t *c = op->c;
-    op->in_flight = false;
     if (rc == -ECANCELED) {
         complete(op, rc, NULL, "client shut down");
         return;
@@ -285,14 +283,12 @@ static void send_kv(op_t *op, const char *addr)
         retry(op, "cannot send");
         return;
     }
-    op->in_flight = true;
 }
 
 static void on_find_reply(int rc, const wire_msg_t *r, void *arg)
 {
     op_t *op = arg;
     kvc_t *c = op->c;
-    op->in_flight = false;
     if (rc == -ECANCELED) {
         complete(op, rc, NULL, "client shut down");
         return;
@@ -334,7 +330,6 @@ static void find(op_t *op)
         retry(op, "cannot send");
         return;
     }
-    op->in_flight = true;
 }
 
 static void dispatch(op_t *op)

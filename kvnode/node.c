@@ -725,14 +725,6 @@ static void stabilize(node_t *n)
     }
 }
 
-static void on_notify_done(int rc, const wire_msg_t *r, void *arg)
-{
-    (void)r;
-    (void)arg;
-    if (rc < 0 && rc != -ECANCELED)
-        log_debug("ring", "notify failed: %s", strerror(-rc));
-}
-
 static void send_notify(node_t *n, ring_id_t to, uint8_t role)
 {
     const char *addr = node_book_get(n, to);
@@ -742,7 +734,7 @@ static void send_notify(node_t *n, ring_id_t to, uint8_t role)
     wire_init(&req, WIRE_NOTIFY, 0);
     node_fill(n, &req.node, n->self);
     req.role = role;
-    rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_notify_done, NULL);
+    rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, rpc_ignore_answer, "notify");
 }
 
 static void on_pred_ping(int rc, const wire_msg_t *r, void *arg)

@@ -331,6 +331,13 @@ int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms,
     return 0;
 }
 
+void rpc_ignore_answer(int rc, const wire_msg_t *reply, void *what)
+{
+    (void)reply;
+    if (rc < 0 && rc != -ECANCELED)
+        log_debug("rpc", "%s not acknowledged: %s", (const char *)what, strerror(-rc));
+}
+
 void rpc_reset_peer(rpc_t *rpc, const char *addr)
 {
     for (conn_t *c = rpc->conns; c; c = c->next)

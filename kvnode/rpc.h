@@ -43,6 +43,13 @@ void rpc_destroy(rpc_t **rpc);
 int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms, rpc_done_fn done,
              void *arg);
 
+/*
+ * A done callback for requests whose answer changes nothing (notifications,
+ * repairs): a failure is logged at debug level. Pass a static string naming
+ * the request as the call's arg.
+ */
+void rpc_ignore_answer(int rc, const wire_msg_t *reply, void *what);
+
 /* Drop the cached connection to addr (pending calls to it fail -ETIMEDOUT). */
 void rpc_reset_peer(rpc_t *rpc, const char *addr);
 
