@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 enum {
@@ -1343,6 +1344,11 @@ void kv_stats(node_t *n, wire_msg_t *r)
     r->under_replicated = under < primary ? under : primary;
     r->stored_keys = store_count(n->store);
     r->bytes = store_bytes(n->store);
+    struct statvfs sv;
+    if (statvfs(n->cfg.data_dir, &sv) == 0) {
+        r->disk_total = (uint64_t)sv.f_blocks * sv.f_frsize;
+        r->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+    }
 }
 
 bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)

@@ -361,6 +361,8 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         put_u64(&w, m->stored_keys);
         put_u64(&w, m->under_replicated);
         put_u64(&w, m->bytes);
+        put_u64(&w, m->disk_total);
+        put_u64(&w, m->disk_free);
         break;
     case WIRE_REDIRECT:
         put_node(&w, &m->node);
@@ -535,6 +537,8 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         out->stored_keys = get_u64(&r);
         out->under_replicated = get_u64(&r);
         out->bytes = get_u64(&r);
+        out->disk_total = get_u64(&r);
+        out->disk_free = get_u64(&r);
         break;
     case WIRE_REDIRECT:
         get_node(&r, &out->node);

@@ -179,6 +179,7 @@ typedef struct {
     uint16_t want[WIRE_OFFER_MAX];
     /* STATS reply */
     uint64_t primary_keys, stored_keys, under_replicated, bytes;
+    uint64_t disk_total, disk_free; /* bytes of the file system holding the node's data */
 } wire_msg_t;
 
 /*
