@@ -266,7 +266,7 @@ int loop_run(loop_t *loop)
         loop->now = loop_clock_ms();
         /* Callbacks may add watches (appended past n) or mark any dead. */
         for (size_t i = 0; i < n && !loop->stop; i++) {
-            if (!(loop->items[i].revents & ZMQ_POLLIN) || loop->watches[i].dead)
+            if (!(loop->items[i].revents & (ZMQ_POLLIN | ZMQ_POLLERR)) || loop->watches[i].dead)
                 continue;
             watch_t w = loop->watches[i];
             w.fn(loop, w.zsock, w.fd, w.arg);

@@ -22,7 +22,10 @@ loop_t *loop_new(void);
 /* Frees the loop; sockets and fds registered in it are not closed. */
 void loop_destroy(loop_t **loop);
 
-/* Watch a ZeroMQ socket (or, with zsock NULL, fd) for input. 0 or -errno. */
+/*
+ * Watch a ZeroMQ socket (or, with zsock NULL, fd) for input; fn also runs
+ * when the fd reports an error (e.g. a FUSE device after unmount). 0 or -errno.
+ */
 int loop_add_socket(loop_t *loop, void *zsock, loop_io_fn fn, void *arg);
 int loop_add_fd(loop_t *loop, int fd, loop_io_fn fn, void *arg);
 /* Stop watching; safe from callbacks, also for the socket being served. */
