@@ -1,0 +1,208 @@
+/*
+ * fiber.c — ucontext fibers with pooled, guard-paged stacks.
+ *
+ * Stacks are mmap'd: the kernel commits only the pages a fiber touches, so
+ * a generous size costs address space, not memory.
+ */
+#include "fiber.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#define STACK_SIZE (256 * 1024)
+#define STACK_POOL_MAX 64
+
+struct fiber {
+    ucontext_t ctx;
+    void *stack;
+    void (*fn)(void *);
+    void *arg;
+    bool done;
+    bool queued;
+    fiber_t *next_ready;
+};
+
+struct fiber_waiter {
+    fiber_t *fiber;
+    fiber_waiter_t *next;
+};
+
+static ucontext_t loop_ctx;
+static fiber_t *current;
+static fiber_t *ready_head, *ready_tail;
+static void *stack_pool[STACK_POOL_MAX];
+static size_t stack_pool_len;
+static size_t alive;
+
+static void *stack_get(void)
+{
+    if (stack_pool_len > 0)
+        return stack_pool[--stack_pool_len];
+    long page = sysconf(_SC_PAGESIZE);
+    void *s = mmap(NULL, STACK_SIZE, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (s == MAP_FAILED)
+        return NULL;
+    /* The lowest page stays unmapped so an overflow faults instead of corrupting. */
+    mprotect(s, (size_t)page, PROT_NONE);
+    return s;
+}
+
+static void stack_put(void *s)
+{
+    if (stack_pool_len < STACK_POOL_MAX)
+        stack_pool[stack_pool_len++] = s;
+    else
+        munmap(s, STACK_SIZE);
+}
+
+static void trampoline(void)
+{
+    fiber_t *f = current;
+    f->fn(f->arg);
+    f->done = true;
+    /* uc_link returns to loop_ctx, saved by the resume that ran us. */
+}
+
+static void resume(fiber_t *f)
+{
+    fiber_t *prev = current;
+    current = f;
+    swapcontext(&loop_ctx, &f->ctx);
+    current = prev;
+    if (f->done) {
+        stack_put(f->stack);
+        free(f);
+        alive--;
+    }
+}
+
+static void run_ready(loop_t *loop, void *arg)
+{
+    (void)loop;
+    (void)arg;
+    fiber_t *f;
+    while ((f = ready_head) != NULL) {
+        ready_head = f->next_ready;
+        if (!ready_head)
+            ready_tail = NULL;
+        f->queued = false;
+        resume(f);
+    }
+}
+
+int fiber_init(loop_t *loop)
+{
+    loop_set_before_poll(loop, run_ready, NULL);
+    return 0;
+}
+
+void fiber_shutdown(void)
+{
+    while (stack_pool_len > 0)
+        munmap(stack_pool[--stack_pool_len], STACK_SIZE);
+}
+
+static void enqueue(fiber_t *f)
+{
+    if (f->queued)
+        return;
+    f->queued = true;
+    f->next_ready = NULL;
+    if (ready_tail)
+        ready_tail->next_ready = f;
+    else
+        ready_head = f;
+    ready_tail = f;
+}
+
+int fiber_spawn(void (*fn)(void *), void *arg)
+{
+    fiber_t *f = calloc(1, sizeof(*f));
+    if (!f)
+        return -ENOMEM;
+    f->stack = stack_get();
+    if (!f->stack) {
+        free(f);
+        return -ENOMEM;
+    }
+    f->fn = fn;
+    f->arg = arg;
+    getcontext(&f->ctx);
+    f->ctx.uc_stack.ss_sp = f->stack;
+    f->ctx.uc_stack.ss_size = STACK_SIZE;
+    f->ctx.uc_link = &loop_ctx;
+    makecontext(&f->ctx, trampoline, 0);
+    alive++;
+    if (current)
+        enqueue(f);
+    else
+        resume(f);
+    return 0;
+}
+
+fiber_t *fiber_self(void)
+{
+    return current;
+}
+
+void fiber_park(void)
+{
+    swapcontext(&current->ctx, &loop_ctx);
+}
+
+void fiber_wake(fiber_t *f)
+{
+    enqueue(f);
+}
+
+static void wake_timer(loop_t *loop, void *arg)
+{
+    (void)loop;
+    fiber_wake(arg);
+}
+
+void fiber_sleep(loop_t *loop, unsigned delay_ms)
+{
+    if (loop_timer_add(loop, delay_ms, wake_timer, current) == 0)
+        return;
+    fiber_park();
+}
+
+size_t fiber_count(void)
+{
+    return alive;
+}
+
+void fiber_mutex_lock(fiber_mutex_t *m)
+{
+    if (!m->held) {
+        m->held = true;
+        return;
+    }
+    fiber_waiter_t w = {.fiber = current, .next = NULL};
+    if (m->tail)
+        m->tail->next = &w;
+    else
+        m->head = &w;
+    m->tail = &w;
+    /* Ownership is handed over by unlock, so held stays true. */
+    fiber_park();
+}
+
+void fiber_mutex_unlock(fiber_mutex_t *m)
+{
+    fiber_waiter_t *w = m->head;
+    if (!w) {
+        m->held = false;
+        return;
+    }
+    m->head = w->next;
+    if (!m->head)
+        m->tail = NULL;
+    fiber_wake(w->fiber);
+}

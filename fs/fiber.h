@@ -1,0 +1,52 @@
+/*
+ * fiber.h — cooperative fibers on the process's one event loop.
+ *
+ * Every FUSE request runs as a fiber: it starts store operations, parks
+ * until their callbacks wake it, and goes on where it stopped. Fibers only
+ * switch when one parks, so state shared between them needs no locks
+ * except across a park (fiber_mutex_t). No thread ever blocks on a peer.
+ */
+#ifndef FIBER_H
+#define FIBER_H
+
+#include "loop.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef struct fiber fiber_t;
+
+/* Take over loop's before-poll hook to run woken fibers. 0 or -errno. */
+int fiber_init(loop_t *loop);
+/* Frees pooled stacks; fibers still parked are leaked (their owners are gone). */
+void fiber_shutdown(void);
+
+/*
+ * Run fn(arg) as a new fiber. From the loop (not a fiber) it starts at once
+ * and runs until it first parks; from a fiber it starts at the next turn.
+ * 0 or -ENOMEM.
+ */
+int fiber_spawn(void (*fn)(void *), void *arg);
+
+/* The running fiber, or NULL on the loop's own stack. */
+fiber_t *fiber_self(void);
+/* Park the running fiber until fiber_wake(). Must run in a fiber. */
+void fiber_park(void);
+/* Make a parked fiber runnable (it runs before the next poll). */
+void fiber_wake(fiber_t *f);
+/* Park for delay_ms. */
+void fiber_sleep(loop_t *loop, unsigned delay_ms);
+/* Fibers alive. */
+size_t fiber_count(void);
+
+/* A lock held across parks; waiters are served in order. */
+typedef struct fiber_waiter fiber_waiter_t;
+typedef struct {
+    bool held;
+    fiber_waiter_t *head, *tail;
+} fiber_mutex_t;
+
+void fiber_mutex_lock(fiber_mutex_t *m);
+void fiber_mutex_unlock(fiber_mutex_t *m);
+
+#endif

@@ -1,0 +1,549 @@
+/*
+ * fs_data.c — file data: chunks in the store, a clean-chunk LRU cache,
+ * dirty chunks written back in the background, read-ahead.
+ *
+ * A dirty chunk holds the whole chunk as this mount sees it (old content
+ * read once, then overwritten in place), so writing it back is one put of
+ * the whole value. Its sequence number tells a put that finished whether
+ * the chunk changed meanwhile. Chunks are written before the inode record
+ * that makes their bytes part of the file, so a reader never sees a size
+ * whose data is not there yet.
+ */
+#include "fs_i.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct fs_dchunk {
+    fs_node_t *node;
+    uint64_t index;
+    uint8_t *data; /* chunk_size bytes */
+    uint32_t len;  /* bytes of file data in the chunk */
+    uint64_t seq;  /* bumped by every write */
+    bool in_flight;
+    fs_dchunk_t *next, *prev;
+};
+
+/* One read of a chunk from the store, shared by every fiber that needs it. */
+typedef struct {
+    fs_t *fs;
+    uint64_t ino, index;
+    uint32_t gen;
+    int rc;
+    uint8_t *data;
+    size_t len;
+    bool done;
+    unsigned refs;
+    size_t nwait, capwait;
+    fiber_t **waiters;
+} fetch_t;
+
+typedef struct {
+    uint64_t ino, index;
+    uint32_t gen;
+} cache_key_t;
+
+static cache_key_t ckey(const fs_node_t *n, uint64_t index)
+{
+    cache_key_t k;
+    memset(&k, 0, sizeof(k));
+    k.ino = n->ino;
+    k.index = index;
+    k.gen = n->gen;
+    return k;
+}
+
+bool fs_data_dirty(const fs_node_t *n)
+{
+    return n->dirty_head != NULL || n->meta_dirty;
+}
+
+void fs_data_invalidate(fs_t *fs, fs_node_t *n)
+{
+    (void)fs;
+    /* Entries under the old generation are unreachable and age out of the LRU. */
+    n->gen++;
+    n->ra_until = 0;
+}
+
+/* ---- reading chunks ---- */
+
+static void fetch_unref(fetch_t *f)
+{
+    if (--f->refs > 0)
+        return;
+    free(f->data);
+    free(f->waiters);
+    free(f);
+}
+
+static void fetch_fiber(void *arg)
+{
+    fetch_t *f = arg;
+    fs_t *fs = f->fs;
+    char key[FS_KEY_MAX];
+    fs_key_chunk(key, fs->vol, f->ino, f->index);
+    fs_op_t op;
+    fs_op_get(fs->kvc, &op, key);
+    f->rc = fs_op_wait(&op);
+    if (f->rc == 0) {
+        f->data = op.value;
+        f->len = op.len;
+        cache_key_t k = {.ino = f->ino, .index = f->index, .gen = f->gen};
+        kv_cache_put(fs->chunks, &k, sizeof(k), op.version, 0, f->data, f->len);
+    } else {
+        fs_op_clear(&op);
+        if (f->rc == -ENOENT) /* a hole */
+            f->rc = 0;
+        else
+            f->rc = fs_store_errno(f->rc);
+    }
+    f->done = true;
+    fs_map_remove(fs->fetching, f->ino, f->index);
+    for (size_t i = 0; i < f->nwait; i++)
+        fiber_wake(f->waiters[i]);
+    fetch_unref(f);
+}
+
+/* Start (or join) the read of chunk index; returns a reference, or NULL on ENOMEM. */
+static fetch_t *fetch_start(fs_t *fs, fs_node_t *n, uint64_t index)
+{
+    fetch_t *f = fs_map_get(fs->fetching, n->ino, index);
+    if (f && f->gen == n->gen) {
+        f->refs++;
+        return f;
+    }
+    f = calloc(1, sizeof(*f));
+    if (!f)
+        return NULL;
+    f->fs = fs;
+    f->ino = n->ino;
+    f->index = index;
+    f->gen = n->gen;
+    f->refs = 2; /* the fetching fiber's and the caller's */
+    f->capwait = 4;
+    f->waiters = calloc(f->capwait, sizeof(fiber_t *));
+    if (!f->waiters || fs_map_put(fs->fetching, n->ino, index, f) < 0) {
+        free(f->waiters);
+        free(f);
+        return NULL;
+    }
+    if (fiber_spawn(fetch_fiber, f) < 0) {
+        fs_map_remove(fs->fetching, n->ino, index);
+        free(f->waiters);
+        free(f);
+        return NULL;
+    }
+    return f;
+}
+
+static int fetch_wait(fetch_t *f)
+{
+    while (!f->done) {
+        if (f->nwait == f->capwait) {
+            fiber_t **w = realloc(f->waiters, 2 * f->capwait * sizeof(*w));
+            if (!w)
+                return -ENOMEM;
+            f->waiters = w;
+            f->capwait *= 2;
+        }
+        f->waiters[f->nwait++] = fiber_self();
+        fiber_park();
+    }
+    return f->rc;
+}
+
+/* Copy bytes [from, from+len) of a chunk's stored value into out, zero-filling past its end. */
+static void copy_part(uint8_t *out, const uint8_t *value, size_t value_len, uint32_t from,
+                      uint32_t len)
+{
+    size_t have = value_len > from ? value_len - from : 0;
+    if (have > len)
+        have = len;
+    if (have)
+        memcpy(out, value + from, have);
+    memset(out + have, 0, len - have);
+}
+
+/*
+ * Read part of chunk index as this mount sees it (dirty data first, then
+ * the cache, then the store). Bytes past valid (the file's data in this
+ * chunk) read as zeros whatever the stored value holds.
+ */
+static int chunk_read(fs_t *fs, fs_node_t *n, uint64_t index, uint32_t from, uint32_t len,
+                      uint8_t *out)
+{
+    uint32_t valid = fs_chunk_valid_len(n->size, index, fs->chunk_size);
+    fs_dchunk_t *dc = fs_map_get(fs->dirty, n->ino, index);
+    if (dc) {
+        copy_part(out, dc->data, dc->len < valid ? dc->len : valid, from, len);
+        return 0;
+    }
+    if (valid <= from) {
+        memset(out, 0, len);
+        return 0;
+    }
+    cache_key_t k = ckey(n, index);
+    kv_cache_hit_t hit;
+    if (kv_cache_get(fs->chunks, &k, sizeof(k), &hit) == 0) {
+        copy_part(out, hit.value, hit.value_len < valid ? hit.value_len : valid, from, len);
+        return 0;
+    }
+    fetch_t *f = fetch_start(fs, n, index);
+    if (!f)
+        return -ENOMEM;
+    int rc = fetch_wait(f);
+    if (rc == 0) {
+        /* The file may have shrunk while we waited. */
+        valid = fs_chunk_valid_len(n->size, index, fs->chunk_size);
+        copy_part(out, f->data, f->len < valid ? f->len : valid, from, len);
+    }
+    fetch_unref(f);
+    return rc;
+}
+
+static bool chunk_cached(fs_t *fs, fs_node_t *n, uint64_t index)
+{
+    if (fs_map_get(fs->dirty, n->ino, index) || fs_map_get(fs->fetching, n->ino, index))
+        return true;
+    cache_key_t k = ckey(n, index);
+    kv_cache_hit_t hit;
+    return kv_cache_get(fs->chunks, &k, sizeof(k), &hit) == 0;
+}
+
+static void read_ahead(fs_t *fs, fs_node_t *n, uint64_t off, size_t size)
+{
+    bool sequential = off == n->ra_next;
+    n->ra_next = off + size;
+    if (!sequential || fs->readahead_chunks == 0)
+        return;
+    uint64_t last = fs_chunk_count(n->size, fs->chunk_size);
+    uint64_t from = (off + size) / fs->chunk_size;
+    if (from < n->ra_until)
+        from = n->ra_until;
+    uint64_t until = (off + size) / fs->chunk_size + 1 + fs->readahead_chunks;
+    if (until > last)
+        until = last;
+    for (uint64_t i = from; i < until; i++) {
+        if (chunk_cached(fs, n, i))
+            continue;
+        fetch_t *f = fetch_start(fs, n, i);
+        if (!f)
+            break;
+        fetch_unref(f);
+    }
+    if (until > n->ra_until)
+        n->ra_until = until;
+}
+
+int fs_data_read(fs_t *fs, fs_node_t *n, uint64_t off, size_t size, uint8_t *out, size_t *got)
+{
+    *got = 0;
+    if (off >= n->size)
+        return 0;
+    if (size > n->size - off)
+        size = (size_t)(n->size - off);
+    read_ahead(fs, n, off, size);
+    /* Start every missing chunk of the range first so they arrive together. */
+    for (uint64_t at = off; at < off + size;) {
+        fs_span_t sp = fs_chunk_span(at, off + size - at, fs->chunk_size);
+        if (!chunk_cached(fs, n, sp.index) &&
+            fs_chunk_valid_len(n->size, sp.index, fs->chunk_size) > sp.offset) {
+            fetch_t *f = fetch_start(fs, n, sp.index);
+            if (f)
+                fetch_unref(f);
+        }
+        at += sp.len;
+    }
+    for (uint64_t at = off; at < off + size;) {
+        fs_span_t sp = fs_chunk_span(at, off + size - at, fs->chunk_size);
+        int rc = chunk_read(fs, n, sp.index, sp.offset, sp.len, out + (at - off));
+        if (rc < 0)
+            return rc;
+        at += sp.len;
+    }
+    *got = size;
+    return 0;
+}
+
+/* ---- writing back ---- */
+
+static void dchunk_unlink(fs_t *fs, fs_dchunk_t *dc)
+{
+    fs_node_t *n = dc->node;
+    if (dc->prev)
+        dc->prev->next = dc->next;
+    else
+        n->dirty_head = dc->next;
+    if (dc->next)
+        dc->next->prev = dc->prev;
+    fs_map_remove(fs->dirty, n->ino, dc->index);
+    fs->dirty_bytes -= fs->chunk_size;
+    free(dc->data);
+    free(dc);
+}
+
+typedef struct {
+    fs_t *fs;
+    fs_dchunk_t *dc;
+} put_job_t;
+
+static void put_fiber(void *arg)
+{
+    put_job_t *job = arg;
+    fs_t *fs = job->fs;
+    fs_dchunk_t *dc = job->dc;
+    fs_node_t *n = dc->node;
+    free(job);
+    uint64_t seq = dc->seq;
+    char key[FS_KEY_MAX];
+    fs_key_chunk(key, fs->vol, n->ino, dc->index);
+    fs_op_t op;
+    fs_op_put(fs->kvc, &op, key, dc->data, dc->len, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
+    int rc = fs_op_wait(&op);
+    dc->in_flight = false;
+    if (rc < 0) {
+        if (!n->wb_error)
+            n->wb_error = fs_store_errno(rc);
+        log_warn("fs", "inode %llx chunk %llu: write-back failed: %s", (unsigned long long)n->ino,
+                 (unsigned long long)dc->index, strerror(-rc));
+    } else if (dc->seq == seq) {
+        cache_key_t k = ckey(n, dc->index);
+        kv_cache_put(fs->chunks, &k, sizeof(k), op.version, 0, dc->data, dc->len);
+        dchunk_unlink(fs, dc);
+    }
+    n->flushing--;
+    fs->puts_in_flight--;
+    if (n->flush_waiter && n->flushing == 0) {
+        fiber_t *f = n->flush_waiter;
+        n->flush_waiter = NULL;
+        fiber_wake(f);
+    }
+    fs_node_maybe_free(fs, n);
+}
+
+static int put_start(fs_t *fs, fs_dchunk_t *dc)
+{
+    put_job_t *job = malloc(sizeof(*job));
+    if (!job)
+        return -ENOMEM;
+    job->fs = fs;
+    job->dc = dc;
+    dc->in_flight = true;
+    dc->node->flushing++;
+    fs->puts_in_flight++;
+    if (fiber_spawn(put_fiber, job) < 0) {
+        dc->in_flight = false;
+        dc->node->flushing--;
+        fs->puts_in_flight--;
+        free(job);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Wait until none of n's chunk puts is in flight. */
+static void wait_puts(fs_node_t *n)
+{
+    while (n->flushing > 0) {
+        /* One waiter at a time per node: callers hold n->lock. */
+        n->flush_waiter = fiber_self();
+        fiber_park();
+    }
+}
+
+static int mutate_written(fs_inode_t *in, void *arg)
+{
+    fs_node_t *n = arg;
+    if (n->size > in->size)
+        in->size = n->size;
+    in->mtime_s = n->mtime.tv_sec;
+    in->mtime_ns = (uint32_t)n->mtime.tv_nsec;
+    in->ctime_s = n->mtime.tv_sec;
+    in->ctime_ns = (uint32_t)n->mtime.tv_nsec;
+    return 0;
+}
+
+int fs_data_flush(fs_t *fs, fs_node_t *n)
+{
+    fiber_mutex_lock(&n->lock);
+    int rc = 0;
+    for (int round = 0; round < 16 && n->dirty_head; round++) {
+        for (fs_dchunk_t *dc = n->dirty_head; dc; dc = dc->next) {
+            if (!dc->in_flight && (rc = put_start(fs, dc)) < 0)
+                break;
+        }
+        wait_puts(n);
+        if (rc < 0 || n->wb_error)
+            break;
+    }
+    if (rc == 0 && n->wb_error) {
+        rc = n->wb_error;
+        n->wb_error = 0;
+    }
+    if (rc == 0 && n->dirty_head)
+        rc = -EIO; /* rewritten faster than it could be flushed: try again later */
+    if (rc == 0 && n->meta_dirty) {
+        rc = fs_node_update(fs, n, mutate_written, n);
+        if (rc == 0)
+            n->meta_dirty = false;
+    }
+    fiber_mutex_unlock(&n->lock);
+    return rc;
+}
+
+/* ---- writing ---- */
+
+static int dchunk_get(fs_t *fs, fs_node_t *n, fs_span_t sp, fs_dchunk_t **out)
+{
+    fs_dchunk_t *dc = fs_map_get(fs->dirty, n->ino, sp.index);
+    if (dc) {
+        *out = dc;
+        return 0;
+    }
+    uint32_t valid = fs_chunk_valid_len(n->size, sp.index, fs->chunk_size);
+    uint8_t *data = malloc(fs->chunk_size);
+    if (!data)
+        return -ENOMEM;
+    bool need_old = valid > 0 && !(sp.offset == 0 && sp.len >= valid);
+    if (need_old) {
+        int rc = chunk_read(fs, n, sp.index, 0, valid, data);
+        if (rc < 0) {
+            free(data);
+            return rc;
+        }
+        /* Another writer of this file may have made the chunk dirty while we read. */
+        dc = fs_map_get(fs->dirty, n->ino, sp.index);
+        if (dc) {
+            free(data);
+            *out = dc;
+            return 0;
+        }
+        memset(data + valid, 0, fs->chunk_size - valid);
+    } else {
+        valid = 0;
+        if (sp.offset > 0 || sp.len < fs->chunk_size)
+            memset(data, 0, fs->chunk_size);
+    }
+    dc = calloc(1, sizeof(*dc));
+    if (!dc || fs_map_put(fs->dirty, n->ino, sp.index, dc) < 0) {
+        free(dc);
+        free(data);
+        return -ENOMEM;
+    }
+    dc->node = n;
+    dc->index = sp.index;
+    dc->data = data;
+    dc->len = valid;
+    dc->next = n->dirty_head;
+    if (dc->next)
+        dc->next->prev = dc;
+    n->dirty_head = dc;
+    fs->dirty_bytes += fs->chunk_size;
+    *out = dc;
+    return 0;
+}
+
+int fs_data_write(fs_t *fs, fs_node_t *n, uint64_t off, const uint8_t *buf, size_t size)
+{
+    for (uint64_t at = off; at < off + size;) {
+        fs_span_t sp = fs_chunk_span(at, off + size - at, fs->chunk_size);
+        fs_dchunk_t *dc;
+        int rc = dchunk_get(fs, n, sp, &dc);
+        if (rc < 0)
+            return rc;
+        memcpy(dc->data + sp.offset, buf + (at - off), sp.len);
+        if (sp.offset + sp.len > dc->len)
+            dc->len = sp.offset + sp.len;
+        dc->seq++;
+        at += sp.len;
+        if (at > n->size)
+            n->size = at;
+        n->meta_dirty = true;
+        n->mtime = fs_now();
+        /* A chunk written up to its end is done for a sequential writer: send it now. */
+        if (sp.offset + sp.len == fs->chunk_size && !dc->in_flight &&
+            fs->puts_in_flight < fs->puts_max) {
+            if ((rc = put_start(fs, dc)) < 0)
+                return rc;
+        }
+    }
+    if (n->wb_error) {
+        int rc = n->wb_error;
+        n->wb_error = 0;
+        return rc;
+    }
+    if (fs->dirty_bytes > fs->dirty_max)
+        return fs_data_flush(fs, n);
+    return 0;
+}
+
+/* Rewrite chunk index keeping only its first keep bytes. */
+static int chunk_trim(fs_t *fs, fs_node_t *n, uint64_t index, uint32_t keep)
+{
+    char key[FS_KEY_MAX];
+    fs_key_chunk(key, fs->vol, n->ino, index);
+    uint8_t *value;
+    size_t len;
+    int rc = fs_get(fs->kvc, key, &value, &len, NULL);
+    if (rc == -ENOENT)
+        return 0;
+    if (rc < 0)
+        return fs_store_errno(rc);
+    if (len > keep)
+        rc = fs_put(fs->kvc, key, value, keep, KVC_PUT_ALWAYS, (kv_version_t){0, 0}, NULL);
+    free(value);
+    return fs_store_errno(rc);
+}
+
+int fs_data_truncate(fs_t *fs, fs_node_t *n, uint64_t old_size, uint64_t size)
+{
+    int rc = fs_data_flush(fs, n);
+    if (rc < 0)
+        return rc;
+    fiber_mutex_lock(&n->lock);
+    if (size < old_size) {
+        uint64_t first_dead, end_dead, partial;
+        uint32_t keep;
+        bool trim = fs_chunk_truncate_plan(old_size, size, fs->chunk_size, &first_dead, &end_dead,
+                                           &partial, &keep);
+        enum { BATCH = 32 };
+        for (uint64_t base = first_dead; base < end_dead && rc == 0; base += BATCH) {
+            fs_op_t ops[BATCH];
+            unsigned k = 0;
+            for (; k < BATCH && base + k < end_dead; k++) {
+                char key[FS_KEY_MAX];
+                fs_key_chunk(key, fs->vol, n->ino, base + k);
+                fs_op_del(fs->kvc, &ops[k], key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
+            }
+            for (unsigned i = 0; i < k; i++) {
+                int r = fs_op_wait(&ops[i]);
+                if (r < 0 && r != -ENOENT && rc == 0)
+                    rc = fs_store_errno(r);
+            }
+        }
+        if (rc == 0 && trim)
+            rc = chunk_trim(fs, n, partial, keep);
+    } else if (size > old_size && old_size % fs->chunk_size != 0) {
+        /* Bytes a failed write left past the old end must not reappear as data. */
+        rc = chunk_trim(fs, n, old_size / fs->chunk_size, (uint32_t)(old_size % fs->chunk_size));
+    }
+    fs_data_invalidate(fs, n);
+    if (rc == 0)
+        n->size = size;
+    fiber_mutex_unlock(&n->lock);
+    return rc;
+}
+
+void fs_data_discard(fs_t *fs, fs_node_t *n)
+{
+    fiber_mutex_lock(&n->lock);
+    wait_puts(n);
+    while (n->dirty_head)
+        dchunk_unlink(fs, n->dirty_head);
+    n->meta_dirty = false;
+    n->wb_error = 0;
+    fiber_mutex_unlock(&n->lock);
+}

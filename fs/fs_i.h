@@ -1,0 +1,154 @@
+/*
+ * fs_i.h — the dhtfs client's shared state, internal to fs/.
+ *
+ * fs_meta.c: inode records (cache, compare-and-set updates, inode number
+ *            ranges) and directories (bucket trie, lookup, insert, remove,
+ *            split, iteration).
+ * fs_data.c: file data (clean chunk cache, write-back of dirty chunks,
+ *            read-ahead, truncation).
+ * fs_ops.c:  the FUSE low-level operations, each one a fiber.
+ */
+#ifndef FS_I_H
+#define FS_I_H
+
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+
+#include "fiber.h"
+#include "fs_layout.h"
+#include "fs_map.h"
+#include "fs_store.h"
+#include "kv_cache.h"
+#include "kvclient.h"
+#include "loop.h"
+#include "rpc.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+typedef struct fs_dchunk fs_dchunk_t;
+
+/* What this mount knows about one inode. */
+typedef struct {
+    uint64_t ino;
+    fs_inode_t in;    /* the record as last read from or written to the store */
+    kv_version_t ver; /* its store version (compare-and-set token) */
+    bool have;        /* in/ver are valid */
+    uint64_t fetched_ms;
+    uint64_t nlookup;   /* the kernel's references */
+    unsigned open;      /* open handles in this mount */
+    bool orphan;        /* no names left while open here: free data at last close */
+    bool remote_change; /* another mount changed the data since the kernel cached it */
+    fiber_mutex_t lock; /* this mount's updates of the record, one at a time */
+    /* write-back */
+    uint64_t size;   /* size including writes not yet flushed */
+    bool meta_dirty; /* size and mtime still to be written */
+    struct timespec mtime;
+    fs_dchunk_t *dirty_head; /* dirty chunks of this file */
+    unsigned flushing;       /* chunk puts in flight */
+    fiber_t *flush_waiter;
+    int wb_error;      /* a background flush failed: reported by the next fsync/close */
+    uint32_t gen;      /* chunk cache generation; bumped when another mount changed data */
+    uint64_t ra_next;  /* read-ahead: where a sequential reader goes next */
+    uint64_t ra_until; /* chunks below this were already requested */
+} fs_node_t;
+
+typedef struct {
+    loop_t *loop;
+    kvc_t *kvc;
+    struct fuse_session *se;
+    char vol[72];
+    uint32_t chunk_size;
+    double attr_timeout, entry_timeout;
+    uint64_t ttl_ms; /* how long cached metadata may answer lookups */
+    uint64_t ino_next, ino_end;
+    fiber_mutex_t ino_lock;
+    fs_map_t *nodes;    /* ino → fs_node_t */
+    fs_map_t *dirty;    /* (ino, chunk) → fs_dchunk_t */
+    fs_map_t *fetching; /* (ino, chunk) → in-flight chunk read */
+    kv_cache_t *chunks; /* clean chunks: (ino, chunk, gen) → bytes */
+    kv_cache_t *buckets;
+    size_t dirty_bytes, dirty_max;
+    unsigned puts_in_flight, puts_max;
+    unsigned readahead_chunks;
+    bool exiting;
+    /* the ring, for statfs */
+    rpc_t *rpc;
+    char **peers;
+    size_t npeers;
+    unsigned timeout_ms;
+    uint64_t cap_total, cap_avail, cap_at;
+} fs_t;
+
+/* ---- time ---- */
+struct timespec fs_now(void);
+uint64_t fs_now_ms(fs_t *fs);
+
+/* ---- nodes and inode records (fs_meta.c) ---- */
+fs_node_t *fs_node_get(fs_t *fs, uint64_t ino); /* creates an empty one; NULL on ENOMEM */
+fs_node_t *fs_node_find(fs_t *fs, uint64_t ino);
+/* Drop a node nobody refers to any more. */
+void fs_node_maybe_free(fs_t *fs, fs_node_t *n);
+/*
+ * Make sure n holds the record: from the store if fresh is set, if it is
+ * older than the metadata TTL, or if missing. 0, -ENOENT, -EIO.
+ */
+int fs_node_load(fs_t *fs, fs_node_t *n, bool fresh);
+/*
+ * Change the record with mutate(in, arg) and write it with compare-and-set,
+ * re-reading and re-applying on conflicts. mutate returns 0, or an errno
+ * to give up (nothing written). With n->lock held by the caller if locked.
+ */
+typedef int (*fs_mutate_fn)(fs_inode_t *in, void *arg);
+int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg);
+/* Write a brand new record (put-if-absent). */
+int fs_node_create(fs_t *fs, fs_node_t *n, const fs_inode_t *in);
+/* Load several records at once (those not fresh), in parallel. */
+void fs_nodes_load(fs_t *fs, fs_node_t **nodes, size_t count);
+/* Delete an inode record and, for files, its chunks. */
+int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size);
+/* A fresh inode number, never used by any mount of the volume. */
+int fs_ino_alloc(fs_t *fs, uint64_t *ino);
+void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st);
+
+/* ---- directories (fs_meta.c) ---- */
+int fs_dir_create(fs_t *fs, uint64_t dir);
+/* fresh: ignore cached buckets. 0 (ent filled), -ENOENT, -EIO. */
+int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fresh,
+                  fs_dirent_t *ent);
+
+/*
+ * Change the entries of the bucket holding name: edit(bucket, arg) modifies
+ * the bucket in place and returns 0, 1 (nothing to write), or an errno.
+ * Splits full buckets on the way.
+ */
+typedef int (*fs_edit_fn)(fs_bucket_t *b, void *arg);
+int fs_dir_edit(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn edit, void *arg);
+/* Is every bucket empty? 1 yes, 0 no, or -errno. */
+int fs_dir_empty(fs_t *fs, uint64_t dir);
+/* Delete the buckets of an empty, dying directory. */
+int fs_dir_destroy(fs_t *fs, uint64_t dir);
+
+/*
+ * Iterate names with hash >= *from in hash order: fills ents (up to max)
+ * with the rest of one bucket and sets *from to where the next call starts
+ * (UINT64_MAX at the end). fresh: bypass the bucket cache.
+ */
+int fs_dir_read(fs_t *fs, uint64_t dir, uint64_t *from, bool fresh, fs_dirent_t **ents,
+                size_t *count);
+
+/* ---- file data (fs_data.c) ---- */
+int fs_data_read(fs_t *fs, fs_node_t *n, uint64_t off, size_t size, uint8_t *out, size_t *got);
+int fs_data_write(fs_t *fs, fs_node_t *n, uint64_t off, const uint8_t *buf, size_t size);
+/* Write back every dirty chunk of n, then its size and mtime. */
+int fs_data_flush(fs_t *fs, fs_node_t *n);
+/* Cut or extend the file's data to size (the record is updated by the caller). */
+int fs_data_truncate(fs_t *fs, fs_node_t *n, uint64_t old_size, uint64_t size);
+/* Forget cached chunks of n (another mount changed the file). */
+void fs_data_invalidate(fs_t *fs, fs_node_t *n);
+bool fs_data_dirty(const fs_node_t *n);
+/* Drop unwritten data of a file that no longer has a name. */
+void fs_data_discard(fs_t *fs, fs_node_t *n);
+
+#endif

@@ -1,0 +1,642 @@
+/*
+ * fs_meta.c — inode records and directories on the store.
+ *
+ * Every change is a compare-and-set on one key (an inode record or one
+ * directory bucket), retried on conflict, so mounts that change the same
+ * directory or inode at once never lose each other's changes. Cached
+ * records and buckets answer lookups for ttl_ms (the kernel's own entry and
+ * attribute timeouts); changes always start from the cached version and
+ * learn of newer ones from a failed condition.
+ */
+#include "fs_i.h"
+#include "log.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define INO_RANGE 4096
+#define INO_FIRST 16
+#define CAS_ATTEMPTS 100
+
+struct timespec fs_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return ts;
+}
+
+uint64_t fs_now_ms(fs_t *fs)
+{
+    return loop_now_ms(fs->loop);
+}
+
+/* ---- nodes ---- */
+
+fs_node_t *fs_node_find(fs_t *fs, uint64_t ino)
+{
+    return fs_map_get(fs->nodes, ino, 0);
+}
+
+fs_node_t *fs_node_get(fs_t *fs, uint64_t ino)
+{
+    fs_node_t *n = fs_node_find(fs, ino);
+    if (n)
+        return n;
+    n = calloc(1, sizeof(*n));
+    if (!n)
+        return NULL;
+    n->ino = ino;
+    if (fs_map_put(fs->nodes, ino, 0, n) < 0) {
+        free(n);
+        return NULL;
+    }
+    return n;
+}
+
+void fs_node_maybe_free(fs_t *fs, fs_node_t *n)
+{
+    if (n->nlookup > 0 || n->open > 0 || n->lock.held || fs_data_dirty(n) || n->flushing > 0)
+        return;
+    fs_map_remove(fs->nodes, n->ino, 0);
+    fs_inode_free(&n->in);
+    free(n);
+}
+
+static void node_set(fs_t *fs, fs_node_t *n, fs_inode_t *in, kv_version_t ver)
+{
+    fs_inode_free(&n->in);
+    n->in = *in;
+    n->in.ino = n->ino;
+    memset(in, 0, sizeof(*in));
+    n->ver = ver;
+    n->have = true;
+    n->fetched_ms = fs_now_ms(fs);
+    if (!fs_data_dirty(n) || n->in.size > n->size)
+        n->size = n->in.size;
+}
+
+static bool node_fresh(fs_t *fs, const fs_node_t *n)
+{
+    return n->have && fs_now_ms(fs) - n->fetched_ms < fs->ttl_ms;
+}
+
+static int node_loaded(fs_t *fs, fs_node_t *n, uint8_t *value, size_t len, kv_version_t ver);
+
+int fs_node_load(fs_t *fs, fs_node_t *n, bool fresh)
+{
+    if (!fresh && node_fresh(fs, n))
+        return 0;
+    char key[FS_KEY_MAX];
+    fs_key_inode(key, fs->vol, n->ino);
+    uint8_t *value;
+    size_t len;
+    kv_version_t ver;
+    int rc = fs_get(fs->kvc, key, &value, &len, &ver);
+    if (rc < 0)
+        return fs_store_errno(rc);
+    return node_loaded(fs, n, value, len, ver);
+}
+
+void fs_nodes_load(fs_t *fs, fs_node_t **nodes, size_t count)
+{
+    fs_op_t *ops = calloc(count, sizeof(*ops));
+    if (!ops)
+        return;
+    for (size_t i = 0; i < count; i++) {
+        if (node_fresh(fs, nodes[i])) {
+            ops[i].done = true;
+            ops[i].rc = 1;
+            continue;
+        }
+        char key[FS_KEY_MAX];
+        fs_key_inode(key, fs->vol, nodes[i]->ino);
+        fs_op_get(fs->kvc, &ops[i], key);
+    }
+    for (size_t i = 0; i < count; i++) {
+        if (fs_op_wait(&ops[i]) == 0) {
+            node_loaded(fs, nodes[i], ops[i].value, ops[i].len, ops[i].version);
+            ops[i].value = NULL;
+        }
+        fs_op_clear(&ops[i]);
+    }
+    free(ops);
+}
+
+/* Take a record read from the store (value is consumed). */
+static int node_loaded(fs_t *fs, fs_node_t *n, uint8_t *value, size_t len, kv_version_t ver)
+{
+    int rc;
+    fs_inode_t in;
+    rc = fs_inode_decode(value, len, &in);
+    free(value);
+    if (rc < 0) {
+        log_warn("fs", "inode %llx: undecodable record", (unsigned long long)n->ino);
+        return -EIO;
+    }
+    bool changed = n->have && kv_version_cmp(ver, n->ver) != 0;
+    bool data_changed = changed && (in.size != n->in.size || in.mtime_s != n->in.mtime_s ||
+                                    in.mtime_ns != n->in.mtime_ns);
+    node_set(fs, n, &in, ver);
+    if (data_changed && !fs_data_dirty(n)) {
+        fs_data_invalidate(fs, n);
+        n->remote_change = true;
+    }
+    return 0;
+}
+
+int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
+{
+    bool fresh = false;
+    for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+        int rc = fs_node_load(fs, n, fresh);
+        if (rc < 0)
+            return rc;
+        fs_inode_t copy;
+        if (fs_inode_copy(&copy, &n->in) < 0)
+            return -ENOMEM;
+        rc = mutate(&copy, arg);
+        if (rc != 0) {
+            fs_inode_free(&copy);
+            return rc > 0 ? 0 : rc;
+        }
+        size_t need = fs_inode_encoded_size(&copy);
+        uint8_t *buf = malloc(need);
+        if (!buf) {
+            fs_inode_free(&copy);
+            return -ENOMEM;
+        }
+        size_t len = fs_inode_encode(&copy, buf, need);
+        char key[FS_KEY_MAX];
+        fs_key_inode(key, fs->vol, n->ino);
+        kv_version_t ver;
+        rc = fs_put(fs->kvc, key, buf, len, KVC_PUT_IF_VERSION, n->ver, &ver);
+        free(buf);
+        if (rc == 0) {
+            node_set(fs, n, &copy, ver);
+            return 0;
+        }
+        fs_inode_free(&copy);
+        if (rc != -ESTALE)
+            return fs_store_errno(rc);
+        fresh = true;
+    }
+    log_warn("fs", "inode %llx: gave up after %d conflicting updates", (unsigned long long)n->ino,
+             CAS_ATTEMPTS);
+    return -EIO;
+}
+
+int fs_node_create(fs_t *fs, fs_node_t *n, const fs_inode_t *in)
+{
+    size_t need = fs_inode_encoded_size(in);
+    uint8_t *buf = malloc(need);
+    if (!buf)
+        return -ENOMEM;
+    size_t len = fs_inode_encode(in, buf, need);
+    char key[FS_KEY_MAX];
+    fs_key_inode(key, fs->vol, n->ino);
+    kv_version_t ver;
+    int rc = fs_put(fs->kvc, key, buf, len, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, &ver);
+    free(buf);
+    if (rc < 0)
+        return rc == -EEXIST ? -EIO : fs_store_errno(rc);
+    fs_inode_t copy;
+    if (fs_inode_copy(&copy, in) < 0)
+        return -ENOMEM;
+    node_set(fs, n, &copy, ver);
+    return 0;
+}
+
+int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size)
+{
+    enum { BATCH = 32 };
+    uint64_t chunks = fs_chunk_count(size, fs->chunk_size);
+    int first_err = 0;
+    for (uint64_t base = 0; base < chunks; base += BATCH) {
+        fs_op_t ops[BATCH];
+        unsigned n = 0;
+        for (; n < BATCH && base + n < chunks; n++) {
+            char key[FS_KEY_MAX];
+            fs_key_chunk(key, fs->vol, ino, base + n);
+            fs_op_del(fs->kvc, &ops[n], key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
+        }
+        for (unsigned i = 0; i < n; i++) {
+            int rc = fs_op_wait(&ops[i]);
+            if (rc < 0 && rc != -ENOENT && !first_err)
+                first_err = fs_store_errno(rc);
+        }
+    }
+    if (first_err)
+        return first_err; /* keep the record so the chunks stay findable */
+    char key[FS_KEY_MAX];
+    fs_key_inode(key, fs->vol, ino);
+    int rc = fs_del(fs->kvc, key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
+    return rc == -ENOENT ? 0 : fs_store_errno(rc);
+}
+
+static void u64_le(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint64_t le_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v |= (uint64_t)p[i] << (8 * i);
+    return v;
+}
+
+/* Claim the next range of inode numbers for this mount (compare-and-set on v/V/next). */
+static int ino_claim(fs_t *fs)
+{
+    char key[FS_KEY_MAX];
+    fs_key_next(key, fs->vol);
+    for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+        uint8_t *value = NULL;
+        size_t len = 0;
+        kv_version_t ver = {0, 0};
+        int rc = fs_get(fs->kvc, key, &value, &len, &ver);
+        uint64_t start;
+        if (rc == -ENOENT) {
+            start = INO_FIRST;
+        } else if (rc < 0) {
+            return fs_store_errno(rc);
+        } else if (len != 8) {
+            free(value);
+            log_warn("fs", "%s: bad inode counter", key);
+            return -EIO;
+        } else {
+            start = le_u64(value);
+            free(value);
+        }
+        uint8_t next[8];
+        u64_le(next, start + INO_RANGE);
+        rc = fs_put(fs->kvc, key, next, sizeof(next),
+                    rc == -ENOENT ? KVC_PUT_IF_ABSENT : KVC_PUT_IF_VERSION, ver, NULL);
+        if (rc == 0) {
+            fs->ino_next = start;
+            fs->ino_end = start + INO_RANGE;
+            return 0;
+        }
+        if (rc != -ESTALE && rc != -EEXIST)
+            return fs_store_errno(rc);
+    }
+    return -EIO;
+}
+
+int fs_ino_alloc(fs_t *fs, uint64_t *ino)
+{
+    fiber_mutex_lock(&fs->ino_lock);
+    int rc = 0;
+    if (fs->ino_next >= fs->ino_end)
+        rc = ino_claim(fs);
+    if (rc == 0)
+        *ino = fs->ino_next++;
+    fiber_mutex_unlock(&fs->ino_lock);
+    return rc;
+}
+
+void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st)
+{
+    const fs_inode_t *in = &n->in;
+    memset(st, 0, sizeof(*st));
+    st->st_ino = n->ino;
+    st->st_mode = in->mode;
+    st->st_nlink = in->nlink;
+    st->st_uid = in->uid;
+    st->st_gid = in->gid;
+    st->st_rdev = in->rdev;
+    st->st_size = (off_t)(S_ISREG(in->mode) ? n->size : in->size);
+    st->st_blksize = (blksize_t)fs->chunk_size;
+    /* Holes are not tracked; blocks report the apparent size. */
+    st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
+    st->st_atim.tv_sec = in->atime_s;
+    st->st_atim.tv_nsec = in->atime_ns;
+    st->st_mtim.tv_sec = in->mtime_s;
+    st->st_mtim.tv_nsec = in->mtime_ns;
+    st->st_ctim.tv_sec = in->ctime_s;
+    st->st_ctim.tv_nsec = in->ctime_ns;
+    if (S_ISREG(in->mode) && n->meta_dirty) {
+        st->st_mtim = n->mtime;
+        st->st_ctim = n->mtime;
+    }
+}
+
+/* ---- directory buckets ---- */
+
+static void bucket_cache_put(fs_t *fs, const char *key, const fs_bucket_t *b, kv_version_t ver)
+{
+    size_t need = fs_bucket_encoded_size(b);
+    uint8_t *buf = malloc(8 + need);
+    if (!buf)
+        return;
+    u64_le(buf, fs_now_ms(fs));
+    size_t len = fs_bucket_encode(b, buf + 8, need);
+    kv_cache_put(fs->buckets, key, strlen(key), ver, (uint8_t)b->state, buf, 8 + len);
+    free(buf);
+}
+
+/*
+ * Bucket (depth, prefix) of dir: from the cache unless fresh (SPLIT markers
+ * never change, so they are always taken from it), else from the store.
+ */
+static int bucket_get(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, bool fresh,
+                      fs_bucket_t *b, kv_version_t *ver)
+{
+    char key[FS_KEY_MAX];
+    fs_key_bucket(key, fs->vol, dir, depth, prefix);
+    kv_cache_hit_t hit;
+    if (kv_cache_get(fs->buckets, key, strlen(key), &hit) == 0 && hit.value_len >= 8) {
+        bool split = hit.flags == FS_BUCKET_SPLIT;
+        if (split || (!fresh && fs_now_ms(fs) - le_u64(hit.value) < fs->ttl_ms)) {
+            if (fs_bucket_decode(hit.value + 8, hit.value_len - 8, depth, prefix, b) == 0) {
+                *ver = hit.version;
+                return 0;
+            }
+        }
+    }
+    uint8_t *value;
+    size_t len;
+    int rc = fs_get(fs->kvc, key, &value, &len, ver);
+    if (rc < 0) {
+        if (rc == -ENOENT)
+            kv_cache_remove(fs->buckets, key, strlen(key));
+        return fs_store_errno(rc);
+    }
+    rc = fs_bucket_decode(value, len, depth, prefix, b);
+    free(value);
+    if (rc < 0) {
+        log_warn("fs", "%s: undecodable directory bucket", key);
+        return -EIO;
+    }
+    bucket_cache_put(fs, key, b, *ver);
+    return 0;
+}
+
+static int bucket_put(fs_t *fs, uint64_t dir, const fs_bucket_t *b, kvc_cond_t cond,
+                      kv_version_t if_version, kv_version_t *ver)
+{
+    size_t need = fs_bucket_encoded_size(b);
+    uint8_t *buf = malloc(need);
+    if (!buf)
+        return -ENOMEM;
+    size_t len = fs_bucket_encode(b, buf, need);
+    char key[FS_KEY_MAX];
+    fs_key_bucket(key, fs->vol, dir, b->depth, b->prefix);
+    kv_version_t got;
+    int rc = fs_put(fs->kvc, key, buf, len, cond, if_version, &got);
+    free(buf);
+    if (rc == 0) {
+        bucket_cache_put(fs, key, b, got);
+        if (ver)
+            *ver = got;
+    } else if (rc == -ESTALE) {
+        kv_cache_remove(fs->buckets, key, strlen(key));
+    }
+    return rc;
+}
+
+/* The leaf bucket whose range holds hash. */
+static int leaf_find(fs_t *fs, uint64_t dir, uint64_t hash, bool fresh, fs_bucket_t *b,
+                     kv_version_t *ver)
+{
+    unsigned depth = 0;
+    uint64_t prefix = 0;
+    for (;;) {
+        int rc = bucket_get(fs, dir, depth, prefix, fresh, b, ver);
+        if (rc == -ENOENT && depth > 0) {
+            log_warn("fs", "directory %llx: bucket %u/%llx missing under a split parent",
+                     (unsigned long long)dir, depth, (unsigned long long)prefix);
+            return -EIO;
+        }
+        if (rc < 0)
+            return rc;
+        if (b->state != FS_BUCKET_SPLIT)
+            return 0;
+        fs_bucket_free(b);
+        if (++depth > FS_HASH_BITS)
+            return -EIO;
+        prefix = fs_hash_prefix(hash, depth);
+    }
+}
+
+/*
+ * Finish the split of a frozen bucket: write its children (put-if-absent:
+ * whoever helps writes the same children, and a child that exists already
+ * may have been changed since), then turn it into an empty SPLIT marker.
+ */
+static int split_finish(fs_t *fs, uint64_t dir, const fs_bucket_t *b, kv_version_t ver)
+{
+    fs_bucket_t kids[2];
+    int rc = fs_bucket_split(b, &kids[0], &kids[1]);
+    if (rc < 0)
+        return rc;
+    for (int i = 0; i < 2 && rc == 0; i++) {
+        rc = bucket_put(fs, dir, &kids[i], KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, NULL);
+        if (rc == -EEXIST)
+            rc = 0;
+    }
+    fs_bucket_free(&kids[0]);
+    fs_bucket_free(&kids[1]);
+    if (rc < 0)
+        return fs_store_errno(rc);
+    fs_bucket_t marker;
+    fs_bucket_init(&marker, b->depth, b->prefix);
+    marker.state = FS_BUCKET_SPLIT;
+    rc = bucket_put(fs, dir, &marker, KVC_PUT_IF_VERSION, ver, NULL);
+    fs_bucket_free(&marker);
+    /* A conflict means another mount finished this split first. */
+    return rc == -ESTALE ? 0 : fs_store_errno(rc);
+}
+
+static int bucket_clone(fs_bucket_t *dst, const fs_bucket_t *src)
+{
+    *dst = *src;
+    dst->ents = NULL;
+    dst->cap = src->count;
+    if (src->count == 0)
+        return 0;
+    dst->ents = malloc(src->count * sizeof(fs_dirent_t));
+    if (!dst->ents)
+        return -ENOMEM;
+    memcpy(dst->ents, src->ents, src->count * sizeof(fs_dirent_t));
+    return 0;
+}
+
+int fs_dir_create(fs_t *fs, uint64_t dir)
+{
+    fs_bucket_t b;
+    fs_bucket_init(&b, 0, 0);
+    int rc = bucket_put(fs, dir, &b, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, NULL);
+    fs_bucket_free(&b);
+    return rc == -EEXIST ? 0 : fs_store_errno(rc);
+}
+
+int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fresh,
+                  fs_dirent_t *ent)
+{
+    fs_bucket_t b;
+    kv_version_t ver;
+    int rc = leaf_find(fs, dir, fs_name_hash(name, len), fresh, &b, &ver);
+    if (rc < 0)
+        return rc;
+    ssize_t i = fs_bucket_find(&b, name, len);
+    if (i >= 0)
+        *ent = b.ents[i];
+    fs_bucket_free(&b);
+    return i >= 0 ? 0 : -ENOENT;
+}
+
+int fs_dir_edit(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn edit, void *arg)
+{
+    uint64_t hash = fs_name_hash(name, len);
+    bool fresh = false;
+    for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+        fs_bucket_t b, orig;
+        kv_version_t ver;
+        int rc = leaf_find(fs, dir, hash, fresh, &b, &ver);
+        if (rc < 0)
+            return rc;
+        if (b.state == FS_BUCKET_SPLITTING) {
+            rc = split_finish(fs, dir, &b, ver);
+            fs_bucket_free(&b);
+            if (rc < 0)
+                return rc;
+            fresh = true;
+            continue;
+        }
+        if (bucket_clone(&orig, &b) < 0) {
+            fs_bucket_free(&b);
+            return -ENOMEM;
+        }
+        rc = edit(&b, arg);
+        if (rc != 0) {
+            fs_bucket_free(&b);
+            fs_bucket_free(&orig);
+            return rc > 0 ? 0 : rc;
+        }
+        if (fs_bucket_full(&b) && b.depth < FS_HASH_BITS) {
+            /* Freeze the bucket as it is stored, split it, then apply the edit again. */
+            fs_bucket_free(&b);
+            orig.state = FS_BUCKET_SPLITTING;
+            kv_version_t frozen;
+            rc = bucket_put(fs, dir, &orig, KVC_PUT_IF_VERSION, ver, &frozen);
+            if (rc == 0)
+                rc = split_finish(fs, dir, &orig, frozen);
+            else if (rc == -ESTALE)
+                rc = 0;
+            else
+                rc = fs_store_errno(rc);
+            fs_bucket_free(&orig);
+            if (rc < 0)
+                return rc;
+            fresh = true;
+            continue;
+        }
+        fs_bucket_free(&orig);
+        rc = bucket_put(fs, dir, &b, KVC_PUT_IF_VERSION, ver, NULL);
+        fs_bucket_free(&b);
+        if (rc == 0)
+            return 0;
+        if (rc != -ESTALE)
+            return fs_store_errno(rc);
+        fresh = true;
+    }
+    log_warn("fs", "directory %llx: gave up after %d conflicting updates", (unsigned long long)dir,
+             CAS_ATTEMPTS);
+    return -EIO;
+}
+
+/*
+ * Visit every bucket of dir depth first (fresh from the store). visit
+ * returns 0 to go on or non-zero to stop with that value.
+ */
+static int dir_walk(fs_t *fs, uint64_t dir, int (*visit)(fs_t *, uint64_t, fs_bucket_t *, void *),
+                    void *arg)
+{
+    typedef struct {
+        unsigned depth;
+        uint64_t prefix;
+    } at_t;
+    at_t stack[FS_HASH_BITS + 2];
+    size_t top = 0;
+    stack[top++] = (at_t){0, 0};
+    while (top > 0) {
+        at_t at = stack[--top];
+        fs_bucket_t b;
+        kv_version_t ver;
+        int rc = bucket_get(fs, dir, at.depth, at.prefix, true, &b, &ver);
+        if (rc < 0)
+            return rc == -ENOENT && at.depth == 0 ? -ENOENT : (rc == -ENOENT ? -EIO : rc);
+        rc = visit(fs, dir, &b, arg);
+        bool split = b.state == FS_BUCKET_SPLIT;
+        fs_bucket_free(&b);
+        if (rc)
+            return rc;
+        if (split && at.depth < FS_HASH_BITS) {
+            stack[top++] = (at_t){at.depth + 1, at.prefix * 2 + 1};
+            stack[top++] = (at_t){at.depth + 1, at.prefix * 2};
+        }
+    }
+    return 0;
+}
+
+static int visit_nonempty(fs_t *fs, uint64_t dir, fs_bucket_t *b, void *arg)
+{
+    (void)fs;
+    (void)dir;
+    (void)arg;
+    return b->state != FS_BUCKET_SPLIT && b->count > 0 ? 1 : 0;
+}
+
+int fs_dir_empty(fs_t *fs, uint64_t dir)
+{
+    int rc = dir_walk(fs, dir, visit_nonempty, NULL);
+    return rc < 0 ? rc : rc == 0;
+}
+
+static int visit_delete(fs_t *fs, uint64_t dir, fs_bucket_t *b, void *arg)
+{
+    (void)arg;
+    char key[FS_KEY_MAX];
+    fs_key_bucket(key, fs->vol, dir, b->depth, b->prefix);
+    kv_cache_remove(fs->buckets, key, strlen(key));
+    int rc = fs_del(fs->kvc, key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
+    return rc == -ENOENT ? 0 : fs_store_errno(rc);
+}
+
+int fs_dir_destroy(fs_t *fs, uint64_t dir)
+{
+    int rc = dir_walk(fs, dir, visit_delete, NULL);
+    return rc == -ENOENT ? 0 : rc;
+}
+
+int fs_dir_read(fs_t *fs, uint64_t dir, uint64_t *from, bool fresh, fs_dirent_t **ents,
+                size_t *count)
+{
+    fs_bucket_t b;
+    kv_version_t ver;
+    int rc = leaf_find(fs, dir, *from, fresh, &b, &ver);
+    if (rc < 0)
+        return rc;
+    size_t first = fs_bucket_lower_bound(&b, *from);
+    *count = b.count - first;
+    *ents = NULL;
+    if (*count > 0) {
+        *ents = malloc(*count * sizeof(fs_dirent_t));
+        if (!*ents) {
+            fs_bucket_free(&b);
+            return -ENOMEM;
+        }
+        memcpy(*ents, b.ents + first, *count * sizeof(fs_dirent_t));
+    }
+    uint64_t end = UINT64_MAX;
+    if (b.depth > 0 && b.prefix + 1 < (1ULL << b.depth))
+        end = fs_bucket_first_hash(b.depth, b.prefix + 1);
+    *from = end;
+    fs_bucket_free(&b);
+    return 0;
+}

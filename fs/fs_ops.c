@@ -1,0 +1,1600 @@
+/*
+ * fs_ops.c — the FUSE low-level operations.
+ *
+ * Each request's arguments are copied into an op and the request runs as a
+ * fiber, so many requests wait on the store at once while the loop goes on.
+ * Replies are sent from the fiber when its work is done.
+ *
+ * Orders that keep a crashed client from doing harm (see ARCHITECTURE.md):
+ * a new inode is written before the name that points to it; a link count
+ * goes up before a new name and down after a removed one; rename writes the
+ * new name before removing the old one, so a file always has a name.
+ */
+#include "fs_ops.h"
+#include "fs_i.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#define XATTR_VALUE_MAX (64 * 1024)
+
+typedef struct op op_t;
+struct op {
+    fs_t *fs;
+    fuse_req_t req;
+    void (*run)(op_t *);
+    fuse_ino_t ino, ino2;
+    char *name, *name2;
+    size_t len, len2;
+    mode_t mode;
+    dev_t rdev;
+    int flags, to_set;
+    struct stat attr;
+    off_t off;
+    size_t size;
+    struct fuse_file_info fi;
+    bool has_fi;
+    uint8_t *buf;
+    bool plus;
+};
+
+typedef struct {
+    fs_node_t *node;
+    int flags;
+} handle_t;
+
+static fs_t *fs_of(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+static void op_fiber(void *arg)
+{
+    op_t *o = arg;
+    o->run(o);
+    free(o->name);
+    free(o->name2);
+    free(o->buf);
+    free(o);
+}
+
+static op_t *op_new(fuse_req_t req, void (*run)(op_t *))
+{
+    op_t *o = calloc(1, sizeof(*o));
+    if (!o) {
+        fuse_reply_err(req, ENOMEM);
+        return NULL;
+    }
+    o->fs = fs_of(req);
+    o->req = req;
+    o->run = run;
+    return o;
+}
+
+static void op_go(op_t *o)
+{
+    if (fiber_spawn(op_fiber, o) < 0) {
+        fuse_reply_err(o->req, ENOMEM);
+        free(o->name);
+        free(o->name2);
+        free(o->buf);
+        free(o);
+    }
+}
+
+static bool op_name(op_t *o, const char *name, char **dst, size_t *len)
+{
+    *len = strlen(name);
+    *dst = strdup(name);
+    if (!*dst) {
+        fuse_reply_err(o->req, ENOMEM);
+        free(o);
+        return false;
+    }
+    return true;
+}
+
+static void reply_err(fuse_req_t req, int rc)
+{
+    fuse_reply_err(req, rc < 0 ? -rc : rc);
+}
+
+static handle_t *handle_of(const struct fuse_file_info *fi)
+{
+    return (handle_t *)(uintptr_t)fi->fh;
+}
+
+static void fill_entry(fs_t *fs, fs_node_t *n, struct fuse_entry_param *e)
+{
+    memset(e, 0, sizeof(*e));
+    e->ino = n->ino;
+    e->generation = 1;
+    fs_node_to_stat(fs, n, &e->attr);
+    e->attr_timeout = fs->attr_timeout;
+    e->entry_timeout = fs->entry_timeout;
+}
+
+static void reply_entry(fs_t *fs, fuse_req_t req, fs_node_t *n)
+{
+    struct fuse_entry_param e;
+    fill_entry(fs, n, &e);
+    if (fuse_reply_entry(req, &e) == 0)
+        n->nlookup++;
+}
+
+static int check_name(size_t len)
+{
+    if (len == 0)
+        return -EINVAL;
+    return len > FS_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+static void set_time(int64_t *s, uint32_t *ns, struct timespec ts)
+{
+    *s = ts.tv_sec;
+    *ns = (uint32_t)ts.tv_nsec;
+}
+
+/* ---- directory entry edits ---- */
+
+typedef struct {
+    const char *name;
+    size_t len;
+    uint64_t ino;
+    uint8_t type;
+    bool exclusive; /* fail with EEXIST if the name exists */
+    bool check_old; /* the name must currently point at old_ino (0: be absent) */
+    uint64_t old_ino;
+} put_edit_t;
+
+static int edit_put(fs_bucket_t *b, void *arg)
+{
+    put_edit_t *p = arg;
+    ssize_t i = fs_bucket_find(b, p->name, p->len);
+    if (p->exclusive && i >= 0)
+        return -EEXIST;
+    if (p->check_old) {
+        uint64_t cur = i >= 0 ? b->ents[i].ino : 0;
+        if (cur != p->old_ino)
+            return -EAGAIN;
+    }
+    return fs_bucket_put(b, p->name, p->len, p->ino, p->type);
+}
+
+typedef struct {
+    const char *name;
+    size_t len;
+    uint64_t ino; /* remove only if the name points here */
+} del_edit_t;
+
+static int edit_del(fs_bucket_t *b, void *arg)
+{
+    del_edit_t *d = arg;
+    ssize_t i = fs_bucket_find(b, d->name, d->len);
+    if (i < 0 || b->ents[i].ino != d->ino)
+        return -ENOENT;
+    return fs_bucket_remove(b, d->name, d->len);
+}
+
+static int dir_insert(fs_t *fs, uint64_t dir, const char *name, size_t len, uint64_t ino,
+                      mode_t mode)
+{
+    put_edit_t p = {name, len, ino, (uint8_t)IFTODT(mode), true, false, 0};
+    return fs_dir_edit(fs, dir, name, len, edit_put, &p);
+}
+
+static int dir_remove(fs_t *fs, uint64_t dir, const char *name, size_t len, uint64_t ino)
+{
+    del_edit_t d = {name, len, ino};
+    return fs_dir_edit(fs, dir, name, len, edit_del, &d);
+}
+
+/* ---- inode record edits ---- */
+
+typedef struct {
+    int nlink_delta;
+    bool check_alive; /* fail with ENOENT if the directory is being removed */
+    struct timespec now;
+} parent_edit_t;
+
+static int mutate_parent(fs_inode_t *in, void *arg)
+{
+    parent_edit_t *p = arg;
+    if (p->check_alive && ((in->flags & FS_INODE_DYING) || in->nlink == 0))
+        return -ENOENT;
+    in->nlink = (uint32_t)((int64_t)in->nlink + p->nlink_delta);
+    set_time(&in->mtime_s, &in->mtime_ns, p->now);
+    set_time(&in->ctime_s, &in->ctime_ns, p->now);
+    return 0;
+}
+
+static int parent_touch(fs_t *fs, uint64_t dir, int nlink_delta, bool check_alive)
+{
+    fs_node_t *n = fs_node_get(fs, dir);
+    if (!n)
+        return -ENOMEM;
+    parent_edit_t p = {nlink_delta, check_alive, fs_now()};
+    fiber_mutex_lock(&n->lock);
+    int rc = fs_node_update(fs, n, mutate_parent, &p);
+    fiber_mutex_unlock(&n->lock);
+    fs_node_maybe_free(fs, n);
+    return rc;
+}
+
+typedef struct {
+    int delta;
+    uint64_t parent; /* directories moved elsewhere: the new ".." (0: unchanged) */
+    struct timespec now;
+} link_edit_t;
+
+static int mutate_links(fs_inode_t *in, void *arg)
+{
+    link_edit_t *l = arg;
+    if (l->delta < 0 && in->nlink < (uint32_t)-l->delta)
+        in->nlink = 0;
+    else
+        in->nlink = (uint32_t)((int64_t)in->nlink + l->delta);
+    if (l->parent)
+        in->parent = l->parent;
+    set_time(&in->ctime_s, &in->ctime_ns, l->now);
+    return 0;
+}
+
+static int node_links(fs_t *fs, fs_node_t *n, int delta, uint64_t parent)
+{
+    link_edit_t l = {delta, parent, fs_now()};
+    fiber_mutex_lock(&n->lock);
+    int rc = fs_node_update(fs, n, mutate_links, &l);
+    fiber_mutex_unlock(&n->lock);
+    return rc;
+}
+
+typedef struct {
+    bool set;
+} dying_edit_t;
+
+static int mutate_dying(fs_inode_t *in, void *arg)
+{
+    dying_edit_t *d = arg;
+    if (d->set)
+        in->flags |= FS_INODE_DYING;
+    else
+        in->flags &= ~FS_INODE_DYING;
+    return 0;
+}
+
+static int node_dying(fs_t *fs, fs_node_t *n, bool set)
+{
+    dying_edit_t d = {set};
+    fiber_mutex_lock(&n->lock);
+    int rc = fs_node_update(fs, n, mutate_dying, &d);
+    fiber_mutex_unlock(&n->lock);
+    return rc;
+}
+
+/* ---- freeing ---- */
+
+typedef struct {
+    fs_t *fs;
+    uint64_t ino, size;
+} reap_t;
+
+static void reap_fiber(void *arg)
+{
+    reap_t *r = arg;
+    int rc = fs_node_destroy(r->fs, r->ino, r->size);
+    if (rc < 0)
+        log_warn("fs", "inode %llx: freeing its data failed (%s); left as garbage",
+                 (unsigned long long)r->ino, strerror(-rc));
+    free(r);
+}
+
+/* A file's last name is gone: free it now, or at its last close here. */
+static void file_unlinked(fs_t *fs, fs_node_t *n)
+{
+    if (n->in.nlink > 0)
+        return;
+    if (n->open > 0) {
+        n->orphan = true;
+        return;
+    }
+    fs_data_discard(fs, n);
+    reap_t *r = malloc(sizeof(*r));
+    if (!r)
+        return;
+    *r = (reap_t){fs, n->ino, n->size > n->in.size ? n->size : n->in.size};
+    n->have = false;
+    if (fiber_spawn(reap_fiber, r) < 0)
+        free(r);
+}
+
+/* Remove an empty directory (already marked dying) for good. */
+static void dir_free(fs_t *fs, fs_node_t *n)
+{
+    int rc = fs_dir_destroy(fs, n->ino);
+    if (rc == 0)
+        rc = fs_node_destroy(fs, n->ino, 0);
+    if (rc < 0)
+        log_warn("fs", "directory %llx: freeing it failed (%s); left as garbage",
+                 (unsigned long long)n->ino, strerror(-rc));
+    n->have = false;
+}
+
+/* ---- lookup, attributes ---- */
+
+static fs_node_t *node_or_reply(op_t *o, uint64_t ino, bool fresh)
+{
+    fs_node_t *n = fs_node_get(o->fs, ino);
+    if (!n) {
+        reply_err(o->req, -ENOMEM);
+        return NULL;
+    }
+    int rc = fs_node_load(o->fs, n, fresh);
+    if (rc < 0) {
+        reply_err(o->req, rc == -ENOENT ? -ESTALE : rc);
+        fs_node_maybe_free(o->fs, n);
+        return NULL;
+    }
+    return n;
+}
+
+static void run_lookup(op_t *o)
+{
+    fs_t *fs = o->fs;
+    int rc = check_name(o->len);
+    if (rc < 0) {
+        reply_err(o->req, rc);
+        return;
+    }
+    fs_dirent_t ent;
+    rc = fs_dir_lookup(fs, o->ino, o->name, o->len, false, &ent);
+    if (rc == -ENOENT) {
+        /* A negative entry lets the kernel remember the miss for entry_timeout. */
+        struct fuse_entry_param e;
+        memset(&e, 0, sizeof(e));
+        e.entry_timeout = fs->entry_timeout;
+        fuse_reply_entry(o->req, &e);
+        return;
+    }
+    if (rc < 0) {
+        reply_err(o->req, rc);
+        return;
+    }
+    fs_node_t *n = fs_node_get(fs, ent.ino);
+    if (!n) {
+        reply_err(o->req, -ENOMEM);
+        return;
+    }
+    rc = fs_node_load(fs, n, false);
+    if (rc < 0) {
+        /* A name left behind by a client that died mid-operation reads as absent. */
+        reply_err(o->req, rc);
+        fs_node_maybe_free(fs, n);
+        return;
+    }
+    reply_entry(fs, o->req, n);
+}
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    op_t *o = op_new(req, run_lookup);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    o->ino = parent;
+    op_go(o);
+}
+
+static void forget_one(fs_t *fs, fuse_ino_t ino, uint64_t nlookup)
+{
+    fs_node_t *n = fs_node_find(fs, ino);
+    if (!n)
+        return;
+    n->nlookup = n->nlookup > nlookup ? n->nlookup - nlookup : 0;
+    fs_node_maybe_free(fs, n);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+    forget_one(fs_of(req), ino, nlookup);
+    fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+    for (size_t i = 0; i < count; i++)
+        forget_one(fs_of(req), forgets[i].ino, forgets[i].nlookup);
+    fuse_reply_none(req);
+}
+
+static void reply_attr(fs_t *fs, fuse_req_t req, fs_node_t *n)
+{
+    struct stat st;
+    fs_node_to_stat(fs, n, &st);
+    fuse_reply_attr(req, &st, fs->attr_timeout);
+}
+
+static void run_getattr(op_t *o)
+{
+    fs_node_t *n = node_or_reply(o, o->ino, false);
+    if (n)
+        reply_attr(o->fs, o->req, n);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)fi;
+    op_t *o = op_new(req, run_getattr);
+    if (!o)
+        return;
+    o->ino = ino;
+    op_go(o);
+}
+
+typedef struct {
+    op_t *o;
+    struct timespec now;
+} setattr_edit_t;
+
+static int mutate_setattr(fs_inode_t *in, void *arg)
+{
+    setattr_edit_t *s = arg;
+    op_t *o = s->o;
+    int set = o->to_set;
+    if (set & FUSE_SET_ATTR_MODE)
+        in->mode = (in->mode & S_IFMT) | (o->attr.st_mode & 07777);
+    if (set & FUSE_SET_ATTR_UID)
+        in->uid = o->attr.st_uid;
+    if (set & FUSE_SET_ATTR_GID)
+        in->gid = o->attr.st_gid;
+    if (set & FUSE_SET_ATTR_SIZE) {
+        in->size = (uint64_t)o->attr.st_size;
+        set_time(&in->mtime_s, &in->mtime_ns, s->now);
+    }
+    if (set & FUSE_SET_ATTR_ATIME_NOW)
+        set_time(&in->atime_s, &in->atime_ns, s->now);
+    else if (set & FUSE_SET_ATTR_ATIME)
+        set_time(&in->atime_s, &in->atime_ns, o->attr.st_atim);
+    if (set & FUSE_SET_ATTR_MTIME_NOW)
+        set_time(&in->mtime_s, &in->mtime_ns, s->now);
+    else if (set & FUSE_SET_ATTR_MTIME)
+        set_time(&in->mtime_s, &in->mtime_ns, o->attr.st_mtim);
+    if (set & FUSE_SET_ATTR_CTIME)
+        set_time(&in->ctime_s, &in->ctime_ns, o->attr.st_ctim);
+    else
+        set_time(&in->ctime_s, &in->ctime_ns, s->now);
+    return 0;
+}
+
+static void run_setattr(op_t *o)
+{
+    fs_t *fs = o->fs;
+    fs_node_t *n = node_or_reply(o, o->ino, true);
+    if (!n)
+        return;
+    int rc = 0;
+    if (o->to_set & FUSE_SET_ATTR_SIZE) {
+        if (!S_ISREG(n->in.mode)) {
+            reply_err(o->req, S_ISDIR(n->in.mode) ? -EISDIR : -EINVAL);
+            return;
+        }
+        /* Pending writes first, so the new size cuts what the file really holds. */
+        rc = fs_data_flush(fs, n);
+        if (rc == 0)
+            rc = fs_data_truncate(fs, n, n->size, (uint64_t)o->attr.st_size);
+    }
+    if (rc == 0) {
+        setattr_edit_t s = {o, fs_now()};
+        fiber_mutex_lock(&n->lock);
+        rc = fs_node_update(fs, n, mutate_setattr, &s);
+        fiber_mutex_unlock(&n->lock);
+    }
+    if (rc < 0) {
+        reply_err(o->req, rc);
+        return;
+    }
+    /* Our own writes stay in step with the kernel's cache. */
+    n->remote_change = false;
+    reply_attr(fs, o->req, n);
+}
+
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+                       struct fuse_file_info *fi)
+{
+    (void)fi;
+    op_t *o = op_new(req, run_setattr);
+    if (!o)
+        return;
+    o->ino = ino;
+    o->attr = *attr;
+    o->to_set = to_set;
+    op_go(o);
+}
+
+static void run_readlink(op_t *o)
+{
+    fs_node_t *n = node_or_reply(o, o->ino, false);
+    if (!n)
+        return;
+    if (!S_ISLNK(n->in.mode) || !n->in.target)
+        reply_err(o->req, -EINVAL);
+    else
+        fuse_reply_readlink(o->req, n->in.target);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+    op_t *o = op_new(req, run_readlink);
+    if (!o)
+        return;
+    o->ino = ino;
+    op_go(o);
+}
+
+/* ---- creating ---- */
+
+/*
+ * Make a new inode named name in parent: record, then (for directories)
+ * its first bucket, then the name, then the parent's times and link count.
+ * A parent found dying after the name went in takes the name back out.
+ */
+static int make_node(op_t *o, uint64_t parent, mode_t mode, dev_t rdev, const char *target,
+                     fs_node_t **out)
+{
+    fs_t *fs = o->fs;
+    int rc = check_name(o->len);
+    if (rc < 0)
+        return rc;
+    fs_node_t *pn = fs_node_get(fs, parent);
+    if (!pn)
+        return -ENOMEM;
+    rc = fs_node_load(fs, pn, false);
+    if (rc < 0)
+        return rc;
+    if (!S_ISDIR(pn->in.mode))
+        return -ENOTDIR;
+    if (pn->in.flags & FS_INODE_DYING || pn->in.nlink == 0)
+        return -ENOENT;
+    const struct fuse_ctx *ctx = fuse_req_ctx(o->req);
+    uint64_t ino;
+    rc = fs_ino_alloc(fs, &ino);
+    if (rc < 0)
+        return rc;
+    struct timespec now = fs_now();
+    fs_inode_t in;
+    memset(&in, 0, sizeof(in));
+    in.ino = ino;
+    in.mode = mode;
+    in.uid = ctx->uid;
+    in.gid = ctx->gid;
+    if (pn->in.mode & S_ISGID) {
+        in.gid = pn->in.gid;
+        if (S_ISDIR(mode))
+            in.mode |= S_ISGID;
+    }
+    in.nlink = S_ISDIR(mode) ? 2 : 1;
+    in.rdev = rdev;
+    in.parent = S_ISDIR(mode) ? parent : 0;
+    set_time(&in.atime_s, &in.atime_ns, now);
+    set_time(&in.mtime_s, &in.mtime_ns, now);
+    set_time(&in.ctime_s, &in.ctime_ns, now);
+    if (target) {
+        in.target = (char *)target;
+        in.size = strlen(target);
+    }
+    fs_node_t *n = fs_node_get(fs, ino);
+    if (!n)
+        return -ENOMEM;
+    if (S_ISDIR(mode) && (rc = fs_dir_create(fs, ino)) < 0)
+        return rc;
+    rc = fs_node_create(fs, n, &in);
+    if (rc < 0)
+        return rc;
+    rc = dir_insert(fs, parent, o->name, o->len, ino, mode);
+    if (rc == 0) {
+        rc = parent_touch(fs, parent, S_ISDIR(mode) ? 1 : 0, true);
+        if (rc < 0)
+            dir_remove(fs, parent, o->name, o->len, ino);
+    }
+    if (rc < 0) {
+        if (S_ISDIR(mode))
+            fs_dir_destroy(fs, ino);
+        fs_node_destroy(fs, ino, 0);
+        n->have = false;
+        fs_node_maybe_free(fs, n);
+        return rc;
+    }
+    *out = n;
+    return 0;
+}
+
+static void run_mknod(op_t *o)
+{
+    fs_node_t *n;
+    int rc = make_node(o, o->ino, o->mode, o->rdev, o->name2, &n);
+    if (rc < 0)
+        reply_err(o->req, rc);
+    else
+        reply_entry(o->fs, o->req, n);
+}
+
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+    op_t *o = op_new(req, run_mknod);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    o->ino = parent;
+    o->mode = mode;
+    o->rdev = rdev;
+    op_go(o);
+}
+
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+    op_t *o = op_new(req, run_mknod);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    o->ino = parent;
+    o->mode = (mode & 07777) | S_IFDIR;
+    op_go(o);
+}
+
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+    if (strlen(link) > FS_SYMLINK_MAX) {
+        fuse_reply_err(req, ENAMETOOLONG);
+        return;
+    }
+    op_t *o = op_new(req, run_mknod);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    if (!(o->name2 = strdup(link))) {
+        free(o->name);
+        free(o);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    o->ino = parent;
+    o->mode = S_IFLNK | 0777;
+    op_go(o);
+}
+
+static int open_node(op_t *o, fs_node_t *n, struct fuse_file_info *fi);
+
+static void run_create(op_t *o)
+{
+    fs_t *fs = o->fs;
+    fs_node_t *n;
+    int rc = make_node(o, o->ino, o->mode, 0, NULL, &n);
+    if (rc == -EEXIST && !(o->fi.flags & O_EXCL)) {
+        /* Another mount created it first: open that one, as open(2) would. */
+        fs_dirent_t ent;
+        rc = fs_dir_lookup(fs, o->ino, o->name, o->len, true, &ent);
+        if (rc == 0) {
+            n = fs_node_get(fs, ent.ino);
+            rc = n ? fs_node_load(fs, n, true) : -ENOMEM;
+            if (rc == 0 && S_ISDIR(n->in.mode))
+                rc = -EISDIR;
+        }
+    }
+    if (rc == 0)
+        rc = open_node(o, n, &o->fi);
+    if (rc < 0) {
+        reply_err(o->req, rc);
+        return;
+    }
+    struct fuse_entry_param e;
+    fill_entry(fs, n, &e);
+    if (fuse_reply_create(o->req, &e, &o->fi) == 0) {
+        n->nlookup++;
+    } else {
+        /* The kernel never got the handle. */
+        n->open--;
+        free(handle_of(&o->fi));
+    }
+}
+
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+                      struct fuse_file_info *fi)
+{
+    op_t *o = op_new(req, run_create);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    o->ino = parent;
+    o->mode = (mode & 07777) | S_IFREG;
+    o->fi = *fi;
+    op_go(o);
+}
+
+/* ---- removing ---- */
+
+static void run_unlink(op_t *o)
+{
+    fs_t *fs = o->fs;
+    int rc = check_name(o->len);
+    fs_dirent_t ent;
+    if (rc == 0)
+        rc = fs_dir_lookup(fs, o->ino, o->name, o->len, true, &ent);
+    if (rc == 0 && ent.type == DT_DIR)
+        rc = -EISDIR;
+    if (rc == 0)
+        rc = dir_remove(fs, o->ino, o->name, o->len, ent.ino);
+    if (rc < 0) {
+        reply_err(o->req, rc);
+        return;
+    }
+    parent_touch(fs, o->ino, 0, false);
+    fs_node_t *n = fs_node_get(fs, ent.ino);
+    if (n && node_links(fs, n, -1, 0) == 0)
+        file_unlinked(fs, n);
+    reply_err(o->req, 0);
+    if (n)
+        fs_node_maybe_free(fs, n);
+}
+
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    op_t *o = op_new(req, run_unlink);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    o->ino = parent;
+    op_go(o);
+}
+
+/*
+ * Mark directory n dying and check it is empty; creators that race with
+ * this see the mark when they update the directory's record and back out.
+ * On ENOTEMPTY (or an error) the mark is taken off again.
+ */
+static int dir_claim_empty(fs_t *fs, fs_node_t *n)
+{
+    int rc = node_dying(fs, n, true);
+    if (rc < 0)
+        return rc;
+    rc = fs_dir_empty(fs, n->ino);
+    if (rc == 1)
+        return 0;
+    node_dying(fs, n, false);
+    return rc == 0 ? -ENOTEMPTY : rc;
+}
+
+static void run_rmdir(op_t *o)
+{
+    fs_t *fs = o->fs;
+    int rc = check_name(o->len);
+    fs_dirent_t ent;
+    if (rc == 0)
+        rc = fs_dir_lookup(fs, o->ino, o->name, o->len, true, &ent);
+    if (rc == 0 && ent.type != DT_DIR)
+        rc = -ENOTDIR;
+    fs_node_t *n = NULL;
+    if (rc == 0) {
+        n = fs_node_get(fs, ent.ino);
+        rc = n ? fs_node_load(fs, n, true) : -ENOMEM;
+    }
+    if (rc == 0)
+        rc = dir_claim_empty(fs, n);
+    if (rc == 0) {
+        rc = dir_remove(fs, o->ino, o->name, o->len, ent.ino);
+        if (rc < 0)
+            node_dying(fs, n, false);
+    }
+    if (rc < 0) {
+        reply_err(o->req, rc);
+        if (n)
+            fs_node_maybe_free(fs, n);
+        return;
+    }
+    parent_touch(fs, o->ino, -1, false);
+    dir_free(fs, n);
+    reply_err(o->req, 0);
+    fs_node_maybe_free(fs, n);
+}
+
+static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+    op_t *o = op_new(req, run_rmdir);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    o->ino = parent;
+    op_go(o);
+}
+
+/* ---- links and renames ---- */
+
+static void run_link(op_t *o)
+{
+    fs_t *fs = o->fs;
+    int rc = check_name(o->len);
+    if (rc < 0) {
+        reply_err(o->req, rc);
+        return;
+    }
+    fs_node_t *n = node_or_reply(o, o->ino, true);
+    if (!n)
+        return;
+    if (S_ISDIR(n->in.mode)) {
+        reply_err(o->req, -EPERM);
+        return;
+    }
+    rc = node_links(fs, n, +1, 0);
+    if (rc == 0) {
+        rc = dir_insert(fs, o->ino2, o->name, o->len, n->ino, n->in.mode);
+        if (rc == 0 && (rc = parent_touch(fs, o->ino2, 0, true)) < 0)
+            dir_remove(fs, o->ino2, o->name, o->len, n->ino);
+        if (rc < 0)
+            node_links(fs, n, -1, 0);
+    }
+    if (rc < 0)
+        reply_err(o->req, rc);
+    else
+        reply_entry(fs, o->req, n);
+}
+
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+    op_t *o = op_new(req, run_link);
+    if (!o || !op_name(o, newname, &o->name, &o->len))
+        return;
+    o->ino = ino;
+    o->ino2 = newparent;
+    op_go(o);
+}
+
+/* The replaced target of a rename lost a name. */
+static void target_replaced(fs_t *fs, const fs_dirent_t *dst)
+{
+    fs_node_t *n = fs_node_get(fs, dst->ino);
+    if (!n)
+        return;
+    if (dst->type == DT_DIR) {
+        dir_free(fs, n);
+    } else if (node_links(fs, n, -1, 0) == 0) {
+        file_unlinked(fs, n);
+    }
+    fs_node_maybe_free(fs, n);
+}
+
+static int rename_once(op_t *o)
+{
+    fs_t *fs = o->fs;
+    uint64_t sdir = o->ino, ddir = o->ino2;
+    fs_dirent_t src, dst;
+    int rc = fs_dir_lookup(fs, sdir, o->name, o->len, true, &src);
+    if (rc < 0)
+        return rc;
+    rc = fs_dir_lookup(fs, ddir, o->name2, o->len2, true, &dst);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    bool have_dst = rc == 0;
+    bool exchange = o->flags & RENAME_EXCHANGE;
+    if (have_dst && (o->flags & RENAME_NOREPLACE))
+        return -EEXIST;
+    if (!have_dst && exchange)
+        return -ENOENT;
+    if (have_dst && dst.ino == src.ino)
+        return 0; /* two names of one file: POSIX says do nothing */
+    bool src_dir = src.type == DT_DIR;
+    bool dst_dir = have_dst && dst.type == DT_DIR;
+    fs_node_t *victim = NULL;
+    if (have_dst && !exchange) {
+        if (dst_dir && !src_dir)
+            return -EISDIR;
+        if (!dst_dir && src_dir)
+            return -ENOTDIR;
+        if (dst_dir) {
+            victim = fs_node_get(fs, dst.ino);
+            if (!victim)
+                return -ENOMEM;
+            rc = fs_node_load(fs, victim, true);
+            if (rc == 0)
+                rc = dir_claim_empty(fs, victim);
+            if (rc < 0) {
+                fs_node_maybe_free(fs, victim);
+                return rc;
+            }
+        }
+    }
+    /* The new name first: a crash between the two steps leaves two names, never none. */
+    put_edit_t put = {o->name2, o->len2, src.ino, src.type, false, true, have_dst ? dst.ino : 0};
+    rc = fs_dir_edit(fs, ddir, o->name2, o->len2, edit_put, &put);
+    if (rc == 0) {
+        if (exchange) {
+            put_edit_t back = {o->name, o->len, dst.ino, dst.type, false, true, src.ino};
+            rc = fs_dir_edit(fs, sdir, o->name, o->len, edit_put, &back);
+        } else {
+            rc = dir_remove(fs, sdir, o->name, o->len, src.ino);
+        }
+        if (rc == -ENOENT || rc == -EAGAIN) {
+            /* The source changed under us (another mount renamed or removed it). */
+            log_info("fs", "rename: source changed during the rename; kept the new name");
+            rc = 0;
+        }
+    }
+    if (rc < 0) {
+        if (victim)
+            node_dying(fs, victim, false);
+        if (victim)
+            fs_node_maybe_free(fs, victim);
+        return rc;
+    }
+    int sdelta = 0, ddelta = 0;
+    if (sdir != ddir) {
+        sdelta = (exchange && dst_dir ? 1 : 0) - (src_dir ? 1 : 0);
+        ddelta = (src_dir ? 1 : 0) - (exchange && dst_dir ? 1 : 0);
+    }
+    if (victim)
+        ddelta -= 1;
+    parent_touch(fs, sdir, sdelta, false);
+    if (ddir != sdir || ddelta)
+        parent_touch(fs, ddir, ddelta, false);
+    fs_node_t *sn = fs_node_get(fs, src.ino);
+    if (sn) {
+        node_links(fs, sn, 0, src_dir && sdir != ddir ? ddir : 0);
+        fs_node_maybe_free(fs, sn);
+    }
+    if (exchange) {
+        fs_node_t *dn = fs_node_get(fs, dst.ino);
+        if (dn) {
+            node_links(fs, dn, 0, dst_dir && sdir != ddir ? sdir : 0);
+            fs_node_maybe_free(fs, dn);
+        }
+    } else if (have_dst) {
+        target_replaced(fs, &dst);
+    }
+    if (victim)
+        fs_node_maybe_free(fs, victim);
+    return 0;
+}
+
+static void run_rename(op_t *o)
+{
+    int rc = check_name(o->len);
+    if (rc == 0)
+        rc = check_name(o->len2);
+    if (rc == 0 && (o->flags & ~(RENAME_NOREPLACE | RENAME_EXCHANGE)))
+        rc = -EINVAL;
+    /* EAGAIN: the target changed between our look and our write; look again. */
+    for (int attempt = 0; rc == 0 && attempt < 20; attempt++) {
+        rc = rename_once(o);
+        if (rc != -EAGAIN)
+            break;
+        rc = 0;
+    }
+    reply_err(o->req, rc == -EAGAIN ? -EIO : rc);
+}
+
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+                      const char *newname, unsigned int flags)
+{
+    op_t *o = op_new(req, run_rename);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    o->len2 = strlen(newname);
+    if (!(o->name2 = strdup(newname))) {
+        free(o->name);
+        free(o);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    o->ino = parent;
+    o->ino2 = newparent;
+    o->flags = (int)flags;
+    op_go(o);
+}
+
+/* ---- files ---- */
+
+static int open_node(op_t *o, fs_node_t *n, struct fuse_file_info *fi)
+{
+    fs_t *fs = o->fs;
+    if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY && n->size > 0) {
+        int rc = fs_data_truncate(fs, n, n->size, 0);
+        if (rc == 0) {
+            o->to_set = FUSE_SET_ATTR_SIZE;
+            o->attr.st_size = 0;
+            setattr_edit_t s = {o, fs_now()};
+            fiber_mutex_lock(&n->lock);
+            rc = fs_node_update(fs, n, mutate_setattr, &s);
+            fiber_mutex_unlock(&n->lock);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    handle_t *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -ENOMEM;
+    h->node = n;
+    h->flags = fi->flags;
+    n->open++;
+    fi->fh = (uint64_t)(uintptr_t)h;
+    /* The kernel may keep its page cache unless another mount changed the file. */
+    fi->keep_cache = !n->remote_change;
+    n->remote_change = false;
+    return 0;
+}
+
+static void run_open(op_t *o)
+{
+    /* Close-to-open: every open reads the record afresh. */
+    fs_node_t *n = node_or_reply(o, o->ino, true);
+    if (!n)
+        return;
+    if (S_ISDIR(n->in.mode)) {
+        reply_err(o->req, -EISDIR);
+        return;
+    }
+    bool changed = n->remote_change;
+    int rc = open_node(o, n, &o->fi);
+    if (rc < 0) {
+        reply_err(o->req, rc);
+        return;
+    }
+    if (fuse_reply_open(o->req, &o->fi) != 0) {
+        n->open--;
+        free(handle_of(&o->fi));
+        return;
+    }
+    if (changed)
+        fuse_lowlevel_notify_inval_inode(o->fs->se, n->ino, -1, 0);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    op_t *o = op_new(req, run_open);
+    if (!o)
+        return;
+    o->ino = ino;
+    o->fi = *fi;
+    op_go(o);
+}
+
+static void run_read(op_t *o)
+{
+    handle_t *h = handle_of(&o->fi);
+    uint8_t *buf = malloc(o->size ? o->size : 1);
+    if (!buf) {
+        reply_err(o->req, -ENOMEM);
+        return;
+    }
+    size_t got;
+    int rc = fs_data_read(o->fs, h->node, (uint64_t)o->off, o->size, buf, &got);
+    if (rc < 0)
+        reply_err(o->req, rc);
+    else
+        fuse_reply_buf(o->req, (const char *)buf, got);
+    free(buf);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                    struct fuse_file_info *fi)
+{
+    (void)ino;
+    op_t *o = op_new(req, run_read);
+    if (!o)
+        return;
+    o->fi = *fi;
+    o->size = size;
+    o->off = off;
+    op_go(o);
+}
+
+static void run_write(op_t *o)
+{
+    handle_t *h = handle_of(&o->fi);
+    int rc = fs_data_write(o->fs, h->node, (uint64_t)o->off, o->buf, o->size);
+    if (rc < 0)
+        reply_err(o->req, rc);
+    else
+        fuse_reply_write(o->req, o->size);
+}
+
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    op_t *o = op_new(req, run_write);
+    if (!o)
+        return;
+    o->buf = malloc(size ? size : 1);
+    if (!o->buf) {
+        free(o);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    memcpy(o->buf, buf, size);
+    o->fi = *fi;
+    o->size = size;
+    o->off = off;
+    op_go(o);
+}
+
+static void run_flush(op_t *o)
+{
+    handle_t *h = handle_of(&o->fi);
+    reply_err(o->req, fs_data_flush(o->fs, h->node));
+}
+
+static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    op_t *o = op_new(req, run_flush);
+    if (!o)
+        return;
+    o->fi = *fi;
+    op_go(o);
+}
+
+static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)datasync;
+    op_flush(req, ino, fi);
+}
+
+static void run_release(op_t *o)
+{
+    fs_t *fs = o->fs;
+    handle_t *h = handle_of(&o->fi);
+    fs_node_t *n = h->node;
+    free(h);
+    int rc = 0;
+    if (n->orphan && n->open == 1) {
+        n->open = 0;
+        n->orphan = false;
+        file_unlinked(fs, n);
+    } else {
+        /* flush() normally wrote everything; a failed one left data to retry. */
+        if (fs_data_dirty(n))
+            rc = fs_data_flush(fs, n);
+        n->open--;
+    }
+    reply_err(o->req, rc);
+    fs_node_maybe_free(fs, n);
+}
+
+static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    op_t *o = op_new(req, run_release);
+    if (!o)
+        return;
+    o->fi = *fi;
+    op_go(o);
+}
+
+/* ---- directories ---- */
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    fi->fh = 0;
+    fi->cache_readdir = 0;
+    fuse_reply_open(req, fi);
+}
+
+static size_t add_entry(fuse_req_t req, bool plus, char *buf, size_t rem, const char *name,
+                        const struct fuse_entry_param *e, off_t off)
+{
+    if (plus)
+        return fuse_add_direntry_plus(req, buf, rem, name, e, off);
+    return fuse_add_direntry(req, buf, rem, name, &e->attr, off);
+}
+
+static void run_readdir(op_t *o)
+{
+    fs_t *fs = o->fs;
+    char *buf = malloc(o->size);
+    if (!buf) {
+        reply_err(o->req, -ENOMEM);
+        return;
+    }
+    size_t used = 0;
+    uint64_t off = (uint64_t)o->off;
+    struct fuse_entry_param e;
+    memset(&e, 0, sizeof(e));
+    e.attr.st_mode = S_IFDIR;
+    int rc = 0;
+    if (off == 0) {
+        e.attr.st_ino = o->ino;
+        used += add_entry(o->req, o->plus, buf + used, o->size - used, ".", &e, 1);
+        off = 1;
+    }
+    if (off == 1) {
+        size_t sz = add_entry(o->req, o->plus, NULL, 0, "..", &e, 2);
+        if (used + sz <= o->size) {
+            e.attr.st_ino = FS_ROOT_INO;
+            used += add_entry(o->req, o->plus, buf + used, o->size - used, "..", &e, 2);
+            off = 2;
+        }
+    }
+    uint64_t from = off <= FS_OFF_FIRST_ENTRY ? 0 : fs_off_next_hash(off);
+    bool full = off < 2;
+    while (!full && from != UINT64_MAX) {
+        fs_dirent_t *ents;
+        size_t count;
+        uint64_t next = from;
+        rc = fs_dir_read(fs, o->ino, &next, o->off == 0, &ents, &count);
+        if (rc < 0)
+            break;
+        fs_node_t **nodes = NULL;
+        if (o->plus && count > 0) {
+            nodes = calloc(count, sizeof(*nodes));
+            size_t k = 0;
+            /* Only as many attributes as can fit in the reply. */
+            size_t room = used;
+            for (; nodes && k < count; k++) {
+                room += fuse_add_direntry_plus(o->req, NULL, 0, ents[k].name, NULL, 0);
+                if (room > o->size)
+                    break;
+                nodes[k] = fs_node_get(fs, ents[k].ino);
+                if (!nodes[k])
+                    break;
+            }
+            if (nodes)
+                fs_nodes_load(fs, nodes, k);
+        }
+        size_t i = 0;
+        while (i < count) {
+            /* Names sharing a hash share an offset: send all of them or none. */
+            size_t j = i + 1;
+            while (j < count && ents[j].hash == ents[i].hash)
+                j++;
+            size_t need = 0;
+            for (size_t k = i; k < j; k++)
+                need += add_entry(o->req, o->plus, NULL, 0, ents[k].name, &e, 0);
+            if (used + need > o->size) {
+                full = true;
+                break;
+            }
+            for (size_t k = i; k < j; k++) {
+                struct fuse_entry_param pe;
+                memset(&pe, 0, sizeof(pe));
+                fs_node_t *n = nodes ? nodes[k] : NULL;
+                if (n && n->have) {
+                    fill_entry(fs, n, &pe);
+                } else {
+                    pe.attr.st_ino = ents[k].ino;
+                    pe.attr.st_mode = (mode_t)DTTOIF(ents[k].type);
+                }
+                used += add_entry(o->req, o->plus, buf + used, o->size - used, ents[k].name, &pe,
+                                  (off_t)fs_off_from_hash(ents[k].hash));
+                if (o->plus && pe.ino)
+                    n->nlookup++;
+            }
+            i = j;
+        }
+        if (nodes) {
+            for (size_t k = 0; k < count; k++)
+                if (nodes[k])
+                    fs_node_maybe_free(fs, nodes[k]);
+            free(nodes);
+        }
+        free(ents);
+        if (!full)
+            from = next;
+    }
+    if (rc < 0 && used == 0)
+        reply_err(o->req, rc);
+    else
+        fuse_reply_buf(o->req, buf, used);
+    free(buf);
+}
+
+static void op_readdir_any(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, bool plus)
+{
+    op_t *o = op_new(req, run_readdir);
+    if (!o)
+        return;
+    o->ino = ino;
+    o->size = size;
+    o->off = off;
+    o->plus = plus;
+    op_go(o);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    (void)fi;
+    op_readdir_any(req, ino, size, off, false);
+}
+
+static void op_readdirplus(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
+                           struct fuse_file_info *fi)
+{
+    (void)fi;
+    op_readdir_any(req, ino, size, off, true);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)fi;
+    fuse_reply_err(req, 0);
+}
+
+static void op_fsyncdir(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+    (void)ino;
+    (void)datasync;
+    (void)fi;
+    /* Directory changes are acknowledged by a write quorum before they return. */
+    fuse_reply_err(req, 0);
+}
+
+/* ---- extended attributes ---- */
+
+static int xattr_name_ok(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > 255)
+        return -ERANGE;
+    /* ACLs are not implemented: refusing them keeps the kernel from trusting stored ones. */
+    if (strncmp(name, "system.", 7) == 0)
+        return -EOPNOTSUPP;
+    return 0;
+}
+
+typedef struct {
+    const char *name;
+    const uint8_t *value;
+    size_t size;
+    int flags;
+    bool remove;
+    struct timespec now;
+} xattr_edit_t;
+
+static int mutate_xattr(fs_inode_t *in, void *arg)
+{
+    xattr_edit_t *x = arg;
+    int rc;
+    if (x->remove) {
+        rc = fs_xattr_remove(in, x->name);
+    } else {
+        bool exists = fs_xattr_find(in, x->name) != NULL;
+        if ((x->flags & XATTR_CREATE) && exists)
+            return -EEXIST;
+        if ((x->flags & XATTR_REPLACE) && !exists)
+            return -ENODATA;
+        rc = fs_xattr_set(in, x->name, x->value, x->size);
+    }
+    if (rc == 0)
+        set_time(&in->ctime_s, &in->ctime_ns, x->now);
+    return rc;
+}
+
+static void run_xattr_change(op_t *o)
+{
+    fs_node_t *n = node_or_reply(o, o->ino, false);
+    if (!n)
+        return;
+    xattr_edit_t x = {o->name, o->buf, o->size, o->flags, o->buf == NULL, fs_now()};
+    fiber_mutex_lock(&n->lock);
+    int rc = fs_node_update(o->fs, n, mutate_xattr, &x);
+    fiber_mutex_unlock(&n->lock);
+    reply_err(o->req, rc == -ENOSPC ? -ENOSPC : rc);
+}
+
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value,
+                        size_t size, int flags)
+{
+    int rc = xattr_name_ok(name);
+    if (rc == 0 && size > XATTR_VALUE_MAX)
+        rc = -E2BIG;
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    op_t *o = op_new(req, run_xattr_change);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    o->buf = malloc(size ? size : 1);
+    if (!o->buf) {
+        free(o->name);
+        free(o);
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    memcpy(o->buf, value, size);
+    o->ino = ino;
+    o->size = size;
+    o->flags = flags;
+    op_go(o);
+}
+
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name)
+{
+    int rc = xattr_name_ok(name);
+    if (rc < 0) {
+        reply_err(req, rc);
+        return;
+    }
+    op_t *o = op_new(req, run_xattr_change);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    o->ino = ino;
+    op_go(o);
+}
+
+static void run_getxattr(op_t *o)
+{
+    fs_node_t *n = node_or_reply(o, o->ino, false);
+    if (!n)
+        return;
+    if (!o->name) {
+        size_t need = fs_xattr_list(&n->in, NULL, 0);
+        if (o->size == 0) {
+            fuse_reply_xattr(o->req, need);
+        } else if (need > o->size) {
+            reply_err(o->req, -ERANGE);
+        } else {
+            char *buf = malloc(need ? need : 1);
+            if (!buf) {
+                reply_err(o->req, -ENOMEM);
+                return;
+            }
+            fs_xattr_list(&n->in, buf, need);
+            fuse_reply_buf(o->req, buf, need);
+            free(buf);
+        }
+        return;
+    }
+    const fs_xattr_t *x = fs_xattr_find(&n->in, o->name);
+    if (!x)
+        reply_err(o->req, -ENODATA);
+    else if (o->size == 0)
+        fuse_reply_xattr(o->req, x->value_len);
+    else if (x->value_len > o->size)
+        reply_err(o->req, -ERANGE);
+    else
+        fuse_reply_buf(o->req, (const char *)x->value, x->value_len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size)
+{
+    int rc = xattr_name_ok(name);
+    if (rc < 0) {
+        reply_err(req, rc == -EOPNOTSUPP ? -ENODATA : rc);
+        return;
+    }
+    op_t *o = op_new(req, run_getxattr);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    o->ino = ino;
+    o->size = size;
+    op_go(o);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size)
+{
+    op_t *o = op_new(req, run_getxattr);
+    if (!o)
+        return;
+    o->ino = ino;
+    o->size = size;
+    op_go(o);
+}
+
+/* ---- the rest ---- */
+
+static void run_access(op_t *o)
+{
+    fs_node_t *n = node_or_reply(o, o->ino, false);
+    if (!n)
+        return;
+    const struct fuse_ctx *ctx = fuse_req_ctx(o->req);
+    int mask = o->flags;
+    int rc = 0;
+    if (mask != F_OK) {
+        mode_t mode = n->in.mode;
+        unsigned bits;
+        if (ctx->uid == 0) {
+            /* root may do anything but execute a file nobody may execute */
+            bits = 06 | ((mode & 0111) ? 01 : 0);
+        } else if (ctx->uid == n->in.uid) {
+            bits = (mode >> 6) & 7;
+        } else if (ctx->gid == n->in.gid) {
+            bits = (mode >> 3) & 7;
+        } else {
+            bits = mode & 7;
+        }
+        if (((mask & R_OK) && !(bits & 4)) || ((mask & W_OK) && !(bits & 2)) ||
+            ((mask & X_OK) && !(bits & 1)))
+            rc = -EACCES;
+    }
+    reply_err(o->req, rc);
+}
+
+static void op_access(fuse_req_t req, fuse_ino_t ino, int mask)
+{
+    op_t *o = op_new(req, run_access);
+    if (!o)
+        return;
+    o->ino = ino;
+    o->flags = mask;
+    op_go(o);
+}
+
+static void run_statfs(op_t *o)
+{
+    fs_t *fs = o->fs;
+    struct statvfs sv;
+    int rc = fs_ring_capacity(fs, &sv);
+    if (rc < 0)
+        reply_err(o->req, rc);
+    else
+        fuse_reply_statfs(o->req, &sv);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+    op_t *o = op_new(req, run_statfs);
+    if (!o)
+        return;
+    o->ino = ino;
+    op_go(o);
+}
+
+static void op_init(void *userdata, struct fuse_conn_info *conn)
+{
+    fs_t *fs = userdata;
+    /* Writes are sent up to 1 MiB at a time (max_pages follows max_write). */
+    conn->max_write = 1024 * 1024;
+    conn->max_readahead = 1024 * 1024;
+    /* We do not clear set-id bits ourselves; the kernel must (as for most FUSE file systems). */
+    conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+    if (conn->capable & FUSE_CAP_READDIRPLUS)
+        conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
+    if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+        conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+    conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    (void)fs;
+}
+
+static void op_destroy(void *userdata)
+{
+    fs_t *fs = userdata;
+    fs->exiting = true;
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+    .init = op_init,
+    .destroy = op_destroy,
+    .lookup = op_lookup,
+    .forget = op_forget,
+    .forget_multi = op_forget_multi,
+    .getattr = op_getattr,
+    .setattr = op_setattr,
+    .readlink = op_readlink,
+    .mknod = op_mknod,
+    .mkdir = op_mkdir,
+    .unlink = op_unlink,
+    .rmdir = op_rmdir,
+    .symlink = op_symlink,
+    .rename = op_rename,
+    .link = op_link,
+    .open = op_open,
+    .read = op_read,
+    .write = op_write,
+    .flush = op_flush,
+    .release = op_release,
+    .fsync = op_fsync,
+    .opendir = op_opendir,
+    .readdir = op_readdir,
+    .readdirplus = op_readdirplus,
+    .releasedir = op_releasedir,
+    .fsyncdir = op_fsyncdir,
+    .statfs = op_statfs,
+    .setxattr = op_setxattr,
+    .getxattr = op_getxattr,
+    .listxattr = op_listxattr,
+    .removexattr = op_removexattr,
+    .access = op_access,
+    .create = op_create,
+};

@@ -1,0 +1,23 @@
+/*
+ * fs_ops.h — dhtfs's FUSE low-level operations and volume set-up.
+ */
+#ifndef FS_OPS_H
+#define FS_OPS_H
+
+#include "fs_i.h"
+
+#include <sys/statvfs.h>
+
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/*
+ * Open volume fs->vol on the ring: read its record (creating it with
+ * chunk_size when new; 0 keeps the default) and its root directory. Runs
+ * in a fiber. 0 or -errno.
+ */
+int fs_volume_open(fs_t *fs, uint32_t chunk_size);
+
+/* Capacity and use of the ring's disks, as statfs(2) reports them. Runs in a fiber. */
+int fs_ring_capacity(fs_t *fs, struct statvfs *sv);
+
+#endif

@@ -1,0 +1,131 @@
+/*
+ * fs_store.c — fiber-blocking wrappers over the asynchronous kvclient.
+ */
+#include "fs_store.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void op_done(const kvc_result_t *res, void *arg)
+{
+    fs_op_t *op = arg;
+    op->rc = res->rc;
+    op->version = res->version;
+    if (res->rc == 0 && res->value && res->value_len > 0) {
+        op->value = malloc(res->value_len);
+        if (op->value) {
+            memcpy(op->value, res->value, res->value_len);
+            op->len = res->value_len;
+        } else {
+            op->rc = -ENOMEM;
+        }
+    }
+    op->done = true;
+    if (op->waiter)
+        fiber_wake(op->waiter);
+}
+
+static void op_start(fs_op_t *op)
+{
+    memset(op, 0, sizeof(*op));
+}
+
+static void op_failed(fs_op_t *op, int rc)
+{
+    op->rc = rc;
+    op->done = true;
+}
+
+void fs_op_get(kvc_t *kvc, fs_op_t *op, const char *key)
+{
+    op_start(op);
+    int rc = kvc_get(kvc, key, strlen(key), op_done, op);
+    if (rc < 0)
+        op_failed(op, rc);
+}
+
+void fs_op_put(kvc_t *kvc, fs_op_t *op, const char *key, const void *value, size_t len,
+               kvc_cond_t cond, kv_version_t if_version)
+{
+    op_start(op);
+    int rc = kvc_put(kvc, key, strlen(key), value, len, cond, if_version, op_done, op);
+    if (rc < 0)
+        op_failed(op, rc);
+}
+
+void fs_op_del(kvc_t *kvc, fs_op_t *op, const char *key, kvc_cond_t cond, kv_version_t if_version)
+{
+    op_start(op);
+    int rc = kvc_del(kvc, key, strlen(key), cond, if_version, op_done, op);
+    if (rc < 0)
+        op_failed(op, rc);
+}
+
+int fs_op_wait(fs_op_t *op)
+{
+    while (!op->done) {
+        op->waiter = fiber_self();
+        fiber_park();
+    }
+    op->waiter = NULL;
+    return op->rc;
+}
+
+void fs_op_clear(fs_op_t *op)
+{
+    free(op->value);
+    op->value = NULL;
+    op->len = 0;
+}
+
+int fs_get(kvc_t *kvc, const char *key, uint8_t **value, size_t *len, kv_version_t *version)
+{
+    fs_op_t op;
+    fs_op_get(kvc, &op, key);
+    int rc = fs_op_wait(&op);
+    if (rc == 0) {
+        *value = op.value;
+        *len = op.len;
+        if (version)
+            *version = op.version;
+        return 0;
+    }
+    fs_op_clear(&op);
+    return rc;
+}
+
+int fs_put(kvc_t *kvc, const char *key, const void *value, size_t len, kvc_cond_t cond,
+           kv_version_t if_version, kv_version_t *version)
+{
+    fs_op_t op;
+    fs_op_put(kvc, &op, key, value, len, cond, if_version);
+    int rc = fs_op_wait(&op);
+    if (rc == 0 && version)
+        *version = op.version;
+    return rc;
+}
+
+int fs_del(kvc_t *kvc, const char *key, kvc_cond_t cond, kv_version_t if_version)
+{
+    fs_op_t op;
+    fs_op_del(kvc, &op, key, cond, if_version);
+    return fs_op_wait(&op);
+}
+
+int fs_store_errno(int rc)
+{
+    switch (rc) {
+    case 0:
+    case -ENOENT:
+    case -EEXIST:
+    case -ENOSPC:
+    case -EFBIG:
+    case -ENOMEM:
+    case -EINVAL:
+        return rc;
+    default:
+        /* No quorum, no answer in time, cancelled, a garbled reply: the data is unreachable. */
+        return -EIO;
+    }
+}

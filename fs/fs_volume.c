@@ -1,0 +1,184 @@
+/*
+ * fs_volume.c — opening a volume (its record and root directory) and
+ * asking the ring how much room it has.
+ */
+#include "fs_ops.h"
+#include "log.h"
+#include "rpc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DEFAULT_CHUNK_SIZE (1024 * 1024)
+#define RING_WALK_MAX 4096
+#define CAPACITY_TTL_MS 2000
+
+int fs_volume_open(fs_t *fs, uint32_t chunk_size)
+{
+    char key[FS_KEY_MAX];
+    fs_key_super(key, fs->vol);
+    fs_super_t want = {chunk_size ? chunk_size : DEFAULT_CHUNK_SIZE};
+    for (int attempt = 0; attempt < 3; attempt++) {
+        uint8_t *value;
+        size_t len;
+        int rc = fs_get(fs->kvc, key, &value, &len, NULL);
+        if (rc == 0) {
+            fs_super_t s;
+            rc = fs_super_decode(value, len, &s);
+            free(value);
+            if (rc < 0) {
+                log_error("fs", "volume %s: undecodable volume record", fs->vol);
+                return -EIO;
+            }
+            if (chunk_size && s.chunk_size != chunk_size)
+                log_warn("fs", "volume %s exists with %u KiB chunks; chunk_kb=%u ignored", fs->vol,
+                         s.chunk_size / 1024, chunk_size / 1024);
+            fs->chunk_size = s.chunk_size;
+            break;
+        }
+        if (rc != -ENOENT)
+            return fs_store_errno(rc);
+        uint8_t buf[64];
+        len = fs_super_encode(&want, buf, sizeof(buf));
+        rc = fs_put(fs->kvc, key, buf, len, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, NULL);
+        if (rc == 0) {
+            log_info("fs", "created volume %s (%u KiB chunks)", fs->vol, want.chunk_size / 1024);
+            fs->chunk_size = want.chunk_size;
+            break;
+        }
+        if (rc != -EEXIST)
+            return fs_store_errno(rc);
+    }
+    if (!fs->chunk_size)
+        return -EIO;
+
+    fs_node_t *root = fs_node_get(fs, FS_ROOT_INO);
+    if (!root)
+        return -ENOMEM;
+    int rc = fs_node_load(fs, root, true);
+    if (rc != -ENOENT)
+        return rc;
+    /* A new volume: the root's bucket first, so an existing root always has one. */
+    rc = fs_dir_create(fs, FS_ROOT_INO);
+    if (rc < 0)
+        return rc;
+    struct timespec now = fs_now();
+    fs_inode_t in;
+    memset(&in, 0, sizeof(in));
+    in.ino = FS_ROOT_INO;
+    in.mode = S_IFDIR | 0755;
+    in.uid = geteuid();
+    in.gid = getegid();
+    in.nlink = 2;
+    in.parent = FS_ROOT_INO;
+    in.atime_s = in.mtime_s = in.ctime_s = now.tv_sec;
+    in.atime_ns = in.mtime_ns = in.ctime_ns = (uint32_t)now.tv_nsec;
+    rc = fs_node_create(fs, root, &in);
+    if (rc == -EIO) /* created by another mount meanwhile */
+        rc = fs_node_load(fs, root, true);
+    return rc;
+}
+
+/* ---- capacity ---- */
+
+typedef struct {
+    bool done;
+    int rc;
+    fiber_t *waiter;
+    wire_msg_t reply;
+} call_t;
+
+static void call_done(int rc, const wire_msg_t *reply, void *arg)
+{
+    call_t *c = arg;
+    c->rc = rc;
+    if (rc == 0 && reply)
+        c->reply = *reply;
+    c->done = true;
+    if (c->waiter)
+        fiber_wake(c->waiter);
+}
+
+/* One request to addr, waited for by the running fiber. c is large: heap only. */
+static int call(fs_t *fs, const char *addr, uint8_t type, call_t *c)
+{
+    wire_msg_t req;
+    wire_init(&req, type, 0);
+    c->done = false;
+    c->waiter = NULL;
+    int rc = rpc_call(fs->rpc, addr, &req, fs->timeout_ms, call_done, c);
+    if (rc < 0)
+        return rc;
+    while (!c->done) {
+        c->waiter = fiber_self();
+        fiber_park();
+    }
+    return c->rc;
+}
+
+/*
+ * Walk the ring once (INFO for the next node, STATS for its disk) and add
+ * up the nodes' file systems; every byte is stored N times, so the volume
+ * holds a third of that with three replicas. Nodes sharing one disk count
+ * it once each, so a ring on one machine reports that disk's size.
+ */
+static int ring_walk(fs_t *fs, uint64_t *total, uint64_t *avail, unsigned *replicas)
+{
+    call_t *c = malloc(sizeof(*c));
+    if (!c)
+        return -ENOMEM;
+    char addr[ENDPOINT_MAX], first_addr[ENDPOINT_MAX];
+    int rc = -EIO;
+    for (size_t i = 0; i < fs->npeers && rc < 0; i++) {
+        rc = call(fs, fs->peers[i], WIRE_INFO, c);
+        if (rc == 0)
+            snprintf(addr, sizeof(addr), "%s", c->reply.node.addr);
+    }
+    if (rc < 0) {
+        free(c);
+        return -EIO;
+    }
+    ring_id_t first = c->reply.node.id;
+    snprintf(first_addr, sizeof(first_addr), "%s", addr);
+    *replicas = c->reply.replicas ? c->reply.replicas : 1;
+    *total = *avail = 0;
+    for (unsigned n = 0; n < RING_WALK_MAX; n++) {
+        if (call(fs, addr, WIRE_STATS, c) == 0) {
+            *total += c->reply.disk_total;
+            *avail += c->reply.disk_free;
+        }
+        if (call(fs, addr, WIRE_INFO, c) < 0 || c->reply.nsucc == 0 || c->reply.succ[0].id == first)
+            break;
+        snprintf(addr, sizeof(addr), "%s", c->reply.succ[0].addr);
+    }
+    free(c);
+    return 0;
+}
+
+int fs_ring_capacity(fs_t *fs, struct statvfs *sv)
+{
+    uint64_t now = fs_now_ms(fs);
+    if (!fs->cap_at || now - fs->cap_at > CAPACITY_TTL_MS) {
+        uint64_t total, avail;
+        unsigned replicas;
+        int rc = ring_walk(fs, &total, &avail, &replicas);
+        if (rc < 0)
+            return rc;
+        fs->cap_total = total / replicas;
+        fs->cap_avail = avail / replicas;
+        fs->cap_at = now;
+    }
+    memset(sv, 0, sizeof(*sv));
+    sv->f_bsize = fs->chunk_size;
+    sv->f_frsize = 4096;
+    sv->f_blocks = fs->cap_total / sv->f_frsize;
+    sv->f_bfree = sv->f_bavail = fs->cap_avail / sv->f_frsize;
+    /* Inodes are keys: as many as the space allows. */
+    sv->f_files = sv->f_blocks;
+    sv->f_ffree = sv->f_favail = sv->f_bfree;
+    sv->f_namemax = FS_NAME_MAX;
+    return 0;
+}
