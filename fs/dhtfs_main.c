@@ -475,6 +475,8 @@ static int run(opts_t *o)
     fs_embedded_stop(&emb);
     free(a.fbuf.mem);
     fiber_shutdown();
+    fs_release_all(fs);
+    free(mp);
     return a.exit_code;
 }
 
@@ -496,5 +498,9 @@ int main(int argc, char **argv)
         if (env && *env && add_peers(&o, env) < 0)
             return bad("bad $DHT_PEER '%s'", env);
     }
-    return run(&o);
+    rc = run(&o);
+    for (size_t i = 0; i < o.npeers; i++)
+        free(o.peers[i]);
+    free(o.fuse_opts);
+    return rc;
 }

@@ -206,3 +206,42 @@ void fiber_mutex_unlock(fiber_mutex_t *m)
         m->tail = NULL;
     fiber_wake(w->fiber);
 }
+
+typedef struct {
+    fiber_group_t *group;
+    void (*fn)(void *);
+    void *arg;
+} group_job_t;
+
+static void group_run(void *arg)
+{
+    group_job_t job = *(group_job_t *)arg;
+    free(arg);
+    job.fn(job.arg);
+    if (--job.group->pending == 0 && job.group->waiter)
+        fiber_wake(job.group->waiter);
+}
+
+int fiber_group_spawn(fiber_group_t *g, void (*fn)(void *), void *arg)
+{
+    group_job_t *job = malloc(sizeof(*job));
+    if (!job)
+        return -ENOMEM;
+    *job = (group_job_t){g, fn, arg};
+    g->pending++;
+    int rc = fiber_spawn(group_run, job);
+    if (rc < 0) {
+        g->pending--;
+        free(job);
+    }
+    return rc;
+}
+
+void fiber_group_wait(fiber_group_t *g)
+{
+    while (g->pending > 0) {
+        g->waiter = current;
+        fiber_park();
+    }
+    g->waiter = NULL;
+}

@@ -39,6 +39,17 @@ void fiber_sleep(loop_t *loop, unsigned delay_ms);
 /* Fibers alive. */
 size_t fiber_count(void);
 
+/* Several fibers started together and waited for together. */
+typedef struct {
+    unsigned pending;
+    fiber_t *waiter;
+} fiber_group_t;
+
+/* Run fn(arg) as a fiber of group g (starts at the next turn). 0 or -ENOMEM (not started). */
+int fiber_group_spawn(fiber_group_t *g, void (*fn)(void *), void *arg);
+/* Park until every fiber of g has finished. */
+void fiber_group_wait(fiber_group_t *g);
+
 /* A lock held across parks; waiters are served in order. */
 typedef struct fiber_waiter fiber_waiter_t;
 typedef struct {

@@ -185,6 +185,12 @@ static int chunk_read(fs_t *fs, fs_node_t *n, uint64_t index, uint32_t from, uin
         memset(out, 0, len);
         return 0;
     }
+    if (n->in.flags & FS_INODE_INLINE) {
+        /* Everything the file holds is in its record; the rest is a hole. */
+        uint32_t have = index == 0 ? n->in.data_len : 0;
+        copy_part(out, n->in.data, have < valid ? have : valid, from, len);
+        return 0;
+    }
     cache_key_t k = ckey(n, index);
     kv_cache_hit_t hit;
     if (kv_cache_get(fs->chunks, &k, sizeof(k), &hit) == 0) {
@@ -206,7 +212,8 @@ static int chunk_read(fs_t *fs, fs_node_t *n, uint64_t index, uint32_t from, uin
 
 static bool chunk_cached(fs_t *fs, fs_node_t *n, uint64_t index)
 {
-    if (fs_map_get(fs->dirty, n->ino, index) || fs_map_get(fs->fetching, n->ino, index))
+    if ((n->in.flags & FS_INODE_INLINE) || fs_map_get(fs->dirty, n->ino, index) ||
+        fs_map_get(fs->fetching, n->ino, index))
         return true;
     cache_key_t k = ckey(n, index);
     kv_cache_hit_t hit;
@@ -354,11 +361,37 @@ static void wait_puts(fs_node_t *n)
     }
 }
 
+typedef struct {
+    fs_node_t *node;
+    const fs_dchunk_t *inline_chunk; /* the data when the file stays inline, else NULL */
+} written_t;
+
 static int mutate_written(fs_inode_t *in, void *arg)
 {
-    fs_node_t *n = arg;
-    if (n->size > in->size)
+    written_t *w = arg;
+    fs_node_t *n = w->node;
+    if (w->inline_chunk) {
+        uint8_t *data = NULL;
+        uint32_t len = w->inline_chunk->len;
+        if (len > n->size)
+            len = (uint32_t)n->size;
+        if (len && !(data = malloc(len)))
+            return -ENOMEM;
+        if (len)
+            memcpy(data, w->inline_chunk->data, len);
+        free(in->data);
+        in->data = data;
+        in->data_len = len;
         in->size = n->size;
+        in->flags |= FS_INODE_INLINE;
+    } else {
+        if (n->size > in->size)
+            in->size = n->size;
+        free(in->data);
+        in->data = NULL;
+        in->data_len = 0;
+        in->flags &= ~FS_INODE_INLINE;
+    }
     in->mtime_s = n->mtime.tv_sec;
     in->mtime_ns = (uint32_t)n->mtime.tv_nsec;
     in->ctime_s = n->mtime.tv_sec;
@@ -366,11 +399,40 @@ static int mutate_written(fs_inode_t *in, void *arg)
     return 0;
 }
 
+static int dchunk_get(fs_t *fs, fs_node_t *n, fs_span_t sp, fs_dchunk_t **out);
+
+/*
+ * Can the file's data stay in its record? Only while everything written
+ * lies in chunk 0 and within FS_INLINE_MAX.
+ */
+static const fs_dchunk_t *inline_candidate(const fs_t *fs, const fs_node_t *n)
+{
+    if (!(n->in.flags & FS_INODE_INLINE) || n->size > FS_INLINE_MAX)
+        return NULL;
+    const fs_dchunk_t *dc = n->dirty_head;
+    if (dc && (dc->next || dc->index != 0 || dc->in_flight))
+        return NULL;
+    (void)fs;
+    return dc;
+}
+
 int fs_data_flush(fs_t *fs, fs_node_t *n)
 {
     fiber_mutex_lock(&n->lock);
     int rc = 0;
-    for (int round = 0; round < 16 && n->dirty_head; round++) {
+    written_t w = {n, NULL};
+    bool stay_inline = false;
+    if (n->meta_dirty && (n->in.flags & FS_INODE_INLINE)) {
+        w.inline_chunk = inline_candidate(fs, n);
+        stay_inline = w.inline_chunk || (!n->dirty_head && n->size <= FS_INLINE_MAX);
+        if (!stay_inline && n->in.data_len > 0 && !fs_map_get(fs->dirty, n->ino, 0)) {
+            /* Leaving the record: its bytes become chunk 0. */
+            fs_dchunk_t *dc;
+            fs_span_t sp = {0, 0, 0};
+            rc = dchunk_get(fs, n, sp, &dc);
+        }
+    }
+    for (int round = 0; rc == 0 && !stay_inline && round < 16 && n->dirty_head; round++) {
         for (fs_dchunk_t *dc = n->dirty_head; dc; dc = dc->next) {
             if (!dc->in_flight && (rc = put_start(fs, dc)) < 0)
                 break;
@@ -383,12 +445,18 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
         rc = n->wb_error;
         n->wb_error = 0;
     }
-    if (rc == 0 && n->dirty_head)
+    if (rc == 0 && n->dirty_head && !stay_inline)
         rc = -EIO; /* rewritten faster than it could be flushed: try again later */
     if (rc == 0 && n->meta_dirty) {
-        rc = fs_node_update(fs, n, mutate_written, n);
-        if (rc == 0)
-            n->meta_dirty = false;
+        /* Cleared first: a write while the update is under way sets it again. */
+        n->meta_dirty = false;
+        fs_dchunk_t *dc = stay_inline ? n->dirty_head : NULL;
+        uint64_t seq = dc ? dc->seq : 0;
+        rc = fs_node_update(fs, n, mutate_written, &w);
+        if (rc < 0)
+            n->meta_dirty = true;
+        else if (dc && dc == n->dirty_head && dc->seq == seq)
+            dchunk_unlink(fs, dc);
     }
     fiber_mutex_unlock(&n->lock);
     return rc;
@@ -465,7 +533,7 @@ int fs_data_write(fs_t *fs, fs_node_t *n, uint64_t off, const uint8_t *buf, size
         n->mtime = fs_now();
         /* A chunk written up to its end is done for a sequential writer: send it now. */
         if (sp.offset + sp.len == fs->chunk_size && !dc->in_flight &&
-            fs->puts_in_flight < fs->puts_max) {
+            fs->puts_in_flight < fs->puts_max && !(n->in.flags & FS_INODE_INLINE)) {
             if ((rc = put_start(fs, dc)) < 0)
                 return rc;
         }
@@ -475,6 +543,9 @@ int fs_data_write(fs_t *fs, fs_node_t *n, uint64_t off, const uint8_t *buf, size
         n->wb_error = 0;
         return rc;
     }
+    /* Grown out of its record: move the data to chunks now, so chunks can stream. */
+    if ((n->in.flags & FS_INODE_INLINE) && n->size > FS_INLINE_MAX)
+        return fs_data_flush(fs, n);
     if (fs->dirty_bytes > fs->dirty_max)
         return fs_data_flush(fs, n);
     return 0;
@@ -504,7 +575,9 @@ int fs_data_truncate(fs_t *fs, fs_node_t *n, uint64_t old_size, uint64_t size)
     if (rc < 0)
         return rc;
     fiber_mutex_lock(&n->lock);
-    if (size < old_size) {
+    if (n->in.flags & FS_INODE_INLINE) {
+        /* The record's data is cut by the caller's update of the size. */
+    } else if (size < old_size) {
         uint64_t first_dead, end_dead, partial;
         uint32_t keep;
         bool trim = fs_chunk_truncate_plan(old_size, size, fs->chunk_size, &first_dead, &end_dead,

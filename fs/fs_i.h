@@ -37,6 +37,7 @@ typedef struct {
     bool have;        /* in/ver are valid */
     uint64_t fetched_ms;
     uint64_t nlookup;   /* the kernel's references */
+    unsigned refs;      /* fibers holding this node across parks */
     unsigned open;      /* open handles in this mount */
     bool orphan;        /* no names left while open here: free data at last close */
     bool remote_change; /* another mount changed the data since the kernel cached it */
@@ -86,7 +87,14 @@ struct timespec fs_now(void);
 uint64_t fs_now_ms(fs_t *fs);
 
 /* ---- nodes and inode records (fs_meta.c) ---- */
-fs_node_t *fs_node_get(fs_t *fs, uint64_t ino); /* creates an empty one; NULL on ENOMEM */
+/* Free every node and cache at exit (after the loop and its fibers are gone). */
+void fs_release_all(fs_t *fs);
+/*
+ * The node of ino (created empty if unknown; NULL on ENOMEM), with a
+ * reference that keeps it alive across parks: give it back with fs_node_put.
+ */
+fs_node_t *fs_node_get(fs_t *fs, uint64_t ino);
+void fs_node_put(fs_t *fs, fs_node_t *n);
 fs_node_t *fs_node_find(fs_t *fs, uint64_t ino);
 /* Drop a node nobody refers to any more. */
 void fs_node_maybe_free(fs_t *fs, fs_node_t *n);
@@ -125,8 +133,13 @@ int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fre
  */
 typedef int (*fs_edit_fn)(fs_bucket_t *b, void *arg);
 int fs_dir_edit(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn edit, void *arg);
-/* Is every bucket empty? 1 yes, 0 no, or -errno. */
-int fs_dir_empty(fs_t *fs, uint64_t dir);
+/*
+ * Claim an empty directory for removal: its buckets refuse new names from
+ * then on. 0, -ENOTEMPTY (nothing claimed), or -errno.
+ */
+int fs_dir_claim_empty(fs_t *fs, uint64_t dir);
+/* Give a claimed directory back (a removal that could not finish). */
+void fs_dir_unclaim(fs_t *fs, uint64_t dir);
 /* Delete the buckets of an empty, dying directory. */
 int fs_dir_destroy(fs_t *fs, uint64_t dir);
 

@@ -270,6 +270,9 @@ static bool inode_encodable(const fs_inode_t *in)
             return false;
         prev = name;
     }
+    if (in->data_len > FS_INLINE_MAX || (in->data_len && !in->data) ||
+        (in->data_len && !(in->flags & FS_INODE_INLINE)) || in->data_len > in->size)
+        return false;
     return xattr_total(in) <= FS_XATTR_TOTAL_MAX;
 }
 
@@ -278,7 +281,7 @@ size_t fs_inode_encoded_size(const fs_inode_t *in)
     size_t n = INODE_FIXED_LEN + 2 + (in->target ? strlen(in->target) : 0) + 4;
     for (uint32_t i = 0; i < in->nxattrs; i++)
         n += 1 + strlen((const char *)in->xattrs[i].name) + 4 + in->xattrs[i].value_len;
-    return n;
+    return n + 4 + in->data_len;
 }
 
 /*
@@ -320,6 +323,8 @@ size_t fs_inode_encode(const fs_inode_t *in, uint8_t *buf, size_t cap)
         p = put_le(p, x->value_len, 4);
         p = put_bytes(p, x->value, x->value_len);
     }
+    p = put_le(p, in->data_len, 4);
+    p = put_bytes(p, in->data, in->data_len);
     assert((size_t)(p - buf) == need);
     return need;
 }
@@ -398,6 +403,16 @@ int fs_inode_decode(const uint8_t *buf, size_t len, fs_inode_t *out)
             goto nomem;
         x->value_len = vl;
     }
+    uint32_t dl = get_u32(&r);
+    const uint8_t *data = take(&r, dl);
+    if (r.bad || dl > FS_INLINE_MAX || dl > out->size || (dl && !(out->flags & FS_INODE_INLINE)))
+        goto fail;
+    if (dl) {
+        out->data = dup_bytes(data, dl, 0);
+        if (!out->data)
+            goto nomem;
+        out->data_len = dl;
+    }
     if (r.off != len)
         goto fail;
     return 0;
@@ -416,6 +431,14 @@ int fs_inode_copy(fs_inode_t *dst, const fs_inode_t *src)
     dst->target = NULL;
     dst->xattrs = NULL;
     dst->nxattrs = 0;
+    dst->data = NULL;
+    dst->data_len = 0;
+    if (src->data_len) {
+        dst->data = dup_bytes(src->data, src->data_len, 0);
+        if (!dst->data)
+            goto nomem;
+        dst->data_len = src->data_len;
+    }
     if (src->target) {
         dst->target = (char *)dup_bytes(src->target, strlen(src->target), 1);
         if (!dst->target)
@@ -453,6 +476,7 @@ void fs_inode_free(fs_inode_t *in)
         free(in->xattrs[i].value);
     }
     free(in->xattrs);
+    free(in->data);
     memset(in, 0, sizeof *in);
 }
 
@@ -669,7 +693,7 @@ size_t fs_bucket_encoded_size(const fs_bucket_t *b)
  */
 size_t fs_bucket_encode(const fs_bucket_t *b, uint8_t *buf, size_t cap)
 {
-    if ((unsigned)b->state > FS_BUCKET_SPLIT || b->depth > FS_HASH_BITS)
+    if ((unsigned)b->state > FS_BUCKET_DEAD || b->depth > FS_HASH_BITS)
         return 0;
     if (b->state == FS_BUCKET_SPLIT ? b->count != 0 : b->count > UINT32_MAX)
         return 0;
@@ -715,7 +739,7 @@ int fs_bucket_decode(const uint8_t *buf, size_t len, unsigned depth, uint64_t pr
 
     uint8_t format = get_u8(&r);
     uint8_t state = get_u8(&r);
-    if (r.bad || format != FS_FORMAT || state > FS_BUCKET_SPLIT)
+    if (r.bad || format != FS_FORMAT || state > FS_BUCKET_DEAD)
         goto fail;
     out->state = (fs_bucket_state_t)state;
     if (state == FS_BUCKET_SPLIT) {

@@ -57,7 +57,9 @@ int fs_super_decode(const uint8_t *buf, size_t len, fs_super_t *out);
 
 /* ---- inode record ---- */
 
-#define FS_INODE_DYING 1u /* a directory being removed: no new entries */
+/* A file whose data (at most FS_INLINE_MAX bytes) lives in its record, not in chunks. */
+#define FS_INODE_INLINE 2u
+#define FS_INLINE_MAX (8 * 1024)
 
 typedef struct {
     uint8_t *name;  /* NUL-terminated, owned */
@@ -74,6 +76,8 @@ typedef struct {
     char *target; /* symlink target, owned, or NULL */
     fs_xattr_t *xattrs;
     uint32_t nxattrs;
+    uint8_t *data;     /* inline data (FS_INODE_INLINE), owned, or NULL */
+    uint32_t data_len; /* <= size; bytes past it up to size read as zeros */
 } fs_inode_t;
 
 /* Bytes fs_inode_encode needs. */
@@ -100,6 +104,7 @@ typedef enum {
     FS_BUCKET_NORMAL = 0,
     FS_BUCKET_SPLITTING = 1, /* frozen, still authoritative for lookups */
     FS_BUCKET_SPLIT = 2,     /* empty; the children at depth + 1 hold the names */
+    FS_BUCKET_DEAD = 3,      /* empty, of a directory being removed: takes no names */
 } fs_bucket_state_t;
 
 typedef struct {

@@ -42,26 +42,58 @@ fs_node_t *fs_node_find(fs_t *fs, uint64_t ino)
 fs_node_t *fs_node_get(fs_t *fs, uint64_t ino)
 {
     fs_node_t *n = fs_node_find(fs, ino);
-    if (n)
-        return n;
-    n = calloc(1, sizeof(*n));
-    if (!n)
-        return NULL;
-    n->ino = ino;
-    if (fs_map_put(fs->nodes, ino, 0, n) < 0) {
-        free(n);
-        return NULL;
+    if (!n) {
+        n = calloc(1, sizeof(*n));
+        if (!n)
+            return NULL;
+        n->ino = ino;
+        if (fs_map_put(fs->nodes, ino, 0, n) < 0) {
+            free(n);
+            return NULL;
+        }
     }
+    n->refs++;
     return n;
+}
+
+void fs_node_put(fs_t *fs, fs_node_t *n)
+{
+    if (!n)
+        return;
+    n->refs--;
+    fs_node_maybe_free(fs, n);
 }
 
 void fs_node_maybe_free(fs_t *fs, fs_node_t *n)
 {
-    if (n->nlookup > 0 || n->open > 0 || n->lock.held || fs_data_dirty(n) || n->flushing > 0)
+    if (n->refs > 0 || n->nlookup > 0 || n->open > 0 || n->lock.held || fs_data_dirty(n) ||
+        n->flushing > 0)
         return;
     fs_map_remove(fs->nodes, n->ino, 0);
     fs_inode_free(&n->in);
     free(n);
+}
+
+static int free_node(uint64_t a, uint64_t b, void *value, void *arg)
+{
+    (void)a;
+    (void)b;
+    (void)arg;
+    fs_node_t *n = value;
+    fs_inode_free(&n->in);
+    free(n);
+    return 0;
+}
+
+void fs_release_all(fs_t *fs)
+{
+    if (fs->nodes)
+        fs_map_each(fs->nodes, free_node, NULL);
+    fs_map_destroy(&fs->nodes);
+    fs_map_destroy(&fs->dirty);
+    fs_map_destroy(&fs->fetching);
+    kv_cache_destroy(&fs->chunks);
+    kv_cache_destroy(&fs->buckets);
 }
 
 static void node_set(fs_t *fs, fs_node_t *n, fs_inode_t *in, kv_version_t ver)
@@ -500,6 +532,10 @@ int fs_dir_edit(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn
         int rc = leaf_find(fs, dir, hash, fresh, &b, &ver);
         if (rc < 0)
             return rc;
+        if (b.state == FS_BUCKET_DEAD) {
+            fs_bucket_free(&b);
+            return -ENOENT; /* the directory is being removed */
+        }
         if (b.state == FS_BUCKET_SPLITTING) {
             rc = split_finish(fs, dir, &b, ver);
             fs_bucket_free(&b);
@@ -584,18 +620,61 @@ static int dir_walk(fs_t *fs, uint64_t dir, int (*visit)(fs_t *, uint64_t, fs_bu
     return 0;
 }
 
-static int visit_nonempty(fs_t *fs, uint64_t dir, fs_bucket_t *b, void *arg)
+/*
+ * Mark every empty leaf bucket of dir DEAD (1), or stop at the first leaf
+ * holding names (0). A DEAD bucket refuses new names, so once every leaf is
+ * DEAD no mount can add a name to the directory any more.
+ */
+static int claim_walk(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, bool dead)
 {
-    (void)fs;
-    (void)dir;
-    (void)arg;
-    return b->state != FS_BUCKET_SPLIT && b->count > 0 ? 1 : 0;
+    for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+        fs_bucket_t b;
+        kv_version_t ver;
+        int rc = bucket_get(fs, dir, depth, prefix, true, &b, &ver);
+        if (rc < 0)
+            return rc == -ENOENT && depth > 0 ? -EIO : rc;
+        fs_bucket_state_t state = b.state;
+        size_t count = b.count;
+        fs_bucket_free(&b);
+        if (state == FS_BUCKET_SPLIT) {
+            if (depth >= FS_HASH_BITS)
+                return -EIO;
+            rc = claim_walk(fs, dir, depth + 1, prefix * 2, dead);
+            if (rc == 1)
+                rc = claim_walk(fs, dir, depth + 1, prefix * 2 + 1, dead);
+            return rc;
+        }
+        if (dead && (state == FS_BUCKET_SPLITTING || count > 0))
+            return 0;
+        if (dead == (state == FS_BUCKET_DEAD))
+            return 1;
+        fs_bucket_t nb;
+        fs_bucket_init(&nb, depth, prefix);
+        nb.state = dead ? FS_BUCKET_DEAD : FS_BUCKET_NORMAL;
+        rc = bucket_put(fs, dir, &nb, KVC_PUT_IF_VERSION, ver, NULL);
+        fs_bucket_free(&nb);
+        if (rc == 0)
+            return 1;
+        if (rc != -ESTALE)
+            return fs_store_errno(rc);
+    }
+    return -EIO;
 }
 
-int fs_dir_empty(fs_t *fs, uint64_t dir)
+int fs_dir_claim_empty(fs_t *fs, uint64_t dir)
 {
-    int rc = dir_walk(fs, dir, visit_nonempty, NULL);
-    return rc < 0 ? rc : rc == 0;
+    int rc = claim_walk(fs, dir, 0, 0, true);
+    if (rc == 1)
+        return 0;
+    fs_dir_unclaim(fs, dir);
+    return rc == 0 ? -ENOTEMPTY : rc;
+}
+
+void fs_dir_unclaim(fs_t *fs, uint64_t dir)
+{
+    if (claim_walk(fs, dir, 0, 0, false) < 0)
+        log_warn("fs", "directory %llx: could not take back its removal marks",
+                 (unsigned long long)dir);
 }
 
 static int visit_delete(fs_t *fs, uint64_t dir, fs_bucket_t *b, void *arg)

@@ -43,6 +43,8 @@ struct op {
     bool has_fi;
     uint8_t *buf;
     bool plus;
+    fs_node_t *pins[6]; /* nodes this request holds, given back when it ends */
+    unsigned npins;
 };
 
 typedef struct {
@@ -59,6 +61,8 @@ static void op_fiber(void *arg)
 {
     op_t *o = arg;
     o->run(o);
+    for (unsigned i = 0; i < o->npins; i++)
+        fs_node_put(o->fs, o->pins[i]);
     free(o->name);
     free(o->name2);
     free(o->buf);
@@ -87,6 +91,17 @@ static void op_go(op_t *o)
         free(o->buf);
         free(o);
     }
+}
+
+/* The node of ino, held until the request ends. */
+static fs_node_t *op_node(op_t *o, uint64_t ino)
+{
+    if (o->npins == sizeof(o->pins) / sizeof(o->pins[0]))
+        return NULL;
+    fs_node_t *n = fs_node_get(o->fs, ino);
+    if (n)
+        o->pins[o->npins++] = n;
+    return n;
 }
 
 static bool op_name(op_t *o, const char *name, char **dst, size_t *len)
@@ -183,13 +198,6 @@ static int edit_del(fs_bucket_t *b, void *arg)
     return fs_bucket_remove(b, d->name, d->len);
 }
 
-static int dir_insert(fs_t *fs, uint64_t dir, const char *name, size_t len, uint64_t ino,
-                      mode_t mode)
-{
-    put_edit_t p = {name, len, ino, (uint8_t)IFTODT(mode), true, false, 0};
-    return fs_dir_edit(fs, dir, name, len, edit_put, &p);
-}
-
 static int dir_remove(fs_t *fs, uint64_t dir, const char *name, size_t len, uint64_t ino)
 {
     del_edit_t d = {name, len, ino};
@@ -200,31 +208,28 @@ static int dir_remove(fs_t *fs, uint64_t dir, const char *name, size_t len, uint
 
 typedef struct {
     int nlink_delta;
-    bool check_alive; /* fail with ENOENT if the directory is being removed */
     struct timespec now;
 } parent_edit_t;
 
 static int mutate_parent(fs_inode_t *in, void *arg)
 {
     parent_edit_t *p = arg;
-    if (p->check_alive && ((in->flags & FS_INODE_DYING) || in->nlink == 0))
-        return -ENOENT;
     in->nlink = (uint32_t)((int64_t)in->nlink + p->nlink_delta);
     set_time(&in->mtime_s, &in->mtime_ns, p->now);
     set_time(&in->ctime_s, &in->ctime_ns, p->now);
     return 0;
 }
 
-static int parent_touch(fs_t *fs, uint64_t dir, int nlink_delta, bool check_alive)
+static int parent_touch(fs_t *fs, uint64_t dir, int nlink_delta)
 {
     fs_node_t *n = fs_node_get(fs, dir);
     if (!n)
         return -ENOMEM;
-    parent_edit_t p = {nlink_delta, check_alive, fs_now()};
+    parent_edit_t p = {nlink_delta, fs_now()};
     fiber_mutex_lock(&n->lock);
     int rc = fs_node_update(fs, n, mutate_parent, &p);
     fiber_mutex_unlock(&n->lock);
-    fs_node_maybe_free(fs, n);
+    fs_node_put(fs, n);
     return rc;
 }
 
@@ -256,26 +261,31 @@ static int node_links(fs_t *fs, fs_node_t *n, int delta, uint64_t parent)
     return rc;
 }
 
+/* Two things at once: a directory entry edit and its parent's times. */
 typedef struct {
-    bool set;
-} dying_edit_t;
+    fs_t *fs;
+    uint64_t dir;
+    int nlink_delta;
+    int rc;
+} touch_job_t;
 
-static int mutate_dying(fs_inode_t *in, void *arg)
+static void touch_job(void *arg)
 {
-    dying_edit_t *d = arg;
-    if (d->set)
-        in->flags |= FS_INODE_DYING;
-    else
-        in->flags &= ~FS_INODE_DYING;
-    return 0;
+    touch_job_t *j = arg;
+    j->rc = parent_touch(j->fs, j->dir, j->nlink_delta);
 }
 
-static int node_dying(fs_t *fs, fs_node_t *n, bool set)
+/* Run edit on dir's entries while the parent's times (and link count) change alongside. */
+static int dir_edit_and_touch(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn edit,
+                              void *arg, int nlink_delta, int *touch_rc)
 {
-    dying_edit_t d = {set};
-    fiber_mutex_lock(&n->lock);
-    int rc = fs_node_update(fs, n, mutate_dying, &d);
-    fiber_mutex_unlock(&n->lock);
+    fiber_group_t g = {0, NULL};
+    touch_job_t tj = {fs, dir, nlink_delta, 0};
+    if (fiber_group_spawn(&g, touch_job, &tj) < 0)
+        tj.rc = -ENOMEM;
+    int rc = fs_dir_edit(fs, dir, name, len, edit, arg);
+    fiber_group_wait(&g);
+    *touch_rc = tj.rc;
     return rc;
 }
 
@@ -309,7 +319,9 @@ static void file_unlinked(fs_t *fs, fs_node_t *n)
     reap_t *r = malloc(sizeof(*r));
     if (!r)
         return;
-    *r = (reap_t){fs, n->ino, n->size > n->in.size ? n->size : n->in.size};
+    uint64_t size = n->size > n->in.size ? n->size : n->in.size;
+    /* Inline data went with the record; only chunked files have chunks to delete. */
+    *r = (reap_t){fs, n->ino, (n->in.flags & FS_INODE_INLINE) ? 0 : size};
     n->have = false;
     if (fiber_spawn(reap_fiber, r) < 0)
         free(r);
@@ -331,7 +343,7 @@ static void dir_free(fs_t *fs, fs_node_t *n)
 
 static fs_node_t *node_or_reply(op_t *o, uint64_t ino, bool fresh)
 {
-    fs_node_t *n = fs_node_get(o->fs, ino);
+    fs_node_t *n = op_node(o, ino);
     if (!n) {
         reply_err(o->req, -ENOMEM);
         return NULL;
@@ -339,7 +351,6 @@ static fs_node_t *node_or_reply(op_t *o, uint64_t ino, bool fresh)
     int rc = fs_node_load(o->fs, n, fresh);
     if (rc < 0) {
         reply_err(o->req, rc == -ENOENT ? -ESTALE : rc);
-        fs_node_maybe_free(o->fs, n);
         return NULL;
     }
     return n;
@@ -367,16 +378,14 @@ static void run_lookup(op_t *o)
         reply_err(o->req, rc);
         return;
     }
-    fs_node_t *n = fs_node_get(fs, ent.ino);
+    fs_node_t *n = op_node(o, ent.ino);
     if (!n) {
         reply_err(o->req, -ENOMEM);
         return;
     }
     rc = fs_node_load(fs, n, false);
     if (rc < 0) {
-        /* A name left behind by a client that died mid-operation reads as absent. */
         reply_err(o->req, rc);
-        fs_node_maybe_free(fs, n);
         return;
     }
     reply_entry(fs, o->req, n);
@@ -455,6 +464,10 @@ static int mutate_setattr(fs_inode_t *in, void *arg)
         in->gid = o->attr.st_gid;
     if (set & FUSE_SET_ATTR_SIZE) {
         in->size = (uint64_t)o->attr.st_size;
+        if (in->size == 0 && S_ISREG(in->mode))
+            in->flags |= FS_INODE_INLINE; /* no chunks left: small again */
+        if ((in->flags & FS_INODE_INLINE) && in->data_len > in->size)
+            in->data_len = (uint32_t)in->size;
         set_time(&in->mtime_s, &in->mtime_ns, s->now);
     }
     if (set & FUSE_SET_ATTR_ATIME_NOW)
@@ -551,7 +564,7 @@ static int make_node(op_t *o, uint64_t parent, mode_t mode, dev_t rdev, const ch
     int rc = check_name(o->len);
     if (rc < 0)
         return rc;
-    fs_node_t *pn = fs_node_get(fs, parent);
+    fs_node_t *pn = op_node(o, parent);
     if (!pn)
         return -ENOMEM;
     rc = fs_node_load(fs, pn, false);
@@ -559,7 +572,7 @@ static int make_node(op_t *o, uint64_t parent, mode_t mode, dev_t rdev, const ch
         return rc;
     if (!S_ISDIR(pn->in.mode))
         return -ENOTDIR;
-    if (pn->in.flags & FS_INODE_DYING || pn->in.nlink == 0)
+    if (pn->in.nlink == 0)
         return -ENOENT;
     const struct fuse_ctx *ctx = fuse_req_ctx(o->req);
     uint64_t ino;
@@ -588,7 +601,9 @@ static int make_node(op_t *o, uint64_t parent, mode_t mode, dev_t rdev, const ch
         in.target = (char *)target;
         in.size = strlen(target);
     }
-    fs_node_t *n = fs_node_get(fs, ino);
+    if (S_ISREG(mode))
+        in.flags |= FS_INODE_INLINE;
+    fs_node_t *n = op_node(o, ino);
     if (!n)
         return -ENOMEM;
     if (S_ISDIR(mode) && (rc = fs_dir_create(fs, ino)) < 0)
@@ -596,18 +611,22 @@ static int make_node(op_t *o, uint64_t parent, mode_t mode, dev_t rdev, const ch
     rc = fs_node_create(fs, n, &in);
     if (rc < 0)
         return rc;
-    rc = dir_insert(fs, parent, o->name, o->len, ino, mode);
-    if (rc == 0) {
-        rc = parent_touch(fs, parent, S_ISDIR(mode) ? 1 : 0, true);
-        if (rc < 0)
-            dir_remove(fs, parent, o->name, o->len, ino);
+    /* The record exists before any name points at it; the parent's times change alongside. */
+    put_edit_t p = {o->name, o->len, ino, (uint8_t)IFTODT(mode), true, false, 0};
+    int touch_rc;
+    rc = dir_edit_and_touch(fs, parent, o->name, o->len, edit_put, &p, S_ISDIR(mode) ? 1 : 0,
+                            &touch_rc);
+    if (rc == 0 && touch_rc < 0) {
+        dir_remove(fs, parent, o->name, o->len, ino);
+        rc = touch_rc;
+    } else if (rc < 0 && touch_rc == 0 && S_ISDIR(mode)) {
+        parent_touch(fs, parent, -1);
     }
     if (rc < 0) {
         if (S_ISDIR(mode))
             fs_dir_destroy(fs, ino);
         fs_node_destroy(fs, ino, 0);
         n->have = false;
-        fs_node_maybe_free(fs, n);
         return rc;
     }
     *out = n;
@@ -677,7 +696,7 @@ static void run_create(op_t *o)
         fs_dirent_t ent;
         rc = fs_dir_lookup(fs, o->ino, o->name, o->len, true, &ent);
         if (rc == 0) {
-            n = fs_node_get(fs, ent.ino);
+            n = op_node(o, ent.ino);
             rc = n ? fs_node_load(fs, n, true) : -ENOMEM;
             if (rc == 0 && S_ISDIR(n->in.mode))
                 rc = -EISDIR;
@@ -714,28 +733,85 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
 
 /* ---- removing ---- */
 
+typedef struct {
+    const char *name;
+    size_t len;
+    bool want_dir;
+    fs_dirent_t removed;
+} unlink_edit_t;
+
+/* Take a name out whatever it points at (unlink) or only a directory (rmdir). */
+static int edit_unlink(fs_bucket_t *b, void *arg)
+{
+    unlink_edit_t *u = arg;
+    ssize_t i = fs_bucket_find(b, u->name, u->len);
+    if (i < 0)
+        return -ENOENT;
+    bool is_dir = b->ents[i].type == DT_DIR;
+    if (is_dir != u->want_dir)
+        return is_dir ? -EISDIR : -ENOTDIR;
+    u->removed = b->ents[i];
+    return fs_bucket_remove(b, u->name, u->len);
+}
+
+typedef struct {
+    fs_t *fs;
+    uint64_t ino;
+} unlinked_job_t;
+
+/*
+ * One name of a file is gone: drop its link count, or, for its last name
+ * and no open handle here, delete the record outright (a conditional delete,
+ * so a link made meanwhile by another mount wins) and its chunks after it.
+ */
+static void file_lost_name(void *arg)
+{
+    unlinked_job_t *j = arg;
+    fs_t *fs = j->fs;
+    fs_node_t *n = fs_node_get(fs, j->ino);
+    if (!n)
+        return;
+    bool fresh = false;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        if (fs_node_load(fs, n, fresh) < 0)
+            break;
+        if (n->in.nlink > 1 || n->open > 0) {
+            if (node_links(fs, n, -1, 0) == 0)
+                file_unlinked(fs, n);
+            break;
+        }
+        char key[FS_KEY_MAX];
+        fs_key_inode(key, fs->vol, n->ino);
+        int rc = fs_del(fs->kvc, key, KVC_PUT_IF_VERSION, n->ver);
+        if (rc == -ESTALE) {
+            fresh = true;
+            continue;
+        }
+        if (rc == 0) {
+            n->in.nlink = 0;
+            file_unlinked(fs, n);
+        }
+        break;
+    }
+    fs_node_put(fs, n);
+}
+
 static void run_unlink(op_t *o)
 {
     fs_t *fs = o->fs;
     int rc = check_name(o->len);
-    fs_dirent_t ent;
-    if (rc == 0)
-        rc = fs_dir_lookup(fs, o->ino, o->name, o->len, true, &ent);
-    if (rc == 0 && ent.type == DT_DIR)
-        rc = -EISDIR;
-    if (rc == 0)
-        rc = dir_remove(fs, o->ino, o->name, o->len, ent.ino);
+    unlink_edit_t u = {o->name, o->len, false, {0}};
+    if (rc == 0) {
+        int touch_rc;
+        rc = dir_edit_and_touch(fs, o->ino, o->name, o->len, edit_unlink, &u, 0, &touch_rc);
+    }
     if (rc < 0) {
         reply_err(o->req, rc);
         return;
     }
-    parent_touch(fs, o->ino, 0, false);
-    fs_node_t *n = fs_node_get(fs, ent.ino);
-    if (n && node_links(fs, n, -1, 0) == 0)
-        file_unlinked(fs, n);
+    unlinked_job_t j = {fs, u.removed.ino};
+    file_lost_name(&j);
     reply_err(o->req, 0);
-    if (n)
-        fs_node_maybe_free(fs, n);
 }
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -747,23 +823,6 @@ static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
     op_go(o);
 }
 
-/*
- * Mark directory n dying and check it is empty; creators that race with
- * this see the mark when they update the directory's record and back out.
- * On ENOTEMPTY (or an error) the mark is taken off again.
- */
-static int dir_claim_empty(fs_t *fs, fs_node_t *n)
-{
-    int rc = node_dying(fs, n, true);
-    if (rc < 0)
-        return rc;
-    rc = fs_dir_empty(fs, n->ino);
-    if (rc == 1)
-        return 0;
-    node_dying(fs, n, false);
-    return rc == 0 ? -ENOTEMPTY : rc;
-}
-
 static void run_rmdir(op_t *o)
 {
     fs_t *fs = o->fs;
@@ -773,28 +832,27 @@ static void run_rmdir(op_t *o)
         rc = fs_dir_lookup(fs, o->ino, o->name, o->len, true, &ent);
     if (rc == 0 && ent.type != DT_DIR)
         rc = -ENOTDIR;
-    fs_node_t *n = NULL;
-    if (rc == 0) {
-        n = fs_node_get(fs, ent.ino);
-        rc = n ? fs_node_load(fs, n, true) : -ENOMEM;
-    }
+    /* Claimed, the directory takes no new names from any mount. */
     if (rc == 0)
-        rc = dir_claim_empty(fs, n);
-    if (rc == 0) {
-        rc = dir_remove(fs, o->ino, o->name, o->len, ent.ino);
-        if (rc < 0)
-            node_dying(fs, n, false);
-    }
+        rc = fs_dir_claim_empty(fs, ent.ino);
     if (rc < 0) {
         reply_err(o->req, rc);
-        if (n)
-            fs_node_maybe_free(fs, n);
         return;
     }
-    parent_touch(fs, o->ino, -1, false);
-    dir_free(fs, n);
+    del_edit_t d = {o->name, o->len, ent.ino};
+    int touch_rc;
+    rc = dir_edit_and_touch(fs, o->ino, o->name, o->len, edit_del, &d, -1, &touch_rc);
+    if (rc < 0) {
+        if (touch_rc == 0)
+            parent_touch(fs, o->ino, +1);
+        fs_dir_unclaim(fs, ent.ino);
+        reply_err(o->req, rc);
+        return;
+    }
     reply_err(o->req, 0);
-    fs_node_maybe_free(fs, n);
+    fs_node_t *n = op_node(o, ent.ino);
+    if (n)
+        dir_free(fs, n);
 }
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -825,9 +883,9 @@ static void run_link(op_t *o)
     }
     rc = node_links(fs, n, +1, 0);
     if (rc == 0) {
-        rc = dir_insert(fs, o->ino2, o->name, o->len, n->ino, n->in.mode);
-        if (rc == 0 && (rc = parent_touch(fs, o->ino2, 0, true)) < 0)
-            dir_remove(fs, o->ino2, o->name, o->len, n->ino);
+        put_edit_t p = {o->name, o->len, n->ino, (uint8_t)IFTODT(n->in.mode), true, false, 0};
+        int touch_rc;
+        rc = dir_edit_and_touch(fs, o->ino2, o->name, o->len, edit_put, &p, 0, &touch_rc);
         if (rc < 0)
             node_links(fs, n, -1, 0);
     }
@@ -850,15 +908,16 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 /* The replaced target of a rename lost a name. */
 static void target_replaced(fs_t *fs, const fs_dirent_t *dst)
 {
-    fs_node_t *n = fs_node_get(fs, dst->ino);
-    if (!n)
-        return;
     if (dst->type == DT_DIR) {
+        fs_node_t *n = fs_node_get(fs, dst->ino);
+        if (!n)
+            return;
         dir_free(fs, n);
-    } else if (node_links(fs, n, -1, 0) == 0) {
-        file_unlinked(fs, n);
+        fs_node_put(fs, n);
+        return;
     }
-    fs_node_maybe_free(fs, n);
+    unlinked_job_t j = {fs, dst->ino};
+    file_lost_name(&j);
 }
 
 static int rename_once(op_t *o)
@@ -889,16 +948,12 @@ static int rename_once(op_t *o)
         if (!dst_dir && src_dir)
             return -ENOTDIR;
         if (dst_dir) {
-            victim = fs_node_get(fs, dst.ino);
+            victim = op_node(o, dst.ino);
             if (!victim)
                 return -ENOMEM;
-            rc = fs_node_load(fs, victim, true);
-            if (rc == 0)
-                rc = dir_claim_empty(fs, victim);
-            if (rc < 0) {
-                fs_node_maybe_free(fs, victim);
+            rc = fs_dir_claim_empty(fs, dst.ino);
+            if (rc < 0)
                 return rc;
-            }
         }
     }
     /* The new name first: a crash between the two steps leaves two names, never none. */
@@ -919,9 +974,7 @@ static int rename_once(op_t *o)
     }
     if (rc < 0) {
         if (victim)
-            node_dying(fs, victim, false);
-        if (victim)
-            fs_node_maybe_free(fs, victim);
+            fs_dir_unclaim(fs, dst.ino);
         return rc;
     }
     int sdelta = 0, ddelta = 0;
@@ -931,25 +984,23 @@ static int rename_once(op_t *o)
     }
     if (victim)
         ddelta -= 1;
-    parent_touch(fs, sdir, sdelta, false);
+    parent_touch(fs, sdir, sdelta);
     if (ddir != sdir || ddelta)
-        parent_touch(fs, ddir, ddelta, false);
+        parent_touch(fs, ddir, ddelta);
     fs_node_t *sn = fs_node_get(fs, src.ino);
     if (sn) {
         node_links(fs, sn, 0, src_dir && sdir != ddir ? ddir : 0);
-        fs_node_maybe_free(fs, sn);
+        fs_node_put(fs, sn);
     }
     if (exchange) {
         fs_node_t *dn = fs_node_get(fs, dst.ino);
         if (dn) {
             node_links(fs, dn, 0, dst_dir && sdir != ddir ? sdir : 0);
-            fs_node_maybe_free(fs, dn);
+            fs_node_put(fs, dn);
         }
     } else if (have_dst) {
         target_replaced(fs, &dst);
     }
-    if (victim)
-        fs_node_maybe_free(fs, victim);
     return 0;
 }
 
@@ -1271,8 +1322,7 @@ static void run_readdir(op_t *o)
         }
         if (nodes) {
             for (size_t k = 0; k < count; k++)
-                if (nodes[k])
-                    fs_node_maybe_free(fs, nodes[k]);
+                fs_node_put(fs, nodes[k]);
             free(nodes);
         }
         free(ents);

@@ -16,6 +16,8 @@
 #define RING_WALK_MAX 4096
 #define CAPACITY_TTL_MS 2000
 
+static int root_open(fs_t *fs, fs_node_t *root);
+
 int fs_volume_open(fs_t *fs, uint32_t chunk_size)
 {
     char key[FS_KEY_MAX];
@@ -58,6 +60,14 @@ int fs_volume_open(fs_t *fs, uint32_t chunk_size)
     fs_node_t *root = fs_node_get(fs, FS_ROOT_INO);
     if (!root)
         return -ENOMEM;
+    int rc = root_open(fs, root);
+    fs_node_put(fs, root);
+    return rc;
+}
+
+/* Read the root directory's record, or make the root of a new volume. */
+static int root_open(fs_t *fs, fs_node_t *root)
+{
     int rc = fs_node_load(fs, root, true);
     if (rc != -ENOENT)
         return rc;
