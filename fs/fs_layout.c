@@ -695,7 +695,8 @@ size_t fs_bucket_encode(const fs_bucket_t *b, uint8_t *buf, size_t cap)
 {
     if ((unsigned)b->state > FS_BUCKET_DEAD || b->depth > FS_HASH_BITS)
         return 0;
-    if (b->state == FS_BUCKET_SPLIT ? b->count != 0 : b->count > UINT32_MAX)
+    if ((b->state == FS_BUCKET_SPLIT || b->state == FS_BUCKET_DEAD) ? b->count != 0
+                                                                    : b->count > UINT32_MAX)
         return 0;
     for (size_t i = 0; i < b->count; i++) {
         const fs_dirent_t *e = &b->ents[i];
@@ -749,7 +750,7 @@ int fs_bucket_decode(const uint8_t *buf, size_t len, unsigned depth, uint64_t pr
     }
 
     uint32_t count = get_u32(&r);
-    if (r.bad || count > left_bytes(&r) / ENTRY_MIN_LEN)
+    if (r.bad || count > left_bytes(&r) / ENTRY_MIN_LEN || (state == FS_BUCKET_DEAD && count))
         goto fail;
     if (count) {
         out->ents = malloc(count * sizeof *out->ents);

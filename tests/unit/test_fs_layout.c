@@ -115,7 +115,7 @@ static void fill_inode(fs_inode_t *in)
     in->uid = 1000;
     in->gid = 0xffffffffu;
     in->nlink = 3;
-    in->flags = FS_INODE_DYING;
+    in->flags = FS_INODE_INLINE;
     in->size = 5 * GiB + 17;
     in->rdev = 0x0801;
     in->parent = FS_ROOT_INO;
@@ -157,6 +157,9 @@ static void assert_inode_equal(const fs_inode_t *a, const fs_inode_t *b)
         assert_non_null(b->xattrs[i].value);
         assert_memory_equal(a->xattrs[i].value, b->xattrs[i].value, a->xattrs[i].value_len);
     }
+    assert_int_equal(a->data_len, b->data_len);
+    if (a->data_len)
+        assert_memory_equal(a->data, b->data, a->data_len);
 }
 
 /* Encode, check the advertised size, decode, compare; returns the bytes. */
@@ -642,6 +645,7 @@ static void test_fs_inode_decode_rejects_bad_target(void **state)
     bld_le(&b, FS_SYMLINK_MAX + 1, 2);
     bld_bytes(&b, t, FS_SYMLINK_MAX + 1);
     bld_le(&b, 0, 4);
+    bld_le(&b, 0, 4); /* no inline data */
     assert_int_equal(fs_inode_decode(raw, b.n, &out), -EBADMSG);
 
     b.n = 0;
@@ -649,6 +653,7 @@ static void test_fs_inode_decode_rejects_bad_target(void **state)
     bld_le(&b, 3, 2);
     bld_bytes(&b, "a\0b", 3);
     bld_le(&b, 0, 4);
+    bld_le(&b, 0, 4); /* no inline data */
     assert_int_equal(fs_inode_decode(raw, b.n, &out), -EBADMSG);
 
     /* target length beyond the record */
@@ -656,6 +661,7 @@ static void test_fs_inode_decode_rejects_bad_target(void **state)
     bld_inode_head(&b);
     bld_le(&b, 0xffff, 2);
     bld_le(&b, 0, 4);
+    bld_le(&b, 0, 4); /* no inline data */
     assert_int_equal(fs_inode_decode(raw, b.n, &out), -EBADMSG);
 
     b.n = 0;
@@ -663,6 +669,7 @@ static void test_fs_inode_decode_rejects_bad_target(void **state)
     bld_le(&b, FS_SYMLINK_MAX, 2);
     bld_bytes(&b, t, FS_SYMLINK_MAX);
     bld_le(&b, 0, 4);
+    bld_le(&b, 0, 4); /* no inline data */
     assert_int_equal(fs_inode_decode(raw, b.n, &out), 0);
     assert_int_equal(strlen(out.target), FS_SYMLINK_MAX);
     fs_inode_free(&out);
@@ -681,6 +688,7 @@ static void test_fs_inode_decode_rejects_bad_xattrs(void **state)
     bld_le(&b, 1, 4);
     bld_le(&b, 0, 1);
     bld_le(&b, 0, 4);
+    bld_le(&b, 0, 4); /* no inline data */
     assert_int_equal(fs_inode_decode(raw, b.n, &out), -EBADMSG);
 
     /* NUL inside a name */
@@ -691,6 +699,7 @@ static void test_fs_inode_decode_rejects_bad_xattrs(void **state)
     bld_le(&b, 3, 1);
     bld_bytes(&b, "a\0b", 3);
     bld_le(&b, 0, 4);
+    bld_le(&b, 0, 4); /* no inline data */
     assert_int_equal(fs_inode_decode(raw, b.n, &out), -EBADMSG);
 
     /* out of order, then duplicate, then in order */
@@ -706,6 +715,7 @@ static void test_fs_inode_decode_rejects_bad_xattrs(void **state)
             bld_le(&b, 1, 4);
             bld_str(&b, "v");
         }
+        bld_le(&b, 0, 4); /* no inline data */
         assert_int_equal(fs_inode_decode(raw, b.n, &out), k == 2 ? 0 : -EBADMSG);
         fs_inode_free(&out);
     }
@@ -721,6 +731,7 @@ static void test_fs_inode_decode_rejects_bad_xattrs(void **state)
     bld_le(&b, 1, 1);
     bld_str(&b, "a");
     bld_le(&b, 0, 4);
+    bld_le(&b, 0, 4); /* no inline data */
     assert_int_equal(fs_inode_decode(raw, b.n, &out), -EBADMSG);
 
     /* a count that the remaining bytes cannot hold, without allocating it */
@@ -728,6 +739,7 @@ static void test_fs_inode_decode_rejects_bad_xattrs(void **state)
     bld_inode_head(&b);
     bld_le(&b, 0, 2);
     bld_le(&b, 0xffffffffu, 4);
+    bld_le(&b, 0, 4); /* no inline data */
     assert_int_equal(fs_inode_decode(raw, b.n, &out), -EBADMSG);
 
     /* a value length beyond the record */
@@ -739,6 +751,7 @@ static void test_fs_inode_decode_rejects_bad_xattrs(void **state)
     bld_str(&b, "a");
     bld_le(&b, 0xfffffff0u, 4);
     bld_str(&b, "vvvv");
+    bld_le(&b, 0, 4); /* no inline data */
     assert_int_equal(fs_inode_decode(raw, b.n, &out), -EBADMSG);
 }
 
@@ -761,6 +774,7 @@ static void test_fs_inode_decode_rejects_xattr_total(void **state)
         bld_le(&b, 1, 1);
         bld_str(&b, "b");
         bld_le(&b, 0, 4);
+        bld_le(&b, 0, 4); /* no inline data */
         assert_int_equal(fs_inode_decode(raw, b.n, &out), over ? -EBADMSG : 0);
         fs_inode_free(&out);
     }
@@ -776,7 +790,7 @@ static void test_fs_inode_encode_cap(void **state)
     in.target = strdup("x");
     assert_int_equal(fs_xattr_set(&in, "user.k", "vv", 2), 0);
     size_t need = fs_inode_encoded_size(&in);
-    assert_int_equal(need, 89 + 2 + 1 + 4 + (1 + 6 + 4 + 2));
+    assert_int_equal(need, 89 + 2 + 1 + 4 + (1 + 6 + 4 + 2) + 4);
     uint8_t *buf = malloc(need);
     assert_int_equal(fs_inode_encode(&in, buf, need - 1), 0);
     assert_int_equal(fs_inode_encode(&in, buf, 0), 0);
@@ -1486,7 +1500,7 @@ static void test_fs_bucket_decode_rejects_framing(void **state)
     assert_int_equal(fs_bucket_decode(split, 3, 0, 0, &out), -EBADMSG);
     assert_int_equal(out.state, FS_BUCKET_NORMAL);
 
-    uint8_t bad_state[6] = {1, 3, 0, 0, 0, 0};
+    uint8_t bad_state[6] = {1, FS_BUCKET_DEAD + 1, 0, 0, 0, 0};
     assert_int_equal(fs_bucket_decode(bad_state, 6, 0, 0, &out), -EBADMSG);
     uint8_t bad_format[6] = {2, 0, 0, 0, 0, 0};
     assert_int_equal(fs_bucket_decode(bad_format, 6, 0, 0, &out), -EBADMSG);
@@ -1558,7 +1572,9 @@ static void test_fs_bucket_encode_refuses_invalid(void **state)
     assert_int_equal(fs_bucket_encode(&b, buf, sizeof buf), 0);
     b.ents[1].hash = h;
 
-    b.state = (fs_bucket_state_t)3;
+    b.state = (fs_bucket_state_t)(FS_BUCKET_DEAD + 1);
+    assert_int_equal(fs_bucket_encode(&b, buf, sizeof buf), 0);
+    b.state = FS_BUCKET_DEAD; /* a removed directory's bucket holds no names */
     assert_int_equal(fs_bucket_encode(&b, buf, sizeof buf), 0);
     b.state = FS_BUCKET_NORMAL;
     assert_true(fs_bucket_encode(&b, buf, sizeof buf) > 0);
@@ -2039,10 +2055,75 @@ static void test_fs_chunk_truncate_matches_valid_len(void **state)
     }
 }
 
+/* Small files keep their bytes in the record; the decoder holds the limits the writer keeps. */
+static void test_fs_inode_inline_data(void **state)
+{
+    (void)state;
+    fs_inode_t in, out;
+    fill_inode(&in);
+    uint8_t data[FS_INLINE_MAX + 1];
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (uint8_t)(i * 7);
+    in.size = 100;
+    in.data = data;
+    in.data_len = 100;
+    uint8_t buf[4 * FS_INLINE_MAX];
+    size_t len = fs_inode_encode(&in, buf, sizeof buf);
+    assert_true(len > 100);
+    assert_int_equal(fs_inode_decode(buf, len, &out), 0);
+    assert_inode_equal(&in, &out);
+    fs_inode_t copy;
+    assert_int_equal(fs_inode_copy(&copy, &out), 0);
+    assert_inode_equal(&in, &copy);
+    fs_inode_free(&copy);
+    fs_inode_free(&out);
+
+    in.size = 99; /* more data than the file is long */
+    assert_int_equal(fs_inode_encode(&in, buf, sizeof buf), 0);
+    in.size = 5 * GiB; /* inline data and a long hole after it */
+    assert_true(fs_inode_encode(&in, buf, sizeof buf) > 0);
+    in.flags = 0; /* data without the inline flag */
+    assert_int_equal(fs_inode_encode(&in, buf, sizeof buf), 0);
+    in.flags = FS_INODE_INLINE;
+    in.data_len = FS_INLINE_MAX + 1;
+    assert_int_equal(fs_inode_encode(&in, buf, sizeof buf), 0);
+    in.data_len = FS_INLINE_MAX;
+    len = fs_inode_encode(&in, buf, sizeof buf);
+    assert_true(len > FS_INLINE_MAX);
+    /* The same record with the flag bit cleared by hand must be refused. */
+    in.flags = 0;
+    in.data_len = 0;
+    size_t plain = fs_inode_encoded_size(&in);
+    (void)plain;
+    for (size_t cut = 0; cut < len; cut += 97)
+        assert_int_not_equal(fs_inode_decode(buf, cut, &out), 0);
+}
+
+/* A removed directory's buckets are DEAD: empty, and encoded and decoded as such. */
+static void test_fs_bucket_dead_state(void **state)
+{
+    (void)state;
+    fs_bucket_t b, out;
+    fs_bucket_init(&b, 3, 5);
+    b.state = FS_BUCKET_DEAD;
+    uint8_t buf[64];
+    size_t len = fs_bucket_encode(&b, buf, sizeof buf);
+    assert_true(len > 0);
+    assert_int_equal(fs_bucket_decode(buf, len, 3, 5, &out), 0);
+    assert_int_equal(out.state, FS_BUCKET_DEAD);
+    assert_int_equal(out.count, 0);
+    fs_bucket_free(&out);
+    buf[1] = FS_BUCKET_DEAD + 1;
+    assert_int_not_equal(fs_bucket_decode(buf, len, 3, 5, &out), 0);
+    fs_bucket_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_fs_key_formats),
+        cmocka_unit_test(test_fs_inode_inline_data),
+        cmocka_unit_test(test_fs_bucket_dead_state),
         cmocka_unit_test(test_fs_key_hex_lowercase_no_leading_zeros),
         cmocka_unit_test(test_fs_key_longest_volume_fits),
         cmocka_unit_test(test_fs_key_bad_volume_is_empty),
