@@ -459,29 +459,31 @@ static int conf_load(fs_embedded_t *e, const char *path)
     return rc;
 }
 
-/* Three distinct free loopback ports: all bound at once, then released. */
+static bool port_free(unsigned port);
+
+/*
+ * Three distinct free loopback ports below the kernel's ephemeral range
+ * (32768 and up), so an outgoing connection can never have taken one when
+ * the ring starts again on the ports remembered in ring.conf.
+ */
 static int pick_ports(unsigned port[FS_EMBEDDED_NODES])
 {
-    int fds[FS_EMBEDDED_NODES], rc = 0;
+    enum { LOW = 20000, HIGH = 32000 };
+    unsigned seed = (unsigned)getpid() ^ (unsigned)time(NULL);
     unsigned n = 0;
-    for (; n < FS_EMBEDDED_NODES; n++) {
-        struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-        socklen_t len = sizeof sa;
-        fds[n] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fds[n] < 0 || bind(fds[n], (struct sockaddr *)&sa, sizeof sa) < 0 ||
-            getsockname(fds[n], (struct sockaddr *)&sa, &len) < 0) {
-            rc = -errno;
-            if (fds[n] >= 0)
-                close(fds[n]);
-            break;
-        }
-        port[n] = ntohs(sa.sin_port);
+    for (unsigned tries = 0; n < FS_EMBEDDED_NODES && tries < 2000; tries++) {
+        unsigned p = LOW + rand_r(&seed) % (HIGH - LOW);
+        bool dup = false;
+        for (unsigned i = 0; i < n; i++)
+            dup |= port[i] == p;
+        if (!dup && port_free(p))
+            port[n++] = p;
     }
-    while (n > 0)
-        close(fds[--n]);
-    if (rc < 0)
-        fprintf(stderr, "dhtfs: cannot find a free loopback port: %s\n", strerror(-rc));
-    return rc;
+    if (n < FS_EMBEDDED_NODES) {
+        fprintf(stderr, "dhtfs: cannot find free loopback ports in %d-%d\n", LOW, HIGH);
+        return -EADDRINUSE;
+    }
+    return 0;
 }
 
 /*
