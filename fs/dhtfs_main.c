@@ -464,6 +464,11 @@ static int run(opts_t *o)
         fs->se = NULL;
     }
     tell_parent(&a, 1);
+    fs_store_stats_t st;
+    fs_store_get_stats(&st);
+    log_info("fs", "store operations: %llu gets, %llu puts (%llu conditional), %llu deletes",
+             (unsigned long long)st.gets, (unsigned long long)st.puts,
+             (unsigned long long)st.conditional, (unsigned long long)st.dels);
     if (fiber_count() > 0)
         log_info("fs", "%zu requests still waiting at exit", fiber_count());
     rpc_destroy(&rpc);

@@ -114,8 +114,8 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg);
 int fs_node_create(fs_t *fs, fs_node_t *n, const fs_inode_t *in);
 /* Load several records at once (those not fresh), in parallel. */
 void fs_nodes_load(fs_t *fs, fs_node_t **nodes, size_t count);
-/* Delete an inode record and, for files, its chunks. */
-int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size);
+/* Delete the chunks of a file of size bytes and then (if record) its inode record. */
+int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size, bool record);
 /* A fresh inode number, never used by any mount of the volume. */
 int fs_ino_alloc(fs_t *fs, uint64_t *ino);
 void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st);

@@ -240,7 +240,7 @@ int fs_node_create(fs_t *fs, fs_node_t *n, const fs_inode_t *in)
     return 0;
 }
 
-int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size)
+int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size, bool record)
 {
     enum { BATCH = 32 };
     uint64_t chunks = fs_chunk_count(size, fs->chunk_size);
@@ -261,6 +261,8 @@ int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size)
     }
     if (first_err)
         return first_err; /* keep the record so the chunks stay findable */
+    if (!record)
+        return 0;
     char key[FS_KEY_MAX];
     fs_key_inode(key, fs->vol, ino);
     int rc = fs_del(fs->kvc, key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});

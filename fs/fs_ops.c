@@ -294,12 +294,13 @@ static int dir_edit_and_touch(fs_t *fs, uint64_t dir, const char *name, size_t l
 typedef struct {
     fs_t *fs;
     uint64_t ino, size;
+    bool record_gone;
 } reap_t;
 
 static void reap_fiber(void *arg)
 {
     reap_t *r = arg;
-    int rc = fs_node_destroy(r->fs, r->ino, r->size);
+    int rc = fs_node_destroy(r->fs, r->ino, r->size, !r->record_gone);
     if (rc < 0)
         log_warn("fs", "inode %llx: freeing its data failed (%s); left as garbage",
                  (unsigned long long)r->ino, strerror(-rc));
@@ -321,8 +322,12 @@ static void file_unlinked(fs_t *fs, fs_node_t *n)
         return;
     uint64_t size = n->size > n->in.size ? n->size : n->in.size;
     /* Inline data went with the record; only chunked files have chunks to delete. */
-    *r = (reap_t){fs, n->ino, (n->in.flags & FS_INODE_INLINE) ? 0 : size};
+    *r = (reap_t){fs, n->ino, (n->in.flags & FS_INODE_INLINE) ? 0 : size, !n->have};
     n->have = false;
+    if (r->size == 0 && r->record_gone) {
+        free(r);
+        return;
+    }
     if (fiber_spawn(reap_fiber, r) < 0)
         free(r);
 }
@@ -332,7 +337,7 @@ static void dir_free(fs_t *fs, fs_node_t *n)
 {
     int rc = fs_dir_destroy(fs, n->ino);
     if (rc == 0)
-        rc = fs_node_destroy(fs, n->ino, 0);
+        rc = fs_node_destroy(fs, n->ino, 0, true);
     if (rc < 0)
         log_warn("fs", "directory %llx: freeing it failed (%s); left as garbage",
                  (unsigned long long)n->ino, strerror(-rc));
@@ -552,6 +557,19 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 
 /* ---- creating ---- */
 
+typedef struct {
+    fs_t *fs;
+    fs_node_t *node;
+    const fs_inode_t *in;
+    int rc;
+} create_job_t;
+
+static void create_job(void *arg)
+{
+    create_job_t *j = arg;
+    j->rc = fs_node_create(j->fs, j->node, j->in);
+}
+
 /*
  * Make a new inode named name in parent: record, then (for directories)
  * its first bucket, then the name, then the parent's times and link count.
@@ -606,26 +624,34 @@ static int make_node(op_t *o, uint64_t parent, mode_t mode, dev_t rdev, const ch
     fs_node_t *n = op_node(o, ino);
     if (!n)
         return -ENOMEM;
+    /* A directory's first bucket exists before anything can find the directory. */
     if (S_ISDIR(mode) && (rc = fs_dir_create(fs, ino)) < 0)
         return rc;
-    rc = fs_node_create(fs, n, &in);
-    if (rc < 0)
-        return rc;
-    /* The record exists before any name points at it; the parent's times change alongside. */
+    /*
+     * The record, the name and the parent's times are written at once: one
+     * round trip. Until the record lands the name reads as absent (lookup
+     * finds no inode), the state a create that has not returned yet may have.
+     */
+    fiber_group_t g = {0, NULL};
+    create_job_t cj = {fs, n, &in, 0};
+    if (fiber_group_spawn(&g, create_job, &cj) < 0)
+        cj.rc = -ENOMEM;
     put_edit_t p = {o->name, o->len, ino, (uint8_t)IFTODT(mode), true, false, 0};
     int touch_rc;
     rc = dir_edit_and_touch(fs, parent, o->name, o->len, edit_put, &p, S_ISDIR(mode) ? 1 : 0,
                             &touch_rc);
-    if (rc == 0 && touch_rc < 0) {
+    fiber_group_wait(&g);
+    if (rc == 0 && (touch_rc < 0 || cj.rc < 0)) {
         dir_remove(fs, parent, o->name, o->len, ino);
-        rc = touch_rc;
-    } else if (rc < 0 && touch_rc == 0 && S_ISDIR(mode)) {
-        parent_touch(fs, parent, -1);
+        rc = cj.rc < 0 ? cj.rc : touch_rc;
     }
+    if (rc < 0 && touch_rc == 0 && S_ISDIR(mode))
+        parent_touch(fs, parent, -1);
     if (rc < 0) {
         if (S_ISDIR(mode))
             fs_dir_destroy(fs, ino);
-        fs_node_destroy(fs, ino, 0);
+        if (cj.rc == 0)
+            fs_node_destroy(fs, ino, 0, true);
         n->have = false;
         return rc;
     }
@@ -789,11 +815,18 @@ static void file_lost_name(void *arg)
         }
         if (rc == 0) {
             n->in.nlink = 0;
+            n->have = false; /* the record is gone already */
             file_unlinked(fs, n);
         }
         break;
     }
     fs_node_put(fs, n);
+}
+
+static void file_lost_name_bg(void *arg)
+{
+    file_lost_name(arg);
+    free(arg);
 }
 
 static void run_unlink(op_t *o)
@@ -810,6 +843,22 @@ static void run_unlink(op_t *o)
         return;
     }
     unlinked_job_t j = {fs, u.removed.ino};
+    fs_node_t *n = fs_node_find(fs, j.ino);
+    if (n && n->have && n->in.nlink <= 1 && n->open == 0 &&
+        fs_now_ms(fs) - n->fetched_ms < fs->ttl_ms) {
+        /*
+         * Its last name is gone and nothing here has it open: nobody can
+         * reach the file any more, so its record and data go in the background.
+         */
+        unlinked_job_t *bg = malloc(sizeof(*bg));
+        if (bg) {
+            *bg = j;
+            reply_err(o->req, 0);
+            if (fiber_spawn(file_lost_name_bg, bg) < 0)
+                free(bg);
+            return;
+        }
+    }
     file_lost_name(&j);
     reply_err(o->req, 0);
 }

@@ -26,6 +26,13 @@ static void op_done(const kvc_result_t *res, void *arg)
         fiber_wake(op->waiter);
 }
 
+static fs_store_stats_t stats;
+
+void fs_store_get_stats(fs_store_stats_t *out)
+{
+    *out = stats;
+}
+
 static void op_start(fs_op_t *op)
 {
     memset(op, 0, sizeof(*op));
@@ -40,6 +47,7 @@ static void op_failed(fs_op_t *op, int rc)
 void fs_op_get(kvc_t *kvc, fs_op_t *op, const char *key)
 {
     op_start(op);
+    stats.gets++;
     int rc = kvc_get(kvc, key, strlen(key), op_done, op);
     if (rc < 0)
         op_failed(op, rc);
@@ -49,6 +57,9 @@ void fs_op_put(kvc_t *kvc, fs_op_t *op, const char *key, const void *value, size
                kvc_cond_t cond, kv_version_t if_version)
 {
     op_start(op);
+    stats.puts++;
+    if (cond != KVC_PUT_ALWAYS)
+        stats.conditional++;
     int rc = kvc_put(kvc, key, strlen(key), value, len, cond, if_version, op_done, op);
     if (rc < 0)
         op_failed(op, rc);
@@ -57,6 +68,7 @@ void fs_op_put(kvc_t *kvc, fs_op_t *op, const char *key, const void *value, size
 void fs_op_del(kvc_t *kvc, fs_op_t *op, const char *key, kvc_cond_t cond, kv_version_t if_version)
 {
     op_start(op);
+    stats.dels++;
     int rc = kvc_del(kvc, key, strlen(key), cond, if_version, op_done, op);
     if (rc < 0)
         op_failed(op, rc);
@@ -64,6 +76,8 @@ void fs_op_del(kvc_t *kvc, fs_op_t *op, const char *key, kvc_cond_t cond, kv_ver
 
 int fs_op_wait(fs_op_t *op)
 {
+    if (op->rc == -ESTALE || op->rc == -EEXIST)
+        stats.conflicts++;
     while (!op->done) {
         op->waiter = fiber_self();
         fiber_park();

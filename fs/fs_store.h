@@ -42,6 +42,12 @@ int fs_put(kvc_t *kvc, const char *key, const void *value, size_t len, kvc_cond_
            kv_version_t if_version, kv_version_t *version);
 int fs_del(kvc_t *kvc, const char *key, kvc_cond_t cond, kv_version_t if_version);
 
+/* Operations started since the process began (for the exit log and benchmarks). */
+typedef struct {
+    uint64_t gets, puts, dels, conditional, conflicts;
+} fs_store_stats_t;
+void fs_store_get_stats(fs_store_stats_t *out);
+
 /* Map a store error to the errno a file system call should fail with. */
 int fs_store_errno(int rc);
 
