@@ -6,7 +6,8 @@
 # (../shared/bench). Processes a script starts go into PIDS; cleanup sends
 # SIGKILL to them (their data is thrown away), except those also listed in
 # TERM_PIDS (servers that should exit cleanly), which get SIGTERM and up to
-# 3 s first.
+# 3 s first. A function bench_pre_cleanup, if the script defines one, runs
+# before any of that.
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
@@ -46,6 +47,9 @@ bench_data_root() {
 bench_cleanup() {
     local rc=$? pid f
     trap - EXIT INT TERM
+    # a script may define bench_pre_cleanup (unmount, stop what helper scripts
+    # started) to run first, while the PIDs below are still alive
+    if declare -F bench_pre_cleanup >/dev/null; then bench_pre_cleanup || true; fi
     exec 3>&2 2>/dev/null # no "Killed" job notices
     for pid in "${PIDS[@]}"; do
         if [ -n "${TERM_PIDS[$pid]:-}" ]; then
