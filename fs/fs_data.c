@@ -23,6 +23,7 @@ struct fs_dchunk {
     uint32_t len;  /* bytes of file data in the chunk */
     uint64_t seq;  /* bumped by every write */
     bool in_flight;
+    bool new_chunk; /* not stored before (past the stored end, or the file was inline) */
     fs_dchunk_t *next, *prev;
 };
 
@@ -316,7 +317,12 @@ static void put_fiber(void *arg)
             n->wb_error = fs_store_errno(rc);
         log_warn("fs", "inode %llx chunk %llu: write-back failed: %s", (unsigned long long)n->ino,
                  (unsigned long long)dc->index, strerror(-rc));
-    } else if (dc->seq == seq) {
+    } else {
+        if (dc->new_chunk)
+            n->new_chunks++;
+        dc->new_chunk = false;
+    }
+    if (rc == 0 && dc->seq == seq) {
         cache_key_t k = ckey(n, dc->index);
         kv_cache_put(fs->chunks, &k, sizeof(k), op.version, 0, dc->data, dc->len);
         dchunk_unlink(fs, dc);
@@ -364,6 +370,7 @@ static void wait_puts(fs_node_t *n)
 typedef struct {
     fs_node_t *node;
     const fs_dchunk_t *inline_chunk; /* the data when the file stays inline, else NULL */
+    uint32_t chunk_size;
 } written_t;
 
 static int mutate_written(fs_inode_t *in, void *arg)
@@ -387,6 +394,10 @@ static int mutate_written(fs_inode_t *in, void *arg)
     } else {
         if (n->size > in->size)
             in->size = n->size;
+        uint64_t most = fs_chunk_count(in->size, w->chunk_size);
+        in->chunks = (in->flags & FS_INODE_INLINE) ? n->new_chunks : in->chunks + n->new_chunks;
+        if (in->chunks > most)
+            in->chunks = most;
         free(in->data);
         in->data = NULL;
         in->data_len = 0;
@@ -420,7 +431,7 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
 {
     fiber_mutex_lock(&n->lock);
     int rc = 0;
-    written_t w = {n, NULL};
+    written_t w = {n, NULL, fs->chunk_size};
     bool stay_inline = false;
     if (n->meta_dirty && (n->in.flags & FS_INODE_INLINE)) {
         w.inline_chunk = inline_candidate(fs, n);
@@ -452,11 +463,15 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
         n->meta_dirty = false;
         fs_dchunk_t *dc = stay_inline ? n->dirty_head : NULL;
         uint64_t seq = dc ? dc->seq : 0;
+        uint64_t counted = n->new_chunks;
         rc = fs_node_update(fs, n, mutate_written, &w);
-        if (rc < 0)
+        if (rc < 0) {
             n->meta_dirty = true;
-        else if (dc && dc == n->dirty_head && dc->seq == seq)
-            dchunk_unlink(fs, dc);
+        } else {
+            n->new_chunks -= counted;
+            if (dc && dc == n->dirty_head && dc->seq == seq)
+                dchunk_unlink(fs, dc);
+        }
     }
     fiber_mutex_unlock(&n->lock);
     return rc;
@@ -505,6 +520,8 @@ static int dchunk_get(fs_t *fs, fs_node_t *n, fs_span_t sp, fs_dchunk_t **out)
     dc->index = sp.index;
     dc->data = data;
     dc->len = valid;
+    dc->new_chunk = (n->in.flags & FS_INODE_INLINE) ||
+                    sp.index >= fs_chunk_count(n->in.size, fs->chunk_size);
     dc->next = n->dirty_head;
     if (dc->next)
         dc->next->prev = dc;

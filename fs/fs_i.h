@@ -45,6 +45,7 @@ typedef struct {
     /* write-back */
     uint64_t size;   /* size including writes not yet flushed */
     bool meta_dirty; /* size and mtime still to be written */
+    uint64_t new_chunks; /* chunks stored for the first time, not yet counted in the record */
     struct timespec mtime;
     fs_dchunk_t *dirty_head; /* dirty chunks of this file */
     unsigned flushing;       /* chunk puts in flight */

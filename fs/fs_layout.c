@@ -42,7 +42,7 @@
 /* format, chunk size */
 #define SUPER_LEN (1 + 4)
 /* format, ino, mode..flags, size/rdev/parent, 3 × time_s, 3 × time_ns */
-#define INODE_FIXED_LEN (1 + 8 + 5 * 4 + 3 * 8 + 3 * 8 + 3 * 4)
+#define INODE_FIXED_LEN (1 + 8 + 5 * 4 + 4 * 8 + 3 * 8 + 3 * 4)
 /* name length, name (≥ 1 byte), value length */
 #define XATTR_MIN_LEN (1 + 1 + 4)
 /* format, state */
@@ -305,6 +305,7 @@ size_t fs_inode_encode(const fs_inode_t *in, uint8_t *buf, size_t cap)
     p = put_le(p, in->size, 8);
     p = put_le(p, in->rdev, 8);
     p = put_le(p, in->parent, 8);
+    p = put_le(p, in->chunks, 8);
     p = put_le(p, (uint64_t)in->atime_s, 8);
     p = put_le(p, (uint64_t)in->mtime_s, 8);
     p = put_le(p, (uint64_t)in->ctime_s, 8);
@@ -347,6 +348,7 @@ int fs_inode_decode(const uint8_t *buf, size_t len, fs_inode_t *out)
     out->size = get_u64(&r);
     out->rdev = get_u64(&r);
     out->parent = get_u64(&r);
+    out->chunks = get_u64(&r);
     out->atime_s = (int64_t)get_u64(&r);
     out->mtime_s = (int64_t)get_u64(&r);
     out->ctime_s = (int64_t)get_u64(&r);

@@ -71,6 +71,7 @@ typedef struct {
     uint64_t ino;
     uint32_t mode, uid, gid, nlink, flags;
     uint64_t size, rdev, parent; /* parent: directories only, for ".." */
+    uint64_t chunks; /* chunks holding data (an estimate, for st_blocks; holes are not counted) */
     int64_t atime_s, mtime_s, ctime_s;
     uint32_t atime_ns, mtime_ns, ctime_ns;
     char *target; /* symlink target, owned, or NULL */

@@ -345,8 +345,15 @@ void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st)
     st->st_rdev = in->rdev;
     st->st_size = (off_t)(S_ISREG(in->mode) ? n->size : in->size);
     st->st_blksize = (blksize_t)fs->chunk_size;
-    /* Holes are not tracked; blocks report the apparent size. */
-    st->st_blocks = (blkcnt_t)((st->st_size + 511) / 512);
+    /* Allocated: the inline bytes, or the chunks known to hold data (holes take nothing). */
+    uint64_t used = st->st_size;
+    if (S_ISREG(in->mode)) {
+        used = (in->flags & FS_INODE_INLINE) ? in->data_len
+                                             : (in->chunks + n->new_chunks) * fs->chunk_size;
+        if (used > (uint64_t)st->st_size)
+            used = (uint64_t)st->st_size;
+    }
+    st->st_blocks = (blkcnt_t)((used + 511) / 512);
     st->st_atim.tv_sec = in->atime_s;
     st->st_atim.tv_nsec = in->atime_ns;
     st->st_mtim.tv_sec = in->mtime_s;
@@ -512,16 +519,28 @@ int fs_dir_create(fs_t *fs, uint64_t dir)
 int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fresh,
                   fs_dirent_t *ent)
 {
-    fs_bucket_t b;
-    kv_version_t ver;
-    int rc = leaf_find(fs, dir, fs_name_hash(name, len), fresh, &b, &ver);
-    if (rc < 0)
-        return rc;
-    ssize_t i = fs_bucket_find(&b, name, len);
-    if (i >= 0)
-        *ent = b.ents[i];
-    fs_bucket_free(&b);
-    return i >= 0 ? 0 : -ENOENT;
+    uint64_t hash = fs_name_hash(name, len);
+    for (;;) {
+        fs_bucket_t b;
+        kv_version_t ver;
+        int rc = leaf_find(fs, dir, hash, fresh, &b, &ver);
+        if (rc < 0)
+            return rc;
+        ssize_t i = fs_bucket_find(&b, name, len);
+        if (i >= 0)
+            *ent = b.ents[i];
+        fs_bucket_free(&b);
+        if (i >= 0)
+            return 0;
+        /*
+         * A miss is only believed from the store: a name another mount just
+         * created must be found by the next open (close-to-open), however
+         * recently this mount cached the bucket.
+         */
+        if (fresh)
+            return -ENOENT;
+        fresh = true;
+    }
 }
 
 int fs_dir_edit(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn edit, void *arg)

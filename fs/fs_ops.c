@@ -454,6 +454,7 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 typedef struct {
     op_t *o;
     struct timespec now;
+    uint32_t chunk_size;
 } setattr_edit_t;
 
 static int mutate_setattr(fs_inode_t *in, void *arg)
@@ -473,6 +474,11 @@ static int mutate_setattr(fs_inode_t *in, void *arg)
             in->flags |= FS_INODE_INLINE; /* no chunks left: small again */
         if ((in->flags & FS_INODE_INLINE) && in->data_len > in->size)
             in->data_len = (uint32_t)in->size;
+        uint64_t most = (in->size + s->chunk_size - 1) / s->chunk_size;
+        if (in->chunks > most)
+            in->chunks = most;
+        if (in->flags & FS_INODE_INLINE)
+            in->chunks = 0;
         set_time(&in->mtime_s, &in->mtime_ns, s->now);
     }
     if (set & FUSE_SET_ATTR_ATIME_NOW)
@@ -496,19 +502,19 @@ static void run_setattr(op_t *o)
     fs_node_t *n = node_or_reply(o, o->ino, true);
     if (!n)
         return;
-    int rc = 0;
-    if (o->to_set & FUSE_SET_ATTR_SIZE) {
-        if (!S_ISREG(n->in.mode)) {
-            reply_err(o->req, S_ISDIR(n->in.mode) ? -EISDIR : -EINVAL);
-            return;
-        }
-        /* Pending writes first, so the new size cuts what the file really holds. */
-        rc = fs_data_flush(fs, n);
-        if (rc == 0)
-            rc = fs_data_truncate(fs, n, n->size, (uint64_t)o->attr.st_size);
+    if ((o->to_set & FUSE_SET_ATTR_SIZE) && !S_ISREG(n->in.mode)) {
+        reply_err(o->req, S_ISDIR(n->in.mode) ? -EISDIR : -EINVAL);
+        return;
     }
+    /*
+     * Pending writes first: a new size must cut what the file really holds,
+     * and times set now must not be overwritten by those writes' flush.
+     */
+    int rc = fs_data_dirty(n) ? fs_data_flush(fs, n) : 0;
+    if (rc == 0 && (o->to_set & FUSE_SET_ATTR_SIZE))
+        rc = fs_data_truncate(fs, n, n->size, (uint64_t)o->attr.st_size);
     if (rc == 0) {
-        setattr_edit_t s = {o, fs_now()};
+        setattr_edit_t s = {o, fs_now(), fs->chunk_size};
         fiber_mutex_lock(&n->lock);
         rc = fs_node_update(fs, n, mutate_setattr, &s);
         fiber_mutex_unlock(&n->lock);
@@ -1099,7 +1105,7 @@ static int open_node(op_t *o, fs_node_t *n, struct fuse_file_info *fi)
         if (rc == 0) {
             o->to_set = FUSE_SET_ATTR_SIZE;
             o->attr.st_size = 0;
-            setattr_edit_t s = {o, fs_now()};
+            setattr_edit_t s = {o, fs_now(), fs->chunk_size};
             fiber_mutex_lock(&n->lock);
             rc = fs_node_update(fs, n, mutate_setattr, &s);
             fiber_mutex_unlock(&n->lock);

@@ -95,7 +95,7 @@ static void bld_str(bld_t *b, const char *s)
 static void bld_inode_head(bld_t *b)
 {
     bld_le(b, 1, 1);
-    for (int i = 0; i < 88; i++)
+    for (int i = 0; i < 96; i++)
         bld_le(b, 0, 1);
 }
 
@@ -119,6 +119,7 @@ static void fill_inode(fs_inode_t *in)
     in->size = 5 * GiB + 17;
     in->rdev = 0x0801;
     in->parent = FS_ROOT_INO;
+    in->chunks = 81921;
     in->atime_s = -1;
     in->mtime_s = INT64_MIN;
     in->ctime_s = INT64_MAX;
@@ -138,6 +139,7 @@ static void assert_inode_equal(const fs_inode_t *a, const fs_inode_t *b)
     assert_int_equal(a->size, b->size);
     assert_int_equal(a->rdev, b->rdev);
     assert_int_equal(a->parent, b->parent);
+    assert_int_equal(a->chunks, b->chunks);
     assert_true(a->atime_s == b->atime_s);
     assert_true(a->mtime_s == b->mtime_s);
     assert_true(a->ctime_s == b->ctime_s);
@@ -790,7 +792,7 @@ static void test_fs_inode_encode_cap(void **state)
     in.target = strdup("x");
     assert_int_equal(fs_xattr_set(&in, "user.k", "vv", 2), 0);
     size_t need = fs_inode_encoded_size(&in);
-    assert_int_equal(need, 89 + 2 + 1 + 4 + (1 + 6 + 4 + 2) + 4);
+    assert_int_equal(need, 97 + 2 + 1 + 4 + (1 + 6 + 4 + 2) + 4);
     uint8_t *buf = malloc(need);
     assert_int_equal(fs_inode_encode(&in, buf, need - 1), 0);
     assert_int_equal(fs_inode_encode(&in, buf, 0), 0);
