@@ -60,7 +60,7 @@ static void usage(FILE *f)
             "       cache_mb=N      client chunk cache (default %d)\n"
             "       dirty_mb=N      unwritten data held before writers wait (default 64)\n"
             "       readahead_kb=N  sequential read-ahead (default 4096)\n"
-            "       chunk_kb=N      chunk size of a NEW volume (default 1024)\n"
+            "       chunk_kb=N      chunk size of a NEW volume (default 64)\n"
             "       timeout_ms=N    per-request timeout to the ring (default %d)\n"
             "       attr_timeout=S  seconds the kernel may cache names and attributes (default 1)\n"
             "       volume=NAME, peer=EP  as the flags\n"

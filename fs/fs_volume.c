@@ -12,7 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define DEFAULT_CHUNK_SIZE (1024 * 1024)
+#define DEFAULT_CHUNK_SIZE (64 * 1024)
 #define RING_WALK_MAX 4096
 #define CAPACITY_TTL_MS 2000
 

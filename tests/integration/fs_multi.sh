@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Two mounts of one volume on one ring see one file system: 150 creates
+# from each mount into one directory at the same time lose no entry and
+# give 300 distinct inode numbers; a file written and closed on one mount
+# is read whole on the other (close-to-open), also after an overwrite;
+# rename and unlink on one are seen by the other. --volume keeps two
+# volumes on the same ring independent; a bad volume name is refused.
+source "$(dirname "$0")/fs_lib.sh"
+fs_require
+fs_ring
+A=$T/a
+B=$T/b
+mount_fs "$A"
+mount_fs "$B"
+SETTLE=2 # the kernel caches entries and attributes for about a second
+
+mkdir "$A/shared"
+sleep "$SETTLE"
+[ -d "$B/shared" ] || fail "directory made on mount a not visible on mount b after ${SETTLE}s"
+
+# --- concurrent creates in one directory from both mounts
+create_many() { # MOUNT PREFIX
+    local i
+    for i in $(seq 0 149); do
+        echo "$2 $i" >"$1/shared/$2-$i" || return 1
+    done
+}
+create_many "$A" a 2>"$T/create-a.err" &
+pa=$!
+create_many "$B" b 2>"$T/create-b.err" &
+pb=$!
+sta=0 stb=0
+wait "$pa" || sta=$?
+wait "$pb" || stb=$?
+[ "$sta" = 0 ] || fail "creates on mount a failed: $(head -c 400 "$T/create-a.err")"
+[ "$stb" = 0 ] || fail "creates on mount b failed: $(head -c 400 "$T/create-b.err")"
+sleep "$SETTLE"
+{
+    seq 0 149 | sed 's/^/a-/'
+    seq 0 149 | sed 's/^/b-/'
+} | sort >"$T/expected"
+for m in "$A" "$B"; do
+    ls "$m/shared" | sort >"$T/listed"
+    diff "$T/expected" "$T/listed" >"$T/ls.diff" ||
+        fail "ls of $m/shared after concurrent creates: $(grep -c '^<' "$T/ls.diff") missing, $(grep -c '^>' "$T/ls.diff") extra: $(head -n 10 "$T/ls.diff" | tr '\n' ' ')"
+    check_eq "ls $m/shared | wc -l" "$(ls "$m/shared" | wc -l)" 300
+done
+stat -c %i "$A"/shared/* | sort | uniq -d >"$T/dup-ino"
+[ ! -s "$T/dup-ino" ] || fail "inode numbers used twice among the 300 new files: $(head -n 5 "$T/dup-ino" | tr '\n' ' ')"
+check_eq "distinct inode numbers seen from b" "$(stat -c %i "$B"/shared/* | sort -u | wc -l)" 300
+for i in 0 77 149; do
+    check_eq "file a-$i read on mount b" "$(cat "$B/shared/a-$i")" "a $i"
+    check_eq "file b-$i read on mount a" "$(cat "$A/shared/b-$i")" "b $i"
+done
+log "300 concurrent creates from two mounts: all seen on both, inodes distinct"
+
+# --- close-to-open: written and closed on one mount, read whole on the other
+# c2o WHAT FILE REF: FILE (on the other mount) has REF's content right away;
+# if not, that is recorded, and it must be right SETTLE s later.
+c2o() {
+    local want got
+    want=$(sha_of "$3")
+    got=$(sha_of "$2" || true)
+    [ "$got" = "$want" ] && return 0
+    soft_fail "close-to-open: $1: right after the close on the other mount, $2 reads '$got', expected sha $want"
+    sleep "$SETTLE"
+    got=$(sha_of "$2" || true)
+    [ "$got" = "$want" ] || fail "$1: even ${SETTLE}s after the close, $2 reads '$got', expected sha $want"
+}
+head -c $((20 * 1048576 + 333)) /dev/urandom >"$T/big1"
+cp "$T/big1" "$A/big"
+c2o "new 20 MB file written on a, read on b" "$B/big" "$T/big1"
+head -c $((20 * 1048576 + 333)) /dev/urandom >"$T/big2"
+cp "$T/big2" "$A/big" # same size, new content; b has the old one cached
+c2o "same-size overwrite on a, read on b (b had the old data cached)" "$B/big" "$T/big2"
+head -c 5000000 /dev/urandom >"$T/grow"
+cat "$T/grow" >>"$A/big"
+cat "$T/big2" "$T/grow" >"$T/big3"
+sleep "$SETTLE" # the size b's kernel cached may be a second old
+check_eq "sha256 on b after a appended 5 MB" "$(sha_of "$B/big")" "$(sha_of "$T/big3")"
+echo "from b" >"$B/small"
+echo "from b" >"$T/small"
+c2o "small file written on b, read on a" "$A/small" "$T/small"
+log "close-to-open between mounts checked"
+
+# --- rename and unlink seen by the other mount
+mv "$A/shared/a-5" "$A/renamed"
+rm "$A/shared/b-6"
+sleep "$SETTLE"
+[ ! -e "$B/shared/a-5" ] || fail "mount b still sees shared/a-5 ${SETTLE}s after a renamed it"
+check_eq "renamed file on mount b" "$(cat "$B/renamed")" "a 5"
+[ ! -e "$B/shared/b-6" ] || fail "mount b still sees shared/b-6 ${SETTLE}s after a removed it"
+check_eq "entries on b after rename + unlink" "$(ls "$B/shared" | wc -l)" 298
+log "rename/unlink across mounts ok"
+
+# --- volumes are independent
+C=$T/c
+mount_fs "$C" --volume second
+check_eq "entries in a fresh volume" "$(ls -A "$C" | wc -l)" 0
+mkdir "$C/shared"
+echo "volume two" >"$C/shared/a-0"
+echo "only two" >"$C/only2"
+echo "only one" >"$A/only1"
+sleep "$SETTLE"
+check_eq "same name in the default volume" "$(cat "$A/shared/a-0")" "a 0"
+check_eq "same name in volume second" "$(cat "$C/shared/a-0")" "volume two"
+[ ! -e "$A/only2" ] || fail "file of volume 'second' visible in the default volume"
+[ ! -e "$C/only1" ] || fail "file of the default volume visible in volume 'second'"
+check_eq "entries of shared in volume second" "$(ls "$C/shared" | wc -l)" 1
+remount_fs "$C"
+check_eq "volume second after remount" "$(cat "$C/only2")" "only two"
+[ ! -e "$C/big" ] || fail "default volume's file visible in volume 'second' after remount"
+mkdir "$T/bad"
+MOUNTS+=("$T/bad")
+st=0
+timeout 30 "$DHTFS" --peer "$FS_PEERS" --volume 'bad/name' -f "$T/bad" >"$T/bad.out" 2>&1 || st=$?
+{ [ "$st" != 0 ] && [ "$st" != 124 ]; } || fail "dhtfs --volume 'bad/name' exited $st (expected a usage error)"
+! is_mounted "$T/bad" || fail "dhtfs mounted with --volume 'bad/name'"
+grep -qi volume "$T/bad.out" || fail "error for a bad volume name does not mention the volume: $(cat "$T/bad.out")"
+log "volumes independent; bad volume name refused (exit $st: $(head -n 1 "$T/bad.out"))"
+
+umount_fs "$C"
+umount_fs "$B"
+umount_fs "$A"
+finish
