@@ -29,6 +29,7 @@
 #define DEFAULT_CACHE_MB 256
 #define DEFAULT_TIMEOUT_MS 1000
 #define PEERS_MAX 32
+#define DRAIN_MS 30000
 
 typedef struct {
     char *peers[PEERS_MAX];
@@ -240,6 +241,7 @@ typedef struct {
     int exit_code;
     struct fuse_buf fbuf;
     int sig_fd;
+    uint64_t drain_until;
 } app_t;
 
 static void tell_parent(app_t *a, char status)
@@ -341,6 +343,33 @@ static void start_fiber(void *arg)
     }
     a->exit_code = 1;
     loop_stop(a->fs.loop);
+}
+
+static void drain_check(loop_t *loop, void *arg)
+{
+    app_t *a = arg;
+    if (fiber_count() == 0 || loop_now_ms(loop) >= a->drain_until) {
+        loop_stop(loop);
+        return;
+    }
+    loop_timer_add(loop, 20, drain_check, a);
+}
+
+/*
+ * The mount is gone, but work it started may still be under way: files
+ * unlinked a moment ago are being freed, write-back of a failed flush is
+ * retried. Give it DRAIN_MS to finish so no chunk is left behind as garbage.
+ */
+static void drain(app_t *a)
+{
+    if (fiber_count() == 0 || a->exit_code)
+        return;
+    log_info("fs", "finishing %zu background operations", fiber_count());
+    a->drain_until = loop_now_ms(a->fs.loop) + DRAIN_MS;
+    loop_timer_add(a->fs.loop, 20, drain_check, a);
+    loop_run(a->fs.loop);
+    if (fiber_count() > 0)
+        log_warn("fs", "%zu background operations left unfinished", fiber_count());
 }
 
 /* Fork; the parent waits for the child's word that the mount is up. */
@@ -464,13 +493,13 @@ static int run(opts_t *o)
         fs->se = NULL;
     }
     tell_parent(&a, 1);
+    drain(&a);
     fs_store_stats_t st;
     fs_store_get_stats(&st);
     log_info("fs", "store operations: %llu gets, %llu puts (%llu conditional), %llu deletes",
              (unsigned long long)st.gets, (unsigned long long)st.puts,
              (unsigned long long)st.conditional, (unsigned long long)st.dels);
-    if (fiber_count() > 0)
-        log_info("fs", "%zu requests still waiting at exit", fiber_count());
+    fs_ops_log_times();
     rpc_destroy(&rpc);
     kvc_destroy(&fs->kvc);
     if (a.sig_fd >= 0)

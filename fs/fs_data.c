@@ -58,7 +58,7 @@ static cache_key_t ckey(const fs_node_t *n, uint64_t index)
 
 bool fs_data_dirty(const fs_node_t *n)
 {
-    return n->dirty_head != NULL || n->meta_dirty;
+    return n->dirty_head != NULL || n->meta_dirty || n->meta_flushing;
 }
 
 void fs_data_invalidate(fs_t *fs, fs_node_t *n)
@@ -459,12 +459,18 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
     if (rc == 0 && n->dirty_head && !stay_inline)
         rc = -EIO; /* rewritten faster than it could be flushed: try again later */
     if (rc == 0 && n->meta_dirty) {
-        /* Cleared first: a write while the update is under way sets it again. */
+        /*
+         * Cleared first: a write while the update is under way sets it
+         * again. meta_flushing keeps the node dirty meanwhile, so a record
+         * read now cannot shrink the size this mount has written.
+         */
         n->meta_dirty = false;
+        n->meta_flushing = true;
         fs_dchunk_t *dc = stay_inline ? n->dirty_head : NULL;
         uint64_t seq = dc ? dc->seq : 0;
         uint64_t counted = n->new_chunks;
         rc = fs_node_update(fs, n, mutate_written, &w);
+        n->meta_flushing = false;
         if (rc < 0) {
             n->meta_dirty = true;
         } else {
@@ -520,8 +526,8 @@ static int dchunk_get(fs_t *fs, fs_node_t *n, fs_span_t sp, fs_dchunk_t **out)
     dc->index = sp.index;
     dc->data = data;
     dc->len = valid;
-    dc->new_chunk = (n->in.flags & FS_INODE_INLINE) ||
-                    sp.index >= fs_chunk_count(n->in.size, fs->chunk_size);
+    dc->new_chunk =
+        (n->in.flags & FS_INODE_INLINE) || sp.index >= fs_chunk_count(n->in.size, fs->chunk_size);
     dc->next = n->dirty_head;
     if (dc->next)
         dc->next->prev = dc;

@@ -42,9 +42,13 @@ typedef struct {
     bool orphan;        /* no names left while open here: free data at last close */
     bool remote_change; /* another mount changed the data since the kernel cached it */
     fiber_mutex_t lock; /* this mount's updates of the record, one at a time */
+    /* a directory's new mtime/ctime from creates and unlinks, written behind */
+    bool touch_pending, touch_running;
+    struct timespec touch_time;
     /* write-back */
-    uint64_t size;   /* size including writes not yet flushed */
-    bool meta_dirty; /* size and mtime still to be written */
+    uint64_t size;       /* size including writes not yet flushed */
+    bool meta_dirty;     /* size and mtime still to be written */
+    bool meta_flushing;  /* ... and being written right now */
     uint64_t new_chunks; /* chunks stored for the first time, not yet counted in the record */
     struct timespec mtime;
     fs_dchunk_t *dirty_head; /* dirty chunks of this file */

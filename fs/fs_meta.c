@@ -107,6 +107,14 @@ static void node_set(fs_t *fs, fs_node_t *n, fs_inode_t *in, kv_version_t ver)
     n->fetched_ms = fs_now_ms(fs);
     if (!fs_data_dirty(n) || n->in.size > n->size)
         n->size = n->in.size;
+    /* Times this mount gave the directory and has not written yet stay visible. */
+    if ((n->touch_pending || n->touch_running) &&
+        (n->touch_time.tv_sec > n->in.mtime_s ||
+         (n->touch_time.tv_sec == n->in.mtime_s &&
+          (uint32_t)n->touch_time.tv_nsec > n->in.mtime_ns))) {
+        n->in.mtime_s = n->in.ctime_s = n->touch_time.tv_sec;
+        n->in.mtime_ns = n->in.ctime_ns = (uint32_t)n->touch_time.tv_nsec;
+    }
 }
 
 static bool node_fresh(fs_t *fs, const fs_node_t *n)

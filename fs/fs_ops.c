@@ -57,10 +57,38 @@ static fs_t *fs_of(fuse_req_t req)
     return fuse_req_userdata(req);
 }
 
+/* Time spent per kind of request, for the exit log (where does a create go?). */
+typedef struct {
+    const void *run;
+    uint64_t count, usec;
+} op_time_t;
+static op_time_t op_times[24];
+
+static uint64_t usec_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static void op_timed(void (*run)(op_t *), uint64_t usec)
+{
+    for (size_t i = 0; i < sizeof(op_times) / sizeof(op_times[0]); i++) {
+        if (op_times[i].run == (const void *)run || !op_times[i].run) {
+            op_times[i].run = (const void *)run;
+            op_times[i].count++;
+            op_times[i].usec += usec;
+            return;
+        }
+    }
+}
+
 static void op_fiber(void *arg)
 {
     op_t *o = arg;
+    uint64_t t0 = usec_now();
     o->run(o);
+    op_timed(o->run, usec_now() - t0);
     for (unsigned i = 0; i < o->npins; i++)
         fs_node_put(o->fs, o->pins[i]);
     free(o->name);
@@ -275,10 +303,74 @@ static void touch_job(void *arg)
     j->rc = parent_touch(j->fs, j->dir, j->nlink_delta);
 }
 
-/* Run edit on dir's entries while the parent's times (and link count) change alongside. */
+typedef struct {
+    fs_t *fs;
+    fs_node_t *dir;
+} toucher_t;
+
+static void toucher_fiber(void *arg)
+{
+    toucher_t *t = arg;
+    fs_node_t *n = t->dir;
+    while (n->touch_pending) {
+        n->touch_pending = false;
+        parent_edit_t p = {0, n->touch_time};
+        fiber_mutex_lock(&n->lock);
+        int rc = fs_node_update(t->fs, n, mutate_parent, &p);
+        fiber_mutex_unlock(&n->lock);
+        if (rc < 0)
+            log_info("fs", "directory %llx: writing its new times failed: %s",
+                     (unsigned long long)n->ino, strerror(-rc));
+    }
+    n->touch_running = false;
+    fs_node_put(t->fs, n);
+    free(t);
+}
+
+/*
+ * A name came or went in dir: its mtime and ctime change. This mount sees
+ * the new times at once; the record is written behind, one write for any
+ * number of creates and unlinks that arrive meanwhile, so a create in a
+ * busy directory is not a second write to one hot key.
+ */
+static void parent_touch_later(fs_t *fs, uint64_t dir)
+{
+    fs_node_t *n = fs_node_get(fs, dir);
+    if (!n)
+        return;
+    struct timespec now = fs_now();
+    if (n->have) {
+        set_time(&n->in.mtime_s, &n->in.mtime_ns, now);
+        set_time(&n->in.ctime_s, &n->in.ctime_ns, now);
+    }
+    n->touch_time = now;
+    n->touch_pending = true;
+    toucher_t *t = n->touch_running ? NULL : malloc(sizeof(*t));
+    if (t) {
+        *t = (toucher_t){fs, n};
+        n->touch_running = true;
+        if (fiber_spawn(toucher_fiber, t) == 0)
+            return; /* the toucher holds the reference */
+        n->touch_running = false;
+        free(t);
+    }
+    fs_node_put(fs, n);
+}
+
+/*
+ * Run edit on dir's entries while the parent's times change: written behind
+ * when only times change, alongside when its link count changes too.
+ */
 static int dir_edit_and_touch(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn edit,
                               void *arg, int nlink_delta, int *touch_rc)
 {
+    if (nlink_delta == 0) {
+        *touch_rc = 0;
+        int rc = fs_dir_edit(fs, dir, name, len, edit, arg);
+        if (rc == 0)
+            parent_touch_later(fs, dir);
+        return rc;
+    }
     fiber_group_t g = {0, NULL};
     touch_job_t tj = {fs, dir, nlink_delta, 0};
     if (fiber_group_spawn(&g, touch_job, &tj) < 0)
@@ -1666,6 +1758,44 @@ static void op_destroy(void *userdata)
 {
     fs_t *fs = userdata;
     fs->exiting = true;
+}
+
+void fs_ops_log_times(void)
+{
+    static const struct {
+        void (*run)(op_t *);
+        const char *name;
+    } names[] = {
+        {run_lookup, "lookup"},
+        {run_getattr, "getattr"},
+        {run_setattr, "setattr"},
+        {run_readlink, "readlink"},
+        {run_mknod, "mknod"},
+        {run_create, "create"},
+        {run_unlink, "unlink"},
+        {run_rmdir, "rmdir"},
+        {run_link, "link"},
+        {run_rename, "rename"},
+        {run_open, "open"},
+        {run_read, "read"},
+        {run_write, "write"},
+        {run_flush, "flush"},
+        {run_release, "release"},
+        {run_readdir, "readdir"},
+        {run_xattr_change, "xattr_change"},
+        {run_getxattr, "getxattr"},
+        {run_access, "access"},
+        {run_statfs, "statfs"},
+    };
+    for (size_t i = 0; i < sizeof(op_times) / sizeof(op_times[0]) && op_times[i].run; i++) {
+        const char *name = "?";
+        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+            if ((const void *)names[k].run == op_times[i].run)
+                name = names[k].name;
+        log_info("fs", "%-12s %8llu requests, mean %6llu us", name,
+                 (unsigned long long)op_times[i].count,
+                 (unsigned long long)(op_times[i].usec / op_times[i].count));
+    }
 }
 
 const struct fuse_lowlevel_ops fs_ops = {

@@ -10,6 +10,9 @@
 
 extern const struct fuse_lowlevel_ops fs_ops;
 
+/* Log, per kind of request, how many ran and their mean time (at info level). */
+void fs_ops_log_times(void);
+
 /*
  * Open volume fs->vol on the ring: read its record (creating it with
  * chunk_size when new; 0 keeps the default) and its root directory. Runs
