@@ -27,7 +27,7 @@
 #include <zmq.h>
 
 #define DEFAULT_CACHE_MB 256
-#define DEFAULT_TIMEOUT_MS 1000
+#define DEFAULT_TIMEOUT_MS 2000
 #define PEERS_MAX 32
 #define DRAIN_MS 30000
 

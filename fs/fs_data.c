@@ -31,7 +31,7 @@ struct fs_dchunk {
 typedef struct {
     fs_t *fs;
     uint64_t ino, index;
-    uint32_t gen;
+    uint64_t gen;
     int rc;
     uint8_t *data;
     size_t len;
@@ -42,8 +42,7 @@ typedef struct {
 } fetch_t;
 
 typedef struct {
-    uint64_t ino, index;
-    uint32_t gen;
+    uint64_t ino, index, gen;
 } cache_key_t;
 
 static cache_key_t ckey(const fs_node_t *n, uint64_t index)
@@ -63,9 +62,8 @@ bool fs_data_dirty(const fs_node_t *n)
 
 void fs_data_invalidate(fs_t *fs, fs_node_t *n)
 {
-    (void)fs;
     /* Entries under the old generation are unreachable and age out of the LRU. */
-    n->gen++;
+    n->gen = ++fs->gen_next;
     n->ra_until = 0;
 }
 

@@ -54,8 +54,9 @@ typedef struct {
     fs_dchunk_t *dirty_head; /* dirty chunks of this file */
     unsigned flushing;       /* chunk puts in flight */
     fiber_t *flush_waiter;
-    int wb_error;      /* a background flush failed: reported by the next fsync/close */
-    uint32_t gen;      /* chunk cache generation; bumped when another mount changed data */
+    int wb_error; /* a background flush failed: reported by the next fsync/close */
+    uint64_t
+        gen; /* chunk cache generation: new for each node, bumped when another mount changed data */
     uint64_t ra_next;  /* read-ahead: where a sequential reader goes next */
     uint64_t ra_until; /* chunks below this were already requested */
 } fs_node_t;
@@ -71,6 +72,7 @@ typedef struct {
     uint64_t ino_next, ino_end;
     fiber_mutex_t ino_lock;
     fs_map_t *nodes;    /* ino → fs_node_t */
+    uint64_t gen_next;  /* chunk cache generations are never reused */
     fs_map_t *dirty;    /* (ino, chunk) → fs_dchunk_t */
     fs_map_t *fetching; /* (ino, chunk) → in-flight chunk read */
     kv_cache_t *chunks; /* clean chunks: (ino, chunk, gen) → bytes */

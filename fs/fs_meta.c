@@ -47,6 +47,11 @@ fs_node_t *fs_node_get(fs_t *fs, uint64_t ino)
         if (!n)
             return NULL;
         n->ino = ino;
+        /*
+         * A node forgotten by the kernel and made again must not trust
+         * chunks cached before: another mount may have changed the file.
+         */
+        n->gen = ++fs->gen_next;
         if (fs_map_put(fs->nodes, ino, 0, n) < 0) {
             free(n);
             return NULL;

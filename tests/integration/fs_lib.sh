@@ -8,6 +8,12 @@
 # started under $T that lib.sh does not know about (a daemonized dhtfs and
 # the kvnodes of its embedded ring) are stopped, and then lib.sh's cleanup
 # runs with the test's exit code.
+# Node data on tmpfs when there is one: the nodes fsync every write batch on
+# their loop thread, and on a shared disk under a test's write load one fsync
+# can take seconds — longer than dhtfs waits before it reports EIO.
+if [ -z "${TEST_TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
+    TEST_TMPDIR=/dev/shm
+fi
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 DHTFS=$BUILD_DIR/fs/dhtfs
