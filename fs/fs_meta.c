@@ -191,6 +191,22 @@ static int node_loaded(fs_t *fs, fs_node_t *n, uint8_t *value, size_t len, kv_ve
     return 0;
 }
 
+/* Encode a record and put it under the key of ino. The store's error, or 0 and *ver. */
+static int inode_put(fs_t *fs, uint64_t ino, const fs_inode_t *in, kvc_cond_t cond,
+                     kv_version_t if_version, kv_version_t *ver)
+{
+    size_t need = fs_inode_encoded_size(in);
+    uint8_t *buf = malloc(need);
+    if (!buf)
+        return -ENOMEM;
+    size_t len = fs_inode_encode(in, buf, need);
+    char key[FS_KEY_MAX];
+    fs_key_inode(key, fs->vol, ino);
+    int rc = len ? fs_put(fs->kvc, key, buf, len, cond, if_version, ver) : -EINVAL;
+    free(buf);
+    return rc;
+}
+
 int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
 {
     bool fresh = false;
@@ -206,18 +222,8 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
             fs_inode_free(&copy);
             return rc > 0 ? 0 : rc;
         }
-        size_t need = fs_inode_encoded_size(&copy);
-        uint8_t *buf = malloc(need);
-        if (!buf) {
-            fs_inode_free(&copy);
-            return -ENOMEM;
-        }
-        size_t len = fs_inode_encode(&copy, buf, need);
-        char key[FS_KEY_MAX];
-        fs_key_inode(key, fs->vol, n->ino);
         kv_version_t ver;
-        rc = fs_put(fs->kvc, key, buf, len, KVC_PUT_IF_VERSION, n->ver, &ver);
-        free(buf);
+        rc = inode_put(fs, n->ino, &copy, KVC_PUT_IF_VERSION, n->ver, &ver);
         if (rc == 0) {
             node_set(fs, n, &copy, ver);
             return 0;
@@ -234,16 +240,8 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
 
 int fs_node_create(fs_t *fs, fs_node_t *n, const fs_inode_t *in)
 {
-    size_t need = fs_inode_encoded_size(in);
-    uint8_t *buf = malloc(need);
-    if (!buf)
-        return -ENOMEM;
-    size_t len = fs_inode_encode(in, buf, need);
-    char key[FS_KEY_MAX];
-    fs_key_inode(key, fs->vol, n->ino);
     kv_version_t ver;
-    int rc = fs_put(fs->kvc, key, buf, len, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, &ver);
-    free(buf);
+    int rc = inode_put(fs, n->ino, in, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, &ver);
     if (rc < 0)
         return rc == -EEXIST ? -EIO : fs_store_errno(rc);
     fs_inode_t copy;

@@ -144,6 +144,16 @@ static bool op_name(op_t *o, const char *name, char **dst, size_t *len)
     return true;
 }
 
+/* A request about name in directory parent. */
+static void op_in_dir(fuse_req_t req, fuse_ino_t parent, const char *name, void (*run)(op_t *))
+{
+    op_t *o = op_new(req, run);
+    if (!o || !op_name(o, name, &o->name, &o->len))
+        return;
+    o->ino = parent;
+    op_go(o);
+}
+
 static void reply_err(fuse_req_t req, int rc)
 {
     fuse_reply_err(req, rc < 0 ? -rc : rc);
@@ -490,11 +500,7 @@ static void run_lookup(op_t *o)
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    op_t *o = op_new(req, run_lookup);
-    if (!o || !op_name(o, name, &o->name, &o->len))
-        return;
-    o->ino = parent;
-    op_go(o);
+    op_in_dir(req, parent, name, run_lookup);
 }
 
 static void forget_one(fs_t *fs, fuse_ino_t ino, uint64_t nlookup)
@@ -963,11 +969,7 @@ static void run_unlink(op_t *o)
 
 static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    op_t *o = op_new(req, run_unlink);
-    if (!o || !op_name(o, name, &o->name, &o->len))
-        return;
-    o->ino = parent;
-    op_go(o);
+    op_in_dir(req, parent, name, run_unlink);
 }
 
 static void run_rmdir(op_t *o)
@@ -1004,11 +1006,7 @@ static void run_rmdir(op_t *o)
 
 static void op_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
 {
-    op_t *o = op_new(req, run_rmdir);
-    if (!o || !op_name(o, name, &o->name, &o->len))
-        return;
-    o->ino = parent;
-    op_go(o);
+    op_in_dir(req, parent, name, run_rmdir);
 }
 
 /* ---- links and renames ---- */
