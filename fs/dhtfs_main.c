@@ -496,9 +496,12 @@ static int run(opts_t *o)
     drain(&a);
     fs_store_stats_t st;
     fs_store_get_stats(&st);
-    log_info("fs", "store operations: %llu gets, %llu puts (%llu conditional), %llu deletes",
+    log_info("fs",
+             "store operations: %llu gets, %llu puts (%llu conditional, %llu conflicts), "
+             "%llu deletes",
              (unsigned long long)st.gets, (unsigned long long)st.puts,
-             (unsigned long long)st.conditional, (unsigned long long)st.dels);
+             (unsigned long long)st.conditional, (unsigned long long)st.conflicts,
+             (unsigned long long)st.dels);
     fs_ops_log_times();
     rpc_destroy(&rpc);
     kvc_destroy(&fs->kvc);

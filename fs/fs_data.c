@@ -414,14 +414,13 @@ static int dchunk_get(fs_t *fs, fs_node_t *n, fs_span_t sp, fs_dchunk_t **out);
  * Can the file's data stay in its record? Only while everything written
  * lies in chunk 0 and within FS_INLINE_MAX.
  */
-static const fs_dchunk_t *inline_candidate(const fs_t *fs, const fs_node_t *n)
+static const fs_dchunk_t *inline_candidate(const fs_node_t *n)
 {
     if (!(n->in.flags & FS_INODE_INLINE) || n->size > FS_INLINE_MAX)
         return NULL;
     const fs_dchunk_t *dc = n->dirty_head;
     if (dc && (dc->next || dc->index != 0 || dc->in_flight))
         return NULL;
-    (void)fs;
     return dc;
 }
 
@@ -432,7 +431,7 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
     written_t w = {n, NULL, fs->chunk_size};
     bool stay_inline = false;
     if (n->meta_dirty && (n->in.flags & FS_INODE_INLINE)) {
-        w.inline_chunk = inline_candidate(fs, n);
+        w.inline_chunk = inline_candidate(n);
         stay_inline = w.inline_chunk || (!n->dirty_head && n->size <= FS_INLINE_MAX);
         if (!stay_inline && n->in.data_len > 0 && !fs_map_get(fs->dirty, n->ino, 0)) {
             /* Leaving the record: its bytes become chunk 0. */
@@ -603,21 +602,7 @@ int fs_data_truncate(fs_t *fs, fs_node_t *n, uint64_t old_size, uint64_t size)
         uint32_t keep;
         bool trim = fs_chunk_truncate_plan(old_size, size, fs->chunk_size, &first_dead, &end_dead,
                                            &partial, &keep);
-        enum { BATCH = 32 };
-        for (uint64_t base = first_dead; base < end_dead && rc == 0; base += BATCH) {
-            fs_op_t ops[BATCH];
-            unsigned k = 0;
-            for (; k < BATCH && base + k < end_dead; k++) {
-                char key[FS_KEY_MAX];
-                fs_key_chunk(key, fs->vol, n->ino, base + k);
-                fs_op_del(fs->kvc, &ops[k], key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
-            }
-            for (unsigned i = 0; i < k; i++) {
-                int r = fs_op_wait(&ops[i]);
-                if (r < 0 && r != -ENOENT && rc == 0)
-                    rc = fs_store_errno(r);
-            }
-        }
+        rc = fs_chunks_delete(fs, n->ino, first_dead, end_dead);
         if (rc == 0 && trim)
             rc = chunk_trim(fs, n, partial, keep);
     } else if (size > old_size && old_size % fs->chunk_size != 0) {

@@ -80,7 +80,6 @@ typedef struct {
     size_t dirty_bytes, dirty_max;
     unsigned puts_in_flight, puts_max;
     unsigned readahead_chunks;
-    bool exiting;
     /* the ring, for statfs */
     rpc_t *rpc;
     char **peers;
@@ -121,6 +120,8 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg);
 int fs_node_create(fs_t *fs, fs_node_t *n, const fs_inode_t *in);
 /* Load several records at once (those not fresh), in parallel. */
 void fs_nodes_load(fs_t *fs, fs_node_t **nodes, size_t count);
+/* Delete chunks [first, end) of ino (absent ones are fine). 0 or the first error. */
+int fs_chunks_delete(fs_t *fs, uint64_t ino, uint64_t first, uint64_t end);
 /* Delete the chunks of a file of size bytes and then (if record) its inode record. */
 int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size, bool record);
 /* A fresh inode number, never used by any mount of the volume. */

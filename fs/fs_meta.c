@@ -251,15 +251,14 @@ int fs_node_create(fs_t *fs, fs_node_t *n, const fs_inode_t *in)
     return 0;
 }
 
-int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size, bool record)
+int fs_chunks_delete(fs_t *fs, uint64_t ino, uint64_t first, uint64_t end)
 {
     enum { BATCH = 32 };
-    uint64_t chunks = fs_chunk_count(size, fs->chunk_size);
     int first_err = 0;
-    for (uint64_t base = 0; base < chunks; base += BATCH) {
+    for (uint64_t base = first; base < end; base += BATCH) {
         fs_op_t ops[BATCH];
         unsigned n = 0;
-        for (; n < BATCH && base + n < chunks; n++) {
+        for (; n < BATCH && base + n < end; n++) {
             char key[FS_KEY_MAX];
             fs_key_chunk(key, fs->vol, ino, base + n);
             fs_op_del(fs->kvc, &ops[n], key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
@@ -270,6 +269,12 @@ int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size, bool record)
                 first_err = fs_store_errno(rc);
         }
     }
+    return first_err;
+}
+
+int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size, bool record)
+{
+    int first_err = fs_chunks_delete(fs, ino, 0, fs_chunk_count(size, fs->chunk_size));
     if (first_err)
         return first_err; /* keep the record so the chunks stay findable */
     if (!record)

@@ -1738,7 +1738,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-    fs_t *fs = userdata;
+    (void)userdata;
     /* Writes are sent up to 1 MiB at a time (max_pages follows max_write). */
     conn->max_write = 1024 * 1024;
     conn->max_readahead = 1024 * 1024;
@@ -1749,13 +1749,6 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
-    (void)fs;
-}
-
-static void op_destroy(void *userdata)
-{
-    fs_t *fs = userdata;
-    fs->exiting = true;
 }
 
 void fs_ops_log_times(void)
@@ -1798,7 +1791,6 @@ void fs_ops_log_times(void)
 
 const struct fuse_lowlevel_ops fs_ops = {
     .init = op_init,
-    .destroy = op_destroy,
     .lookup = op_lookup,
     .forget = op_forget,
     .forget_multi = op_forget_multi,

@@ -7,10 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+static fs_store_stats_t stats;
+
 static void op_done(const kvc_result_t *res, void *arg)
 {
     fs_op_t *op = arg;
     op->rc = res->rc;
+    if (res->rc == -ESTALE || res->rc == -EEXIST)
+        stats.conflicts++;
     op->version = res->version;
     if (res->rc == 0 && res->value && res->value_len > 0) {
         op->value = malloc(res->value_len);
@@ -25,8 +29,6 @@ static void op_done(const kvc_result_t *res, void *arg)
     if (op->waiter)
         fiber_wake(op->waiter);
 }
-
-static fs_store_stats_t stats;
 
 void fs_store_get_stats(fs_store_stats_t *out)
 {
@@ -76,8 +78,6 @@ void fs_op_del(kvc_t *kvc, fs_op_t *op, const char *key, kvc_cond_t cond, kv_ver
 
 int fs_op_wait(fs_op_t *op)
 {
-    if (op->rc == -ESTALE || op->rc == -EEXIST)
-        stats.conflicts++;
     while (!op->done) {
         op->waiter = fiber_self();
         fiber_park();
