@@ -1,0 +1,538 @@
+/*
+ * kv_coord.c — the coordinator: the authority of a key (it owns
+ * (pred, self]) serves clients' KV_GET/KV_PUT. It asks every replica
+ * (itself and the next N-1 successors; the others answer reads with
+ * versions only), answers once R (reads) or W (writes) succeeded, fetching
+ * the value only if a remote replica holds a newer version than its own,
+ * and repairs replicas that answered with something older.
+ *
+ * Versions come from the coordinator's hybrid logical clock with its id as
+ * tie-break, so concurrent writers leave all replicas with one winner.
+ * Writes to one key are serialised at its authority; a conditional write
+ * (put-if-absent, put-if-version) is a quorum read, the check, then a write
+ * whose version is above everything the read saw. Two nodes that both
+ * believe they own a key (during a membership change) can each admit one
+ * conditional write; the version order still makes every replica converge
+ * on one of them.
+ */
+#include "kv_i.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef enum { OP_GET, OP_PUT } op_kind_t;
+
+struct kv_op;
+typedef struct {
+    struct kv_op *op;
+    unsigned phase;
+    unsigned idx;
+} op_call_t;
+
+typedef struct kv_op {
+    node_t *n;
+    struct kv_op *next;    /* in kv->busy (conditional ops on one key) */
+    struct kv_op *waiting; /* conditional ops queued behind this one */
+    uint8_t ident[IDENT_MAX];
+    size_t ident_len;
+    uint64_t req_id;
+    op_kind_t kind;
+    uint8_t key[WIRE_KEY_MAX];
+    uint16_t key_len;
+    uint8_t cond;
+    kv_version_t cond_version;
+    /* PUT: the value to write. GET and a conditional put's read: the newest
+     * value seen so far. */
+    uint8_t *value;
+    size_t value_len;
+    uint8_t flags;
+    /* A conditional put's own value, kept aside during its read phase. */
+    uint8_t *pending_value;
+    size_t pending_len;
+    uint8_t pending_flags;
+    kv_version_t version;
+    bool have_best;
+    unsigned nrep;
+    ring_id_t rep[KV_QUORUM_MAX];
+    kv_quorum_t q;
+    unsigned phase; /* 0 read (versions), 1 write, 2 fetch the newest value */
+    op_call_t calls[3][KV_QUORUM_MAX];
+    /* The newest version seen is held by replica best_idx, whose value we
+     * have not got yet (remote replicas answer reads with versions only). */
+    bool best_needs_fetch;
+    unsigned best_idx;
+    bool fetch_tried[KV_QUORUM_MAX];
+    unsigned outstanding;
+    bool answered;
+    bool busy; /* holds the key's conditional slot */
+    int worst_rc;
+} kv_op_t;
+
+static void op_step(kv_op_t *op);
+static void op_start_phase(kv_op_t *op, unsigned phase);
+static void op_maybe_free(kv_op_t *op);
+
+/* Start an op that waited for its key: conditional ones read first. */
+static void op_start_queued(loop_t *loop, void *arg)
+{
+    (void)loop;
+    kv_op_t *op = arg;
+    op_start_phase(op, op->cond == WIRE_COND_NONE ? 1 : 0);
+    op_maybe_free(op);
+}
+
+static void op_maybe_free(kv_op_t *op)
+{
+    if (!op->answered || op->outstanding)
+        return;
+    free(op->value);
+    free(op->pending_value);
+    free(op);
+}
+
+/* Release the key's conditional slot and start the next op queued on it. */
+static void op_release(kv_op_t *op)
+{
+    if (!op->busy)
+        return;
+    struct kv *kv = op->n->kv;
+    op->busy = false;
+    kv_op_t **pp = &kv->busy;
+    while (*pp && *pp != op)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = op->next;
+    kv_op_t *next = op->waiting;
+    if (next) {
+        /*
+         * The next op holds the slot at once (later arrivals queue behind
+         * it) but starts from the loop: starting it here could finish it at
+         * once and release the next, one stack frame per queued op.
+         */
+        next->busy = true;
+        next->next = kv->busy;
+        kv->busy = next;
+        if (!loop_timer_add(op->n->loop, 0, op_start_queued, next))
+            op_start_queued(op->n->loop, next);
+    }
+}
+
+static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
+{
+    if (op->answered)
+        return;
+    op->answered = true;
+    char msg[WIRE_ERRMSG_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    node_reply_error(op->n, op->ident, op->ident_len, op->req_id, err, "%s", msg);
+    op_release(op);
+}
+
+static void op_answer(kv_op_t *op, wire_msg_t *r)
+{
+    if (op->answered)
+        return;
+    op->answered = true;
+    r->req_id = op->req_id;
+    node_send(op->n, op->ident, op->ident_len, r);
+    op_release(op);
+}
+
+static void quorum_failed(kv_op_t *op)
+{
+    const char *what = op->phase == 0 ? "read" : "write";
+    unsigned need = op->q.need;
+    if (op->worst_rc == -ENOSPC)
+        op_answer_error(op, ENOSPC, "no space left on %s replica disks", "the");
+    else
+        op_answer_error(op, ETIMEDOUT, "%s quorum not reached: %u of %u replicas answered, need %u",
+                        what, op->q.ok, op->nrep, need);
+}
+
+/* A replica's answer, remote or local. */
+static void op_on_reply(kv_op_t *op, unsigned phase, unsigned idx, int rc, const wire_msg_t *r,
+                        const store_rec_t *local)
+{
+    if (phase != op->phase)
+        return;
+    if (rc == -ENOSPC || (rc < 0 && op->worst_rc == 0))
+        op->worst_rc = rc;
+    bool found = false;
+    kv_version_t version = {0, 0};
+    if (rc == 0 && phase == 0) {
+        found = local ? true : r->found;
+        version = local ? local->version : r->version;
+        uint8_t flags = local ? local->flags : r->flags;
+        if (found && !kv_version_plausible(version)) {
+            log_warn("kv", "a replica answered with a version from the future; ignored");
+            rc = -EBADMSG;
+            found = false;
+        }
+        if (found) {
+            kv_clock_observe(&op->n->clock, version.hlc);
+            if (!op->have_best || kv_version_cmp(version, op->version) > 0) {
+                free(op->value);
+                op->value = NULL;
+                op->value_len = 0;
+                op->version = version;
+                op->flags = flags;
+                op->have_best = true;
+                op->best_idx = idx;
+                /* Only our own copy comes with its value (a tombstone has none). */
+                op->best_needs_fetch = local == NULL && !(flags & WIRE_FLAG_TOMBSTONE);
+                if (local) {
+                    op->value = malloc(local->value_len ? local->value_len : 1);
+                    if (op->value) {
+                        memcpy(op->value, local->value, local->value_len);
+                        op->value_len = local->value_len;
+                    } else {
+                        op->best_needs_fetch = true;
+                    }
+                }
+            }
+        }
+    }
+    kv_quorum_on_reply(&op->q, idx, rc == 0, found, version);
+    op_step(op);
+}
+
+static void on_remote_reply(int rc, const wire_msg_t *r, void *arg)
+{
+    op_call_t *c = arg;
+    kv_op_t *op = c->op;
+    op->outstanding--;
+    if (rc == -ETIMEDOUT)
+        node_peer_missed(op->n, op->rep[c->idx], "replica timed out");
+    else if (r)
+        node_peer_alive(op->n, op->rep[c->idx]);
+    op_on_reply(op, c->phase, c->idx, rc, r, NULL);
+    op_maybe_free(op);
+}
+
+static void on_local_commit(int rc, void *arg)
+{
+    op_call_t *c = arg;
+    kv_op_t *op = c->op;
+    op->outstanding--;
+    op_on_reply(op, c->phase, c->idx, rc, NULL, NULL);
+    op_maybe_free(op);
+}
+
+/* Read repair: bring replicas that answered with older data up to date. */
+static void op_repair(kv_op_t *op)
+{
+    unsigned stale[KV_QUORUM_MAX];
+    size_t ns = kv_quorum_stale(&op->q, stale, KV_QUORUM_MAX);
+    for (size_t i = 0; i < ns; i++) {
+        ring_id_t id = op->rep[stale[i]];
+        if (id == op->n->self) {
+            store_put(op->n->store, op->key, op->key_len, op->version, op->flags, op->value,
+                      op->value_len, NULL);
+            continue;
+        }
+        const char *addr = node_book_get(op->n, id);
+        if (!addr)
+            continue;
+        wire_msg_t req;
+        wire_init(&req, WIRE_REPL_PUT, 0);
+        req.key_bytes = op->key;
+        req.key_len = op->key_len;
+        req.version = op->version;
+        req.flags = op->flags;
+        req.value = op->value;
+        req.value_len = op->value_len;
+        rpc_call(op->n->rpc, addr, &req, op->n->cfg.timeout_ms, rpc_ignore_answer, "read repair");
+    }
+}
+
+static void op_send_all(kv_op_t *op)
+{
+    node_t *n = op->n;
+    /* Local answers may complete the op: hold it until every call is out. */
+    op->outstanding++;
+    for (unsigned i = 0; i < op->nrep; i++) {
+        op_call_t *c = &op->calls[op->phase][i];
+        *c = (op_call_t){op, op->phase, i};
+        if (op->rep[i] == n->self) {
+            if (op->phase == 0) {
+                store_rec_t rec;
+                int rc = store_get(n->store, op->key, op->key_len, &rec);
+                if (rc == -ENOENT) {
+                    kv_quorum_on_reply(&op->q, i, true, false, (kv_version_t){0, 0});
+                    continue;
+                }
+                op_on_reply(op, 0, i, rc, NULL, rc == 0 ? &rec : NULL);
+            } else {
+                int rc = store_put(n->store, op->key, op->key_len, op->version, op->flags,
+                                   op->value, op->value_len, NULL);
+                if (rc < 0) {
+                    log_warn("kv", "local write failed: %s", strerror(-rc));
+                    op_on_reply(op, 1, i, rc, NULL, NULL);
+                    continue;
+                }
+                op->outstanding++;
+                if (store_after_commit(n->store, on_local_commit, c) < 0) {
+                    op->outstanding--;
+                    op_on_reply(op, 1, i, -ENOMEM, NULL, NULL);
+                }
+            }
+            continue;
+        }
+        const char *addr = node_book_get(n, op->rep[i]);
+        wire_msg_t req;
+        wire_init(&req, op->phase == 0 ? WIRE_REPL_GET : WIRE_REPL_PUT, 0);
+        req.key_bytes = op->key;
+        req.key_len = op->key_len;
+        req.read_mode = WIRE_READ_VERSION;
+        if (op->phase == 1) {
+            req.version = op->version;
+            req.flags = op->flags;
+            req.value = op->value;
+            req.value_len = op->value_len;
+        }
+        int rc = addr ? rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_remote_reply, c)
+                      : -EHOSTUNREACH;
+        if (rc < 0) {
+            kv_quorum_on_reply(&op->q, i, false, false, (kv_version_t){0, 0});
+            continue;
+        }
+        op->outstanding++;
+    }
+    op->outstanding--;
+}
+
+static void op_start_phase(kv_op_t *op, unsigned phase)
+{
+    node_t *n = op->n;
+    op->phase = phase;
+    unsigned need = phase == 0 ? n->cfg.read_quorum : n->cfg.write_quorum;
+    if (op->nrep < need) {
+        op_answer_error(op, ETIMEDOUT, "only %u of %u replicas are in the ring, a quorum needs %u",
+                        op->nrep, n->cfg.replicas, need);
+        return;
+    }
+    kv_quorum_init(&op->q, op->nrep, need);
+    if (phase == 1) {
+        op->version.hlc = kv_clock_tick(&n->clock, kv_wall_ms());
+        op->version.node = n->self;
+    }
+    op_send_all(op);
+    op_step(op);
+}
+
+static void on_fetch_reply(int rc, const wire_msg_t *r, void *arg);
+
+/*
+ * The newest version is on a remote replica: get its value, from the
+ * replica that reported it or, failing that, another that reported the
+ * same version.
+ */
+static void op_fetch(kv_op_t *op)
+{
+    node_t *n = op->n;
+    op->phase = 2;
+    for (unsigned k = 0; k <= op->nrep; k++) {
+        unsigned i = k == 0 ? op->best_idx : k - 1;
+        if (k > 0 && (i == op->best_idx || !op->q.success[i] || !op->q.found[i] ||
+                      kv_version_cmp(op->q.version[i], op->version) != 0))
+            continue;
+        if (op->fetch_tried[i] || op->rep[i] == n->self)
+            continue;
+        op->fetch_tried[i] = true;
+        const char *addr = node_book_get(n, op->rep[i]);
+        if (!addr)
+            continue;
+        op_call_t *c = &op->calls[2][i];
+        *c = (op_call_t){op, 2, i};
+        wire_msg_t req;
+        wire_init(&req, WIRE_REPL_GET, 0);
+        req.key_bytes = op->key;
+        req.key_len = op->key_len;
+        req.read_mode = WIRE_READ_FULL;
+        if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_fetch_reply, c) == 0) {
+            op->outstanding++;
+            return;
+        }
+    }
+    op_answer_error(op, ETIMEDOUT, "the newest value could not be fetched from its replicas");
+}
+
+static void on_fetch_reply(int rc, const wire_msg_t *r, void *arg)
+{
+    op_call_t *c = arg;
+    kv_op_t *op = c->op;
+    op->outstanding--;
+    if (rc == 0 && r->found && kv_version_plausible(r->version) &&
+        kv_version_cmp(r->version, op->version) >= 0) {
+        uint8_t *copy = malloc(r->value_len ? r->value_len : 1);
+        if (copy) {
+            memcpy(copy, r->value, r->value_len);
+            free(op->value);
+            op->value = copy;
+            op->value_len = r->value_len;
+            op->version = r->version;
+            op->flags = r->flags;
+            op->best_needs_fetch = false;
+            op_step(op);
+            op_maybe_free(op);
+            return;
+        }
+    }
+    if (!op->answered && rc != -ECANCELED)
+        op_fetch(op);
+    else
+        op_answer_error(op, ECANCELED, "shutting down");
+    op_maybe_free(op);
+}
+
+/* Decide what happens next from the quorum's state. */
+static void op_step(kv_op_t *op)
+{
+    if (op->answered) {
+        if (op->kind == OP_GET && op->outstanding == 0 && op->phase != 1 && !op->best_needs_fetch)
+            op_repair(op);
+        return;
+    }
+    kv_quorum_state_t st = kv_quorum_state(&op->q);
+    if (st == KV_QUORUM_PENDING)
+        return;
+    if (st == KV_QUORUM_FAILED) {
+        quorum_failed(op);
+        return;
+    }
+    wire_msg_t r;
+    if (op->phase == 1) {
+        wire_init(&r, WIRE_KV_PUT | WIRE_REPLY, 0);
+        r.version = op->version;
+        op_answer(op, &r);
+        return;
+    }
+    bool live = op->have_best && !(op->flags & WIRE_FLAG_TOMBSTONE);
+    if (op->kind == OP_GET && live && op->best_needs_fetch) {
+        op_fetch(op);
+        return;
+    }
+    if (op->kind == OP_GET) {
+        wire_init(&r, WIRE_KV_GET | WIRE_REPLY, 0);
+        r.found = live;
+        if (live) {
+            r.version = op->version;
+            r.flags = op->flags;
+            r.value = op->value;
+            r.value_len = op->value_len;
+        }
+        op_answer(op, &r);
+        if (op->outstanding == 0)
+            op_repair(op);
+        return;
+    }
+    /* A conditional put after its read phase. */
+    if (op->cond == WIRE_COND_ABSENT && live) {
+        char v[KV_VERSION_STR_MAX];
+        kv_version_to_str(op->version, v);
+        op_answer_error(op, EEXIST, "key exists (version %s)", v);
+        return;
+    }
+    if (op->cond == WIRE_COND_VERSION &&
+        (!live || kv_version_cmp(op->version, op->cond_version) != 0)) {
+        char v[KV_VERSION_STR_MAX];
+        kv_version_to_str(op->version, v);
+        op_answer_error(op, ESTALE, "version mismatch: the key is at %s", live ? v : "(absent)");
+        return;
+    }
+    /* The read's value is not needed any more: the op writes its own. */
+    free(op->value);
+    op->value = op->pending_value;
+    op->value_len = op->pending_len;
+    op->pending_value = NULL;
+    op->flags = op->pending_flags;
+    op_start_phase(op, 1);
+}
+
+void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    ring_id_t pos = store_pos(n->store, m->key_bytes, m->key_len);
+    if (!ring_state_owns(n->rs, pos)) {
+        /* "Not mine": name the node our routing would go to next. */
+        ring_route_t rt = ring_state_route(n->rs, pos, NULL, 0);
+        wire_msg_t r;
+        wire_init(&r, WIRE_REDIRECT, m->req_id);
+        node_fill(n, &r.node, rt.next);
+        node_send(n, ident, ident_len, &r);
+        return;
+    }
+    kv_op_t *op = calloc(1, sizeof *op);
+    if (!op) {
+        node_reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
+        return;
+    }
+    op->n = n;
+    memcpy(op->ident, ident, ident_len);
+    op->ident_len = ident_len;
+    op->req_id = m->req_id;
+    op->kind = m->type == WIRE_KV_GET ? OP_GET : OP_PUT;
+    memcpy(op->key, m->key_bytes, m->key_len);
+    op->key_len = m->key_len;
+    op->nrep = (unsigned)node_replica_set(n, op->rep, KV_QUORUM_MAX);
+    if (op->kind == OP_PUT) {
+        if (m->flags & ~WIRE_FLAG_TOMBSTONE) {
+            free(op);
+            node_reply_error(n, ident, ident_len, m->req_id, EINVAL,
+                             "a client write may only carry the tombstone flag");
+            return;
+        }
+        if (m->flags & WIRE_FLAG_TOMBSTONE && m->value_len) {
+            free(op);
+            node_reply_error(n, ident, ident_len, m->req_id, EINVAL, "a delete carries no value");
+            return;
+        }
+        uint8_t *copy = malloc(m->value_len ? m->value_len : 1);
+        if (!copy) {
+            free(op);
+            node_reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
+            return;
+        }
+        memcpy(copy, m->value, m->value_len);
+        op->cond = m->cond;
+        op->cond_version = m->cond_version;
+        if (op->cond == WIRE_COND_NONE) {
+            op->value = copy;
+            op->value_len = m->value_len;
+            op->flags = m->flags;
+        } else {
+            op->pending_value = copy;
+            op->pending_len = m->value_len;
+            op->pending_flags = m->flags;
+        }
+        /*
+         * One write per key at a time, at its authority: a plain write that
+         * slipped between a conditional write's read and its write would be
+         * overwritten by a check made against an older version.
+         */
+        for (kv_op_t *b = n->kv->busy; b; b = b->next) {
+            if (b->key_len == op->key_len && memcmp(b->key, op->key, op->key_len) == 0) {
+                kv_op_t **tail = &b->waiting;
+                while (*tail)
+                    tail = &(*tail)->waiting;
+                *tail = op;
+                return;
+            }
+        }
+        op->busy = true;
+        op->next = n->kv->busy;
+        n->kv->busy = op;
+    }
+    op_start_phase(op, op->kind == OP_PUT && op->cond == WIRE_COND_NONE ? 1 : 0);
+    op_maybe_free(op);
+}

@@ -1,0 +1,118 @@
+/*
+ * kv_i.h — internals shared by the store's modules (not a public interface):
+ *
+ *  kv.c         init, dispatch of KV_*, REPL_*, SYNC_* and STATS requests, stats
+ *  kv_coord.c   coordinator: quorum reads and writes, read repair, conditional writes
+ *  kv_replica.c replica: REPL_GET / REPL_PUT on the local store
+ *  kv_stream.c  range streams: one kv_sync session per (range, target), serving digests,
+ *               offers and pulls
+ *  kv_maint.c   maintenance: anti-entropy rounds, tombstone purge, dropping extra copies,
+ *               the leave hand-off
+ */
+#ifndef KV_I_H
+#define KV_I_H
+
+#include "node_i.h"
+
+#include "kv_quorum.h"
+#include "kv_sync.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <time.h>
+
+enum {
+    SYNC_SERVE_MAX = 8,       /* sessions served for other nodes' pulls */
+    HANDOFF_LIMIT_MS = 30000, /* a leave waits at most this for its hand-off */
+};
+
+/* One range stream to one node: kv_sync's decisions plus the I/O. */
+typedef struct sync {
+    node_t *n;
+    struct sync *next;
+    ring_id_t target;
+    char addr[ENDPOINT_MAX];
+    kv_sync_t *ks;
+    uint64_t min_hlc; /* records older than this are not offered (0: all) */
+    uint64_t start_timer;
+    bool finishing;
+    void (*done)(struct sync *s);
+} sync_t;
+
+enum {
+    PURGE_BATCH = 512, /* tombstones purged per anti-entropy round */
+};
+
+struct kv {
+    node_t *n;
+    struct kv_op *busy; /* kv_coord.c: ops holding their key's write slot */
+    sync_t *sessions;
+    unsigned served;
+    /* the current anti-entropy round */
+    bool round_active;
+    unsigned round_pending;
+    uint64_t round_missing;
+    uint64_t round_primary;
+    bool round_short; /* fewer distinct nodes than replicas */
+    ring_id_t round_lo, round_hi;
+    ring_id_t round_reps[KV_QUORUM_MAX];
+    size_t round_nrep;
+    /* the replica set the last finished round confirmed */
+    ring_id_t last_reps[KV_QUORUM_MAX];
+    size_t last_nrep;
+    uint64_t last_round_ms;
+    /* results of the last finished round */
+    uint64_t primary_keys;
+    uint64_t under_replicated;
+    /* leave */
+    void (*handoff_done)(node_t *n);
+    unsigned handoff_pending;
+    uint64_t handoff_timer;
+};
+
+static inline uint64_t kv_wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+enum {
+    /* How far ahead of our wall clock another node's version may be. */
+    CLOCK_SKEW_MAX_MS = 60 * 1000,
+};
+
+/* Versions from further in the future than clock skew explains are refused. */
+static inline bool kv_version_plausible(kv_version_t v)
+{
+    return (v.hlc >> 16) <= kv_wall_ms() + CLOCK_SKEW_MAX_MS;
+}
+
+/* kv_coord.c: a client's KV_GET / KV_PUT at the key's authority. */
+void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+
+/* kv_replica.c */
+void kv_replica_serve_get(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+void kv_replica_serve_put(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+
+/* kv_stream.c */
+/*
+ * Start streaming our records of (lo, hi] to target (lo == hi: all of them).
+ * done(s) runs once, from the loop — never before kv_stream_start returns,
+ * so the caller can count the session first — when kv_sync says it is over.
+ * NULL if a stream of that range to that target is already under way, or
+ * out of memory.
+ */
+sync_t *kv_stream_start(node_t *n, ring_id_t target, const char *addr, ring_id_t lo, ring_id_t hi,
+                        void (*done)(sync_t *s));
+void kv_stream_free(sync_t *s);
+void kv_stream_serve_digest(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+void kv_stream_serve_offer(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+void kv_stream_serve_pull(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+
+/* kv_maint.c */
+/* Remove key if it still is this tombstone. Returns true if removed. */
+bool kv_maint_purge_local(node_t *n, const uint8_t *key, size_t key_len, kv_version_t version);
+void kv_maint_serve_drop(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+
+#endif

@@ -1,0 +1,117 @@
+/*
+ * kv_replica.c — a replica's side of the store: REPL_GET answers from the
+ * local copy (the version only, unless the full value is asked for), and
+ * REPL_PUT applies a write only if its version is newer than the stored
+ * one, acknowledging it only once the write is durable, since the
+ * acknowledgement counts towards the coordinator's write quorum.
+ */
+#include "kv_i.h"
+
+#include "log.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void kv_replica_serve_get(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    store_rec_t rec;
+    int rc = store_get(n->store, m->key_bytes, m->key_len, &rec);
+    if (rc < 0 && rc != -ENOENT) {
+        node_reply_error(n, ident, ident_len, m->req_id, -rc, "store read failed: %s",
+                         strerror(-rc));
+        return;
+    }
+    wire_msg_t *r = &n->out;
+    wire_init(r, WIRE_REPL_GET | WIRE_REPLY, m->req_id);
+    if (rc == 0) {
+        r->found = true;
+        r->version = rec.version;
+        r->flags = rec.flags;
+        if (m->read_mode == WIRE_READ_FULL) {
+            r->value = rec.value;
+            r->value_len = rec.value_len;
+        }
+    }
+    node_send(n, ident, ident_len, r);
+}
+
+typedef struct {
+    node_t *n;
+    uint8_t ident[IDENT_MAX];
+    size_t ident_len;
+    uint64_t req_id;
+    bool applied;
+    kv_version_t version;
+} repl_ack_t;
+
+static void repl_put_committed(int rc, void *arg)
+{
+    repl_ack_t *a = arg;
+    if (rc < 0) {
+        node_reply_error(a->n, a->ident, a->ident_len, a->req_id, -rc, "%s",
+                         rc == -ENOSPC ? "no space left on the node's disk"
+                                       : "store commit failed");
+    } else {
+        wire_msg_t r;
+        wire_init(&r, WIRE_REPL_PUT | WIRE_REPLY, a->req_id);
+        r.applied = a->applied;
+        r.version = a->version;
+        node_send(a->n, a->ident, a->ident_len, &r);
+    }
+    free(a);
+}
+
+/* Forget a tombstone, if it is still the one the authority purged. */
+static void serve_purge(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    wire_msg_t r;
+    wire_init(&r, WIRE_REPL_PUT | WIRE_REPLY, m->req_id);
+    r.applied = kv_maint_purge_local(n, m->key_bytes, m->key_len, m->version);
+    r.version = m->version;
+    node_send(n, ident, ident_len, &r);
+}
+
+void kv_replica_serve_put(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    if (kv_version_is_zero(m->version)) {
+        node_reply_error(n, ident, ident_len, m->req_id, EINVAL, "a write needs a version");
+        return;
+    }
+    if (!kv_version_plausible(m->version)) {
+        node_reply_error(n, ident, ident_len, m->req_id, EINVAL,
+                         "version from more than %d s in the future (clock skew?)",
+                         CLOCK_SKEW_MAX_MS / 1000);
+        return;
+    }
+    if (m->flags & WIRE_FLAG_PURGE) {
+        serve_purge(n, ident, ident_len, m);
+        return;
+    }
+    kv_clock_observe(&n->clock, m->version.hlc);
+    kv_version_t current;
+    int rc = store_put(n->store, m->key_bytes, m->key_len, m->version, m->flags, m->value,
+                       m->value_len, &current);
+    if (rc < 0) {
+        node_reply_error(n, ident, ident_len, m->req_id, -rc, "%s",
+                         rc == -ENOSPC ? "no space left on the node's disk" : strerror(-rc));
+        return;
+    }
+    repl_ack_t *a = malloc(sizeof *a);
+    if (!a) {
+        node_reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
+        return;
+    }
+    a->n = n;
+    memcpy(a->ident, ident, ident_len);
+    a->ident_len = ident_len;
+    a->req_id = m->req_id;
+    a->applied = rc == 1;
+    a->version = current;
+    /* Acknowledge only once durable: the ack counts towards a write quorum. */
+    if (store_after_commit(n->store, repl_put_committed, a) < 0) {
+        free(a);
+        node_reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
+    }
+}
