@@ -242,6 +242,7 @@ typedef struct {
     struct fuse_buf fbuf;
     int sig_fd;
     uint64_t drain_until;
+    fs_embedded_t *emb; /* the embedded ring, or NULL */
 } app_t;
 
 static void tell_parent(app_t *a, char status)
@@ -329,15 +330,23 @@ static void start_fiber(void *arg)
         a->fs.readahead_chunks = a->opts->readahead_kb * 1024u / a->fs.chunk_size;
         log_info("fs", "mounted volume %s on %s (chunk %u KiB)", a->opts->volume,
                  a->opts->mountpoint, a->fs.chunk_size / 1024);
+        fs_embedded_mounted(a->emb, a->opts->mountpoint);
         tell_parent(a, 0);
         if (!a->opts->foreground) {
+            /* A daemon of the embedded ring keeps its messages next to the ring's logs. */
+            char logpath[PATH_MAX];
             int null = open("/dev/null", O_RDWR);
+            int err = a->emb && fs_embedded_log_path(a->emb, logpath, sizeof logpath) == 0
+                          ? open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600)
+                          : -1;
             if (null >= 0) {
                 dup2(null, 0);
-                dup2(null, 1);
-                dup2(null, 2);
+                dup2(err >= 0 ? err : null, 1);
+                dup2(err >= 0 ? err : null, 2);
                 close(null);
             }
+            if (err >= 0)
+                close(err);
         }
         return;
     }
@@ -362,14 +371,25 @@ static void drain_check(loop_t *loop, void *arg)
  */
 static void drain(app_t *a)
 {
-    if (fiber_count() == 0 || a->exit_code)
+    if (a->exit_code)
         return;
-    log_info("fs", "finishing %zu background operations", fiber_count());
-    a->drain_until = loop_now_ms(a->fs.loop) + DRAIN_MS;
+    size_t before = fiber_count();
+    uint64_t start = loop_now_ms(a->fs.loop);
+    a->drain_until = start + DRAIN_MS;
     loop_timer_add(a->fs.loop, 20, drain_check, a);
     loop_run(a->fs.loop);
+    double secs = (double)(loop_now_ms(a->fs.loop) - start) / 1000;
+    /* Reported whatever the log level: it is what the unmount left to do. */
     if (fiber_count() > 0)
-        log_warn("fs", "%zu background operations left unfinished", fiber_count());
+        fprintf(stderr,
+                "dhtfs: after unmounting %s: %zu of %zu background operations (frees, "
+                "write-back) unfinished after %.1f s; what they would have freed stays as "
+                "garbage in the store\n",
+                a->opts->mountpoint, fiber_count(), before, secs);
+    else
+        fprintf(stderr,
+                "dhtfs: after unmounting %s: finished %zu background operations in %.1f s\n",
+                a->opts->mountpoint, before, secs);
 }
 
 /* Fork; the parent waits for the child's word that the mount is up. */
@@ -436,6 +456,7 @@ static int run(opts_t *o)
         }
         for (int i = 0; i < FS_EMBEDDED_NODES; i++)
             o->peers[o->npeers++] = strdup(emb_peers[i]);
+        a.emb = emb;
     }
 
     /* Big read buffers must not be mmap'd and unmapped on every request. */
@@ -493,6 +514,7 @@ static int run(opts_t *o)
         fs->se = NULL;
     }
     tell_parent(&a, 1);
+    fs_embedded_stopping(emb);
     drain(&a);
     fs_store_stats_t st;
     fs_store_get_stats(&st);

@@ -4,8 +4,11 @@
  *
  * Layout of DATA_DIR:
  *   lock          flock()ed by the owning dhtfs for the whole lifetime of
- *                 fs_embedded_t; holds that dhtfs's pid (for the message a
- *                 second dhtfs prints).
+ *                 fs_embedded_t; holds that dhtfs's pid and what it is doing
+ *                 (starting, mounted on a path, stopping), so a second dhtfs
+ *                 can wait for one that is stopping (see take_lock).
+ *   dhtfs.log     the daemonized dhtfs's messages (e.g. what its unmount
+ *                 still had to finish), appended to.
  *   ring.conf     ports and node ids, so a restart brings back the same
  *                 nodes in front of the same data (format below).
  *   nodeI/        node I's --data directory (kvnode creates its store there).
@@ -518,6 +521,103 @@ static uint64_t random_u64(void)
 
 /* ------------------------------------------------------------- locking */
 
+/*
+ * The lock file says what its holder is doing, one line:
+ *   PID starting | PID mounted MOUNTPOINT | PID stopping
+ * A dhtfs that finds the lock held waits while the holder is stopping (its
+ * mount is gone and it is finishing background work and stopping the
+ * nodes: seconds, or tens of seconds after heavy work), so `fusermount3 -u
+ * M; dhtfs M` just works; a holder whose mount is still there is a real
+ * conflict and is reported at once.
+ */
+static int write_state(int fd, const char *state, const char *mountpoint)
+{
+    char buf[PATH_MAX + 64];
+    int len = snprintf(buf, sizeof buf, "%ld %s%s%s\n", (long)getpid(), state,
+                       mountpoint ? " " : "", mountpoint ? mountpoint : "");
+    if (len < 0 || (size_t)len >= sizeof buf)
+        return -ENAMETOOLONG;
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) != len)
+        return -errno;
+    return 0;
+}
+
+typedef struct {
+    long pid;
+    char state[16];
+    char mountpoint[PATH_MAX];
+} holder_t;
+
+static void read_holder(int fd, holder_t *h)
+{
+    char buf[PATH_MAX + 64];
+    memset(h, 0, sizeof *h);
+    ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
+    if (n <= 0)
+        return;
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    char *end;
+    h->pid = strtol(buf, &end, 10);
+    if (*end == ' ')
+        end++;
+    size_t sl = strcspn(end, " ");
+    if (sl < sizeof h->state) {
+        memcpy(h->state, end, sl);
+        h->state[sl] = '\0';
+    }
+    if (end[sl] == ' ')
+        snprintf(h->mountpoint, sizeof h->mountpoint, "%s", end + sl + 1);
+}
+
+/* Undo the octal escapes (\040 and the like) of a /proc/self/mountinfo field. */
+static void unescape_mount_field(char *s)
+{
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' &&
+            r[3] >= '0' && r[3] <= '7') {
+            *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+            r += 3;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+}
+
+/* Is a FUSE dhtfs file system mounted on path? (Unknown counts as yes.) */
+static bool dhtfs_mounted_on(const char *path)
+{
+    FILE *f = fopen("/proc/self/mountinfo", "r");
+    if (!f)
+        return true;
+    char line[2 * PATH_MAX + 256];
+    bool found = false;
+    while (!found && fgets(line, sizeof line, f)) {
+        /* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTS [OPTIONAL...] - FSTYPE SOURCE SUPER */
+        char *save = NULL, *tok = strtok_r(line, " ", &save);
+        char *mp = NULL;
+        for (int i = 0; tok && i < 4; i++)
+            tok = strtok_r(NULL, " ", &save);
+        mp = tok;
+        while (tok && strcmp(tok, "-") != 0)
+            tok = strtok_r(NULL, " ", &save);
+        char *fstype = tok ? strtok_r(NULL, " ", &save) : NULL;
+        if (!mp || !fstype || strcmp(fstype, "fuse.dhtfs") != 0)
+            continue;
+        unescape_mount_field(mp);
+        found = strcmp(mp, path) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+enum {
+    TAKEOVER_WAIT_MS = 180000, /* longest wait for a previous dhtfs to stop */
+    UNMOUNT_NOTICE_MS = 3000,  /* a holder may take this long to notice its unmount */
+};
+
 static int take_lock(fs_embedded_t *e)
 {
     char path[PATH_MAX];
@@ -529,29 +629,61 @@ static int take_lock(fs_embedded_t *e)
         fprintf(stderr, "dhtfs: cannot open %s: %s\n", path, strerror(err));
         return -err;
     }
-    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+    int64_t start = now_ms(), gone_since = 0;
+    bool told = false;
+    while (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         int err = errno;
-        if (err == EWOULDBLOCK) {
-            char buf[32] = "";
-            ssize_t n = pread(fd, buf, sizeof buf - 1, 0);
-            long pid = n > 0 ? strtol(buf, NULL, 10) : 0;
-            if (pid > 0)
+        if (err == EINTR)
+            continue;
+        if (err != EWOULDBLOCK) {
+            fprintf(stderr, "dhtfs: cannot lock %s: %s\n", path, strerror(err));
+            close(fd);
+            return -err;
+        }
+        holder_t h;
+        read_holder(fd, &h);
+        int64_t now = now_ms();
+        bool stopping = strcmp(h.state, "stopping") == 0;
+        if (!stopping && strcmp(h.state, "mounted") == 0 && !dhtfs_mounted_on(h.mountpoint)) {
+            /* Unmounted a moment ago; the holder is about to say it is stopping. */
+            if (!gone_since)
+                gone_since = now;
+            stopping = now - gone_since < UNMOUNT_NOTICE_MS;
+        }
+        if (!stopping) {
+            if (h.mountpoint[0])
+                fprintf(stderr,
+                        "dhtfs: the embedded ring in %s is in use by another dhtfs (pid %ld, "
+                        "mounted on %s)\n",
+                        e->dir, h.pid, h.mountpoint);
+            else if (h.pid > 0)
                 fprintf(stderr,
                         "dhtfs: the embedded ring in %s is in use by another dhtfs (pid %ld)\n",
-                        e->dir, pid);
+                        e->dir, h.pid);
             else
                 fprintf(stderr, "dhtfs: the embedded ring in %s is in use by another dhtfs\n",
                         e->dir);
             close(fd);
             return -EBUSY;
         }
-        fprintf(stderr, "dhtfs: cannot lock %s: %s\n", path, strerror(err));
-        close(fd);
-        return -err;
+        if (now - start >= TAKEOVER_WAIT_MS) {
+            fprintf(stderr,
+                    "dhtfs: the previous dhtfs (pid %ld) is still stopping the embedded ring in "
+                    "%s after %d s; try again later (its log: %s/dhtfs.log)\n",
+                    h.pid, e->dir, TAKEOVER_WAIT_MS / 1000, e->dir);
+            close(fd);
+            return -EBUSY;
+        }
+        if (!told && now - start >= 200) {
+            fprintf(stderr,
+                    "dhtfs: waiting for the previous dhtfs (pid %ld) to finish stopping the "
+                    "embedded ring in %s\n",
+                    h.pid, e->dir);
+            told = true;
+        }
+        sleep_ms(50);
     }
-    char buf[32];
-    int len = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, buf, (size_t)len, 0) != len)
+    if (write_state(fd, "starting", NULL) < 0)
         fprintf(stderr, "dhtfs: warning: cannot record our pid in %s: %s\n", path, strerror(errno));
     e->lock_fd = fd;
     return 0;
@@ -983,6 +1115,23 @@ int fs_embedded_start(const char *data_dir, fs_embedded_t **out,
 fail:
     embedded_free(e);
     return rc;
+}
+
+void fs_embedded_mounted(fs_embedded_t *e, const char *mountpoint)
+{
+    if (e && e->lock_fd >= 0 && write_state(e->lock_fd, "mounted", mountpoint) < 0)
+        fprintf(stderr, "dhtfs: warning: cannot record the mount in %s/lock\n", e->dir);
+}
+
+void fs_embedded_stopping(fs_embedded_t *e)
+{
+    if (e && e->lock_fd >= 0 && write_state(e->lock_fd, "stopping", NULL) < 0)
+        fprintf(stderr, "dhtfs: warning: cannot record the shutdown in %s/lock\n", e->dir);
+}
+
+int fs_embedded_log_path(const fs_embedded_t *e, char *buf, size_t cap)
+{
+    return fmt_path(buf, cap, "%s/dhtfs.log", e->dir);
 }
 
 void fs_embedded_stop(fs_embedded_t **ep)

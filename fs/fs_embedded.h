@@ -33,6 +33,17 @@ int fs_embedded_start(const char *data_dir, fs_embedded_t **out,
                       char peers[FS_EMBEDDED_NODES][FS_EMBEDDED_EP_MAX]);
 
 /*
+ * Record in the lock file that this dhtfs is mounted on mountpoint (an
+ * absolute path), or that its mount is gone and it is stopping: a dhtfs
+ * started meanwhile waits for a stopping one instead of failing. NULL-safe.
+ */
+void fs_embedded_mounted(fs_embedded_t *e, const char *mountpoint);
+void fs_embedded_stopping(fs_embedded_t *e);
+
+/* DATA_DIR/dhtfs.log, where a daemonized dhtfs writes its messages. 0 or -errno. */
+int fs_embedded_log_path(const fs_embedded_t *e, char *buf, size_t cap);
+
+/*
  * Stop the nodes: SIGTERM, wait for each to exit (SIGKILL after a grace
  * period), free. NULL-safe.
  */

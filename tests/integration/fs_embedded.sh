@@ -72,7 +72,39 @@ log "second mount (-f): files there; dhtfs exited 0, ring stopped"
 daemon_mount
 check_same_file "f1 on the third mount" "$M/f1" "$T/f1"
 check_eq "f2 on the third mount" "$(cat "$M/f2")" second
-stopped_after_umount "third mount"
+
+# A second dhtfs while the ring is mounted is refused at once, naming the holder.
+M2=$T/mnt2
+mkdir -p "$M2"
+st=0
+out=$(timeout 20 "$DHTFS" "$M2" 2>&1) || st=$?
+[ "$st" = 1 ] || fail "a second dhtfs on the mounted embedded ring exited $st (want 1): $out"
+grep -q "in use by another dhtfs (pid [0-9]*, mounted on $M)" <<<"$out" ||
+    fail "the refusal does not name the mount holding the ring: $out"
+! is_mounted "$M2" || fail "the refused dhtfs mounted $M2 anyway"
+
+# The README's `fusermount3 -u M; dhtfs M` right after heavy work: the new
+# dhtfs waits for the old one to finish (background frees of a removed
+# file, stopping the nodes) instead of failing.
+head -c 48000000 /dev/urandom >"$M/big"
+mkdir "$M/many"
+for i in $(seq 1 300); do echo "$i" >"$M/many/$i"; done
+rm -r "$M/big" "$M/many"
+# One node frozen: the old dhtfs needs its full grace period to stop it.
+frozen=$(emb_nodes | sed -n 1p)
+kill -STOP "$frozen"
+fusermount3 -u "$M" || fail "fusermount3 -u $M failed (before the quick remount)"
+(sleep 4 && kill -CONT "$frozen" 2>/dev/null) &
+daemon_mount
+wait
+grep -q "waiting for the previous dhtfs" "$T/dhtfs-emb.log" ||
+    fail "the immediate remount did not wait for the previous dhtfs (with a frozen node it must have)"
+check_same_file "f1 after an unmount and an immediate mount" "$M/f1" "$T/f1"
+[ ! -e "$M/big" ] || fail "big is back after the immediate remount"
+grep -q "after unmounting $M: finished [0-9]* background operations" "$DHTFS_DATA_DIR/dhtfs.log" ||
+    fail "the previous dhtfs did not report its background work in $DHTFS_DATA_DIR/dhtfs.log: $(tail -n 5 "$DHTFS_DATA_DIR/dhtfs.log" 2>&1)"
+log "an immediate remount waited for the previous dhtfs: $(grep -c waiting "$T/dhtfs-emb.log") wait(s)"
+stopped_after_umount "fourth mount"
 
 if [ "$varlib_before" = absent ] && [ -e /var/lib/dhtfs ]; then
     fail "DHTFS_DATA_DIR was set, but /var/lib/dhtfs was created"
