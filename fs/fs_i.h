@@ -6,13 +6,14 @@
  *            split, iteration).
  * fs_data.c: file data (clean chunk cache, write-back of dirty chunks,
  *            read-ahead, truncation).
+ * fs_ns.c:   the namespace (create, link, rename, remove), no FUSE types.
  * fs_ops.c:  the FUSE low-level operations, each one a fiber.
+ *
+ * Nothing here needs FUSE: the namespace and metadata code (and their unit
+ * tests) build without its headers; only fs_ops.h brings them in.
  */
 #ifndef FS_I_H
 #define FS_I_H
-
-#define FUSE_USE_VERSION 34
-#include <fuse_lowlevel.h>
 
 #include "fiber.h"
 #include "fs_layout.h"
@@ -25,9 +26,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 
 typedef struct fs_dchunk fs_dchunk_t;
+struct fuse_session;
 
 /* What this mount knows about one inode. */
 typedef struct {
