@@ -376,16 +376,36 @@ int fs_ns_make(fs_t *fs, uint64_t parent, const char *name, size_t len, mode_t m
     int touch_rc;
     rc = dir_edit_and_touch(fs, parent, name, len, edit_put, &p, S_ISDIR(mode) ? 1 : 0, &touch_rc);
     fiber_group_wait(&g);
+    /*
+     * An undo must never free what a name may point to. The name's outcome
+     * unknown (EIO after fs_dir_edit's own read-backs), read it once more:
+     * there and ours, the create succeeded; unreadable, everything stays
+     * (garbage at worst, never a name without its record or buckets).
+     */
+    bool name_maybe = false;
+    if (rc == -EIO) {
+        fs_dirent_t ent;
+        int lrc = fs_dir_lookup(fs, parent, name, len, true, &ent);
+        if (lrc == 0 && ent.ino == ino)
+            rc = 0;
+        else if (lrc != 0 && lrc != -ENOENT)
+            name_maybe = true;
+    }
     if (rc == 0 && (touch_rc < 0 || cj.rc < 0)) {
-        dir_remove(fs, parent, name, len, ino);
+        /* Only a removal known to be done frees the record and buckets below. */
+        name_maybe = dir_remove(fs, parent, name, len, ino) < 0;
         rc = cj.rc < 0 ? cj.rc : touch_rc;
     }
-    if (rc < 0 && touch_rc == 0 && S_ISDIR(mode))
+    if (rc < 0 && touch_rc == 0 && S_ISDIR(mode) && !name_maybe)
         parent_touch(fs, parent, -1);
     if (rc < 0) {
-        if (S_ISDIR(mode))
+        if (name_maybe)
+            log_warn("fs",
+                     "create of inode %llx: its name's outcome stayed unknown; kept its record",
+                     (unsigned long long)ino);
+        if (S_ISDIR(mode) && !name_maybe)
             fs_dir_destroy(fs, ino);
-        if (cj.rc == 0)
+        if (cj.rc == 0 && !name_maybe)
             fs_node_destroy(fs, ino, 0, true);
         n->have = false;
         fs_node_put(fs, n);
@@ -437,7 +457,15 @@ static void file_lost_name(void *arg)
         return;
     bool fresh = false;
     for (int attempt = 0; attempt < 20; attempt++) {
-        if (fs_node_load(fs, n, fresh) < 0)
+        int lrc = fs_node_load(fs, n, fresh);
+        if (lrc == -ENOENT && fresh) {
+            /* Our delete whose answer was lost (or another mount's) took the record. */
+            n->in.nlink = 0;
+            n->have = false;
+            fs_ns_file_unlinked(fs, n);
+            break;
+        }
+        if (lrc < 0)
             break;
         if (n->in.nlink > 1 || n->open > 0) {
             if (node_links(fs, n, -1, 0) == 0)
@@ -447,7 +475,8 @@ static void file_lost_name(void *arg)
         char key[FS_KEY_MAX];
         fs_key_inode(key, fs->vol, n->ino);
         int rc = fs_del(fs->kvc, key, KVC_PUT_IF_VERSION, n->ver);
-        if (rc == -ESTALE) {
+        /* A conflict or a lost answer: read back whether the record is still there. */
+        if (rc == -ESTALE || (fs_outcome_unknown(rc) && attempt < 3)) {
             fresh = true;
             continue;
         }
@@ -498,6 +527,17 @@ int fs_ns_unlink(fs_t *fs, uint64_t parent, const char *name, size_t len)
     return 0;
 }
 
+/* Neither the record nor the first bucket of directory ino exists. */
+static bool dir_vanished(fs_t *fs, uint64_t ino)
+{
+    fs_node_t *n = fs_node_get(fs, ino);
+    if (!n)
+        return false;
+    int rc = fs_node_load(fs, n, true);
+    fs_node_put(fs, n);
+    return rc == -ENOENT;
+}
+
 int fs_ns_rmdir(fs_t *fs, uint64_t parent, const char *name, size_t len)
 {
     int rc = fs_ns_check_name(len);
@@ -509,6 +549,16 @@ int fs_ns_rmdir(fs_t *fs, uint64_t parent, const char *name, size_t len)
     /* Claimed, the directory takes no new names from any mount. */
     if (rc == 0)
         rc = fs_dir_claim_empty(fs, ent.ino);
+    if (rc == -ENOENT && dir_vanished(fs, ent.ino)) {
+        /*
+         * A name left by a mkdir cut short (record and buckets never made
+         * or already freed): nothing to free but the name, or it could
+         * never be removed.
+         */
+        del_edit_t d = {name, len, ent.ino};
+        int touch_rc;
+        return dir_edit_and_touch(fs, parent, name, len, edit_del, &d, -1, &touch_rc);
+    }
     if (rc < 0)
         return rc;
     del_edit_t d = {name, len, ent.ino};
