@@ -95,6 +95,11 @@ static void run_ready(loop_t *loop, void *arg)
     }
 }
 
+void fiber_run_ready(void)
+{
+    run_ready(NULL, NULL);
+}
+
 int fiber_init(loop_t *loop)
 {
     loop_set_before_poll(loop, run_ready, NULL);

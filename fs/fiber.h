@@ -36,6 +36,12 @@ void fiber_park(void);
 void fiber_wake(fiber_t *f);
 /* Park for delay_ms. */
 void fiber_sleep(loop_t *loop, unsigned delay_ms);
+/*
+ * Run every woken fiber until none is ready, as the loop's before-poll
+ * hook does. For drivers that own the scheduling, such as unit tests that
+ * complete store operations themselves. Not from a fiber.
+ */
+void fiber_run_ready(void);
 /* Fibers alive. */
 size_t fiber_count(void);
 

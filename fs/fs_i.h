@@ -6,13 +6,14 @@
  *            split, iteration).
  * fs_data.c: file data (clean chunk cache, write-back of dirty chunks,
  *            read-ahead, truncation).
+ * fs_ns.c:   the namespace (create, link, rename, remove), no FUSE types.
  * fs_ops.c:  the FUSE low-level operations, each one a fiber.
+ *
+ * Nothing here needs FUSE: the namespace and metadata code (and their unit
+ * tests) build without its headers; only fs_ops.h brings them in.
  */
 #ifndef FS_I_H
 #define FS_I_H
-
-#define FUSE_USE_VERSION 34
-#include <fuse_lowlevel.h>
 
 #include "fiber.h"
 #include "fs_layout.h"
@@ -25,16 +26,19 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <time.h>
 
 typedef struct fs_dchunk fs_dchunk_t;
+struct fuse_session;
 
 /* What this mount knows about one inode. */
 typedef struct {
     uint64_t ino;
-    fs_inode_t in;    /* the record as last read from or written to the store */
-    kv_version_t ver; /* its store version (compare-and-set token) */
-    bool have;        /* in/ver are valid */
+    fs_inode_t in;      /* the record as last read from or written to the store */
+    kv_version_t ver;   /* its store version (compare-and-set token) */
+    fs_stamps_t stamps; /* the last changes' tokens, as stored with the record */
+    bool have;          /* in/ver are valid */
     uint64_t fetched_ms;
     uint64_t nlookup;   /* the kernel's references */
     unsigned refs;      /* fibers holding this node across parks */
@@ -70,6 +74,7 @@ typedef struct {
     double attr_timeout, entry_timeout;
     uint64_t ttl_ms; /* how long cached metadata may answer lookups */
     uint64_t ino_next, ino_end;
+    uint64_t tok_next; /* change tokens: a random start per mount, then counting */
     fiber_mutex_t ino_lock;
     fs_map_t *nodes;    /* ino → fs_node_t */
     uint64_t gen_next;  /* chunk cache generations are never reused */
@@ -92,6 +97,16 @@ typedef struct {
 struct timespec fs_now(void);
 uint64_t fs_now_ms(fs_t *fs);
 
+/* ---- change tokens (fs_meta.c) ---- */
+/*
+ * A token no other change of any mount carries (non-zero): a random start
+ * per mount, then counting, so "did my change land?" can be answered by
+ * reading the record or bucket back and looking for it among its stamps.
+ */
+uint64_t fs_token_new(fs_t *fs);
+/* A store error after which a write may or may not have been applied. */
+bool fs_outcome_unknown(int rc);
+
 /* ---- nodes and inode records (fs_meta.c) ---- */
 /* Free every node and cache at exit (after the loop and its fibers are gone). */
 void fs_release_all(fs_t *fs);
@@ -111,12 +126,20 @@ void fs_node_maybe_free(fs_t *fs, fs_node_t *n);
 int fs_node_load(fs_t *fs, fs_node_t *n, bool fresh);
 /*
  * Change the record with mutate(in, arg) and write it with compare-and-set,
- * re-reading and re-applying on conflicts. mutate returns 0, or an errno
- * to give up (nothing written). With n->lock held by the caller if locked.
+ * re-reading and re-applying on conflicts. The write carries a fresh token:
+ * after a conflict or a lost answer the record is read back, and if the
+ * token is there the change landed and is not applied again (a link count
+ * moves once per call). mutate returns 0, or an errno to give up (nothing
+ * written). -EIO when the outcome stayed unknown. With n->lock held by the
+ * caller if locked.
  */
 typedef int (*fs_mutate_fn)(fs_inode_t *in, void *arg);
 int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg);
-/* Write a brand new record (put-if-absent). */
+/*
+ * Write a brand new record (put-if-absent). 0 also when an attempt whose
+ * answer was lost had written it; -EIO when the record may or may not
+ * exist (never delete it then: a name may point to it).
+ */
 int fs_node_create(fs_t *fs, fs_node_t *n, const fs_inode_t *in);
 /* Load several records at once (those not fresh), in parallel. */
 void fs_nodes_load(fs_t *fs, fs_node_t **nodes, size_t count);
@@ -137,7 +160,10 @@ int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fre
 /*
  * Change the entries of the bucket holding name: edit(bucket, arg) modifies
  * the bucket in place and returns 0, 1 (nothing to write), or an errno.
- * Splits full buckets on the way.
+ * Splits full buckets on the way. Like fs_node_update, the change carries
+ * a token and is applied once: after a conflict or a lost answer the leaf
+ * is read back first. edit's side effects (what it found) are those of the
+ * attempt that landed. -EIO: the outcome stayed unknown.
  */
 typedef int (*fs_edit_fn)(fs_bucket_t *b, void *arg);
 int fs_dir_edit(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn edit, void *arg);

@@ -961,3 +961,64 @@ uint32_t fs_chunk_valid_len(uint64_t size, uint64_t index, uint32_t chunk_size)
         return (uint32_t)(size % chunk_size);
     return 0;
 }
+
+/* ---- change stamps ---- */
+
+size_t fs_stamps_encoded_size(const fs_stamps_t *s)
+{
+    return s->count ? 2 + 8 * (size_t)s->count : 0;
+}
+
+size_t fs_stamps_encode(const fs_stamps_t *s, uint8_t *buf, size_t cap)
+{
+    size_t need = fs_stamps_encoded_size(s);
+    if (need == 0 || s->count > FS_STAMPS_MAX || cap < need)
+        return 0;
+    uint8_t *p = put_le(buf, FS_STAMP_FORMAT, 1);
+    p = put_le(p, s->count, 1);
+    for (uint32_t i = 0; i < s->count; i++)
+        p = put_le(p, s->tok[i], 8);
+    return need;
+}
+
+int fs_stamps_decode(const uint8_t *buf, size_t len, fs_stamps_t *out, size_t *body_off)
+{
+    memset(out, 0, sizeof(*out));
+    *body_off = 0;
+    rcur_t r = {buf, len, 0, false};
+    if (len == 0 || buf[0] != FS_STAMP_FORMAT)
+        return 0; /* a bare record (or garbage its own decoder rejects) */
+    get_u8(&r);
+    uint32_t count = get_u8(&r);
+    if (r.bad || count == 0 || count > FS_STAMPS_MAX)
+        return -EBADMSG;
+    for (uint32_t i = 0; i < count; i++) {
+        out->tok[i] = get_u64(&r);
+        if (out->tok[i] == 0)
+            r.bad = true;
+    }
+    /* An envelope around nothing, or around another envelope, is no record. */
+    if (r.bad || left_bytes(&r) == 0 || buf[r.off] == FS_STAMP_FORMAT) {
+        memset(out, 0, sizeof(*out));
+        return -EBADMSG;
+    }
+    out->count = count;
+    *body_off = r.off;
+    return 0;
+}
+
+void fs_stamps_push(fs_stamps_t *s, uint64_t tok)
+{
+    uint32_t keep = s->count < FS_STAMPS_MAX ? s->count : FS_STAMPS_MAX - 1;
+    memmove(&s->tok[1], &s->tok[0], keep * sizeof(s->tok[0]));
+    s->tok[0] = tok;
+    s->count = keep + 1;
+}
+
+bool fs_stamps_has(const fs_stamps_t *s, uint64_t tok)
+{
+    for (uint32_t i = 0; i < s->count && i < FS_STAMPS_MAX; i++)
+        if (s->tok[i] == tok)
+            return true;
+    return false;
+}

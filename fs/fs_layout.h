@@ -204,4 +204,38 @@ bool fs_chunk_truncate_plan(uint64_t old_size, uint64_t new_size, uint32_t chunk
  */
 uint32_t fs_chunk_valid_len(uint64_t size, uint64_t index, uint32_t chunk_size);
 
+/* ---- change stamps ---- */
+
+/*
+ * Every metadata write carries the tokens of the last changes applied to
+ * the record or bucket it replaces, newest first, so a writer whose answer
+ * was lost can read the value back and see whether its change landed.
+ * Stored as an envelope before the record's own bytes:
+ *   format 2 (1 byte), count (1 byte, 1..FS_STAMPS_MAX), count × u64 LE
+ *   tokens (non-zero), then the record in its format-1 encoding.
+ * A value starting with format 1 has no stamps (written before stamps
+ * existed), so old records stay readable; clients that predate stamps
+ * refuse format 2 rather than misread it.
+ */
+#define FS_STAMP_FORMAT 2
+#define FS_STAMPS_MAX 8
+
+typedef struct {
+    uint32_t count;
+    uint64_t tok[FS_STAMPS_MAX]; /* newest first; never 0 */
+} fs_stamps_t;
+
+/* Bytes the envelope takes (0 when s has no stamps: the value is the bare record). */
+size_t fs_stamps_encoded_size(const fs_stamps_t *s);
+/* Write the envelope head into buf; returns its size, 0 if cap is too small or s is empty. */
+size_t fs_stamps_encode(const fs_stamps_t *s, uint8_t *buf, size_t cap);
+/*
+ * Read the envelope of a stored value: fills out (count 0 without one) and
+ * *body_off, where the record's own bytes start. 0 or -EBADMSG.
+ */
+int fs_stamps_decode(const uint8_t *buf, size_t len, fs_stamps_t *out, size_t *body_off);
+/* Record tok (non-zero) as the newest change; the oldest falls off when full. */
+void fs_stamps_push(fs_stamps_t *s, uint64_t tok);
+bool fs_stamps_has(const fs_stamps_t *s, uint64_t tok);
+
 #endif

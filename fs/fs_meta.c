@@ -7,11 +7,21 @@
  * records and buckets answer lookups for ttl_ms (the kernel's own entry and
  * attribute timeouts); changes always start from the cached version and
  * learn of newer ones from a failed condition.
+ *
+ * Applied once: the store client retries a write whose answer was lost,
+ * so a failed condition may mean "my first attempt landed", and a timeout
+ * says nothing either way. Each change therefore writes a token among the
+ * value's stamps (fs_layout.h); after a conflict or an unknown outcome the
+ * value is read back and the change is re-applied only if its token is
+ * not there. Re-applying carries the same token, so whichever of a late
+ * first attempt and the re-application lands, the other fails its
+ * condition and the read-back finds the token.
  */
 #include "fs_i.h"
 #include "log.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -19,6 +29,8 @@
 #define INO_RANGE 4096
 #define INO_FIRST 16
 #define CAS_ATTEMPTS 100
+/* Writes whose outcome stayed unknown before giving up with EIO (each costs a store timeout). */
+#define UNKNOWN_ATTEMPTS 2
 
 struct timespec fs_now(void)
 {
@@ -30,6 +42,20 @@ struct timespec fs_now(void)
 uint64_t fs_now_ms(fs_t *fs)
 {
     return loop_now_ms(fs->loop);
+}
+
+uint64_t fs_token_new(fs_t *fs)
+{
+    if (fs->tok_next == 0)
+        randombytes_buf(&fs->tok_next, sizeof(fs->tok_next));
+    if (++fs->tok_next == 0)
+        fs->tok_next++;
+    return fs->tok_next;
+}
+
+bool fs_outcome_unknown(int rc)
+{
+    return rc < 0 && fs_store_errno(rc) == -EIO;
 }
 
 /* ---- nodes ---- */
@@ -101,8 +127,10 @@ void fs_release_all(fs_t *fs)
     kv_cache_destroy(&fs->buckets);
 }
 
-static void node_set(fs_t *fs, fs_node_t *n, fs_inode_t *in, kv_version_t ver)
+static void node_set(fs_t *fs, fs_node_t *n, fs_inode_t *in, kv_version_t ver,
+                     const fs_stamps_t *st)
 {
+    n->stamps = *st;
     fs_inode_free(&n->in);
     n->in = *in;
     n->in.ino = n->ino;
@@ -172,9 +200,12 @@ void fs_nodes_load(fs_t *fs, fs_node_t **nodes, size_t count)
 /* Take a record read from the store (value is consumed). */
 static int node_loaded(fs_t *fs, fs_node_t *n, uint8_t *value, size_t len, kv_version_t ver)
 {
-    int rc;
     fs_inode_t in;
-    rc = fs_inode_decode(value, len, &in);
+    fs_stamps_t st;
+    size_t body;
+    int rc = fs_stamps_decode(value, len, &st, &body);
+    if (rc == 0)
+        rc = fs_inode_decode(value + body, len - body, &in);
     free(value);
     if (rc < 0) {
         log_warn("fs", "inode %llx: undecodable record", (unsigned long long)n->ino);
@@ -183,7 +214,7 @@ static int node_loaded(fs_t *fs, fs_node_t *n, uint8_t *value, size_t len, kv_ve
     bool changed = n->have && kv_version_cmp(ver, n->ver) != 0;
     bool data_changed = changed && (in.size != n->in.size || in.mtime_s != n->in.mtime_s ||
                                     in.mtime_ns != n->in.mtime_ns);
-    node_set(fs, n, &in, ver);
+    node_set(fs, n, &in, ver, &st);
     if (data_changed && !fs_data_dirty(n)) {
         fs_data_invalidate(fs, n);
         n->remote_change = true;
@@ -192,14 +223,17 @@ static int node_loaded(fs_t *fs, fs_node_t *n, uint8_t *value, size_t len, kv_ve
 }
 
 /* Encode a record and put it under the key of ino. The store's error, or 0 and *ver. */
-static int inode_put(fs_t *fs, uint64_t ino, const fs_inode_t *in, kvc_cond_t cond,
-                     kv_version_t if_version, kv_version_t *ver)
+static int inode_put(fs_t *fs, uint64_t ino, const fs_inode_t *in, const fs_stamps_t *st,
+                     kvc_cond_t cond, kv_version_t if_version, kv_version_t *ver)
 {
-    size_t need = fs_inode_encoded_size(in);
+    size_t head = fs_stamps_encoded_size(st);
+    size_t need = head + fs_inode_encoded_size(in);
     uint8_t *buf = malloc(need);
     if (!buf)
         return -ENOMEM;
-    size_t len = fs_inode_encode(in, buf, need);
+    fs_stamps_encode(st, buf, head);
+    size_t len = fs_inode_encode(in, buf + head, need - head);
+    len = len ? head + len : 0;
     char key[FS_KEY_MAX];
     fs_key_inode(key, fs->vol, ino);
     int rc = len ? fs_put(fs->kvc, key, buf, len, cond, if_version, ver) : -EINVAL;
@@ -209,11 +243,15 @@ static int inode_put(fs_t *fs, uint64_t ino, const fs_inode_t *in, kvc_cond_t co
 
 int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
 {
+    uint64_t tok = fs_token_new(fs);
     bool fresh = false;
+    int unknown = 0;
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         int rc = fs_node_load(fs, n, fresh);
         if (rc < 0)
-            return rc;
+            return unknown && rc == -ENOENT ? -EIO : rc;
+        if (fresh && fs_stamps_has(&n->stamps, tok))
+            return 0; /* an attempt whose answer was lost did land */
         fs_inode_t copy;
         if (fs_inode_copy(&copy, &n->in) < 0)
             return -ENOMEM;
@@ -222,14 +260,18 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
             fs_inode_free(&copy);
             return rc > 0 ? 0 : rc;
         }
+        fs_stamps_t st = n->stamps;
+        fs_stamps_push(&st, tok);
         kv_version_t ver;
-        rc = inode_put(fs, n->ino, &copy, KVC_PUT_IF_VERSION, n->ver, &ver);
+        rc = inode_put(fs, n->ino, &copy, &st, KVC_PUT_IF_VERSION, n->ver, &ver);
         if (rc == 0) {
-            node_set(fs, n, &copy, ver);
+            node_set(fs, n, &copy, ver, &st);
             return 0;
         }
         fs_inode_free(&copy);
-        if (rc != -ESTALE)
+        if (fs_outcome_unknown(rc) && ++unknown > UNKNOWN_ATTEMPTS)
+            return -EIO;
+        if (rc != -ESTALE && !fs_outcome_unknown(rc))
             return fs_store_errno(rc);
         fresh = true;
     }
@@ -240,15 +282,43 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
 
 int fs_node_create(fs_t *fs, fs_node_t *n, const fs_inode_t *in)
 {
-    kv_version_t ver;
-    int rc = inode_put(fs, n->ino, in, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, &ver);
-    if (rc < 0)
-        return rc == -EEXIST ? -EIO : fs_store_errno(rc);
-    fs_inode_t copy;
-    if (fs_inode_copy(&copy, in) < 0)
-        return -ENOMEM;
-    node_set(fs, n, &copy, ver);
-    return 0;
+    fs_stamps_t st = {0};
+    fs_stamps_push(&st, fs_token_new(fs));
+    for (int attempt = 0; attempt <= UNKNOWN_ATTEMPTS; attempt++) {
+        kv_version_t ver;
+        int rc = inode_put(fs, n->ino, in, &st, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, &ver);
+        if (rc == 0) {
+            fs_inode_t copy;
+            if (fs_inode_copy(&copy, in) < 0)
+                return -ENOMEM;
+            node_set(fs, n, &copy, ver, &st);
+            return 0;
+        }
+        if (rc != -EEXIST && !fs_outcome_unknown(rc))
+            return fs_store_errno(rc);
+        /*
+         * The inode number is this mount's alone, so a record under it that
+         * carries our token is ours: an attempt whose answer was lost.
+         */
+        int lrc = fs_node_load(fs, n, true);
+        if (lrc == 0)
+            return fs_stamps_has(&n->stamps, st.tok[0]) ? 0 : -EIO;
+        if (lrc != -ENOENT || rc == -EEXIST)
+            return -EIO;
+    }
+    return -EIO;
+}
+
+/* An unconditional delete: repeating one whose answer was lost is harmless. 0 if absent. */
+static int del_key(fs_t *fs, const char *key)
+{
+    int rc = 0;
+    for (int attempt = 0; attempt <= UNKNOWN_ATTEMPTS; attempt++) {
+        rc = fs_del(fs->kvc, key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
+        if (!fs_outcome_unknown(rc))
+            break;
+    }
+    return rc == -ENOENT ? 0 : fs_store_errno(rc);
 }
 
 int fs_chunks_delete(fs_t *fs, uint64_t ino, uint64_t first, uint64_t end)
@@ -281,8 +351,7 @@ int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size, bool record)
         return 0;
     char key[FS_KEY_MAX];
     fs_key_inode(key, fs->vol, ino);
-    int rc = fs_del(fs->kvc, key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
-    return rc == -ENOENT ? 0 : fs_store_errno(rc);
+    return del_key(fs, key);
 }
 
 static void u64_le(uint8_t *p, uint64_t v)
@@ -304,6 +373,7 @@ static int ino_claim(fs_t *fs)
 {
     char key[FS_KEY_MAX];
     fs_key_next(key, fs->vol);
+    int unknown = 0;
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         uint8_t *value = NULL;
         size_t len = 0;
@@ -331,7 +401,13 @@ static int ino_claim(fs_t *fs)
             fs->ino_end = start + INO_RANGE;
             return 0;
         }
-        if (rc != -ESTALE && rc != -EEXIST)
+        /*
+         * A lost answer may have claimed the range for us; claiming the next
+         * one is harmless (ranges are never reused, a few numbers go unused).
+         */
+        if (fs_outcome_unknown(rc) && ++unknown > UNKNOWN_ATTEMPTS)
+            return -EIO;
+        if (rc != -ESTALE && rc != -EEXIST && !fs_outcome_unknown(rc))
             return fs_store_errno(rc);
     }
     return -EIO;
@@ -384,15 +460,36 @@ void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st)
 
 /* ---- directory buckets ---- */
 
-static void bucket_cache_put(fs_t *fs, const char *key, const fs_bucket_t *b, kv_version_t ver)
+/* A bucket value: its stamps' envelope, then the bucket (malloc'd; NULL on ENOMEM). */
+static uint8_t *bucket_encode(const fs_bucket_t *b, const fs_stamps_t *st, size_t room, size_t *len)
 {
-    size_t need = fs_bucket_encoded_size(b);
-    uint8_t *buf = malloc(8 + need);
+    size_t head = fs_stamps_encoded_size(st);
+    size_t need = head + fs_bucket_encoded_size(b);
+    uint8_t *buf = malloc(room + need);
+    if (!buf)
+        return NULL;
+    fs_stamps_encode(st, buf + room, head);
+    *len = room + head + fs_bucket_encode(b, buf + room + head, need - head);
+    return buf;
+}
+
+static int bucket_decode(const uint8_t *buf, size_t len, unsigned depth, uint64_t prefix,
+                         fs_bucket_t *b, fs_stamps_t *st)
+{
+    size_t body;
+    int rc = fs_stamps_decode(buf, len, st, &body);
+    return rc < 0 ? rc : fs_bucket_decode(buf + body, len - body, depth, prefix, b);
+}
+
+static void bucket_cache_put(fs_t *fs, const char *key, const fs_bucket_t *b, const fs_stamps_t *st,
+                             kv_version_t ver)
+{
+    size_t len;
+    uint8_t *buf = bucket_encode(b, st, 8, &len);
     if (!buf)
         return;
     u64_le(buf, fs_now_ms(fs));
-    size_t len = fs_bucket_encode(b, buf + 8, need);
-    kv_cache_put(fs->buckets, key, strlen(key), ver, (uint8_t)b->state, buf, 8 + len);
+    kv_cache_put(fs->buckets, key, strlen(key), ver, (uint8_t)b->state, buf, len);
     free(buf);
 }
 
@@ -401,15 +498,18 @@ static void bucket_cache_put(fs_t *fs, const char *key, const fs_bucket_t *b, kv
  * never change, so they are always taken from it), else from the store.
  */
 static int bucket_get(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, bool fresh,
-                      fs_bucket_t *b, kv_version_t *ver)
+                      fs_bucket_t *b, kv_version_t *ver, fs_stamps_t *st)
 {
+    fs_stamps_t ignored;
+    if (!st)
+        st = &ignored;
     char key[FS_KEY_MAX];
     fs_key_bucket(key, fs->vol, dir, depth, prefix);
     kv_cache_hit_t hit;
     if (kv_cache_get(fs->buckets, key, strlen(key), &hit) == 0 && hit.value_len >= 8) {
         bool split = hit.flags == FS_BUCKET_SPLIT;
         if (split || (!fresh && fs_now_ms(fs) - le_u64(hit.value) < fs->ttl_ms)) {
-            if (fs_bucket_decode(hit.value + 8, hit.value_len - 8, depth, prefix, b) == 0) {
+            if (bucket_decode(hit.value + 8, hit.value_len - 8, depth, prefix, b, st) == 0) {
                 *ver = hit.version;
                 return 0;
             }
@@ -423,31 +523,30 @@ static int bucket_get(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, b
             kv_cache_remove(fs->buckets, key, strlen(key));
         return fs_store_errno(rc);
     }
-    rc = fs_bucket_decode(value, len, depth, prefix, b);
+    rc = bucket_decode(value, len, depth, prefix, b, st);
     free(value);
     if (rc < 0) {
         log_warn("fs", "%s: undecodable directory bucket", key);
         return -EIO;
     }
-    bucket_cache_put(fs, key, b, *ver);
+    bucket_cache_put(fs, key, b, st, *ver);
     return 0;
 }
 
-static int bucket_put(fs_t *fs, uint64_t dir, const fs_bucket_t *b, kvc_cond_t cond,
-                      kv_version_t if_version, kv_version_t *ver)
+static int bucket_put(fs_t *fs, uint64_t dir, const fs_bucket_t *b, const fs_stamps_t *st,
+                      kvc_cond_t cond, kv_version_t if_version, kv_version_t *ver)
 {
-    size_t need = fs_bucket_encoded_size(b);
-    uint8_t *buf = malloc(need);
+    size_t len;
+    uint8_t *buf = bucket_encode(b, st, 0, &len);
     if (!buf)
         return -ENOMEM;
-    size_t len = fs_bucket_encode(b, buf, need);
     char key[FS_KEY_MAX];
     fs_key_bucket(key, fs->vol, dir, b->depth, b->prefix);
     kv_version_t got;
     int rc = fs_put(fs->kvc, key, buf, len, cond, if_version, &got);
     free(buf);
     if (rc == 0) {
-        bucket_cache_put(fs, key, b, got);
+        bucket_cache_put(fs, key, b, st, got);
         if (ver)
             *ver = got;
     } else if (rc == -ESTALE) {
@@ -458,12 +557,12 @@ static int bucket_put(fs_t *fs, uint64_t dir, const fs_bucket_t *b, kvc_cond_t c
 
 /* The leaf bucket whose range holds hash. */
 static int leaf_find(fs_t *fs, uint64_t dir, uint64_t hash, bool fresh, fs_bucket_t *b,
-                     kv_version_t *ver)
+                     kv_version_t *ver, fs_stamps_t *st)
 {
     unsigned depth = 0;
     uint64_t prefix = 0;
     for (;;) {
-        int rc = bucket_get(fs, dir, depth, prefix, fresh, b, ver);
+        int rc = bucket_get(fs, dir, depth, prefix, fresh, b, ver, st);
         if (rc == -ENOENT && depth > 0) {
             log_warn("fs", "directory %llx: bucket %u/%llx missing under a split parent",
                      (unsigned long long)dir, depth, (unsigned long long)prefix);
@@ -484,15 +583,19 @@ static int leaf_find(fs_t *fs, uint64_t dir, uint64_t hash, bool fresh, fs_bucke
  * Finish the split of a frozen bucket: write its children (put-if-absent:
  * whoever helps writes the same children, and a child that exists already
  * may have been changed since), then turn it into an empty SPLIT marker.
+ * The children inherit the frozen bucket's stamps: a change whose answer
+ * was lost is still found in whichever child now holds its name.
  */
-static int split_finish(fs_t *fs, uint64_t dir, const fs_bucket_t *b, kv_version_t ver)
+static int split_finish(fs_t *fs, uint64_t dir, const fs_bucket_t *b, const fs_stamps_t *st,
+                        kv_version_t ver)
 {
+    static const fs_stamps_t none = {0};
     fs_bucket_t kids[2];
     int rc = fs_bucket_split(b, &kids[0], &kids[1]);
     if (rc < 0)
         return rc;
     for (int i = 0; i < 2 && rc == 0; i++) {
-        rc = bucket_put(fs, dir, &kids[i], KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, NULL);
+        rc = bucket_put(fs, dir, &kids[i], st, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, NULL);
         if (rc == -EEXIST)
             rc = 0;
     }
@@ -503,7 +606,7 @@ static int split_finish(fs_t *fs, uint64_t dir, const fs_bucket_t *b, kv_version
     fs_bucket_t marker;
     fs_bucket_init(&marker, b->depth, b->prefix);
     marker.state = FS_BUCKET_SPLIT;
-    rc = bucket_put(fs, dir, &marker, KVC_PUT_IF_VERSION, ver, NULL);
+    rc = bucket_put(fs, dir, &marker, &none, KVC_PUT_IF_VERSION, ver, NULL);
     fs_bucket_free(&marker);
     /* A conflict means another mount finished this split first. */
     return rc == -ESTALE ? 0 : fs_store_errno(rc);
@@ -527,7 +630,11 @@ int fs_dir_create(fs_t *fs, uint64_t dir)
 {
     fs_bucket_t b;
     fs_bucket_init(&b, 0, 0);
-    int rc = bucket_put(fs, dir, &b, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, NULL);
+    fs_stamps_t none = {0};
+    int rc = bucket_put(fs, dir, &b, &none, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, NULL);
+    /* Put-if-absent of an empty bucket: a lost answer is settled by trying again. */
+    if (fs_outcome_unknown(rc))
+        rc = bucket_put(fs, dir, &b, &none, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, NULL);
     fs_bucket_free(&b);
     return rc == -EEXIST ? 0 : fs_store_errno(rc);
 }
@@ -539,7 +646,7 @@ int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fre
     for (;;) {
         fs_bucket_t b;
         kv_version_t ver;
-        int rc = leaf_find(fs, dir, hash, fresh, &b, &ver);
+        int rc = leaf_find(fs, dir, hash, fresh, &b, &ver, NULL);
         if (rc < 0)
             return rc;
         ssize_t i = fs_bucket_find(&b, name, len);
@@ -562,19 +669,26 @@ int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fre
 int fs_dir_edit(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn edit, void *arg)
 {
     uint64_t hash = fs_name_hash(name, len);
-    bool fresh = false;
+    uint64_t tok = fs_token_new(fs);
+    bool fresh = false, check = false;
+    int unknown = 0;
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         fs_bucket_t b, orig;
+        fs_stamps_t st;
         kv_version_t ver;
-        int rc = leaf_find(fs, dir, hash, fresh, &b, &ver);
+        int rc = leaf_find(fs, dir, hash, fresh, &b, &ver, &st);
         if (rc < 0)
-            return rc;
+            return unknown && rc == -ENOENT ? -EIO : rc;
+        if (check && fs_stamps_has(&st, tok)) {
+            fs_bucket_free(&b);
+            return 0; /* an attempt whose answer was lost did land */
+        }
         if (b.state == FS_BUCKET_DEAD) {
             fs_bucket_free(&b);
             return -ENOENT; /* the directory is being removed */
         }
         if (b.state == FS_BUCKET_SPLITTING) {
-            rc = split_finish(fs, dir, &b, ver);
+            rc = split_finish(fs, dir, &b, &st, ver);
             fs_bucket_free(&b);
             if (rc < 0)
                 return rc;
@@ -592,14 +706,18 @@ int fs_dir_edit(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn
             return rc > 0 ? 0 : rc;
         }
         if (fs_bucket_full(&b) && b.depth < FS_HASH_BITS) {
-            /* Freeze the bucket as it is stored, split it, then apply the edit again. */
+            /*
+             * Freeze the bucket as it is stored, split it, then apply the
+             * edit again. Freezing changes no name (the stamps stay), and a
+             * lost answer to it is settled by the state read next time.
+             */
             fs_bucket_free(&b);
             orig.state = FS_BUCKET_SPLITTING;
             kv_version_t frozen;
-            rc = bucket_put(fs, dir, &orig, KVC_PUT_IF_VERSION, ver, &frozen);
+            rc = bucket_put(fs, dir, &orig, &st, KVC_PUT_IF_VERSION, ver, &frozen);
             if (rc == 0)
-                rc = split_finish(fs, dir, &orig, frozen);
-            else if (rc == -ESTALE)
+                rc = split_finish(fs, dir, &orig, &st, frozen);
+            else if (rc == -ESTALE || (fs_outcome_unknown(rc) && ++unknown <= UNKNOWN_ATTEMPTS))
                 rc = 0;
             else
                 rc = fs_store_errno(rc);
@@ -610,13 +728,25 @@ int fs_dir_edit(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn
             continue;
         }
         fs_bucket_free(&orig);
-        rc = bucket_put(fs, dir, &b, KVC_PUT_IF_VERSION, ver, NULL);
+        fs_stamps_push(&st, tok);
+        rc = bucket_put(fs, dir, &b, &st, KVC_PUT_IF_VERSION, ver, NULL);
+        unsigned depth = b.depth;
+        uint64_t prefix = b.prefix;
         fs_bucket_free(&b);
         if (rc == 0)
             return 0;
-        if (rc != -ESTALE)
+        if (fs_outcome_unknown(rc)) {
+            /* Drop the cached leaf: the read-back must come from the store. */
+            char key[FS_KEY_MAX];
+            fs_key_bucket(key, fs->vol, dir, depth, prefix);
+            kv_cache_remove(fs->buckets, key, strlen(key));
+            if (++unknown > UNKNOWN_ATTEMPTS)
+                return -EIO;
+        } else if (rc != -ESTALE) {
             return fs_store_errno(rc);
+        }
         fresh = true;
+        check = true;
     }
     log_warn("fs", "directory %llx: gave up after %d conflicting updates", (unsigned long long)dir,
              CAS_ATTEMPTS);
@@ -641,7 +771,7 @@ static int dir_walk(fs_t *fs, uint64_t dir, int (*visit)(fs_t *, uint64_t, fs_bu
         at_t at = stack[--top];
         fs_bucket_t b;
         kv_version_t ver;
-        int rc = bucket_get(fs, dir, at.depth, at.prefix, true, &b, &ver);
+        int rc = bucket_get(fs, dir, at.depth, at.prefix, true, &b, &ver, NULL);
         if (rc < 0)
             return rc == -ENOENT && at.depth == 0 ? -ENOENT : (rc == -ENOENT ? -EIO : rc);
         rc = visit(fs, dir, &b, arg);
@@ -664,10 +794,12 @@ static int dir_walk(fs_t *fs, uint64_t dir, int (*visit)(fs_t *, uint64_t, fs_bu
  */
 static int claim_walk(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, bool dead)
 {
+    int unknown = 0;
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         fs_bucket_t b;
         kv_version_t ver;
-        int rc = bucket_get(fs, dir, depth, prefix, true, &b, &ver);
+        fs_stamps_t st;
+        int rc = bucket_get(fs, dir, depth, prefix, true, &b, &ver, &st);
         if (rc < 0)
             return rc == -ENOENT && depth > 0 ? -EIO : rc;
         fs_bucket_state_t state = b.state;
@@ -688,11 +820,15 @@ static int claim_walk(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, b
         fs_bucket_t nb;
         fs_bucket_init(&nb, depth, prefix);
         nb.state = dead ? FS_BUCKET_DEAD : FS_BUCKET_NORMAL;
-        rc = bucket_put(fs, dir, &nb, KVC_PUT_IF_VERSION, ver, NULL);
+        /* The stamps stay: a removal whose answer was lost must still be found. */
+        rc = bucket_put(fs, dir, &nb, &st, KVC_PUT_IF_VERSION, ver, NULL);
         fs_bucket_free(&nb);
         if (rc == 0)
             return 1;
-        if (rc != -ESTALE)
+        /* A lost answer is settled by reading the state again: it is what we wrote, or not. */
+        if (fs_outcome_unknown(rc) && ++unknown > UNKNOWN_ATTEMPTS)
+            return -EIO;
+        if (rc != -ESTALE && !fs_outcome_unknown(rc))
             return fs_store_errno(rc);
     }
     return -EIO;
@@ -720,8 +856,7 @@ static int visit_delete(fs_t *fs, uint64_t dir, fs_bucket_t *b, void *arg)
     char key[FS_KEY_MAX];
     fs_key_bucket(key, fs->vol, dir, b->depth, b->prefix);
     kv_cache_remove(fs->buckets, key, strlen(key));
-    int rc = fs_del(fs->kvc, key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
-    return rc == -ENOENT ? 0 : fs_store_errno(rc);
+    return del_key(fs, key);
 }
 
 int fs_dir_destroy(fs_t *fs, uint64_t dir)
@@ -735,7 +870,7 @@ int fs_dir_read(fs_t *fs, uint64_t dir, uint64_t *from, bool fresh, fs_dirent_t 
 {
     fs_bucket_t b;
     kv_version_t ver;
-    int rc = leaf_find(fs, dir, *from, fresh, &b, &ver);
+    int rc = leaf_find(fs, dir, *from, fresh, &b, &ver, NULL);
     if (rc < 0)
         return rc;
     size_t first = fs_bucket_lower_bound(&b, *from);

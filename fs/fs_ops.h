@@ -4,6 +4,9 @@
 #ifndef FS_OPS_H
 #define FS_OPS_H
 
+#define FUSE_USE_VERSION 34
+#include <fuse_lowlevel.h>
+
 #include "fs_i.h"
 
 #include <sys/statvfs.h>

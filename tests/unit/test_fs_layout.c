@@ -2120,6 +2120,48 @@ static void test_fs_bucket_dead_state(void **state)
     fs_bucket_free(&b);
 }
 
+/* ---- change stamps ---- */
+
+static void test_fs_stamps_round_trip_and_bare_records(void **state)
+{
+    (void)state;
+    fs_stamps_t s = {0}, got;
+    size_t body = 99;
+    uint8_t bare[] = {1, 2, 3};
+    /* A format-1 value has no envelope: read as is. */
+    assert_int_equal(fs_stamps_decode(bare, sizeof(bare), &got, &body), 0);
+    assert_int_equal(got.count, 0);
+    assert_int_equal(body, 0);
+    assert_int_equal(fs_stamps_encoded_size(&s), 0);
+    for (uint64_t t = 1; t <= FS_STAMPS_MAX + 3; t++)
+        fs_stamps_push(&s, t * 0x1111);
+    assert_int_equal(s.count, FS_STAMPS_MAX);
+    assert_true(fs_stamps_has(&s, (FS_STAMPS_MAX + 3) * 0x1111));
+    assert_false(fs_stamps_has(&s, 3 * 0x1111)); /* the oldest fell off */
+    uint8_t buf[2 + 8 * FS_STAMPS_MAX + 3];
+    size_t head = fs_stamps_encode(&s, buf, sizeof(buf));
+    assert_int_equal(head, fs_stamps_encoded_size(&s));
+    memcpy(buf + head, bare, sizeof(bare));
+    assert_int_equal(fs_stamps_decode(buf, head + sizeof(bare), &got, &body), 0);
+    assert_int_equal(body, head);
+    assert_memory_equal(got.tok, s.tok, sizeof(s.tok));
+    /* Every truncation into the envelope or to an empty body is refused. */
+    for (size_t cut = 1; cut <= head; cut++)
+        assert_int_equal(fs_stamps_decode(buf, cut, &got, &body), -EBADMSG);
+    /* A zero token, a zero or too large count, a nested envelope: refused. */
+    uint8_t bad[2 + 8 + 1] = {FS_STAMP_FORMAT, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    assert_int_equal(fs_stamps_decode(bad, sizeof(bad), &got, &body), -EBADMSG);
+    bad[2] = 5;
+    assert_int_equal(fs_stamps_decode(bad, sizeof(bad), &got, &body), 0);
+    bad[10] = FS_STAMP_FORMAT;
+    assert_int_equal(fs_stamps_decode(bad, sizeof(bad), &got, &body), -EBADMSG);
+    bad[10] = 1;
+    bad[1] = 0;
+    assert_int_equal(fs_stamps_decode(bad, sizeof(bad), &got, &body), -EBADMSG);
+    bad[1] = FS_STAMPS_MAX + 1;
+    assert_int_equal(fs_stamps_decode(bad, sizeof(bad), &got, &body), -EBADMSG);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2202,6 +2244,7 @@ int main(void)
         cmocka_unit_test(test_fs_chunk_truncate_grow_or_same),
         cmocka_unit_test(test_fs_chunk_truncate_beyond_4g),
         cmocka_unit_test(test_fs_chunk_truncate_matches_valid_len),
+        cmocka_unit_test(test_fs_stamps_round_trip_and_bare_records),
     };
     return cmocka_run_group_tests_name("fs_layout", tests, NULL, NULL);
 }

@@ -1,0 +1,734 @@
+/*
+ * fs_ns.c — the namespace: names in directory buckets and the link counts,
+ * parent times and ".." they keep in step.
+ *
+ * Orders that keep a crashed client from doing harm (see ARCHITECTURE.md):
+ * a new inode is written before the name that points to it; a link count
+ * goes up before a new name and down after a removed one; rename writes the
+ * new name before removing the old one, so a file always has a name.
+ *
+ * No FUSE types here: the caller parses requests and sends replies.
+ */
+#include "fs_ns.h"
+#include "log.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+#include <sys/stat.h>
+
+int fs_ns_check_name(size_t len)
+{
+    if (len == 0)
+        return -EINVAL;
+    return len > FS_NAME_MAX ? -ENAMETOOLONG : 0;
+}
+
+static void set_time(int64_t *s, uint32_t *ns, struct timespec ts)
+{
+    *s = ts.tv_sec;
+    *ns = (uint32_t)ts.tv_nsec;
+}
+
+/* ---- directory entry edits ---- */
+
+typedef struct {
+    const char *name;
+    size_t len;
+    uint64_t ino;
+    uint8_t type;
+    bool exclusive; /* fail with EEXIST if the name exists */
+    bool check_old; /* the name must currently point at old_ino (0: be absent) */
+    uint64_t old_ino;
+} put_edit_t;
+
+static int edit_put(fs_bucket_t *b, void *arg)
+{
+    put_edit_t *p = arg;
+    ssize_t i = fs_bucket_find(b, p->name, p->len);
+    if (p->exclusive && i >= 0)
+        return -EEXIST;
+    if (p->check_old) {
+        uint64_t cur = i >= 0 ? b->ents[i].ino : 0;
+        if (cur != p->old_ino)
+            return -EAGAIN;
+    }
+    return fs_bucket_put(b, p->name, p->len, p->ino, p->type);
+}
+
+typedef struct {
+    const char *name;
+    size_t len;
+    uint64_t ino; /* remove only if the name points here */
+} del_edit_t;
+
+static int edit_del(fs_bucket_t *b, void *arg)
+{
+    del_edit_t *d = arg;
+    ssize_t i = fs_bucket_find(b, d->name, d->len);
+    if (i < 0 || b->ents[i].ino != d->ino)
+        return -ENOENT;
+    return fs_bucket_remove(b, d->name, d->len);
+}
+
+static int dir_remove(fs_t *fs, uint64_t dir, const char *name, size_t len, uint64_t ino)
+{
+    del_edit_t d = {name, len, ino};
+    return fs_dir_edit(fs, dir, name, len, edit_del, &d);
+}
+
+/* ---- inode record edits ---- */
+
+typedef struct {
+    int nlink_delta;
+    struct timespec now;
+} parent_edit_t;
+
+static int mutate_parent(fs_inode_t *in, void *arg)
+{
+    parent_edit_t *p = arg;
+    in->nlink = (uint32_t)((int64_t)in->nlink + p->nlink_delta);
+    set_time(&in->mtime_s, &in->mtime_ns, p->now);
+    set_time(&in->ctime_s, &in->ctime_ns, p->now);
+    return 0;
+}
+
+static int parent_touch(fs_t *fs, uint64_t dir, int nlink_delta)
+{
+    fs_node_t *n = fs_node_get(fs, dir);
+    if (!n)
+        return -ENOMEM;
+    parent_edit_t p = {nlink_delta, fs_now()};
+    fiber_mutex_lock(&n->lock);
+    int rc = fs_node_update(fs, n, mutate_parent, &p);
+    fiber_mutex_unlock(&n->lock);
+    fs_node_put(fs, n);
+    return rc;
+}
+
+typedef struct {
+    int delta;
+    uint64_t parent; /* directories moved elsewhere: the new ".." (0: unchanged) */
+    struct timespec now;
+} link_edit_t;
+
+static int mutate_links(fs_inode_t *in, void *arg)
+{
+    link_edit_t *l = arg;
+    if (l->delta < 0 && in->nlink < (uint32_t)-l->delta)
+        in->nlink = 0;
+    else
+        in->nlink = (uint32_t)((int64_t)in->nlink + l->delta);
+    if (l->parent)
+        in->parent = l->parent;
+    set_time(&in->ctime_s, &in->ctime_ns, l->now);
+    return 0;
+}
+
+static int node_links(fs_t *fs, fs_node_t *n, int delta, uint64_t parent)
+{
+    link_edit_t l = {delta, parent, fs_now()};
+    fiber_mutex_lock(&n->lock);
+    int rc = fs_node_update(fs, n, mutate_links, &l);
+    fiber_mutex_unlock(&n->lock);
+    return rc;
+}
+
+/* Two things at once: a directory entry edit and its parent's times. */
+typedef struct {
+    fs_t *fs;
+    uint64_t dir;
+    int nlink_delta;
+    int rc;
+} touch_job_t;
+
+static void touch_job(void *arg)
+{
+    touch_job_t *j = arg;
+    j->rc = parent_touch(j->fs, j->dir, j->nlink_delta);
+}
+
+typedef struct {
+    fs_t *fs;
+    fs_node_t *dir;
+} toucher_t;
+
+static void toucher_fiber(void *arg)
+{
+    toucher_t *t = arg;
+    fs_node_t *n = t->dir;
+    while (n->touch_pending) {
+        n->touch_pending = false;
+        parent_edit_t p = {0, n->touch_time};
+        fiber_mutex_lock(&n->lock);
+        int rc = fs_node_update(t->fs, n, mutate_parent, &p);
+        fiber_mutex_unlock(&n->lock);
+        if (rc < 0)
+            log_info("fs", "directory %llx: writing its new times failed: %s",
+                     (unsigned long long)n->ino, strerror(-rc));
+    }
+    n->touch_running = false;
+    fs_node_put(t->fs, n);
+    free(t);
+}
+
+/*
+ * A name came or went in dir: its mtime and ctime change. This mount sees
+ * the new times at once; the record is written behind, one write for any
+ * number of creates and unlinks that arrive meanwhile, so a create in a
+ * busy directory is not a second write to one hot key.
+ */
+static void parent_touch_later(fs_t *fs, uint64_t dir)
+{
+    fs_node_t *n = fs_node_get(fs, dir);
+    if (!n)
+        return;
+    struct timespec now = fs_now();
+    if (n->have) {
+        set_time(&n->in.mtime_s, &n->in.mtime_ns, now);
+        set_time(&n->in.ctime_s, &n->in.ctime_ns, now);
+    }
+    n->touch_time = now;
+    n->touch_pending = true;
+    toucher_t *t = n->touch_running ? NULL : malloc(sizeof(*t));
+    if (t) {
+        *t = (toucher_t){fs, n};
+        n->touch_running = true;
+        if (fiber_spawn(toucher_fiber, t) == 0)
+            return; /* the toucher holds the reference */
+        n->touch_running = false;
+        free(t);
+    }
+    fs_node_put(fs, n);
+}
+
+/*
+ * Run edit on dir's entries while the parent's times change: written behind
+ * when only times change, alongside when its link count changes too.
+ */
+static int dir_edit_and_touch(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn edit,
+                              void *arg, int nlink_delta, int *touch_rc)
+{
+    if (nlink_delta == 0) {
+        *touch_rc = 0;
+        int rc = fs_dir_edit(fs, dir, name, len, edit, arg);
+        if (rc == 0)
+            parent_touch_later(fs, dir);
+        return rc;
+    }
+    fiber_group_t g = {0, NULL};
+    touch_job_t tj = {fs, dir, nlink_delta, 0};
+    if (fiber_group_spawn(&g, touch_job, &tj) < 0)
+        tj.rc = -ENOMEM;
+    int rc = fs_dir_edit(fs, dir, name, len, edit, arg);
+    fiber_group_wait(&g);
+    *touch_rc = tj.rc;
+    return rc;
+}
+
+/* ---- freeing ---- */
+
+typedef struct {
+    fs_t *fs;
+    uint64_t ino, size;
+    bool record_gone;
+} reap_t;
+
+static void reap_fiber(void *arg)
+{
+    reap_t *r = arg;
+    int rc = fs_node_destroy(r->fs, r->ino, r->size, !r->record_gone);
+    if (rc < 0)
+        log_warn("fs", "inode %llx: freeing its data failed (%s); left as garbage",
+                 (unsigned long long)r->ino, strerror(-rc));
+    free(r);
+}
+
+/* A file's last name is gone: free it now, or at its last close here. */
+void fs_ns_file_unlinked(fs_t *fs, fs_node_t *n)
+{
+    if (n->in.nlink > 0)
+        return;
+    if (n->open > 0) {
+        n->orphan = true;
+        return;
+    }
+    fs_data_discard(fs, n);
+    reap_t *r = malloc(sizeof(*r));
+    if (!r)
+        return;
+    uint64_t size = n->size > n->in.size ? n->size : n->in.size;
+    /* Inline data went with the record; only chunked files have chunks to delete. */
+    *r = (reap_t){fs, n->ino, (n->in.flags & FS_INODE_INLINE) ? 0 : size, !n->have};
+    n->have = false;
+    if (r->size == 0 && r->record_gone) {
+        free(r);
+        return;
+    }
+    if (fiber_spawn(reap_fiber, r) < 0)
+        free(r);
+}
+
+/* Remove an empty directory (already marked dying) for good. */
+static void dir_free(fs_t *fs, fs_node_t *n)
+{
+    int rc = fs_dir_destroy(fs, n->ino);
+    if (rc == 0)
+        rc = fs_node_destroy(fs, n->ino, 0, true);
+    if (rc < 0)
+        log_warn("fs", "directory %llx: freeing it failed (%s); left as garbage",
+                 (unsigned long long)n->ino, strerror(-rc));
+    n->have = false;
+}
+
+/* ---- creating ---- */
+
+typedef struct {
+    fs_t *fs;
+    fs_node_t *node;
+    const fs_inode_t *in;
+    int rc;
+} create_job_t;
+
+static void create_job(void *arg)
+{
+    create_job_t *j = arg;
+    j->rc = fs_node_create(j->fs, j->node, j->in);
+}
+
+/*
+ * Make a new inode named name in parent: record, then (for directories)
+ * its first bucket, then the name, then the parent's times and link count.
+ * A parent found dying after the name went in takes the name back out.
+ */
+/*
+ * Make a new inode named name in parent: record, then (for directories)
+ * its first bucket, then the name, then the parent's times and link count.
+ * A parent found dying after the name went in takes the name back out.
+ */
+int fs_ns_make(fs_t *fs, uint64_t parent, const char *name, size_t len, mode_t mode, dev_t rdev,
+               const char *target, fs_ns_cred_t cred, fs_node_t **out)
+{
+    int rc = fs_ns_check_name(len);
+    if (rc < 0)
+        return rc;
+    fs_node_t *pn = fs_node_get(fs, parent);
+    if (!pn)
+        return -ENOMEM;
+    rc = fs_node_load(fs, pn, false);
+    if (rc == 0 && !S_ISDIR(pn->in.mode))
+        rc = -ENOTDIR;
+    if (rc == 0 && pn->in.nlink == 0)
+        rc = -ENOENT;
+    uint64_t ino = 0;
+    if (rc == 0)
+        rc = fs_ino_alloc(fs, &ino);
+    if (rc < 0) {
+        fs_node_put(fs, pn);
+        return rc;
+    }
+    struct timespec now = fs_now();
+    fs_inode_t in;
+    memset(&in, 0, sizeof(in));
+    in.ino = ino;
+    in.mode = mode;
+    in.uid = cred.uid;
+    in.gid = cred.gid;
+    if (pn->in.mode & S_ISGID) {
+        in.gid = pn->in.gid;
+        if (S_ISDIR(mode))
+            in.mode |= S_ISGID;
+    }
+    fs_node_put(fs, pn);
+    in.nlink = S_ISDIR(mode) ? 2 : 1;
+    in.rdev = rdev;
+    in.parent = S_ISDIR(mode) ? parent : 0;
+    set_time(&in.atime_s, &in.atime_ns, now);
+    set_time(&in.mtime_s, &in.mtime_ns, now);
+    set_time(&in.ctime_s, &in.ctime_ns, now);
+    if (target) {
+        in.target = (char *)target;
+        in.size = strlen(target);
+    }
+    if (S_ISREG(mode))
+        in.flags |= FS_INODE_INLINE;
+    fs_node_t *n = fs_node_get(fs, ino);
+    if (!n)
+        return -ENOMEM;
+    /* A directory's first bucket exists before anything can find the directory. */
+    if (S_ISDIR(mode) && (rc = fs_dir_create(fs, ino)) < 0) {
+        fs_node_put(fs, n);
+        return rc;
+    }
+    /*
+     * The record, the name and the parent's times are written at once: one
+     * round trip. Until the record lands the name reads as absent (lookup
+     * finds no inode), the state a create that has not returned yet may have.
+     */
+    fiber_group_t g = {0, NULL};
+    create_job_t cj = {fs, n, &in, 0};
+    if (fiber_group_spawn(&g, create_job, &cj) < 0)
+        cj.rc = -ENOMEM;
+    put_edit_t p = {name, len, ino, (uint8_t)IFTODT(mode), true, false, 0};
+    int touch_rc;
+    rc = dir_edit_and_touch(fs, parent, name, len, edit_put, &p, S_ISDIR(mode) ? 1 : 0, &touch_rc);
+    fiber_group_wait(&g);
+    /*
+     * An undo must never free what a name may point to. The name's outcome
+     * unknown (EIO after fs_dir_edit's own read-backs), read it once more:
+     * there and ours, the create succeeded; unreadable, everything stays
+     * (garbage at worst, never a name without its record or buckets).
+     */
+    bool name_maybe = false;
+    if (rc == -EIO) {
+        fs_dirent_t ent;
+        int lrc = fs_dir_lookup(fs, parent, name, len, true, &ent);
+        if (lrc == 0 && ent.ino == ino)
+            rc = 0;
+        else if (lrc != 0 && lrc != -ENOENT)
+            name_maybe = true;
+    }
+    if (rc == 0 && (touch_rc < 0 || cj.rc < 0)) {
+        /* Only a removal known to be done frees the record and buckets below. */
+        name_maybe = dir_remove(fs, parent, name, len, ino) < 0;
+        rc = cj.rc < 0 ? cj.rc : touch_rc;
+    }
+    if (rc < 0 && touch_rc == 0 && S_ISDIR(mode) && !name_maybe)
+        parent_touch(fs, parent, -1);
+    if (rc < 0) {
+        if (name_maybe)
+            log_warn("fs",
+                     "create of inode %llx: its name's outcome stayed unknown; kept its record",
+                     (unsigned long long)ino);
+        if (S_ISDIR(mode) && !name_maybe)
+            fs_dir_destroy(fs, ino);
+        if (cj.rc == 0 && !name_maybe)
+            fs_node_destroy(fs, ino, 0, true);
+        n->have = false;
+        fs_node_put(fs, n);
+        return rc;
+    }
+    *out = n;
+    return 0;
+}
+
+/* ---- removing ---- */
+
+typedef struct {
+    const char *name;
+    size_t len;
+    bool want_dir;
+    fs_dirent_t removed;
+} unlink_edit_t;
+
+/* Take a name out whatever it points at (unlink) or only a directory (rmdir). */
+static int edit_unlink(fs_bucket_t *b, void *arg)
+{
+    unlink_edit_t *u = arg;
+    ssize_t i = fs_bucket_find(b, u->name, u->len);
+    if (i < 0)
+        return -ENOENT;
+    bool is_dir = b->ents[i].type == DT_DIR;
+    if (is_dir != u->want_dir)
+        return is_dir ? -EISDIR : -ENOTDIR;
+    u->removed = b->ents[i];
+    return fs_bucket_remove(b, u->name, u->len);
+}
+
+typedef struct {
+    fs_t *fs;
+    uint64_t ino;
+} unlinked_job_t;
+
+/*
+ * One name of a file is gone: drop its link count, or, for its last name
+ * and no open handle here, delete the record outright (a conditional delete,
+ * so a link made meanwhile by another mount wins) and its chunks after it.
+ */
+static void file_lost_name(void *arg)
+{
+    unlinked_job_t *j = arg;
+    fs_t *fs = j->fs;
+    fs_node_t *n = fs_node_get(fs, j->ino);
+    if (!n)
+        return;
+    bool fresh = false;
+    for (int attempt = 0; attempt < 20; attempt++) {
+        int lrc = fs_node_load(fs, n, fresh);
+        if (lrc == -ENOENT && fresh) {
+            /* Our delete whose answer was lost (or another mount's) took the record. */
+            n->in.nlink = 0;
+            n->have = false;
+            fs_ns_file_unlinked(fs, n);
+            break;
+        }
+        if (lrc < 0)
+            break;
+        if (n->in.nlink > 1 || n->open > 0) {
+            if (node_links(fs, n, -1, 0) == 0)
+                fs_ns_file_unlinked(fs, n);
+            break;
+        }
+        char key[FS_KEY_MAX];
+        fs_key_inode(key, fs->vol, n->ino);
+        int rc = fs_del(fs->kvc, key, KVC_PUT_IF_VERSION, n->ver);
+        /* A conflict or a lost answer: read back whether the record is still there. */
+        if (rc == -ESTALE || (fs_outcome_unknown(rc) && attempt < 3)) {
+            fresh = true;
+            continue;
+        }
+        if (rc == 0) {
+            n->in.nlink = 0;
+            n->have = false; /* the record is gone already */
+            fs_ns_file_unlinked(fs, n);
+        }
+        break;
+    }
+    fs_node_put(fs, n);
+}
+
+static void file_lost_name_bg(void *arg)
+{
+    file_lost_name(arg);
+    free(arg);
+}
+
+int fs_ns_unlink(fs_t *fs, uint64_t parent, const char *name, size_t len)
+{
+    int rc = fs_ns_check_name(len);
+    unlink_edit_t u = {name, len, false, {0}};
+    if (rc == 0) {
+        int touch_rc;
+        rc = dir_edit_and_touch(fs, parent, name, len, edit_unlink, &u, 0, &touch_rc);
+    }
+    if (rc < 0)
+        return rc;
+    unlinked_job_t j = {fs, u.removed.ino};
+    fs_node_t *n = fs_node_find(fs, j.ino);
+    if (n && n->have && n->in.nlink <= 1 && n->open == 0 &&
+        fs_now_ms(fs) - n->fetched_ms < fs->ttl_ms) {
+        /*
+         * Its last name is gone and nothing here has it open: nobody can
+         * reach the file any more, so its record and data go in the
+         * background (the job starts at the next turn, after the reply).
+         */
+        unlinked_job_t *bg = malloc(sizeof(*bg));
+        if (bg) {
+            *bg = j;
+            if (fiber_spawn(file_lost_name_bg, bg) < 0)
+                free(bg);
+            return 0;
+        }
+    }
+    file_lost_name(&j);
+    return 0;
+}
+
+/* Neither the record nor the first bucket of directory ino exists. */
+static bool dir_vanished(fs_t *fs, uint64_t ino)
+{
+    fs_node_t *n = fs_node_get(fs, ino);
+    if (!n)
+        return false;
+    int rc = fs_node_load(fs, n, true);
+    fs_node_put(fs, n);
+    return rc == -ENOENT;
+}
+
+int fs_ns_rmdir(fs_t *fs, uint64_t parent, const char *name, size_t len)
+{
+    int rc = fs_ns_check_name(len);
+    fs_dirent_t ent;
+    if (rc == 0)
+        rc = fs_dir_lookup(fs, parent, name, len, true, &ent);
+    if (rc == 0 && ent.type != DT_DIR)
+        rc = -ENOTDIR;
+    /* Claimed, the directory takes no new names from any mount. */
+    if (rc == 0)
+        rc = fs_dir_claim_empty(fs, ent.ino);
+    if (rc == -ENOENT && dir_vanished(fs, ent.ino)) {
+        /*
+         * A name left by a mkdir cut short (record and buckets never made
+         * or already freed): nothing to free but the name, or it could
+         * never be removed.
+         */
+        del_edit_t d = {name, len, ent.ino};
+        int touch_rc;
+        return dir_edit_and_touch(fs, parent, name, len, edit_del, &d, -1, &touch_rc);
+    }
+    if (rc < 0)
+        return rc;
+    del_edit_t d = {name, len, ent.ino};
+    int touch_rc;
+    rc = dir_edit_and_touch(fs, parent, name, len, edit_del, &d, -1, &touch_rc);
+    if (rc < 0) {
+        if (touch_rc == 0)
+            parent_touch(fs, parent, +1);
+        fs_dir_unclaim(fs, ent.ino);
+        return rc;
+    }
+    fs_node_t *n = fs_node_get(fs, ent.ino);
+    if (n) {
+        dir_free(fs, n);
+        fs_node_put(fs, n);
+    }
+    return 0;
+}
+
+/* ---- links and renames ---- */
+
+int fs_ns_link(fs_t *fs, uint64_t ino, uint64_t newparent, const char *name, size_t len,
+               fs_node_t **out)
+{
+    int rc = fs_ns_check_name(len);
+    if (rc < 0)
+        return rc;
+    fs_node_t *n = fs_node_get(fs, ino);
+    if (!n)
+        return -ENOMEM;
+    rc = fs_node_load(fs, n, true);
+    if (rc == -ENOENT)
+        rc = -ESTALE; /* the kernel's inode is gone */
+    if (rc == 0 && S_ISDIR(n->in.mode))
+        rc = -EPERM;
+    if (rc == 0)
+        rc = node_links(fs, n, +1, 0);
+    if (rc == 0) {
+        put_edit_t p = {name, len, n->ino, (uint8_t)IFTODT(n->in.mode), true, false, 0};
+        int touch_rc;
+        rc = dir_edit_and_touch(fs, newparent, name, len, edit_put, &p, 0, &touch_rc);
+        if (rc < 0)
+            node_links(fs, n, -1, 0);
+    }
+    if (rc < 0) {
+        fs_node_put(fs, n);
+        return rc;
+    }
+    *out = n;
+    return 0;
+}
+
+/* The replaced target of a rename lost a name. */
+static void target_replaced(fs_t *fs, const fs_dirent_t *dst)
+{
+    if (dst->type == DT_DIR) {
+        fs_node_t *n = fs_node_get(fs, dst->ino);
+        if (!n)
+            return;
+        dir_free(fs, n);
+        fs_node_put(fs, n);
+        return;
+    }
+    unlinked_job_t j = {fs, dst->ino};
+    file_lost_name(&j);
+}
+
+typedef struct {
+    uint64_t sdir, ddir;
+    const char *name, *name2;
+    size_t len, len2;
+    unsigned flags;
+} rename_t;
+
+static int rename_once(fs_t *fs, const rename_t *o)
+{
+    uint64_t sdir = o->sdir, ddir = o->ddir;
+    fs_dirent_t src, dst;
+    int rc = fs_dir_lookup(fs, sdir, o->name, o->len, true, &src);
+    if (rc < 0)
+        return rc;
+    rc = fs_dir_lookup(fs, ddir, o->name2, o->len2, true, &dst);
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    bool have_dst = rc == 0;
+    bool exchange = o->flags & RENAME_EXCHANGE;
+    if (have_dst && (o->flags & RENAME_NOREPLACE))
+        return -EEXIST;
+    if (!have_dst && exchange)
+        return -ENOENT;
+    if (have_dst && dst.ino == src.ino)
+        return 0; /* two names of one file: POSIX says do nothing */
+    bool src_dir = src.type == DT_DIR;
+    bool dst_dir = have_dst && dst.type == DT_DIR;
+    bool victim = false; /* an empty directory replaced by the rename, claimed */
+    if (have_dst && !exchange) {
+        if (dst_dir && !src_dir)
+            return -EISDIR;
+        if (!dst_dir && src_dir)
+            return -ENOTDIR;
+        if (dst_dir) {
+            rc = fs_dir_claim_empty(fs, dst.ino);
+            if (rc < 0)
+                return rc;
+            victim = true;
+        }
+    }
+    /* The new name first: a crash between the two steps leaves two names, never none. */
+    put_edit_t put = {o->name2, o->len2, src.ino, src.type, false, true, have_dst ? dst.ino : 0};
+    rc = fs_dir_edit(fs, ddir, o->name2, o->len2, edit_put, &put);
+    if (rc == 0) {
+        if (exchange) {
+            put_edit_t back = {o->name, o->len, dst.ino, dst.type, false, true, src.ino};
+            rc = fs_dir_edit(fs, sdir, o->name, o->len, edit_put, &back);
+        } else {
+            rc = dir_remove(fs, sdir, o->name, o->len, src.ino);
+        }
+        if (rc == -ENOENT || rc == -EAGAIN) {
+            /* The source changed under us (another mount renamed or removed it). */
+            log_info("fs", "rename: source changed during the rename; kept the new name");
+            rc = 0;
+        }
+    }
+    if (rc < 0) {
+        if (victim)
+            fs_dir_unclaim(fs, dst.ino);
+        return rc;
+    }
+    int sdelta = 0, ddelta = 0;
+    if (sdir != ddir) {
+        sdelta = (exchange && dst_dir ? 1 : 0) - (src_dir ? 1 : 0);
+        ddelta = (src_dir ? 1 : 0) - (exchange && dst_dir ? 1 : 0);
+    }
+    if (victim)
+        ddelta -= 1;
+    parent_touch(fs, sdir, sdelta);
+    if (ddir != sdir || ddelta)
+        parent_touch(fs, ddir, ddelta);
+    fs_node_t *sn = fs_node_get(fs, src.ino);
+    if (sn) {
+        node_links(fs, sn, 0, src_dir && sdir != ddir ? ddir : 0);
+        fs_node_put(fs, sn);
+    }
+    if (exchange) {
+        fs_node_t *dn = fs_node_get(fs, dst.ino);
+        if (dn) {
+            node_links(fs, dn, 0, dst_dir && sdir != ddir ? sdir : 0);
+            fs_node_put(fs, dn);
+        }
+    } else if (have_dst) {
+        target_replaced(fs, &dst);
+    }
+    return 0;
+}
+
+int fs_ns_rename(fs_t *fs, uint64_t sdir, const char *name, size_t len, uint64_t ddir,
+                 const char *newname, size_t newlen, unsigned flags)
+{
+    rename_t o = {sdir, ddir, name, newname, len, newlen, flags};
+    int rc = fs_ns_check_name(len);
+    if (rc == 0)
+        rc = fs_ns_check_name(newlen);
+    if (rc == 0 && (flags & ~(unsigned)(RENAME_NOREPLACE | RENAME_EXCHANGE)))
+        rc = -EINVAL;
+    /* EAGAIN: the target changed between our look and our write; look again. */
+    for (int attempt = 0; rc == 0 && attempt < 20; attempt++) {
+        rc = rename_once(fs, &o);
+        if (rc != -EAGAIN)
+            break;
+        rc = 0;
+    }
+    return rc == -EAGAIN ? -EIO : rc;
+}

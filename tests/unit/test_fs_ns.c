@@ -1,0 +1,690 @@
+/*
+ * test_fs_ns.c — the namespace (fs_ns.c over fs_meta.c) against an
+ * in-memory store that loses answers.
+ *
+ * The store seam is replaced at link time: this file defines the
+ * functions of fs_store.h, queues every operation, and completes them from
+ * a scheduler loop the test drives (fiber_run_ready, then one completion),
+ * so the real fibers, retries and read-backs run deterministically. A fault
+ * plan makes the Nth write of a run apply and lose its answer (-ETIMEDOUT),
+ * apply and answer as the store client's retry would (the condition now
+ * fails: -ESTALE / -EEXIST), or time out without applying. Each scenario is
+ * replayed with the fault at every write index, and after each run the
+ * store is checked: every name points to a record of its type, every
+ * record's nlink equals its names (directories: 2 + subdirectories, ".."
+ * the directory holding the name), every bucket decodes, and no inode
+ * record was written more than once by one operation.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "fs_i.h"
+#include "fs_ns.h"
+
+/* ---- the fake store ---- */
+
+typedef enum {
+    FATE_OK,
+    FATE_LOST,  /* applied, the answer lost: -ETIMEDOUT */
+    FATE_RETRY, /* applied, then the client's retry fails the condition */
+    FATE_DROP,  /* not applied: -ETIMEDOUT */
+} fate_t;
+
+enum { KIND_GET, KIND_PUT, KIND_DEL };
+
+typedef struct {
+    char *key;
+    uint8_t *val;
+    size_t len;
+    kv_version_t ver;
+    unsigned writes; /* applied writes in the current operation */
+} kv_t;
+
+typedef struct {
+    fs_op_t *op;
+    int kind;
+    char *key;
+    uint8_t *val;
+    size_t len;
+    kvc_cond_t cond;
+    kv_version_t ifv;
+} pending_t;
+
+#define KV_MAX 4096
+#define PENDING_MAX 512
+
+static kv_t kvs[KV_MAX];
+static size_t nkvs;
+static pending_t pending[PENDING_MAX];
+static size_t npending;
+static uint64_t clock_hlc;
+static unsigned writes_seen; /* writes completed in this run, the fault plan's index */
+static int fault_at = -1;
+static fate_t fault_fate;
+static uint64_t rng = 1; /* 0: complete in order; else a seeded random order */
+
+static uint64_t rng_next(void)
+{
+    rng ^= rng >> 12;
+    rng ^= rng << 25;
+    rng ^= rng >> 27;
+    return rng * 0x2545F4914F6CDD1DULL;
+}
+
+static kv_t *kv_find(const char *key)
+{
+    for (size_t i = 0; i < nkvs; i++)
+        if (kvs[i].key && strcmp(kvs[i].key, key) == 0)
+            return &kvs[i];
+    return NULL;
+}
+
+static void store_reset(void)
+{
+    for (size_t i = 0; i < nkvs; i++) {
+        free(kvs[i].key);
+        free(kvs[i].val);
+    }
+    memset(kvs, 0, sizeof(kvs));
+    nkvs = 0;
+    writes_seen = 0;
+    fault_at = -1;
+}
+
+static void kv_set(const char *key, const uint8_t *val, size_t len)
+{
+    kv_t *kv = kv_find(key);
+    if (!kv) {
+        assert_true(nkvs < KV_MAX);
+        kv = &kvs[nkvs++];
+        kv->key = strdup(key);
+    }
+    free(kv->val);
+    kv->val = malloc(len ? len : 1);
+    memcpy(kv->val, val, len);
+    kv->len = len;
+    kv->ver = (kv_version_t){++clock_hlc, 7};
+    kv->writes++;
+}
+
+static void kv_unset(kv_t *kv)
+{
+    free(kv->key);
+    free(kv->val);
+    kv->key = NULL;
+    kv->val = NULL;
+}
+
+/* What the store does with a write whose condition holds or not: rc. */
+static int apply(pending_t *p)
+{
+    kv_t *kv = kv_find(p->key);
+    if (p->cond == KVC_PUT_IF_ABSENT && kv)
+        return -EEXIST;
+    if (p->cond == KVC_PUT_IF_VERSION && (!kv || kv_version_cmp(kv->ver, p->ifv) != 0))
+        return kv ? -ESTALE : -ENOENT;
+    if (p->kind == KIND_DEL) {
+        if (!kv)
+            return -ENOENT;
+        kv_unset(kv);
+        return 0;
+    }
+    kv_set(p->key, p->val, p->len);
+    if (p->op)
+        p->op->version = kv_find(p->key)->ver;
+    return 0;
+}
+
+static void complete(size_t i)
+{
+    pending_t p = pending[i];
+    pending[i] = pending[--npending];
+    fs_op_t *op = p.op;
+    if (p.kind == KIND_GET) {
+        kv_t *kv = kv_find(p.key);
+        if (kv) {
+            op->rc = 0;
+            op->value = malloc(kv->len ? kv->len : 1);
+            memcpy(op->value, kv->val, kv->len);
+            op->len = kv->len;
+            op->version = kv->ver;
+        } else {
+            op->rc = -ENOENT;
+        }
+    } else {
+        fate_t fate = (int)writes_seen++ == fault_at ? fault_fate : FATE_OK;
+        if (fate == FATE_DROP) {
+            op->rc = -ETIMEDOUT;
+        } else {
+            int rc = apply(&p);
+            if (fate == FATE_LOST && rc == 0)
+                rc = -ETIMEDOUT;
+            else if (fate == FATE_RETRY && rc == 0 && p.cond != KVC_PUT_ALWAYS)
+                rc = p.cond == KVC_PUT_IF_ABSENT ? -EEXIST : -ESTALE;
+            else if (fate == FATE_RETRY && rc == 0)
+                rc = -ETIMEDOUT; /* an unconditional write has no condition to fail */
+            op->rc = rc;
+        }
+    }
+    free(p.key);
+    free(p.val);
+    op->done = true;
+    if (op->waiter)
+        fiber_wake(op->waiter);
+}
+
+static void enqueue(fs_op_t *op, int kind, const char *key, const void *val, size_t len,
+                    kvc_cond_t cond, kv_version_t ifv)
+{
+    memset(op, 0, sizeof(*op));
+    assert_true(npending < PENDING_MAX);
+    pending_t *p = &pending[npending++];
+    *p = (pending_t){op, kind, strdup(key), NULL, len, cond, ifv};
+    if (val) {
+        p->val = malloc(len ? len : 1);
+        memcpy(p->val, val, len);
+    }
+}
+
+void fs_op_get(kvc_t *kvc, fs_op_t *op, const char *key)
+{
+    (void)kvc;
+    enqueue(op, KIND_GET, key, NULL, 0, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
+}
+
+void fs_op_put(kvc_t *kvc, fs_op_t *op, const char *key, const void *value, size_t len,
+               kvc_cond_t cond, kv_version_t if_version)
+{
+    (void)kvc;
+    enqueue(op, KIND_PUT, key, value, len, cond, if_version);
+}
+
+void fs_op_del(kvc_t *kvc, fs_op_t *op, const char *key, kvc_cond_t cond, kv_version_t if_version)
+{
+    (void)kvc;
+    enqueue(op, KIND_DEL, key, NULL, 0, cond, if_version);
+}
+
+int fs_op_wait(fs_op_t *op)
+{
+    while (!op->done) {
+        op->waiter = fiber_self();
+        fiber_park();
+    }
+    op->waiter = NULL;
+    return op->rc;
+}
+
+void fs_op_clear(fs_op_t *op)
+{
+    free(op->value);
+    op->value = NULL;
+    op->len = 0;
+}
+
+int fs_get(kvc_t *kvc, const char *key, uint8_t **value, size_t *len, kv_version_t *version)
+{
+    fs_op_t op;
+    fs_op_get(kvc, &op, key);
+    int rc = fs_op_wait(&op);
+    if (rc == 0) {
+        *value = op.value;
+        *len = op.len;
+        if (version)
+            *version = op.version;
+        return 0;
+    }
+    fs_op_clear(&op);
+    return rc;
+}
+
+int fs_put(kvc_t *kvc, const char *key, const void *value, size_t len, kvc_cond_t cond,
+           kv_version_t if_version, kv_version_t *version)
+{
+    fs_op_t op;
+    fs_op_put(kvc, &op, key, value, len, cond, if_version);
+    int rc = fs_op_wait(&op);
+    if (rc == 0 && version)
+        *version = op.version;
+    return rc;
+}
+
+int fs_del(kvc_t *kvc, const char *key, kvc_cond_t cond, kv_version_t if_version)
+{
+    fs_op_t op;
+    fs_op_del(kvc, &op, key, cond, if_version);
+    return fs_op_wait(&op);
+}
+
+void fs_store_get_stats(fs_store_stats_t *out)
+{
+    memset(out, 0, sizeof(*out));
+}
+
+int fs_store_errno(int rc)
+{
+    switch (rc) {
+    case 0:
+    case -ENOENT:
+    case -EEXIST:
+    case -ENOSPC:
+    case -EFBIG:
+    case -ENOMEM:
+    case -EINVAL:
+        return rc;
+    default:
+        return -EIO;
+    }
+}
+
+/* Run fibers and complete store operations until nothing is left to do. */
+static void run_until_idle(void)
+{
+    for (long guard = 0; guard < 10000000; guard++) {
+        fiber_run_ready();
+        if (npending == 0)
+            return;
+        complete(rng ? (size_t)(rng_next() % npending) : 0);
+    }
+    fail_msg("the store never went idle");
+}
+
+/* ---- a mount ---- */
+
+static fs_t fs;
+
+static void put_record(const fs_inode_t *in)
+{
+    uint8_t buf[512];
+    size_t len = fs_inode_encode(in, buf, sizeof(buf));
+    assert_true(len > 0);
+    char key[FS_KEY_MAX];
+    fs_key_inode(key, fs.vol, in->ino);
+    kv_set(key, buf, len);
+}
+
+static void mount_new(void)
+{
+    store_reset();
+    memset(&fs, 0, sizeof(fs));
+    fs.loop = loop_new();
+    strcpy(fs.vol, "t");
+    fs.chunk_size = 64 * 1024;
+    fs.ttl_ms = 1000;
+    fs.nodes = fs_map_new();
+    fs.dirty = fs_map_new();
+    fs.fetching = fs_map_new();
+    fs.chunks = kv_cache_new(1u << 20);
+    fs.buckets = kv_cache_new(1u << 20);
+    fs.dirty_max = 1u << 20;
+    fs.puts_max = 8;
+    fs_inode_t root;
+    memset(&root, 0, sizeof(root));
+    root.ino = FS_ROOT_INO;
+    root.mode = S_IFDIR | 0755;
+    root.nlink = 2;
+    root.parent = FS_ROOT_INO;
+    put_record(&root);
+    fs_bucket_t b;
+    fs_bucket_init(&b, 0, 0);
+    uint8_t buf[64];
+    size_t len = fs_bucket_encode(&b, buf, sizeof(buf));
+    char key[FS_KEY_MAX];
+    fs_key_bucket(key, fs.vol, FS_ROOT_INO, 0, 0);
+    kv_set(key, buf, len);
+}
+
+static void mount_free(void)
+{
+    run_until_idle();
+    fs_release_all(&fs);
+    loop_destroy(&fs.loop);
+    store_reset();
+}
+
+/* ---- operations, each run in a fiber to completion ---- */
+
+typedef struct {
+    int kind;
+    uint64_t dir, dir2;
+    const char *name, *name2;
+    mode_t mode;
+    unsigned flags;
+    uint64_t ino; /* link: the file; out: the node made */
+    int rc;
+} call_t;
+
+enum { C_MAKE, C_UNLINK, C_RMDIR, C_LINK, C_RENAME };
+
+static void call_fiber(void *arg)
+{
+    call_t *c = arg;
+    fs_node_t *n = NULL;
+    fs_ns_cred_t cred = {1000, 1000};
+    switch (c->kind) {
+    case C_MAKE:
+        c->rc = fs_ns_make(&fs, c->dir, c->name, strlen(c->name), c->mode, 0,
+                           S_ISLNK(c->mode) ? "target" : NULL, cred, &n);
+        break;
+    case C_UNLINK:
+        c->rc = fs_ns_unlink(&fs, c->dir, c->name, strlen(c->name));
+        break;
+    case C_RMDIR:
+        c->rc = fs_ns_rmdir(&fs, c->dir, c->name, strlen(c->name));
+        break;
+    case C_LINK:
+        c->rc = fs_ns_link(&fs, c->ino, c->dir, c->name, strlen(c->name), &n);
+        break;
+    case C_RENAME:
+        c->rc = fs_ns_rename(&fs, c->dir, c->name, strlen(c->name), c->dir2, c->name2,
+                             strlen(c->name2), c->flags);
+        break;
+    }
+    if (n) {
+        c->ino = n->ino;
+        fs_node_put(&fs, n);
+    }
+}
+
+static void calls_run(call_t *calls, size_t count)
+{
+    for (size_t i = 0; i < nkvs; i++)
+        kvs[i].writes = 0;
+    for (size_t i = 0; i < count; i++)
+        assert_int_equal(fiber_spawn(call_fiber, &calls[i]), 0);
+    run_until_idle();
+}
+
+/* ---- invariants ---- */
+
+typedef struct {
+    uint64_t ino;
+    fs_inode_t in;
+    unsigned names, subdirs;
+    uint64_t named_in;
+} rec_t;
+
+#define REC_MAX 512
+static bool check_writes = true; /* off while calls run in parallel: each may touch a parent */
+static rec_t recs[REC_MAX];
+static size_t nrecs;
+
+static rec_t *rec_find(uint64_t ino)
+{
+    for (size_t i = 0; i < nrecs; i++)
+        if (recs[i].ino == ino)
+            return &recs[i];
+    return NULL;
+}
+
+static void walk_dir(rec_t *d, unsigned level);
+
+static void walk_bucket(uint64_t dir, unsigned depth, uint64_t prefix, rec_t *d, unsigned level)
+{
+    char key[FS_KEY_MAX];
+    fs_key_bucket(key, fs.vol, dir, depth, prefix);
+    kv_t *kv = kv_find(key);
+    if (!kv)
+        fail_msg("directory %" PRIx64 ": bucket %u/%" PRIx64 " missing", dir, depth, prefix);
+    fs_stamps_t st;
+    size_t body;
+    assert_int_equal(fs_stamps_decode(kv->val, kv->len, &st, &body), 0);
+    fs_bucket_t b;
+    if (fs_bucket_decode(kv->val + body, kv->len - body, depth, prefix, &b) < 0)
+        fail_msg("%s: corrupt bucket", key);
+    if (b.state == FS_BUCKET_SPLIT) {
+        walk_bucket(dir, depth + 1, prefix * 2, d, level);
+        walk_bucket(dir, depth + 1, prefix * 2 + 1, d, level);
+    }
+    for (size_t i = 0; i < b.count; i++) {
+        rec_t *r = rec_find(b.ents[i].ino);
+        if (!r)
+            fail_msg("name %s in %" PRIx64 " points to missing inode %" PRIx64, b.ents[i].name, dir,
+                     b.ents[i].ino);
+        if (b.ents[i].type != IFTODT(r->in.mode))
+            fail_msg("name %s: entry type differs from the record", b.ents[i].name);
+        r->names++;
+        r->named_in = dir;
+        if (S_ISDIR(r->in.mode)) {
+            d->subdirs++;
+            walk_dir(r, level + 1);
+        }
+    }
+    fs_bucket_free(&b);
+}
+
+/* Directories are walked from the root: an unreachable one is garbage, its buckets may be gone. */
+static void walk_dir(rec_t *d, unsigned level)
+{
+    if (level > 32)
+        fail_msg("directory %" PRIx64 " is inside itself", d->ino);
+    walk_bucket(d->ino, 0, 0, d, level);
+}
+
+/* Check the store; returns how many records no name reaches (garbage). */
+static size_t check_invariants(void)
+{
+    for (size_t i = 0; i < nrecs; i++)
+        fs_inode_free(&recs[i].in);
+    nrecs = 0;
+    char prefix[FS_KEY_MAX];
+    size_t plen = (size_t)snprintf(prefix, sizeof(prefix), "v/%s/i/", fs.vol);
+    for (size_t i = 0; i < nkvs; i++) {
+        if (!kvs[i].key || strncmp(kvs[i].key, prefix, plen) != 0)
+            continue;
+        assert_true(nrecs < REC_MAX);
+        rec_t *r = &recs[nrecs++];
+        memset(r, 0, sizeof(*r));
+        r->ino = strtoull(kvs[i].key + plen, NULL, 16);
+        fs_stamps_t st;
+        size_t body;
+        assert_int_equal(fs_stamps_decode(kvs[i].val, kvs[i].len, &st, &body), 0);
+        if (fs_inode_decode(kvs[i].val + body, kvs[i].len - body, &r->in) < 0)
+            fail_msg("%s: corrupt record", kvs[i].key);
+    }
+    rec_t *root = rec_find(FS_ROOT_INO);
+    assert_non_null(root);
+    walk_dir(root, 0);
+    size_t garbage = 0;
+    for (size_t i = 0; i < nrecs; i++) {
+        rec_t *r = &recs[i];
+        if (r->ino == FS_ROOT_INO) {
+            assert_int_equal(r->names, 0);
+        } else if (r->names == 0) {
+            garbage++;
+            continue;
+        }
+        if (S_ISDIR(r->in.mode)) {
+            if (r->ino != FS_ROOT_INO && r->names != 1)
+                fail_msg("directory %" PRIx64 " has %u names", r->ino, r->names);
+            if (r->in.nlink != 2 + r->subdirs)
+                fail_msg("directory %" PRIx64 ": nlink %u, %u subdirectories", r->ino, r->in.nlink,
+                         r->subdirs);
+            if (r->ino != FS_ROOT_INO && r->in.parent != r->named_in)
+                fail_msg("directory %" PRIx64 ": '..' is %" PRIx64 ", named in %" PRIx64, r->ino,
+                         r->in.parent, r->named_in);
+        } else if (r->in.nlink != r->names) {
+            fail_msg("inode %" PRIx64 ": nlink %u, %u names", r->ino, r->in.nlink, r->names);
+        }
+    }
+    /* No operation wrote one inode record twice (times, link counts: once each). */
+    for (size_t i = 0; i < nkvs && check_writes; i++)
+        if (kvs[i].key && strncmp(kvs[i].key, prefix, plen) == 0 && kvs[i].writes > 1)
+            fail_msg("%s written %u times by one operation", kvs[i].key, kvs[i].writes);
+    return garbage;
+}
+
+/* The namespace as a sorted string "dir/name→type,nlink;..." to compare runs. */
+static void shape(char *out, size_t cap)
+{
+    check_invariants();
+    out[0] = 0;
+    size_t used = 0;
+    for (size_t i = 0; i < nrecs; i++) {
+        if (recs[i].names == 0 && recs[i].ino != FS_ROOT_INO)
+            continue;
+        used += (size_t)snprintf(out + used, cap - used, "%o:%u:%u;", recs[i].in.mode,
+                                 recs[i].in.nlink, recs[i].names);
+    }
+}
+
+/* ---- scenarios ---- */
+
+/*
+ * The script: every kind of namespace change, with hard links and a
+ * directory moved across parents. Returns the number of writes it made.
+ */
+static unsigned script(bool expect_ok)
+{
+    call_t c;
+    c = (call_t){C_MAKE, FS_ROOT_INO, 0, "d", NULL, S_IFDIR | 0755, 0, 0, 0};
+    calls_run(&c, 1);
+    uint64_t d = c.ino;
+    if (expect_ok)
+        assert_int_equal(c.rc, 0);
+    check_invariants();
+    if (c.rc < 0)
+        return writes_seen;
+    c = (call_t){C_MAKE, d, 0, "f", NULL, S_IFREG | 0644, 0, 0, 0};
+    calls_run(&c, 1);
+    uint64_t f = c.ino;
+    if (expect_ok)
+        assert_int_equal(c.rc, 0);
+    check_invariants();
+    call_t steps[] = {
+        {C_LINK, FS_ROOT_INO, 0, "g", NULL, 0, 0, f, 0},
+        {C_RENAME, FS_ROOT_INO, d, "g", "h", 0, 0, 0, 0},
+        {C_MAKE, FS_ROOT_INO, 0, "e", NULL, S_IFDIR | 0755, 0, 0, 0},
+        {C_MAKE, FS_ROOT_INO, 0, "s", NULL, S_IFLNK | 0777, 0, 0, 0},
+        {C_UNLINK, d, 0, "f", NULL, 0, 0, 0, 0},
+        {C_RENAME, d, FS_ROOT_INO, "h", "x", 0, 0, 0, 0},
+        {C_RENAME, FS_ROOT_INO, 0, "d", "d2", 0, 0, 0, 0},
+        {C_RENAME, FS_ROOT_INO, FS_ROOT_INO, "x", "s", 0, 0, 0, 0},
+        {C_RENAME, FS_ROOT_INO, FS_ROOT_INO, "s", "e", 0, RENAME_EXCHANGE, 0, 0},
+        {C_RMDIR, FS_ROOT_INO, 0, "d2", NULL, 0, 0, 0, 0},
+        {C_UNLINK, FS_ROOT_INO, 0, "e", NULL, 0, 0, 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+        if (steps[i].kind == C_RENAME && steps[i].dir2 == 0)
+            steps[i].dir2 = FS_ROOT_INO;
+        calls_run(&steps[i], 1);
+        if (expect_ok && steps[i].rc != 0)
+            fail_msg("step %zu (%s): %s", i, steps[i].name, strerror(-steps[i].rc));
+        check_invariants();
+    }
+    return writes_seen;
+}
+
+static void test_script_no_faults(void **state)
+{
+    (void)state;
+    rng = 0;
+    mount_new();
+    unsigned writes = script(true);
+    assert_true(writes > 20);
+    assert_int_equal(check_invariants(), 0);
+    mount_free();
+}
+
+/* Every write of the script in turn has its answer lost (or the retry's conflict, or drops). */
+static void replay(fate_t fate)
+{
+    rng = 0;
+    mount_new();
+    unsigned writes = script(true);
+    char want[4096], got[4096];
+    shape(want, sizeof(want));
+    mount_free();
+    for (unsigned k = 0; k < writes; k++) {
+        mount_new();
+        fault_fate = fate;
+        fault_at = (int)k;
+        script(true);
+        shape(got, sizeof(got));
+        if (strcmp(want, got) != 0)
+            fail_msg("fault at write %u: namespace %s, want %s", k, got, want);
+        mount_free();
+    }
+}
+
+static void test_lost_answer_applied_once(void **state)
+{
+    (void)state;
+    replay(FATE_LOST);
+}
+
+static void test_retry_conflict_applied_once(void **state)
+{
+    (void)state;
+    replay(FATE_RETRY);
+}
+
+static void test_timeout_not_applied_is_redone(void **state)
+{
+    (void)state;
+    replay(FATE_DROP);
+}
+
+/* Parallel creates, links and removals in one directory, completing in random orders. */
+static void test_parallel_reordered(void **state)
+{
+    (void)state;
+    for (uint64_t seed = 1; seed <= 40; seed++) {
+        rng = seed;
+        mount_new();
+        call_t mk[] = {
+            {C_MAKE, FS_ROOT_INO, 0, "a", NULL, S_IFREG | 0644, 0, 0, 0},
+            {C_MAKE, FS_ROOT_INO, 0, "b", NULL, S_IFREG | 0644, 0, 0, 0},
+            {C_MAKE, FS_ROOT_INO, 0, "c", NULL, S_IFDIR | 0755, 0, 0, 0},
+            {C_MAKE, FS_ROOT_INO, 0, "a", NULL, S_IFREG | 0644, 0, 0, 0},
+        };
+        check_writes = false;
+        calls_run(mk, 4);
+        assert_int_equal(mk[1].rc, 0);
+        assert_int_equal(mk[2].rc, 0);
+        /* Two creates of "a": exactly one wins. */
+        assert_true((mk[0].rc == 0) != (mk[3].rc == 0));
+        uint64_t a = mk[0].rc == 0 ? mk[0].ino : mk[3].ino;
+        assert_int_equal(check_invariants(), 0);
+        fault_fate = FATE_LOST;
+        fault_at = (int)writes_seen + (int)(seed % 5);
+        call_t ch[] = {
+            {C_LINK, mk[2].ino, 0, "a2", NULL, 0, 0, a, 0},
+            {C_LINK, FS_ROOT_INO, 0, "a3", NULL, 0, 0, a, 0},
+            {C_UNLINK, FS_ROOT_INO, 0, "b", NULL, 0, 0, 0, 0},
+            {C_MAKE, mk[2].ino, 0, "sub", NULL, S_IFDIR | 0755, 0, 0, 0},
+        };
+        calls_run(ch, 4);
+        for (size_t i = 0; i < 4; i++)
+            if (ch[i].rc != 0)
+                fail_msg("seed %" PRIu64 ": call %zu: %s", seed, i, strerror(-ch[i].rc));
+        check_invariants();
+        rec_t *r = rec_find(a);
+        assert_non_null(r);
+        assert_int_equal(r->in.nlink, 3);
+        mount_free();
+    }
+    check_writes = true;
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_script_no_faults),
+        cmocka_unit_test(test_lost_answer_applied_once),
+        cmocka_unit_test(test_retry_conflict_applied_once),
+        cmocka_unit_test(test_timeout_not_applied_is_redone),
+        cmocka_unit_test(test_parallel_reordered),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
