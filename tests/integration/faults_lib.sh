@@ -85,24 +85,25 @@ wait_drained() {
     fail "under_replicated did not drain to 0 within ${secs}s; last status: ${out:-no answer}"
 }
 
-# load_start: a competing writer on the same disk (not through dhtfs): fio
-# writing 1 MiB blocks to $T/load with an fsync every 4 MiB, until stopped
+# load_start: a competing writer on the same disk (not through dhtfs): fio,
+# 2 jobs writing 1 MiB blocks to $T/load with an fsync after each, until stopped
 # (one process: --thread, so the kill in cleanup stops all of it).
 load_start() {
     mkdir -p "$T/load"
     fio --name=load --thread --directory="$T/load" --rw=write --bs=1M --size=512m \
-        --fsync=4 --time_based --runtime=3600 --ioengine=psync \
+        --fsync=1 --time_based --runtime=3600 --ioengine=psync --numjobs=2 --group_reporting \
         >"$T/load-fio.out" 2>&1 &
     LOAD_PID=$!
     PIDS+=("$LOAD_PID")
     on_exit load_stop
-    log "competing disk write load started (fio pid $LOAD_PID, 1 MiB writes, fsync every 4 MiB, in $T/load)"
+    log "competing disk write load started (fio pid $LOAD_PID, 1 MiB writes, fsync after each, 2 jobs, in $T/load)"
 }
 load_stop() {
     if [ -n "${LOAD_PID:-}" ]; then
-        kill -TERM "$LOAD_PID" 2>/dev/null
-        wait "$LOAD_PID" 2>/dev/null
+        kill -TERM "$LOAD_PID" 2>/dev/null || true
+        wait "$LOAD_PID" 2>/dev/null || true # fio's status after SIGTERM
         LOAD_PID=
+        log "competing load: $(grep -E '^ +WRITE:' "$T/load-fio.out" | sed 's/^ *//')"
     fi
     rm -rf "$T/load"
     return 0

@@ -51,6 +51,8 @@ done
 MARK=$T/pass.mark expect_status pass 0
 [ -e "$T/pass.mark" ] || fail "on_exit hook of the passing case did not run"
 expect_status body_false nonzero
+grep -qF 'FAIL: `false` exited 1' "$T/body_false.out" ||
+    fail "a command stopping the test through errexit is not named: $(cat "$T/body_false.out")"
 expect_status check_fail 1
 MARK=$T/hook_then_fail.mark expect_status hook_then_fail 1
 [ -e "$T/hook_then_fail.mark" ] || fail "on_exit hook did not run on failure"

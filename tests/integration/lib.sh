@@ -14,6 +14,10 @@ set -euo pipefail
 # A failing command inside $(...) fails the substitution too (bash leaves
 # errexit off in command substitutions otherwise).
 shopt -s inherit_errexit
+# A command that stops the test through errexit says which one it was (fail
+# says why itself); -E: also inside functions and subshells.
+set -E
+trap 'echo "FAIL: \`$BASH_COMMAND\` exited $? (${BASH_SOURCE[0]##*/}:$LINENO)" >&2' ERR
 
 BUILD_DIR=${BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../build" && pwd)}
 KVNODE=$BUILD_DIR/kvnode/kvnode
