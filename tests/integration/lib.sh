@@ -40,8 +40,8 @@ on_exit() {
 
 cleanup() {
     local rc=$? i hook
-    set +e
-    trap - EXIT
+    set +eE
+    trap - EXIT ERR
     # A check recorded with soft_fail is a failure even if the script never
     # reached finish (or exited 0 early).
     if [ "$rc" -eq 0 ] && ((${#SOFT_FAILS[@]})); then
