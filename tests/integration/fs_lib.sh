@@ -6,8 +6,8 @@
 # Every mount made through mount_fs is recorded; on any exit the mounts are
 # unmounted (fusermount3 -u, then a lazy unmount as fallback), processes
 # started under $T that lib.sh does not know about (a daemonized dhtfs and
-# the kvnodes of its embedded ring) are stopped, and then lib.sh's cleanup
-# runs with the test's exit code.
+# the kvnodes of its embedded ring) are stopped (fs_unmount_all, an on_exit
+# step), and then lib.sh's cleanup goes on with the test's exit code.
 # Node data on tmpfs when there is one: the nodes fsync every write batch on
 # their loop thread, and on a shared disk under a test's write load one fsync
 # can take seconds — longer than dhtfs waits before it reports EIO.
@@ -34,8 +34,11 @@ stray_pids() {
     pgrep -f -- "$T/" 2>/dev/null | grep -vx -- "$$" || true
 }
 
-fs_cleanup() {
-    local rc=$? m pid i
+# fs_unmount_all: the first cleanup step (on_exit hooks run newest first,
+# and this one is registered when fs_lib.sh is sourced, so it runs after a
+# test's own hooks and before lib.sh kills the processes it started).
+fs_unmount_all() {
+    local m pid i
     set +e
     for pid in "${PIDS[@]}"; do
         kill -CONT "$pid" 2>/dev/null
@@ -57,10 +60,9 @@ fs_cleanup() {
     for pid in $(stray_pids); do
         kill -KILL "$pid" 2>/dev/null
     done
-    (exit "$rc")
-    cleanup
+    return 0
 }
-trap fs_cleanup EXIT
+on_exit fs_unmount_all
 
 # fs_require: skip (77) when this machine cannot mount FUSE file systems.
 fs_require() {
@@ -263,22 +265,6 @@ since() {
 # less_than X Y: X < Y for decimal numbers.
 less_than() {
     awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'
-}
-
-# soft_fail MSG: record a failed check and go on, so that one defect does not
-# hide the checks after it; finish reports them.
-SOFT_FAILS=()
-soft_fail() {
-    echo "FAIL (continuing): $*" >&2
-    SOFT_FAILS+=("$*")
-}
-
-# finish: fail if soft_fail recorded anything, else log success.
-finish() {
-    if ((${#SOFT_FAILS[@]})); then
-        fail "${#SOFT_FAILS[@]} check(s) failed: $(printf '[%s] ' "${SOFT_FAILS[@]}")"
-    fi
-    log "all checks passed"
 }
 
 # sha_of FILE: the sha256 of FILE, or the error reading it.

@@ -8,3 +8,8 @@ dht_fs_test(fs_remount)
 dht_fs_test(fs_fio)
 dht_fs_test(fs_embedded)
 dht_fs_test(fs_fail)
+
+# Fault tests on mounts (label faults;integration;fs; see dht_fault_test).
+dht_fault_test(fs_disk_load "integration;fs" 300)
+dht_fault_test(fs_kill_loop "integration;fs" 300)
+dht_fault_test(fs_freeze "integration;fs" 240)

@@ -52,15 +52,16 @@ if [ "$(id -u)" -ne 0 ]; then
     exit 0
 fi
 # Full disk: a second ring whose nodes each have a 12 MiB tmpfs.
-mapfile -t F < <(free_ports 3)
+alloc_ports F 3
+umount_all() {
+    local i
+    for i in 0 1 2; do umount -l "$T/full$i.data" 2>/dev/null || true; done
+}
+on_exit umount_all
 for i in 0 1 2; do
     mkdir -p "$T/full$i.data"
     mount -t tmpfs -o size=12m tmpfs "$T/full$i.data"
 done
-umount_all() {
-    for i in 0 1 2; do umount -l "$T/full$i.data" 2>/dev/null || true; done
-}
-trap 'umount_all; cleanup' EXIT
 start_node full0 "${F[0]}" ""
 sleep 0.3
 start_node full1 "${F[1]}" "${F[0]}"

@@ -11,17 +11,25 @@ start_ring 5
 for port in "${PORTS[@]}"; do
     wait_ring "$port" 5 20
 done
-writer() {
-    local port=$1 tag=$2 i
+writer() { # every put must succeed: the ring is whole
+    local port=$1 tag=$2 i bad=0
     for ((i = 0; i < 100; i++)); do
-        ctl --peer "127.0.0.1:$port" put hot "$tag-$i" || echo "put $tag-$i failed" >&2
+        ctl --peer "127.0.0.1:$port" put hot "$tag-$i" 2>>"$T/writer-$tag.err" || {
+            echo "put $tag-$i failed" >&2
+            bad=$((bad + 1))
+        }
     done
+    return "$((bad > 0))"
 }
 writer "${PORTS[0]}" A &
 w1=$!
 writer "${PORTS[3]}" B &
 w2=$!
-wait "$w1" "$w2"
+st1=0 st2=0
+wait "$w1" || st1=$?
+wait "$w2" || st2=$?
+[ "$st1$st2" = 00 ] ||
+    fail "concurrent puts to one key failed (writer A status $st1, B $st2): $(cat "$T"/writer-*.err | sort | uniq -c | head -n 5)"
 for ((i = 0; i < 50; i++)); do
     out=$(ctl --peer "127.0.0.1:${PORTS[1]}" replicas hot --json)
     if jq -e '[.replicas[].version] | unique | length == 1 and .[0] != null' <<<"$out" >/dev/null &&
@@ -39,12 +47,20 @@ log "200 concurrent writes through two nodes: all 3 replicas hold one version ($
 
 # put-if-absent: of 6 racing writers exactly one wins.
 racers=()
+: >"$T/winners"
 for i in 0 1 2 3 4 5; do
-    (ctl --peer "127.0.0.1:${PORTS[$((i % 5))]}" put once "w$i" --if-absent 2>/dev/null &&
-        echo "w$i" >>"$T/winners") &
+    ctl --peer "127.0.0.1:${PORTS[$((i % 5))]}" put once "w$i" --if-absent 2>"$T/racer-$i.err" &
     racers+=($!)
 done
-wait "${racers[@]}" || true
+for i in 0 1 2 3 4 5; do
+    st=0
+    wait "${racers[$i]}" || st=$?
+    case $st in
+    0) echo "w$i" >>"$T/winners" ;;
+    1) ;; # the condition failed: another writer was first
+    *) fail "put-if-absent racer $i exited $st (expected 0 or 1): $(cat "$T/racer-$i.err")" ;;
+    esac
+done
 [ "$(wc -l <"$T/winners")" = 1 ] || fail "put-if-absent admitted $(wc -l <"$T/winners") writers"
 [ "$(ctl --peer "127.0.0.1:${PORTS[0]}" get once)" = "$(cat "$T/winners")" ] ||
     fail "stored value is not the winner's"
@@ -90,11 +106,11 @@ mapfile -t reps < <(ctl --peer "127.0.0.1:${PORTS[0]}" replicas fetchme --json |
 key=0007$(printf fetchme | od -An -tx1 | tr -d ' \n')
 old="44480113000000000000000a${key}00000000000000010000000000000001""00"
 new="44480113000000000000000b${key}00000000000000020000000000000001""00"
-"$WIREPOKE" "${reps[0]}" "$old" "$(printf old | od -An -tx1 | tr -d ' \n')" | grep -q "reply REPL_PUT_R" ||
-    fail "planting the old version failed"
+out=$("$WIREPOKE" "${reps[0]}" "$old" "$(printf old | od -An -tx1 | tr -d ' \n')") || out=
+grep -q "reply REPL_PUT_R" <<<"$out" || fail "planting the old version failed: $out"
 for a in "${reps[1]}" "${reps[2]}"; do
-    "$WIREPOKE" "$a" "$new" "$(printf new | od -An -tx1 | tr -d ' \n')" | grep -q "reply REPL_PUT_R" ||
-        fail "planting the new version on $a failed"
+    out=$("$WIREPOKE" "$a" "$new" "$(printf new | od -An -tx1 | tr -d ' \n')") || out=
+    grep -q "reply REPL_PUT_R" <<<"$out" || fail "planting the new version on $a failed: $out"
 done
 [ "$(ctl --peer "127.0.0.1:${PORTS[0]}" get fetchme)" = new ] ||
     fail "a stale authority answered its own old value"

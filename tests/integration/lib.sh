@@ -3,7 +3,21 @@
 # Every test gets a private temp dir and free loopback ports; every process
 # it starts is recorded and killed on any exit (trap), so a failing or
 # interrupted test leaves nothing behind.
+#
+# A test's exit status is sacred: lib.sh owns the EXIT trap. A test never
+# installs its own (`trap '...; cleanup' EXIT` loses the status: its first
+# command resets $?); it registers undo steps with `on_exit CMD...`, which
+# cleanup runs, newest first, with errexit off and the test's status kept.
+# tests/integration/harness_selftest.sh checks this on deliberately failing
+# scripts and refuses any test script that installs an EXIT trap itself.
 set -euo pipefail
+# A failing command inside $(...) fails the substitution too (bash leaves
+# errexit off in command substitutions otherwise).
+shopt -s inherit_errexit
+# A command that stops the test through errexit says which one it was (fail
+# says why itself); -E: also inside functions and subshells.
+set -E
+trap 'echo "FAIL: \`$BASH_COMMAND\` exited $? (${BASH_SOURCE[0]##*/}:$LINENO)" >&2' ERR
 
 BUILD_DIR=${BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../build" && pwd)}
 KVNODE=$BUILD_DIR/kvnode/kvnode
@@ -12,29 +26,57 @@ FREEPORT=$BUILD_DIR/tests/freeport
 TEST_NAME=$(basename "$0" .sh)
 T=$(mktemp -d "${TEST_TMPDIR:-/tmp}/dhtfs-$TEST_NAME.XXXXXX")
 PIDS=()
+EXIT_HOOKS=()
+SOFT_FAILS=()
 STABILIZE_MS=${STABILIZE_MS:-100}
 TIMEOUT_MS=${TIMEOUT_MS:-600}
 
+# on_exit CMD...: run CMD (a word list, eval'd) when the test exits, before
+# the processes are killed; hooks run newest first; their failures are
+# reported but never replace the test's own status.
+on_exit() {
+    EXIT_HOOKS+=("$*")
+}
+
 cleanup() {
-    local rc=$?
-    for pid in "${PIDS[@]}"; do
-        kill -CONT "$pid" 2>/dev/null || true
-        kill -KILL "$pid" 2>/dev/null || true
+    local rc=$? i hook
+    set +eE
+    trap - EXIT ERR
+    # A check recorded with soft_fail is a failure even if the script never
+    # reached finish (or exited 0 early).
+    if [ "$rc" -eq 0 ] && ((${#SOFT_FAILS[@]})); then
+        echo "FAIL: ${#SOFT_FAILS[@]} check(s) failed (soft): $(printf '[%s] ' "${SOFT_FAILS[@]}")" >&2
+        rc=1
+    fi
+    for ((i = ${#EXIT_HOOKS[@]} - 1; i >= 0; i--)); do
+        hook=${EXIT_HOOKS[$i]}
+        (eval "$hook") || echo "[$TEST_NAME] cleanup step '$hook' failed (status $?)" >&2
     done
-    wait 2>/dev/null || true
+    for pid in "${PIDS[@]}"; do
+        kill -CONT "$pid" 2>/dev/null
+        kill -KILL "$pid" 2>/dev/null
+    done
+    wait 2>/dev/null
     if [ "$rc" -ne 0 ]; then
-        echo "--- $TEST_NAME failed (rc=$rc); node logs:" >&2
+        echo "--- $TEST_NAME failed (rc=$rc); logs in $T (kept):" >&2
         for f in "$T"/*.log; do
             [ -f "$f" ] || continue
             echo "=== $f" >&2
-            tail -n 30 "$f" >&2
+            tail -n "${LOG_TAIL:-30}" "$f" >&2
         done
+        # Keep logs and small files for diagnosis, not bulk data.
+        if [ -z "${KEEP_T:-}" ]; then
+            find "$T" -xdev -type f -size +4M -delete 2>/dev/null
+            find "$T" -xdev -depth -type d -empty -delete 2>/dev/null
+        fi
+    elif [ -z "${KEEP_T:-}" ]; then
+        rm -rf "$T"
     fi
-    [ -n "${KEEP_T:-}" ] || rm -rf "$T"
     exit "$rc"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 fail() {
     echo "FAIL: $*" >&2
@@ -48,6 +90,17 @@ log() {
 # free_ports N: print N free loopback ports, one per line.
 free_ports() {
     "$FREEPORT" "$1"
+}
+
+# alloc_ports ARRAY N: N free loopback ports into the array ARRAY (fails
+# unless there are exactly N; `mapfile < <(free_ports N)` would not notice a
+# freeport failure).
+alloc_ports() {
+    local out
+    out=$(free_ports "$2") || fail "freeport $2 failed"
+    mapfile -t "$1" <<<"$out"
+    local -n arr=$1
+    [ "${#arr[@]}" = "$2" ] || fail "freeport gave ${#arr[@]} ports, wanted $2: $out"
 }
 
 # start_node NAME PORT [JOIN_PORT] [extra kvnode flags...]: sets NODE_PID.
@@ -138,7 +191,7 @@ wait_exit() {
 # PORTS and NODE_PIDS arrays.
 start_ring() {
     local n=$1 i
-    mapfile -t PORTS < <(free_ports "$n")
+    alloc_ports PORTS "$n"
     NODE_PIDS=()
     start_node n0 "${PORTS[0]}" ""
     NODE_PIDS+=("$NODE_PID")
@@ -204,4 +257,27 @@ wait_copies() {
         sleep 0.1
     done
     fail "stored copies never settled at 3 x $keys: $out"
+}
+
+# soft_fail MSG: record a failed check and go on, so that one defect does not
+# hide the checks after it; finish (or, failing that, cleanup) reports them.
+soft_fail() {
+    echo "FAIL (continuing): $*" >&2
+    SOFT_FAILS+=("$*")
+}
+
+# finish: fail if soft_fail recorded anything, else log success.
+finish() {
+    if ((${#SOFT_FAILS[@]})); then
+        fail "${#SOFT_FAILS[@]} check(s) failed: $(printf '[%s] ' "${SOFT_FAILS[@]}")"
+    fi
+    log "all checks passed"
+}
+
+# wait_job PID WHAT: wait for a background job and fail unless it exited 0
+# (a background job's status is otherwise never looked at).
+wait_job() {
+    local st=0
+    wait "$1" || st=$?
+    [ "$st" = 0 ] || fail "$2 (pid $1) exited with status $st"
 }

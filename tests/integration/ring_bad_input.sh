@@ -15,7 +15,7 @@ expect_fail() {
     grep -qE -- "$pattern" "$T/err" || fail "'$*' stderr lacks /$pattern/: $(cat "$T/err")"
 }
 
-mapfile -t P < <(free_ports 6)
+alloc_ports P 6
 D=$T/cli.data
 expect_fail 2 "unknown or incomplete option '--bogus'" "$KVNODE" --bogus
 expect_fail 2 "--listen is required" "$KVNODE" --data "$D"

@@ -8,7 +8,7 @@
 # successor order, and every key written before the churn is readable.
 source "$(dirname "$0")/lib.sh"
 
-mapfile -t POOL < <(free_ports 16)
+alloc_ports POOL 16
 declare -A PID_OF=()
 live=()
 spawn() { # spawn INDEX JOIN_PORT

@@ -3,7 +3,7 @@
 # sort out the races (the lecture's join alone would not).
 source "$(dirname "$0")/lib.sh"
 
-mapfile -t PORTS < <(free_ports 9)
+alloc_ports PORTS 9
 start_node n0 "${PORTS[0]}" ""
 sleep 0.3
 for i in 1 2 3 4; do

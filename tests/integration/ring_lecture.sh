@@ -8,7 +8,7 @@ source "$(dirname "$0")/lib.sh"
 STABILIZE_MS=200
 
 ids=(8 16 32 40 48 61)
-mapfile -t P < <(free_ports 7)
+alloc_ports P 7
 start_node "p8" "${P[0]}" "" --id-bits 6 --id 8 --log-level debug
 sleep 0.3
 for k in 1 2 3 4 5; do

@@ -15,13 +15,15 @@ export DHTFS_NETNS_PREFIX=dt$$ DHTFS_NETNS_SUBNET=10.231.$((RANDOM % 200 + 20))
 export KVNODE_ARGS="--stabilize-ms 100 --timeout-ms 600"
 SUB=$DHTFS_NETNS_SUBNET
 netns_cleanup() {
-    "$CLUSTER" stop >/dev/null 2>&1 || true
+    local ns
+    "$CLUSTER" stop >/dev/null 2>&1
     for ns in $(ip netns list | awk '{print $1}' | grep "^$DHTFS_NETNS_PREFIX-n"); do
         ip netns del "$ns"
     done
-    ip link del "$DHTFS_NETNS_PREFIX-br" 2>/dev/null || true
+    ip link del "$DHTFS_NETNS_PREFIX-br" 2>/dev/null
+    return 0
 }
-trap 'netns_cleanup; cleanup' EXIT
+on_exit netns_cleanup
 
 "$CLUSTER" start 3 --netns >"$T/start.log" 2>&1 || fail "cluster start failed: $(cat "$T/start.log")"
 [ "$(ip netns list | grep -c "^$DHTFS_NETNS_PREFIX-n")" = 3 ] || fail "expected 3 namespaces"
