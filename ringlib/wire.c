@@ -341,6 +341,7 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         if (m->has_opid) {
             put_opid(&w, m->opid);
             put_u32(&w, m->budget_ms);
+            put_u8(&w, m->earlier_unknown ? 1 : 0);
         }
         break;
     case WIRE_KV_PUT | WIRE_REPLY:
@@ -522,6 +523,7 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         if (out->has_opid) {
             out->opid = get_opid(&r);
             out->budget_ms = get_u32(&r);
+            out->earlier_unknown = get_bool(&r);
         }
         break;
     case WIRE_KV_PUT | WIRE_REPLY:

@@ -175,11 +175,15 @@ typedef struct {
      * identity of the client write (KV_PUT: this one; REPL_*: the one that
      * made `version`), client never 0. KV_PUT only: the client's remaining
      * budget in ms from receipt (0: none given); a write still queued when
-     * it runs out is dropped, never applied.
+     * it runs out is dropped, never applied; and whether an earlier attempt
+     * of this write went unanswered (it may have applied), so a failed
+     * condition that the coordinator cannot attribute is reported as an
+     * unknown outcome rather than a conflict.
      */
     bool has_opid;
     kv_opid_t opid;
     uint32_t budget_ms;
+    bool earlier_unknown;
     /* The value frame (types with wire_type_has_value); set by the transport. */
     const uint8_t *value;
     size_t value_len;

@@ -348,6 +348,7 @@ static void assert_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
     assert_true(a->opid.client == b->opid.client);
     assert_true(a->opid.seq == b->opid.seq);
     assert_true(a->budget_ms == b->budget_ms);
+    assert_int_equal(a->earlier_unknown, b->earlier_unknown);
     assert_true(a->primary_keys == b->primary_keys);
     assert_true(a->stored_keys == b->stored_keys);
     assert_true(a->under_replicated == b->under_replicated);
@@ -1634,8 +1635,10 @@ static void fill_opid(wire_msg_t *m, uint8_t type, bool big)
     m->has_opid = true;
     m->opid.client = big ? UINT64_MAX : 0x8182838485868788ull;
     m->opid.seq = big ? UINT64_MAX : 0x9192939495969798ull;
-    if (type == WIRE_KV_PUT)
+    if (type == WIRE_KV_PUT) {
         m->budget_ms = big ? UINT32_MAX : 0xa1a2a3a4u;
+        m->earlier_unknown = !big;
+    }
 }
 
 static const uint8_t opid_types[] = {WIRE_KV_PUT, WIRE_REPL_PUT, WIRE_REPL_GET | WIRE_REPLY};
@@ -1679,10 +1682,11 @@ static void test_wire_encode_body_layout_opid(void **state)
     m->opid.client = 0x0102030405060708ull;
     m->opid.seq = 0x1112131415161718ull;
     m->budget_ms = 0x21222324u;
-    /* key, flags, cond, cond_version (16 zero bytes), client, seq, budget. */
-    uint8_t put[2 + 1 + 1 + 1 + 16 + 8 + 8 + 4] = {0, 1, 'k'};
-    const uint8_t tail[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x11, 0x12,
-                            0x13, 0x14, 0x15, 0x16, 0x17, 0x18, 0x21, 0x22, 0x23, 0x24};
+    m->earlier_unknown = true;
+    /* key, flags, cond, cond_version (16 zero bytes), client, seq, budget, earlier_unknown. */
+    uint8_t put[2 + 1 + 1 + 1 + 16 + 8 + 8 + 4 + 1] = {0, 1, 'k'};
+    const uint8_t tail[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x11, 0x12, 0x13,
+                            0x14, 0x15, 0x16, 0x17, 0x18, 0x21, 0x22, 0x23, 0x24, 0x01};
     memcpy(put + sizeof put - sizeof tail, tail, sizeof tail);
     assert_int_equal(encode_ok(m), OFF_BODY + sizeof put);
     assert_int_equal(frame[OFF_VERSION], 2);
@@ -1710,9 +1714,15 @@ static void test_wire_opid_client_zero_refused(void **state)
         fill_opid(m, opid_types[t], false);
         size_t n = encode_ok(m);
         /* client is the first u64 after the version-1 body */
-        size_t at = opid_types[t] == WIRE_KV_PUT ? n - 20 : n - 16;
+        size_t at = opid_types[t] == WIRE_KV_PUT ? n - 21 : n - 16;
         memset(frame + at, 0, 8);
         assert_decode(frame, n, -EBADMSG);
+        if (opid_types[t] == WIRE_KV_PUT) {
+            /* earlier_unknown is a bool: 2 is malformed */
+            encode_ok(m);
+            frame[n - 1] = 2;
+            assert_decode(frame, n, -EBADMSG);
+        }
         m->opid.client = 0;
         assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
     }
