@@ -30,6 +30,7 @@ void kv_fini(node_t *n)
         kv_stream_free(s);
         s = next;
     }
+    kv_dedup_destroy(&n->kv->dedup);
     free(n->kv);
     n->kv = NULL;
 }

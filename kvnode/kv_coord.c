@@ -14,6 +14,18 @@
  * believe they own a key (during a membership change) can each admit one
  * conditional write; the version order still makes every replica converge
  * on one of them.
+ *
+ * Exactly-once writes: a client write carries its identity (kv_opid_t).
+ * The coordinator remembers recent identities (kv_dedup): a retry of a
+ * write it finished is answered with the first answer, a retry of one
+ * still queued or running is attached to it and answered with its
+ * outcome. Replicas store the identity with the version, so a retry that
+ * reaches a coordinator that never saw the first attempt (authority
+ * change, forgotten entry) and finds its identity on the newest version
+ * answers success with that version instead of failing its condition.
+ * Only outcomes that say what happened are remembered (applied, or the
+ * condition failed); a write refused or cut short may run again, and the
+ * identity check then decides.
  */
 #include "kv_i.h"
 
@@ -33,6 +45,22 @@ typedef struct {
     unsigned phase;
     unsigned idx;
 } op_call_t;
+
+/* A retry attached to the write it repeats: answered with its outcome. */
+typedef struct joiner {
+    struct joiner *next;
+    uint8_t ident[IDENT_MAX];
+    size_t ident_len;
+    uint64_t req_id;
+} joiner_t;
+
+enum {
+    /* Writes queued on one key beyond the one running; more are refused (EAGAIN). */
+    QUEUE_MAX = 64,
+    /* What the coordinator remembers of client writes (kv_dedup.h). */
+    DEDUP_CLIENTS = 1024,
+    DEDUP_PER_CLIENT = 256,
+};
 
 typedef struct kv_op {
     node_t *n;
@@ -71,18 +99,40 @@ typedef struct kv_op {
     bool answered;
     bool busy; /* holds the key's conditional slot */
     int worst_rc;
+    /* The client write's identity, if it has one, and its entry in kv->dedup. */
+    bool has_opid, in_dedup, earlier_unknown;
+    kv_opid_t opid;
+    /* Read phase: identity of the write that made the newest version seen. */
+    kv_opid_t best_opid;
+    /* Write phase: write op->version as it is (an earlier attempt's version). */
+    bool keep_version;
+    /* Loop clock after which the client has given up (0: no budget given). */
+    uint64_t deadline_ms;
+    joiner_t *joiners;
 } kv_op_t;
 
 static void op_step(kv_op_t *op);
 static void op_start_phase(kv_op_t *op, unsigned phase);
 static void op_maybe_free(kv_op_t *op);
 
-/* Start an op that waited for its key: conditional ones read first. */
+static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/*
+ * Start an op that waited for its key: conditional ones read first. One
+ * whose client gave up while it waited is dropped, never applied: running
+ * it would apply a write the client may already report as failed and
+ * replace by another.
+ */
 static void op_start_queued(loop_t *loop, void *arg)
 {
     (void)loop;
     kv_op_t *op = arg;
-    op_start_phase(op, op->cond == WIRE_COND_NONE ? 1 : 0);
+    if (op->deadline_ms && loop_clock_ms() > op->deadline_ms)
+        op_answer_error(op, ECANCELED,
+                        "dropped unapplied: the client's time ran out while the write was queued");
+    else
+        op_start_phase(op, op->cond == WIRE_COND_NONE ? 1 : 0);
     op_maybe_free(op);
 }
 
@@ -93,6 +143,35 @@ static void op_maybe_free(kv_op_t *op)
     free(op->value);
     free(op->pending_value);
     free(op);
+}
+
+/*
+ * Record the outcome of an identified write for its retries. Remembered:
+ * applied (rc 0) and a failed condition or invalid request, which say what
+ * happened. Forgotten, so a retry runs again: everything that leaves the
+ * write unapplied (queue full, dropped, shutting down) or its fate unknown
+ * (no quorum, disk full) — running again is then safe, because a
+ * conditional write's read finds its own identity if it did land.
+ */
+static void op_dedup_end(kv_op_t *op, int rc, kv_version_t version)
+{
+    if (!op->in_dedup)
+        return;
+    op->in_dedup = false;
+    kv_dedup_t *d = op->n->kv->dedup;
+    if (rc == 0 || rc == -EEXIST || rc == -ESTALE || rc == -EINVAL)
+        kv_dedup_finish(d, op->opid, rc, version);
+    else
+        kv_dedup_forget(d, op->opid);
+}
+
+static void op_free_joiners(kv_op_t *op)
+{
+    while (op->joiners) {
+        joiner_t *j = op->joiners;
+        op->joiners = j->next;
+        free(j);
+    }
 }
 
 /* Release the key's conditional slot and start the next op queued on it. */
@@ -123,9 +202,6 @@ static void op_release(kv_op_t *op)
 }
 
 static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
 {
     if (op->answered)
         return;
@@ -135,7 +211,11 @@ static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    op_dedup_end(op, -err, (kv_version_t){0, 0});
     node_reply_error(op->n, op->ident, op->ident_len, op->req_id, err, "%s", msg);
+    for (joiner_t *j = op->joiners; j; j = j->next)
+        node_reply_error(op->n, j->ident, j->ident_len, j->req_id, err, "%s", msg);
+    op_free_joiners(op);
     op_release(op);
 }
 
@@ -144,8 +224,15 @@ static void op_answer(kv_op_t *op, wire_msg_t *r)
     if (op->answered)
         return;
     op->answered = true;
+    if (op->kind == OP_PUT)
+        op_dedup_end(op, 0, r->version);
     r->req_id = op->req_id;
     node_send(op->n, op->ident, op->ident_len, r);
+    for (joiner_t *j = op->joiners; j; j = j->next) {
+        r->req_id = j->req_id;
+        node_send(op->n, j->ident, j->ident_len, r);
+    }
+    op_free_joiners(op);
     op_release(op);
 }
 
@@ -174,6 +261,7 @@ static void op_on_reply(kv_op_t *op, unsigned phase, unsigned idx, int rc, const
         found = local ? true : r->found;
         version = local ? local->version : r->version;
         uint8_t flags = local ? local->flags : r->flags;
+        kv_opid_t opid = local ? local->opid : r->has_opid ? r->opid : (kv_opid_t){0, 0};
         if (found && !kv_version_plausible(version)) {
             log_warn("kv", "a replica answered with a version from the future; ignored");
             rc = -EBADMSG;
@@ -189,6 +277,7 @@ static void op_on_reply(kv_op_t *op, unsigned phase, unsigned idx, int rc, const
                 op->flags = flags;
                 op->have_best = true;
                 op->best_idx = idx;
+                op->best_opid = opid;
                 /* Only our own copy comes with its value (a tombstone has none). */
                 op->best_needs_fetch = local == NULL && !(flags & WIRE_FLAG_TOMBSTONE);
                 if (local) {
@@ -200,6 +289,10 @@ static void op_on_reply(kv_op_t *op, unsigned phase, unsigned idx, int rc, const
                         op->best_needs_fetch = true;
                     }
                 }
+            } else if (kv_version_cmp(version, op->version) == 0 &&
+                       !kv_opid_is_set(op->best_opid)) {
+                /* One write, one version: a copy made by anti-entropy may lack the identity. */
+                op->best_opid = opid;
             }
         }
     }
@@ -274,8 +367,8 @@ static void op_send_all(kv_op_t *op)
                 }
                 op_on_reply(op, 0, i, rc, NULL, rc == 0 ? &rec : NULL);
             } else {
-                int rc = store_put(n->store, op->key, op->key_len, op->version, op->flags,
-                                   op->value, op->value_len, NULL);
+                int rc = store_put_opid(n->store, op->key, op->key_len, op->version, op->flags,
+                                        op->opid, op->value, op->value_len, NULL);
                 if (rc < 0) {
                     log_warn("kv", "local write failed: %s", strerror(-rc));
                     op_on_reply(op, 1, i, rc, NULL, NULL);
@@ -300,6 +393,8 @@ static void op_send_all(kv_op_t *op)
             req.flags = op->flags;
             req.value = op->value;
             req.value_len = op->value_len;
+            req.has_opid = op->has_opid;
+            req.opid = op->opid;
         }
         int rc = addr ? rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_remote_reply, c)
                       : -EHOSTUNREACH;
@@ -323,7 +418,7 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
         return;
     }
     kv_quorum_init(&op->q, op->nrep, need);
-    if (phase == 1) {
+    if (phase == 1 && !op->keep_version) {
         op->version.hlc = kv_clock_tick(&n->clock, kv_wall_ms());
         op->version.node = n->self;
     }
@@ -438,6 +533,39 @@ static void op_step(kv_op_t *op)
         return;
     }
     /* A conditional put after its read phase. */
+    if (op->has_opid && op->have_best && kv_opid_equal(op->best_opid, op->opid)) {
+        /*
+         * The newest version is this very write, made by an earlier attempt
+         * whose answer was lost (at another coordinator, or one we forgot):
+         * it was applied, so its condition held then. It may sit on fewer
+         * than W replicas if that attempt was cut short, so write it again
+         * under the same version — replicas holding it keep it, the others
+         * take the same bytes — and answer that version.
+         */
+        free(op->value);
+        op->value = op->pending_value;
+        op->value_len = op->pending_len;
+        op->pending_value = NULL;
+        op->flags = op->pending_flags;
+        op->keep_version = true;
+        op_start_phase(op, 1);
+        return;
+    }
+    bool failed = (op->cond == WIRE_COND_ABSENT && live) ||
+                  (op->cond == WIRE_COND_VERSION &&
+                   (!live || kv_version_cmp(op->version, op->cond_version) != 0));
+    if (failed && op->earlier_unknown) {
+        /*
+         * Not our identity on the newest version, and no first answer
+         * remembered: an unanswered earlier attempt may have applied and
+         * been overwritten since, or never have run. Saying "conflict"
+         * would make the client apply its change again.
+         */
+        op_answer_error(op, ETIMEDOUT,
+                        "outcome unknown: the condition fails now, and an earlier attempt of "
+                        "this write (unanswered) may have applied");
+        return;
+    }
     if (op->cond == WIRE_COND_ABSENT && live) {
         char v[KV_VERSION_STR_MAX];
         kv_version_to_str(op->version, v);
@@ -458,6 +586,68 @@ static void op_step(kv_op_t *op)
     op->pending_value = NULL;
     op->flags = op->pending_flags;
     op_start_phase(op, 1);
+}
+
+/*
+ * Test hook DHT_TEST_COORD_FORGETS: keep no table, as a coordinator that
+ * never saw the first attempt (after an authority change) would; only
+ * the identity stored with the record then stops a double application.
+ */
+static bool coord_forgets(void)
+{
+    static int forgets = -1;
+    if (forgets < 0)
+        forgets = getenv("DHT_TEST_COORD_FORGETS") != NULL;
+    return forgets == 1;
+}
+
+/*
+ * An identified write the table already knows: answer a finished one with
+ * its first answer, attach a running one's retry to it. Returns true if
+ * the request is taken care of (answered, attached or refused).
+ */
+static bool op_dedup_begin(kv_op_t *op, const wire_msg_t *m)
+{
+    node_t *n = op->n;
+    void *owner = NULL;
+    kv_dedup_outcome_t out;
+    int st = kv_dedup_begin(n->kv->dedup, op->opid, op, &owner, &out);
+    if (st == KV_DEDUP_NEW) {
+        op->in_dedup = true;
+        return false;
+    }
+    if (st == KV_DEDUP_DONE && out.rc == 0) {
+        wire_msg_t r;
+        wire_init(&r, WIRE_KV_PUT | WIRE_REPLY, op->req_id);
+        r.version = out.version;
+        node_send(n, op->ident, op->ident_len, &r);
+    } else if (st == KV_DEDUP_DONE) {
+        node_reply_error(n, op->ident, op->ident_len, op->req_id, -out.rc,
+                         "%s (the answer to this write's first attempt)", strerror(-out.rc));
+    } else if (st == KV_DEDUP_RUNNING) {
+        kv_op_t *first = owner;
+        joiner_t *j = calloc(1, sizeof *j);
+        if (!j) {
+            node_reply_error(n, op->ident, op->ident_len, op->req_id, ENOMEM, "out of memory");
+            return true;
+        }
+        memcpy(j->ident, op->ident, op->ident_len);
+        j->ident_len = op->ident_len;
+        j->req_id = op->req_id;
+        j->next = first->joiners;
+        first->joiners = j;
+        /* The client still waits: a queued first attempt may run until this retry's end. */
+        if (m->budget_ms && first->deadline_ms) {
+            uint64_t until = loop_clock_ms() + m->budget_ms;
+            if (until > first->deadline_ms)
+                first->deadline_ms = until;
+        }
+    } else {
+        node_reply_error(n, op->ident, op->ident_len, op->req_id, -st, "%s",
+                         st == -EAGAIN ? "too many writes of this client in flight; retry later"
+                                       : "out of memory");
+    }
+    return true;
 }
 
 void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
@@ -504,6 +694,20 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
             return;
         }
         memcpy(copy, m->value, m->value_len);
+        op->has_opid = m->has_opid;
+        op->earlier_unknown = m->has_opid && m->earlier_unknown;
+        op->opid = m->has_opid ? m->opid : (kv_opid_t){0, 0};
+        if (m->has_opid && m->budget_ms)
+            op->deadline_ms = loop_clock_ms() + m->budget_ms;
+        if (op->has_opid && !coord_forgets() &&
+            (n->kv->dedup ||
+             (n->kv->dedup = kv_dedup_new(DEDUP_CLIENTS, DEDUP_PER_CLIENT)) != NULL)) {
+            if (op_dedup_begin(op, m)) {
+                free(copy);
+                free(op);
+                return;
+            }
+        }
         op->cond = m->cond;
         op->cond_version = m->cond_version;
         if (op->cond == WIRE_COND_NONE) {
@@ -522,9 +726,21 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
          */
         for (kv_op_t *b = n->kv->busy; b; b = b->next) {
             if (b->key_len == op->key_len && memcmp(b->key, op->key, op->key_len) == 0) {
+                /* Bounded, so a hot key cannot hold unbounded memory or delay. */
+                unsigned queued = 0;
                 kv_op_t **tail = &b->waiting;
-                while (*tail)
+                while (*tail) {
                     tail = &(*tail)->waiting;
+                    queued++;
+                }
+                if (queued >= QUEUE_MAX) {
+                    op->answered = true;
+                    op_dedup_end(op, -EAGAIN, (kv_version_t){0, 0});
+                    node_reply_error(n, ident, ident_len, m->req_id, EAGAIN,
+                                     "%u writes already queued on this key; retry later", queued);
+                    op_maybe_free(op);
+                    return;
+                }
                 *tail = op;
                 return;
             }

@@ -14,6 +14,7 @@
 
 #include "node_i.h"
 
+#include "kv_dedup.h"
 #include "kv_quorum.h"
 #include "kv_sync.h"
 
@@ -46,6 +47,7 @@ enum {
 struct kv {
     node_t *n;
     struct kv_op *busy; /* kv_coord.c: ops holding their key's write slot */
+    kv_dedup_t *dedup;  /* kv_coord.c: recent client writes (created on first use) */
     sync_t *sessions;
     unsigned served;
     /* the current anti-entropy round */

@@ -29,6 +29,9 @@ void kv_replica_serve_get(node_t *n, const uint8_t *ident, size_t ident_len, con
         r->found = true;
         r->version = rec.version;
         r->flags = rec.flags;
+        /* The writer's identity lets a coordinator recognise a retried write. */
+        r->has_opid = kv_opid_is_set(rec.opid);
+        r->opid = rec.opid;
         if (m->read_mode == WIRE_READ_FULL) {
             r->value = rec.value;
             r->value_len = rec.value_len;
@@ -91,8 +94,9 @@ void kv_replica_serve_put(node_t *n, const uint8_t *ident, size_t ident_len, con
     }
     kv_clock_observe(&n->clock, m->version.hlc);
     kv_version_t current;
-    int rc = store_put(n->store, m->key_bytes, m->key_len, m->version, m->flags, m->value,
-                       m->value_len, &current);
+    int rc =
+        store_put_opid(n->store, m->key_bytes, m->key_len, m->version, m->flags,
+                       m->has_opid ? m->opid : (kv_opid_t){0, 0}, m->value, m->value_len, &current);
     if (rc < 0) {
         node_reply_error(n, ident, ident_len, m->req_id, -rc, "%s",
                          rc == -ENOSPC ? "no space left on the node's disk" : strerror(-rc));

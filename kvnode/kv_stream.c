@@ -106,6 +106,8 @@ static bool sync_send_put(sync_t *s, const uint8_t *key, uint16_t key_len, kv_sy
     req.flags = rec.flags;
     req.value = rec.value;
     req.value_len = rec.value_len;
+    req.has_opid = kv_opid_is_set(rec.opid); /* copies keep the writer's identity */
+    req.opid = rec.opid;
     int rc = rpc_call(n->rpc, s->addr, &req, n->cfg.timeout_ms * 4, on_sync_put, s);
     if (rc < 0) {
         *step = kv_sync_on_put(s->ks, rc);

@@ -6,7 +6,15 @@
  * and fall back to a lookup through a seed; "not mine" moves on to the
  * named node; answers with an error code from a coordinator (no quorum,
  * condition failed, disk full) are final, because the coordinator already
- * did what any retry would do.
+ * did what any retry would do; "busy" (EAGAIN) is retried after a pause.
+ *
+ * Every write carries this client's random id and its own sequence
+ * number, the same on every retry, so a coordinator answers a retry with
+ * the first attempt's outcome instead of applying the write twice. A
+ * retry after an unanswered attempt says so (earlier_unknown), so a
+ * condition that fails for a reason the coordinator cannot tie to this
+ * write comes back as an unknown outcome (-ETIMEDOUT), never as a
+ * conflict the caller would resolve by applying its change again.
  */
 #include "kvclient.h"
 
@@ -14,6 +22,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +63,10 @@ typedef struct op {
     kvc_done_fn done;
     kvc_lookup_fn ldone;
     void *arg;
+    /* Writes: identity (same on every retry); an attempt went unanswered. */
+    kv_opid_t opid;
+    bool unknown;
+    bool hook_dropped;
 } op_t;
 
 struct kvc {
@@ -68,6 +81,8 @@ struct kvc {
     cnode_t *cache;
     size_t ncache;
     op_t *ops;
+    uint64_t client_id, next_seq;
+    unsigned lose_pct; /* test hook: DHT_TEST_LOSE_PUT_ANSWER_PCT */
 };
 
 static void dispatch(op_t *op);
@@ -227,6 +242,14 @@ static void on_kv_reply(int rc, const wire_msg_t *r, void *arg)
         complete(op, rc, NULL, "client shut down");
         return;
     }
+    if (op->kind == K_PUT && c->lose_pct && !op->hook_dropped && r &&
+        (unsigned)rand() % 100 < c->lose_pct) {
+        /* Test hook: behave as if this answer was lost on the way. */
+        op->hook_dropped = true;
+        op->unknown = true;
+        retry(op, "test hook: answer dropped");
+        return;
+    }
     if (rc == 0) {
         if (op->kind == K_GET && !r->found)
             complete(op, -ENOENT, r, NULL);
@@ -248,8 +271,15 @@ static void on_kv_reply(int rc, const wire_msg_t *r, void *arg)
                  "the ring is changing; no node took the key");
         return;
     }
+    if (rc == -EAGAIN && r) {
+        /* The key's queue is full or this client has too much in flight: not applied. */
+        retry(op, r->err_msg[0] ? r->err_msg : "coordinator busy");
+        return;
+    }
     if (!r || rc == -ESHUTDOWN) {
         /* No answer (or the node is leaving): forget it and look again. */
+        if (!r)
+            op->unknown = true; /* it may have been applied */
         cache_remove_addr(c, op->target);
         retry(op, rc == -ESHUTDOWN ? "node leaving" : "no answer from the ring");
         return;
@@ -274,6 +304,12 @@ static void send_kv(op_t *op, const char *addr)
         req->cond_version = op->cond_version;
         req->value = op->value;
         req->value_len = op->value_len;
+        req->has_opid = true;
+        req->opid = op->opid;
+        req->earlier_unknown = op->unknown;
+        uint64_t now = loop_clock_ms();
+        uint64_t left = op->deadline_ms > now ? op->deadline_ms - now : 1;
+        req->budget_ms = left > UINT32_MAX ? UINT32_MAX : (uint32_t)left;
     }
     snprintf(op->target, sizeof op->target, "%s", addr);
     int rc = rpc_call(c->rpc, addr, req, c->timeout_ms, on_kv_reply, op);
@@ -408,6 +444,20 @@ kvc_t *kvc_new(rpc_t *rpc, loop_t *loop, const char *const *seeds, size_t nseeds
     c->rpc = rpc;
     c->loop = loop;
     c->timeout_ms = timeout_ms;
+    if (sodium_init() < 0) {
+        free(c);
+        return NULL;
+    }
+    /* Random, so two clients (or one restarted) never share an id; 0 means "none". */
+    while (c->client_id == 0)
+        randombytes_buf(&c->client_id, sizeof c->client_id);
+    const char *lose = getenv("DHT_TEST_LOSE_PUT_ANSWER_PCT");
+    if (lose && *lose) {
+        c->lose_pct = (unsigned)strtoul(lose, NULL, 10);
+        if (c->lose_pct > 100)
+            c->lose_pct = 100;
+        log_warn("kvc", "test hook: dropping the first answer of %u%% of writes", c->lose_pct);
+    }
     c->seeds = calloc(nseeds, sizeof *c->seeds);
     c->cache = calloc(CACHE_MAX, sizeof *c->cache);
     if (!c->seeds || !c->cache) {
@@ -496,6 +546,7 @@ static int put_op(kvc_t *c, const void *key, size_t key_len, const void *value, 
                : cond == KVC_PUT_IF_VERSION ? WIRE_COND_VERSION
                                             : WIRE_COND_NONE;
     op->cond_version = if_version;
+    op->opid = (kv_opid_t){c->client_id, ++c->next_seq};
     op->done = done;
     op->arg = arg;
     dispatch(op);

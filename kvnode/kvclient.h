@@ -24,9 +24,18 @@ typedef struct kvc kvc_t;
 
 typedef struct {
     /*
-     * 0; -ENOENT (get: no such key); -EEXIST / -ESTALE (a conditional put's
-     * condition failed); -ETIMEDOUT (no quorum or no answer in time);
-     * -ENOSPC (replicas out of disk); -EINVAL / -EFBIG (bad request); -EIO.
+     * 0 (a write: applied exactly once, even if retried); -ENOENT (get: no
+     * such key); definite failures, where the write was not applied:
+     * -EEXIST / -ESTALE (a conditional put's condition failed — also after
+     * retries: a retry that finds this write's own identity on the stored
+     * version reports 0 instead), -EINVAL / -EFBIG (bad request),
+     * -ECANCELED (client shut down, or the write was dropped unapplied at
+     * the coordinator after its time ran out); and -ETIMEDOUT: the outcome
+     * is unknown (no quorum, no answer in time, or a retry's condition
+     * failed after an unanswered attempt) — a write may or may not have
+     * been applied, and a caller must re-read rather than assume either;
+     * -ENOSPC (replicas out of disk; like -ETIMEDOUT, some replicas may
+     * hold the write); -EIO.
      */
     int rc;
     kv_version_t version; /* get: the value's; put: the one written */
@@ -62,6 +71,14 @@ typedef enum {
 
 int kvc_put(kvc_t *c, const void *key, size_t key_len, const void *value, size_t value_len,
             kvc_cond_t cond, kv_version_t if_version, kvc_done_fn done, void *arg);
+/*
+ * Each put/del gets this client's identity (a random 64-bit id per kvc_t)
+ * and the next sequence number, sent unchanged on every retry, so the
+ * store applies it at most once (ARCHITECTURE.md, "Exactly-once writes").
+ * Test hook: with DHT_TEST_LOSE_PUT_ANSWER_PCT=P in the environment, the
+ * first answer of P% of writes is thrown away as if lost and the write is
+ * retried (tests only).
+ */
 /* Delete = write a tombstone (conditions as for put). */
 int kvc_del(kvc_t *c, const void *key, size_t key_len, kvc_cond_t cond, kv_version_t if_version,
             kvc_done_fn done, void *arg);

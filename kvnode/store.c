@@ -2,7 +2,12 @@
  * store.c — LMDB-backed record store with an LRU read cache.
  *
  * LMDB keys are [position: 8 bytes big-endian][key bytes], so byte order is
- * ring order; LMDB values are [hlc 8][node 8][flags 1][value bytes].
+ * ring order; LMDB values are [hlc 8][node 8][flags 1][value bytes], or,
+ * with REC_OPID set in the flags byte (never on the wire),
+ * [hlc 8][node 8][flags 1][client 8][seq 8][value bytes]: the identity of
+ * the client write that made the version. Records written before
+ * identities existed simply lack the bit. The cache holds the same
+ * payload (identity, then value) so both paths decode alike.
  *
  * One write transaction accumulates every write of an event-loop iteration;
  * store_commit() (the loop's before-poll hook) makes them durable with one
@@ -29,6 +34,8 @@
 
 enum {
     REC_HEADER = 17,
+    REC_OPID = 0x80, /* a stored-flags bit: the payload starts with a 16-byte opid */
+    REC_OPID_LEN = 16,
     DBKEY_MAX = 8 + WIRE_KEY_MAX,
 };
 
@@ -110,17 +117,33 @@ static void put_be64(uint8_t *p, uint64_t v)
         p[i] = (uint8_t)(v >> (56 - 8 * i));
 }
 
+/* Split a stored payload (optional identity, then the value). */
+static int decode_payload(kv_version_t version, uint8_t flags, const uint8_t *p, size_t len,
+                          store_rec_t *rec)
+{
+    rec->version = version;
+    rec->flags = flags & (uint8_t)~REC_OPID;
+    rec->opid = (kv_opid_t){0, 0};
+    if (flags & REC_OPID) {
+        if (len < REC_OPID_LEN)
+            return -EIO;
+        rec->opid.client = get_be64(p);
+        rec->opid.seq = get_be64(p + 8);
+        p += REC_OPID_LEN;
+        len -= REC_OPID_LEN;
+    }
+    rec->value = p;
+    rec->value_len = len;
+    return 0;
+}
+
 static int decode_rec(const MDB_val *v, store_rec_t *rec)
 {
     if (v->mv_size < REC_HEADER)
         return -EIO;
     const uint8_t *p = v->mv_data;
-    rec->version.hlc = get_be64(p);
-    rec->version.node = get_be64(p + 8);
-    rec->flags = p[16];
-    rec->value = p + REC_HEADER;
-    rec->value_len = v->mv_size - REC_HEADER;
-    return 0;
+    kv_version_t version = {get_be64(p), get_be64(p + 8)};
+    return decode_payload(version, p[16], p + REC_HEADER, v->mv_size - REC_HEADER, rec);
 }
 
 /* The transaction reads go through: the staged one, else the read one. */
@@ -146,7 +169,8 @@ static int count_all(store_t *st)
     int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (rc == MDB_SUCCESS) {
         st->count++;
-        st->bytes += v.mv_size > REC_HEADER ? v.mv_size - REC_HEADER : 0;
+        store_rec_t rec;
+        st->bytes += decode_rec(&v, &rec) == 0 ? rec.value_len : 0;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
@@ -225,10 +249,8 @@ int store_get(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
     if (key_len == 0 || key_len > WIRE_KEY_MAX)
         return -EINVAL;
     kv_cache_hit_t hit;
-    if (kv_cache_get(st->cache, key, key_len, &hit) == 0) {
-        *rec = (store_rec_t){hit.version, hit.flags, hit.value, hit.value_len};
-        return 0;
-    }
+    if (kv_cache_get(st->cache, key, key_len, &hit) == 0)
+        return decode_payload(hit.version, hit.flags, hit.value, hit.value_len, rec);
     MDB_txn *txn = read_txn(st);
     if (!txn)
         return -EIO;
@@ -237,8 +259,11 @@ int store_get(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
     if (rc != MDB_SUCCESS)
         return mdb_to_errno(rc);
     rc = decode_rec(&v, rec);
-    if (rc == 0)
-        kv_cache_put(st->cache, key, key_len, rec->version, rec->flags, rec->value, rec->value_len);
+    if (rc == 0) {
+        const uint8_t *p = v.mv_data;
+        kv_cache_put(st->cache, key, key_len, rec->version, p[16], p + REC_HEADER,
+                     v.mv_size - REC_HEADER);
+    }
     return rc;
 }
 
@@ -255,6 +280,14 @@ static int begin_write(store_t *st)
 
 int store_put(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version, uint8_t flags,
               const void *value, size_t value_len, kv_version_t *current)
+{
+    return store_put_opid(st, key, key_len, version, flags, (kv_opid_t){0, 0}, value, value_len,
+                          current);
+}
+
+int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version,
+                   uint8_t flags, kv_opid_t opid, const void *value, size_t value_len,
+                   kv_version_t *current)
 {
     if (key_len == 0 || key_len > WIRE_KEY_MAX || value_len > WIRE_VALUE_MAX)
         return -EINVAL;
@@ -273,24 +306,29 @@ int store_put(store_t *st, const uint8_t *key, size_t key_len, kv_version_t vers
             return 0;
         }
         existed = true;
-        old_len = v.mv_size - REC_HEADER;
+        old_len = old.value_len;
     } else if (rc != MDB_NOTFOUND) {
         return mdb_to_errno(rc);
     }
+    size_t idlen = kv_opid_is_set(opid) ? REC_OPID_LEN : 0;
     /* MDB_RESERVE lets LMDB hand us the destination: one copy of the value. */
-    MDB_val out = {REC_HEADER + value_len, NULL};
+    MDB_val out = {REC_HEADER + idlen + value_len, NULL};
     rc = mdb_put(st->wtxn, st->dbi, &k, &out, MDB_RESERVE);
     if (rc != MDB_SUCCESS)
         return mdb_to_errno(rc);
     uint8_t *p = out.mv_data;
     put_be64(p, version.hlc);
     put_be64(p + 8, version.node);
-    p[16] = flags;
+    p[16] = (uint8_t)(flags | (idlen ? REC_OPID : 0));
+    if (idlen) {
+        put_be64(p + REC_HEADER, opid.client);
+        put_be64(p + REC_HEADER + 8, opid.seq);
+    }
     if (value_len)
-        memcpy(p + REC_HEADER, value, value_len);
+        memcpy(p + REC_HEADER + idlen, value, value_len);
     st->staged_count += existed ? 0 : 1;
     st->staged_bytes += (int64_t)value_len - (int64_t)old_len;
-    kv_cache_put(st->cache, key, key_len, version, flags, value, value_len);
+    kv_cache_put(st->cache, key, key_len, version, p[16], p + REC_HEADER, idlen + value_len);
     if (current)
         *current = version;
     return 1;
@@ -305,7 +343,8 @@ int store_remove(store_t *st, const uint8_t *key, size_t key_len)
     rc = mdb_get(st->wtxn, st->dbi, &k, &v);
     if (rc != MDB_SUCCESS)
         return mdb_to_errno(rc);
-    size_t len = v.mv_size - REC_HEADER;
+    store_rec_t old;
+    size_t len = decode_rec(&v, &old) == 0 ? old.value_len : 0;
     rc = mdb_del(st->wtxn, st->dbi, &k, NULL);
     if (rc != MDB_SUCCESS)
         return mdb_to_errno(rc);

@@ -29,6 +29,7 @@ typedef struct {
     uint8_t flags;        /* WIRE_FLAG_TOMBSTONE */
     const uint8_t *value; /* borrowed until the next store_* call */
     size_t value_len;
+    kv_opid_t opid; /* the client write that made this version (client 0: unknown) */
 } store_rec_t;
 
 /*
@@ -49,6 +50,14 @@ int store_get(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
  */
 int store_put(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version, uint8_t flags,
               const void *value, size_t value_len, kv_version_t *current);
+
+/*
+ * store_put, remembering opid (the client write that made version; may be
+ * unset) with the record, so a retry of that write can recognise it.
+ */
+int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version,
+                   uint8_t flags, kv_opid_t opid, const void *value, size_t value_len,
+                   kv_version_t *current);
 
 /* Stage the physical removal of key (garbage collection, not a delete). */
 int store_remove(store_t *st, const uint8_t *key, size_t key_len);

@@ -21,6 +21,28 @@ enum {
     KV_VERSION_STR_MAX = 34, /* "%016x.%016x" + NUL */
 };
 
+/*
+ * The identity of one client write: a client instance's random id and the
+ * operation's sequence number, the same on every retry of that operation.
+ * Replicas keep the identity of the write that made a record's version, so
+ * a retry that finds its own identity on the newest version knows it was
+ * applied. client 0 means "no identity" (old clients, anti-entropy copies).
+ */
+typedef struct {
+    uint64_t client;
+    uint64_t seq;
+} kv_opid_t;
+
+static inline bool kv_opid_is_set(kv_opid_t id)
+{
+    return id.client != 0;
+}
+
+static inline bool kv_opid_equal(kv_opid_t a, kv_opid_t b)
+{
+    return a.client == b.client && a.seq == b.seq;
+}
+
 /* <0, 0, >0 like memcmp: hlc first, then node. */
 int kv_version_cmp(kv_version_t a, kv_version_t b);
 bool kv_version_is_zero(kv_version_t v);

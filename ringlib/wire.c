@@ -238,6 +238,30 @@ void wire_node_set(wire_node_t *n, ring_id_t id, const char *addr)
     n->addr[len] = '\0';
 }
 
+/* Types with a layout version 2: a write identity after the version-1 body. */
+static bool has_opid_layout(uint8_t t)
+{
+    return t == WIRE_KV_PUT || t == WIRE_REPL_PUT || t == (WIRE_REPL_GET | WIRE_REPLY);
+}
+
+static void put_opid(wbuf_t *w, kv_opid_t id)
+{
+    if (!kv_opid_is_set(id))
+        w->invalid = true;
+    put_u64(w, id.client);
+    put_u64(w, id.seq);
+}
+
+static kv_opid_t get_opid(rbuf_t *r)
+{
+    kv_opid_t id;
+    id.client = get_u64(r);
+    id.seq = get_u64(r);
+    if (!kv_opid_is_set(id))
+        r->bad = true;
+    return id;
+}
+
 static bool known_type(uint8_t t)
 {
     uint8_t base = t == WIRE_ERROR || t == WIRE_REDIRECT ? t : (uint8_t)(t & ~WIRE_REPLY);
@@ -270,12 +294,12 @@ static bool known_type(uint8_t t)
 
 int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
 {
-    if (!known_type(m->type))
+    if (!known_type(m->type) || (m->has_opid && !has_opid_layout(m->type)))
         return -EINVAL;
     wbuf_t w = {buf, buf + cap, false, false};
     put_u8(&w, 'D');
     put_u8(&w, 'H');
-    put_u8(&w, WIRE_VERSION);
+    put_u8(&w, m->has_opid ? WIRE_VERSION_OPID : WIRE_VERSION);
     put_u8(&w, m->type);
     put_u64(&w, m->req_id);
 
@@ -304,6 +328,8 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         put_u8(&w, m->found ? 1 : 0);
         put_version(&w, m->version);
         put_flags(&w, m->flags);
+        if (m->has_opid)
+            put_opid(&w, m->opid);
         break;
     case WIRE_KV_PUT:
         put_key(&w, m->key_bytes, m->key_len);
@@ -312,6 +338,11 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         put_flags(&w, m->flags);
         put_u8(&w, m->cond);
         put_version(&w, m->cond_version);
+        if (m->has_opid) {
+            put_opid(&w, m->opid);
+            put_u32(&w, m->budget_ms);
+            put_u8(&w, m->earlier_unknown ? 1 : 0);
+        }
         break;
     case WIRE_KV_PUT | WIRE_REPLY:
         put_version(&w, m->version);
@@ -320,6 +351,8 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         put_key(&w, m->key_bytes, m->key_len);
         put_version(&w, m->version);
         put_flags(&w, m->flags);
+        if (m->has_opid)
+            put_opid(&w, m->opid);
         break;
     case WIRE_REPL_PUT | WIRE_REPLY:
         put_u8(&w, m->applied ? 1 : 0);
@@ -446,10 +479,11 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
     rbuf_t r = {buf + 4, buf + len, false};
     out->type = buf[3];
     out->req_id = get_u64(&r);
-    if (buf[2] != WIRE_VERSION)
+    if (buf[2] != WIRE_VERSION && !(buf[2] == WIRE_VERSION_OPID && has_opid_layout(out->type)))
         return -EPROTONOSUPPORT;
     if (!known_type(out->type))
         return -EBADMSG;
+    out->has_opid = buf[2] == WIRE_VERSION_OPID;
 
     switch (out->type) {
     case WIRE_PING:
@@ -476,6 +510,8 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         out->found = get_bool(&r);
         out->version = get_version(&r);
         out->flags = get_flags(&r);
+        if (out->has_opid)
+            out->opid = get_opid(&r);
         break;
     case WIRE_KV_PUT:
         out->key_bytes = get_key(&r, &out->key_len);
@@ -484,6 +520,11 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         out->cond_version = get_version(&r);
         if (out->cond > WIRE_COND_VERSION)
             r.bad = true;
+        if (out->has_opid) {
+            out->opid = get_opid(&r);
+            out->budget_ms = get_u32(&r);
+            out->earlier_unknown = get_bool(&r);
+        }
         break;
     case WIRE_KV_PUT | WIRE_REPLY:
         out->version = get_version(&r);
@@ -492,6 +533,8 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         out->key_bytes = get_key(&r, &out->key_len);
         out->version = get_version(&r);
         out->flags = get_flags(&r);
+        if (out->has_opid)
+            out->opid = get_opid(&r);
         break;
     case WIRE_REPL_PUT | WIRE_REPLY:
         out->applied = get_bool(&r);

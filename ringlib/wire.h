@@ -19,7 +19,15 @@
 #include <stdint.h>
 
 enum {
+    /*
+     * The header's version byte is the layout version of the message: 1
+     * for every type; 2 exists only for KV_PUT, REPL_PUT and REPL_GET_R,
+     * which then carry a write identity (and KV_PUT the client's budget).
+     * A node that speaks only 1 answers a version-2 message with ERROR
+     * EPROTONOSUPPORT instead of misreading it.
+     */
     WIRE_VERSION = 1,
+    WIRE_VERSION_OPID = 2,
     WIRE_HEADER_LEN = 12,
     WIRE_SUCC_MAX = 16,
     WIRE_FINGERS_MAX = 64,
@@ -162,6 +170,20 @@ typedef struct {
     /* KV_PUT condition */
     uint8_t cond;
     kv_version_t cond_version;
+    /*
+     * KV_PUT, REPL_PUT, REPL_GET_R in layout version 2 (has_opid): the
+     * identity of the client write (KV_PUT: this one; REPL_*: the one that
+     * made `version`), client never 0. KV_PUT only: the client's remaining
+     * budget in ms from receipt (0: none given); a write still queued when
+     * it runs out is dropped, never applied; and whether an earlier attempt
+     * of this write went unanswered (it may have applied), so a failed
+     * condition that the coordinator cannot attribute is reported as an
+     * unknown outcome rather than a conflict.
+     */
+    bool has_opid;
+    kv_opid_t opid;
+    uint32_t budget_ms;
+    bool earlier_unknown;
     /* The value frame (types with wire_type_has_value); set by the transport. */
     const uint8_t *value;
     size_t value_len;
@@ -193,9 +215,11 @@ bool wire_type_has_value(uint8_t type);
 void wire_init(wire_msg_t *m, uint8_t type, uint64_t req_id);
 
 /*
- * Encode m into buf. Returns the encoded length, -EMSGSIZE when cap is too
- * small, -EINVAL when m holds something the grammar cannot carry (unknown
- * type, count over its limit, endpoint not NUL-terminated in ENDPOINT_MAX).
+ * Encode m into buf, in layout version 2 when m->has_opid is set on a type
+ * that has it (KV_PUT, REPL_PUT, REPL_GET_R), else 1. Returns the encoded length, -EMSGSIZE when
+ * cap is too small, -EINVAL when m holds something the grammar cannot carry (unknown type, count
+ * over its limit, endpoint not NUL-terminated in ENDPOINT_MAX, an identity with client 0 or on a
+ * type without one).
  */
 int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap);
 
@@ -203,7 +227,7 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap);
  * Decode exactly len bytes into *out (fully overwritten). Keys in the result
  * point into buf: they are valid only while buf is. The value frame is not
  * part of buf; the transport sets out->value itself. Returns 0,
- * -EPROTONOSUPPORT for another protocol version (out->type and
+ * -EPROTONOSUPPORT for a layout version the type does not have (out->type and
  * out->req_id are still set so the receiver can reply with an error), or
  * -EBADMSG for anything malformed: bad magic, unknown type, truncated or
  * trailing bytes, a count over its limit, an endpoint that is empty, too long

@@ -49,7 +49,9 @@ static bool store_fields_equal(const wire_msg_t *a, const wire_msg_t *b)
         a->count != b->count || a->digest[0] != b->digest[0] || a->digest[1] != b->digest[1] ||
         a->noffers != b->noffers || a->nwant != b->nwant || a->primary_keys != b->primary_keys ||
         a->stored_keys != b->stored_keys || a->under_replicated != b->under_replicated ||
-        a->bytes != b->bytes)
+        a->bytes != b->bytes || a->has_opid != b->has_opid || a->opid.client != b->opid.client ||
+        a->opid.seq != b->opid.seq || a->budget_ms != b->budget_ms ||
+        a->earlier_unknown != b->earlier_unknown)
         return false;
     for (unsigned i = 0; i < a->noffers; i++)
         if (!bytes_equal(a->offers[i].key, a->offers[i].key_len, b->offers[i].key,

@@ -344,6 +344,11 @@ static void assert_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
     assert_int_equal(a->nwant, b->nwant);
     for (unsigned i = 0; i < WIRE_OFFER_MAX; i++)
         assert_int_equal(a->want[i], b->want[i]);
+    assert_int_equal(a->has_opid, b->has_opid);
+    assert_true(a->opid.client == b->opid.client);
+    assert_true(a->opid.seq == b->opid.seq);
+    assert_true(a->budget_ms == b->budget_ms);
+    assert_int_equal(a->earlier_unknown, b->earlier_unknown);
     assert_true(a->primary_keys == b->primary_keys);
     assert_true(a->stored_keys == b->stored_keys);
     assert_true(a->under_replicated == b->under_replicated);
@@ -516,7 +521,10 @@ static void test_wire_decode_wrong_version(void **state)
     for (size_t t = 0; t < NTYPES; t++) {
         fill_msg(m, all_types[t], false);
         size_t n = encode_ok(m);
-        const uint8_t versions[] = {0, WIRE_VERSION + 1, 0xff};
+        /* Version 2 exists only for the types with a write identity. */
+        bool v2 = all_types[t] == WIRE_KV_PUT || all_types[t] == WIRE_REPL_PUT ||
+                  all_types[t] == (WIRE_REPL_GET | WIRE_REPLY);
+        const uint8_t versions[] = {0, v2 ? WIRE_VERSION_OPID + 1 : WIRE_VERSION_OPID, 0xff};
         for (size_t v = 0; v < sizeof versions; v++) {
             frame[OFF_VERSION] = versions[v];
             assert_int_equal(wire_decode(frame, n, out), -EPROTONOSUPPORT);
@@ -1620,6 +1628,137 @@ static void test_wire_decode_offer_keys_borrowed(void **state)
     free(out);
 }
 
+/* The version-2 layouts: a version-1 body, then the write identity. */
+static void fill_opid(wire_msg_t *m, uint8_t type, bool big)
+{
+    fill_msg(m, type, big);
+    m->has_opid = true;
+    m->opid.client = big ? UINT64_MAX : 0x8182838485868788ull;
+    m->opid.seq = big ? UINT64_MAX : 0x9192939495969798ull;
+    if (type == WIRE_KV_PUT) {
+        m->budget_ms = big ? UINT32_MAX : 0xa1a2a3a4u;
+        m->earlier_unknown = !big;
+    }
+}
+
+static const uint8_t opid_types[] = {WIRE_KV_PUT, WIRE_REPL_PUT, WIRE_REPL_GET | WIRE_REPLY};
+
+static void test_wire_encode_roundtrip_opid(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    for (int big = 0; big <= 1; big++)
+        for (size_t t = 0; t < sizeof opid_types; t++) {
+            fill_opid(m, opid_types[t], big);
+            size_t n = encode_ok(m);
+            assert_int_equal(frame[OFF_VERSION], WIRE_VERSION_OPID);
+            memset(out, 0x5a, sizeof *out);
+            assert_int_equal(wire_decode(frame, n, out), 0);
+            assert_msg_equal(m, out);
+            /* Every cut and any trailing byte is refused. */
+            for (size_t cut = 0; cut < n; cut++)
+                assert_decode(frame, cut, -EBADMSG);
+            frame[n] = 0;
+            assert_decode(frame, n + 1, -EBADMSG);
+        }
+    /* Without an identity the same types stay version 1. */
+    for (size_t t = 0; t < sizeof opid_types; t++) {
+        fill_msg(m, opid_types[t], false);
+        encode_ok(m);
+        assert_int_equal(frame[OFF_VERSION], WIRE_VERSION);
+    }
+    free(m);
+    free(out);
+}
+
+static void test_wire_encode_body_layout_opid(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new();
+    wire_init(m, WIRE_KV_PUT, 1);
+    m->key_bytes = (const uint8_t *)"k";
+    m->key_len = 1;
+    m->has_opid = true;
+    m->opid.client = 0x0102030405060708ull;
+    m->opid.seq = 0x1112131415161718ull;
+    m->budget_ms = 0x21222324u;
+    m->earlier_unknown = true;
+    /* key, flags, cond, cond_version (16 zero bytes), client, seq, budget, earlier_unknown. */
+    uint8_t put[2 + 1 + 1 + 1 + 16 + 8 + 8 + 4 + 1] = {0, 1, 'k'};
+    const uint8_t tail[] = {0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07, 0x08, 0x11, 0x12, 0x13,
+                            0x14, 0x15, 0x16, 0x17, 0x18, 0x21, 0x22, 0x23, 0x24, 0x01};
+    memcpy(put + sizeof put - sizeof tail, tail, sizeof tail);
+    assert_int_equal(encode_ok(m), OFF_BODY + sizeof put);
+    assert_int_equal(frame[OFF_VERSION], 2);
+    assert_memory_equal(frame + OFF_BODY, put, sizeof put);
+
+    wire_init(m, WIRE_REPL_GET | WIRE_REPLY, 1);
+    m->found = true;
+    m->has_opid = true;
+    m->opid.client = 5;
+    m->opid.seq = 6;
+    /* found, version (16 zero bytes), flags, client, seq. */
+    uint8_t getr[1 + 16 + 1 + 16] = {1};
+    getr[1 + 16 + 1 + 7] = 5;
+    getr[1 + 16 + 1 + 15] = 6;
+    assert_int_equal(encode_ok(m), OFF_BODY + sizeof getr);
+    assert_memory_equal(frame + OFF_BODY, getr, sizeof getr);
+    free(m);
+}
+
+static void test_wire_opid_client_zero_refused(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new();
+    for (size_t t = 0; t < sizeof opid_types; t++) {
+        fill_opid(m, opid_types[t], false);
+        size_t n = encode_ok(m);
+        /* client is the first u64 after the version-1 body */
+        size_t at = opid_types[t] == WIRE_KV_PUT ? n - 21 : n - 16;
+        memset(frame + at, 0, 8);
+        assert_decode(frame, n, -EBADMSG);
+        if (opid_types[t] == WIRE_KV_PUT) {
+            /* earlier_unknown is a bool: 2 is malformed */
+            encode_ok(m);
+            frame[n - 1] = 2;
+            assert_decode(frame, n, -EBADMSG);
+        }
+        m->opid.client = 0;
+        assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    }
+    free(m);
+}
+
+static void test_wire_opid_only_where_defined(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    for (size_t t = 0; t < NTYPES; t++) {
+        uint8_t type = all_types[t];
+        if (memchr(opid_types, type, sizeof opid_types))
+            continue;
+        fill_msg(m, type, false);
+        m->has_opid = true;
+        m->opid.client = 1;
+        assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+        /* A version-2 frame of such a type is a version this node lacks. */
+        m->has_opid = false;
+        size_t n = encode_ok(m);
+        frame[OFF_VERSION] = WIRE_VERSION_OPID;
+        assert_int_equal(wire_decode(frame, n, out), -EPROTONOSUPPORT);
+        assert_int_equal(out->type, type);
+    }
+    /* A version-1 body announced as version 2 is truncated, not misread. */
+    for (size_t t = 0; t < sizeof opid_types; t++) {
+        fill_msg(m, opid_types[t], false);
+        size_t n = encode_ok(m);
+        frame[OFF_VERSION] = WIRE_VERSION_OPID;
+        assert_decode(frame, n, -EBADMSG);
+    }
+    free(m);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1666,6 +1805,10 @@ int main(void)
         cmocka_unit_test(test_wire_type_has_value_types),
         cmocka_unit_test(test_wire_type_name_kv_values),
         cmocka_unit_test(test_wire_decode_offer_keys_borrowed),
+        cmocka_unit_test(test_wire_encode_roundtrip_opid),
+        cmocka_unit_test(test_wire_encode_body_layout_opid),
+        cmocka_unit_test(test_wire_opid_client_zero_refused),
+        cmocka_unit_test(test_wire_opid_only_where_defined),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
