@@ -462,6 +462,13 @@ static int index_cover(fs_t *fs, fs_node_t *n, uint64_t ahead_from, uint64_t ahe
  */
 static bool index_reserve(fs_t *fs, fs_node_t *n, uint64_t index)
 {
+    /*
+     * The kernel sends a streaming writer's requests in parallel: one
+     * reservation at a time per file, or they would all compare-and-set
+     * the same record at once. The others leave their chunks dirty.
+     */
+    if (n->reserving)
+        return false;
     if (index > 0 && !fs_extents_has(&n->in.ext, index - 1) &&
         !fs_map_get(fs->dirty, n->ino, index - 1))
         return false;
@@ -470,8 +477,14 @@ static bool index_reserve(fs_t *fs, fs_node_t *n, uint64_t index)
         ahead = RESERVE_MIN;
     if (ahead > RESERVE_MAX)
         ahead = RESERVE_MAX;
-    if (index_cover(fs, n, index, ahead) < 0)
+    n->reserving = true;
+    int rc = index_cover(fs, n, index, ahead);
+    n->reserving = false;
+    if (rc < 0) {
+        log_warn("fs", "inode %llx: extending its chunk index failed: %s",
+                 (unsigned long long)n->ino, strerror(-rc));
         return false; /* the flush will try again and report the error */
+    }
     return fs_extents_has(&n->in.ext, index);
 }
 
@@ -506,8 +519,12 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
         }
     }
     for (int round = 0; rc == 0 && !stay_inline && round < 16 && n->dirty_head; round++) {
-        if ((rc = index_cover(fs, n, 0, 0)) < 0)
+        if ((rc = index_cover(fs, n, 0, 0)) < 0) {
+            log_warn("fs", "inode %llx: updating its chunk index failed: %s",
+                     (unsigned long long)n->ino, strerror(-rc));
+            wait_puts(n); /* never return with this file's puts in flight */
             break;
+        }
         for (fs_dchunk_t *dc = n->dirty_head; dc; dc = dc->next) {
             if (!dc->in_flight && fs_extents_has(&n->in.ext, dc->index) &&
                 (rc = put_start(fs, dc)) < 0)

@@ -56,6 +56,7 @@ typedef struct {
      * chunk of ours outside the index.
      */
     fs_extents_t written;
+    bool reserving; /* a sequential writer's index reservation is under way */
     struct timespec mtime;
     fs_dchunk_t *dirty_head; /* dirty chunks of this file */
     unsigned flushing;       /* chunk puts in flight */
