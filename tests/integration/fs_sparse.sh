@@ -2,7 +2,7 @@
 # Cost follows what is stored: a file's chunk index lets truncate and rm
 # touch only the chunks a file has, however large it claims to be.
 #   - truncate -s 1T; append a byte; rm: bounded time, O(1) store keys added
-#   - a byte at 1 PiB, then truncate -s 0: the same
+#   - a byte at 1 PiB, then truncate -s 0: the same; and one at 2^62 - 1
 #   - data at scattered offsets of a 5 GiB sparse file reads back right
 #     after truncations down and up (cut bytes never reappear) and after a
 #     remount; du counts the stored chunks, not the size
@@ -88,6 +88,17 @@ timed "rm of the emptied file" rm "$M/peta"
 k2=$(stored_keys)
 log "1 PiB sparse file: $((k2 - k1)) keys added"
 (((k2 - k1) <= 4)) || fail "write at 1 PiB, truncate -s 0, rm added $((k2 - k1)) keys (expected <= 4)"
+
+# --- the last byte below 2^62, then ftruncate to 0 (chunk 2^46 - 1)
+timed "a byte at 2^62 - 1" sh -c "printf z | dd of='$M/huge' oflag=seek_bytes seek=$(((1 << 62) - 1)) status=none"
+check_eq "size after the write below 2^62" "$(stat -c %s "$M/huge")" $((1 << 62))
+check_eq "the byte below 2^62" "$(at "$M/huge" $(((1 << 62) - 1)) 1)" "$(hex z)"
+timed "truncate -s 0 of the 2^62 file" truncate -s 0 "$M/huge"
+timed "rm of the 2^62 file" rm "$M/huge"
+k2b=$(stored_keys)
+log "2^62 file: $((k2b - k2)) keys added"
+(((k2b - k2) <= 4)) || fail "write below 2^62, truncate -s 0, rm added $((k2b - k2)) keys (expected <= 4)"
+k2=$k2b
 
 # --- scattered data in a 5 GiB sparse file, truncated both ways, remounted
 S=$M/scatter
