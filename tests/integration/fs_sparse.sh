@@ -9,6 +9,7 @@
 #   - a sequential write far into a sparse file (the index grows ahead of
 #     a streaming writer) reads back, and its removal costs in proportion
 #     to what it wrote
+#   - two mounts writing one file at once: removal deletes both's chunks
 # Keys are counted with `dhtctl status --json` (stored copies, tombstones
 # included, divided by the 3 replicas).
 source "$(dirname "$0")/fs_lib.sh"
@@ -170,5 +171,37 @@ k4=$(stored_keys)
 # 320 chunks written: their tombstones, plus at most the reservation past the end.
 log "20 MiB stream at 5 GiB: $((k4 - k3)) keys added for 320 chunks"
 (((k4 - k3) <= 2 * 320 + 8)) || fail "the stream left $((k4 - k3)) keys (expected <= $((2 * 320 + 8)))"
+
+# --- two mounts write one file at once: neither drops the other's chunks
+# from the index, so removing the file deletes both (their keys read as absent).
+M2=$T/mnt2
+mount_fs "$M2" -o chunk_kb=64
+printf s >"$M/shared"
+ino=$(printf '%x' "$(stat -c %i "$M/shared")")
+head -c $((3 * CHUNK)) /dev/urandom >"$T/part1"
+head -c $((3 * CHUNK)) /dev/urandom >"$T/part2"
+dd if="$T/part1" of="$M/shared" bs=64k oflag=seek_bytes seek=$((10 * G)) conv=notrunc status=none &
+w1=$!
+dd if="$T/part2" of="$M2/shared" bs=64k oflag=seek_bytes seek=$((20 * G)) conv=notrunc status=none &
+w2=$!
+wait "$w1" || fail "the writer on the first mount failed"
+wait "$w2" || fail "the writer on the second mount failed"
+first1=$((10 * G / CHUNK))
+first2=$((20 * G / CHUNK))
+for idx in $first1 $((first1 + 2)) $first2 $((first2 + 2)); do
+    ctl --peer "127.0.0.1:${PORTS[0]}" get "v/default/c/$ino/$(printf '%x' "$idx")" >/dev/null ||
+        fail "chunk $idx of the shared file is not in the store after both writers closed"
+done
+check_eq "shared file size seen by a fresh open" "$(stat -c %s "$M2/shared")" $((20 * G + 3 * CHUNK))
+dd if="$M2/shared" iflag=skip_bytes skip=$((10 * G)) bs=64k count=3 status=none >"$T/back1"
+check_same_file "first mount's part read on the second" "$T/back1" "$T/part1"
+rm "$M/shared"
+sleep 1 # the free runs in the background
+for idx in $first1 $((first1 + 1)) $((first1 + 2)) $first2 $((first2 + 1)) $((first2 + 2)); do
+    if ctl --peer "127.0.0.1:${PORTS[0]}" get "v/default/c/$ino/$(printf '%x' "$idx")" >/dev/null 2>&1; then
+        fail "chunk $idx of the removed shared file is still stored: the index lost it"
+    fi
+done
+log "two mounts writing one file: all 6 chunks listed and deleted"
 
 finish
