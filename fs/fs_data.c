@@ -197,6 +197,16 @@ static int chunk_read(fs_t *fs, fs_node_t *n, uint64_t index, uint32_t from, uin
         copy_part(out, n->in.data, have < valid ? have : valid, from, len);
         return 0;
     }
+    if (!fs_extents_has(&n->in.ext, index)) {
+        /*
+         * Never stored (the index lists every stored chunk, and this
+         * mount lists its own before writing them): a hole, no store
+         * read. Another mount's newer chunk shows after the next open,
+         * which reads the record afresh (close-to-open).
+         */
+        memset(out, 0, len);
+        return 0;
+    }
     cache_key_t k = ckey(n, index);
     kv_cache_hit_t hit;
     if (kv_cache_get(fs->chunks, &k, sizeof(k), &hit) == 0) {
@@ -218,8 +228,9 @@ static int chunk_read(fs_t *fs, fs_node_t *n, uint64_t index, uint32_t from, uin
 
 static bool chunk_cached(fs_t *fs, fs_node_t *n, uint64_t index)
 {
-    if ((n->in.flags & FS_INODE_INLINE) || fs_map_get(fs->dirty, n->ino, index) ||
-        fs_map_get(fs->fetching, n->ino, index))
+    /* (An unlisted chunk is a hole: nothing to fetch.) */
+    if ((n->in.flags & FS_INODE_INLINE) || !fs_extents_has(&n->in.ext, index) ||
+        fs_map_get(fs->dirty, n->ino, index) || fs_map_get(fs->fetching, n->ino, index))
         return true;
     cache_key_t k = ckey(n, index);
     kv_cache_hit_t hit;

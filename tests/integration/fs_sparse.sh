@@ -74,6 +74,8 @@ check_eq "the byte at 1 TiB" "$(at "$M/tera" $((1 << 40)) 1)" "$(hex x)"
 blocks=$(stat -c %b "$M/tera")
 ((blocks > 0 && blocks <= CHUNK / 512)) ||
     fail "st_blocks of a 1 TiB file holding one chunk: $blocks (expected 1..$((CHUNK / 512)))"
+# Holes the index does not list are read without asking the store.
+timed "read 1 GiB of holes" sh -c "dd if='$M/tera' iflag=skip_bytes skip=$((1 << 39)) bs=1M count=1024 status=none | cmp -s - /dev/zero -n $((1 << 30))"
 timed "rm of the 1 TiB file" rm "$M/tera"
 k1=$(stored_keys)
 log "1 TiB sparse file: $((k1 - k0)) keys added (record and chunk tombstones)"
