@@ -180,7 +180,11 @@ int fs_data_read(fs_t *fs, fs_node_t *n, uint64_t off, size_t size, uint8_t *out
 int fs_data_write(fs_t *fs, fs_node_t *n, uint64_t off, const uint8_t *buf, size_t size);
 /* Write back every dirty chunk of n, then its size and mtime. */
 int fs_data_flush(fs_t *fs, fs_node_t *n);
-/* Cut or extend the file's data to size (the record is updated by the caller). */
+/*
+ * Cut or extend the file's data to size: deletes the chunks the index
+ * lists past the new end (a cost in listed chunks, not in size). The
+ * caller then updates the record, whose size change cuts the index.
+ */
 int fs_data_truncate(fs_t *fs, fs_node_t *n, uint64_t old_size, uint64_t size);
 /* Forget cached chunks of n (another mount changed the file). */
 void fs_data_invalidate(fs_t *fs, fs_node_t *n);

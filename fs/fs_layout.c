@@ -9,8 +9,9 @@
  * can be told apart (and is refused here rather than misread). Decoders walk
  * a bounds-checked cursor, check every length against the bytes left before
  * using it, and accept only what the encoders produce: a record that decodes
- * re-encodes to the same bytes. Encoders refuse (return 0) to write what the
- * decoders would reject, so a bad in-memory record never reaches the store.
+ * re-encodes to the same bytes (except an inode record of format 1, read
+ * for old volumes and always written back in the current format). Encoders refuse (return 0) to
+ * write what the decoders would reject, so a bad in-memory record never reaches the store.
  *
  * Invariants the mutators keep and the decoders check:
  *   - xattrs are sorted by name bytes, names unique, 1..FS_NAME_MAX bytes,
@@ -18,7 +19,9 @@
  *   - bucket entries are sorted by (hash, name bytes), unique, each hash is
  *     fs_name_hash(name) and lies inside the bucket's (depth, prefix);
  *   - bytes of a chunk at or past the file size are zero (or absent), which
- *     is why growing a file needs no chunk rewrite.
+ *     is why growing a file needs no chunk rewrite;
+ *   - a chunk index is sorted, its extents non-empty, neither overlapping
+ *     nor touching, at most FS_EXTENTS_MAX of them (one set, one encoding).
  *
  * Deliberately not here: which bucket to read next, CAS retries, caching —
  * that is the metadata layer's job.
