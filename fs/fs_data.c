@@ -8,6 +8,14 @@
  * the chunk changed meanwhile. Chunks are written before the inode record
  * that makes their bytes part of the file, so a reader never sees a size
  * whose data is not there yet.
+ *
+ * The record's chunk index is updated *before* a chunk it does not list
+ * yet is written (once per flush batch, and once per reservation of
+ * chunks ahead for a sequential writer), so whatever a crash cuts short,
+ * the index lists every stored chunk and removal finds them all. It may
+ * list chunks that were never written; that costs a delete of an absent
+ * key, nothing more. Index updates are compare-and-set unions, so mounts
+ * writing one file never drop each other's chunks from it.
  */
 #include "fs_i.h"
 #include "log.h"
@@ -23,7 +31,6 @@ struct fs_dchunk {
     uint32_t len;  /* bytes of file data in the chunk */
     uint64_t seq;  /* bumped by every write */
     bool in_flight;
-    bool new_chunk; /* not stored before (past the stored end, or the file was inline) */
     fs_dchunk_t *next, *prev;
 };
 
@@ -190,6 +197,16 @@ static int chunk_read(fs_t *fs, fs_node_t *n, uint64_t index, uint32_t from, uin
         copy_part(out, n->in.data, have < valid ? have : valid, from, len);
         return 0;
     }
+    if (!fs_extents_has(&n->in.ext, index)) {
+        /*
+         * Never stored (the index lists every stored chunk, and this
+         * mount lists its own before writing them): a hole, no store
+         * read. Another mount's newer chunk shows after the next open,
+         * which reads the record afresh (close-to-open).
+         */
+        memset(out, 0, len);
+        return 0;
+    }
     cache_key_t k = ckey(n, index);
     kv_cache_hit_t hit;
     if (kv_cache_get(fs->chunks, &k, sizeof(k), &hit) == 0) {
@@ -211,8 +228,9 @@ static int chunk_read(fs_t *fs, fs_node_t *n, uint64_t index, uint32_t from, uin
 
 static bool chunk_cached(fs_t *fs, fs_node_t *n, uint64_t index)
 {
-    if ((n->in.flags & FS_INODE_INLINE) || fs_map_get(fs->dirty, n->ino, index) ||
-        fs_map_get(fs->fetching, n->ino, index))
+    /* (An unlisted chunk is a hole: nothing to fetch.) */
+    if ((n->in.flags & FS_INODE_INLINE) || !fs_extents_has(&n->in.ext, index) ||
+        fs_map_get(fs->dirty, n->ino, index) || fs_map_get(fs->fetching, n->ino, index))
         return true;
     cache_key_t k = ckey(n, index);
     kv_cache_hit_t hit;
@@ -315,10 +333,8 @@ static void put_fiber(void *arg)
             n->wb_error = fs_store_errno(rc);
         log_warn("fs", "inode %llx chunk %llu: write-back failed: %s", (unsigned long long)n->ino,
                  (unsigned long long)dc->index, strerror(-rc));
-    } else {
-        if (dc->new_chunk)
-            n->new_chunks++;
-        dc->new_chunk = false;
+    } else if (fs_extents_add(&n->written, dc->index, dc->index + 1) < 0) {
+        /* Harmless: the index listed the chunk before the put. */
     }
     if (rc == 0 && dc->seq == seq) {
         cache_key_t k = ckey(n, dc->index);
@@ -392,10 +408,8 @@ static int mutate_written(fs_inode_t *in, void *arg)
     } else {
         if (n->size > in->size)
             in->size = n->size;
-        uint64_t most = fs_chunk_count(in->size, w->chunk_size);
-        in->chunks = (in->flags & FS_INODE_INLINE) ? n->new_chunks : in->chunks + n->new_chunks;
-        if (in->chunks > most)
-            in->chunks = most;
+        if (fs_extents_union(&in->ext, &n->written) < 0)
+            return -ENOMEM;
         free(in->data);
         in->data = NULL;
         in->data_len = 0;
@@ -409,6 +423,81 @@ static int mutate_written(fs_inode_t *in, void *arg)
 }
 
 static int dchunk_get(fs_t *fs, fs_node_t *n, fs_span_t sp, fs_dchunk_t **out);
+
+/* ---- the chunk index ---- */
+
+/* A sequential writer's reservation: as long as its run so far, within these bounds. */
+#define RESERVE_MIN 16
+#define RESERVE_MAX 1024
+
+static int mutate_cover(fs_inode_t *in, void *arg)
+{
+    const fs_extents_t *add = arg;
+    bool need = false;
+    for (uint32_t k = 0; k < add->count && !need; k++)
+        need = !fs_extents_covers(&in->ext, add->v[k].start, add->v[k].end);
+    if (!need)
+        return 1; /* listed already (by another mount, or an update that raced ours) */
+    return fs_extents_union(&in->ext, add);
+}
+
+/*
+ * Make the record's index list every dirty chunk of n, and `ahead` chunks
+ * from ahead_from, before any of them is written: one record update for
+ * the whole batch, none when the index lists them already. Chunks made
+ * dirty while this parks are not covered: callers put only listed chunks.
+ */
+static int index_cover(fs_t *fs, fs_node_t *n, uint64_t ahead_from, uint64_t ahead)
+{
+    fs_extents_t add = {0};
+    int rc = 0;
+    for (fs_dchunk_t *dc = n->dirty_head; dc && rc == 0; dc = dc->next) {
+        if (!fs_extents_has(&n->in.ext, dc->index))
+            rc = fs_extents_add(&add, dc->index, dc->index + 1);
+    }
+    if (rc == 0 && ahead > 0)
+        rc = fs_extents_add(&add, ahead_from, ahead_from + ahead);
+    if (rc == 0 && add.count > 0)
+        rc = fs_node_update(fs, n, mutate_cover, &add);
+    fs_extents_free(&add);
+    return rc;
+}
+
+/*
+ * Chunk index was written to its end and the index does not list it yet.
+ * A sequential writer (the chunk before is listed or dirty) gets the index
+ * extended ahead of it, so it streams on with one record update per
+ * reservation; the reservation grows with its run, so chunks listed but
+ * never written stay fewer than those written. Anything else waits for
+ * its flush batch. Returns true when index is listed now.
+ */
+static bool index_reserve(fs_t *fs, fs_node_t *n, uint64_t index)
+{
+    /*
+     * The kernel sends a streaming writer's requests in parallel: one
+     * reservation at a time per file, or they would all compare-and-set
+     * the same record at once. The others leave their chunks dirty.
+     */
+    if (n->reserving)
+        return false;
+    if (index > 0 && !fs_extents_has(&n->in.ext, index - 1) &&
+        !fs_map_get(fs->dirty, n->ino, index - 1))
+        return false;
+    uint64_t ahead = fs_extents_run_to(&n->in.ext, index);
+    if (ahead < RESERVE_MIN)
+        ahead = RESERVE_MIN;
+    if (ahead > RESERVE_MAX)
+        ahead = RESERVE_MAX;
+    n->reserving = true;
+    int rc = index_cover(fs, n, index, ahead);
+    n->reserving = false;
+    if (rc < 0) {
+        log_warn("fs", "inode %llx: extending its chunk index failed: %s",
+                 (unsigned long long)n->ino, strerror(-rc));
+        return false; /* the flush will try again and report the error */
+    }
+    return fs_extents_has(&n->in.ext, index);
+}
 
 /*
  * Can the file's data stay in its record? Only while everything written
@@ -441,8 +530,15 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
         }
     }
     for (int round = 0; rc == 0 && !stay_inline && round < 16 && n->dirty_head; round++) {
+        if ((rc = index_cover(fs, n, 0, 0)) < 0) {
+            log_warn("fs", "inode %llx: updating its chunk index failed: %s",
+                     (unsigned long long)n->ino, strerror(-rc));
+            wait_puts(n); /* never return with this file's puts in flight */
+            break;
+        }
         for (fs_dchunk_t *dc = n->dirty_head; dc; dc = dc->next) {
-            if (!dc->in_flight && (rc = put_start(fs, dc)) < 0)
+            if (!dc->in_flight && fs_extents_has(&n->in.ext, dc->index) &&
+                (rc = put_start(fs, dc)) < 0)
                 break;
         }
         wait_puts(n);
@@ -465,13 +561,15 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
         n->meta_flushing = true;
         fs_dchunk_t *dc = stay_inline ? n->dirty_head : NULL;
         uint64_t seq = dc ? dc->seq : 0;
-        uint64_t counted = n->new_chunks;
+        uint64_t written = fs_extents_total(&n->written, UINT64_MAX);
         rc = fs_node_update(fs, n, mutate_written, &w);
         n->meta_flushing = false;
         if (rc < 0) {
             n->meta_dirty = true;
         } else {
-            n->new_chunks -= counted;
+            /* The set only grows, so the same total means nothing was added meanwhile. */
+            if (fs_extents_total(&n->written, UINT64_MAX) == written)
+                fs_extents_free(&n->written);
             if (dc && dc == n->dirty_head && dc->seq == seq)
                 dchunk_unlink(fs, dc);
         }
@@ -523,8 +621,6 @@ static int dchunk_get(fs_t *fs, fs_node_t *n, fs_span_t sp, fs_dchunk_t **out)
     dc->index = sp.index;
     dc->data = data;
     dc->len = valid;
-    dc->new_chunk =
-        (n->in.flags & FS_INODE_INLINE) || sp.index >= fs_chunk_count(n->in.size, fs->chunk_size);
     dc->next = n->dirty_head;
     if (dc->next)
         dc->next->prev = dc;
@@ -554,6 +650,12 @@ int fs_data_write(fs_t *fs, fs_node_t *n, uint64_t off, const uint8_t *buf, size
         /* A chunk written up to its end is done for a sequential writer: send it now. */
         if (sp.offset + sp.len == fs->chunk_size && !dc->in_flight &&
             fs->puts_in_flight < fs->puts_max && !(n->in.flags & FS_INODE_INLINE)) {
+            if (!fs_extents_has(&n->in.ext, sp.index)) {
+                /* This parks: the chunk may have been written back (and freed) meanwhile. */
+                if (!index_reserve(fs, n, sp.index) ||
+                    !(dc = fs_map_get(fs->dirty, n->ino, sp.index)) || dc->in_flight)
+                    continue;
+            }
             if ((rc = put_start(fs, dc)) < 0)
                 return rc;
         }
@@ -595,21 +697,38 @@ int fs_data_truncate(fs_t *fs, fs_node_t *n, uint64_t old_size, uint64_t size)
     if (rc < 0)
         return rc;
     fiber_mutex_lock(&n->lock);
-    if (n->in.flags & FS_INODE_INLINE) {
-        /* The record's data is cut by the caller's update of the size. */
+    /*
+     * Only chunks the index lists are touched: a copy, since the record
+     * may be replaced while the deletes park. The caller's update of the
+     * record then cuts the index (and an inline file's data) to the size;
+     * a crash in between leaves the index listing deleted chunks, which
+     * is harmless.
+     */
+    fs_extents_t listed;
+    bool chunked = !(n->in.flags & FS_INODE_INLINE);
+    rc = fs_extents_copy(&listed, &n->in.ext);
+    if (rc == 0)
+        rc = fs_extents_union(&listed, &n->written);
+    if (rc < 0) {
+        /* nothing deleted */
     } else if (size < old_size) {
         uint64_t first_dead, end_dead, partial;
         uint32_t keep;
         bool trim = fs_chunk_truncate_plan(old_size, size, fs->chunk_size, &first_dead, &end_dead,
                                            &partial, &keep);
-        rc = fs_chunks_delete(fs, n->ino, first_dead, end_dead);
-        if (rc == 0 && trim)
+        /* Past the old end too: reservations and writes cut short may be listed there. */
+        rc = fs_chunks_delete(fs, n->ino, &listed, first_dead);
+        if (rc == 0 && trim && chunked && fs_extents_has(&listed, partial))
             rc = chunk_trim(fs, n, partial, keep);
-    } else if (size > old_size && old_size % fs->chunk_size != 0) {
+    } else if (size > old_size && chunked && old_size % fs->chunk_size != 0 &&
+               fs_extents_has(&listed, old_size / fs->chunk_size)) {
         /* Bytes a failed write left past the old end must not reappear as data. */
         rc = chunk_trim(fs, n, old_size / fs->chunk_size, (uint32_t)(old_size % fs->chunk_size));
     }
+    fs_extents_free(&listed);
     fs_data_invalidate(fs, n);
+    if (rc == 0 && size < old_size)
+        fs_extents_truncate(&n->written, fs_chunk_count(size, fs->chunk_size));
     if (rc == 0)
         n->size = size;
     fiber_mutex_unlock(&n->lock);

@@ -50,10 +50,17 @@ typedef struct {
     bool touch_pending, touch_running;
     struct timespec touch_time;
     /* write-back */
-    uint64_t size;       /* size including writes not yet flushed */
-    bool meta_dirty;     /* size and mtime still to be written */
-    bool meta_flushing;  /* ... and being written right now */
-    uint64_t new_chunks; /* chunks stored for the first time, not yet counted in the record */
+    uint64_t size;      /* size including writes not yet flushed */
+    bool meta_dirty;    /* size and mtime still to be written */
+    bool meta_flushing; /* ... and being written right now */
+    /*
+     * Chunks this mount stored since its last record update. The index
+     * already held them before each put; the next update unions them in
+     * again, so a truncation by another mount meanwhile cannot leave a
+     * chunk of ours outside the index.
+     */
+    fs_extents_t written;
+    bool reserving; /* a sequential writer's index reservation is under way */
     struct timespec mtime;
     fs_dchunk_t *dirty_head; /* dirty chunks of this file */
     unsigned flushing;       /* chunk puts in flight */
@@ -143,10 +150,19 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg);
 int fs_node_create(fs_t *fs, fs_node_t *n, const fs_inode_t *in);
 /* Load several records at once (those not fresh), in parallel. */
 void fs_nodes_load(fs_t *fs, fs_node_t **nodes, size_t count);
-/* Delete chunks [first, end) of ino (absent ones are fine). 0 or the first error. */
-int fs_chunks_delete(fs_t *fs, uint64_t ino, uint64_t first, uint64_t end);
-/* Delete the chunks of a file of size bytes and then (if record) its inode record. */
-int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size, bool record);
+/*
+ * Delete the chunks of ino that the index `chunks` lists at or after
+ * `first` (absent ones are fine): one delete per listed chunk, never one
+ * per chunk of the file's size. chunks is borrowed and must stay unchanged
+ * until the call returns (pass a copy, not a node's record, which may be
+ * replaced while this parks). 0 or the first error.
+ */
+int fs_chunks_delete(fs_t *fs, uint64_t ino, const fs_extents_t *chunks, uint64_t first);
+/*
+ * Delete the chunks listed in `chunks` (NULL: none; borrowed as above) and
+ * then, if record, the inode record of ino.
+ */
+int fs_node_destroy(fs_t *fs, uint64_t ino, const fs_extents_t *chunks, bool record);
 /* A fresh inode number, never used by any mount of the volume. */
 int fs_ino_alloc(fs_t *fs, uint64_t *ino);
 void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st);
@@ -190,7 +206,11 @@ int fs_data_read(fs_t *fs, fs_node_t *n, uint64_t off, size_t size, uint8_t *out
 int fs_data_write(fs_t *fs, fs_node_t *n, uint64_t off, const uint8_t *buf, size_t size);
 /* Write back every dirty chunk of n, then its size and mtime. */
 int fs_data_flush(fs_t *fs, fs_node_t *n);
-/* Cut or extend the file's data to size (the record is updated by the caller). */
+/*
+ * Cut or extend the file's data to size: deletes the chunks the index
+ * lists past the new end (a cost in listed chunks, not in size). The
+ * caller then updates the record, whose size change cuts the index.
+ */
 int fs_data_truncate(fs_t *fs, fs_node_t *n, uint64_t old_size, uint64_t size);
 /* Forget cached chunks of n (another mount changed the file). */
 void fs_data_invalidate(fs_t *fs, fs_node_t *n);

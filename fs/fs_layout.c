@@ -9,8 +9,9 @@
  * can be told apart (and is refused here rather than misread). Decoders walk
  * a bounds-checked cursor, check every length against the bytes left before
  * using it, and accept only what the encoders produce: a record that decodes
- * re-encodes to the same bytes. Encoders refuse (return 0) to write what the
- * decoders would reject, so a bad in-memory record never reaches the store.
+ * re-encodes to the same bytes (except an inode record of format 1, read
+ * for old volumes and always written back in the current format). Encoders refuse (return 0) to
+ * write what the decoders would reject, so a bad in-memory record never reaches the store.
  *
  * Invariants the mutators keep and the decoders check:
  *   - xattrs are sorted by name bytes, names unique, 1..FS_NAME_MAX bytes,
@@ -18,7 +19,9 @@
  *   - bucket entries are sorted by (hash, name bytes), unique, each hash is
  *     fs_name_hash(name) and lies inside the bucket's (depth, prefix);
  *   - bytes of a chunk at or past the file size are zero (or absent), which
- *     is why growing a file needs no chunk rewrite.
+ *     is why growing a file needs no chunk rewrite;
+ *   - a chunk index is sorted, its extents non-empty, neither overlapping
+ *     nor touching, at most FS_EXTENTS_MAX of them (one set, one encoding).
  *
  * Deliberately not here: which bucket to read next, CAS retries, caching —
  * that is the metadata layer's job.
@@ -35,6 +38,12 @@
 #include <sodium.h>
 
 #define FS_FORMAT 1
+/*
+ * Inode records have their own format: 2 added the chunk index (and
+ * dropped format 1's chunk count estimate); format-1 records are still read.
+ */
+#define FS_INODE_FORMAT 2
+#define FS_INODE_FORMAT_NO_INDEX 1
 
 #define CHUNK_MIN (4u * 1024)
 #define CHUNK_MAX (4u * 1024 * 1024)
@@ -42,7 +51,10 @@
 /* format, chunk size */
 #define SUPER_LEN (1 + 4)
 /* format, ino, mode..flags, size/rdev/parent, 3 × time_s, 3 × time_ns */
-#define INODE_FIXED_LEN (1 + 8 + 5 * 4 + 4 * 8 + 3 * 8 + 3 * 4)
+#define INODE_FIXED_LEN (1 + 8 + 5 * 4 + 3 * 8 + 3 * 8 + 3 * 4)
+/* format 1 also had a chunk count (8 bytes) after parent */
+#define INODE_V1_CHUNKS_LEN 8
+#define VARINT_MAX 10
 /* name length, name (≥ 1 byte), value length */
 #define XATTR_MIN_LEN (1 + 1 + 4)
 /* format, state */
@@ -123,6 +135,53 @@ static uint8_t *put_bytes(uint8_t *p, const void *src, size_t n)
     if (n)
         memcpy(p, src, n);
     return p + n;
+}
+
+/* LEB128, 7 bits a byte, least significant first. */
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static uint8_t *put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/*
+ * Only the shortest form is accepted (no trailing zero groups, nothing
+ * past 64 bits), so every value has one encoding and a decoded record
+ * re-encodes to the same bytes.
+ */
+static uint64_t get_varint(rcur_t *r)
+{
+    uint64_t v = 0;
+    for (unsigned i = 0; i < VARINT_MAX; i++) {
+        const uint8_t *p = take(r, 1);
+        if (!p)
+            return 0;
+        uint64_t bits = *p & 0x7f;
+        if (i == VARINT_MAX - 1 && bits > 1)
+            break; /* beyond 64 bits */
+        v |= bits << (7 * i);
+        if (!(*p & 0x80)) {
+            if (i > 0 && bits == 0)
+                break; /* overlong */
+            return v;
+        }
+    }
+    r->bad = true;
+    return 0;
 }
 
 /* Bytewise order of two NUL-free byte strings, shorter first on a tie. */
@@ -229,6 +288,213 @@ int fs_super_decode(const uint8_t *buf, size_t len, fs_super_t *out)
     return 0;
 }
 
+/* ---- chunk index ---- */
+
+void fs_extents_free(fs_extents_t *e)
+{
+    if (!e)
+        return;
+    free(e->v);
+    memset(e, 0, sizeof *e);
+}
+
+int fs_extents_copy(fs_extents_t *dst, const fs_extents_t *src)
+{
+    memset(dst, 0, sizeof *dst);
+    if (src->count == 0)
+        return 0;
+    dst->v = malloc(src->count * sizeof *dst->v);
+    if (!dst->v)
+        return -ENOMEM;
+    memcpy(dst->v, src->v, src->count * sizeof *dst->v);
+    dst->count = dst->cap = src->count;
+    return 0;
+}
+
+/* Index of the first extent ending after index (count if none). */
+static uint32_t ext_first_after(const fs_extents_t *e, uint64_t index)
+{
+    uint32_t lo = 0, hi = e->count;
+    while (lo < hi) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (e->v[mid].end <= index)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+bool fs_extents_has(const fs_extents_t *e, uint64_t index)
+{
+    uint32_t i = ext_first_after(e, index);
+    return i < e->count && e->v[i].start <= index;
+}
+
+/* Extents are never adjacent, so a covered range lies inside one of them. */
+bool fs_extents_covers(const fs_extents_t *e, uint64_t start, uint64_t end)
+{
+    if (start >= end)
+        return true;
+    uint32_t i = ext_first_after(e, start);
+    return i < e->count && e->v[i].start <= start && e->v[i].end >= end;
+}
+
+/* Join the two neighbours with the smallest gap between them (count >= 2). */
+static void ext_join_closest(fs_extents_t *e)
+{
+    uint32_t best = 0;
+    uint64_t gap = UINT64_MAX;
+    for (uint32_t k = 0; k + 1 < e->count; k++) {
+        uint64_t g = e->v[k + 1].start - e->v[k].end;
+        if (g < gap) {
+            gap = g;
+            best = k;
+        }
+    }
+    e->v[best].end = e->v[best + 1].end;
+    memmove(&e->v[best + 1], &e->v[best + 2], (e->count - best - 2) * sizeof *e->v);
+    e->count--;
+}
+
+int fs_extents_add(fs_extents_t *e, uint64_t start, uint64_t end)
+{
+    assert(start < end);
+    if (e->count == e->cap) {
+        /* Room first, so a failure leaves e as it was. */
+        uint32_t cap = e->cap ? 2 * e->cap : 4;
+        fs_extent_t *v = realloc(e->v, cap * sizeof *v);
+        if (!v)
+            return -ENOMEM;
+        e->v = v;
+        e->cap = cap;
+    }
+    /* Extents [i, j) overlap or touch [start, end) and merge with it. */
+    uint32_t i = start > 0 ? ext_first_after(e, start - 1) : 0;
+    uint32_t j = i;
+    while (j < e->count && e->v[j].start <= end)
+        j++;
+    if (i < j) {
+        if (e->v[i].start < start)
+            start = e->v[i].start;
+        if (e->v[j - 1].end > end)
+            end = e->v[j - 1].end;
+        e->v[i] = (fs_extent_t){start, end};
+        memmove(&e->v[i + 1], &e->v[j], (e->count - j) * sizeof *e->v);
+        e->count -= j - i - 1;
+    } else {
+        memmove(&e->v[i + 1], &e->v[i], (e->count - i) * sizeof *e->v);
+        e->v[i] = (fs_extent_t){start, end};
+        e->count++;
+    }
+    if (e->count > FS_EXTENTS_MAX)
+        ext_join_closest(e);
+    return 0;
+}
+
+int fs_extents_union(fs_extents_t *e, const fs_extents_t *other)
+{
+    for (uint32_t k = 0; k < other->count; k++) {
+        int rc = fs_extents_add(e, other->v[k].start, other->v[k].end);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+void fs_extents_truncate(fs_extents_t *e, uint64_t end)
+{
+    uint32_t i = ext_first_after(e, end);
+    /* Extents before i end at or before `end`; v[i] may straddle it. */
+    if (i < e->count && e->v[i].start < end) {
+        e->v[i].end = end;
+        i++;
+    }
+    e->count = i;
+}
+
+uint64_t fs_extents_run_to(const fs_extents_t *e, uint64_t index)
+{
+    if (index == 0)
+        return 0;
+    uint32_t i = ext_first_after(e, index - 1);
+    if (i == e->count || e->v[i].start > index - 1)
+        return 0;
+    return index - e->v[i].start;
+}
+
+uint64_t fs_extents_total(const fs_extents_t *e, uint64_t below)
+{
+    uint64_t total = 0;
+    for (uint32_t k = 0; k < e->count && e->v[k].start < below; k++)
+        total += (e->v[k].end < below ? e->v[k].end : below) - e->v[k].start;
+    return total;
+}
+
+/* Canonical: sorted, non-empty, neither overlapping nor touching, bounded. */
+static bool ext_valid(const fs_extents_t *e)
+{
+    if (e->count > FS_EXTENTS_MAX || (e->count && !e->v))
+        return false;
+    for (uint32_t k = 0; k < e->count; k++) {
+        if (e->v[k].start >= e->v[k].end)
+            return false;
+        if (k > 0 && e->v[k].start <= e->v[k - 1].end)
+            return false;
+    }
+    return true;
+}
+
+/* count, then per extent (gap after the previous end, or start; length) */
+static size_t ext_encoded_size(const fs_extents_t *e)
+{
+    size_t n = varint_len(e->count);
+    uint64_t prev = 0;
+    for (uint32_t k = 0; k < e->count; k++) {
+        n += varint_len(e->v[k].start - prev) + varint_len(e->v[k].end - e->v[k].start);
+        prev = e->v[k].end;
+    }
+    return n;
+}
+
+static uint8_t *ext_encode(uint8_t *p, const fs_extents_t *e)
+{
+    p = put_varint(p, e->count);
+    uint64_t prev = 0;
+    for (uint32_t k = 0; k < e->count; k++) {
+        p = put_varint(p, e->v[k].start - prev);
+        p = put_varint(p, e->v[k].end - e->v[k].start);
+        prev = e->v[k].end;
+    }
+    return p;
+}
+
+static int ext_decode(rcur_t *r, fs_extents_t *out)
+{
+    uint64_t count = get_varint(r);
+    /* Each extent takes at least 2 bytes: bound the count before allocating. */
+    if (r->bad || count > FS_EXTENTS_MAX || count > left_bytes(r) / 2)
+        return -EBADMSG;
+    if (count == 0)
+        return 0;
+    out->v = malloc(count * sizeof *out->v);
+    if (!out->v)
+        return -ENOMEM;
+    out->cap = (uint32_t)count;
+    uint64_t prev = 0;
+    for (uint32_t k = 0; k < count; k++) {
+        uint64_t gap = get_varint(r);
+        uint64_t len = get_varint(r);
+        if (r->bad || len == 0 || (k > 0 && gap == 0) || gap > UINT64_MAX - prev ||
+            len > UINT64_MAX - prev - gap)
+            return -EBADMSG;
+        out->v[k].start = prev + gap;
+        out->v[k].end = prev = prev + gap + len;
+        out->count = k + 1;
+    }
+    return 0;
+}
+
 /* ---- inode record ---- */
 
 /* Zero bytes of value still get a real allocation so callers may memcpy it. */
@@ -273,6 +539,8 @@ static bool inode_encodable(const fs_inode_t *in)
     if (in->data_len > FS_INLINE_MAX || (in->data_len && !in->data) ||
         (in->data_len && !(in->flags & FS_INODE_INLINE)) || in->data_len > in->size)
         return false;
+    if (in->ext_unknown || !ext_valid(&in->ext))
+        return false;
     return xattr_total(in) <= FS_XATTR_TOTAL_MAX;
 }
 
@@ -281,7 +549,7 @@ size_t fs_inode_encoded_size(const fs_inode_t *in)
     size_t n = INODE_FIXED_LEN + 2 + (in->target ? strlen(in->target) : 0) + 4;
     for (uint32_t i = 0; i < in->nxattrs; i++)
         n += 1 + strlen((const char *)in->xattrs[i].name) + 4 + in->xattrs[i].value_len;
-    return n + 4 + in->data_len;
+    return n + 4 + in->data_len + ext_encoded_size(&in->ext);
 }
 
 /*
@@ -295,7 +563,7 @@ size_t fs_inode_encode(const fs_inode_t *in, uint8_t *buf, size_t cap)
     size_t need = fs_inode_encoded_size(in);
     if (cap < need)
         return 0;
-    uint8_t *p = put_le(buf, FS_FORMAT, 1);
+    uint8_t *p = put_le(buf, FS_INODE_FORMAT, 1);
     p = put_le(p, in->ino, 8);
     p = put_le(p, in->mode, 4);
     p = put_le(p, in->uid, 4);
@@ -305,7 +573,6 @@ size_t fs_inode_encode(const fs_inode_t *in, uint8_t *buf, size_t cap)
     p = put_le(p, in->size, 8);
     p = put_le(p, in->rdev, 8);
     p = put_le(p, in->parent, 8);
-    p = put_le(p, in->chunks, 8);
     p = put_le(p, (uint64_t)in->atime_s, 8);
     p = put_le(p, (uint64_t)in->mtime_s, 8);
     p = put_le(p, (uint64_t)in->ctime_s, 8);
@@ -326,6 +593,7 @@ size_t fs_inode_encode(const fs_inode_t *in, uint8_t *buf, size_t cap)
     }
     p = put_le(p, in->data_len, 4);
     p = put_bytes(p, in->data, in->data_len);
+    p = ext_encode(p, &in->ext);
     assert((size_t)(p - buf) == need);
     return need;
 }
@@ -337,7 +605,8 @@ int fs_inode_decode(const uint8_t *buf, size_t len, fs_inode_t *out)
     rcur_t r = {buf, len, 0, false};
     memset(out, 0, sizeof *out);
 
-    if (get_u8(&r) != FS_FORMAT)
+    uint8_t format = get_u8(&r);
+    if (format != FS_INODE_FORMAT && format != FS_INODE_FORMAT_NO_INDEX)
         goto fail;
     out->ino = get_u64(&r);
     out->mode = get_u32(&r);
@@ -348,7 +617,11 @@ int fs_inode_decode(const uint8_t *buf, size_t len, fs_inode_t *out)
     out->size = get_u64(&r);
     out->rdev = get_u64(&r);
     out->parent = get_u64(&r);
-    out->chunks = get_u64(&r);
+    if (format == FS_INODE_FORMAT_NO_INDEX) {
+        /* Its chunk count was an estimate for st_blocks: no help in finding chunks. */
+        take(&r, INODE_V1_CHUNKS_LEN);
+        out->ext_unknown = true;
+    }
     out->atime_s = (int64_t)get_u64(&r);
     out->mtime_s = (int64_t)get_u64(&r);
     out->ctime_s = (int64_t)get_u64(&r);
@@ -415,6 +688,13 @@ int fs_inode_decode(const uint8_t *buf, size_t len, fs_inode_t *out)
             goto nomem;
         out->data_len = dl;
     }
+    if (format == FS_INODE_FORMAT) {
+        int erc = ext_decode(&r, &out->ext);
+        if (erc == -ENOMEM)
+            goto nomem;
+        if (erc < 0)
+            goto fail;
+    }
     if (r.off != len)
         goto fail;
     return 0;
@@ -435,6 +715,8 @@ int fs_inode_copy(fs_inode_t *dst, const fs_inode_t *src)
     dst->nxattrs = 0;
     dst->data = NULL;
     dst->data_len = 0;
+    if (fs_extents_copy(&dst->ext, &src->ext) < 0)
+        goto nomem;
     if (src->data_len) {
         dst->data = dup_bytes(src->data, src->data_len, 0);
         if (!dst->data)
@@ -479,6 +761,7 @@ void fs_inode_free(fs_inode_t *in)
     }
     free(in->xattrs);
     free(in->data);
+    fs_extents_free(&in->ext);
     memset(in, 0, sizeof *in);
 }
 

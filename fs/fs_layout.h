@@ -11,6 +11,10 @@
  *   v/V/c/<ino>/<n>      data chunk n of a file
  * Numbers are lowercase hex.
  *
+ * A file's record carries its chunk index: the ranges of chunk numbers
+ * that may be stored (a superset of the chunks that exist, never a
+ * subset), so truncating or removing a file touches only those keys.
+ *
  * A directory is a trie of buckets over the top bits of a 62-bit name hash.
  * Bucket (0,0) is created with the directory. A bucket that grows past
  * FS_BUCKET_MAX bytes is frozen (SPLITTING), its two children at depth d+1
@@ -55,6 +59,53 @@ typedef struct {
 size_t fs_super_encode(const fs_super_t *s, uint8_t *buf, size_t cap);
 int fs_super_decode(const uint8_t *buf, size_t len, fs_super_t *out);
 
+/* ---- chunk index ---- */
+
+/* Chunks [start, end) of a file, start < end. */
+typedef struct {
+    uint64_t start, end;
+} fs_extent_t;
+
+/*
+ * The chunks a file may have stored: sorted, disjoint, non-adjacent
+ * extents (so one set has exactly one representation and one encoding).
+ * Zero-initialised is the empty set.
+ */
+typedef struct {
+    fs_extent_t *v; /* owned */
+    uint32_t count, cap;
+} fs_extents_t;
+
+/*
+ * At most this many extents in a record (about 20 bytes each at worst).
+ * A file scattered over more runs gets its closest runs joined: the gap
+ * between them joins the index, which stays a superset of what is stored
+ * but then costs a delete per bridged hole on removal.
+ */
+#define FS_EXTENTS_MAX 512
+
+void fs_extents_free(fs_extents_t *e);
+/* Deep copy (dst is overwritten, not freed); 0 or -ENOMEM (dst left empty). */
+int fs_extents_copy(fs_extents_t *dst, const fs_extents_t *src);
+/* Is chunk index in the set? */
+bool fs_extents_has(const fs_extents_t *e, uint64_t index);
+/* Are all of chunks [start, end) in the set? */
+bool fs_extents_covers(const fs_extents_t *e, uint64_t start, uint64_t end);
+/*
+ * Add chunks [start, end) (start < end), merging with neighbours; past
+ * FS_EXTENTS_MAX extents the two separated by the smallest gap are joined
+ * (see above). 0 or -ENOMEM (e unchanged).
+ */
+int fs_extents_add(fs_extents_t *e, uint64_t start, uint64_t end);
+/* e ∪= other. 0 or -ENOMEM (e holds part of the union, still a superset of e). */
+int fs_extents_union(fs_extents_t *e, const fs_extents_t *other);
+/* Drop every chunk >= end (a truncation to fs_chunk_count(size) chunks). */
+void fs_extents_truncate(fs_extents_t *e, uint64_t end);
+/* How many chunks right before index are in the set without a gap (0 if index - 1 is not). */
+uint64_t fs_extents_run_to(const fs_extents_t *e, uint64_t index);
+/* Number of chunks in the set below `below` (UINT64_MAX: all of them). */
+uint64_t fs_extents_total(const fs_extents_t *e, uint64_t below);
+
 /* ---- inode record ---- */
 
 /* A file whose data (at most FS_INLINE_MAX bytes) lives in its record, not in chunks. */
@@ -71,7 +122,15 @@ typedef struct {
     uint64_t ino;
     uint32_t mode, uid, gid, nlink, flags;
     uint64_t size, rdev, parent; /* parent: directories only, for ".." */
-    uint64_t chunks; /* chunks holding data (an estimate, for st_blocks; holes are not counted) */
+    /*
+     * Chunks that may be stored (regular files; may be non-empty for an
+     * inline file whose move to chunks was cut short). ext_unknown: read
+     * from a format-1 record, which had no index: any chunk below
+     * fs_chunk_count(size) may exist and ext is empty; the client turns
+     * that into the extent [0, count) before using it.
+     */
+    fs_extents_t ext;
+    bool ext_unknown;
     int64_t atime_s, mtime_s, ctime_s;
     uint32_t atime_ns, mtime_ns, ctime_ns;
     char *target; /* symlink target, owned, or NULL */
@@ -84,7 +143,11 @@ typedef struct {
 /* Bytes fs_inode_encode needs. */
 size_t fs_inode_encoded_size(const fs_inode_t *in);
 size_t fs_inode_encode(const fs_inode_t *in, uint8_t *buf, size_t cap);
-/* Fills out (owning copies); 0 or -EBADMSG. */
+/*
+ * Fills out (owning copies); 0 or -EBADMSG. Reads the current format and
+ * format 1 (no chunk index: ext_unknown set). Encoding always writes the
+ * current format, and refuses ext_unknown.
+ */
 int fs_inode_decode(const uint8_t *buf, size_t len, fs_inode_t *out);
 /* Deep copy; 0 or -ENOMEM. */
 int fs_inode_copy(fs_inode_t *dst, const fs_inode_t *src);
@@ -211,13 +274,14 @@ uint32_t fs_chunk_valid_len(uint64_t size, uint64_t index, uint32_t chunk_size);
  * the record or bucket it replaces, newest first, so a writer whose answer
  * was lost can read the value back and see whether its change landed.
  * Stored as an envelope before the record's own bytes:
- *   format 2 (1 byte), count (1 byte, 1..FS_STAMPS_MAX), count × u64 LE
- *   tokens (non-zero), then the record in its format-1 encoding.
- * A value starting with format 1 has no stamps (written before stamps
- * existed), so old records stay readable; clients that predate stamps
- * refuse format 2 rather than misread it.
+ *   0xf5 (1 byte), count (1 byte, 1..FS_STAMPS_MAX), count × u64 LE
+ *   tokens (non-zero), then the record in its own encoding.
+ * The marker is no record's format byte (records count their formats up
+ * from 1), so a value starting with anything else is a bare record written
+ * before stamps existed and stays readable; clients that predate stamps
+ * refuse the marker as an unknown format rather than misread it.
  */
-#define FS_STAMP_FORMAT 2
+#define FS_STAMP_FORMAT 0xf5
 #define FS_STAMPS_MAX 8
 
 typedef struct {

@@ -102,6 +102,7 @@ void fs_node_maybe_free(fs_t *fs, fs_node_t *n)
         return;
     fs_map_remove(fs->nodes, n->ino, 0);
     fs_inode_free(&n->in);
+    fs_extents_free(&n->written);
     free(n);
 }
 
@@ -112,6 +113,7 @@ static int free_node(uint64_t a, uint64_t b, void *value, void *arg)
     (void)arg;
     fs_node_t *n = value;
     fs_inode_free(&n->in);
+    fs_extents_free(&n->written);
     free(n);
     return 0;
 }
@@ -197,6 +199,23 @@ void fs_nodes_load(fs_t *fs, fs_node_t **nodes, size_t count)
     free(ops);
 }
 
+/*
+ * A format-1 record has no chunk index: its chunks may be anywhere below
+ * its size, as the old per-chunk loops assumed. Listing exactly that
+ * keeps removal and truncation as correct (and as costly) as they were
+ * for such files; the next update of the record stores the index.
+ */
+static int index_resolve(fs_t *fs, fs_inode_t *in)
+{
+    if (!in->ext_unknown)
+        return 0;
+    in->ext_unknown = false;
+    uint64_t count = fs_chunk_count(in->size, fs->chunk_size);
+    if (!S_ISREG(in->mode) || (in->flags & FS_INODE_INLINE) || count == 0)
+        return 0;
+    return fs_extents_add(&in->ext, 0, count);
+}
+
 /* Take a record read from the store (value is consumed). */
 static int node_loaded(fs_t *fs, fs_node_t *n, uint8_t *value, size_t len, kv_version_t ver)
 {
@@ -210,6 +229,10 @@ static int node_loaded(fs_t *fs, fs_node_t *n, uint8_t *value, size_t len, kv_ve
     if (rc < 0) {
         log_warn("fs", "inode %llx: undecodable record", (unsigned long long)n->ino);
         return -EIO;
+    }
+    if ((rc = index_resolve(fs, &in)) < 0) {
+        fs_inode_free(&in);
+        return rc;
     }
     bool changed = n->have && kv_version_cmp(ver, n->ver) != 0;
     bool data_changed = changed && (in.size != n->in.size || in.mtime_s != n->in.mtime_s ||
@@ -321,18 +344,29 @@ static int del_key(fs_t *fs, const char *key)
     return rc == -ENOENT ? 0 : fs_store_errno(rc);
 }
 
-int fs_chunks_delete(fs_t *fs, uint64_t ino, uint64_t first, uint64_t end)
+int fs_chunks_delete(fs_t *fs, uint64_t ino, const fs_extents_t *chunks, uint64_t first)
 {
     enum { BATCH = 32 };
     int first_err = 0;
-    for (uint64_t base = first; base < end; base += BATCH) {
+    uint32_t k = 0;
+    uint64_t next = first;
+    while (chunks) {
         fs_op_t ops[BATCH];
         unsigned n = 0;
-        for (; n < BATCH && base + n < end; n++) {
+        /* The next BATCH listed chunks at or after `next`, across extents. */
+        while (n < BATCH && k < chunks->count) {
+            if (next < chunks->v[k].start)
+                next = chunks->v[k].start;
+            if (next >= chunks->v[k].end) {
+                k++;
+                continue;
+            }
             char key[FS_KEY_MAX];
-            fs_key_chunk(key, fs->vol, ino, base + n);
-            fs_op_del(fs->kvc, &ops[n], key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
+            fs_key_chunk(key, fs->vol, ino, next++);
+            fs_op_del(fs->kvc, &ops[n++], key, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
         }
+        if (n == 0)
+            break;
         for (unsigned i = 0; i < n; i++) {
             int rc = fs_op_wait(&ops[i]);
             if (rc < 0 && rc != -ENOENT && !first_err)
@@ -342,9 +376,9 @@ int fs_chunks_delete(fs_t *fs, uint64_t ino, uint64_t first, uint64_t end)
     return first_err;
 }
 
-int fs_node_destroy(fs_t *fs, uint64_t ino, uint64_t size, bool record)
+int fs_node_destroy(fs_t *fs, uint64_t ino, const fs_extents_t *chunks, bool record)
 {
-    int first_err = fs_chunks_delete(fs, ino, 0, fs_chunk_count(size, fs->chunk_size));
+    int first_err = fs_chunks_delete(fs, ino, chunks, 0);
     if (first_err)
         return first_err; /* keep the record so the chunks stay findable */
     if (!record)
@@ -437,11 +471,19 @@ void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st)
     st->st_rdev = in->rdev;
     st->st_size = (off_t)(S_ISREG(in->mode) ? n->size : in->size);
     st->st_blksize = (blksize_t)fs->chunk_size;
-    /* Allocated: the inline bytes, or the chunks known to hold data (holes take nothing). */
+    /*
+     * Allocated: the inline bytes, or the indexed chunks within the size
+     * (holes take nothing). The index may list a chunk that is not stored
+     * (a write cut short, a sequential writer's reservation), so this can
+     * run a little high, never low for flushed data.
+     */
     uint64_t used = st->st_size;
     if (S_ISREG(in->mode)) {
-        used = (in->flags & FS_INODE_INLINE) ? in->data_len
-                                             : (in->chunks + n->new_chunks) * fs->chunk_size;
+        uint64_t listed = fs_extents_total(&in->ext, fs_chunk_count(n->size, fs->chunk_size));
+        if (in->flags & FS_INODE_INLINE)
+            used = in->data_len;
+        else if (listed < UINT64_MAX / fs->chunk_size) /* else the product would wrap */
+            used = listed * fs->chunk_size;
         if (used > (uint64_t)st->st_size)
             used = (uint64_t)st->st_size;
     }

@@ -233,14 +233,16 @@ static int dir_edit_and_touch(fs_t *fs, uint64_t dir, const char *name, size_t l
 
 typedef struct {
     fs_t *fs;
-    uint64_t ino, size;
+    uint64_t ino;
+    fs_extents_t chunks; /* the file's chunk index, owned */
     bool record_gone;
 } reap_t;
 
 static void reap_fiber(void *arg)
 {
     reap_t *r = arg;
-    int rc = fs_node_destroy(r->fs, r->ino, r->size, !r->record_gone);
+    int rc = fs_node_destroy(r->fs, r->ino, &r->chunks, !r->record_gone);
+    fs_extents_free(&r->chunks);
     if (rc < 0)
         log_warn("fs", "inode %llx: freeing its data failed (%s); left as garbage",
                  (unsigned long long)r->ino, strerror(-rc));
@@ -260,16 +262,23 @@ void fs_ns_file_unlinked(fs_t *fs, fs_node_t *n)
     reap_t *r = malloc(sizeof(*r));
     if (!r)
         return;
-    uint64_t size = n->size > n->in.size ? n->size : n->in.size;
-    /* Inline data went with the record; only chunked files have chunks to delete. */
-    *r = (reap_t){fs, n->ino, (n->in.flags & FS_INODE_INLINE) ? 0 : size, !n->have};
+    /* The index lists every chunk stored (inline data goes with the record). */
+    *r = (reap_t){fs, n->ino, {0}, !n->have};
+    if (fs_extents_copy(&r->chunks, &n->in.ext) < 0 ||
+        fs_extents_union(&r->chunks, &n->written) < 0) {
+        fs_extents_free(&r->chunks);
+        free(r);
+        return; /* the record stays: its chunks stay findable */
+    }
     n->have = false;
-    if (r->size == 0 && r->record_gone) {
+    if (r->chunks.count == 0 && r->record_gone) {
         free(r);
         return;
     }
-    if (fiber_spawn(reap_fiber, r) < 0)
+    if (fiber_spawn(reap_fiber, r) < 0) {
+        fs_extents_free(&r->chunks);
         free(r);
+    }
 }
 
 /* Remove an empty directory (already marked dying) for good. */
@@ -277,7 +286,7 @@ static void dir_free(fs_t *fs, fs_node_t *n)
 {
     int rc = fs_dir_destroy(fs, n->ino);
     if (rc == 0)
-        rc = fs_node_destroy(fs, n->ino, 0, true);
+        rc = fs_node_destroy(fs, n->ino, NULL, true);
     if (rc < 0)
         log_warn("fs", "directory %llx: freeing it failed (%s); left as garbage",
                  (unsigned long long)n->ino, strerror(-rc));
@@ -406,7 +415,7 @@ int fs_ns_make(fs_t *fs, uint64_t parent, const char *name, size_t len, mode_t m
         if (S_ISDIR(mode) && !name_maybe)
             fs_dir_destroy(fs, ino);
         if (cj.rc == 0 && !name_maybe)
-            fs_node_destroy(fs, ino, 0, true);
+            fs_node_destroy(fs, ino, NULL, true);
         n->have = false;
         fs_node_put(fs, n);
         return rc;

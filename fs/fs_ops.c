@@ -307,16 +307,15 @@ static int mutate_setattr(fs_inode_t *in, void *arg)
     if (set & FUSE_SET_ATTR_GID)
         in->gid = o->attr.st_gid;
     if (set & FUSE_SET_ATTR_SIZE) {
+        uint64_t old_size = in->size;
         in->size = (uint64_t)o->attr.st_size;
         if (in->size == 0 && S_ISREG(in->mode))
             in->flags |= FS_INODE_INLINE; /* no chunks left: small again */
         if ((in->flags & FS_INODE_INLINE) && in->data_len > in->size)
             in->data_len = (uint32_t)in->size;
-        uint64_t most = (in->size + s->chunk_size - 1) / s->chunk_size;
-        if (in->chunks > most)
-            in->chunks = most;
-        if (in->flags & FS_INODE_INLINE)
-            in->chunks = 0;
+        /* fs_data_truncate deleted the listed chunks past the new end first. */
+        if (in->size < old_size)
+            fs_extents_truncate(&in->ext, fs_chunk_count(in->size, s->chunk_size));
         set_time(&in->mtime_s, &in->mtime_ns, s->now);
     }
     if (set & FUSE_SET_ATTR_ATIME_NOW)

@@ -119,13 +119,21 @@ static void fill_inode(fs_inode_t *in)
     in->size = 5 * GiB + 17;
     in->rdev = 0x0801;
     in->parent = FS_ROOT_INO;
-    in->chunks = 81921;
     in->atime_s = -1;
     in->mtime_s = INT64_MIN;
     in->ctime_s = INT64_MAX;
     in->atime_ns = 0;
     in->mtime_ns = 999999999;
     in->ctime_ns = 1;
+}
+
+/* A chunk index with short and long runs, small and huge indices. */
+static void fill_ext(fs_inode_t *in)
+{
+    assert_int_equal(fs_extents_add(&in->ext, 0, 3), 0);
+    assert_int_equal(fs_extents_add(&in->ext, 200, 201), 0);
+    assert_int_equal(fs_extents_add(&in->ext, 1ULL << 44, (1ULL << 44) + 81921), 0);
+    assert_int_equal(fs_extents_add(&in->ext, UINT64_MAX - 1, UINT64_MAX), 0);
 }
 
 static void assert_inode_equal(const fs_inode_t *a, const fs_inode_t *b)
@@ -139,7 +147,13 @@ static void assert_inode_equal(const fs_inode_t *a, const fs_inode_t *b)
     assert_int_equal(a->size, b->size);
     assert_int_equal(a->rdev, b->rdev);
     assert_int_equal(a->parent, b->parent);
-    assert_int_equal(a->chunks, b->chunks);
+    assert_false(a->ext_unknown);
+    assert_false(b->ext_unknown);
+    assert_int_equal(a->ext.count, b->ext.count);
+    for (uint32_t i = 0; i < a->ext.count; i++) {
+        assert_int_equal(a->ext.v[i].start, b->ext.v[i].start);
+        assert_int_equal(a->ext.v[i].end, b->ext.v[i].end);
+    }
     assert_true(a->atime_s == b->atime_s);
     assert_true(a->mtime_s == b->mtime_s);
     assert_true(a->ctime_s == b->ctime_s);
@@ -454,7 +468,7 @@ static void test_fs_inode_roundtrip_plain(void **state)
     fill_inode(&in);
     size_t len;
     uint8_t *buf = inode_roundtrip(&in, &len);
-    assert_int_equal(buf[0], 1);
+    assert_int_equal(buf[0], 2);
     /* ino follows the format byte, little-endian */
     assert_int_equal(buf[1], 0xef);
     assert_int_equal(buf[8], 0x01);
@@ -536,6 +550,7 @@ static void test_fs_inode_decode_every_truncation_fails(void **state)
     (void)state;
     fs_inode_t in, out;
     fill_inode(&in);
+    fill_ext(&in);
     in.target = strdup("/target");
     assert_int_equal(fs_xattr_set(&in, "user.x", "12345", 5), 0);
     assert_int_equal(fs_xattr_set(&in, "user.empty", NULL, 0), 0);
@@ -574,6 +589,7 @@ static void test_fs_inode_decode_bit_flips_never_crash(void **state)
     (void)state;
     fs_inode_t in, out;
     fill_inode(&in);
+    fill_ext(&in);
     in.target = strdup("abc");
     assert_int_equal(fs_xattr_set(&in, "user.a", "v1", 2), 0);
     assert_int_equal(fs_xattr_set(&in, "user.b", "v22", 3), 0);
@@ -628,7 +644,8 @@ static void test_fs_inode_decode_rejects_format(void **state)
     fill_inode(&in);
     uint8_t buf[256];
     size_t n = fs_inode_encode(&in, buf, sizeof buf);
-    buf[0] = 2;
+    assert_int_equal(buf[0], 2);
+    buf[0] = 3;
     assert_int_equal(fs_inode_decode(buf, n, &out), -EBADMSG);
     buf[0] = 0;
     assert_int_equal(fs_inode_decode(buf, n, &out), -EBADMSG);
@@ -792,7 +809,8 @@ static void test_fs_inode_encode_cap(void **state)
     in.target = strdup("x");
     assert_int_equal(fs_xattr_set(&in, "user.k", "vv", 2), 0);
     size_t need = fs_inode_encoded_size(&in);
-    assert_int_equal(need, 97 + 2 + 1 + 4 + (1 + 6 + 4 + 2) + 4);
+    /* format 2: 89 fixed bytes, ..., and a one-byte empty chunk index */
+    assert_int_equal(need, 89 + 2 + 1 + 4 + (1 + 6 + 4 + 2) + 4 + 1);
     uint8_t *buf = malloc(need);
     assert_int_equal(fs_inode_encode(&in, buf, need - 1), 0);
     assert_int_equal(fs_inode_encode(&in, buf, 0), 0);
@@ -2120,6 +2138,295 @@ static void test_fs_bucket_dead_state(void **state)
     fs_bucket_free(&b);
 }
 
+/* ---- chunk index ---- */
+
+#define MODEL_N 3000
+
+/* The set must be canonical and hold exactly the model's chunks. */
+static void assert_ext_matches(const fs_extents_t *e, const bool *model)
+{
+    for (uint32_t k = 0; k < e->count; k++) {
+        assert_true(e->v[k].start < e->v[k].end);
+        if (k > 0)
+            assert_true(e->v[k].start > e->v[k - 1].end); /* neither overlapping nor touching */
+    }
+    uint64_t total = 0;
+    for (uint64_t i = 0; i < MODEL_N; i++) {
+        assert_int_equal(fs_extents_has(e, i), model[i]);
+        total += model[i];
+        assert_int_equal(fs_extents_total(e, i + 1), total);
+        uint64_t run = 0;
+        while (run < i && model[i - 1 - run])
+            run++;
+        assert_int_equal(fs_extents_run_to(e, i), run);
+    }
+    assert_int_equal(fs_extents_total(e, UINT64_MAX), total);
+}
+
+static void test_fs_extents_add_merges(void **state)
+{
+    (void)state;
+    fs_extents_t e = {0};
+    assert_int_equal(fs_extents_add(&e, 10, 20), 0);
+    assert_int_equal(fs_extents_add(&e, 30, 40), 0);
+    assert_int_equal(e.count, 2);
+    assert_int_equal(fs_extents_add(&e, 20, 30), 0); /* touches both: one extent */
+    assert_int_equal(e.count, 1);
+    assert_int_equal(e.v[0].start, 10);
+    assert_int_equal(e.v[0].end, 40);
+    assert_int_equal(fs_extents_add(&e, 0, 5), 0);
+    assert_int_equal(fs_extents_add(&e, 50, 60), 0);
+    assert_int_equal(fs_extents_add(&e, 12, 15), 0); /* inside: nothing changes */
+    assert_int_equal(e.count, 3);
+    assert_int_equal(fs_extents_add(&e, 3, 55), 0); /* swallows everything */
+    assert_int_equal(e.count, 1);
+    assert_int_equal(e.v[0].start, 0);
+    assert_int_equal(e.v[0].end, 60);
+    assert_true(fs_extents_covers(&e, 0, 60));
+    assert_false(fs_extents_covers(&e, 59, 61));
+    assert_true(fs_extents_covers(&e, 7, 7));
+    fs_extents_truncate(&e, 25);
+    assert_int_equal(e.count, 1);
+    assert_int_equal(e.v[0].end, 25);
+    fs_extents_truncate(&e, 0);
+    assert_int_equal(e.count, 0);
+    assert_false(fs_extents_has(&e, 0));
+    assert_int_equal(fs_extents_add(&e, UINT64_MAX - 1, UINT64_MAX), 0);
+    assert_true(fs_extents_has(&e, UINT64_MAX - 1));
+    fs_extents_t c;
+    assert_int_equal(fs_extents_copy(&c, &e), 0);
+    assert_int_equal(c.count, 1);
+    fs_extents_free(&e);
+    fs_extents_free(&c);
+    assert_null(c.v);
+}
+
+/* Random adds, unions and truncations against a bitmap. */
+static void test_fs_extents_random_against_model(void **state)
+{
+    (void)state;
+    static bool model[MODEL_N];
+    rng_seed(0xe47e);
+    for (int round = 0; round < 30; round++) {
+        memset(model, 0, sizeof model);
+        fs_extents_t e = {0};
+        for (int op = 0; op < 60; op++) {
+            size_t what = rng_below(10);
+            if (what < 7) {
+                uint64_t a = rng_below(MODEL_N - 1);
+                uint64_t len = 1 + rng_below(what < 5 ? 4 : 200);
+                if (a + len > MODEL_N)
+                    len = MODEL_N - a;
+                assert_int_equal(fs_extents_add(&e, a, a + len), 0);
+                for (uint64_t i = a; i < a + len; i++)
+                    model[i] = true;
+            } else if (what < 9) {
+                fs_extents_t o = {0};
+                uint64_t a = rng_below(MODEL_N - 10);
+                assert_int_equal(fs_extents_add(&o, a, a + 3), 0);
+                assert_int_equal(fs_extents_add(&o, a + 5, a + 9), 0);
+                assert_int_equal(fs_extents_union(&e, &o), 0);
+                for (uint64_t i = a; i < a + 9; i++)
+                    model[i] = model[i] || i < a + 3 || i >= a + 5;
+                fs_extents_free(&o);
+            } else {
+                uint64_t t = rng_below(MODEL_N + 1);
+                fs_extents_truncate(&e, t);
+                for (uint64_t i = t; i < MODEL_N; i++)
+                    model[i] = false;
+            }
+            assert_ext_matches(&e, model);
+        }
+        fs_extents_free(&e);
+    }
+}
+
+/* Past FS_EXTENTS_MAX the closest runs are joined: still a superset, still bounded. */
+static void test_fs_extents_bound_joins_closest(void **state)
+{
+    (void)state;
+    fs_extents_t e = {0};
+    /* Runs 1 000 chunks apart, except one pair only 3 apart. */
+    for (uint64_t k = 0; k < FS_EXTENTS_MAX; k++)
+        assert_int_equal(fs_extents_add(&e, k * 1000, k * 1000 + 1), 0);
+    assert_int_equal(e.count, FS_EXTENTS_MAX);
+    assert_int_equal(fs_extents_add(&e, 7000 + 4, 7000 + 5), 0);
+    assert_int_equal(e.count, FS_EXTENTS_MAX);
+    assert_true(fs_extents_covers(&e, 7000, 7005)); /* the 3-chunk gap joined */
+    assert_int_equal(fs_extents_total(&e, UINT64_MAX), FS_EXTENTS_MAX + 4);
+    /* Many more scattered chunks: bounded, and every one still listed. */
+    rng_seed(77);
+    uint64_t added[2000];
+    for (int i = 0; i < 2000; i++) {
+        added[i] = rng_next() >> 12;
+        assert_int_equal(fs_extents_add(&e, added[i], added[i] + 1), 0);
+        assert_true(e.count <= FS_EXTENTS_MAX);
+    }
+    for (int i = 0; i < 2000; i++)
+        assert_true(fs_extents_has(&e, added[i]));
+    for (uint64_t k = 0; k < FS_EXTENTS_MAX; k++)
+        assert_true(fs_extents_has(&e, k * 1000));
+    /* The record stays small enough to encode. */
+    fs_inode_t in, out;
+    fill_inode(&in);
+    in.ext = e;
+    size_t len;
+    uint8_t *buf = inode_roundtrip(&in, &len);
+    assert_true(len < 16 * 1024);
+    assert_int_equal(fs_inode_decode(buf, len, &out), 0);
+    assert_int_equal(out.ext.count, e.count);
+    fs_inode_free(&out);
+    free(buf);
+    fs_inode_free(&in);
+}
+
+static void test_fs_inode_roundtrip_index(void **state)
+{
+    (void)state;
+    fs_inode_t in;
+    fill_inode(&in);
+    in.flags = 0;
+    size_t len;
+    free(inode_roundtrip(&in, &len)); /* empty index */
+    size_t empty = len;
+    fill_ext(&in);
+    free(inode_roundtrip(&in, &len));
+    /* Varints: a dense file costs a few bytes, the huge extents at most 20 each. */
+    assert_true(len - empty <= 4 * 20);
+    fs_inode_free(&in);
+}
+
+/* A record of the format before the index: read, marked unknown, never written back as is. */
+static void test_fs_inode_decode_format1(void **state)
+{
+    (void)state;
+    static uint8_t raw[512];
+    fs_inode_t out;
+    bld_t b = {raw, 0};
+    bld_le(&b, 1, 1);           /* format 1 */
+    bld_le(&b, 77, 8);          /* ino */
+    bld_le(&b, 0100644, 4);     /* mode */
+    for (int i = 0; i < 4; i++) /* uid gid nlink flags */
+        bld_le(&b, i == 2 ? 1 : 0, 4);
+    bld_le(&b, 5 * GiB, 8); /* size */
+    bld_le(&b, 0, 8);       /* rdev */
+    bld_le(&b, 0, 8);       /* parent */
+    bld_le(&b, 12345, 8);   /* chunk count estimate */
+    for (int i = 0; i < 3; i++)
+        bld_le(&b, 1700000000 + i, 8);
+    for (int i = 0; i < 3; i++)
+        bld_le(&b, 0, 4);
+    bld_le(&b, 0, 2); /* no target */
+    bld_le(&b, 0, 4); /* no xattrs */
+    bld_le(&b, 0, 4); /* no inline data */
+    assert_int_equal(fs_inode_decode(raw, b.n, &out), 0);
+    assert_true(out.ext_unknown);
+    assert_int_equal(out.ext.count, 0);
+    assert_int_equal(out.ino, 77);
+    assert_int_equal(out.size, 5 * GiB);
+    assert_int_equal(out.nlink, 1);
+    assert_int_equal(out.mtime_s, 1700000001);
+    uint8_t re[512];
+    assert_int_equal(fs_inode_encode(&out, re, sizeof re), 0); /* unknown is never stored */
+    out.ext_unknown = false;
+    size_t n = fs_inode_encode(&out, re, sizeof re);
+    assert_int_equal(n, b.n - 8 + 1); /* no estimate, one byte of empty index */
+    assert_int_equal(re[0], 2);
+    fs_inode_free(&out);
+    /* Format 1 had nothing after the data: an index there is garbage. */
+    bld_le(&b, 0, 1);
+    assert_int_equal(fs_inode_decode(raw, b.n, &out), -EBADMSG);
+    for (size_t cut = 0; cut + 1 < b.n; cut++)
+        assert_int_equal(fs_inode_decode(raw, cut, &out), -EBADMSG);
+}
+
+/* Hand-made index bytes at the end of an otherwise valid record. */
+static int decode_with_index(const uint8_t *idx, size_t idx_len, fs_inode_t *out)
+{
+    fs_inode_t in;
+    fill_inode(&in);
+    in.flags = 0;
+    static uint8_t buf[1024];
+    size_t n = fs_inode_encode(&in, buf, sizeof buf);
+    assert_true(n > 0);
+    assert_int_equal(buf[n - 1], 0); /* the empty index */
+    memcpy(buf + n - 1, idx, idx_len);
+    uint8_t *exact = malloc(n - 1 + idx_len);
+    memcpy(exact, buf, n - 1 + idx_len);
+    int rc = fs_inode_decode(exact, n - 1 + idx_len, out);
+    free(exact);
+    return rc;
+}
+
+static void test_fs_inode_decode_rejects_bad_index(void **state)
+{
+    (void)state;
+    fs_inode_t out;
+    const uint8_t ok[] = {2, 5, 3, 1, 1}; /* [5, 8) [9, 10) */
+    assert_int_equal(decode_with_index(ok, sizeof ok, &out), 0);
+    assert_int_equal(out.ext.count, 2);
+    assert_int_equal(out.ext.v[1].start, 9);
+    fs_inode_free(&out);
+    const uint8_t adjacent[] = {2, 5, 3, 0, 1};
+    assert_int_equal(decode_with_index(adjacent, sizeof adjacent, &out), -EBADMSG);
+    const uint8_t empty_ext[] = {1, 5, 0};
+    assert_int_equal(decode_with_index(empty_ext, sizeof empty_ext, &out), -EBADMSG);
+    const uint8_t overlong[] = {1, 0x85, 0x00, 3};
+    assert_int_equal(decode_with_index(overlong, sizeof overlong, &out), -EBADMSG);
+    const uint8_t overlong_count[] = {0x80, 0x00};
+    assert_int_equal(decode_with_index(overlong_count, sizeof overlong_count, &out), -EBADMSG);
+    const uint8_t count_past_bytes[] = {3, 5, 3, 1, 1};
+    assert_int_equal(decode_with_index(count_past_bytes, sizeof count_past_bytes, &out), -EBADMSG);
+    /* start 2^64 - 1, length 1: the end would wrap */
+    const uint8_t wraps[] = {1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1};
+    assert_int_equal(decode_with_index(wraps, sizeof wraps, &out), -EBADMSG);
+    /* start 2^64 - 2, length 1: fits */
+    const uint8_t fits[] = {1, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 1};
+    assert_int_equal(decode_with_index(fits, sizeof fits, &out), 0);
+    assert_true(out.ext.v[0].end == UINT64_MAX);
+    fs_inode_free(&out);
+    /* a varint past 64 bits */
+    const uint8_t too_big[] = {1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02, 1};
+    assert_int_equal(decode_with_index(too_big, sizeof too_big, &out), -EBADMSG);
+    /* more extents than a record may hold */
+    static uint8_t many[2 + 2 * (FS_EXTENTS_MAX + 1)];
+    size_t m = 0;
+    many[m++] = (uint8_t)(0x80 | ((FS_EXTENTS_MAX + 1) & 0x7f));
+    many[m++] = (uint8_t)((FS_EXTENTS_MAX + 1) >> 7);
+    for (int i = 0; i <= FS_EXTENTS_MAX; i++) {
+        many[m++] = 1;
+        many[m++] = 1;
+    }
+    assert_int_equal(decode_with_index(many, m, &out), -EBADMSG);
+    many[0] = (uint8_t)(0x80 | (FS_EXTENTS_MAX & 0x7f));
+    many[1] = (uint8_t)(FS_EXTENTS_MAX >> 7);
+    assert_int_equal(decode_with_index(many, m - 2, &out), 0);
+    assert_int_equal(out.ext.count, FS_EXTENTS_MAX);
+    fs_inode_free(&out);
+}
+
+static void test_fs_inode_encode_refuses_bad_index(void **state)
+{
+    (void)state;
+    fs_inode_t in;
+    fill_inode(&in);
+    uint8_t buf[1024];
+    fs_extent_t v[2] = {{10, 20}, {20, 30}};
+    in.ext.v = v;
+    in.ext.count = 2;
+    assert_int_equal(fs_inode_encode(&in, buf, sizeof buf), 0); /* touching */
+    v[1] = (fs_extent_t){5, 8};
+    assert_int_equal(fs_inode_encode(&in, buf, sizeof buf), 0); /* unsorted */
+    v[1] = (fs_extent_t){25, 25};
+    assert_int_equal(fs_inode_encode(&in, buf, sizeof buf), 0); /* empty */
+    v[1] = (fs_extent_t){25, 26};
+    assert_true(fs_inode_encode(&in, buf, sizeof buf) > 0);
+    in.ext.v = NULL;
+    assert_int_equal(fs_inode_encode(&in, buf, sizeof buf), 0); /* count without extents */
+    in.ext.count = 0;
+    fs_inode_free(&in);
+}
+
 /* ---- change stamps ---- */
 
 static void test_fs_stamps_round_trip_and_bare_records(void **state)
@@ -2168,6 +2475,7 @@ int main(void)
         cmocka_unit_test(test_fs_key_formats),
         cmocka_unit_test(test_fs_inode_inline_data),
         cmocka_unit_test(test_fs_bucket_dead_state),
+        cmocka_unit_test(test_fs_stamps_round_trip_and_bare_records),
         cmocka_unit_test(test_fs_key_hex_lowercase_no_leading_zeros),
         cmocka_unit_test(test_fs_key_longest_volume_fits),
         cmocka_unit_test(test_fs_key_bad_volume_is_empty),
@@ -2192,6 +2500,13 @@ int main(void)
         cmocka_unit_test(test_fs_inode_decode_rejects_xattr_total),
         cmocka_unit_test(test_fs_inode_encode_cap),
         cmocka_unit_test(test_fs_inode_encode_refuses_unsorted_xattrs),
+        cmocka_unit_test(test_fs_extents_add_merges),
+        cmocka_unit_test(test_fs_extents_random_against_model),
+        cmocka_unit_test(test_fs_extents_bound_joins_closest),
+        cmocka_unit_test(test_fs_inode_roundtrip_index),
+        cmocka_unit_test(test_fs_inode_decode_format1),
+        cmocka_unit_test(test_fs_inode_decode_rejects_bad_index),
+        cmocka_unit_test(test_fs_inode_encode_refuses_bad_index),
         cmocka_unit_test(test_fs_inode_copy_is_deep),
         cmocka_unit_test(test_fs_inode_copy_plain),
         cmocka_unit_test(test_fs_inode_free_zeroes),
@@ -2244,7 +2559,6 @@ int main(void)
         cmocka_unit_test(test_fs_chunk_truncate_grow_or_same),
         cmocka_unit_test(test_fs_chunk_truncate_beyond_4g),
         cmocka_unit_test(test_fs_chunk_truncate_matches_valid_len),
-        cmocka_unit_test(test_fs_stamps_round_trip_and_bare_records),
     };
     return cmocka_run_group_tests_name("fs_layout", tests, NULL, NULL);
 }
