@@ -55,7 +55,8 @@ uint64_t fs_token_new(fs_t *fs)
 
 bool fs_outcome_unknown(int rc)
 {
-    return rc < 0 && fs_store_errno(rc) == -EIO;
+    /* A failed condition is a definite answer (the write was not applied), not EIO. */
+    return rc < 0 && rc != -ESTALE && fs_store_errno(rc) == -EIO;
 }
 
 /* ---- nodes ---- */
