@@ -41,6 +41,7 @@
 #include <limits.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -565,8 +566,10 @@ static int rebuild_state(store_t *st)
 
 static int start_committer(store_t *st, void *zctx)
 {
+    /* A fresh name each time: a closed socket's name is released asynchronously. */
+    static atomic_uint serial;
     char ep[64];
-    snprintf(ep, sizeof ep, "inproc://dht-store-%p", (void *)st);
+    snprintf(ep, sizeof ep, "inproc://dht-store-%u", atomic_fetch_add(&serial, 1));
     int linger = 0;
     st->lsock = zmq_socket(zctx, ZMQ_PAIR);
     st->csock = zmq_socket(zctx, ZMQ_PAIR);
