@@ -97,7 +97,6 @@ typedef struct {
     char **peers;
     size_t npeers;
     unsigned timeout_ms;
-    uint64_t cap_total, cap_avail, cap_at;
 } fs_t;
 
 /* ---- time ---- */

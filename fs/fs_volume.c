@@ -4,7 +4,7 @@
  */
 #include "fs_ops.h"
 #include "log.h"
-#include "rpc.h"
+#include "kvclient.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -13,8 +13,6 @@
 #include <unistd.h>
 
 #define DEFAULT_CHUNK_SIZE (64 * 1024)
-#define RING_WALK_MAX 4096
-#define CAPACITY_TTL_MS 2000
 
 static int root_open(fs_t *fs, fs_node_t *root);
 
@@ -98,94 +96,46 @@ typedef struct {
     bool done;
     int rc;
     fiber_t *waiter;
-    wire_msg_t reply;
-} call_t;
+    kvc_ring_stats_t stats;
+} stats_call_t;
 
-static void call_done(int rc, const wire_msg_t *reply, void *arg)
+static void on_ring_stats(int rc, const kvc_ring_stats_t *stats, void *arg)
 {
-    call_t *c = arg;
+    stats_call_t *c = arg;
     c->rc = rc;
-    if (rc == 0 && reply)
-        c->reply = *reply;
+    if (rc == 0)
+        c->stats = *stats;
     c->done = true;
     if (c->waiter)
         fiber_wake(c->waiter);
 }
 
-/* One request to addr, waited for by the running fiber. c is large: heap only. */
-static int call(fs_t *fs, const char *addr, uint8_t type, call_t *c)
-{
-    wire_msg_t req;
-    wire_init(&req, type, 0);
-    c->done = false;
-    c->waiter = NULL;
-    int rc = rpc_call(fs->rpc, addr, &req, fs->timeout_ms, call_done, c);
-    if (rc < 0)
-        return rc;
-    while (!c->done) {
-        c->waiter = fiber_self();
-        fiber_park();
-    }
-    return c->rc;
-}
-
 /*
- * Walk the ring once (INFO for the next node, STATS for its disk) and add
- * up the nodes' file systems; every byte is stored N times, so the volume
- * holds a third of that with three replicas. Nodes sharing one disk count
- * it once each, so a ring on one machine reports that disk's size.
+ * The ring's file systems added up (kvclient walks the ring and caches the
+ * sum for a couple of seconds, so a df does not ask every node each time);
+ * every byte is stored N times, so the volume holds a third of that with
+ * three replicas. Nodes sharing one disk count it once each, so a ring on
+ * one machine reports that disk's size.
  */
-static int ring_walk(fs_t *fs, uint64_t *total, uint64_t *avail, unsigned *replicas)
-{
-    call_t *c = malloc(sizeof(*c));
-    if (!c)
-        return -ENOMEM;
-    char addr[ENDPOINT_MAX], first_addr[ENDPOINT_MAX];
-    int rc = -EIO;
-    for (size_t i = 0; i < fs->npeers && rc < 0; i++) {
-        rc = call(fs, fs->peers[i], WIRE_INFO, c);
-        if (rc == 0)
-            snprintf(addr, sizeof(addr), "%s", c->reply.node.addr);
-    }
-    if (rc < 0) {
-        free(c);
-        return -EIO;
-    }
-    ring_id_t first = c->reply.node.id;
-    snprintf(first_addr, sizeof(first_addr), "%s", addr);
-    *replicas = c->reply.replicas ? c->reply.replicas : 1;
-    *total = *avail = 0;
-    for (unsigned n = 0; n < RING_WALK_MAX; n++) {
-        if (call(fs, addr, WIRE_STATS, c) == 0) {
-            *total += c->reply.disk_total;
-            *avail += c->reply.disk_free;
-        }
-        if (call(fs, addr, WIRE_INFO, c) < 0 || c->reply.nsucc == 0 || c->reply.succ[0].id == first)
-            break;
-        snprintf(addr, sizeof(addr), "%s", c->reply.succ[0].addr);
-    }
-    free(c);
-    return 0;
-}
-
 int fs_ring_capacity(fs_t *fs, struct statvfs *sv)
 {
-    uint64_t now = fs_now_ms(fs);
-    if (!fs->cap_at || now - fs->cap_at > CAPACITY_TTL_MS) {
-        uint64_t total, avail;
-        unsigned replicas;
-        int rc = ring_walk(fs, &total, &avail, &replicas);
-        if (rc < 0)
-            return rc;
-        fs->cap_total = total / replicas;
-        fs->cap_avail = avail / replicas;
-        fs->cap_at = now;
+    stats_call_t c = {false, 0, NULL, {0}};
+    int rc = kvc_ring_stats(fs->kvc, on_ring_stats, &c);
+    if (rc < 0)
+        return rc;
+    while (!c.done) {
+        c.waiter = fiber_self();
+        fiber_park();
     }
+    if (c.rc < 0)
+        return -EIO;
+    unsigned replicas = c.stats.replicas ? c.stats.replicas : 1;
+    uint64_t cap_total = c.stats.disk_total / replicas, cap_avail = c.stats.disk_free / replicas;
     memset(sv, 0, sizeof(*sv));
     sv->f_bsize = fs->chunk_size;
     sv->f_frsize = 4096;
-    sv->f_blocks = fs->cap_total / sv->f_frsize;
-    sv->f_bfree = sv->f_bavail = fs->cap_avail / sv->f_frsize;
+    sv->f_blocks = cap_total / sv->f_frsize;
+    sv->f_bfree = sv->f_bavail = cap_avail / sv->f_frsize;
     /* Inodes are keys: as many as the space allows. */
     sv->f_files = sv->f_blocks;
     sv->f_ffree = sv->f_favail = sv->f_bfree;

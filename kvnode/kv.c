@@ -23,6 +23,7 @@ void kv_fini(node_t *n)
 {
     if (!n->kv)
         return;
+    kv_maint_fini(n);
     /* Pending rpc callbacks were cancelled by rpc_destroy before this. */
     sync_t *s = n->kv->sessions;
     while (s) {

@@ -41,7 +41,9 @@ typedef struct sync {
 } sync_t;
 
 enum {
-    PURGE_BATCH = 512, /* tombstones purged per anti-entropy round */
+    PURGE_BATCH = 512,  /* tombstones purged per anti-entropy round, at most */
+    PURGE_SCAN = 16384, /* records looked at per round, at most */
+    DROP_BATCH = 512,   /* records a dropped range loses per loop iteration */
 };
 
 struct kv {
@@ -59,6 +61,11 @@ struct kv {
     ring_id_t round_lo, round_hi;
     ring_id_t round_reps[KV_QUORUM_MAX];
     size_t round_nrep;
+    /* where the tombstone purge of (purge_lo, purge_hi] resumes */
+    bool purge_has_cursor;
+    ring_id_t purge_lo, purge_hi, purge_pos;
+    uint16_t purge_len;
+    uint8_t purge_key[WIRE_KEY_MAX];
     /* the replica set the last finished round confirmed */
     ring_id_t last_reps[KV_QUORUM_MAX];
     size_t last_nrep;
@@ -66,6 +73,7 @@ struct kv {
     /* results of the last finished round */
     uint64_t primary_keys;
     uint64_t under_replicated;
+    struct kv_drop *drops; /* kv_maint.c: dropped ranges being forgotten */
     /* leave */
     void (*handoff_done)(node_t *n);
     unsigned handoff_pending;
@@ -116,5 +124,7 @@ void kv_stream_serve_pull(node_t *n, const uint8_t *ident, size_t ident_len, con
 /* Remove key if it still is this tombstone. Returns true if removed. */
 bool kv_maint_purge_local(node_t *n, const uint8_t *key, size_t key_len, kv_version_t version);
 void kv_maint_serve_drop(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+/* Stop forgetting dropped ranges (node shutdown). */
+void kv_maint_fini(node_t *n);
 
 #endif

@@ -22,13 +22,19 @@ typedef struct {
     uint16_t key_len[PURGE_BATCH];
     kv_version_t version[PURGE_BATCH];
     uint8_t key[PURGE_BATCH][WIRE_KEY_MAX];
+    /* the last record visited: where the next round's scan resumes */
+    ring_id_t last_pos;
+    uint16_t last_len;
+    uint8_t last_key[WIRE_KEY_MAX];
 } purge_t;
 
 static int collect_purge(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *rec,
                          void *arg)
 {
-    (void)pos;
     purge_t *p = arg;
+    p->last_pos = pos;
+    p->last_len = (uint16_t)key_len;
+    memcpy(p->last_key, key, key_len);
     if (!(rec->flags & WIRE_FLAG_TOMBSTONE) || rec->version.hlc >= p->older_than_hlc)
         return 0;
     memcpy(p->key[p->count], key, key_len);
@@ -50,6 +56,11 @@ bool kv_maint_purge_local(node_t *n, const uint8_t *key, size_t key_len, kv_vers
  * missed the delete would otherwise hand the old value back. (One that is
  * away for longer than the grace period still can: the grace period is the
  * longest outage a delete survives, as with Cassandra's gc_grace.)
+ *
+ * Each round looks at no more than PURGE_SCAN records, resuming after the
+ * last one the previous round looked at and starting over at the range's
+ * start once it reached the end: the loop's work per round is bounded
+ * however many records the range holds.
  */
 static void purge_tombstones(node_t *n, ring_id_t lo, ring_id_t hi)
 {
@@ -61,8 +72,21 @@ static void purge_tombstones(node_t *n, ring_id_t lo, ring_id_t hi)
     if (!p)
         return;
     p->older_than_hlc = (now - grace) << 16;
+    struct kv *kv = n->kv;
+    bool resume = kv->purge_has_cursor && kv->purge_lo == lo && kv->purge_hi == hi;
     /* Collect first: removing inside the scan would invalidate its cursor. */
-    store_scan(n->store, lo, hi, 0, NULL, 0, SIZE_MAX, collect_purge, p);
+    int visited = store_scan(n->store, lo, hi, kv->purge_pos, resume ? kv->purge_key : NULL,
+                             kv->purge_len, PURGE_SCAN, collect_purge, p);
+    if (visited < 0 || (visited < PURGE_SCAN && p->count < PURGE_BATCH)) {
+        kv->purge_has_cursor = false; /* reached the end: start over next time */
+    } else {
+        kv->purge_has_cursor = true;
+        kv->purge_lo = lo;
+        kv->purge_hi = hi;
+        kv->purge_pos = p->last_pos;
+        kv->purge_len = p->last_len;
+        memcpy(kv->purge_key, p->last_key, p->last_len);
+    }
     ring_id_t reps[KV_QUORUM_MAX];
     size_t nrep = node_replica_set(n, reps, KV_QUORUM_MAX);
     for (unsigned k = 0; k < p->count; k++) {
@@ -125,22 +149,80 @@ static void round_account(struct kv *kv, uint64_t missing)
     }
 }
 
-typedef struct {
+/*
+ * Forgetting a dropped range: DROP_BATCH records per loop iteration, each
+ * batch resuming after the last record removed, so a large range never
+ * holds the loop for long and is walked once, not once per batch.
+ */
+struct kv_drop {
+    node_t *n;
+    struct kv_drop *next;
     ring_id_t lo, hi;
+    uint64_t timer;
+    unsigned total;
     unsigned count;
-    uint16_t key_len[PURGE_BATCH];
-    uint8_t key[PURGE_BATCH][WIRE_KEY_MAX];
-} drop_t;
+    bool has_cursor;
+    ring_id_t cursor_pos;
+    uint16_t key_len[DROP_BATCH];
+    ring_id_t pos[DROP_BATCH];
+    uint8_t key[DROP_BATCH][WIRE_KEY_MAX];
+};
 
 static int collect_drop(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *rec,
                         void *arg)
 {
-    (void)pos;
     (void)rec;
-    drop_t *d = arg;
+    struct kv_drop *d = arg;
     memcpy(d->key[d->count], key, key_len);
     d->key_len[d->count] = (uint16_t)key_len;
-    return ++d->count == PURGE_BATCH;
+    d->pos[d->count] = pos;
+    return ++d->count == DROP_BATCH;
+}
+
+static void drop_free(struct kv_drop *d)
+{
+    struct kv_drop **pp = &d->n->kv->drops;
+    while (*pp && *pp != d)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = d->next;
+    if (d->timer)
+        loop_timer_cancel(d->n->loop, d->timer);
+    free(d);
+}
+
+void kv_maint_fini(node_t *n)
+{
+    while (n->kv->drops)
+        drop_free(n->kv->drops);
+}
+
+static void drop_step(loop_t *loop, void *arg)
+{
+    struct kv_drop *d = arg;
+    node_t *n = d->n;
+    d->timer = 0;
+    unsigned last = d->count;
+    d->count = 0;
+    /* The last key of the previous batch is still in d->key[last - 1]. */
+    const uint8_t *after = d->has_cursor ? d->key[last - 1] : NULL;
+    uint8_t after_key[WIRE_KEY_MAX];
+    uint16_t after_len = d->has_cursor ? d->key_len[last - 1] : 0;
+    if (after)
+        memcpy(after_key, after, after_len);
+    int rc = store_scan(n->store, d->lo, d->hi, d->cursor_pos, after ? after_key : NULL, after_len,
+                        DROP_BATCH, collect_drop, d);
+    for (unsigned k = 0; k < d->count; k++)
+        if (store_remove(n->store, d->key[k], d->key_len[k]) == 0)
+            d->total++;
+    if (rc < 0 || d->count < DROP_BATCH || !(d->timer = loop_timer_add(loop, 0, drop_step, d))) {
+        if (d->total)
+            log_info("kv", "dropped %u records no longer replicated here", d->total);
+        drop_free(d);
+        return;
+    }
+    d->has_cursor = true;
+    d->cursor_pos = d->pos[d->count - 1];
 }
 
 /* Our copy of (lo, hi] went back to its authority: forget it. */
@@ -152,21 +234,15 @@ static void on_drop_synced(sync_t *s)
         log_info("kv", "kept a range for now: hand-back to %s incomplete", s->addr);
         return;
     }
-    drop_t *d = calloc(1, sizeof *d);
+    struct kv_drop *d = calloc(1, sizeof *d);
     if (!d)
         return;
-    unsigned total = 0;
-    do {
-        d->count = 0;
-        store_scan(n->store, kv_sync_lo(s->ks), kv_sync_hi(s->ks), 0, NULL, 0, PURGE_BATCH,
-                   collect_drop, d);
-        for (unsigned k = 0; k < d->count; k++)
-            if (store_remove(n->store, d->key[k], d->key_len[k]) == 0)
-                total++;
-    } while (d->count == PURGE_BATCH);
-    free(d);
-    if (total)
-        log_info("kv", "dropped %u records no longer replicated here", total);
+    d->n = n;
+    d->lo = kv_sync_lo(s->ks);
+    d->hi = kv_sync_hi(s->ks);
+    d->next = n->kv->drops;
+    n->kv->drops = d;
+    drop_step(n->loop, d);
 }
 
 void kv_maint_serve_drop(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)

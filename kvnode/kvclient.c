@@ -69,6 +69,28 @@ typedef struct op {
     bool hook_dropped;
 } op_t;
 
+typedef struct {
+    kvc_stats_fn fn;
+    void *arg;
+} stats_waiter_t;
+
+/* A walk of the ring for kvc_ring_stats(), and its last result. */
+typedef struct {
+    bool active;
+    stats_waiter_t *waiters;
+    size_t nwaiters, capwaiters;
+    uint64_t timer;      /* delivers a fresh cached result */
+    uint64_t fail_timer; /* settles a call that could not be sent */
+    int fail_rc;
+    uint8_t pending; /* type of the call in flight */
+    size_t seed_tries, visited;
+    ring_id_t first;
+    char addr[ENDPOINT_MAX];
+    kvc_ring_stats_t acc;
+    kvc_ring_stats_t last;
+    uint64_t last_ms; /* 0: none yet */
+} walk_t;
+
 struct kvc {
     rpc_t *rpc;
     loop_t *loop;
@@ -83,6 +105,7 @@ struct kvc {
     op_t *ops;
     uint64_t client_id, next_seq;
     unsigned lose_pct; /* test hook: DHT_TEST_LOSE_PUT_ANSWER_PCT */
+    walk_t walk;
 };
 
 static void dispatch(op_t *op);
@@ -431,6 +454,160 @@ static void info_request(kvc_t *c)
         on_info(rc, NULL, c); /* counts as a failed seed; waiting ops are not left hanging */
 }
 
+/* ------------------------------------------------------------ ring stats */
+
+/* Everyone waiting gets rc and stats; callbacks may ask again (a new walk). */
+static void walk_deliver(kvc_t *c, int rc, const kvc_ring_stats_t *stats)
+{
+    walk_t *w = &c->walk;
+    size_t n = w->nwaiters;
+    stats_waiter_t *list = w->waiters;
+    w->waiters = NULL;
+    w->nwaiters = w->capwaiters = 0;
+    kvc_ring_stats_t copy = stats ? *stats : (kvc_ring_stats_t){0};
+    for (size_t i = 0; i < n; i++)
+        list[i].fn(rc, stats ? &copy : NULL, list[i].arg);
+    free(list);
+}
+
+static void walk_call(kvc_t *c, const char *addr, uint8_t type);
+
+static void walk_finish(kvc_t *c, int rc)
+{
+    walk_t *w = &c->walk;
+    w->active = false;
+    if (rc == 0 && w->acc.nodes == 0)
+        rc = -ETIMEDOUT; /* nobody answered STATS */
+    if (rc == 0) {
+        w->last = w->acc;
+        w->last_ms = loop_clock_ms();
+    }
+    walk_deliver(c, rc, rc == 0 ? &w->last : NULL);
+}
+
+static void walk_first_info(kvc_t *c)
+{
+    walk_t *w = &c->walk;
+    if (w->seed_tries++ >= c->nseeds) {
+        walk_finish(c, -ETIMEDOUT);
+        return;
+    }
+    walk_call(c, c->seeds[(c->next_seed + w->seed_tries) % c->nseeds], WIRE_INFO);
+}
+
+/*
+ * The walk: INFO from a seed names the first node; then, per node, STATS
+ * (added up) and INFO (its successor), until the successor is the first
+ * node again. A node that does not answer STATS is left out; one that does
+ * not answer INFO ends the walk with what was summed so far.
+ */
+static void on_walk_reply(int rc, const wire_msg_t *r, void *arg)
+{
+    kvc_t *c = arg;
+    walk_t *w = &c->walk;
+    if (rc == -ECANCELED) {
+        w->active = false;
+        walk_deliver(c, -ECANCELED, NULL);
+        return;
+    }
+    if (rc == 0 && !r)
+        rc = -EIO;
+    if (w->visited == 0) { /* a seed's INFO */
+        if (rc < 0 || r->node.addr[0] == '\0') {
+            walk_first_info(c);
+            return;
+        }
+        w->first = r->node.id;
+        w->acc.replicas = r->replicas ? r->replicas : 1;
+        snprintf(w->addr, sizeof w->addr, "%s", r->node.addr);
+        w->visited = 1;
+        walk_call(c, w->addr, WIRE_STATS);
+        return;
+    }
+    if (w->pending == WIRE_STATS) {
+        if (rc == 0) {
+            w->acc.nodes++;
+            w->acc.primary_keys += r->primary_keys;
+            w->acc.stored_keys += r->stored_keys;
+            w->acc.under_replicated += r->under_replicated;
+            w->acc.bytes += r->bytes;
+            w->acc.disk_total += r->disk_total;
+            w->acc.disk_free += r->disk_free;
+        }
+        walk_call(c, w->addr, WIRE_INFO);
+        return;
+    }
+    if (rc < 0 || r->nsucc == 0 || r->succ[0].id == w->first || w->visited >= KVC_RING_WALK_MAX) {
+        walk_finish(c, 0);
+        return;
+    }
+    snprintf(w->addr, sizeof w->addr, "%s", r->succ[0].addr);
+    w->visited++;
+    walk_call(c, w->addr, WIRE_STATS);
+}
+
+static void on_walk_failed(loop_t *loop, void *arg)
+{
+    (void)loop;
+    kvc_t *c = arg;
+    c->walk.fail_timer = 0;
+    on_walk_reply(c->walk.fail_rc, NULL, c);
+}
+
+static void walk_call(kvc_t *c, const char *addr, uint8_t type)
+{
+    walk_t *w = &c->walk;
+    wire_msg_t req;
+    wire_init(&req, type, 0);
+    w->pending = type;
+    int rc = rpc_call(c->rpc, addr, &req, c->timeout_ms, on_walk_reply, c);
+    if (rc < 0) {
+        /* Settled as a failed answer from the loop, so done never runs inside the call. */
+        w->fail_rc = rc;
+        w->fail_timer = loop_timer_add(c->loop, 0, on_walk_failed, c);
+        if (!w->fail_timer) {
+            w->active = false;
+            walk_deliver(c, -ENOMEM, NULL);
+        }
+    }
+}
+
+static void on_walk_cached(loop_t *loop, void *arg)
+{
+    (void)loop;
+    kvc_t *c = arg;
+    c->walk.timer = 0;
+    walk_deliver(c, 0, &c->walk.last);
+}
+
+int kvc_ring_stats(kvc_t *c, kvc_stats_fn done, void *arg)
+{
+    walk_t *w = &c->walk;
+    if (w->nwaiters == w->capwaiters) {
+        size_t cap = w->capwaiters ? w->capwaiters * 2 : 8;
+        stats_waiter_t *p = realloc(w->waiters, cap * sizeof *p);
+        if (!p)
+            return -ENOMEM;
+        w->waiters = p;
+        w->capwaiters = cap;
+    }
+    w->waiters[w->nwaiters++] = (stats_waiter_t){done, arg};
+    if (w->active || w->timer)
+        return 0; /* joins the walk or the delivery under way */
+    uint64_t now = loop_clock_ms();
+    if (w->last_ms && now - w->last_ms < KVC_RING_STATS_TTL_MS) {
+        w->timer = loop_timer_add(c->loop, 0, on_walk_cached, c);
+        if (w->timer)
+            return 0;
+    }
+    w->active = true;
+    w->seed_tries = 0;
+    w->visited = 0;
+    w->acc = (kvc_ring_stats_t){0};
+    walk_first_info(c);
+    return 0;
+}
+
 /* ------------------------------------------------------------------ API */
 
 kvc_t *kvc_new(rpc_t *rpc, loop_t *loop, const char *const *seeds, size_t nseeds,
@@ -482,6 +659,12 @@ void kvc_destroy(kvc_t **pc)
     /* Ops with a call in flight are completed by the rpc's cancellation. */
     while (c->ops)
         complete(c->ops, -ECANCELED, NULL, "client shut down");
+    if (c->walk.timer)
+        loop_timer_cancel(c->loop, c->walk.timer);
+    if (c->walk.fail_timer)
+        loop_timer_cancel(c->loop, c->walk.fail_timer);
+    walk_deliver(c, -ECANCELED, NULL);
+    free(c->walk.waiters);
     free(c->seeds);
     free(c->cache);
     free(c);

@@ -94,4 +94,31 @@ typedef void (*kvc_lookup_fn)(int rc, size_t n, const ring_id_t *ids, const char
                               void *arg);
 int kvc_lookup(kvc_t *c, const void *key, size_t key_len, kvc_lookup_fn done, void *arg);
 
+/* The ring's STATS added up over its nodes. */
+typedef struct {
+    unsigned nodes;    /* nodes that answered STATS */
+    unsigned replicas; /* N, from the ring's INFO */
+    uint64_t primary_keys, stored_keys, under_replicated, bytes;
+    uint64_t disk_total, disk_free; /* sums of the nodes' file systems (statvfs) */
+} kvc_ring_stats_t;
+
+enum {
+    /* How long kvc_ring_stats() answers from its last walk of the ring. */
+    KVC_RING_STATS_TTL_MS = 2000,
+    /* Nodes visited per walk, at most. */
+    KVC_RING_WALK_MAX = 4096,
+};
+
+/*
+ * done(rc, stats, arg): rc 0 and the ring's totals (stats borrowed for the
+ * call), or -ETIMEDOUT when no seed answered, or -ECANCELED at
+ * kvc_destroy(). The sum comes from a walk of the ring by successors
+ * (INFO and STATS of each node) and is reused for KVC_RING_STATS_TTL_MS,
+ * so frequent callers (statfs) cost the ring nothing most of the time;
+ * callers arriving during a walk share it. done always runs later, from
+ * the loop. Returns 0 or -ENOMEM.
+ */
+typedef void (*kvc_stats_fn)(int rc, const kvc_ring_stats_t *stats, void *arg);
+int kvc_ring_stats(kvc_t *c, kvc_stats_fn done, void *arg);
+
 #endif

@@ -1144,7 +1144,10 @@ void node_leave(node_t *n)
 
 /* ------------------------------------------------------------ lifecycle */
 
-/* Once per loop iteration: one commit (one fsync) for every write staged. */
+/*
+ * Once per loop iteration: hand the writes staged in it to the committer
+ * thread (one fsync for the batch, off the loop).
+ */
 static void before_poll(loop_t *loop, void *arg)
 {
     (void)loop;
@@ -1203,7 +1206,7 @@ node_t *node_new(const node_config_t *cfg, void *zctx, loop_t *loop, char *err, 
     n->lock_fd = lock_data_dir(cfg->data_dir, err, errcap);
     if (n->lock_fd < 0)
         goto fail;
-    n->store = store_open(cfg->data_dir, cfg->id_bits, cfg->cache_mb, err, errcap);
+    n->store = store_open(cfg->data_dir, cfg->id_bits, cfg->cache_mb, zctx, loop, err, errcap);
     if (!n->store || kv_init(n) < 0)
         goto fail;
     loop_set_before_poll(loop, before_poll, n);
@@ -1237,7 +1240,7 @@ void node_destroy(node_t **pn)
     loop_set_before_poll(n->loop, NULL, NULL);
     /* Acknowledge what is staged while the rpc can still carry follow-ups. */
     if (n->store)
-        store_commit(n->store);
+        store_flush(n->store);
     rpc_destroy(&n->rpc);
     /* Closing commits staged writes, whose acks still need the router. */
     store_close(&n->store);

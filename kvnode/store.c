@@ -1,5 +1,6 @@
 /*
- * store.c — LMDB-backed record store with an LRU read cache.
+ * store.c — LMDB-backed record store with an LRU read cache, an overlay of
+ * pending writes, and a committer thread.
  *
  * LMDB keys are [position: 8 bytes big-endian][key bytes], so byte order is
  * ring order; LMDB values are [hlc 8][node 8][flags 1][value bytes], or,
@@ -9,34 +10,58 @@
  * identities existed simply lack the bit. The cache holds the same
  * payload (identity, then value) so both paths decode alike.
  *
- * One write transaction accumulates every write of an event-loop iteration;
- * store_commit() (the loop's before-poll hook) makes them durable with one
- * fsync and then releases the acknowledgements waiting for it. A failed
- * commit (disk full) aborts the whole batch, reports -ENOSPC to every waiter
- * and flushes the cache, which may hold values of the lost batch.
- * Reads inside an iteration go through the write transaction when one is
- * open, so a "newer than stored" check sees writes staged just before.
+ * Why a thread: mdb_txn_commit fsyncs, and on a real disk that takes
+ * milliseconds to (under load) seconds. On the loop it stalled heartbeats,
+ * reads and other replicas' traffic, and the failure detector then took
+ * healthy peers out. Now the loop only stages: each write becomes an op in
+ * the open batch (a copy of the record) and an entry in the overlay
+ * (key -> latest op). store_commit() sends the batch's pointer to the
+ * committer over an inproc PAIR socket; the committer writes and commits it
+ * in its own write transaction and sends the pointer back. Ownership of a
+ * batch moves with the message, so the two threads share nothing mutable
+ * but LMDB (one writer thread, readers on the loop: what LMDB supports).
+ * At most one batch commits at a time; the next one accumulates meanwhile,
+ * so a slow fsync just makes the next batch larger.
+ *
+ * Reads go cache -> overlay -> LMDB: the overlay holds every write that
+ * LMDB may not have yet, so a "newer than stored" check and a coordinator's
+ * read of its own copy see writes staged just before. An overlay entry is
+ * dropped when the batch of its op is durable (unless a later op of the
+ * key replaced it), by which time LMDB's next read snapshot has the write.
+ *
+ * Counts, bytes and the digest table change with every staged op and keep
+ * what undoing it takes (old presence, length and hash): a failed commit
+ * (disk full) undoes its batch and the one behind it, empties the overlay,
+ * flushes the cache (which may hold lost values) and reports the error to
+ * every waiter of both.
  */
 #include "store.h"
 
 #include "kv_cache.h"
+#include "kv_digest.h"
 #include "log.h"
 #include "wire.h"
 
 #include <errno.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
+#include <time.h>
+#include <zmq.h>
 
 enum {
     REC_HEADER = 17,
     REC_OPID = 0x80, /* a stored-flags bit: the payload starts with a 16-byte opid */
     REC_OPID_LEN = 16,
     DBKEY_MAX = 8 + WIRE_KEY_MAX,
+    /* 2^14 buckets of 24 bytes: 384 KiB per store, a range sum in ~20 us. */
+    DIGEST_BUCKET_BITS = 14,
 };
 
 typedef struct {
@@ -44,23 +69,57 @@ typedef struct {
     void *arg;
 } waiter_t;
 
+/* One staged write: a put (present) or a removal of key. */
+typedef struct op {
+    ring_id_t pos;
+    bool present, old_present;
+    size_t old_len;
+    uint64_t old_hash[2], new_hash[2];
+    uint8_t *rec; /* [hlc][node][flags][identity?][value] when present */
+    size_t rec_len;
+    size_t dbkey_len;
+    uint8_t dbkey[]; /* [pos 8][key] */
+} op_t;
+
+typedef struct batch {
+    op_t **ops;
+    size_t nops, capops;
+    waiter_t *waiters;
+    size_t nwaiters, capwaiters;
+    int64_t bytes; /* value bytes written, for telling a full disk from a broken one */
+    int rc;        /* set by the committer */
+} batch_t;
+
+typedef struct oentry {
+    struct oentry *next;
+    uint64_t hash;
+    op_t *op;
+} oentry_t;
+
 struct store {
     char dir[PATH_MAX];
     MDB_env *env;
     MDB_dbi dbi;
-    MDB_txn *rtxn; /* reused read transaction (reset between calls) */
+    MDB_txn *rtxn; /* the loop's reused read transaction (reset between calls) */
     bool rtxn_live;
-    MDB_txn *wtxn; /* staged writes, or NULL */
     unsigned id_bits;
     kv_cache_t *cache;
-    size_t cache_bytes;
-    waiter_t *waiters;
-    size_t nwaiters, capwaiters;
-    uint64_t count, bytes;              /* committed */
-    int64_t staged_count, staged_bytes; /* deltas of the open write txn */
+    /* committer */
+    loop_t *loop;
+    void *lsock, *csock; /* loop's end, committer's end */
+    pthread_t thread;
+    bool thread_started;
+    unsigned test_delay_ms;
+    batch_t *stage;    /* accumulating, or NULL */
+    batch_t *inflight; /* with the committer, or NULL */
+    /* overlay: key -> latest pending op */
+    oentry_t **obuckets;
+    size_t nobuckets, noverlay;
+    uint8_t hkey[crypto_shorthash_KEYBYTES];
+    /* state of everything staged, kept per op */
+    uint64_t count, bytes;
+    kv_digest_table_t *digests;
     uint8_t keybuf[DBKEY_MAX];
-    uint8_t *recbuf;
-    size_t reccap;
 };
 
 static int mdb_to_errno(int rc)
@@ -85,24 +144,6 @@ ring_id_t store_pos(const store_t *st, const uint8_t *key, size_t key_len)
     return ring_hash(key, key_len, st->id_bits);
 }
 
-static MDB_val db_key(store_t *st, const uint8_t *key, size_t key_len)
-{
-    ring_id_t pos = store_pos(st, key, key_len);
-    for (int i = 0; i < 8; i++)
-        st->keybuf[i] = (uint8_t)(pos >> (56 - 8 * i));
-    memcpy(st->keybuf + 8, key, key_len);
-    return (MDB_val){8 + key_len, st->keybuf};
-}
-
-static ring_id_t dbkey_pos(const MDB_val *k)
-{
-    const uint8_t *p = k->mv_data;
-    ring_id_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
 static uint64_t get_be64(const uint8_t *p)
 {
     uint64_t v = 0;
@@ -115,6 +156,18 @@ static void put_be64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
         p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static MDB_val db_key(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos)
+{
+    put_be64(st->keybuf, pos);
+    memcpy(st->keybuf + 8, key, key_len);
+    return (MDB_val){8 + key_len, st->keybuf};
+}
+
+static ring_id_t dbkey_pos(const MDB_val *k)
+{
+    return get_be64(k->mv_data);
 }
 
 /* Split a stored payload (optional identity, then the value). */
@@ -137,29 +190,385 @@ static int decode_payload(kv_version_t version, uint8_t flags, const uint8_t *p,
     return 0;
 }
 
-static int decode_rec(const MDB_val *v, store_rec_t *rec)
+static int decode_rec(const uint8_t *p, size_t len, store_rec_t *rec)
 {
-    if (v->mv_size < REC_HEADER)
+    if (len < REC_HEADER)
         return -EIO;
-    const uint8_t *p = v->mv_data;
     kv_version_t version = {get_be64(p), get_be64(p + 8)};
-    return decode_payload(version, p[16], p + REC_HEADER, v->mv_size - REC_HEADER, rec);
+    return decode_payload(version, p[16], p + REC_HEADER, len - REC_HEADER, rec);
 }
 
-/* The transaction reads go through: the staged one, else the read one. */
+/* The loop's read snapshot: always the newest committed state. */
 static MDB_txn *read_txn(store_t *st)
 {
-    if (st->wtxn)
-        return st->wtxn;
     if (st->rtxn_live)
         mdb_txn_reset(st->rtxn);
+    st->rtxn_live = false;
     if (mdb_txn_renew(st->rtxn) != MDB_SUCCESS)
         return NULL;
     st->rtxn_live = true;
     return st->rtxn;
 }
 
-static int count_all(store_t *st)
+/* ------------------------------------------------------------ overlay */
+
+static uint64_t okey_hash(const store_t *st, const uint8_t *key, size_t key_len)
+{
+    uint8_t out[crypto_shorthash_BYTES];
+    /* SipHash with a per-process key: clients choose keys, not collisions. */
+    crypto_shorthash(out, key, key_len, st->hkey);
+    return get_be64(out);
+}
+
+static const uint8_t *op_key(const op_t *op)
+{
+    return op->dbkey + 8;
+}
+
+static size_t op_key_len(const op_t *op)
+{
+    return op->dbkey_len - 8;
+}
+
+static oentry_t **overlay_slot(store_t *st, const uint8_t *key, size_t key_len, uint64_t h)
+{
+    oentry_t **pp = &st->obuckets[h & (st->nobuckets - 1)];
+    for (; *pp; pp = &(*pp)->next)
+        if ((*pp)->hash == h && op_key_len((*pp)->op) == key_len &&
+            memcmp(op_key((*pp)->op), key, key_len) == 0)
+            return pp;
+    return pp;
+}
+
+static const op_t *overlay_find(store_t *st, const uint8_t *key, size_t key_len)
+{
+    if (st->noverlay == 0)
+        return NULL;
+    oentry_t *e = *overlay_slot(st, key, key_len, okey_hash(st, key, key_len));
+    return e ? e->op : NULL;
+}
+
+static int overlay_grow(store_t *st)
+{
+    size_t n = st->nobuckets ? st->nobuckets * 2 : 1024;
+    oentry_t **b = calloc(n, sizeof *b);
+    if (!b)
+        return -ENOMEM;
+    for (size_t i = 0; i < st->nobuckets; i++) {
+        oentry_t *e = st->obuckets[i];
+        while (e) {
+            oentry_t *next = e->next;
+            e->next = b[e->hash & (n - 1)];
+            b[e->hash & (n - 1)] = e;
+            e = next;
+        }
+    }
+    free(st->obuckets);
+    st->obuckets = b;
+    st->nobuckets = n;
+    return 0;
+}
+
+/* key's latest pending op is now op. */
+static int overlay_set(store_t *st, op_t *op)
+{
+    if (st->noverlay >= st->nobuckets && overlay_grow(st) < 0 && st->nobuckets == 0)
+        return -ENOMEM;
+    uint64_t h = okey_hash(st, op_key(op), op_key_len(op));
+    oentry_t **pp = overlay_slot(st, op_key(op), op_key_len(op), h);
+    if (*pp) {
+        (*pp)->op = op;
+        return 0;
+    }
+    oentry_t *e = malloc(sizeof *e);
+    if (!e)
+        return -ENOMEM;
+    *e = (oentry_t){NULL, h, op};
+    *pp = e;
+    st->noverlay++;
+    return 0;
+}
+
+/* op is durable: forget it unless a later op of its key replaced it. */
+static void overlay_release(store_t *st, const op_t *op)
+{
+    uint64_t h = okey_hash(st, op_key(op), op_key_len(op));
+    oentry_t **pp = overlay_slot(st, op_key(op), op_key_len(op), h);
+    if (*pp && (*pp)->op == op) {
+        oentry_t *e = *pp;
+        *pp = e->next;
+        free(e);
+        st->noverlay--;
+    }
+}
+
+static void overlay_clear(store_t *st)
+{
+    for (size_t i = 0; i < st->nobuckets; i++) {
+        oentry_t *e = st->obuckets[i];
+        while (e) {
+            oentry_t *next = e->next;
+            free(e);
+            e = next;
+        }
+        st->obuckets[i] = NULL;
+    }
+    st->noverlay = 0;
+}
+
+/* ------------------------------------------------------------ batches */
+
+static void batch_free(batch_t *b)
+{
+    if (!b)
+        return;
+    for (size_t i = 0; i < b->nops; i++) {
+        free(b->ops[i]->rec);
+        free(b->ops[i]);
+    }
+    free(b->ops);
+    free(b->waiters);
+    free(b);
+}
+
+static batch_t *stage(store_t *st)
+{
+    if (!st->stage)
+        st->stage = calloc(1, sizeof *st->stage);
+    return st->stage;
+}
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t ncap = *cap ? *cap * 2 : 64;
+    void *p = realloc(*arr, ncap * elem);
+    if (!p)
+        return -ENOMEM;
+    *arr = p;
+    *cap = ncap;
+    return 0;
+}
+
+/* Bytes of value the op stores (its record less header and identity). */
+static size_t op_value_len(const op_t *op)
+{
+    if (!op->present)
+        return 0;
+    return op->rec_len - REC_HEADER - ((op->rec[16] & REC_OPID) ? REC_OPID_LEN : 0);
+}
+
+/* The op's effect on counts and digests, or (undo) its reversal. */
+static void op_account(store_t *st, const op_t *op, bool undo)
+{
+    const uint64_t *out = undo ? op->new_hash : op->old_hash;
+    const uint64_t *in = undo ? op->old_hash : op->new_hash;
+    bool out_present = undo ? op->present : op->old_present;
+    bool in_present = undo ? op->old_present : op->present;
+    size_t out_len = undo ? op_value_len(op) : op->old_len;
+    size_t in_len = undo ? op->old_len : op_value_len(op);
+    if (out_present) {
+        kv_digest_table_sub(st->digests, op->pos, out);
+        st->count--;
+        st->bytes -= out_len;
+    }
+    if (in_present) {
+        kv_digest_table_add(st->digests, op->pos, in);
+        st->count++;
+        st->bytes += in_len;
+    }
+}
+
+/* Stage op (taking ownership) and account for it. */
+static int stage_op(store_t *st, op_t *op)
+{
+    batch_t *b = stage(st);
+    if (!b || grow((void **)&b->ops, &b->capops, b->nops + 1, sizeof *b->ops) < 0 ||
+        overlay_set(st, op) < 0) {
+        free(op->rec);
+        free(op);
+        return -ENOMEM;
+    }
+    b->ops[b->nops++] = op;
+    b->bytes += (int64_t)op->rec_len;
+    op_account(st, op, false);
+    return 0;
+}
+
+static void run_waiters(batch_t *b, int rc)
+{
+    for (size_t i = 0; i < b->nwaiters; i++)
+        b->waiters[i].fn(rc, b->waiters[i].arg);
+}
+
+/* The committer is done with b (the loop owns it again). */
+static void batch_done(store_t *st, batch_t *b)
+{
+    st->inflight = NULL;
+    if (b->rc == 0) {
+        for (size_t i = 0; i < b->nops; i++)
+            overlay_release(st, b->ops[i]);
+        /* Callbacks may stage new writes and wait again: they go to the next batch. */
+        run_waiters(b, 0);
+        batch_free(b);
+        return;
+    }
+    batch_t *next = st->stage;
+    st->stage = NULL;
+    log_warn("store", "commit failed: %s; %zu writes of %zu waiters lost", strerror(-b->rc),
+             b->nops + (next ? next->nops : 0), b->nwaiters + (next ? next->nwaiters : 0));
+    for (size_t i = next ? next->nops : 0; i-- > 0;)
+        op_account(st, next->ops[i], true);
+    for (size_t i = b->nops; i-- > 0;)
+        op_account(st, b->ops[i], true);
+    overlay_clear(st);
+    /* The lost batches may be cached; LMDB has the truth. */
+    kv_cache_clear(st->cache);
+    run_waiters(b, b->rc);
+    if (next)
+        run_waiters(next, b->rc);
+    batch_free(b);
+    batch_free(next);
+}
+
+/* ------------------------------------------------------------ committer thread */
+
+/*
+ * LMDB turns a short write into EIO ("filesystem full?"), so a failed commit
+ * is told apart from a broken disk by looking at the free space left.
+ */
+static bool disk_nearly_full(const store_t *st, int64_t staged)
+{
+    struct statvfs sv;
+    if (statvfs(st->dir, &sv) < 0)
+        return false;
+    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+    uint64_t need = (uint64_t)(staged > 0 ? staged : 0) + (4u << 20);
+    return avail < need;
+}
+
+/* Runs on the committer thread: only env, dbi, dir and the batch. */
+static int write_batch(store_t *st, batch_t *b)
+{
+    if (b->nops == 0)
+        return 0;
+    MDB_txn *txn = NULL;
+    int mrc = mdb_txn_begin(st->env, NULL, 0, &txn);
+    for (size_t i = 0; i < b->nops && mrc == MDB_SUCCESS; i++) {
+        op_t *op = b->ops[i];
+        MDB_val k = {op->dbkey_len, op->dbkey};
+        if (op->present) {
+            MDB_val v = {op->rec_len, op->rec};
+            mrc = mdb_put(txn, st->dbi, &k, &v, 0);
+        } else {
+            mrc = mdb_del(txn, st->dbi, &k, NULL);
+            if (mrc == MDB_NOTFOUND)
+                mrc = MDB_SUCCESS;
+        }
+    }
+    if (mrc == MDB_SUCCESS && st->test_delay_ms) {
+        struct timespec ts = {st->test_delay_ms / 1000,
+                              (long)(st->test_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    if (mrc == MDB_SUCCESS)
+        mrc = mdb_txn_commit(txn);
+    else if (txn)
+        mdb_txn_abort(txn);
+    int rc = mdb_to_errno(mrc);
+    if (rc == -EIO && disk_nearly_full(st, b->bytes))
+        rc = -ENOSPC;
+    return rc;
+}
+
+static void *committer_main(void *arg)
+{
+    store_t *st = arg;
+    for (;;) {
+        batch_t *b = NULL;
+        int n = zmq_recv(st->csock, &b, sizeof b, 0);
+        if (n < 0 && zmq_errno() == EINTR)
+            continue;
+        if (n != (int)sizeof b || !b)
+            break;
+        /* The loop reads rc after the message below: that orders the two threads. */
+        b->rc = write_batch(st, b);
+        while (zmq_send(st->csock, &b, sizeof b, 0) < 0 && zmq_errno() == EINTR)
+            ;
+    }
+    return NULL;
+}
+
+/* On the loop: the committer handed batches back. */
+static void on_committer(loop_t *loop, void *zsock, int fd, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    store_t *st = arg;
+    batch_t *b;
+    while (zmq_recv(zsock, &b, sizeof b, ZMQ_DONTWAIT) == (int)sizeof b)
+        batch_done(st, b);
+}
+
+static void send_stage(store_t *st)
+{
+    batch_t *b = st->stage;
+    st->stage = NULL;
+    st->inflight = b;
+    if (zmq_send(st->lsock, &b, sizeof b, 0) != (int)sizeof b) {
+        b->rc = -EIO;
+        batch_done(st, b);
+    }
+}
+
+void store_commit(store_t *st)
+{
+    /* End the read snapshot: the writer may reuse its pages again. */
+    if (st->rtxn_live) {
+        mdb_txn_reset(st->rtxn);
+        st->rtxn_live = false;
+    }
+    if (!st->inflight && st->stage)
+        send_stage(st);
+}
+
+void store_flush(store_t *st)
+{
+    if (!st->thread_started) {
+        return;
+    }
+    while (st->inflight || st->stage) {
+        if (!st->inflight)
+            send_stage(st);
+        if (!st->inflight)
+            continue; /* failed to send and already settled */
+        batch_t *b;
+        int n = zmq_recv(st->lsock, &b, sizeof b, 0);
+        if (n == (int)sizeof b)
+            batch_done(st, b);
+        else if (zmq_errno() != EINTR)
+            break;
+    }
+}
+
+bool store_dirty(const store_t *st)
+{
+    return st->stage != NULL || st->inflight != NULL || st->rtxn_live;
+}
+
+int store_after_commit(store_t *st, store_commit_fn fn, void *arg)
+{
+    batch_t *b = stage(st);
+    if (!b || grow((void **)&b->waiters, &b->capwaiters, b->nwaiters + 1, sizeof *b->waiters) < 0)
+        return -ENOMEM;
+    b->waiters[b->nwaiters++] = (waiter_t){fn, arg};
+    return 0;
+}
+
+/* ------------------------------------------------------------ open / close */
+
+static int rebuild_state(store_t *st)
 {
     MDB_txn *txn = read_txn(st);
     MDB_cursor *cur;
@@ -168,31 +577,71 @@ static int count_all(store_t *st)
     MDB_val k, v;
     int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST);
     while (rc == MDB_SUCCESS) {
-        st->count++;
         store_rec_t rec;
-        st->bytes += decode_rec(&v, &rec) == 0 ? rec.value_len : 0;
+        if (k.mv_size <= 8 || decode_rec(v.mv_data, v.mv_size, &rec) < 0) {
+            rc = -1;
+            break;
+        }
+        uint64_t h[2];
+        kv_digest_record((const uint8_t *)k.mv_data + 8, k.mv_size - 8, rec.version, h);
+        kv_digest_table_add(st->digests, dbkey_pos(&k), h);
+        st->count++;
+        st->bytes += rec.value_len;
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     }
     mdb_cursor_close(cur);
+    mdb_txn_reset(st->rtxn);
+    st->rtxn_live = false;
     return rc == MDB_NOTFOUND ? 0 : -EIO;
 }
 
-store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, char *err, size_t errcap)
+static int start_committer(store_t *st, void *zctx)
+{
+    /* A fresh name each time: a closed socket's name is released asynchronously. */
+    static atomic_uint serial;
+    char ep[64];
+    snprintf(ep, sizeof ep, "inproc://dht-store-%u", atomic_fetch_add(&serial, 1));
+    int linger = 0;
+    st->lsock = zmq_socket(zctx, ZMQ_PAIR);
+    st->csock = zmq_socket(zctx, ZMQ_PAIR);
+    if (!st->lsock || !st->csock)
+        return -ENOMEM;
+    zmq_setsockopt(st->lsock, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(st->csock, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_bind(st->lsock, ep) < 0 || zmq_connect(st->csock, ep) < 0)
+        return -zmq_errno();
+    if (pthread_create(&st->thread, NULL, committer_main, st) != 0)
+        return -EAGAIN;
+    st->thread_started = true;
+    if (loop_add_socket(st->loop, st->lsock, on_committer, st) < 0)
+        return -ENOMEM;
+    return 0;
+}
+
+store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, void *zctx, loop_t *loop,
+                    char *err, size_t errcap)
 {
     store_t *st = calloc(1, sizeof *st);
-    if (!st) {
+    if (!st || sodium_init() < 0) {
         snprintf(err, errcap, "out of memory");
+        free(st);
         return NULL;
     }
     st->id_bits = id_bits;
+    st->loop = loop;
     snprintf(st->dir, sizeof st->dir, "%s", dir);
-    st->cache_bytes = cache_mb << 20;
-    st->cache = kv_cache_new(st->cache_bytes);
+    randombytes_buf(st->hkey, sizeof st->hkey);
+    const char *delay = getenv(STORE_TEST_COMMIT_DELAY_ENV);
+    if (delay && *delay)
+        st->test_delay_ms = (unsigned)strtoul(delay, NULL, 10);
+    st->cache = kv_cache_new(cache_mb << 20);
+    st->digests = kv_digest_table_new(id_bits, DIGEST_BUCKET_BITS);
     int rc = mdb_env_create(&st->env);
     if (rc == MDB_SUCCESS)
         rc = mdb_env_set_mapsize(st->env, (size_t)256 << 30);
     if (rc == MDB_SUCCESS)
         rc = mdb_env_set_maxdbs(st->env, 4);
+    /* MDB_NOTLS: the loop's read txn and the committer's write txn are per thread. */
     if (rc == MDB_SUCCESS)
         rc = mdb_env_open(st->env, dir, MDB_NOTLS | MDB_NORDAHEAD, 0600);
     if (rc != MDB_SUCCESS) {
@@ -210,14 +659,19 @@ store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, char *er
     }
     if (rc == MDB_SUCCESS)
         rc = mdb_txn_begin(st->env, NULL, MDB_RDONLY, &st->rtxn);
-    if (rc != MDB_SUCCESS || !st->cache) {
+    if (rc != MDB_SUCCESS || !st->cache || !st->digests) {
         snprintf(err, errcap, "cannot initialise the store in %s: %s", dir,
                  rc ? mdb_strerror(rc) : "out of memory");
         goto fail;
     }
     mdb_txn_reset(st->rtxn);
-    if (count_all(st) < 0) {
+    if (rebuild_state(st) < 0) {
         snprintf(err, errcap, "cannot read the store in %s", dir);
+        goto fail;
+    }
+    rc = start_committer(st, zctx);
+    if (rc < 0) {
+        snprintf(err, errcap, "cannot start the store's committer: %s", strerror(-rc));
         goto fail;
     }
     return st;
@@ -231,35 +685,52 @@ void store_close(store_t **pst)
     if (!pst || !*pst)
         return;
     store_t *st = *pst;
-    if (st->wtxn)
-        store_commit(st);
+    store_flush(st);
+    if (st->thread_started) {
+        batch_t *stop = NULL;
+        zmq_send(st->lsock, &stop, sizeof stop, 0);
+        pthread_join(st->thread, NULL);
+    }
+    if (st->lsock) {
+        loop_remove_socket(st->loop, st->lsock);
+        zmq_close(st->lsock);
+    }
+    if (st->csock)
+        zmq_close(st->csock);
+    batch_free(st->stage);
+    overlay_clear(st);
+    free(st->obuckets);
     if (st->rtxn)
         mdb_txn_abort(st->rtxn);
     if (st->env)
         mdb_env_close(st->env);
     kv_cache_destroy(&st->cache);
-    free(st->waiters);
-    free(st->recbuf);
+    kv_digest_table_destroy(&st->digests);
     free(st);
     *pst = NULL;
 }
 
-int store_get(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
+/* ------------------------------------------------------------ reads and writes */
+
+/* What the store holds for key now: cache, then overlay, then LMDB. */
+static int find(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos, store_rec_t *rec,
+                bool fill_cache)
 {
-    if (key_len == 0 || key_len > WIRE_KEY_MAX)
-        return -EINVAL;
     kv_cache_hit_t hit;
     if (kv_cache_get(st->cache, key, key_len, &hit) == 0)
         return decode_payload(hit.version, hit.flags, hit.value, hit.value_len, rec);
+    const op_t *op = overlay_find(st, key, key_len);
+    if (op)
+        return op->present ? decode_rec(op->rec, op->rec_len, rec) : -ENOENT;
     MDB_txn *txn = read_txn(st);
     if (!txn)
         return -EIO;
-    MDB_val k = db_key(st, key, key_len), v;
+    MDB_val k = db_key(st, key, key_len, pos), v;
     int rc = mdb_get(txn, st->dbi, &k, &v);
     if (rc != MDB_SUCCESS)
         return mdb_to_errno(rc);
-    rc = decode_rec(&v, rec);
-    if (rc == 0) {
+    rc = decode_rec(v.mv_data, v.mv_size, rec);
+    if (rc == 0 && fill_cache) {
         const uint8_t *p = v.mv_data;
         kv_cache_put(st->cache, key, key_len, rec->version, p[16], p + REC_HEADER,
                      v.mv_size - REC_HEADER);
@@ -267,15 +738,28 @@ int store_get(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
     return rc;
 }
 
-static int begin_write(store_t *st)
+int store_get(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
 {
-    if (st->wtxn)
-        return 0;
-    if (st->rtxn_live) {
-        mdb_txn_reset(st->rtxn);
-        st->rtxn_live = false;
+    if (key_len == 0 || key_len > WIRE_KEY_MAX)
+        return -EINVAL;
+    return find(st, key, key_len, store_pos(st, key, key_len), rec, true);
+}
+
+static op_t *op_new(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *old)
+{
+    op_t *op = calloc(1, sizeof *op + 8 + key_len);
+    if (!op)
+        return NULL;
+    op->pos = pos;
+    put_be64(op->dbkey, pos);
+    memcpy(op->dbkey + 8, key, key_len);
+    op->dbkey_len = 8 + key_len;
+    if (old) {
+        op->old_present = true;
+        op->old_len = old->value_len;
+        kv_digest_record(key, key_len, old->version, op->old_hash);
     }
-    return mdb_to_errno(mdb_txn_begin(st->env, NULL, 0, &st->wtxn));
+    return op;
 }
 
 int store_put(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version, uint8_t flags,
@@ -291,32 +775,24 @@ int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t
 {
     if (key_len == 0 || key_len > WIRE_KEY_MAX || value_len > WIRE_VALUE_MAX)
         return -EINVAL;
-    int rc = begin_write(st);
-    if (rc < 0)
-        return rc;
-    MDB_val k = db_key(st, key, key_len), v;
-    bool existed = false;
-    size_t old_len = 0;
-    rc = mdb_get(st->wtxn, st->dbi, &k, &v);
-    if (rc == MDB_SUCCESS) {
-        store_rec_t old;
-        if (decode_rec(&v, &old) == 0 && kv_version_cmp(version, old.version) <= 0) {
-            if (current)
-                *current = old.version;
-            return 0;
-        }
-        existed = true;
-        old_len = old.value_len;
-    } else if (rc != MDB_NOTFOUND) {
-        return mdb_to_errno(rc);
+    ring_id_t pos = store_pos(st, key, key_len);
+    store_rec_t old;
+    int rc = find(st, key, key_len, pos, &old, false);
+    if (rc == 0 && kv_version_cmp(version, old.version) <= 0) {
+        if (current)
+            *current = old.version;
+        return 0;
     }
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    op_t *op = op_new(key, key_len, pos, rc == 0 ? &old : NULL);
     size_t idlen = kv_opid_is_set(opid) ? REC_OPID_LEN : 0;
-    /* MDB_RESERVE lets LMDB hand us the destination: one copy of the value. */
-    MDB_val out = {REC_HEADER + idlen + value_len, NULL};
-    rc = mdb_put(st->wtxn, st->dbi, &k, &out, MDB_RESERVE);
-    if (rc != MDB_SUCCESS)
-        return mdb_to_errno(rc);
-    uint8_t *p = out.mv_data;
+    uint8_t *p = malloc(REC_HEADER + idlen + value_len);
+    if (!op || !p) {
+        free(op);
+        free(p);
+        return -ENOMEM;
+    }
     put_be64(p, version.hlc);
     put_be64(p + 8, version.node);
     p[16] = (uint8_t)(flags | (idlen ? REC_OPID : 0));
@@ -326,8 +802,13 @@ int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t
     }
     if (value_len)
         memcpy(p + REC_HEADER + idlen, value, value_len);
-    st->staged_count += existed ? 0 : 1;
-    st->staged_bytes += (int64_t)value_len - (int64_t)old_len;
+    op->present = true;
+    op->rec = p;
+    op->rec_len = REC_HEADER + idlen + value_len;
+    kv_digest_record(key, key_len, version, op->new_hash);
+    rc = stage_op(st, op);
+    if (rc < 0)
+        return rc;
     kv_cache_put(st->cache, key, key_len, version, p[16], p + REC_HEADER, idlen + value_len);
     if (current)
         *current = version;
@@ -336,100 +817,34 @@ int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t
 
 int store_remove(store_t *st, const uint8_t *key, size_t key_len)
 {
-    int rc = begin_write(st);
+    if (key_len == 0 || key_len > WIRE_KEY_MAX)
+        return -EINVAL;
+    ring_id_t pos = store_pos(st, key, key_len);
+    store_rec_t old;
+    int rc = find(st, key, key_len, pos, &old, false);
     if (rc < 0)
         return rc;
-    MDB_val k = db_key(st, key, key_len), v;
-    rc = mdb_get(st->wtxn, st->dbi, &k, &v);
-    if (rc != MDB_SUCCESS)
-        return mdb_to_errno(rc);
-    store_rec_t old;
-    size_t len = decode_rec(&v, &old) == 0 ? old.value_len : 0;
-    rc = mdb_del(st->wtxn, st->dbi, &k, NULL);
-    if (rc != MDB_SUCCESS)
-        return mdb_to_errno(rc);
-    st->staged_count--;
-    st->staged_bytes -= (int64_t)len;
+    op_t *op = op_new(key, key_len, pos, &old);
+    if (!op)
+        return -ENOMEM;
+    rc = stage_op(st, op);
+    if (rc < 0)
+        return rc;
     kv_cache_remove(st->cache, key, key_len);
     return 0;
 }
 
-int store_after_commit(store_t *st, store_commit_fn fn, void *arg)
-{
-    if (st->nwaiters == st->capwaiters) {
-        size_t cap = st->capwaiters ? st->capwaiters * 2 : 64;
-        waiter_t *w = realloc(st->waiters, cap * sizeof *w);
-        if (!w)
-            return -ENOMEM;
-        st->waiters = w;
-        st->capwaiters = cap;
-    }
-    st->waiters[st->nwaiters++] = (waiter_t){fn, arg};
-    return 0;
-}
-
-/*
- * LMDB turns a short write into EIO ("filesystem full?"), so a failed commit
- * is told apart from a broken disk by looking at the free space left.
- */
-static bool disk_nearly_full(const store_t *st, int64_t staged)
-{
-    struct statvfs sv;
-    if (statvfs(st->dir, &sv) < 0)
-        return false;
-    uint64_t avail = (uint64_t)sv.f_bavail * sv.f_frsize;
-    uint64_t need = (uint64_t)(staged > 0 ? staged : 0) + (4u << 20);
-    return avail < need;
-}
-
-bool store_dirty(const store_t *st)
-{
-    return st->wtxn != NULL || st->nwaiters > 0;
-}
-
-int store_commit(store_t *st)
-{
-    int rc = 0;
-    if (st->wtxn) {
-        int64_t staged = st->staged_bytes;
-        int mrc = mdb_txn_commit(st->wtxn);
-        rc = mdb_to_errno(mrc);
-        if (rc == -EIO && disk_nearly_full(st, staged))
-            rc = -ENOSPC;
-        if (rc < 0)
-            log_warn("store", "commit failed: %s; %zu writes lost", mdb_strerror(mrc),
-                     st->nwaiters);
-        st->wtxn = NULL;
-        if (rc == 0) {
-            st->count += (uint64_t)st->staged_count;
-            st->bytes += (uint64_t)st->staged_bytes;
-        } else {
-            /* The batch is gone; so must be any cached value from it. */
-            kv_cache_clear(st->cache);
-        }
-        st->staged_count = 0;
-        st->staged_bytes = 0;
-    }
-    /* Callbacks may stage new writes and wait again: take this batch only. */
-    size_t n = st->nwaiters;
-    waiter_t *batch = st->waiters;
-    st->waiters = NULL;
-    st->nwaiters = st->capwaiters = 0;
-    for (size_t i = 0; i < n; i++)
-        batch[i].fn(rc, batch[i].arg);
-    free(batch);
-    return rc;
-}
+/* ------------------------------------------------------------ scans and digests */
 
 /*
  * Visit positions from `from` (exclusive unless from_inclusive) to `to`
  * (inclusive, to >= from), resuming strictly after (after_pos, after_key)
  * when after_key is non-NULL (the caller passes it only to the segment that
- * contains it).
+ * contains it). Pending changes replace what LMDB holds.
  */
-static int scan_segment(MDB_cursor *cur, ring_id_t from, bool from_inclusive, ring_id_t to,
-                        ring_id_t after_pos, const uint8_t *after_key, size_t after_len, size_t max,
-                        size_t *visited, store_scan_fn fn, void *arg)
+static int scan_segment(store_t *st, MDB_cursor *cur, ring_id_t from, bool from_inclusive,
+                        ring_id_t to, ring_id_t after_pos, const uint8_t *after_key,
+                        size_t after_len, size_t max, size_t *visited, store_scan_fn fn, void *arg)
 {
     uint8_t start[DBKEY_MAX];
     size_t start_len = 8;
@@ -449,11 +864,17 @@ static int scan_segment(MDB_cursor *cur, ring_id_t from, bool from_inclusive, ri
             continue;
         if (after_key && k.mv_size == start_len && memcmp(k.mv_data, start, start_len) == 0)
             continue;
+        const uint8_t *key = (const uint8_t *)k.mv_data + 8;
+        size_t key_len = k.mv_size - 8;
         store_rec_t rec;
-        if (decode_rec(&v, &rec) < 0)
+        const op_t *op = overlay_find(st, key, key_len);
+        if (op && !op->present)
+            continue; /* removal pending */
+        if (op ? decode_rec(op->rec, op->rec_len, &rec) < 0
+               : decode_rec(v.mv_data, v.mv_size, &rec) < 0)
             return -EIO;
         (*visited)++;
-        if (fn(((const uint8_t *)k.mv_data) + 8, k.mv_size - 8, pos, &rec, arg))
+        if (fn(key, key_len, pos, &rec, arg))
             return 1;
     }
     return rc == MDB_SUCCESS || rc == MDB_NOTFOUND ? 0 : -EIO;
@@ -470,65 +891,85 @@ int store_scan(store_t *st, ring_id_t lo, ring_id_t hi, ring_id_t after_pos,
     int rc = 0;
     ring_id_t top = ring_mask(st->id_bits);
     if (lo < hi) {
-        rc = scan_segment(cur, lo, false, hi, after_pos, after_key, after_len, max, &visited, fn,
-                          arg);
+        rc = scan_segment(st, cur, lo, false, hi, after_pos, after_key, after_len, max, &visited,
+                          fn, arg);
     } else {
         /* Wraps past zero, or the whole ring when lo == hi: (lo, top] then [0, hi]. */
         bool in_first = after_key && after_pos > lo;
         if ((!after_key || in_first) && lo < top)
-            rc = scan_segment(cur, lo, false, top, after_pos, in_first ? after_key : NULL,
+            rc = scan_segment(st, cur, lo, false, top, after_pos, in_first ? after_key : NULL,
                               after_len, max, &visited, fn, arg);
         if (rc == 0)
-            rc = scan_segment(cur, 0, true, hi, after_pos, in_first ? NULL : after_key, after_len,
-                              max, &visited, fn, arg);
+            rc = scan_segment(st, cur, 0, true, hi, after_pos, in_first ? NULL : after_key,
+                              after_len, max, &visited, fn, arg);
     }
     mdb_cursor_close(cur);
     return rc < 0 ? rc : (int)visited;
 }
 
-typedef struct {
-    uint64_t count;
-    uint64_t digest[2];
-} digest_acc_t;
-
-static int digest_one(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *rec,
-                      void *arg)
+/*
+ * The records of one edge span [a, b], pending ones included: LMDB's
+ * records whose key has no pending op, then every pending put in the span
+ * (the overlay holds at most two batches, so walking it is cheap).
+ */
+static int digest_span(store_t *st, MDB_cursor *cur, kv_digest_span_t sp, kv_digest_t *d)
 {
-    (void)pos;
-    digest_acc_t *acc = arg;
-    crypto_generichash_state h;
-    uint8_t ver[16], out[16];
-    put_be64(ver, rec->version.hlc);
-    put_be64(ver + 8, rec->version.node);
-    crypto_generichash_init(&h, NULL, 0, sizeof out);
-    crypto_generichash_update(&h, key, key_len);
-    crypto_generichash_update(&h, ver, sizeof ver);
-    crypto_generichash_final(&h, out, sizeof out);
-    /* XOR makes the digest independent of visiting order. */
-    acc->digest[0] ^= get_be64(out);
-    acc->digest[1] ^= get_be64(out + 8);
-    acc->count++;
+    uint8_t start[8];
+    put_be64(start, sp.from);
+    MDB_val k = {sizeof start, start}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    for (; rc == MDB_SUCCESS; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (dbkey_pos(&k) > sp.to)
+            break;
+        const uint8_t *key = (const uint8_t *)k.mv_data + 8;
+        size_t key_len = k.mv_size - 8;
+        if (overlay_find(st, key, key_len))
+            continue;
+        store_rec_t rec;
+        if (decode_rec(v.mv_data, v.mv_size, &rec) < 0)
+            return -EIO;
+        uint64_t h[2];
+        kv_digest_record(key, key_len, rec.version, h);
+        kv_digest_add(d, h);
+    }
+    if (rc != MDB_SUCCESS && rc != MDB_NOTFOUND)
+        return -EIO;
+    for (size_t i = 0; st->noverlay && i < st->nobuckets; i++)
+        for (const oentry_t *e = st->obuckets[i]; e; e = e->next)
+            if (e->op->present && e->op->pos >= sp.from && e->op->pos <= sp.to)
+                kv_digest_add(d, e->op->new_hash);
     return 0;
 }
 
 int store_digest(store_t *st, ring_id_t lo, ring_id_t hi, uint64_t *count, uint64_t digest[2])
 {
-    digest_acc_t acc = {0, {0, 0}};
-    int rc = store_scan(st, lo, hi, 0, NULL, 0, SIZE_MAX, digest_one, &acc);
-    if (rc < 0)
-        return rc;
-    *count = acc.count;
-    digest[0] = acc.digest[0];
-    digest[1] = acc.digest[1];
+    kv_digest_t d;
+    kv_digest_span_t edges[KV_DIGEST_SPANS_MAX];
+    size_t ne = kv_digest_table_range(st->digests, lo, hi, &d, edges);
+    if (ne) {
+        MDB_txn *txn = read_txn(st);
+        MDB_cursor *cur;
+        if (!txn || mdb_cursor_open(txn, st->dbi, &cur) != MDB_SUCCESS)
+            return -EIO;
+        int rc = 0;
+        for (size_t i = 0; i < ne && rc == 0; i++)
+            rc = digest_span(st, cur, edges[i], &d);
+        mdb_cursor_close(cur);
+        if (rc < 0)
+            return rc;
+    }
+    *count = d.count;
+    digest[0] = d.x[0];
+    digest[1] = d.x[1];
     return 0;
 }
 
 uint64_t store_count(store_t *st)
 {
-    return st->count + (uint64_t)st->staged_count;
+    return st->count;
 }
 
 uint64_t store_bytes(store_t *st)
 {
-    return st->bytes + (uint64_t)st->staged_bytes;
+    return st->bytes;
 }

@@ -1,21 +1,31 @@
 /*
  * store.h — a node's durable key-value store: LMDB on disk, an LRU cache
- * in front, and group commit.
+ * in front, and group commit on a committer thread.
  *
  * Records are ordered by ring position (BLAKE2b of the key, m bits) and then
  * by key, so every range of the ring is one cursor scan: that is what join
- * hand-over, anti-entropy digests and leave use. Each record holds the
- * value's version, flags (tombstone) and bytes.
+ * hand-over, anti-entropy and leave use. Each record holds the value's
+ * version, flags (tombstone) and bytes.
  *
- * Writes are staged in one write transaction per event-loop iteration and
- * made durable together by store_commit() (one fsync for the batch);
- * whoever must not acknowledge before durability registers with
- * store_after_commit().
+ * Writes are staged on the loop into a batch; store_commit() (the loop's
+ * before-poll hook) hands the batch to the committer thread, which writes
+ * it in its own LMDB transaction and fsyncs it, while the next batch
+ * accumulates. Whoever must not acknowledge before durability registers
+ * with store_after_commit(); those callbacks run on the loop when their
+ * batch is durable. Reads on the loop never wait for the committer: they
+ * see staged and committing writes through an in-memory overlay.
+ *
+ * Counts, bytes and per-bucket digests are kept up to date on every write,
+ * so store_count(), store_bytes() and store_digest() cost O(buckets), not
+ * O(records).
+ *
+ * All functions must be called from the loop's thread.
  */
 #ifndef STORE_H
 #define STORE_H
 
 #include "kv_version.h"
+#include "loop.h"
 #include "ring_id.h"
 
 #include <stdbool.h>
@@ -33,20 +43,35 @@ typedef struct {
 } store_rec_t;
 
 /*
- * Open (creating) the store in dir for an id_bits ring with a cache of
- * cache_mb MiB. Returns NULL with a message in err on failure.
+ * Test hook: with DHT_TEST_COMMIT_DELAY_MS=N in the environment at
+ * store_open(), the committer sleeps N ms inside every commit (a slow
+ * fsync). Only tests and benchmarks set it.
  */
-store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, char *err, size_t errcap);
-/* Commits staged writes (best effort) and closes. */
+#define STORE_TEST_COMMIT_DELAY_ENV "DHT_TEST_COMMIT_DELAY_MS"
+
+/*
+ * Open (creating) the store in dir for an id_bits ring with a cache of
+ * cache_mb MiB, start its committer thread (an inproc PAIR socket pair in
+ * zctx) and watch the committer's answers in loop. Counts and digests are
+ * rebuilt from disk here, once (O(records), before the node serves).
+ * Returns NULL with a message in err on failure.
+ */
+store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, void *zctx, loop_t *loop,
+                    char *err, size_t errcap);
+/* store_flush(), then stop the committer and close. Sets *st to NULL. */
 void store_close(store_t **st);
 
-/* 0 and *rec filled, -ENOENT, or -EIO. Sees staged (uncommitted) writes. */
+/*
+ * 0 and *rec filled, -ENOENT, -EINVAL (bad key) or -EIO. Sees staged and
+ * committing writes; never waits for the committer.
+ */
 int store_get(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec);
 
 /*
  * Stage a write if version is newer than what the store holds for key.
  * Returns 1 staged, 0 not newer (nothing done; *current, if non-NULL, gets
- * the stored version), -ENOSPC, -EIO.
+ * the stored version), -EINVAL, -ENOMEM, -EIO. A full disk shows only at
+ * commit (store_after_commit's rc).
  */
 int store_put(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version, uint8_t flags,
               const void *value, size_t value_len, kv_version_t *current);
@@ -59,18 +84,29 @@ int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t
                    uint8_t flags, kv_opid_t opid, const void *value, size_t value_len,
                    kv_version_t *current);
 
-/* Stage the physical removal of key (garbage collection, not a delete). */
+/* Stage the physical removal of key (garbage collection, not a delete). 0 or -ENOENT. */
 int store_remove(store_t *st, const uint8_t *key, size_t key_len);
 
 typedef void (*store_commit_fn)(int rc, void *arg);
 /*
- * Run fn(rc, arg) after the staged writes are committed: rc is 0 when they
- * are durable, or -ENOSPC / -EIO when the commit failed (all staged writes
- * are then lost). With nothing staged, fn runs at the next commit as well.
+ * Run fn(rc, arg) on the loop once every write staged so far is durable:
+ * rc is 0, or -ENOSPC / -EIO when the commit failed. A failed commit loses
+ * its batch and the batch staged behind it (whose "newer than" decisions
+ * were made against the lost writes): every waiter of both gets the error,
+ * and nothing is left of their writes. With nothing staged, fn runs after
+ * the next commit as well. fn may stage writes and wait again.
+ * 0 or -ENOMEM.
  */
 int store_after_commit(store_t *st, store_commit_fn fn, void *arg);
-/* Commit staged writes and run the after-commit callbacks. */
-int store_commit(store_t *st);
+/*
+ * Hand the staged batch to the committer if it is idle (else it waits for
+ * the batch being committed). Never blocks. Also ends the loop's LMDB read
+ * snapshot, so that pointers from store_get() do not outlive an iteration.
+ */
+void store_commit(store_t *st);
+/* Block until everything staged is durable and its callbacks ran (shutdown). */
+void store_flush(store_t *st);
+/* Writes staged or committing, or callbacks waiting. */
 bool store_dirty(const store_t *st);
 
 /*
@@ -78,17 +114,24 @@ bool store_dirty(const store_t *st);
  * lo == hi), in position order, starting strictly after (after_pos,
  * after_key) when after_key is non-NULL. Stops after max records or when fn
  * returns non-zero. Returns the number visited, or -EIO. fn's pointers are
- * valid during the call only.
+ * valid during the call only. Records whose first write is still staged or
+ * committing are not visited yet (the overlay is not ordered); changed and
+ * removed ones are shown as they are now.
  */
 typedef int (*store_scan_fn)(const uint8_t *key, size_t key_len, ring_id_t pos,
                              const store_rec_t *rec, void *arg);
 int store_scan(store_t *st, ring_id_t lo, ring_id_t hi, ring_id_t after_pos,
                const uint8_t *after_key, size_t after_len, size_t max, store_scan_fn fn, void *arg);
 
-/* Count and order-independent digest of the (key, version) pairs in (lo, hi]. */
+/*
+ * Count and order-independent digest (kv_digest.h) of the (key, version)
+ * pairs in (lo, hi], staged writes included: the sum of the digest buckets
+ * inside the range plus a scan of the two partial buckets at its edges.
+ * 0 or -EIO.
+ */
 int store_digest(store_t *st, ring_id_t lo, ring_id_t hi, uint64_t *count, uint64_t digest[2]);
 
-/* Records stored, and bytes of values. */
+/* Records stored, and bytes of values, staged writes included. O(1). */
 uint64_t store_count(store_t *st);
 uint64_t store_bytes(store_t *st);
 ring_id_t store_pos(const store_t *st, const uint8_t *key, size_t key_len);

@@ -1,0 +1,258 @@
+/*
+ * The store (kvnode/store.c) on a real LMDB in a temp dir, with its
+ * committer thread and a real loop: staged writes are visible at once,
+ * acknowledgements wait for durability, the loop keeps running while a
+ * (simulated, DHT_TEST_COMMIT_DELAY_MS) slow commit is under way, batches
+ * pipeline, digests stay equal to a full recount, and a reopen finds
+ * everything acknowledged.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include "kv_digest.h"
+#include "loop.h"
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <zmq.h>
+
+typedef struct {
+    char dir[64];
+    void *zctx;
+    loop_t *loop;
+    store_t *st;
+} fixture_t;
+
+static void before_poll(loop_t *loop, void *arg)
+{
+    (void)loop;
+    store_t *st = arg;
+    if (store_dirty(st))
+        store_commit(st);
+}
+
+static void reopen(fixture_t *f)
+{
+    char err[256] = "";
+    store_close(&f->st);
+    f->st = store_open(f->dir, 64, 4, f->zctx, f->loop, err, sizeof err);
+    if (!f->st)
+        fail_msg("store_open: %s", err);
+    loop_set_before_poll(f->loop, before_poll, f->st);
+}
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    f->zctx = zmq_ctx_new();
+    f->loop = loop_new();
+    reopen(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    store_close(&f->st);
+    loop_destroy(&f->loop);
+    zmq_ctx_term(f->zctx);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+typedef struct {
+    loop_t *loop;
+    int *done; /* stop when *done >= want */
+    int want;
+    unsigned ticks;
+} waiter_t;
+
+static void tick(loop_t *loop, void *arg)
+{
+    waiter_t *w = arg;
+    w->ticks++;
+    if (*w->done >= w->want || w->ticks > 2000)
+        loop_stop(loop);
+    else
+        loop_timer_add(loop, 1, tick, w);
+}
+
+/* Run the loop until *done reaches want; returns the 1 ms ticks seen meanwhile. */
+static unsigned run_until(fixture_t *f, int *done, int want)
+{
+    waiter_t w = {f->loop, done, want, 0};
+    loop_timer_add(f->loop, 1, tick, &w);
+    loop_run(f->loop);
+    assert_true(*done >= want);
+    return w.ticks;
+}
+
+static int order[16];
+static int norder;
+
+static void on_commit(int rc, void *arg)
+{
+    assert_int_equal(rc, 0);
+    order[norder++] = (int)(intptr_t)arg;
+}
+
+static int put(store_t *st, const char *key, uint64_t hlc, const char *value)
+{
+    return store_put(st, (const uint8_t *)key, strlen(key), (kv_version_t){hlc, 1}, 0, value,
+                     strlen(value), NULL);
+}
+
+static void test_store_staged_visible_and_acked_when_durable(void **state)
+{
+    fixture_t *f = *state;
+    norder = 0;
+    assert_int_equal(put(f->st, "a", 10, "one"), 1);
+    assert_int_equal(put(f->st, "a", 9, "older"), 0);
+    store_rec_t rec;
+    assert_int_equal(store_get(f->st, (const uint8_t *)"a", 1, &rec), 0);
+    assert_int_equal(rec.value_len, 3);
+    assert_memory_equal(rec.value, "one", 3);
+    assert_int_equal(store_count(f->st), 1);
+    assert_int_equal(store_after_commit(f->st, on_commit, (void *)1), 0);
+    assert_int_equal(norder, 0); /* not before the commit */
+    run_until(f, &norder, 1);
+    reopen(f);
+    assert_int_equal(store_get(f->st, (const uint8_t *)"a", 1, &rec), 0);
+    assert_memory_equal(rec.value, "one", 3);
+    assert_int_equal(store_count(f->st), 1);
+    assert_int_equal(store_bytes(f->st), 3);
+}
+
+static void stage_second(loop_t *loop, void *arg)
+{
+    (void)loop;
+    fixture_t *f = arg;
+    /* The first batch is with the committer now: this one waits behind it. */
+    assert_true(store_dirty(f->st));
+    assert_int_equal(put(f->st, "b", 20, "two"), 1);
+    assert_int_equal(put(f->st, "a", 30, "three"), 1);
+    store_rec_t rec;
+    assert_int_equal(store_get(f->st, (const uint8_t *)"a", 1, &rec), 0);
+    assert_memory_equal(rec.value, "three", 5);
+    assert_int_equal(store_after_commit(f->st, on_commit, (void *)2), 0);
+}
+
+static void test_store_slow_commit_does_not_block_loop(void **state)
+{
+    fixture_t *f = *state;
+    setenv(STORE_TEST_COMMIT_DELAY_ENV, "200", 1);
+    reopen(f);
+    unsetenv(STORE_TEST_COMMIT_DELAY_ENV);
+    norder = 0;
+    assert_int_equal(put(f->st, "a", 10, "one"), 1);
+    assert_int_equal(store_after_commit(f->st, on_commit, (void *)1), 0);
+    loop_timer_add(f->loop, 50, stage_second, f);
+    unsigned ticks = run_until(f, &norder, 2);
+    /* Two 200 ms commits in a row; the loop ran its 1 ms timer throughout. */
+    assert_true(ticks > 100);
+    assert_int_equal(order[0], 1);
+    assert_int_equal(order[1], 2);
+    reopen(f);
+    store_rec_t rec;
+    assert_int_equal(store_get(f->st, (const uint8_t *)"a", 1, &rec), 0);
+    assert_memory_equal(rec.value, "three", 5);
+    assert_int_equal(store_get(f->st, (const uint8_t *)"b", 1, &rec), 0);
+    assert_int_equal(store_count(f->st), 2);
+}
+
+typedef struct {
+    uint64_t count;
+    uint64_t x[2];
+} acc_t;
+
+static int acc_one(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *rec,
+                   void *arg)
+{
+    (void)pos;
+    acc_t *a = arg;
+    uint64_t h[2];
+    kv_digest_record(key, key_len, rec->version, h);
+    a->count++;
+    a->x[0] ^= h[0];
+    a->x[1] ^= h[1];
+    return 0;
+}
+
+static void check_digests(store_t *st)
+{
+    ring_id_t cuts[] = {0,
+                        1,
+                        0x4000000000000000ull,
+                        0x8000000000000000ull,
+                        0xfff0000000000000ull,
+                        0xffffffffffffffffull,
+                        0x1234567890abcdefull};
+    size_t nc = sizeof cuts / sizeof cuts[0];
+    for (size_t i = 0; i < nc; i++)
+        for (size_t j = 0; j < nc; j++) {
+            uint64_t count, d[2];
+            assert_int_equal(store_digest(st, cuts[i], cuts[j], &count, d), 0);
+            acc_t a = {0, {0, 0}};
+            assert_true(store_scan(st, cuts[i], cuts[j], 0, NULL, 0, SIZE_MAX, acc_one, &a) >= 0);
+            assert_int_equal(count, a.count);
+            assert_true(d[0] == a.x[0] && d[1] == a.x[1]);
+        }
+}
+
+static void test_store_digest_matches_scan(void **state)
+{
+    fixture_t *f = *state;
+    norder = 0;
+    char key[32];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        assert_int_equal(put(f->st, key, 100 + (uint64_t)i, "v"), 1);
+    }
+    for (int i = 0; i < 3000; i += 5) {
+        snprintf(key, sizeof key, "key-%d", i);
+        assert_int_equal(store_remove(f->st, (const uint8_t *)key, strlen(key)), 0);
+    }
+    assert_int_equal(store_count(f->st), 2400);
+    assert_int_equal(store_after_commit(f->st, on_commit, (void *)1), 0);
+    run_until(f, &norder, 1);
+    check_digests(f->st);
+    /* Pending changes of existing keys count in digests and scans alike. */
+    for (int i = 1; i < 3000; i += 7) {
+        snprintf(key, sizeof key, "key-%d", i);
+        if (i % 5)
+            assert_int_equal(put(f->st, key, 10000 + (uint64_t)i, "w"), 1);
+    }
+    check_digests(f->st);
+    uint64_t count, d[2];
+    assert_int_equal(store_digest(f->st, 0, 0, &count, d), 0);
+    assert_int_equal(count, 2400);
+    reopen(f);
+    uint64_t count2, d2[2];
+    assert_int_equal(store_digest(f->st, 0, 0, &count2, d2), 0);
+    assert_int_equal(count2, count);
+    assert_true(d[0] == d2[0] && d[1] == d2[1]);
+    check_digests(f->st);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_store_staged_visible_and_acked_when_durable, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_slow_commit_does_not_block_loop, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_store_digest_matches_scan, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
