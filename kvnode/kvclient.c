@@ -4,9 +4,10 @@
  * State per operation: which node to ask next and how many attempts are
  * left. Transport failures (no answer) drop the node from the ring cache
  * and fall back to a lookup through a seed; "not mine" moves on to the
- * named node; answers with an error code from a coordinator (no quorum,
- * condition failed, disk full) are final, because the coordinator already
- * did what any retry would do.
+ * named node; EBUSY ("replicas busy, nothing written") is retried at the
+ * same node with back-off, within the budget; other answers with an error
+ * code from a coordinator (no quorum, condition failed, disk full) are
+ * final, because the coordinator already did what any retry would do.
  */
 #include "kvclient.h"
 
@@ -246,6 +247,11 @@ static void on_kv_reply(int rc, const wire_msg_t *r, void *arg)
         }
         retry_at(op, strcmp(r->node.addr, op->target) != 0 ? r->node.addr : NULL,
                  "the ring is changing; no node took the key");
+        return;
+    }
+    if (rc == -EBUSY && r) {
+        /* The coordinator refused before applying anything: back off, same node. */
+        retry_at(op, op->target, r->err_msg[0] ? r->err_msg : "the ring is busy");
         return;
     }
     if (!r || rc == -ESHUTDOWN) {
