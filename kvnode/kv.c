@@ -25,6 +25,7 @@ void kv_fini(node_t *n)
         return;
     kv_maint_fini(n);
     /* Pending rpc callbacks were cancelled by rpc_destroy before this. */
+    kv_repl_fini(n);
     sync_t *s = n->kv->sessions;
     while (s) {
         sync_t *next = s->next;
@@ -51,7 +52,10 @@ size_t node_replica_set(const node_t *n, ring_id_t *out, size_t cap)
  * Keys of our range, counted now, and how many of them are not known to
  * have N healthy copies: the last round's shortfall, or all of them while
  * the replica set differs from the one that round confirmed or one of its
- * members is missing deadlines (a round has not looked yet).
+ * members is missing deadlines (a round has not looked yet); plus the
+ * copies known to be on their way (queued hints) and the hints given up
+ * since the last round started looking, so the count follows writes at
+ * once instead of a round later.
  */
 void kv_stats(node_t *n, wire_msg_t *r)
 {
@@ -71,6 +75,7 @@ void kv_stats(node_t *n, wire_msg_t *r)
     for (size_t i = 1; i < nrep && !unconfirmed; i++)
         unconfirmed = node_peer_suspect(n, reps[i]);
     uint64_t under = unconfirmed ? primary : kv->under_replicated;
+    under += kv_repl_backlog(n) + (kv_repl_lost(n) - kv->repl_lost_checked);
     r->primary_keys = primary;
     r->under_replicated = under < primary ? under : primary;
     r->stored_keys = store_count(n->store);

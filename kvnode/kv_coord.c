@@ -309,6 +309,9 @@ static void on_remote_reply(int rc, const wire_msg_t *r, void *arg)
         node_peer_missed(op->n, op->rep[c->idx], "replica timed out");
     else if (r)
         node_peer_alive(op->n, op->rep[c->idx]);
+    /* A copy that did not arrive becomes a hint, answered or not. */
+    if (c->phase == 1)
+        kv_repl_end(op->n, op->rep[c->idx], rc, op->key, op->key_len, op->version);
     op_on_reply(op, c->phase, c->idx, rc, r, NULL);
     op_maybe_free(op);
 }
@@ -383,6 +386,12 @@ static void op_send_all(kv_op_t *op)
             continue;
         }
         const char *addr = node_book_get(n, op->rep[i]);
+        if (op->phase == 1 && !kv_repl_begin(n, op->rep[i])) {
+            /* The replica is that far behind: its copy follows as a hint. */
+            kv_repl_hint(n, op->rep[i], op->key, op->key_len, op->version);
+            kv_quorum_on_reply(&op->q, i, false, false, (kv_version_t){0, 0});
+            continue;
+        }
         wire_msg_t req;
         wire_init(&req, op->phase == 0 ? WIRE_REPL_GET : WIRE_REPL_PUT, 0);
         req.key_bytes = op->key;
@@ -399,6 +408,8 @@ static void op_send_all(kv_op_t *op)
         int rc = addr ? rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_remote_reply, c)
                       : -EHOSTUNREACH;
         if (rc < 0) {
+            if (op->phase == 1)
+                kv_repl_end(n, op->rep[i], rc, op->key, op->key_len, op->version);
             kv_quorum_on_reply(&op->q, i, false, false, (kv_version_t){0, 0});
             continue;
         }
@@ -416,6 +427,23 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
         op_answer_error(op, ETIMEDOUT, "only %u of %u replicas are in the ring, a quorum needs %u",
                         op->nrep, n->cfg.replicas, need);
         return;
+    }
+    if (phase == 1) {
+        /*
+         * Back-pressure: if too few replicas can take another write now,
+         * refuse it before anything is applied; the client retries later
+         * (EBUSY), instead of the write timing out half done.
+         */
+        unsigned room = 0;
+        for (unsigned i = 0; i < op->nrep; i++)
+            room += op->rep[i] == n->self || kv_repl_has_room(n, op->rep[i]);
+        if (room < need) {
+            op_answer_error(op, EBUSY,
+                            "replicas busy (%u of %u can take a write, need %u); "
+                            "nothing written, retry later",
+                            room, op->nrep, need);
+            return;
+        }
     }
     kv_quorum_init(&op->q, op->nrep, need);
     if (phase == 1 && !op->keep_version) {

@@ -8,6 +8,7 @@
  *               offers and pulls
  *  kv_maint.c   maintenance: anti-entropy rounds, tombstone purge, dropping extra copies,
  *               the leave hand-off
+ *  kv_repl.c    per-replica delivery: REPL_PUTs in flight per replica, hinted hand-off
  */
 #ifndef KV_I_H
 #define KV_I_H
@@ -15,6 +16,7 @@
 #include "node_i.h"
 
 #include "kv_dedup.h"
+#include "kv_hint.h"
 #include "kv_quorum.h"
 #include "kv_sync.h"
 
@@ -74,6 +76,12 @@ struct kv {
     uint64_t primary_keys;
     uint64_t under_replicated;
     struct kv_drop *drops; /* kv_maint.c: dropped ranges being forgotten */
+    /* kv_repl.c: per-replica delivery */
+    struct repl_peer *repl_peers;
+    uint64_t repl_timer, repl_timer_at;
+    uint64_t repl_lost_extra; /* hints lost for want of memory */
+    /* hints lost before the start of the round now running / last finished */
+    uint64_t repl_lost_round, repl_lost_checked;
     /* leave */
     void (*handoff_done)(node_t *n);
     unsigned handoff_pending;
@@ -119,6 +127,27 @@ void kv_stream_free(sync_t *s);
 void kv_stream_serve_digest(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
 void kv_stream_serve_offer(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
 void kv_stream_serve_pull(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+
+/* kv_repl.c */
+/*
+ * A coordinator's REPL_PUT to replica id is about to go out: false if the
+ * replica already has REPL_DIRECT_MAX in flight (then hint it instead),
+ * else counted until kv_repl_end.
+ */
+bool kv_repl_begin(node_t *n, ring_id_t id);
+/* Whether kv_repl_begin would accept a write to id now. */
+bool kv_repl_has_room(node_t *n, ring_id_t id);
+/* The REPL_PUT counted by kv_repl_begin ended with rc; a failure becomes a hint. */
+void kv_repl_end(node_t *n, ring_id_t id, int rc, const uint8_t *key, size_t key_len,
+                 kv_version_t version);
+/* Queue (key, version) for replica id (key copied); overflow is left to anti-entropy. */
+void kv_repl_hint(node_t *n, ring_id_t id, const uint8_t *key, size_t key_len,
+                  kv_version_t version);
+/* Hints queued or in flight, over every replica: copies known to be missing. */
+uint64_t kv_repl_backlog(const node_t *n);
+/* Hints given up so far (overflow, failed peers, no memory). */
+uint64_t kv_repl_lost(const node_t *n);
+void kv_repl_fini(node_t *n);
 
 /* kv_maint.c */
 /* Remove key if it still is this tombstone. Returns true if removed. */

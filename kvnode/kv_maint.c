@@ -137,6 +137,7 @@ static void round_account(struct kv *kv, uint64_t missing)
     kv->round_missing += missing;
     if (--kv->round_pending == 0) {
         kv->round_active = false;
+        kv->repl_lost_checked = kv->repl_lost_round; /* this round looked for them */
         kv->primary_keys = kv->round_primary;
         uint64_t under = kv->round_short ? kv->round_primary : kv->round_missing;
         kv->under_replicated = under < kv->round_primary ? under : kv->round_primary;
@@ -287,6 +288,7 @@ void kv_tick(node_t *n)
     if (kv->round_active || now - kv->last_round_ms < period || n->leaving)
         return;
     kv->last_round_ms = now;
+    kv->repl_lost_round = kv_repl_lost(n);
     ring_id_t pred;
     ring_id_t reps[KV_QUORUM_MAX];
     size_t nrep = node_replica_set(n, reps, KV_QUORUM_MAX);

@@ -4,9 +4,11 @@
  * State per operation: which node to ask next and how many attempts are
  * left. Transport failures (no answer) drop the node from the ring cache
  * and fall back to a lookup through a seed; "not mine" moves on to the
- * named node; answers with an error code from a coordinator (no quorum,
- * condition failed, disk full) are final, because the coordinator already
- * did what any retry would do; "busy" (EAGAIN) is retried after a pause.
+ * named node; EBUSY ("replicas busy, nothing written") is retried at the
+ * same node with back-off, within the budget, and so is EAGAIN (the key's
+ * queue is full); other answers with an error code from a coordinator (no
+ * quorum, condition failed, disk full) are final, because the coordinator
+ * already did what any retry would do.
  *
  * Every write carries this client's random id and its own sequence
  * number, the same on every retry, so a coordinator answers a retry with
@@ -294,9 +296,12 @@ static void on_kv_reply(int rc, const wire_msg_t *r, void *arg)
                  "the ring is changing; no node took the key");
         return;
     }
-    if (rc == -EAGAIN && r) {
-        /* The key's queue is full or this client has too much in flight: not applied. */
-        retry(op, r->err_msg[0] ? r->err_msg : "coordinator busy");
+    if ((rc == -EBUSY || rc == -EAGAIN) && r) {
+        /*
+         * Refused before anything was applied (replicas busy, or the key's
+         * queue full): back off and ask the same node again.
+         */
+        retry_at(op, op->target, r->err_msg[0] ? r->err_msg : "the ring is busy");
         return;
     }
     if (!r || rc == -ESHUTDOWN) {

@@ -172,6 +172,20 @@ void node_peer_missed(node_t *n, ring_id_t id, const char *why)
     char a[RING_ID_HEX_MAX];
     book_entry_t *e = book_find(n, id);
     uint64_t now = loop_now_ms(n->loop);
+    /*
+     * A peer that answered anything (a replication ack, an error) within
+     * the last timeout is busy, not gone: under load its replies are late,
+     * and counting those as misses used to declare live nodes dead.
+     */
+    const char *addr = node_book_get(n, id);
+    uint64_t heard = addr ? rpc_last_reply_ms(n->rpc, addr) : 0;
+    if (e && heard && now - heard < n->cfg.timeout_ms) {
+        log_debug("ring", "peer %s missed a deadline (%s) but answered %llu ms ago",
+                  node_hex(n, id, a), why, (unsigned long long)(now - heard));
+        e->misses = 0;
+        e->first_miss_ms = 0;
+        return;
+    }
     if (e) {
         if (e->misses++ == 0)
             e->first_miss_ms = now;
@@ -200,6 +214,7 @@ void node_peer_failed(node_t *n, ring_id_t id, const char *why)
     const char *addr = node_book_get(n, id);
     if (addr)
         rpc_reset_peer(n->rpc, addr);
+    kv_repl_peer_failed(n, id);
     if (old_succ == id)
         log_warn("ring", "successor %s failed (%s); next is %s", node_hex(n, id, a), why,
                  node_hex(n, ring_state_succ(n->rs), b));
@@ -719,7 +734,7 @@ static void stabilize(node_t *n)
     }
     wire_msg_t req;
     wire_init(&req, WIRE_INFO, 0);
-    if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_stabilize, n) == 0) {
+    if (rpc_call_lane(n->rpc, addr, RPC_LANE_CTL, &req, n->cfg.timeout_ms, on_stabilize, n) == 0) {
         n->stabilizing = true;
         n->stabilize_target = succ;
     }
@@ -734,7 +749,7 @@ static void send_notify(node_t *n, ring_id_t to, uint8_t role)
     wire_init(&req, WIRE_NOTIFY, 0);
     node_fill(n, &req.node, n->self);
     req.role = role;
-    rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, rpc_ignore_answer, "notify");
+    rpc_call_lane(n->rpc, addr, RPC_LANE_CTL, &req, n->cfg.timeout_ms, rpc_ignore_answer, "notify");
 }
 
 static void on_pred_ping(int rc, const wire_msg_t *r, void *arg)
@@ -761,7 +776,7 @@ static void check_predecessor(node_t *n)
     }
     wire_msg_t req;
     wire_init(&req, WIRE_PING, 0);
-    if (rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_pred_ping, n) == 0) {
+    if (rpc_call_lane(n->rpc, addr, RPC_LANE_CTL, &req, n->cfg.timeout_ms, on_pred_ping, n) == 0) {
         n->checking_pred = true;
         n->ping_target = pred;
     }

@@ -91,7 +91,9 @@ void node_peer_failed(node_t *n, ring_id_t id, const char *why);
 /*
  * The peer missed one deadline. A single miss is not a failure (a paused
  * or busy process is slow, not gone): PEER_MISSES_MAX misses in a row,
- * spread over at least cfg.fail_after_ms, are.
+ * spread over at least cfg.fail_after_ms, are. A miss by a peer that sent
+ * any reply within the last cfg.timeout_ms (rpc_last_reply_ms) is not
+ * counted and forgives the earlier ones: it is busy, not gone.
  */
 void node_peer_missed(node_t *n, ring_id_t id, const char *why);
 /* The peer answered: its misses are forgiven. */
@@ -117,6 +119,8 @@ bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_
 void kv_tick(node_t *n);
 /* Hand every key to the successors before leaving; done() runs once. */
 void kv_handoff(node_t *n, void (*done)(node_t *n));
+/* kv_repl.c: the peer was declared failed; its hints are given up (anti-entropy's job). */
+void kv_repl_peer_failed(node_t *n, ring_id_t id);
 /* Keys stored, primary keys and under-replicated keys as last counted. */
 void kv_stats(node_t *n, wire_msg_t *reply);
 

@@ -8,9 +8,19 @@
  * value so that a restarted process does not accept replies meant for its
  * previous incarnation.
  *
- * On a timeout the peer's socket is closed and reopened on next use: ZeroMQ
- * would otherwise keep queueing requests for a dead peer, and those would be
- * delivered (stale) if it came back.
+ * A call that misses its deadline fails alone: a busy peer answers late,
+ * and resetting its connection then would fail every other call queued to
+ * it (under load one slow reply used to cascade into hundreds of failed
+ * replications). The connection is reset only when the peer has been
+ * silent — no reply of any kind — for twice the timed-out call's timeout,
+ * or when the failure detector gives it up (rpc_reset_peer): ZeroMQ would
+ * otherwise keep queueing requests for a dead peer, and deliver them
+ * (stale) if it came back.
+ *
+ * Each peer may have two connections, one per lane: RPC_LANE_DATA for
+ * store traffic and RPC_LANE_CTL for ring maintenance (stabilize, pings,
+ * notifications). The peer's ROUTER fair-queues between connections, so a
+ * heartbeat does not wait behind thousands of queued replications.
  */
 #include "rpc.h"
 
@@ -30,7 +40,10 @@ enum {
 
 typedef struct conn {
     char addr[ENDPOINT_MAX];
+    rpc_lane_t lane;
     void *sock;
+    uint64_t opened_ms;  /* when sock was connected */
+    uint64_t last_rx_ms; /* last reply of any kind on it (0: none yet) */
     uint64_t generation; /* bumped whenever sock is closed */
     uint64_t last_used;
     struct conn *next;
@@ -39,6 +52,7 @@ typedef struct conn {
 typedef struct {
     uint64_t req_id; /* 0: free */
     uint64_t deadline;
+    unsigned timeout_ms;
     conn_t *conn;
     rpc_done_fn done;
     void *arg;
@@ -170,6 +184,7 @@ static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
         c = c->next;
     if (!c)
         return;
+    c->last_rx_ms = loop_now_ms(loop);
     /*
      * A callback may reset this very connection; the generation tells us to
      * stop reading from a socket that no longer exists.
@@ -214,11 +229,11 @@ static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
     }
 }
 
-static conn_t *get_conn(rpc_t *rpc, const char *addr)
+static conn_t *get_conn(rpc_t *rpc, const char *addr, rpc_lane_t lane)
 {
     conn_t *c = rpc->conns, *lru = NULL, *closed = NULL;
     for (; c; c = c->next) {
-        if (strcmp(c->addr, addr) == 0)
+        if (c->lane == lane && strcmp(c->addr, addr) == 0)
             break;
         if (!c->sock && !closed)
             closed = c;
@@ -242,6 +257,8 @@ static conn_t *get_conn(rpc_t *rpc, const char *addr)
             rpc->nconns++;
         }
         snprintf(c->addr, sizeof c->addr, "%s", addr);
+        c->lane = lane;
+        c->last_rx_ms = 0;
     }
     if (!c->sock) {
         void *s = zmq_socket(rpc->zctx, ZMQ_DEALER);
@@ -263,6 +280,7 @@ static conn_t *get_conn(rpc_t *rpc, const char *addr)
             return NULL;
         }
         c->sock = s;
+        c->opened_ms = loop_now_ms(rpc->loop);
     }
     c->last_used = loop_now_ms(rpc->loop);
     return c;
@@ -278,20 +296,30 @@ static void tick(loop_t *loop, void *arg)
         if (!s->req_id || s->deadline > now)
             continue;
         conn_t *c = s->conn;
+        uint64_t timeout = s->timeout_ms;
         log_debug("rpc", "%s to %s timed out", wire_type_name(s->type), c ? c->addr : "?");
         finish(rpc, s, -ETIMEDOUT, NULL);
-        /* A peer that missed a deadline is reset: its queue is stale. */
+        /*
+         * Only a peer silent for a long time is reset (its queue is then
+         * stale); one that still answers other calls is busy, and its
+         * other calls stay in flight.
+         */
         if (c && c->sock) {
-            fail_conn_calls(rpc, c, -ETIMEDOUT);
-            close_conn(rpc, c); /* no-op if a callback closed it meanwhile */
+            uint64_t heard = c->last_rx_ms > c->opened_ms ? c->last_rx_ms : c->opened_ms;
+            if (now - heard >= 2 * timeout) {
+                log_debug("rpc", "%s silent for %llu ms: connection reset", c->addr,
+                          (unsigned long long)(now - heard));
+                close_conn(rpc, c);
+                fail_conn_calls(rpc, c, -ETIMEDOUT);
+            }
         }
     }
     if (rpc->npending && !rpc->tick_timer)
         rpc->tick_timer = loop_timer_add(loop, RPC_TICK_MS, tick, rpc);
 }
 
-int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms, rpc_done_fn done,
-             void *arg)
+int rpc_call_lane(rpc_t *rpc, const char *addr, rpc_lane_t lane, wire_msg_t *req,
+                  unsigned timeout_ms, rpc_done_fn done, void *arg)
 {
     if (!rpc)
         return -ESHUTDOWN;
@@ -305,7 +333,7 @@ int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms,
     bool with_value = wire_type_has_value(req->type);
     if (with_value && req->value_len > WIRE_VALUE_MAX)
         return -EFBIG;
-    conn_t *c = get_conn(rpc, addr);
+    conn_t *c = get_conn(rpc, addr, lane);
     if (!c)
         return -EINVAL;
     rpc->seq++;
@@ -323,12 +351,18 @@ int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms,
         /* A full queue means the peer is not draining: treat as unreachable. */
         return err == EAGAIN ? -EAGAIN : -err;
     }
-    rpc->slots[idx] =
-        (slot_t){req->req_id, loop_now_ms(rpc->loop) + timeout_ms, c, done, arg, req->type};
+    rpc->slots[idx] = (slot_t){
+        req->req_id, loop_now_ms(rpc->loop) + timeout_ms, timeout_ms, c, done, arg, req->type};
     rpc->npending++;
     if (!rpc->tick_timer)
         rpc->tick_timer = loop_timer_add(rpc->loop, RPC_TICK_MS, tick, rpc);
     return 0;
+}
+
+int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms, rpc_done_fn done,
+             void *arg)
+{
+    return rpc_call_lane(rpc, addr, RPC_LANE_DATA, req, timeout_ms, done, arg);
 }
 
 void rpc_ignore_answer(int rc, const wire_msg_t *reply, void *what)
@@ -345,8 +379,16 @@ void rpc_reset_peer(rpc_t *rpc, const char *addr)
             /* Close first: the failed calls' callbacks may send to it again. */
             close_conn(rpc, c);
             fail_conn_calls(rpc, c, -ETIMEDOUT);
-            return;
         }
+}
+
+uint64_t rpc_last_reply_ms(const rpc_t *rpc, const char *addr)
+{
+    uint64_t last = 0;
+    for (const conn_t *c = rpc->conns; c; c = c->next)
+        if (c->sock && c->last_rx_ms > last && strcmp(c->addr, addr) == 0)
+            last = c->last_rx_ms;
+    return last;
 }
 
 size_t rpc_pending(const rpc_t *rpc)

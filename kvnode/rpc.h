@@ -19,7 +19,9 @@ typedef struct rpc rpc_t;
 
 /*
  * rc == 0: `reply` is the peer's reply (its type is the request's | REPLY).
- * rc < 0: -ETIMEDOUT (no answer in time; the peer's connection was reset),
+ * rc < 0: -ETIMEDOUT (no answer in time; other calls to the peer stay in
+ * flight unless it has been silent for twice this call's timeout, then its
+ * connection is reset and they fail too),
  * -err for a peer ERROR reply (then reply->err_msg says why, reply is
  * non-NULL), -EREMOTE for a REDIRECT ("not mine": reply->node names a
  * better peer), -EBADMSG for an unexpected reply type, -ECANCELED when the
@@ -44,14 +46,32 @@ int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms,
              void *arg);
 
 /*
+ * Lanes: a peer's requests of each lane go over their own connection, and
+ * the receiving ROUTER fair-queues between connections, so ring
+ * maintenance (RPC_LANE_CTL) is not queued behind bulk store traffic
+ * (RPC_LANE_DATA, what rpc_call uses).
+ */
+typedef enum { RPC_LANE_DATA, RPC_LANE_CTL } rpc_lane_t;
+int rpc_call_lane(rpc_t *rpc, const char *addr, rpc_lane_t lane, wire_msg_t *req,
+                  unsigned timeout_ms, rpc_done_fn done, void *arg);
+
+/*
  * A done callback for requests whose answer changes nothing (notifications,
  * repairs): a failure is logged at debug level. Pass a static string naming
  * the request as the call's arg.
  */
 void rpc_ignore_answer(int rc, const wire_msg_t *reply, void *what);
 
-/* Drop the cached connection to addr (pending calls to it fail -ETIMEDOUT). */
+/* Drop the cached connections to addr (pending calls to it fail -ETIMEDOUT). */
 void rpc_reset_peer(rpc_t *rpc, const char *addr);
+
+/*
+ * When the last reply of any kind (errors included) came from addr, on any
+ * lane, in loop_now_ms() time; 0 if none since its connection was opened.
+ * The failure detector's "alive" signal: a peer that answers anything is
+ * busy, not gone.
+ */
+uint64_t rpc_last_reply_ms(const rpc_t *rpc, const char *addr);
 
 /*
  * Receive one whole multipart message from zsock without blocking: the
