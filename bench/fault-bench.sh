@@ -201,7 +201,8 @@ while kill -0 "$KILLER" 2>/dev/null; do
     pass=$((pass + 1))
     out=$RUN_DIR/verify-$pass.json
     st=0
-    fio --directory="$M" --verify=crc32c --verify_fatal=1 --ioengine=psync --output-format=json \
+    fio --directory="$M" --verify=crc32c --verify_fatal=1 --verify_state_save=0 --ioengine=psync \
+        --output-format=json \
         --output="$out" --name=rand4k --rw=randwrite --bs=4k --size=24m --fsync=32 \
         --name=seq1m --rw=write --bs=1m --size=64m >/dev/null 2>>"$T/verify.err" || st=$?
     read -r w v e < <(jq -r '[([.jobs[].write.io_bytes] | add), ([.jobs[].read.io_bytes] | add),
