@@ -35,11 +35,16 @@
  * cannot waitpid() its siblings, polls them through /proc instead (a zombie
  * counts as gone; init reaps it). The pid in DATA_DIR/lock is then the pre-fork one.
  *
- * Deliberately not done: no ZeroMQ here. Ring formation is checked by
- * running `dhtctl ring --json` against each node, so the caller can create
- * its ZeroMQ context after the fork()s with nothing inherited.
+ * Ring formation is checked through the client library (a ring walk from
+ * each node), each check in a ZeroMQ context of its own that is terminated
+ * before it returns, so the caller can create its ZeroMQ context after the
+ * fork()s with nothing inherited.
  */
 #include "fs_embedded.h"
+
+#include "kvclient.h"
+#include "loop.h"
+#include "rpc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -61,15 +66,15 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+#include <zmq.h>
 
 enum {
     START_LIMIT_MS = 20000, /* the whole ring must form within this */
     STOP_GRACE_MS = 15000,  /* a leaving node may hand its keys on this long */
     ABORT_GRACE_MS = 5000,  /* nodes of a failed start get this long */
     POLL_MS = 100,          /* between ring checks */
-    CTL_TIMEOUT_MS = 1000,  /* dhtctl --timeout-ms for one request */
-    CTL_LIMIT_MS = 8000,    /* a whole dhtctl run, then it is killed */
-    CTL_OUT_MAX = 16384,    /* enough for the ring --json of three nodes */
+    WALK_TIMEOUT_MS = 1000, /* one request of a ring walk */
+    WALK_LIMIT_MS = 8000,   /* a whole ring walk */
     LOG_ROTATE_BYTES = 16 << 20,
     TAIL_LINES = 5,
 };
@@ -80,7 +85,6 @@ enum {
 struct fs_embedded {
     char dir[PATH_MAX];
     char kvnode[PATH_MAX];
-    char dhtctl[PATH_MAX];
     int lock_fd;
     unsigned port[FS_EMBEDDED_NODES];
     uint64_t id[FS_EMBEDDED_NODES];
@@ -836,79 +840,54 @@ static int check_nodes(fs_embedded_t *e)
     return 0;
 }
 
-/*
- * Run `dhtctl --peer EP ring --json` and count the ring's nodes as EP sees
- * them. Returns the count (with *all_ours telling whether all three of our
- * endpoints were listed), or -errno if dhtctl failed or did not answer.
- */
-static int ring_count(fs_embedded_t *e, const char *ep, bool *all_ours)
+/* One ring walk's answer, for ring_count(). */
+typedef struct {
+    loop_t *loop;
+    bool done;
+    int rc;
+    unsigned nodes;
+} count_t;
+
+static void on_ring_stats(int rc, const kvc_ring_stats_t *stats, void *arg)
 {
-    char timeout[16];
-    snprintf(timeout, sizeof timeout, "%d", CTL_TIMEOUT_MS);
-    char *argv[] = {e->dhtctl, "--peer", (char *)ep, "--timeout-ms",
-                    timeout,   "ring",   "--json",   NULL};
-    int out[2];
-    if (pipe2(out, O_CLOEXEC) < 0)
-        return -errno;
-    int nullfd = open("/dev/null", O_RDWR | O_CLOEXEC);
-    if (nullfd < 0) {
-        int err = errno;
-        close(out[0]);
-        close(out[1]);
-        return -err;
+    count_t *ct = arg;
+    ct->done = true;
+    ct->rc = rc;
+    ct->nodes = rc == 0 ? stats->nodes : 0;
+    loop_stop(ct->loop);
+}
+
+static void on_count_limit(loop_t *loop, void *arg)
+{
+    (void)arg;
+    loop_stop(loop);
+}
+
+/*
+ * The number of nodes a walk of the ring from ep visits (the client
+ * library's ring walk, kvc_ring_stats), or -errno if ep did not answer.
+ * Runs a private ZeroMQ context and loop to completion and terminates them
+ * again, so nothing of ZeroMQ is left for the caller's fork() to inherit.
+ */
+static int ring_count(const char *ep)
+{
+    void *zctx = zmq_ctx_new();
+    loop_t *loop = zctx ? loop_new() : NULL;
+    rpc_t *rpc = loop ? rpc_new(zctx, loop) : NULL;
+    kvc_t *kvc = rpc ? kvc_new(rpc, loop, &ep, 1, WALK_TIMEOUT_MS) : NULL;
+    count_t ct = {.loop = loop, .rc = -ENOMEM};
+    if (kvc && kvc_ring_stats(kvc, on_ring_stats, &ct) == 0 &&
+        loop_timer_add(loop, WALK_LIMIT_MS, on_count_limit, NULL) != 0) {
+        loop_run(loop);
+        if (!ct.done)
+            ct.rc = -ETIMEDOUT;
     }
-    pid_t pid;
-    int rc = spawn(argv, nullfd, out[1], nullfd, false, &pid);
-    close(nullfd);
-    close(out[1]);
-    if (rc < 0) {
-        close(out[0]);
-        return rc;
-    }
-    char buf[CTL_OUT_MAX];
-    size_t len = 0;
-    int64_t deadline = now_ms() + CTL_LIMIT_MS;
-    for (;;) {
-        int64_t left = deadline - now_ms();
-        if (left <= 0)
-            break;
-        struct pollfd pfd = {.fd = out[0], .events = POLLIN};
-        int pr = poll(&pfd, 1, (int)left);
-        if (pr < 0 && errno == EINTR)
-            continue;
-        if (pr <= 0)
-            break;
-        ssize_t n = read(out[0], buf + len, sizeof buf - 1 - len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        len += (size_t)n;
-        if (len == sizeof buf - 1)
-            break;
-    }
-    close(out[0]);
-    buf[len] = '\0';
-    int st = 0;
-    if (!child_gone(pid, &st)) {
-        kill(pid, SIGKILL);
-        while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-            ;
-        return -ETIMEDOUT;
-    }
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        return -EAGAIN;
-    int count = 0;
-    for (const char *p = buf; (p = strstr(p, "\"addr\":")); p += 7)
-        count++;
-    *all_ours = true;
-    for (unsigned i = 0; i < FS_EMBEDDED_NODES; i++) {
-        char want[FS_EMBEDDED_EP_MAX + 16];
-        snprintf(want, sizeof want, "\"addr\":\"%s\"", e->ep[i]);
-        if (!strstr(buf, want))
-            *all_ours = false;
-    }
-    return count;
+    rpc_destroy(&rpc); /* completes the walk's pending calls, then kvc may go */
+    kvc_destroy(&kvc);
+    loop_destroy(&loop);
+    if (zctx)
+        zmq_ctx_term(zctx); /* rpc sockets linger 0: returns at once */
+    return ct.rc < 0 ? ct.rc : (int)ct.nodes;
 }
 
 /*
@@ -925,13 +904,13 @@ static int wait_ring(fs_embedded_t *e, unsigned i, int64_t deadline)
             return rc;
         bool all = true;
         if (i < FS_EMBEDDED_NODES) {
-            bool ours;
-            all = ring_count(e, e->ep[0], &ours) >= (int)i + 1;
+            all = ring_count(e->ep[0]) >= (int)i + 1;
         } else {
             for (unsigned j = 0; j < FS_EMBEDDED_NODES; j++) {
-                bool ours = false;
+                /* Only our nodes can be in this ring (private ports), so a
+                 * walk that counts three from each node saw all of them. */
                 if (!done[j])
-                    done[j] = ring_count(e, e->ep[j], &ours) == FS_EMBEDDED_NODES && ours;
+                    done[j] = ring_count(e->ep[j]) == FS_EMBEDDED_NODES;
                 all = all && done[j];
             }
         }
@@ -1040,12 +1019,6 @@ int fs_embedded_start(const char *data_dir, fs_embedded_t **out,
         rc = -ENOENT;
         fprintf(stderr, "dhtfs: cannot find kvnode (looked next to dhtfs, in ../kvnode/ and on "
                         "$PATH); it is needed for the embedded ring (or give --peer)\n");
-        goto fail;
-    }
-    if (find_program("dhtctl", e->dhtctl, sizeof e->dhtctl) < 0) {
-        rc = -ENOENT;
-        fprintf(stderr, "dhtfs: cannot find dhtctl (looked next to dhtfs, in ../kvnode/ and on "
-                        "$PATH); it is needed to start the embedded ring (or give --peer)\n");
         goto fail;
     }
     stop_leftovers(e);
