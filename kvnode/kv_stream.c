@@ -37,10 +37,12 @@ static void sync_finish(sync_t *s)
     if (*pp)
         *pp = s->next;
     if (kv_sync_sent(s->ks) || kv_sync_failed(s->ks))
-        log_info("kv", "sync to %s: %llu keys sent, %llu missing%s", s->addr,
-                 (unsigned long long)kv_sync_sent(s->ks),
+        log_info("kv", "sync to %s: %llu keys sent, %llu missing%s (%llu digests, %llu offered)",
+                 s->addr, (unsigned long long)kv_sync_sent(s->ks),
                  (unsigned long long)kv_sync_missing(s->ks),
-                 kv_sync_failed(s->ks) ? " (peer unreachable)" : "");
+                 kv_sync_failed(s->ks) ? " (peer unreachable)" : "",
+                 (unsigned long long)kv_sync_digests(s->ks),
+                 (unsigned long long)kv_sync_offered(s->ks));
     if (s->done)
         s->done(s);
     kv_stream_free(s);
@@ -54,8 +56,9 @@ static void on_sync_digest(int rc, const wire_msg_t *r, void *arg)
     if (r)
         node_peer_alive(s->n, s->target);
     uint64_t count = 0, digest[2] = {0, 0};
-    if (rc == 0 &&
-        store_digest(s->n->store, kv_sync_lo(s->ks), kv_sync_hi(s->ks), &count, digest) < 0) {
+    ring_id_t lo, hi;
+    kv_sync_span(s->ks, &lo, &hi);
+    if (rc == 0 && store_digest(s->n->store, lo, hi, &count, digest) < 0) {
         sync_drive(s, kv_sync_abort(s->ks));
         return;
     }
@@ -125,8 +128,7 @@ static void sync_drive(sync_t *s, kv_sync_step_t step)
         case KV_SYNC_SEND_DIGEST: {
             wire_msg_t req;
             wire_init(&req, WIRE_SYNC_DIGEST, 0);
-            req.lo = kv_sync_lo(s->ks);
-            req.hi = kv_sync_hi(s->ks);
+            kv_sync_span(s->ks, &req.lo, &req.hi);
             int rc = rpc_call(n->rpc, s->addr, &req, n->cfg.timeout_ms * 4, on_sync_digest, s);
             if (rc == 0)
                 return;
@@ -137,9 +139,11 @@ static void sync_drive(sync_t *s, kv_sync_step_t step)
             ring_id_t pos = 0;
             const uint8_t *after = NULL;
             uint16_t after_len = 0;
+            ring_id_t lo, hi;
+            kv_sync_span(s->ks, &lo, &hi);
             kv_sync_cursor(s->ks, &pos, &after, &after_len);
-            int rc = store_scan(n->store, kv_sync_lo(s->ks), kv_sync_hi(s->ks), pos, after,
-                                after_len, KV_SYNC_BATCH, collect_offer, s);
+            int rc = store_scan(n->store, lo, hi, pos, after, after_len, KV_SYNC_BATCH,
+                                collect_offer, s);
             step = rc < 0 ? kv_sync_abort(s->ks) : kv_sync_scanned(s->ks);
             break;
         }
@@ -207,7 +211,7 @@ sync_t *kv_stream_start(node_t *n, ring_id_t target, const char *addr, ring_id_t
         if (s->target == target && kv_sync_lo(s->ks) == lo && kv_sync_hi(s->ks) == hi)
             return NULL; /* already under way */
     sync_t *s = calloc(1, sizeof *s);
-    if (!s || !(s->ks = kv_sync_new(lo, hi))) {
+    if (!s || !(s->ks = kv_sync_new(lo, hi, n->cfg.id_bits))) {
         free(s);
         return NULL;
     }

@@ -5,6 +5,10 @@
  * the caller's scan may reuse its memory at once. The cursor is the last
  * key added, which makes a batch resume strictly after what was offered
  * even if the store changed in between.
+ *
+ * Spans still to compare wait on a stack, depth first: splitting pushes
+ * KV_SYNC_FANOUT - 1 siblings per level and a level divides the width by
+ * KV_SYNC_FANOUT, so 64 / log2(FANOUT) levels bound it (SPANS_MAX).
  */
 #include "kv_sync.h"
 
@@ -12,11 +16,23 @@
 #include <stdlib.h>
 #include <string.h>
 
+enum { FANOUT_BITS = 4, SPANS_MAX = (64 / FANOUT_BITS) * (KV_SYNC_FANOUT - 1) + 1 };
+_Static_assert(KV_SYNC_FANOUT == 1 << FANOUT_BITS, "FANOUT_BITS must match KV_SYNC_FANOUT");
+
+typedef struct {
+    ring_id_t lo, hi;
+} span_t;
+
 struct kv_sync {
     ring_id_t lo, hi;
-    bool done, failed;
-    uint64_t local_count;
-    uint64_t sent, missing;
+    unsigned id_bits;
+    bool done, failed, counted;
+    uint64_t local_count; /* the whole range's, from the first digest */
+    uint64_t sent, missing, digests, offered;
+
+    span_t cur;             /* the span being compared or scanned */
+    span_t todo[SPANS_MAX]; /* spans still to compare, the next on top */
+    size_t ntodo;
 
     bool has_cursor;
     ring_id_t cursor_pos;
@@ -33,12 +49,16 @@ struct kv_sync {
     unsigned inflight;
 };
 
-kv_sync_t *kv_sync_new(ring_id_t lo, ring_id_t hi)
+kv_sync_t *kv_sync_new(ring_id_t lo, ring_id_t hi, unsigned id_bits)
 {
+    if (id_bits < 1 || id_bits > 64)
+        return NULL;
     kv_sync_t *s = calloc(1, sizeof *s);
     if (s) {
         s->lo = lo;
         s->hi = hi;
+        s->id_bits = id_bits;
+        s->cur = (span_t){lo, hi};
     }
     return s;
 }
@@ -61,9 +81,49 @@ ring_id_t kv_sync_hi(const kv_sync_t *s)
     return s->hi;
 }
 
+void kv_sync_span(const kv_sync_t *s, ring_id_t *lo, ring_id_t *hi)
+{
+    *lo = s->cur.lo;
+    *hi = s->cur.hi;
+}
+
 kv_sync_step_t kv_sync_start(kv_sync_t *s)
 {
-    (void)s;
+    s->cur = (span_t){s->lo, s->hi};
+    s->ntodo = 0;
+    return KV_SYNC_SEND_DIGEST;
+}
+
+/*
+ * Push cur's KV_SYNC_FANOUT sub-spans, the first on top. False when cur is
+ * too narrow to split (fewer positions than sub-spans).
+ */
+static bool split(kv_sync_t *s)
+{
+    ring_id_t mask = s->id_bits == 64 ? ~(ring_id_t)0 : ((ring_id_t)1 << s->id_bits) - 1;
+    ring_id_t step;
+    if (s->cur.lo == s->cur.hi) /* the whole ring: 2^id_bits positions */
+        step = s->id_bits > FANOUT_BITS ? (ring_id_t)1 << (s->id_bits - FANOUT_BITS) : 0;
+    else
+        step = ((s->cur.hi - s->cur.lo) & mask) / KV_SYNC_FANOUT;
+    if (step == 0 || s->ntodo + KV_SYNC_FANOUT > SPANS_MAX)
+        return false;
+    for (unsigned i = KV_SYNC_FANOUT; i-- > 0;) {
+        ring_id_t lo = (s->cur.lo + i * step) & mask;
+        ring_id_t hi = i == KV_SYNC_FANOUT - 1 ? s->cur.hi : (lo + step) & mask;
+        s->todo[s->ntodo++] = (span_t){lo, hi};
+    }
+    return true;
+}
+
+/* cur is settled: compare the next span waiting, or finish. */
+static kv_sync_step_t next_span(kv_sync_t *s)
+{
+    if (s->ntodo == 0) {
+        s->done = true;
+        return KV_SYNC_DONE;
+    }
+    s->cur = s->todo[--s->ntodo];
     return KV_SYNC_SEND_DIGEST;
 }
 
@@ -84,14 +144,20 @@ kv_sync_step_t kv_sync_on_digest(kv_sync_t *s, int rc, uint64_t local_count,
                                  const uint64_t local_digest[2], uint64_t remote_count,
                                  const uint64_t remote_digest[2])
 {
-    s->local_count = local_count;
+    if (!s->counted) {
+        s->counted = true;
+        s->local_count = local_count;
+    }
     if (rc < 0)
         return fail(s);
+    s->digests++;
     if (local_count == remote_count && local_digest[0] == remote_digest[0] &&
-        local_digest[1] == remote_digest[1]) {
-        s->done = true;
-        return KV_SYNC_DONE;
-    }
+        local_digest[1] == remote_digest[1])
+        return next_span(s);
+    uint64_t most = local_count > remote_count ? local_count : remote_count;
+    if (most > KV_SYNC_LEAF && split(s))
+        return next_span(s);
+    s->has_cursor = false;
     return KV_SYNC_SCAN;
 }
 
@@ -124,10 +190,9 @@ bool kv_sync_add(kv_sync_t *s, const uint8_t *key, uint16_t key_len, ring_id_t p
 
 kv_sync_step_t kv_sync_scanned(kv_sync_t *s)
 {
-    if (s->noffers == 0) {
-        s->done = true;
-        return KV_SYNC_DONE;
-    }
+    if (s->noffers == 0)
+        return next_span(s);
+    s->offered += s->noffers;
     return KV_SYNC_SEND_OFFER;
 }
 
@@ -210,6 +275,16 @@ uint64_t kv_sync_sent(const kv_sync_t *s)
 uint64_t kv_sync_missing(const kv_sync_t *s)
 {
     return s->missing;
+}
+
+uint64_t kv_sync_digests(const kv_sync_t *s)
+{
+    return s->digests;
+}
+
+uint64_t kv_sync_offered(const kv_sync_t *s)
+{
+    return s->offered;
 }
 
 bool kv_sync_failed(const kv_sync_t *s)

@@ -3,7 +3,12 @@
  * machine: which message to send next, given the answers so far.
  *
  * A sender streams its records of a ring range (lo, hi] to one receiver:
- *   1. compare digests (SYNC_DIGEST); equal → done, nothing to send;
+ *   1. compare digests (SYNC_DIGEST); equal → done, nothing to send; a
+ *      span that differs and holds more than KV_SYNC_LEAF keys is split
+ *      into KV_SYNC_FANOUT sub-spans whose digests are compared in turn
+ *      (depth first, in ring order), so a few differing keys among
+ *      millions cost a few digests per level, not an offer of every key;
+ *      steps 2-4 run on each differing span that is no longer split;
  *   2. offer the next batch of (key, version) pairs in ring order
  *      (SYNC_OFFER), at most KV_SYNC_BATCH keys / KV_SYNC_KEYBUF key bytes;
  *   3. send the records the receiver wants (REPL_PUT), at most
@@ -30,11 +35,13 @@ enum {
     KV_SYNC_BATCH = 256,
     KV_SYNC_KEYBUF = 64 * 1024,
     KV_SYNC_WINDOW = 16,
+    KV_SYNC_FANOUT = 16, /* sub-spans per split (a power of two) */
+    KV_SYNC_LEAF = 1024, /* a differing span of more keys than this is split */
 };
 
 typedef enum {
-    KV_SYNC_SEND_DIGEST, /* ask the receiver for its digest of (lo, hi] */
-    KV_SYNC_SCAN,        /* scan the next batch after the cursor into kv_sync_add() */
+    KV_SYNC_SEND_DIGEST, /* ask the receiver for its digest of kv_sync_span() */
+    KV_SYNC_SCAN,        /* scan kv_sync_span() after the cursor into kv_sync_add() */
     KV_SYNC_SEND_OFFER,  /* send kv_sync_offers() */
     KV_SYNC_SEND_PUTS,   /* send records while kv_sync_next_put() gives keys */
     KV_SYNC_WAIT,        /* answers outstanding: nothing to do until one comes */
@@ -43,19 +50,32 @@ typedef enum {
 
 typedef struct kv_sync kv_sync_t;
 
-/* A stream of (lo, hi] (lo == hi: the whole ring). NULL when out of memory. */
-kv_sync_t *kv_sync_new(ring_id_t lo, ring_id_t hi);
+/*
+ * A stream of (lo, hi] (lo == hi: the whole ring) on a ring of id_bits
+ * bits (1..64). NULL when out of memory.
+ */
+kv_sync_t *kv_sync_new(ring_id_t lo, ring_id_t hi, unsigned id_bits);
 void kv_sync_destroy(kv_sync_t **s);
 
+/* The whole range of the stream. */
 ring_id_t kv_sync_lo(const kv_sync_t *s);
 ring_id_t kv_sync_hi(const kv_sync_t *s);
+/*
+ * The span the current step is about, (*lo, *hi] within the range: the one
+ * whose digests SEND_DIGEST and kv_sync_on_digest() compare, and the one
+ * SCAN covers.
+ */
+void kv_sync_span(const kv_sync_t *s, ring_id_t *lo, ring_id_t *hi);
 
 /* The first step: always KV_SYNC_SEND_DIGEST. */
 kv_sync_step_t kv_sync_start(kv_sync_t *s);
 
 /*
- * The receiver's digest (rc < 0: no answer) against ours. Equal → DONE;
- * different → SCAN; failure → DONE, failed, with local_count missing.
+ * The receiver's digest of kv_sync_span() (rc < 0: no answer) against
+ * ours. Equal → the next span's SEND_DIGEST, or DONE after the last;
+ * different → SEND_DIGEST of its first sub-span, or SCAN when it is not
+ * split; failure → DONE, failed, with the whole range's local count (from
+ * the first digest) missing.
  */
 kv_sync_step_t kv_sync_on_digest(kv_sync_t *s, int rc, uint64_t local_count,
                                  const uint64_t local_digest[2], uint64_t remote_count,
@@ -74,7 +94,10 @@ bool kv_sync_cursor(const kv_sync_t *s, ring_id_t *pos, const uint8_t **key, uin
 bool kv_sync_add(kv_sync_t *s, const uint8_t *key, uint16_t key_len, ring_id_t pos,
                  kv_version_t version);
 
-/* The scan of this batch is over: SEND_OFFER, or DONE if nothing was added. */
+/*
+ * The scan of this batch is over: SEND_OFFER, or (nothing added: the span
+ * is done) the next span's SEND_DIGEST, or DONE after the last.
+ */
 kv_sync_step_t kv_sync_scanned(kv_sync_t *s);
 
 /* The batch to offer; borrowed until the next kv_sync_scanned(). */
@@ -107,6 +130,9 @@ kv_sync_step_t kv_sync_abort(kv_sync_t *s);
 /* Records confirmed sent, records that could not be confirmed, failure. */
 uint64_t kv_sync_sent(const kv_sync_t *s);
 uint64_t kv_sync_missing(const kv_sync_t *s);
+/* Digests compared and records offered so far (what the comparison cost). */
+uint64_t kv_sync_digests(const kv_sync_t *s);
+uint64_t kv_sync_offered(const kv_sync_t *s);
 bool kv_sync_failed(const kv_sync_t *s);
 bool kv_sync_done(const kv_sync_t *s);
 

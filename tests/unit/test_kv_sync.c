@@ -34,11 +34,13 @@ typedef struct {
     fake_store_t *src, *dst;
     /* failure injection */
     bool fail_digest, fail_offer_once;
+    unsigned fail_digest_at; /* the n-th digest (1-based) goes unanswered; 0: none */
+    unsigned id_bits;        /* 0: 64 */
     unsigned fail_put_every; /* 0: never */
     unsigned vanish_every;   /* records removed from src between offer and put */
     bool reverse_acks;
     /* observations */
-    unsigned puts, put_failures, vanished, max_inflight, offers_sent;
+    unsigned puts, put_failures, vanished, max_inflight, offers_sent, digests;
     unsigned pending;
     const uint8_t *pending_key[KV_SYNC_WINDOW];
     uint16_t pending_len[KV_SYNC_WINDOW];
@@ -120,7 +122,8 @@ static int cmp_scan(const void *a, const void *b)
 static void scan(net_t *net, kv_sync_t *ks)
 {
     static rec_t sorted[MAXREC];
-    ring_id_t lo = kv_sync_lo(ks), hi = kv_sync_hi(ks);
+    ring_id_t lo, hi;
+    kv_sync_span(ks, &lo, &hi);
     size_t n = 0;
     for (size_t i = 0; i < net->src->n; i++)
         if (net->src->rec[i].present && in_range(net->src->rec[i].pos, lo, hi))
@@ -165,16 +168,27 @@ static kv_sync_step_t deliver_one_ack(net_t *net, kv_sync_t *ks)
 
 static kv_sync_t *run(net_t *net, ring_id_t lo, ring_id_t hi)
 {
-    kv_sync_t *ks = kv_sync_new(lo, hi);
+    kv_sync_t *ks = kv_sync_new(lo, hi, net->id_bits ? net->id_bits : 64);
     assert_non_null(ks);
     kv_sync_step_t step = kv_sync_start(ks);
     for (unsigned guard = 0; guard < 1000000; guard++) {
         switch (step) {
         case KV_SYNC_SEND_DIGEST: {
             uint64_t lc, rc_count, ld[2], rd[2];
-            digest(net->src, lo, hi, &lc, ld);
-            digest(net->dst, lo, hi, &rc_count, rd);
-            step = kv_sync_on_digest(ks, net->fail_digest ? -ETIMEDOUT : 0, lc, ld, rc_count, rd);
+            ring_id_t slo, shi;
+            kv_sync_span(ks, &slo, &shi);
+            /* Spans stay inside the range, and the first is the range itself. */
+            if (net->digests == 0) {
+                assert_true(slo == lo && shi == hi);
+            } else if (lo != hi) {
+                assert_true(ring_in_oc(shi, lo, hi));
+                assert_true(slo == lo || ring_in_oc(slo, lo, hi));
+            }
+            net->digests++;
+            digest(net->src, slo, shi, &lc, ld);
+            digest(net->dst, slo, shi, &rc_count, rd);
+            bool lost = net->fail_digest || net->digests == net->fail_digest_at;
+            step = kv_sync_on_digest(ks, lost ? -ETIMEDOUT : 0, lc, ld, rc_count, rd);
             break;
         }
         case KV_SYNC_SCAN:
@@ -250,6 +264,8 @@ static ring_id_t pos_of(unsigned i)
     return (ring_id_t)i * 0x9e3779b97f4a7c15ULL;
 }
 
+static ring_id_t pos_mask;
+
 static void fill(fake_store_t *s, unsigned n, unsigned keylen, uint64_t hlc)
 {
     char key[WIRE_KEY_MAX + 1];
@@ -258,7 +274,7 @@ static void fill(fake_store_t *s, unsigned n, unsigned keylen, uint64_t hlc)
         while ((unsigned)len < keylen && len < WIRE_KEY_MAX)
             key[len++] = 'x';
         key[len] = '\0';
-        put_rec(s, pos_of(i), key, (kv_version_t){hlc, 1});
+        put_rec(s, pos_mask ? pos_of(i) & pos_mask : pos_of(i), key, (kv_version_t){hlc, 1});
     }
 }
 
@@ -425,10 +441,112 @@ static void test_kv_sync_vanished_records_not_missing(void **state)
     net_free(net);
 }
 
+/* Mark the records of s whose key number is in drop[] absent. */
+static void drop_keys(fake_store_t *s, const unsigned *drop, size_t ndrop)
+{
+    char key[32];
+    for (size_t i = 0; i < ndrop; i++) {
+        snprintf(key, sizeof key, "k%06u-", drop[i]);
+        rec_t *r = find_rec(s, (const uint8_t *)key, (uint16_t)strlen(key));
+        assert_non_null(r);
+        r->present = false;
+    }
+}
+
+static void test_kv_sync_descends_to_differing_spans(void **state)
+{
+    (void)state;
+    /* 4000 keys, of which the receiver lacks 3 and has 1 older: the stream
+     * narrows by digests and offers a few spans, not all 4000 keys. */
+    ring_id_t ranges[][2] = {{5, 5}, {0xf000000000000000ULL, 0xe000000000000000ULL}};
+    for (size_t t = 0; t < 2; t++) {
+        net_t *net = net_new();
+        fill(net->src, 4000, 7, 6);
+        fill(net->dst, 4000, 7, 6);
+        const unsigned gone[] = {17, 1999, 3998};
+        drop_keys(net->dst, gone, 3);
+        char key[32];
+        snprintf(key, sizeof key, "k%06u-", 700u);
+        rec_t *old = find_rec(net->dst, (const uint8_t *)key, (uint16_t)strlen(key));
+        old->version.hlc = 2;
+        unsigned expect = 0;
+        ring_id_t lo = ranges[t][0], hi = ranges[t][1];
+        for (size_t i = 0; i < net->dst->n; i++) {
+            const rec_t *r = &net->dst->rec[i];
+            if (in_range(r->pos, lo, hi) && (!r->present || r == old))
+                expect++;
+        }
+        assert_true(expect > 0);
+        kv_sync_t *ks = run(net, lo, hi);
+        assert_false(kv_sync_failed(ks));
+        assert_int_equal(kv_sync_sent(ks), expect);
+        assert_int_equal(kv_sync_missing(ks), 0);
+        assert_dst_has_src(net, lo, hi);
+        assert_true(net->digests > 1);
+        assert_int_equal(kv_sync_digests(ks), net->digests);
+        /* Each differing key costs at most one span of about 4000 / 16. */
+        assert_true(kv_sync_offered(ks) <= expect * (4000 / KV_SYNC_FANOUT + 64));
+        assert_true(net->offers_sent <= expect * 2);
+        kv_sync_destroy(&ks);
+        net_free(net);
+    }
+}
+
+static void test_kv_sync_small_id_space(void **state)
+{
+    (void)state;
+    /* m = 6: 3000 keys on 64 positions. Spans narrower than the fan-out
+     * are not split, however many keys they hold. */
+    pos_mask = 63;
+    net_t *net = net_new();
+    net->id_bits = 6;
+    fill(net->src, 3000, 7, 6);
+    fill(net->dst, 3000, 7, 6);
+    const unsigned gone[] = {5, 6, 2500};
+    drop_keys(net->dst, gone, 3);
+    kv_sync_t *ks = run(net, 9, 9);
+    assert_int_equal(kv_sync_sent(ks), 3);
+    assert_dst_has_src(net, 9, 9);
+    kv_sync_destroy(&ks);
+    net_free(net);
+
+    net = net_new();
+    net->id_bits = 6;
+    fill(net->src, 3000, 7, 6);
+    ks = run(net, 60, 20); /* wraps: (60, 63] and [0, 20] */
+    unsigned expect = 0;
+    for (size_t i = 0; i < net->src->n; i++)
+        expect += in_range(net->src->rec[i].pos, 60, 20);
+    assert_int_equal(kv_sync_sent(ks), expect);
+    assert_int_equal(net->dst->n, expect);
+    kv_sync_destroy(&ks);
+    net_free(net);
+    pos_mask = 0;
+}
+
+static void test_kv_sync_lost_digest_mid_descent_fails_whole_range(void **state)
+{
+    (void)state;
+    net_t *net = net_new();
+    fill(net->src, 3000, 7, 6);
+    fill(net->dst, 3000, 7, 6);
+    const unsigned gone[] = {1, 2000};
+    drop_keys(net->dst, gone, 2);
+    net->fail_digest_at = 5;
+    kv_sync_t *ks = run(net, 0, 0);
+    assert_true(kv_sync_failed(ks));
+    /* Not confirmed: every key of the range, as far as the sender knows. */
+    assert_int_equal(kv_sync_missing(ks), 3000 - kv_sync_sent(ks));
+    kv_sync_destroy(&ks);
+    net_free(net);
+}
+
 static void test_kv_sync_add_refuses_when_full(void **state)
 {
     (void)state;
-    kv_sync_t *ks = kv_sync_new(0, 0);
+    assert_null(kv_sync_new(0, 0, 0));
+    assert_null(kv_sync_new(0, 0, 65));
+    kv_sync_t *ks = kv_sync_new(0, 0, 64);
     uint8_t key[WIRE_KEY_MAX];
     memset(key, 'k', sizeof key);
     size_t added = 0;
@@ -456,6 +574,9 @@ int main(void)
         cmocka_unit_test(test_kv_sync_unreachable_receiver_fails),
         cmocka_unit_test(test_kv_sync_range_wraps_and_excludes),
         cmocka_unit_test(test_kv_sync_vanished_records_not_missing),
+        cmocka_unit_test(test_kv_sync_descends_to_differing_spans),
+        cmocka_unit_test(test_kv_sync_small_id_space),
+        cmocka_unit_test(test_kv_sync_lost_digest_mid_descent_fails_whole_range),
         cmocka_unit_test(test_kv_sync_add_refuses_when_full),
     };
     return cmocka_run_group_tests_name("kv_sync", tests, NULL, NULL);
