@@ -60,6 +60,8 @@ enum {
     /* What the coordinator remembers of client writes (kv_dedup.h). */
     DEDUP_CLIENTS = 1024,
     DEDUP_PER_CLIENT = 256,
+    /* The longest a client write waits for a slow replica (op_replica_timeout). */
+    REPLICA_WAIT_MAX_MS = 60000,
 };
 
 typedef struct kv_op {
@@ -352,6 +354,25 @@ static void op_repair(kv_op_t *op)
     }
 }
 
+/*
+ * How long to wait for one replica. A client write that said how long it
+ * waits (its budget) waits for slow replicas that long, less half a
+ * request timeout to carry the answer back: a replica that is busy (a
+ * loaded machine, a slow disk) must make the write slower, not fail it
+ * (its retries join this op meanwhile). Anything else: one request
+ * timeout. A replica that is really gone does not hold the answer up: the
+ * quorum of the others answers, and its copy becomes a hint.
+ */
+static unsigned op_replica_timeout(const kv_op_t *op)
+{
+    unsigned t = op->n->cfg.timeout_ms;
+    uint64_t now = loop_clock_ms(), margin = t / 2;
+    if (!op->deadline_ms || op->deadline_ms <= now + margin + t)
+        return t;
+    uint64_t wait = op->deadline_ms - now - margin;
+    return wait > REPLICA_WAIT_MAX_MS ? REPLICA_WAIT_MAX_MS : (unsigned)wait;
+}
+
 static void op_send_all(kv_op_t *op)
 {
     node_t *n = op->n;
@@ -405,7 +426,7 @@ static void op_send_all(kv_op_t *op)
             req.has_opid = op->has_opid;
             req.opid = op->opid;
         }
-        int rc = addr ? rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_remote_reply, c)
+        int rc = addr ? rpc_call(n->rpc, addr, &req, op_replica_timeout(op), on_remote_reply, c)
                       : -EHOSTUNREACH;
         if (rc < 0) {
             if (op->phase == 1)
@@ -587,9 +608,10 @@ static void op_step(kv_op_t *op)
          * Not our identity on the newest version, and no first answer
          * remembered: an unanswered earlier attempt may have applied and
          * been overwritten since, or never have run. Saying "conflict"
-         * would make the client apply its change again.
+         * would make the client apply its change again; and unlike "no
+         * quorum" (ETIMEDOUT) no retry can tell more, hence its own code.
          */
-        op_answer_error(op, ETIMEDOUT,
+        op_answer_error(op, ENOTRECOVERABLE,
                         "outcome unknown: the condition fails now, and an earlier attempt of "
                         "this write (unanswered) may have applied");
         return;

@@ -6,9 +6,11 @@
  * and fall back to a lookup through a seed; "not mine" moves on to the
  * named node; EBUSY ("replicas busy, nothing written") is retried at the
  * same node with back-off, within the budget, and so is EAGAIN (the key's
- * queue is full); other answers with an error code from a coordinator (no
- * quorum, condition failed, disk full) are final, because the coordinator
- * already did what any retry would do.
+ * queue is full) and ETIMEDOUT (no quorum in the coordinator's time: slow
+ * replicas look like absent ones, and a slow ring must make operations
+ * slower, not failed); other answers with an error code from a coordinator
+ * (condition failed, disk full) are final, because the coordinator already
+ * did what any retry would do.
  *
  * Every write carries this client's random id and its own sequence
  * number, the same on every retry, so a coordinator answers a retry with
@@ -302,6 +304,25 @@ static void on_kv_reply(int rc, const wire_msg_t *r, void *arg)
          * queue full): back off and ask the same node again.
          */
         retry_at(op, op->target, r->err_msg[0] ? r->err_msg : "the ring is busy");
+        return;
+    }
+    if (rc == -ENOTRECOVERABLE && r) {
+        /* The coordinator cannot tell whether an earlier attempt applied. */
+        complete(op, -ETIMEDOUT, r, r->err_msg[0] ? r->err_msg : "outcome unknown");
+        return;
+    }
+    if (rc == -ETIMEDOUT && r) {
+        /*
+         * The coordinator reached no quorum in its time: replicas that are
+         * slow (a loaded machine, a disk) look the same as replicas that
+         * are gone, so ask again until the budget is spent — busy is not
+         * down. A write may have reached some replicas: its outcome is now
+         * unknown, and the retry carries the same identity, so the
+         * coordinator completes it rather than applying it twice.
+         */
+        if (op->kind == K_PUT)
+            op->unknown = true;
+        retry_at(op, op->target, r->err_msg[0] ? r->err_msg : "no quorum");
         return;
     }
     if (!r || rc == -ESHUTDOWN) {
