@@ -79,7 +79,7 @@ cp -p "$KVNODE" "$DHTCTL" "$DHTFS_BIN" "$T/bin/"
 KVNODE=$T/bin/kvnode DHTCTL=$T/bin/dhtctl DHTFS_BIN=$T/bin/dhtfs
 DHTFS_PID='' GL_UP=0
 
-# shellcheck disable=SC2317  # called from bench_cleanup
+# shellcheck disable=SC2317,SC2034  # called from bench_cleanup; KEEP is read there
 bench_pre_cleanup() {
     local m
     if mountpoint -q "$DMNT"; then
@@ -117,8 +117,11 @@ mount -t tmpfs -o size=2g fswork-tmpfs "$TMNT"
 bench_ring_dhtfs_up fs-work "$DMNT"
 echo "   ring $EPS (kvnode pids ${KV_PIDS[*]}), dhtfs pid $DHTFS_PID"
 GL_UP=1
-"$SHARED/gluster-local.sh" up >"$T/gluster-up.log" 2>&1 && mountpoint -q "$GL_MNT" ||
-    { cat "$T/gluster-up.log" >&2; echo "fs-work: GlusterFS could not be set up" >&2; exit 1; }
+if ! "$SHARED/gluster-local.sh" up >"$T/gluster-up.log" 2>&1 || ! mountpoint -q "$GL_MNT"; then
+    cat "$T/gluster-up.log" >&2
+    echo "fs-work: GlusterFS could not be set up" >&2
+    exit 1
+fi
 labels=(tmpfs gluster dhtfs)
 declare -A mnt_of=([tmpfs]=$TMNT [gluster]=$GL_MNT [dhtfs]=$DMNT)
 echo "== setup done in $(($(date +%s) - T_START)) s"
@@ -174,8 +177,8 @@ grep -E ' requests, mean |store operations:' "$T/dhtfs.log" | sed 's/^.*fs[^ ]* 
 {
     echo "fs-work.sh $ROUNDS round(s), $(date '+%F %T'), FILES=$NFILES TXNS=$TXNS SRC_TREE=$SRC_TREE, dhtfs $(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo '?')"
     echo
-    echo "| step | tmpfs, s | GlusterFS, s | dhtfs, s | speed-up vs GlusterFS (gluster/dhtfs) | dhtfs/tmpfs | load1 range |"
-    echo "|---|---:|---:|---:|---:|---:|---|"
+    echo "| step | tmpfs, s | GlusterFS, s | dhtfs, s | speed-up vs GlusterFS (gluster/dhtfs) | dhtfs/tmpfs |"
+    echo "|---|---:|---:|---:|---:|---:|"
     awk '
         { for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
           key = f["test"] SUBSEP f["label"]; n[key]++; v[key, n[key]] = f["value"]
@@ -189,9 +192,9 @@ grep -E ' requests, mean |store operations:' "$T/dhtfs.log" | sed 's/^.*fs[^ ]* 
             for (k = 1; k <= nt; k++) {
                 t = tests[k]; a = med(t SUBSEP "tmpfs"); g = med(t SUBSEP "gluster"); d = med(t SUBSEP "dhtfs")
                 tot_a += a; tot_g += g; tot_d += d
-                printf "| %s | %.2f | %.2f | %.2f | %.2f | %.0f |  |\n", t, a, g, d, (d > 0 ? g / d : 0), (a > 0 ? d / a : 0)
+                printf "| %s | %.2f | %.2f | %.2f | %.2f | %.0f |\n", t, a, g, d, (d > 0 ? g / d : 0), (a > 0 ? d / a : 0)
             }
-            printf "| **all steps** | %.2f | %.2f | %.2f | %.2f | %.0f | %s..%s |\n", tot_a, tot_g, tot_d, g = (tot_d > 0 ? tot_g / tot_d : 0), (tot_a > 0 ? tot_d / tot_a : 0), lo, hi
+            printf "| **all steps** | %.2f | %.2f | %.2f | %.2f | %.0f |\n\nload1 during the run: %s..%s\n", tot_a, tot_g, tot_d, (tot_d > 0 ? tot_g / tot_d : 0), (tot_a > 0 ? tot_d / tot_a : 0), lo, hi
         }' "$RES"
     echo
     echo "dhtfs FUSE requests over the whole run (all rounds, logged at unmount):"
