@@ -167,47 +167,8 @@ if [ "$GLUSTER" = 0 ]; then
     echo "!! ============================================================"
 fi
 
-# ---- the ring and dhtfs
-mapfile -t PORTS < <("$FREEPORT" 3)
-EPS=
-for i in 0 1 2; do
-    args=(--listen "tcp://127.0.0.1:${PORTS[$i]}" --data "$T/n$i.data" --log-level warn
-        --replicas 3 --write-quorum 2 --read-quorum 2)
-    ((i > 0)) && args+=(--join "tcp://127.0.0.1:${PORTS[0]}")
-    # shellcheck disable=SC2017  # 2^64/3 without overflow, as kv-bench.sh
-    args+=(--id "$(printf '0x%x' $((i * (0x7fffffffffffffff / 3 * 2 + 1))))")
-    "$KVNODE" "${args[@]}" </dev/null >"$T/kvnode$i.log" 2>&1 &
-    PIDS+=($!)
-    KV_PIDS[i]=$!
-    EPS+=${EPS:+,}tcp://127.0.0.1:${PORTS[$i]}
-    sleep 0.2
-done
-ring_ok() { # every node sees 3 nodes with consistent successor/predecessor
-    local port json
-    for port in "${PORTS[@]}"; do
-        json=$("$DHTCTL" --peer "127.0.0.1:$port" --timeout-ms 1000 ring --json 2>/dev/null) || return 1
-        jq -e '.nodes as $a | ($a | length) == 3
-            and all(range(0; 3); . as $i | $a[$i].succ == $a[($i + 1) % 3].id
-                    and $a[$i].pred == $a[($i + 2) % 3].id)' <<<"$json" >/dev/null || return 1
-    done
-}
-for ((w = 0; ; w++)); do
-    ring_ok && break
-    ((w < 300)) || { echo "fs-bench: the 3-node ring did not converge within 30 s" >&2; exit 1; }
-    sleep 0.1
-done
-dopts=()
-[ -n "$DHTFS_OPTS" ] && dopts=(-o "$DHTFS_OPTS")
-"$DHTFS_BIN" --peer "$EPS" -f "${dopts[@]}" "$DMNT" </dev/null >"$T/dhtfs.log" 2>&1 &
-DHTFS_PID=$!
-PIDS+=("$DHTFS_PID")
-TERM_PIDS["$DHTFS_PID"]=1
-for ((w = 0; ; w++)); do
-    mountpoint -q "$DMNT" && break
-    kill -0 "$DHTFS_PID" 2>/dev/null || { echo "fs-bench: dhtfs exited before mounting" >&2; exit 1; }
-    ((w < 300)) || { echo "fs-bench: dhtfs not mounted on $DMNT within 30 s" >&2; exit 1; }
-    sleep 0.1
-done
+# ---- the ring and dhtfs (bench/lib.sh)
+bench_ring_dhtfs_up fs-bench "$DMNT"
 echo "   ring ${EPS} (kvnode pids ${KV_PIDS[*]}), dhtfs pid $DHTFS_PID on $DMNT"
 
 # ---- references

@@ -106,3 +106,54 @@ bench_build_zmq_rtt() {
         cc -O2 -Wall -o "$out" "$src" $(pkg-config --cflags --libs libzmq)
     fi
 }
+
+# bench_ring_dhtfs_up NAME MOUNTPOINT: the benchmark ring and its mount, shared
+# by fs-bench.sh and fs-work.sh so both measure the same setup: 3 kvnodes
+# (--replicas 3 --write-quorum 2 --read-quorum 2, data under $T, ids pinned to
+# k*2^64/3, logs $T/kvnode<i>.log), then $DHTFS_BIN --peer <all three> -f
+# [-o $DHTFS_OPTS] MOUNTPOINT (log $T/dhtfs.log). Needs KVNODE, DHTCTL,
+# DHTFS_BIN, FREEPORT and bench_tmpdir. Sets PORTS, EPS, KV_PIDS, DHTFS_PID;
+# every process goes into PIDS (dhtfs into TERM_PIDS, so it can unmount).
+# Exits 1 naming NAME if the ring does not converge or dhtfs does not mount.
+bench_ring_dhtfs_up() {
+    local name=$1 mnt=$2 i w args port json dopts=()
+    mapfile -t PORTS < <("$FREEPORT" 3)
+    EPS=
+    KV_PIDS=()
+    for i in 0 1 2; do
+        args=(--listen "tcp://127.0.0.1:${PORTS[$i]}" --data "$T/n$i.data" --log-level warn
+            --replicas 3 --write-quorum 2 --read-quorum 2)
+        ((i > 0)) && args+=(--join "tcp://127.0.0.1:${PORTS[0]}")
+        # shellcheck disable=SC2017  # 2^64/3 without overflow, as kv-bench.sh
+        args+=(--id "$(printf '0x%x' $((i * (0x7fffffffffffffff / 3 * 2 + 1))))")
+        "$KVNODE" "${args[@]}" </dev/null >"$T/kvnode$i.log" 2>&1 &
+        PIDS+=($!)
+        KV_PIDS[i]=$!
+        EPS+=${EPS:+,}tcp://127.0.0.1:${PORTS[$i]}
+        sleep 0.2
+    done
+    for ((w = 0; ; w++)); do
+        # every node sees 3 nodes with consistent successor/predecessor
+        local ok=1
+        for port in "${PORTS[@]}"; do
+            json=$("$DHTCTL" --peer "127.0.0.1:$port" --timeout-ms 1000 ring --json 2>/dev/null) || { ok=0; break; }
+            jq -e '.nodes as $a | ($a | length) == 3
+                and all(range(0; 3); . as $i | $a[$i].succ == $a[($i + 1) % 3].id
+                        and $a[$i].pred == $a[($i + 2) % 3].id)' <<<"$json" >/dev/null || { ok=0; break; }
+        done
+        ((ok)) && break
+        ((w < 300)) || { echo "$name: the 3-node ring did not converge within 30 s" >&2; exit 1; }
+        sleep 0.1
+    done
+    [ -n "${DHTFS_OPTS:-}" ] && dopts=(-o "$DHTFS_OPTS")
+    "$DHTFS_BIN" --peer "$EPS" -f "${dopts[@]}" "$mnt" </dev/null >"$T/dhtfs.log" 2>&1 &
+    DHTFS_PID=$!
+    PIDS+=("$DHTFS_PID")
+    TERM_PIDS["$DHTFS_PID"]=1
+    for ((w = 0; ; w++)); do
+        mountpoint -q "$mnt" && break
+        kill -0 "$DHTFS_PID" 2>/dev/null || { echo "$name: dhtfs exited before mounting" >&2; exit 1; }
+        ((w < 300)) || { echo "$name: dhtfs not mounted on $mnt within 30 s" >&2; exit 1; }
+        sleep 0.1
+    done
+}

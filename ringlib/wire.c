@@ -9,6 +9,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <string.h>
 
 typedef struct {
@@ -223,9 +224,15 @@ static uint8_t get_list(rbuf_t *r, wire_node_t *nodes)
     return count;
 }
 
+/* Zeroes the head only: see the tail's note in wire.h. */
+static void msg_clear(wire_msg_t *m)
+{
+    memset(m, 0, offsetof(wire_msg_t, succ));
+}
+
 void wire_init(wire_msg_t *m, uint8_t type, uint64_t req_id)
 {
-    memset(m, 0, sizeof *m);
+    msg_clear(m);
     m->type = type;
     m->req_id = req_id;
 }
@@ -473,7 +480,7 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
 
 int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
 {
-    memset(out, 0, sizeof *out);
+    msg_clear(out);
     if (!buf || len < WIRE_HEADER_LEN || buf[0] != 'D' || buf[1] != 'H')
         return -EBADMSG;
     rbuf_t r = {buf + 4, buf + len, false};

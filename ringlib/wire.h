@@ -115,7 +115,8 @@ typedef struct {
 
 /*
  * One decoded message. Which fields carry meaning depends on `type`
- * (PROTOCOL.md lists them); the rest are zero after wire_decode().
+ * (PROTOCOL.md lists them); the rest are zero after wire_decode(), except
+ * the array entries at or past their counts (see the tail below).
  */
 typedef struct {
     uint8_t type;
@@ -133,9 +134,9 @@ typedef struct {
     /* INFO reply, LEAVE: predecessor; FIND reply: the node that answered */
     bool has_pred;
     wire_node_t pred;
-    /* INFO reply, LEAVE: successor list; FIND reply: the replica set */
+    /* INFO reply, LEAVE: successor list; FIND reply: the replica set
+     * (entries in succ[], at the tail) */
     uint8_t nsucc;
-    wire_node_t succ[WIRE_SUCC_MAX];
 
     /* NOTIFY: a wire_notify_role_t */
     uint8_t role;
@@ -150,9 +151,8 @@ typedef struct {
     uint8_t index;
     bool applied;
 
-    /* FINGERS reply */
+    /* FINGERS reply (entries in fingers[], at the tail) */
     uint8_t nfingers;
-    wire_finger_t fingers[WIRE_FINGERS_MAX];
 
     /* ERROR: a positive errno value and a human-readable reason */
     int32_t err_code;
@@ -193,15 +193,26 @@ typedef struct {
     /* SYNC_DIGEST reply */
     uint64_t count;
     uint64_t digest[2];
-    /* SYNC_OFFER */
+    /* SYNC_OFFER (entries in offers[]); its reply: indexes of the offers
+     * the receiver wants (in want[]) */
     uint16_t noffers;
-    wire_offer_t offers[WIRE_OFFER_MAX];
-    /* SYNC_OFFER reply: indexes of the offers the receiver wants */
     uint16_t nwant;
-    uint16_t want[WIRE_OFFER_MAX];
     /* STATS reply */
     uint64_t primary_keys, stored_keys, under_replicated, bytes;
     uint64_t disk_total, disk_free; /* bytes of the file system holding the node's data */
+
+    /*
+     * The tail: the arrays, ~29 KB of the ~30 KB struct, meaningful only up
+     * to their counts above (nsucc, nfingers, noffers, nwant). wire_init()
+     * and wire_decode() zero everything before `succ` but not the tail, so
+     * a KV or REPL message, which uses none of them, costs a ~1 KB memset
+     * instead of ~30 KB on every send and receive. Never read an entry at
+     * or past its count. `succ` must stay the first tail member.
+     */
+    wire_node_t succ[WIRE_SUCC_MAX];
+    wire_finger_t fingers[WIRE_FINGERS_MAX];
+    wire_offer_t offers[WIRE_OFFER_MAX];
+    uint16_t want[WIRE_OFFER_MAX];
 } wire_msg_t;
 
 /*
@@ -211,7 +222,7 @@ typedef struct {
  */
 bool wire_type_has_value(uint8_t type);
 
-/* Zero a message and set its type and request id. */
+/* Zero a message (all but the tail's unused array entries) and set its type and request id. */
 void wire_init(wire_msg_t *m, uint8_t type, uint64_t req_id);
 
 /*

@@ -77,13 +77,14 @@ static bool msg_equal(const wire_msg_t *a, const wire_msg_t *b)
         a->nfingers != b->nfingers || a->err_code != b->err_code ||
         strcmp(a->err_msg, b->err_msg) != 0)
         return false;
-    for (unsigned k = 0; k < WIRE_SUCC_MAX; k++)
+    /* the tail's arrays carry meaning only up to their counts (wire.h) */
+    for (unsigned k = 0; k < a->nsucc; k++)
         if (!node_equal(&a->succ[k], &b->succ[k]))
             return false;
-    for (unsigned i = 0; i < WIRE_FINGERS_MAX; i++) {
+    for (unsigned i = 0; i < a->nfingers; i++) {
         const wire_finger_t *fa = &a->fingers[i], *fb = &b->fingers[i];
         if (fa->i != fb->i || fa->start != fb->start || fa->has_node != fb->has_node ||
-            !node_equal(&fa->node, &fb->node))
+            (fa->has_node && !node_equal(&fa->node, &fb->node)))
             return false;
     }
     return true;
