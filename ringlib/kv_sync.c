@@ -58,7 +58,6 @@ kv_sync_t *kv_sync_new(ring_id_t lo, ring_id_t hi, unsigned id_bits)
         s->lo = lo;
         s->hi = hi;
         s->id_bits = id_bits;
-        s->cur = (span_t){lo, hi};
     }
     return s;
 }

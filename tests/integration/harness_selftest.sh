@@ -6,7 +6,7 @@
 # finished, and by SIGTERM (as ctest's timeout sends) — and each must exit
 # non-zero, while the passing script exits 0 and its cleanup hooks ran.
 # Also refuses any test script that installs an EXIT trap of its own (the
-# status-swallowing `trap '...; cleanup' EXIT`): tests use on_exit.
+# status-swallowing kind that runs a command before cleanup): tests use on_exit.
 source "$(dirname "$0")/lib.sh"
 HERE=$(cd "$(dirname "$0")" && pwd)
 CASES=$T/cases

@@ -5,7 +5,7 @@
 # interrupted test leaves nothing behind.
 #
 # A test's exit status is sacred: lib.sh owns the EXIT trap. A test never
-# installs its own (`trap '...; cleanup' EXIT` loses the status: its first
+# installs its own (an EXIT trap that runs a command before cleanup loses the status: its first
 # command resets $?); it registers undo steps with `on_exit CMD...`, which
 # cleanup runs, newest first, with errexit off and the test's status kept.
 # tests/integration/harness_selftest.sh checks this on deliberately failing
