@@ -23,6 +23,7 @@ struct ring_state {
     ring_id_t succ[RING_SUCC_MAX];
     uint64_t finger_valid; /* bit i set: finger[i] holds a node */
     ring_id_t finger[RING_ID_BITS_MAX];
+    uint64_t epoch; /* bumped on every change of pred or succ list */
 };
 
 ring_state_t *ring_state_new(ring_id_t self, unsigned m, unsigned succ_max)
@@ -63,19 +64,28 @@ bool ring_state_pred(const ring_state_t *st, ring_id_t *pred)
     return st->has_pred;
 }
 
+uint64_t ring_state_epoch(const ring_state_t *st)
+{
+    return st->epoch;
+}
+
+static void pred_assign(ring_state_t *st, bool has, ring_id_t pred)
+{
+    if (has != st->has_pred || (has && pred != st->pred))
+        st->epoch++;
+    st->has_pred = has;
+    if (has)
+        st->pred = pred;
+}
+
 void ring_state_set_pred(ring_state_t *st, ring_id_t pred)
 {
-    if (pred == st->self) {
-        st->has_pred = false;
-        return;
-    }
-    st->pred = pred;
-    st->has_pred = true;
+    pred_assign(st, pred != st->self, pred);
 }
 
 void ring_state_clear_pred(ring_state_t *st)
 {
-    st->has_pred = false;
+    pred_assign(st, false, 0);
 }
 
 ring_id_t ring_state_succ(const ring_state_t *st)
@@ -99,7 +109,9 @@ void ring_state_set_succ_list(ring_state_t *st, ring_id_t first, const ring_id_t
                               size_t rest_len)
 {
     unsigned n = 0;
-    ring_id_t prev = st->self;
+    ring_id_t prev = st->self, old[RING_SUCC_MAX];
+    unsigned old_len = st->succ_len;
+    memcpy(old, st->succ, old_len * sizeof *old);
     for (size_t i = 0; i <= rest_len && n < st->succ_max; i++) {
         ring_id_t c = i == 0 ? first : rest[i - 1];
         /*
@@ -113,6 +125,8 @@ void ring_state_set_succ_list(ring_state_t *st, ring_id_t first, const ring_id_t
         prev = c;
     }
     st->succ_len = n;
+    if (n != old_len || memcmp(old, st->succ, n * sizeof *old) != 0)
+        st->epoch++;
 }
 
 bool ring_state_stabilize_candidate(const ring_state_t *st, ring_id_t succ_pred, ring_id_t *adopt)
@@ -133,10 +147,10 @@ bool ring_state_notify(ring_state_t *st, ring_id_t cand)
     if (st->succ_len == 0) {
         st->succ[0] = cand;
         st->succ_len = 1;
+        st->epoch++;
     }
     if (!st->has_pred || ring_in_oo(cand, st->pred, st->self)) {
-        st->pred = cand;
-        st->has_pred = true;
+        pred_assign(st, true, cand);
         return true;
     }
     return false;
@@ -147,11 +161,13 @@ void ring_state_remove(ring_state_t *st, ring_id_t node)
     if (node == st->self)
         return;
     if (st->has_pred && st->pred == node)
-        st->has_pred = false;
+        pred_assign(st, false, 0);
     unsigned w = 0;
     for (unsigned r = 0; r < st->succ_len; r++)
         if (st->succ[r] != node)
             st->succ[w++] = st->succ[r];
+    if (w != st->succ_len)
+        st->epoch++;
     st->succ_len = w;
     for (unsigned i = 0; i < st->m; i++)
         if ((st->finger_valid >> i & 1) && st->finger[i] == node)

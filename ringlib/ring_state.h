@@ -55,6 +55,13 @@ bool ring_state_pred(const ring_state_t *st, ring_id_t *pred);
 void ring_state_set_pred(ring_state_t *st, ring_id_t pred);
 void ring_state_clear_pred(ring_state_t *st);
 
+/*
+ * A counter that changes whenever the predecessor or the successor list
+ * does: what this node owns and which nodes replicate it may have moved, so
+ * anything it concluded about its range before must be checked again.
+ */
+uint64_t ring_state_epoch(const ring_state_t *st);
+
 /* The successor, self when alone. */
 ring_id_t ring_state_succ(const ring_state_t *st);
 

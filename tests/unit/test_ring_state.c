@@ -731,6 +731,40 @@ static void test_ring_state_owns_interval(void **state)
     ring_state_destroy(&st);
 }
 
+/* The epoch moves on every change of pred or successors, and only then. */
+static void test_ring_state_epoch(void **state)
+{
+    (void)state;
+    ring_state_t *st = node_new(10, 3);
+    uint64_t e = ring_state_epoch(st);
+    ring_id_t rest[] = {30, 40};
+    ring_state_set_succ_list(st, 20, rest, 2);
+    assert_true(ring_state_epoch(st) > e);
+    e = ring_state_epoch(st);
+    ring_state_set_succ_list(st, 20, rest, 2);
+    assert_int_equal(ring_state_epoch(st), e);
+    ring_state_set_pred(st, 5);
+    assert_true(ring_state_epoch(st) > e);
+    e = ring_state_epoch(st);
+    ring_state_set_pred(st, 5);
+    ring_state_notify(st, 3); /* not closer than 5: no change */
+    ring_state_set_finger(st, 2, 20);
+    ring_state_remove(st, 99); /* unknown node */
+    assert_int_equal(ring_state_epoch(st), e);
+    ring_state_notify(st, 7);
+    assert_true(ring_state_epoch(st) > e);
+    e = ring_state_epoch(st);
+    ring_state_remove(st, 30);
+    assert_true(ring_state_epoch(st) > e);
+    e = ring_state_epoch(st);
+    ring_state_remove(st, 7); /* the predecessor */
+    assert_true(ring_state_epoch(st) > e);
+    e = ring_state_epoch(st);
+    ring_state_clear_pred(st);
+    assert_int_equal(ring_state_epoch(st), e);
+    ring_state_destroy(&st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -770,6 +804,7 @@ int main(void)
         cmocka_unit_test(test_ring_state_route_avoid_dead_finger),
         cmocka_unit_test(test_ring_state_route_never_forwards_backwards),
         cmocka_unit_test(test_ring_state_owns_interval),
+        cmocka_unit_test(test_ring_state_epoch),
     };
     return cmocka_run_group_tests_name("ring_state", tests, NULL, NULL);
 }
