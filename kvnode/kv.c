@@ -5,6 +5,8 @@
  */
 #include "kv_i.h"
 
+#include "log.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +34,14 @@ void kv_fini(node_t *n)
         kv_stream_free(s);
         s = next;
     }
+    if (n->kv->known)
+        log_info("kv",
+                 "known newest versions: %llu conditional writes checked against our copy, "
+                 "%llu read a quorum first",
+                 (unsigned long long)kv_known_hits(n->kv->known),
+                 (unsigned long long)kv_known_misses(n->kv->known));
     kv_dedup_destroy(&n->kv->dedup);
+    kv_known_destroy(&n->kv->known);
     free(n->kv);
     n->kv = NULL;
 }

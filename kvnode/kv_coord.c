@@ -111,11 +111,81 @@ typedef struct kv_op {
     /* Loop clock after which the client has given up (0: no budget given). */
     uint64_t deadline_ms;
     joiner_t *joiners;
+    /* kv_known: what the op learns is recorded against this ticket. */
+    bool has_ticket;
+    uint64_t ticket;
+    /* Write phase: our copy holds op->version; replicas that took it; one had newer. */
+    bool local_ok, acked, newer_seen;
+    unsigned wrote;
 } kv_op_t;
 
 static void op_step(kv_op_t *op);
+static void op_begin(kv_op_t *op);
+static void op_decide(kv_op_t *op);
 static void op_start_phase(kv_op_t *op, unsigned phase);
 static void op_maybe_free(kv_op_t *op);
+
+enum { KNOWN_BYTES = 16u << 20 };
+
+/*
+ * The newest versions this authority knows (kv_known.h): a conditional
+ * write whose key's entry still equals our copy checks its condition
+ * against that copy, one replica round trip (its write) instead of two.
+ * Created on first use; NULL (no memory) only means every op reads a quorum.
+ */
+static kv_known_t *known(node_t *n)
+{
+    struct kv *kv = n->kv;
+    if (!kv->known)
+        kv->known = kv_known_new(KNOWN_BYTES);
+    if (kv->known)
+        kv_known_set_epoch(kv->known, ring_state_epoch(n->rs));
+    return kv->known;
+}
+
+void kv_coord_forget(node_t *n)
+{
+    if (n->kv->known)
+        kv_known_forget(n->kv->known);
+}
+
+static void known_drop(kv_op_t *op)
+{
+    if (op->n->kv->known)
+        kv_known_drop(op->n->kv->known, op->key, op->key_len);
+}
+
+/*
+ * The op is over (answered, nothing outstanding): what it saw of every
+ * replica may make its key's newest version known.
+ */
+static void op_known_finish(kv_op_t *op)
+{
+    kv_known_t *k = op->n->kv->known;
+    if (!k || !op->has_ticket)
+        return;
+    if (op->kind == OP_PUT) {
+        if (op->phase != 1 || !op->acked)
+            return;
+        if (op->newer_seen)
+            kv_known_drop(k, op->key, op->key_len);
+        else if (op->local_ok && op->wrote == op->nrep)
+            kv_known_all_took(k, op->key, op->key_len, op->ticket, op->version);
+        return;
+    }
+    if (op->phase != 0 || op->nrep == 0)
+        return;
+    for (unsigned i = 0; i < op->nrep; i++) {
+        if (!op->q.success[i] || op->q.found[i] != op->have_best ||
+            (op->have_best && kv_version_cmp(op->q.version[i], op->version) != 0))
+            return;
+    }
+    store_rec_t rec;
+    int rc = store_get(op->n->store, op->key, op->key_len, &rec);
+    if (rc == 0 || rc == -ENOENT)
+        kv_known_all_agree(k, op->key, op->key_len, op->ticket, op->have_best, op->version, rc == 0,
+                           rc == 0 ? rec.version : (kv_version_t){0, 0});
+}
 
 static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -134,7 +204,7 @@ static void op_start_queued(loop_t *loop, void *arg)
         op_answer_error(op, ECANCELED,
                         "dropped unapplied: the client's time ran out while the write was queued");
     else
-        op_start_phase(op, op->cond == WIRE_COND_NONE ? 1 : 0);
+        op_begin(op);
     op_maybe_free(op);
 }
 
@@ -142,6 +212,7 @@ static void op_maybe_free(kv_op_t *op)
 {
     if (!op->answered || op->outstanding)
         return;
+    op_known_finish(op);
     free(op->value);
     free(op->pending_value);
     free(op);
@@ -214,6 +285,8 @@ static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
     op_dedup_end(op, -err, (kv_version_t){0, 0});
+    if (op->kind == OP_PUT && op->phase == 1)
+        known_drop(op); /* the write may have landed on some replicas */
     node_reply_error(op->n, op->ident, op->ident_len, op->req_id, err, "%s", msg);
     for (joiner_t *j = op->joiners; j; j = j->next)
         node_reply_error(op->n, j->ident, j->ident_len, j->req_id, err, "%s", msg);
@@ -311,6 +384,13 @@ static void on_remote_reply(int rc, const wire_msg_t *r, void *arg)
         node_peer_missed(op->n, op->rep[c->idx], "replica timed out");
     else if (r)
         node_peer_alive(op->n, op->rep[c->idx]);
+    if (c->phase == 1 && rc == 0 && c->phase == op->phase) {
+        int cmp = kv_version_cmp(r->version, op->version);
+        if (r->applied || cmp == 0)
+            op->wrote++;
+        else if (cmp > 0)
+            op->newer_seen = true;
+    }
     /* A copy that did not arrive becomes a hint, answered or not. */
     if (c->phase == 1)
         kv_repl_end(op->n, op->rep[c->idx], rc, op->key, op->key_len, op->version);
@@ -323,6 +403,10 @@ static void on_local_commit(int rc, void *arg)
     op_call_t *c = arg;
     kv_op_t *op = c->op;
     op->outstanding--;
+    if (rc < 0)
+        kv_coord_forget(op->n); /* our copy lost a write the replicas may have */
+    else if (op->local_ok)
+        op->wrote++;
     op_on_reply(op, c->phase, c->idx, rc, NULL, NULL);
     op_maybe_free(op);
 }
@@ -391,9 +475,14 @@ static void op_send_all(kv_op_t *op)
                 }
                 op_on_reply(op, 0, i, rc, NULL, rc == 0 ? &rec : NULL);
             } else {
+                kv_version_t cur = op->version;
                 int rc = store_put_opid(n->store, op->key, op->key_len, op->version, op->flags,
-                                        op->opid, op->value, op->value_len, NULL);
+                                        op->opid, op->value, op->value_len, &cur);
+                int cmp = kv_version_cmp(cur, op->version);
+                op->local_ok = rc == 1 || (rc == 0 && cmp == 0);
+                op->newer_seen |= rc == 0 && cmp > 0;
                 if (rc < 0) {
+                    kv_coord_forget(n);
                     log_warn("kv", "local write failed: %s", strerror(-rc));
                     op_on_reply(op, 1, i, rc, NULL, NULL);
                     continue;
@@ -557,6 +646,12 @@ static void op_step(kv_op_t *op)
     }
     wire_msg_t r;
     if (op->phase == 1) {
+        /* A quorum holds our version: a known newest version moves to it. */
+        op->acked = true;
+        if (op->has_ticket && op->local_ok && !op->newer_seen)
+            kv_known_written(op->n->kv->known, op->key, op->key_len, op->ticket, op->version);
+        else
+            known_drop(op);
         wire_init(&r, WIRE_KV_PUT | WIRE_REPLY, 0);
         r.version = op->version;
         op_answer(op, &r);
@@ -581,7 +676,13 @@ static void op_step(kv_op_t *op)
             op_repair(op);
         return;
     }
-    /* A conditional put after its read phase. */
+    op_decide(op);
+}
+
+/* A conditional put whose read is done (op->version etc. hold the newest copy). */
+static void op_decide(kv_op_t *op)
+{
+    bool live = op->have_best && !(op->flags & WIRE_FLAG_TOMBSTONE);
     if (op->has_opid && op->have_best && kv_opid_equal(op->best_opid, op->opid)) {
         /*
          * The newest version is this very write, made by an earlier attempt
@@ -636,6 +737,45 @@ static void op_step(kv_op_t *op)
     op->pending_value = NULL;
     op->flags = op->pending_flags;
     op_start_phase(op, 1);
+}
+
+/*
+ * Start an op. A read reads a quorum: only a quorum answering shows that
+ * this node still speaks for the key (a partitioned authority must not
+ * answer from its copy while the others have moved on), and a write does
+ * the same with its write quorum. A conditional write whose key's newest
+ * version is known and is our copy (kv_known.h) checks its condition
+ * against that copy and goes straight to its write quorum; any other
+ * conditional write reads a quorum first.
+ */
+static void op_begin(kv_op_t *op)
+{
+    kv_known_t *k = known(op->n);
+    if (k) {
+        op->has_ticket = true;
+        op->ticket = kv_known_ticket(k);
+    }
+    if (op->kind == OP_GET || op->cond == WIRE_COND_NONE) {
+        op_start_phase(op, op->kind == OP_GET ? 0 : 1);
+        return;
+    }
+    store_rec_t rec;
+    int rc = store_get(op->n->store, op->key, op->key_len, &rec);
+    bool found = rc == 0;
+    bool known_ok =
+        k && (rc == 0 || rc == -ENOENT) &&
+        kv_known_check(k, op->key, op->key_len, found, found ? rec.version : (kv_version_t){0, 0});
+    if (!known_ok) {
+        op_start_phase(op, 0);
+        return;
+    }
+    op->have_best = found;
+    if (found) {
+        op->version = rec.version;
+        op->flags = rec.flags;
+        op->best_opid = rec.opid;
+    }
+    op_decide(op);
 }
 
 /*
@@ -799,6 +939,6 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
         op->next = n->kv->busy;
         n->kv->busy = op;
     }
-    op_start_phase(op, op->kind == OP_PUT && op->cond == WIRE_COND_NONE ? 1 : 0);
+    op_begin(op);
     op_maybe_free(op);
 }

@@ -16,6 +16,7 @@
 #include "node_i.h"
 
 #include "kv_dedup.h"
+#include "kv_known.h"
 #include "kv_hint.h"
 #include "kv_quorum.h"
 #include "kv_sync.h"
@@ -52,6 +53,7 @@ struct kv {
     node_t *n;
     struct kv_op *busy; /* kv_coord.c: ops holding their key's write slot */
     kv_dedup_t *dedup;  /* kv_coord.c: recent client writes (created on first use) */
+    kv_known_t *known;  /* kv_coord.c: newest versions known here (created on first use) */
     sync_t *sessions;
     unsigned served;
     /* the current anti-entropy round */
@@ -108,6 +110,11 @@ static inline bool kv_version_plausible(kv_version_t v)
 
 /* kv_coord.c: a client's KV_GET / KV_PUT at the key's authority. */
 void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+/*
+ * Another coordinator wrote to our range: forget every newest version this
+ * authority knew (they may no longer be the newest).
+ */
+void kv_coord_forget(node_t *n);
 
 /* kv_replica.c */
 void kv_replica_serve_get(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);

@@ -93,6 +93,10 @@ void kv_replica_serve_put(node_t *n, const uint8_t *ident, size_t ident_len, con
         return;
     }
     kv_clock_observe(&n->clock, m->version.hlc);
+    /* Someone else coordinates writes to our range: what we knew may be stale. */
+    if (m->version.node != n->self &&
+        ring_state_owns(n->rs, store_pos(n->store, m->key_bytes, m->key_len)))
+        kv_coord_forget(n);
     kv_version_t current;
     int rc =
         store_put_opid(n->store, m->key_bytes, m->key_len, m->version, m->flags,

@@ -1,7 +1,7 @@
 /*
  * kvhist — concurrent clients against the store, with a history checker.
  *
- *   kvhist --peer EP[,EP...] [--clients C] [--keys K] [--seconds S] [--log FILE]
+ *   kvhist --peer EP[,EP...] [--clients C] [--keys K] [--seconds S] [--log FILE] [--cas]
  *
  * C clients (one event loop, each with one operation in flight) do random
  * puts and gets on K keys for S seconds. Every operation's invocation and
@@ -14,6 +14,17 @@
  *    read found the key absent after such a put.
  * Operations that failed (no quorum while a node is down) are allowed:
  * they constrain nothing, except that a failed put's value may be read.
+ *
+ * --cas: the clients instead increment K counters by read-modify-write: get
+ * the counter, put its value + 1 if its version is still the one read (if
+ * absent when it was absent), and again. After the run every counter is
+ * read once more, and the checker verifies, per counter, that no two
+ * acknowledged increments wrote the same value (a lost update: two writes
+ * whose condition held against the same version) and that the final value
+ * lies between the acknowledged increments and those plus the ones whose
+ * outcome is unknown (a write that failed without saying whether it
+ * applied), and is at least the largest acknowledged value.
+ *
  * Prints a summary line "N passed, M failed" (checked operations, violations)
  * and exits 1 on any violation.
  */
@@ -35,6 +46,7 @@
 typedef struct {
     int client;
     bool is_put;
+    bool is_final; /* --cas: the read after the run */
     int key;
     uint64_t start_us, end_us;
     int rc;
@@ -49,6 +61,10 @@ typedef struct {
     int id;
     unsigned seq;
     size_t cur; /* index into recs of the op in flight */
+    /* --cas: the counter read, to be written back incremented */
+    bool have_read, read_found;
+    long read_value;
+    kv_version_t read_version;
 } client_t;
 
 struct hist {
@@ -62,6 +78,8 @@ struct hist {
     client_t *clients;
     uint64_t rng;
     unsigned errors;
+    bool cas;
+    int final_next; /* --cas: the next counter the final read looks at */
 };
 
 static uint64_t now_us(void)
@@ -80,6 +98,7 @@ static uint64_t next_rand(hist_t *h)
 }
 
 static void start_op(client_t *c);
+static void start_final(hist_t *h);
 
 static void on_done(const kvc_result_t *res, void *arg)
 {
@@ -95,10 +114,21 @@ static void on_done(const kvc_result_t *res, void *arg)
             memcpy(r->value, res->value, n);
             r->value[n] = '\0';
         }
-    } else if (res->rc != -ENOENT) {
-        h->errors++;
+    } else if (res->rc != -ENOENT && !(h->cas && (res->rc == -EEXIST || res->rc == -ESTALE))) {
+        h->errors++; /* a failed condition is a counter's normal race */
     }
-    start_op(c);
+    if (h->cas && !r->is_put) {
+        c->have_read = res->rc == 0 || res->rc == -ENOENT;
+        c->read_found = res->rc == 0;
+        c->read_value = res->rc == 0 ? strtol(r->value, NULL, 10) : 0;
+        c->read_version = res->version;
+    } else {
+        c->have_read = false;
+    }
+    if (r->is_final)
+        start_final(h);
+    else
+        start_op(c);
 }
 
 static void start_op(client_t *c)
@@ -110,16 +140,22 @@ static void start_op(client_t *c)
         return;
     }
     rec_t *r = &h->recs[h->nrecs];
+    size_t prev = c->cur;
     c->cur = h->nrecs++;
     memset(r, 0, sizeof *r);
     r->client = c->id;
-    r->is_put = next_rand(h) % 2;
-    r->key = (int)(next_rand(h) % (uint64_t)h->keys);
+    r->is_put = h->cas ? c->have_read : next_rand(h) % 2;
+    r->key = h->cas && c->have_read ? h->recs[prev].key : (int)(next_rand(h) % (uint64_t)h->keys);
     char key[32];
     snprintf(key, sizeof key, "hist-key-%d", r->key);
     r->start_us = now_us();
     int rc;
-    if (r->is_put) {
+    if (h->cas && r->is_put) {
+        snprintf(r->value, sizeof r->value, "%ld", c->read_value + 1);
+        rc = kvc_put(h->kvc, key, strlen(key), r->value, strlen(r->value),
+                     c->read_found ? KVC_PUT_IF_VERSION : KVC_PUT_IF_ABSENT, c->read_version,
+                     on_done, c);
+    } else if (r->is_put) {
         snprintf(r->value, sizeof r->value, "c%d-%u", c->id, c->seq++);
         rc = kvc_put(h->kvc, key, strlen(key), r->value, strlen(r->value), KVC_PUT_ALWAYS,
                      (kv_version_t){0, 0}, on_done, c);
@@ -130,6 +166,80 @@ static void start_op(client_t *c)
         fprintf(stderr, "kvhist: cannot submit: %s\n", strerror(-rc));
         exit(2);
     }
+}
+
+/* --cas: read every counter once more, one after the other. */
+static void start_final(hist_t *h)
+{
+    if (h->final_next == h->keys || h->nrecs == h->cap) {
+        loop_stop(h->loop);
+        return;
+    }
+    client_t *c = &h->clients[0];
+    rec_t *r = &h->recs[h->nrecs];
+    c->cur = h->nrecs++;
+    memset(r, 0, sizeof *r);
+    r->is_final = true;
+    r->key = h->final_next++;
+    char key[32];
+    snprintf(key, sizeof key, "hist-key-%d", r->key);
+    r->start_us = now_us();
+    if (kvc_get(h->kvc, key, strlen(key), on_done, c) < 0) {
+        fprintf(stderr, "kvhist: cannot submit\n");
+        exit(2);
+    }
+}
+
+static unsigned check_cas(const hist_t *h, unsigned *checked)
+{
+    unsigned bad = 0;
+    *checked = 0;
+    for (int k = 0; k < h->keys; k++) {
+        long acked = 0, unknown = 0, max_acked = 0, final = -1;
+        for (size_t i = 0; i < h->nrecs; i++) {
+            const rec_t *w = &h->recs[i];
+            if (w->key != k)
+                continue;
+            if (w->is_final) {
+                final = w->rc == 0 ? strtol(w->value, NULL, 10) : w->rc == -ENOENT ? 0 : -1;
+                continue;
+            }
+            if (!w->is_put)
+                continue;
+            if (w->rc == -ETIMEDOUT || w->rc == -ENOSPC) {
+                unknown++;
+                continue;
+            }
+            if (w->rc != 0)
+                continue;
+            (*checked)++;
+            acked++;
+            long v = strtol(w->value, NULL, 10);
+            if (v > max_acked)
+                max_acked = v;
+            for (size_t j = i + 1; j < h->nrecs; j++) {
+                const rec_t *o = &h->recs[j];
+                if (o->key == k && o->is_put && !o->is_final && o->rc == 0 &&
+                    strcmp(o->value, w->value) == 0) {
+                    printf("violation: counter %d: two acknowledged increments wrote %s "
+                           "(clients %d and %d): an update was lost\n",
+                           k, w->value, w->client, o->client);
+                    bad++;
+                }
+            }
+        }
+        printf("kvhist: counter %d: %ld acknowledged increments, %ld unknown, final value %ld\n", k,
+               acked, unknown, final);
+        if (final < 0) {
+            printf("violation: counter %d could not be read after the run\n", k);
+            bad++;
+        } else if (final < acked || final < max_acked || final > acked + unknown) {
+            printf("violation: counter %d ends at %ld: expected %ld..%ld (and >= %ld)\n", k, final,
+                   acked, acked + unknown, max_acked);
+            bad++;
+        }
+    }
+    return bad;
 }
 
 /* Returns the number of violations, printing each. */
@@ -178,10 +288,15 @@ int main(int argc, char **argv)
 {
     const char *peers = "tcp://127.0.0.1:7000", *log_path = NULL;
     int clients = 4, keys = 5, seconds = 10;
+    bool cas = false;
     static const struct option opts[] = {
-        {"peer", required_argument, NULL, 'p'}, {"clients", required_argument, NULL, 'c'},
-        {"keys", required_argument, NULL, 'k'}, {"seconds", required_argument, NULL, 's'},
-        {"log", required_argument, NULL, 'l'},  {NULL, 0, NULL, 0},
+        {"peer", required_argument, NULL, 'p'},
+        {"clients", required_argument, NULL, 'c'},
+        {"keys", required_argument, NULL, 'k'},
+        {"seconds", required_argument, NULL, 's'},
+        {"log", required_argument, NULL, 'l'},
+        {"cas", no_argument, NULL, 'C'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -201,9 +316,12 @@ int main(int argc, char **argv)
         case 'l':
             log_path = optarg;
             break;
+        case 'C':
+            cas = true;
+            break;
         default:
             fprintf(stderr, "usage: kvhist --peer EP[,EP...] [--clients C] [--keys K] "
-                            "[--seconds S] [--log FILE]\n");
+                            "[--seconds S] [--log FILE] [--cas]\n");
             return 2;
         }
     }
@@ -233,14 +351,19 @@ int main(int argc, char **argv)
         return 2;
     }
     h.keys = keys;
+    h.cas = cas;
     h.rng = (uint64_t)now_us() | 1;
     h.end_ms = loop_clock_ms() + (uint64_t)seconds * 1000u;
     h.active = clients;
     for (int i = 0; i < clients; i++) {
-        h.clients[i] = (client_t){&h, i, 0, 0};
+        h.clients[i] = (client_t){.h = &h, .id = i};
         start_op(&h.clients[i]);
     }
     loop_run(h.loop);
+    if (cas) {
+        start_final(&h);
+        loop_run(h.loop);
+    }
 
     if (log_path) {
         FILE *f = fopen(log_path, "w");
@@ -255,7 +378,7 @@ int main(int argc, char **argv)
         if (f)
             fclose(f);
     }
-    unsigned checked, bad = check(&h, &checked);
+    unsigned checked, bad = cas ? check_cas(&h, &checked) : check(&h, &checked);
     printf("kvhist: %zu operations, %u failed (unavailable), %u reads checked\n", h.nrecs, h.errors,
            checked);
     printf("%u passed, %u failed\n", checked - bad, bad);
