@@ -21,6 +21,7 @@ struct fiber {
     void *stack;
     void (*fn)(void *);
     void *arg;
+    void *tag;
     bool done;
     bool queued;
     fiber_t *next_ready;
@@ -137,6 +138,7 @@ int fiber_spawn(void (*fn)(void *), void *arg)
     }
     f->fn = fn;
     f->arg = arg;
+    f->tag = current ? current->tag : NULL;
     getcontext(&f->ctx);
     f->ctx.uc_stack.ss_sp = f->stack;
     f->ctx.uc_stack.ss_size = STACK_SIZE;
@@ -153,6 +155,17 @@ int fiber_spawn(void (*fn)(void *), void *arg)
 fiber_t *fiber_self(void)
 {
     return current;
+}
+
+void fiber_set_tag(void *tag)
+{
+    if (current)
+        current->tag = tag;
+}
+
+void *fiber_tag(void)
+{
+    return current ? current->tag : NULL;
 }
 
 void fiber_park(void)

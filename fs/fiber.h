@@ -30,6 +30,14 @@ int fiber_spawn(void (*fn)(void *), void *arg);
 
 /* The running fiber, or NULL on the loop's own stack. */
 fiber_t *fiber_self(void);
+
+/*
+ * A word the running fiber carries for its owner, inherited by the fibers
+ * it spawns (the FUSE request a store operation works for). NULL on the
+ * loop's own stack.
+ */
+void fiber_set_tag(void *tag);
+void *fiber_tag(void);
 /* Park the running fiber until fiber_wake(). Must run in a fiber. */
 void fiber_park(void);
 /* Make a parked fiber runnable (it runs before the next poll). */

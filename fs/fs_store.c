@@ -13,8 +13,11 @@ static void op_done(const kvc_result_t *res, void *arg)
 {
     fs_op_t *op = arg;
     op->rc = res->rc;
-    if (res->rc == -ESTALE || res->rc == -EEXIST)
+    if (res->rc == -ESTALE || res->rc == -EEXIST) {
         stats.conflicts++;
+        if (op->tag)
+            op->tag->conflicts++;
+    }
     op->version = res->version;
     if (res->rc == 0 && res->value && res->value_len > 0) {
         op->value = malloc(res->value_len);
@@ -35,9 +38,18 @@ void fs_store_get_stats(fs_store_stats_t *out)
     *out = stats;
 }
 
-static void op_start(fs_op_t *op)
+/* Count an operation in the totals and in the running fiber's tag. */
+static void op_start(fs_op_t *op, bool get, bool put, bool del, bool cond)
 {
     memset(op, 0, sizeof(*op));
+    op->tag = fiber_tag();
+    fs_store_stats_t *c[2] = {&stats, op->tag};
+    for (int i = 0; i < 2 && c[i]; i++) {
+        c[i]->gets += get;
+        c[i]->puts += put;
+        c[i]->dels += del;
+        c[i]->conditional += cond;
+    }
 }
 
 static void op_failed(fs_op_t *op, int rc)
@@ -48,8 +60,7 @@ static void op_failed(fs_op_t *op, int rc)
 
 void fs_op_get(kvc_t *kvc, fs_op_t *op, const char *key)
 {
-    op_start(op);
-    stats.gets++;
+    op_start(op, true, false, false, false);
     int rc = kvc_get(kvc, key, strlen(key), op_done, op);
     if (rc < 0)
         op_failed(op, rc);
@@ -58,10 +69,7 @@ void fs_op_get(kvc_t *kvc, fs_op_t *op, const char *key)
 void fs_op_put(kvc_t *kvc, fs_op_t *op, const char *key, const void *value, size_t len,
                kvc_cond_t cond, kv_version_t if_version)
 {
-    op_start(op);
-    stats.puts++;
-    if (cond != KVC_PUT_ALWAYS)
-        stats.conditional++;
+    op_start(op, false, true, false, cond != KVC_PUT_ALWAYS);
     int rc = kvc_put(kvc, key, strlen(key), value, len, cond, if_version, op_done, op);
     if (rc < 0)
         op_failed(op, rc);
@@ -69,8 +77,7 @@ void fs_op_put(kvc_t *kvc, fs_op_t *op, const char *key, const void *value, size
 
 void fs_op_del(kvc_t *kvc, fs_op_t *op, const char *key, kvc_cond_t cond, kv_version_t if_version)
 {
-    op_start(op);
-    stats.dels++;
+    op_start(op, false, false, true, cond != KVC_PUT_ALWAYS);
     int rc = kvc_del(kvc, key, strlen(key), cond, if_version, op_done, op);
     if (rc < 0)
         op_failed(op, rc);

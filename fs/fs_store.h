@@ -24,6 +24,7 @@ typedef struct {
     /* private */
     bool done;
     fiber_t *waiter;
+    struct fs_store_stats *tag; /* counts this op's conflict, if set */
 } fs_op_t;
 
 /* Start an operation (key and value are copied). The op must stay put until waited for. */
@@ -42,8 +43,12 @@ int fs_put(kvc_t *kvc, const char *key, const void *value, size_t len, kvc_cond_
            kv_version_t if_version, kv_version_t *version);
 int fs_del(kvc_t *kvc, const char *key, kvc_cond_t cond, kv_version_t if_version);
 
-/* Operations started since the process began (for the exit log and benchmarks). */
-typedef struct {
+/*
+ * Operations started since the process began (for the exit log and
+ * benchmarks). A fiber whose tag (fiber_set_tag) is an fs_store_stats_t
+ * also counts the operations it and the fibers it spawned start there.
+ */
+typedef struct fs_store_stats {
     uint64_t gets, puts, dels, conditional, conflicts;
 } fs_store_stats_t;
 void fs_store_get_stats(fs_store_stats_t *out);
