@@ -309,8 +309,18 @@ int fs_node_create(fs_t *fs, fs_node_t *n, const fs_inode_t *in)
     fs_stamps_t st = {0};
     fs_stamps_push(&st, fs_token_new(fs));
     for (int attempt = 0; attempt <= UNKNOWN_ATTEMPTS; attempt++) {
+        /*
+         * The inode number is this mount's alone (fs_ino_alloc claims
+         * ranges by compare-and-set), so the first attempt needs no
+         * condition, and its authority no quorum read to check one: one
+         * replica round trip instead of two. A retry after an unknown
+         * outcome must not overwrite what another mount may have changed
+         * since the name appeared: put-if-absent, and a record that is
+         * there and ours means the first attempt landed.
+         */
+        kvc_cond_t cond = attempt == 0 ? KVC_PUT_ALWAYS : KVC_PUT_IF_ABSENT;
         kv_version_t ver;
-        int rc = inode_put(fs, n->ino, in, &st, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, &ver);
+        int rc = inode_put(fs, n->ino, in, &st, cond, (kv_version_t){0, 0}, &ver);
         if (rc == 0) {
             fs_inode_t copy;
             if (fs_inode_copy(&copy, in) < 0)

@@ -536,6 +536,19 @@ int fs_ns_unlink(fs_t *fs, uint64_t parent, const char *name, size_t len)
     return 0;
 }
 
+typedef struct {
+    fs_t *fs;
+    fs_node_t *n; /* a reference, given back when done */
+} dir_free_job_t;
+
+static void dir_free_bg(void *arg)
+{
+    dir_free_job_t *j = arg;
+    dir_free(j->fs, j->n);
+    fs_node_put(j->fs, j->n);
+    free(j);
+}
+
 /* Neither the record nor the first bucket of directory ino exists. */
 static bool dir_vanished(fs_t *fs, uint64_t ino)
 {
@@ -580,10 +593,22 @@ int fs_ns_rmdir(fs_t *fs, uint64_t parent, const char *name, size_t len)
         return rc;
     }
     fs_node_t *n = fs_node_get(fs, ent.ino);
-    if (n) {
-        dir_free(fs, n);
-        fs_node_put(fs, n);
+    if (!n)
+        return 0;
+    /*
+     * Claimed dead and without its name, the directory is out of every
+     * mount's reach: its buckets and record go in the background, after
+     * the reply (an unmount waits for them).
+     */
+    dir_free_job_t *j = malloc(sizeof(*j));
+    if (j) {
+        *j = (dir_free_job_t){fs, n};
+        if (fiber_spawn(dir_free_bg, j) == 0)
+            return 0;
+        free(j);
     }
+    dir_free(fs, n);
+    fs_node_put(fs, n);
     return 0;
 }
 
@@ -642,14 +667,80 @@ typedef struct {
     unsigned flags;
 } rename_t;
 
+/* Run fn(arg) as a fiber of g, or here and now if no fiber can be had. */
+static void group_run(fiber_group_t *g, void (*fn)(void *), void *arg)
+{
+    if (fiber_group_spawn(g, fn, arg) < 0)
+        fn(arg);
+}
+
+typedef struct {
+    fs_t *fs;
+    uint64_t dir;
+    const char *name;
+    size_t len;
+    fs_dirent_t ent;
+    int rc;
+} lookup_job_t;
+
+static void lookup_job(void *arg)
+{
+    lookup_job_t *j = arg;
+    j->rc = fs_dir_lookup(j->fs, j->dir, j->name, j->len, true, &j->ent);
+}
+
+/* A renamed entry's inode: a new ctime, and a directory moved elsewhere a new "..". */
+typedef struct {
+    fs_t *fs;
+    uint64_t ino, parent;
+} relink_job_t;
+
+static void relink_job(void *arg)
+{
+    relink_job_t *j = arg;
+    fs_node_t *n = fs_node_get(j->fs, j->ino);
+    if (n) {
+        node_links(j->fs, n, 0, j->parent);
+        fs_node_put(j->fs, n);
+    }
+}
+
+typedef struct {
+    fs_t *fs;
+    fs_dirent_t dst;
+} replaced_job_t;
+
+static void replaced_job(void *arg)
+{
+    replaced_job_t *j = arg;
+    target_replaced(j->fs, &j->dst);
+}
+
+/* A directory's link count changes with its times; only times change: written behind. */
+static void rename_touch(fs_t *fs, fiber_group_t *g, touch_job_t *tj, uint64_t dir, int delta)
+{
+    if (delta == 0) {
+        parent_touch_later(fs, dir);
+        return;
+    }
+    *tj = (touch_job_t){fs, dir, delta, 0};
+    group_run(g, touch_job, tj);
+}
+
 static int rename_once(fs_t *fs, const rename_t *o)
 {
     uint64_t sdir = o->sdir, ddir = o->ddir;
     fs_dirent_t src, dst;
+    /* Both names at once: one round trip. */
+    fiber_group_t g = {0, NULL};
+    lookup_job_t lj = {fs, ddir, o->name2, o->len2, {0}, 0};
+    group_run(&g, lookup_job, &lj);
     int rc = fs_dir_lookup(fs, sdir, o->name, o->len, true, &src);
+    fiber_group_wait(&g);
     if (rc < 0)
         return rc;
-    rc = fs_dir_lookup(fs, ddir, o->name2, o->len2, true, &dst);
+    rc = lj.rc;
+    dst = lj.ent;
     if (rc < 0 && rc != -ENOENT)
         return rc;
     bool have_dst = rc == 0;
@@ -703,23 +794,20 @@ static int rename_once(fs_t *fs, const rename_t *o)
     }
     if (victim)
         ddelta -= 1;
-    parent_touch(fs, sdir, sdelta);
+    /* The names are done; what follows touches other keys, all at once. */
+    touch_job_t stj, dtj;
+    rename_touch(fs, &g, &stj, sdir, sdelta);
     if (ddir != sdir || ddelta)
-        parent_touch(fs, ddir, ddelta);
-    fs_node_t *sn = fs_node_get(fs, src.ino);
-    if (sn) {
-        node_links(fs, sn, 0, src_dir && sdir != ddir ? ddir : 0);
-        fs_node_put(fs, sn);
-    }
-    if (exchange) {
-        fs_node_t *dn = fs_node_get(fs, dst.ino);
-        if (dn) {
-            node_links(fs, dn, 0, dst_dir && sdir != ddir ? sdir : 0);
-            fs_node_put(fs, dn);
-        }
-    } else if (have_dst) {
-        target_replaced(fs, &dst);
-    }
+        rename_touch(fs, &g, &dtj, ddir, ddelta);
+    relink_job_t sj = {fs, src.ino, src_dir && sdir != ddir ? ddir : 0};
+    group_run(&g, relink_job, &sj);
+    relink_job_t dj = {fs, dst.ino, dst_dir && sdir != ddir ? sdir : 0};
+    replaced_job_t rj = {fs, dst};
+    if (exchange)
+        group_run(&g, relink_job, &dj);
+    else if (have_dst)
+        group_run(&g, replaced_job, &rj);
+    fiber_group_wait(&g);
     return 0;
 }
 

@@ -59,6 +59,7 @@ static fs_t *fs_of(fuse_req_t req)
 typedef struct {
     const void *run;
     uint64_t count, usec;
+    fs_store_stats_t store; /* the store operations these requests started */
 } op_time_t;
 static op_time_t op_times[24];
 
@@ -69,24 +70,28 @@ static uint64_t usec_now(void)
     return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
 }
 
-static void op_timed(void (*run)(op_t *), uint64_t usec)
+static op_time_t *op_time_slot(void (*run)(op_t *))
 {
     for (size_t i = 0; i < sizeof(op_times) / sizeof(op_times[0]); i++) {
         if (op_times[i].run == (const void *)run || !op_times[i].run) {
             op_times[i].run = (const void *)run;
-            op_times[i].count++;
-            op_times[i].usec += usec;
-            return;
+            return &op_times[i];
         }
     }
+    return NULL;
 }
 
 static void op_fiber(void *arg)
 {
     op_t *o = arg;
     uint64_t t0 = usec_now();
+    op_time_t *slot = op_time_slot(o->run);
+    fiber_set_tag(slot ? &slot->store : NULL);
     o->run(o);
-    op_timed(o->run, usec_now() - t0);
+    if (slot) {
+        slot->count++;
+        slot->usec += usec_now() - t0;
+    }
     for (unsigned i = 0; i < o->npins; i++)
         fs_node_put(o->fs, o->pins[i]);
     free(o->name);
@@ -336,7 +341,13 @@ static int mutate_setattr(fs_inode_t *in, void *arg)
 static void run_setattr(op_t *o)
 {
     fs_t *fs = o->fs;
-    fs_node_t *n = node_or_reply(o, o->ino, true);
+    /*
+     * A size change cuts the chunks the file holds now, so it reads the
+     * inode afresh. Anything else updates it by compare-and-set, which
+     * reloads and applies the change again if the copy we have is stale:
+     * the copy we already have is as good a start, one round trip less.
+     */
+    fs_node_t *n = node_or_reply(o, o->ino, (o->to_set & FUSE_SET_ATTR_SIZE) != 0);
     if (!n)
         return;
     if ((o->to_set & FUSE_SET_ATTR_SIZE) && !S_ISREG(n->in.mode)) {
@@ -1185,9 +1196,17 @@ void fs_ops_log_times(void)
         for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
             if ((const void *)names[k].run == op_times[i].run)
                 name = names[k].name;
-        log_info("fs", "%-12s %8llu requests, mean %6llu us", name,
-                 (unsigned long long)op_times[i].count,
-                 (unsigned long long)(op_times[i].usec / op_times[i].count));
+        const op_time_t *t = &op_times[i];
+        if (!t->count)
+            continue;
+        double per = 1.0 / (double)t->count;
+        log_info("fs",
+                 "%-12s %8llu requests, mean %6llu us; store operations per request: "
+                 "%.2f gets, %.2f puts (%.2f conditional), %.2f deletes, %.2f conflicts",
+                 name, (unsigned long long)t->count, (unsigned long long)(t->usec / t->count),
+                 (double)t->store.gets * per, (double)t->store.puts * per,
+                 (double)t->store.conditional * per, (double)t->store.dels * per,
+                 (double)t->store.conflicts * per);
     }
 }
 
