@@ -111,7 +111,8 @@ bench_build_zmq_rtt() {
 # by fs-bench.sh and fs-work.sh so both measure the same setup: 3 kvnodes
 # (--replicas 3 --write-quorum 2 --read-quorum 2, data under $T, ids pinned to
 # k*2^64/3, logs $T/kvnode<i>.log), then $DHTFS_BIN --peer <all three> -f
-# [-o $DHTFS_OPTS] MOUNTPOINT (log $T/dhtfs.log). Needs KVNODE, DHTCTL,
+# [-o $DHTFS_OPTS] MOUNTPOINT (log $T/dhtfs.log; kvnodes at --log-level
+# ${KV_LOG_LEVEL:-warn}). Needs KVNODE, DHTCTL,
 # DHTFS_BIN, FREEPORT and bench_tmpdir. Sets PORTS, EPS, KV_PIDS, DHTFS_PID;
 # every process goes into PIDS (dhtfs into TERM_PIDS, so it can unmount).
 # Exits 1 naming NAME if the ring does not converge or dhtfs does not mount.
@@ -121,7 +122,7 @@ bench_ring_dhtfs_up() {
     EPS=
     KV_PIDS=()
     for i in 0 1 2; do
-        args=(--listen "tcp://127.0.0.1:${PORTS[$i]}" --data "$T/n$i.data" --log-level warn
+        args=(--listen "tcp://127.0.0.1:${PORTS[$i]}" --data "$T/n$i.data" --log-level "${KV_LOG_LEVEL:-warn}"
             --replicas 3 --write-quorum 2 --read-quorum 2)
         ((i > 0)) && args+=(--join "tcp://127.0.0.1:${PORTS[0]}")
         # shellcheck disable=SC2017  # 2^64/3 without overflow, as kv-bench.sh
