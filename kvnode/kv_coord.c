@@ -138,8 +138,18 @@ static kv_known_t *known(node_t *n)
     struct kv *kv = n->kv;
     if (!kv->known)
         kv->known = kv_known_new(KNOWN_BYTES);
-    if (kv->known)
-        kv_known_set_epoch(kv->known, ring_state_epoch(n->rs));
+    if (!kv->known)
+        return NULL;
+    kv_known_set_epoch(kv->known, ring_state_epoch(n->rs));
+    /*
+     * Our maintenance tick is late (we were frozen or starved, and a
+     * request may run before the tick notices): the others may have taken
+     * our range meanwhile. Nothing is used or learnt until it runs again.
+     */
+    if (!n->tick_ms || loop_now_ms(n->loop) - n->tick_ms > node_tick_stall_ms(n)) {
+        kv_known_forget(kv->known);
+        return NULL;
+    }
     return kv->known;
 }
 

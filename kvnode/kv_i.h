@@ -110,11 +110,6 @@ static inline bool kv_version_plausible(kv_version_t v)
 
 /* kv_coord.c: a client's KV_GET / KV_PUT at the key's authority. */
 void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
-/*
- * Another coordinator wrote to our range: forget every newest version this
- * authority knew (they may no longer be the newest).
- */
-void kv_coord_forget(node_t *n);
 
 /* kv_replica.c */
 void kv_replica_serve_get(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);

@@ -170,6 +170,13 @@ void node_peer_alive(node_t *n, ring_id_t id)
 void node_peer_missed(node_t *n, ring_id_t id, const char *why)
 {
     char a[RING_ID_HEX_MAX];
+    /*
+     * Before anything decides it is only busy: while we cannot hear a peer,
+     * it may stop hearing us and take over our range; forgetting now
+     * happens well before it could (it waits fail_after_ms after its first
+     * miss).
+     */
+    kv_coord_forget(n);
     book_entry_t *e = book_find(n, id);
     uint64_t now = loop_now_ms(n->loop);
     /*
@@ -695,6 +702,8 @@ static void on_stabilize(int rc, const wire_msg_t *r, void *arg)
         return;
     }
     node_peer_alive(n, succ);
+    if (!r->has_pred || r->pred.id != n->self)
+        kv_coord_forget(n); /* it does not count us as its predecessor (now) */
     if (succ != ring_state_succ(n->rs))
         return; /* the successor changed meanwhile; the next round asks it */
     if (r->node.id != succ) {
@@ -809,6 +818,10 @@ static void tick(loop_t *loop, void *arg)
     n->tick_timer = 0;
     if (n->leaving)
         return;
+    uint64_t now = loop_now_ms(loop);
+    if (n->tick_ms && now - n->tick_ms > node_tick_stall_ms(n))
+        kv_coord_forget(n); /* stalled (frozen, starved): others may have moved on */
+    n->tick_ms = now;
     if (++n->ticks % 8 == 0)
         rejoin_isolated(n);
     stabilize(n);

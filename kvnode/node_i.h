@@ -62,6 +62,7 @@ struct node {
     bool rejoining;
     unsigned rejoin_cursor;
     unsigned ticks;
+    uint64_t tick_ms; /* loop clock of the last maintenance tick (0: none yet) */
     unsigned next_finger;
     bool fixing;
     bool stabilizing;
@@ -121,6 +122,21 @@ void kv_tick(node_t *n);
 void kv_handoff(node_t *n, void (*done)(node_t *n));
 /* kv_repl.c: the peer was declared failed; its hints are given up (anti-entropy's job). */
 void kv_repl_peer_failed(node_t *n, ring_id_t id);
+/*
+ * kv_coord.c: another node may be taking over part of our range (a peer
+ * missed a deadline, our loop stalled, our successor does not name us its
+ * predecessor, another coordinator wrote to our range): forget every newest
+ * version this authority knew (ringlib/kv_known.h).
+ */
+void kv_coord_forget(node_t *n);
+/*
+ * Longest gap between maintenance ticks that is not a stall: past it the
+ * node may have looked dead to the others (kv_coord_forget).
+ */
+static inline uint64_t node_tick_stall_ms(const node_t *n)
+{
+    return n->cfg.stabilize_ms + n->cfg.timeout_ms / 2;
+}
 /* Keys stored, primary keys and under-replicated keys as last counted. */
 void kv_stats(node_t *n, wire_msg_t *reply);
 

@@ -20,8 +20,11 @@
  *    version (kv_known_written): only the slot holder writes newer ones.
  * and they end with what ends that reasoning:
  *  - kv_known_forget (all entries): the predecessor or successors changed
- *    (kv_known_set_epoch), another coordinator wrote to our range, or our
- *    own copy failed to take a write;
+ *    (kv_known_set_epoch), another coordinator wrote to our range, our own
+ *    copy failed to take a write, or something suggests the others may
+ *    have stopped hearing us and be about to take our range (a peer missed
+ *    a deadline, our loop stalled, our successor does not name us its
+ *    predecessor) — the caller's to detect;
  *  - kv_known_drop (one key): a write that failed part way, or a replica
  *    that holds a newer version than we wrote.
  * An op takes a ticket (kv_known_ticket) when it starts; whatever it learnt

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Read-modify-write counters (get, then put-if-version) from concurrent
 # clients while the ring changes under them: a node is killed and restarted,
-# a new node joins (keys change authority), a node is frozen and thawed.
-# No acknowledged increment may be lost or applied twice (kvhist --cas).
-# This is what guards the coordinator's shortcut for conditional writes
-# (a known newest version checked against its own copy, kv_coord.c): it
-# must hold across authority changes, failed writes and retries.
+# a new node joins (keys change authority), and the authority of a counter
+# is frozen long enough for its successor to take its range over, then
+# thawed. No acknowledged increment may be lost or applied twice (kvhist
+# --cas). This guards the coordinator's shortcut for conditional writes (a
+# known newest version checked against its own copy, ringlib/kv_known.h):
+# it must not outlive an authority change, a freeze or a failed write.
 source "$(dirname "$0")/lib.sh"
 KVHIST=$BUILD_DIR/tests/kvhist
 
@@ -14,24 +15,38 @@ for port in "${PORTS[@]}"; do
     wait_ring "$port" 4 20
 done
 alloc_ports EXTRA 1
+declare -A PID_OF=()
+for i in "${!PORTS[@]}"; do PID_OF[${PORTS[$i]}]=${NODE_PIDS[$i]}; done
+
+# authority_port KEY: the port of the node that coordinates KEY now.
+authority_port() {
+    ctl --peer "127.0.0.1:${PORTS[0]}" replicas "$1" --json | jq -r '.replicas[0].addr' | sed 's/.*://'
+}
+
+victim=${PORTS[2]}
+[ "$(authority_port hist-key-0)" != "$victim" ] || victim=${PORTS[3]}
 peers=$(printf 'tcp://127.0.0.1:%s,' "${PORTS[@]}")
-"$KVHIST" --peer "${peers%,}" --clients 6 --keys 3 --seconds 22 --cas --log "$T/history.log" \
+"$KVHIST" --peer "${peers%,}" --clients 6 --keys 3 --seconds 24 --cas --log "$T/history.log" \
     >"$T/kvhist.out" 2>&1 &
 hist=$!
 sleep 3
-kill -KILL "${NODE_PIDS[2]}"
-log "killed the node on ${PORTS[2]}"
-sleep 4
-start_node n2 "${PORTS[2]}" "${PORTS[0]}"
+kill -KILL "${PID_OF[$victim]}"
+log "killed the node on $victim"
+sleep 3
+start_node "n-$victim" "$victim" "${PORTS[0]}"
+PID_OF[$victim]=$NODE_PID
 log "restarted it"
 sleep 3
 start_node n4 "${EXTRA[0]}" "${PORTS[1]}"
+PID_OF[${EXTRA[0]}]=$NODE_PID
 log "a fifth node joins on ${EXTRA[0]}"
-sleep 4
-kill -STOP "${NODE_PIDS[3]}"
-log "froze the node on ${PORTS[3]}"
 sleep 3
-kill -CONT "${NODE_PIDS[3]}"
+frozen=$(authority_port hist-key-0)
+[ -n "${PID_OF[$frozen]:-}" ] || fail "no node of ours is the authority of hist-key-0 ($frozen)"
+kill -STOP "${PID_OF[$frozen]}"
+log "froze the authority of hist-key-0 ($frozen) for 5 s (timeout ${TIMEOUT_MS} ms)"
+sleep 5
+kill -CONT "${PID_OF[$frozen]}"
 log "thawed it"
 st=0
 wait "$hist" || st=$?

@@ -184,6 +184,11 @@ wait_exit() {
         fi
         sleep 0.1
     done
+    # Where it is stuck, for the log (gdb is on CI machines; skipped if not).
+    if command -v gdb >/dev/null 2>&1; then
+        timeout 30 gdb -p "$pid" -batch -ex "thread apply all bt" 2>/dev/null |
+            grep -E '^(Thread|#)' | head -n 80 >&2 || true
+    fi
     fail "process $pid did not exit within ${secs}s"
 }
 
