@@ -684,8 +684,13 @@ int fs_dir_create(fs_t *fs, uint64_t dir)
     fs_bucket_t b;
     fs_bucket_init(&b, 0, 0);
     fs_stamps_t none = {0};
-    int rc = bucket_put(fs, dir, &b, &none, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, NULL);
-    /* Put-if-absent of an empty bucket: a lost answer is settled by trying again. */
+    /*
+     * The directory's inode number is this mount's alone and nothing can
+     * find the directory before this returns: the first put needs no
+     * condition (and its authority no quorum read). A lost answer is
+     * settled by a put-if-absent of the same empty bucket.
+     */
+    int rc = bucket_put(fs, dir, &b, &none, KVC_PUT_ALWAYS, (kv_version_t){0, 0}, NULL);
     if (fs_outcome_unknown(rc))
         rc = bucket_put(fs, dir, &b, &none, KVC_PUT_IF_ABSENT, (kv_version_t){0, 0}, NULL);
     fs_bucket_free(&b);
