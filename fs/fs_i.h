@@ -211,6 +211,26 @@ int fs_data_flush(fs_t *fs, fs_node_t *n);
  * caller then updates the record, whose size change cuts the index.
  */
 int fs_data_truncate(fs_t *fs, fs_node_t *n, uint64_t old_size, uint64_t size);
+/*
+ * Make bytes [off, off+len) read as zeros (hole punching and zeroing):
+ * chunks wholly inside the range (clipped to the size) are deleted from
+ * the store and dropped from the index, so st_blocks goes down; the edge
+ * chunks, when stored, are rewritten with the range zeroed. Dirty data is
+ * written back first, so the write-back cache never resurrects punched
+ * bytes. Never changes the size. 0 or -errno (-EIO, -ENOSPC, -ENOMEM).
+ */
+int fs_data_zero(fs_t *fs, fs_node_t *n, uint64_t off, uint64_t len);
+/*
+ * Grow the file to size if it is smaller (fallocate without KEEP_SIZE):
+ * no data is written and nothing is reserved. 0 or -errno.
+ */
+int fs_data_extend(fs_t *fs, fs_node_t *n, uint64_t size);
+/*
+ * SEEK_DATA (data true) or SEEK_HOLE from off, from the chunks the index
+ * lists (after writing back dirty data, so they are listed too). 0 and
+ * *out, -ENXIO, or -errno.
+ */
+int fs_data_seek(fs_t *fs, fs_node_t *n, uint64_t off, bool data, uint64_t *out);
 /* Forget cached chunks of n (another mount changed the file). */
 void fs_data_invalidate(fs_t *fs, fs_node_t *n);
 bool fs_data_dirty(const fs_node_t *n);

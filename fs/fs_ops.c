@@ -15,6 +15,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -766,6 +767,96 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     op_go(o);
 }
 
+/* ---- holes: fallocate and lseek ---- */
+
+/*
+ * fallocate(2). A ring cannot set space aside for one file, so mode 0
+ * and KEEP_SIZE reserve nothing: mode 0 grows the size (the new range is
+ * a hole, st_blocks unchanged) and KEEP_SIZE alone only checks the file;
+ * a later write can still fail with ENOSPC when the nodes are full.
+ * PUNCH_HOLE (with KEEP_SIZE, as the kernel requires) and ZERO_RANGE
+ * both make the range a hole: whole chunks leave the store, edges are
+ * zeroed in place. The kernel drops its cached pages of the range itself.
+ */
+static void run_fallocate(op_t *o)
+{
+    fs_t *fs = o->fs;
+    handle_t *h = handle_of(&o->fi);
+    fs_node_t *n = h->node;
+    int mode = o->flags;
+    uint64_t off = (uint64_t)o->off, len = o->size;
+    int rc = 0;
+    if (!S_ISREG(n->in.mode))
+        rc = -ENODEV;
+    else if (len > (uint64_t)INT64_MAX - off)
+        rc = -EFBIG;
+    if (rc == 0 && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
+        rc = fs_data_zero(fs, n, off, len);
+    if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE))
+        rc = fs_data_extend(fs, n, off + len);
+    if (rc == 0)
+        n->remote_change = false; /* our own change: the kernel's cache is in step */
+    reply_err(o->req, rc);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                         struct fuse_file_info *fi)
+{
+    (void)ino;
+    const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+    /* Punching must keep the size (fallocate(2)); punching and zeroing at once means nothing. */
+    if ((mode & ~known) || ((mode & FALLOC_FL_PUNCH_HOLE) &&
+                            (!(mode & FALLOC_FL_KEEP_SIZE) || (mode & FALLOC_FL_ZERO_RANGE)))) {
+        fuse_reply_err(req, EOPNOTSUPP);
+        return;
+    }
+    if (offset < 0 || length <= 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    op_t *o = op_new(req, run_fallocate);
+    if (!o)
+        return;
+    o->fi = *fi;
+    o->flags = mode;
+    o->off = offset;
+    o->size = (size_t)length;
+    op_go(o);
+}
+
+static void run_lseek(op_t *o)
+{
+    handle_t *h = handle_of(&o->fi);
+    uint64_t out;
+    int rc = fs_data_seek(o->fs, h->node, (uint64_t)o->off, o->flags == SEEK_DATA, &out);
+    if (rc < 0)
+        reply_err(o->req, rc);
+    else
+        fuse_reply_lseek(o->req, (off_t)out);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    /* The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself. */
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if (off < 0) {
+        fuse_reply_err(req, ENXIO);
+        return;
+    }
+    op_t *o = op_new(req, run_lseek);
+    if (!o)
+        return;
+    o->fi = *fi;
+    o->flags = whence;
+    o->off = off;
+    op_go(o);
+}
+
 /* ---- directories ---- */
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1179,6 +1270,8 @@ void fs_ops_log_times(void)
         {run_getxattr, "getxattr"},
         {run_access, "access"},
         {run_statfs, "statfs"},
+        {run_fallocate, "fallocate"},
+        {run_lseek, "lseek"},
     };
     for (size_t i = 0; i < sizeof(op_times) / sizeof(op_times[0]) && op_times[i].run; i++) {
         const char *name = "?";
@@ -1224,4 +1317,6 @@ const struct fuse_lowlevel_ops fs_ops = {
     .removexattr = op_removexattr,
     .access = op_access,
     .create = op_create,
+    .fallocate = op_fallocate,
+    .lseek = op_lseek,
 };
