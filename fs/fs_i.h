@@ -231,6 +231,19 @@ int fs_data_extend(fs_t *fs, fs_node_t *n, uint64_t size);
  * *out, -ENXIO, or -errno.
  */
 int fs_data_seek(fs_t *fs, fs_node_t *n, uint64_t off, bool data, uint64_t *out);
+/*
+ * copy_file_range within a volume: len bytes of src at off_in to dst at
+ * off_out (clipped to src's size; *copied says how many). When the two
+ * offsets are equal modulo the chunk size, every chunk wholly inside the
+ * range is copied store to store (its value read and put under dst's
+ * key, a hole in src becoming a hole in dst) without passing through the
+ * kernel; the unaligned edges, and everything when the offsets do not
+ * line up, go through fs_data_read/fs_data_write. Both files' dirty data
+ * is written back first. 0 or -errno; on an error part of the range may
+ * have been copied.
+ */
+int fs_data_copy(fs_t *fs, fs_node_t *src, uint64_t off_in, fs_node_t *dst, uint64_t off_out,
+                 uint64_t len, uint64_t *copied);
 /* Forget cached chunks of n (another mount changed the file). */
 void fs_data_invalidate(fs_t *fs, fs_node_t *n);
 bool fs_data_dirty(const fs_node_t *n);

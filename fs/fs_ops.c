@@ -39,6 +39,8 @@ struct op {
     off_t off;
     size_t size;
     struct fuse_file_info fi;
+    struct fuse_file_info fi2; /* copy_file_range's destination (with off2) */
+    off_t off2;
     bool has_fi;
     uint8_t *buf;
     bool plus;
@@ -857,6 +859,50 @@ static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
     op_go(o);
 }
 
+/* ---- copy_file_range ---- */
+
+static void run_copy(op_t *o)
+{
+    handle_t *in = handle_of(&o->fi);
+    handle_t *out = handle_of(&o->fi2);
+    uint64_t copied;
+    int rc = 0;
+    if (!S_ISREG(in->node->in.mode) || !S_ISREG(out->node->in.mode))
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = fs_data_copy(o->fs, in->node, (uint64_t)o->off, out->node, (uint64_t)o->off2, o->size,
+                          &copied);
+    if (rc < 0) {
+        reply_err(o->req, rc);
+        return;
+    }
+    out->node->remote_change = false;
+    fuse_reply_write(o->req, (size_t)copied);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags)
+{
+    (void)ino_in;
+    (void)ino_out;
+    if (flags != 0 || off_in < 0 || off_out < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if (len > (uint64_t)INT64_MAX - (uint64_t)off_out)
+        len = (size_t)((uint64_t)INT64_MAX - (uint64_t)off_out);
+    op_t *o = op_new(req, run_copy);
+    if (!o)
+        return;
+    o->fi = *fi_in;
+    o->off = off_in;
+    o->fi2 = *fi_out;
+    o->off2 = off_out;
+    o->size = len;
+    op_go(o);
+}
+
 /* ---- directories ---- */
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -1272,6 +1318,7 @@ void fs_ops_log_times(void)
         {run_statfs, "statfs"},
         {run_fallocate, "fallocate"},
         {run_lseek, "lseek"},
+        {run_copy, "copy_file_range"},
     };
     for (size_t i = 0; i < sizeof(op_times) / sizeof(op_times[0]) && op_times[i].run; i++) {
         const char *name = "?";
@@ -1319,4 +1366,5 @@ const struct fuse_lowlevel_ops fs_ops = {
     .create = op_create,
     .fallocate = op_fallocate,
     .lseek = op_lseek,
+    .copy_file_range = op_copy_file_range,
 };
