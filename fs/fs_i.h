@@ -78,6 +78,7 @@ typedef struct {
     struct fuse_session *se;
     char vol[72];
     uint32_t chunk_size;
+    bool apply_umask; /* the kernel sends the umask for us to apply (POSIX ACLs on) */
     double attr_timeout, entry_timeout;
     uint64_t ttl_ms; /* how long cached metadata may answer lookups */
     uint64_t ino_next, ino_end;

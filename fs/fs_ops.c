@@ -8,6 +8,7 @@
  * requests, pins the nodes they use and answers them.
  */
 #include "fs_ops.h"
+#include "fs_acl.h"
 #include "fs_i.h"
 #include "fs_ns.h"
 #include "log.h"
@@ -303,8 +304,22 @@ static int mutate_setattr(fs_inode_t *in, void *arg)
     setattr_edit_t *s = arg;
     op_t *o = s->o;
     int set = o->to_set;
-    if (set & FUSE_SET_ATTR_MODE)
+    if (set & FUSE_SET_ATTR_MODE) {
         in->mode = (in->mode & S_IFMT) | (o->attr.st_mode & 07777);
+        /* POSIX: chmod sets the ACL's owner, mask (or group) and other entries. */
+        const fs_xattr_t *acl = fs_xattr_find(in, FS_ACL_ACCESS);
+        if (acl && fs_acl_check(acl->value, acl->value_len) == 0) {
+            uint8_t *v = malloc(acl->value_len);
+            if (!v)
+                return -ENOMEM;
+            memcpy(v, acl->value, acl->value_len);
+            fs_acl_chmod(v, acl->value_len, in->mode);
+            int rc = fs_xattr_set(in, FS_ACL_ACCESS, v, acl->value_len);
+            free(v);
+            if (rc < 0)
+                return rc;
+        }
+    }
     if (set & FUSE_SET_ATTR_UID)
         in->uid = o->attr.st_uid;
     if (set & FUSE_SET_ATTR_GID)
@@ -406,7 +421,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static fs_ns_cred_t op_cred(op_t *o)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(o->req);
-    return (fs_ns_cred_t){ctx->uid, ctx->gid};
+    /* With FUSE_CAP_DONT_MASK the umask is ours to apply (unless a default ACL rules). */
+    return (fs_ns_cred_t){ctx->uid, ctx->gid, o->fs->apply_umask ? (uint32_t)ctx->umask : 0};
 }
 
 /* Hold a node handed over with a reference until the request ends. */
@@ -1069,8 +1085,9 @@ static int xattr_name_ok(const char *name)
     size_t len = strlen(name);
     if (len == 0 || len > 255)
         return -ERANGE;
-    /* ACLs are not implemented: refusing them keeps the kernel from trusting stored ones. */
-    if (strncmp(name, "system.", 7) == 0)
+    /* Of system.* only the ACLs are ours; others mean a feature we lack. */
+    if (strncmp(name, "system.", 7) == 0 && strcmp(name, FS_ACL_ACCESS) != 0 &&
+        strcmp(name, FS_ACL_DEFAULT) != 0)
         return -EOPNOTSUPP;
     return 0;
 }
@@ -1084,10 +1101,53 @@ typedef struct {
     struct timespec now;
 } xattr_edit_t;
 
+/*
+ * An access ACL and the mode's permission bits say the same thing: setting
+ * the ACL sets the bits, and an ACL the bits express fully is not kept (as
+ * `setfacl -b` leaves a plain file). A default ACL only makes sense on a
+ * directory.
+ */
+static int mutate_acl(fs_inode_t *in, xattr_edit_t *x)
+{
+    bool access = strcmp(x->name, FS_ACL_ACCESS) == 0;
+    if (!access && !S_ISDIR(in->mode))
+        return x->remove ? -ENODATA : -EACCES;
+    int rc = 0;
+    if (x->remove) {
+        rc = fs_xattr_remove(in, x->name);
+    } else {
+        bool exists = fs_xattr_find(in, x->name) != NULL;
+        if ((x->flags & XATTR_CREATE) && exists)
+            return -EEXIST;
+        if ((x->flags & XATTR_REPLACE) && !exists)
+            return -ENODATA;
+        if (fs_acl_check(x->value, x->size) < 0)
+            return -EINVAL;
+        int plain = 0;
+        if (access) {
+            uint32_t mode = in->mode;
+            plain = fs_acl_to_mode(x->value, x->size, &mode);
+            in->mode = mode;
+        }
+        if (plain == 1) {
+            rc = fs_xattr_remove(in, x->name);
+            if (rc == -ENODATA)
+                rc = 0;
+        } else {
+            rc = fs_xattr_set(in, x->name, x->value, x->size);
+        }
+    }
+    if (rc == 0)
+        set_time(&in->ctime_s, &in->ctime_ns, x->now);
+    return rc;
+}
+
 static int mutate_xattr(fs_inode_t *in, void *arg)
 {
     xattr_edit_t *x = arg;
     int rc;
+    if (strcmp(x->name, FS_ACL_ACCESS) == 0 || strcmp(x->name, FS_ACL_DEFAULT) == 0)
+        return mutate_acl(in, x);
     if (x->remove) {
         rc = fs_xattr_remove(in, x->name);
     } else {
@@ -1277,7 +1337,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-    (void)userdata;
+    fs_t *fs = userdata;
     /* Writes are sent up to 1 MiB at a time (max_pages follows max_write). */
     conn->max_write = 1024 * 1024;
     conn->max_readahead = 1024 * 1024;
@@ -1288,6 +1348,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    /*
+     * POSIX ACLs: the kernel checks them (this turns default_permissions
+     * on) and we store them, keep the mode in step and inherit default
+     * ACLs. A default ACL replaces the umask, so the umask comes to us
+     * (DONT_MASK) and fs_ns_make applies it when there is none.
+     */
+    if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK)) {
+        conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+        fs->apply_umask = true;
+    }
 }
 
 void fs_ops_log_times(void)
