@@ -9,7 +9,8 @@
 #   - chmod changes the mask (POSIX), so chmod g-r takes the grant away
 #   - a directory's default ACL is inherited by a new file (limited by the
 #     mode asked for, no umask) and by a new directory (as its default too)
-#   - another mount sees the ACL
+#   - another mount sees the ACL, and a change made on one mount governs
+#     access through the other after the attribute timeout
 #   - an invalid ACL value is refused (EINVAL), a default ACL on a file too
 source "$(dirname "$0")/fs_lib.sh"
 fs_require setfacl getfacl python3
@@ -47,6 +48,15 @@ check_eq "uid 65534 reads again once the mask allows r" "$("${AS_NOBODY[@]}" hea
 # --- another mount sees it (fresh lookup there)
 sleep 2
 check_eq "getfacl on mount b" "$(acl_of "$B/f")" "$(acl_of "$M/f")"
+# An ACL change on mount a governs access through mount b once b's
+# attribute cache (1 s) has expired: b had already read and used the ACL.
+"${AS_NOBODY[@]}" cat "$B/f" >/dev/null || fail "uid 65534 cannot read through mount b"
+expect_ok setfacl -m g:65534:--- "$M/f"
+sleep 2
+expect_err "Permission denied" "${AS_NOBODY[@]}" cat "$B/f"
+expect_ok setfacl -m g:65534:r "$M/f"
+sleep 2
+"${AS_NOBODY[@]}" cat "$B/f" >/dev/null || fail "mount b did not see the grant restored"
 # --- removing the ACL
 expect_ok setfacl -b "$M/f"
 # The owning group keeps its own entry (---), not the mask, as on ext4.
