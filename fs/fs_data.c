@@ -745,3 +745,446 @@ void fs_data_discard(fs_t *fs, fs_node_t *n)
     n->wb_error = 0;
     fiber_mutex_unlock(&n->lock);
 }
+
+/* ---- holes: punching, zeroing, growing, seeking ---- */
+
+typedef struct {
+    uint64_t start, end; /* whole chunks dropped */
+    uint32_t chunk_size;
+    struct timespec now;
+} punch_t;
+
+static int mutate_punch(fs_inode_t *in, void *arg)
+{
+    punch_t *p = arg;
+    if (p->start < p->end) {
+        int rc = fs_extents_remove(&in->ext, p->start, p->end);
+        if (rc < 0)
+            return rc;
+        uint64_t from = p->start * p->chunk_size, to = p->end * p->chunk_size;
+        if ((in->flags & FS_INODE_INLINE) && from < in->data_len) {
+            /* The record's bytes are the first chunk(s): bytes past data_len read as zeros. */
+            if (to >= in->data_len)
+                in->data_len = (uint32_t)from;
+            else
+                memset(in->data + from, 0, to - from);
+        }
+    }
+    /* The new mtime is what tells other mounts to drop their cached chunks. */
+    in->mtime_s = in->ctime_s = p->now.tv_sec;
+    in->mtime_ns = in->ctime_ns = (uint32_t)p->now.tv_nsec;
+    return 0;
+}
+
+/* Is chunk index stored (or held in the record) as far as this mount knows? */
+static bool chunk_stored(const fs_t *fs, const fs_node_t *n, uint64_t index)
+{
+    if (n->in.flags & FS_INODE_INLINE)
+        return index * fs->chunk_size < n->in.data_len;
+    return fs_extents_has(&n->in.ext, index) || fs_extents_has(&n->written, index) ||
+           fs_map_get(fs->dirty, n->ino, index) != NULL;
+}
+
+/* Zero [off, end) inside stored chunks through the write-back path (at most two chunks). */
+static int zero_edges(fs_t *fs, fs_node_t *n, uint64_t off, uint64_t end)
+{
+    static const uint8_t zeros[64 * 1024];
+    for (uint64_t at = off; at < end;) {
+        fs_span_t sp = fs_chunk_span(at, end - at, fs->chunk_size);
+        if (chunk_stored(fs, n, sp.index)) {
+            /* A hole stays a hole: only stored chunks are rewritten. */
+            for (uint32_t done = 0; done < sp.len;) {
+                uint32_t step = sp.len - done;
+                if (step > sizeof(zeros))
+                    step = sizeof(zeros);
+                int rc = fs_data_write(fs, n, at + done, zeros, step);
+                if (rc < 0)
+                    return rc;
+                done += step;
+            }
+        }
+        at += sp.len;
+    }
+    return 0;
+}
+
+int fs_data_zero(fs_t *fs, fs_node_t *n, uint64_t off, uint64_t len)
+{
+    int rc = fs_data_flush(fs, n);
+    if (rc < 0 || len == 0 || off >= n->size)
+        return rc;
+    uint64_t end = len > n->size - off ? n->size : off + len;
+    uint64_t a, b;
+    fs_chunk_punch_plan(off, len, n->size, fs->chunk_size, &a, &b);
+    if (a == b) {
+        rc = zero_edges(fs, n, off, end);
+    } else {
+        rc = zero_edges(fs, n, off, a * fs->chunk_size);
+        if (rc == 0 && b * fs->chunk_size < end)
+            rc = zero_edges(fs, n, b * fs->chunk_size, end);
+    }
+    /* The edges are written back before whole chunks go, so a failure leaves no half state. */
+    if (rc == 0)
+        rc = fs_data_flush(fs, n);
+    if (rc < 0)
+        return rc;
+    fiber_mutex_lock(&n->lock);
+    fs_extents_t dead;
+    rc = fs_extents_copy(&dead, &n->in.ext);
+    if (rc == 0)
+        rc = fs_extents_union(&dead, &n->written);
+    if (rc == 0 && a < b) {
+        /*
+         * Deleted first, unlisted after (as truncation does): a crash in
+         * between leaves the index listing absent chunks, which is
+         * harmless, never stored chunks it does not list.
+         */
+        fs_extents_truncate(&dead, b);
+        if (a > 0)
+            rc = fs_extents_remove(&dead, 0, a);
+        if (rc == 0)
+            rc = fs_chunks_delete(fs, n->ino, &dead, 0);
+    }
+    fs_extents_free(&dead);
+    if (rc == 0) {
+        punch_t p = {a, b, fs->chunk_size, fs_now()};
+        rc = fs_node_update(fs, n, mutate_punch, &p);
+        if (rc == 0 && a < b)
+            rc = fs_extents_remove(&n->written, a, b);
+        if (rc == 0)
+            n->mtime = p.now;
+    }
+    /* Cached copies of deleted chunks must not answer reads any more. */
+    fs_data_invalidate(fs, n);
+    fiber_mutex_unlock(&n->lock);
+    return rc;
+}
+
+typedef struct {
+    uint64_t size;
+    struct timespec now;
+} grow_t;
+
+static int mutate_grow(fs_inode_t *in, void *arg)
+{
+    grow_t *g = arg;
+    if (in->size >= g->size)
+        return 1; /* another mount made it as long already */
+    in->size = g->size;
+    in->mtime_s = in->ctime_s = g->now.tv_sec;
+    in->mtime_ns = in->ctime_ns = (uint32_t)g->now.tv_nsec;
+    return 0;
+}
+
+int fs_data_extend(fs_t *fs, fs_node_t *n, uint64_t size)
+{
+    int rc = fs_data_flush(fs, n);
+    if (rc < 0 || size <= n->size)
+        return rc;
+    /* Cuts bytes a failed write may have left past the old end, as truncate up does. */
+    rc = fs_data_truncate(fs, n, n->size, size);
+    if (rc < 0)
+        return rc;
+    grow_t g = {size, fs_now()};
+    fiber_mutex_lock(&n->lock);
+    rc = fs_node_update(fs, n, mutate_grow, &g);
+    fiber_mutex_unlock(&n->lock);
+    return rc;
+}
+
+/*
+ * The index may list chunks that were never written (a sequential
+ * writer's reservation ahead of it, a write cut short), so lseek asks the
+ * store about the listed chunks its answer depends on, PROBE at a time in
+ * parallel and at most PROBE_ROUNDS times; past that a listed chunk counts
+ * as data, which lseek(2) allows. Chunks this mount wrote or holds in its
+ * cache are known to be there and cost nothing.
+ */
+#define PROBE 64
+#define PROBE_ROUNDS 16
+
+/* Which of chunks [lo, hi) (hi - lo <= PROBE) are stored: bit k of *present for lo + k. */
+static int probe_chunks(fs_t *fs, fs_node_t *n, uint64_t lo, uint64_t hi, uint64_t *present)
+{
+    fs_op_t ops[PROBE];
+    bool asked[PROBE] = {false};
+    *present = 0;
+    for (uint64_t i = lo; i < hi; i++) {
+        cache_key_t k = ckey(n, i);
+        kv_cache_hit_t hit;
+        if (fs_extents_has(&n->written, i) || kv_cache_get(fs->chunks, &k, sizeof(k), &hit) == 0) {
+            *present |= 1ull << (i - lo);
+            continue;
+        }
+        char key[FS_KEY_MAX];
+        fs_key_chunk(key, fs->vol, n->ino, i);
+        fs_op_get(fs->kvc, &ops[i - lo], key);
+        asked[i - lo] = true;
+    }
+    int first_err = 0;
+    for (uint64_t i = lo; i < hi; i++) {
+        if (!asked[i - lo])
+            continue;
+        int rc = fs_op_wait(&ops[i - lo]);
+        fs_op_clear(&ops[i - lo]);
+        if (rc == 0)
+            *present |= 1ull << (i - lo);
+        else if (rc != -ENOENT && !first_err)
+            first_err = fs_store_errno(rc);
+    }
+    return first_err;
+}
+
+static int seek_stored(fs_t *fs, fs_node_t *n, fs_extents_t *stored, uint64_t off, bool data,
+                       uint64_t *out)
+{
+    uint64_t cs = fs->chunk_size;
+    for (int round = 0;; round++) {
+        int rc = fs_chunk_seek(stored, n->size, fs->chunk_size, off, data, out);
+        if (rc < 0 || round == PROBE_ROUNDS)
+            return rc;
+        /* The listed chunks the answer rests on: from the data found, or off's run up to the hole.
+         */
+        uint64_t lo = data ? *out / cs : off / cs;
+        uint64_t hi =
+            data ? fs_chunk_count(n->size, fs->chunk_size) : fs_chunk_count(*out, fs->chunk_size);
+        if (!data && *out == off)
+            return 0; /* off is in an unlisted chunk: a hole for sure */
+        if (hi > lo + PROBE)
+            hi = lo + PROBE;
+        uint64_t present;
+        if ((rc = probe_chunks(fs, n, lo, hi, &present)) < 0)
+            return rc;
+        uint64_t k = 0;
+        while (k < hi - lo && ((present >> k) & 1) != (uint64_t)data)
+            k++;
+        if (k < hi - lo) {
+            /* data: chunks [lo, lo + k) are not there, lo + k is; hole: the reverse. */
+            uint64_t at = (lo + k) * cs;
+            *out = at > off ? at : off;
+            return 0;
+        }
+        /* All absent (data) or all present (hole): look further. */
+        if (data) {
+            if ((rc = fs_extents_remove(stored, lo, hi)) < 0)
+                return rc;
+        } else if (hi * cs >= *out) {
+            return 0; /* the whole run is stored: the hole is where the index says */
+        } else {
+            off = hi * cs;
+        }
+    }
+}
+
+int fs_data_seek(fs_t *fs, fs_node_t *n, uint64_t off, bool data, uint64_t *out)
+{
+    int rc = fs_data_dirty(n) ? fs_data_flush(fs, n) : 0;
+    if (rc < 0)
+        return rc;
+    fs_extents_t stored = {0};
+    if (n->in.flags & FS_INODE_INLINE) {
+        if (n->in.data_len > 0)
+            rc = fs_extents_add(&stored, 0, fs_chunk_count(n->in.data_len, fs->chunk_size));
+        if (rc == 0)
+            rc = fs_chunk_seek(&stored, n->size, fs->chunk_size, off, data, out);
+    } else {
+        rc = fs_extents_copy(&stored, &n->in.ext);
+        if (rc == 0)
+            rc = fs_extents_union(&stored, &n->written);
+        if (rc == 0)
+            rc = seek_stored(fs, n, &stored, off, data, out);
+    }
+    fs_extents_free(&stored);
+    return rc;
+}
+
+/* ---- copy_file_range ---- */
+
+/* Chunks copied store to store at once (each batch holds this many values in memory). */
+#define COPY_BATCH 16
+/* The normal path's buffer. */
+#define COPY_BUF (1024 * 1024)
+
+/* Copy [off_in, off_in+len) through the client: read, then write as a write(2) would. */
+static int copy_bytes(fs_t *fs, fs_node_t *src, uint64_t off_in, fs_node_t *dst, uint64_t off_out,
+                      uint64_t len)
+{
+    uint8_t *buf = malloc(len < COPY_BUF ? len : COPY_BUF);
+    if (!buf)
+        return -ENOMEM;
+    int rc = 0;
+    for (uint64_t done = 0; done < len && rc == 0;) {
+        size_t step = len - done < COPY_BUF ? (size_t)(len - done) : COPY_BUF, got;
+        rc = fs_data_read(fs, src, off_in + done, step, buf, &got);
+        if (rc == 0 && got < step)
+            memset(buf + got, 0, step - got); /* cannot happen within src's size */
+        if (rc == 0)
+            rc = fs_data_write(fs, dst, off_out + done, buf, step);
+        done += step;
+    }
+    free(buf);
+    return rc;
+}
+
+static int mutate_copied(fs_inode_t *in, void *arg)
+{
+    grow_t *g = arg;
+    if (in->size < g->size)
+        in->size = g->size;
+    in->mtime_s = in->ctime_s = g->now.tv_sec;
+    in->mtime_ns = in->ctime_ns = (uint32_t)g->now.tv_nsec;
+    return 0;
+}
+
+/* mutate_cover for a destination that may still be an empty inline file: it becomes chunked. */
+static int mutate_copy_cover(fs_inode_t *in, void *arg)
+{
+    if (in->flags & FS_INODE_INLINE) {
+        if (in->data_len > 0)
+            return -EIO; /* another mount wrote bytes into the record meanwhile: retry the copy */
+        in->flags &= ~FS_INODE_INLINE;
+        int rc = fs_extents_union(&in->ext, arg);
+        return rc;
+    }
+    return mutate_cover(in, arg);
+}
+
+/*
+ * Copy src chunks [first, first+count) to dst chunks [to, to+count)
+ * (count <= COPY_BATCH) store to store: the values in parallel, then the
+ * puts in parallel, after dst's index lists them. A chunk src does not
+ * store becomes a hole in dst.
+ */
+static int copy_chunks(fs_t *fs, fs_node_t *src, uint64_t first, fs_node_t *dst, uint64_t to,
+                       uint64_t count)
+{
+    fs_op_t ops[COPY_BATCH];
+    bool asked[COPY_BATCH] = {false};
+    char key[FS_KEY_MAX];
+    int rc = 0;
+    for (uint64_t k = 0; k < count; k++) {
+        if (!fs_extents_has(&src->in.ext, first + k) && !fs_extents_has(&src->written, first + k))
+            continue; /* unlisted: a hole, nothing to read */
+        fs_key_chunk(key, fs->vol, src->ino, first + k);
+        fs_op_get(fs->kvc, &ops[k], key);
+        asked[k] = true;
+    }
+    fs_extents_t add = {0};
+    for (uint64_t k = 0; k < count; k++) {
+        if (!asked[k])
+            continue;
+        int r = fs_op_wait(&ops[k]);
+        if (r == -ENOENT) {
+            asked[k] = false;
+            fs_op_clear(&ops[k]);
+        } else if (r < 0) {
+            if (!rc)
+                rc = fs_store_errno(r);
+        } else if (rc == 0) {
+            rc = fs_extents_add(&add, to + k, to + k + 1);
+        }
+    }
+    /* dst's index lists the chunks before they are written (see the top of this file). */
+    if (rc == 0 && add.count > 0) {
+        fiber_mutex_lock(&dst->lock);
+        rc = fs_node_update(fs, dst, mutate_copy_cover, &add);
+        fiber_mutex_unlock(&dst->lock);
+    }
+    fs_op_t puts[COPY_BATCH];
+    bool put[COPY_BATCH] = {false};
+    for (uint64_t k = 0; k < count && rc == 0; k++) {
+        if (!asked[k])
+            continue;
+        fs_key_chunk(key, fs->vol, dst->ino, to + k);
+        fs_op_put(fs->kvc, &puts[k], key, ops[k].value, ops[k].len, KVC_PUT_ALWAYS,
+                  (kv_version_t){0, 0});
+        put[k] = true;
+    }
+    for (uint64_t k = 0; k < count; k++) {
+        if (put[k]) {
+            int r = fs_op_wait(&puts[k]);
+            if (r < 0 && !rc)
+                rc = fs_store_errno(r);
+            else if (r == 0 && fs_extents_add(&dst->written, to + k, to + k + 1) < 0) {
+                /* Harmless: the index listed the chunk before the put. */
+            }
+        }
+        if (asked[k])
+            fs_op_clear(&ops[k]);
+    }
+    fs_extents_free(&add);
+    /* Holes of src: dst's chunks there must read as zeros too. */
+    for (uint64_t k = 0; k < count && rc == 0;) {
+        if (asked[k]) {
+            k++;
+            continue;
+        }
+        uint64_t j = k;
+        while (j < count && !asked[j])
+            j++;
+        rc = fs_data_zero(fs, dst, (to + k) * fs->chunk_size, (j - k) * fs->chunk_size);
+        k = j;
+    }
+    return rc;
+}
+
+int fs_data_copy(fs_t *fs, fs_node_t *src, uint64_t off_in, fs_node_t *dst, uint64_t off_out,
+                 uint64_t len, uint64_t *copied)
+{
+    *copied = 0;
+    int rc = fs_data_flush(fs, src);
+    if (rc == 0 && dst != src)
+        rc = fs_data_flush(fs, dst);
+    if (rc < 0 || off_in >= src->size)
+        return rc;
+    if (len > src->size - off_in)
+        len = src->size - off_in;
+    uint64_t cs = fs->chunk_size;
+    uint64_t end_out = off_out + len;
+    /* Whole chunks only when both sides line up, and not between overlapping ranges of one file. */
+    bool aligned = off_in % cs == off_out % cs && !(src->in.flags & FS_INODE_INLINE) &&
+                   (src != dst || off_in + len <= off_out || off_out + len <= off_in);
+    uint64_t head = aligned ? (cs - off_in % cs) % cs : len;
+    /* A destination whose bytes live in its record is copied into through the normal path. */
+    if (aligned && (dst->in.flags & FS_INODE_INLINE) && (dst->in.data_len > 0 || head > 0))
+        aligned = false;
+    if (!aligned)
+        head = len;
+    if (head > len)
+        head = len;
+    uint64_t whole = aligned ? (len - head) / cs : 0;
+    if (head > 0 && (rc = copy_bytes(fs, src, off_in, dst, off_out, head)) < 0)
+        return rc;
+    if (whole > 0) {
+        /*
+         * Growing dst first means dst's chunks inside its new size are
+         * what a reader sees; the flush puts any head bytes and dst's old
+         * tail in the store before chunks are replaced under them.
+         */
+        if ((rc = fs_data_extend(fs, dst, end_out)) < 0)
+            return rc;
+        uint64_t first = (off_in + head) / cs, to = (off_out + head) / cs;
+        for (uint64_t k = 0; k < whole && rc == 0; k += COPY_BATCH) {
+            uint64_t count = whole - k < COPY_BATCH ? whole - k : COPY_BATCH;
+            rc = copy_chunks(fs, src, first + k, dst, to + k, count);
+        }
+        /* Cached chunks of dst are stale now; the new mtime tells other mounts. */
+        fs_data_invalidate(fs, dst);
+        if (rc == 0) {
+            grow_t g = {end_out, fs_now()};
+            fiber_mutex_lock(&dst->lock);
+            rc = fs_node_update(fs, dst, mutate_copied, &g);
+            fiber_mutex_unlock(&dst->lock);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    uint64_t tail_at = head + whole * cs;
+    if (tail_at < len &&
+        (rc = copy_bytes(fs, src, off_in + tail_at, dst, off_out + tail_at, len - tail_at)) < 0)
+        return rc;
+    if ((rc = fs_data_flush(fs, dst)) < 0)
+        return rc;
+    *copied = len;
+    return 0;
+}

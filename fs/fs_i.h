@@ -78,6 +78,7 @@ typedef struct {
     struct fuse_session *se;
     char vol[72];
     uint32_t chunk_size;
+    bool apply_umask; /* the kernel sends the umask for us to apply (POSIX ACLs on) */
     double attr_timeout, entry_timeout;
     uint64_t ttl_ms; /* how long cached metadata may answer lookups */
     uint64_t ino_next, ino_end;
@@ -211,6 +212,39 @@ int fs_data_flush(fs_t *fs, fs_node_t *n);
  * caller then updates the record, whose size change cuts the index.
  */
 int fs_data_truncate(fs_t *fs, fs_node_t *n, uint64_t old_size, uint64_t size);
+/*
+ * Make bytes [off, off+len) read as zeros (hole punching and zeroing):
+ * chunks wholly inside the range (clipped to the size) are deleted from
+ * the store and dropped from the index, so st_blocks goes down; the edge
+ * chunks, when stored, are rewritten with the range zeroed. Dirty data is
+ * written back first, so the write-back cache never resurrects punched
+ * bytes. Never changes the size. 0 or -errno (-EIO, -ENOSPC, -ENOMEM).
+ */
+int fs_data_zero(fs_t *fs, fs_node_t *n, uint64_t off, uint64_t len);
+/*
+ * Grow the file to size if it is smaller (fallocate without KEEP_SIZE):
+ * no data is written and nothing is reserved. 0 or -errno.
+ */
+int fs_data_extend(fs_t *fs, fs_node_t *n, uint64_t size);
+/*
+ * SEEK_DATA (data true) or SEEK_HOLE from off, from the chunks the index
+ * lists (after writing back dirty data, so they are listed too). 0 and
+ * *out, -ENXIO, or -errno.
+ */
+int fs_data_seek(fs_t *fs, fs_node_t *n, uint64_t off, bool data, uint64_t *out);
+/*
+ * copy_file_range within a volume: len bytes of src at off_in to dst at
+ * off_out (clipped to src's size; *copied says how many). When the two
+ * offsets are equal modulo the chunk size, every chunk wholly inside the
+ * range is copied store to store (its value read and put under dst's
+ * key, a hole in src becoming a hole in dst) without passing through the
+ * kernel; the unaligned edges, and everything when the offsets do not
+ * line up, go through fs_data_read/fs_data_write. Both files' dirty data
+ * is written back first. 0 or -errno; on an error part of the range may
+ * have been copied.
+ */
+int fs_data_copy(fs_t *fs, fs_node_t *src, uint64_t off_in, fs_node_t *dst, uint64_t off_out,
+                 uint64_t len, uint64_t *copied);
 /* Forget cached chunks of n (another mount changed the file). */
 void fs_data_invalidate(fs_t *fs, fs_node_t *n);
 bool fs_data_dirty(const fs_node_t *n);

@@ -431,6 +431,44 @@ uint64_t fs_extents_total(const fs_extents_t *e, uint64_t below)
     return total;
 }
 
+int fs_extents_remove(fs_extents_t *e, uint64_t start, uint64_t end)
+{
+    assert(start < end);
+    uint32_t i = ext_first_after(e, start);
+    if (i == e->count || e->v[i].start >= end)
+        return 0; /* nothing listed in the range */
+    if (e->v[i].start < start && e->v[i].end > end) {
+        /* The range lies strictly inside one extent: it splits in two. */
+        if (e->count == e->cap) {
+            uint32_t cap = e->cap ? 2 * e->cap : 4;
+            fs_extent_t *v = realloc(e->v, cap * sizeof *v);
+            if (!v)
+                return -ENOMEM;
+            e->v = v;
+            e->cap = cap;
+        }
+        memmove(&e->v[i + 1], &e->v[i], (e->count - i) * sizeof *e->v);
+        e->count++;
+        e->v[i].end = start;
+        e->v[i + 1].start = end;
+        return 0;
+    }
+    /* Otherwise extents [i, j) lose their part in the range; those wholly inside vanish. */
+    if (e->v[i].start < start) {
+        e->v[i].end = start;
+        i++;
+    }
+    uint32_t j = i;
+    while (j < e->count && e->v[j].end <= end)
+        j++;
+    if (j < e->count && e->v[j].start < end)
+        e->v[j].start = end;
+    memmove(&e->v[i], &e->v[j], (e->count - j) * sizeof *e->v);
+    e->count -= j - i;
+    /* Shrinking keeps the set at or under FS_EXTENTS_MAX except for the one split above. */
+    return 0;
+}
+
 /* Canonical: sorted, non-empty, neither overlapping nor touching, bounded. */
 static bool ext_valid(const fs_extents_t *e)
 {
@@ -1242,6 +1280,56 @@ uint32_t fs_chunk_valid_len(uint64_t size, uint64_t index, uint32_t chunk_size)
         return chunk_size;
     if (index == size / chunk_size)
         return (uint32_t)(size % chunk_size);
+    return 0;
+}
+
+void fs_chunk_punch_plan(uint64_t off, uint64_t len, uint64_t size, uint32_t chunk_size,
+                         uint64_t *whole_start, uint64_t *whole_end)
+{
+    assert(chunk_size != 0);
+    *whole_start = *whole_end = 0;
+    if (len == 0 || off >= size)
+        return;
+    uint64_t end = len > size - off ? size : off + len; /* clipped, without wrapping */
+    uint64_t first = fs_chunk_count(off, chunk_size);   /* first chunk starting at or after off */
+    /* Chunks ending at or before `end`, plus the last one when end reaches the size. */
+    uint64_t last = end == size ? fs_chunk_count(size, chunk_size) : end / chunk_size;
+    if (first < last) {
+        *whole_start = first;
+        *whole_end = last;
+    }
+}
+
+int fs_chunk_seek(const fs_extents_t *chunks, uint64_t size, uint32_t chunk_size, uint64_t off,
+                  bool data, uint64_t *out)
+{
+    assert(chunk_size != 0);
+    if (off >= size)
+        return -ENXIO;
+    uint64_t index = off / chunk_size;
+    uint32_t i = ext_first_after(chunks, index);
+    bool in_data = i < chunks->count && chunks->v[i].start <= index;
+    if (data) {
+        if (in_data) {
+            *out = off;
+            return 0;
+        }
+        if (i == chunks->count)
+            return -ENXIO;
+        /* The next extent; its start lies past index, so it begins after off. */
+        uint64_t start = chunks->v[i].start;
+        if (start >= fs_chunk_count(size, chunk_size))
+            return -ENXIO; /* listed beyond the end (a reservation): no data there */
+        *out = start * chunk_size;
+        return 0;
+    }
+    if (!in_data) {
+        *out = off;
+        return 0;
+    }
+    /* Extents never touch, so the one holding index ends at a hole (or the file's end). */
+    uint64_t end = chunks->v[i].end;
+    *out = end >= fs_chunk_count(size, chunk_size) ? size : end * chunk_size;
     return 0;
 }
 

@@ -105,6 +105,11 @@ void fs_extents_truncate(fs_extents_t *e, uint64_t end);
 uint64_t fs_extents_run_to(const fs_extents_t *e, uint64_t index);
 /* Number of chunks in the set below `below` (UINT64_MAX: all of them). */
 uint64_t fs_extents_total(const fs_extents_t *e, uint64_t below);
+/*
+ * Remove chunks [start, end) (start < end) from the set, splitting an
+ * extent that straddles the range. 0 or -ENOMEM (e unchanged).
+ */
+int fs_extents_remove(fs_extents_t *e, uint64_t start, uint64_t end);
 
 /* ---- inode record ---- */
 
@@ -266,6 +271,26 @@ bool fs_chunk_truncate_plan(uint64_t old_size, uint64_t new_size, uint32_t chunk
  * bytes long (0 for chunks past the end).
  */
 uint32_t fs_chunk_valid_len(uint64_t size, uint64_t index, uint32_t chunk_size);
+/*
+ * Punching (or zeroing) bytes [off, off+len) of a file of `size` bytes:
+ * chunks [*whole_start, *whole_end) hold no file data outside the range
+ * and can be dropped entirely (the last chunk counts as whole when the
+ * range covers it up to the end of the file). The rest of the range, if
+ * any, lies in at most two edge chunks to be zeroed in place. The range is
+ * clipped to the size first; len == 0 or off >= size gives no chunks.
+ */
+void fs_chunk_punch_plan(uint64_t off, uint64_t len, uint64_t size, uint32_t chunk_size,
+                         uint64_t *whole_start, uint64_t *whole_end);
+/*
+ * SEEK_DATA (data true) or SEEK_HOLE from off in a file of `size` bytes
+ * whose stored chunks are `chunks` (a superset is fine: a listed chunk
+ * that was never written is reported as data, which lseek(2) allows).
+ * Every byte at or past size is a hole (the virtual hole at the end).
+ * 0 and *out, or -ENXIO when off >= size, or for SEEK_DATA when no data
+ * lies at or after off.
+ */
+int fs_chunk_seek(const fs_extents_t *chunks, uint64_t size, uint32_t chunk_size, uint64_t off,
+                  bool data, uint64_t *out);
 
 /* ---- change stamps ---- */
 

@@ -10,6 +10,7 @@
  * No FUSE types here: the caller parses requests and sends replies.
  */
 #include "fs_ns.h"
+#include "fs_acl.h"
 #include "log.h"
 
 #include <dirent.h>
@@ -309,10 +310,48 @@ static void create_job(void *arg)
 }
 
 /*
- * Make a new inode named name in parent: record, then (for directories)
- * its first bucket, then the name, then the parent's times and link count.
- * A parent found dying after the name went in takes the name back out.
+ * A new node in a directory with a default ACL gets it (limited by the
+ * requested mode) as its access ACL, and a new directory keeps it as its
+ * own default; without one the umask applies (posix_acl_create).
  */
+static int inherit_acl(const fs_inode_t *dir, fs_inode_t *in, uint32_t umask)
+{
+    const fs_xattr_t *def = fs_xattr_find(dir, FS_ACL_DEFAULT);
+    if (!def) {
+        in->mode &= ~(umask & 0777);
+        return 0;
+    }
+    uint32_t mode = in->mode;
+    uint8_t *access;
+    size_t alen;
+    int rc = fs_acl_inherit(def->value, def->value_len, &mode, &access, &alen);
+    if (rc == -EINVAL) {
+        in->mode &= ~(umask & 0777); /* a malformed stored ACL is ignored, as if absent */
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    in->mode = mode;
+    if (access)
+        rc = fs_xattr_set(in, FS_ACL_ACCESS, access, alen);
+    free(access);
+    if (rc == 0 && S_ISDIR(in->mode))
+        rc = fs_xattr_set(in, FS_ACL_DEFAULT, def->value, def->value_len);
+    return rc;
+}
+
+/* The xattrs inherit_acl gave a record being created (the store and the node have copies). */
+static void xattrs_free(fs_inode_t *in)
+{
+    for (uint32_t i = 0; i < in->nxattrs; i++) {
+        free(in->xattrs[i].name);
+        free(in->xattrs[i].value);
+    }
+    free(in->xattrs);
+    in->xattrs = NULL;
+    in->nxattrs = 0;
+}
+
 /*
  * Make a new inode named name in parent: record, then (for directories)
  * its first bucket, then the name, then the parent's times and link count.
@@ -351,7 +390,13 @@ int fs_ns_make(fs_t *fs, uint64_t parent, const char *name, size_t len, mode_t m
         if (S_ISDIR(mode))
             in.mode |= S_ISGID;
     }
+    /* in owns the ACL xattrs this adds (freed below); target stays borrowed. */
+    rc = S_ISLNK(mode) ? 0 : inherit_acl(&pn->in, &in, cred.umask);
     fs_node_put(fs, pn);
+    if (rc < 0) {
+        xattrs_free(&in);
+        return rc;
+    }
     in.nlink = S_ISDIR(mode) ? 2 : 1;
     in.rdev = rdev;
     in.parent = S_ISDIR(mode) ? parent : 0;
@@ -365,10 +410,13 @@ int fs_ns_make(fs_t *fs, uint64_t parent, const char *name, size_t len, mode_t m
     if (S_ISREG(mode))
         in.flags |= FS_INODE_INLINE;
     fs_node_t *n = fs_node_get(fs, ino);
-    if (!n)
+    if (!n) {
+        xattrs_free(&in);
         return -ENOMEM;
+    }
     /* A directory's first bucket exists before anything can find the directory. */
     if (S_ISDIR(mode) && (rc = fs_dir_create(fs, ino)) < 0) {
+        xattrs_free(&in);
         fs_node_put(fs, n);
         return rc;
     }
@@ -385,6 +433,7 @@ int fs_ns_make(fs_t *fs, uint64_t parent, const char *name, size_t len, mode_t m
     int touch_rc;
     rc = dir_edit_and_touch(fs, parent, name, len, edit_put, &p, S_ISDIR(mode) ? 1 : 0, &touch_rc);
     fiber_group_wait(&g);
+    xattrs_free(&in);
     /*
      * An undo must never free what a name may point to. The name's outcome
      * unknown (EIO after fs_dir_edit's own read-backs), read it once more:

@@ -17,9 +17,15 @@
 
 #include <sys/types.h>
 
-/* Who asks: new nodes belong to uid and gid (or the setgid parent's group). */
+/*
+ * Who asks: new nodes belong to uid and gid (or the setgid parent's
+ * group). umask is applied to a new node's mode unless its directory has
+ * a default ACL, which the node inherits instead (0: nothing to apply, the
+ * kernel did it).
+ */
 typedef struct {
     uint32_t uid, gid;
+    uint32_t umask;
 } fs_ns_cred_t;
 
 /* 0 for a usable name, -EINVAL (empty) or -ENAMETOOLONG. */

@@ -8,6 +8,7 @@
  * requests, pins the nodes they use and answers them.
  */
 #include "fs_ops.h"
+#include "fs_acl.h"
 #include "fs_i.h"
 #include "fs_ns.h"
 #include "log.h"
@@ -15,6 +16,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -38,6 +40,8 @@ struct op {
     off_t off;
     size_t size;
     struct fuse_file_info fi;
+    struct fuse_file_info fi2; /* copy_file_range's destination (with off2) */
+    off_t off2;
     bool has_fi;
     uint8_t *buf;
     bool plus;
@@ -305,8 +309,22 @@ static int mutate_setattr(fs_inode_t *in, void *arg)
     setattr_edit_t *s = arg;
     op_t *o = s->o;
     int set = o->to_set;
-    if (set & FUSE_SET_ATTR_MODE)
+    if (set & FUSE_SET_ATTR_MODE) {
         in->mode = (in->mode & S_IFMT) | (o->attr.st_mode & 07777);
+        /* POSIX: chmod sets the ACL's owner, mask (or group) and other entries. */
+        const fs_xattr_t *acl = fs_xattr_find(in, FS_ACL_ACCESS);
+        if (acl && fs_acl_check(acl->value, acl->value_len) == 0) {
+            uint8_t *v = malloc(acl->value_len);
+            if (!v)
+                return -ENOMEM;
+            memcpy(v, acl->value, acl->value_len);
+            fs_acl_chmod(v, acl->value_len, in->mode);
+            int rc = fs_xattr_set(in, FS_ACL_ACCESS, v, acl->value_len);
+            free(v);
+            if (rc < 0)
+                return rc;
+        }
+    }
     if (set & FUSE_SET_ATTR_UID)
         in->uid = o->attr.st_uid;
     if (set & FUSE_SET_ATTR_GID)
@@ -414,7 +432,8 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino)
 static fs_ns_cred_t op_cred(op_t *o)
 {
     const struct fuse_ctx *ctx = fuse_req_ctx(o->req);
-    return (fs_ns_cred_t){ctx->uid, ctx->gid};
+    /* With FUSE_CAP_DONT_MASK the umask is ours to apply (unless a default ACL rules). */
+    return (fs_ns_cred_t){ctx->uid, ctx->gid, o->fs->apply_umask ? (uint32_t)ctx->umask : 0};
 }
 
 /* Hold a node handed over with a reference until the request ends. */
@@ -777,6 +796,140 @@ static void op_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     op_go(o);
 }
 
+/* ---- holes: fallocate and lseek ---- */
+
+/*
+ * fallocate(2). A ring cannot set space aside for one file, so mode 0
+ * and KEEP_SIZE reserve nothing: mode 0 grows the size (the new range is
+ * a hole, st_blocks unchanged) and KEEP_SIZE alone only checks the file;
+ * a later write can still fail with ENOSPC when the nodes are full.
+ * PUNCH_HOLE (with KEEP_SIZE, as the kernel requires) and ZERO_RANGE
+ * both make the range a hole: whole chunks leave the store, edges are
+ * zeroed in place. The kernel drops its cached pages of the range itself.
+ */
+static void run_fallocate(op_t *o)
+{
+    fs_t *fs = o->fs;
+    handle_t *h = handle_of(&o->fi);
+    fs_node_t *n = h->node;
+    int mode = o->flags;
+    uint64_t off = (uint64_t)o->off, len = o->size;
+    int rc = 0;
+    if (!S_ISREG(n->in.mode))
+        rc = -ENODEV;
+    else if (len > (uint64_t)INT64_MAX - off)
+        rc = -EFBIG;
+    if (rc == 0 && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
+        rc = fs_data_zero(fs, n, off, len);
+    if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE))
+        rc = fs_data_extend(fs, n, off + len);
+    if (rc == 0)
+        n->remote_change = false; /* our own change: the kernel's cache is in step */
+    reply_err(o->req, rc);
+}
+
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length,
+                         struct fuse_file_info *fi)
+{
+    (void)ino;
+    const int known = FALLOC_FL_KEEP_SIZE | FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE;
+    /* Punching must keep the size (fallocate(2)); punching and zeroing at once means nothing. */
+    if ((mode & ~known) || ((mode & FALLOC_FL_PUNCH_HOLE) &&
+                            (!(mode & FALLOC_FL_KEEP_SIZE) || (mode & FALLOC_FL_ZERO_RANGE)))) {
+        fuse_reply_err(req, EOPNOTSUPP);
+        return;
+    }
+    if (offset < 0 || length <= 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    op_t *o = op_new(req, run_fallocate);
+    if (!o)
+        return;
+    o->fi = *fi;
+    o->flags = mode;
+    o->off = offset;
+    o->size = (size_t)length;
+    op_go(o);
+}
+
+static void run_lseek(op_t *o)
+{
+    handle_t *h = handle_of(&o->fi);
+    uint64_t out;
+    int rc = fs_data_seek(o->fs, h->node, (uint64_t)o->off, o->flags == SEEK_DATA, &out);
+    if (rc < 0)
+        reply_err(o->req, rc);
+    else
+        fuse_reply_lseek(o->req, (off_t)out);
+}
+
+static void op_lseek(fuse_req_t req, fuse_ino_t ino, off_t off, int whence,
+                     struct fuse_file_info *fi)
+{
+    (void)ino;
+    /* The kernel answers SEEK_SET, SEEK_CUR and SEEK_END itself. */
+    if (whence != SEEK_DATA && whence != SEEK_HOLE) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if (off < 0) {
+        fuse_reply_err(req, ENXIO);
+        return;
+    }
+    op_t *o = op_new(req, run_lseek);
+    if (!o)
+        return;
+    o->fi = *fi;
+    o->flags = whence;
+    o->off = off;
+    op_go(o);
+}
+
+/* ---- copy_file_range ---- */
+
+static void run_copy(op_t *o)
+{
+    handle_t *in = handle_of(&o->fi);
+    handle_t *out = handle_of(&o->fi2);
+    uint64_t copied;
+    int rc = 0;
+    if (!S_ISREG(in->node->in.mode) || !S_ISREG(out->node->in.mode))
+        rc = -EINVAL;
+    if (rc == 0)
+        rc = fs_data_copy(o->fs, in->node, (uint64_t)o->off, out->node, (uint64_t)o->off2, o->size,
+                          &copied);
+    if (rc < 0) {
+        reply_err(o->req, rc);
+        return;
+    }
+    out->node->remote_change = false;
+    fuse_reply_write(o->req, (size_t)copied);
+}
+
+static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
+                               struct fuse_file_info *fi_in, fuse_ino_t ino_out, off_t off_out,
+                               struct fuse_file_info *fi_out, size_t len, int flags)
+{
+    (void)ino_in;
+    (void)ino_out;
+    if (flags != 0 || off_in < 0 || off_out < 0) {
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    if (len > (uint64_t)INT64_MAX - (uint64_t)off_out)
+        len = (size_t)((uint64_t)INT64_MAX - (uint64_t)off_out);
+    op_t *o = op_new(req, run_copy);
+    if (!o)
+        return;
+    o->fi = *fi_in;
+    o->off = off_in;
+    o->fi2 = *fi_out;
+    o->off2 = off_out;
+    o->size = len;
+    op_go(o);
+}
+
 /* ---- directories ---- */
 
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -943,8 +1096,9 @@ static int xattr_name_ok(const char *name)
     size_t len = strlen(name);
     if (len == 0 || len > 255)
         return -ERANGE;
-    /* ACLs are not implemented: refusing them keeps the kernel from trusting stored ones. */
-    if (strncmp(name, "system.", 7) == 0)
+    /* Of system.* only the ACLs are ours; others mean a feature we lack. */
+    if (strncmp(name, "system.", 7) == 0 && strcmp(name, FS_ACL_ACCESS) != 0 &&
+        strcmp(name, FS_ACL_DEFAULT) != 0)
         return -EOPNOTSUPP;
     return 0;
 }
@@ -958,10 +1112,53 @@ typedef struct {
     struct timespec now;
 } xattr_edit_t;
 
+/*
+ * An access ACL and the mode's permission bits say the same thing: setting
+ * the ACL sets the bits, and an ACL the bits express fully is not kept (as
+ * `setfacl -b` leaves a plain file). A default ACL only makes sense on a
+ * directory.
+ */
+static int mutate_acl(fs_inode_t *in, xattr_edit_t *x)
+{
+    bool access = strcmp(x->name, FS_ACL_ACCESS) == 0;
+    if (!access && !S_ISDIR(in->mode))
+        return x->remove ? -ENODATA : -EACCES;
+    int rc = 0;
+    if (x->remove) {
+        rc = fs_xattr_remove(in, x->name);
+    } else {
+        bool exists = fs_xattr_find(in, x->name) != NULL;
+        if ((x->flags & XATTR_CREATE) && exists)
+            return -EEXIST;
+        if ((x->flags & XATTR_REPLACE) && !exists)
+            return -ENODATA;
+        if (fs_acl_check(x->value, x->size) < 0)
+            return -EINVAL;
+        int plain = 0;
+        if (access) {
+            uint32_t mode = in->mode;
+            plain = fs_acl_to_mode(x->value, x->size, &mode);
+            in->mode = mode;
+        }
+        if (plain == 1) {
+            rc = fs_xattr_remove(in, x->name);
+            if (rc == -ENODATA)
+                rc = 0;
+        } else {
+            rc = fs_xattr_set(in, x->name, x->value, x->size);
+        }
+    }
+    if (rc == 0)
+        set_time(&in->ctime_s, &in->ctime_ns, x->now);
+    return rc;
+}
+
 static int mutate_xattr(fs_inode_t *in, void *arg)
 {
     xattr_edit_t *x = arg;
     int rc;
+    if (strcmp(x->name, FS_ACL_ACCESS) == 0 || strcmp(x->name, FS_ACL_DEFAULT) == 0)
+        return mutate_acl(in, x);
     if (x->remove) {
         rc = fs_xattr_remove(in, x->name);
     } else {
@@ -1151,7 +1348,7 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
-    (void)userdata;
+    fs_t *fs = userdata;
     /* Writes are sent up to 1 MiB at a time (max_pages follows max_write). */
     conn->max_write = 1024 * 1024;
     conn->max_readahead = 1024 * 1024;
@@ -1162,6 +1359,16 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    /*
+     * POSIX ACLs: the kernel checks them (this turns default_permissions
+     * on) and we store them, keep the mode in step and inherit default
+     * ACLs. A default ACL replaces the umask, so the umask comes to us
+     * (DONT_MASK) and fs_ns_make applies it when there is none.
+     */
+    if ((conn->capable & FUSE_CAP_POSIX_ACL) && (conn->capable & FUSE_CAP_DONT_MASK)) {
+        conn->want |= FUSE_CAP_POSIX_ACL | FUSE_CAP_DONT_MASK;
+        fs->apply_umask = true;
+    }
 }
 
 void fs_ops_log_times(void)
@@ -1190,6 +1397,9 @@ void fs_ops_log_times(void)
         {run_getxattr, "getxattr"},
         {run_access, "access"},
         {run_statfs, "statfs"},
+        {run_fallocate, "fallocate"},
+        {run_lseek, "lseek"},
+        {run_copy, "copy_file_range"},
     };
     for (size_t i = 0; i < sizeof(op_times) / sizeof(op_times[0]) && op_times[i].run; i++) {
         const char *name = "?";
@@ -1243,4 +1453,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .removexattr = op_removexattr,
     .access = op_access,
     .create = op_create,
+    .fallocate = op_fallocate,
+    .lseek = op_lseek,
+    .copy_file_range = op_copy_file_range,
 };

@@ -2471,6 +2471,143 @@ static void test_fs_stamps_round_trip_and_bare_records(void **state)
     assert_int_equal(fs_stamps_decode(bad, sizeof(bad), &got, &body), -EBADMSG);
 }
 
+/* ---- hole punching and SEEK_DATA / SEEK_HOLE ---- */
+
+static void ext_set(fs_extents_t *e, const uint64_t (*v)[2], size_t n)
+{
+    fs_extents_free(e);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(fs_extents_add(e, v[i][0], v[i][1]), 0);
+}
+
+static void assert_ext(const fs_extents_t *e, const uint64_t (*v)[2], size_t n)
+{
+    assert_int_equal(e->count, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(e->v[i].start, v[i][0]);
+        assert_int_equal(e->v[i].end, v[i][1]);
+    }
+}
+
+static void test_fs_extents_remove_cases(void **state)
+{
+    (void)state;
+    fs_extents_t e = {0};
+    const uint64_t base[][2] = {{0, 10}, {20, 30}, {40, 50}};
+    /* strictly inside one extent: it splits */
+    ext_set(&e, base, 3);
+    assert_int_equal(fs_extents_remove(&e, 3, 5), 0);
+    const uint64_t split[][2] = {{0, 3}, {5, 10}, {20, 30}, {40, 50}};
+    assert_ext(&e, split, 4);
+    /* across extents: the ends are cut, the middle one vanishes */
+    ext_set(&e, base, 3);
+    assert_int_equal(fs_extents_remove(&e, 5, 45), 0);
+    const uint64_t cut[][2] = {{0, 5}, {45, 50}};
+    assert_ext(&e, cut, 2);
+    /* exactly one extent */
+    ext_set(&e, base, 3);
+    assert_int_equal(fs_extents_remove(&e, 20, 30), 0);
+    const uint64_t gone[][2] = {{0, 10}, {40, 50}};
+    assert_ext(&e, gone, 2);
+    /* a hole: nothing changes */
+    ext_set(&e, base, 3);
+    assert_int_equal(fs_extents_remove(&e, 10, 20), 0);
+    assert_ext(&e, base, 3);
+    /* past everything, and everything */
+    assert_int_equal(fs_extents_remove(&e, 60, 70), 0);
+    assert_ext(&e, base, 3);
+    assert_int_equal(fs_extents_remove(&e, 0, UINT64_MAX), 0);
+    assert_int_equal(e.count, 0);
+    /* a prefix and a suffix of one extent */
+    ext_set(&e, base, 3);
+    assert_int_equal(fs_extents_remove(&e, 0, 2), 0);
+    assert_int_equal(fs_extents_remove(&e, 48, 100), 0);
+    const uint64_t ends[][2] = {{2, 10}, {20, 30}, {40, 48}};
+    assert_ext(&e, ends, 3);
+    assert_int_equal(fs_extents_total(&e, UINT64_MAX), 8 + 10 + 8);
+    fs_extents_free(&e);
+}
+
+static void test_fs_chunk_punch_plan_cases(void **state)
+{
+    (void)state;
+    uint64_t a, b;
+    const uint32_t cs = 1024;
+    /* aligned: exactly the chunks of the range */
+    fs_chunk_punch_plan(1024, 4096, 100000, cs, &a, &b);
+    assert_int_equal(a, 1);
+    assert_int_equal(b, 5);
+    /* unaligned edges are not whole */
+    fs_chunk_punch_plan(1000, 3100, 100000, cs, &a, &b);
+    assert_int_equal(a, 1);
+    assert_int_equal(b, 4);
+    /* inside one chunk: none whole */
+    fs_chunk_punch_plan(10, 100, 100000, cs, &a, &b);
+    assert_int_equal(a, b);
+    /* the last, short chunk is whole when the range reaches the end of the file */
+    fs_chunk_punch_plan(2048, 1 << 20, 2500, cs, &a, &b);
+    assert_int_equal(a, 2);
+    assert_int_equal(b, 3);
+    fs_chunk_punch_plan(0, 2500, 2500, cs, &a, &b);
+    assert_int_equal(a, 0);
+    assert_int_equal(b, 3);
+    /* ... but not when it stops short of it */
+    fs_chunk_punch_plan(2048, 400, 2500, cs, &a, &b);
+    assert_int_equal(a, b);
+    /* past the end, empty, and a length that would wrap */
+    fs_chunk_punch_plan(5000, 10, 2500, cs, &a, &b);
+    assert_int_equal(a, b);
+    fs_chunk_punch_plan(0, 0, 2500, cs, &a, &b);
+    assert_int_equal(a, b);
+    fs_chunk_punch_plan(1024, UINT64_MAX, 1ull << 40, cs, &a, &b);
+    assert_int_equal(a, 1);
+    assert_int_equal(b, (1ull << 40) / cs);
+}
+
+static void test_fs_chunk_seek_cases(void **state)
+{
+    (void)state;
+    const uint32_t cs = 1024;
+    fs_extents_t e = {0};
+    /* data in chunks [2, 4) and [6, 7) and a reservation at [20, 30); size 7.5 chunks */
+    const uint64_t v[][2] = {{2, 4}, {6, 7}, {20, 30}};
+    ext_set(&e, v, 3);
+    uint64_t size = 7 * cs + 512, out;
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 0, true, &out), 0);
+    assert_int_equal(out, 2 * cs);
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 0, false, &out), 0);
+    assert_int_equal(out, 0);
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 2 * cs + 7, true, &out), 0);
+    assert_int_equal(out, 2 * cs + 7);
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 2 * cs + 7, false, &out), 0);
+    assert_int_equal(out, 4 * cs);
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 4 * cs, true, &out), 0);
+    assert_int_equal(out, 6 * cs);
+    /* the chunk at 7 holds no data: from there only the end is left */
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 7 * cs, true, &out), -ENXIO);
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 7 * cs, false, &out), 0);
+    assert_int_equal(out, 7 * cs);
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 6 * cs + 1, false, &out), 0);
+    assert_int_equal(out, 6 * cs + 1024);
+    /* at and past the end */
+    assert_int_equal(fs_chunk_seek(&e, size, cs, size, true, &out), -ENXIO);
+    assert_int_equal(fs_chunk_seek(&e, size, cs, size, false, &out), -ENXIO);
+    /* a listed chunk at the end: its hole is the end of the file, not the chunk's end */
+    const uint64_t w[][2] = {{0, 8}};
+    ext_set(&e, w, 1);
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 100, false, &out), 0);
+    assert_int_equal(out, size);
+    /* a reservation past the end is no data */
+    const uint64_t r[][2] = {{9, 12}};
+    ext_set(&e, r, 1);
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 0, true, &out), -ENXIO);
+    /* the empty set: all hole */
+    fs_extents_free(&e);
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 5, true, &out), -ENXIO);
+    assert_int_equal(fs_chunk_seek(&e, size, cs, 5, false, &out), 0);
+    assert_int_equal(out, 5);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2561,6 +2698,9 @@ int main(void)
         cmocka_unit_test(test_fs_chunk_truncate_grow_or_same),
         cmocka_unit_test(test_fs_chunk_truncate_beyond_4g),
         cmocka_unit_test(test_fs_chunk_truncate_matches_valid_len),
+        cmocka_unit_test(test_fs_extents_remove_cases),
+        cmocka_unit_test(test_fs_chunk_punch_plan_cases),
+        cmocka_unit_test(test_fs_chunk_seek_cases),
     };
     return cmocka_run_group_tests_name("fs_layout", tests, NULL, NULL);
 }

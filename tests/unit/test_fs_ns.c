@@ -370,7 +370,7 @@ static void call_fiber(void *arg)
 {
     call_t *c = arg;
     fs_node_t *n = NULL;
-    fs_ns_cred_t cred = {1000, 1000};
+    fs_ns_cred_t cred = {1000, 1000, 0};
     switch (c->kind) {
     case C_MAKE:
         c->rc = fs_ns_make(&fs, c->dir, c->name, strlen(c->name), c->mode, 0,
