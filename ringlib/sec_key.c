@@ -317,8 +317,12 @@ int sec_keylist_parse(const char *text, size_t text_len, sec_keylist_t **out, un
         while (end < text_len && text[end] != '\n')
             end++;
         size_t a = pos, b = end;
+        /*
+         * '#' is also a Z85 digit, so it starts a comment only at the start
+         * of a line or after a blank: a key never contains a blank.
+         */
         for (size_t i = a; i < b; i++)
-            if (text[i] == '#') {
+            if (text[i] == '#' && (i == a || is_blank(text[i - 1]))) {
                 b = i;
                 break;
             }

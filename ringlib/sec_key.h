@@ -10,8 +10,10 @@
  *   FILE      the secret key, one line of Z85, mode 0600. A secret key file
  *             that group or others may read or write is refused.
  *   FILE.pub  the public key, one line of Z85.
- *   lists     one Z85 public key per line; '#' starts a comment that runs
- *             to the end of the line; blank lines and surrounding blanks
+ *   lists     one Z85 public key per line; '#' at the start of a line or
+ *             after a blank starts a comment that runs to the end of the
+ *             line ('#' is also a Z85 digit, so "KEY#x" is a malformed key,
+ *             not a key and a comment); blank lines and surrounding blanks
  *             are ignored. Anything else is malformed (the whole list is
  *             refused, so a typo never silently drops a member).
  *

@@ -232,6 +232,14 @@ static void test_keylist_parse_comments_blanks(void **state)
     sec_keylist_destroy(&list);
     assert_null(list);
     sec_keylist_destroy(&list);
+
+    /* '#' inside a key is a Z85 digit, not a comment. */
+    const char *hashed = "#####0000000000000000000000000000000000\n";
+    assert_int_equal(sec_keylist_parse(hashed + 5, 36, &list, NULL), -EINVAL);
+    const char *inner = "0000#00000000000000000000000000000000000 # c\n";
+    assert_int_equal(sec_keylist_parse(inner, strlen(inner), &list, NULL), 0);
+    assert_int_equal(sec_keylist_count(list), 1);
+    sec_keylist_destroy(&list);
     assert_false(sec_keylist_contains(NULL, a.pub.b));
 
     /* Only comments: a valid, empty list. */
