@@ -639,6 +639,7 @@ static int cmd_replicas(ctl_t *ctl, const char *peer, const char *key)
     wire_msg_t *r = malloc(sizeof *r), req;
     if (!r)
         return 1;
+    size_t denied = 0;
     printf("{\"key\":");
     json_string(key);
     printf(",\"replicas\":[");
@@ -650,6 +651,8 @@ static int cmd_replicas(ctl_t *ctl, const char *peer, const char *key)
         req.key_bytes = (const uint8_t *)key;
         req.key_len = (uint16_t)strlen(key);
         rc = call(ctl, w.addrs[i], &req, r);
+        if (rc == -EACCES)
+            denied++;
         if (rc < 0) {
             printf(",\"version\":null,\"value_sha\":null,\"error\":");
             json_string(rc == -ETIMEDOUT ? "no answer" : strerror(-rc));
@@ -668,6 +671,12 @@ static int cmd_replicas(ctl_t *ctl, const char *peer, const char *key)
     }
     printf("]}\n");
     free(r);
+    if (denied) {
+        /* Reading replicas directly is a peer operation on a secured ring. */
+        fprintf(stderr, "dhtctl: replicas %s: access denied by %zu replica(s): needs a peer key\n",
+                key, denied);
+        return EXIT_UNAVAILABLE;
+    }
     return 0;
 }
 

@@ -8,7 +8,7 @@ set -euo pipefail
 build_pkgs=(build-essential cmake pkg-config libzmq3-dev libsodium-dev libcmocka-dev
     liblmdb-dev libfuse3-dev fuse3)
 test_pkgs=(jq clang libclang-rt-14-dev iproute2
-    fio attr git procps)
+    fio attr git procps strace)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then
