@@ -475,6 +475,11 @@ static int run(opts_t *o)
         for (int i = 0; i < FS_EMBEDDED_NODES; i++)
             o->peers[o->npeers++] = strdup(emb_peers[i]);
         a.emb = emb;
+        /* The embedded ring is secured; --key, if given, is an extra client's key. */
+        if (!o->has_key) {
+            o->key = *fs_embedded_client_key(emb);
+            o->has_key = true;
+        }
     }
 
     /* Big read buffers must not be mmap'd and unmapped on every request. */
