@@ -59,8 +59,8 @@ static void usage(FILE *f)
             "                     default $DHT_PEER; with neither, start a private ring of\n"
             "                     three kvnodes (data in /var/lib/dhtfs as root, else\n"
             "                     $XDG_DATA_HOME/dhtfs) and stop it on unmount\n"
-            "  --key FILE         secret key (dhtctl keygen) presented to a secured ring, whose\n"
-            "                     endpoints carry their key: tcp://HOST:PORT#KEY\n"
+            "  --key FILE         secret key presented to a secured ring (default $DHT_KEY);\n"
+            "                     its endpoints carry their key: tcp://HOST:PORT#KEY\n"
             "  --volume NAME      volume to mount ([A-Za-z0-9._-], at most 64 bytes)\n"
             "  -f                 stay in the foreground\n"
             "  -d                 foreground with debug logging\n"
@@ -581,6 +581,11 @@ int main(int argc, char **argv)
         const char *env = getenv("DHT_PEER");
         if (env && *env && add_peers(&o, env) < 0)
             return bad("bad $DHT_PEER '%s'", env);
+    }
+    if (!o.key_path) {
+        const char *env = getenv("DHT_KEY");
+        if (env && *env)
+            o.key_path = strdup(env);
     }
     if (o.key_path) {
         /* Checked before daemonizing, so that the error reaches the terminal. */
