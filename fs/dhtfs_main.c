@@ -582,7 +582,8 @@ int main(int argc, char **argv)
         if (env && *env && add_peers(&o, env) < 0)
             return bad("bad $DHT_PEER '%s'", env);
     }
-    if (!o.key_path) {
+    if (!o.key_path && o.npeers > 0) {
+        /* Not for the embedded ring, which has its own key. */
         const char *env = getenv("DHT_KEY");
         if (env && *env)
             o.key_path = strdup(env);
