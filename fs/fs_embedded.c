@@ -856,8 +856,11 @@ static int ensure_keys(fs_embedded_t *e)
     char z[SEC_Z85_LEN + 1];
     sec_z85_encode(node.pub.b, z);
     sodium_memzero(&node, sizeof node);
-    for (unsigned i = 0; i < FS_EMBEDDED_NODES; i++)
-        snprintf(e->addr[i], sizeof e->addr[i], "%s#%s", e->ep[i], z);
+    for (unsigned i = 0; i < FS_EMBEDDED_NODES; i++) {
+        int n = snprintf(e->addr[i], sizeof e->addr[i], "%s#%s", e->ep[i], z);
+        if (n < 0 || (size_t)n >= sizeof e->addr[i])
+            return -ENAMETOOLONG; /* cannot happen: ep is tcp://127.0.0.1:PORT */
+    }
     return 0;
 }
 
