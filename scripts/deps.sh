@@ -2,7 +2,8 @@
 # deps.sh [build|test] — install the Debian 12 packages dhtfs needs, only
 # those missing. "build" is enough to compile and run; "test" adds the tools
 # the test suite uses (jq, clang's libFuzzer and sanitizer runtimes; fio,
-# attr, git and procps for the mount tests).
+# attr, git and procps for the mount tests; strace for sec_ring's capture of
+# the bytes on the wire).
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libzmq3-dev libsodium-dev libcmocka-dev
