@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <sodium.h>
 #include <limits.h>
 #include <malloc.h>
 #include <signal.h>
@@ -36,7 +37,10 @@ typedef struct {
     size_t npeers;
     const char *volume;
     const char *mountpoint;
+    char *key_path; /* --key / -o key=: secret key presented to a secured ring */
     bool foreground;
+    bool has_key;
+    sec_keypair_t key;
     unsigned cache_mb, chunk_kb, timeout_ms, dirty_mb, readahead_kb;
     double attr_timeout;
     log_level_t log_level;
@@ -47,13 +51,16 @@ typedef struct {
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: dhtfs [--peer EP[,EP...]] [--volume NAME] [-f] [-o OPTIONS] MOUNTPOINT\n"
+            "usage: dhtfs [--peer EP[,EP...]] [--key FILE] [--volume NAME] [-f] [-o OPTIONS] "
+            "MOUNTPOINT\n"
             "\n"
             "Mount volume NAME (default \"default\") of the dhtfs ring at MOUNTPOINT.\n"
             "  --peer EP[,EP...]  ring nodes to start from (tcp://HOST:PORT or HOST:PORT);\n"
             "                     default $DHT_PEER; with neither, start a private ring of\n"
             "                     three kvnodes (data in /var/lib/dhtfs as root, else\n"
             "                     $XDG_DATA_HOME/dhtfs) and stop it on unmount\n"
+            "  --key FILE         secret key presented to a secured ring (default $DHT_KEY);\n"
+            "                     its endpoints carry their key: tcp://HOST:PORT#KEY\n"
             "  --volume NAME      volume to mount ([A-Za-z0-9._-], at most 64 bytes)\n"
             "  -f                 stay in the foreground\n"
             "  -d                 foreground with debug logging\n"
@@ -64,7 +71,7 @@ static void usage(FILE *f)
             "       chunk_kb=N      chunk size of a NEW volume (default 64)\n"
             "       timeout_ms=N    per-request timeout to the ring (default %d)\n"
             "       attr_timeout=S  seconds the kernel may cache names and attributes (default 1)\n"
-            "       volume=NAME, peer=EP  as the flags\n"
+            "       volume=NAME, peer=EP, key=FILE  as the flags\n"
             "     anything else is passed to FUSE (e.g. ro, allow_other, default_permissions)\n",
             DEFAULT_CACHE_MB, DEFAULT_TIMEOUT_MS);
 }
@@ -162,6 +169,9 @@ static int parse_o(opts_t *o, const char *list)
         } else if (IS("peer")) {
             if (add_peers(o, val) < 0)
                 rc = bad("bad peer list '%s'", val);
+        } else if (IS("key")) {
+            free(o->key_path);
+            o->key_path = strdup(val);
         } else if (IS("log_level")) {
             if (log_parse_level(val, &o->log_level) < 0)
                 rc = bad("log_level must be error, warn, info or debug, got '%s'", val);
@@ -176,9 +186,10 @@ static int parse_o(opts_t *o, const char *list)
 
 static int parse_args(int argc, char **argv, opts_t *o)
 {
-    enum { O_PEER = 256, O_VOLUME, O_HELP };
+    enum { O_PEER = 256, O_VOLUME, O_HELP, O_KEY };
     static const struct option longs[] = {
         {"peer", required_argument, NULL, O_PEER},
+        {"key", required_argument, NULL, O_KEY},
         {"volume", required_argument, NULL, O_VOLUME},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
@@ -193,6 +204,10 @@ static int parse_args(int argc, char **argv, opts_t *o)
             break;
         case O_VOLUME:
             o->volume = optarg;
+            break;
+        case O_KEY:
+            free(o->key_path);
+            o->key_path = strdup(optarg);
             break;
         case 'f':
             o->foreground = true;
@@ -325,7 +340,10 @@ static void start_fiber(void *arg)
     int rc = fs_volume_open(&a->fs, a->opts->chunk_kb * 1024u);
     if (rc < 0) {
         fprintf(stderr, "dhtfs: cannot open volume '%s' on the ring: %s\n", a->opts->volume,
-                rc == -EIO ? "no answer (is the ring up?)" : strerror(-rc));
+                rc == -EIO      ? "no answer (is the ring up?)"
+                : rc == -EACCES ? "Permission denied (EACCES): the ring refused this client's key "
+                                  "(see --key)"
+                                : strerror(-rc));
     } else if ((rc = mount_fuse(a)) == 0) {
         a->fs.readahead_chunks = a->opts->readahead_kb * 1024u / a->fs.chunk_size;
         log_info("fs", "mounted volume %s on %s (chunk %u KiB)", a->opts->volume,
@@ -457,6 +475,11 @@ static int run(opts_t *o)
         for (int i = 0; i < FS_EMBEDDED_NODES; i++)
             o->peers[o->npeers++] = strdup(emb_peers[i]);
         a.emb = emb;
+        /* The embedded ring is secured; --key, if given, is an extra client's key. */
+        if (!o->has_key) {
+            o->key = *fs_embedded_client_key(emb);
+            o->has_key = true;
+        }
     }
 
     /* Big read buffers must not be mmap'd and unmapped on every request. */
@@ -482,6 +505,8 @@ static int run(opts_t *o)
     fs->peers = o->peers;
     fs->npeers = o->npeers;
     fs->timeout_ms = o->timeout_ms;
+    if (rpc && o->has_key)
+        rpc_set_key(rpc, &o->key);
     if (rpc)
         fs->kvc = kvc_new(rpc, fs->loop, (const char *const *)o->peers, o->npeers, o->timeout_ms);
     if (!fs->kvc || !fs->nodes || !fs->dirty || !fs->fetching || !fs->chunks || !fs->buckets ||
@@ -557,7 +582,27 @@ int main(int argc, char **argv)
         if (env && *env && add_peers(&o, env) < 0)
             return bad("bad $DHT_PEER '%s'", env);
     }
+    if (!o.key_path && o.npeers > 0) {
+        /* Not for the embedded ring, which has its own key. */
+        const char *env = getenv("DHT_KEY");
+        if (env && *env)
+            o.key_path = strdup(env);
+    }
+    if (o.key_path) {
+        /* Checked before daemonizing, so that the error reaches the terminal. */
+        rc = sec_keypair_load(o.key_path, &o.key);
+        if (rc == -EPERM)
+            return bad("--key %s: group or others may access this secret key; run chmod 600 %s",
+                       o.key_path, o.key_path);
+        if (rc == -EINVAL)
+            return bad("--key %s: not a key file (one line of 40 Z85 characters)", o.key_path);
+        if (rc < 0)
+            return bad("--key %s: %s", o.key_path, strerror(-rc));
+        o.has_key = true;
+    }
     rc = run(&o);
+    sodium_memzero(&o.key, sizeof o.key);
+    free(o.key_path);
     for (size_t i = 0; i < o.npeers; i++)
         free(o.peers[i]);
     free(o.fuse_opts);

@@ -15,6 +15,14 @@
  *   nodeI.log     node I's stdout and stderr, appended to.
  *   nodeI.pid     node I's pid while it runs; lets the next start stop a
  *                 node orphaned by a dhtfs that died without cleaning up.
+ *   keys/         (mode 0700) the ring is secured with CURVE, so other local
+ *                 users cannot reach it: node.key (+ .pub), the key all three
+ *                 nodes share; client.key (+ .pub), the one dhtfs presents;
+ *                 peers.list and clients.list, the nodes' allow-lists. Made on
+ *                 the first start (also of a ring made before keys existed:
+ *                 ids come from ring.conf, so the data stays where it is);
+ *                 an operator may add keys to clients.list (then SIGHUP the
+ *                 nodes, or remount).
  *
  * ring.conf is line-oriented text, written atomically (temp file + rename):
  *   # comment lines and blank lines are ignored
@@ -53,6 +61,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -88,8 +97,11 @@ struct fs_embedded {
     int lock_fd;
     unsigned port[FS_EMBEDDED_NODES];
     uint64_t id[FS_EMBEDDED_NODES];
-    char ep[FS_EMBEDDED_NODES][FS_EMBEDDED_EP_MAX];
-    pid_t pid[FS_EMBEDDED_NODES]; /* 0: not running */
+    char ep[FS_EMBEDDED_NODES][FS_EMBEDDED_EP_MAX];   /* what node i listens on */
+    char addr[FS_EMBEDDED_NODES][FS_EMBEDDED_EP_MAX]; /* ep[i]#NODEKEY: how it is reached */
+    pid_t pid[FS_EMBEDDED_NODES];                     /* 0: not running */
+    sec_keypair_t client;
+    char node_key[PATH_MAX], peer_list[PATH_MAX], client_list[PATH_MAX];
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -785,16 +797,90 @@ static int open_log(const fs_embedded_t *e, unsigned i)
     return fd;
 }
 
+/* Load key path into kp, first making it (and path.pub) if missing. 0 or -errno. */
+static int own_key(const char *path, sec_keypair_t *kp)
+{
+    int rc = sec_keypair_load(path, kp);
+    if (rc == -ENOENT) {
+        if ((rc = sec_keypair_generate(kp)) == 0 && (rc = sec_keypair_save(path, kp)) == 0)
+            rc = sec_keypair_load(path, kp);
+    }
+    if (rc < 0)
+        fprintf(stderr, "dhtfs: embedded ring key %s: %s\n", path,
+                rc == -EPERM ? "group or others may access it (chmod 600 it)" : strerror(-rc));
+    return rc;
+}
+
+/* A list file holding one key, written only if missing. 0 or -errno. */
+static int own_list(const char *path, const sec_keypair_t *kp, const char *who)
+{
+    if (access(path, F_OK) == 0)
+        return 0;
+    char z[SEC_Z85_LEN + 1], text[256];
+    sec_z85_encode(kp->pub.b, z);
+    snprintf(text, sizeof text,
+             "# %s of this embedded dhtfs ring (one Z85 public key a line)\n%s\n", who, z);
+    int rc = write_atomic(path, text);
+    if (rc < 0)
+        fprintf(stderr, "dhtfs: cannot write %s: %s\n", path, strerror(-rc));
+    return rc;
+}
+
+/*
+ * The ring's keys under DATA_DIR/keys, made on first use; fills e->client
+ * and e->addr. 0 or -errno (message printed).
+ */
+static int ensure_keys(fs_embedded_t *e)
+{
+    char dir[PATH_MAX], client_key[PATH_MAX];
+    int rc;
+    if ((rc = fmt_path(dir, sizeof dir, "%s/keys", e->dir)) < 0 ||
+        (rc = fmt_path(e->node_key, sizeof e->node_key, "%s/node.key", dir)) < 0 ||
+        (rc = fmt_path(client_key, sizeof client_key, "%s/client.key", dir)) < 0 ||
+        (rc = fmt_path(e->peer_list, sizeof e->peer_list, "%s/peers.list", dir)) < 0 ||
+        (rc = fmt_path(e->client_list, sizeof e->client_list, "%s/clients.list", dir)) < 0) {
+        fprintf(stderr, "dhtfs: data directory path too long: %s\n", e->dir);
+        return rc;
+    }
+    if ((rc = mkdir_p(dir, 0700)) < 0) {
+        fprintf(stderr, "dhtfs: cannot create %s: %s\n", dir, strerror(-rc));
+        return rc;
+    }
+    sec_keypair_t node;
+    if ((rc = own_key(e->node_key, &node)) < 0 || (rc = own_key(client_key, &e->client)) < 0 ||
+        (rc = own_list(e->peer_list, &node, "peers")) < 0 ||
+        (rc = own_list(e->client_list, &e->client, "clients")) < 0) {
+        sodium_memzero(&node, sizeof node);
+        return rc;
+    }
+    char z[SEC_Z85_LEN + 1];
+    sec_z85_encode(node.pub.b, z);
+    sodium_memzero(&node, sizeof node);
+    for (unsigned i = 0; i < FS_EMBEDDED_NODES; i++) {
+        int n = snprintf(e->addr[i], sizeof e->addr[i], "%s#%s", e->ep[i], z);
+        if (n < 0 || (size_t)n >= sizeof e->addr[i])
+            return -ENAMETOOLONG; /* cannot happen: ep is tcp://127.0.0.1:PORT */
+    }
+    return 0;
+}
+
+const sec_keypair_t *fs_embedded_client_key(const fs_embedded_t *e)
+{
+    return &e->client;
+}
+
 static int start_node(fs_embedded_t *e, unsigned i)
 {
     char nodedir[PATH_MAX], idarg[32];
     if (node_path(e, i, "", nodedir, sizeof nodedir) < 0)
         return -ENAMETOOLONG;
     snprintf(idarg, sizeof idarg, "0x%016" PRIx64, e->id[i]);
-    char *argv[] = {e->kvnode, "--listen", e->ep[i], "--data", nodedir,
-                    "--id",    idarg,      "--join", e->ep[0], NULL};
+    char *argv[] = {e->kvnode,      "--listen",    e->ep[i],     "--data",
+                    nodedir,        "--id",        idarg,        "--key",
+                    e->node_key,    "--peer-keys", e->peer_list, "--client-keys",
+                    e->client_list, "--join",      e->addr[0],   NULL};
     if (i == 0)
-        argv[7] = NULL;
+        argv[13] = NULL;
     int logfd = open_log(e, i);
     if (logfd < 0)
         return logfd;
@@ -869,11 +955,13 @@ static void on_count_limit(loop_t *loop, void *arg)
  * Runs a private ZeroMQ context and loop to completion and terminates them
  * again, so nothing of ZeroMQ is left for the caller's fork() to inherit.
  */
-static int ring_count(const char *ep)
+static int ring_count(const fs_embedded_t *e, const char *ep)
 {
     void *zctx = zmq_ctx_new();
     loop_t *loop = zctx ? loop_new() : NULL;
     rpc_t *rpc = loop ? rpc_new(zctx, loop) : NULL;
+    if (rpc)
+        rpc_set_key(rpc, &e->client);
     kvc_t *kvc = rpc ? kvc_new(rpc, loop, &ep, 1, WALK_TIMEOUT_MS) : NULL;
     count_t ct = {.loop = loop, .rc = -ENOMEM};
     if (kvc && kvc_ring_stats(kvc, on_ring_stats, &ct) == 0 &&
@@ -904,13 +992,13 @@ static int wait_ring(fs_embedded_t *e, unsigned i, int64_t deadline)
             return rc;
         bool all = true;
         if (i < FS_EMBEDDED_NODES) {
-            all = ring_count(e->ep[0]) >= (int)i + 1;
+            all = ring_count(e, e->addr[0]) >= (int)i + 1;
         } else {
             for (unsigned j = 0; j < FS_EMBEDDED_NODES; j++) {
                 /* Only our nodes can be in this ring (private ports), so a
                  * walk that counts three from each node saw all of them. */
                 if (!done[j])
-                    done[j] = ring_count(e->ep[j]) == FS_EMBEDDED_NODES;
+                    done[j] = ring_count(e, e->addr[j]) == FS_EMBEDDED_NODES;
                 all = all && done[j];
             }
         }
@@ -971,6 +1059,7 @@ static void embedded_free(fs_embedded_t *e)
 {
     if (e->lock_fd >= 0)
         close(e->lock_fd); /* releases the flock */
+    sodium_memzero(&e->client, sizeof e->client);
     free(e);
 }
 
@@ -1060,6 +1149,8 @@ int fs_embedded_start(const char *data_dir, fs_embedded_t **out,
             goto fail;
         }
     }
+    if ((rc = ensure_keys(e)) < 0)
+        goto fail;
 
     /* Node 0 first, alone; each next one joins through it once it is in. */
     int64_t deadline = now_ms() + START_LIMIT_MS;
@@ -1081,7 +1172,7 @@ int fs_embedded_start(const char *data_dir, fs_embedded_t **out,
         goto fail;
     }
     for (unsigned i = 0; i < FS_EMBEDDED_NODES; i++)
-        snprintf(peers[i], FS_EMBEDDED_EP_MAX, "%s", e->ep[i]);
+        snprintf(peers[i], FS_EMBEDDED_EP_MAX, "%s", e->addr[i]);
     *out = e;
     return 0;
 

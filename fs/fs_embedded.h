@@ -11,8 +11,10 @@
 
 #include <stddef.h>
 
+#include "sec_key.h"
+
 #define FS_EMBEDDED_NODES 3
-#define FS_EMBEDDED_EP_MAX 64
+#define FS_EMBEDDED_EP_MAX 128 /* ENDPOINT_MAX: room for "#KEY" */
 
 typedef struct fs_embedded fs_embedded_t;
 
@@ -31,6 +33,12 @@ int fs_embedded_default_dir(char *buf, size_t cap);
  */
 int fs_embedded_start(const char *data_dir, fs_embedded_t **out,
                       char peers[FS_EMBEDDED_NODES][FS_EMBEDDED_EP_MAX]);
+
+/*
+ * The embedded ring is secured (CURVE): the key a client of it presents
+ * (DATA_DIR/keys/client.key). Borrowed; valid until fs_embedded_stop.
+ */
+const sec_keypair_t *fs_embedded_client_key(const fs_embedded_t *e);
 
 /*
  * Record in the lock file that this dhtfs is mounted on mountpoint (an

@@ -144,6 +144,7 @@ int fs_store_errno(int rc)
     case -EFBIG:
     case -ENOMEM:
     case -EINVAL:
+    case -EACCES: /* a secured ring refused (or revoked) this client's key */
         return rc;
     default:
         /* No quorum, no answer in time, cancelled, a garbled reply: the data is unreachable. */

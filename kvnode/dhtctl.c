@@ -7,10 +7,12 @@
  * contract (BRIEF.md section 5): 0 success, 1 not found, 2 usage error,
  * 3 unavailable.
  */
+#include "endpoint.h"
 #include "kvclient.h"
 #include "log.h"
 #include "loop.h"
 #include "rpc.h"
+#include "sec_key.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -49,7 +51,7 @@ typedef struct {
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: dhtctl [--peer EP] [--timeout-ms MS] COMMAND [--json]\n"
+    fprintf(f, "usage: dhtctl [--peer EP] [--key FILE] [--timeout-ms MS] COMMAND [--json]\n"
                "commands:\n"
                "  ring [--json]                         every node in ring order\n"
                "  fingers [--json]                      the peer's finger table\n"
@@ -59,7 +61,12 @@ static void usage(FILE *f)
                "  del KEY [--if-version V]\n"
                "  status [--json]                       nodes, keys, under-replicated keys\n"
                "  replicas KEY --json                   what each replica holds, no repair\n"
-               "--peer defaults to $DHT_PEER, then tcp://127.0.0.1:7000.\n"
+               "  keygen FILE                           new CURVE key: FILE (secret, 0600), "
+               "FILE.pub\n"
+               "--peer defaults to $DHT_PEER, then tcp://127.0.0.1:7000. A secured node's\n"
+               "endpoint carries its public key: tcp://HOST:PORT#KEY (see OPERATIONS.md).\n"
+               "--key FILE: the secret key this client presents to a secured ring\n"
+               "(default $DHT_KEY).\n"
                "exit status: 0 ok, 1 not found (or condition failed), 2 usage error,\n"
                "             3 unavailable (no quorum, no answer in time, disk full)\n");
 }
@@ -103,6 +110,8 @@ static int report_failure(const char *what, const char *addr, int rc, const wire
 {
     if (rc == -ETIMEDOUT)
         fprintf(stderr, "dhtctl: %s: no answer from %s within the timeout\n", what, addr);
+    else if (rc == -EACCES && !(reply && reply->type == WIRE_ERROR && reply->err_msg[0]))
+        fprintf(stderr, "dhtctl: %s: %s refused this client's key (access denied)\n", what, addr);
     else if (reply && reply->type == WIRE_ERROR && reply->err_msg[0])
         fprintf(stderr, "dhtctl: %s: %s answered: %s\n", what, addr, reply->err_msg);
     else
@@ -418,6 +427,9 @@ static int kv_exit(const char *what, const char *key, int rc, const char *messag
     case -EFBIG:
         fprintf(stderr, "dhtctl: %s %s: refused: %s\n", what, key, why);
         return EXIT_USAGE;
+    case -EACCES:
+        fprintf(stderr, "dhtctl: %s %s: access denied: %s\n", what, key, why);
+        return EXIT_UNAVAILABLE;
     default:
         fprintf(stderr, "dhtctl: %s %s: unavailable: %s\n", what, key, why);
         return EXIT_UNAVAILABLE;
@@ -535,10 +547,15 @@ static int cmd_status(ctl_t *ctl, const char *peer)
         goto out;
     }
     ring_id_t first = info->node.id;
-    uint64_t nodes = 0, keys = 0, under = 0, stored = 0, bytes = 0, silent = 0;
+    uint64_t nodes = 0, keys = 0, under = 0, stored = 0, bytes = 0, silent = 0, open_nodes = 0;
     char addr[ENDPOINT_MAX];
     snprintf(addr, sizeof addr, "%s", info->node.addr);
     for (unsigned guard = 0; guard < RING_WALK_MAX; guard++) {
+        /* A secured node is known by an address that carries its key. */
+        char base[ENDPOINT_MAX];
+        uint8_t key[SEC_KEY_BYTES];
+        if (endpoint_split_key(addr, base, key) != 1)
+            open_nodes++;
         wire_init(&req, WIRE_STATS, 0);
         if (call(ctl, addr, &req, st) == 0) {
             keys += st->primary_keys;
@@ -565,13 +582,16 @@ static int cmd_status(ctl_t *ctl, const char *peer)
     }
     if (ctl->json)
         printf("{\"nodes\":%llu,\"keys\":%llu,\"under_replicated\":%llu,\"stored\":%llu,"
-               "\"bytes\":%llu,\"silent\":%llu}\n",
+               "\"bytes\":%llu,\"silent\":%llu,\"secured\":%s,\"unsecured_nodes\":%llu}\n",
                (unsigned long long)nodes, (unsigned long long)keys, (unsigned long long)under,
-               (unsigned long long)stored, (unsigned long long)bytes, (unsigned long long)silent);
+               (unsigned long long)stored, (unsigned long long)bytes, (unsigned long long)silent,
+               open_nodes == 0 ? "true" : "false", (unsigned long long)open_nodes);
     else
-        printf("nodes %llu  keys %llu  under-replicated %llu  stored copies %llu  bytes %llu%s\n",
+        printf("nodes %llu  keys %llu  under-replicated %llu  stored copies %llu  bytes %llu  "
+               "%s%s\n",
                (unsigned long long)nodes, (unsigned long long)keys, (unsigned long long)under,
                (unsigned long long)stored, (unsigned long long)bytes,
+               open_nodes == 0 ? "secured (CURVE)" : "NOT secured",
                silent ? "  (some nodes did not answer)" : "");
     rc = 0;
 out:
@@ -619,6 +639,7 @@ static int cmd_replicas(ctl_t *ctl, const char *peer, const char *key)
     wire_msg_t *r = malloc(sizeof *r), req;
     if (!r)
         return 1;
+    size_t denied = 0;
     printf("{\"key\":");
     json_string(key);
     printf(",\"replicas\":[");
@@ -630,6 +651,8 @@ static int cmd_replicas(ctl_t *ctl, const char *peer, const char *key)
         req.key_bytes = (const uint8_t *)key;
         req.key_len = (uint16_t)strlen(key);
         rc = call(ctl, w.addrs[i], &req, r);
+        if (rc == -EACCES)
+            denied++;
         if (rc < 0) {
             printf(",\"version\":null,\"value_sha\":null,\"error\":");
             json_string(rc == -ETIMEDOUT ? "no answer" : strerror(-rc));
@@ -648,7 +671,55 @@ static int cmd_replicas(ctl_t *ctl, const char *peer, const char *key)
     }
     printf("]}\n");
     free(r);
+    if (denied) {
+        /* Reading replicas directly is a peer operation on a secured ring. */
+        fprintf(stderr, "dhtctl: replicas %s: access denied by %zu replica(s): needs a peer key\n",
+                key, denied);
+        return EXIT_UNAVAILABLE;
+    }
     return 0;
+}
+
+/* Write a new key pair: FILE (secret, 0600) and FILE.pub; print the public key. */
+static int cmd_keygen(const char *path)
+{
+    sec_keypair_t kp;
+    int rc = sec_keypair_generate(&kp);
+    if (rc == 0)
+        rc = sec_keypair_save(path, &kp);
+    if (rc == -EEXIST) {
+        fprintf(stderr, "dhtctl: keygen: %s or %s.pub already exists; not overwriting a key\n",
+                path, path);
+        return EXIT_USAGE;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "dhtctl: keygen: cannot write %s: %s\n", path, strerror(-rc));
+        return 1;
+    }
+    char z[SEC_Z85_LEN + 1], fp[SEC_FP_SIZE];
+    sec_z85_encode(kp.pub.b, z);
+    sec_fingerprint(&kp.pub, fp);
+    sodium_memzero(&kp, sizeof kp);
+    printf("%s\n", z);
+    fprintf(stderr, "dhtctl: wrote %s (secret, mode 0600) and %s.pub (fingerprint %s)\n", path,
+            path, fp);
+    return 0;
+}
+
+/* Explain why a key file was refused; the exit status for it. */
+static int key_error(const char *what, const char *path, int rc)
+{
+    if (rc == -EPERM)
+        fprintf(stderr,
+                "dhtctl: %s %s: group or others may access this secret key; "
+                "run chmod 600 %s\n",
+                what, path, path);
+    else if (rc == -EINVAL)
+        fprintf(stderr, "dhtctl: %s %s: not a key file (one line of 40 Z85 characters)\n", what,
+                path);
+    else
+        fprintf(stderr, "dhtctl: %s %s: %s\n", what, path, strerror(-rc));
+    return EXIT_USAGE;
 }
 
 /* ---------------------------------------------------------------- main */
@@ -660,10 +731,14 @@ int main(int argc, char **argv)
         peer_arg = "tcp://127.0.0.1:7000";
     ctl_t ctl = {.timeout_ms = 3000};
     bool iterative = false, recursive = false;
-    enum { O_PEER = 256, O_JSON, O_ITER, O_REC, O_TIMEOUT, O_HELP, O_ABSENT, O_IFVER };
+    const char *key_path = getenv("DHT_KEY");
+    if (key_path && !*key_path)
+        key_path = NULL;
+    enum { O_PEER = 256, O_JSON, O_ITER, O_REC, O_TIMEOUT, O_HELP, O_ABSENT, O_IFVER, O_KEY };
     /* Options may follow the command; a value starting with '-' goes after "--". */
     static const struct option opts[] = {
         {"peer", required_argument, NULL, O_PEER},
+        {"key", required_argument, NULL, O_KEY},
         {"json", no_argument, NULL, O_JSON},
         {"iterative", no_argument, NULL, O_ITER},
         {"recursive", no_argument, NULL, O_REC},
@@ -679,6 +754,9 @@ int main(int argc, char **argv)
         switch (c) {
         case O_PEER:
             peer_arg = optarg;
+            break;
+        case O_KEY:
+            key_path = optarg;
             break;
         case O_JSON:
             ctl.json = true;
@@ -721,10 +799,30 @@ int main(int argc, char **argv)
     const char *cmd = argv[optind];
     int nargs = argc - optind - 1;
     char **args = argv + optind + 1;
+    if (strcmp(cmd, "keygen") == 0) {
+        if (nargs != 1)
+            return usage_error("keygen takes one FILE");
+        if (sodium_init() < 0)
+            return 1;
+        return cmd_keygen(args[0]);
+    }
+    sec_keypair_t key;
+    if (key_path) {
+        int krc = sec_keypair_load(key_path, &key);
+        if (krc < 0)
+            return key_error("--key", key_path, krc);
+    }
     char peer[ENDPOINT_MAX];
     const char *why = NULL;
     if (endpoint_normalize(peer_arg, peer, sizeof peer, &why) < 0) {
         fprintf(stderr, "dhtctl: bad peer endpoint '%s': %s\n", peer_arg, why);
+        return EXIT_USAGE;
+    }
+    char peer_base[ENDPOINT_MAX];
+    uint8_t peer_key[SEC_KEY_BYTES];
+    if (key_path && endpoint_split_key(peer, peer_base, peer_key) != 1) {
+        fprintf(stderr, "dhtctl: --key needs a secured node's endpoint with its public key: "
+                        "--peer tcp://HOST:PORT#KEY (the node's key file .pub; kvnode logs it)\n");
         return EXIT_USAGE;
     }
     static const struct {
@@ -756,6 +854,10 @@ int main(int argc, char **argv)
     if (!ctl.zctx || !ctl.rpc) {
         fprintf(stderr, "dhtctl: cannot initialise\n");
         return 1;
+    }
+    if (key_path) {
+        rpc_set_key(ctl.rpc, &key);
+        sodium_memzero(&key, sizeof key);
     }
     int rc;
     if (strcmp(cmd, "ring") == 0)

@@ -325,6 +325,11 @@ static void on_kv_reply(int rc, const wire_msg_t *r, void *arg)
         retry_at(op, op->target, r->err_msg[0] ? r->err_msg : "no quorum");
         return;
     }
+    if (rc == -EACCES) {
+        /* A secured ring refused our key: asking again or elsewhere cannot help. */
+        complete(op, rc, r, r && r->err_msg[0] ? r->err_msg : "the ring refused this client's key");
+        return;
+    }
     if (!r || rc == -ESHUTDOWN) {
         /* No answer (or the node is leaving): forget it and look again. */
         if (!r)
@@ -376,6 +381,10 @@ static void on_find_reply(int rc, const wire_msg_t *r, void *arg)
     kvc_t *c = op->c;
     if (rc == -ECANCELED) {
         complete(op, rc, NULL, "client shut down");
+        return;
+    }
+    if (rc == -EACCES) {
+        complete(op, rc, r, r && r->err_msg[0] ? r->err_msg : "the ring refused this client's key");
         return;
     }
     if (rc < 0 || !r->done) {
@@ -441,12 +450,13 @@ static void on_info(int rc, const wire_msg_t *r, void *arg)
     c->info_in_flight = false;
     if (rc == -ECANCELED)
         return;
+    bool refused = rc == -EACCES;
     if (rc == 0 && ring_bits_valid(r->id_bits)) {
         c->m = r->id_bits;
         cache_add(c, &r->node);
         for (unsigned i = 0; i < r->nsucc; i++)
             cache_add(c, &r->succ[i]);
-    } else if (++c->info_failures < c->nseeds * 2) {
+    } else if (!refused && ++c->info_failures < c->nseeds * 2) {
         info_request(c);
         return;
     }
@@ -458,6 +468,8 @@ static void on_info(int rc, const wire_msg_t *r, void *arg)
             op->waiting_info = false;
             if (c->m)
                 dispatch(op);
+            else if (refused)
+                complete(op, -EACCES, NULL, "the ring refused this client's key");
             else
                 complete(op, -ETIMEDOUT, NULL, "no seed node answered");
         }
@@ -538,6 +550,11 @@ static void on_walk_reply(int rc, const wire_msg_t *r, void *arg)
     }
     if (rc == 0 && !r)
         rc = -EIO;
+    if (rc == -EACCES) {
+        w->active = false;
+        walk_deliver(c, rc, NULL);
+        return;
+    }
     if (w->visited == 0) { /* a seed's INFO */
         if (rc < 0 || r->node.addr[0] == '\0') {
             walk_first_info(c);

@@ -1,8 +1,14 @@
 /*
  * kvnode — the dhtfs peer daemon: parse the command line, then run one event
  * loop that serves the node's ROUTER socket, its outgoing requests, its
- * timers and a signalfd (SIGTERM/SIGINT = graceful leave).
+ * timers and a signalfd (SIGTERM/SIGINT = graceful leave, SIGHUP = re-read
+ * the key lists).
+ *
+ * Safe by default: without --key the node is unauthenticated and clear
+ * text, so it may listen only where nobody else can reach it (loopback or
+ * ipc://), unless the operator says --insecure.
  */
+#include "auth.h"
 #include "log.h"
 #include "loop.h"
 #include "node.h"
@@ -28,8 +34,14 @@ static void usage(FILE *f)
             "              [--log-level error|warn|info|debug] [--stabilize-ms MS] "
             "[--timeout-ms MS]\n"
             "              [--fail-after-ms MS] [--tombstone-grace-s S]\n"
-            "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH).\n"
-            "SIGTERM makes the node leave the ring gracefully and exit 0.\n");
+            "              [--key FILE [--peer-keys LIST] [--client-keys LIST]] [--insecure]\n"
+            "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH); a secured\n"
+            "node's endpoint ends in #KEY, its public key (--join tcp://HOST:PORT#KEY).\n"
+            "--key FILE: secret key (dhtctl keygen); CURVE on every connection, and only\n"
+            "keys in LIST files (one Z85 public key per line) get in. Without --key the\n"
+            "node listens only on loopback or ipc:// unless --insecure is given.\n"
+            "SIGTERM makes the node leave the ring gracefully and exit 0; SIGHUP re-reads\n"
+            "the key lists.\n");
 }
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -61,20 +73,56 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
     return 0;
 }
 
+typedef struct {
+    node_t *node;
+    auth_t *auth;
+} sig_ctx_t;
+
 static void on_signal(loop_t *loop, void *zsock, int fd, void *arg)
 {
     (void)loop;
     (void)zsock;
-    node_t *node = arg;
+    sig_ctx_t *sc = arg;
     struct signalfd_siginfo si;
-    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si)
-        node_leave(node);
+    while (read(fd, &si, sizeof si) == (ssize_t)sizeof si) {
+        if (si.ssi_signo != SIGHUP) {
+            node_leave(sc->node);
+            continue;
+        }
+        if (!sc->auth) {
+            log_info("auth", "SIGHUP: no key lists to re-read (node not secured)");
+            continue;
+        }
+        char err[512] = "";
+        if (auth_reload(sc->auth, err, sizeof err) < 0)
+            log_error("auth", "SIGHUP: %s; the previous lists stay in force", err);
+        else
+            log_info("auth", "SIGHUP: key lists re-read (%zu peer keys, %zu client keys)",
+                     auth_peer_count(sc->auth), auth_client_count(sc->auth));
+    }
+}
+
+/* Why a secret key file was refused, as a usage error. */
+static int key_refused(const char *path, int rc)
+{
+    if (rc == -EPERM)
+        fprintf(stderr,
+                "kvnode: --key %s: group or others may access this secret key; "
+                "run chmod 600 %s\n",
+                path, path);
+    else if (rc == -EINVAL)
+        fprintf(stderr, "kvnode: --key %s: not a key file (one line of 40 Z85 characters)\n", path);
+    else
+        fprintf(stderr, "kvnode: --key %s: %s\n", path, strerror(-rc));
+    return NODE_EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
 {
     node_config_t cfg = {0};
     const char *listen = NULL, *join = NULL, *data = NULL, *id = NULL;
+    const char *key_path = NULL, *peer_keys = NULL, *client_keys = NULL;
+    bool insecure = false;
     log_level_t level = LOG_INFO;
     enum {
         O_LISTEN = 256,
@@ -91,6 +139,10 @@ int main(int argc, char **argv)
         O_TIMEOUT,
         O_GRACE,
         O_FAIL,
+        O_KEY,
+        O_PEER_KEYS,
+        O_CLIENT_KEYS,
+        O_INSECURE,
         O_HELP
     };
     static const struct option opts[] = {
@@ -108,6 +160,10 @@ int main(int argc, char **argv)
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"tombstone-grace-s", required_argument, NULL, O_GRACE},
         {"fail-after-ms", required_argument, NULL, O_FAIL},
+        {"key", required_argument, NULL, O_KEY},
+        {"peer-keys", required_argument, NULL, O_PEER_KEYS},
+        {"client-keys", required_argument, NULL, O_CLIENT_KEYS},
+        {"insecure", no_argument, NULL, O_INSECURE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -168,6 +224,18 @@ int main(int argc, char **argv)
             if (parse_uint(optarg, 10, 3600000, &cfg.fail_after_ms) < 0)
                 return bad("--fail-after-ms must be 10..3600000, got '%s'", optarg);
             break;
+        case O_KEY:
+            key_path = optarg;
+            break;
+        case O_PEER_KEYS:
+            peer_keys = optarg;
+            break;
+        case O_CLIENT_KEYS:
+            client_keys = optarg;
+            break;
+        case O_INSECURE:
+            insecure = true;
+            break;
         case O_HELP:
             usage(stdout);
             return 0;
@@ -190,10 +258,42 @@ int main(int argc, char **argv)
     const char *why = NULL;
     if (endpoint_normalize(listen, cfg.listen, sizeof cfg.listen, &why) < 0)
         return bad("bad --listen endpoint '%s': %s", listen, why);
+    char base[ENDPOINT_MAX];
+    uint8_t suffix_key[SEC_KEY_BYTES];
+    if (endpoint_split_key(cfg.listen, base, suffix_key) != 0)
+        return bad("--listen takes no #KEY: the node adds its own public key (from --key)");
     if (join) {
         if (endpoint_normalize(join, cfg.join, sizeof cfg.join, &why) < 0)
             return bad("bad --join endpoint '%s': %s", join, why);
         cfg.has_join = true;
+    }
+    if ((peer_keys || client_keys) && !key_path)
+        return bad("--peer-keys and --client-keys need --key");
+    if (key_path && insecure)
+        return bad("--insecure and --key exclude each other");
+    sec_keypair_t key;
+    if (key_path) {
+        int krc = sec_keypair_load(key_path, &key);
+        if (krc < 0)
+            return key_refused(key_path, krc);
+        /* Known to the ring as ENDPOINT#KEY: how peers and clients learn our key. */
+        char z[SEC_Z85_LEN + 1];
+        sec_z85_encode(key.pub.b, z);
+        if ((size_t)snprintf(cfg.listen, sizeof cfg.listen, "%s#%s", base, z) >= sizeof cfg.listen)
+            return bad("--listen endpoint too long to carry the key: '%s'", listen);
+        if (cfg.has_join && endpoint_split_key(cfg.join, base, suffix_key) != 1)
+            return bad("--join needs the seed's public key on a secured ring: "
+                       "--join tcp://HOST:PORT#KEY (KEY from the seed's key file .pub)");
+        cfg.key = &key;
+    } else if (!endpoint_is_local(cfg.listen) && !insecure) {
+        fprintf(stderr,
+                "kvnode: refusing to listen on %s without --key: anyone who can reach it could "
+                "read, change and delete every key, and join the ring.\n"
+                "Secure the ring (--key FILE --peer-keys LIST --client-keys LIST, see "
+                "docs/OPERATIONS.md), listen on loopback or ipc://, or pass --insecure on a "
+                "network you trust.\n",
+                cfg.listen);
+        return NODE_EXIT_USAGE;
     }
     if (id) {
         int rc = ring_id_parse(id, cfg.id_bits, &cfg.id);
@@ -219,6 +319,7 @@ int main(int argc, char **argv)
     sigemptyset(&mask);
     sigaddset(&mask, SIGTERM);
     sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGHUP);
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -226,15 +327,33 @@ int main(int argc, char **argv)
     void *zctx = zmq_ctx_new();
     loop_t *loop = loop_new();
     char err[512] = "";
+    sig_ctx_t sc = {0};
+    if (key_path && zctx && loop) {
+        /* Before the node: the ZAP handler must exist when the ROUTER binds. */
+        sc.auth = auth_new(zctx, loop, &key, peer_keys, client_keys, err, sizeof err);
+        if (!sc.auth) {
+            fprintf(stderr, "kvnode: %s\n", err);
+            loop_destroy(&loop);
+            zmq_ctx_term(zctx);
+            return NODE_EXIT_USAGE;
+        }
+        cfg.auth = sc.auth;
+        char fp[SEC_FP_SIZE];
+        sec_fingerprint(&key.pub, fp);
+        log_info("auth", "secured: key %s, %zu peer keys, %zu client keys", fp,
+                 auth_peer_count(sc.auth), auth_client_count(sc.auth));
+    }
     node_t *node = zctx && loop && sfd >= 0 ? node_new(&cfg, zctx, loop, err, sizeof err) : NULL;
     if (!node) {
         fprintf(stderr, "kvnode: %s\n", err[0] ? err : "cannot initialise");
+        auth_destroy(&sc.auth);
         loop_destroy(&loop);
         if (zctx)
             zmq_ctx_term(zctx);
         return NODE_EXIT_FAILURE;
     }
-    loop_add_fd(loop, sfd, on_signal, node);
+    sc.node = node;
+    loop_add_fd(loop, sfd, on_signal, &sc);
     node_start(node);
     int rc = loop_run(loop);
     int status = node_exit_status(node);
@@ -243,6 +362,9 @@ int main(int argc, char **argv)
         status = NODE_EXIT_FAILURE;
     }
     node_destroy(&node);
+    auth_destroy(&sc.auth);
+    if (key_path)
+        sodium_memzero(&key, sizeof key);
     loop_destroy(&loop);
     close(sfd);
     zmq_ctx_term(zctx);

@@ -244,6 +244,12 @@ int loop_run(loop_t *loop)
             break;
         if (loop->before)
             loop->before(loop, loop->before_arg);
+        /*
+         * The hook may stop the loop (dhtfs runs its ready fibers there);
+         * polling now could block forever when no timer is left to wake it.
+         */
+        if (loop->stop)
+            break;
         compact(loop);
         if (grow((void **)&loop->items, &loop->capitems, loop->nwatch + 1, sizeof(zmq_pollitem_t)) <
             0)

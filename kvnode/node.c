@@ -582,8 +582,57 @@ static void handle_notify(node_t *n, const wire_msg_t *m)
     }
 }
 
+/* What a client key may ask: the store and read-only views of the ring. */
+static bool client_may(uint8_t type)
+{
+    switch (type) {
+    case WIRE_PING:
+    case WIRE_INFO:
+    case WIRE_FIND:
+    case WIRE_FINGERS:
+    case WIRE_KV_GET:
+    case WIRE_KV_PUT:
+    case WIRE_STATS:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/*
+ * On a secured node, whether the sender (user_id: the key its connection
+ * authenticated with) may send m; if not, it is answered EACCES. The lists
+ * are asked again for every message, so a key removed on SIGHUP is refused
+ * from its next message on, on connections opened before.
+ */
+static bool allowed(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m,
+                    const char *user_id)
+{
+    if (!n->cfg.auth)
+        return true;
+    auth_role_t role = auth_role(n->cfg.auth, user_id);
+    if (role == AUTH_PEER || (role == AUTH_CLIENT && client_may(m->type)))
+        return true;
+    char fp[SEC_FP_SIZE] = "?";
+    sec_pub_t pub;
+    if (user_id && sec_z85_decode(user_id, strlen(user_id), pub.b) == 0)
+        sec_fingerprint(&pub, fp);
+    if (role == AUTH_NONE) {
+        log_warn("auth", "refused %s from key %s: no longer in the peer or client list",
+                 wire_type_name(m->type), fp);
+        node_reply_error(n, ident, ident_len, m->req_id, EACCES,
+                         "access denied: this key is not allowed on this ring");
+    } else {
+        log_warn("auth", "refused %s from client key %s: a peer operation", wire_type_name(m->type),
+                 fp);
+        node_reply_error(n, ident, ident_len, m->req_id, EACCES,
+                         "access denied: %s needs a peer key", wire_type_name(m->type));
+    }
+    return false;
+}
+
 static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8_t *data,
-                  size_t len, zmq_msg_t *value)
+                  size_t len, zmq_msg_t *value, const char *user_id)
 {
     wire_msg_t *m = &n->in;
     int rc = wire_decode(data, len, m);
@@ -612,6 +661,8 @@ static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8
         log_warn("net", "dropped an unsolicited %s", wire_type_name(m->type));
         return;
     }
+    if (!allowed(n, ident, ident_len, m, user_id))
+        return;
     if (n->leaving && m->type != WIRE_PING && m->type != WIRE_INFO) {
         node_reply_error(n, ident, ident_len, m->req_id, ESHUTDOWN, "node is leaving the ring");
         return;
@@ -678,8 +729,10 @@ static void on_router(loop_t *loop, void *zsock, int fd, void *arg)
         if (total < 2 || total > 3 || zmq_msg_size(&parts[0]) > IDENT_MAX) {
             log_warn("net", "dropped a message of %d frames (expected 1 or 2)", total - 1);
         } else {
+            /* CURVE connections carry the key they authenticated with. */
+            const char *user_id = n->cfg.auth ? zmq_msg_gets(&parts[1], "User-Id") : NULL;
             serve(n, zmq_msg_data(&parts[0]), zmq_msg_size(&parts[0]), zmq_msg_data(&parts[1]),
-                  zmq_msg_size(&parts[1]), total == 3 ? &parts[2] : NULL);
+                  zmq_msg_size(&parts[1]), total == 3 ? &parts[2] : NULL, user_id);
         }
         for (int i = 0; i < nparts; i++)
             zmq_msg_close(&parts[i]);
@@ -1222,7 +1275,14 @@ node_t *node_new(const node_config_t *cfg, void *zctx, loop_t *loop, char *err, 
     n->loop = loop;
     n->lock_fd = -1;
     n->exit_status = NODE_EXIT_OK;
-    n->self = cfg->has_id ? cfg->id : ring_hash(cfg->listen, strlen(cfg->listen), cfg->id_bits);
+    char bind_ep[ENDPOINT_MAX];
+    uint8_t own_key[SEC_KEY_BYTES];
+    if (endpoint_split_key(cfg->listen, bind_ep, own_key) < 0) {
+        snprintf(err, errcap, "bad listen endpoint %s", cfg->listen);
+        free(n);
+        return NULL;
+    }
+    n->self = cfg->has_id ? cfg->id : ring_hash(bind_ep, strlen(bind_ep), cfg->id_bits);
     ring_id_to_hex(n->self, cfg->id_bits, n->self_hex);
     unsigned succ_len = cfg->replicas + 1 > 4 ? cfg->replicas + 1 : 4;
     n->rs = ring_state_new(n->self, cfg->id_bits, succ_len);
@@ -1245,7 +1305,17 @@ node_t *node_new(const node_config_t *cfg, void *zctx, loop_t *loop, char *err, 
     zmq_setsockopt(n->router, ZMQ_SNDHWM, &hwm, sizeof hwm);
     zmq_setsockopt(n->router, ZMQ_RCVHWM, &hwm, sizeof hwm);
     zmq_setsockopt(n->router, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-    if (zmq_bind(n->router, cfg->listen) < 0) {
+    if (cfg->key) {
+        int server = 1;
+        if (zmq_setsockopt(n->router, ZMQ_CURVE_SERVER, &server, sizeof server) < 0 ||
+            zmq_setsockopt(n->router, ZMQ_CURVE_SECRETKEY, cfg->key->secret, SEC_KEY_BYTES) < 0) {
+            snprintf(err, errcap, "cannot secure the listening socket: %s",
+                     zmq_strerror(zmq_errno()));
+            goto fail;
+        }
+        rpc_set_key(n->rpc, cfg->key);
+    }
+    if (zmq_bind(n->router, bind_ep) < 0) {
         snprintf(err, errcap, "cannot listen on %s: %s", cfg->listen, zmq_strerror(zmq_errno()));
         goto fail;
     }

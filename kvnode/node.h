@@ -5,15 +5,22 @@
 #ifndef NODE_H
 #define NODE_H
 
+#include "auth.h"
 #include "loop.h"
 #include "ring_id.h"
 #include "endpoint.h"
+#include "sec_key.h"
 
 #include <limits.h>
 #include <stdbool.h>
 
 typedef struct {
-    char listen[ENDPOINT_MAX]; /* normalized */
+    /*
+     * Normalized; on a secured node the address it is known by, ending in
+     * "#KEY" (its public key): the ROUTER binds the part before it, and
+     * the id is the hash of that part, so a new key does not move data.
+     */
+    char listen[ENDPOINT_MAX];
     bool has_join;
     char join[ENDPOINT_MAX]; /* normalized */
     char data_dir[PATH_MAX];
@@ -26,6 +33,13 @@ typedef struct {
     unsigned timeout_ms;        /* deadline of one request to a peer */
     unsigned fail_after_ms;     /* a peer missing deadlines this long has failed */
     unsigned tombstone_grace_s; /* deleted keys are forgotten after this */
+    /*
+     * Secured node: its key pair (the ROUTER is a CURVE server with it, and
+     * it is presented to peers) and the allow-lists (borrowed; they must
+     * outlive the node and be created before it). Both NULL: unsecured.
+     */
+    const sec_keypair_t *key;
+    auth_t *auth;
 } node_config_t;
 
 typedef struct node node_t;

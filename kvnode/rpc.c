@@ -21,10 +21,20 @@
  * store traffic and RPC_LANE_CTL for ring maintenance (stabilize, pings,
  * notifications). The peer's ROUTER fair-queues between connections, so a
  * heartbeat does not wait behind thousands of queued replications.
+ *
+ * CURVE: an address with a "#KEY" suffix is a secured node; its DEALER is
+ * a CURVE client that expects that server key and presents this process's
+ * key (rpc_set_key; without one, a random key of this process, which a
+ * secured ring refuses like any unlisted key). Such a connection also has
+ * a socket monitor on the loop: when the server refuses the handshake (its
+ * ZAP handler said no, or it speaks no CURVE), the calls waiting on it fail
+ * at once with -EACCES instead of waiting out their deadlines.
  */
 #include "rpc.h"
 
+#include "endpoint.h"
 #include "log.h"
+#include "sec_key.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -42,6 +52,7 @@ typedef struct conn {
     char addr[ENDPOINT_MAX];
     rpc_lane_t lane;
     void *sock;
+    void *mon;           /* handshake monitor of a CURVE connection, or NULL */
     uint64_t opened_ms;  /* when sock was connected */
     uint64_t last_rx_ms; /* last reply of any kind on it (0: none yet) */
     uint64_t generation; /* bumped whenever sock is closed */
@@ -69,6 +80,9 @@ struct rpc {
     uint32_t next_slot;
     uint64_t seq;
     uint64_t tick_timer;
+    uint64_t mon_seq;
+    bool has_key;
+    sec_keypair_t key;  /* presented to CURVE servers */
     wire_msg_t scratch; /* decoded reply, lent to the callback */
 };
 
@@ -90,10 +104,22 @@ rpc_t *rpc_new(void *zctx, loop_t *loop)
     return rpc;
 }
 
+int rpc_set_key(rpc_t *rpc, const sec_keypair_t *kp)
+{
+    rpc->key = *kp;
+    rpc->has_key = true;
+    return 0;
+}
+
 static void close_conn(rpc_t *rpc, conn_t *c)
 {
     if (!c->sock)
         return; /* a callback may have closed it already */
+    if (c->mon) {
+        loop_remove_socket(rpc->loop, c->mon);
+        zmq_close(c->mon);
+        c->mon = NULL;
+    }
     loop_remove_socket(rpc->loop, c->sock);
     zmq_close(c->sock);
     c->sock = NULL;
@@ -149,6 +175,7 @@ void rpc_destroy(rpc_t **prpc)
     if (rpc->tick_timer)
         loop_timer_cancel(rpc->loop, rpc->tick_timer);
     free(rpc->slots);
+    sodium_memzero(&rpc->key, sizeof rpc->key);
     free(rpc);
     *prpc = NULL;
 }
@@ -229,6 +256,77 @@ static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
     }
 }
 
+/* A CURVE connection's monitor reported: a refused handshake fails its calls. */
+static void on_monitor(loop_t *loop, void *zsock, int fd, void *arg)
+{
+    (void)loop;
+    (void)fd;
+    rpc_t *rpc = arg;
+    conn_t *c = rpc->conns;
+    while (c && c->mon != zsock)
+        c = c->next;
+    if (!c)
+        return;
+    for (;;) {
+        zmq_msg_t parts[2];
+        int total = rpc_recv_frames(zsock, parts, 2);
+        if (total == 0)
+            return;
+        uint16_t event = 0;
+        uint32_t value = 0;
+        if (total >= 1 && zmq_msg_size(&parts[0]) == 6) {
+            memcpy(&event, zmq_msg_data(&parts[0]), 2);
+            memcpy(&value, (uint8_t *)zmq_msg_data(&parts[0]) + 2, 4);
+        }
+        for (int i = 0; i < (total < 2 ? total : 2); i++)
+            zmq_msg_close(&parts[i]);
+        if (event & (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)) {
+            log_warn("rpc", "%s refused our key (CURVE handshake failed: %s %u)", c->addr,
+                     event & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "auth status" : "protocol error",
+                     (unsigned)value);
+            /* Closing ends the monitor too: stop reading from it now. */
+            close_conn(rpc, c);
+            fail_conn_calls(rpc, c, -EACCES);
+            return;
+        }
+    }
+}
+
+/*
+ * Make s a CURVE client of the server whose public key is server_key, with a
+ * monitor for refused handshakes. 0, or -errno.
+ */
+static int secure_conn(rpc_t *rpc, conn_t *c, void *s, const uint8_t *server_key)
+{
+    if (!rpc->has_key) {
+        /* No key of our own: a throwaway one (encrypted, and refused as unlisted). */
+        if (sec_keypair_generate(&rpc->key) < 0)
+            return -EIO;
+        rpc->has_key = true;
+    }
+    if (zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server_key, SEC_KEY_BYTES) < 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, rpc->key.pub.b, SEC_KEY_BYTES) < 0 ||
+        zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, rpc->key.secret, SEC_KEY_BYTES) < 0)
+        return -zmq_errno();
+    char name[64];
+    snprintf(name, sizeof name, "inproc://rpc-mon-%p-%llu", (void *)rpc,
+             (unsigned long long)++rpc->mon_seq);
+    if (zmq_socket_monitor(
+            s, name, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) < 0)
+        return -zmq_errno();
+    void *mon = zmq_socket(rpc->zctx, ZMQ_PAIR);
+    if (!mon)
+        return -zmq_errno();
+    int linger = 0;
+    zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(mon, name) < 0 || loop_add_socket(rpc->loop, mon, on_monitor, rpc) < 0) {
+        zmq_close(mon);
+        return -EIO;
+    }
+    c->mon = mon;
+    return 0;
+}
+
 static conn_t *get_conn(rpc_t *rpc, const char *addr, rpc_lane_t lane)
 {
     conn_t *c = rpc->conns, *lru = NULL, *closed = NULL;
@@ -270,12 +368,27 @@ static conn_t *get_conn(rpc_t *rpc, const char *addr, rpc_lane_t lane)
         zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
         zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
         zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
-        if (zmq_connect(s, addr) < 0) {
-            log_warn("rpc", "cannot connect to %s: %s", addr, zmq_strerror(zmq_errno()));
+        char base[ENDPOINT_MAX];
+        uint8_t server_key[SEC_KEY_BYTES];
+        int k = endpoint_split_key(addr, base, server_key);
+        int rc = k < 0 ? -EINVAL : k == 1 ? secure_conn(rpc, c, s, server_key) : 0;
+        if (rc < 0 || zmq_connect(s, base) < 0) {
+            log_warn("rpc", "cannot connect to %s: %s", addr,
+                     rc < 0 ? strerror(-rc) : zmq_strerror(zmq_errno()));
+            if (c->mon) {
+                loop_remove_socket(rpc->loop, c->mon);
+                zmq_close(c->mon);
+                c->mon = NULL;
+            }
             zmq_close(s);
             return NULL;
         }
         if (loop_add_socket(rpc->loop, s, on_readable, rpc) < 0) {
+            if (c->mon) {
+                loop_remove_socket(rpc->loop, c->mon);
+                zmq_close(c->mon);
+                c->mon = NULL;
+            }
             zmq_close(s);
             return NULL;
         }

@@ -11,6 +11,7 @@
 #define RPC_H
 
 #include "loop.h"
+#include "sec_key.h"
 #include "wire.h"
 
 #include <zmq.h>
@@ -23,7 +24,8 @@ typedef struct rpc rpc_t;
  * flight unless it has been silent for twice this call's timeout, then its
  * connection is reset and they fail too),
  * -err for a peer ERROR reply (then reply->err_msg says why, reply is
- * non-NULL), -EREMOTE for a REDIRECT ("not mine": reply->node names a
+ * non-NULL), -EACCES with reply NULL when a secured node refused our key
+ * in the CURVE handshake, -EREMOTE for a REDIRECT ("not mine": reply->node names a
  * better peer), -EBADMSG for an unexpected reply type, -ECANCELED when the
  * rpc is destroyed with the call pending. `reply`, its key and value
  * pointers included, is borrowed for the duration of the callback only.
@@ -34,6 +36,14 @@ typedef void (*rpc_done_fn)(int rc, const wire_msg_t *reply, void *arg);
 rpc_t *rpc_new(void *zctx, loop_t *loop);
 /* Fails every pending call with -ECANCELED, closes all sockets. */
 void rpc_destroy(rpc_t **rpc);
+
+/*
+ * The key this process presents to secured nodes (addresses ending in
+ * "#KEY", endpoint.h), copied. Set it before the first call; without it a
+ * random key is made on the first secured connection (a ring refuses it,
+ * and the call fails with -EACCES). Returns 0.
+ */
+int rpc_set_key(rpc_t *rpc, const sec_keypair_t *kp);
 
 /*
  * Send req (its req_id is overwritten) to the peer at addr; types that carry

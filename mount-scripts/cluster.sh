@@ -1,5 +1,13 @@
 #!/usr/bin/env bash
-# cluster.sh start [N] [--netns] | stop | status — a local N-node dhtfs ring.
+# cluster.sh start [N] [--netns] | stop | status | env — a local N-node dhtfs ring.
+#
+# Secured (CURVE) by default: start makes DIR/keys (mode 0700) with one key
+# per node (nodeK.key, .pub), an operator key (admin.key, a client key),
+# peers.list (every node's public key, rewritten on each start) and
+# clients.list (admin.key.pub; made once, add your clients' keys there and
+# send the nodes SIGHUP). Node K is reached at tcp://HOST:PORT#KEY_K.
+# `eval "$(cluster.sh env)"` sets DHT_PEER and DHT_KEY for dhtctl and dhtfs.
+# DHTFS_CLUSTER_INSECURE=1 runs the nodes without keys (--insecure).
 #
 # Plain: nodes listen on tcp://127.0.0.1:BASE..BASE+N-1 (BASE=7000, so the
 # default --peer of dhtctl and dhtfs reaches node 0).
@@ -14,6 +22,7 @@
 #
 # Environment: DHTFS_CLUSTER_DIR, DHTFS_BASE_PORT, DHTFS_BIN (dir holding
 # kvnode and dhtctl), KVNODE_ARGS (extra flags, e.g. "--replicas 3"),
+# DHTFS_CLUSTER_INSECURE (1: no keys),
 # DHTFS_NETNS_PREFIX (default dhtfs), DHTFS_NETNS_SUBNET (default 10.231.0).
 set -euo pipefail
 
@@ -54,6 +63,53 @@ alive() {
 node_host() { if [ -f "$dir/netns" ]; then echo "$subnet.$((10 + $1))"; else echo 127.0.0.1; fi; }
 node_port() { if [ -f "$dir/netns" ]; then echo "$base"; else echo $(($base + $1)); fi; }
 
+secured() { [ "${DHTFS_CLUSTER_INSECURE:-0}" != 1 ] && [ ! -f "$dir/insecure" ]; }
+
+# Node i's address: its endpoint, and on a secured cluster its public key.
+node_addr() {
+    local ep
+    ep="tcp://$(node_host "$1"):$(node_port "$1")"
+    if secured; then
+        echo "$ep#$(cat "$dir/keys/node$1.key.pub")"
+    else
+        echo "$ep"
+    fi
+}
+
+# dhtctl as the operator (admin key on a secured cluster).
+ctl() {
+    if secured; then
+        "$bin/dhtctl" --key "$dir/keys/admin.key" "$@"
+    else
+        "$bin/dhtctl" "$@"
+    fi
+}
+
+# make_keys N: a key per node and one for the operator, and the lists.
+make_keys() {
+    local n=$1 i k=$dir/keys
+    mkdir -p "$k"
+    chmod 700 "$k"
+    for ((i = 0; i < n; i++)); do
+        [ -f "$k/node$i.key" ] || "$bin/dhtctl" keygen "$k/node$i.key" >/dev/null
+    done
+    [ -f "$k/admin.key" ] || "$bin/dhtctl" keygen "$k/admin.key" >/dev/null
+    {
+        echo "# peers: the nodes of this cluster (rewritten by cluster.sh start)"
+        for f in "$k"/node*.key.pub; do
+            echo "$(cat "$f") # $(basename "$f" .key.pub)"
+        done
+    } >"$k/peers.list.tmp"
+    mv "$k/peers.list.tmp" "$k/peers.list"
+    if [ ! -f "$k/clients.list" ]; then
+        {
+            echo "# clients allowed to read and write keys; add one Z85 public key a line,"
+            echo "# then: kill -HUP <kvnode pids>"
+            echo "$(cat "$k/admin.key.pub") # admin"
+        } >"$k/clients.list"
+    fi
+}
+
 netns_up() {
     local n=$1 i br=$prefix-br
     [ "$(id -u)" -eq 0 ] || die "--netns needs root (network namespaces)"
@@ -89,16 +145,30 @@ start() {
     [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 64)) || die "node count must be 1..64, got '$n'"
     [ -x "$bin/kvnode" ] || die "kvnode not found in $bin (build first, or set DHTFS_BIN)"
     mkdir -p "$dir"
+    rm -f "$dir/insecure"
+    local sec=()
+    if [ "${DHTFS_CLUSTER_INSECURE:-0}" = 1 ]; then
+        echo 1 >"$dir/insecure"
+    else
+        make_keys "$n"
+    fi
     if [ "$netns" = --netns ]; then
         netns_up "$n"
         echo "$prefix" >"$dir/netns"
     elif [ -n "$netns" ]; then
         die "unknown option '$netns' (only --netns)"
     fi
-    local first="tcp://$(node_host 0):$(node_port 0)"
+    local first
+    first=$(node_addr 0)
     for ((i = 0; i < n; i++)); do
         local d=$dir/node$i ep join=() run=()
         ep="tcp://$(node_host "$i"):$(node_port "$i")"
+        if secured; then
+            sec=(--key "$dir/keys/node$i.key" --peer-keys "$dir/keys/peers.list"
+                --client-keys "$dir/keys/clients.list")
+        elif [ -f "$dir/netns" ]; then
+            sec=(--insecure) # asked for: DHTFS_CLUSTER_INSECURE=1
+        fi
         mkdir -p "$d"
         if alive "$d/pid"; then
             echo "node$i already running (pid $(cat "$d/pid"))"
@@ -112,7 +182,7 @@ start() {
         fi
         # shellcheck disable=SC2086
         setsid "${run[@]}" "$bin/kvnode" --listen "$ep" "${join[@]}" --data "$d/data" \
-            ${KVNODE_ARGS:-} </dev/null >>"$d/log" 2>&1 &
+            "${sec[@]}" ${KVNODE_ARGS:-} </dev/null >>"$d/log" 2>&1 &
         echo $! >"$d/pid"
         echo "node$i: $ep pid $! (log $d/log)"
         sleep 0.3
@@ -121,7 +191,7 @@ start() {
     # Wait until the ring has all nodes linked (bounded).
     for ((i = 0; i < 100; i++)); do
         local count
-        count=$("$bin/dhtctl" --peer "$first" --timeout-ms 500 ring --json 2>/dev/null |
+        count=$(ctl --peer "$first" --timeout-ms 500 ring --json 2>/dev/null |
             grep -o '"addr"' | wc -l || true)
         if [ "$count" = "$n" ]; then
             echo "ring of $n nodes is up"
@@ -170,10 +240,21 @@ status() {
         fi
     done
     if ((running > 0)); then
-        "$bin/dhtctl" --peer "tcp://$(node_host 0):$(node_port 0)" ring || true
+        ctl --peer "$(node_addr 0)" ring || true
     else
         echo "no node running under $dir"
         return 3
+    fi
+}
+
+# env: shell lines that point dhtctl and dhtfs at this cluster.
+env_lines() {
+    [ -f "$dir/node0/pid" ] || [ -d "$dir/node0" ] || die "no cluster under $dir (start one first)"
+    printf "export DHT_PEER='%s'\n" "$(node_addr 0)"
+    if secured; then
+        printf "export DHT_KEY='%s'\n" "$dir/keys/admin.key"
+    else
+        echo "unset DHT_KEY"
     fi
 }
 
@@ -181,8 +262,9 @@ case "${1:-}" in
 start) start "${2:-3}" "${3:-}" ;;
 stop) stop ;;
 status) status ;;
+env) env_lines ;;
 *)
-    echo "usage: cluster.sh start [N] [--netns] | stop | status" >&2
+    echo "usage: cluster.sh start [N] [--netns] | stop | status | env" >&2
     exit 2
     ;;
 esac

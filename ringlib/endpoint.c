@@ -6,6 +6,7 @@
  * (ZeroMQ connects lazily and accepts many strings it cannot reach).
  */
 #include "endpoint.h"
+#include "sec_key.h"
 
 #include <errno.h>
 #include <stdbool.h>
@@ -32,12 +33,100 @@ static int fail(const char **why, const char *msg)
     return -EINVAL;
 }
 
+/*
+ * The address without its "#KEY" suffix: base gets at most ENDPOINT_MAX
+ * bytes. Returns 1 with key set when a suffix is present, 0 when none,
+ * -EINVAL for a malformed suffix or a too long address.
+ */
+static int split_key(const char *in, char base[ENDPOINT_MAX], uint8_t key[SEC_KEY_BYTES])
+{
+    size_t len = strlen(in);
+    if (len >= ENDPOINT_MAX)
+        return -EINVAL;
+    const char *hash = strchr(in, '#');
+    /* An ipc path may itself contain '#': only a well-formed key suffix counts. */
+    if (strncmp(in, "ipc://", 6) == 0) {
+        if (len < 6 + 1 + SEC_Z85_LEN + 1 || in[len - SEC_Z85_LEN - 1] != '#' ||
+            sec_z85_decode(in + len - SEC_Z85_LEN, SEC_Z85_LEN, key) < 0)
+            hash = NULL;
+        else
+            hash = in + len - SEC_Z85_LEN - 1;
+    }
+    if (!hash) {
+        memcpy(base, in, len + 1);
+        return 0;
+    }
+    if (sec_z85_decode(hash + 1, strlen(hash + 1), key) < 0)
+        return -EINVAL;
+    memcpy(base, in, (size_t)(hash - in));
+    base[hash - in] = '\0';
+    return 1;
+}
+
+int endpoint_split_key(const char *ep, char base[ENDPOINT_MAX], uint8_t key[32])
+{
+    if (!ep)
+        return -EINVAL;
+    return split_key(ep, base, key);
+}
+
+static int normalize_base(const char *in, char *out, size_t cap, const char **why);
+
 int endpoint_normalize(const char *in, char *out, size_t cap, const char **why)
 {
     if (!in || !*in)
         return fail(why, "empty endpoint");
     if (strlen(in) >= ENDPOINT_MAX)
         return fail(why, "endpoint too long");
+    char base[ENDPOINT_MAX];
+    uint8_t key[SEC_KEY_BYTES];
+    int k = split_key(in, base, key);
+    if (k < 0)
+        return fail(why, "malformed #KEY suffix (expected '#' and a 40-character Z85 public key)");
+    char norm[ENDPOINT_MAX];
+    int rc = normalize_base(base, norm, sizeof norm, why);
+    if (rc < 0)
+        return rc;
+    char z[SEC_Z85_LEN + 1] = "";
+    if (k)
+        sec_z85_encode(key, z);
+    int n = snprintf(out, cap, "%s%s%s", norm, k ? "#" : "", z);
+    if (n < 0 || (size_t)n >= cap || (size_t)n >= ENDPOINT_MAX)
+        return fail(why, "endpoint too long");
+    return 0;
+}
+
+bool endpoint_is_local(const char *ep)
+{
+    char base[ENDPOINT_MAX];
+    uint8_t key[SEC_KEY_BYTES];
+    if (!ep || split_key(ep, base, key) < 0)
+        return false;
+    if (strncmp(base, "ipc://", 6) == 0)
+        return true;
+    const char *hp = strncmp(base, "tcp://", 6) == 0 ? base + 6 : base;
+    const char *colon = strrchr(hp, ':');
+    if (!colon)
+        return false;
+    size_t hlen = (size_t)(colon - hp);
+    if (hlen == 5 && strncmp(hp, "[::1]", 5) == 0)
+        return true;
+    if (hlen == 9 && strncmp(hp, "localhost", 9) == 0)
+        return true;
+    /* 127.0.0.0/8 written as a dotted quad: four numbers, the first 127. */
+    unsigned a, b, c, d;
+    char tail;
+    char host[64];
+    if (hlen >= sizeof host)
+        return false;
+    memcpy(host, hp, hlen);
+    host[hlen] = '\0';
+    return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &c, &d, &tail) == 4 && a == 127 && b < 256 &&
+           c < 256 && d < 256;
+}
+
+static int normalize_base(const char *in, char *out, size_t cap, const char **why)
+{
     if (strncmp(in, "ipc://", 6) == 0) {
         if (!in[6])
             return fail(why, "ipc endpoint without a path");

@@ -8,7 +8,9 @@
 #ifndef ENDPOINT_H
 #define ENDPOINT_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 enum {
     /* Longest endpoint accepted, NUL included; also the wire's limit. */
@@ -21,7 +23,27 @@ enum {
  * port 1..65535) and ipc://PATH. Wildcard hosts and ports ("*") are refused:
  * an endpoint is also the address other nodes dial. Returns 0, or -EINVAL
  * with *why (may be NULL) set to a static explanation.
+ *
+ * Any of these may end in "#KEY": the CURVE public key (40 characters of
+ * Z85) of the node serving there, the address of a secured node. The key
+ * is kept (re-encoded, so canonical) after the normalized endpoint. For
+ * ipc:// only a well-formed key suffix counts (a path may contain '#').
  */
 int endpoint_normalize(const char *in, char *out, size_t cap, const char **why);
+
+/*
+ * Split an address into the ZeroMQ endpoint (base, without the "#KEY"
+ * suffix) and the server's public key (32 bytes). Returns 1 when a key was
+ * present, 0 when not (base is then the whole address), -EINVAL for a
+ * malformed key or an address of ENDPOINT_MAX bytes or more.
+ */
+int endpoint_split_key(const char *ep, char base[ENDPOINT_MAX], uint8_t key[32]);
+
+/*
+ * Whether ep (with or without a key suffix) can only be reached from this
+ * machine: ipc://, or a tcp host of 127.0.0.0/8, [::1] or "localhost".
+ * What an unsecured node may listen on (kvnode without --key).
+ */
+bool endpoint_is_local(const char *ep);
 
 #endif

@@ -55,6 +55,24 @@ head -c 3000000 /dev/urandom >"$T/f1"
 cp "$T/f1" "$M/f1"
 mkdir "$M/dir"
 echo small >"$M/dir/small"
+# The embedded ring is secured: its keys live in the data dir, private.
+KD=$DHTFS_DATA_DIR/keys
+[ "$(stat -c %a "$KD")" = 700 ] || fail "keys dir mode $(stat -c %a "$KD")"
+for k in node client; do
+    [ "$(stat -c %a "$KD/$k.key")" = 600 ] || fail "$k.key mode $(stat -c %a "$KD/$k.key")"
+done
+port0=$(awk '$1 == "node" && $2 == 0 {print $3}' "$DHTFS_DATA_DIR/ring.conf")
+EMB_SEED="tcp://127.0.0.1:$port0#$(cat "$KD/node.key.pub")"
+[ "$("$DHTCTL" --key "$KD/client.key" --peer "$EMB_SEED" status --json | jq -r .secured)" = true ] ||
+    fail "the embedded ring does not say it is secured"
+st=0
+"$DHTCTL" --timeout-ms 2000 --peer "$EMB_SEED" get x >/dev/null 2>"$T/nokey.err" || st=$?
+[ "$st" = 3 ] && grep -q "access denied" "$T/nokey.err" ||
+    fail "a client without the ring's key was not refused (exit $st): $(cat "$T/nokey.err")"
+st=0
+"$DHTCTL" --timeout-ms 2000 --peer "tcp://127.0.0.1:$port0" get x >/dev/null 2>&1 || st=$?
+[ "$st" = 3 ] || fail "a plain client got through to the embedded ring (exit $st)"
+log "embedded ring secured: keys 0600 in a 0700 dir; keyless and plain clients refused"
 stopped_after_umount "first mount"
 [ -n "$(ls -A "$DHTFS_DATA_DIR")" ] || fail "$DHTFS_DATA_DIR is empty after the first mount"
 log "first mount: files written, ring stopped on unmount"

@@ -27,7 +27,10 @@ on_exit netns_cleanup
 
 "$CLUSTER" start 3 --netns >"$T/start.log" 2>&1 || fail "cluster start failed: $(cat "$T/start.log")"
 [ "$(ip netns list | grep -c "^$DHTFS_NETNS_PREFIX-n")" = 3 ] || fail "expected 3 namespaces"
-peer() { echo "tcp://$SUB.$((10 + $1)):7000"; }
+# cluster.sh secures the ring: each host's node is reached with its key,
+# and dhtctl presents the operator key it made.
+peer() { echo "tcp://$SUB.$((10 + $1)):7000#$(cat "$DHTFS_CLUSTER_DIR/keys/node$1.key.pub")"; }
+export DHT_KEY=$DHTFS_CLUSTER_DIR/keys/admin.key
 for ((i = 0; i < 100; i++)); do
     out=$(ctl --peer "$(peer 0)" ring --json 2>/dev/null) || out=
     if [ -n "$out" ] && jq -e --arg s "tcp://$SUB." \
@@ -38,6 +41,11 @@ for ((i = 0; i < 100; i++)); do
 done
 jq -e '.nodes | length == 3' <<<"$out" >/dev/null || fail "no 3-host ring: $out"
 log "3 nodes on 3 hosts ($SUB.10-12) formed one ring"
+[ "$(ctl --peer "$(peer 1)" status --json | jq -r .secured)" = true ] || fail "cluster ring not secured"
+st=0
+DHT_KEY= "$DHTCTL" --timeout-ms 2000 --peer "$(peer 1)" get x >/dev/null 2>&1 || st=$?
+[ "$st" = 3 ] || fail "a keyless client got through to the cluster (exit $st)"
+log "the cluster is secured (keys made and distributed by cluster.sh); keyless clients refused"
 
 for k in 0 1 2 3 4 5 6 7 8; do
     ctl --peer "$(peer $((k % 3)))" put "host-key-$k" "v$k" || fail "put through host $((k % 3)) failed"

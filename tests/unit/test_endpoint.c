@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "endpoint.h"
+#include "sec_key.h"
 
 static void assert_normalizes(const char *in, const char *want)
 {
@@ -216,6 +217,63 @@ static void test_endpoint_normalize_small_buffer(void **state)
     assert_string_equal(exact, "tcp://h:1");
 }
 
+/* A valid Z85 key (the text of 32 bytes) and its bytes' first group. */
+#define KEY40 "rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf7"
+
+static void test_endpoint_key_suffix(void **state)
+{
+    (void)state;
+    assert_normalizes("127.0.0.1:7001#" KEY40, "tcp://127.0.0.1:7001#" KEY40);
+    assert_normalizes("tcp://[::1]:07000#" KEY40, "tcp://[::1]:7000#" KEY40);
+    assert_normalizes("ipc:///tmp/n#0.sock#" KEY40, "ipc:///tmp/n#0.sock#" KEY40);
+    /* In an ipc path a '#' that does not start a key is part of the path. */
+    assert_normalizes("ipc:///tmp/n#0.sock", "ipc:///tmp/n#0.sock");
+
+    char base[ENDPOINT_MAX];
+    uint8_t key[32], want[32];
+    assert_int_equal(sec_z85_decode(KEY40, 40, want), 0);
+    assert_int_equal(endpoint_split_key("tcp://h:1#" KEY40, base, key), 1);
+    assert_string_equal(base, "tcp://h:1");
+    assert_memory_equal(key, want, 32);
+    assert_int_equal(endpoint_split_key("tcp://h:1", base, key), 0);
+    assert_string_equal(base, "tcp://h:1");
+    assert_int_equal(endpoint_split_key("ipc:///x#" KEY40, base, key), 1);
+    assert_string_equal(base, "ipc:///x");
+    assert_int_equal(endpoint_split_key("tcp://h:1#short", base, key), -EINVAL);
+    assert_int_equal(endpoint_split_key(NULL, base, key), -EINVAL);
+}
+
+static void test_endpoint_key_suffix_refused(void **state)
+{
+    (void)state;
+    assert_refused("127.0.0.1:7001#");
+    assert_refused("127.0.0.1:7001#abc");
+    assert_refused("127.0.0.1:7001#" KEY40 "x");
+    assert_refused("127.0.0.1:7001##" KEY40);
+    assert_refused("127.0.0.1:7001#rq:rM>}U?@Lns47E1%kR.o@n%FcmmsL/@{H8]yf\"");
+    assert_refused("#" KEY40);
+    assert_refused("bad host:1#" KEY40);
+}
+
+static void test_endpoint_is_local(void **state)
+{
+    (void)state;
+    assert_true(endpoint_is_local("tcp://127.0.0.1:7000"));
+    assert_true(endpoint_is_local("127.1.2.3:7000"));
+    assert_true(endpoint_is_local("tcp://[::1]:7000"));
+    assert_true(endpoint_is_local("tcp://localhost:7000"));
+    assert_true(endpoint_is_local("ipc:///tmp/n0"));
+    assert_true(endpoint_is_local("tcp://127.0.0.1:7000#" KEY40));
+    assert_false(endpoint_is_local("tcp://0.0.0.0:7000"));
+    assert_false(endpoint_is_local("tcp://10.0.0.1:7000"));
+    assert_false(endpoint_is_local("tcp://128.0.0.1:7000"));
+    assert_false(endpoint_is_local("tcp://127.0.0.1.example.org:7000"));
+    assert_false(endpoint_is_local("tcp://127.0.0.256:7000"));
+    assert_false(endpoint_is_local("tcp://[::2]:7000"));
+    assert_false(endpoint_is_local("tcp://node1:7000"));
+    assert_false(endpoint_is_local(NULL));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -232,6 +290,9 @@ int main(void)
         cmocka_unit_test(test_endpoint_normalize_length_limit),
         cmocka_unit_test(test_endpoint_normalize_wire_safe),
         cmocka_unit_test(test_endpoint_normalize_small_buffer),
+        cmocka_unit_test(test_endpoint_key_suffix),
+        cmocka_unit_test(test_endpoint_key_suffix_refused),
+        cmocka_unit_test(test_endpoint_is_local),
     };
     return cmocka_run_group_tests_name("endpoint", tests, NULL, NULL);
 }

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# dhtfs on a secured (CURVE) ring: a mount with a listed client key (--key,
+# and -o key= as fstab writes it) does ordinary shell work; a mount without
+# a key, or with an unlisted one, fails promptly with EACCES instead of
+# hanging; revoking the mounted client's key (SIGHUP) makes its next
+# request fail with EACCES while the mount stays up.
+source "$(dirname "$0")/fs_lib.sh"
+fs_require tar
+K=$T/keys
+mkdir -p "$K"
+for k in n0 n1 n2 c1 c2 stranger; do
+    "$DHTCTL" keygen "$K/$k.key" >/dev/null 2>&1
+done
+cat "$K/n0.key.pub" "$K/n1.key.pub" "$K/n2.key.pub" >"$K/peers"
+cat "$K/c1.key.pub" "$K/c2.key.pub" >"$K/clients"
+alloc_ports PORTS 3
+NPIDS=()
+for i in 0 1 2; do
+    args=(--listen "127.0.0.1:${PORTS[$i]}" --data "$T/n$i.data" --key "$K/n$i.key"
+        --peer-keys "$K/peers" --client-keys "$K/clients"
+        --stabilize-ms "$STABILIZE_MS" --timeout-ms "$TIMEOUT_MS")
+    if ((i > 0)); then
+        args+=(--join "127.0.0.1:${PORTS[0]}#$(cat "$K/n0.key.pub")")
+    fi
+    "$KVNODE" "${args[@]}" 2>>"$T/n$i.log" &
+    PIDS+=("$!")
+    NPIDS+=("$!")
+    sleep 0.3
+done
+FS_PEERS=
+for i in 0 1 2; do
+    FS_PEERS+=${FS_PEERS:+,}tcp://127.0.0.1:${PORTS[$i]}#$(cat "$K/n$i.key.pub")
+done
+for ((i = 0; i < 100; i++)); do
+    n=$("$DHTCTL" --key "$K/c1.key" --peer "${FS_PEERS%%,*}" status --json 2>/dev/null | jq -r .nodes) || true
+    [ "$n" = 3 ] && break
+    sleep 0.1
+done
+[ "$n" = 3 ] || fail "secured ring did not form"
+
+# --- refused mounts fail promptly with EACCES
+for how in none stranger; do
+    mkdir -p "$T/bad-$how"
+    extra=()
+    [ "$how" = stranger ] && extra=(--key "$K/stranger.key")
+    t0=$(date +%s)
+    st=0
+    "$DHTFS" --peer "$FS_PEERS" "${extra[@]}" -f "$T/bad-$how" >"$T/bad-$how.log" 2>&1 || st=$?
+    (($(date +%s) - t0 < 10)) || fail "refused mount ($how) took $(($(date +%s) - t0)) s"
+    [ "$st" != 0 ] || fail "mount with key '$how' succeeded"
+    grep -q "EACCES" "$T/bad-$how.log" || fail "refused mount ($how) does not say EACCES: $(cat "$T/bad-$how.log")"
+    ! is_mounted "$T/bad-$how" || fail "refused mount ($how) is mounted"
+done
+log "mounts with no key or an unlisted key fail promptly with EACCES"
+
+# --- ordinary shell work with a listed key
+M=$T/mnt
+mount_fs "$M" --key "$K/c1.key"
+mkdir -p "$M/src/sub"
+echo "secured hello" >"$M/src/hello.txt"
+head -c 300000 /dev/urandom >"$T/blob"
+cp "$T/blob" "$M/src/sub/blob"
+check_same_file "blob through CURVE" "$M/src/sub/blob" "$T/blob"
+mv "$M/src/hello.txt" "$M/src/sub/renamed.txt"
+(cd "$M" && tar cf "$T/src.tar" src)
+mkdir "$M/copy"
+tar xf "$T/src.tar" -C "$M/copy"
+check_same_file "tar round trip" "$M/copy/src/sub/blob" "$T/blob"
+check_eq "renamed file" "$(cat "$M/copy/src/sub/renamed.txt")" "secured hello"
+rm -r "$M/copy"
+[ ! -e "$M/copy" ] || fail "rm -r left the copy"
+# A second mount with the key as a FUSE-style option (fstab, mount -t fuse.dhtfs).
+M2=$T/mnt2
+mount_fs "$M2" -o "key=$K/c2.key"
+check_eq "second mount sees the first's file" "$(cat "$M2/src/sub/renamed.txt")" "secured hello"
+log "mkdir, cp, mv, tar, rm -r on a secured ring; -o key= mounts too"
+
+# --- revoke c2: its next request fails with EACCES, c1 goes on
+cat "$K/c1.key.pub" >"$K/clients"
+kill -HUP "${NPIDS[@]}"
+for i in 0 1 2; do
+    for ((j = 0; j < 50; j++)); do
+        grep -q "key lists re-read" "$T/n$i.log" && break
+        sleep 0.1
+    done
+done
+st=0
+(echo revoked >"$M2/after-revoke") 2>"$T/revoked.err" || st=$?
+[ "$st" != 0 ] || fail "revoked mount could still create a file"
+grep -q "Permission denied" "$T/revoked.err" || fail "revoked write: $(cat "$T/revoked.err")"
+is_mounted "$M2" || fail "the revoked mount went away"
+echo still >"$M/after-revoke"
+check_eq "c1 still writes" "$(cat "$M/after-revoke")" still
+log "revoked key: next request EACCES, mount stays; the other client goes on"
+umount_fs "$M2"
+umount_fs "$M"
+log "PASS"
