@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
-# cluster.sh start [N] [--netns] | stop | status | env — a local N-node dhtfs ring.
+# cluster.sh start [N] [--netns] [--secure] | stop | status | env — a local
+# N-node dhtfs ring.
 #
-# Secured (CURVE) by default: start makes DIR/keys (mode 0700) with one key
-# per node (nodeK.key, .pub), an operator key (admin.key, a client key),
-# peers.list (every node's public key, rewritten on each start) and
-# clients.list (admin.key.pub; made once, add your clients' keys there and
-# send the nodes SIGHUP). Node K is reached at tcp://HOST:PORT#KEY_K.
-# `eval "$(cluster.sh env)"` sets DHT_PEER and DHT_KEY for dhtctl and dhtfs.
-# DHTFS_CLUSTER_INSECURE=1 runs the nodes without keys (--insecure).
+# --secure (or DHTFS_CLUSTER_SECURE=1): CURVE on every socket. start makes
+# DIR/keys (mode 0700) with one key per node (nodeK.key, .pub), an operator
+# key (admin.key, a client key), peers.list (every node's public key,
+# rewritten on each start) and clients.list (admin.key.pub; made once, add
+# your clients' keys there and send the nodes SIGHUP). Node K is reached at
+# tcp://HOST:PORT#KEY_K. `eval "$(cluster.sh env)"` sets DHT_PEER and
+# DHT_KEY for dhtctl and dhtfs.
+# Without it the nodes run without keys, reached at their plain endpoints
+# (the command-line contract's `dhtctl ring` works as is); with --netns they
+# then run with --insecure, which start says on stderr.
 #
 # Plain: nodes listen on tcp://127.0.0.1:BASE..BASE+N-1 (BASE=7000, so the
 # default --peer of dhtctl and dhtfs reaches node 0).
@@ -22,7 +26,7 @@
 #
 # Environment: DHTFS_CLUSTER_DIR, DHTFS_BASE_PORT, DHTFS_BIN (dir holding
 # kvnode and dhtctl), KVNODE_ARGS (extra flags, e.g. "--replicas 3"),
-# DHTFS_CLUSTER_INSECURE (1: no keys),
+# DHTFS_CLUSTER_SECURE (1: as --secure),
 # DHTFS_NETNS_PREFIX (default dhtfs), DHTFS_NETNS_SUBNET (default 10.231.0).
 set -euo pipefail
 
@@ -63,7 +67,7 @@ alive() {
 node_host() { if [ -f "$dir/netns" ]; then echo "$subnet.$((10 + $1))"; else echo 127.0.0.1; fi; }
 node_port() { if [ -f "$dir/netns" ]; then echo "$base"; else echo $(($base + $1)); fi; }
 
-secured() { [ "${DHTFS_CLUSTER_INSECURE:-0}" != 1 ] && [ ! -f "$dir/insecure" ]; }
+secured() { [ -f "$dir/secure" ]; }
 
 # Node i's address: its endpoint, and on a secured cluster its public key.
 node_addr() {
@@ -141,22 +145,28 @@ netns_down() {
 }
 
 start() {
-    local n=${1:-3} netns=${2:-} i
-    [[ $n =~ ^[0-9]+$ ]] && ((n >= 1 && n <= 64)) || die "node count must be 1..64, got '$n'"
+    local n=3 netns='' secure=${DHTFS_CLUSTER_SECURE:-0} i a
+    for a in "$@"; do
+        case $a in
+        --netns) netns=1 ;;
+        --secure) secure=1 ;;
+        *) [[ $a =~ ^[0-9]+$ ]] || die "unknown option '$a' (only N, --netns, --secure)"
+            n=$a ;;
+        esac
+    done
+    ((n >= 1 && n <= 64)) || die "node count must be 1..64, got '$n'"
     [ -x "$bin/kvnode" ] || die "kvnode not found in $bin (build first, or set DHTFS_BIN)"
     mkdir -p "$dir"
-    rm -f "$dir/insecure"
+    rm -f "$dir/secure" "$dir/insecure"
     local sec=()
-    if [ "${DHTFS_CLUSTER_INSECURE:-0}" = 1 ]; then
-        echo 1 >"$dir/insecure"
-    else
+    if [ "$secure" = 1 ]; then
         make_keys "$n"
+        echo 1 >"$dir/secure"
     fi
-    if [ "$netns" = --netns ]; then
+    if [ -n "$netns" ]; then
         netns_up "$n"
         echo "$prefix" >"$dir/netns"
-    elif [ -n "$netns" ]; then
-        die "unknown option '$netns' (only --netns)"
+        secured || echo "cluster.sh: nodes on non-loopback addresses without keys (--insecure); --secure adds CURVE" >&2
     fi
     local first
     first=$(node_addr 0)
@@ -167,7 +177,7 @@ start() {
             sec=(--key "$dir/keys/node$i.key" --peer-keys "$dir/keys/peers.list"
                 --client-keys "$dir/keys/clients.list")
         elif [ -f "$dir/netns" ]; then
-            sec=(--insecure) # asked for: DHTFS_CLUSTER_INSECURE=1
+            sec=(--insecure) # no --secure: the bridge is this machine's own
         fi
         mkdir -p "$d"
         if alive "$d/pid"; then
@@ -259,12 +269,15 @@ env_lines() {
 }
 
 case "${1:-}" in
-start) start "${2:-3}" "${3:-}" ;;
+start)
+    shift
+    start "$@"
+    ;;
 stop) stop ;;
 status) status ;;
 env) env_lines ;;
 *)
-    echo "usage: cluster.sh start [N] [--netns] | stop | status | env" >&2
+    echo "usage: cluster.sh start [N] [--netns] [--secure] | stop | status | env" >&2
     exit 2
     ;;
 esac

@@ -18,8 +18,7 @@ faults_require_disk
 KVHIST=$BUILD_DIR/tests/kvhist
 CLUSTER=$(cd "$(dirname "$0")/../../mount-scripts" && pwd)/cluster.sh
 export DHTFS_CLUSTER_DIR=$T/cluster DHTFS_BIN=$BUILD_DIR/kvnode
-# Partitions, not security: kvhist presents no key, so the nodes run without.
-export DHTFS_CLUSTER_INSECURE=1
+# Partitions, not security: kvhist presents no key, so the nodes run without (no --secure).
 export DHTFS_NETNS_PREFIX=dp$$ DHTFS_NETNS_SUBNET=10.232.$((RANDOM % 200 + 20))
 export KVNODE_ARGS="--stabilize-ms $STABILIZE_MS --timeout-ms $TIMEOUT_MS"
 SUB=$DHTFS_NETNS_SUBNET

@@ -25,9 +25,9 @@ netns_cleanup() {
 }
 on_exit netns_cleanup
 
-"$CLUSTER" start 3 --netns >"$T/start.log" 2>&1 || fail "cluster start failed: $(cat "$T/start.log")"
+"$CLUSTER" start 3 --netns --secure >"$T/start.log" 2>&1 || fail "cluster start failed: $(cat "$T/start.log")"
 [ "$(ip netns list | grep -c "^$DHTFS_NETNS_PREFIX-n")" = 3 ] || fail "expected 3 namespaces"
-# cluster.sh secures the ring: each host's node is reached with its key,
+# cluster.sh --secure: each host's node is reached with its key,
 # and dhtctl presents the operator key it made.
 peer() { echo "tcp://$SUB.$((10 + $1)):7000#$(cat "$DHTFS_CLUSTER_DIR/keys/node$1.key.pub")"; }
 export DHT_KEY=$DHTFS_CLUSTER_DIR/keys/admin.key
