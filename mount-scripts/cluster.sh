@@ -9,6 +9,7 @@
 # your clients' keys there and send the nodes SIGHUP). Node K is reached at
 # tcp://HOST:PORT#KEY_K. `eval "$(cluster.sh env)"` sets DHT_PEER and
 # DHT_KEY for dhtctl and dhtfs.
+# A directory once started with --secure stays secured on later starts.
 # Without it the nodes run without keys, reached at their plain endpoints
 # (the command-line contract's `dhtctl ring` works as is); with --netns they
 # then run with --insecure, which start says on stderr.
@@ -157,7 +158,9 @@ start() {
     ((n >= 1 && n <= 64)) || die "node count must be 1..64, got '$n'"
     [ -x "$bin/kvnode" ] || die "kvnode not found in $bin (build first, or set DHTFS_BIN)"
     mkdir -p "$dir"
-    rm -f "$dir/secure" "$dir/insecure"
+    # Once secured, a cluster directory stays so: a restart never drops the keys.
+    [ -f "$dir/secure" ] && secure=1
+    rm -f "$dir/insecure"
     local sec=()
     if [ "$secure" = 1 ]; then
         make_keys "$n"
