@@ -5,7 +5,7 @@
  *   kv-load --peer EP[,EP..] | --memcached HOST:PORT
  *           --op put|get [--size BYTES=1024] [--keys K=1000] [--concurrency C=1]
  *           [--seconds S] [--ops N] [--prefix P=kvl] [--seed X=1] [--warmup W]
- *           [--timeout-ms MS=2000] [--label L] [--test T] [--run R]
+ *           [--timeout-ms MS=2000] [--label L] [--test T] [--run R] [--key FILE]
  *
  * C operations are kept in flight from one thread (one event loop): each
  * completion starts the next operation. Operation j (counting warm-up ones)
@@ -19,7 +19,8 @@
  * neither: N = K), and waits for what is in flight.
  *
  * dhtfs: kvc_new(rpc, loop, peers, n, timeout_ms), kvc_put(KVC_PUT_ALWAYS) /
- * kvc_get, as dhtfs itself will use them (kvnode/kvclient.h).
+ * kvc_get, as dhtfs itself will use them (kvnode/kvclient.h). --key FILE: the
+ * secret key presented to a secured ring (peers given as tcp://HOST:PORT#KEY).
  * memcached: one TCP connection per concurrent operation, text protocol
  * ("set K 0 0 LEN", "get K"), non-blocking sockets polled by one poll() loop;
  * the same keys, values, verification and timing. (memcached needs -I 2m for
@@ -72,7 +73,7 @@ enum { HDR = 16, OFF_SPAN = 65536, MAX_CONC = 256 };
 /* ------------------------------------------------------------ settings */
 
 static struct {
-    const char *peers, *memcached, *prefix, *label, *test, *run;
+    const char *peers, *memcached, *prefix, *label, *test, *run, *key;
     bool put;
     size_t size;
     long keys, ops, warmup, conc;
@@ -325,6 +326,14 @@ static int run_dhtfs(slot_t *slots)
     void *zctx = zmq_ctx_new();
     loop = loop_new();
     rpc_t *rpc = rpc_new(zctx, loop);
+    if (rpc && cfg.key) {
+        sec_keypair_t kp;
+        int krc = sec_keypair_load(cfg.key, &kp);
+        if (krc < 0 || rpc_set_key(rpc, &kp) < 0) {
+            fprintf(stderr, "kv-load: --key %s: %s\n", cfg.key, strerror(krc < 0 ? -krc : EINVAL));
+            return 2;
+        }
+    }
     kvc = rpc ? kvc_new(rpc, loop, seeds, nseeds, cfg.timeout_ms) : NULL;
     if (!zctx || !loop || !kvc) {
         fprintf(stderr, "kv-load: cannot initialise the client\n");
@@ -557,7 +566,7 @@ static void usage(void)
             "usage: kv-load --peer EP[,EP..] | --memcached HOST:PORT  --op put|get\n"
             "               [--size BYTES] [--keys K] [--concurrency C] [--seconds S | --ops N]\n"
             "               [--prefix P] [--seed X] [--warmup W] [--timeout-ms MS]\n"
-            "               [--label L] [--test T] [--run R]\n");
+            "               [--label L] [--test T] [--run R] [--key FILE]\n");
 }
 
 static size_t parse_size(const char *s)
@@ -574,23 +583,15 @@ static size_t parse_size(const char *s)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"peer", required_argument, NULL, 'p'},
-        {"memcached", required_argument, NULL, 'm'},
-        {"op", required_argument, NULL, 'o'},
-        {"size", required_argument, NULL, 'z'},
-        {"keys", required_argument, NULL, 'k'},
-        {"concurrency", required_argument, NULL, 'c'},
-        {"seconds", required_argument, NULL, 's'},
-        {"ops", required_argument, NULL, 'n'},
-        {"prefix", required_argument, NULL, 'P'},
-        {"seed", required_argument, NULL, 'S'},
-        {"warmup", required_argument, NULL, 'w'},
-        {"timeout-ms", required_argument, NULL, 't'},
-        {"label", required_argument, NULL, 'L'},
-        {"test", required_argument, NULL, 'T'},
-        {"run", required_argument, NULL, 'R'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"peer", required_argument, NULL, 'p'},    {"memcached", required_argument, NULL, 'm'},
+        {"op", required_argument, NULL, 'o'},      {"size", required_argument, NULL, 'z'},
+        {"keys", required_argument, NULL, 'k'},    {"concurrency", required_argument, NULL, 'c'},
+        {"seconds", required_argument, NULL, 's'}, {"ops", required_argument, NULL, 'n'},
+        {"prefix", required_argument, NULL, 'P'},  {"seed", required_argument, NULL, 'S'},
+        {"warmup", required_argument, NULL, 'w'},  {"timeout-ms", required_argument, NULL, 't'},
+        {"label", required_argument, NULL, 'L'},   {"test", required_argument, NULL, 'T'},
+        {"run", required_argument, NULL, 'R'},     {"key", required_argument, NULL, 'K'},
+        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
     };
     const char *op = NULL;
     int o;
@@ -640,6 +641,9 @@ int main(int argc, char **argv)
             break;
         case 'R':
             cfg.run = optarg;
+            break;
+        case 'K':
+            cfg.key = optarg;
             break;
         default:
             usage();
