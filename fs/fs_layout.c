@@ -357,18 +357,26 @@ static void ext_join_closest(fs_extents_t *e)
     e->count--;
 }
 
+/* Room for one more extent: 0, or -ENOMEM with e unchanged. */
+static int extents_room(fs_extents_t *e)
+{
+    if (e->count < e->cap)
+        return 0;
+    uint32_t cap = e->cap ? 2 * e->cap : 4;
+    fs_extent_t *v = realloc(e->v, cap * sizeof *v);
+    if (!v)
+        return -ENOMEM;
+    e->v = v;
+    e->cap = cap;
+    return 0;
+}
+
 int fs_extents_add(fs_extents_t *e, uint64_t start, uint64_t end)
 {
     assert(start < end);
-    if (e->count == e->cap) {
-        /* Room first, so a failure leaves e as it was. */
-        uint32_t cap = e->cap ? 2 * e->cap : 4;
-        fs_extent_t *v = realloc(e->v, cap * sizeof *v);
-        if (!v)
-            return -ENOMEM;
-        e->v = v;
-        e->cap = cap;
-    }
+    /* Room first, so a failure leaves e as it was. */
+    if (extents_room(e) < 0)
+        return -ENOMEM;
     /* Extents [i, j) overlap or touch [start, end) and merge with it. */
     uint32_t i = start > 0 ? ext_first_after(e, start - 1) : 0;
     uint32_t j = i;
@@ -439,14 +447,8 @@ int fs_extents_remove(fs_extents_t *e, uint64_t start, uint64_t end)
         return 0; /* nothing listed in the range */
     if (e->v[i].start < start && e->v[i].end > end) {
         /* The range lies strictly inside one extent: it splits in two. */
-        if (e->count == e->cap) {
-            uint32_t cap = e->cap ? 2 * e->cap : 4;
-            fs_extent_t *v = realloc(e->v, cap * sizeof *v);
-            if (!v)
-                return -ENOMEM;
-            e->v = v;
-            e->cap = cap;
-        }
+        if (extents_room(e) < 0)
+            return -ENOMEM;
         memmove(&e->v[i + 1], &e->v[i], (e->count - i) * sizeof *e->v);
         e->count++;
         e->v[i].end = start;
