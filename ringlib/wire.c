@@ -289,6 +289,7 @@ static bool known_type(uint8_t t)
     case WIRE_SYNC_PULL:
     case WIRE_STATS:
     case WIRE_SYNC_DROP:
+    case WIRE_KV_READ:
         return true;
     case WIRE_ERROR:
         return t == WIRE_ERROR;
@@ -325,10 +326,18 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         put_key(&w, m->key_bytes, m->key_len);
         break;
     case WIRE_REPL_GET:
+    case WIRE_KV_READ:
         if (m->read_mode > WIRE_READ_VERSION)
             return -EINVAL;
         put_key(&w, m->key_bytes, m->key_len);
         put_u8(&w, m->read_mode);
+        break;
+    case WIRE_KV_READ | WIRE_REPLY:
+        put_u8(&w, m->found ? 1 : 0);
+        put_version(&w, m->version);
+        put_flags(&w, m->flags);
+        put_u8(&w, m->done ? 1 : 0);
+        put_list(&w, m->nsucc, m->succ);
         break;
     case WIRE_KV_GET | WIRE_REPLY:
     case WIRE_REPL_GET | WIRE_REPLY:
@@ -507,10 +516,18 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         out->key_bytes = get_key(&r, &out->key_len);
         break;
     case WIRE_REPL_GET:
+    case WIRE_KV_READ:
         out->key_bytes = get_key(&r, &out->key_len);
         out->read_mode = get_u8(&r);
         if (out->read_mode > WIRE_READ_VERSION)
             r.bad = true;
+        break;
+    case WIRE_KV_READ | WIRE_REPLY:
+        out->found = get_bool(&r);
+        out->version = get_version(&r);
+        out->flags = get_flags(&r);
+        out->done = get_bool(&r);
+        out->nsucc = get_list(&r, out->succ);
         break;
     case WIRE_KV_GET | WIRE_REPLY:
     case WIRE_REPL_GET | WIRE_REPLY:
@@ -677,7 +694,7 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
 bool wire_type_has_value(uint8_t type)
 {
     return type == WIRE_KV_PUT || type == WIRE_REPL_PUT || type == (WIRE_KV_GET | WIRE_REPLY) ||
-           type == (WIRE_REPL_GET | WIRE_REPLY);
+           type == (WIRE_REPL_GET | WIRE_REPLY) || type == (WIRE_KV_READ | WIRE_REPLY);
 }
 
 const char *wire_type_name(uint8_t type)
@@ -699,6 +716,7 @@ const char *wire_type_name(uint8_t type)
         [WIRE_SYNC_PULL] = "SYNC_PULL",
         [WIRE_SYNC_DROP] = "SYNC_DROP",
         [WIRE_STATS] = "STATS",
+        [WIRE_KV_READ] = "KV_READ",
     };
     static const char *const rep[] = {
         [WIRE_PING] = "PING_R",
@@ -717,6 +735,7 @@ const char *wire_type_name(uint8_t type)
         [WIRE_SYNC_PULL] = "SYNC_PULL_R",
         [WIRE_SYNC_DROP] = "SYNC_DROP_R",
         [WIRE_STATS] = "STATS_R",
+        [WIRE_KV_READ] = "KV_READ_R",
     };
     if (type == WIRE_ERROR)
         return "ERROR";

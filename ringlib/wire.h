@@ -57,6 +57,7 @@ typedef enum {
     WIRE_SYNC_PULL = 0x16,
     WIRE_STATS = 0x17,
     WIRE_SYNC_DROP = 0x18, /* "you are no longer a replica of (lo, hi]" */
+    WIRE_KV_READ = 0x19,   /* client -> one replica: its own copy (a client-side quorum read) */
     WIRE_REDIRECT = 0x7e,  /* reply: "not mine", with a better node to ask */
     WIRE_ERROR = 0x7f,
     WIRE_REPLY = 0x80, /* or-ed into a request type for its reply */
@@ -134,8 +135,9 @@ typedef struct {
     /* INFO reply, LEAVE: predecessor; FIND reply: the node that answered */
     bool has_pred;
     wire_node_t pred;
-    /* INFO reply, LEAVE: successor list; FIND reply: the replica set
-     * (entries in succ[], at the tail) */
+    /* INFO reply, LEAVE: successor list; FIND reply: the replica set;
+     * KV_READ reply from the key's authority (done): the other members of
+     * its replica set (entries in succ[], at the tail) */
     uint8_t nsucc;
 
     /* NOTIFY: a wire_notify_role_t */
@@ -145,7 +147,8 @@ typedef struct {
     ring_id_t key;
     uint8_t mode;
     uint8_t hops;
-    bool done; /* FIND reply: node is the owner, not a next hop */
+    bool done; /* FIND reply: node is the owner, not a next hop; KV_READ reply: the key's authority
+                */
 
     /* UPDATE: finger index; UPDATE reply: whether it was applied */
     uint8_t index;
@@ -165,7 +168,7 @@ typedef struct {
     kv_version_t version;
     uint8_t flags;
     bool found;
-    /* REPL_GET: a wire_read_mode_t */
+    /* REPL_GET, KV_READ: a wire_read_mode_t */
     uint8_t read_mode;
     /* KV_PUT condition */
     uint8_t cond;
@@ -217,8 +220,8 @@ typedef struct {
 
 /*
  * True for the message types that travel with a second frame holding a
- * value (possibly empty): KV_PUT, REPL_PUT, and the replies of KV_GET and
- * REPL_GET. Every other type is exactly one frame.
+ * value (possibly empty): KV_PUT, REPL_PUT, and the replies of KV_GET,
+ * REPL_GET and KV_READ. Every other type is exactly one frame.
  */
 bool wire_type_has_value(uint8_t type);
 

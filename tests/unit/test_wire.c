@@ -55,17 +55,19 @@ static const uint8_t all_types[] = {
     WIRE_STATS | WIRE_REPLY,
     WIRE_SYNC_DROP,
     WIRE_SYNC_DROP | WIRE_REPLY,
+    WIRE_KV_READ,
+    WIRE_KV_READ | WIRE_REPLY,
     WIRE_REDIRECT,
 };
 enum { NTYPES = sizeof all_types / sizeof all_types[0] };
 
 /* Type bytes the grammar leaves unassigned. */
-static const uint8_t unknown_types[] = {0x00, 0x08, 0x0f, 0x19, 0x1f, 0x20, 0x40, 0x60,
-                                        0x7d, 0x80, 0x88, 0x99, 0xa0, 0xfe, 0xff};
+static const uint8_t unknown_types[] = {0x00, 0x08, 0x0f, 0x1a, 0x1f, 0x20, 0x40, 0x60,
+                                        0x7d, 0x80, 0x88, 0x9a, 0xa0, 0xfe, 0xff};
 
 /* The types whose messages travel with a value frame. */
 static const uint8_t value_types[] = {WIRE_KV_PUT, WIRE_REPL_PUT, WIRE_KV_GET | WIRE_REPLY,
-                                      WIRE_REPL_GET | WIRE_REPLY};
+                                      WIRE_REPL_GET | WIRE_REPLY, WIRE_KV_READ | WIRE_REPLY};
 
 /*
  * Binary key bytes (NUL and 0xff included) that messages borrow; offers
@@ -184,10 +186,19 @@ static void fill_msg(wire_msg_t *m, uint8_t type, bool big)
         break;
     case WIRE_KV_GET:
     case WIRE_REPL_GET:
+    case WIRE_KV_READ:
         m->key_bytes = keys();
         m->key_len = big ? WIRE_KEY_MAX : 11;
-        if (type == WIRE_REPL_GET)
+        if (type != WIRE_KV_GET)
             m->read_mode = big ? WIRE_READ_FULL : WIRE_READ_VERSION;
+        break;
+    case WIRE_KV_READ | WIRE_REPLY:
+        m->found = true;
+        m->version = test_version(6);
+        m->done = true;
+        m->nsucc = nsucc;
+        for (uint8_t k = 0; k < nsucc; k++)
+            wire_node_set(&m->succ[k], 0x3000u + k, addr);
         break;
     case WIRE_KV_GET | WIRE_REPLY:
     case WIRE_REPL_GET | WIRE_REPLY:
@@ -1024,6 +1035,7 @@ static size_t key_frame(uint8_t type, size_t key_len)
         frame[n++] = 0;
         break;
     case WIRE_REPL_GET:
+    case WIRE_KV_READ:
         frame[n++] = WIRE_READ_VERSION;
         break;
     case WIRE_SYNC_OFFER:
@@ -1036,8 +1048,8 @@ static size_t key_frame(uint8_t type, size_t key_len)
     return n;
 }
 
-static const uint8_t keyed_types[] = {WIRE_KV_GET, WIRE_KV_PUT, WIRE_REPL_GET, WIRE_REPL_PUT,
-                                      WIRE_SYNC_OFFER};
+static const uint8_t keyed_types[] = {WIRE_KV_GET,   WIRE_KV_PUT,  WIRE_REPL_GET,
+                                      WIRE_REPL_PUT, WIRE_KV_READ, WIRE_SYNC_OFFER};
 
 static void test_wire_decode_key_length(void **state)
 {
@@ -1598,6 +1610,8 @@ static void test_wire_type_name_kv_values(void **state)
         {WIRE_STATS | WIRE_REPLY, "STATS_R"},
         {WIRE_SYNC_DROP, "SYNC_DROP"},
         {WIRE_SYNC_DROP | WIRE_REPLY, "SYNC_DROP_R"},
+        {WIRE_KV_READ, "KV_READ"},
+        {WIRE_KV_READ | WIRE_REPLY, "KV_READ_R"},
         {WIRE_REDIRECT, "REDIRECT"},
     };
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
