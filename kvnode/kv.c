@@ -112,6 +112,9 @@ bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_
     case WIRE_REPL_GET:
         kv_replica_serve_get(n, ident, ident_len, m);
         return true;
+    case WIRE_KV_READ:
+        kv_replica_serve_read(n, ident, ident_len, m);
+        return true;
     case WIRE_REPL_PUT:
         kv_replica_serve_put(n, ident, ident_len, m);
         return true;

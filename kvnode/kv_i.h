@@ -113,6 +113,7 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
 
 /* kv_replica.c */
 void kv_replica_serve_get(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+void kv_replica_serve_read(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
 void kv_replica_serve_put(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
 
 /* kv_stream.c */

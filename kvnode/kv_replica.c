@@ -40,6 +40,44 @@ void kv_replica_serve_get(node_t *n, const uint8_t *ident, size_t ident_len, con
     node_send(n, ident, ident_len, r);
 }
 
+/*
+ * A client's read of our own copy, one of the R it sends itself (a
+ * quorum read without a coordinator's extra hop). Only the key's
+ * authority can vouch for who the replicas are, so it names the rest of
+ * its replica set; the client accepts the answers only if the others it
+ * asked are in that set and all agree, and falls back to a coordinated
+ * KV_GET otherwise.
+ */
+void kv_replica_serve_read(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    store_rec_t rec;
+    int rc = store_get(n->store, m->key_bytes, m->key_len, &rec);
+    if (rc < 0 && rc != -ENOENT) {
+        node_reply_error(n, ident, ident_len, m->req_id, -rc, "store read failed: %s",
+                         strerror(-rc));
+        return;
+    }
+    wire_msg_t *r = &n->out;
+    wire_init(r, WIRE_KV_READ | WIRE_REPLY, m->req_id);
+    if (rc == 0) {
+        r->found = true;
+        r->version = rec.version;
+        r->flags = rec.flags;
+        if (m->read_mode == WIRE_READ_FULL) {
+            r->value = rec.value;
+            r->value_len = rec.value_len;
+        }
+    }
+    r->done = ring_state_owns(n->rs, store_pos(n->store, m->key_bytes, m->key_len));
+    if (r->done) {
+        ring_id_t reps[KV_QUORUM_MAX];
+        size_t nrep = node_replica_set(n, reps, KV_QUORUM_MAX);
+        for (size_t i = 1; i < nrep && r->nsucc < WIRE_SUCC_MAX; i++)
+            node_fill(n, &r->succ[r->nsucc++], reps[i]);
+    }
+    node_send(n, ident, ident_len, r);
+}
+
 typedef struct {
     node_t *n;
     uint8_t ident[IDENT_MAX];

@@ -592,6 +592,7 @@ static bool client_may(uint8_t type)
     case WIRE_FINGERS:
     case WIRE_KV_GET:
     case WIRE_KV_PUT:
+    case WIRE_KV_READ:
     case WIRE_STATS:
         return true;
     default:
