@@ -39,6 +39,8 @@ enum {
     /* Budget of one operation, in attempt timeouts (at least BUDGET_MIN_MS). */
     BUDGET_TIMEOUTS = 4,
     BUDGET_MIN_MS = 5000,
+    /* A read asks R replicas itself when R is at most this; else its authority coordinates. */
+    DIRECT_MAX = 7,
 };
 
 typedef struct {
@@ -47,6 +49,21 @@ typedef struct {
 } cnode_t;
 
 typedef enum { K_GET, K_PUT, K_LOOKUP } kind_t;
+
+struct op;
+
+/* One of the R reads of a direct read: where it went and what came back. */
+typedef struct {
+    struct op *op;
+    ring_id_t id;
+    char addr[ENDPOINT_MAX];
+    bool answered;
+    int rc;
+    bool found;
+    uint8_t flags;
+    kv_version_t version;
+    bool vouched; /* the authority named this node in its replica set */
+} dread_t;
 
 typedef struct op {
     kvc_t *c;
@@ -71,6 +88,14 @@ typedef struct op {
     kv_opid_t opid;
     bool unknown;
     bool hook_dropped;
+    /* Gets: the direct read (dr[0] is the authority); tried once, then the authority coordinates.
+     */
+    bool direct_tried;
+    unsigned dn, dpending;
+    dread_t dr[DIRECT_MAX];
+    char redirect[ENDPOINT_MAX]; /* the authority said "not mine: ask this node" */
+    bool held;                   /* held: the authority's value, until the others are in */
+    zmq_msg_t held_value;
 } op_t;
 
 typedef struct {
@@ -102,6 +127,8 @@ struct kvc {
     char (*seeds)[ENDPOINT_MAX];
     size_t nseeds, next_seed;
     unsigned m;
+    unsigned replicas, read_quorum; /* from INFO; 0 until known */
+    uint64_t direct_reads, direct_fallbacks;
     bool info_in_flight;
     unsigned info_failures;
     cnode_t *cache;
@@ -161,15 +188,6 @@ static void cache_add(kvc_t *c, const wire_node_t *n)
     c->ncache++;
 }
 
-/* The cached node that would own pos: the first id at or after it. */
-static const cnode_t *cache_owner(const kvc_t *c, ring_id_t pos)
-{
-    if (c->ncache == 0)
-        return NULL;
-    size_t k = cache_lower(c, pos);
-    return &c->cache[k == c->ncache ? 0 : k];
-}
-
 /* ------------------------------------------------------------ completion */
 
 static void op_free(op_t *op)
@@ -183,6 +201,8 @@ static void op_free(op_t *op)
         op->next->prev = op->prev;
     if (op->timer)
         loop_timer_cancel(c->loop, op->timer);
+    if (op->held)
+        zmq_msg_close(&op->held_value);
     free(op->value);
     free(op);
 }
@@ -426,6 +446,182 @@ static void find(op_t *op)
     }
 }
 
+/* ---------------------------------------------------------- direct reads */
+
+/*
+ * A get asks R replicas itself, in parallel, instead of asking the key's
+ * authority to ask them: one round trip instead of two, and the value
+ * crosses the network once. The authority sends the value and names the
+ * rest of its replica set; the others send their version only. The
+ * answer stands only if the authority answered as authority, it vouched
+ * for every other node asked, and all R agree on the version: then the
+ * newest version any write quorum left is among them (W + R > N), exactly
+ * as when the authority asks. Anything else (a stale cache, a replica
+ * behind, a write under way, a node silent) falls back to a coordinated
+ * KV_GET, which also repairs what it finds.
+ */
+
+static void direct_fallback(op_t *op)
+{
+    kvc_t *c = op->c;
+    const dread_t *a = &op->dr[0];
+    c->direct_fallbacks++;
+    if (op->held) {
+        zmq_msg_close(&op->held_value);
+        op->held = false;
+    }
+    for (unsigned i = 0; i < op->dn; i++)
+        if (op->dr[i].rc == -ECANCELED) {
+            complete(op, -ECANCELED, NULL, "client shut down");
+            return;
+        }
+    if (a->rc == -EACCES) {
+        complete(op, -EACCES, NULL, "the ring refused this client's key");
+    } else if (a->rc == -EREMOTE && op->redirect[0]) {
+        char to[ENDPOINT_MAX];
+        snprintf(to, sizeof to, "%s", op->redirect);
+        send_kv(op, to);
+    } else if (!a->answered || a->rc == -ESHUTDOWN) {
+        cache_remove_addr(c, a->addr);
+        retry(op, "no answer from the key's authority");
+    } else {
+        char to[ENDPOINT_MAX];
+        snprintf(to, sizeof to, "%s", a->addr);
+        send_kv(op, to);
+    }
+}
+
+/* All R reads are in: answer, or fall back to the authority. */
+static void direct_settle(op_t *op, const wire_msg_t *last)
+{
+    const dread_t *a = &op->dr[0];
+    bool ok = a->answered && a->rc == 0;
+    for (unsigned i = 1; i < op->dn && ok; i++) {
+        const dread_t *d = &op->dr[i];
+        ok = d->answered && d->rc == 0 && d->vouched && d->found == a->found &&
+             (!a->found || (kv_version_cmp(d->version, a->version) == 0 &&
+                            (d->flags & WIRE_FLAG_TOMBSTONE) == (a->flags & WIRE_FLAG_TOMBSTONE)));
+    }
+    if (!ok) {
+        direct_fallback(op);
+        return;
+    }
+    op->c->direct_reads++;
+    if (!a->found || (a->flags & WIRE_FLAG_TOMBSTONE)) {
+        complete(op, -ENOENT, NULL, NULL);
+        return;
+    }
+    /* The authority's answer: the reply in hand, or the value frame held from it. */
+    wire_msg_t *r = malloc(sizeof *r);
+    if (!r) {
+        complete(op, -ENOMEM, NULL, "out of memory");
+        return;
+    }
+    wire_init(r, WIRE_KV_GET | WIRE_REPLY, 0);
+    r->found = true;
+    r->version = a->version;
+    r->flags = a->flags;
+    if (last) {
+        r->value = last->value;
+        r->value_len = last->value_len;
+    } else if (op->held) {
+        r->value = zmq_msg_data(&op->held_value);
+        r->value_len = zmq_msg_size(&op->held_value);
+    }
+    complete(op, 0, r, NULL);
+    free(r);
+}
+
+static void on_direct_reply(int rc, const wire_msg_t *r, void *arg)
+{
+    dread_t *d = arg;
+    op_t *op = d->op;
+    kvc_t *c = op->c;
+    d->answered = r != NULL || rc == -ECANCELED;
+    d->rc = rc == 0 && !r ? -EIO : rc;
+    bool authority = d == &op->dr[0];
+    if (d->rc == 0) {
+        d->found = r->found;
+        d->version = r->version;
+        d->flags = r->flags;
+        if (authority) {
+            if (!r->done)
+                d->rc = -EREMOTE; /* not (or no longer) the authority */
+            for (unsigned i = 0; i < r->nsucc; i++) {
+                char norm[ENDPOINT_MAX];
+                cache_add(c, &r->succ[i]);
+                if (endpoint_normalize(r->succ[i].addr, norm, sizeof norm, NULL) < 0)
+                    continue;
+                for (unsigned k = 1; k < op->dn; k++)
+                    if (op->dr[k].id == r->succ[i].id && strcmp(op->dr[k].addr, norm) == 0)
+                        op->dr[k].vouched = true;
+            }
+        }
+    } else if (rc == -EREMOTE && r && authority) {
+        cache_add(c, &r->node);
+        snprintf(op->redirect, sizeof op->redirect, "%s", r->node.addr);
+    } else if (!r && rc != -ECANCELED && !authority) {
+        cache_remove_addr(c, d->addr); /* not the place to read from while it is silent */
+    }
+    if (--op->dpending > 0) {
+        /* Keep the authority's value until the others are in (no copy). */
+        if (authority && d->rc == 0 && r->found) {
+            if (rpc_take_value(c->rpc, &op->held_value) == 0)
+                op->held = true;
+            else
+                d->rc = -ENOMEM;
+        }
+        return;
+    }
+    direct_settle(op, authority && d->rc == 0 ? r : NULL);
+}
+
+/*
+ * Start a direct read at the cached owner (index k) and the next R - 1
+ * cached nodes. Returns false (nothing sent) when the cache cannot name R
+ * distinct nodes or a call cannot be sent; the get then goes to the
+ * authority as usual.
+ */
+static bool direct_start(op_t *op, size_t k)
+{
+    kvc_t *c = op->c;
+    unsigned want = c->read_quorum;
+    if (want < 2 || want > DIRECT_MAX || want > c->ncache || c->replicas < want)
+        return false;
+    op->direct_tried = true;
+    op->dn = want;
+    for (unsigned i = 0; i < want; i++) {
+        const cnode_t *cn = &c->cache[(k + i) % c->ncache];
+        op->dr[i] = (dread_t){.op = op, .id = cn->id};
+        snprintf(op->dr[i].addr, sizeof op->dr[i].addr, "%s", cn->addr);
+    }
+    wire_msg_t *req = malloc(sizeof *req);
+    if (!req)
+        return false;
+    op->dpending = 0;
+    for (unsigned i = 0; i < want; i++) {
+        wire_init(req, WIRE_KV_READ, 0);
+        req->key_bytes = op->key;
+        req->key_len = op->key_len;
+        req->read_mode = i == 0 ? WIRE_READ_FULL : WIRE_READ_VERSION;
+        op->dpending++;
+        if (rpc_call(c->rpc, op->dr[i].addr, req, c->timeout_ms, on_direct_reply, &op->dr[i]) < 0) {
+            op->dpending--;
+            if (op->dpending == 0) {
+                free(req);
+                return false;
+            }
+            /* Calls already sent will answer; this one counts as unanswered. */
+            op->dr[i].answered = false;
+            op->dr[i].rc = -EIO;
+            op->dn = i + 1;
+            break;
+        }
+    }
+    free(req);
+    return true;
+}
+
 static void dispatch(op_t *op)
 {
     kvc_t *c = op->c;
@@ -434,12 +630,16 @@ static void dispatch(op_t *op)
         info_request(c);
         return;
     }
-    const cnode_t *owner =
-        op->kind == K_LOOKUP ? NULL : cache_owner(c, ring_hash(op->key, op->key_len, c->m));
-    if (owner)
-        send_kv(op, owner->addr);
-    else
+    if (op->kind == K_LOOKUP || c->ncache == 0) {
         find(op);
+        return;
+    }
+    size_t k = cache_lower(c, ring_hash(op->key, op->key_len, c->m));
+    if (k == c->ncache)
+        k = 0;
+    if (op->kind == K_GET && !op->direct_tried && direct_start(op, k))
+        return;
+    send_kv(op, c->cache[k].addr);
 }
 
 /* ------------------------------------------------------- ring discovery */
@@ -453,6 +653,8 @@ static void on_info(int rc, const wire_msg_t *r, void *arg)
     bool refused = rc == -EACCES;
     if (rc == 0 && ring_bits_valid(r->id_bits)) {
         c->m = r->id_bits;
+        c->replicas = r->replicas;
+        c->read_quorum = r->read_quorum;
         cache_add(c, &r->node);
         for (unsigned i = 0; i < r->nsucc; i++)
             cache_add(c, &r->succ[i]);
@@ -699,6 +901,10 @@ void kvc_destroy(kvc_t **pc)
     if (!pc || !*pc)
         return;
     kvc_t *c = *pc;
+    if (c->direct_reads || c->direct_fallbacks)
+        log_info("kvc",
+                 "reads: %llu answered by R replicas directly, %llu coordinated by the authority",
+                 (unsigned long long)c->direct_reads, (unsigned long long)c->direct_fallbacks);
     /* Ops with a call in flight are completed by the rpc's cancellation. */
     while (c->ops)
         complete(c->ops, -ECANCELED, NULL, "client shut down");

@@ -82,8 +82,9 @@ struct rpc {
     uint64_t tick_timer;
     uint64_t mon_seq;
     bool has_key;
-    sec_keypair_t key;  /* presented to CURVE servers */
-    wire_msg_t scratch; /* decoded reply, lent to the callback */
+    sec_keypair_t key;    /* presented to CURVE servers */
+    wire_msg_t scratch;   /* decoded reply, lent to the callback */
+    zmq_msg_t *cur_value; /* its value frame, while the callback runs */
 };
 
 static void tick(loop_t *loop, void *arg);
@@ -249,11 +250,21 @@ static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
         } else if (m->type != (s->type | WIRE_REPLY)) {
             finish(rpc, s, -EBADMSG, NULL);
         } else {
+            rpc->cur_value = want_value ? &parts[1] : NULL;
             finish(rpc, s, 0, m);
+            rpc->cur_value = NULL;
         }
         for (int i = 0; i < nparts; i++)
             zmq_msg_close(&parts[i]);
     }
+}
+
+int rpc_take_value(rpc_t *rpc, zmq_msg_t *dst)
+{
+    if (!rpc->cur_value)
+        return -ENOENT;
+    zmq_msg_init(dst);
+    return zmq_msg_move(dst, rpc->cur_value) == 0 ? 0 : -errno;
 }
 
 /* A CURVE connection's monitor reported: a refused handshake fails its calls. */

@@ -56,6 +56,15 @@ int rpc_call(rpc_t *rpc, const char *addr, wire_msg_t *req, unsigned timeout_ms,
              void *arg);
 
 /*
+ * Inside a done callback with a successful reply that has a value frame:
+ * move that frame into *dst without copying it. The caller then owns dst
+ * (zmq_msg_close); read the value with zmq_msg_data(dst), not the reply's
+ * pointer (a small frame's bytes live inside the zmq_msg_t). Returns 0 or
+ * -ENOENT (no such frame in hand).
+ */
+int rpc_take_value(rpc_t *rpc, zmq_msg_t *dst);
+
+/*
  * Lanes: a peer's requests of each lane go over their own connection, and
  * the receiving ROUTER fair-queues between connections, so ring
  * maintenance (RPC_LANE_CTL) is not queued behind bulk store traffic
