@@ -67,6 +67,7 @@ static void usage(FILE *f)
                "endpoint carries its public key: tcp://HOST:PORT#KEY (see OPERATIONS.md).\n"
                "--key FILE: the secret key this client presents to a secured ring\n"
                "(default $DHT_KEY).\n"
+               "--log-level error|warn|info|debug: what the client logs to stderr (error).\n"
                "exit status: 0 ok, 1 not found (or condition failed), 2 usage error,\n"
                "             3 unavailable (no quorum, no answer in time, disk full)\n");
 }
@@ -734,7 +735,19 @@ int main(int argc, char **argv)
     const char *key_path = getenv("DHT_KEY");
     if (key_path && !*key_path)
         key_path = NULL;
-    enum { O_PEER = 256, O_JSON, O_ITER, O_REC, O_TIMEOUT, O_HELP, O_ABSENT, O_IFVER, O_KEY };
+    enum {
+        O_PEER = 256,
+        O_JSON,
+        O_ITER,
+        O_REC,
+        O_TIMEOUT,
+        O_HELP,
+        O_ABSENT,
+        O_IFVER,
+        O_KEY,
+        O_LOG
+    };
+    log_level_t level = LOG_ERROR;
     /* Options may follow the command; a value starting with '-' goes after "--". */
     static const struct option opts[] = {
         {"peer", required_argument, NULL, O_PEER},
@@ -745,6 +758,7 @@ int main(int argc, char **argv)
         {"timeout-ms", required_argument, NULL, O_TIMEOUT},
         {"if-absent", no_argument, NULL, O_ABSENT},
         {"if-version", required_argument, NULL, O_IFVER},
+        {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -757,6 +771,11 @@ int main(int argc, char **argv)
             break;
         case O_KEY:
             key_path = optarg;
+            break;
+        case O_LOG:
+            if (log_parse_level(optarg, &level) < 0)
+                return usage_error("--log-level must be error, warn, info or debug, got '%s'",
+                                   optarg);
             break;
         case O_JSON:
             ctl.json = true;
@@ -845,7 +864,7 @@ int main(int argc, char **argv)
     if ((iterative || recursive) && strcmp(cmd, "lookup") != 0)
         return usage_error("--iterative/--recursive only apply to lookup, not '%s'", cmd);
 
-    log_set_level(LOG_ERROR);
+    log_set_level(level);
     if (sodium_init() < 0)
         return 1;
     ctl.zctx = zmq_ctx_new();

@@ -769,12 +769,38 @@ int store_put(store_t *st, const uint8_t *key, size_t key_len, kv_version_t vers
                           current);
 }
 
+/*
+ * Test hook DHT_TEST_STORE_DROPS=PREFIX: writes of keys starting with
+ * PREFIX are reported applied but never stored, so this node's copy stays
+ * stale while the others move on: the replica a reader must not believe.
+ */
+static bool drops(const uint8_t *key, size_t key_len)
+{
+    static const char *prefix;
+    static bool read;
+    if (!read) {
+        read = true;
+        prefix = getenv("DHT_TEST_STORE_DROPS");
+        if (prefix && *prefix)
+            log_warn("store", "test hook: dropping every write of keys under '%s'", prefix);
+        else
+            prefix = NULL;
+    }
+    size_t len = prefix ? strlen(prefix) : 0;
+    return prefix && key_len >= len && memcmp(key, prefix, len) == 0;
+}
+
 int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version,
                    uint8_t flags, kv_opid_t opid, const void *value, size_t value_len,
                    kv_version_t *current)
 {
     if (key_len == 0 || key_len > WIRE_KEY_MAX || value_len > WIRE_VALUE_MAX)
         return -EINVAL;
+    if (drops(key, key_len)) {
+        if (current)
+            *current = version;
+        return 1;
+    }
     ring_id_t pos = store_pos(st, key, key_len);
     store_rec_t old;
     int rc = find(st, key, key_len, pos, &old, false);
