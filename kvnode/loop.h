@@ -1,7 +1,7 @@
 /*
  * loop.h — the one event loop of a process: ZeroMQ sockets and plain file
- * descriptors polled together by zmq_poll, one-shot timers on the monotonic
- * clock, and a hook run before every poll for batched work.
+ * descriptors polled together, one-shot timers on the monotonic clock, and
+ * a hook run before every poll for batched work.
  *
  * Callbacks run on the loop's thread and must not block. Sockets and timers
  * may be added or removed from inside any callback.
@@ -28,6 +28,11 @@ void loop_destroy(loop_t **loop);
  */
 int loop_add_socket(loop_t *loop, void *zsock, loop_io_fn fn, void *arg);
 int loop_add_fd(loop_t *loop, int fd, loop_io_fn fn, void *arg);
+/*
+ * Call after sending on a watched socket outside its own callback: a send
+ * may consume the signal of input that arrived meanwhile (see loop.c).
+ */
+void loop_touch(loop_t *loop, void *zsock);
 /* Stop watching; safe from callbacks, also for the socket being served. */
 void loop_remove_socket(loop_t *loop, void *zsock);
 void loop_remove_fd(loop_t *loop, int fd);

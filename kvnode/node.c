@@ -256,6 +256,7 @@ int node_send(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_
         return len;
     }
     bool with_value = wire_type_has_value(m->type);
+    loop_touch(n->loop, n->router);
     if (zmq_send(n->router, ident, ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(n->router, buf, (size_t)len, ZMQ_DONTWAIT | (with_value ? ZMQ_SNDMORE : 0)) < 0 ||
         (with_value && zmq_send(n->router, m->value_len ? m->value : (const void *)"", m->value_len,

@@ -218,7 +218,7 @@ static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
      * stop reading from a socket that no longer exists.
      */
     uint64_t gen = c->generation;
-    /* Drain a bounded batch; zmq_poll is level-triggered for the rest. */
+    /* Drain a bounded batch; the loop asks the socket again for the rest. */
     for (int n = 0; n < 256 && c->generation == gen; n++) {
         zmq_msg_t parts[2];
         int total = rpc_recv_frames(zsock, parts, 2);
@@ -468,6 +468,7 @@ int rpc_call_lane(rpc_t *rpc, const char *addr, rpc_lane_t lane, wire_msg_t *req
     int len = wire_encode(req, buf, sizeof buf);
     if (len < 0)
         return len;
+    loop_touch(rpc->loop, c->sock);
     if (zmq_send(c->sock, buf, (size_t)len, ZMQ_DONTWAIT | (with_value ? ZMQ_SNDMORE : 0)) < 0 ||
         (with_value && zmq_send(c->sock, req->value_len ? req->value : (const void *)"",
                                 req->value_len, ZMQ_DONTWAIT) < 0)) {

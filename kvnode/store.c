@@ -516,6 +516,7 @@ static void send_stage(store_t *st)
     batch_t *b = st->stage;
     st->stage = NULL;
     st->inflight = b;
+    loop_touch(st->loop, st->lsock);
     if (zmq_send(st->lsock, &b, sizeof b, 0) != (int)sizeof b) {
         b->rc = -EIO;
         batch_done(st, b);
