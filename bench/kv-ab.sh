@@ -136,7 +136,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
         for ((k = ${#NAMES[@]} - 1; k >= 0; k--)); do order+=("${NAMES[$k]}"); done
     fi
     echo "## round $r/$ROUNDS (${order[*]}), load $(cut -d' ' -f1-3 /proc/loadavg)"
-    for load in 1024:1 1024:4 1M:1 1M:4; do
+    for load in ${LOADS:-1024:1 1024:4 1M:1 1M:4}; do
         IFS=: read -r size conc <<<"$load"
         keys=$KEYS_1K
         [ "$size" = 1M ] && keys=$KEYS_1M
