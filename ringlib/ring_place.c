@@ -390,14 +390,46 @@ static bool same_set(const ring_place_t *a, const size_t *sa, size_t na, const r
     return true;
 }
 
+static int cmp_node_id(const void *a, const void *b)
+{
+    const ring_place_node_t *x = a, *y = b;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/*
+ * Every node of small is in big with the same weight and zone: otherwise a
+ * key could change primary token without changing replica set (a re-weight),
+ * and the token merge below would not mean what it says.
+ */
+static int superset(const ring_place_t *small, const ring_place_t *big)
+{
+    ring_place_node_t *sorted = malloc(big->n * sizeof *sorted);
+    if (!sorted)
+        return -ENOMEM;
+    memcpy(sorted, big->nodes, big->n * sizeof *sorted);
+    qsort(sorted, big->n, sizeof *sorted, cmp_node_id);
+    int rc = 0;
+    for (size_t i = 0; i < small->n && rc == 0; i++) {
+        const ring_place_node_t *b =
+            bsearch(&small->nodes[i], sorted, big->n, sizeof *sorted, cmp_node_id);
+        if (!b || b->weight != small->nodes[i].weight || b->zone != small->nodes[i].zone)
+            rc = -EINVAL;
+    }
+    free(sorted);
+    return rc;
+}
+
 int ring_place_moved(const ring_place_t *small, const ring_place_t *big, size_t r, double *fraction)
 {
     if (memcmp(&small->p, &big->p, sizeof small->p) != 0 || small->nt > big->nt)
         return -EINVAL;
+    int rc = superset(small, big);
+    if (rc < 0)
+        return rc;
     double *share = malloc(big->nt * sizeof *share);
     if (!share)
         return -ENOMEM;
-    int rc = token_shares(big, share);
+    rc = token_shares(big, share);
     if (rc < 0) {
         free(share);
         return rc;

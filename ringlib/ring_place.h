@@ -94,16 +94,18 @@ size_t ring_place_replicas(const ring_place_t *pl, ring_id_t pos, size_t r, size
  * primary[i] = fraction of keys whose primary is node i, copies[i] =
  * fraction of keys of which node i holds a copy with r replicas (sums to
  * min(r, nodes)). Either array may be NULL. Computed in closed form from the
- * token arcs (no sampling). Returns 0 or -ENOMEM.
+ * token arcs (no sampling), treating a key's probes as independent uniform
+ * positions. Returns 0 or -ENOMEM.
  */
 int ring_place_shares(const ring_place_t *pl, size_t r, double *primary, double *copies);
 
 /*
  * Exact fraction of uniformly hashed keys whose replica set (as a set, r
  * replicas) differs between `small` and `big`, where big's nodes are small's
- * plus some more with equal parameters (a join; read the other way, a leave).
- * Returns 0 and *fraction, -EINVAL when big is not a superset with the same
- * parameters, -ENOMEM.
+ * (same weights and zones) plus some more, with equal parameters (a join;
+ * read the other way, a leave). Returns 0 and *fraction, -EINVAL when big is
+ * not such a superset, -ENOMEM. Exact under the same hashing assumption as
+ * ring_place_shares (probes independent and uniform).
  */
 int ring_place_moved(const ring_place_t *small, const ring_place_t *big, size_t r,
                      double *fraction);

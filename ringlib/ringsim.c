@@ -80,12 +80,13 @@ static int build_place(unsigned m, unsigned tokens, unsigned probes, const ring_
     ring_place_node_t *nv = malloc((n + 1) * sizeof *nv);
     if (!nv)
         return -ENOMEM;
+    /* Zones: one per node (its index), so replicas are on distinct nodes. */
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (i != skip)
-            nv[k++] = (ring_place_node_t){ids[i], 1, (uint32_t)k};
+            nv[k++] = (ring_place_node_t){ids[i], 1, (uint32_t)i};
     if (with_extra)
-        nv[k++] = (ring_place_node_t){extra, 1, (uint32_t)k};
+        nv[k++] = (ring_place_node_t){extra, 1, (uint32_t)n};
     ring_place_params_t p = {m, tokens, probes};
     int rc = ring_place_new(&p, nv, k, out);
     free(nv);

@@ -279,8 +279,14 @@ static void test_ring_place_moved_on_join_and_leave(void **state)
         double copies[101];
         assert_int_equal(ring_place_shares(big, R, NULL, copies), 0);
         assert_true(fabs(copies[n] - exact) < 1e-9);
-        /* Leave is the same comparison read the other way. */
+        /* Leave is the same comparison read the other way; not a superset. */
         assert_int_equal(ring_place_moved(big, small, R, &exact), -EINVAL);
+        /* A re-weight is not a join. */
+        v[0].weight = 2;
+        ring_place_t *heavier =
+            place(v, n + 1, RING_PLACE_TOKENS_DEFAULT, RING_PLACE_PROBES_DEFAULT);
+        assert_int_equal(ring_place_moved(small, heavier, R, &exact), -EINVAL);
+        ring_place_destroy(&heavier);
         ring_place_destroy(&small);
         ring_place_destroy(&big);
         free(v);
