@@ -38,8 +38,9 @@
 #include <string.h>
 
 typedef struct {
-    ring_id_t pos;
-    uint32_t node; /* index into pl->nodes */
+    ring_id_t pos;     /* radix key: first member */
+    ring_id_t node_id; /* the order of tokens at one position */
+    uint32_t node;     /* index into pl->nodes */
     uint32_t index;
 } place_token_t;
 
@@ -110,33 +111,25 @@ static void radix_sort(void *items, void *tmp, size_t n, size_t size)
         memcpy(items, src, n * size);
 }
 
-static bool token_before(const place_token_t *x, const place_token_t *y,
-                         const ring_place_node_t *nodes)
+static int cmp_token_tie(const void *a, const void *b)
 {
-    if (x->pos != y->pos)
-        return x->pos < y->pos;
-    ring_id_t nx = nodes[x->node].id, ny = nodes[y->node].id;
-    if (nx != ny)
-        return nx < ny;
-    return x->index < y->index;
+    const place_token_t *x = a, *y = b;
+    if (x->node_id != y->node_id)
+        return x->node_id < y->node_id ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
 }
 
-/*
- * Sort by position, then order each run of equal positions (rare, and short)
- * by node id and token index: qsort has no context argument for the ids.
- */
-static void sort_tokens(place_token_t *tok, place_token_t *tmp, size_t nt,
-                        const ring_place_node_t *nodes)
+/* By position, then each run of equal positions (rare) by node id and index. */
+static void sort_tokens(place_token_t *tok, place_token_t *tmp, size_t nt)
 {
     radix_sort(tok, tmp, nt, sizeof *tok);
-    for (size_t i = 1; i < nt; i++) {
-        place_token_t x = tok[i];
-        size_t j = i;
-        while (j > 0 && tok[j - 1].pos == x.pos && token_before(&x, &tok[j - 1], nodes)) {
-            tok[j] = tok[j - 1];
-            j--;
-        }
-        tok[j] = x;
+    for (size_t i = 0; i < nt;) {
+        size_t j = i + 1;
+        while (j < nt && tok[j].pos == tok[i].pos)
+            j++;
+        if (j - i > 1)
+            qsort(tok + i, j - i, sizeof *tok, cmp_token_tie);
+        i = j;
     }
 }
 
@@ -195,14 +188,14 @@ int ring_place_new(const ring_place_params_t *p, const ring_place_node_t *nodes,
     for (size_t i = 0; i < n; i++) {
         uint32_t count = nodes[i].weight * p->tokens;
         for (uint32_t t = 0; t < count; t++)
-            pl->tok[pl->nt++] =
-                (place_token_t){ring_place_token(nodes[i].id, t, p->m), (uint32_t)i, t};
+            pl->tok[pl->nt++] = (place_token_t){ring_place_token(nodes[i].id, t, p->m), nodes[i].id,
+                                                (uint32_t)i, t};
     }
     place_token_t *tmp = malloc(pl->nt * sizeof *tmp);
     rc = -ENOMEM;
     if (!tmp)
         goto fail;
-    sort_tokens(pl->tok, tmp, pl->nt, pl->nodes);
+    sort_tokens(pl->tok, tmp, pl->nt);
     free(tmp);
     free(scratch);
     *out = pl;
@@ -447,8 +440,7 @@ int ring_place_moved(const ring_place_t *small, const ring_place_t *big, size_t 
         bool old = false;
         if (s < small->nt) {
             const place_token_t *st = &small->tok[s];
-            old = st->pos == bt->pos && st->index == bt->index &&
-                  small->nodes[st->node].id == big->nodes[bt->node].id;
+            old = st->pos == bt->pos && st->index == bt->index && st->node_id == bt->node_id;
         }
         if (!old) {
             moved += share[t];

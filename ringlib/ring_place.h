@@ -10,6 +10,10 @@
  * 0 of a node is its own id, so a key's replica set is its successor and the
  * next distinct nodes clockwise.
  *
+ * Small identifier spaces (a few bits) make tokens collide: tokens at one
+ * position are ordered by node id, so the lowest id takes such a position's
+ * keys. Use tokens = 1, probes = 1 there (the lecture's m = 6 ring).
+ *
  * NOT yet used by the live ring (kvnode places by its Chord id); ringsim and
  * the unit tests run it.
  */
