@@ -47,10 +47,11 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ringsim --nodes N --lookups L [--seed S] [--id-bits M] [--tokens T]\n"
-            "               [--probes K] [--replicas R] [--json]\n"
+            "               [--probes K] [--replicas R] [--zones Z] [--json]\n"
             "  --tokens T    positions per node (default %d)\n"
             "  --probes K    probe positions per key (default %d; 1 = plain consistent hashing)\n"
-            "  --replicas R  copies per key for the copy balance and moved fractions (default 3)\n",
+            "  --replicas R  copies per key for the copy balance and moved fractions (default 3)\n"
+            "  --zones Z     node i (in id order) in zone i mod Z (default: one zone per node)\n",
             RING_PLACE_TOKENS_DEFAULT, RING_PLACE_PROBES_DEFAULT);
 }
 
@@ -74,19 +75,24 @@ typedef struct {
     double moved_on_join, moved_on_leave;
 } ring_place_metrics_t;
 
-static int build_place(unsigned m, unsigned tokens, unsigned probes, const ring_id_t *ids, size_t n,
-                       size_t skip, ring_id_t extra, bool with_extra, ring_place_t **out)
+static int build_place(unsigned m, unsigned tokens, unsigned probes, size_t zones,
+                       const ring_id_t *ids, size_t n, size_t skip, ring_id_t extra,
+                       bool with_extra, ring_place_t **out)
 {
     ring_place_node_t *nv = malloc((n + 1) * sizeof *nv);
     if (!nv)
         return -ENOMEM;
-    /* Zones: one per node (its index), so replicas are on distinct nodes. */
+    /*
+     * Zones: node i (in id order) is in zone i mod zones; zones == 0 gives
+     * each node its own, so replicas are simply on distinct nodes. The
+     * joiner is node n.
+     */
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (i != skip)
-            nv[k++] = (ring_place_node_t){ids[i], 1, (uint32_t)i};
+            nv[k++] = (ring_place_node_t){ids[i], 1, (uint32_t)(zones ? i % zones : i)};
     if (with_extra)
-        nv[k++] = (ring_place_node_t){extra, 1, (uint32_t)n};
+        nv[k++] = (ring_place_node_t){extra, 1, (uint32_t)(zones ? n % zones : n)};
     ring_place_params_t p = {m, tokens, probes};
     int rc = ring_place_new(&p, nv, k, out);
     free(nv);
@@ -98,7 +104,7 @@ static int build_place(unsigned m, unsigned tokens, unsigned probes, const ring_
  * joining id and the leaving node come from their own stream of the seed, so
  * the lookups (and their hop counts) are those of earlier versions.
  */
-static int place_metrics(unsigned m, unsigned tokens, unsigned probes, size_t r,
+static int place_metrics(unsigned m, unsigned tokens, unsigned probes, size_t zones, size_t r,
                          const ring_id_t *ids, size_t n, uint64_t seed, ring_place_metrics_t *pm)
 {
     *pm = (ring_place_metrics_t){0};
@@ -107,7 +113,7 @@ static int place_metrics(unsigned m, unsigned tokens, unsigned probes, size_t r,
     int rc = -ENOMEM;
     if (!primary || !copies)
         goto out;
-    rc = build_place(m, tokens, probes, ids, n, SIZE_MAX, 0, false, &pl);
+    rc = build_place(m, tokens, probes, zones, ids, n, SIZE_MAX, 0, false, &pl);
     if (rc < 0)
         goto out;
     rc = ring_place_shares(pl, r, primary, copies);
@@ -129,7 +135,7 @@ static int place_metrics(unsigned m, unsigned tokens, unsigned probes, size_t r,
         do
             extra = splitmix64(&rng) & ring_mask(m);
         while (bsearch(&extra, ids, n, sizeof *ids, cmp_u64));
-        rc = build_place(m, tokens, probes, ids, n, SIZE_MAX, extra, true, &other);
+        rc = build_place(m, tokens, probes, zones, ids, n, SIZE_MAX, extra, true, &other);
         if (rc == 0)
             rc = ring_place_moved(pl, other, r, &pm->moved_on_join);
         ring_place_destroy(&other);
@@ -138,7 +144,7 @@ static int place_metrics(unsigned m, unsigned tokens, unsigned probes, size_t r,
     }
     if (n > 1) {
         size_t leaver = (size_t)(splitmix64(&rng) % n);
-        rc = build_place(m, tokens, probes, ids, n, leaver, 0, false, &other);
+        rc = build_place(m, tokens, probes, zones, ids, n, leaver, 0, false, &other);
         if (rc == 0)
             rc = ring_place_moved(other, pl, r, &pm->moved_on_leave);
         ring_place_destroy(&other);
@@ -161,13 +167,20 @@ int main(int argc, char **argv)
 {
     uint64_t nodes = 0, lookups = 0, seed = 1, bits = 64;
     uint64_t tokens = RING_PLACE_TOKENS_DEFAULT, probes = RING_PLACE_PROBES_DEFAULT, replicas = 3;
+    uint64_t zones = 0;
     bool json = false;
     static const struct option opts[] = {
-        {"nodes", required_argument, NULL, 'n'},    {"lookups", required_argument, NULL, 'l'},
-        {"seed", required_argument, NULL, 's'},     {"id-bits", required_argument, NULL, 'm'},
-        {"tokens", required_argument, NULL, 't'},   {"probes", required_argument, NULL, 'k'},
-        {"replicas", required_argument, NULL, 'r'}, {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+        {"nodes", required_argument, NULL, 'n'},
+        {"lookups", required_argument, NULL, 'l'},
+        {"seed", required_argument, NULL, 's'},
+        {"id-bits", required_argument, NULL, 'm'},
+        {"tokens", required_argument, NULL, 't'},
+        {"probes", required_argument, NULL, 'k'},
+        {"replicas", required_argument, NULL, 'r'},
+        {"zones", required_argument, NULL, 'z'},
+        {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -177,6 +190,7 @@ int main(int argc, char **argv)
                         : c == 't' ? &tokens
                         : c == 'k' ? &probes
                         : c == 'r' ? &replicas
+                        : c == 'z' ? &zones
                                    : &bits;
         switch (c) {
         case 'n':
@@ -186,6 +200,7 @@ int main(int argc, char **argv)
         case 't':
         case 'k':
         case 'r':
+        case 'z':
             if (parse_u64(optarg, dst) < 0) {
                 const char *name = "id-bits";
                 for (size_t o = 0; opts[o].name; o++)
@@ -218,8 +233,11 @@ int main(int argc, char **argv)
         return 2;
     }
     if (tokens < 1 || tokens > RING_PLACE_TOKENS_MAX || probes < 1 ||
-        probes > RING_PLACE_PROBES_MAX || replicas < 1 || replicas > RING_PLACE_REPLICAS_MAX) {
-        fprintf(stderr, "ringsim: --tokens is 1..%d, --probes 1..%d, --replicas 1..%d\n",
+        probes > RING_PLACE_PROBES_MAX || replicas < 1 || replicas > RING_PLACE_REPLICAS_MAX ||
+        zones > UINT32_MAX) {
+        fprintf(stderr,
+                "ringsim: --tokens is 1..%d, --probes 1..%d, --replicas 1..%d, --zones "
+                "below 2^32\n",
                 RING_PLACE_TOKENS_MAX, RING_PLACE_PROBES_MAX, RING_PLACE_REPLICAS_MAX);
         return 2;
     }
@@ -264,8 +282,8 @@ int main(int argc, char **argv)
     double max_load_one_id = (double)max_arc / mean_arc;
 
     ring_place_metrics_t pm;
-    int prc = place_metrics(m, (unsigned)tokens, (unsigned)probes, (size_t)replicas, ids,
-                            (size_t)nodes, seed, &pm);
+    int prc = place_metrics(m, (unsigned)tokens, (unsigned)probes, (size_t)zones, (size_t)replicas,
+                            ids, (size_t)nodes, seed, &pm);
     if (prc < 0) {
         fprintf(stderr, "ringsim: placement failed: %s\n", strerror(-prc));
         return 1;
@@ -320,13 +338,15 @@ int main(int argc, char **argv)
                ",\"id_bits\":%u,\"avg_hops\":%.3f,\"p99_hops\":%u,\"max_hops\":%u,"
                "\"half_log2_n\":%.3f,\"max_load_ratio\":%.3f,\"max_load_ratio_sampled\":%.3f,"
                "\"tokens\":%" PRIu64 ",\"probes\":%" PRIu64 ",\"replicas\":%" PRIu64
+               ",\"zones\":%" PRIu64
                ",\"min_load_ratio\":%.3f,\"max_copies_ratio\":%.3f,\"min_copies_ratio\":%.3f,"
                "\"moved_on_join\":%s,\"moved_on_join_ideal\":%.6g,\"moved_on_leave\":%.6g,"
                "\"moved_on_leave_ideal\":%.6g,\"max_load_ratio_one_id\":%.3f,"
                "\"routing\":\"chord over node ids\"}\n",
                nodes, lookups, seed, m, avg, p99, max_hops, half_log, pm.max_primary, sampled,
-               tokens, probes, replicas, pm.min_primary, pm.max_copies, pm.min_copies, moved_join,
-               ideal_join, pm.moved_on_leave, ideal_leave, max_load_one_id);
+               tokens, probes, replicas, zones ? zones : nodes, pm.min_primary, pm.max_copies,
+               pm.min_copies, moved_join, ideal_join, pm.moved_on_leave, ideal_leave,
+               max_load_one_id);
     else
         printf("nodes %" PRIu64 "  lookups %" PRIu64 "  seed %" PRIu64 "  tokens %" PRIu64
                "  probes %" PRIu64 "  replicas %" PRIu64 "\n"
