@@ -85,11 +85,13 @@ size_t ring_place_zone_count(const ring_place_t *pl);
  *
  * The primary token: of the key's probes, the one with the shortest clockwise
  * distance to its successor token (ties: the lower probe index); that token's
- * node is the primary. Then tokens are walked clockwise from it, skipping
- * tokens of nodes already chosen and, when the ring has at least r zones,
- * tokens of zones already chosen. Returns the count written: min(r, nodes),
- * or min(r, nodes) anyway when zones are fewer (distinct nodes then).
- * r is at most RING_PLACE_REPLICAS_MAX (more is clamped).
+ * node is the primary. With fewer than r zones, tokens are then walked
+ * clockwise from it, skipping tokens of nodes already chosen. With at least
+ * r zones the same walk chooses the r - 1 further zones (the first distinct
+ * zones met), and inside each zone the node is picked by a multi-probe over
+ * that zone's tokens with probes salted by the zone value. Returns the count
+ * written: min(r, nodes). r is at most RING_PLACE_REPLICAS_MAX (more is
+ * clamped).
  */
 size_t ring_place_replicas(const ring_place_t *pl, ring_id_t pos, size_t r, size_t *out);
 

@@ -293,6 +293,88 @@ static void test_ring_place_moved_on_join_and_leave(void **state)
     }
 }
 
+/* Exact copies against counted keys with zones (picks inside further zones). */
+static void test_ring_place_zone_shares_match_samples(void **state)
+{
+    (void)state;
+    unsigned probes[] = {1, 21};
+    for (size_t c = 0; c < 2; c++) {
+        uint64_t seed = 29;
+        enum { N = 12 };
+        ring_place_node_t *v = random_nodes(&seed, N, M);
+        for (size_t i = 0; i < N; i++)
+            v[i].zone = (uint32_t)(100 + i % 4); /* 4 zones of 3: more zones than copies */
+        ring_place_t *pl = place(v, N, 4, probes[c]);
+        double copies[N], sc = 0;
+        assert_int_equal(ring_place_shares(pl, R, NULL, copies), 0);
+        unsigned count_c[N] = {0};
+        for (int q = 0; q < SAMPLES; q++) {
+            size_t set[R];
+            assert_int_equal(ring_place_replicas(pl, splitmix64(&seed), R, set), R);
+            for (int k = 0; k < R; k++)
+                count_c[set[k]]++;
+        }
+        for (size_t i = 0; i < N; i++) {
+            sc += copies[i];
+            assert_true(fabs(copies[i] - (double)count_c[i] / SAMPLES) < 0.006);
+        }
+        assert_true(fabs(sc - R) < 1e-9);
+        ring_place_destroy(&pl);
+        free(v);
+    }
+}
+
+/* Copies stay balanced with zones (each further zone picks by its own probes). */
+static void test_ring_place_zone_balance(void **state)
+{
+    (void)state;
+    uint64_t seed = 31;
+    enum { N = 99 };
+    ring_place_node_t *v = random_nodes(&seed, N, M);
+    for (size_t i = 0; i < N; i++)
+        v[i].zone = (uint32_t)(i % 3);
+    ring_place_t *pl = place(v, N, RING_PLACE_TOKENS_DEFAULT, RING_PLACE_PROBES_DEFAULT);
+    double copies[N];
+    assert_int_equal(ring_place_shares(pl, R, NULL, copies), 0);
+    for (size_t i = 0; i < N; i++)
+        assert_true(copies[i] / ((double)R / N) <= 1.25);
+    ring_place_destroy(&pl);
+    free(v);
+}
+
+/* Exact moved fractions with zones against counted keys. */
+static void test_ring_place_moved_zones(void **state)
+{
+    (void)state;
+    /* nodes, zones of the first n nodes, zone of the joiner */
+    struct {
+        size_t n;
+        uint32_t zones, joiner_zone;
+    } cases[] = {
+        {12, 3, 0}, /* 3 zones in both */
+        {8, 4, 1},  /* 4 zones for 3 copies */
+        {6, 2, 2},  /* 2 zones (distinct nodes) -> 3 zones (distinct zones) */
+    };
+    for (size_t c = 0; c < 3; c++) {
+        uint64_t seed = 37 + c;
+        size_t n = cases[c].n;
+        ring_place_node_t *v = random_nodes(&seed, n + 1, M);
+        for (size_t i = 0; i < n; i++)
+            v[i].zone = (uint32_t)(i % cases[c].zones);
+        v[n].zone = cases[c].joiner_zone;
+        ring_place_t *small = place(v, n, 4, RING_PLACE_PROBES_DEFAULT);
+        ring_place_t *big = place(v, n + 1, 4, RING_PLACE_PROBES_DEFAULT);
+        double exact;
+        assert_int_equal(ring_place_moved(small, big, R, &exact), 0);
+        double counted = sampled_moved(small, v, big, v, seed);
+        assert_true(fabs(counted - exact) < 0.006);
+        assert_true(exact > 0);
+        ring_place_destroy(&small);
+        ring_place_destroy(&big);
+        free(v);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -304,6 +386,9 @@ int main(void)
         cmocka_unit_test(test_ring_place_shares_match_samples),
         cmocka_unit_test(test_ring_place_plain_chord),
         cmocka_unit_test(test_ring_place_moved_on_join_and_leave),
+        cmocka_unit_test(test_ring_place_zone_shares_match_samples),
+        cmocka_unit_test(test_ring_place_zone_balance),
+        cmocka_unit_test(test_ring_place_moved_zones),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
