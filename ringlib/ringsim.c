@@ -47,11 +47,13 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: ringsim --nodes N --lookups L [--seed S] [--id-bits M] [--tokens T]\n"
-            "               [--probes K] [--replicas R] [--zones Z] [--json]\n"
+            "               [--probes K] [--replicas R] [--zones Z] [--heavy H] [--json]\n"
             "  --tokens T    positions per node (default %d)\n"
             "  --probes K    probe positions per key (default %d; 1 = plain consistent hashing)\n"
             "  --replicas R  copies per key for the copy balance and moved fractions (default 3)\n"
-            "  --zones Z     node i (in id order) in zone i mod Z (default: one zone per node)\n",
+            "  --zones Z     node i (in id order) in zone i mod Z (default: one zone per node)\n"
+            "  --heavy H     the first H nodes (in id order) have weight 2, the others 1;\n"
+            "                load ratios are then over each node's fair (weighted) share\n",
             RING_PLACE_TOKENS_DEFAULT, RING_PLACE_PROBES_DEFAULT);
 }
 
@@ -68,17 +70,34 @@ static int parse_u64(const char *s, uint64_t *out)
     return 0;
 }
 
+/* The simulated members: zones and weights are functions of the id order. */
+typedef struct {
+    unsigned m, tokens, probes;
+    size_t zones; /* node i in zone i mod zones; 0: each node its own */
+    size_t heavy; /* nodes 0 .. heavy-1 (in id order) have weight 2, the others 1 */
+    size_t r;     /* replicas */
+} sim_cfg_t;
+
+static uint32_t sim_weight(const sim_cfg_t *c, size_t i)
+{
+    return i < c->heavy ? 2 : 1;
+}
+
 typedef struct {
     ring_place_t *pl; /* the placement of all nodes; the caller destroys it */
+    /* Shares over the fair share (weight / total weight), max and min. */
     double max_primary, min_primary, max_copies, min_copies;
+    /* Mean primary share of a weight-2 node over that of a weight-1 node; 0 if none. */
+    double heavy_ratio;
     bool have_join; /* false when the id space has no room for one more node */
     double moved_on_join, moved_on_leave;
+    double ideal_join, ideal_leave; /* r x the joiner's (leaver's) fair share */
 } ring_place_metrics_t;
 
-static int build_place(unsigned m, unsigned tokens, unsigned probes, size_t zones,
-                       const ring_id_t *ids, size_t n, size_t skip, ring_id_t extra,
-                       bool with_extra, ring_place_t **out)
+static int build_place(const sim_cfg_t *c, const ring_id_t *ids, size_t n, size_t skip,
+                       ring_id_t extra, bool with_extra, ring_place_t **out)
 {
+    size_t zones = c->zones;
     ring_place_node_t *nv = malloc((n + 1) * sizeof *nv);
     if (!nv)
         return -ENOMEM;
@@ -90,10 +109,11 @@ static int build_place(unsigned m, unsigned tokens, unsigned probes, size_t zone
     size_t k = 0;
     for (size_t i = 0; i < n; i++)
         if (i != skip)
-            nv[k++] = (ring_place_node_t){ids[i], 1, (uint32_t)(zones ? i % zones : i)};
+            nv[k++] =
+                (ring_place_node_t){ids[i], sim_weight(c, i), (uint32_t)(zones ? i % zones : i)};
     if (with_extra)
         nv[k++] = (ring_place_node_t){extra, 1, (uint32_t)(zones ? n % zones : n)};
-    ring_place_params_t p = {m, tokens, probes};
+    ring_place_params_t p = {c->m, c->tokens, c->probes};
     int rc = ring_place_new(&p, nv, k, out);
     free(nv);
     return rc;
@@ -104,29 +124,42 @@ static int build_place(unsigned m, unsigned tokens, unsigned probes, size_t zone
  * joining id and the leaving node come from their own stream of the seed, so
  * the lookups (and their hop counts) are those of earlier versions.
  */
-static int place_metrics(unsigned m, unsigned tokens, unsigned probes, size_t zones, size_t r,
-                         const ring_id_t *ids, size_t n, uint64_t seed, ring_place_metrics_t *pm)
+static int place_metrics(const sim_cfg_t *c, const ring_id_t *ids, size_t n, uint64_t seed,
+                         ring_place_metrics_t *pm)
 {
+    unsigned m = c->m;
+    size_t r = c->r;
     *pm = (ring_place_metrics_t){0};
     ring_place_t *pl = NULL, *other = NULL;
     double *primary = malloc(n * sizeof *primary), *copies = malloc(n * sizeof *copies);
     int rc = -ENOMEM;
     if (!primary || !copies)
         goto out;
-    rc = build_place(m, tokens, probes, zones, ids, n, SIZE_MAX, 0, false, &pl);
+    rc = build_place(c, ids, n, SIZE_MAX, 0, false, &pl);
     if (rc < 0)
         goto out;
     rc = ring_place_shares(pl, r, primary, copies);
     if (rc < 0)
         goto out;
-    double mean = 1.0 / (double)n, mean_copies = (double)(r < n ? r : n) / (double)n;
+    double total = 0, heavy_sum = 0, light_sum = 0, rr = (double)(r < n ? r : n);
+    for (size_t i = 0; i < n; i++)
+        total += sim_weight(c, i);
     pm->min_primary = pm->min_copies = INFINITY;
     for (size_t i = 0; i < n; i++) {
-        pm->max_primary = fmax(pm->max_primary, primary[i] / mean);
-        pm->min_primary = fmin(pm->min_primary, primary[i] / mean);
-        pm->max_copies = fmax(pm->max_copies, copies[i] / mean_copies);
-        pm->min_copies = fmin(pm->min_copies, copies[i] / mean_copies);
+        double fair = sim_weight(c, i) / total;
+        pm->max_primary = fmax(pm->max_primary, primary[i] / fair);
+        pm->min_primary = fmin(pm->min_primary, primary[i] / fair);
+        pm->max_copies = fmax(pm->max_copies, copies[i] / (rr * fair));
+        pm->min_copies = fmin(pm->min_copies, copies[i] / (rr * fair));
+        if (sim_weight(c, i) == 2)
+            heavy_sum += primary[i];
+        else
+            light_sum += primary[i];
     }
+    size_t heavy = c->heavy < n ? c->heavy : n;
+    if (heavy && heavy < n)
+        pm->heavy_ratio = (heavy_sum / (double)heavy) / (light_sum / (double)(n - heavy));
+    pm->ideal_join = fmin(1.0, (double)r / (total + 1));
 
     uint64_t rng = seed ^ 0x6a6f696e6c656176ULL; /* "joinleav" */
     pm->have_join = m == 64 || n < ring_mask(m) + 1;
@@ -135,7 +168,7 @@ static int place_metrics(unsigned m, unsigned tokens, unsigned probes, size_t zo
         do
             extra = splitmix64(&rng) & ring_mask(m);
         while (bsearch(&extra, ids, n, sizeof *ids, cmp_u64));
-        rc = build_place(m, tokens, probes, zones, ids, n, SIZE_MAX, extra, true, &other);
+        rc = build_place(c, ids, n, SIZE_MAX, extra, true, &other);
         if (rc == 0)
             rc = ring_place_moved(pl, other, r, &pm->moved_on_join);
         ring_place_destroy(&other);
@@ -144,14 +177,15 @@ static int place_metrics(unsigned m, unsigned tokens, unsigned probes, size_t zo
     }
     if (n > 1) {
         size_t leaver = (size_t)(splitmix64(&rng) % n);
-        rc = build_place(m, tokens, probes, zones, ids, n, leaver, 0, false, &other);
+        pm->ideal_leave = fmin(1.0, (double)r * sim_weight(c, leaver) / total);
+        rc = build_place(c, ids, n, leaver, 0, false, &other);
         if (rc == 0)
             rc = ring_place_moved(other, pl, r, &pm->moved_on_leave);
         ring_place_destroy(&other);
         if (rc < 0)
             goto out;
     } else {
-        pm->moved_on_leave = 1;
+        pm->moved_on_leave = pm->ideal_leave = 1;
     }
     pm->pl = pl;
     pl = NULL;
@@ -167,20 +201,15 @@ int main(int argc, char **argv)
 {
     uint64_t nodes = 0, lookups = 0, seed = 1, bits = 64;
     uint64_t tokens = RING_PLACE_TOKENS_DEFAULT, probes = RING_PLACE_PROBES_DEFAULT, replicas = 3;
-    uint64_t zones = 0;
+    uint64_t zones = 0, heavy = 0;
     bool json = false;
     static const struct option opts[] = {
-        {"nodes", required_argument, NULL, 'n'},
-        {"lookups", required_argument, NULL, 'l'},
-        {"seed", required_argument, NULL, 's'},
-        {"id-bits", required_argument, NULL, 'm'},
-        {"tokens", required_argument, NULL, 't'},
-        {"probes", required_argument, NULL, 'k'},
-        {"replicas", required_argument, NULL, 'r'},
-        {"zones", required_argument, NULL, 'z'},
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"nodes", required_argument, NULL, 'n'},    {"lookups", required_argument, NULL, 'l'},
+        {"seed", required_argument, NULL, 's'},     {"id-bits", required_argument, NULL, 'm'},
+        {"tokens", required_argument, NULL, 't'},   {"probes", required_argument, NULL, 'k'},
+        {"replicas", required_argument, NULL, 'r'}, {"zones", required_argument, NULL, 'z'},
+        {"heavy", required_argument, NULL, 'w'},    {"json", no_argument, NULL, 'j'},
+        {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -191,6 +220,7 @@ int main(int argc, char **argv)
                         : c == 'k' ? &probes
                         : c == 'r' ? &replicas
                         : c == 'z' ? &zones
+                        : c == 'w' ? &heavy
                                    : &bits;
         switch (c) {
         case 'n':
@@ -201,6 +231,7 @@ int main(int argc, char **argv)
         case 'k':
         case 'r':
         case 'z':
+        case 'w':
             if (parse_u64(optarg, dst) < 0) {
                 const char *name = "id-bits";
                 for (size_t o = 0; opts[o].name; o++)
@@ -282,8 +313,9 @@ int main(int argc, char **argv)
     double max_load_one_id = (double)max_arc / mean_arc;
 
     ring_place_metrics_t pm;
-    int prc = place_metrics(m, (unsigned)tokens, (unsigned)probes, (size_t)zones, (size_t)replicas,
-                            ids, (size_t)nodes, seed, &pm);
+    sim_cfg_t cfg = {
+        m, (unsigned)tokens, (unsigned)probes, (size_t)zones, (size_t)heavy, (size_t)replicas};
+    int prc = place_metrics(&cfg, ids, (size_t)nodes, seed, &pm);
     if (prc < 0) {
         fprintf(stderr, "ringsim: placement failed: %s\n", strerror(-prc));
         return 1;
@@ -315,24 +347,27 @@ int main(int argc, char **argv)
     }
     double avg = lookups ? sum / (double)lookups : 0;
     unsigned p99 = 0, max_hops = 0;
-    uint32_t max_owned = 0;
     if (lookups) {
         qsort(hops, lookups, sizeof *hops, cmp_uint);
         size_t idx = (size_t)ceil(0.99 * (double)lookups) - 1;
         p99 = hops[idx];
         max_hops = hops[lookups - 1];
     }
-    for (size_t k = 0; k < nodes; k++)
-        if (owned[k] > max_owned)
-            max_owned = owned[k];
-    double sampled = lookups ? (double)max_owned / ((double)lookups / (double)nodes) : 0;
+    /* Counted keys over each node's fair (weighted) count. */
+    double sampled = 0, total_weight = (double)nodes + (double)(heavy < nodes ? heavy : nodes);
+    for (size_t k = 0; k < nodes && lookups; k++) {
+        double fair = (double)lookups * sim_weight(&cfg, k) / total_weight;
+        sampled = fmax(sampled, owned[k] / fair);
+    }
     double half_log = 0.5 * log2((double)nodes);
 
     char moved_join[32] = "null";
     if (pm.have_join)
         snprintf(moved_join, sizeof moved_join, "%.6g", pm.moved_on_join);
-    double ideal_join = (double)(replicas < nodes + 1 ? replicas : nodes + 1) / (double)(nodes + 1);
-    double ideal_leave = (double)(replicas < nodes ? replicas : nodes) / (double)nodes;
+    double ideal_join = pm.ideal_join, ideal_leave = pm.ideal_leave;
+    char heavy_ratio[32] = "null";
+    if (pm.heavy_ratio > 0)
+        snprintf(heavy_ratio, sizeof heavy_ratio, "%.3f", pm.heavy_ratio);
     if (json)
         printf("{\"nodes\":%" PRIu64 ",\"lookups\":%" PRIu64 ",\"seed\":%" PRIu64
                ",\"id_bits\":%u,\"avg_hops\":%.3f,\"p99_hops\":%u,\"max_hops\":%u,"
@@ -342,11 +377,12 @@ int main(int argc, char **argv)
                ",\"min_load_ratio\":%.3f,\"max_copies_ratio\":%.3f,\"min_copies_ratio\":%.3f,"
                "\"moved_on_join\":%s,\"moved_on_join_ideal\":%.6g,\"moved_on_leave\":%.6g,"
                "\"moved_on_leave_ideal\":%.6g,\"max_load_ratio_one_id\":%.3f,"
+               "\"heavy\":%" PRIu64 ",\"heavy_ratio\":%s,"
                "\"routing\":\"chord over node ids\"}\n",
                nodes, lookups, seed, m, avg, p99, max_hops, half_log, pm.max_primary, sampled,
                tokens, probes, replicas, zones ? zones : nodes, pm.min_primary, pm.max_copies,
                pm.min_copies, moved_join, ideal_join, pm.moved_on_leave, ideal_leave,
-               max_load_one_id);
+               max_load_one_id, heavy, heavy_ratio);
     else
         printf("nodes %" PRIu64 "  lookups %" PRIu64 "  seed %" PRIu64 "  tokens %" PRIu64
                "  probes %" PRIu64 "  replicas %" PRIu64 "\n"
