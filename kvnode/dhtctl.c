@@ -533,9 +533,34 @@ static int cmd_get(ctl_t *ctl, const char *peer, const char *key)
     return kv_exit("get", key, rc, w.message);
 }
 
+/* One physical node as status saw it: the copies it stores. */
+typedef struct {
+    ring_id_t id;
+    char addr[ENDPOINT_MAX];
+    bool answered;
+    uint64_t keys, bytes;
+} status_row_t;
+
+static void print_per_node(const status_row_t *rows, size_t n, unsigned m)
+{
+    printf(",\"per_node\":[");
+    for (size_t i = 0; i < n; i++) {
+        char hex[RING_ID_HEX_MAX];
+        printf("%s{\"id\":\"%s\",\"addr\":", i ? "," : "", idhex(rows[i].id, m, hex));
+        json_string(rows[i].addr);
+        if (rows[i].answered)
+            printf(",\"keys\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", rows[i].keys, rows[i].bytes);
+        else
+            printf(",\"keys\":null,\"bytes\":null}");
+    }
+    printf("]");
+}
+
 static int cmd_status(ctl_t *ctl, const char *peer)
 {
     wire_msg_t *info = malloc(sizeof *info), *st = malloc(sizeof *st), req;
+    status_row_t *rows = NULL;
+    size_t nrows = 0, cap = 0;
     if (!info || !st) {
         free(info);
         free(st);
@@ -547,11 +572,37 @@ static int cmd_status(ctl_t *ctl, const char *peer)
         rc = report_failure("status", peer, rc, info);
         goto out;
     }
+    unsigned m = info->id_bits;
     ring_id_t first = info->node.id;
     uint64_t nodes = 0, keys = 0, under = 0, stored = 0, bytes = 0, silent = 0, open_nodes = 0;
     char addr[ENDPOINT_MAX];
     snprintf(addr, sizeof addr, "%s", info->node.addr);
     for (unsigned guard = 0; guard < RING_WALK_MAX; guard++) {
+        /*
+         * A node seen before means successor pointers loop without the start
+         * (a ring still converging): stop rather than count it twice.
+         */
+        bool seen = false;
+        for (size_t i = 0; i < nrows && !seen; i++)
+            seen = rows[i].id == info->node.id;
+        if (seen) {
+            fprintf(stderr, "dhtctl: status: successor pointers loop without returning to the "
+                            "start (the ring is still converging)\n");
+            break;
+        }
+        if (nrows == cap) {
+            size_t ncap = cap ? 2 * cap : 16;
+            status_row_t *grown = realloc(rows, ncap * sizeof *rows);
+            if (!grown) {
+                rc = 1;
+                goto out;
+            }
+            rows = grown;
+            cap = ncap;
+        }
+        status_row_t *row = &rows[nrows++];
+        *row = (status_row_t){.id = info->node.id};
+        snprintf(row->addr, sizeof row->addr, "%s", addr);
         /* A secured node is known by an address that carries its key. */
         char base[ENDPOINT_MAX];
         uint8_t key[SEC_KEY_BYTES];
@@ -563,6 +614,9 @@ static int cmd_status(ctl_t *ctl, const char *peer)
             under += st->under_replicated;
             stored += st->stored_keys;
             bytes += st->bytes;
+            row->answered = true;
+            row->keys = st->stored_keys;
+            row->bytes = st->bytes;
         } else {
             silent++;
         }
@@ -581,21 +635,33 @@ static int cmd_status(ctl_t *ctl, const char *peer)
         if (!moved)
             break;
     }
-    if (ctl->json)
+    if (ctl->json) {
         printf("{\"nodes\":%llu,\"keys\":%llu,\"under_replicated\":%llu,\"stored\":%llu,"
-               "\"bytes\":%llu,\"silent\":%llu,\"secured\":%s,\"unsecured_nodes\":%llu}\n",
+               "\"bytes\":%llu,\"silent\":%llu,\"secured\":%s,\"unsecured_nodes\":%llu",
                (unsigned long long)nodes, (unsigned long long)keys, (unsigned long long)under,
                (unsigned long long)stored, (unsigned long long)bytes, (unsigned long long)silent,
                open_nodes == 0 ? "true" : "false", (unsigned long long)open_nodes);
-    else
+        print_per_node(rows, nrows, m);
+        printf("}\n");
+    } else {
         printf("nodes %llu  keys %llu  under-replicated %llu  stored copies %llu  bytes %llu  "
                "%s%s\n",
                (unsigned long long)nodes, (unsigned long long)keys, (unsigned long long)under,
                (unsigned long long)stored, (unsigned long long)bytes,
                open_nodes == 0 ? "secured (CURVE)" : "NOT secured",
                silent ? "  (some nodes did not answer)" : "");
+        for (size_t i = 0; i < nrows; i++) {
+            char hex[RING_ID_HEX_MAX];
+            if (rows[i].answered)
+                printf("  %s  %s  keys %" PRIu64 "  bytes %" PRIu64 "\n", idhex(rows[i].id, m, hex),
+                       rows[i].addr, rows[i].keys, rows[i].bytes);
+            else
+                printf("  %s  %s  (no answer)\n", idhex(rows[i].id, m, hex), rows[i].addr);
+        }
+    }
     rc = 0;
 out:
+    free(rows);
     free(info);
     free(st);
     return rc;

@@ -3,8 +3,27 @@
 # read through different nodes; kill -9 of a node: reads and new writes go
 # on; restarted on its data dir it rejoins and under-replication returns to
 # 0; a graceful leave loses nothing; kill -9 of every node and a restart of
-# all of them brings every acknowledged key back.
+# all of them brings every acknowledged key back. status --json's per_node
+# names every ring node once and its copies add up to the totals.
 source "$(dirname "$0")/lib.sh"
+
+# check_per_node PORT NODES: per_node has NODES entries, the ring's ids, each
+# once, every node answering with copies; keys and bytes sum to stored/bytes.
+check_per_node() {
+    local port=$1 n=$2 st ring
+    st=$(ctl --peer "127.0.0.1:$port" status --json) || fail "status through $port failed"
+    ring=$(ctl --peer "127.0.0.1:$port" ring --json) || fail "ring through $port failed"
+    jq -e --argjson n "$n" '
+        (.per_node | length) == $n and .nodes == $n
+        and (.per_node | map(.id) | unique | length) == $n
+        and (.per_node | map(.addr) | unique | length) == $n
+        and (.per_node | all(.keys > 0 and .bytes > 0))
+        and (.per_node | map(.keys) | add) == .stored
+        and (.per_node | map(.bytes) | add) == .bytes' <<<"$st" >/dev/null ||
+        fail "per_node inconsistent with the totals: $st"
+    [ "$(jq -c '.per_node | map(.id) | sort' <<<"$st")" = "$(jq -c '.nodes | map(.id) | sort' <<<"$ring")" ] ||
+        fail "per_node ids are not the ring's: $st vs $ring"
+}
 
 start_ring 5
 ORIG=("${PORTS[@]}")
@@ -35,6 +54,9 @@ check_keys a 250 "${ORIG[3]}"
 log "restarted node rejoined on its data dir; nothing under-replicated"
 wait_copies "${ORIG[0]}" 310 40
 log "extra copies left by the restart were handed back and dropped: 3 x 310 stored"
+check_per_node "${ORIG[0]}" 5
+check_per_node "${ORIG[2]}" 5
+log "status per_node: 5 nodes once each, copies and bytes add up to 3 x 310 and the total bytes"
 
 kill -TERM "${NODE_PIDS[1]}"
 wait_exit "${NODE_PIDS[1]}" 40
