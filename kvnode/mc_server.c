@@ -94,6 +94,7 @@ struct mc_conn {
     bool closed;     /* fd closed; freed when pending reaches 0 */
     bool wait_drain; /* a multi-get waits for the output to drain */
     bool in_start;   /* request_start() is on the stack */
+    bool eof;        /* the client shut its side: answer what it sent, then close */
     unsigned pending;
     size_t used; /* bytes of the running request */
     mc_req_t req;
@@ -154,7 +155,7 @@ static void conn_set_events(mc_conn_t *c)
         return;
     uint32_t ev = 0;
     size_t unsent = c->out.len - c->out_off;
-    if (!c->busy && !c->closing && unsent < OUT_HIGH)
+    if (!c->busy && !c->closing && !c->eof && unsent < OUT_HIGH)
         ev |= EPOLLIN;
     if (unsent)
         ev |= EPOLLOUT;
@@ -1201,8 +1202,12 @@ static void conn_process(mc_conn_t *c)
     }
     if (c->closed)
         return;
-    if (!c->busy)
+    if (!c->busy) {
         drop_input(c);
+        if (c->eof && c->out.len - c->out_off < OUT_HIGH)
+            c->closing =
+                true; /* everything it sent is answered (a partial request never will be) */
+    }
     conn_flush(c);
 }
 
@@ -1226,7 +1231,11 @@ static void conn_read(mc_conn_t *c)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
-        if (n <= 0) {
+        if (n == 0) {
+            c->eof = true;
+            break;
+        }
+        if (n < 0) {
             conn_close(c);
             return;
         }
@@ -1290,12 +1299,13 @@ static void conn_event(mc_conn_t *c, uint32_t events)
                 return;
         }
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
-        if (c->busy || c->closing) {
-            if (events & (EPOLLHUP | EPOLLERR))
-                conn_close(c);
+    if (events & EPOLLERR) {
+        conn_close(c);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLRDHUP)) {
+        if (c->busy || c->closing || c->eof)
             return;
-        }
         conn_read(c);
     }
 }
