@@ -39,13 +39,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
 enum {
     CONN_MAX = 4096,
+    FD_RESERVE = 256,      /* descriptors left to the node (peers, LMDB, logs) */
+    ACCEPT_PAUSE_MS = 200, /* out of descriptors: stop accepting this long */
     IN_CAP = MC_LINE_MAX + MC_VALUE_MAX + 2,
+    IN_START = 16 * 1024,
     OUT_HIGH = 4 * 1024 * 1024,
     GET_WINDOW = 16,
     RMW_ATTEMPTS = 8,
@@ -84,7 +88,7 @@ struct mc_conn {
     mc_conn_t *prev, *next;
     int fd;
     uint8_t *in;
-    size_t in_len, in_off;
+    size_t in_len, in_off, in_cap; /* in_cap grows to IN_CAP for a large item */
     size_t swallow;
     mc_out_t out;
     size_t out_off;
@@ -126,6 +130,8 @@ struct mc_server {
     uint64_t flush_hlc; /* items with a smaller version are flushed once due; 0 none */
     uint64_t flush_timer;
     flush_op_t *flush_op; /* refresh in flight */
+    size_t conn_max;
+    uint64_t accept_timer; /* accepting paused (out of descriptors) */
 };
 
 static void conn_process(mc_conn_t *c);
@@ -372,15 +378,15 @@ static void meta_flags(mc_conn_t *c, const job_t *j, bool hit, kv_version_t v)
                 mc_out_printf(&c->out, " c%llu", (unsigned long long)v.hlc);
             break;
         case 'f':
-            if (hit && c->eff != MC_MS)
+            if (hit && c->req.cmd != MC_MS)
                 mc_out_printf(&c->out, " f%u", j->it.flags);
             break;
         case 's':
-            if (hit && c->eff != MC_MS)
+            if (hit && c->req.cmd != MC_MS)
                 mc_out_printf(&c->out, " s%zu", j->it.len);
             break;
         case 't':
-            if (hit && c->eff != MC_MS) {
+            if (hit && c->req.cmd != MC_MS) {
                 long long ttl = j->it.exptime ? (long long)(j->it.exptime - wall_s()) : -1;
                 mc_out_printf(&c->out, " t%lld", ttl < -1 ? 0 : ttl);
             }
@@ -393,7 +399,8 @@ static void meta_flags(mc_conn_t *c, const job_t *j, bool hit, kv_version_t v)
 
 static void meta_reply(mc_conn_t *c, const job_t *j, const char *code, bool hit, kv_version_t v)
 {
-    bool success = code[0] == 'H';
+    /* q hides the common answers: HD, and NF of md */
+    bool success = code[0] == 'H' || (c->req.cmd == MC_MD && code[0] == 'N');
     if (c->req.noreply && success)
         return;
     mc_out_printf(&c->out, "%s", code);
@@ -1204,6 +1211,11 @@ static void conn_process(mc_conn_t *c)
         return;
     if (!c->busy) {
         drop_input(c);
+        if (c->in_len == 0 && c->in_cap > IN_START) {
+            free(c->in); /* a large item's buffer is not kept */
+            c->in = NULL;
+            c->in_cap = 0;
+        }
         if (c->eof && c->out.len - c->out_off < OUT_HIGH)
             c->closing =
                 true; /* everything it sent is answered (a partial request never will be) */
@@ -1214,19 +1226,23 @@ static void conn_process(mc_conn_t *c)
 static void conn_read(mc_conn_t *c)
 {
     for (;;) {
-        if (c->in_len == IN_CAP) {
-            if (c->in_off == 0)
-                break; /* cannot happen: the parser refuses longer requests */
+        if (c->in_len == c->in_cap && c->in_off)
             drop_input(c);
-        }
-        if (!c->in) {
-            c->in = malloc(IN_CAP);
-            if (!c->in) {
+        if (c->in_len == c->in_cap) {
+            if (c->in_cap == IN_CAP)
+                break; /* cannot happen: the parser refuses longer requests */
+            size_t cap = c->in_cap ? c->in_cap * 4 : IN_START;
+            if (cap > IN_CAP)
+                cap = IN_CAP;
+            uint8_t *p = realloc(c->in, cap);
+            if (!p) {
                 conn_close(c);
                 return;
             }
+            c->in = p;
+            c->in_cap = cap;
         }
-        ssize_t n = recv(c->fd, c->in + c->in_len, IN_CAP - c->in_len, 0);
+        ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -1241,19 +1257,40 @@ static void conn_read(mc_conn_t *c)
         }
         c->in_len += (size_t)n;
         c->s->st.bytes_read += (uint64_t)n;
-        if (c->in_len < IN_CAP)
+        if (c->in_len < c->in_cap)
             break; /* process before reading more: keeps pipelined floods bounded */
     }
     conn_process(c);
+}
+
+static void accept_resume(loop_t *loop, void *arg)
+{
+    (void)loop;
+    mc_server_t *s = arg;
+    s->accept_timer = 0;
+    struct epoll_event e = {.events = EPOLLIN, .data.ptr = s};
+    epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &e);
 }
 
 static void accept_all(mc_server_t *s)
 {
     for (;;) {
         int fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+            /*
+             * The listener stays readable while the backlog waits: without a
+             * pause the loop would spin. Connections wait in the backlog.
+             */
+            log_warn("mc", "cannot accept connections: %s; pausing %d ms", strerror(errno),
+                     ACCEPT_PAUSE_MS);
+            s->accept_timer = loop_timer_add(s->loop, ACCEPT_PAUSE_MS, accept_resume, s);
+            if (s->accept_timer)
+                epoll_ctl(s->ep, EPOLL_CTL_DEL, s->lfd, NULL);
+            return;
+        }
         if (fd < 0)
             return;
-        if (s->st.curr_conns >= CONN_MAX) {
+        if (s->st.curr_conns >= s->conn_max) {
             static const char msg[] = "SERVER_ERROR Too many open connections\r\n";
             ssize_t w = send(fd, msg, sizeof msg - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
             (void)w;
@@ -1470,8 +1507,22 @@ mc_server_t *mc_server_new(loop_t *loop, kvc_t *kvc, const char *hostport, bool 
         return NULL;
     }
     s->started_s = (uint64_t)wall_s();
+    /* Room for CONN_MAX clients if the hard limit allows it (memcached's -c does the same). */
+    struct rlimit rl;
+    s->conn_max = 16;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rlim_t want = CONN_MAX + 2 * FD_RESERVE;
+        if (rl.rlim_cur < want && rl.rlim_cur != RLIM_INFINITY) {
+            rlim_t old = rl.rlim_cur;
+            rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+            if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                rl.rlim_cur = old;
+        }
+        if (rl.rlim_cur > 2 * FD_RESERVE)
+            s->conn_max = rl.rlim_cur - FD_RESERVE < CONN_MAX ? rl.rlim_cur - FD_RESERVE : CONN_MAX;
+    }
     flush_refresh(loop, s);
-    log_info("mc", "memcached protocol on %s", hostport);
+    log_info("mc", "memcached protocol on %s (at most %zu connections)", hostport, s->conn_max);
     return s;
 }
 
@@ -1486,6 +1537,8 @@ void mc_server_destroy(mc_server_t **ps)
         s->flush_op->s = NULL;
     if (s->flush_timer)
         loop_timer_cancel(s->loop, s->flush_timer);
+    if (s->accept_timer)
+        loop_timer_cancel(s->loop, s->accept_timer);
     if (s->ep >= 0) {
         loop_remove_fd(s->loop, s->ep);
         close(s->ep);

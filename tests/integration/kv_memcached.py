@@ -5,6 +5,7 @@ Phases (the shell test runs them around kills and restarts):
   basic  PORT1 PORT2 PORT3   every command through pymemcache and raw sockets
   seed   PORT                write the keys that must survive
   check  PORT...             read them back through each port
+  flood  PORT PID            a client that pipelines without reading: memory stays bounded
 Exits 1 with the list of failed checks.
 """
 import socket
@@ -192,12 +193,57 @@ def check_kept(ports):
         check(c.get("keep-ctr") is not None, "port %d: counter kept" % p)
 
 
+def rss_kb(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def flood(port, pid):
+    c = client(port)
+    check(c.set("flood", b"f" * 100000) is True, "flood item")
+    before = rss_kb(pid)
+    f = socket.create_connection(("127.0.0.1", port), timeout=5)
+    f.setblocking(False)
+    chunk = b"get flood\r\n" * 10000
+    sent, t = 0, time.time()
+    while time.time() - t < 4:
+        try:
+            sent += f.send(chunk)
+        except BlockingIOError:
+            time.sleep(0.05)
+    grown = rss_kb(pid) - before
+    print("flood: %d bytes of requests sent unread; node RSS grew %d KiB" % (sent, grown))
+    check(grown < 64 * 1024, "RSS grew %d KiB under a flood" % grown)
+    check(client(port).get("flood") == b"f" * 100000, "other clients served during a flood")
+    f.close()
+    # many connections at once
+    conns = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(300)]
+    for s in conns:
+        s.sendall(b"get flood\r\n")
+    ok = 0
+    for s in conns:
+        d = b""
+        while not d.endswith(b"END\r\n"):
+            x = s.recv(1 << 20)
+            if not x:
+                break
+            d += x
+        ok += d.endswith(b"END\r\n")
+        s.close()
+    check(ok == len(conns), "300 connections served: %d" % ok)
+
+
 def main():
     phase, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
     if phase == "basic":
         basic(*ports)
     elif phase == "seed":
         seed(ports[0])
+    elif phase == "flood":
+        flood(ports[0], ports[1])
     elif phase == "check":
         check_kept(ports)
     else:

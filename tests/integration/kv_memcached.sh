@@ -73,6 +73,7 @@ grep -q "curr_connections" "$T/memcstat.out" || fail "memcstat: $(head -c 300 "$
 log "memccp/memccat/memcrm/memcstat work"
 
 timeout 120 "$PYTHON" "$PY" basic "${MC[@]}" || fail "protocol checks failed"
+timeout 60 "$PYTHON" "$PY" flood "${MC[2]}" "${NODE_PIDS[2]}" || fail "flood checks failed"
 
 # The store's namespace: the items are keys under mc/ (dhtctl sees them).
 v=$(ctl --peer "127.0.0.1:${PORTS[1]}" get "mc/greeting" | head -c 100 | tr -d '\0' | tail -c 2)
