@@ -11,8 +11,10 @@
 # sets 1 KiB values for SECS seconds, then gets exactly the keys it set for
 # SECS seconds, every byte checked. dhtfs is asked through node 0's memcached
 # port (any node answers for any key; node 0 forwards to each key's
-# authority). Prints ops/s medians over rounds and the per-round ratios
-# dhtfs-mc / memcached (median, min..max).
+# authority). For scale, the same load also goes to the same ring through
+# the native client (kv-load --peer: kvclient, one hop to the authority),
+# labelled dhtfs-kvc. Prints ops/s medians over rounds and the per-round
+# ratios dhtfs-mc / memcached and dhtfs-mc / dhtfs-kvc (median, min..max).
 #
 # Environment: BUILD_DIR (default <repo>/build: kvnode, dhtctl, tests/freeport,
 # tests/kvload), RESULTS_DIR (default /tmp/bench/results; RESULT lines in
@@ -56,8 +58,10 @@ sleep 1 # fingers and successor lists settle
 
 # run LABEL PORT OP CONC ROUND [KEYS]: one kv-load run; its RESULT line into $OUT
 run() {
-    local label=$1 port=$2 op=$3 conc=$4 round=$5 keys=${6:-$KEYS} line
-    line=$(timeout 120 "$KL" --memcached "127.0.0.1:$port" --op "$op" --size 1024 --keys "$keys" \
+    local label=$1 port=$2 op=$3 conc=$4 round=$5 keys=${6:-$KEYS} line target
+    target=(--memcached "127.0.0.1:$port")
+    [ "$label" = dhtfs-kvc ] && target=(--peer "tcp://127.0.0.1:$port")
+    line=$(timeout 120 "$KL" "${target[@]}" --op "$op" --size 1024 --keys "$keys" \
         --concurrency "$conc" --seconds "$SECS" --prefix "mcb$round-c$conc-$label" --label "$label" \
         --test "${op}_1KiB_c$conc" --run "$round" 2>>"$T/kvload.err" | grep '^RESULT') ||
         { echo "mc-bench: kv-load $label $op c=$conc failed: $(tail -n 3 "$T/kvload.err")" >&2; exit 1; }
@@ -67,8 +71,8 @@ run() {
 }
 
 for ((r = 1; r <= ROUNDS; r++)); do
-    targets=("dhtfs-mc:${MCP[0]}" "memcached:${MCP[3]}")
-    ((r % 2 == 0)) && targets=("memcached:${MCP[3]}" "dhtfs-mc:${MCP[0]}")
+    targets=("dhtfs-mc:${MCP[0]}" "memcached:${MCP[3]}" "dhtfs-kvc:${PORTS[0]}")
+    ((r % 2 == 0)) && targets=("dhtfs-kvc:${PORTS[0]}" "memcached:${MCP[3]}" "dhtfs-mc:${MCP[0]}")
     echo "round $r"
     for conc in 1 4; do
         for t in "${targets[@]}"; do
@@ -79,14 +83,19 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 echo
-echo "1 KiB values, ops/s: median over $ROUNDS rounds; dhtfs-mc / memcached per round, median (min..max)"
-echo "| test | dhtfs-mc ops/s | memcached ops/s | ratio (min..max) | errors dhtfs-mc / memcached |"
-echo "|---|---|---|---|---|"
+echo "1 KiB values, ops/s: median over $ROUNDS rounds; ratios per round, median (min..max)"
+echo "| test | dhtfs-mc | memcached | dhtfs-kvc | dhtfs-mc / memcached | dhtfs-mc / dhtfs-kvc | errors (mc / memcached / kvc) |"
+echo "|---|---|---|---|---|---|---|"
 awk '
 /^RESULT / {
     for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     v[f["label"], f["test"], f["run"]] = f["value"]; tests[f["test"]] = 1; runs[f["run"]] = 1
     if (f["errors"] + 0 > 0) err[f["label"], f["test"]] += f["errors"]
+}
+function span(a, n,   i, lo, hi, b) {
+    lo = a[1]; hi = a[1]
+    for (i = 1; i <= n; i++) { b[i] = a[i]; if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
+    return sprintf("%.3f (%.3f..%.3f)", median(b, n), lo, hi)
 }
 function median(a, n,   i, j, t) {
     for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
@@ -95,14 +104,14 @@ function median(a, n,   i, j, t) {
 END {
     for (t in tests) {
         n = 0
-        for (r in runs) if (((("dhtfs-mc", t, r) in v)) && (("memcached", t, r) in v)) {
-            n++; d[n] = v["dhtfs-mc", t, r]; m[n] = v["memcached", t, r]
-            q[n] = m[n] > 0 ? d[n] / m[n] : 0
+        for (r in runs) if ((("dhtfs-mc", t, r) in v) && (("memcached", t, r) in v) && (("dhtfs-kvc", t, r) in v)) {
+            n++; d[n] = v["dhtfs-mc", t, r]; m[n] = v["memcached", t, r]; k[n] = v["dhtfs-kvc", t, r]
+            q[n] = m[n] > 0 ? d[n] / m[n] : 0; p[n] = k[n] > 0 ? d[n] / k[n] : 0
         }
         if (!n) continue
-        lo = q[1]; hi = q[1]; for (i = 2; i <= n; i++) { if (q[i] < lo) lo = q[i]; if (q[i] > hi) hi = q[i] }
-        printf "| %s | %.0f | %.0f | %.3f (%.3f..%.3f) | %d / %d |\n", t, median(d, n), median(m, n),
-            median(q, n), lo, hi, err["dhtfs-mc", t] + 0, err["memcached", t] + 0
+        printf "| %s | %.0f | %.0f | %.0f | %s | %s | %d / %d / %d |\n", t, median(d, n), median(m, n),
+            median(k, n), span(q, n), span(p, n), err["dhtfs-mc", t] + 0, err["memcached", t] + 0,
+            err["dhtfs-kvc", t] + 0
     }
 }' "$OUT" | sort
 echo "(RESULT lines: $OUT)"
