@@ -106,4 +106,36 @@ if command -v memcslap >/dev/null; then
         --test=get >>"$T/slap.out" 2>&1 || fail "memcslap get: $(tail -n 5 "$T/slap.out")"
     log "memcslap: $(grep 'Time to' "$T/slap.out" | tr -s ' ' | tr '\n' ';' || true)"
 fi
+
+# A secured node (CURVE): its front end reaches the store with the node's own
+# key; the port must still be loopback (memcached has no authentication).
+K=$T/keys
+mkdir -p "$K"
+"$DHTCTL" keygen "$K/s.key" >/dev/null 2>&1 || fail "keygen"
+cp "$K/s.key.pub" "$K/peers"
+: >"$K/clients"
+alloc_ports SP 2
+st=0
+"$KVNODE" --listen "127.0.0.1:${SP[0]}" --data "$T/sec-refused.data" --key "$K/s.key" \
+    --peer-keys "$K/peers" --client-keys "$K/clients" --memcached "0.0.0.0:${SP[1]}" \
+    2>"$T/sec-refused.err" || st=$?
+[ "$st" = 2 ] || fail "secured node with --memcached 0.0.0.0: status $st, want 2"
+start_node sec "${SP[0]}" "" --replicas 1 --write-quorum 1 --read-quorum 1 --key "$K/s.key" \
+    --peer-keys "$K/peers" --client-keys "$K/clients" --memcached "127.0.0.1:${SP[1]}"
+mc_up "${SP[1]}"
+r=$("$PYTHON" - "${SP[1]}" <<'PYEOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+s.sendall(b"set sk 0 0 6\r\nsecret\r\nget sk\r\n")
+out = b""
+while not out.endswith(b"END\r\n"):
+    d = s.recv(1000)
+    if not d:
+        break
+    out += d
+print(out.decode().replace("\r\n", "|"))
+PYEOF
+)
+[ "$r" = "STORED|VALUE sk 0 6|secret|END|" ] || fail "secured node's memcached: '$r'"
+log "secured node: memcached on loopback works, 0.0.0.0 refused"
 finish
