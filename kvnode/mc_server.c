@@ -107,6 +107,9 @@ struct mc_conn {
     bool has_cas;
     uint64_t cas;
     int64_t exp_abs;
+    bool ma_vivify; /* ma N: create a missing counter with ma_initial */
+    uint64_t ma_initial;
+    int64_t ma_ttl;
     size_t next_key, window, window_done;
     job_t jobs[GET_WINDOW];
 };
@@ -400,7 +403,8 @@ static void meta_flags(mc_conn_t *c, const job_t *j, bool hit, kv_version_t v)
 static void meta_reply(mc_conn_t *c, const job_t *j, const char *code, bool hit, kv_version_t v)
 {
     /* q hides the common answers: HD, and NF of md */
-    bool success = code[0] == 'H' || (c->req.cmd == MC_MD && code[0] == 'N');
+    bool success =
+        code[0] == 'H' || ((c->req.cmd == MC_MD || c->req.cmd == MC_MA) && strcmp(code, "NF") == 0);
     if (c->req.noreply && success)
         return;
     mc_out_printf(&c->out, "%s", code);
@@ -546,8 +550,17 @@ static void write_done(job_t *j, const kvc_result_t *res)
             s->st.incr_hits++;
         else
             s->st.decr_hits++;
-        if (!quiet(c))
+        if (c->req.cmd == MC_MA && mc_req_mflag(&c->req, 'v')) {
+            char num[24];
+            int n = snprintf(num, sizeof num, "%llu", (unsigned long long)c->cas);
+            mc_out_printf(&c->out, "VA %d", n);
+            meta_flags(c, j, true, res->version);
+            mc_out_printf(&c->out, "\r\n%s\r\n", num);
+        } else if (c->req.cmd == MC_MA) {
+            meta_reply(c, j, "HD", true, res->version);
+        } else if (!quiet(c)) {
             mc_out_printf(&c->out, "%llu\r\n", (unsigned long long)c->cas);
+        }
         break;
     }
     case MC_TOUCH:
@@ -698,12 +711,33 @@ static void job_decide(job_t *j)
     }
     case MC_INCR:
     case MC_DECR: {
+        bool ma = r->cmd == MC_MA;
+        char num[24];
+        if (!j->live && ma && c->ma_vivify) {
+            /* ma N: a missing counter starts at J (not incremented, like memcached) */
+            c->cas = c->ma_initial;
+            int n = snprintf(num, sizeof num, "%llu", (unsigned long long)c->cas);
+            j->it.flags = 0;
+            j->it.exptime = mc_exptime_abs(c->ma_ttl, wall_s());
+            j->it.len = (size_t)n;
+            job_put(j, (const uint8_t *)num, (size_t)n, 0, j->it.exptime,
+                    j->present ? KVC_PUT_IF_VERSION : KVC_PUT_IF_ABSENT);
+            return;
+        }
         if (!j->live) {
             if (c->eff == MC_INCR)
                 s->st.incr_misses++;
             else
                 s->st.decr_misses++;
-            reply(c, "NOT_FOUND");
+            if (ma)
+                meta_reply(c, j, "NF", false, j->ver);
+            else
+                reply(c, "NOT_FOUND");
+            request_done(c);
+            return;
+        }
+        if (ma && c->has_cas && j->ver.hlc != c->cas) {
+            meta_reply(c, j, "EX", false, j->ver);
             request_done(c);
             return;
         }
@@ -714,8 +748,10 @@ static void job_decide(job_t *j)
             return;
         }
         c->cas = v; /* the reply */
-        char num[24];
         int n = snprintf(num, sizeof num, "%llu", (unsigned long long)v);
+        if (ma && mc_req_mflag(r, 'T'))
+            j->it.exptime = c->exp_abs;
+        j->it.len = (size_t)n;
         job_put(j, (const uint8_t *)num, (size_t)n, j->it.flags, j->it.exptime, KVC_PUT_IF_VERSION);
         return;
     }
@@ -1018,6 +1054,33 @@ static bool meta_setup(mc_conn_t *c)
         c->eff = MC_DELETE;
         return true;
     }
+    if (r->cmd == MC_MA) {
+        c->eff = MC_INCR;
+        r->delta = 1;
+        if ((f = mc_req_mflag(r, 'D')) && !mflag_u64(f, &r->delta))
+            return false;
+        if ((f = mc_req_mflag(r, 'M'))) {
+            if (f->len != 2)
+                return false;
+            char m = f->p[1];
+            if (m == 'I' || m == 'i' || m == '+')
+                c->eff = MC_INCR;
+            else if (m == 'D' || m == 'd' || m == '-')
+                c->eff = MC_DECR;
+            else
+                return false;
+        }
+        c->ma_vivify = false;
+        c->ma_initial = 0;
+        if ((f = mc_req_mflag(r, 'N'))) {
+            if (!mflag_num(f, &c->ma_ttl, true))
+                return false;
+            c->ma_vivify = true;
+        }
+        if ((f = mc_req_mflag(r, 'J')) && !mflag_u64(f, &c->ma_initial))
+            return false;
+        return true;
+    }
     /* ms */
     if ((f = mc_req_mflag(r, 'F'))) {
         if (!mflag_num(f, &n, false) || n > UINT32_MAX)
@@ -1101,6 +1164,7 @@ static void request_start(mc_conn_t *c)
     case MC_MG:
     case MC_MS:
     case MC_MD:
+    case MC_MA:
         if (!meta_setup(c)) {
             r->noreply = false;
             out_line(c, "CLIENT_ERROR bad command line format");

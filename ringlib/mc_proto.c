@@ -237,6 +237,7 @@ static const struct {
     {"mg", MC_MG},
     {"ms", MC_MS},
     {"md", MC_MD},
+    {"ma", MC_MA},
 };
 
 mc_parse_rc_t mc_parse(const uint8_t *buf, size_t len, mc_req_t *req, size_t *used, size_t *swallow,
@@ -386,6 +387,7 @@ mc_parse_rc_t mc_parse(const uint8_t *buf, size_t len, mc_req_t *req, size_t *us
     case MC_MG:
     case MC_MS:
     case MC_MD:
+    case MC_MA:
         return parse_meta(&l, req, used, swallow, err);
     }
     *used = l.line_len;

@@ -50,6 +50,7 @@ typedef enum {
     MC_MG, /* meta get */
     MC_MS, /* meta set */
     MC_MD, /* meta delete */
+    MC_MA, /* meta arithmetic */
 } mc_cmd_t;
 
 /* A span of the caller's buffer. */

@@ -164,6 +164,9 @@ def basic(p1, p2, p3):
     check(r == b"HD\r\nVA 3 f7 kmeta s3\r\nabc\r\nEN\r\nHD\r\nEN\r\nMN\r\n", "meta: %r" % r)
     r = raw(p1, b"ms madd 1 ME\r\na\r\nms madd 1 ME\r\nb\r\nmg madd v\r\n", b"\r\na\r\n")
     check(r == b"HD\r\nNS\r\nVA 1\r\na\r\n", "ms add mode: %r" % r)
+    r = raw(p2, b"ma mctr\r\nma mctr N0 J10 v\r\nma mctr v\r\nma mctr D5 MD v\r\n"
+            b"ma mctr q\r\nma mctr-missing q\r\nmn\r\n", b"MN\r\n")
+    check(r == b"NF\r\nVA 2\r\n10\r\nVA 2\r\n11\r\nVA 1\r\n6\r\nMN\r\n", "ma: %r" % r)
 
     # stats / version / verbosity
     st = c1.stats()

@@ -224,6 +224,9 @@ static void test_mc_parse_meta(void **state)
     expect_ok("ms k 3 T10 F5 MA\r\nabc\r\n", MC_MS);
     assert_int_equal(req.data_len, 3);
     expect_ok("md k q\r\n", MC_MD);
+    expect_ok("ma k N0 J5 D2 MI v\r\n", MC_MA);
+    assert_int_equal(req.nmflags, 5);
+    assert_non_null(mc_req_mflag(&req, 'J'));
     expect_err("mg\r\n", "CLIENT_ERROR bad command line format", 4, 0);
     expect_err("mg k 1\r\n", "CLIENT_ERROR bad command line format", 8, 0);
     expect_err("ms k 2 b\r\nhi\r\n", "CLIENT_ERROR bad command line format", 10, 4);
