@@ -1448,7 +1448,7 @@ static void on_flush_marker(const kvc_result_t *res, void *arg)
         uint64_t d = 0;
         for (int i = 0; i < 8; i++)
             d = d << 8 | res->value[i];
-        if (d < (uint64_t)1 << 40) {
+        if (d <= MC_REL_EXPTIME_MAX) { /* as start_flush writes it; no overflow below */
             uint64_t at = res->version.hlc + (d * 1000u << 16);
             if (at > s->flush_hlc)
                 s->flush_hlc = at;
