@@ -18,7 +18,9 @@
  * Read-modify-write commands (add, replace, append, prepend, cas,
  * incr/decr, touch, gat, delete) read the item and write it back with a
  * conditional put on the version they read; a conflict with another
- * writer reads again, at most RMW_ATTEMPTS times (cas reports EXISTS).
+ * writer reads again after a random pause that doubles each time (writers
+ * that collided would otherwise collide again), at most RMW_ATTEMPTS times
+ * (cas reports EXISTS).
  *
  * flush_all writes a marker key ("mc!flush") whose version is the flush
  * time; items written before it read as misses once it is due. Each node
@@ -52,7 +54,8 @@ enum {
     IN_START = 16 * 1024,
     OUT_HIGH = 4 * 1024 * 1024,
     GET_WINDOW = 16,
-    RMW_ATTEMPTS = 8,
+    RMW_ATTEMPTS = 16,
+    RMW_PAUSE_MAX_MS = 64, /* the random pause before a retry: 1..2^attempt ms, up to this */
     FLUSH_REFRESH_MS = 1000,
     EVENTS_MAX = 64,
     NS_LEN = 3, /* "mc/" */
@@ -74,8 +77,9 @@ typedef struct {
     kv_version_t ver;
     uint8_t *rec; /* copy of the stored record */
     size_t rec_len;
-    mc_item_t it; /* decoded from rec when live */
-    int err;      /* multi-key commands: this key failed */
+    mc_item_t it;   /* decoded from rec when live */
+    uint64_t timer; /* a retry waits (and holds the connection) */
+    int err;        /* multi-key commands: this key failed */
     char errmsg[120];
 } job_t;
 
@@ -336,13 +340,33 @@ static bool conflict(int rc)
 }
 
 /* A write lost to a concurrent one: read again, a bounded number of times. */
+static void on_retry_timer(loop_t *loop, void *arg)
+{
+    (void)loop;
+    job_t *j = arg;
+    mc_conn_t *c = j->c;
+    j->timer = 0;
+    if (!c->closed)
+        job_read(j);
+    conn_release(c);
+}
+
 static void job_retry(job_t *j)
 {
+    mc_conn_t *c = j->c;
     if (++j->attempts >= RMW_ATTEMPTS) {
         job_fail(j, -EAGAIN, "too many concurrent changes to this key");
         return;
     }
-    job_read(j);
+    unsigned span = 1u << (j->attempts < 7 ? j->attempts : 7);
+    if (span > RMW_PAUSE_MAX_MS)
+        span = RMW_PAUSE_MAX_MS;
+    j->timer = loop_timer_add(c->s->loop, 1 + (unsigned)rand() % span, on_retry_timer, j);
+    if (!j->timer) {
+        job_read(j);
+        return;
+    }
+    conn_hold(c);
 }
 
 /* ---------------------------------------------------------- responses */
@@ -1595,8 +1619,18 @@ void mc_server_destroy(mc_server_t **ps)
     if (!ps || !*ps)
         return;
     mc_server_t *s = *ps;
-    while (s->conns)
-        conn_close(s->conns); /* conns with store calls in flight are freed by their answers */
+    while (s->conns) {
+        mc_conn_t *c = s->conns;
+        conn_hold(c);
+        for (size_t i = 0; i < GET_WINDOW; i++)
+            if (c->jobs[i].timer) {
+                loop_timer_cancel(s->loop, c->jobs[i].timer);
+                c->jobs[i].timer = 0;
+                c->pending--; /* the retry's hold */
+            }
+        conn_close(c);
+        conn_release(c); /* conns with store calls in flight are freed by their answers */
+    }
     if (s->flush_op)
         s->flush_op->s = NULL;
     if (s->flush_timer)

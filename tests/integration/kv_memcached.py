@@ -6,6 +6,7 @@ Phases (the shell test runs them around kills and restarts):
   seed   PORT                write the keys that must survive
   check  PORT...             read them back through each port
   flood  PORT PID            a client that pipelines without reading: memory stays bounded
+  race   PORT1 PORT2 PORT3   concurrent incr/append/cas through all nodes lose no update
 Exits 1 with the list of failed checks.
 """
 import socket
@@ -246,12 +247,54 @@ def flood(port, pid):
     check(ok == len(conns), "300 connections served: %d" % ok)
 
 
+def race(ports):
+    import threading
+    c = client(ports[0])
+    c.set("race-ctr", b"0")
+    c.set("race-log", b"")
+    c.set("race-cas", b"0")
+    N = 40
+    errors = []
+
+    def worker(w):
+        try:
+            mc = client(ports[w % len(ports)])
+            for i in range(N):
+                mc.incr("race-ctr", 1)
+                mc.append("race-log", b"%d." % w)
+                # cas loop: read, add one, write if unchanged; retry on EXISTS
+                for _ in range(200):
+                    v, cas = mc.gets("race-cas")
+                    if mc.cas("race-cas", b"%d" % (int(v) + 1), cas):
+                        break
+                else:
+                    errors.append("worker %d: cas never won" % w)
+        except Exception as e:  # noqa: BLE001 — any failure is a finding
+            errors.append("worker %d: %r" % (w, e))
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    check(not errors, "race workers: %s" % errors[:3])
+    total = 6 * N
+    check(client(ports[1]).get("race-ctr") == b"%d" % total, "incr lost updates: %r (want %d)"
+          % (client(ports[1]).get("race-ctr"), total))
+    log = client(ports[2]).get("race-log") or b""
+    check(log.count(b".") == total, "append lost updates: %d of %d" % (log.count(b"."), total))
+    check(client(ports[0]).get("race-cas") == b"%d" % total, "cas loop lost updates: %r"
+          % client(ports[0]).get("race-cas"))
+
+
 def main():
     phase, ports = sys.argv[1], [int(p) for p in sys.argv[2:]]
     if phase == "basic":
         basic(*ports)
     elif phase == "seed":
         seed(ports[0])
+    elif phase == "race":
+        race(ports)
     elif phase == "flood":
         flood(ports[0], ports[1])
     elif phase == "check":

@@ -73,6 +73,7 @@ grep -q "curr_connections" "$T/memcstat.out" || fail "memcstat: $(head -c 300 "$
 log "memccp/memccat/memcrm/memcstat work"
 
 timeout 120 "$PYTHON" "$PY" basic "${MC[@]}" || fail "protocol checks failed"
+timeout 180 "$PYTHON" "$PY" race "${MC[@]}" || fail "concurrent updates lost"
 timeout 60 "$PYTHON" "$PY" flood "${MC[2]}" "${NODE_PIDS[2]}" || fail "flood checks failed"
 
 # The store's namespace: the items are keys under mc/ (dhtctl sees them).
@@ -138,4 +139,19 @@ PYEOF
 )
 [ "$r" = "STORED|VALUE sk 0 6|secret|END|" ] || fail "secured node's memcached: '$r'"
 log "secured node: memcached on loopback works, 0.0.0.0 refused"
+# SIGTERM with clients connected: the node leaves and exits 0 (the front end
+# closes its connections; the sanitizer build checks for leaks here).
+"$PYTHON" - "${SP[1]}" <<'PYEOF' &
+import socket, sys, time
+conns = [socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) for _ in range(5)]
+for s in conns:
+    s.sendall(b"get sk a b c\r\nset half 0 0 10\r\nabc")
+time.sleep(3)
+PYEOF
+HOLD=$!
+sleep 1
+kill -TERM "$NODE_PID"
+wait_exit "$NODE_PID" 20
+[ "$EXIT_STATUS" = 0 ] || fail "SIGTERM with memcached clients: exit $EXIT_STATUS ($(tail -n 5 "$T/sec.log"))"
+wait "$HOLD" || true
 finish
