@@ -5,9 +5,13 @@
 #     on b waits until a releases, then gets it;
 #   - fcntl byte ranges (python3 fcntl): disjoint ranges on both mounts
 #     succeed, overlapping ones conflict (EAGAIN), shared ones share;
-#     F_GETLK on b reports a's range and type; close drops the locks;
+#     F_GETLK on b reports a's range and type; a blocked F_SETLKW ends with
+#     EINTR on a signal; close drops the locks;
 #   - SQLite on both mounts: two concurrent writers, journal_mode=DELETE,
 #     then integrity_check is ok and the row count is the sum;
+#   - a lock is a coherence point: mount c (attr_timeout=30, so neither
+#     its names nor its pages would expire by themselves) reads a file,
+#     a overwrites it, and c's read after taking a lock sees a's bytes;
 #   - kill -9 of a's dhtfs while it holds an flock: b gets the lock after
 #     the lease (lock_lease_ms=3000 here), not before the lease ran out.
 # Every wait is bounded.
@@ -106,6 +110,28 @@ elif cmd == "try":
         if e.errno in (errno.EAGAIN, errno.EACCES):
             sys.exit(1)
         raise
+elif cmd == "intr":
+    # a blocking lock interrupted by a signal (SIGALRM after 1 s, handler raises)
+    import signal
+    def on_alarm(sig, frame):
+        raise TimeoutError()
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(1)
+    t0 = time.time()
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX, length, start)
+        print("granted")
+    except TimeoutError:
+        print("interrupted after %.0f s" % (time.time() - t0))
+elif cmd == "coherent":
+    # coherent PATH r 0 0 READY GO: read, touch READY, wait for GO, lock, read again
+    before = os.pread(fd, 4, 0)
+    open(sys.argv[6], "w").close()
+    deadline = time.time() + 60
+    while not os.path.exists(sys.argv[7]) and time.time() < deadline:
+        time.sleep(0.05)
+    fcntl.lockf(fd, fcntl.LOCK_SH, 0, 0)
+    print(before.decode(), os.pread(fd, 4, 0).decode())
 elif cmd == "test":
     fmt = "hhqqi"  # struct flock on x86-64/aarch64 Linux: short, short, off_t, off_t, pid_t
     res = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(fmt, typ, os.SEEK_SET, start, length, 0) + b"\0" * 4)
@@ -127,10 +153,14 @@ st=0
 check_eq "fcntl read lock on b of a's write-locked byte 99 (exit status)" "$st" 1
 check_eq "F_GETLK on b over a's lock" "$("${LK[@]}" test "$B/f" w 0 0)" "w 0 100 0"
 check_eq "F_GETLK on b beside a's lock" "$("${LK[@]}" test "$B/f" w 100 10)" "u 100 10 0"
+# F_SETLKW blocked on a's lock ends with EINTR when a signal arrives
+check_eq "F_SETLKW on b interrupted by a signal" "$("${LK[@]}" intr "$B/f" w 0 10)" \
+    "interrupted after 1 s"
 touch "$T/release-p1"
 wait "$HOLDER" || fail "fcntl holder on a failed"
-# the holder's exit (close) dropped its locks
+# the holder's exit (close) dropped its locks, and the interrupted request left none
 expect_ok "${LK[@]}" try "$B/f" w 0 0
+expect_ok "${LK[@]}" try "$A/f" w 0 0
 # shared ranges share; a write lock over them conflicts
 rm -f "$T/held-p2" "$T/release-p2"
 "${LK[@]}" hold "$A/f" r 10 20 "$T/held-p2" "$T/release-p2" &
@@ -144,8 +174,22 @@ expect_ok "${LK[@]}" try "$B/f" w 30 1
 touch "$T/release-p2"
 wait "$HOLDER" || fail "fcntl read-lock holder on a failed"
 
+# --- taking a lock revalidates the file's cached pages
+C=$T/c
+mount_fs "$C" -o lock_lease_ms=$LEASE_MS,attr_timeout=30
+printf old1 >"$A/g"
+rm -f "$T/ready-c" "$T/go-c"
+"${LK[@]}" coherent "$C/g" r 0 0 "$T/ready-c" "$T/go-c" >"$T/coherent.out" &
+HOLDER=$!
+wait_for "$T/ready-c" 30
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.write(b"new2"); f.close()' "$A/g"
+touch "$T/go-c"
+wait "$HOLDER" || fail "the coherence helper on c failed"
+check_eq "c's read before and after taking a lock (a wrote in between)" "$(cat "$T/coherent.out")" "old1 new2"
+umount_fs "$C"
+
 # --- SQLite: two writers on two mounts
-N=200
+N=${SQL_N:-200}
 sqlite3 "$A/db.sqlite" "PRAGMA journal_mode=DELETE; CREATE TABLE t(who TEXT, i INTEGER);" >/dev/null ||
     fail "creating the SQLite database on a failed"
 writer() { # MOUNT WHO
