@@ -3,8 +3,7 @@
 # those missing. "build" is enough to compile and run; "test" adds the tools
 # the test suite uses (jq, clang's libFuzzer and sanitizer runtimes; fio,
 # attr, acl, python3, git, procps, sqlite3 and util-linux (flock) for the
-# mount tests; strace for
-# sec_ring's capture of the bytes on the wire).
+# mount tests; strace for sec_ring's capture of the bytes on the wire).
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libzmq3-dev libsodium-dev libcmocka-dev
