@@ -317,6 +317,12 @@ static int rec_update(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg)
             goto out;
         if (cas_lost(rc))
             continue;
+        /*
+         * No answer: the write may have landed. held is only a hint that
+         * makes close and unmount look at the record, so err on "maybe".
+         */
+        if (lf->held == 0)
+            lf->held = 1;
         if (++io_fail >= IO_TRIES)
             break;
         fiber_sleep(fs->loop, BACKOFF_MIN_MS);
