@@ -49,9 +49,17 @@ hold_flock() {
 }
 
 echo data >"$A/f"
+echo plain >"$A/plain"
+cat "$B/plain" >/dev/null
+# lock_key_exists NAME: is v/default/lock/INO of file NAME in the store?
+lock_key_exists() {
+    ctl --peer "127.0.0.1:${PORTS[0]}" get "v/default/lock/$(printf '%x' "$(stat -c %i "$A/$1")")" \
+        >/dev/null 2>&1
+}
 
 # --- flock: exclusive on a excludes b, non-blocking and blocking
 hold_flock "$A" x1 -x
+lock_key_exists f || fail "no lock record in the store while a holds an flock on f"
 st=0
 timeout 30 flock -n -x "$B/f" true || st=$?
 check_eq "flock -n -x on b while a holds -x (exit status)" "$st" 1
@@ -86,6 +94,9 @@ check_eq "flock -n -x on b while a holds -s (exit status)" "$st" 1
 touch "$T/release-s1"
 wait "$HOLDER" || fail "flock -s holder on a failed"
 expect_ok flock -n -x "$B/f" true
+# files nobody locked have no lock record; a file whose locks all went has none any more
+! lock_key_exists plain || fail "a file nobody locked has a lock record"
+! lock_key_exists f || fail "the lock record of f stayed after every flock was released"
 
 # --- fcntl byte-range locks
 cat >"$T/lk.py" <<'EOF'
@@ -176,7 +187,7 @@ wait "$HOLDER" || fail "fcntl read-lock holder on a failed"
 
 # --- taking a lock revalidates the file's cached pages
 C=$T/c
-mount_fs "$C" -o lock_lease_ms=$LEASE_MS,attr_timeout=30
+mount_fs "$C" -o lock_lease_ms=$LEASE_MS,attr_timeout=30,log_level=info
 printf old1 >"$A/g"
 rm -f "$T/ready-c" "$T/go-c"
 "${LK[@]}" coherent "$C/g" r 0 0 "$T/ready-c" "$T/go-c" >"$T/coherent.out" &
@@ -186,7 +197,14 @@ python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.write(b"new2"); f.close(
 touch "$T/go-c"
 wait "$HOLDER" || fail "the coherence helper on c failed"
 check_eq "c's read before and after taking a lock (a wrote in between)" "$(cat "$T/coherent.out")" "old1 new2"
+# a clean unmount removes the mount's heartbeat
+ID_C=$(sed -n 's/.*mount id 0*\([0-9a-f]*\): lock heartbeat.*/\1/p' "$T/dhtfs-c.log" | tail -n 1)
+[ -n "$ID_C" ] || fail "mount c never logged its mount id (did it take a lock?)"
+ctl --peer "127.0.0.1:${PORTS[0]}" get "v/default/mount/$ID_C" >/dev/null ||
+    fail "mount c's heartbeat v/default/mount/$ID_C is not in the store while it is mounted"
 umount_fs "$C"
+! ctl --peer "127.0.0.1:${PORTS[0]}" get "v/default/mount/$ID_C" >/dev/null 2>&1 ||
+    fail "mount c's heartbeat v/default/mount/$ID_C stayed after its clean unmount"
 
 # --- SQLite: two writers on two mounts
 N=${SQL_N:-200}
