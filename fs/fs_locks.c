@@ -48,6 +48,15 @@ typedef struct {
     unsigned held;      /* our entries in the record after our last write */
     unsigned users;     /* fibers using this struct */
     fs_lk_wait_t *wait; /* parked local waiters */
+    /*
+     * The record as our last write left it (or our last read found it),
+     * to write the next change of this mount on without reading first:
+     * the compare-and-set catches a record changed meanwhile. Never the
+     * ground for refusing a lock: a conflict seen here is read again.
+     */
+    fs_lock_rec_t *cache;
+    kv_version_t cache_ver;
+    bool cache_valid, cache_absent;
 } lockfile_t;
 
 /* Another mount's heartbeat as this mount last saw it. */
@@ -66,7 +75,7 @@ static lockfile_t *lockfile_get(fs_t *fs, uint64_t ino)
             return NULL;
         lf->ino = ino;
         if (fs_map_put(fs->lockfiles, ino, 0, lf) < 0) {
-            free(lf);
+            free(lf); /* no cache yet */
             return NULL;
         }
     }
@@ -74,12 +83,31 @@ static lockfile_t *lockfile_get(fs_t *fs, uint64_t ino)
     return lf;
 }
 
+static void lockfile_free(lockfile_t *lf)
+{
+    free(lf->cache);
+    free(lf);
+}
+
 static void lockfile_put(fs_t *fs, lockfile_t *lf)
 {
     if (--lf->users == 0 && lf->held == 0 && !lf->wait && !lf->mu.held) {
         fs_map_remove(fs->lockfiles, lf->ino, 0);
-        free(lf);
+        lockfile_free(lf);
     }
+}
+
+static void cache_set(lockfile_t *lf, const fs_lock_rec_t *r, kv_version_t ver, bool absent)
+{
+    if (!lf->cache && !(lf->cache = malloc(sizeof(*lf->cache)))) {
+        lf->cache_valid = false;
+        return;
+    }
+    lf->cache->count = r->count;
+    memcpy(lf->cache->ent, r->ent, r->count * sizeof(r->ent[0]));
+    lf->cache_ver = ver;
+    lf->cache_absent = absent;
+    lf->cache_valid = true;
 }
 
 bool fs_lk_holds(fs_t *fs, uint64_t ino)
@@ -270,48 +298,72 @@ static int rec_update(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg)
     int io_fail = 0;
     for (int tries = 0; tries < CAS_TRIES; tries++) {
         fiber_mutex_lock(&lf->mu);
-        uint8_t *val = NULL;
-        size_t len = 0;
         kv_version_t ver = {0};
-        rc = fs_get(fs->kvc, key, &val, &len, &ver);
-        bool absent = rc == -ENOENT;
-        if (rc < 0 && !absent) {
-            fiber_mutex_unlock(&lf->mu);
-            if (++io_fail >= IO_TRIES)
-                break;
-            fiber_sleep(fs->loop, BACKOFF_MIN_MS);
-            continue;
-        }
-        r->count = 0;
-        if (rc == 0) {
-            rc = fs_lock_decode(val, len, r);
-            free(val);
-            if (rc < 0) {
-                /* Never overwrite what we cannot read: another mount's locks may be in it. */
-                log_warn("fs", "%s: undecodable lock record", key);
+        bool absent, cached = lf->cache_valid;
+        if (cached) {
+            r->count = lf->cache->count;
+            memcpy(r->ent, lf->cache->ent, r->count * sizeof(r->ent[0]));
+            ver = lf->cache_ver;
+            absent = lf->cache_absent;
+        } else {
+            uint8_t *val = NULL;
+            size_t len = 0;
+            rc = fs_get(fs->kvc, key, &val, &len, &ver);
+            absent = rc == -ENOENT;
+            if (rc < 0 && !absent) {
                 fiber_mutex_unlock(&lf->mu);
-                rc = -EIO;
-                goto out;
+                if (++io_fail >= IO_TRIES)
+                    break;
+                fiber_sleep(fs->loop, BACKOFF_MIN_MS);
+                continue;
             }
+            r->count = 0;
+            if (rc == 0) {
+                rc = fs_lock_decode(val, len, r);
+                free(val);
+                if (rc < 0) {
+                    /* Never overwrite what we cannot read: another mount's locks may be in it. */
+                    log_warn("fs", "%s: undecodable lock record", key);
+                    fiber_mutex_unlock(&lf->mu);
+                    rc = -EIO;
+                    goto out;
+                }
+            }
+            if (absent)
+                memset(&ver, 0, sizeof ver);
         }
         bool changed = false;
         rc = edit(fs, r, arg, &changed);
+        if (cached && (rc == -EAGAIN || (rc == 0 && !changed))) {
+            /* A refusal or a "nothing to do" must rest on the record as it is now. */
+            lf->cache_valid = false;
+            fiber_mutex_unlock(&lf->mu);
+            continue;
+        }
         if (rc < 0 || !changed) {
-            if (rc == 0)
+            if (rc == 0) {
                 lf->held = (unsigned)fs_lock_count_mount(r, fs->mount_id);
+                cache_set(lf, r, ver, absent);
+            }
             fiber_mutex_unlock(&lf->mu);
             goto out;
         }
-        if (r->count == 0) {
+        kv_version_t wrote = {0};
+        bool gone = r->count == 0;
+        if (gone) {
             rc = absent ? 0 : fs_del(fs->kvc, key, KVC_PUT_IF_VERSION, ver);
         } else {
             size_t n = fs_lock_encode(r, buf, FS_LOCK_REC_MAX);
             rc = n == 0 ? -EINVAL
                         : fs_put(fs->kvc, key, buf, n,
-                                 absent ? KVC_PUT_IF_ABSENT : KVC_PUT_IF_VERSION, ver, NULL);
+                                 absent ? KVC_PUT_IF_ABSENT : KVC_PUT_IF_VERSION, ver, &wrote);
         }
-        if (rc == 0)
+        if (rc == 0) {
             lf->held = (unsigned)fs_lock_count_mount(r, fs->mount_id);
+            cache_set(lf, r, wrote, gone);
+        } else {
+            lf->cache_valid = false;
+        }
         fiber_mutex_unlock(&lf->mu);
         if (rc == 0 || rc == -EINVAL)
             goto out;
@@ -531,6 +583,15 @@ void fs_lk_stop(fs_t *fs)
         fiber_spawn(unmount_fiber, fs);
 }
 
+static int free_lockfile(uint64_t a, uint64_t b, void *value, void *arg)
+{
+    (void)a;
+    (void)b;
+    (void)arg;
+    lockfile_free(value);
+    return 0;
+}
+
 static int free_lease(uint64_t a, uint64_t b, void *value, void *arg)
 {
     (void)a;
@@ -545,7 +606,7 @@ void fs_lk_release_all(fs_t *fs)
     if (fs->leases)
         fs_map_each(fs->leases, free_lease, NULL);
     if (fs->lockfiles)
-        fs_map_each(fs->lockfiles, free_lease, NULL);
+        fs_map_each(fs->lockfiles, free_lockfile, NULL);
     fs_map_destroy(&fs->leases);
     fs_map_destroy(&fs->lockfiles);
 }

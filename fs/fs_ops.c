@@ -1611,6 +1611,8 @@ void fs_ops_log_times(void)
         {run_fallocate, "fallocate"},
         {run_lseek, "lseek"},
         {run_copy, "copy_file_range"},
+        {run_setlk, "setlk"},
+        {run_getlk, "getlk"},
     };
     for (size_t i = 0; i < sizeof(op_times) / sizeof(op_times[0]) && op_times[i].run; i++) {
         const char *name = "?";
