@@ -2,7 +2,8 @@
 # File locks hold across mounts (issue 12): two dhtfs mounts of one volume
 # on a 3-node ring exclude each other.
 #   - flock -x held on mount a: flock -n -x on b fails; a blocking flock -x
-#     on b waits until a releases, then gets it;
+#     on b waits (2.5 leases: a live holder is never taken for dead) until
+#     a releases, then gets it;
 #   - fcntl byte ranges (python3 fcntl): disjoint ranges on both mounts
 #     succeed, overlapping ones conflict (EAGAIN), shared ones share;
 #     F_GETLK on b reports a's range and type; a blocked F_SETLKW ends with
@@ -74,8 +75,9 @@ check_eq "flock -n -x on a second descriptor of a (exit status)" "$st" 1
 rm -f "$T/got-b"
 timeout 60 flock -x "$B/f" -c "touch '$T/got-b'" &
 WAITER=$!
-sleep 2
-[ ! -e "$T/got-b" ] || fail "blocking flock -x on b got the lock while a held it"
+# longer than two leases: a live holder's heartbeat keeps its lock
+sleep "$(awk -v l=$LEASE_MS 'BEGIN { print 2.5 * l / 1000 }')"
+[ ! -e "$T/got-b" ] || fail "blocking flock -x on b got the lock while a (alive) held it"
 kill -0 "$WAITER" 2>/dev/null || fail "blocking flock -x on b ended while a held the lock"
 release_at=$EPOCHREALTIME
 touch "$T/release-x1"
