@@ -104,7 +104,7 @@ typedef struct {
     unsigned lease_ms;   /* how long a silent mount keeps its locks (-o lock_lease_ms) */
     fs_map_t *lockfiles; /* ino → what we know of its lock record */
     fs_map_t *leases;    /* mount id → its heartbeat as last seen */
-    bool hb_started, lk_stopping;
+    bool hb_started, hb_inflight, lk_stopping;
     uint64_t hb_timer, hb_ok_ms;
 } fs_t;
 

@@ -191,24 +191,31 @@ static void hb_tick(loop_t *loop, void *arg);
 static void hb_fiber(void *arg)
 {
     fs_t *fs = arg;
+    fs->hb_inflight = true;
     int rc = hb_put(fs);
+    fs->hb_inflight = false;
     uint64_t now = loop_now_ms(fs->loop);
     if (rc < 0 && now - fs->hb_ok_ms >= fs->lease_ms)
         log_warn("fs",
                  "lock heartbeat not renewed for %llu ms (%s): other mounts may take "
                  "this mount's locks",
                  (unsigned long long)(now - fs->hb_ok_ms), strerror(-fs_store_errno(rc)));
-    if (!fs->lk_stopping)
-        fs->hb_timer = loop_timer_add(fs->loop, fs->lease_ms / 3, hb_tick, fs);
 }
 
+/*
+ * The cadence does not wait for the puts: a slow put must not stretch
+ * the interval others measure (one put at a time, though).
+ */
 static void hb_tick(loop_t *loop, void *arg)
 {
     (void)loop;
     fs_t *fs = arg;
     fs->hb_timer = 0;
-    if (!fs->lk_stopping && fiber_spawn(hb_fiber, fs) < 0)
-        fs->hb_timer = loop_timer_add(fs->loop, fs->lease_ms / 3, hb_tick, fs);
+    if (fs->lk_stopping)
+        return;
+    fs->hb_timer = loop_timer_add(fs->loop, fs->lease_ms / 3, hb_tick, fs);
+    if (!fs->hb_inflight)
+        fiber_spawn(hb_fiber, fs);
 }
 
 /* The heartbeat exists before our first entry does, so a waiter never mistakes us for dead. */
@@ -568,6 +575,9 @@ static void unmount_fiber(void *arg)
         lockfile_put(fs, lf);
     }
     free(v.inos);
+    /* A heartbeat still in flight would bring the key back after the delete. */
+    for (int i = 0; fs->hb_inflight && i < 1000; i++)
+        fiber_sleep(fs->loop, 10);
     char key[FS_KEY_MAX];
     fs_lock_key_mount(key, fs->vol, fs->mount_id);
     fs_del(fs->kvc, key, KVC_PUT_ALWAYS, (kv_version_t){0});
