@@ -278,16 +278,24 @@ void fs_lk_interrupt(fs_lk_wait_t *w);
  * want->mount is filled in. Without wait a conflict answers -EAGAIN at
  * once; with wait the fiber parks and retries until granted, interrupted
  * (-EINTR) or the mount stops. A conflicting lock of a mount whose
- * heartbeat stood still for a lease is removed first. 0, -EAGAIN,
+ * heartbeat stood still for a lease is removed first. fh names the open
+ * file the request came through (its release drops what no close can).
+ * 0, -EAGAIN,
  * -EINTR, -ENOLCK (record full), -EIO.
  */
-int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, fs_lk_wait_t *wait);
+int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, uint64_t fh,
+              fs_lk_wait_t *wait);
 /* F_GETLK: the first lock that would block want (*found), read afresh. 0 or -errno. */
 int fs_lk_get(fs_t *fs, uint64_t ino, const fs_lock_ent_t *want, fs_lock_ent_t *conflict,
               bool *found);
 /* Drop owner's locks of kind on ino (close, release). No store traffic unless we hold some there.
  */
 int fs_lk_drop_owner(fs_t *fs, uint64_t ino, uint64_t owner, fs_lock_kind_t kind);
+/*
+ * The open file fh of ino is released: drop the fcntl locks taken through
+ * it whose owner no close has named since (open-file-description locks).
+ */
+int fs_lk_release_file(fs_t *fs, uint64_t ino, uint64_t fh);
 /* This mount holds entries in ino's record (as far as it knows). */
 bool fs_lk_holds(fs_t *fs, uint64_t ino);
 /*

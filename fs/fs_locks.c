@@ -57,6 +57,18 @@ typedef struct {
     fs_lock_rec_t *cache;
     kv_version_t cache_ver;
     bool cache_valid, cache_absent;
+    /*
+     * (owner, open file) of every fcntl lock taken here. A process's
+     * locks go at its next close (FLUSH names the owner); an open file
+     * description's own locks (F_OFD_SETLK: the owner is the open file)
+     * go when the open file is released, which names no owner: what
+     * this list remembers. A flush forgets its owner, so a release
+     * drops only owners that no flush could name.
+     */
+    struct lk_pair {
+        uint64_t owner, fh;
+    } * pairs;
+    size_t npairs, cap;
 } lockfile_t;
 
 /* Another mount's heartbeat as this mount last saw it. */
@@ -86,7 +98,44 @@ static lockfile_t *lockfile_get(fs_t *fs, uint64_t ino)
 static void lockfile_free(lockfile_t *lf)
 {
     free(lf->cache);
+    free(lf->pairs);
     free(lf);
+}
+
+static void pair_add(lockfile_t *lf, uint64_t owner, uint64_t fh)
+{
+    for (size_t i = 0; i < lf->npairs; i++)
+        if (lf->pairs[i].owner == owner && lf->pairs[i].fh == fh)
+            return;
+    if (lf->npairs == lf->cap) {
+        size_t cap = lf->cap ? lf->cap * 2 : 4;
+        struct lk_pair *p = realloc(lf->pairs, cap * sizeof(*p));
+        if (!p)
+            return; /* at worst an OFD lock stays until unmount or the lease */
+        lf->pairs = p;
+        lf->cap = cap;
+    }
+    lf->pairs[lf->npairs++] = (struct lk_pair){owner, fh};
+}
+
+/*
+ * Forget the pairs of owner (any fh), or with by_fh those of fh, whose
+ * owners go to out: at most cap a call (the rest stay for the next call).
+ */
+static size_t pair_take(lockfile_t *lf, uint64_t id, bool by_fh, uint64_t *out, size_t cap)
+{
+    size_t k = 0, n = 0;
+    for (size_t i = 0; i < lf->npairs; i++) {
+        bool hit = by_fh ? lf->pairs[i].fh == id : lf->pairs[i].owner == id;
+        if (hit && by_fh && n == cap)
+            hit = false; /* kept for the caller's next round */
+        if (hit && by_fh)
+            out[n++] = lf->pairs[i].owner;
+        else if (!hit)
+            lf->pairs[k++] = lf->pairs[i];
+    }
+    lf->npairs = k;
+    return n;
 }
 
 static void lockfile_put(fs_t *fs, lockfile_t *lf)
@@ -429,7 +478,8 @@ static int edit_drop(fs_t *fs, fs_lock_rec_t *r, void *arg, bool *changed)
     return 0;
 }
 
-int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, fs_lk_wait_t *wait)
+int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, uint64_t fh,
+              fs_lk_wait_t *wait)
 {
     if (unlock && !fs_lk_holds(fs, ino))
         return 0; /* we hold nothing there: nothing to drop, no store traffic */
@@ -473,6 +523,8 @@ int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, fs_lk_wa
         wait_sleep(fs, lf, wait, backoff);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
+    if (rc == 0 && !unlock && want->kind == FS_LOCK_POSIX)
+        pair_add(lf, want->owner, fh);
     if (rc == 0 && unlock)
         wake_local(lf);
     lockfile_put(fs, lf);
@@ -521,10 +573,37 @@ int fs_lk_drop_owner(fs_t *fs, uint64_t ino, uint64_t owner, fs_lock_kind_t kind
     lockfile_t *lf = lockfile_get(fs, ino);
     if (!lf)
         return -ENOMEM;
+    if (kind == FS_LOCK_POSIX)
+        pair_take(lf, owner, false, NULL, 0);
     drop_t d = {.mount = fs->mount_id, .owner = owner, .kind = kind};
     int rc = rec_update(fs, lf, edit_drop, &d);
     if (rc == 0)
         wake_local(lf);
+    lockfile_put(fs, lf);
+    return rc;
+}
+
+int fs_lk_release_file(fs_t *fs, uint64_t ino, uint64_t fh)
+{
+    if (!fs_lk_holds(fs, ino))
+        return 0;
+    lockfile_t *lf = lockfile_get(fs, ino);
+    if (!lf)
+        return -ENOMEM;
+    uint64_t owners[16];
+    size_t n;
+    int rc = 0;
+    do {
+        n = pair_take(lf, fh, true, owners, 16);
+        for (size_t i = 0; i < n; i++) {
+            drop_t d = {.mount = fs->mount_id, .owner = owners[i], .kind = FS_LOCK_POSIX};
+            int r = rec_update(fs, lf, edit_drop, &d);
+            if (r < 0 && rc == 0)
+                rc = r;
+        }
+        if (n > 0)
+            wake_local(lf);
+    } while (n == 16);
     lockfile_put(fs, lf);
     return rc;
 }

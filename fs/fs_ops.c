@@ -785,11 +785,13 @@ static void run_release(op_t *o)
     fs_node_t *n = h->node;
     free(h);
     int rc = 0;
-    /* The last close of an open file description drops its flock. */
-    if (o->fi.flock_release && fs_lk_holds(fs, n->ino)) {
-        int lrc = fs_lk_drop_owner(fs, n->ino, o->fi.lock_owner, FS_LOCK_FLOCK);
+    /* The last close of an open file description drops its flock and its OFD locks. */
+    if (fs_lk_holds(fs, n->ino)) {
+        int lrc = fs_lk_release_file(fs, n->ino, o->fi.fh);
+        if (lrc == 0 && o->fi.flock_release)
+            lrc = fs_lk_drop_owner(fs, n->ino, o->fi.lock_owner, FS_LOCK_FLOCK);
         if (lrc < 0)
-            log_warn("fs", "inode %llx: dropping an flock at close failed: %s",
+            log_warn("fs", "inode %llx: dropping locks at the last close failed: %s",
                      (unsigned long long)n->ino, strerror(-lrc));
     }
     if (n->orphan && n->open == 1) {
@@ -1471,7 +1473,7 @@ static void run_setlk(op_t *o)
     if (rc == 0) {
         if (o->lk_sleep && !unlock)
             fuse_req_interrupt_func(o->req, lk_interrupted, &o->lk_wait);
-        rc = fs_lk_set(o->fs, n->ino, &want, unlock, o->lk_sleep ? &o->lk_wait : NULL);
+        rc = fs_lk_set(o->fs, n->ino, &want, unlock, o->fi.fh, o->lk_sleep ? &o->lk_wait : NULL);
     }
     if (rc == 0 && !unlock)
         lk_revalidate(o, n);

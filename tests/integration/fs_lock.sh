@@ -7,7 +7,8 @@
 #   - fcntl byte ranges (python3 fcntl): disjoint ranges on both mounts
 #     succeed, overlapping ones conflict (EAGAIN), shared ones share;
 #     F_GETLK on b reports a's range and type; a blocked F_SETLKW ends with
-#     EINTR on a signal; close drops the locks;
+#     EINTR on a signal; close drops the locks, and the last close of an
+#     open file its F_OFD_SETLK locks;
 #   - SQLite on both mounts: two concurrent writers, journal_mode=DELETE,
 #     then integrity_check is ok and the row count is the sum;
 #   - a lock is a coherence point: mount c (attr_timeout=30, so neither
@@ -123,6 +124,18 @@ elif cmd == "try":
         if e.errno in (errno.EAGAIN, errno.EACCES):
             sys.exit(1)
         raise
+elif cmd == "ofd":
+    # ofd PATH w START LEN OTHER: an open-file-description lock; OTHER (the
+    # file on another mount) is tried while it is held and after its close
+    import subprocess
+    if not hasattr(fcntl, "F_OFD_SETLK"):
+        print("skip")
+        sys.exit(0)
+    fcntl.fcntl(fd, fcntl.F_OFD_SETLK, struct.pack("hhqqi", typ, os.SEEK_SET, start, length, 0) + b"\0" * 4)
+    try_other = [sys.executable, sys.argv[0], "try", sys.argv[6], mode, str(start), str(length)]
+    held = subprocess.call(try_other)
+    os.close(fd)
+    print(held, subprocess.call(try_other))
 elif cmd == "intr":
     # a blocking lock interrupted by a signal (SIGALRM after 1 s, handler raises)
     import signal
@@ -178,6 +191,9 @@ wait "$HOLDER" || fail "fcntl holder on a failed"
 # the holder's exit (close) dropped its locks, and the interrupted request left none
 expect_ok "${LK[@]}" try "$B/f" w 0 0
 expect_ok "${LK[@]}" try "$A/f" w 0 0
+# an open file description's lock (F_OFD_SETLK) excludes b until that file is closed
+out=$("${LK[@]}" ofd "$A/f" w 0 10 "$B/f")
+[ "$out" = skip ] || check_eq "b's try while a holds an OFD lock, and after its close" "$out" "1 0"
 # shared ranges share; a write lock over them conflicts
 rm -f "$T/held-p2" "$T/release-p2"
 "${LK[@]}" hold "$A/f" r 10 20 "$T/held-p2" "$T/release-p2" &
