@@ -4,6 +4,7 @@
 #   - flock -x held on mount a: flock -n -x on b fails; a blocking flock -x
 #     on b waits (2.5 leases: a live holder is never taken for dead) until
 #     a releases, then gets it;
+#   - two mounts incrementing one counter under flock -x lose no update;
 #   - fcntl byte ranges (python3 fcntl): disjoint ranges on both mounts
 #     succeed, overlapping ones conflict (EAGAIN), shared ones share;
 #     F_GETLK on b reports a's range and type; a blocked F_SETLKW ends with
@@ -100,6 +101,30 @@ expect_ok flock -n -x "$B/f" true
 # files nobody locked have no lock record; a file whose locks all went has none any more
 ! lock_key_exists plain || fail "a file nobody locked has a lock record"
 ! lock_key_exists f || fail "the lock record of f stayed after every flock was released"
+
+# mutual exclusion under contention: both mounts increment one counter
+# under flock -x, read-modify-write; a lost update means two holders at once
+ROUNDS=60
+echo 0 >"$A/counter"
+bump() { # MOUNT
+    local i
+    for ((i = 0; i < ROUNDS; i++)); do
+        timeout 60 flock -x "$1/counter.lock" -c "n=\$(cat '$1/counter'); echo \$((n + 1)) >'$1/counter'" ||
+            return 1
+    done
+}
+start=$EPOCHREALTIME
+bump "$A" 2>"$T/bump-a.err" &
+ba=$!
+bump "$B" 2>"$T/bump-b.err" &
+bb=$!
+sta=0 stb=0
+wait "$ba" || sta=$?
+wait "$bb" || stb=$?
+[ "$sta" = 0 ] || fail "counter increments on a failed: $(head -c 400 "$T/bump-a.err")"
+[ "$stb" = 0 ] || fail "counter increments on b failed: $(head -c 400 "$T/bump-b.err")"
+check_eq "counter after $ROUNDS locked increments from each mount" "$(cat "$B/counter")" $((2 * ROUNDS))
+log "$((2 * ROUNDS)) contended flock increments in $(since "$start") s"
 
 # --- fcntl byte-range locks
 cat >"$T/lk.py" <<'EOF'
