@@ -24,6 +24,7 @@
 #
 # Environment: RESULTS_DIR (default /tmp/bench/results; RESULT lines in
 # $RESULTS_DIR/kv/ab-*.kv), DATA_ROOT (default /dev/shm if tmpfs), SECS=2,
+# LOADS (default "1024:1 1024:4 1M:1 1M:4", SIZE:CLIENTS pairs),
 # KEYS_1K=100000, KEYS_1M=256, KEEP=1 keeps node dirs and logs.
 # Typical time: ~18 s per build per round + ~3 s setup per build.
 set -euo pipefail
