@@ -1,6 +1,7 @@
 /*
- * kv_replica.c — a replica's side of the store: REPL_GET answers from the
- * local copy (the version only, unless the full value is asked for), and
+ * kv_replica.c — a replica's side of the store: REPL_GET (a coordinator's)
+ * and KV_READ (a client's direct read) answer from the local copy (the
+ * version only, unless the full value is asked for), and
  * REPL_PUT applies a write only if its version is newer than the stored
  * one, acknowledging it only once the write is durable, since the
  * acknowledgement counts towards the coordinator's write quorum.
@@ -14,29 +15,42 @@
 #include <stdlib.h>
 #include <string.h>
 
-void kv_replica_serve_get(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+/*
+ * The reply of type `type` to m, filled from our own copy (the value only
+ * in WIRE_READ_FULL mode), or NULL after answering a failed read.
+ */
+static wire_msg_t *local_read(node_t *n, const uint8_t *ident, size_t ident_len,
+                              const wire_msg_t *m, uint8_t type)
 {
     store_rec_t rec;
     int rc = store_get(n->store, m->key_bytes, m->key_len, &rec);
     if (rc < 0 && rc != -ENOENT) {
         node_reply_error(n, ident, ident_len, m->req_id, -rc, "store read failed: %s",
                          strerror(-rc));
-        return;
+        return NULL;
     }
     wire_msg_t *r = &n->out;
-    wire_init(r, WIRE_REPL_GET | WIRE_REPLY, m->req_id);
+    wire_init(r, type, m->req_id);
     if (rc == 0) {
         r->found = true;
         r->version = rec.version;
         r->flags = rec.flags;
-        /* The writer's identity lets a coordinator recognise a retried write. */
-        r->has_opid = kv_opid_is_set(rec.opid);
         r->opid = rec.opid;
         if (m->read_mode == WIRE_READ_FULL) {
             r->value = rec.value;
             r->value_len = rec.value_len;
         }
     }
+    return r;
+}
+
+void kv_replica_serve_get(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    wire_msg_t *r = local_read(n, ident, ident_len, m, WIRE_REPL_GET | WIRE_REPLY);
+    if (!r)
+        return;
+    /* The writer's identity lets a coordinator recognise a retried write. */
+    r->has_opid = r->found && kv_opid_is_set(r->opid);
     node_send(n, ident, ident_len, r);
 }
 
@@ -50,24 +64,9 @@ void kv_replica_serve_get(node_t *n, const uint8_t *ident, size_t ident_len, con
  */
 void kv_replica_serve_read(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
 {
-    store_rec_t rec;
-    int rc = store_get(n->store, m->key_bytes, m->key_len, &rec);
-    if (rc < 0 && rc != -ENOENT) {
-        node_reply_error(n, ident, ident_len, m->req_id, -rc, "store read failed: %s",
-                         strerror(-rc));
+    wire_msg_t *r = local_read(n, ident, ident_len, m, WIRE_KV_READ | WIRE_REPLY);
+    if (!r)
         return;
-    }
-    wire_msg_t *r = &n->out;
-    wire_init(r, WIRE_KV_READ | WIRE_REPLY, m->req_id);
-    if (rc == 0) {
-        r->found = true;
-        r->version = rec.version;
-        r->flags = rec.flags;
-        if (m->read_mode == WIRE_READ_FULL) {
-            r->value = rec.value;
-            r->value_len = rec.value_len;
-        }
-    }
     r->done = ring_state_owns(n->rs, store_pos(n->store, m->key_bytes, m->key_len));
     if (r->done) {
         ring_id_t reps[KV_QUORUM_MAX];
