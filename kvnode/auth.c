@@ -116,14 +116,15 @@ static void send_frame(void *s, const void *data, size_t len, bool more)
 /* Answer one ZAP request (RFC 27): 200 with the key as User-Id, or 400. */
 static void on_zap(loop_t *loop, void *zsock, int fd, void *arg)
 {
-    (void)loop;
     (void)fd;
     auth_t *a = arg;
     for (int batch = 0; batch < 256; batch++) {
         zmq_msg_t f[ZAP_FRAMES_MAX];
         int total = rpc_recv_frames(zsock, f, ZAP_FRAMES_MAX);
-        if (total == 0)
+        if (total == 0) {
+            loop_idle(loop, zsock);
             return;
+        }
         int n = total < ZAP_FRAMES_MAX ? total : ZAP_FRAMES_MAX;
         bool curve = n >= 7 && zmq_msg_size(&f[5]) == 5 &&
                      memcmp(zmq_msg_data(&f[5]), "CURVE", 5) == 0 &&

@@ -16,8 +16,9 @@
  * "look at ZMQ_EVENTS now" and is edge-like: any send, receive or ZMQ_EVENTS
  * on the socket may consume its signal. So a socket is asked for ZMQ_EVENTS
  * only while it may hold input: after its fd signalled, after its callback
- * ran (it reads a bounded batch), and after a send on it (loop_touch); a
- * socket found empty is then left to its fd.
+ * ran (it reads a bounded batch) unless the callback read until EAGAIN
+ * (loop_idle), and after a send on it (loop_touch); a socket found empty
+ * is then left to its fd.
  */
 #include "loop.h"
 
@@ -126,6 +127,13 @@ void loop_touch(loop_t *loop, void *zsock)
     for (size_t i = 0; i < loop->nwatch; i++)
         if (loop->watches[i].zsock == zsock)
             loop->watches[i].maybe = true;
+}
+
+void loop_idle(loop_t *loop, void *zsock)
+{
+    for (size_t i = 0; i < loop->nwatch; i++)
+        if (loop->watches[i].zsock == zsock)
+            loop->watches[i].maybe = false;
 }
 
 /* Whether a socket has a message to read; one that has none is left to its fd. */

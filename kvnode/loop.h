@@ -33,6 +33,12 @@ int loop_add_fd(loop_t *loop, int fd, loop_io_fn fn, void *arg);
  * may consume the signal of input that arrived meanwhile (see loop.c).
  */
 void loop_touch(loop_t *loop, void *zsock);
+/*
+ * Call from a socket's callback when a receive on it found nothing
+ * (EAGAIN): libzmq has just taken in every signal, so until its fd
+ * signals again the socket is not asked (see loop.c).
+ */
+void loop_idle(loop_t *loop, void *zsock);
 /* Stop watching; safe from callbacks, also for the socket being served. */
 void loop_remove_socket(loop_t *loop, void *zsock);
 void loop_remove_fd(loop_t *loop, int fd);

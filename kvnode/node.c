@@ -718,7 +718,6 @@ static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8
 
 static void on_router(loop_t *loop, void *zsock, int fd, void *arg)
 {
-    (void)loop;
     (void)fd;
     node_t *n = arg;
     for (int batch = 0; batch < 256; batch++) {
@@ -726,8 +725,10 @@ static void on_router(loop_t *loop, void *zsock, int fd, void *arg)
         zmq_msg_t parts[3];
         int total = rpc_recv_frames(zsock, parts, 3);
         int nparts = total < 3 ? total : 3;
-        if (total == 0)
+        if (total == 0) {
+            loop_idle(loop, zsock);
             return;
+        }
         if (total < 2 || total > 3 || zmq_msg_size(&parts[0]) > IDENT_MAX) {
             log_warn("net", "dropped a message of %d frames (expected 1 or 2)", total - 1);
         } else {

@@ -204,7 +204,6 @@ int rpc_recv_frames(void *zsock, zmq_msg_t *parts, int cap)
 
 static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
 {
-    (void)loop;
     (void)fd;
     rpc_t *rpc = arg;
     conn_t *c = rpc->conns;
@@ -222,8 +221,10 @@ static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
     for (int n = 0; n < 256 && c->generation == gen; n++) {
         zmq_msg_t parts[2];
         int total = rpc_recv_frames(zsock, parts, 2);
-        if (total == 0)
+        if (total == 0) {
+            loop_idle(loop, zsock);
             return;
+        }
         int nparts = total < 2 ? total : 2;
         bool extra = total > 2;
         wire_msg_t *m = &rpc->scratch;
@@ -270,7 +271,6 @@ int rpc_take_value(rpc_t *rpc, zmq_msg_t *dst)
 /* A CURVE connection's monitor reported: a refused handshake fails its calls. */
 static void on_monitor(loop_t *loop, void *zsock, int fd, void *arg)
 {
-    (void)loop;
     (void)fd;
     rpc_t *rpc = arg;
     conn_t *c = rpc->conns;
@@ -281,8 +281,10 @@ static void on_monitor(loop_t *loop, void *zsock, int fd, void *arg)
     for (;;) {
         zmq_msg_t parts[2];
         int total = rpc_recv_frames(zsock, parts, 2);
-        if (total == 0)
+        if (total == 0) {
+            loop_idle(loop, zsock);
             return;
+        }
         uint16_t event = 0;
         uint32_t value = 0;
         if (total >= 1 && zmq_msg_size(&parts[0]) == 6) {
