@@ -9,9 +9,11 @@
  * ipc://), unless the operator says --insecure.
  */
 #include "auth.h"
+#include "http_metrics.h"
 #include "log.h"
 #include "loop.h"
 #include "node.h"
+#include "node_metrics.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -35,11 +37,14 @@ static void usage(FILE *f)
             "[--timeout-ms MS]\n"
             "              [--fail-after-ms MS] [--tombstone-grace-s S]\n"
             "              [--key FILE [--peer-keys LIST] [--client-keys LIST]] [--insecure]\n"
+            "              [--metrics HOST:PORT]\n"
             "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH); a secured\n"
             "node's endpoint ends in #KEY, its public key (--join tcp://HOST:PORT#KEY).\n"
             "--key FILE: secret key (dhtctl keygen); CURVE on every connection, and only\n"
             "keys in LIST files (one Z85 public key per line) get in. Without --key the\n"
             "node listens only on loopback or ipc:// unless --insecure is given.\n"
+            "--metrics HOST:PORT: serve GET /metrics (Prometheus text) over HTTP there;\n"
+            "loopback only, like --listen, unless the node is secured or --insecure.\n"
             "SIGTERM makes the node leave the ring gracefully and exit 0; SIGHUP re-reads\n"
             "the key lists.\n");
 }
@@ -122,6 +127,7 @@ int main(int argc, char **argv)
     node_config_t cfg = {0};
     const char *listen = NULL, *join = NULL, *data = NULL, *id = NULL;
     const char *key_path = NULL, *peer_keys = NULL, *client_keys = NULL;
+    const char *metrics_addr = NULL;
     bool insecure = false;
     log_level_t level = LOG_INFO;
     enum {
@@ -143,6 +149,7 @@ int main(int argc, char **argv)
         O_PEER_KEYS,
         O_CLIENT_KEYS,
         O_INSECURE,
+        O_METRICS,
         O_HELP
     };
     static const struct option opts[] = {
@@ -164,6 +171,7 @@ int main(int argc, char **argv)
         {"peer-keys", required_argument, NULL, O_PEER_KEYS},
         {"client-keys", required_argument, NULL, O_CLIENT_KEYS},
         {"insecure", no_argument, NULL, O_INSECURE},
+        {"metrics", required_argument, NULL, O_METRICS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -235,6 +243,9 @@ int main(int argc, char **argv)
             break;
         case O_INSECURE:
             insecure = true;
+            break;
+        case O_METRICS:
+            metrics_addr = optarg;
             break;
         case O_HELP:
             usage(stdout);
@@ -353,6 +364,23 @@ int main(int argc, char **argv)
         return NODE_EXIT_FAILURE;
     }
     sc.node = node;
+    http_metrics_t *hm = NULL;
+    if (metrics_addr) {
+        /* The same rule as --listen: loopback only unless secured or --insecure. */
+        hm = http_metrics_new(loop, metrics_addr, key_path || insecure, node_metrics_collect, node,
+                              err, sizeof err);
+        if (!hm) {
+            fprintf(stderr, "kvnode: --metrics: %s\n", err);
+            node_destroy(&node);
+            auth_destroy(&sc.auth);
+            loop_destroy(&loop);
+            close(sfd);
+            zmq_ctx_term(zctx);
+            return NODE_EXIT_USAGE;
+        }
+        log_info("metrics", "serving GET /metrics on %s (port %u)", metrics_addr,
+                 http_metrics_port(hm));
+    }
     loop_add_fd(loop, sfd, on_signal, &sc);
     node_start(node);
     int rc = loop_run(loop);
@@ -361,6 +389,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvnode: event loop failed: %s\n", strerror(-rc));
         status = NODE_EXIT_FAILURE;
     }
+    http_metrics_destroy(&hm);
     node_destroy(&node);
     auth_destroy(&sc.auth);
     if (key_path)

@@ -3,13 +3,14 @@
 # those missing. "build" is enough to compile and run; "test" adds the tools
 # the test suite uses (jq, clang's libFuzzer and sanitizer runtimes; fio,
 # attr, acl, python3, git and procps for the mount tests; strace for
-# sec_ring's capture of the bytes on the wire).
+# sec_ring's capture of the bytes on the wire; curl and prometheus's promtool
+# for the metrics tests).
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libzmq3-dev libsodium-dev libcmocka-dev
     liblmdb-dev libfuse3-dev fuse3)
 test_pkgs=(jq clang libclang-rt-14-dev iproute2
-    fio attr acl python3 git procps strace)
+    fio attr acl python3 git procps strace curl prometheus)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then
