@@ -17,6 +17,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -63,9 +65,12 @@ static fs_t *fs_of(fuse_req_t req)
 typedef struct {
     const void *run;
     uint64_t count, usec;
+    uint64_t errors;        /* requests answered with an error (reply_err) */
     fs_store_stats_t store; /* the store operations these requests started */
 } op_time_t;
 static op_time_t op_times[24];
+/* Error replies per errno (the last slot: any other), for the metrics endpoint. */
+static uint64_t err_codes[192];
 
 static uint64_t usec_now(void)
 {
@@ -163,7 +168,16 @@ static void op_in_dir(fuse_req_t req, fuse_ino_t parent, const char *name, void 
 
 static void reply_err(fuse_req_t req, int rc)
 {
-    fuse_reply_err(req, rc < 0 ? -rc : rc);
+    int e = rc < 0 ? -rc : rc;
+    if (e) {
+        /* An op fiber's tag is its op_time_t's store counters (op_fiber). */
+        fs_store_stats_t *tag = fiber_tag();
+        if (tag)
+            ((op_time_t *)((char *)tag - offsetof(op_time_t, store)))->errors++;
+        size_t n = sizeof err_codes / sizeof err_codes[0];
+        err_codes[(size_t)e < n - 1 ? (size_t)e : n - 1]++;
+    }
+    fuse_reply_err(req, e);
 }
 
 static handle_t *handle_of(const struct fuse_file_info *fi)
@@ -1371,7 +1385,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     }
 }
 
-void fs_ops_log_times(void)
+/* The name of a kind of request, by its run function. */
+static const char *op_kind_name(const void *run)
 {
     static const struct {
         void (*run)(op_t *);
@@ -1401,11 +1416,16 @@ void fs_ops_log_times(void)
         {run_lseek, "lseek"},
         {run_copy, "copy_file_range"},
     };
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+        if ((const void *)names[k].run == run)
+            return names[k].name;
+    return "other";
+}
+
+void fs_ops_log_times(void)
+{
     for (size_t i = 0; i < sizeof(op_times) / sizeof(op_times[0]) && op_times[i].run; i++) {
-        const char *name = "?";
-        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
-            if ((const void *)names[k].run == op_times[i].run)
-                name = names[k].name;
+        const char *name = op_kind_name(op_times[i].run);
         const op_time_t *t = &op_times[i];
         if (!t->count)
             continue;
@@ -1417,6 +1437,70 @@ void fs_ops_log_times(void)
                  (double)t->store.gets * per, (double)t->store.puts * per,
                  (double)t->store.conditional * per, (double)t->store.dels * per,
                  (double)t->store.conflicts * per);
+    }
+}
+
+void fs_ops_metrics(mx_buf_t *b)
+{
+    static const struct {
+        const char *name, *help;
+    } fam[] = {
+        {"dhtfs_fuse_requests_total", "FUSE requests finished, per kind."},
+        {"dhtfs_fuse_request_errors_total", "FUSE requests answered with an error, per kind."},
+        {"dhtfs_fuse_request_seconds_total", "Time FUSE requests took in all, per kind."},
+        {"dhtfs_store_requests_total",
+         "Store round trips (get, put, delete) that FUSE requests started, per kind of request."},
+        {"dhtfs_store_conditional_puts_total",
+         "Conditional puts among them (metadata compare-and-set), per kind of request."},
+        {"dhtfs_store_conflicts_total",
+         "Conditional puts that found another version (and were retried), per kind of request."},
+    };
+    size_t nt = sizeof(op_times) / sizeof(op_times[0]);
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        mx_family(b, fam[f].name, MX_COUNTER, fam[f].help);
+        for (size_t i = 0; i < nt && op_times[i].run; i++) {
+            const op_time_t *t = &op_times[i];
+            mx_label_t l[2] = {{"op", op_kind_name(t->run)}, {"kind", ""}};
+            switch (f) {
+            case 0:
+                mx_sample_u64(b, fam[f].name, l, 1, t->count);
+                break;
+            case 1:
+                mx_sample_u64(b, fam[f].name, l, 1, t->errors);
+                break;
+            case 2:
+                mx_sample_double(b, fam[f].name, l, 1, (double)t->usec / 1e6);
+                break;
+            case 3:
+                l[1].value = "get";
+                mx_sample_u64(b, fam[f].name, l, 2, t->store.gets);
+                l[1].value = "put";
+                mx_sample_u64(b, fam[f].name, l, 2, t->store.puts);
+                l[1].value = "delete";
+                mx_sample_u64(b, fam[f].name, l, 2, t->store.dels);
+                break;
+            case 4:
+                mx_sample_u64(b, fam[f].name, l, 1, t->store.conditional);
+                break;
+            default:
+                mx_sample_u64(b, fam[f].name, l, 1, t->store.conflicts);
+                break;
+            }
+        }
+    }
+    mx_family(b, "dhtfs_fuse_errors_total", MX_COUNTER, "FUSE error replies, per errno.");
+    size_t ne = sizeof err_codes / sizeof err_codes[0];
+    for (size_t e = 1; e < ne; e++) {
+        if (!err_codes[e])
+            continue;
+        char buf[16];
+        const char *name = e < ne - 1 ? strerrorname_np((int)e) : "other";
+        if (!name) {
+            snprintf(buf, sizeof buf, "%zu", e);
+            name = buf;
+        }
+        mx_label_t l = {"code", name};
+        mx_sample_u64(b, "dhtfs_fuse_errors_total", &l, 1, err_codes[e]);
     }
 }
 
