@@ -29,6 +29,8 @@
 enum {
     WRITE_RETRY_MS = 5,
     LISTEN_BACKLOG = 64,
+    REFUSING_MAX = 16,     /* connections past the bound being answered 503 */
+    ACCEPT_PAUSE_MS = 100, /* after accept fails for want of fds or memory */
 };
 
 typedef enum { CONN_READ, CONN_WRITE, CONN_DRAIN } conn_state_t;
@@ -54,6 +56,7 @@ struct http_metrics {
     conn_t *conns;
     unsigned nconns;
     uint64_t scrapes, refused;
+    uint64_t resume_timer;
 };
 
 static void conn_close(conn_t *c)
@@ -286,6 +289,15 @@ static void on_conn(loop_t *loop, void *zsock, int fd, void *arg)
     }
 }
 
+static void on_accept(loop_t *loop, void *zsock, int fd, void *arg);
+
+static void on_accept_resume(loop_t *loop, void *arg)
+{
+    http_metrics_t *h = arg;
+    h->resume_timer = 0;
+    loop_add_fd(loop, h->fd, on_accept, h);
+}
+
 static void on_accept(loop_t *loop, void *zsock, int fd, void *arg)
 {
     (void)zsock;
@@ -293,18 +305,32 @@ static void on_accept(loop_t *loop, void *zsock, int fd, void *arg)
     for (int i = 0; i < 64; i++) {
         int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (cfd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED)
-                log_warn("metrics", "accept: %s", strerror(errno));
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+                return;
+            /*
+             * Out of fds or memory: the listener stays readable, so stop
+             * watching it for a moment instead of spinning the loop.
+             */
+            log_warn("metrics", "accept: %s; pausing the endpoint for %d ms", strerror(errno),
+                     ACCEPT_PAUSE_MS);
+            loop_remove_fd(loop, fd);
+            h->resume_timer = loop_timer_add(loop, ACCEPT_PAUSE_MS, on_accept_resume, h);
+            if (!h->resume_timer)
+                loop_add_fd(loop, fd, on_accept, h);
             return;
         }
-        conn_t *c = h->nconns < HTTP_METRICS_CONN_MAX ? calloc(1, sizeof *c) : NULL;
-        if (!c) {
-            static const char busy[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-                                       "Connection: close\r\n\r\n";
-            ssize_t w = send(cfd, busy, sizeof busy - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-            (void)w;
-            close(cfd);
+        /*
+         * Past the bound a few more connections are taken only to be told
+         * 503 through the usual path (its lingering close keeps the client's
+         * unread request from turning the answer into a reset); past those,
+         * plain closes.
+         */
+        bool busy = h->nconns >= HTTP_METRICS_CONN_MAX;
+        conn_t *c = h->nconns < HTTP_METRICS_CONN_MAX + REFUSING_MAX ? calloc(1, sizeof *c) : NULL;
+        if (busy)
             h->refused++;
+        if (!c) {
+            close(cfd);
             continue;
         }
         c->h = h;
@@ -317,6 +343,8 @@ static void on_accept(loop_t *loop, void *zsock, int fd, void *arg)
         c->life_timer = loop_timer_add(loop, HTTP_METRICS_IDLE_MS, on_life_timeout, c);
         if (!c->life_timer || loop_add_fd(loop, cfd, on_conn, c) < 0)
             conn_close(c);
+        else if (busy)
+            respond_text(c, 503, "too many connections\n");
     }
 }
 
@@ -449,6 +477,7 @@ void http_metrics_destroy(http_metrics_t **hp)
         return;
     while (h->conns)
         conn_close(h->conns);
+    loop_timer_cancel(h->loop, h->resume_timer);
     loop_remove_fd(h->loop, h->fd);
     close(h->fd);
     free(h);

@@ -943,6 +943,7 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
                 }
                 if (queued >= QUEUE_MAX) {
                     op->answered = true;
+                    node_metrics_coord(&n->metrics, false, false, node_metrics_usec() - op->t0_us);
                     op_dedup_end(op, -EAGAIN, (kv_version_t){0, 0});
                     node_reply_error(n, ident, ident_len, m->req_id, EAGAIN,
                                      "%u writes already queued on this key; retry later", queued);

@@ -171,6 +171,9 @@ for ((i = 0; i < 50; i++)); do
     sleep 0.1
 done
 [ "$ok" = 1 ] || fail "endpoint did not recover after the held connections closed: $c"
+scrape 0 "$T/busy.0"
+[ "$(value "$T/busy.0" http_metrics_refused_connections_total)" -ge 1 ] ||
+    fail "refused connections not counted: $(grep '^http_metrics_refused' "$T/busy.0")"
 log "65th connection refused with 503; served again once they closed"
 
 # Many scrapes at once.
