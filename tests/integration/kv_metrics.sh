@@ -6,7 +6,8 @@
 # message move the error counters; other paths get 404, other methods 405,
 # a garbage request 400, an endless head 431, connections beyond the bound
 # 503, and the node keeps serving scrapes and keys after all of it. A
-# metrics address off loopback is refused on an unsecured node; SIGTERM
+# metrics address off loopback is refused on an unsecured node (served with
+# --insecure); SIGTERM
 # with a scrape half sent still leaves gracefully (exit 0).
 source "$(dirname "$0")/lib.sh"
 command -v promtool >/dev/null || fail "promtool missing (scripts/deps.sh test installs prometheus)"
@@ -203,6 +204,20 @@ st=0
 "$KVNODE" --listen "127.0.0.1:${X[0]}" --data "$T/x.data" --metrics "nonsense" 2>"$T/x.err" || st=$?
 [ "$st" = 2 ] || fail "--metrics nonsense: exit $st"
 log "off-loopback and malformed --metrics refused with exit 2"
+# With --insecure (as with --key) the operator chose: any address is served.
+"$KVNODE" --listen "127.0.0.1:${X[0]}" --data "$T/x.data" --insecure \
+    --metrics "0.0.0.0:${X[1]}" 2>>"$T/x.log" &
+PIDS+=($!)
+c=000
+for ((i = 0; i < 50; i++)); do
+    c=$(code "http://127.0.0.1:${X[1]}/metrics")
+    [ "$c" = 200 ] && break
+    sleep 0.1
+done
+[ "$c" = 200 ] || fail "--insecure --metrics 0.0.0.0: scrape answered $c"
+kill -TERM "${PIDS[-1]}"
+wait_exit "${PIDS[-1]}" 20
+log "--insecure: metrics on 0.0.0.0 served"
 
 # SIGTERM with a scrape connection still open: the graceful leave closes
 # the endpoint with the rest and exits 0 (under ASan: no leak, no error).
