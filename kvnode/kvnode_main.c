@@ -35,9 +35,8 @@ static void usage(FILE *f)
             "              [--read-quorum R] [--id-bits M] [--id ID] [--cache-mb MB]\n"
             "              [--log-level error|warn|info|debug] [--stabilize-ms MS] "
             "[--timeout-ms MS]\n"
-            "              [--fail-after-ms MS] [--tombstone-grace-s S]\n"
+            "              [--fail-after-ms MS] [--tombstone-grace-s S] [--metrics HOST:PORT]\n"
             "              [--key FILE [--peer-keys LIST] [--client-keys LIST]] [--insecure]\n"
-            "              [--metrics HOST:PORT]\n"
             "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH); a secured\n"
             "node's endpoint ends in #KEY, its public key (--join tcp://HOST:PORT#KEY).\n"
             "--key FILE: secret key (dhtctl keygen); CURVE on every connection, and only\n"
@@ -127,11 +126,12 @@ int main(int argc, char **argv)
     node_config_t cfg = {0};
     const char *listen = NULL, *join = NULL, *data = NULL, *id = NULL;
     const char *key_path = NULL, *peer_keys = NULL, *client_keys = NULL;
-    const char *metrics_addr = NULL;
     bool insecure = false;
     log_level_t level = LOG_INFO;
+    const char *metrics_addr = NULL;
     enum {
         O_LISTEN = 256,
+        O_METRICS,
         O_JOIN,
         O_DATA,
         O_REPL,
@@ -149,11 +149,11 @@ int main(int argc, char **argv)
         O_PEER_KEYS,
         O_CLIENT_KEYS,
         O_INSECURE,
-        O_METRICS,
         O_HELP
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
+        {"metrics", required_argument, NULL, O_METRICS},
         {"join", required_argument, NULL, O_JOIN},
         {"data", required_argument, NULL, O_DATA},
         {"replicas", required_argument, NULL, O_REPL},
@@ -171,7 +171,6 @@ int main(int argc, char **argv)
         {"peer-keys", required_argument, NULL, O_PEER_KEYS},
         {"client-keys", required_argument, NULL, O_CLIENT_KEYS},
         {"insecure", no_argument, NULL, O_INSECURE},
-        {"metrics", required_argument, NULL, O_METRICS},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -181,6 +180,9 @@ int main(int argc, char **argv)
         switch (c) {
         case O_LISTEN:
             listen = optarg;
+            break;
+        case O_METRICS:
+            metrics_addr = optarg;
             break;
         case O_JOIN:
             join = optarg;
@@ -243,9 +245,6 @@ int main(int argc, char **argv)
             break;
         case O_INSECURE:
             insecure = true;
-            break;
-        case O_METRICS:
-            metrics_addr = optarg;
             break;
         case O_HELP:
             usage(stdout);
@@ -363,7 +362,6 @@ int main(int argc, char **argv)
             zmq_ctx_term(zctx);
         return NODE_EXIT_FAILURE;
     }
-    sc.node = node;
     http_metrics_t *hm = NULL;
     if (metrics_addr) {
         /* The same rule as --listen: loopback only unless secured or --insecure. */
@@ -381,6 +379,7 @@ int main(int argc, char **argv)
         log_info("metrics", "serving GET /metrics on %s (port %u)", metrics_addr,
                  http_metrics_port(hm));
     }
+    sc.node = node;
     loop_add_fd(loop, sfd, on_signal, &sc);
     node_start(node);
     int rc = loop_run(loop);
@@ -389,9 +388,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvnode: event loop failed: %s\n", strerror(-rc));
         status = NODE_EXIT_FAILURE;
     }
-    http_metrics_destroy(&hm);
     node_destroy(&node);
     auth_destroy(&sc.auth);
+    http_metrics_destroy(&hm);
     if (key_path)
         sodium_memzero(&key, sizeof key);
     loop_destroy(&loop);
