@@ -17,13 +17,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
-#include <stddef.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #define XATTR_VALUE_MAX (64 * 1024)
 
@@ -65,12 +65,9 @@ static fs_t *fs_of(fuse_req_t req)
 typedef struct {
     const void *run;
     uint64_t count, usec;
-    uint64_t errors;        /* requests answered with an error (reply_err) */
     fs_store_stats_t store; /* the store operations these requests started */
 } op_time_t;
 static op_time_t op_times[24];
-/* Error replies per errno (the last slot: any other), for the metrics endpoint. */
-static uint64_t err_codes[192];
 
 static uint64_t usec_now(void)
 {
@@ -166,14 +163,19 @@ static void op_in_dir(fuse_req_t req, fuse_ino_t parent, const char *name, void 
     op_go(o);
 }
 
+/* For the metrics endpoint: error replies per kind of request (as op_times) and per errno. */
+static uint64_t op_errors[sizeof(op_times) / sizeof(op_times[0])];
+static uint64_t err_codes[192]; /* the last slot: any other */
+
 static void reply_err(fuse_req_t req, int rc)
 {
     int e = rc < 0 ? -rc : rc;
     if (e) {
-        /* An op fiber's tag is its op_time_t's store counters (op_fiber). */
-        fs_store_stats_t *tag = fiber_tag();
-        if (tag)
-            ((op_time_t *)((char *)tag - offsetof(op_time_t, store)))->errors++;
+        /* An op fiber's tag is its op_times slot's store counters (op_fiber). */
+        const fs_store_stats_t *tag = fiber_tag();
+        for (size_t i = 0; tag && i < sizeof(op_times) / sizeof(op_times[0]); i++)
+            if (&op_times[i].store == tag)
+                op_errors[i]++;
         size_t n = sizeof err_codes / sizeof err_codes[0];
         err_codes[(size_t)e < n - 1 ? (size_t)e : n - 1]++;
     }
@@ -1466,7 +1468,7 @@ void fs_ops_metrics(mx_buf_t *b)
                 mx_sample_u64(b, fam[f].name, l, 1, t->count);
                 break;
             case 1:
-                mx_sample_u64(b, fam[f].name, l, 1, t->errors);
+                mx_sample_u64(b, fam[f].name, l, 1, op_errors[i]);
                 break;
             case 2:
                 mx_sample_double(b, fam[f].name, l, 1, (double)t->usec / 1e6);
