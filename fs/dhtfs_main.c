@@ -32,6 +32,7 @@
 #define DEFAULT_TIMEOUT_MS 2000
 #define PEERS_MAX 32
 #define DRAIN_MS 30000
+#define DEFAULT_LOCK_LEASE_MS 15000
 
 typedef struct {
     char *peers[PEERS_MAX];
@@ -42,7 +43,7 @@ typedef struct {
     bool foreground;
     bool has_key;
     sec_keypair_t key;
-    unsigned cache_mb, chunk_kb, timeout_ms, dirty_mb, readahead_kb;
+    unsigned cache_mb, chunk_kb, timeout_ms, dirty_mb, readahead_kb, lock_lease_ms;
     double attr_timeout;
     log_level_t log_level;
     struct fuse_args fuse_args;
@@ -75,9 +76,11 @@ static void usage(FILE *f)
             "       attr_timeout=S  seconds the kernel may cache names and attributes (default 1)\n"
             "       metrics=HOST:PORT  serve GET /metrics (Prometheus text) there; loopback\n"
             "                       only unless a key is given (--key)\n"
+            "       lock_lease_ms=N a crashed mount's file locks are freed after N ms without\n"
+            "                       its heartbeat (default %d; use one value on every mount)\n"
             "       volume=NAME, peer=EP, key=FILE  as the flags\n"
             "     anything else is passed to FUSE (e.g. ro, allow_other, default_permissions)\n",
-            DEFAULT_CACHE_MB, DEFAULT_TIMEOUT_MS);
+            DEFAULT_CACHE_MB, DEFAULT_TIMEOUT_MS, DEFAULT_LOCK_LEASE_MS);
 }
 
 __attribute__((format(printf, 1, 2))) static int bad(const char *fmt, ...)
@@ -163,6 +166,9 @@ static int parse_o(opts_t *o, const char *list)
         } else if (IS("timeout_ms")) {
             if (!parse_uint(val, 50, 600000, &o->timeout_ms))
                 rc = bad("timeout_ms must be from 50 to 600000, got '%s'", val);
+        } else if (IS("lock_lease_ms")) {
+            if (!parse_uint(val, 300, 3600000, &o->lock_lease_ms))
+                rc = bad("lock_lease_ms must be from 300 to 3600000, got '%s'", val);
         } else if (IS("attr_timeout")) {
             char *end;
             o->attr_timeout = strtod(val, &end);
@@ -553,6 +559,9 @@ static int run(opts_t *o)
     fs->ttl_ms = (uint64_t)(o->attr_timeout * 1000);
     fs->dirty_max = (size_t)o->dirty_mb << 20;
     fs->puts_max = 16;
+    fs->lease_ms = o->lock_lease_ms;
+    fs->lockfiles = fs_map_new();
+    fs->leases = fs_map_new();
     void *zctx = zmq_ctx_new();
     fs->loop = loop_new();
     fs->nodes = fs_map_new();
@@ -570,7 +579,7 @@ static int run(opts_t *o)
     if (rpc)
         fs->kvc = kvc_new(rpc, fs->loop, (const char *const *)o->peers, o->npeers, o->timeout_ms);
     if (!fs->kvc || !fs->nodes || !fs->dirty || !fs->fetching || !fs->chunks || !fs->buckets ||
-        fiber_init(fs->loop) < 0) {
+        !fs->lockfiles || !fs->leases || fiber_init(fs->loop) < 0) {
         fprintf(stderr, "dhtfs: out of memory\n");
         tell_parent(&a, 1);
         fs_embedded_stop(&emb);
@@ -612,6 +621,7 @@ static int run(opts_t *o)
     }
     tell_parent(&a, 1);
     fs_embedded_stopping(emb);
+    fs_lk_stop(fs); /* its clean-up runs in drain */
     drain(&a);
     fs_store_stats_t st;
     fs_store_get_stats(&st);
@@ -633,6 +643,7 @@ static int run(opts_t *o)
     free(a.fbuf.mem);
     fiber_shutdown();
     fs_release_all(fs);
+    fs_lk_release_all(fs);
     free(mp);
     return a.exit_code;
 }
@@ -645,6 +656,7 @@ int main(int argc, char **argv)
     o.dirty_mb = 64;
     o.readahead_kb = 4096;
     o.timeout_ms = DEFAULT_TIMEOUT_MS;
+    o.lock_lease_ms = DEFAULT_LOCK_LEASE_MS;
     o.attr_timeout = 1.0;
     o.log_level = LOG_WARN;
     int rc = parse_args(argc, argv, &o);

@@ -30,6 +30,7 @@
 #include <time.h>
 
 typedef struct fs_dchunk fs_dchunk_t;
+typedef struct fs_lk_wait fs_lk_wait_t;
 struct fuse_session;
 
 /* What this mount knows about one inode. */
@@ -98,6 +99,13 @@ typedef struct {
     char **peers;
     size_t npeers;
     unsigned timeout_ms;
+    /* file locks shared by the mounts (fs_locks.c) */
+    uint64_t mount_id;   /* random, chosen at the first lock */
+    unsigned lease_ms;   /* how long a silent mount keeps its locks (-o lock_lease_ms) */
+    fs_map_t *lockfiles; /* ino → what we know of its lock record */
+    fs_map_t *leases;    /* mount id → its heartbeat as last seen */
+    bool hb_started, hb_inflight, lk_stopping;
+    uint64_t hb_timer, hb_ok_ms;
 } fs_t;
 
 /* ---- time ---- */
@@ -250,5 +258,53 @@ void fs_data_invalidate(fs_t *fs, fs_node_t *n);
 bool fs_data_dirty(const fs_node_t *n);
 /* Drop unwritten data of a file that no longer has a name. */
 void fs_data_discard(fs_t *fs, fs_node_t *n);
+
+/* ---- file locks across mounts (fs_locks.c; the record's logic in fs_lock.h) ---- */
+#include "fs_lock.h"
+
+/* A waiting lock request: parked between polls, woken early by an interrupt or a local release. */
+struct fs_lk_wait {
+    bool interrupted; /* the kernel interrupted the request: answer EINTR */
+    bool sleeping;
+    fiber_t *fiber;
+    loop_t *loop;
+    uint64_t timer;
+    fs_lk_wait_t *next;
+};
+/* The request was interrupted (from the FUSE interrupt callback, on the loop). */
+void fs_lk_interrupt(fs_lk_wait_t *w);
+/*
+ * Set (or, with unlock, drop) want on ino for want->owner and kind;
+ * want->mount is filled in. Without wait a conflict answers -EAGAIN at
+ * once; with wait the fiber parks and retries until granted, interrupted
+ * (-EINTR) or the mount stops. A conflicting lock of a mount whose
+ * heartbeat stood still for a lease is removed first. fh names the open
+ * file the request came through (its release drops what no close can).
+ * 0, -EAGAIN,
+ * -EINTR, -ENOLCK (record full), -EIO.
+ */
+int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, uint64_t fh,
+              fs_lk_wait_t *wait);
+/* F_GETLK: the first lock that would block want (*found), read afresh. 0 or -errno. */
+int fs_lk_get(fs_t *fs, uint64_t ino, const fs_lock_ent_t *want, fs_lock_ent_t *conflict,
+              bool *found);
+/* Drop owner's locks of kind on ino (close, release). No store traffic unless we hold some there.
+ */
+int fs_lk_drop_owner(fs_t *fs, uint64_t ino, uint64_t owner, fs_lock_kind_t kind);
+/*
+ * The open file fh of ino is released: drop the fcntl locks taken through
+ * it whose owner no close has named since (open-file-description locks).
+ */
+int fs_lk_release_file(fs_t *fs, uint64_t ino, uint64_t fh);
+/* This mount holds entries in ino's record (as far as it knows). */
+bool fs_lk_holds(fs_t *fs, uint64_t ino);
+/*
+ * Unmount: stop the heartbeat, end local waiters (EINTR), and start a
+ * fiber that removes this mount's entries and its heartbeat (run the loop
+ * to let it finish).
+ */
+void fs_lk_stop(fs_t *fs);
+/* Free the lock tables at exit. */
+void fs_lk_release_all(fs_t *fs);
 
 #endif

@@ -17,7 +17,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/falloc.h>
+#include <pthread.h>
 #include <stdlib.h>
+#include <sys/file.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
@@ -49,6 +51,9 @@ struct op {
     bool plus;
     fs_node_t *pins[6]; /* nodes this request holds, given back when it ends */
     unsigned npins;
+    struct flock lk; /* getlk/setlk/flock: the lock asked for */
+    bool lk_flock, lk_sleep;
+    fs_lk_wait_t lk_wait;
 };
 
 typedef struct {
@@ -67,7 +72,7 @@ typedef struct {
     uint64_t count, usec;
     fs_store_stats_t store; /* the store operations these requests started */
 } op_time_t;
-static op_time_t op_times[24];
+static op_time_t op_times[32];
 
 static uint64_t usec_now(void)
 {
@@ -762,7 +767,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 static void run_flush(op_t *o)
 {
     handle_t *h = handle_of(&o->fi);
-    reply_err(o->req, fs_data_flush(o->fs, h->node));
+    int rc = fs_data_flush(o->fs, h->node);
+    /* close() drops the process's fcntl locks on the file (POSIX), on every mount's view. */
+    if (o->fi.flush && fs_lk_holds(o->fs, h->node->ino)) {
+        int lrc = fs_lk_drop_owner(o->fs, h->node->ino, o->fi.lock_owner, FS_LOCK_POSIX);
+        if (lrc < 0)
+            log_warn("fs", "inode %llx: dropping locks at close failed: %s",
+                     (unsigned long long)h->node->ino, strerror(-lrc));
+    }
+    reply_err(o->req, rc);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -788,6 +801,15 @@ static void run_release(op_t *o)
     fs_node_t *n = h->node;
     free(h);
     int rc = 0;
+    /* The last close of an open file description drops its flock and its OFD locks. */
+    if (fs_lk_holds(fs, n->ino)) {
+        int lrc = fs_lk_release_file(fs, n->ino, o->fi.fh);
+        if (lrc == 0 && o->fi.flock_release)
+            lrc = fs_lk_drop_owner(fs, n->ino, o->fi.lock_owner, FS_LOCK_FLOCK);
+        if (lrc < 0)
+            log_warn("fs", "inode %llx: dropping locks at the last close failed: %s",
+                     (unsigned long long)n->ino, strerror(-lrc));
+    }
     if (n->orphan && n->open == 1) {
         n->open = 0;
         n->orphan = false;
@@ -1362,6 +1384,192 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
     op_go(o);
 }
 
+/* ---- locks shared by every mount (fs_locks.c) ---- */
+
+/*
+ * Invalidate the kernel's pages and attributes of ino from a thread: the
+ * kernel may wait for a page locked by a read that only this loop can
+ * answer, so the loop must keep running meanwhile. The fiber waits, so the
+ * lock is granted only after the stale pages are gone.
+ */
+typedef struct {
+    struct fuse_session *se;
+    fuse_ino_t ino;
+    int fd[2];
+    fiber_t *fiber;
+    bool done;
+} inval_t;
+
+static void *inval_thread(void *arg)
+{
+    inval_t *iv = arg;
+    fuse_lowlevel_notify_inval_inode(iv->se, iv->ino, 0, 0);
+    char c = 1;
+    ssize_t w = write(iv->fd[1], &c, 1);
+    (void)w;
+    return NULL;
+}
+
+static void inval_done(loop_t *loop, void *zsock, int fd, void *arg)
+{
+    (void)loop;
+    (void)zsock;
+    inval_t *iv = arg;
+    char c;
+    if (read(fd, &c, 1) == 1 && !iv->done) {
+        iv->done = true;
+        fiber_wake(iv->fiber);
+    }
+}
+
+static void inval_off_loop(fs_t *fs, fuse_ino_t ino)
+{
+    inval_t iv = {.se = fs->se, .ino = ino, .fiber = fiber_self()};
+    if (!fs->se || pipe2(iv.fd, O_CLOEXEC | O_NONBLOCK) < 0)
+        return;
+    pthread_t t;
+    if (loop_add_fd(fs->loop, iv.fd[0], inval_done, &iv) == 0) {
+        if (pthread_create(&t, NULL, inval_thread, &iv) == 0) {
+            while (!iv.done)
+                fiber_park();
+            pthread_join(t, NULL);
+        }
+        loop_remove_fd(fs->loop, iv.fd[0]);
+    }
+    close(iv.fd[0]);
+    close(iv.fd[1]);
+}
+
+/*
+ * Locks are the coherence points between mounts (as NFS makes them):
+ * before a lock is dropped our writes reach the store, and once one is
+ * granted the file's record is read afresh, so a reader under a lock never
+ * sees pages cached before another mount's writes under the same lock.
+ */
+static void lk_revalidate(op_t *o, fs_node_t *n)
+{
+    if (fs_node_load(o->fs, n, true) < 0 || !n->remote_change)
+        return;
+    n->remote_change = false;
+    inval_off_loop(o->fs, n->ino);
+}
+
+static void lk_interrupted(fuse_req_t req, void *data)
+{
+    (void)req;
+    fs_lk_interrupt(data);
+}
+
+static fs_lock_ent_t lk_want(op_t *o)
+{
+    fs_lock_ent_t e = {.owner = o->fi.lock_owner, .pid = (uint32_t)o->lk.l_pid};
+    if (o->lk_flock) {
+        e.kind = FS_LOCK_FLOCK;
+        e.start = 0;
+        e.end = FS_LOCK_EOF;
+    } else {
+        e.kind = FS_LOCK_POSIX;
+        /* The kernel hands ranges from SEEK_SET, l_len 0 meaning "to the end, however far". */
+        e.start = o->lk.l_start < 0 ? 0 : (uint64_t)o->lk.l_start;
+        e.end = o->lk.l_len <= 0 ? FS_LOCK_EOF : e.start + (uint64_t)o->lk.l_len - 1;
+    }
+    e.excl = o->lk.l_type == F_WRLCK;
+    return e;
+}
+
+static void run_setlk(op_t *o)
+{
+    handle_t *h = handle_of(&o->fi);
+    fs_node_t *n = h->node;
+    bool unlock = o->lk.l_type == F_UNLCK;
+    fs_lock_ent_t want = lk_want(o);
+    int rc = 0;
+    if (unlock && fs_lk_holds(o->fs, n->ino))
+        rc = fs_data_flush(o->fs, n);
+    if (rc == 0) {
+        if (o->lk_sleep && !unlock)
+            fuse_req_interrupt_func(o->req, lk_interrupted, &o->lk_wait);
+        rc = fs_lk_set(o->fs, n->ino, &want, unlock, o->fi.fh, o->lk_sleep ? &o->lk_wait : NULL);
+    }
+    if (rc == 0 && !unlock)
+        lk_revalidate(o, n);
+    if (!o->fs->se)
+        return; /* unmounted meanwhile: nobody to answer */
+    reply_err(o->req, rc);
+}
+
+static void op_lk_any(fuse_req_t req, struct fuse_file_info *fi, const struct flock *lock,
+                      bool flock, int sleep, void (*run)(op_t *))
+{
+    op_t *o = op_new(req, run);
+    if (!o)
+        return;
+    o->fi = *fi;
+    o->lk = *lock;
+    o->lk_flock = flock;
+    o->lk_sleep = sleep != 0;
+    op_go(o);
+}
+
+static void op_setlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock,
+                     int sleep)
+{
+    (void)ino;
+    op_lk_any(req, fi, lock, false, sleep, run_setlk);
+}
+
+static void op_flock(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, int op)
+{
+    (void)ino;
+    struct flock lk = {.l_whence = SEEK_SET, .l_pid = fuse_req_ctx(req)->pid};
+    switch (op & ~LOCK_NB) {
+    case LOCK_SH:
+        lk.l_type = F_RDLCK;
+        break;
+    case LOCK_EX:
+        lk.l_type = F_WRLCK;
+        break;
+    case LOCK_UN:
+        lk.l_type = F_UNLCK;
+        break;
+    default:
+        fuse_reply_err(req, EINVAL);
+        return;
+    }
+    op_lk_any(req, fi, &lk, true, !(op & LOCK_NB), run_setlk);
+}
+
+/*
+ * F_GETLK. l_pid is the holder's pid only when the holder is this mount;
+ * a pid from another mount (maybe another machine) would name an
+ * unrelated local process, so it is reported as 0.
+ */
+static void run_getlk(op_t *o)
+{
+    handle_t *h = handle_of(&o->fi);
+    fs_lock_ent_t want = lk_want(o), c;
+    bool found;
+    int rc = fs_lk_get(o->fs, h->node->ino, &want, &c, &found);
+    if (rc < 0) {
+        reply_err(o->req, rc);
+        return;
+    }
+    struct flock out = {.l_type = F_UNLCK, .l_whence = SEEK_SET};
+    if (found) {
+        out.l_type = c.excl ? F_WRLCK : F_RDLCK;
+        out.l_start = (off_t)(c.start > INT64_MAX ? INT64_MAX : c.start);
+        out.l_len = c.end >= (uint64_t)INT64_MAX ? 0 : (off_t)(c.end - c.start + 1);
+        out.l_pid = c.mount == o->fs->mount_id ? (pid_t)c.pid : 0;
+    }
+    fuse_reply_lock(o->req, &out);
+}
+
+static void op_getlk(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct flock *lock)
+{
+    (void)ino;
+    op_lk_any(req, fi, lock, false, 0, run_getlk);
+}
+
 static void op_init(void *userdata, struct fuse_conn_info *conn)
 {
     fs_t *fs = userdata;
@@ -1375,6 +1583,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    /* Locks go to us (fs_locks.c) so that they hold across mounts, not only in this kernel. */
+    if (conn->capable & FUSE_CAP_POSIX_LOCKS)
+        conn->want |= FUSE_CAP_POSIX_LOCKS;
+    if (conn->capable & FUSE_CAP_FLOCK_LOCKS)
+        conn->want |= FUSE_CAP_FLOCK_LOCKS;
     /*
      * POSIX ACLs: the kernel checks them (this turns default_permissions
      * on) and we store them, keep the mode in step and inherit default
@@ -1417,6 +1630,8 @@ static const char *op_kind_name(const void *run)
         {run_fallocate, "fallocate"},
         {run_lseek, "lseek"},
         {run_copy, "copy_file_range"},
+        {run_setlk, "setlk"},
+        {run_getlk, "getlk"},
     };
     for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
         if ((const void *)names[k].run == run)
@@ -1542,4 +1757,7 @@ const struct fuse_lowlevel_ops fs_ops = {
     .fallocate = op_fallocate,
     .lseek = op_lseek,
     .copy_file_range = op_copy_file_range,
+    .getlk = op_getlk,
+    .setlk = op_setlk,
+    .flock = op_flock,
 };

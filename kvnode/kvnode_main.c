@@ -12,6 +12,7 @@
 #include "http_metrics.h"
 #include "log.h"
 #include "loop.h"
+#include "mc_server.h"
 #include "node.h"
 #include "node_metrics.h"
 #include "wire.h"
@@ -37,6 +38,7 @@ static void usage(FILE *f)
             "[--timeout-ms MS]\n"
             "              [--fail-after-ms MS] [--tombstone-grace-s S] [--metrics HOST:PORT]\n"
             "              [--key FILE [--peer-keys LIST] [--client-keys LIST]] [--insecure]\n"
+            "              [--memcached HOST:PORT]\n"
             "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH); a secured\n"
             "node's endpoint ends in #KEY, its public key (--join tcp://HOST:PORT#KEY).\n"
             "--key FILE: secret key (dhtctl keygen); CURVE on every connection, and only\n"
@@ -45,7 +47,9 @@ static void usage(FILE *f)
             "--metrics HOST:PORT: serve GET /metrics (Prometheus text) over HTTP there;\n"
             "loopback only, like --listen, unless the node is secured or --insecure.\n"
             "SIGTERM makes the node leave the ring gracefully and exit 0; SIGHUP re-reads\n"
-            "the key lists.\n");
+            "the key lists.\n"
+            "--memcached HOST:PORT: also speak memcached's text protocol there (items in\n"
+            "the replicated store under mc/); loopback only unless --insecure.\n");
 }
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -126,6 +130,7 @@ int main(int argc, char **argv)
     node_config_t cfg = {0};
     const char *listen = NULL, *join = NULL, *data = NULL, *id = NULL;
     const char *key_path = NULL, *peer_keys = NULL, *client_keys = NULL;
+    const char *memcached = NULL;
     bool insecure = false;
     log_level_t level = LOG_INFO;
     const char *metrics_addr = NULL;
@@ -149,6 +154,7 @@ int main(int argc, char **argv)
         O_PEER_KEYS,
         O_CLIENT_KEYS,
         O_INSECURE,
+        O_MEMCACHED,
         O_HELP
     };
     static const struct option opts[] = {
@@ -171,6 +177,7 @@ int main(int argc, char **argv)
         {"peer-keys", required_argument, NULL, O_PEER_KEYS},
         {"client-keys", required_argument, NULL, O_CLIENT_KEYS},
         {"insecure", no_argument, NULL, O_INSECURE},
+        {"memcached", required_argument, NULL, O_MEMCACHED},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -245,6 +252,9 @@ int main(int argc, char **argv)
             break;
         case O_INSECURE:
             insecure = true;
+            break;
+        case O_MEMCACHED:
+            memcached = optarg;
             break;
         case O_HELP:
             usage(stdout);
@@ -381,6 +391,33 @@ int main(int argc, char **argv)
     }
     sc.node = node;
     loop_add_fd(loop, sfd, on_signal, &sc);
+    /*
+     * The memcached front end is a client of the ring like any other: its
+     * own rpc and kvclient on this loop, seeded with this node, so keys go
+     * straight to their authorities.
+     */
+    rpc_t *mc_rpc = NULL;
+    kvc_t *mc_kvc = NULL;
+    mc_server_t *mc = NULL;
+    if (memcached) {
+        const char *seed = cfg.listen;
+        mc_rpc = rpc_new(zctx, loop);
+        if (mc_rpc && key_path)
+            rpc_set_key(mc_rpc, &key);
+        mc_kvc = mc_rpc ? kvc_new(mc_rpc, loop, &seed, 1, cfg.timeout_ms) : NULL;
+        mc = mc_kvc ? mc_server_new(loop, mc_kvc, memcached, insecure, err, sizeof err) : NULL;
+        if (!mc) {
+            fprintf(stderr, "kvnode: %s\n", err[0] ? err : "cannot start the memcached server");
+            kvc_destroy(&mc_kvc);
+            rpc_destroy(&mc_rpc);
+            node_destroy(&node);
+            auth_destroy(&sc.auth);
+            loop_destroy(&loop);
+            close(sfd);
+            zmq_ctx_term(zctx);
+            return NODE_EXIT_USAGE;
+        }
+    }
     node_start(node);
     int rc = loop_run(loop);
     int status = node_exit_status(node);
@@ -388,6 +425,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "kvnode: event loop failed: %s\n", strerror(-rc));
         status = NODE_EXIT_FAILURE;
     }
+    mc_server_destroy(&mc);
+    rpc_destroy(&mc_rpc); /* cancels calls in flight: their operations complete */
+    kvc_destroy(&mc_kvc);
     node_destroy(&node);
     auth_destroy(&sc.auth);
     http_metrics_destroy(&hm);

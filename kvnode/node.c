@@ -1312,7 +1312,7 @@ node_t *node_new(const node_config_t *cfg, void *zctx, loop_t *loop, char *err, 
     n->lock_fd = lock_data_dir(cfg->data_dir, err, errcap);
     if (n->lock_fd < 0)
         goto fail;
-    n->store = store_open(cfg->data_dir, cfg->id_bits, cfg->cache_mb, zctx, loop, err, errcap);
+    n->store = store_open(cfg->data_dir, cfg->id_bits, cfg->cache_mb, loop, err, errcap);
     if (!n->store || kv_init(n) < 0)
         goto fail;
     loop_set_before_poll(loop, before_poll, n);

@@ -15,11 +15,14 @@
  * reads and other replicas' traffic, and the failure detector then took
  * healthy peers out. Now the loop only stages: each write becomes an op in
  * the open batch (a copy of the record) and an entry in the overlay
- * (key -> latest op). store_commit() sends the batch's pointer to the
- * committer over an inproc PAIR socket; the committer writes and commits it
- * in its own write transaction and sends the pointer back. Ownership of a
- * batch moves with the message, so the two threads share nothing mutable
- * but LMDB (one writer thread, readers on the loop: what LMDB supports).
+ * (key -> latest op). store_commit() hands the batch's pointer to the
+ * committer (a slot under a mutex, a condition variable to wake it); the
+ * committer writes and commits it in its own write transaction, puts the
+ * pointer in the done slot and writes an eventfd the loop polls. Ownership
+ * of a batch moves with the pointer, so the two threads share nothing
+ * mutable but the two slots and LMDB (one writer thread, readers on the
+ * loop: what LMDB supports). Not a ZeroMQ inproc pair: each message there
+ * costs both threads several system calls in libzmq's signalling.
  * At most one batch commits at a time; the next one accumulates meanwhile,
  * so a slow fsync just makes the next batch larger.
  *
@@ -45,15 +48,16 @@
 #include <errno.h>
 #include <limits.h>
 #include <lmdb.h>
+#include <poll.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/statvfs.h>
 #include <time.h>
-#include <zmq.h>
+#include <unistd.h>
 
 enum {
     REC_HEADER = 17,
@@ -106,7 +110,13 @@ struct store {
     kv_cache_t *cache;
     /* committer */
     loop_t *loop;
-    void *lsock, *csock; /* loop's end, committer's end */
+    pthread_mutex_t mu; /* guards todo, done, quit */
+    pthread_cond_t cv;  /* todo set or quit */
+    batch_t *todo;      /* for the committer */
+    batch_t *done;      /* committed, for the loop */
+    bool quit;
+    int efd; /* eventfd: the committer put a batch in done */
+    bool sync_init;
     pthread_t thread;
     bool thread_started;
     unsigned test_delay_ms;
@@ -486,28 +496,47 @@ static void *committer_main(void *arg)
 {
     store_t *st = arg;
     for (;;) {
-        batch_t *b = NULL;
-        int n = zmq_recv(st->csock, &b, sizeof b, 0);
-        if (n < 0 && zmq_errno() == EINTR)
-            continue;
-        if (n != (int)sizeof b || !b)
+        pthread_mutex_lock(&st->mu);
+        while (!st->todo && !st->quit)
+            pthread_cond_wait(&st->cv, &st->mu);
+        batch_t *b = st->todo;
+        st->todo = NULL;
+        pthread_mutex_unlock(&st->mu);
+        if (!b)
             break;
-        /* The loop reads rc after the message below: that orders the two threads. */
         b->rc = write_batch(st, b);
-        while (zmq_send(st->csock, &b, sizeof b, 0) < 0 && zmq_errno() == EINTR)
+        pthread_mutex_lock(&st->mu);
+        st->done = b;
+        pthread_mutex_unlock(&st->mu);
+        uint64_t one = 1;
+        while (write(st->efd, &one, sizeof one) < 0 && errno == EINTR)
             ;
     }
     return NULL;
 }
 
-/* On the loop: the committer handed batches back. */
+/* The committed batch, if the committer has handed one back. */
+static batch_t *take_done(store_t *st)
+{
+    uint64_t count;
+    while (read(st->efd, &count, sizeof count) < 0 && errno == EINTR)
+        ;
+    pthread_mutex_lock(&st->mu);
+    batch_t *b = st->done;
+    st->done = NULL;
+    pthread_mutex_unlock(&st->mu);
+    return b;
+}
+
+/* On the loop: the committer handed a batch back. */
 static void on_committer(loop_t *loop, void *zsock, int fd, void *arg)
 {
     (void)loop;
+    (void)zsock;
     (void)fd;
     store_t *st = arg;
-    batch_t *b;
-    while (zmq_recv(zsock, &b, sizeof b, ZMQ_DONTWAIT) == (int)sizeof b)
+    batch_t *b = take_done(st);
+    if (b)
         batch_done(st, b);
 }
 
@@ -516,11 +545,10 @@ static void send_stage(store_t *st)
     batch_t *b = st->stage;
     st->stage = NULL;
     st->inflight = b;
-    loop_touch(st->loop, st->lsock);
-    if (zmq_send(st->lsock, &b, sizeof b, 0) != (int)sizeof b) {
-        b->rc = -EIO;
-        batch_done(st, b);
-    }
+    pthread_mutex_lock(&st->mu);
+    st->todo = b;
+    pthread_cond_signal(&st->cv);
+    pthread_mutex_unlock(&st->mu);
 }
 
 void store_commit(store_t *st)
@@ -542,14 +570,12 @@ void store_flush(store_t *st)
     while (st->inflight || st->stage) {
         if (!st->inflight)
             send_stage(st);
-        if (!st->inflight)
-            continue; /* failed to send and already settled */
-        batch_t *b;
-        int n = zmq_recv(st->lsock, &b, sizeof b, 0);
-        if (n == (int)sizeof b)
-            batch_done(st, b);
-        else if (zmq_errno() != EINTR)
+        struct pollfd p = {st->efd, POLLIN, 0};
+        if (poll(&p, 1, -1) < 0 && errno != EINTR)
             break;
+        batch_t *b = take_done(st);
+        if (b)
+            batch_done(st, b);
     }
 }
 
@@ -596,31 +622,28 @@ static int rebuild_state(store_t *st)
     return rc == MDB_NOTFOUND ? 0 : -EIO;
 }
 
-static int start_committer(store_t *st, void *zctx)
+static int start_committer(store_t *st)
 {
-    /* A fresh name each time: a closed socket's name is released asynchronously. */
-    static atomic_uint serial;
-    char ep[64];
-    snprintf(ep, sizeof ep, "inproc://dht-store-%u", atomic_fetch_add(&serial, 1));
-    int linger = 0;
-    st->lsock = zmq_socket(zctx, ZMQ_PAIR);
-    st->csock = zmq_socket(zctx, ZMQ_PAIR);
-    if (!st->lsock || !st->csock)
+    st->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (st->efd < 0)
+        return -errno;
+    if (pthread_mutex_init(&st->mu, NULL) != 0)
         return -ENOMEM;
-    zmq_setsockopt(st->lsock, ZMQ_LINGER, &linger, sizeof linger);
-    zmq_setsockopt(st->csock, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_bind(st->lsock, ep) < 0 || zmq_connect(st->csock, ep) < 0)
-        return -zmq_errno();
+    if (pthread_cond_init(&st->cv, NULL) != 0) {
+        pthread_mutex_destroy(&st->mu);
+        return -ENOMEM;
+    }
+    st->sync_init = true;
     if (pthread_create(&st->thread, NULL, committer_main, st) != 0)
         return -EAGAIN;
     st->thread_started = true;
-    if (loop_add_socket(st->loop, st->lsock, on_committer, st) < 0)
+    if (loop_add_fd(st->loop, st->efd, on_committer, st) < 0)
         return -ENOMEM;
     return 0;
 }
 
-store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, void *zctx, loop_t *loop,
-                    char *err, size_t errcap)
+store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, loop_t *loop, char *err,
+                    size_t errcap)
 {
     store_t *st = calloc(1, sizeof *st);
     if (!st || sodium_init() < 0) {
@@ -630,6 +653,7 @@ store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, void *zc
     }
     st->id_bits = id_bits;
     st->loop = loop;
+    st->efd = -1;
     snprintf(st->dir, sizeof st->dir, "%s", dir);
     randombytes_buf(st->hkey, sizeof st->hkey);
     const char *delay = getenv(STORE_TEST_COMMIT_DELAY_ENV);
@@ -670,7 +694,7 @@ store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, void *zc
         snprintf(err, errcap, "cannot read the store in %s", dir);
         goto fail;
     }
-    rc = start_committer(st, zctx);
+    rc = start_committer(st);
     if (rc < 0) {
         snprintf(err, errcap, "cannot start the store's committer: %s", strerror(-rc));
         goto fail;
@@ -688,16 +712,20 @@ void store_close(store_t **pst)
     store_t *st = *pst;
     store_flush(st);
     if (st->thread_started) {
-        batch_t *stop = NULL;
-        zmq_send(st->lsock, &stop, sizeof stop, 0);
+        pthread_mutex_lock(&st->mu);
+        st->quit = true;
+        pthread_cond_signal(&st->cv);
+        pthread_mutex_unlock(&st->mu);
         pthread_join(st->thread, NULL);
     }
-    if (st->lsock) {
-        loop_remove_socket(st->loop, st->lsock);
-        zmq_close(st->lsock);
+    if (st->sync_init) {
+        pthread_cond_destroy(&st->cv);
+        pthread_mutex_destroy(&st->mu);
     }
-    if (st->csock)
-        zmq_close(st->csock);
+    if (st->efd >= 0) {
+        loop_remove_fd(st->loop, st->efd);
+        close(st->efd);
+    }
     batch_free(st->stage);
     overlay_clear(st);
     free(st->obuckets);

@@ -51,13 +51,13 @@ typedef struct {
 
 /*
  * Open (creating) the store in dir for an id_bits ring with a cache of
- * cache_mb MiB, start its committer thread (an inproc PAIR socket pair in
- * zctx) and watch the committer's answers in loop. Counts and digests are
+ * cache_mb MiB, start its committer thread and watch the committer's
+ * answers (an eventfd) in loop. Counts and digests are
  * rebuilt from disk here, once (O(records), before the node serves).
  * Returns NULL with a message in err on failure.
  */
-store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, void *zctx, loop_t *loop,
-                    char *err, size_t errcap);
+store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, loop_t *loop, char *err,
+                    size_t errcap);
 /* store_flush(), then stop the committer and close. Sets *st to NULL. */
 void store_close(store_t **st);
 

@@ -28,4 +28,10 @@ trap 'rm -rf "$corpus"' EXIT
 cp "$root"/tests/fuzz/corpus/wire/* "$corpus"/
 "$root/build-fuzz/tests/fuzz_wire" -max_total_time="${FUZZ_SECONDS:-60}" -rss_limit_mb=1024 \
     -print_final_stats=1 "$corpus" 2>&1 | tail -n 15
+echo "== libFuzzer: memcached protocol parser (${FUZZ_MC_SECONDS:-30} s)"
+mccorpus=$(mktemp -d)
+trap 'rm -rf "$corpus" "$mccorpus"' EXIT
+cp "$root"/tests/fuzz/corpus/mc/* "$mccorpus"/
+"$root/build-fuzz/tests/fuzz_mc" -max_total_time="${FUZZ_MC_SECONDS:-30}" -rss_limit_mb=1024 \
+    -print_final_stats=1 "$mccorpus" 2>&1 | tail -n 15
 echo "all test stages passed"

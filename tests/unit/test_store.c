@@ -19,11 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include <zmq.h>
 
 typedef struct {
     char dir[64];
-    void *zctx;
     loop_t *loop;
     store_t *st;
 } fixture_t;
@@ -40,7 +38,7 @@ static void reopen(fixture_t *f)
 {
     char err[256] = "";
     store_close(&f->st);
-    f->st = store_open(f->dir, 64, 4, f->zctx, f->loop, err, sizeof err);
+    f->st = store_open(f->dir, 64, 4, f->loop, err, sizeof err);
     if (!f->st)
         fail_msg("store_open: %s", err);
     loop_set_before_poll(f->loop, before_poll, f->st);
@@ -51,7 +49,6 @@ static int setup(void **state)
     fixture_t *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
-    f->zctx = zmq_ctx_new();
     f->loop = loop_new();
     reopen(f);
     *state = f;
@@ -63,7 +60,6 @@ static int teardown(void **state)
     fixture_t *f = *state;
     store_close(&f->st);
     loop_destroy(&f->loop);
-    zmq_ctx_term(f->zctx);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
     assert_int_equal(system(cmd), 0);

@@ -1,0 +1,157 @@
+#!/usr/bin/env bash
+# The memcached front end: a 3-node ring (N=3, W=2, R=2), each node with
+# --memcached on its own loopback port. libmemcached's tools and a
+# pymemcache script (kv_memcached.py) check every command, errors that
+# leave the connection usable, any node answering for any key, reads with
+# one node killed (-9), and items surviving a restart of the whole ring.
+source "$(dirname "$0")/lib.sh"
+PY=$(dirname "$0")/kv_memcached.py
+# Debian's python3 (python3-pymemcache installs there), not one found first on PATH.
+PYTHON=/usr/bin/python3
+[ -x "$PYTHON" ] || PYTHON=python3
+"$PYTHON" -c 'import pymemcache' 2>/dev/null || fail "python3-pymemcache missing (scripts/deps.sh test)"
+command -v memccp >/dev/null || fail "libmemcached-tools missing (scripts/deps.sh test)"
+
+alloc_ports MC 3
+start_mc_ring() {
+    local join=${1:-}
+    alloc_ports PORTS 3
+    NODE_PIDS=()
+    start_node n0 "${PORTS[0]}" "" --memcached "127.0.0.1:${MC[0]}"
+    NODE_PIDS+=("$NODE_PID")
+    for i in 1 2; do
+        sleep 0.2
+        start_node "n$i" "${PORTS[$i]}" "${PORTS[0]}" --memcached "127.0.0.1:${MC[$i]}"
+        NODE_PIDS+=("$NODE_PID")
+    done
+    for p in "${PORTS[@]}"; do
+        wait_ring "$p" 3 30
+    done
+}
+
+# mc_up PORT: the memcached port answers "version" within 10 s.
+mc_up() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        if "$PYTHON" - "$1" <<'PYEOF' 2>/dev/null; then return 0; fi
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1)
+s.sendall(b"version\r\n")
+assert s.recv(100).startswith(b"VERSION ")
+PYEOF
+        sleep 0.1
+    done
+    fail "memcached port $1 never answered"
+}
+
+start_mc_ring
+for p in "${MC[@]}"; do
+    mc_up "$p"
+done
+log "3-node ring up, memcached on ${MC[*]}"
+
+# Refused: a memcached port that is not loopback without --insecure.
+alloc_ports XP 1
+st=0
+"$KVNODE" --listen "tcp://127.0.0.1:${XP[0]}" --data "$T/refused.data" \
+    --memcached "0.0.0.0:${XP[0]}" 2>"$T/refused.err" || st=$?
+[ "$st" = 2 ] || fail "--memcached 0.0.0.0 without --insecure: status $st, want 2"
+grep -q "no authentication" "$T/refused.err" || fail "refusal does not say why: $(cat "$T/refused.err")"
+
+# libmemcached's command-line tools.
+printf 'file body\n' >"$T/memfile"
+(cd "$T" && timeout 20 memccp --servers="127.0.0.1:${MC[0]}" memfile) ||
+    fail "memccp failed"
+v=$(timeout 20 memccat --servers="127.0.0.1:${MC[2]}" memfile) || fail "memccat failed"
+[ "$v" = "file body" ] || fail "memccat read '$v'"
+timeout 20 memcrm --servers="127.0.0.1:${MC[1]}" memfile || fail "memcrm failed"
+if timeout 20 memccat --servers="127.0.0.1:${MC[0]}" memfile >/dev/null 2>&1; then
+    fail "memccat found a removed key"
+fi
+timeout 20 memcstat --servers="127.0.0.1:${MC[1]}" >"$T/memcstat.out" || fail "memcstat failed"
+grep -q "curr_connections" "$T/memcstat.out" || fail "memcstat: $(head -c 300 "$T/memcstat.out")"
+log "memccp/memccat/memcrm/memcstat work"
+
+timeout 120 "$PYTHON" "$PY" basic "${MC[@]}" || fail "protocol checks failed"
+timeout 180 "$PYTHON" "$PY" race "${MC[@]}" || fail "concurrent updates lost"
+timeout 60 "$PYTHON" "$PY" flood "${MC[2]}" "${NODE_PIDS[2]}" || fail "flood checks failed"
+
+# The store's namespace: the items are keys under mc/ (dhtctl sees them).
+v=$(ctl --peer "127.0.0.1:${PORTS[1]}" get "mc/greeting" | head -c 100 | tr -d '\0' | tail -c 2)
+[ "$v" = "v2" ] || fail "mc/greeting in the store ends in '$v'"
+
+# Kill one node with SIGKILL: W=2/R=2 of 3 still answer through the others.
+timeout 60 "$PYTHON" "$PY" seed "${MC[0]}" || fail "seeding failed"
+kill -KILL "${NODE_PIDS[1]}"
+wait "${NODE_PIDS[1]}" 2>/dev/null || true
+log "killed n1 (-9)"
+timeout 90 "$PYTHON" "$PY" check "${MC[0]}" "${MC[2]}" || fail "items lost with one node down"
+
+# Restart the whole ring on the same data dirs: the items are still there.
+kill -KILL "${NODE_PIDS[0]}" "${NODE_PIDS[2]}"
+for p in "${NODE_PIDS[0]}" "${NODE_PIDS[2]}"; do
+    wait "$p" 2>/dev/null || true
+done
+log "killed the ring; restarting on the same data"
+start_mc_ring
+for p in "${MC[@]}"; do
+    mc_up "$p"
+done
+timeout 90 "$PYTHON" "$PY" check "${MC[@]}" || fail "items lost across a restart of the ring"
+
+# A short memcslap run (libmemcached's load tool) must end without errors.
+if command -v memcslap >/dev/null; then
+    timeout 60 memcslap --servers="127.0.0.1:${MC[0]}" --concurrency=4 --execute-number=200 \
+        --test=set >"$T/slap.out" 2>&1 || fail "memcslap: $(tail -n 5 "$T/slap.out")"
+    timeout 60 memcslap --servers="127.0.0.1:${MC[1]}" --concurrency=4 --execute-number=200 \
+        --test=get >>"$T/slap.out" 2>&1 || fail "memcslap get: $(tail -n 5 "$T/slap.out")"
+    log "memcslap: $(grep 'Time to' "$T/slap.out" | tr -s ' ' | tr '\n' ';' || true)"
+fi
+
+# A secured node (CURVE): its front end reaches the store with the node's own
+# key; the port must still be loopback (memcached has no authentication).
+K=$T/keys
+mkdir -p "$K"
+"$DHTCTL" keygen "$K/s.key" >/dev/null 2>&1 || fail "keygen"
+cp "$K/s.key.pub" "$K/peers"
+: >"$K/clients"
+alloc_ports SP 2
+st=0
+"$KVNODE" --listen "127.0.0.1:${SP[0]}" --data "$T/sec-refused.data" --key "$K/s.key" \
+    --peer-keys "$K/peers" --client-keys "$K/clients" --memcached "0.0.0.0:${SP[1]}" \
+    2>"$T/sec-refused.err" || st=$?
+[ "$st" = 2 ] || fail "secured node with --memcached 0.0.0.0: status $st, want 2"
+start_node sec "${SP[0]}" "" --replicas 1 --write-quorum 1 --read-quorum 1 --key "$K/s.key" \
+    --peer-keys "$K/peers" --client-keys "$K/clients" --memcached "127.0.0.1:${SP[1]}"
+mc_up "${SP[1]}"
+r=$("$PYTHON" - "${SP[1]}" <<'PYEOF'
+import socket, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=15)
+s.sendall(b"set sk 0 0 6\r\nsecret\r\nget sk\r\n")
+out = b""
+while not out.endswith(b"END\r\n"):
+    d = s.recv(1000)
+    if not d:
+        break
+    out += d
+print(out.decode().replace("\r\n", "|"))
+PYEOF
+)
+[ "$r" = "STORED|VALUE sk 0 6|secret|END|" ] || fail "secured node's memcached: '$r'"
+log "secured node: memcached on loopback works, 0.0.0.0 refused"
+# SIGTERM with clients connected: the node leaves and exits 0 (the front end
+# closes its connections; the sanitizer build checks for leaks here).
+"$PYTHON" - "${SP[1]}" <<'PYEOF' &
+import socket, sys, time
+conns = [socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5) for _ in range(5)]
+for s in conns:
+    s.sendall(b"get sk a b c\r\nset half 0 0 10\r\nabc")
+time.sleep(3)
+PYEOF
+HOLD=$!
+sleep 1
+kill -TERM "$NODE_PID"
+wait_exit "$NODE_PID" 20
+[ "$EXIT_STATUS" = 0 ] || fail "SIGTERM with memcached clients: exit $EXIT_STATUS ($(tail -n 5 "$T/sec.log"))"
+wait "$HOLD" || true
+finish
