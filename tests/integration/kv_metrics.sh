@@ -7,7 +7,7 @@
 # a garbage request 400, an endless head 431, connections beyond the bound
 # 503, and the node keeps serving scrapes and keys after all of it. A
 # metrics address off loopback is refused on an unsecured node (served with
-# --insecure); SIGTERM
+# --insecure or --key); SIGTERM
 # with a scrape half sent still leaves gracefully (exit 0).
 source "$(dirname "$0")/lib.sh"
 command -v promtool >/dev/null || fail "promtool missing (scripts/deps.sh test installs prometheus)"
@@ -218,6 +218,21 @@ done
 kill -TERM "${PIDS[-1]}"
 wait_exit "${PIDS[-1]}" 20
 log "--insecure: metrics on 0.0.0.0 served"
+# A secured node (--key) may serve them off loopback too.
+"$DHTCTL" keygen "$T/s.key" >/dev/null 2>&1 || fail "dhtctl keygen failed"
+"$KVNODE" --listen "127.0.0.1:${X[0]}" --data "$T/s.data" --key "$T/s.key" \
+    --metrics "0.0.0.0:${X[1]}" 2>>"$T/s.log" &
+PIDS+=($!)
+c=000
+for ((i = 0; i < 50; i++)); do
+    c=$(code "http://127.0.0.1:${X[1]}/metrics")
+    [ "$c" = 200 ] && break
+    sleep 0.1
+done
+[ "$c" = 200 ] || fail "--key --metrics 0.0.0.0: scrape answered $c"
+kill -TERM "${PIDS[-1]}"
+wait_exit "${PIDS[-1]}" 20
+log "--key: metrics on 0.0.0.0 served"
 
 # SIGTERM with a scrape connection still open: the graceful leave closes
 # the endpoint with the rest and exits 0 (under ASan: no leak, no error).
