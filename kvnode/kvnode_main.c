@@ -52,6 +52,20 @@ static void usage(FILE *f)
             "the replicated store under mc/); loopback only unless --insecure.\n");
 }
 
+/* What a metrics scrape reads: the node, and the memcached front end if any. */
+typedef struct {
+    node_t *node;
+    mc_server_t *mc;
+} scrape_ctx_t;
+
+static void collect_metrics(mx_buf_t *b, void *arg)
+{
+    scrape_ctx_t *x = arg;
+    node_metrics_collect(b, x->node);
+    if (x->mc)
+        mc_server_metrics(x->mc, b);
+}
+
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int bad(const char *fmt, ...)
@@ -373,9 +387,10 @@ int main(int argc, char **argv)
         return NODE_EXIT_FAILURE;
     }
     http_metrics_t *hm = NULL;
+    scrape_ctx_t scrape = {node, NULL};
     if (metrics_addr) {
         /* The same rule as --listen: loopback only unless secured or --insecure. */
-        hm = http_metrics_new(loop, metrics_addr, key_path || insecure, node_metrics_collect, node,
+        hm = http_metrics_new(loop, metrics_addr, key_path || insecure, collect_metrics, &scrape,
                               err, sizeof err);
         if (!hm) {
             fprintf(stderr, "kvnode: --metrics: %s\n", err);
@@ -410,6 +425,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "kvnode: %s\n", err[0] ? err : "cannot start the memcached server");
             kvc_destroy(&mc_kvc);
             rpc_destroy(&mc_rpc);
+            http_metrics_destroy(&hm);
             node_destroy(&node);
             auth_destroy(&sc.auth);
             loop_destroy(&loop);
@@ -417,6 +433,7 @@ int main(int argc, char **argv)
             zmq_ctx_term(zctx);
             return NODE_EXIT_USAGE;
         }
+        scrape.mc = mc;
     }
     node_start(node);
     int rc = loop_run(loop);

@@ -8,16 +8,18 @@
 # 503, and the node keeps serving scrapes and keys after all of it. A
 # metrics address off loopback is refused on an unsecured node (served with
 # --insecure or --key); SIGTERM
-# with a scrape half sent still leaves gracefully (exit 0).
+# with a scrape half sent still leaves gracefully (exit 0). n0 also runs
+# the memcached front end, whose counters appear in its scrape.
 source "$(dirname "$0")/lib.sh"
 command -v promtool >/dev/null || fail "promtool missing (scripts/deps.sh test installs prometheus)"
 command -v curl >/dev/null || fail "curl missing (scripts/deps.sh test installs it)"
 WIREPOKE=$BUILD_DIR/tests/wirepoke
 
-alloc_ports ALL 6
+alloc_ports ALL 7
 PORTS=("${ALL[@]:0:3}")
 MPORTS=("${ALL[@]:3:3}")
-start_node n0 "${PORTS[0]}" "" --metrics "127.0.0.1:${MPORTS[0]}"
+MC=${ALL[6]}
+start_node n0 "${PORTS[0]}" "" --metrics "127.0.0.1:${MPORTS[0]}" --memcached "127.0.0.1:$MC"
 for i in 1 2; do
     sleep 0.2
     start_node "n$i" "${PORTS[$i]}" "${PORTS[0]}" --metrics "127.0.0.1:${MPORTS[$i]}"
@@ -108,6 +110,24 @@ for i in 0 1 2; do
          END { exit bad }' "$f" || fail "n$i: histogram buckets not cumulative"
 done
 log "neighbours: 2 successors and a predecessor each, none suspect; buckets cumulative"
+
+# n0's memcached front end: its counters join the node's.
+exec {mfd}<>"/dev/tcp/127.0.0.1/$MC"
+printf 'set mk 0 0 2\r\nhi\r\nget mk\r\nget absent\r\nquit\r\n' >&"$mfd"
+mcout=$(timeout 10 cat <&"$mfd") || true
+exec {mfd}<&-
+grep -q "^STORED" <<<"$mcout" && grep -q "^VALUE mk 0 2" <<<"$mcout" ||
+    fail "memcached set/get through n0: $mcout"
+scrape 0 "$T/mc.0"
+check_format "$T/mc.0"
+[ "$(value "$T/mc.0" 'kvnode_memcached_commands_total{command="set"}')" = 1 ] ||
+    fail "memcached sets: $(grep '^kvnode_memcached_commands' "$T/mc.0")"
+[ "$(value "$T/mc.0" 'kvnode_memcached_results_total{command="get",result="hit"}')" = 1 ] ||
+    fail "memcached get hits: $(grep '^kvnode_memcached_results' "$T/mc.0")"
+[ "$(value "$T/mc.0" 'kvnode_memcached_results_total{command="get",result="miss"}')" = 1 ] ||
+    fail "memcached get misses: $(grep '^kvnode_memcached_results' "$T/mc.0")"
+! grep -q '^kvnode_memcached' "$T/after.1" || fail "n1 (no --memcached) exports memcached metrics"
+log "memcached front end: set 1, get hit 1, miss 1"
 
 # Errors: an oversize KV_PUT (EFBIG) and a malformed REPL_GET (dropped).
 "$WIREPOKE" "tcp://127.0.0.1:${PORTS[0]}" 4448011100000000000000010003616263000000000000000000000000000000000000 \
