@@ -8,6 +8,7 @@
  */
 #include "fs_embedded.h"
 #include "fs_ops.h"
+#include "http_metrics.h"
 #include "log.h"
 #include "rpc.h"
 
@@ -47,6 +48,7 @@ typedef struct {
     log_level_t log_level;
     struct fuse_args fuse_args;
     char *fuse_opts; /* -o options for libfuse, comma-separated */
+    char *metrics;   /* -o metrics=HOST:PORT, or NULL */
 } opts_t;
 
 static void usage(FILE *f)
@@ -72,6 +74,8 @@ static void usage(FILE *f)
             "       chunk_kb=N      chunk size of a NEW volume (default 64)\n"
             "       timeout_ms=N    per-request timeout to the ring (default %d)\n"
             "       attr_timeout=S  seconds the kernel may cache names and attributes (default 1)\n"
+            "       metrics=HOST:PORT  serve GET /metrics (Prometheus text) there; loopback\n"
+            "                       only unless a key is given (--key)\n"
             "       lock_lease_ms=N a crashed mount's file locks are freed after N ms without\n"
             "                       its heartbeat (default %d; use one value on every mount)\n"
             "       volume=NAME, peer=EP, key=FILE  as the flags\n"
@@ -170,6 +174,9 @@ static int parse_o(opts_t *o, const char *list)
             o->attr_timeout = strtod(val, &end);
             if (end == val || *end || o->attr_timeout < 0 || o->attr_timeout > 3600)
                 rc = bad("attr_timeout must be seconds from 0 to 3600, got '%s'", val);
+        } else if (IS("metrics")) {
+            free(o->metrics);
+            o->metrics = strdup(val);
         } else if (IS("volume")) {
             o->volume = strdup(val);
         } else if (IS("peer")) {
@@ -416,6 +423,59 @@ static void drain(app_t *a)
                 a->opts->mountpoint, before, secs);
 }
 
+/* The scrape of -o metrics=: the request counters, caches and write-back. */
+static void collect_metrics(mx_buf_t *b, void *arg)
+{
+    fs_t *fs = arg;
+    fs_ops_metrics(b);
+    fs_store_stats_t st;
+    fs_store_get_stats(&st);
+    static const char tot[] = "dhtfs_store_operations_total";
+    mx_family(b, tot, MX_COUNTER,
+              "Store operations started by this mount, background work (write-back, frees) "
+              "included.");
+    mx_label_t k = {"kind", "get"};
+    mx_sample_u64(b, tot, &k, 1, st.gets);
+    k.value = "put";
+    mx_sample_u64(b, tot, &k, 1, st.puts);
+    k.value = "delete";
+    mx_sample_u64(b, tot, &k, 1, st.dels);
+    k.value = "conditional_put";
+    mx_sample_u64(b, tot, &k, 1, st.conditional);
+    k.value = "conflict";
+    mx_sample_u64(b, tot, &k, 1, st.conflicts);
+    static const struct {
+        const char *name, *help;
+        int what;
+    } caches[] = {
+        {"dhtfs_cache_hits_total", "Lookups that found their entry in the cache.", 0},
+        {"dhtfs_cache_misses_total", "Lookups that did not.", 1},
+        {"dhtfs_cache_bytes", "Bytes held by the cache.", 2},
+        {"dhtfs_cache_entries", "Entries held by the cache.", 3},
+    };
+    for (size_t i = 0; i < sizeof caches / sizeof caches[0]; i++) {
+        mx_family(b, caches[i].name, caches[i].what < 2 ? MX_COUNTER : MX_GAUGE, caches[i].help);
+        const kv_cache_t *c[2] = {fs->chunks, fs->buckets};
+        static const char *const names[2] = {"chunks", "dir_buckets"};
+        for (int j = 0; j < 2; j++) {
+            mx_label_t l = {"cache", names[j]};
+            uint64_t v = caches[i].what == 0   ? kv_cache_hits(c[j])
+                         : caches[i].what == 1 ? kv_cache_misses(c[j])
+                         : caches[i].what == 2 ? kv_cache_bytes(c[j])
+                                               : kv_cache_count(c[j]);
+            mx_sample_u64(b, caches[i].name, &l, 1, v);
+        }
+    }
+    mx_family(b, "dhtfs_dirty_bytes", MX_GAUGE, "Written data not yet stored on the ring.");
+    mx_sample_u64(b, "dhtfs_dirty_bytes", NULL, 0, fs->dirty_bytes);
+    mx_family(b, "dhtfs_dirty_limit_bytes", MX_GAUGE,
+              "Dirty data held before writers wait (-o dirty_mb).");
+    mx_sample_u64(b, "dhtfs_dirty_limit_bytes", NULL, 0, fs->dirty_max);
+    mx_family(b, "dhtfs_fibers", MX_GAUGE,
+              "Requests and background operations in flight (fibers).");
+    mx_sample_u64(b, "dhtfs_fibers", NULL, 0, fiber_count());
+}
+
 /* Fork; the parent waits for the child's word that the mount is up. */
 static int daemonize(app_t *a)
 {
@@ -537,8 +597,20 @@ static int run(opts_t *o)
     if (a.sig_fd >= 0)
         loop_add_fd(fs->loop, a.sig_fd, on_signal, &a);
 
-    fiber_spawn(start_fiber, &a);
-    loop_run(fs->loop);
+    http_metrics_t *hm = NULL;
+    if (o->metrics) {
+        char err[512];
+        hm = http_metrics_new(fs->loop, o->metrics, o->key_path != NULL, collect_metrics, fs, err,
+                              sizeof err);
+        if (!hm) {
+            fprintf(stderr, "dhtfs: -o metrics: %s\n", err);
+            a.exit_code = 1;
+        }
+    }
+    if (!o->metrics || hm) {
+        fiber_spawn(start_fiber, &a);
+        loop_run(fs->loop);
+    }
 
     if (fs->se) {
         int fd = fuse_session_fd(fs->se);
@@ -560,6 +632,7 @@ static int run(opts_t *o)
              (unsigned long long)st.conditional, (unsigned long long)st.conflicts,
              (unsigned long long)st.dels);
     fs_ops_log_times();
+    http_metrics_destroy(&hm);
     rpc_destroy(&rpc);
     kvc_destroy(&fs->kvc);
     if (a.sig_fd >= 0)
@@ -618,5 +691,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < o.npeers; i++)
         free(o.peers[i]);
     free(o.fuse_opts);
+    free(o.metrics);
     return rc;
 }

@@ -24,6 +24,8 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
+#include <stddef.h>
+#include <stdio.h>
 
 #define XATTR_VALUE_MAX (64 * 1024)
 
@@ -166,9 +168,23 @@ static void op_in_dir(fuse_req_t req, fuse_ino_t parent, const char *name, void 
     op_go(o);
 }
 
+/* For the metrics endpoint: error replies per kind of request (as op_times) and per errno. */
+static uint64_t op_errors[sizeof(op_times) / sizeof(op_times[0])];
+static uint64_t err_codes[192]; /* the last slot: any other */
+
 static void reply_err(fuse_req_t req, int rc)
 {
-    fuse_reply_err(req, rc < 0 ? -rc : rc);
+    int e = rc < 0 ? -rc : rc;
+    if (e) {
+        /* An op fiber's tag is its op_times slot's store counters (op_fiber). */
+        const fs_store_stats_t *tag = fiber_tag();
+        for (size_t i = 0; tag && i < sizeof(op_times) / sizeof(op_times[0]); i++)
+            if (&op_times[i].store == tag)
+                op_errors[i]++;
+        size_t n = sizeof err_codes / sizeof err_codes[0];
+        err_codes[(size_t)e < n - 1 ? (size_t)e : n - 1]++;
+    }
+    fuse_reply_err(req, e);
 }
 
 static handle_t *handle_of(const struct fuse_file_info *fi)
@@ -1584,7 +1600,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     }
 }
 
-void fs_ops_log_times(void)
+/* The name of a kind of request, by its run function. */
+static const char *op_kind_name(const void *run)
 {
     static const struct {
         void (*run)(op_t *);
@@ -1616,11 +1633,16 @@ void fs_ops_log_times(void)
         {run_setlk, "setlk"},
         {run_getlk, "getlk"},
     };
+    for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
+        if ((const void *)names[k].run == run)
+            return names[k].name;
+    return "other";
+}
+
+void fs_ops_log_times(void)
+{
     for (size_t i = 0; i < sizeof(op_times) / sizeof(op_times[0]) && op_times[i].run; i++) {
-        const char *name = "?";
-        for (size_t k = 0; k < sizeof(names) / sizeof(names[0]); k++)
-            if ((const void *)names[k].run == op_times[i].run)
-                name = names[k].name;
+        const char *name = op_kind_name(op_times[i].run);
         const op_time_t *t = &op_times[i];
         if (!t->count)
             continue;
@@ -1632,6 +1654,70 @@ void fs_ops_log_times(void)
                  (double)t->store.gets * per, (double)t->store.puts * per,
                  (double)t->store.conditional * per, (double)t->store.dels * per,
                  (double)t->store.conflicts * per);
+    }
+}
+
+void fs_ops_metrics(mx_buf_t *b)
+{
+    static const struct {
+        const char *name, *help;
+    } fam[] = {
+        {"dhtfs_fuse_requests_total", "FUSE requests finished, per kind."},
+        {"dhtfs_fuse_request_errors_total", "FUSE requests answered with an error, per kind."},
+        {"dhtfs_fuse_request_seconds_total", "Time FUSE requests took in all, per kind."},
+        {"dhtfs_store_requests_total",
+         "Store round trips (get, put, delete) that FUSE requests started, per kind of request."},
+        {"dhtfs_store_conditional_puts_total",
+         "Conditional puts among them (metadata compare-and-set), per kind of request."},
+        {"dhtfs_store_conflicts_total",
+         "Conditional puts that found another version (and were retried), per kind of request."},
+    };
+    size_t nt = sizeof(op_times) / sizeof(op_times[0]);
+    for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
+        mx_family(b, fam[f].name, MX_COUNTER, fam[f].help);
+        for (size_t i = 0; i < nt && op_times[i].run; i++) {
+            const op_time_t *t = &op_times[i];
+            mx_label_t l[2] = {{"op", op_kind_name(t->run)}, {"kind", ""}};
+            switch (f) {
+            case 0:
+                mx_sample_u64(b, fam[f].name, l, 1, t->count);
+                break;
+            case 1:
+                mx_sample_u64(b, fam[f].name, l, 1, op_errors[i]);
+                break;
+            case 2:
+                mx_sample_double(b, fam[f].name, l, 1, (double)t->usec / 1e6);
+                break;
+            case 3:
+                l[1].value = "get";
+                mx_sample_u64(b, fam[f].name, l, 2, t->store.gets);
+                l[1].value = "put";
+                mx_sample_u64(b, fam[f].name, l, 2, t->store.puts);
+                l[1].value = "delete";
+                mx_sample_u64(b, fam[f].name, l, 2, t->store.dels);
+                break;
+            case 4:
+                mx_sample_u64(b, fam[f].name, l, 1, t->store.conditional);
+                break;
+            default:
+                mx_sample_u64(b, fam[f].name, l, 1, t->store.conflicts);
+                break;
+            }
+        }
+    }
+    mx_family(b, "dhtfs_fuse_errors_total", MX_COUNTER, "FUSE error replies, per errno.");
+    size_t ne = sizeof err_codes / sizeof err_codes[0];
+    for (size_t e = 1; e < ne; e++) {
+        if (!err_codes[e])
+            continue;
+        char buf[16];
+        const char *name = e < ne - 1 ? strerrorname_np((int)e) : "other";
+        if (!name) {
+            snprintf(buf, sizeof buf, "%zu", e);
+            name = buf;
+        }
+        mx_label_t l = {"code", name};
+        mx_sample_u64(b, "dhtfs_fuse_errors_total", &l, 1, err_codes[e]);
     }
 }
 

@@ -8,6 +8,7 @@
 #include <fuse_lowlevel.h>
 
 #include "fs_i.h"
+#include "metrics.h"
 
 #include <sys/statvfs.h>
 
@@ -15,6 +16,12 @@ extern const struct fuse_lowlevel_ops fs_ops;
 
 /* Log, per kind of request, how many ran and their mean time (at info level). */
 void fs_ops_log_times(void);
+/*
+ * The same counters for the metrics endpoint (-o metrics=): per kind of
+ * request, the requests, their errors and time, and the store round trips
+ * they started; error replies per errno.
+ */
+void fs_ops_metrics(mx_buf_t *b);
 
 /*
  * Open volume fs->vol on the ring: read its record (creating it with

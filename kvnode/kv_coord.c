@@ -117,6 +117,7 @@ typedef struct kv_op {
     /* Write phase: our copy holds op->version; replicas that took it; one had newer. */
     bool local_ok, acked, newer_seen;
     unsigned wrote;
+    uint64_t t0_us; /* arrival, for the latency metric */
 } kv_op_t;
 
 static void op_step(kv_op_t *op);
@@ -289,6 +290,10 @@ static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
     if (op->answered)
         return;
     op->answered = true;
+    node_metrics_coord(&op->n->metrics, op->kind == OP_GET, false, node_metrics_usec() - op->t0_us);
+    /* Answered later than its request's handler ran: name the request type. */
+    uint8_t serving = op->n->metrics.serving;
+    op->n->metrics.serving = op->kind == OP_GET ? WIRE_KV_GET : WIRE_KV_PUT;
     char msg[WIRE_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -300,6 +305,7 @@ static void op_answer_error(kv_op_t *op, int err, const char *fmt, ...)
     node_reply_error(op->n, op->ident, op->ident_len, op->req_id, err, "%s", msg);
     for (joiner_t *j = op->joiners; j; j = j->next)
         node_reply_error(op->n, j->ident, j->ident_len, j->req_id, err, "%s", msg);
+    op->n->metrics.serving = serving;
     op_free_joiners(op);
     op_release(op);
 }
@@ -309,6 +315,7 @@ static void op_answer(kv_op_t *op, wire_msg_t *r)
     if (op->answered)
         return;
     op->answered = true;
+    node_metrics_coord(&op->n->metrics, op->kind == OP_GET, true, node_metrics_usec() - op->t0_us);
     if (op->kind == OP_PUT)
         op_dedup_end(op, 0, r->version);
     r->req_id = op->req_id;
@@ -868,6 +875,7 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
         return;
     }
     op->n = n;
+    op->t0_us = node_metrics_usec();
     memcpy(op->ident, ident, ident_len);
     op->ident_len = ident_len;
     op->req_id = m->req_id;
@@ -935,6 +943,7 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
                 }
                 if (queued >= QUEUE_MAX) {
                     op->answered = true;
+                    node_metrics_coord(&n->metrics, false, false, node_metrics_usec() - op->t0_us);
                     op_dedup_end(op, -EAGAIN, (kv_version_t){0, 0});
                     node_reply_error(n, ident, ident_len, m->req_id, EAGAIN,
                                      "%u writes already queued on this key; retry later", queued);

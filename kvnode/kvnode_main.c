@@ -9,10 +9,12 @@
  * ipc://), unless the operator says --insecure.
  */
 #include "auth.h"
+#include "http_metrics.h"
 #include "log.h"
 #include "loop.h"
 #include "mc_server.h"
 #include "node.h"
+#include "node_metrics.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -34,7 +36,7 @@ static void usage(FILE *f)
             "              [--read-quorum R] [--id-bits M] [--id ID] [--cache-mb MB]\n"
             "              [--log-level error|warn|info|debug] [--stabilize-ms MS] "
             "[--timeout-ms MS]\n"
-            "              [--fail-after-ms MS] [--tombstone-grace-s S]\n"
+            "              [--fail-after-ms MS] [--tombstone-grace-s S] [--metrics HOST:PORT]\n"
             "              [--key FILE [--peer-keys LIST] [--client-keys LIST]] [--insecure]\n"
             "              [--memcached HOST:PORT]\n"
             "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH); a secured\n"
@@ -42,10 +44,26 @@ static void usage(FILE *f)
             "--key FILE: secret key (dhtctl keygen); CURVE on every connection, and only\n"
             "keys in LIST files (one Z85 public key per line) get in. Without --key the\n"
             "node listens only on loopback or ipc:// unless --insecure is given.\n"
+            "--metrics HOST:PORT: serve GET /metrics (Prometheus text) over HTTP there;\n"
+            "loopback only, like --listen, unless the node is secured or --insecure.\n"
             "SIGTERM makes the node leave the ring gracefully and exit 0; SIGHUP re-reads\n"
             "the key lists.\n"
             "--memcached HOST:PORT: also speak memcached's text protocol there (items in\n"
             "the replicated store under mc/); loopback only unless --insecure.\n");
+}
+
+/* What a metrics scrape reads: the node, and the memcached front end if any. */
+typedef struct {
+    node_t *node;
+    mc_server_t *mc;
+} scrape_ctx_t;
+
+static void collect_metrics(mx_buf_t *b, void *arg)
+{
+    scrape_ctx_t *x = arg;
+    node_metrics_collect(b, x->node);
+    if (x->mc)
+        mc_server_metrics(x->mc, b);
 }
 
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -129,8 +147,10 @@ int main(int argc, char **argv)
     const char *memcached = NULL;
     bool insecure = false;
     log_level_t level = LOG_INFO;
+    const char *metrics_addr = NULL;
     enum {
         O_LISTEN = 256,
+        O_METRICS,
         O_JOIN,
         O_DATA,
         O_REPL,
@@ -153,6 +173,7 @@ int main(int argc, char **argv)
     };
     static const struct option opts[] = {
         {"listen", required_argument, NULL, O_LISTEN},
+        {"metrics", required_argument, NULL, O_METRICS},
         {"join", required_argument, NULL, O_JOIN},
         {"data", required_argument, NULL, O_DATA},
         {"replicas", required_argument, NULL, O_REPL},
@@ -180,6 +201,9 @@ int main(int argc, char **argv)
         switch (c) {
         case O_LISTEN:
             listen = optarg;
+            break;
+        case O_METRICS:
+            metrics_addr = optarg;
             break;
         case O_JOIN:
             join = optarg;
@@ -362,6 +386,24 @@ int main(int argc, char **argv)
             zmq_ctx_term(zctx);
         return NODE_EXIT_FAILURE;
     }
+    http_metrics_t *hm = NULL;
+    scrape_ctx_t scrape = {node, NULL};
+    if (metrics_addr) {
+        /* The same rule as --listen: loopback only unless secured or --insecure. */
+        hm = http_metrics_new(loop, metrics_addr, key_path || insecure, collect_metrics, &scrape,
+                              err, sizeof err);
+        if (!hm) {
+            fprintf(stderr, "kvnode: --metrics: %s\n", err);
+            node_destroy(&node);
+            auth_destroy(&sc.auth);
+            loop_destroy(&loop);
+            close(sfd);
+            zmq_ctx_term(zctx);
+            return NODE_EXIT_USAGE;
+        }
+        log_info("metrics", "serving GET /metrics on %s (port %u)", metrics_addr,
+                 http_metrics_port(hm));
+    }
     sc.node = node;
     loop_add_fd(loop, sfd, on_signal, &sc);
     /*
@@ -383,6 +425,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "kvnode: %s\n", err[0] ? err : "cannot start the memcached server");
             kvc_destroy(&mc_kvc);
             rpc_destroy(&mc_rpc);
+            http_metrics_destroy(&hm);
             node_destroy(&node);
             auth_destroy(&sc.auth);
             loop_destroy(&loop);
@@ -390,6 +433,7 @@ int main(int argc, char **argv)
             zmq_ctx_term(zctx);
             return NODE_EXIT_USAGE;
         }
+        scrape.mc = mc;
     }
     node_start(node);
     int rc = loop_run(loop);
@@ -403,6 +447,7 @@ int main(int argc, char **argv)
     kvc_destroy(&mc_kvc);
     node_destroy(&node);
     auth_destroy(&sc.auth);
+    http_metrics_destroy(&hm);
     if (key_path)
         sodium_memzero(&key, sizeof key);
     loop_destroy(&loop);

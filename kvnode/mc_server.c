@@ -1646,3 +1646,55 @@ void mc_server_destroy(mc_server_t **ps)
     free(s);
     *ps = NULL;
 }
+
+void mc_server_metrics(const mc_server_t *s, mx_buf_t *b)
+{
+    const stats_t *st = &s->st;
+    mx_family(b, "kvnode_memcached_connections", MX_GAUGE,
+              "memcached front end: open connections.");
+    mx_sample_u64(b, "kvnode_memcached_connections", NULL, 0, st->curr_conns);
+    mx_family(b, "kvnode_memcached_connections_total", MX_COUNTER,
+              "memcached front end: connections accepted.");
+    mx_sample_u64(b, "kvnode_memcached_connections_total", NULL, 0, st->total_conns);
+    mx_family(b, "kvnode_memcached_rejected_connections_total", MX_COUNTER,
+              "memcached front end: connections refused (too many).");
+    mx_sample_u64(b, "kvnode_memcached_rejected_connections_total", NULL, 0, st->rejected_conns);
+    static const char cmds[] = "kvnode_memcached_commands_total";
+    mx_family(b, cmds, MX_COUNTER, "memcached front end: commands, as stats counts them.");
+    const struct {
+        const char *cmd;
+        uint64_t v;
+    } c[] = {{"get", st->cmd_get},
+             {"set", st->cmd_set},
+             {"touch", st->cmd_touch},
+             {"flush", st->cmd_flush}};
+    for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+        mx_label_t l = {"command", c[i].cmd};
+        mx_sample_u64(b, cmds, &l, 1, c[i].v);
+    }
+    static const char res[] = "kvnode_memcached_results_total";
+    mx_family(b, res, MX_COUNTER, "memcached front end: outcomes of key lookups, per command.");
+    const struct {
+        const char *cmd, *result;
+        uint64_t v;
+    } r[] = {
+        {"get", "hit", st->get_hits},        {"get", "miss", st->get_misses},
+        {"get", "expired", st->get_expired}, {"get", "flushed", st->get_flushed},
+        {"delete", "hit", st->delete_hits},  {"delete", "miss", st->delete_misses},
+        {"incr", "hit", st->incr_hits},      {"incr", "miss", st->incr_misses},
+        {"decr", "hit", st->decr_hits},      {"decr", "miss", st->decr_misses},
+        {"cas", "hit", st->cas_hits},        {"cas", "miss", st->cas_misses},
+        {"cas", "badval", st->cas_badval},   {"touch", "hit", st->touch_hits},
+        {"touch", "miss", st->touch_misses},
+    };
+    for (size_t i = 0; i < sizeof r / sizeof r[0]; i++) {
+        mx_label_t l[2] = {{"command", r[i].cmd}, {"result", r[i].result}};
+        mx_sample_u64(b, res, l, 2, r[i].v);
+    }
+    mx_family(b, "kvnode_memcached_read_bytes_total", MX_COUNTER,
+              "memcached front end: bytes read from clients.");
+    mx_sample_u64(b, "kvnode_memcached_read_bytes_total", NULL, 0, st->bytes_read);
+    mx_family(b, "kvnode_memcached_written_bytes_total", MX_COUNTER,
+              "memcached front end: bytes written to clients.");
+    mx_sample_u64(b, "kvnode_memcached_written_bytes_total", NULL, 0, st->bytes_written);
+}

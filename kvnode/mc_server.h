@@ -13,6 +13,7 @@
 
 #include "kvclient.h"
 #include "loop.h"
+#include "metrics.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,5 +33,11 @@ mc_server_t *mc_server_new(loop_t *loop, kvc_t *kvc, const char *hostport, bool 
  * complete later into nothing; destroy the kvc after the server.
  */
 void mc_server_destroy(mc_server_t **s);
+
+/*
+ * The front end's counters (those `stats` reports) as Prometheus metrics
+ * (kvnode --metrics): connections, commands, hits and misses, bytes.
+ */
+void mc_server_metrics(const mc_server_t *s, mx_buf_t *b);
 
 #endif

@@ -256,6 +256,8 @@ int node_send(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_
         return len;
     }
     bool with_value = wire_type_has_value(m->type);
+    if (m->type == WIRE_ERROR)
+        node_metrics_error(&n->metrics, m->err_code);
     loop_touch(n->loop, n->router);
     if (zmq_send(n->router, ident, ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(n->router, buf, (size_t)len, ZMQ_DONTWAIT | (with_value ? ZMQ_SNDMORE : 0)) < 0 ||
@@ -633,8 +635,8 @@ static bool allowed(node_t *n, const uint8_t *ident, size_t ident_len, const wir
     return false;
 }
 
-static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8_t *data,
-                  size_t len, zmq_msg_t *value, const char *user_id)
+static void serve_msg(node_t *n, const uint8_t *ident, size_t ident_len, const uint8_t *data,
+                      size_t len, zmq_msg_t *value, const char *user_id)
 {
     wire_msg_t *m = &n->in;
     int rc = wire_decode(data, len, m);
@@ -657,12 +659,15 @@ static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8
     }
     if (rc < 0) {
         log_warn("net", "dropped a malformed message (%zu bytes)", len);
+        n->metrics.malformed++;
         return;
     }
     if (m->type & WIRE_REPLY || m->type == WIRE_ERROR) {
         log_warn("net", "dropped an unsolicited %s", wire_type_name(m->type));
         return;
     }
+    node_metrics_request(&n->metrics, m->type);
+    n->metrics.serving = m->type;
     if (!allowed(n, ident, ident_len, m, user_id))
         return;
     if (n->leaving && m->type != WIRE_PING && m->type != WIRE_INFO) {
@@ -714,6 +719,15 @@ static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8
         return;
     }
     node_send(n, ident, ident_len, r);
+}
+
+/* serve_msg, with the error replies it sends counted against its request type. */
+static void serve(node_t *n, const uint8_t *ident, size_t ident_len, const uint8_t *data,
+                  size_t len, zmq_msg_t *value, const char *user_id)
+{
+    n->metrics.serving = 0;
+    serve_msg(n, ident, ident_len, data, len, value, user_id);
+    n->metrics.serving = 0;
 }
 
 static void on_router(loop_t *loop, void *zsock, int fd, void *arg)
@@ -1269,6 +1283,8 @@ static int lock_data_dir(const char *dir, char *err, size_t errcap)
 node_t *node_new(const node_config_t *cfg, void *zctx, loop_t *loop, char *err, size_t errcap)
 {
     node_t *n = calloc(1, sizeof *n);
+    if (n)
+        node_metrics_init(&n->metrics);
     if (!n) {
         snprintf(err, errcap, "out of memory");
         return NULL;

@@ -6,6 +6,7 @@
 #define NODE_I_H
 
 #include "node.h"
+#include "node_metrics.h"
 #include "kv_version.h"
 #include "ring_state.h"
 #include "rpc.h"
@@ -80,6 +81,7 @@ struct node {
     store_t *store;
     kv_clock_t clock;
     struct kv *kv; /* kv.c's state */
+    node_metrics_t metrics;
 };
 
 /* Helpers node.c offers to kv.c. */

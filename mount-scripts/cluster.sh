@@ -27,7 +27,8 @@
 #
 # Environment: DHTFS_CLUSTER_DIR, DHTFS_BASE_PORT, DHTFS_BIN (dir holding
 # kvnode and dhtctl), KVNODE_ARGS (extra flags, e.g. "--replicas 3"),
-# DHTFS_CLUSTER_SECURE (1: as --secure),
+# DHTFS_CLUSTER_SECURE (1: as --secure), DHTFS_METRICS_BASE (node K serves
+# GET /metrics on NODE_HOST:BASE+K, kvnode --metrics),
 # DHTFS_NETNS_PREFIX (default dhtfs), DHTFS_NETNS_SUBNET (default 10.231.0).
 set -euo pipefail
 
@@ -182,6 +183,10 @@ start() {
         elif [ -f "$dir/netns" ]; then
             sec=(--insecure) # no --secure: the bridge is this machine's own
         fi
+        local mx=()
+        if [ -n "${DHTFS_METRICS_BASE:-}" ]; then
+            mx=(--metrics "$(node_host "$i"):$((DHTFS_METRICS_BASE + i))")
+        fi
         mkdir -p "$d"
         if alive "$d/pid"; then
             echo "node$i already running (pid $(cat "$d/pid"))"
@@ -195,7 +200,7 @@ start() {
         fi
         # shellcheck disable=SC2086
         setsid "${run[@]}" "$bin/kvnode" --listen "$ep" "${join[@]}" --data "$d/data" \
-            "${sec[@]}" ${KVNODE_ARGS:-} </dev/null >>"$d/log" 2>&1 &
+            "${sec[@]}" "${mx[@]}" ${KVNODE_ARGS:-} </dev/null >>"$d/log" 2>&1 &
         echo $! >"$d/pid"
         echo "node$i: $ep pid $! (log $d/log)"
         sleep 0.3

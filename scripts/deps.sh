@@ -5,14 +5,14 @@
 # attr, acl, python3, git, procps, sqlite3 and util-linux (flock) for the
 # mount tests; strace for sec_ring's capture of the bytes on the wire;
 # libmemcached's tools and pymemcache for kv_memcached, memcached for
-# bench/mc-bench.sh).
+# bench/mc-bench.sh; curl and prometheus's promtool for the metrics tests).
 set -euo pipefail
 
 build_pkgs=(build-essential cmake pkg-config libzmq3-dev libsodium-dev libcmocka-dev
     liblmdb-dev libfuse3-dev fuse3)
 test_pkgs=(jq clang libclang-rt-14-dev iproute2
     fio attr acl python3 git procps strace sqlite3 util-linux
-    libmemcached-tools python3-pymemcache memcached)
+    libmemcached-tools python3-pymemcache memcached curl prometheus)
 
 want=("${build_pkgs[@]}")
 if [ "${1:-build}" = test ]; then
