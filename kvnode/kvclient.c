@@ -41,20 +41,30 @@ enum {
     BUDGET_MIN_MS = 5000,
     /* A read asks R replicas itself when R is at most this; else its authority coordinates. */
     DIRECT_MAX = 7,
+    /*
+     * A direct read not settled by then goes to the authority (which asks
+     * all N and answers at R): one slow replica, or a node that does not
+     * know KV_READ, costs this, not a request timeout.
+     */
+    DIRECT_HEDGE_MS = 50,
+    /* A node that did not answer a direct read is not read directly for this long. */
+    DIRECT_PENALTY_MS = 5000,
 };
 
 typedef struct {
     ring_id_t id;
     char addr[ENDPOINT_MAX];
+    uint64_t no_direct_until; /* loop clock, ms */
 } cnode_t;
 
 typedef enum { K_GET, K_PUT, K_LOOKUP } kind_t;
 
 struct op;
+struct dset;
 
 /* One of the R reads of a direct read: where it went and what came back. */
 typedef struct {
-    struct op *op;
+    struct dset *set;
     ring_id_t id;
     char addr[ENDPOINT_MAX];
     bool answered;
@@ -64,6 +74,18 @@ typedef struct {
     kv_version_t version;
     bool vouched; /* the authority named this node in its replica set */
 } dread_t;
+
+/*
+ * A direct read's calls. Its own allocation: the get may settle (answer,
+ * or go to the authority) before every call is back, and the set lives
+ * until the last one is.
+ */
+typedef struct dset {
+    struct op *op; /* NULL once the get no longer waits for these calls */
+    unsigned dn, dpending;
+    uint64_t hedge_timer;
+    dread_t dr[DIRECT_MAX]; /* dr[0]: the authority */
+} dset_t;
 
 typedef struct op {
     kvc_t *c;
@@ -88,11 +110,9 @@ typedef struct op {
     kv_opid_t opid;
     bool unknown;
     bool hook_dropped;
-    /* Gets: the direct read (dr[0] is the authority); tried once, then the authority coordinates.
-     */
+    /* Gets: the direct read, tried once; then the authority coordinates. */
     bool direct_tried;
-    unsigned dn, dpending;
-    dread_t dr[DIRECT_MAX];
+    dset_t *ds;
     char redirect[ENDPOINT_MAX]; /* the authority said "not mine: ask this node" */
     bool held;                   /* held: the authority's value, until the others are in */
     zmq_msg_t held_value;
@@ -140,6 +160,7 @@ struct kvc {
 };
 
 static void dispatch(op_t *op);
+static void direct_detach(op_t *op);
 static void info_request(kvc_t *c);
 
 /* ------------------------------------------------------------ ring cache */
@@ -185,6 +206,7 @@ static void cache_add(kvc_t *c, const wire_node_t *n)
     memmove(&c->cache[k + 1], &c->cache[k], (c->ncache - k) * sizeof *c->cache);
     c->cache[k].id = n->id;
     snprintf(c->cache[k].addr, sizeof c->cache[k].addr, "%s", norm);
+    c->cache[k].no_direct_until = 0;
     c->ncache++;
 }
 
@@ -203,6 +225,8 @@ static void op_free(op_t *op)
         loop_timer_cancel(c->loop, op->timer);
     if (op->held)
         zmq_msg_close(&op->held_value);
+    if (op->ds)
+        direct_detach(op);
     free(op->value);
     free(op);
 }
@@ -389,7 +413,8 @@ static void send_kv(op_t *op, const char *addr)
     int rc = rpc_call(c->rpc, addr, req, c->timeout_ms, on_kv_reply, op);
     free(req);
     if (rc < 0) {
-        cache_remove_addr(c, addr);
+        if (rc != -EAGAIN) /* our own calls in flight are at their limit: not the node's fault */
+            cache_remove_addr(c, addr);
         retry(op, "cannot send");
         return;
     }
@@ -461,43 +486,72 @@ static void find(op_t *op)
  * KV_GET, which also repairs what it finds.
  */
 
+static cnode_t *cache_find_addr(kvc_t *c, const char *addr)
+{
+    for (size_t i = 0; i < c->ncache; i++)
+        if (strcmp(c->cache[i].addr, addr) == 0)
+            return &c->cache[i];
+    return NULL;
+}
+
+/* The get stops waiting for its direct calls; the set goes with the last answer. */
+static void direct_detach(op_t *op)
+{
+    dset_t *ds = op->ds;
+    op->ds = NULL;
+    ds->op = NULL;
+    if (ds->hedge_timer)
+        loop_timer_cancel(op->c->loop, ds->hedge_timer);
+    ds->hedge_timer = 0;
+    /* Whoever has not answered yet is not read directly for a while. */
+    uint64_t until = loop_clock_ms() + DIRECT_PENALTY_MS;
+    for (unsigned i = 0; i < ds->dn; i++) {
+        cnode_t *cn = ds->dr[i].answered ? NULL : cache_find_addr(op->c, ds->dr[i].addr);
+        if (cn)
+            cn->no_direct_until = until;
+    }
+    if (ds->dpending == 0)
+        free(ds);
+}
+
 static void direct_fallback(op_t *op)
 {
     kvc_t *c = op->c;
-    const dread_t *a = &op->dr[0];
+    dset_t *ds = op->ds;
+    dread_t a = ds->dr[0];
+    bool cancelled = false;
+    for (unsigned i = 0; i < ds->dn; i++)
+        cancelled |= ds->dr[i].rc == -ECANCELED;
     c->direct_fallbacks++;
+    direct_detach(op);
     if (op->held) {
         zmq_msg_close(&op->held_value);
         op->held = false;
     }
-    for (unsigned i = 0; i < op->dn; i++)
-        if (op->dr[i].rc == -ECANCELED) {
-            complete(op, -ECANCELED, NULL, "client shut down");
-            return;
-        }
-    if (a->rc == -EACCES) {
+    if (cancelled) {
+        complete(op, -ECANCELED, NULL, "client shut down");
+    } else if (a.rc == -EACCES) {
         complete(op, -EACCES, NULL, "the ring refused this client's key");
-    } else if (a->rc == -EREMOTE && op->redirect[0]) {
+    } else if (a.rc == -EREMOTE && op->redirect[0]) {
         char to[ENDPOINT_MAX];
         snprintf(to, sizeof to, "%s", op->redirect);
         send_kv(op, to);
-    } else if (!a->answered || a->rc == -ESHUTDOWN) {
-        cache_remove_addr(c, a->addr);
+    } else if (a.rc == -ESHUTDOWN || (!a.answered && a.rc != 1)) {
+        cache_remove_addr(c, a.addr); /* gone (or going): look again */
         retry(op, "no answer from the key's authority");
     } else {
-        char to[ENDPOINT_MAX];
-        snprintf(to, sizeof to, "%s", a->addr);
-        send_kv(op, to);
+        send_kv(op, a.addr); /* the authority coordinates (also when it was only slow) */
     }
 }
 
-/* All R reads are in: answer, or fall back to the authority. */
+/* All R reads are in and sound: answer, or fall back to the authority. */
 static void direct_settle(op_t *op, const wire_msg_t *last)
 {
-    const dread_t *a = &op->dr[0];
+    dset_t *ds = op->ds;
+    const dread_t *a = &ds->dr[0];
     bool ok = a->answered && a->rc == 0;
-    for (unsigned i = 1; i < op->dn && ok; i++) {
-        const dread_t *d = &op->dr[i];
+    for (unsigned i = 1; i < ds->dn && ok; i++) {
+        const dread_t *d = &ds->dr[i];
         ok = d->answered && d->rc == 0 && d->vouched && d->found == a->found &&
              (!a->found || (kv_version_cmp(d->version, a->version) == 0 &&
                             (d->flags & WIRE_FLAG_TOMBSTONE) == (a->flags & WIRE_FLAG_TOMBSTONE)));
@@ -507,7 +561,11 @@ static void direct_settle(op_t *op, const wire_msg_t *last)
         return;
     }
     op->c->direct_reads++;
-    if (!a->found || (a->flags & WIRE_FLAG_TOMBSTONE)) {
+    kv_version_t version = a->version;
+    uint8_t flags = a->flags;
+    bool found = a->found && !(flags & WIRE_FLAG_TOMBSTONE);
+    direct_detach(op);
+    if (!found) {
         complete(op, -ENOENT, NULL, NULL);
         return;
     }
@@ -519,8 +577,8 @@ static void direct_settle(op_t *op, const wire_msg_t *last)
     }
     wire_init(r, WIRE_KV_GET | WIRE_REPLY, 0);
     r->found = true;
-    r->version = a->version;
-    r->flags = a->flags;
+    r->version = version;
+    r->flags = flags;
     if (last) {
         r->value = last->value;
         r->value_len = last->value_len;
@@ -532,14 +590,31 @@ static void direct_settle(op_t *op, const wire_msg_t *last)
     free(r);
 }
 
+/* Not settled within DIRECT_HEDGE_MS: the authority coordinates instead. */
+static void on_direct_hedge(loop_t *loop, void *arg)
+{
+    (void)loop;
+    op_t *op = arg;
+    op->ds->hedge_timer = 0;
+    direct_fallback(op);
+}
+
 static void on_direct_reply(int rc, const wire_msg_t *r, void *arg)
 {
     dread_t *d = arg;
-    op_t *op = d->op;
-    kvc_t *c = op->c;
+    dset_t *ds = d->set;
+    ds->dpending--;
     d->answered = r != NULL || rc == -ECANCELED;
     d->rc = rc == 0 && !r ? -EIO : rc;
-    bool authority = d == &op->dr[0];
+    op_t *op = ds->op;
+    if (!op) {
+        /* Late: the get went on without this answer. */
+        if (ds->dpending == 0)
+            free(ds);
+        return;
+    }
+    kvc_t *c = op->c;
+    bool authority = d == &ds->dr[0];
     if (d->rc == 0) {
         d->found = r->found;
         d->version = r->version;
@@ -552,35 +627,40 @@ static void on_direct_reply(int rc, const wire_msg_t *r, void *arg)
                 cache_add(c, &r->succ[i]);
                 if (endpoint_normalize(r->succ[i].addr, norm, sizeof norm, NULL) < 0)
                     continue;
-                for (unsigned k = 1; k < op->dn; k++)
-                    if (op->dr[k].id == r->succ[i].id && strcmp(op->dr[k].addr, norm) == 0)
-                        op->dr[k].vouched = true;
+                for (unsigned k = 1; k < ds->dn; k++)
+                    if (ds->dr[k].id == r->succ[i].id && strcmp(ds->dr[k].addr, norm) == 0)
+                        ds->dr[k].vouched = true;
             }
         }
     } else if (rc == -EREMOTE && r && authority) {
         cache_add(c, &r->node);
         snprintf(op->redirect, sizeof op->redirect, "%s", r->node.addr);
-    } else if (!r && rc != -ECANCELED && !authority) {
-        cache_remove_addr(c, d->addr); /* not the place to read from while it is silent */
     }
-    if (--op->dpending > 0) {
+    /* A failed answer settles it at once: the authority has to coordinate. */
+    if (d->rc != 0) {
+        direct_fallback(op);
+        return;
+    }
+    if (ds->dpending > 0) {
         /* Keep the authority's value until the others are in (no copy). */
-        if (authority && d->rc == 0 && r->found) {
-            if (rpc_take_value(c->rpc, &op->held_value) == 0)
+        if (authority && r->found) {
+            if (rpc_take_value(c->rpc, &op->held_value) == 0) {
                 op->held = true;
-            else
+            } else {
                 d->rc = -ENOMEM;
+                direct_fallback(op);
+            }
         }
         return;
     }
-    direct_settle(op, authority && d->rc == 0 ? r : NULL);
+    direct_settle(op, authority ? r : NULL);
 }
 
 /*
  * Start a direct read at the cached owner (index k) and the next R - 1
  * cached nodes. Returns false (nothing sent) when the cache cannot name R
- * distinct nodes or a call cannot be sent; the get then goes to the
- * authority as usual.
+ * distinct nodes, one of them recently left a direct read unanswered, or
+ * no call could be sent; the get then goes to the authority as usual.
  */
 static bool direct_start(op_t *op, size_t k)
 {
@@ -588,37 +668,49 @@ static bool direct_start(op_t *op, size_t k)
     unsigned want = c->read_quorum;
     if (want < 2 || want > DIRECT_MAX || want > c->ncache || c->replicas < want)
         return false;
-    op->direct_tried = true;
-    op->dn = want;
+    uint64_t now = loop_clock_ms();
+    for (unsigned i = 0; i < want; i++)
+        if (c->cache[(k + i) % c->ncache].no_direct_until > now)
+            return false;
+    dset_t *ds = calloc(1, sizeof *ds);
+    wire_msg_t *req = malloc(sizeof *req);
+    if (!ds || !req) {
+        free(ds);
+        free(req);
+        return false;
+    }
+    ds->dn = want;
     for (unsigned i = 0; i < want; i++) {
         const cnode_t *cn = &c->cache[(k + i) % c->ncache];
-        op->dr[i] = (dread_t){.op = op, .id = cn->id};
-        snprintf(op->dr[i].addr, sizeof op->dr[i].addr, "%s", cn->addr);
+        /* rc 1: no answer yet */
+        ds->dr[i] = (dread_t){.set = ds, .id = cn->id, .rc = 1};
+        snprintf(ds->dr[i].addr, sizeof ds->dr[i].addr, "%s", cn->addr);
     }
-    wire_msg_t *req = malloc(sizeof *req);
-    if (!req)
-        return false;
-    op->dpending = 0;
     for (unsigned i = 0; i < want; i++) {
         wire_init(req, WIRE_KV_READ, 0);
         req->key_bytes = op->key;
         req->key_len = op->key_len;
         req->read_mode = i == 0 ? WIRE_READ_FULL : WIRE_READ_VERSION;
-        op->dpending++;
-        if (rpc_call(c->rpc, op->dr[i].addr, req, c->timeout_ms, on_direct_reply, &op->dr[i]) < 0) {
-            op->dpending--;
-            if (op->dpending == 0) {
-                free(req);
-                return false;
-            }
-            /* Calls already sent will answer; this one counts as unanswered. */
-            op->dr[i].answered = false;
-            op->dr[i].rc = -EIO;
-            op->dn = i + 1;
+        if (rpc_call(c->rpc, ds->dr[i].addr, req, c->timeout_ms, on_direct_reply, &ds->dr[i]) < 0) {
+            ds->dn = i; /* the calls already sent still answer; the set waits for them */
             break;
         }
+        ds->dpending++;
     }
     free(req);
+    if (ds->dpending == 0) {
+        free(ds);
+        return false;
+    }
+    op->direct_tried = true;
+    op->ds = ds;
+    ds->op = op;
+    if (ds->dn < want) {
+        /* Not all R asked: the authority coordinates; the calls out finish on their own. */
+        direct_fallback(op);
+        return true;
+    }
+    ds->hedge_timer = loop_timer_add(c->loop, DIRECT_HEDGE_MS, on_direct_hedge, op);
     return true;
 }
 
