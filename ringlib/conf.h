@@ -29,7 +29,7 @@ typedef struct {
 
 /* The arguments a file amounts to; owned by the caller, freed by conf_args_free. */
 typedef struct {
-    char **argv;     /* argc strings "--NAME" or "--NAME=VALUE", then NULL */
+    char **argv;     /* argc strings "--NAME" or "--NAME=VALUE", then NULL; NULL if argc is 0 */
     unsigned *lines; /* argv[i] came from line lines[i] (1-based) */
     size_t argc;
 } conf_args_t;
