@@ -76,14 +76,20 @@ static void collect_metrics(mx_buf_t *b, void *arg)
 
 /*
  * The --config file's arguments and the merged argument list, for the
- * process's lifetime (optarg points into them). Static so that they stay
- * reachable: a leak checker at exit has nothing to report.
+ * process's lifetime (optarg points into them); freed at exit.
  */
 static const char *conf_path;
 static conf_args_t conf_args;
 static char **all_args;
 /* The option being parsed: its index in all_args, 0 when none. */
 static int cur_opt;
+
+static void free_config(void)
+{
+    free(all_args);
+    all_args = NULL;
+    conf_args_free(&conf_args);
+}
 
 /* Blames the file's line when the option being parsed came from --config. */
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -199,6 +205,7 @@ static int merge_config(int argc, char **argv, const struct option *opts, char *
     char err[CONF_ERR_MAX];
     rc = conf_parse(text, len, keys, nkeys, &conf_args, &line, err);
     free(text);
+    atexit(free_config);
     if (rc < 0) {
         if (rc == -ENOMEM) {
             fprintf(stderr, "kvnode: --config %s: %s\n", conf_path, err);
