@@ -7,8 +7,13 @@
  * Safe by default: without --key the node is unauthenticated and clear
  * text, so it may listen only where nobody else can reach it (loopback or
  * ipc://), unless the operator says --insecure.
+ *
+ * --config FILE: the file's "NAME = VALUE" lines (ringlib/conf.h) become
+ * "--NAME=VALUE" arguments placed before the command line's own, so one
+ * getopt loop checks both and a flag on the command line wins over the file.
  */
 #include "auth.h"
+#include "conf.h"
 #include "http_metrics.h"
 #include "log.h"
 #include "loop.h"
@@ -31,25 +36,28 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: kvnode --listen EP [--join EP] --data DIR [--replicas N] [--write-quorum W]\n"
-            "              [--read-quorum R] [--id-bits M] [--id ID] [--cache-mb MB]\n"
-            "              [--log-level error|warn|info|debug] [--stabilize-ms MS] "
-            "[--timeout-ms MS]\n"
-            "              [--fail-after-ms MS] [--tombstone-grace-s S] [--metrics HOST:PORT]\n"
-            "              [--key FILE [--peer-keys LIST] [--client-keys LIST]] [--insecure]\n"
-            "              [--memcached HOST:PORT]\n"
-            "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH); a secured\n"
-            "node's endpoint ends in #KEY, its public key (--join tcp://HOST:PORT#KEY).\n"
-            "--key FILE: secret key (dhtctl keygen); CURVE on every connection, and only\n"
-            "keys in LIST files (one Z85 public key per line) get in. Without --key the\n"
-            "node listens only on loopback or ipc:// unless --insecure is given.\n"
-            "--metrics HOST:PORT: serve GET /metrics (Prometheus text) over HTTP there;\n"
-            "loopback only, like --listen, unless the node is secured or --insecure.\n"
-            "SIGTERM makes the node leave the ring gracefully and exit 0; SIGHUP re-reads\n"
-            "the key lists.\n"
-            "--memcached HOST:PORT: also speak memcached's text protocol there (items in\n"
-            "the replicated store under mc/); loopback only unless --insecure.\n");
+    fprintf(f, "usage: kvnode [--config FILE] --listen EP [--join EP] --data DIR [--replicas N]\n"
+               "              [--write-quorum W] [--read-quorum R] [--id-bits M] [--id ID]\n"
+               "              [--cache-mb MB]"
+               " [--log-level error|warn|info|debug]\n"
+               "              [--stabilize-ms MS] [--timeout-ms MS]\n"
+               "              [--fail-after-ms MS] [--tombstone-grace-s S] [--metrics HOST:PORT]\n"
+               "              [--key FILE [--peer-keys LIST] [--client-keys LIST]] [--insecure]\n"
+               "              [--memcached HOST:PORT]\n"
+               "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH); a secured\n"
+               "node's endpoint ends in #KEY, its public key (--join tcp://HOST:PORT#KEY).\n"
+               "--key FILE: secret key (dhtctl keygen); CURVE on every connection, and only\n"
+               "keys in LIST files (one Z85 public key per line) get in. Without --key the\n"
+               "node listens only on loopback or ipc:// unless --insecure is given.\n"
+               "--metrics HOST:PORT: serve GET /metrics (Prometheus text) over HTTP there;\n"
+               "loopback only, like --listen, unless the node is secured or --insecure.\n"
+               "SIGTERM makes the node leave the ring gracefully and exit 0; SIGHUP re-reads\n"
+               "the key lists.\n"
+               "--memcached HOST:PORT: also speak memcached's text protocol there (items in\n"
+               "the replicated store under mc/); loopback only unless --insecure.\n"
+               "--config FILE: take flags from FILE, one NAME = VALUE per line (NAME a long\n"
+               "flag without --, e.g. listen = tcp://127.0.0.1:7000; insecure = true; # starts\n"
+               "a comment line); flags on the command line override the file.\n");
 }
 
 /* What a metrics scrape reads: the node, and the memcached front end if any. */
@@ -66,6 +74,24 @@ static void collect_metrics(mx_buf_t *b, void *arg)
         mc_server_metrics(x->mc, b);
 }
 
+/*
+ * The --config file's arguments and the merged argument list, for the
+ * process's lifetime (optarg points into them); freed at exit.
+ */
+static const char *conf_path;
+static conf_args_t conf_args;
+static char **all_args;
+/* The option being parsed: its index in all_args, 0 when none. */
+static int cur_opt;
+
+static void free_config(void)
+{
+    free(all_args);
+    all_args = NULL;
+    conf_args_free(&conf_args);
+}
+
+/* Blames the file's line when the option being parsed came from --config. */
 static int bad(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 static int bad(const char *fmt, ...)
@@ -73,6 +99,8 @@ static int bad(const char *fmt, ...)
     va_list ap;
     va_start(ap, fmt);
     fprintf(stderr, "kvnode: ");
+    if (conf_path && cur_opt >= 1 && (size_t)cur_opt <= conf_args.argc)
+        fprintf(stderr, "%s:%u: ", conf_path, conf_args.lines[cur_opt - 1]);
     vfprintf(stderr, fmt, ap);
     fprintf(stderr, "\n");
     va_end(ap);
@@ -92,6 +120,119 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
     if (errno || v < lo || v > hi)
         return -ERANGE;
     *out = (unsigned)v;
+    return 0;
+}
+
+enum {
+    /* A config file is a few lines; anything near this is not one. */
+    CONF_FILE_MAX = 1 << 20,
+};
+
+/* FILE's bytes into a fresh buffer (*len of them); -errno, -EFBIG if too big. */
+static int read_file(const char *path, char **buf, size_t *len)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    char *b = malloc(CONF_FILE_MAX + 1);
+    if (!b) {
+        fclose(f);
+        return -ENOMEM;
+    }
+    size_t n = fread(b, 1, CONF_FILE_MAX + 1, f);
+    int rc = ferror(f) ? -EIO : n > CONF_FILE_MAX ? -EFBIG : 0;
+    fclose(f);
+    if (rc < 0) {
+        free(b);
+        return rc;
+    }
+    *buf = b;
+    *len = n;
+    return 0;
+}
+
+/*
+ * Take --config FILE (or --config=FILE) out of argv and put FILE's
+ * arguments in front of the rest: *args and *nargs become the list for getopt.
+ * Without --config, argv itself. Returns 0 or an exit status (a bad or
+ * unreadable file is a usage error naming FILE and, if it applies, LINE).
+ */
+static int merge_config(int argc, char **argv, const struct option *opts, char ***args, int *nargs)
+{
+    int at = 0, span = 0;
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        const char *p = NULL;
+        int n = 1;
+        if (strcmp(argv[i], "--config") == 0) {
+            if (i + 1 >= argc)
+                return bad("--config needs a FILE");
+            p = argv[i + 1];
+            n = 2;
+        } else if (strncmp(argv[i], "--config=", 9) == 0) {
+            p = argv[i] + 9;
+        }
+        if (!p)
+            continue;
+        if (conf_path)
+            return bad("--config given twice ('%s' and '%s')", conf_path, p);
+        if (!*p)
+            return bad("--config needs a FILE");
+        conf_path = p;
+        at = i;
+        span = n;
+        i += n - 1;
+    }
+    if (!conf_path) {
+        *args = argv;
+        *nargs = argc;
+        return 0;
+    }
+    /* Every flag but --help may be set from the file. */
+    conf_key_t keys[64];
+    size_t nkeys = 0;
+    for (const struct option *o = opts; o->name && nkeys < sizeof keys / sizeof keys[0]; o++)
+        if (strcmp(o->name, "help") != 0)
+            keys[nkeys++] = (conf_key_t){o->name, o->has_arg != no_argument};
+    char *text = NULL;
+    size_t len = 0;
+    int rc = read_file(conf_path, &text, &len);
+    if (rc < 0) {
+        fprintf(stderr, "kvnode: --config %s: %s\n", conf_path,
+                rc == -EFBIG ? "larger than 1 MiB, not a config file" : strerror(-rc));
+        return NODE_EXIT_USAGE;
+    }
+    unsigned line = 0;
+    char err[CONF_ERR_MAX];
+    rc = conf_parse(text, len, keys, nkeys, &conf_args, &line, err);
+    free(text);
+    atexit(free_config);
+    if (rc < 0) {
+        if (rc == -ENOMEM) {
+            fprintf(stderr, "kvnode: --config %s: %s\n", conf_path, err);
+            return NODE_EXIT_FAILURE;
+        }
+        fprintf(stderr, "kvnode: %s:%u: %s\n", conf_path, line, err);
+        fprintf(stderr, "kvnode: a config file holds NAME = VALUE lines, NAME a long flag "
+                        "without -- (see kvnode --help)\n");
+        return NODE_EXIT_USAGE;
+    }
+    /* argv[0], the file's arguments, then the command line without --config. */
+    size_t n = 1 + conf_args.argc + (size_t)(argc - 1 - span);
+    all_args = calloc(n + 1, sizeof *all_args);
+    if (!all_args) {
+        fprintf(stderr, "kvnode: out of memory\n");
+        return NODE_EXIT_FAILURE;
+    }
+    size_t k = 0;
+    all_args[k++] = argv[0];
+    for (size_t i = 0; i < conf_args.argc; i++)
+        all_args[k++] = conf_args.argv[i];
+    for (int i = 1; i < argc; i++)
+        if (i < at || i >= at + span)
+            all_args[k++] = argv[i];
+    all_args[k] = NULL;
+    *args = all_args;
+    *nargs = (int)k;
     return 0;
 }
 
@@ -196,8 +337,12 @@ int main(int argc, char **argv)
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
+    int mrc = merge_config(argc, argv, opts, &argv, &argc);
+    if (mrc != 0)
+        return mrc;
     int c;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        cur_opt = optind - 1;
         switch (c) {
         case O_LISTEN:
             listen = optarg;
@@ -277,6 +422,7 @@ int main(int argc, char **argv)
             return bad("unknown or incomplete option '%s'", argv[optind - 1]);
         }
     }
+    cur_opt = 0;
     if (optind < argc)
         return bad("unexpected argument '%s'", argv[optind]);
     if (!listen)
