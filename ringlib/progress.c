@@ -27,6 +27,27 @@ void progress_estimate(const progress_sample_t *prev, const progress_sample_t *c
     }
 }
 
+void progress_combine(const progress_sample_t *total, const progress_est_t *parts, size_t n,
+                      progress_est_t *out)
+{
+    *out = (progress_est_t){0};
+    out->idle = total->keys_left == 0 && total->streams == 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!parts[i].rate_known)
+            continue;
+        out->rate_known = true;
+        out->keys_per_s += parts[i].keys_per_s;
+        out->bytes_per_s += parts[i].bytes_per_s;
+    }
+    if (total->keys_left == 0) {
+        out->eta_known = true;
+        out->eta_s = 0;
+    } else if (out->rate_known && out->keys_per_s > 0) {
+        out->eta_known = true;
+        out->eta_s = (double)total->keys_left / out->keys_per_s;
+    }
+}
+
 const char *progress_duration(double s, char *buf, size_t cap)
 {
     if (!(s >= 0) || s > 1e12) {

@@ -36,6 +36,14 @@ typedef struct {
 void progress_estimate(const progress_sample_t *prev, const progress_sample_t *cur, uint64_t dt_ms,
                        progress_est_t *out);
 
+/*
+ * The ring's estimate from its nodes': total is the sum of the nodes'
+ * samples, parts their n estimates. The rate is the sum of the known
+ * rates (known if any is); the time left is total keys left over it.
+ */
+void progress_combine(const progress_sample_t *total, const progress_est_t *parts, size_t n,
+                      progress_est_t *out);
+
 /* "0s", "42s", "3m07s", "2h05m", "3d04h"; "unknown" for a negative or NaN s. */
 const char *progress_duration(double s, char *buf, size_t cap);
 

@@ -76,6 +76,30 @@ static void test_no_rate(void **state)
     assert_false(e.eta_known);
 }
 
+static void test_combine(void **state)
+{
+    (void)state;
+    progress_sample_t total = {.keys_left = 900, .streams = 1};
+    progress_est_t parts[3] = {
+        {.rate_known = true, .keys_per_s = 100, .bytes_per_s = 1000},
+        {.rate_known = false, .keys_per_s = 5000}, /* not comparable: left out */
+        {.rate_known = true, .keys_per_s = 200, .bytes_per_s = 3000},
+    };
+    progress_est_t e;
+    progress_combine(&total, parts, 3, &e);
+    assert_false(e.idle);
+    assert_true(e.rate_known);
+    assert_true(fabs(e.keys_per_s - 300) < 1e-9);
+    assert_true(fabs(e.bytes_per_s - 4000) < 1e-9);
+    assert_true(e.eta_known && fabs(e.eta_s - 3.0) < 1e-9);
+    progress_combine(&total, parts + 1, 1, &e);
+    assert_false(e.rate_known);
+    assert_false(e.eta_known);
+    total = (progress_sample_t){0};
+    progress_combine(&total, NULL, 0, &e);
+    assert_true(e.idle && e.eta_known && e.eta_s == 0);
+}
+
 static void test_formats(void **state)
 {
     (void)state;
@@ -96,9 +120,8 @@ static void test_formats(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_idle),
-        cmocka_unit_test(test_rate_and_eta),
-        cmocka_unit_test(test_no_rate),
+        cmocka_unit_test(test_idle),    cmocka_unit_test(test_rate_and_eta),
+        cmocka_unit_test(test_no_rate), cmocka_unit_test(test_combine),
         cmocka_unit_test(test_formats),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
