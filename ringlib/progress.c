@@ -18,10 +18,10 @@ void progress_estimate(const progress_sample_t *prev, const progress_sample_t *c
         out->keys_per_s = (double)(cur->moved_keys - prev->moved_keys) / dt;
         out->bytes_per_s = (double)(cur->moved_bytes - prev->moved_bytes) / dt;
     }
-    if (cur->keys_left == 0) {
+    if (out->idle) {
         out->eta_known = true;
         out->eta_s = 0;
-    } else if (out->rate_known && out->keys_per_s > 0) {
+    } else if (cur->keys_left > 0 && out->rate_known && out->keys_per_s > 0) {
         out->eta_known = true;
         out->eta_s = (double)cur->keys_left / out->keys_per_s;
     }
@@ -39,10 +39,10 @@ void progress_combine(const progress_sample_t *total, const progress_est_t *part
         out->keys_per_s += parts[i].keys_per_s;
         out->bytes_per_s += parts[i].bytes_per_s;
     }
-    if (total->keys_left == 0) {
+    if (out->idle) {
         out->eta_known = true;
         out->eta_s = 0;
-    } else if (out->rate_known && out->keys_per_s > 0) {
+    } else if (total->keys_left > 0 && out->rate_known && out->keys_per_s > 0) {
         out->eta_known = true;
         out->eta_s = (double)total->keys_left / out->keys_per_s;
     }

@@ -23,7 +23,8 @@ typedef struct {
     bool rate_known;    /* two comparable samples */
     double keys_per_s;  /* valid when rate_known */
     double bytes_per_s; /* valid when rate_known */
-    bool eta_known;     /* idle, or moving at a rate > 0 */
+    bool eta_known;     /* idle, or keys left moving at a rate > 0 (a stream that
+                         * has not counted its range yet: unknown) */
     double eta_s;       /* seconds left at the current rate (0 when idle) */
 } progress_est_t;
 
@@ -31,7 +32,8 @@ typedef struct {
  * The estimate for cur, given the sample prev taken dt_ms earlier (prev
  * NULL or dt_ms 0: no rate). A counter that went backwards (a node
  * restarted, or left the sum) makes the rate unknown rather than negative.
- * The time left is keys_left over the key rate.
+ * The time left is keys_left over the key rate; 0 when idle, unknown
+ * while streams run with nothing counted left (still comparing digests).
  */
 void progress_estimate(const progress_sample_t *prev, const progress_sample_t *cur, uint64_t dt_ms,
                        progress_est_t *out);

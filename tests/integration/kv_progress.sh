@@ -164,6 +164,14 @@ timeout --preserve-status -s INT 2 "$DHTCTL" --peer "$P0" status --watch 0.5 >/d
 out=$("$DHTCTL" --peer "$P0" status --watch 0.2 --count 3)
 [ "$(grep -c '^progress: ' <<<"$out")" = 3 ] || fail "--count 3 did not print 3 refreshes: $out"
 log "--watch: $n refreshes in 3 s, no screen clearing off a terminal, ^C exits 0, --count bounds it"
+if command -v script >/dev/null; then
+    # on a terminal (script's pty) each refresh clears the screen first
+    timeout 20 script -qec "$(printf '%q ' "$DHTCTL" --peer "$P0" status --watch 0.2 --count 2)" \
+        /dev/null >"$T/tty.out" </dev/null || fail "status --watch on a pty failed: $(cat "$T/tty.out")"
+    n=$(grep -c $'\033\\[H\033\\[2J' "$T/tty.out") || true
+    [ "$n" = 2 ] || fail "status --watch on a terminal cleared the screen $n times, not 2"
+    log "--watch on a terminal clears the screen before each refresh"
+fi
 
 for bad in "status 5" "status --watch 0" "status --watch=abc" "status --watch --count 0" \
     "status --count 2" "ring --watch"; do
