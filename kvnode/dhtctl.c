@@ -11,6 +11,7 @@
 #include "kvclient.h"
 #include "log.h"
 #include "loop.h"
+#include "progress.h"
 #include "rpc.h"
 #include "sec_key.h"
 #include "wire.h"
@@ -18,11 +19,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 enum {
@@ -59,7 +63,11 @@ static void usage(FILE *f)
                "  put KEY [VALUE] [--if-absent|--if-version V]  value from stdin if omitted\n"
                "  get KEY                               value to stdout; exit 1 if absent\n"
                "  del KEY [--if-version V]\n"
-               "  status [--json]                       nodes, keys, under-replicated keys\n"
+               "  status [--json] [--watch [SECONDS]] [--count N]\n"
+               "                                        nodes, keys, under-replicated keys,\n"
+               "                                        repair/hand-off progress; --watch\n"
+               "                                        refreshes every SECONDS (1) until ^C\n"
+               "                                        or N refreshes\n"
                "  replicas KEY --json                   what each replica holds, no repair\n"
                "  keygen FILE                           new CURVE key: FILE (secret, 0600), "
                "FILE.pub\n"
@@ -73,6 +81,18 @@ static void usage(FILE *f)
 }
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Seconds for --watch: a number in 0.1..86400. */
+static int parse_seconds(const char *s, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno || !(v >= 0.1 && v <= 86400))
+        return -1;
+    *out = v;
+    return 0;
+}
 
 static int usage_error(const char *fmt, ...)
 {
@@ -533,48 +553,67 @@ static int cmd_get(ctl_t *ctl, const char *peer, const char *key)
     return kv_exit("get", key, rc, w.message);
 }
 
-/* One physical node as status saw it: the copies it stores. */
+/* One physical node as status saw it: the copies it stores, what it still moves. */
 typedef struct {
     ring_id_t id;
     char addr[ENDPOINT_MAX];
     bool answered;
     uint64_t keys, bytes;
+    bool has_progress;      /* it answered STATS layout 2 */
+    progress_sample_t prog; /* when has_progress */
+    uint64_t at_ms;         /* when its STATS answer came */
+    progress_est_t est;     /* against the previous sample of the same node */
 } status_row_t;
 
-static void print_per_node(const status_row_t *rows, size_t n, unsigned m)
+/* One walk of the ring. */
+typedef struct {
+    unsigned m;
+    status_row_t *rows;
+    size_t nrows, cap;
+    uint64_t nodes, keys, under, stored, bytes, silent, open_nodes;
+    uint64_t prog_nodes;     /* nodes that reported progress */
+    progress_sample_t total; /* their sum */
+    progress_est_t est;      /* the ring's estimate */
+} status_snap_t;
+
+static void snap_free(status_snap_t *s)
 {
-    printf(",\"per_node\":[");
-    for (size_t i = 0; i < n; i++) {
-        char hex[RING_ID_HEX_MAX];
-        printf("%s{\"id\":\"%s\",\"addr\":", i ? "," : "", idhex(rows[i].id, m, hex));
-        json_string(rows[i].addr);
-        if (rows[i].answered)
-            printf(",\"keys\":%" PRIu64 ",\"bytes\":%" PRIu64 "}", rows[i].keys, rows[i].bytes);
-        else
-            printf(",\"keys\":null,\"bytes\":null}");
-    }
-    printf("]");
+    free(s->rows);
+    *s = (status_snap_t){0};
 }
 
-static int cmd_status(ctl_t *ctl, const char *peer)
+/* STATS of one node, asking for progress; an older node gets a version-1 STATS. */
+static int stats_call(ctl_t *ctl, const char *addr, wire_msg_t *st)
+{
+    wire_msg_t req;
+    wire_init(&req, WIRE_STATS, 0);
+    req.has_progress = true;
+    int rc = call(ctl, addr, &req, st);
+    if (rc == -EPROTONOSUPPORT) {
+        wire_init(&req, WIRE_STATS, 0);
+        rc = call(ctl, addr, &req, st);
+    }
+    return rc;
+}
+
+/* Walk the ring from peer, STATS of every node. 0, or an exit code. */
+static int status_walk(ctl_t *ctl, const char *peer, status_snap_t *s)
 {
     wire_msg_t *info = malloc(sizeof *info), *st = malloc(sizeof *st), req;
-    status_row_t *rows = NULL;
-    size_t nrows = 0, cap = 0;
+    int rc = 0;
+    *s = (status_snap_t){0};
     if (!info || !st) {
-        free(info);
-        free(st);
-        return 1;
+        rc = 1;
+        goto out;
     }
     wire_init(&req, WIRE_INFO, 0);
-    int rc = call(ctl, peer, &req, info);
+    rc = call(ctl, peer, &req, info);
     if (rc < 0) {
         rc = report_failure("status", peer, rc, info);
         goto out;
     }
-    unsigned m = info->id_bits;
+    s->m = info->id_bits;
     ring_id_t first = info->node.id;
-    uint64_t nodes = 0, keys = 0, under = 0, stored = 0, bytes = 0, silent = 0, open_nodes = 0;
     char addr[ENDPOINT_MAX];
     snprintf(addr, sizeof addr, "%s", info->node.addr);
     for (unsigned guard = 0; guard < RING_WALK_MAX; guard++) {
@@ -583,44 +622,60 @@ static int cmd_status(ctl_t *ctl, const char *peer)
          * (a ring still converging): stop rather than count it twice.
          */
         bool seen = false;
-        for (size_t i = 0; i < nrows && !seen; i++)
-            seen = rows[i].id == info->node.id;
+        for (size_t i = 0; i < s->nrows && !seen; i++)
+            seen = s->rows[i].id == info->node.id;
         if (seen) {
             fprintf(stderr, "dhtctl: status: successor pointers loop without returning to the "
                             "start (the ring is still converging)\n");
             break;
         }
-        if (nrows == cap) {
-            size_t ncap = cap ? 2 * cap : 16;
-            status_row_t *grown = realloc(rows, ncap * sizeof *rows);
+        if (s->nrows == s->cap) {
+            size_t ncap = s->cap ? 2 * s->cap : 16;
+            status_row_t *grown = realloc(s->rows, ncap * sizeof *s->rows);
             if (!grown) {
                 rc = 1;
                 goto out;
             }
-            rows = grown;
-            cap = ncap;
+            s->rows = grown;
+            s->cap = ncap;
         }
-        status_row_t *row = &rows[nrows++];
+        status_row_t *row = &s->rows[s->nrows++];
         *row = (status_row_t){.id = info->node.id};
         snprintf(row->addr, sizeof row->addr, "%s", addr);
         /* A secured node is known by an address that carries its key. */
         char base[ENDPOINT_MAX];
         uint8_t key[SEC_KEY_BYTES];
         if (endpoint_split_key(addr, base, key) != 1)
-            open_nodes++;
-        wire_init(&req, WIRE_STATS, 0);
-        if (call(ctl, addr, &req, st) == 0) {
-            keys += st->primary_keys;
-            under += st->under_replicated;
-            stored += st->stored_keys;
-            bytes += st->bytes;
+            s->open_nodes++;
+        if (stats_call(ctl, addr, st) == 0) {
+            s->keys += st->primary_keys;
+            s->under += st->under_replicated;
+            s->stored += st->stored_keys;
+            s->bytes += st->bytes;
             row->answered = true;
             row->keys = st->stored_keys;
             row->bytes = st->bytes;
+            row->at_ms = loop_clock_ms();
+            if (st->has_progress) {
+                row->has_progress = true;
+                row->prog = (progress_sample_t){
+                    .keys_left = st->hint_keys + st->stream_keys_left,
+                    .bytes_left = st->left_bytes,
+                    .streams = st->streams,
+                    .moved_keys = st->moved_keys,
+                    .moved_bytes = st->moved_bytes,
+                };
+                s->prog_nodes++;
+                s->total.keys_left += row->prog.keys_left;
+                s->total.bytes_left += row->prog.bytes_left;
+                s->total.streams += row->prog.streams;
+                s->total.moved_keys += row->prog.moved_keys;
+                s->total.moved_bytes += row->prog.moved_bytes;
+            }
         } else {
-            silent++;
+            s->silent++;
         }
-        nodes++;
+        s->nodes++;
         bool moved = false;
         wire_msg_t cur = *info;
         for (size_t k = 0; k < cur.nsucc && !moved; k++) {
@@ -635,35 +690,237 @@ static int cmd_status(ctl_t *ctl, const char *peer)
         if (!moved)
             break;
     }
+    rc = 0;
+out:
+    free(info);
+    free(st);
+    if (rc != 0)
+        snap_free(s);
+    return rc;
+}
+
+/* Estimates of cur against prev (NULL: the first sample, no rates). */
+static void status_estimate(status_snap_t *cur, const status_snap_t *prev)
+{
+    progress_est_t *parts = cur->nrows ? calloc(cur->nrows, sizeof *parts) : NULL;
+    size_t nparts = 0;
+    for (size_t i = 0; i < cur->nrows; i++) {
+        status_row_t *r = &cur->rows[i];
+        if (!r->has_progress)
+            continue;
+        const status_row_t *p = NULL;
+        for (size_t j = 0; prev && j < prev->nrows && !p; j++)
+            if (prev->rows[j].id == r->id && prev->rows[j].has_progress)
+                p = &prev->rows[j];
+        progress_estimate(p ? &p->prog : NULL, &r->prog,
+                          p && r->at_ms > p->at_ms ? r->at_ms - p->at_ms : 0, &r->est);
+        if (parts)
+            parts[nparts++] = r->est;
+    }
+    progress_combine(&cur->total, parts, nparts, &cur->est);
+    free(parts);
+}
+
+static void json_double(bool known, double v)
+{
+    if (known)
+        printf("%.1f", v);
+    else
+        printf("null");
+}
+
+static void json_progress(const progress_sample_t *p, const progress_est_t *e)
+{
+    printf("{\"idle\":%s,\"keys_left\":%" PRIu64 ",\"bytes_left\":%" PRIu64 ",\"streams\":%" PRIu64
+           ",\"moved_keys\":%" PRIu64 ",\"moved_bytes\":%" PRIu64 ",\"keys_per_s\":",
+           e->idle ? "true" : "false", p->keys_left, p->bytes_left, p->streams, p->moved_keys,
+           p->moved_bytes);
+    json_double(e->rate_known, e->keys_per_s);
+    printf(",\"bytes_per_s\":");
+    json_double(e->rate_known, e->bytes_per_s);
+    printf(",\"eta_s\":");
+    json_double(e->eta_known, e->eta_s);
+    printf("}");
+}
+
+static void print_per_node(const status_snap_t *s)
+{
+    printf(",\"per_node\":[");
+    for (size_t i = 0; i < s->nrows; i++) {
+        const status_row_t *r = &s->rows[i];
+        char hex[RING_ID_HEX_MAX];
+        printf("%s{\"id\":\"%s\",\"addr\":", i ? "," : "", idhex(r->id, s->m, hex));
+        json_string(r->addr);
+        if (r->answered)
+            printf(",\"keys\":%" PRIu64 ",\"bytes\":%" PRIu64, r->keys, r->bytes);
+        else
+            printf(",\"keys\":null,\"bytes\":null");
+        printf(",\"progress\":");
+        if (r->has_progress)
+            json_progress(&r->prog, &r->est);
+        else
+            printf("null");
+        printf("}");
+    }
+    printf("]");
+}
+
+/* "idle" or "K keys (B) left, R keys/s (B/s), about T left". */
+static void text_progress(const progress_sample_t *p, const progress_est_t *e)
+{
+    char b1[32], b2[32], b3[32];
+    if (e->idle) {
+        printf("idle");
+        if (e->rate_known && e->keys_per_s > 0)
+            printf(" (%.0f keys/s)", e->keys_per_s);
+        return;
+    }
+    printf("%" PRIu64 " keys (%s) left in %" PRIu64 " stream%s + hints, ", p->keys_left,
+           progress_bytes((double)p->bytes_left, b1, sizeof b1), p->streams,
+           p->streams == 1 ? "" : "s");
+    if (e->rate_known)
+        printf("%.0f keys/s (%s/s), ", e->keys_per_s,
+               progress_bytes(e->bytes_per_s, b2, sizeof b2));
+    else
+        printf("rate unknown, ");
+    printf("%s left", e->eta_known ? progress_duration(e->eta_s, b3, sizeof b3) : "time unknown");
+}
+
+static void status_print(ctl_t *ctl, const status_snap_t *s)
+{
     if (ctl->json) {
         printf("{\"nodes\":%llu,\"keys\":%llu,\"under_replicated\":%llu,\"stored\":%llu,"
                "\"bytes\":%llu,\"silent\":%llu,\"secured\":%s,\"unsecured_nodes\":%llu",
-               (unsigned long long)nodes, (unsigned long long)keys, (unsigned long long)under,
-               (unsigned long long)stored, (unsigned long long)bytes, (unsigned long long)silent,
-               open_nodes == 0 ? "true" : "false", (unsigned long long)open_nodes);
-        print_per_node(rows, nrows, m);
+               (unsigned long long)s->nodes, (unsigned long long)s->keys,
+               (unsigned long long)s->under, (unsigned long long)s->stored,
+               (unsigned long long)s->bytes, (unsigned long long)s->silent,
+               s->open_nodes == 0 ? "true" : "false", (unsigned long long)s->open_nodes);
+        print_per_node(s);
+        printf(",\"progress\":");
+        json_progress(&s->total, &s->est);
+        /* the ring's progress object also says how many nodes it covers */
         printf("}\n");
-    } else {
-        printf("nodes %llu  keys %llu  under-replicated %llu  stored copies %llu  bytes %llu  "
-               "%s%s\n",
-               (unsigned long long)nodes, (unsigned long long)keys, (unsigned long long)under,
-               (unsigned long long)stored, (unsigned long long)bytes,
-               open_nodes == 0 ? "secured (CURVE)" : "NOT secured",
-               silent ? "  (some nodes did not answer)" : "");
-        for (size_t i = 0; i < nrows; i++) {
-            char hex[RING_ID_HEX_MAX];
-            if (rows[i].answered)
-                printf("  %s  %s  keys %" PRIu64 "  bytes %" PRIu64 "\n", idhex(rows[i].id, m, hex),
-                       rows[i].addr, rows[i].keys, rows[i].bytes);
-            else
-                printf("  %s  %s  (no answer)\n", idhex(rows[i].id, m, hex), rows[i].addr);
-        }
+        return;
     }
-    rc = 0;
-out:
-    free(rows);
-    free(info);
-    free(st);
+    printf("nodes %llu  keys %llu  under-replicated %llu  stored copies %llu  bytes %llu  "
+           "%s%s\n",
+           (unsigned long long)s->nodes, (unsigned long long)s->keys, (unsigned long long)s->under,
+           (unsigned long long)s->stored, (unsigned long long)s->bytes,
+           s->open_nodes == 0 ? "secured (CURVE)" : "NOT secured",
+           s->silent ? "  (some nodes did not answer)" : "");
+    for (size_t i = 0; i < s->nrows; i++) {
+        char hex[RING_ID_HEX_MAX];
+        const status_row_t *r = &s->rows[i];
+        if (r->answered)
+            printf("  %s  %s  keys %" PRIu64 "  bytes %" PRIu64 "\n", idhex(r->id, s->m, hex),
+                   r->addr, r->keys, r->bytes);
+        else
+            printf("  %s  %s  (no answer)\n", idhex(r->id, s->m, hex), r->addr);
+    }
+    printf("progress: ");
+    if (s->prog_nodes == 0)
+        printf("not reported (nodes too old)");
+    else
+        text_progress(&s->total, &s->est);
+    if (s->prog_nodes && s->prog_nodes < s->nodes - s->silent)
+        printf("  (%llu of %llu nodes report progress)", (unsigned long long)s->prog_nodes,
+               (unsigned long long)(s->nodes - s->silent));
+    printf("\n");
+    for (size_t i = 0; i < s->nrows; i++) {
+        const status_row_t *r = &s->rows[i];
+        if (!r->has_progress || r->est.idle)
+            continue;
+        char hex[RING_ID_HEX_MAX];
+        printf("  %s  ", idhex(r->id, s->m, hex));
+        text_progress(&r->prog, &r->est);
+        printf("\n");
+    }
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    interrupted = 1;
+}
+
+/* Sleep ms, or less when interrupted. */
+static void nap_ms(uint64_t ms)
+{
+    struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+    while (!interrupted && nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+    }
+}
+
+enum { STATUS_RATE_SAMPLE_MS = 1000 };
+
+/*
+ * status: one walk. The text form, when something moves, walks again
+ * STATUS_RATE_SAMPLE_MS later to show a rate; --json stays one quick
+ * sample (scripts poll it) with the rate null. --watch: a walk every
+ * watch_ms until interrupted (SIGINT exits 0) or count refreshes (0: no
+ * limit), rates against the previous walk; the screen is cleared only on
+ * a terminal, and --json prints one object per line.
+ */
+static int cmd_status(ctl_t *ctl, const char *peer, uint64_t watch_ms, unsigned long count)
+{
+    status_snap_t prev = {0}, cur = {0};
+    bool have_prev = false;
+    int rc = 0;
+    if (watch_ms) {
+        struct sigaction sa = {0};
+        sa.sa_handler = on_sigint;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+    }
+    bool tty = isatty(STDOUT_FILENO) == 1;
+    for (unsigned long n = 0; !interrupted; n++) {
+        rc = status_walk(ctl, peer, &cur);
+        if (rc != 0) {
+            if (!watch_ms)
+                break;
+            /* --watch rides out a node that stops answering */
+            if (count && n + 1 >= count)
+                break;
+            nap_ms(watch_ms);
+            continue;
+        }
+        status_estimate(&cur, have_prev ? &prev : NULL);
+        if (!watch_ms && !ctl->json && !cur.est.idle && cur.prog_nodes) {
+            snap_free(&prev);
+            prev = cur;
+            nap_ms(STATUS_RATE_SAMPLE_MS);
+            rc = status_walk(ctl, peer, &cur);
+            if (rc != 0)
+                break;
+            status_estimate(&cur, &prev);
+        }
+        if (watch_ms && tty && !ctl->json)
+            printf("\033[H\033[2J");
+        if (watch_ms && !ctl->json) {
+            time_t now = time(NULL);
+            struct tm tm;
+            char when[32];
+            strftime(when, sizeof when, "%H:%M:%S", localtime_r(&now, &tm));
+            printf("dhtctl status  %s  every %.1fs  (^C to stop)\n", when,
+                   (double)watch_ms / 1000.0);
+        }
+        status_print(ctl, &cur);
+        fflush(stdout);
+        snap_free(&prev);
+        prev = cur;
+        cur = (status_snap_t){0};
+        have_prev = true;
+        if (!watch_ms || (count && n + 1 >= count))
+            break;
+        nap_ms(watch_ms);
+    }
+    if (watch_ms && interrupted)
+        rc = 0;
+    snap_free(&prev);
+    snap_free(&cur);
     return rc;
 }
 
@@ -811,8 +1068,13 @@ int main(int argc, char **argv)
         O_ABSENT,
         O_IFVER,
         O_KEY,
-        O_LOG
+        O_LOG,
+        O_WATCH,
+        O_COUNT
     };
+    double watch_s = 0; /* 0: no --watch */
+    bool watch = false;
+    unsigned long watch_count = 0;
     log_level_t level = LOG_ERROR;
     /* Options may follow the command; a value starting with '-' goes after "--". */
     static const struct option opts[] = {
@@ -826,6 +1088,8 @@ int main(int argc, char **argv)
         {"if-version", required_argument, NULL, O_IFVER},
         {"log-level", required_argument, NULL, O_LOG},
         {"help", no_argument, NULL, O_HELP},
+        {"watch", optional_argument, NULL, O_WATCH},
+        {"count", required_argument, NULL, O_COUNT},
         {NULL, 0, NULL, 0},
     };
     opterr = 0;
@@ -870,6 +1134,21 @@ int main(int argc, char **argv)
                                    optarg);
             ctl.cond = KVC_PUT_IF_VERSION;
             break;
+        case O_WATCH:
+            watch = true;
+            if (optarg && parse_seconds(optarg, &watch_s) < 0)
+                return usage_error("--watch takes seconds (0.1..86400), got '%s'", optarg);
+            break;
+        case O_COUNT: {
+            char *end;
+            errno = 0;
+            unsigned long v = strtoul(optarg, &end, 10);
+            if (*end || end == optarg || optarg[0] == '-' || v < 1 || errno)
+                return usage_error("--count takes a positive number of refreshes, got '%s'",
+                                   optarg);
+            watch_count = v;
+            break;
+        }
         case O_HELP:
             usage(stdout);
             return 0;
@@ -915,7 +1194,7 @@ int main(int argc, char **argv)
         int min_args, max_args;
     } cmds[] = {
         {"ring", 0, 0}, {"fingers", 0, 0}, {"lookup", 1, 1}, {"put", 1, 2},
-        {"get", 1, 1},  {"del", 1, 1},     {"status", 0, 0}, {"replicas", 1, 1},
+        {"get", 1, 1},  {"del", 1, 1},     {"status", 0, 1}, {"replicas", 1, 1},
     };
     int which = -1;
     for (int i = 0; i < (int)(sizeof cmds / sizeof cmds[0]); i++)
@@ -929,6 +1208,21 @@ int main(int argc, char **argv)
         return usage_error("--if-absent/--if-version only apply to put and del, not '%s'", cmd);
     if ((iterative || recursive) && strcmp(cmd, "lookup") != 0)
         return usage_error("--iterative/--recursive only apply to lookup, not '%s'", cmd);
+    if ((watch || watch_count) && strcmp(cmd, "status") != 0)
+        return usage_error("--watch/--count only apply to status, not '%s'", cmd);
+    if (watch_count && !watch)
+        return usage_error("--count needs --watch");
+    if (strcmp(cmd, "status") == 0 && nargs == 1) {
+        /* status --watch SECONDS */
+        if (!watch)
+            return usage_error("status takes no argument (did you mean --watch %s?)", args[0]);
+        if (watch_s > 0)
+            return usage_error("--watch given seconds twice");
+        if (parse_seconds(args[0], &watch_s) < 0)
+            return usage_error("--watch takes seconds (0.1..86400), got '%s'", args[0]);
+    }
+    if (watch && watch_s == 0)
+        watch_s = 1;
 
     log_set_level(level);
     if (sodium_init() < 0)
@@ -958,7 +1252,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "get") == 0)
         rc = cmd_get(&ctl, peer, args[0]);
     else if (strcmp(cmd, "status") == 0)
-        rc = cmd_status(&ctl, peer);
+        rc = cmd_status(&ctl, peer, watch ? (uint64_t)(watch_s * 1000.0 + 0.5) : 0, watch_count);
     else
         rc = cmd_replicas(&ctl, peer, args[0]);
     if (fflush(stdout) != 0 && rc == 0)

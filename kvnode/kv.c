@@ -66,6 +66,25 @@ size_t node_replica_set(const node_t *n, ring_id_t *out, size_t cap)
  * since the last round started looking, so the count follows writes at
  * once instead of a round later.
  */
+/*
+ * What this node still has to move and what it has moved (the STATS
+ * layout-2 fields): all kept incrementally, no scan. Bytes left are an
+ * estimate from the mean stored record; hints hold no value size.
+ */
+static void kv_progress(node_t *n, wire_msg_t *r)
+{
+    struct kv *kv = n->kv;
+    r->hint_keys = kv_repl_backlog(n);
+    for (sync_t *s = kv->sessions; s; s = s->next) {
+        r->streams++;
+        r->stream_keys_left += kv_sync_left(s->ks);
+    }
+    uint64_t left = r->hint_keys + r->stream_keys_left;
+    r->left_bytes = r->stored_keys ? left * (r->bytes / r->stored_keys) : 0;
+    r->moved_keys = kv->moved_keys;
+    r->moved_bytes = kv->moved_bytes;
+}
+
 void kv_stats(node_t *n, wire_msg_t *r)
 {
     struct kv *kv = n->kv;
@@ -89,6 +108,7 @@ void kv_stats(node_t *n, wire_msg_t *r)
     r->under_replicated = under < primary ? under : primary;
     r->stored_keys = store_count(n->store);
     r->bytes = store_bytes(n->store);
+    kv_progress(n, r);
     struct statvfs sv;
     if (statvfs(n->cfg.data_dir, &sv) == 0) {
         r->disk_total = (uint64_t)sv.f_blocks * sv.f_frsize;
@@ -134,6 +154,7 @@ bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_
         wire_msg_t *r = &n->out;
         wire_init(r, WIRE_STATS | WIRE_REPLY, m->req_id);
         kv_stats(n, r);
+        r->has_progress = m->has_progress; /* layout 2 answers layout 2 */
         node_send(n, ident, ident_len, r);
         return true;
     }

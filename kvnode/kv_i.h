@@ -88,7 +88,16 @@ struct kv {
     void (*handoff_done)(node_t *n);
     unsigned handoff_pending;
     uint64_t handoff_timer;
+    /* progress: records and key+value bytes sent by hints and range streams */
+    uint64_t moved_keys, moved_bytes;
 };
+
+/* A record of key_len + value_len bytes went out to another node (hint or stream). */
+static inline void kv_moved(struct kv *kv, size_t key_len, size_t value_len)
+{
+    kv->moved_keys++;
+    kv->moved_bytes += key_len + value_len;
+}
 
 static inline uint64_t kv_wall_ms(void)
 {

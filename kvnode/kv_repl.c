@@ -144,6 +144,7 @@ static bool send_hint(node_t *n, repl_peer_t *p, const char *addr, kv_hint_t *h)
         kv_hintq_done(p->q, h, false, now);
         return false;
     }
+    kv_moved(n->kv, h->key_len, rec.value_len);
     return true;
 }
 

@@ -116,6 +116,7 @@ static bool sync_send_put(sync_t *s, const uint8_t *key, uint16_t key_len, kv_sy
         *step = kv_sync_on_put(s->ks, rc);
         return true;
     }
+    kv_moved(n->kv, key_len, rec.value_len);
     return false;
 }
 

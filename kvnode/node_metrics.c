@@ -197,15 +197,20 @@ void node_metrics_collect(mx_buf_t *b, void *arg)
 
     gauge(b, "kvnode_hint_backlog_keys",
           "Hinted hand-off: copies queued or in flight to replicas that missed them.",
-          kv_repl_backlog(n));
+          st.hint_keys);
     counter(b, "kvnode_hints_lost_total",
             "Hints given up (queue overflow, failed replica): left to anti-entropy.",
             kv_repl_lost(n));
-    unsigned streams = 0;
-    for (sync_t *s = kv->sessions; s; s = s->next)
-        streams++;
     gauge(b, "kvnode_range_streams",
-          "Range streams (repair, join and leave hand-off) this node is sending.", streams);
+          "Range streams (repair, join and leave hand-off) this node is sending.", st.streams);
+    gauge(b, "kvnode_range_stream_keys_left",
+          "Records of the running range streams not compared or sent yet (upper bound).",
+          st.stream_keys_left);
+    gauge(b, "kvnode_progress_left_bytes",
+          "Estimated bytes of hint backlog and range streams still to send.", st.left_bytes);
+    counter(b, "kvnode_moved_keys_total",
+            "Records sent to other nodes by hinted hand-off and range streams.", st.moved_keys);
+    counter(b, "kvnode_moved_bytes_total", "Key and value bytes of those records.", st.moved_bytes);
     gauge(b, "kvnode_antientropy_round_active", "1 while an anti-entropy round runs.",
           kv->round_active);
     gauge(b, "kvnode_antientropy_round_streams_pending",

@@ -29,6 +29,9 @@ struct kv_sync {
     bool done, failed, counted;
     uint64_t local_count; /* the whole range's, from the first digest */
     uint64_t sent, missing, digests, offered;
+    uint64_t wanted;    /* records the receiver asked for */
+    uint64_t settled;   /* local records of spans finished (matched or scanned) */
+    uint64_t cur_local; /* local records of cur, from its digest */
 
     span_t cur;             /* the span being compared or scanned */
     span_t todo[SPANS_MAX]; /* spans still to compare, the next on top */
@@ -150,9 +153,12 @@ kv_sync_step_t kv_sync_on_digest(kv_sync_t *s, int rc, uint64_t local_count,
     if (rc < 0)
         return fail(s);
     s->digests++;
+    s->cur_local = local_count;
     if (local_count == remote_count && local_digest[0] == remote_digest[0] &&
-        local_digest[1] == remote_digest[1])
+        local_digest[1] == remote_digest[1]) {
+        s->settled += local_count;
         return next_span(s);
+    }
     uint64_t most = local_count > remote_count ? local_count : remote_count;
     if (most > KV_SYNC_LEAF && split(s))
         return next_span(s);
@@ -189,8 +195,10 @@ bool kv_sync_add(kv_sync_t *s, const uint8_t *key, uint16_t key_len, ring_id_t p
 
 kv_sync_step_t kv_sync_scanned(kv_sync_t *s)
 {
-    if (s->noffers == 0)
+    if (s->noffers == 0) {
+        s->settled += s->cur_local; /* this leaf is scanned to its end */
         return next_span(s);
+    }
     s->offered += s->noffers;
     return KV_SYNC_SEND_OFFER;
 }
@@ -221,6 +229,7 @@ kv_sync_step_t kv_sync_on_want(kv_sync_t *s, int rc, const uint16_t *want, size_
             s->want[s->nwant++] = idx;
         }
     }
+    s->wanted += s->nwant;
     if (s->nwant == 0) {
         reset_batch(s);
         return KV_SYNC_SCAN;
@@ -284,6 +293,18 @@ uint64_t kv_sync_digests(const kv_sync_t *s)
 uint64_t kv_sync_offered(const kv_sync_t *s)
 {
     return s->offered;
+}
+
+uint64_t kv_sync_wanted(const kv_sync_t *s)
+{
+    return s->wanted;
+}
+
+uint64_t kv_sync_left(const kv_sync_t *s)
+{
+    if (s->done || s->failed || !s->counted)
+        return 0;
+    return s->local_count > s->settled ? s->local_count - s->settled : 0;
 }
 
 bool kv_sync_failed(const kv_sync_t *s)

@@ -133,6 +133,16 @@ uint64_t kv_sync_missing(const kv_sync_t *s);
 /* Digests compared and records offered so far (what the comparison cost). */
 uint64_t kv_sync_digests(const kv_sync_t *s);
 uint64_t kv_sync_offered(const kv_sync_t *s);
+/* Records the receiver asked for so far (each is then sent or counted missing). */
+uint64_t kv_sync_wanted(const kv_sync_t *s);
+/*
+ * Progress: the local records of the range not settled yet, i.e. in spans
+ * neither found equal nor scanned to their end (an upper bound of what is
+ * left to send; records being offered or sent are still in it). 0 before
+ * the first digest (not known yet) and once the stream is done or failed.
+ * Costs nothing: the digests already count the records of each span.
+ */
+uint64_t kv_sync_left(const kv_sync_t *s);
 bool kv_sync_failed(const kv_sync_t *s);
 bool kv_sync_done(const kv_sync_t *s);
 

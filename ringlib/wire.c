@@ -251,6 +251,12 @@ static bool has_opid_layout(uint8_t t)
     return t == WIRE_KV_PUT || t == WIRE_REPL_PUT || t == (WIRE_REPL_GET | WIRE_REPLY);
 }
 
+/* Types with a layout version 2 that adds progress counters. */
+static bool has_progress_layout(uint8_t t)
+{
+    return t == WIRE_STATS || t == (WIRE_STATS | WIRE_REPLY);
+}
+
 static void put_opid(wbuf_t *w, kv_opid_t id)
 {
     if (!kv_opid_is_set(id))
@@ -302,12 +308,13 @@ static bool known_type(uint8_t t)
 
 int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
 {
-    if (!known_type(m->type) || (m->has_opid && !has_opid_layout(m->type)))
+    if (!known_type(m->type) || (m->has_opid && !has_opid_layout(m->type)) ||
+        (m->has_progress && !has_progress_layout(m->type)))
         return -EINVAL;
     wbuf_t w = {buf, buf + cap, false, false};
     put_u8(&w, 'D');
     put_u8(&w, 'H');
-    put_u8(&w, m->has_opid ? WIRE_VERSION_OPID : WIRE_VERSION);
+    put_u8(&w, m->has_opid || m->has_progress ? WIRE_VERSION_OPID : WIRE_VERSION);
     put_u8(&w, m->type);
     put_u64(&w, m->req_id);
 
@@ -412,6 +419,14 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         put_u64(&w, m->bytes);
         put_u64(&w, m->disk_total);
         put_u64(&w, m->disk_free);
+        if (m->has_progress) {
+            put_u64(&w, m->hint_keys);
+            put_u64(&w, m->streams);
+            put_u64(&w, m->stream_keys_left);
+            put_u64(&w, m->left_bytes);
+            put_u64(&w, m->moved_keys);
+            put_u64(&w, m->moved_bytes);
+        }
         break;
     case WIRE_REDIRECT:
         put_node(&w, &m->node);
@@ -495,11 +510,13 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
     rbuf_t r = {buf + 4, buf + len, false};
     out->type = buf[3];
     out->req_id = get_u64(&r);
-    if (buf[2] != WIRE_VERSION && !(buf[2] == WIRE_VERSION_OPID && has_opid_layout(out->type)))
+    if (buf[2] != WIRE_VERSION && !(buf[2] == WIRE_VERSION_OPID &&
+                                    (has_opid_layout(out->type) || has_progress_layout(out->type))))
         return -EPROTONOSUPPORT;
     if (!known_type(out->type))
         return -EBADMSG;
-    out->has_opid = buf[2] == WIRE_VERSION_OPID;
+    out->has_opid = buf[2] == WIRE_VERSION_OPID && has_opid_layout(out->type);
+    out->has_progress = buf[2] == WIRE_VERSION_OPID && has_progress_layout(out->type);
 
     switch (out->type) {
     case WIRE_PING:
@@ -606,6 +623,14 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         out->bytes = get_u64(&r);
         out->disk_total = get_u64(&r);
         out->disk_free = get_u64(&r);
+        if (out->has_progress) {
+            out->hint_keys = get_u64(&r);
+            out->streams = get_u64(&r);
+            out->stream_keys_left = get_u64(&r);
+            out->left_bytes = get_u64(&r);
+            out->moved_keys = get_u64(&r);
+            out->moved_bytes = get_u64(&r);
+        }
         break;
     case WIRE_REDIRECT:
         get_node(&r, &out->node);

@@ -22,7 +22,8 @@ enum {
     /*
      * The header's version byte is the layout version of the message: 1
      * for every type; 2 exists only for KV_PUT, REPL_PUT and REPL_GET_R,
-     * which then carry a write identity (and KV_PUT the client's budget).
+     * which then carry a write identity (and KV_PUT the client's budget),
+     * and for STATS and STATS_R (the reply then adds progress counters).
      * A node that speaks only 1 answers a version-2 message with ERROR
      * EPROTONOSUPPORT instead of misreading it.
      */
@@ -203,6 +204,20 @@ typedef struct {
     /* STATS reply */
     uint64_t primary_keys, stored_keys, under_replicated, bytes;
     uint64_t disk_total, disk_free; /* bytes of the file system holding the node's data */
+    /*
+     * STATS and STATS_R in layout version 2 (has_progress): a STATS asks
+     * for, and its reply carries, what the node still has to move and what
+     * it has moved. Gauges: hint_keys (hinted hand-off backlog), streams
+     * (range streams this node is sending: join/leave hand-off, pulls,
+     * anti-entropy), stream_keys_left (records of those ranges not yet
+     * compared plus records wanted and not yet sent), left_bytes (estimate
+     * for hint_keys + stream_keys_left from the node's mean record size).
+     * Counters since start: moved_keys, moved_bytes (records and key+value
+     * bytes sent by hints and streams).
+     */
+    bool has_progress;
+    uint64_t hint_keys, streams, stream_keys_left, left_bytes;
+    uint64_t moved_keys, moved_bytes;
 
     /*
      * The tail: the arrays, ~29 KB of the ~30 KB struct, meaningful only up

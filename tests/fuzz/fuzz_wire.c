@@ -51,7 +51,11 @@ static bool store_fields_equal(const wire_msg_t *a, const wire_msg_t *b)
         a->stored_keys != b->stored_keys || a->under_replicated != b->under_replicated ||
         a->bytes != b->bytes || a->has_opid != b->has_opid || a->opid.client != b->opid.client ||
         a->opid.seq != b->opid.seq || a->budget_ms != b->budget_ms ||
-        a->earlier_unknown != b->earlier_unknown)
+        a->earlier_unknown != b->earlier_unknown || a->disk_total != b->disk_total ||
+        a->disk_free != b->disk_free || a->has_progress != b->has_progress ||
+        a->hint_keys != b->hint_keys || a->streams != b->streams ||
+        a->stream_keys_left != b->stream_keys_left || a->left_bytes != b->left_bytes ||
+        a->moved_keys != b->moved_keys || a->moved_bytes != b->moved_bytes)
         return false;
     for (unsigned i = 0; i < a->noffers; i++)
         if (!bytes_equal(a->offers[i].key, a->offers[i].key_len, b->offers[i].key,

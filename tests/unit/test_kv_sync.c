@@ -42,6 +42,7 @@ typedef struct {
     /* observations */
     unsigned puts, put_failures, vanished, max_inflight, offers_sent, digests;
     unsigned pending;
+    uint64_t left_max; /* largest kv_sync_left seen */
     const uint8_t *pending_key[KV_SYNC_WINDOW];
     uint16_t pending_len[KV_SYNC_WINDOW];
 } net_t;
@@ -171,7 +172,18 @@ static kv_sync_t *run(net_t *net, ring_id_t lo, ring_id_t hi)
     kv_sync_t *ks = kv_sync_new(lo, hi, net->id_bits ? net->id_bits : 64);
     assert_non_null(ks);
     kv_sync_step_t step = kv_sync_start(ks);
+    net->left_max = 0;
+    uint64_t last_left = UINT64_MAX;
+    unsigned digests0 = net->digests; /* a net may run several streams */
     for (unsigned guard = 0; guard < 1000000; guard++) {
+        /* Progress only goes down once known (0 before the first digest). */
+        uint64_t left = kv_sync_left(ks);
+        if (left > net->left_max)
+            net->left_max = left;
+        if (net->digests > digests0 && last_left != UINT64_MAX)
+            assert_true(left <= last_left);
+        if (net->digests > digests0)
+            last_left = left;
         switch (step) {
         case KV_SYNC_SEND_DIGEST: {
             uint64_t lc, rc_count, ld[2], rd[2];
@@ -252,6 +264,7 @@ static kv_sync_t *run(net_t *net, ring_id_t lo, ring_id_t hi)
             break;
         case KV_SYNC_DONE:
             assert_true(kv_sync_done(ks));
+            assert_int_equal(kv_sync_left(ks), 0);
             return ks;
         }
     }
@@ -331,6 +344,8 @@ static void test_kv_sync_empty_receiver_gets_everything(void **state)
     assert_int_equal(net->dst->n, 1500);
     assert_int_equal(kv_sync_sent(ks), 1500);
     assert_int_equal(kv_sync_missing(ks), 0);
+    assert_int_equal(kv_sync_wanted(ks), 1500);
+    assert_int_equal(net->left_max, 1500); /* the whole range was left once counted */
     assert_true(net->offers_sent >= 1500 / KV_SYNC_BATCH);
     assert_true(net->max_inflight <= KV_SYNC_WINDOW);
     kv_sync_destroy(&ks);
@@ -481,6 +496,8 @@ static void test_kv_sync_descends_to_differing_spans(void **state)
         assert_false(kv_sync_failed(ks));
         assert_int_equal(kv_sync_sent(ks), expect);
         assert_int_equal(kv_sync_missing(ks), 0);
+        assert_int_equal(kv_sync_wanted(ks), expect);
+        assert_true(net->left_max > 0);
         assert_dst_has_src(net, lo, hi);
         assert_true(net->digests > 1);
         assert_int_equal(kv_sync_digests(ks), net->digests);

@@ -366,6 +366,15 @@ static void assert_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
     assert_true(a->stored_keys == b->stored_keys);
     assert_true(a->under_replicated == b->under_replicated);
     assert_true(a->bytes == b->bytes);
+    assert_true(a->disk_total == b->disk_total);
+    assert_true(a->disk_free == b->disk_free);
+    assert_int_equal(a->has_progress, b->has_progress);
+    assert_true(a->hint_keys == b->hint_keys);
+    assert_true(a->streams == b->streams);
+    assert_true(a->stream_keys_left == b->stream_keys_left);
+    assert_true(a->left_bytes == b->left_bytes);
+    assert_true(a->moved_keys == b->moved_keys);
+    assert_true(a->moved_bytes == b->moved_bytes);
 }
 
 /* Keys of a decoded message point into the frame it was decoded from. */
@@ -534,9 +543,10 @@ static void test_wire_decode_wrong_version(void **state)
     for (size_t t = 0; t < NTYPES; t++) {
         fill_msg(m, all_types[t], false);
         size_t n = encode_ok(m);
-        /* Version 2 exists only for the types with a write identity. */
+        /* Version 2 exists only for the types with a write identity, and STATS. */
         bool v2 = all_types[t] == WIRE_KV_PUT || all_types[t] == WIRE_REPL_PUT ||
-                  all_types[t] == (WIRE_REPL_GET | WIRE_REPLY);
+                  all_types[t] == (WIRE_REPL_GET | WIRE_REPLY) || all_types[t] == WIRE_STATS ||
+                  all_types[t] == (WIRE_STATS | WIRE_REPLY);
         const uint8_t versions[] = {0, v2 ? WIRE_VERSION_OPID + 1 : WIRE_VERSION_OPID, 0xff};
         for (size_t v = 0; v < sizeof versions; v++) {
             frame[OFF_VERSION] = versions[v];
@@ -1751,8 +1761,9 @@ static void test_wire_opid_only_where_defined(void **state)
     wire_msg_t *m = msg_new(), *out = msg_new();
     for (size_t t = 0; t < NTYPES; t++) {
         uint8_t type = all_types[t];
-        if (memchr(opid_types, type, sizeof opid_types))
-            continue;
+        if (memchr(opid_types, type, sizeof opid_types) || type == WIRE_STATS ||
+            type == (WIRE_STATS | WIRE_REPLY))
+            continue; /* STATS: layout 2 has progress (test_wire_stats_progress) */
         fill_msg(m, type, false);
         m->has_opid = true;
         m->opid.client = 1;
@@ -1770,6 +1781,62 @@ static void test_wire_opid_only_where_defined(void **state)
         size_t n = encode_ok(m);
         frame[OFF_VERSION] = WIRE_VERSION_OPID;
         assert_decode(frame, n, -EBADMSG);
+    }
+    free(m);
+    free(out);
+}
+
+static void test_wire_stats_progress(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    /* The request: layout 2 asks for progress, with an empty body. */
+    wire_init(m, WIRE_STATS, 9);
+    m->has_progress = true;
+    size_t n = encode_ok(m);
+    assert_int_equal(n, WIRE_HEADER_LEN);
+    assert_int_equal(frame[OFF_VERSION], 2);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_true(out->has_progress);
+    assert_false(out->has_opid);
+    /* The reply: the version-1 body, then six u64 counters. */
+    fill_msg(m, WIRE_STATS | WIRE_REPLY, false);
+    size_t n1 = encode_ok(m);
+    m->has_progress = true;
+    m->hint_keys = 0x0101010101010101ull;
+    m->streams = 2;
+    m->stream_keys_left = 0x0303030303030303ull;
+    m->left_bytes = UINT64_MAX;
+    m->moved_keys = 5;
+    m->moved_bytes = 0x0606060606060606ull;
+    n = encode_ok(m);
+    assert_int_equal(n, n1 + 6 * 8);
+    assert_int_equal(frame[OFF_VERSION], 2);
+    memset(out, 0x5a, sizeof *out);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_msg_equal(m, out);
+    assert_int_equal(frame[n1 + 8 + 7], 2); /* streams, big-endian */
+    for (size_t cut = 0; cut < n; cut++)
+        assert_decode(frame, cut, -EBADMSG);
+    frame[n] = 0;
+    assert_decode(frame, n + 1, -EBADMSG);
+    /* A version-1 reply body announced as version 2 is truncated, not misread. */
+    m->has_progress = false;
+    n = encode_ok(m);
+    frame[OFF_VERSION] = 2;
+    assert_decode(frame, n, -EBADMSG);
+    /* Version 1 still decodes without progress. */
+    n = encode_ok(m);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_false(out->has_progress);
+    assert_true(out->moved_keys == 0);
+    /* Progress on any other type cannot be encoded. */
+    for (size_t t = 0; t < NTYPES; t++) {
+        if (all_types[t] == WIRE_STATS || all_types[t] == (WIRE_STATS | WIRE_REPLY))
+            continue;
+        fill_msg(m, all_types[t], false);
+        m->has_progress = true;
+        assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
     }
     free(m);
     free(out);
@@ -1825,6 +1892,7 @@ int main(void)
         cmocka_unit_test(test_wire_encode_body_layout_opid),
         cmocka_unit_test(test_wire_opid_client_zero_refused),
         cmocka_unit_test(test_wire_opid_only_where_defined),
+        cmocka_unit_test(test_wire_stats_progress),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
