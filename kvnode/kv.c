@@ -58,15 +58,6 @@ size_t node_replica_set(const node_t *n, ring_id_t *out, size_t cap)
     return k;
 }
 /*
- * Keys of our range, counted now, and how many of them are not known to
- * have N healthy copies: the last round's shortfall, or all of them while
- * the replica set differs from the one that round confirmed or one of its
- * members is missing deadlines (a round has not looked yet); plus the
- * copies known to be on their way (queued hints) and the hints given up
- * since the last round started looking, so the count follows writes at
- * once instead of a round later.
- */
-/*
  * What this node still has to move and what it has moved (the STATS
  * layout-2 fields): all kept incrementally, no scan. Bytes left are an
  * estimate from the mean stored record; hints hold no value size.
@@ -85,6 +76,15 @@ static void kv_progress(node_t *n, wire_msg_t *r)
     r->moved_bytes = kv->moved_bytes;
 }
 
+/*
+ * Keys of our range, counted now, and how many of them are not known to
+ * have N healthy copies: the last round's shortfall, or all of them while
+ * the replica set differs from the one that round confirmed or one of its
+ * members is missing deadlines (a round has not looked yet); plus the
+ * copies known to be on their way (queued hints) and the hints given up
+ * since the last round started looking, so the count follows writes at
+ * once instead of a round later.
+ */
 void kv_stats(node_t *n, wire_msg_t *r)
 {
     struct kv *kv = n->kv;
