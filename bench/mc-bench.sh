@@ -8,7 +8,7 @@
 # memcached -t 2 -m 512 on 127.0.0.1. Each round (order of the two targets
 # reversed every other round), for concurrency 1 and 4: bench/kv-load in its
 # memcached mode (one TCP connection per operation in flight, text protocol)
-# sets 1 KiB values for SECS seconds, then gets exactly the keys it set for
+# sets values of each size in SIZES for SECS seconds, then gets exactly the keys it set for
 # SECS seconds, every byte checked. dhtfs is asked through node 0's memcached
 # port (any node answers for any key; node 0 forwards to each key's
 # authority). For scale, the same load also goes to the same ring through
@@ -18,7 +18,9 @@
 #
 # Environment: BUILD_DIR (default <repo>/build: kvnode, dhtctl, tests/freeport,
 # tests/kvload), RESULTS_DIR (default /tmp/bench/results; RESULT lines in
-# $RESULTS_DIR/mc/), DATA_ROOT (default /dev/shm if tmpfs), SECS=3, KEYS=20000,
+# $RESULTS_DIR/mc/), DATA_ROOT (default /dev/shm if tmpfs), SECS=3, KEYS=20000
+# (1 KiB values; larger values wrap at KEYS x 1 KiB / size keys, at least 500),
+# SIZES="1024 65536" (value sizes in bytes),
 # KEEP=1 keeps the node dirs. Needs memcached and jq.
 set -euo pipefail
 ROUNDS=${1:-3}
@@ -56,14 +58,24 @@ for ((w = 0; ; w++)); do
 done
 sleep 1 # fingers and successor lists settle
 
-# run LABEL PORT OP CONC ROUND [KEYS]: one kv-load run; its RESULT line into $OUT
+SIZES=${SIZES:-1024 65536}
+
+# size_name BYTES: 1KiB, 64KiB, 1MiB or BYTESB
+size_name() {
+    if (($1 % 1048576 == 0)); then echo "$(($1 / 1048576))MiB"
+    elif (($1 % 1024 == 0)); then echo "$(($1 / 1024))KiB"
+    else echo "$1B"; fi
+}
+
+# run LABEL PORT OP CONC ROUND SIZE [KEYS]: one kv-load run; its RESULT line into $OUT
 run() {
-    local label=$1 port=$2 op=$3 conc=$4 round=$5 keys=${6:-$KEYS} line target
+    local label=$1 port=$2 op=$3 conc=$4 round=$5 size=$6 line target keys
+    keys=${7:-$((KEYS * 1024 / size > 500 ? KEYS * 1024 / size : 500))}
     target=(--memcached "127.0.0.1:$port")
     [ "$label" = dhtfs-kvc ] && target=(--peer "tcp://127.0.0.1:$port")
-    line=$(timeout 120 "$KL" "${target[@]}" --op "$op" --size 1024 --keys "$keys" \
-        --concurrency "$conc" --seconds "$SECS" --prefix "mcb$round-c$conc-$label" --label "$label" \
-        --test "${op}_1KiB_c$conc" --run "$round" 2>>"$T/kvload.err" | grep '^RESULT') ||
+    line=$(timeout 120 "$KL" "${target[@]}" --op "$op" --size "$size" --keys "$keys" \
+        --concurrency "$conc" --seconds "$SECS" --prefix "mcb$round-c$conc-$size-$label" --label "$label" \
+        --test "${op}_$(size_name "$size")_c$conc" --run "$round" 2>>"$T/kvload.err" | grep '^RESULT') ||
         { echo "mc-bench: kv-load $label $op c=$conc failed: $(tail -n 3 "$T/kvload.err")" >&2; exit 1; }
     echo "$line" >>"$OUT"
     echo "  $line"
@@ -74,16 +86,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
     targets=("dhtfs-mc:${MCP[0]}" "memcached:${MCP[3]}" "dhtfs-kvc:${PORTS[0]}")
     ((r % 2 == 0)) && targets=("dhtfs-kvc:${PORTS[0]}" "memcached:${MCP[3]}" "dhtfs-mc:${MCP[0]}")
     echo "round $r"
-    for conc in 1 4; do
-        for t in "${targets[@]}"; do
-            run "${t%%:*}" "${t##*:}" put "$conc" "$r"
-            run "${t%%:*}" "${t##*:}" get "$conc" "$r" "${LAST_KEYS:-$KEYS}"
+    for size in $SIZES; do
+        for conc in 1 4; do
+            for t in "${targets[@]}"; do
+                run "${t%%:*}" "${t##*:}" put "$conc" "$r" "$size"
+                run "${t%%:*}" "${t##*:}" get "$conc" "$r" "$size" "${LAST_KEYS:-$KEYS}"
+            done
         done
     done
 done
 
 echo
-echo "1 KiB values, ops/s: median over $ROUNDS rounds; ratios per round, median (min..max)"
+echo "ops/s: median over $ROUNDS rounds; ratios per round, median (min..max)"
 echo "| test | dhtfs-mc | memcached | dhtfs-kvc | dhtfs-mc / memcached | dhtfs-mc / dhtfs-kvc | errors (mc / memcached / kvc) |"
 echo "|---|---|---|---|---|---|---|"
 awk '
