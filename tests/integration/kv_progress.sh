@@ -81,12 +81,12 @@ grep -q '^nodes 3  keys 1500  under-replicated 0' <<<"$text" ||
 log "1500 keys on 3 nodes: status idle, every old JSON field kept, progress added"
 
 # --watch --json over the rest of the test, in the background, bounded.
-timeout 120 "$DHTCTL" --timeout-ms 2000 --peer "$P0" status --json --watch 0.2 \
+timeout -k 10 120 "$DHTCTL" --timeout-ms 2000 --peer "$P0" status --json --watch 0.2 \
     >"$T/watch.ndjson" 2>"$T/watch.err" &
 WATCH_PID=$!
 PIDS+=("$WATCH_PID")
 # and in text, as an operator would watch it
-timeout 120 "$DHTCTL" --timeout-ms 2000 --peer "$P0" status --watch 0.2 \
+timeout -k 10 120 "$DHTCTL" --timeout-ms 2000 --peer "$P0" status --watch 0.2 \
     >"$T/watch-text.out" 2>"$T/watch-text.err" &
 WATCHT_PID=$!
 PIDS+=("$WATCHT_PID")
