@@ -14,6 +14,7 @@
  */
 #include "http_metrics.h"
 
+#include "endpoint.h"
 #include "log.h"
 
 #include <arpa/inet.h>
@@ -392,19 +393,6 @@ static int parse_addr(const char *spec, char *host, size_t hostcap, char *port, 
     return 0;
 }
 
-static bool is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET)
-        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(a))
-            return true;
-        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-    }
-    return false;
-}
-
 http_metrics_t *http_metrics_new(loop_t *loop, const char *spec, bool allow_remote,
                                  http_metrics_collect_fn collect, void *arg, char *err,
                                  size_t errcap)
@@ -424,7 +412,7 @@ http_metrics_t *http_metrics_new(loop_t *loop, const char *spec, bool allow_remo
         snprintf(err, errcap, "metrics address '%s': %s", spec, gai_strerror(grc));
         return NULL;
     }
-    if (!allow_remote && !is_loopback(ai->ai_addr)) {
+    if (!allow_remote && !endpoint_sockaddr_is_loopback(ai->ai_addr)) {
         snprintf(err, errcap,
                  "refusing to serve metrics on %s: not a loopback address (secure the node "
                  "with --key or pass --insecure to serve them on a network you trust)",

@@ -29,6 +29,7 @@
  */
 #include "mc_server.h"
 
+#include "endpoint.h"
 #include "log.h"
 #include "mc_proto.h"
 
@@ -1038,20 +1039,9 @@ static bool mflag_num(const mc_span_t *f, int64_t *out, bool sign)
 
 static bool mflag_u64(const mc_span_t *f, uint64_t *out)
 {
-    if (f->len < 2 || f->len > 21)
-        return false;
-    uint64_t v = 0;
-    for (size_t i = 1; i < f->len; i++) {
-        char ch = f->p[i];
-        if (ch < '0' || ch > '9')
-            return false;
-        uint64_t d = (uint64_t)(ch - '0');
-        if (v > (UINT64_MAX - d) / 10)
-            return false;
-        v = v * 10 + d;
-    }
-    *out = v;
-    return true;
+    /* The flag letter, then its number. */
+    mc_span_t num = {f->p + 1, f->len ? f->len - 1 : 0};
+    return f->len >= 2 && mc_parse_u64(&num, out);
 }
 
 /* Map ms/mg/md flags onto the request; false: bad flags (error sent). */
@@ -1500,19 +1490,6 @@ static void flush_refresh(loop_t *loop, void *arg)
 
 /* ------------------------------------------------------------------ API */
 
-static bool is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr);
-    }
-    return false;
-}
-
 static int split_hostport(const char *hp, char *host, size_t hcap, char *port, size_t pcap)
 {
     const char *colon;
@@ -1557,7 +1534,7 @@ mc_server_t *mc_server_new(loop_t *loop, kvc_t *kvc, const char *hostport, bool 
         snprintf(err, errcap, "--memcached %s: %s", hostport, gai_strerror(grc));
         return NULL;
     }
-    if (!allow_remote && !is_loopback(ai->ai_addr)) {
+    if (!allow_remote && !endpoint_sockaddr_is_loopback(ai->ai_addr)) {
         snprintf(err, errcap,
                  "refusing to serve memcached on %s: the protocol has no authentication, so "
                  "anyone who can reach it could read and change every item. Use a loopback "

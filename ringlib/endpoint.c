@@ -9,6 +9,7 @@
 #include "sec_key.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -172,4 +173,15 @@ static int normalize_base(const char *in, char *out, size_t cap, const char **wh
     if (n < 0 || (size_t)n >= cap || (size_t)n >= ENDPOINT_MAX)
         return fail(why, "endpoint too long");
     return 0;
+}
+
+bool endpoint_sockaddr_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        return (ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr) >> 24) == 127;
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+        return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
 }

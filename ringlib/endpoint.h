@@ -46,4 +46,8 @@ int endpoint_split_key(const char *ep, char base[ENDPOINT_MAX], uint8_t key[32])
  */
 bool endpoint_is_local(const char *ep);
 
+struct sockaddr;
+/* Whether a resolved address is loopback: 127.0.0.0/8, ::1 or ::ffff:127.x. */
+bool endpoint_sockaddr_is_loopback(const struct sockaddr *sa);
+
 #endif

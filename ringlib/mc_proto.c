@@ -52,8 +52,7 @@ static bool tok_is(const mc_span_t *t, const char *s)
     return t->len == n && memcmp(t->p, s, n) == 0;
 }
 
-/* Unsigned decimal, digits only, no overflow. */
-static bool parse_u64(const mc_span_t *t, uint64_t *out)
+bool mc_parse_u64(const mc_span_t *t, uint64_t *out)
 {
     if (t->len == 0 || t->len > 20)
         return false;
@@ -74,7 +73,7 @@ static bool parse_u64(const mc_span_t *t, uint64_t *out)
 static bool parse_u32(const mc_span_t *t, uint32_t *out)
 {
     uint64_t v;
-    if (!parse_u64(t, &v) || v > UINT32_MAX)
+    if (!mc_parse_u64(t, &v) || v > UINT32_MAX)
         return false;
     *out = (uint32_t)v;
     return true;
@@ -91,7 +90,7 @@ static bool parse_i64(const mc_span_t *t, int64_t *out)
         u.len--;
     }
     uint64_t v;
-    if (!parse_u64(&u, &v) || v > ((uint64_t)1 << 62))
+    if (!mc_parse_u64(&u, &v) || v > ((uint64_t)1 << 62))
         return false;
     *out = neg ? -(int64_t)v : (int64_t)v;
     return true;
@@ -146,7 +145,7 @@ static mc_parse_rc_t data_block(const line_t *l, const mc_span_t *bytes_tok, boo
                                 mc_req_t *req, size_t *used, size_t *swallow, const char **err)
 {
     uint64_t n;
-    if (!parse_u64(bytes_tok, &n) || n > (uint64_t)1 << 40)
+    if (!mc_parse_u64(bytes_tok, &n) || n > (uint64_t)1 << 40)
         return fail(err, E_FORMAT, used, l->line_len);
     if (!args_ok || n > MC_VALUE_MAX) {
         *swallow = (size_t)n + 2;
@@ -177,7 +176,7 @@ static mc_parse_rc_t parse_storage(line_t *l, mc_req_t *req, size_t *used, size_
     bool ok = mc_key_valid(l->tok[1].p, l->tok[1].len) && parse_u32(&l->tok[2], &req->flags) &&
               parse_i64(&l->tok[3], &req->exptime);
     if (cas)
-        ok = ok && parse_u64(&l->tok[5], &req->cas);
+        ok = ok && mc_parse_u64(&l->tok[5], &req->cas);
     return data_block(l, &l->tok[4], ok, req, used, swallow, err);
 }
 
@@ -336,7 +335,7 @@ mc_parse_rc_t mc_parse(const uint8_t *buf, size_t len, mc_req_t *req, size_t *us
         req->noreply = l.ntok == 4;
         if (!mc_key_valid(t[1].p, t[1].len))
             return fail(err, E_FORMAT, used, l.line_len);
-        if (!parse_u64(&t[2], &req->delta))
+        if (!mc_parse_u64(&t[2], &req->delta))
             return fail(err, E_DELTA, used, l.line_len);
         req->keys[req->nkeys++] = t[1];
         break;
@@ -369,7 +368,7 @@ mc_parse_rc_t mc_parse(const uint8_t *buf, size_t len, mc_req_t *req, size_t *us
         req->noreply = last_is_noreply(&l, 2);
         if (l.ntok == 3 && !req->noreply)
             return fail(err, E_ERROR, used, l.line_len);
-        if (!parse_u64(&t[1], &req->delta))
+        if (!mc_parse_u64(&t[1], &req->delta))
             return fail(err, E_FORMAT, used, l.line_len);
         break;
     case MC_VERSION:
@@ -458,7 +457,7 @@ int mc_arith(const uint8_t *data, size_t len, uint64_t delta, bool decr, uint64_
         n--;
     mc_span_t t = {(const char *)data, n};
     uint64_t v;
-    if (!parse_u64(&t, &v))
+    if (!mc_parse_u64(&t, &v))
         return -EINVAL;
     if (decr)
         *out = delta > v ? 0 : v - delta;

@@ -97,6 +97,9 @@ bool mc_key_valid(const char *key, size_t len);
  * The meta flag token for letter (e.g. 'T' in "T30"), or NULL. The token's
  * argument is the rest of the span after the letter.
  */
+/* Unsigned decimal, digits only (1..20 of them), no overflow. */
+bool mc_parse_u64(const mc_span_t *t, uint64_t *out);
+
 const mc_span_t *mc_req_mflag(const mc_req_t *req, char letter);
 
 /* ----------------------------------------------------------- the record */

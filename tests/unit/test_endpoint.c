@@ -10,7 +10,9 @@
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
 
 #include "endpoint.h"
@@ -274,6 +276,34 @@ static void test_endpoint_is_local(void **state)
     assert_false(endpoint_is_local(NULL));
 }
 
+static bool v4_loopback(const char *a)
+{
+    struct sockaddr_in in = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, a, &in.sin_addr), 1);
+    return endpoint_sockaddr_is_loopback((const struct sockaddr *)&in);
+}
+
+static bool v6_loopback(const char *a)
+{
+    struct sockaddr_in6 in6 = {.sin6_family = AF_INET6};
+    assert_int_equal(inet_pton(AF_INET6, a, &in6.sin6_addr), 1);
+    return endpoint_sockaddr_is_loopback((const struct sockaddr *)&in6);
+}
+
+static void test_endpoint_sockaddr_is_loopback(void **state)
+{
+    (void)state;
+    assert_true(v4_loopback("127.0.0.1"));
+    assert_true(v4_loopback("127.255.3.4"));
+    assert_false(v4_loopback("10.0.0.1"));
+    assert_false(v4_loopback("0.0.0.0"));
+    assert_true(v6_loopback("::1"));
+    assert_true(v6_loopback("::ffff:127.0.0.2"));
+    assert_false(v6_loopback("::ffff:10.0.0.1"));
+    assert_false(v6_loopback("::"));
+    assert_false(v6_loopback("fe80::1"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -293,6 +323,7 @@ int main(void)
         cmocka_unit_test(test_endpoint_key_suffix),
         cmocka_unit_test(test_endpoint_key_suffix_refused),
         cmocka_unit_test(test_endpoint_is_local),
+        cmocka_unit_test(test_endpoint_sockaddr_is_loopback),
     };
     return cmocka_run_group_tests_name("endpoint", tests, NULL, NULL);
 }
