@@ -354,8 +354,8 @@ static void start_fiber(void *arg)
     if (rc < 0) {
         fprintf(stderr, "dhtfs: cannot open volume '%s' on the ring: %s\n", a->opts->volume,
                 rc == -EIO      ? "no answer (is the ring up?)"
-                : rc == -EACCES ? "Permission denied (EACCES): the ring refused this client's key "
-                                  "(see --key)"
+                : rc == -EACCES ? "Permission denied (EACCES): the ring refused this client's key, "
+                                  "or the key is not granted this volume (see --key, --volume)"
                                 : strerror(-rc));
     } else if ((rc = mount_fuse(a)) == 0) {
         a->fs.readahead_chunks = a->opts->readahead_kb * 1024u / a->fs.chunk_size;

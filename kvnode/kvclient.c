@@ -531,7 +531,8 @@ static void direct_fallback(op_t *op)
     if (cancelled) {
         complete(op, -ECANCELED, NULL, "client shut down");
     } else if (a.rc == -EACCES) {
-        complete(op, -EACCES, NULL, "the ring refused this client's key");
+        complete(op, -EACCES, NULL,
+                 "the ring refused this client's key (or this key outside its volumes)");
     } else if (a.rc == -EREMOTE && op->redirect[0]) {
         char to[ENDPOINT_MAX];
         snprintf(to, sizeof to, "%s", op->redirect);

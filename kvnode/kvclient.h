@@ -36,7 +36,8 @@ typedef struct {
      * been applied, and a caller must re-read rather than assume either;
      * -ENOSPC (replicas out of disk; like -ETIMEDOUT, some replicas may
      * hold the write); -EIO; -EACCES (a secured ring refused this
-     * client's key, or the key may not do this: nothing was applied).
+     * client's key, or the key may not do this, e.g. a key outside its
+     * volumes: nothing was applied).
      */
     int rc;
     kv_version_t version; /* get: the value's; put: the one written */

@@ -3,16 +3,20 @@
 # and -o key= as fstab writes it) does ordinary shell work; a mount without
 # a key, or with an unlisted one, fails promptly with EACCES instead of
 # hanging; revoking the mounted client's key (SIGHUP) makes its next
-# request fail with EACCES while the mount stays up.
+# request fail with EACCES while the mount stays up; a client key granted
+# one volume mounts that volume and gets EACCES for any other.
 source "$(dirname "$0")/fs_lib.sh"
 fs_require tar
 K=$T/keys
 mkdir -p "$K"
-for k in n0 n1 n2 c1 c2 stranger; do
+for k in n0 n1 n2 c1 c2 c3 stranger; do
     "$DHTCTL" keygen "$K/$k.key" >/dev/null 2>&1
 done
 cat "$K/n0.key.pub" "$K/n1.key.pub" "$K/n2.key.pub" >"$K/peers"
-cat "$K/c1.key.pub" "$K/c2.key.pub" >"$K/clients"
+{
+    cat "$K/c1.key.pub" "$K/c2.key.pub"
+    echo "$(cat "$K/c3.key.pub") home # c3: volume home only"
+} >"$K/clients"
 alloc_ports PORTS 3
 NPIDS=()
 for i in 0 1 2; do
@@ -39,19 +43,22 @@ done
 [ "$n" = 3 ] || fail "secured ring did not form"
 
 # --- refused mounts fail promptly with EACCES
-for how in none stranger; do
+for how in none stranger other-volume; do
     mkdir -p "$T/bad-$how"
-    extra=()
-    [ "$how" = stranger ] && extra=(--key "$K/stranger.key")
+    extra=() peers=$FS_PEERS
+    case $how in
+    stranger) extra=(--key "$K/stranger.key") ;;
+    other-volume) extra=(--key "$K/c3.key" --volume default) ;;
+    esac
     t0=$(date +%s)
     st=0
-    "$DHTFS" --peer "$FS_PEERS" "${extra[@]}" -f "$T/bad-$how" >"$T/bad-$how.log" 2>&1 || st=$?
+    "$DHTFS" --peer "$peers" "${extra[@]}" -f "$T/bad-$how" >"$T/bad-$how.log" 2>&1 || st=$?
     (($(date +%s) - t0 < 10)) || fail "refused mount ($how) took $(($(date +%s) - t0)) s"
     [ "$st" != 0 ] || fail "mount with key '$how' succeeded"
     grep -q "EACCES" "$T/bad-$how.log" || fail "refused mount ($how) does not say EACCES: $(cat "$T/bad-$how.log")"
     ! is_mounted "$T/bad-$how" || fail "refused mount ($how) is mounted"
 done
-log "mounts with no key or an unlisted key fail promptly with EACCES"
+log "mounts with no key, an unlisted key or an ungranted volume fail promptly with EACCES"
 
 # --- ordinary shell work with a listed key
 M=$T/mnt
@@ -74,6 +81,15 @@ M2=$T/mnt2
 mount_fs "$M2" -o "key=$K/c2.key"
 check_eq "second mount sees the first's file" "$(cat "$M2/src/sub/renamed.txt")" "secured hello"
 log "mkdir, cp, mv, tar, rm -r on a secured ring; -o key= mounts too"
+# A key granted volume "home" mounts it and works in it; the others' files stay out of reach.
+M3=$T/mnt3
+mount_fs "$M3" --key "$K/c3.key" --volume home
+mkdir "$M3/ann"
+cp "$T/blob" "$M3/ann/blob"
+check_same_file "blob in the granted volume" "$M3/ann/blob" "$T/blob"
+[ ! -e "$M3/src" ] || fail "volume home shows the default volume's files"
+umount_fs "$M3"
+log "a key granted volume home mounts and uses it"
 
 # --- revoke c2: its next request fails with EACCES, c1 goes on
 cat "$K/c1.key.pub" >"$K/clients"
