@@ -743,7 +743,8 @@ static void on_info(int rc, const wire_msg_t *r, void *arg)
     c->info_in_flight = false;
     if (rc == -ECANCELED)
         return;
-    bool refused = rc == -EACCES;
+    /* Refused, or a secured node reached without CURVE: asking again cannot help. */
+    bool refused = rc == -EACCES || rc == -EPROTO;
     if (rc == 0 && ring_bits_valid(r->id_bits)) {
         c->m = r->id_bits;
         c->replicas = r->replicas;
@@ -763,6 +764,10 @@ static void on_info(int rc, const wire_msg_t *r, void *arg)
             op->waiting_info = false;
             if (c->m)
                 dispatch(op);
+            else if (rc == -EPROTO)
+                complete(op, -EPROTO, NULL,
+                         "the node requires CURVE: give --key FILE and the node's address as "
+                         "EP#KEY (its public key)");
             else if (refused)
                 complete(op, -EACCES, NULL, "the ring refused this client's key");
             else
@@ -845,7 +850,7 @@ static void on_walk_reply(int rc, const wire_msg_t *r, void *arg)
     }
     if (rc == 0 && !r)
         rc = -EIO;
-    if (rc == -EACCES) {
+    if (rc == -EACCES || rc == -EPROTO) {
         w->active = false;
         walk_deliver(c, rc, NULL);
         return;

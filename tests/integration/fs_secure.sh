@@ -4,7 +4,8 @@
 # a key, or with an unlisted one, fails promptly with EACCES instead of
 # hanging; revoking the mounted client's key (SIGHUP) makes its next
 # request fail with EACCES while the mount stays up; a client key granted
-# one volume mounts that volume and gets EACCES for any other.
+# one volume mounts that volume and gets EACCES for any other; a plain
+# address for a secured ring fails the mount with EACCES at once.
 source "$(dirname "$0")/fs_lib.sh"
 fs_require tar
 K=$T/keys
@@ -43,11 +44,12 @@ done
 [ "$n" = 3 ] || fail "secured ring did not form"
 
 # --- refused mounts fail promptly with EACCES
-for how in none stranger other-volume; do
+for how in none stranger plain other-volume; do
     mkdir -p "$T/bad-$how"
     extra=() peers=$FS_PEERS
     case $how in
     stranger) extra=(--key "$K/stranger.key") ;;
+    plain) peers=127.0.0.1:${PORTS[0]} ;;
     other-volume) extra=(--key "$K/c3.key" --volume default) ;;
     esac
     t0=$(date +%s)
@@ -58,7 +60,8 @@ for how in none stranger other-volume; do
     grep -q "EACCES" "$T/bad-$how.log" || fail "refused mount ($how) does not say EACCES: $(cat "$T/bad-$how.log")"
     ! is_mounted "$T/bad-$how" || fail "refused mount ($how) is mounted"
 done
-log "mounts with no key, an unlisted key or an ungranted volume fail promptly with EACCES"
+grep -q "requires CURVE" "$T/bad-plain.log" || fail "plain-address mount: $(cat "$T/bad-plain.log")"
+log "mounts with no key, an unlisted key, a plain address or an ungranted volume fail promptly with EACCES"
 
 # --- ordinary shell work with a listed key
 M=$T/mnt

@@ -3,7 +3,7 @@
 # files and lists refused when malformed, a secured 3-node ring that serves
 # a listed client and refuses everyone else quickly (no key, a random key,
 # a key revoked on SIGHUP, a client key asking a peer operation, a node
-# whose key is not listed), keeps a
+# whose key is not listed, a plain client that offers no CURVE), keeps a
 # client key granted one volume to that volume's keys, rate-limits its
 # refusal log lines, shrugs off garbage and plain ZeroMQ, and whose
 # traffic carries no plaintext.
@@ -137,7 +137,12 @@ grep -q "refused key" "$T/n0.log" || fail "refusal not logged with a fingerprint
 # A wrong server key (someone else's node key in the address): no answer, exit 3.
 expect_fail 3 "unavailable|no answer" "$DHTCTL" --timeout-ms 500 --key "$K/c1.key" \
     --peer "127.0.0.1:${P[0]}#$(cat "$K/n1.key.pub")" get greeting
-log "no key, random key, peer operation with a client key: exit 3 at once; refusals logged"
+# A plain address (no #KEY) for a secured node: told that it requires CURVE, at once.
+refused_with "plain address, get" "requires CURVE.*--key.*EP#KEY" \
+    "$DHTCTL" --timeout-ms 2000 --peer "127.0.0.1:${P[0]}" get greeting
+refused_with "plain address, status" "requires CURVE.*--key.*EP#KEY" \
+    "$DHTCTL" --timeout-ms 2000 --peer "127.0.0.1:${P[0]}" status
+log "no key, random key, peer operation with a client key, plain address: exit 3 at once; refusals logged"
 
 # --- A client key granted one volume: its keys only ("v/home/..."), ring views still.
 sctl c3 put v/home/note "home only"
