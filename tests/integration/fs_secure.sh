@@ -94,6 +94,25 @@ check_same_file "blob in the granted volume" "$M3/ann/blob" "$T/blob"
 umount_fs "$M3"
 log "a key granted volume home mounts and uses it"
 
+# --- mount.dhtfs (mount -t fuse.dhtfs, fstab) with secured endpoints: EP#KEY
+# sources and -o key=. A made-up key full of the Z85 digits that shells and
+# parsers trip on ('#', '$', '&', '/', ...) must reach dhtfs unchanged.
+HELPER=$(cd "$(dirname "$0")/../.." && pwd)/mount-scripts/mount.dhtfs
+odd='0123456789abcdefghij#$&:+=^!/*?<>()[]{}@'
+DHTFS_BIN=$DHTFS bash "$HELPER" "dhtfs#tcp://10.0.0.1:7000#$odd,10.0.0.2:7000#$odd" /mnt/x -f \
+    -o "rw,_netdev,key=/etc/dhtfs/m.key,volume=v" >"$T/helper.out" 2>&1 ||
+    fail "mount.dhtfs refused an EP#KEY source: $(cat "$T/helper.out")"
+grep -qF -- "--peer tcp://10.0.0.1:7000#$odd,10.0.0.2:7000#$odd --volume v -o rw,key=/etc/dhtfs/m.key /mnt/x" \
+    "$T/helper.out" || fail "mount.dhtfs made: $(cat "$T/helper.out")"
+M4=$T/mnt4
+mkdir -p "$M4"
+MOUNTS+=("$M4")
+DHTFS_BIN=$DHTFS bash "$HELPER" "$FS_PEERS" "$M4" -o "rw,_netdev,key=$K/c1.key" \
+    >"$T/helper-mount.out" 2>&1 || fail "mount.dhtfs with EP#KEY peers: $(cat "$T/helper-mount.out")"
+check_eq "mount.dhtfs mount sees the files" "$(cat "$M4/src/sub/renamed.txt")" "secured hello"
+fusermount3 -u "$M4"
+log "mount.dhtfs passes EP#KEY sources and key= to dhtfs; such a mount works"
+
 # --- revoke c2: its next request fails with EACCES, c1 goes on
 cat "$K/c1.key.pub" >"$K/clients"
 kill -HUP "${NPIDS[@]}"
