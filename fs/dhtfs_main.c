@@ -354,8 +354,9 @@ static void start_fiber(void *arg)
     if (rc < 0) {
         fprintf(stderr, "dhtfs: cannot open volume '%s' on the ring: %s\n", a->opts->volume,
                 rc == -EIO      ? "no answer (is the ring up?)"
-                : rc == -EACCES ? "Permission denied (EACCES): the ring refused this client's key "
-                                  "(see --key)"
+                : rc == -EACCES ? "Permission denied (EACCES): the ring refused this client's key, "
+                                  "the key is not granted this volume, or the ring requires "
+                                  "CURVE (see --key, --volume, --peer EP#KEY)"
                                 : strerror(-rc));
     } else if ((rc = mount_fuse(a)) == 0) {
         a->fs.readahead_chunks = a->opts->readahead_kb * 1024u / a->fs.chunk_size;
@@ -576,6 +577,8 @@ static int run(opts_t *o)
     fs->timeout_ms = o->timeout_ms;
     if (rpc && o->has_key)
         rpc_set_key(rpc, &o->key);
+    if (rpc)
+        rpc_watch_plain(rpc); /* a secured ring without --key: EACCES at once, not a timeout */
     if (rpc)
         fs->kvc = kvc_new(rpc, fs->loop, (const char *const *)o->peers, o->npeers, o->timeout_ms);
     if (!fs->kvc || !fs->nodes || !fs->dirty || !fs->fetching || !fs->chunks || !fs->buckets ||

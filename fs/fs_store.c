@@ -146,6 +146,8 @@ int fs_store_errno(int rc)
     case -EINVAL:
     case -EACCES: /* a secured ring refused (or revoked) this client's key */
         return rc;
+    case -EPROTO: /* a secured ring reached without a key: no retry can help */
+        return -EACCES;
     default:
         /* No quorum, no answer in time, cancelled, a garbled reply: the data is unreachable. */
         return -EIO;

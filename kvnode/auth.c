@@ -7,14 +7,16 @@
  * thread of ours ever waits on a peer. Requests are answered in the order
  * they come, from memory; a flood of handshakes costs a list lookup each.
  *
- * Refusals are logged with the key's fingerprint, at most 10 lines a second
- * (a scan or a misconfigured client must not fill the disk); the rest are
- * counted and the count logged with the next line.
+ * Refusals, of handshakes and of single messages (auth_check), are logged
+ * with the key's fingerprint, at most 10 lines a second between them (a
+ * scan or a misconfigured client retrying in a loop must not fill the
+ * disk); a line after dropped ones says so.
  */
 #include "auth.h"
 
 #include "log.h"
 #include "rpc.h"
+#include "sec_acl.h"
 
 #include <errno.h>
 #include <sodium.h>
@@ -42,17 +44,25 @@ struct auth {
 };
 
 /* Load one list (NULL path: empty). 0 or -errno with err set. */
-static int load_list(const char *what, const char *path, sec_keylist_t **out, char *err,
-                     size_t errcap)
+static int load_list(const char *what, const char *path, unsigned flags, sec_keylist_t **out,
+                     char *err, size_t errcap)
 {
     if (!path) {
         *out = sec_keylist_new();
         return *out ? 0 : -ENOMEM;
     }
     unsigned line = 0;
-    int rc = sec_keylist_load(path, out, &line);
-    if (rc == -EINVAL && line > 0)
-        snprintf(err, errcap, "%s %s, line %u: not a public key (40 Z85 characters; '#' comments)",
+    int rc = sec_keylist_load(path, flags, out, &line);
+    if (rc == -EINVAL && line > 0 && (flags & SEC_LIST_VOLUMES))
+        snprintf(err, errcap,
+                 "%s %s, line %u: not a public key (40 Z85 characters) optionally followed by "
+                 "volume names ([A-Za-z0-9._-], at most %d bytes each), nor a key listed both "
+                 "with and without volumes; '#' comments",
+                 what, path, line, SEC_VOLUME_MAX);
+    else if (rc == -EINVAL && line > 0)
+        snprintf(err, errcap,
+                 "%s %s, line %u: not a public key (40 Z85 characters; '#' comments; "
+                 "volume names are for client keys only)",
                  what, path, line);
     else if (rc == -EINVAL)
         snprintf(err, errcap, "%s %s: not a regular file of at most 1 MiB", what, path);
@@ -64,12 +74,12 @@ static int load_list(const char *what, const char *path, sec_keylist_t **out, ch
 static int load_lists(auth_t *a, sec_keylist_t **peers, sec_keylist_t **clients, char *err,
                       size_t errcap)
 {
-    int rc = load_list("--peer-keys", a->peer_path, peers, err, errcap);
+    int rc = load_list("--peer-keys", a->peer_path, 0, peers, err, errcap);
     if (rc < 0)
         return rc;
     rc = sec_keylist_add(*peers, &a->self.pub);
     if (rc == 0)
-        rc = load_list("--client-keys", a->client_path, clients, err, errcap);
+        rc = load_list("--client-keys", a->client_path, SEC_LIST_VOLUMES, clients, err, errcap);
     if (rc < 0) {
         if (rc == -ENOMEM)
             snprintf(err, errcap, "out of memory");
@@ -78,16 +88,12 @@ static int load_lists(auth_t *a, sec_keylist_t **peers, sec_keylist_t **clients,
     return rc;
 }
 
-static auth_role_t role_of_key(const auth_t *a, const uint8_t key[SEC_KEY_BYTES])
-{
-    if (sec_keylist_contains(a->peers, key))
-        return AUTH_PEER;
-    if (sec_keylist_contains(a->clients, key))
-        return AUTH_CLIENT;
-    return AUTH_NONE;
-}
-
-static void log_refusal(auth_t *a, const uint8_t key[SEC_KEY_BYTES], const char *address)
+/*
+ * Whether one more refusal line may be logged now (at most
+ * REFUSAL_LOGS_PER_S a second, handshakes and messages together); *more
+ * says whether lines were dropped since the last one logged.
+ */
+static bool log_budget(auth_t *a, bool *more)
 {
     uint64_t now = loop_now_ms(a->loop);
     if (now - a->log_window_ms >= 1000) {
@@ -96,16 +102,25 @@ static void log_refusal(auth_t *a, const uint8_t key[SEC_KEY_BYTES], const char 
     }
     if (a->logged_in_window >= REFUSAL_LOGS_PER_S) {
         a->suppressed++;
-        return;
+        return false;
     }
     a->logged_in_window++;
+    *more = a->suppressed > 0;
+    a->suppressed = 0;
+    return true;
+}
+
+static void log_refusal(auth_t *a, const uint8_t key[SEC_KEY_BYTES], const char *address)
+{
+    bool more;
+    if (!log_budget(a, &more))
+        return;
     sec_pub_t pub;
     memcpy(pub.b, key, sizeof pub.b);
     char fp[SEC_FP_SIZE];
     sec_fingerprint(&pub, fp);
     log_warn("auth", "refused key %s from %s: not in the peer or client list%s", fp, address,
-             a->suppressed ? " (more refusals were not logged)" : "");
-    a->suppressed = 0;
+             more ? " (more refusals were not logged)" : "");
 }
 
 static void send_frame(void *s, const void *data, size_t len, bool more)
@@ -133,7 +148,7 @@ static void on_zap(loop_t *loop, void *zsock, int fd, void *arg)
         char user[SEC_Z85_LEN + 1] = "";
         if (curve) {
             const uint8_t *key = zmq_msg_data(&f[6]);
-            if (role_of_key(a, key) != AUTH_NONE) {
+            if (sec_keylist_contains(a->peers, key) || sec_keylist_contains(a->clients, key)) {
                 code = "200";
                 text = "OK";
                 sec_z85_encode(key, user);
@@ -230,12 +245,46 @@ int auth_reload(auth_t *a, char *err, size_t errcap)
     return 0;
 }
 
-auth_role_t auth_role(const auth_t *a, const char *user_id)
+bool auth_check(auth_t *a, const char *user_id, const wire_msg_t *m, char *why, size_t cap)
 {
-    uint8_t key[SEC_KEY_BYTES];
-    if (!a || !user_id || sec_z85_decode(user_id, strlen(user_id), key) < 0)
-        return AUTH_NONE;
-    return role_of_key(a, key);
+    uint8_t key[SEC_KEY_BYTES] = {0};
+    bool decoded = user_id && sec_z85_decode(user_id, strlen(user_id), key) == 0;
+    sec_acl_t v = decoded ? sec_acl_decide(a->peers, a->clients, key, m) : SEC_ACL_UNKNOWN;
+    if (v == SEC_ACL_ALLOW)
+        return true;
+    char vols[128] = "";
+    const char *type = wire_type_name(m->type);
+    switch (v) {
+    case SEC_ACL_PEER_ONLY:
+        snprintf(why, cap, "access denied: %s needs a peer key", type);
+        break;
+    case SEC_ACL_VOLUME:
+        sec_keylist_volumes(a->clients, key, vols, sizeof vols);
+        snprintf(why, cap, "access denied: this client key may only use volume(s) %s", vols);
+        break;
+    default:
+        snprintf(why, cap, "access denied: this key is not allowed on this ring");
+        break;
+    }
+    bool more;
+    if (!log_budget(a, &more))
+        return false;
+    char fp[SEC_FP_SIZE] = "?";
+    sec_pub_t pub;
+    memcpy(pub.b, key, sizeof pub.b);
+    if (decoded)
+        sec_fingerprint(&pub, fp);
+    const char *reason = v == SEC_ACL_PEER_ONLY ? "a peer operation"
+                         : v == SEC_ACL_VOLUME  ? "a key outside its volumes"
+                                                : "no longer in the peer or client list";
+    if (v == SEC_ACL_VOLUME)
+        log_warn("auth", "refused %s from client key %s: %s (%s)%s", type, fp, reason, vols,
+                 more ? " (more refusals were not logged)" : "");
+    else
+        log_warn("auth", "refused %s from %skey %s: %s%s", type,
+                 v == SEC_ACL_PEER_ONLY ? "client " : "", fp, reason,
+                 more ? " (more refusals were not logged)" : "");
+    return false;
 }
 
 size_t auth_peer_count(const auth_t *a)

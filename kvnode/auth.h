@@ -1,15 +1,16 @@
 /*
  * auth.h — who may talk to a secured node: the ZAP handler of its CURVE
- * server socket and the role of each message's sender.
+ * server socket and what each message's sender may ask.
  *
  * Two allow-lists of public keys (sec_key.h): peers (ring members: every
- * operation) and clients (store and read-only ring operations). The node's
+ * operation) and clients (store and read-only ring operations; a client
+ * key may be restricted to some volumes' store keys). The node's
  * own public key always counts as a peer. The ZAP handler (ZeroMQ RFC 27)
  * is a REP socket on inproc://zeromq.zap.01 served from the process's loop:
  * a handshake with a listed key is accepted and its connection's User-Id
  * set to the key's Z85 text; any other key is refused and logged with its
  * fingerprint. Because a connection outlives the lists, the node also asks
- * auth_role() for every message: a key removed by auth_reload() is refused
+ * auth_check() about every message: a key removed by auth_reload() is refused
  * from its next message on.
  */
 #ifndef AUTH_H
@@ -17,17 +18,14 @@
 
 #include "loop.h"
 #include "sec_key.h"
+#include "wire.h"
+
+#include <stdbool.h>
 
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct auth auth_t;
-
-typedef enum {
-    AUTH_NONE,   /* not (or no longer) allowed */
-    AUTH_CLIENT, /* the client list */
-    AUTH_PEER,   /* the peer list, or our own key */
-} auth_role_t;
 
 /*
  * Load the lists (peer_path and client_path may be NULL: empty list; both
@@ -48,10 +46,16 @@ void auth_destroy(auth_t **auth);
 int auth_reload(auth_t *auth, char *err, size_t errcap);
 
 /*
- * The role of the key whose Z85 text is user_id (the "User-Id" property
- * of a received message); AUTH_NONE for NULL or an unknown key.
+ * Whether the sender of m may send it: user_id is the Z85 text of the key
+ * its connection authenticated with (the "User-Id" property of the
+ * received message; NULL or unknown: refused). Peers may send anything;
+ * clients the store and read-only ring operations, and a client key
+ * listed with volumes only store keys of those volumes (sec_acl.h). When
+ * refused, why (cap bytes) holds the reason for the ERROR reply, and the
+ * refusal is logged with the key's fingerprint, rate-limited together
+ * with the handshake refusals.
  */
-auth_role_t auth_role(const auth_t *auth, const char *user_id);
+bool auth_check(auth_t *auth, const char *user_id, const wire_msg_t *m, char *why, size_t cap);
 
 /* Number of keys in each list (the node's own key included in peers). */
 size_t auth_peer_count(const auth_t *auth);

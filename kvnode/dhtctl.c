@@ -131,6 +131,11 @@ static int report_failure(const char *what, const char *addr, int rc, const wire
 {
     if (rc == -ETIMEDOUT)
         fprintf(stderr, "dhtctl: %s: no answer from %s within the timeout\n", what, addr);
+    else if (rc == -EPROTO)
+        fprintf(stderr,
+                "dhtctl: %s: %s requires CURVE: give --key FILE and the node's address as "
+                "EP#KEY (its public key, the .pub of its --key; kvnode logs it)\n",
+                what, addr);
     else if (rc == -EACCES && !(reply && reply->type == WIRE_ERROR && reply->err_msg[0]))
         fprintf(stderr, "dhtctl: %s: %s refused this client's key (access denied)\n", what, addr);
     else if (reply && reply->type == WIRE_ERROR && reply->err_msg[0])
@@ -450,6 +455,9 @@ static int kv_exit(const char *what, const char *key, int rc, const char *messag
         return EXIT_USAGE;
     case -EACCES:
         fprintf(stderr, "dhtctl: %s %s: access denied: %s\n", what, key, why);
+        return EXIT_UNAVAILABLE;
+    case -EPROTO:
+        fprintf(stderr, "dhtctl: %s %s: %s\n", what, key, why);
         return EXIT_UNAVAILABLE;
     default:
         fprintf(stderr, "dhtctl: %s %s: unavailable: %s\n", what, key, why);
@@ -1230,6 +1238,8 @@ int main(int argc, char **argv)
     ctl.zctx = zmq_ctx_new();
     ctl.loop = loop_new();
     ctl.rpc = ctl.loop ? rpc_new(ctl.zctx, ctl.loop) : NULL;
+    if (ctl.rpc)
+        rpc_watch_plain(ctl.rpc);
     if (!ctl.zctx || !ctl.rpc) {
         fprintf(stderr, "dhtctl: cannot initialise\n");
         return 1;

@@ -531,7 +531,8 @@ static void direct_fallback(op_t *op)
     if (cancelled) {
         complete(op, -ECANCELED, NULL, "client shut down");
     } else if (a.rc == -EACCES) {
-        complete(op, -EACCES, NULL, "the ring refused this client's key");
+        complete(op, -EACCES, NULL,
+                 "the ring refused this client's key (or this key outside its volumes)");
     } else if (a.rc == -EREMOTE && op->redirect[0]) {
         char to[ENDPOINT_MAX];
         snprintf(to, sizeof to, "%s", op->redirect);
@@ -742,7 +743,8 @@ static void on_info(int rc, const wire_msg_t *r, void *arg)
     c->info_in_flight = false;
     if (rc == -ECANCELED)
         return;
-    bool refused = rc == -EACCES;
+    /* Refused, or a secured node reached without CURVE: asking again cannot help. */
+    bool refused = rc == -EACCES || rc == -EPROTO;
     if (rc == 0 && ring_bits_valid(r->id_bits)) {
         c->m = r->id_bits;
         c->replicas = r->replicas;
@@ -762,6 +764,10 @@ static void on_info(int rc, const wire_msg_t *r, void *arg)
             op->waiting_info = false;
             if (c->m)
                 dispatch(op);
+            else if (rc == -EPROTO)
+                complete(op, -EPROTO, NULL,
+                         "the node requires CURVE: give --key FILE and the node's address as "
+                         "EP#KEY (its public key)");
             else if (refused)
                 complete(op, -EACCES, NULL, "the ring refused this client's key");
             else
@@ -844,7 +850,7 @@ static void on_walk_reply(int rc, const wire_msg_t *r, void *arg)
     }
     if (rc == 0 && !r)
         rc = -EIO;
-    if (rc == -EACCES) {
+    if (rc == -EACCES || rc == -EPROTO) {
         w->active = false;
         walk_deliver(c, rc, NULL);
         return;

@@ -36,7 +36,9 @@ typedef struct {
      * been applied, and a caller must re-read rather than assume either;
      * -ENOSPC (replicas out of disk; like -ETIMEDOUT, some replicas may
      * hold the write); -EIO; -EACCES (a secured ring refused this
-     * client's key, or the key may not do this: nothing was applied).
+     * client's key, or the key may not do this, e.g. a key outside its
+     * volumes: nothing was applied); -EPROTO (a seed given without
+     * "#KEY" requires CURVE, when the rpc watches plain handshakes).
      */
     int rc;
     kv_version_t version; /* get: the value's; put: the one written */
@@ -112,7 +114,8 @@ enum {
 
 /*
  * done(rc, stats, arg): rc 0 and the ring's totals (stats borrowed for the
- * call), or -ETIMEDOUT when no seed answered, or -ECANCELED at
+ * call), or -ETIMEDOUT when no seed answered, -EACCES (key refused),
+ * -EPROTO (a secured seed reached without CURVE), or -ECANCELED at
  * kvc_destroy(). The sum comes from a walk of the ring by successors
  * (INFO and STATS of each node) and is reused for KVC_RING_STATS_TTL_MS,
  * so frequent callers (statfs) cost the ring nothing most of the time;

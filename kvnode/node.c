@@ -585,24 +585,6 @@ static void handle_notify(node_t *n, const wire_msg_t *m)
     }
 }
 
-/* What a client key may ask: the store and read-only views of the ring. */
-static bool client_may(uint8_t type)
-{
-    switch (type) {
-    case WIRE_PING:
-    case WIRE_INFO:
-    case WIRE_FIND:
-    case WIRE_FINGERS:
-    case WIRE_KV_GET:
-    case WIRE_KV_PUT:
-    case WIRE_KV_READ:
-    case WIRE_STATS:
-        return true;
-    default:
-        return false;
-    }
-}
-
 /*
  * On a secured node, whether the sender (user_id: the key its connection
  * authenticated with) may send m; if not, it is answered EACCES. The lists
@@ -614,24 +596,10 @@ static bool allowed(node_t *n, const uint8_t *ident, size_t ident_len, const wir
 {
     if (!n->cfg.auth)
         return true;
-    auth_role_t role = auth_role(n->cfg.auth, user_id);
-    if (role == AUTH_PEER || (role == AUTH_CLIENT && client_may(m->type)))
+    char why[WIRE_ERRMSG_MAX];
+    if (auth_check(n->cfg.auth, user_id, m, why, sizeof why))
         return true;
-    char fp[SEC_FP_SIZE] = "?";
-    sec_pub_t pub;
-    if (user_id && sec_z85_decode(user_id, strlen(user_id), pub.b) == 0)
-        sec_fingerprint(&pub, fp);
-    if (role == AUTH_NONE) {
-        log_warn("auth", "refused %s from key %s: no longer in the peer or client list",
-                 wire_type_name(m->type), fp);
-        node_reply_error(n, ident, ident_len, m->req_id, EACCES,
-                         "access denied: this key is not allowed on this ring");
-    } else {
-        log_warn("auth", "refused %s from client key %s: a peer operation", wire_type_name(m->type),
-                 fp);
-        node_reply_error(n, ident, ident_len, m->req_id, EACCES,
-                         "access denied: %s needs a peer key", wire_type_name(m->type));
-    }
+    node_reply_error(n, ident, ident_len, m->req_id, EACCES, "%s", why);
     return false;
 }
 

@@ -28,7 +28,12 @@
  * secured ring refuses like any unlisted key). Such a connection also has
  * a socket monitor on the loop: when the server refuses the handshake (its
  * ZAP handler said no, or it speaks no CURVE), the calls waiting on it fail
- * at once with -EACCES instead of waiting out their deadlines.
+ * at once with -EACCES instead of waiting out their deadlines. Clients also
+ * watch their plain connections (rpc_watch_plain): a secured node answers a
+ * plain handshake with a mechanism mismatch, and the calls fail at once
+ * with -EPROTO ("this node requires CURVE") rather than time out. Nodes do
+ * not: a monitor costs two more sockets per connection, and a node of an
+ * unsecured ring only talks to its own kind.
  */
 #include "rpc.h"
 
@@ -82,6 +87,7 @@ struct rpc {
     uint64_t tick_timer;
     uint64_t mon_seq;
     bool has_key;
+    bool watch_plain;     /* monitor plain connections' handshakes too */
     sec_keypair_t key;    /* presented to CURVE servers */
     wire_msg_t scratch;   /* decoded reply, lent to the callback */
     zmq_msg_t *cur_value; /* its value frame, while the callback runs */
@@ -268,7 +274,13 @@ int rpc_take_value(rpc_t *rpc, zmq_msg_t *dst)
     return zmq_msg_move(dst, rpc->cur_value) == 0 ? 0 : -errno;
 }
 
-/* A CURVE connection's monitor reported: a refused handshake fails its calls. */
+/*
+ * A connection's monitor reported. On a CURVE connection a refused
+ * handshake fails its calls with -EACCES. On a plain one (rpc_watch_plain)
+ * only a mechanism mismatch does, with -EPROTO: the node speaks CURVE and
+ * we offered none, which no retry can change. Other protocol errors on a
+ * plain connection are left to ZeroMQ's reconnects and the calls' deadlines.
+ */
 static void on_monitor(loop_t *loop, void *zsock, int fd, void *arg)
 {
     (void)fd;
@@ -278,6 +290,7 @@ static void on_monitor(loop_t *loop, void *zsock, int fd, void *arg)
         c = c->next;
     if (!c)
         return;
+    bool secured = strchr(c->addr, '#') != NULL;
     for (;;) {
         zmq_msg_t parts[2];
         int total = rpc_recv_frames(zsock, parts, 2);
@@ -293,16 +306,46 @@ static void on_monitor(loop_t *loop, void *zsock, int fd, void *arg)
         }
         for (int i = 0; i < (total < 2 ? total : 2); i++)
             zmq_msg_close(&parts[i]);
-        if (event & (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL)) {
+        bool failed =
+            event & (ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL);
+        bool mismatch = event == ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL &&
+                        value == ZMQ_PROTOCOL_ERROR_ZMTP_MECHANISM_MISMATCH;
+        if (secured && failed) {
             log_warn("rpc", "%s refused our key (CURVE handshake failed: %s %u)", c->addr,
                      event & ZMQ_EVENT_HANDSHAKE_FAILED_AUTH ? "auth status" : "protocol error",
                      (unsigned)value);
-            /* Closing ends the monitor too: stop reading from it now. */
-            close_conn(rpc, c);
-            fail_conn_calls(rpc, c, -EACCES);
-            return;
+        } else if (!secured && mismatch) {
+            log_warn("rpc", "%s requires CURVE: give a key and its address as EP#KEY", c->addr);
+        } else {
+            continue;
         }
+        /* Closing ends the monitor too: stop reading from it now. */
+        close_conn(rpc, c);
+        fail_conn_calls(rpc, c, secured ? -EACCES : -EPROTO);
+        return;
     }
+}
+
+/* Watch s's handshakes on the loop through a socket monitor. 0, or -errno. */
+static int watch_conn(rpc_t *rpc, conn_t *c, void *s)
+{
+    char name[64];
+    snprintf(name, sizeof name, "inproc://rpc-mon-%p-%llu", (void *)rpc,
+             (unsigned long long)++rpc->mon_seq);
+    if (zmq_socket_monitor(
+            s, name, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) < 0)
+        return -zmq_errno();
+    void *mon = zmq_socket(rpc->zctx, ZMQ_PAIR);
+    if (!mon)
+        return -zmq_errno();
+    int linger = 0;
+    zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger);
+    if (zmq_connect(mon, name) < 0 || loop_add_socket(rpc->loop, mon, on_monitor, rpc) < 0) {
+        zmq_close(mon);
+        return -EIO;
+    }
+    c->mon = mon;
+    return 0;
 }
 
 /*
@@ -321,23 +364,12 @@ static int secure_conn(rpc_t *rpc, conn_t *c, void *s, const uint8_t *server_key
         zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, rpc->key.pub.b, SEC_KEY_BYTES) < 0 ||
         zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, rpc->key.secret, SEC_KEY_BYTES) < 0)
         return -zmq_errno();
-    char name[64];
-    snprintf(name, sizeof name, "inproc://rpc-mon-%p-%llu", (void *)rpc,
-             (unsigned long long)++rpc->mon_seq);
-    if (zmq_socket_monitor(
-            s, name, ZMQ_EVENT_HANDSHAKE_FAILED_AUTH | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL) < 0)
-        return -zmq_errno();
-    void *mon = zmq_socket(rpc->zctx, ZMQ_PAIR);
-    if (!mon)
-        return -zmq_errno();
-    int linger = 0;
-    zmq_setsockopt(mon, ZMQ_LINGER, &linger, sizeof linger);
-    if (zmq_connect(mon, name) < 0 || loop_add_socket(rpc->loop, mon, on_monitor, rpc) < 0) {
-        zmq_close(mon);
-        return -EIO;
-    }
-    c->mon = mon;
-    return 0;
+    return watch_conn(rpc, c, s);
+}
+
+void rpc_watch_plain(rpc_t *rpc)
+{
+    rpc->watch_plain = true;
 }
 
 static conn_t *get_conn(rpc_t *rpc, const char *addr, rpc_lane_t lane)
@@ -384,7 +416,10 @@ static conn_t *get_conn(rpc_t *rpc, const char *addr, rpc_lane_t lane)
         char base[ENDPOINT_MAX];
         uint8_t server_key[SEC_KEY_BYTES];
         int k = endpoint_split_key(addr, base, server_key);
-        int rc = k < 0 ? -EINVAL : k == 1 ? secure_conn(rpc, c, s, server_key) : 0;
+        int rc = k < 0              ? -EINVAL
+                 : k == 1           ? secure_conn(rpc, c, s, server_key)
+                 : rpc->watch_plain ? watch_conn(rpc, c, s)
+                                    : 0;
         if (rc < 0 || zmq_connect(s, base) < 0) {
             log_warn("rpc", "cannot connect to %s: %s", addr,
                      rc < 0 ? strerror(-rc) : zmq_strerror(zmq_errno()));

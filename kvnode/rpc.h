@@ -25,10 +25,11 @@ typedef struct rpc rpc_t;
  * connection is reset and they fail too),
  * -err for a peer ERROR reply (then reply->err_msg says why, reply is
  * non-NULL), -EACCES with reply NULL when a secured node refused our key
- * in the CURVE handshake, -EREMOTE for a REDIRECT ("not mine": reply->node names a
- * better peer), -EBADMSG for an unexpected reply type, -ECANCELED when the
- * rpc is destroyed with the call pending. `reply`, its key and value
- * pointers included, is borrowed for the duration of the callback only.
+ * in the CURVE handshake, -EPROTO with reply NULL when a plain address
+ * reached a node that requires CURVE (rpc_watch_plain only), -EREMOTE for a REDIRECT ("not mine":
+ * reply->node names a better peer), -EBADMSG for an unexpected reply type, -ECANCELED when the rpc
+ * is destroyed with the call pending. `reply`, its key and value pointers included, is borrowed for
+ * the duration of the callback only.
  */
 typedef void (*rpc_done_fn)(int rc, const wire_msg_t *reply, void *arg);
 
@@ -44,6 +45,14 @@ void rpc_destroy(rpc_t **rpc);
  * and the call fails with -EACCES). Returns 0.
  */
 int rpc_set_key(rpc_t *rpc, const sec_keypair_t *kp);
+
+/*
+ * Also watch the handshakes of plain (non-"#KEY") connections, so that a
+ * call to a node that requires CURVE fails at once with -EPROTO instead
+ * of timing out. For clients (two more sockets per connection); set it
+ * before the first call.
+ */
+void rpc_watch_plain(rpc_t *rpc);
 
 /*
  * Send req (its req_id is overwritten) to the peer at addr; types that carry

@@ -10,8 +10,12 @@
  * A list is a sorted array searched by bsearch: lists hold at most a few
  * thousand keys and are re-read whole on SIGHUP, so nothing fancier pays.
  *
+ * A client key may carry volumes (a grant): it then reaches only the store
+ * keys under "v/VOL/" of those volumes. The grant is kept with the key
+ * so one lookup answers both "who is this" and "what may it touch".
+ *
  * Deliberately not done: no locking of key files, no key expiry, no
- * per-volume grants (a later layer can attach those to a key).
+ * grants finer than a volume (a path inside one, read-only).
  */
 #include "sec_key.h"
 
@@ -241,8 +245,18 @@ void sec_fingerprint(const sec_pub_t *pub, char out[SEC_FP_SIZE])
     sodium_bin2hex(out, SEC_FP_SIZE, h, sizeof h);
 }
 
+/*
+ * One listed key. vols is NULL for a key with every volume, else the
+ * names of its volumes, each NUL-terminated, in vols_len bytes.
+ */
+typedef struct {
+    sec_pub_t pub; /* first: bsearch compares the key's bytes */
+    char *vols;
+    size_t vols_len;
+} entry_t;
+
 struct sec_keylist {
-    sec_pub_t *keys; /* sorted by memcmp, distinct */
+    entry_t *keys; /* sorted by memcmp of pub, distinct */
     size_t count, cap;
 };
 
@@ -255,6 +269,8 @@ void sec_keylist_destroy(sec_keylist_t **list)
 {
     if (!list || !*list)
         return;
+    for (size_t i = 0; i < (*list)->count; i++)
+        free((*list)->keys[i].vols);
     free((*list)->keys);
     free(*list);
     *list = NULL;
@@ -265,33 +281,132 @@ static int cmp_pub(const void *a, const void *b)
     return memcmp(a, b, SEC_KEY_BYTES);
 }
 
-bool sec_keylist_contains(const sec_keylist_t *list, const uint8_t key[SEC_KEY_BYTES])
+static entry_t *find(const sec_keylist_t *list, const uint8_t key[SEC_KEY_BYTES])
 {
     if (!list || list->count == 0)
-        return false;
-    return bsearch(key, list->keys, list->count, sizeof(sec_pub_t), cmp_pub) != NULL;
+        return NULL;
+    return bsearch(key, list->keys, list->count, sizeof(entry_t), cmp_pub);
 }
 
-int sec_keylist_add(sec_keylist_t *list, const sec_pub_t *pub)
+bool sec_keylist_contains(const sec_keylist_t *list, const uint8_t key[SEC_KEY_BYTES])
 {
-    if (sec_keylist_contains(list, pub->b))
-        return 0;
+    return find(list, key) != NULL;
+}
+
+/* Insert pub (not yet listed) with every volume; its entry, or NULL when out of memory. */
+static entry_t *insert(sec_keylist_t *list, const sec_pub_t *pub)
+{
     if (list->count == list->cap) {
         size_t cap = list->cap ? list->cap * 2 : 16;
-        sec_pub_t *keys = realloc(list->keys, cap * sizeof *keys);
+        entry_t *keys = realloc(list->keys, cap * sizeof *keys);
         if (!keys)
-            return -ENOMEM;
+            return NULL;
         list->keys = keys;
         list->cap = cap;
     }
     size_t i = list->count;
-    while (i > 0 && memcmp(&list->keys[i - 1], pub, sizeof *pub) > 0) {
+    while (i > 0 && memcmp(&list->keys[i - 1].pub, pub, sizeof *pub) > 0) {
         list->keys[i] = list->keys[i - 1];
         i--;
     }
-    list->keys[i] = *pub;
+    list->keys[i] = (entry_t){.pub = *pub};
     list->count++;
+    return &list->keys[i];
+}
+
+int sec_keylist_add(sec_keylist_t *list, const sec_pub_t *pub)
+{
+    entry_t *e = find(list, pub->b);
+    if (e)
+        return e->vols ? -EINVAL : 0;
+    return insert(list, pub) ? 0 : -ENOMEM;
+}
+
+bool sec_volume_name_ok(const char *s, size_t len)
+{
+    if (len == 0 || len > SEC_VOLUME_MAX)
+        return false;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static bool has_volume(const entry_t *e, const char *vol, size_t len)
+{
+    for (size_t off = 0; off < e->vols_len;) {
+        size_t n = strlen(e->vols + off);
+        if (n == len && memcmp(e->vols + off, vol, len) == 0)
+            return true;
+        off += n + 1;
+    }
+    return false;
+}
+
+/* Grant vol (a valid name) to the restricted entry e. 0 or -ENOMEM. */
+static int add_volume(entry_t *e, const char *vol, size_t len)
+{
+    if (has_volume(e, vol, len))
+        return 0;
+    char *v = realloc(e->vols, e->vols_len + len + 1);
+    if (!v)
+        return -ENOMEM;
+    memcpy(v + e->vols_len, vol, len);
+    v[e->vols_len + len] = '\0';
+    e->vols = v;
+    e->vols_len += len + 1;
     return 0;
+}
+
+bool sec_keylist_restricted(const sec_keylist_t *list, const uint8_t key[SEC_KEY_BYTES])
+{
+    const entry_t *e = find(list, key);
+    return e && e->vols;
+}
+
+bool sec_keylist_allows(const sec_keylist_t *list, const uint8_t key[SEC_KEY_BYTES],
+                        const uint8_t *skey, size_t skey_len)
+{
+    const entry_t *e = find(list, key);
+    if (!e)
+        return false;
+    if (!e->vols)
+        return true;
+    /*
+     * "v/VOL/..." and nothing else: a volume name holds no '/', so the
+     * first '/' after "v/" ends it and "v/VOLx/" or "v/VOL" alone (not a
+     * key dhtfs writes) never pass for VOL.
+     */
+    if (skey_len < 4 || skey[0] != 'v' || skey[1] != '/')
+        return false;
+    const uint8_t *name = skey + 2, *slash = memchr(name, '/', skey_len - 2);
+    if (!slash)
+        return false;
+    return has_volume(e, (const char *)name, (size_t)(slash - name));
+}
+
+size_t sec_keylist_volumes(const sec_keylist_t *list, const uint8_t key[SEC_KEY_BYTES], char *buf,
+                           size_t cap)
+{
+    const entry_t *e = find(list, key);
+    size_t n = 0;
+    if (cap == 0)
+        return 0;
+    buf[0] = '\0';
+    for (size_t off = 0; e && e->vols && off < e->vols_len;) {
+        const char *v = e->vols + off;
+        int w = snprintf(buf + n, cap - n, "%s%s", n ? " " : "", v);
+        if (w < 0 || (size_t)w >= cap - n) {
+            buf[cap - 1] = '\0';
+            return strlen(buf);
+        }
+        n += (size_t)w;
+        off += strlen(v) + 1;
+    }
+    return n;
 }
 
 size_t sec_keylist_count(const sec_keylist_t *list)
@@ -304,7 +419,54 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r';
 }
 
-int sec_keylist_parse(const char *text, size_t text_len, sec_keylist_t **out, unsigned *bad_line)
+/*
+ * One line's words (text[a, b): no comment, no surrounding blanks): the key
+ * and, with SEC_LIST_VOLUMES, its volumes. 0, -EINVAL or -ENOMEM.
+ */
+static int parse_line(sec_keylist_t *list, const char *text, size_t a, size_t b, unsigned flags)
+{
+    size_t k = a;
+    while (k < b && !is_blank(text[k]))
+        k++;
+    sec_pub_t pub;
+    int rc = sec_z85_decode(text + a, k - a, pub.b);
+    if (rc < 0)
+        return rc;
+    if (k == b)
+        return sec_keylist_add(list, &pub);
+    if (!(flags & SEC_LIST_VOLUMES))
+        return -EINVAL;
+    /* Validate every name first: a malformed line must not leave half a grant. */
+    for (size_t p = k; p < b;) {
+        while (p < b && is_blank(text[p]))
+            p++;
+        size_t q = p;
+        while (q < b && !is_blank(text[q]))
+            q++;
+        if (!sec_volume_name_ok(text + p, q - p))
+            return -EINVAL;
+        p = q;
+    }
+    entry_t *e = find(list, pub.b);
+    if (e && !e->vols)
+        return -EINVAL; /* listed before with every volume */
+    if (!e && !(e = insert(list, &pub)))
+        return -ENOMEM;
+    for (size_t p = k; p < b;) {
+        while (p < b && is_blank(text[p]))
+            p++;
+        size_t q = p;
+        while (q < b && !is_blank(text[q]))
+            q++;
+        if ((rc = add_volume(e, text + p, q - p)) < 0)
+            return rc;
+        p = q;
+    }
+    return 0;
+}
+
+int sec_keylist_parse(const char *text, size_t text_len, unsigned flags, sec_keylist_t **out,
+                      unsigned *bad_line)
 {
     sec_keylist_t *list = sec_keylist_new();
     if (!list)
@@ -331,10 +493,7 @@ int sec_keylist_parse(const char *text, size_t text_len, sec_keylist_t **out, un
         while (b > a && is_blank(text[b - 1]))
             b--;
         if (b > a) {
-            sec_pub_t pub;
-            int rc = sec_z85_decode(text + a, b - a, pub.b);
-            if (rc == 0)
-                rc = sec_keylist_add(list, &pub);
+            int rc = parse_line(list, text, a, b, flags);
             if (rc < 0) {
                 if (rc == -EINVAL && bad_line)
                     *bad_line = line_no;
@@ -348,7 +507,7 @@ int sec_keylist_parse(const char *text, size_t text_len, sec_keylist_t **out, un
     return 0;
 }
 
-int sec_keylist_load(const char *path, sec_keylist_t **out, unsigned *bad_line)
+int sec_keylist_load(const char *path, unsigned flags, sec_keylist_t **out, unsigned *bad_line)
 {
     /* A list of 10,000 keys with comments fits well within 1 MiB. */
     enum { LIST_MAX = 1 << 20 };
@@ -356,7 +515,7 @@ int sec_keylist_load(const char *path, sec_keylist_t **out, unsigned *bad_line)
     if (!buf)
         return -ENOMEM;
     ssize_t len = read_small(path, buf, LIST_MAX + 1, NULL);
-    int rc = len < 0 ? (int)len : sec_keylist_parse(buf, (size_t)len, out, bad_line);
+    int rc = len < 0 ? (int)len : sec_keylist_parse(buf, (size_t)len, flags, out, bad_line);
     if (len == -EINVAL && bad_line)
         *bad_line = 0;
     free(buf);

@@ -16,6 +16,13 @@
  *             not a key and a comment); blank lines and surrounding blanks
  *             are ignored. Anything else is malformed (the whole list is
  *             refused, so a typo never silently drops a member).
+ *             With SEC_LIST_VOLUMES (client lists) a key may be followed,
+ *             after blanks, by volume names separated by blanks:
+ *             "KEY vol1 vol2" grants that key only the store keys of those
+ *             volumes ("v/VOL/..."); a key with no volumes has them all.
+ *             A key on several lines gets the union of its volumes; listed
+ *             once with and once without volumes it is malformed (which
+ *             one was meant is not ours to guess).
  *
  * No sockets and no logging; only file I/O. Errors are negative errno
  * values.
@@ -33,6 +40,16 @@ enum {
     SEC_Z85_LEN = 40,
     /* A fingerprint's text, NUL included: 16 hex digits. */
     SEC_FP_SIZE = 17,
+    /* Longest volume name (fs_volume_name_ok's rule: 1..64 of [A-Za-z0-9._-]). */
+    SEC_VOLUME_MAX = 64,
+};
+
+/* Flags of sec_keylist_parse/load. */
+enum {
+    /* Lines may name volumes after the key (a client list). Without it a
+     * second word on a line is malformed (a peer list: peers have every
+     * right, so a volume there would be a misunderstanding). */
+    SEC_LIST_VOLUMES = 1,
 };
 
 /* A public key (32 raw bytes). */
@@ -99,20 +116,51 @@ void sec_keylist_destroy(sec_keylist_t **list);
 
 /*
  * Parse a list file into a new list (*out, the caller's to destroy).
- * Returns 0, -EINVAL when a line is malformed (then *bad_line, if not
- * NULL, is its 1-based number, and *out is untouched), -ENOMEM, -errno of
- * open/read. An empty list (only comments) is valid.
+ * flags: 0 or SEC_LIST_VOLUMES. Returns 0, -EINVAL when a line is
+ * malformed (then *bad_line, if not NULL, is its 1-based number, and *out
+ * is untouched), -ENOMEM, -errno of open/read. An empty list (only
+ * comments) is valid.
  */
-int sec_keylist_load(const char *path, sec_keylist_t **out, unsigned *bad_line);
+int sec_keylist_load(const char *path, unsigned flags, sec_keylist_t **out, unsigned *bad_line);
 
 /*
  * Parse list text (text_len bytes, need not be NUL-terminated); same rules
  * and results as sec_keylist_load.
  */
-int sec_keylist_parse(const char *text, size_t text_len, sec_keylist_t **out, unsigned *bad_line);
+int sec_keylist_parse(const char *text, size_t text_len, unsigned flags, sec_keylist_t **out,
+                      unsigned *bad_line);
 
-/* Add pub (a duplicate is ignored). 0 or -ENOMEM. */
+/*
+ * Add pub with every volume. A duplicate with every volume is ignored;
+ * -EINVAL when pub is already listed with volumes. 0 or -ENOMEM.
+ */
 int sec_keylist_add(sec_keylist_t *list, const sec_pub_t *pub);
+
+/*
+ * Whether s (len bytes) is a volume name: 1..SEC_VOLUME_MAX bytes of
+ * [A-Za-z0-9._-] (dhtfs's rule, so a name never holds a '/').
+ */
+bool sec_volume_name_ok(const char *s, size_t len);
+
+/* Whether key is listed with volumes (false when unlisted or unrestricted). */
+bool sec_keylist_restricted(const sec_keylist_t *list, const uint8_t key[SEC_KEY_BYTES]);
+
+/*
+ * Whether the listed key may touch the store key skey (skey_len bytes):
+ * true when it is listed without volumes, or skey starts with "v/VOL/"
+ * for one of its volumes VOL. False when key is not listed (or list is
+ * NULL).
+ */
+bool sec_keylist_allows(const sec_keylist_t *list, const uint8_t key[SEC_KEY_BYTES],
+                        const uint8_t *skey, size_t skey_len);
+
+/*
+ * The volumes of a restricted key, separated by blanks, into buf (cap
+ * bytes, NUL-terminated, truncated to fit); "" when the key is unlisted or
+ * unrestricted. Returns the length written.
+ */
+size_t sec_keylist_volumes(const sec_keylist_t *list, const uint8_t key[SEC_KEY_BYTES], char *buf,
+                           size_t cap);
 
 /* Whether key (32 raw bytes) is in the list; false for a NULL list. */
 bool sec_keylist_contains(const sec_keylist_t *list, const uint8_t key[SEC_KEY_BYTES]);

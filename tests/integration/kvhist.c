@@ -2,6 +2,7 @@
  * kvhist — concurrent clients against the store, with a history checker.
  *
  *   kvhist --peer EP[,EP...] [--clients C] [--keys K] [--seconds S] [--log FILE] [--cas]
+ *          [--key FILE] [--prefix P]
  *
  * C clients (one event loop, each with one operation in flight) do random
  * puts and gets on K keys for S seconds. Every operation's invocation and
@@ -24,6 +25,10 @@
  * lies between the acknowledged increments and those plus the ones whose
  * outcome is unknown (a write that failed without saying whether it
  * applied), and is at least the largest acknowledged value.
+ *
+ * --key FILE: the client key for a secured ring (peers given as EP#KEY).
+ * --prefix P: keys are named P + "hist-key-N" (a key restricted to a
+ * volume reaches only "v/VOL/..."). Refused operations count as failed.
  *
  * Prints a summary line "N passed, M failed" (checked operations, violations)
  * and exits 1 on any violation.
@@ -79,6 +84,7 @@ struct hist {
     uint64_t rng;
     unsigned errors;
     bool cas;
+    const char *prefix;
     int final_next; /* --cas: the next counter the final read looks at */
 };
 
@@ -146,8 +152,8 @@ static void start_op(client_t *c)
     r->client = c->id;
     r->is_put = h->cas ? c->have_read : next_rand(h) % 2;
     r->key = h->cas && c->have_read ? h->recs[prev].key : (int)(next_rand(h) % (uint64_t)h->keys);
-    char key[32];
-    snprintf(key, sizeof key, "hist-key-%d", r->key);
+    char key[128];
+    snprintf(key, sizeof key, "%shist-key-%d", h->prefix, r->key);
     r->start_us = now_us();
     int rc;
     if (h->cas && r->is_put) {
@@ -181,8 +187,8 @@ static void start_final(hist_t *h)
     memset(r, 0, sizeof *r);
     r->is_final = true;
     r->key = h->final_next++;
-    char key[32];
-    snprintf(key, sizeof key, "hist-key-%d", r->key);
+    char key[128];
+    snprintf(key, sizeof key, "%shist-key-%d", h->prefix, r->key);
     r->start_us = now_us();
     if (kvc_get(h->kvc, key, strlen(key), on_done, c) < 0) {
         fprintf(stderr, "kvhist: cannot submit\n");
@@ -286,7 +292,7 @@ static unsigned check(const hist_t *h, unsigned *checked)
 
 int main(int argc, char **argv)
 {
-    const char *peers = "tcp://127.0.0.1:7000", *log_path = NULL;
+    const char *peers = "tcp://127.0.0.1:7000", *log_path = NULL, *key_path = NULL, *prefix = "";
     int clients = 4, keys = 5, seconds = 10;
     bool cas = false;
     static const struct option opts[] = {
@@ -296,6 +302,8 @@ int main(int argc, char **argv)
         {"seconds", required_argument, NULL, 's'},
         {"log", required_argument, NULL, 'l'},
         {"cas", no_argument, NULL, 'C'},
+        {"key", required_argument, NULL, 'K'},
+        {"prefix", required_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     int opt;
@@ -319,18 +327,34 @@ int main(int argc, char **argv)
         case 'C':
             cas = true;
             break;
+        case 'K':
+            key_path = optarg;
+            break;
+        case 'P':
+            prefix = optarg;
+            break;
         default:
             fprintf(stderr, "usage: kvhist --peer EP[,EP...] [--clients C] [--keys K] "
-                            "[--seconds S] [--log FILE] [--cas]\n");
+                            "[--seconds S] [--log FILE] [--cas] [--key FILE] [--prefix P]\n");
             return 2;
         }
     }
-    if (clients < 1 || clients > 64 || keys < 1 || seconds < 1 || seconds > 600) {
-        fprintf(stderr, "kvhist: clients 1..64, keys >= 1, seconds 1..600\n");
+    if (clients < 1 || clients > 64 || keys < 1 || seconds < 1 || seconds > 600 ||
+        strlen(prefix) > 64) {
+        fprintf(stderr, "kvhist: clients 1..64, keys >= 1, seconds 1..600, prefix <= 64 bytes\n");
         return 2;
     }
     if (sodium_init() < 0)
         return 2;
+    sec_keypair_t key;
+    if (key_path) {
+        int krc = sec_keypair_load(key_path, &key);
+        if (krc < 0) {
+            fprintf(stderr, "kvhist: --key %s: %s\n", key_path,
+                    krc == -EPERM ? "group or others may access it (chmod 600)" : strerror(-krc));
+            return 2;
+        }
+    }
     log_set_level(LOG_ERROR);
     char *list = strdup(peers);
     const char *seeds[16];
@@ -342,6 +366,10 @@ int main(int argc, char **argv)
     void *zctx = zmq_ctx_new();
     h.loop = loop_new();
     rpc_t *rpc = rpc_new(zctx, h.loop);
+    if (rpc && key_path) {
+        rpc_set_key(rpc, &key);
+        sodium_memzero(&key, sizeof key);
+    }
     h.kvc = kvc_new(rpc, h.loop, seeds, nseeds, 1000);
     h.cap = 2000000;
     h.recs = calloc(h.cap, sizeof *h.recs);
@@ -352,6 +380,7 @@ int main(int argc, char **argv)
     }
     h.keys = keys;
     h.cas = cas;
+    h.prefix = prefix;
     h.rng = (uint64_t)now_us() | 1;
     h.end_ms = loop_clock_ms() + (uint64_t)seconds * 1000u;
     h.active = clients;

@@ -3,11 +3,14 @@
 # files and lists refused when malformed, a secured 3-node ring that serves
 # a listed client and refuses everyone else quickly (no key, a random key,
 # a key revoked on SIGHUP, a client key asking a peer operation, a node
-# whose key is not listed), shrugs off garbage and plain ZeroMQ, and whose
+# whose key is not listed, a plain client that offers no CURVE), keeps a
+# client key granted one volume to that volume's keys, rate-limits its
+# refusal log lines, shrugs off garbage and plain ZeroMQ, and whose
 # traffic carries no plaintext.
 # Contract: kvnode exits 2 on bad keys/lists/flags; dhtctl exits 3 when refused.
 source "$(dirname "$0")/lib.sh"
 WIREPOKE=$BUILD_DIR/tests/wirepoke
+KVHIST=$BUILD_DIR/tests/kvhist
 
 # expect_fail STATUS PATTERN CMD...: CMD exits STATUS and stderr matches.
 expect_fail() {
@@ -34,7 +37,7 @@ expect_fail 1 "cannot listen on" "$KVNODE" --listen "192.0.2.1:${P[0]}" --data "
 log "unsecured node: non-loopback listen refused (exit 2) unless --insecure"
 
 # --- Key files.
-for k in n0 n1 n2 c1 c2 rogue stranger; do
+for k in n0 n1 n2 c1 c2 c3 rogue stranger; do
     "$DHTCTL" keygen "$K/$k.key" >"$K/$k.out" 2>/dev/null
 done
 [ "$(stat -c %a "$K/n0.key")" = 600 ] || fail "secret key mode $(stat -c %a "$K/n0.key")"
@@ -48,6 +51,7 @@ cat "$K/n0.key.pub" "$K/n1.key.pub" "$K/n2.key.pub" >"$K/peers"
     echo
     echo "$(cat "$K/c1.key.pub")   # c1"
     cat "$K/c2.key.pub"
+    echo "$(cat "$K/c3.key.pub") home   # c3: volume home only"
 } >"$K/clients"
 cp "$K/c1.key" "$K/open.key"
 chmod 644 "$K/open.key"
@@ -63,9 +67,16 @@ expect_fail 2 "badlist, line 2" "$KVNODE" --listen "127.0.0.1:${P[0]}" --data "$
     --key "$K/n0.key" --peer-keys "$K/badlist"
 expect_fail 2 "No such file" "$KVNODE" --listen "127.0.0.1:${P[0]}" --data "$T/x.data" \
     --key "$K/n0.key" --client-keys "$K/missing"
+# Volume grants: names of [A-Za-z0-9._-] in client lists only.
+printf '# c\n%s home a/b\n' "$(cat "$K/c1.key.pub")" >"$K/badvol"
+expect_fail 2 "badvol, line 2: .*volume names" "$KVNODE" --listen "127.0.0.1:${P[0]}" \
+    --data "$T/x.data" --key "$K/n0.key" --client-keys "$K/badvol"
+printf '%s home\n' "$(cat "$K/n1.key.pub")" >"$K/peervol"
+expect_fail 2 "peervol, line 1: .*volume names are for client keys only" "$KVNODE" \
+    --listen "127.0.0.1:${P[0]}" --data "$T/x.data" --key "$K/n0.key" --peer-keys "$K/peervol"
 expect_fail 2 "chmod 600" "$DHTCTL" --key "$K/open.key" --peer "127.0.0.1:${P[0]}#$(cat "$K/n0.key.pub")" get k
 expect_fail 2 "needs a secured node's endpoint" "$DHTCTL" --key "$K/c1.key" --peer "127.0.0.1:${P[0]}" get k
-log "keygen contract; bad permissions, malformed keys and lists: exit 2"
+log "keygen contract; bad permissions, malformed keys, lists and volume grants: exit 2"
 
 # --- A secured ring of three.
 KEY0=$(cat "$K/n0.key.pub")
@@ -106,13 +117,18 @@ sctl c1 put greeting "hello over curve"
 log "secured 3-node ring: listed clients put and get; status says secured"
 
 # --- Everyone else is refused, quickly, with exit 3.
-refused() { # DESCRIPTION CMD...
-    local what=$1 t0 t1
-    shift
+refused_with() { # DESCRIPTION PATTERN CMD...
+    local what=$1 pattern=$2 t0 t1
+    shift 2
     t0=$(date +%s%N)
-    expect_fail 3 "access denied|refused" "$@"
+    expect_fail 3 "$pattern" "$@"
     t1=$(date +%s%N)
     (((t1 - t0) / 1000000 < 1500)) || fail "$what: refusal took $(((t1 - t0) / 1000000)) ms"
+}
+refused() { # DESCRIPTION CMD...
+    local what=$1
+    shift
+    refused_with "$what" "access denied|refused" "$@"
 }
 refused "random key" sctl stranger get greeting
 refused "no key" "$DHTCTL" --timeout-ms 2000 --peer "$SEED" get greeting
@@ -121,7 +137,55 @@ grep -q "refused key" "$T/n0.log" || fail "refusal not logged with a fingerprint
 # A wrong server key (someone else's node key in the address): no answer, exit 3.
 expect_fail 3 "unavailable|no answer" "$DHTCTL" --timeout-ms 500 --key "$K/c1.key" \
     --peer "127.0.0.1:${P[0]}#$(cat "$K/n1.key.pub")" get greeting
-log "no key, random key, peer operation with a client key: exit 3 at once; refusals logged"
+# A plain address (no #KEY) for a secured node: told that it requires CURVE, at once.
+refused_with "plain address, get" "requires CURVE.*--key.*EP#KEY" \
+    "$DHTCTL" --timeout-ms 2000 --peer "127.0.0.1:${P[0]}" get greeting
+refused_with "plain address, status" "requires CURVE.*--key.*EP#KEY" \
+    "$DHTCTL" --timeout-ms 2000 --peer "127.0.0.1:${P[0]}" status
+log "no key, random key, peer operation with a client key, plain address: exit 3 at once; refusals logged"
+
+# --- A client key granted one volume: its keys only ("v/home/..."), ring views still.
+sctl c3 put v/home/note "home only"
+[ "$(sctl c3 get v/home/note)" = "home only" ] || fail "restricted key cannot read its volume"
+sctl c3 del v/home/note
+expect_fail 1 "not found" sctl c3 get v/home/note
+[ "$(sctl c3 status --json | jq -r .nodes)" = 3 ] || fail "restricted key cannot see status"
+sctl c3 lookup v/other/super --json | jq -e .owner >/dev/null || fail "restricted key cannot look up"
+sctl c1 put v/other/super "not for c3"
+sctl c1 put mc/item "memcached's"
+refused_with "restricted key, other volume (put)" "access denied.*only use volume\(s\) home" \
+    sctl c3 put v/other/super stolen
+refused_with "restricted key, memcached namespace" "access denied.*only use volume\(s\) home" \
+    sctl c3 put mc/item stolen
+refused_with "restricted key, plain key (del)" "access denied.*only use volume\(s\) home" \
+    sctl c3 del greeting
+refused "restricted key, other volume (get)" sctl c3 get v/other/super
+refused "restricted key, prefix of its volume's name" sctl c3 get v/homes/super
+[ "$(sctl c1 get v/other/super)" = "not for c3" ] || fail "a refused put changed v/other/super"
+[ "$(sctl c1 get mc/item)" = "memcached's" ] || fail "a refused put changed mc/item"
+[ "$(sctl c1 get greeting)" = "hello over curve" ] || fail "a refused del removed greeting"
+grep -q "refused KV_PUT from client key .*outside its volumes (home)" "$T"/n*.log ||
+    fail "volume refusal not logged"
+# Under concurrency: a history run inside the volume passes; one outside is refused throughout.
+"$KVHIST" --peer "$SEED" --key "$K/c3.key" --prefix v/home/ --clients 4 --keys 5 --seconds 1 \
+    >"$T/hist.out" 2>&1 || fail "kvhist in the granted volume: $(cat "$T/hist.out")"
+grep -q " 0 failed (unavailable)" "$T/hist.out" || fail "kvhist in the volume: $(cat "$T/hist.out")"
+log "restricted key: put/get/del in its volume, status and lookup; other volumes, mc/ and plain keys refused (exit 3)"
+
+# --- Refusals of single messages are logged at most 10 a second per node.
+"$KVHIST" --peer "$SEED" --key "$K/c3.key" --clients 8 --keys 5 --seconds 2 \
+    >"$T/hist-refused.out" 2>&1 || true
+refusals=$(sed -n 's/^kvhist: [0-9]* operations, \([0-9]*\) failed.*/\1/p' "$T/hist-refused.out")
+((${refusals:-0} >= 100)) || fail "kvhist outside the volume: $(cat "$T/hist-refused.out")"
+for n in n0 n1 n2; do
+    # Lines start with a monotonic "SECONDS.MS" stamp. The limiter's 1 s
+    # windows need not start on a whole second, so one whole second may
+    # hold the end of one window and the start of the next: at most 20.
+    busiest=$(grep "auth: refused" "$T/$n.log" | awk '{ n[int($1)]++ } END { m = 0; for (s in n) if (n[s] > m) m = n[s]; print m }')
+    ((busiest <= 20)) || fail "$n logged $busiest refusal lines in one second ($refusals refused operations)"
+done
+grep -q "more refusals were not logged" "$T"/n*.log || fail "suppressed refusals not reported"
+log "$refusals refused operations in 2 s: refusal lines rate-limited, the gap reported"
 
 # --- Revocation without restart.
 grep -vF -- "$(cat "$K/c2.key.pub")" "$K/clients" >"$K/clients.new"

@@ -3,7 +3,8 @@
  *
  * Key files go to a private temp dir. Besides round trips, every refusal
  * the operator can meet is checked: an existing file, a secret readable by
- * others, a malformed key, a malformed line in a list (with its number).
+ * others, a malformed key, a malformed line in a list (with its number),
+ * and the volume grants of a client list.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -219,7 +221,7 @@ static void test_keylist_parse_comments_blanks(void **state)
              za, zb, za);
     sec_keylist_t *list = NULL;
     unsigned line = 99;
-    assert_int_equal(sec_keylist_parse(text, strlen(text), &list, &line), 0);
+    assert_int_equal(sec_keylist_parse(text, strlen(text), 0, &list, &line), 0);
     assert_non_null(list);
     assert_int_equal(sec_keylist_count(list), 2);
     assert_true(sec_keylist_contains(list, a.pub.b));
@@ -235,15 +237,15 @@ static void test_keylist_parse_comments_blanks(void **state)
 
     /* '#' inside a key is a Z85 digit, not a comment. */
     const char *hashed = "#####0000000000000000000000000000000000\n";
-    assert_int_equal(sec_keylist_parse(hashed + 5, 36, &list, NULL), -EINVAL);
+    assert_int_equal(sec_keylist_parse(hashed + 5, 36, 0, &list, NULL), -EINVAL);
     const char *inner = "0000#00000000000000000000000000000000000 # c\n";
-    assert_int_equal(sec_keylist_parse(inner, strlen(inner), &list, NULL), 0);
+    assert_int_equal(sec_keylist_parse(inner, strlen(inner), 0, &list, NULL), 0);
     assert_int_equal(sec_keylist_count(list), 1);
     sec_keylist_destroy(&list);
     assert_false(sec_keylist_contains(NULL, a.pub.b));
 
     /* Only comments: a valid, empty list. */
-    assert_int_equal(sec_keylist_parse("# nobody yet\n\n", 14, &list, NULL), 0);
+    assert_int_equal(sec_keylist_parse("# nobody yet\n\n", 14, 0, &list, NULL), 0);
     assert_int_equal(sec_keylist_count(list), 0);
     assert_false(sec_keylist_contains(list, a.pub.b));
     sec_keylist_destroy(&list);
@@ -267,7 +269,7 @@ static void test_keylist_parse_malformed_line(void **state)
         snprintf(text, sizeof text, "# list\n%s\n%s", za, tails[i]);
         sec_keylist_t *list = (sec_keylist_t *)&text; /* must stay untouched */
         unsigned line = 0;
-        if (sec_keylist_parse(text, strlen(text), &list, &line) != -EINVAL)
+        if (sec_keylist_parse(text, strlen(text), 0, &list, &line) != -EINVAL)
             fail_msg("list with line \"%s\" accepted", tails[i]);
         assert_ptr_equal(list, (sec_keylist_t *)&text);
         assert_int_equal(line, 3);
@@ -286,15 +288,150 @@ static void test_keylist_load_file(void **state)
     write_file(path, text, 0644);
     sec_keylist_t *list = NULL;
     unsigned line = 0;
-    assert_int_equal(sec_keylist_load(path, &list, &line), 0);
+    assert_int_equal(sec_keylist_load(path, 0, &list, &line), 0);
     assert_true(sec_keylist_contains(list, a.pub.b));
     sec_keylist_destroy(&list);
     write_file(path, "# ok\nxx\n", 0644);
-    assert_int_equal(sec_keylist_load(path, &list, &line), -EINVAL);
+    assert_int_equal(sec_keylist_load(path, 0, &list, &line), -EINVAL);
     assert_int_equal(line, 2);
     assert_null(list);
     unlink(path);
-    assert_int_equal(sec_keylist_load(path, &list, &line), -ENOENT);
+    assert_int_equal(sec_keylist_load(path, 0, &list, &line), -ENOENT);
+}
+
+/* A key with its volumes, as a client list writes it. */
+static sec_keylist_t *parse_ok(const char *text, unsigned flags)
+{
+    sec_keylist_t *list = NULL;
+    unsigned line = 0;
+    int rc = sec_keylist_parse(text, strlen(text), flags, &list, &line);
+    if (rc != 0)
+        fail_msg("list refused (rc %d, line %u):\n%s", rc, line, text);
+    return list;
+}
+
+static bool allows(const sec_keylist_t *list, const sec_pub_t *pub, const char *skey)
+{
+    return sec_keylist_allows(list, pub->b, (const uint8_t *)skey, strlen(skey));
+}
+
+static void test_keylist_parse_volumes(void **state)
+{
+    (void)state;
+    sec_keypair_t a, b, c, d;
+    assert_int_equal(sec_keypair_generate(&a), 0);
+    assert_int_equal(sec_keypair_generate(&b), 0);
+    assert_int_equal(sec_keypair_generate(&c), 0);
+    assert_int_equal(sec_keypair_generate(&d), 0);
+    char za[SEC_Z85_LEN + 1], zb[SEC_Z85_LEN + 1], zc[SEC_Z85_LEN + 1], text[1024];
+    sec_z85_encode(a.pub.b, za);
+    sec_z85_encode(b.pub.b, zb);
+    sec_z85_encode(c.pub.b, zc);
+    snprintf(text, sizeof text,
+             "%s\n"                      /* a: every volume */
+             "%s  home\tproj.x-1  # b\n" /* b: two volumes, a comment */
+             "%s   shared\r\n"           /* c: one, then one more below */
+             "%s home\n",
+             za, zb, zc, zc);
+    sec_keylist_t *list = parse_ok(text, SEC_LIST_VOLUMES);
+    assert_int_equal(sec_keylist_count(list), 3);
+    assert_false(sec_keylist_restricted(list, a.pub.b));
+    assert_true(sec_keylist_restricted(list, b.pub.b));
+    assert_true(sec_keylist_restricted(list, c.pub.b));
+    assert_false(sec_keylist_restricted(list, d.pub.b));
+
+    /* Unrestricted: any key at all. */
+    assert_true(allows(list, &a.pub, "mc/x"));
+    assert_true(allows(list, &a.pub, "v/other/super"));
+    assert_true(allows(list, &a.pub, ""));
+    /* Restricted: "v/VOL/..." of its volumes, nothing else. */
+    assert_true(allows(list, &b.pub, "v/home/super"));
+    assert_true(allows(list, &b.pub, "v/home/c/2a/3"));
+    assert_true(allows(list, &b.pub, "v/proj.x-1/i/1"));
+    assert_false(allows(list, &b.pub, "v/shared/super"));
+    assert_false(allows(list, &b.pub, "v/homeX/super"));
+    assert_false(allows(list, &b.pub, "v/hom/super"));
+    assert_false(allows(list, &b.pub, "v/home"));
+    assert_false(allows(list, &b.pub, "v//home/x"));
+    assert_false(allows(list, &b.pub, "mc/v/home/x"));
+    assert_false(allows(list, &b.pub, "x/home/super"));
+    assert_false(allows(list, &b.pub, "home/super"));
+    assert_false(allows(list, &b.pub, ""));
+    assert_false(sec_keylist_allows(list, b.pub.b, NULL, 0));
+    /* Two lines of one key: the union. */
+    assert_true(allows(list, &c.pub, "v/shared/next"));
+    assert_true(allows(list, &c.pub, "v/home/next"));
+    /* Unlisted: nothing. */
+    assert_false(allows(list, &d.pub, "v/home/super"));
+    assert_false(sec_keylist_allows(NULL, a.pub.b, (const uint8_t *)"k", 1));
+
+    char vols[64];
+    assert_int_equal(sec_keylist_volumes(list, b.pub.b, vols, sizeof vols),
+                     strlen("home proj.x-1"));
+    assert_string_equal(vols, "home proj.x-1");
+    assert_int_equal(sec_keylist_volumes(list, a.pub.b, vols, sizeof vols), 0);
+    assert_string_equal(vols, "");
+    char tiny[6];
+    assert_int_equal(sec_keylist_volumes(list, b.pub.b, tiny, sizeof tiny), 5);
+    assert_string_equal(tiny, "home ");
+    /* A restricted key cannot be widened by adding it bare. */
+    assert_int_equal(sec_keylist_add(list, &b.pub), -EINVAL);
+    sec_keylist_destroy(&list);
+
+    /* A volume of exactly the longest name. */
+    char longest[SEC_VOLUME_MAX + 1];
+    memset(longest, 'v', SEC_VOLUME_MAX);
+    longest[SEC_VOLUME_MAX] = '\0';
+    snprintf(text, sizeof text, "%s %s\n", za, longest);
+    list = parse_ok(text, SEC_LIST_VOLUMES);
+    char skey[128];
+    snprintf(skey, sizeof skey, "v/%s/super", longest);
+    assert_true(allows(list, &a.pub, skey));
+    sec_keylist_destroy(&list);
+}
+
+static void test_keylist_parse_volumes_malformed(void **state)
+{
+    (void)state;
+    sec_keypair_t a;
+    assert_int_equal(sec_keypair_generate(&a), 0);
+    char za[SEC_Z85_LEN + 1], longest[SEC_VOLUME_MAX + 2];
+    sec_z85_encode(a.pub.b, za);
+    memset(longest, 'v', SEC_VOLUME_MAX + 1);
+    longest[SEC_VOLUME_MAX + 1] = '\0';
+    char tails[6][128];
+    snprintf(tails[0], sizeof tails[0], "%s a/b\n", za);        /* '/' would alias keys */
+    snprintf(tails[1], sizeof tails[1], "%s home vol#1\n", za); /* '#' inside a word */
+    snprintf(tails[2], sizeof tails[2], "%s %s\n", za, longest);
+    snprintf(tails[3], sizeof tails[3], "%s home\n%s\n", za, za); /* restricted, then bare */
+    snprintf(tails[4], sizeof tails[4], "%s\n%s home\n", za, za); /* bare, then restricted */
+    snprintf(tails[5], sizeof tails[5], "%s caf\xc3\xa9\n", za);
+    unsigned want_line[] = {2, 2, 2, 3, 3, 2};
+    for (size_t i = 0; i < 6; i++) {
+        char text[512];
+        snprintf(text, sizeof text, "# clients\n%s", tails[i]);
+        sec_keylist_t *list = (sec_keylist_t *)&text; /* must stay untouched */
+        unsigned line = 0;
+        if (sec_keylist_parse(text, strlen(text), SEC_LIST_VOLUMES, &list, &line) != -EINVAL)
+            fail_msg("client list %zu accepted:\n%s", i, text);
+        assert_ptr_equal(list, (sec_keylist_t *)&text);
+        assert_int_equal(line, want_line[i]);
+    }
+    /* Without SEC_LIST_VOLUMES (a peer list) a volume is malformed. */
+    char text[256];
+    snprintf(text, sizeof text, "%s home\n", za);
+    sec_keylist_t *list = NULL;
+    unsigned line = 0;
+    assert_int_equal(sec_keylist_parse(text, strlen(text), 0, &list, &line), -EINVAL);
+    assert_int_equal(line, 1);
+    assert_null(list);
+    /* A "# comment" after the volumes is not a volume. */
+    snprintf(text, sizeof text, "%s home # laptop of ann\n", za);
+    list = parse_ok(text, SEC_LIST_VOLUMES);
+    char vols[64];
+    sec_keylist_volumes(list, a.pub.b, vols, sizeof vols);
+    assert_string_equal(vols, "home");
+    sec_keylist_destroy(&list);
 }
 
 static int setup(void **state)
@@ -322,6 +459,8 @@ int main(void)
         cmocka_unit_test(test_keylist_parse_comments_blanks),
         cmocka_unit_test(test_keylist_parse_malformed_line),
         cmocka_unit_test(test_keylist_load_file),
+        cmocka_unit_test(test_keylist_parse_volumes),
+        cmocka_unit_test(test_keylist_parse_volumes_malformed),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
