@@ -23,6 +23,7 @@
 #include <string.h>
 
 #define LOST_DIRS 16
+#define CHECKED_DIRS 64
 
 typedef struct {
     uint64_t dir, hash, expiry;
@@ -39,6 +40,10 @@ struct fs_names {
         uint64_t dir, until;
     } lost[LOST_DIRS];
     uint64_t lost_all_until; /* every directory incomplete until then */
+    struct {
+        uint64_t dir, at;
+    } checked[CHECKED_DIRS];
+    uint64_t checked_all; /* the latest check pushed out: counts for every directory */
 };
 
 fs_names_t *fs_names_new(size_t cap)
@@ -141,4 +146,30 @@ uint64_t fs_names_each(const fs_names_t *t, uint64_t dir, uint64_t now_ms,
         if (t->lost[i].dir == dir && t->lost[i].until > now_ms && t->lost[i].until > until)
             until = t->lost[i].until;
     return until;
+}
+
+void fs_names_checked(fs_names_t *t, uint64_t dir, uint64_t now_ms)
+{
+    size_t oldest = 0;
+    for (size_t i = 0; i < CHECKED_DIRS; i++) {
+        if (t->checked[i].at && t->checked[i].dir == dir) {
+            t->checked[i].at = now_ms;
+            return;
+        }
+        if (t->checked[i].at < t->checked[oldest].at)
+            oldest = i;
+    }
+    if (t->checked_all < t->checked[oldest].at)
+        t->checked_all = t->checked[oldest].at;
+    t->checked[oldest].dir = dir;
+    t->checked[oldest].at = now_ms;
+}
+
+uint64_t fs_names_checked_at(const fs_names_t *t, uint64_t dir)
+{
+    uint64_t at = t->checked_all;
+    for (size_t i = 0; i < CHECKED_DIRS; i++)
+        if (t->checked[i].at && t->checked[i].dir == dir && t->checked[i].at > at)
+            at = t->checked[i].at;
+    return at;
 }

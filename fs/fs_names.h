@@ -47,4 +47,14 @@ void fs_names_note(fs_names_t *t, uint64_t dir, const char *name, size_t len, ui
 uint64_t fs_names_each(const fs_names_t *t, uint64_t dir, uint64_t now_ms,
                        void (*visit)(const char *name, size_t len, void *arg), void *arg);
 
+/*
+ * A lock coherence point of dir at now_ms: its names cached before then
+ * are not to be trusted (fs_names_checked_at). A few directories are
+ * remembered; the oldest pushed out counts for every directory from then
+ * on (more re-reading, never less).
+ */
+void fs_names_checked(fs_names_t *t, uint64_t dir, uint64_t now_ms);
+/* The last coherence point of dir (0: none known). */
+uint64_t fs_names_checked_at(const fs_names_t *t, uint64_t dir);
+
 #endif

@@ -140,6 +140,28 @@ static void test_names_many_lost_dirs(void **state)
     fs_names_destroy(&t);
 }
 
+static void test_names_checked(void **state)
+{
+    (void)state;
+    fs_names_t *t = fs_names_new(4);
+    assert_non_null(t);
+    assert_int_equal(fs_names_checked_at(t, 1), 0);
+    fs_names_checked(t, 1, 500);
+    fs_names_checked(t, 2, 600);
+    fs_names_checked(t, 1, 700);
+    assert_int_equal(fs_names_checked_at(t, 1), 700);
+    assert_int_equal(fs_names_checked_at(t, 2), 600);
+    assert_int_equal(fs_names_checked_at(t, 3), 0);
+    /* 64 directories are remembered; the oldest pushed out counts for all */
+    for (uint64_t d = 100; d < 163; d++)
+        fs_names_checked(t, d, 1000 + d);
+    assert_int_equal(fs_names_checked_at(t, 3), 600);
+    assert_int_equal(fs_names_checked_at(t, 2), 600);
+    assert_int_equal(fs_names_checked_at(t, 1), 700);
+    assert_int_equal(fs_names_checked_at(t, 162), 1162);
+    fs_names_destroy(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -147,6 +169,7 @@ int main(void)
         cmocka_unit_test(test_names_noted_again_take_one_slot),
         cmocka_unit_test(test_names_pushed_out_make_dir_incomplete),
         cmocka_unit_test(test_names_many_lost_dirs),
+        cmocka_unit_test(test_names_checked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
