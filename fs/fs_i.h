@@ -111,6 +111,9 @@ struct fs {
     uint64_t hb_timer;
     uint64_t hb_ok_ms;    /* when the last heartbeat put that landed was started */
     uint64_t hb_lapse_ms; /* the hb_ok_ms whose lapse was already reported */
+    /* the heartbeat's version as our last put left it (fs_locks.c, hb_put) */
+    kv_version_t hb_ver;
+    enum { FS_HB_NEW, FS_HB_KNOWN, FS_HB_UNKNOWN } hb_ver_state;
     uint64_t lk_lost_seq; /* counts the times locks were found lost */
     /* called (on the loop) for each file whose locks were found lost */
     void (*lk_lost_hook)(fs_t *fs, uint64_t ino);

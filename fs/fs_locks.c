@@ -266,18 +266,49 @@ void fs_lk_check_lease(fs_t *fs)
 
 /* ---- heartbeat ---- */
 
+/*
+ * Renew the heartbeat. Each put is conditional on the version our last
+ * one left (the first on the key being absent): a put still in flight
+ * when the unmount deletes the key, however late it lands, then fails its
+ * condition instead of bringing the key back for good. After a failed
+ * condition or an unknown outcome the version is read first, unless the
+ * mount is stopping (then the key is the unmount's to delete).
+ */
 static int hb_put(fs_t *fs)
 {
     char key[FS_KEY_MAX], val[64];
     fs_lock_key_mount(key, fs->vol, fs->mount_id);
     int len = snprintf(val, sizeof val, "dhtfs lease_ms=%u pid=%d", fs->lease_ms, (int)getpid());
-    /* Others count a lease from no earlier than when this put is sent. */
-    uint64_t sent = loop_now_ms(fs->loop);
-    int rc = fs_put(fs->kvc, key, val, (size_t)len, KVC_PUT_ALWAYS, (kv_version_t){0}, NULL);
-    if (rc == 0) {
-        /* Renewed too late? Then others may have taken our locks meanwhile. */
-        fs_lk_check_lease(fs);
-        fs->hb_ok_ms = sent;
+    int rc = -EINTR;
+    for (int attempt = 0; attempt < 2 && !fs->lk_stopping; attempt++) {
+        if (fs->hb_ver_state == FS_HB_UNKNOWN) {
+            uint8_t *cur = NULL;
+            size_t n = 0;
+            rc = fs_get(fs->kvc, key, &cur, &n, &fs->hb_ver);
+            free(cur);
+            if (rc < 0 && rc != -ENOENT)
+                return rc;
+            fs->hb_ver_state = rc == 0 ? FS_HB_KNOWN : FS_HB_NEW;
+            if (fs->lk_stopping)
+                return -EINTR;
+        }
+        /* Others count a lease from no earlier than when this put is sent. */
+        uint64_t sent = loop_now_ms(fs->loop);
+        kv_version_t wrote = {0};
+        rc = fs_put(fs->kvc, key, val, (size_t)len,
+                    fs->hb_ver_state == FS_HB_KNOWN ? KVC_PUT_IF_VERSION : KVC_PUT_IF_ABSENT,
+                    fs->hb_ver, &wrote);
+        if (rc == 0) {
+            fs->hb_ver = wrote;
+            fs->hb_ver_state = FS_HB_KNOWN;
+            /* Renewed too late? Then others may have taken our locks meanwhile. */
+            fs_lk_check_lease(fs);
+            fs->hb_ok_ms = sent;
+            return 0;
+        }
+        fs->hb_ver_state = FS_HB_UNKNOWN;
+        if (rc != -ESTALE && rc != -EEXIST)
+            return rc; /* no answer: the next tick reads the version first */
     }
     return rc;
 }
@@ -326,6 +357,7 @@ static int hb_start(fs_t *fs)
             randombytes_buf(&fs->mount_id, sizeof fs->mount_id);
     }
     fs->hb_started = true;
+    fs->hb_ok_ms = loop_now_ms(fs->loop); /* not a lapse: there was nothing to renew */
     int rc = hb_put(fs);
     if (rc < 0) {
         fs->hb_started = false;
@@ -720,7 +752,10 @@ static void unmount_fiber(void *arg)
         lockfile_put(fs, lf);
     }
     free(v.inos);
-    /* A heartbeat still in flight would bring the key back after the delete. */
+    /*
+     * A heartbeat still in flight is let finish; one that outlives this
+     * wait fails its condition (hb_put) once the delete has landed.
+     */
     for (int i = 0; fs->hb_inflight && i < 1000; i++)
         fiber_sleep(fs->loop, 10);
     char key[FS_KEY_MAX];
