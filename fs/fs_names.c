@@ -44,6 +44,7 @@ struct fs_names {
         uint64_t dir, at;
     } checked[CHECKED_DIRS];
     uint64_t checked_all; /* the latest check pushed out: counts for every directory */
+    bool checked_any;
 };
 
 fs_names_t *fs_names_new(size_t cap)
@@ -128,9 +129,8 @@ void fs_names_note(fs_names_t *t, uint64_t dir, const char *name, size_t len, ui
     memcpy(s->name, name, len);
     s->used = true;
     t->next = (i + 1) % t->cap;
-    if (fs_map_put(t->index, dir, hash, (void *)(uintptr_t)(i + 1)) < 0) {
-        /* Not findable for dedup: harmless, the name just takes another slot later. */
-    }
+    /* Out of memory: the name is only not found for dedup, and takes another slot later. */
+    (void)fs_map_put(t->index, dir, hash, (void *)(uintptr_t)(i + 1));
 }
 
 uint64_t fs_names_each(const fs_names_t *t, uint64_t dir, uint64_t now_ms,
@@ -150,6 +150,7 @@ uint64_t fs_names_each(const fs_names_t *t, uint64_t dir, uint64_t now_ms,
 
 void fs_names_checked(fs_names_t *t, uint64_t dir, uint64_t now_ms)
 {
+    t->checked_any = true;
     size_t oldest = 0;
     for (size_t i = 0; i < CHECKED_DIRS; i++) {
         if (t->checked[i].at && t->checked[i].dir == dir) {
@@ -167,6 +168,8 @@ void fs_names_checked(fs_names_t *t, uint64_t dir, uint64_t now_ms)
 
 uint64_t fs_names_checked_at(const fs_names_t *t, uint64_t dir)
 {
+    if (!t->checked_any)
+        return 0; /* no lock was ever granted: the lookup path pays nothing more */
     uint64_t at = t->checked_all;
     for (size_t i = 0; i < CHECKED_DIRS; i++)
         if (t->checked[i].at && t->checked[i].dir == dir && t->checked[i].at > at)
