@@ -7,6 +7,7 @@
  * device, the store's sockets and the timers.
  */
 #include "fs_embedded.h"
+#include "fs_names.h"
 #include "fs_ops.h"
 #include "http_metrics.h"
 #include "log.h"
@@ -563,6 +564,8 @@ static int run(opts_t *o)
     fs->lease_ms = o->lock_lease_ms;
     fs->lockfiles = fs_map_new();
     fs->leases = fs_map_new();
+    /* 1024 names of 255 bytes at most: about 280 KiB, allocated once. */
+    fs->names = fs_names_new(1024);
     void *zctx = zmq_ctx_new();
     fs->loop = loop_new();
     fs->nodes = fs_map_new();
@@ -647,6 +650,7 @@ static int run(opts_t *o)
     fiber_shutdown();
     fs_release_all(fs);
     fs_lk_release_all(fs);
+    fs_names_destroy(&fs->names);
     free(mp);
     return a.exit_code;
 }

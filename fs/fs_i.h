@@ -41,12 +41,14 @@ typedef struct {
     fs_stamps_t stamps; /* the last changes' tokens, as stored with the record */
     bool have;          /* in/ver are valid */
     uint64_t fetched_ms;
-    uint64_t nlookup;   /* the kernel's references */
-    unsigned refs;      /* fibers holding this node across parks */
-    unsigned open;      /* open handles in this mount */
-    bool orphan;        /* no names left while open here: free data at last close */
-    bool remote_change; /* another mount changed the data since the kernel cached it */
-    fiber_mutex_t lock; /* this mount's updates of the record, one at a time */
+    uint64_t nlookup;     /* the kernel's references */
+    unsigned refs;        /* fibers holding this node across parks */
+    unsigned open;        /* open handles in this mount */
+    uint64_t parent;      /* the directory through which the kernel last got this node's name */
+    uint64_t lk_lost_seq; /* this mount's locks on the file were lost (fs_t.lk_lost_seq then) */
+    bool orphan;          /* no names left while open here: free data at last close */
+    bool remote_change;   /* another mount changed the data since the kernel cached it */
+    fiber_mutex_t lock;   /* this mount's updates of the record, one at a time */
     /* a directory's new mtime/ctime from creates and unlinks, written behind */
     bool touch_pending, touch_running;
     struct timespec touch_time;
@@ -73,7 +75,8 @@ typedef struct {
     uint64_t ra_until; /* chunks below this were already requested */
 } fs_node_t;
 
-typedef struct {
+typedef struct fs fs_t;
+struct fs {
     loop_t *loop;
     kvc_t *kvc;
     struct fuse_session *se;
@@ -105,8 +108,17 @@ typedef struct {
     fs_map_t *lockfiles; /* ino → what we know of its lock record */
     fs_map_t *leases;    /* mount id → its heartbeat as last seen */
     bool hb_started, hb_inflight, lk_stopping;
-    uint64_t hb_timer, hb_ok_ms;
-} fs_t;
+    uint64_t hb_timer;
+    uint64_t hb_ok_ms;    /* when the last heartbeat put that landed was started */
+    uint64_t hb_lapse_ms; /* the hb_ok_ms whose lapse was already reported */
+    /* the heartbeat's version as our last put left it (fs_locks.c, hb_put) */
+    kv_version_t hb_ver;
+    enum { FS_HB_NEW, FS_HB_KNOWN, FS_HB_UNKNOWN } hb_ver_state;
+    uint64_t lk_lost_seq; /* counts the times locks were found lost */
+    /* called (on the loop) for each file whose locks were found lost */
+    void (*lk_lost_hook)(fs_t *fs, uint64_t ino);
+    struct fs_names *names; /* names the kernel may still trust (fs_names.h) */
+};
 
 /* ---- time ---- */
 struct timespec fs_now(void);
@@ -298,6 +310,13 @@ int fs_lk_drop_owner(fs_t *fs, uint64_t ino, uint64_t owner, fs_lock_kind_t kind
 int fs_lk_release_file(fs_t *fs, uint64_t ino, uint64_t fh);
 /* This mount holds entries in ino's record (as far as it knows). */
 bool fs_lk_holds(fs_t *fs, uint64_t ino);
+/*
+ * Has this mount's heartbeat gone unrenewed long enough that other mounts
+ * may have taken its locks? If so (once per lapse) every file where it
+ * held locks is marked lost (fs_node_t.lk_lost_seq, lk_lost_hook) and a
+ * warning logged. Cheap: no store traffic.
+ */
+void fs_lk_check_lease(fs_t *fs);
 /*
  * Unmount: stop the heartbeat, end local waiters (EINTR), and start a
  * fiber that removes this mount's entries and its heartbeat (run the loop

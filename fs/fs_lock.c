@@ -299,3 +299,14 @@ int fs_lock_decode(const uint8_t *buf, size_t len, fs_lock_rec_t *r)
     }
     return 0;
 }
+
+bool fs_lock_lease_lapsed(uint64_t now_ms, uint64_t renewed_ms, unsigned lease_ms)
+{
+    uint64_t margin = lease_ms / 8;
+    return now_ms >= renewed_ms && now_ms - renewed_ms >= (uint64_t)lease_ms - margin;
+}
+
+bool fs_lock_entries_lost(const fs_lock_rec_t *r, uint64_t mount, size_t held)
+{
+    return held > 0 && fs_lock_count_mount(r, mount) == 0;
+}

@@ -6,7 +6,7 @@
  * unlock for one owner (splitting and merging its ranges as POSIX asks),
  * drops an owner's or a dead mount's entries, and encodes and decodes the
  * record. No I/O, clocks or logging: the compare-and-set loop, leases and
- * waiting live in fs_lockops.c.
+ * waiting live in fs_locks.c.
  */
 #ifndef FS_LOCK_H
 #define FS_LOCK_H
@@ -70,6 +70,22 @@ size_t fs_lock_drop_owner(fs_lock_rec_t *r, uint64_t mount, uint64_t owner, fs_l
 size_t fs_lock_drop_mount(fs_lock_rec_t *r, uint64_t mount);
 /* Entries held by mount. */
 size_t fs_lock_count_mount(const fs_lock_rec_t *r, uint64_t mount);
+
+/*
+ * Lost locks, from the holder's side. Other mounts take a mount's locks
+ * once its heartbeat stood still for a lease on their clocks, which starts
+ * no earlier than the last renewal that landed was sent. So the holder
+ * counts from when it sent that renewal (renewed_ms, its own clock) and
+ * gives up an eighth of the lease for clocks that run at different rates:
+ * true when now_ms - renewed_ms >= lease_ms * 7/8.
+ */
+bool fs_lock_lease_lapsed(uint64_t now_ms, uint64_t renewed_ms, unsigned lease_ms);
+/*
+ * A record read from the store no longer holds any entry of mount, which
+ * held `held` entries there as far as it knew for sure: another mount
+ * removed them (it took this mount for dead). held 0: false.
+ */
+bool fs_lock_entries_lost(const fs_lock_rec_t *r, uint64_t mount, size_t held);
 
 /*
  * Keys (buf of FS_KEY_MAX bytes, NUL-terminated; the length, or 0 for a

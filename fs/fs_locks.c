@@ -18,7 +18,10 @@
  * lease (the longer of ours and the one the holder wrote into its
  * heartbeat) means the holder is gone, and its entries are removed from
  * the record. A holder cut off from the ring for a lease therefore loses
- * its locks without being told — as with NFS leases; it logs a warning.
+ * its locks — as with NFS leases. It notices (fs_lk_check_lease: its last
+ * renewal that landed is a lease old; or a record read back lacks its
+ * entries) and, as an NFSv4 client does, marks the files lost: their
+ * handles that took locks answer EIO (fs_ops.c), and it logs a warning.
  *
  * Waiting (F_SETLKW, flock without LOCK_NB) parks the fiber and polls
  * with back-off 50 ms → 1 s; a release within this mount wakes the local
@@ -46,6 +49,7 @@ typedef struct {
     uint64_t ino;
     fiber_mutex_t mu;   /* this mount's changes of the record, one at a time */
     unsigned held;      /* our entries in the record after our last write */
+    bool held_known;    /* held is what the store said, not a guess after a lost answer */
     unsigned users;     /* fibers using this struct */
     fs_lk_wait_t *wait; /* parked local waiters */
     /*
@@ -224,14 +228,88 @@ static void wake_local(lockfile_t *lf)
 
 /* ---- heartbeat ---- */
 
+/* ---- lost locks ---- */
+
+static void lost_file(fs_t *fs, uint64_t ino, const char *why)
+{
+    fs_node_t *n = fs_node_find(fs, ino);
+    if (n)
+        n->lk_lost_seq = fs->lk_lost_seq;
+    log_warn("fs",
+             "inode %llx: this mount's locks are lost (%s): its processes get EIO on the "
+             "files they locked until they close them",
+             (unsigned long long)ino, why);
+    if (fs->lk_lost_hook)
+        fs->lk_lost_hook(fs, ino);
+}
+
+static int lose_each(uint64_t a, uint64_t b, void *value, void *arg)
+{
+    (void)b;
+    fs_t *fs = arg;
+    lockfile_t *lf = value;
+    if (lf->held > 0)
+        lost_file(fs, a, "heartbeat not renewed for a lease");
+    return 0;
+}
+
+void fs_lk_check_lease(fs_t *fs)
+{
+    if (!fs->hb_started || fs->lk_stopping || fs->hb_lapse_ms == fs->hb_ok_ms + 1)
+        return;
+    if (!fs_lock_lease_lapsed(loop_now_ms(fs->loop), fs->hb_ok_ms, fs->lease_ms))
+        return;
+    fs->hb_lapse_ms = fs->hb_ok_ms + 1; /* once per lapse */
+    fs->lk_lost_seq++;
+    fs_map_each(fs->lockfiles, lose_each, fs);
+}
+
+/* ---- heartbeat ---- */
+
+/*
+ * Renew the heartbeat. Each put is conditional on the version our last
+ * one left (the first on the key being absent): a put still in flight
+ * when the unmount deletes the key, however late it lands, then fails its
+ * condition instead of bringing the key back for good. After a failed
+ * condition or an unknown outcome the version is read first, unless the
+ * mount is stopping (then the key is the unmount's to delete).
+ */
 static int hb_put(fs_t *fs)
 {
     char key[FS_KEY_MAX], val[64];
     fs_lock_key_mount(key, fs->vol, fs->mount_id);
     int len = snprintf(val, sizeof val, "dhtfs lease_ms=%u pid=%d", fs->lease_ms, (int)getpid());
-    int rc = fs_put(fs->kvc, key, val, (size_t)len, KVC_PUT_ALWAYS, (kv_version_t){0}, NULL);
-    if (rc == 0)
-        fs->hb_ok_ms = loop_now_ms(fs->loop);
+    int rc = -EINTR;
+    for (int attempt = 0; attempt < 2 && !fs->lk_stopping; attempt++) {
+        if (fs->hb_ver_state == FS_HB_UNKNOWN) {
+            uint8_t *cur = NULL;
+            size_t n = 0;
+            rc = fs_get(fs->kvc, key, &cur, &n, &fs->hb_ver);
+            free(cur);
+            if (rc < 0 && rc != -ENOENT)
+                return rc;
+            fs->hb_ver_state = rc == 0 ? FS_HB_KNOWN : FS_HB_NEW;
+            if (fs->lk_stopping)
+                return -EINTR;
+        }
+        /* Others count a lease from no earlier than when this put is sent. */
+        uint64_t sent = loop_now_ms(fs->loop);
+        kv_version_t wrote = {0};
+        rc = fs_put(fs->kvc, key, val, (size_t)len,
+                    fs->hb_ver_state == FS_HB_KNOWN ? KVC_PUT_IF_VERSION : KVC_PUT_IF_ABSENT,
+                    fs->hb_ver, &wrote);
+        if (rc == 0) {
+            fs->hb_ver = wrote;
+            fs->hb_ver_state = FS_HB_KNOWN;
+            /* Renewed too late? Then others may have taken our locks meanwhile. */
+            fs_lk_check_lease(fs);
+            fs->hb_ok_ms = sent;
+            return 0;
+        }
+        fs->hb_ver_state = FS_HB_UNKNOWN;
+        if (rc != -ESTALE && rc != -EEXIST)
+            return rc; /* no answer: the next tick reads the version first */
+    }
     return rc;
 }
 
@@ -243,6 +321,7 @@ static void hb_fiber(void *arg)
     fs->hb_inflight = true;
     int rc = hb_put(fs);
     fs->hb_inflight = false;
+    fs_lk_check_lease(fs);
     uint64_t now = loop_now_ms(fs->loop);
     if (rc < 0 && now - fs->hb_ok_ms >= fs->lease_ms)
         log_warn("fs",
@@ -263,6 +342,7 @@ static void hb_tick(loop_t *loop, void *arg)
     if (fs->lk_stopping)
         return;
     fs->hb_timer = loop_timer_add(fs->loop, fs->lease_ms / 3, hb_tick, fs);
+    fs_lk_check_lease(fs);
     if (!fs->hb_inflight)
         fiber_spawn(hb_fiber, fs);
 }
@@ -277,6 +357,7 @@ static int hb_start(fs_t *fs)
             randombytes_buf(&fs->mount_id, sizeof fs->mount_id);
     }
     fs->hb_started = true;
+    fs->hb_ok_ms = loop_now_ms(fs->loop); /* not a lapse: there was nothing to renew */
     int rc = hb_put(fs);
     if (rc < 0) {
         fs->hb_started = false;
@@ -385,6 +466,12 @@ static int rec_update(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg)
                     goto out;
                 }
             }
+            if (lf->held_known && fs_lock_entries_lost(r, fs->mount_id, lf->held)) {
+                /* Only another mount that took us for dead removes our entries. */
+                fs->lk_lost_seq++;
+                lost_file(fs, lf->ino, "another mount removed them");
+                lf->held = 0;
+            }
             if (absent)
                 memset(&ver, 0, sizeof ver);
         }
@@ -399,6 +486,7 @@ static int rec_update(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg)
         if (rc < 0 || !changed) {
             if (rc == 0) {
                 lf->held = (unsigned)fs_lock_count_mount(r, fs->mount_id);
+                lf->held_known = true;
                 cache_set(lf, r, ver, absent);
             }
             fiber_mutex_unlock(&lf->mu);
@@ -416,9 +504,18 @@ static int rec_update(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg)
         }
         if (rc == 0) {
             lf->held = (unsigned)fs_lock_count_mount(r, fs->mount_id);
+            lf->held_known = true;
             cache_set(lf, r, wrote, gone);
         } else {
             lf->cache_valid = false;
+            /*
+             * A failed condition may mean that this very write landed at an
+             * earlier attempt whose answer was lost. Only if we hold entries
+             * whether it landed or not does a record without any of ours
+             * prove that another mount removed them.
+             */
+            if (lf->held == 0 || fs_lock_count_mount(r, fs->mount_id) == 0)
+                lf->held_known = false;
         }
         fiber_mutex_unlock(&lf->mu);
         if (rc == 0 || rc == -EINVAL)
@@ -431,6 +528,7 @@ static int rec_update(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg)
          */
         if (lf->held == 0)
             lf->held = 1;
+        lf->held_known = false;
         if (++io_fail >= IO_TRIES)
             break;
         fiber_sleep(fs->loop, BACKOFF_MIN_MS);
@@ -654,7 +752,10 @@ static void unmount_fiber(void *arg)
         lockfile_put(fs, lf);
     }
     free(v.inos);
-    /* A heartbeat still in flight would bring the key back after the delete. */
+    /*
+     * A heartbeat still in flight is let finish; one that outlives this
+     * wait fails its condition (hb_put) once the delete has landed.
+     */
     for (int i = 0; fs->hb_inflight && i < 1000; i++)
         fiber_sleep(fs->loop, 10);
     char key[FS_KEY_MAX];

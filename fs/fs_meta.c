@@ -18,6 +18,7 @@
  * condition and the read-back finds the token.
  */
 #include "fs_i.h"
+#include "fs_names.h"
 #include "log.h"
 
 #include <errno.h>
@@ -561,7 +562,11 @@ static int bucket_get(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, b
     kv_cache_hit_t hit;
     if (kv_cache_get(fs->buckets, key, strlen(key), &hit) == 0 && hit.value_len >= 8) {
         bool split = hit.flags == FS_BUCKET_SPLIT;
-        if (split || (!fresh && fs_now_ms(fs) - le_u64(hit.value) < fs->ttl_ms)) {
+        uint64_t cached = le_u64(hit.value);
+        /* A bucket cached before the directory's last lock coherence point is stale. */
+        if (!fresh && !split && fs->names && cached <= fs_names_checked_at(fs->names, dir))
+            fresh = true;
+        if (split || (!fresh && fs_now_ms(fs) - cached < fs->ttl_ms)) {
             if (bucket_decode(hit.value + 8, hit.value_len - 8, depth, prefix, b, st) == 0) {
                 *ver = hit.version;
                 return 0;

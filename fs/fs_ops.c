@@ -10,6 +10,7 @@
 #include "fs_ops.h"
 #include "fs_acl.h"
 #include "fs_i.h"
+#include "fs_names.h"
 #include "fs_ns.h"
 #include "log.h"
 
@@ -59,6 +60,13 @@ struct op {
 typedef struct {
     fs_node_t *node;
     int flags;
+    /*
+     * A lock was granted through this open file (when fs_t.lk_lost_seq
+     * was lock_seq); once its file's locks are found lost, reads, writes
+     * and fsync through it answer EIO until it is closed (lost: sticky).
+     */
+    bool locked, lost;
+    uint64_t lock_seq;
 } handle_t;
 
 static fs_t *fs_of(fuse_req_t req)
@@ -192,6 +200,22 @@ static handle_t *handle_of(const struct fuse_file_info *fi)
     return (handle_t *)(uintptr_t)fi->fh;
 }
 
+/*
+ * Were the locks taken through h lost (another mount took this mount for
+ * dead and removed them)? Then, as NFSv4 does, I/O through it fails until
+ * it is closed: its process believes it still excludes the others.
+ */
+static bool handle_lost(fs_t *fs, handle_t *h)
+{
+    if (!h->locked)
+        return false;
+    if (!h->lost) {
+        fs_lk_check_lease(fs);
+        h->lost = h->node->lk_lost_seq > h->lock_seq;
+    }
+    return h->lost;
+}
+
 static void fill_entry(fs_t *fs, fs_node_t *n, struct fuse_entry_param *e)
 {
     memset(e, 0, sizeof(*e));
@@ -202,12 +226,43 @@ static void fill_entry(fs_t *fs, fs_node_t *n, struct fuse_entry_param *e)
     e->entry_timeout = fs->entry_timeout;
 }
 
-static void reply_entry(fs_t *fs, fuse_req_t req, fs_node_t *n)
+/*
+ * The kernel is given name in dir, to trust for the entry timeout: noted
+ * so that a lock granted on a file of dir can take it back (lk_names).
+ * The kernel starts its timeout when it reads the answer, a little after
+ * this; the second of margin covers that.
+ */
+static void names_note(fs_t *fs, uint64_t dir, const char *name, size_t len)
+{
+    if (fs->names && fs->entry_timeout > 0)
+        fs_names_note(fs->names, dir, name, len, fs_now_ms(fs),
+                      (uint64_t)(fs->entry_timeout * 1000) + 1000);
+}
+
+/* n's name in dir goes to the kernel. */
+static void entry_given(fs_t *fs, fs_node_t *n, uint64_t dir, const char *name, size_t len)
+{
+    n->nlookup++;
+    n->parent = dir;
+    names_note(fs, dir, name, len);
+}
+
+static void reply_entry(op_t *o, fs_node_t *n, uint64_t dir, const char *name, size_t len)
 {
     struct fuse_entry_param e;
-    fill_entry(fs, n, &e);
-    if (fuse_reply_entry(req, &e) == 0)
-        n->nlookup++;
+    fill_entry(o->fs, n, &e);
+    if (fuse_reply_entry(o->req, &e) == 0)
+        entry_given(o->fs, n, dir, name, len);
+}
+
+/*
+ * Did a lock coherence point of dir pass since since_ms? Then what a
+ * lookup that started at since_ms found may predate it: the kernel gets
+ * it with an entry timeout of 0, to be asked again at its next use.
+ */
+static bool names_checked_since(fs_t *fs, uint64_t dir, uint64_t since_ms)
+{
+    return fs->names && fs_names_checked_at(fs->names, dir) >= since_ms;
 }
 
 static void set_time(int64_t *s, uint32_t *ns, struct timespec ts)
@@ -242,13 +297,15 @@ static void run_lookup(op_t *o)
         return;
     }
     fs_dirent_t ent;
+    uint64_t t0 = fs_now_ms(fs);
     rc = fs_dir_lookup(fs, o->ino, o->name, o->len, false, &ent);
     if (rc == -ENOENT) {
         /* A negative entry lets the kernel remember the miss for entry_timeout. */
         struct fuse_entry_param e;
         memset(&e, 0, sizeof(e));
-        e.entry_timeout = fs->entry_timeout;
-        fuse_reply_entry(o->req, &e);
+        e.entry_timeout = names_checked_since(fs, o->ino, t0) ? 0 : fs->entry_timeout;
+        if (fuse_reply_entry(o->req, &e) == 0 && e.entry_timeout > 0)
+            names_note(fs, o->ino, o->name, o->len);
         return;
     }
     if (rc < 0) {
@@ -265,7 +322,12 @@ static void run_lookup(op_t *o)
         reply_err(o->req, rc);
         return;
     }
-    reply_entry(fs, o->req, n);
+    struct fuse_entry_param e;
+    fill_entry(fs, n, &e);
+    if (names_checked_since(fs, o->ino, t0))
+        e.entry_timeout = 0;
+    if (fuse_reply_entry(o->req, &e) == 0)
+        entry_given(fs, n, o->ino, o->name, o->len);
 }
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -477,7 +539,7 @@ static void run_mknod(op_t *o)
         return;
     }
     op_adopt(o, n);
-    reply_entry(o->fs, o->req, n);
+    reply_entry(o, n, o->ino, o->name, o->len);
 }
 
 static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
@@ -550,7 +612,7 @@ static void run_create(op_t *o)
     struct fuse_entry_param e;
     fill_entry(fs, n, &e);
     if (fuse_reply_create(o->req, &e, &o->fi) == 0) {
-        n->nlookup++;
+        entry_given(fs, n, o->ino, o->name, o->len);
     } else {
         /* The kernel never got the handle. */
         n->open--;
@@ -600,7 +662,7 @@ static void run_link(op_t *o)
         return;
     }
     op_adopt(o, n);
-    reply_entry(o->fs, o->req, n);
+    reply_entry(o, n, o->ino2, o->name, o->len);
 }
 
 static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
@@ -615,8 +677,15 @@ static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const 
 
 static void run_rename(op_t *o)
 {
-    reply_err(o->req, fs_ns_rename(o->fs, o->ino, o->name, o->len, o->ino2, o->name2, o->len2,
-                                   (unsigned)o->flags));
+    int rc = fs_ns_rename(o->fs, o->ino, o->name, o->len, o->ino2, o->name2, o->len2,
+                          (unsigned)o->flags);
+    if (rc == 0) {
+        /* The kernel moves its entry to the new name, and trusts it as long as before. */
+        names_note(o->fs, o->ino2, o->name2, o->len2);
+        if (o->flags & RENAME_EXCHANGE)
+            names_note(o->fs, o->ino, o->name, o->len);
+    }
+    reply_err(o->req, rc);
 }
 
 static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
@@ -707,6 +776,10 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 static void run_read(op_t *o)
 {
     handle_t *h = handle_of(&o->fi);
+    if (handle_lost(o->fs, h)) {
+        reply_err(o->req, -EIO);
+        return;
+    }
     uint8_t *buf = malloc(o->size ? o->size : 1);
     if (!buf) {
         reply_err(o->req, -ENOMEM);
@@ -737,6 +810,10 @@ static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off,
 static void run_write(op_t *o)
 {
     handle_t *h = handle_of(&o->fi);
+    if (handle_lost(o->fs, h)) {
+        reply_err(o->req, -EIO);
+        return;
+    }
     int rc = fs_data_write(o->fs, h->node, (uint64_t)o->off, o->buf, o->size);
     if (rc < 0)
         reply_err(o->req, rc);
@@ -764,9 +841,15 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     op_go(o);
 }
 
+/* FLUSH (each close) and, with o->flags set, FSYNC. */
 static void run_flush(op_t *o)
 {
     handle_t *h = handle_of(&o->fi);
+    bool lost = handle_lost(o->fs, h);
+    if (lost && o->flags) {
+        reply_err(o->req, -EIO);
+        return;
+    }
     int rc = fs_data_flush(o->fs, h->node);
     /* close() drops the process's fcntl locks on the file (POSIX), on every mount's view. */
     if (o->fi.flush && fs_lk_holds(o->fs, h->node->ino)) {
@@ -775,7 +858,8 @@ static void run_flush(op_t *o)
             log_warn("fs", "inode %llx: dropping locks at close failed: %s",
                      (unsigned long long)h->node->ino, strerror(-lrc));
     }
-    reply_err(o->req, rc);
+    /* close(2) reports the lost lock too: the process's exclusion did not hold. */
+    reply_err(o->req, lost && rc == 0 ? -EIO : rc);
 }
 
 static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
@@ -790,8 +874,14 @@ static void op_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void op_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
 {
+    (void)ino;
     (void)datasync;
-    op_flush(req, ino, fi);
+    op_t *o = op_new(req, run_flush);
+    if (!o)
+        return;
+    o->fi = *fi;
+    o->flags = 1;
+    op_go(o);
 }
 
 static void run_release(op_t *o)
@@ -1065,7 +1155,7 @@ static void run_readdir(op_t *o)
                 used += add_entry(o->req, o->plus, buf + used, o->size - used, ents[k].name, &pe,
                                   (off_t)fs_off_from_hash(ents[k].hash));
                 if (o->plus && pe.ino)
-                    n->nlookup++;
+                    entry_given(fs, n, o->ino, ents[k].name, ents[k].name_len);
             }
             i = j;
         }
@@ -1387,14 +1477,19 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino)
 /* ---- locks shared by every mount (fs_locks.c) ---- */
 
 /*
- * Invalidate the kernel's pages and attributes of ino from a thread: the
- * kernel may wait for a page locked by a read that only this loop can
- * answer, so the loop must keep running meanwhile. The fiber waits, so the
- * lock is granted only after the stale pages are gone.
+ * Invalidate, from a thread, the kernel's pages and attributes of ino (if
+ * inode) and the names of dir listed in names: the kernel may wait for a
+ * page locked by a read, or (for a name) for its directory's lock held by
+ * a lookup, that only this loop can answer, so the loop must keep running
+ * meanwhile. The fiber waits, so the lock is granted only after the stale
+ * pages and names are gone.
  */
 typedef struct {
     struct fuse_session *se;
-    fuse_ino_t ino;
+    fuse_ino_t ino, dir;
+    bool inode;
+    char *names; /* NUL-separated */
+    size_t names_len;
     int fd[2];
     fiber_t *fiber;
     bool done;
@@ -1403,7 +1498,14 @@ typedef struct {
 static void *inval_thread(void *arg)
 {
     inval_t *iv = arg;
-    fuse_lowlevel_notify_inval_inode(iv->se, iv->ino, 0, 0);
+    if (iv->inode)
+        fuse_lowlevel_notify_inval_inode(iv->se, iv->ino, 0, 0);
+    for (size_t at = 0; at < iv->names_len;) {
+        size_t len = strlen(iv->names + at);
+        /* -ENOENT: the kernel no longer has it, which is as good. */
+        fuse_lowlevel_notify_inval_entry(iv->se, iv->dir, iv->names + at, len);
+        at += len + 1;
+    }
     char c = 1;
     ssize_t w = write(iv->fd[1], &c, 1);
     (void)w;
@@ -1422,36 +1524,128 @@ static void inval_done(loop_t *loop, void *zsock, int fd, void *arg)
     }
 }
 
-static void inval_off_loop(fs_t *fs, fuse_ino_t ino)
+static void inval_off_loop(fs_t *fs, inval_t *iv)
 {
-    inval_t iv = {.se = fs->se, .ino = ino, .fiber = fiber_self()};
-    if (!fs->se || pipe2(iv.fd, O_CLOEXEC | O_NONBLOCK) < 0)
+    iv->se = fs->se;
+    iv->fiber = fiber_self();
+    if (!fs->se || pipe2(iv->fd, O_CLOEXEC | O_NONBLOCK) < 0)
         return;
     pthread_t t;
-    if (loop_add_fd(fs->loop, iv.fd[0], inval_done, &iv) == 0) {
-        if (pthread_create(&t, NULL, inval_thread, &iv) == 0) {
-            while (!iv.done)
+    if (loop_add_fd(fs->loop, iv->fd[0], inval_done, iv) == 0) {
+        if (pthread_create(&t, NULL, inval_thread, iv) == 0) {
+            while (!iv->done)
                 fiber_park();
             pthread_join(t, NULL);
         }
-        loop_remove_fd(fs->loop, iv.fd[0]);
+        loop_remove_fd(fs->loop, iv->fd[0]);
     }
-    close(iv.fd[0]);
-    close(iv.fd[1]);
+    close(iv->fd[0]);
+    close(iv->fd[1]);
+}
+
+typedef struct {
+    char *buf;
+    size_t len, cap;
+    bool failed;
+} names_buf_t;
+
+static void names_collect(const char *name, size_t len, void *arg)
+{
+    names_buf_t *b = arg;
+    if (b->failed)
+        return;
+    if (b->len + len + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 1024;
+        while (cap < b->len + len + 1)
+            cap *= 2;
+        char *p = realloc(b->buf, cap);
+        if (!p) {
+            b->failed = true;
+            return;
+        }
+        b->buf = p;
+        b->cap = cap;
+    }
+    memcpy(b->buf + b->len, name, len);
+    b->buf[b->len + len] = '\0';
+    b->len += len + 1;
+}
+
+/*
+ * The names of dir the kernel may still trust from before this coherence
+ * point, into iv (to be dropped). Names are cheap to look up again, and
+ * whether another mount changed the directory cannot be told without
+ * reading every bucket, so all of them go: a lock grant costs one lookup
+ * per name the kernel uses afterwards, in that directory only. When the
+ * table lost some of dir's names, waits until the kernel stops trusting
+ * them (at most the entry timeout).
+ */
+static void lk_names(fs_t *fs, uint64_t dir, inval_t *iv)
+{
+    if (!dir || fs->entry_timeout <= 0)
+        return;
+    if (fs->names)
+        fs_names_checked(fs->names, dir, fs_now_ms(fs));
+    names_buf_t b = {0};
+    uint64_t until =
+        fs->names ? fs_names_each(fs->names, dir, fs_now_ms(fs), names_collect, &b) : 0;
+    if (b.failed || !fs->names) {
+        /* Out of memory: wait until the kernel stops trusting any of them instead. */
+        until = fs_now_ms(fs) + (uint64_t)(fs->entry_timeout * 1000) + 1000;
+        b.len = 0;
+    }
+    uint64_t now = fs_now_ms(fs);
+    if (until > now)
+        fiber_sleep(fs->loop, (unsigned)(until - now));
+    iv->dir = dir;
+    iv->names = b.buf;
+    iv->names_len = b.len;
 }
 
 /*
  * Locks are the coherence points between mounts (as NFS makes them):
  * before a lock is dropped our writes reach the store, and once one is
  * granted the file's record is read afresh, so a reader under a lock never
- * sees pages cached before another mount's writes under the same lock.
+ * sees pages cached before another mount's writes under the same lock;
+ * the names of the file's directory that the kernel holds are dropped
+ * too, so that SQLite's access(2) of its journal under the lock sees
+ * whether the journal exists now, not when the name was cached.
  */
 static void lk_revalidate(op_t *o, fs_node_t *n)
 {
-    if (fs_node_load(o->fs, n, true) < 0 || !n->remote_change)
+    inval_t iv = {.ino = n->ino};
+    if (fs_node_load(o->fs, n, true) == 0 && n->remote_change) {
+        n->remote_change = false;
+        iv.inode = true;
+    }
+    lk_names(o->fs, n->parent, &iv);
+    if (iv.inode || iv.names_len > 0)
+        inval_off_loop(o->fs, &iv);
+    free(iv.names);
+}
+
+/* This mount's locks on ino were lost: the kernel's pages must not answer reads any more. */
+typedef struct {
+    fs_t *fs;
+    uint64_t ino;
+} lost_t;
+
+static void lost_fiber(void *arg)
+{
+    lost_t *l = arg;
+    inval_t iv = {.ino = l->ino, .inode = true};
+    inval_off_loop(l->fs, &iv);
+    free(l);
+}
+
+static void lk_lost_pages(fs_t *fs, uint64_t ino)
+{
+    lost_t *l = malloc(sizeof(*l));
+    if (!l)
         return;
-    n->remote_change = false;
-    inval_off_loop(o->fs, n->ino);
+    *l = (lost_t){fs, ino};
+    if (fiber_spawn(lost_fiber, l) < 0)
+        free(l);
 }
 
 static void lk_interrupted(fuse_req_t req, void *data)
@@ -1491,8 +1685,13 @@ static void run_setlk(op_t *o)
             fuse_req_interrupt_func(o->req, lk_interrupted, &o->lk_wait);
         rc = fs_lk_set(o->fs, n->ino, &want, unlock, o->fi.fh, o->lk_sleep ? &o->lk_wait : NULL);
     }
-    if (rc == 0 && !unlock)
+    if (rc == 0 && !unlock) {
+        if (!h->locked) {
+            h->locked = true;
+            h->lock_seq = o->fs->lk_lost_seq;
+        }
         lk_revalidate(o, n);
+    }
     if (!o->fs->se)
         return; /* unmounted meanwhile: nobody to answer */
     reply_err(o->req, rc);
@@ -1583,6 +1782,7 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
         conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
     conn->want &= ~FUSE_CAP_WRITEBACK_CACHE;
+    fs->lk_lost_hook = lk_lost_pages;
     /* Locks go to us (fs_locks.c) so that they hold across mounts, not only in this kernel. */
     if (conn->capable & FUSE_CAP_POSIX_LOCKS)
         conn->want |= FUSE_CAP_POSIX_LOCKS;

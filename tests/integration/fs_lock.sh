@@ -10,11 +10,16 @@
 #     F_GETLK on b reports a's range and type; a blocked F_SETLKW ends with
 #     EINTR on a signal; close drops the locks, and the last close of an
 #     open file its F_OFD_SETLK locks;
-#   - SQLite on both mounts: two concurrent writers, journal_mode=DELETE,
-#     then integrity_check is ok and the row count is the sum;
+#   - SQLite on both mounts with the default options (names cached for
+#     attr_timeout=1): two concurrent writers, journal_mode=DELETE, then
+#     integrity_check is ok and the row count is the sum (a lock grant
+#     drops the names of the file's directory that the kernel holds);
 #   - a lock is a coherence point: mount c (attr_timeout=30, so neither
 #     its names nor its pages would expire by themselves) reads a file,
 #     a overwrites it, and c's read after taking a lock sees a's bytes;
+#   - a mount frozen (SIGSTOP) for longer than a lease while a process
+#     holds an fcntl lock: b gets the lock, and once a runs again that
+#     process's write and fsync answer EIO (its lock is lost) and a logs it;
 #   - kill -9 of a's dhtfs while it holds an flock: b gets the lock after
 #     the lease (lock_lease_ms=3000 here), not before the lease ran out.
 # Every wait is bounded.
@@ -24,10 +29,11 @@ fs_ring
 A=$T/a
 B=$T/b
 LEASE_MS=3000
-# attr_timeout=0: SQLite checks for a hot journal with access(2), which a
-# name cached by the kernel would answer from before the other mount
-# removed the journal (as NFS needs lookupcache=none/noac for SQLite).
-OPTS=lock_lease_ms=$LEASE_MS,attr_timeout=0
+# Default options otherwise: SQLite checks for a hot journal with access(2),
+# which must not be answered from a name the kernel cached before the other
+# mount removed the journal (NFS needs lookupcache=none for that; here a
+# lock grant drops the directory's cached names). FS_LOCK_OPTS adds options.
+OPTS=lock_lease_ms=$LEASE_MS,log_level=info${FS_LOCK_OPTS:+,$FS_LOCK_OPTS}
 mount_fs "$A" -o "$OPTS"
 PID_A=$DHTFS_PID
 mount_fs "$B" -o "$OPTS"
@@ -183,6 +189,27 @@ elif cmd == "coherent":
         time.sleep(0.05)
     fcntl.lockf(fd, fcntl.LOCK_SH, 0, 0)
     print(before.decode(), os.pread(fd, 4, 0).decode())
+elif cmd == "lost":
+    # lost PATH w 0 0 HELD GO: lock, write, touch HELD, wait for GO, then
+    # write and fsync again and print how each ended (ok or the errno name)
+    fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0)
+    os.pwrite(fd, b"mine", 0)
+    open(sys.argv[6], "w").close()
+    deadline = time.time() + 120
+    while not os.path.exists(sys.argv[7]) and time.time() < deadline:
+        time.sleep(0.05)
+    out = []
+    for name, call in (("write", lambda: os.pwrite(fd, b"late", 0)), ("fsync", lambda: os.fsync(fd))):
+        try:
+            call()
+            out.append(name + ":ok")
+        except OSError as e:
+            out.append(name + ":" + errno.errorcode.get(e.errno, str(e.errno)))
+    print(" ".join(out))
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 elif cmd == "test":
     fmt = "hhqqi"  # struct flock on x86-64/aarch64 Linux: short, short, off_t, off_t, pid_t
     res = fcntl.fcntl(fd, fcntl.F_GETLK, struct.pack(fmt, typ, os.SEEK_SET, start, length, 0) + b"\0" * 4)
@@ -280,6 +307,30 @@ check_eq "integrity_check on b" "$(timeout 60 sqlite3 "$B/db.sqlite" "PRAGMA int
 check_eq "rows seen on b" "$(timeout 60 sqlite3 "$B/db.sqlite" "SELECT count(*) FROM t;")" $((2 * N))
 check_eq "distinct rows seen on a" \
     "$(timeout 60 sqlite3 "$A/db.sqlite" "SELECT count(*) FROM (SELECT DISTINCT who, i FROM t);")" $((2 * N))
+
+# --- a mount frozen for longer than a lease loses its lock, and its process is told
+printf 'orig' >"$A/lost"
+rm -f "$T/held-l" "$T/go-l" "$T/rel-l"
+touch "$T/rel-l"
+"${LK[@]}" lost "$A/lost" w 0 0 "$T/held-l" "$T/go-l" >"$T/lost.out" 2>&1 &
+LOSER=$!
+wait_for "$T/held-l" 30
+kill -STOP "$PID_A"
+frozen_at=$EPOCHREALTIME
+st=0
+"${LK[@]}" hold "$B/lost" w 0 0 "$T/held-lb" "$T/rel-l" || st=$?
+took=$(since "$frozen_at")
+kill -CONT "$PID_A"
+check_eq "blocking fcntl lock on b while a is frozen with the lock (exit status)" "$st" 0
+log "b took the frozen mount's lock after $took s (lease $LEASE_MS ms)"
+sleep 0.5
+touch "$T/go-l"
+wait "$LOSER" || fail "the lock holder on a failed: $(head -c 400 "$T/lost.out")"
+check_eq "write and fsync on a after its lock was lost" "$(cat "$T/lost.out")" "write:EIO fsync:EIO"
+grep -q "locks are lost" "$T/dhtfs-a.log" || fail "a did not log that its locks were lost"
+[ "$(cat "$B/lost")" != late ] || fail "a's write after its lock was lost reached the file"
+# a new open file on a works again, and so does a new lock
+expect_ok "${LK[@]}" try "$A/lost" w 0 0
 
 # --- kill -9 of a's dhtfs while it holds a lock: b gets it after the lease
 hold_flock "$A" k1 -x

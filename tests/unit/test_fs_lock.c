@@ -320,6 +320,35 @@ static void test_codec_hostile(void **state)
     free(d);
 }
 
+static void test_lease_lapsed(void **state)
+{
+    (void)state;
+    /* lease 8000: lapsed from 7000 ms after the renewal was sent */
+    assert_false(fs_lock_lease_lapsed(1000, 1000, 8000));
+    assert_false(fs_lock_lease_lapsed(7999, 1000, 8000));
+    assert_true(fs_lock_lease_lapsed(8000, 1000, 8000));
+    assert_true(fs_lock_lease_lapsed(100000, 1000, 8000));
+    /* a renewal sent "after" now (a caller's race) is no lapse */
+    assert_false(fs_lock_lease_lapsed(500, 1000, 8000));
+    /* heartbeats every lease/3 never lapse */
+    assert_false(fs_lock_lease_lapsed(1000 + 8000 / 3 * 2, 1000, 8000));
+}
+
+static void test_entries_lost(void **state)
+{
+    (void)state;
+    fs_lock_rec_t *r = rec_new();
+    set(r, px(1, 7, true, 0, 9));
+    set(r, fl(2, 8, false));
+    assert_false(fs_lock_entries_lost(r, 1, 1));
+    assert_false(fs_lock_entries_lost(r, 1, 5)); /* some left: not taken for dead */
+    assert_false(fs_lock_entries_lost(r, 3, 0)); /* held nothing: nothing to lose */
+    assert_true(fs_lock_entries_lost(r, 3, 1));
+    fs_lock_drop_mount(r, 1);
+    assert_true(fs_lock_entries_lost(r, 1, 1));
+    free(r);
+}
+
 static void test_keys(void **state)
 {
     (void)state;
@@ -345,6 +374,8 @@ int main(void)
         cmocka_unit_test(test_drop_owner_and_mount),
         cmocka_unit_test(test_codec_roundtrip),
         cmocka_unit_test(test_codec_hostile),
+        cmocka_unit_test(test_lease_lapsed),
+        cmocka_unit_test(test_entries_lost),
         cmocka_unit_test(test_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
