@@ -761,8 +761,8 @@ static int find(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos, 
     rc = decode_rec(v.mv_data, v.mv_size, rec);
     if (rc == 0 && fill_cache) {
         const uint8_t *p = v.mv_data;
-        kv_cache_put(st->cache, key, key_len, rec->version, p[16], p + REC_HEADER,
-                     v.mv_size - REC_HEADER);
+        kv_cache_offer(st->cache, key, key_len, rec->version, p[16], p + REC_HEADER,
+                       v.mv_size - REC_HEADER);
     }
     return rc;
 }
@@ -864,7 +864,12 @@ int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t
     rc = stage_op(st, op);
     if (rc < 0)
         return rc;
-    kv_cache_put(st->cache, key, key_len, version, p[16], p + REC_HEADER, idlen + value_len);
+    /*
+     * Not copied into the cache: a value written is seldom read back soon
+     * (a file's chunks), and the overlay answers for it until it is
+     * committed. The key's next reads bring it in if it is hot.
+     */
+    kv_cache_remove(st->cache, key, key_len);
     if (current)
         *current = version;
     return 1;
