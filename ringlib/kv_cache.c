@@ -28,6 +28,8 @@ struct kv_cache {
     size_t nbuckets;
     entry_t *head, *tail;
     uint64_t hits, misses;
+    uint32_t *door; /* doorkeeper fingerprints (0: empty), ndoor a power of two */
+    size_t ndoor;
 };
 
 static uint64_t hash_bytes(const void *p, size_t n)
@@ -40,6 +42,9 @@ static uint64_t hash_bytes(const void *p, size_t n)
     }
     return h;
 }
+
+/* One doorkeeper slot per this many bytes of the bound. */
+enum { DOOR_BYTES = 4096 };
 
 static size_t entry_size(size_t key_len, size_t value_len)
 {
@@ -54,7 +59,12 @@ kv_cache_t *kv_cache_new(size_t max_bytes)
     c->max_bytes = max_bytes;
     c->nbuckets = 1024;
     c->buckets = calloc(c->nbuckets, sizeof *c->buckets);
-    if (!c->buckets) {
+    for (c->ndoor = 64; c->ndoor < max_bytes / DOOR_BYTES; c->ndoor *= 2)
+        ;
+    c->door = calloc(c->ndoor, sizeof *c->door);
+    if (!c->buckets || !c->door) {
+        free(c->buckets);
+        free(c->door);
         free(c);
         return NULL;
     }
@@ -73,6 +83,7 @@ void kv_cache_destroy(kv_cache_t **pc)
         e = next;
     }
     free(c->buckets);
+    free(c->door);
     free(c);
     *pc = NULL;
 }
@@ -202,6 +213,22 @@ int kv_cache_put(kv_cache_t *c, const void *key, size_t key_len, kv_version_t ve
     return 0;
 }
 
+int kv_cache_offer(kv_cache_t *c, const void *key, size_t key_len, kv_version_t version,
+                   uint8_t flags, const void *value, size_t value_len)
+{
+    uint64_t h = hash_bytes(key, key_len);
+    if (!*find_slot(c, key, key_len, h)) {
+        /* The slot from the low bits, the fingerprint from the high ones. */
+        uint32_t *slot = &c->door[h & (c->ndoor - 1)];
+        uint32_t fp = (uint32_t)(h >> 32) | 1;
+        if (*slot != fp) {
+            *slot = fp;
+            return 1;
+        }
+    }
+    return kv_cache_put(c, key, key_len, version, flags, value, value_len);
+}
+
 void kv_cache_clear(kv_cache_t *c)
 {
     entry_t *e = c->head;
@@ -211,6 +238,7 @@ void kv_cache_clear(kv_cache_t *c)
         e = next;
     }
     memset(c->buckets, 0, c->nbuckets * sizeof *c->buckets);
+    memset(c->door, 0, c->ndoor * sizeof *c->door);
     c->head = c->tail = NULL;
     c->bytes = 0;
     c->count = 0;

@@ -40,6 +40,18 @@ int kv_cache_put(kv_cache_t *c, const void *key, size_t key_len, kv_version_t ve
 
 void kv_cache_remove(kv_cache_t *c, const void *key, size_t key_len);
 
+/*
+ * Offer a value just read from below the cache: it is cached (as by
+ * kv_cache_put) only if the key is cached already or was offered once
+ * before and is still remembered (a doorkeeper, as in TinyLFU), so a key
+ * read once, such as every chunk of a file read end to end, costs no copy
+ * and evicts nothing hot. The doorkeeper remembers one fingerprint per
+ * 4 KiB of the byte bound, direct-mapped. Returns 0 (cached), 1 (not
+ * cached) or -ENOMEM.
+ */
+int kv_cache_offer(kv_cache_t *c, const void *key, size_t key_len, kv_version_t version,
+                   uint8_t flags, const void *value, size_t value_len);
+
 /* Drop every entry (counters are kept). */
 void kv_cache_clear(kv_cache_t *c);
 

@@ -603,6 +603,84 @@ static void test_kv_cache_hits_misses_counters(void **state)
     kv_cache_destroy(&c);
 }
 
+static int offer_i(kv_cache_t *c, unsigned i, size_t value_len)
+{
+    char key[16];
+    size_t klen = key_of(i, key);
+    uint8_t value[256];
+    memset(value, (int)(i & 0xff), value_len);
+    return kv_cache_offer(c, key, klen, ver(i, 7), 0, value, value_len);
+}
+
+/* A key is cached the second time it is offered, not the first. */
+static void test_kv_cache_offer_admits_second_time(void **state)
+{
+    (void)state;
+    kv_cache_t *c = cache_new(1 << 20);
+    assert_int_equal(offer_i(c, 1, 10), 1);
+    assert_false(has_i(c, 1));
+    assert_int_equal(kv_cache_count(c), 0);
+    assert_int_equal(offer_i(c, 1, 10), 0);
+    assert_true(has_i(c, 1));
+    char key[16];
+    size_t klen = key_of(1, key);
+    uint8_t v[10];
+    memset(v, 1, sizeof v);
+    assert_hit(c, key, klen, ver(1, 7), 0, v, sizeof v);
+    kv_cache_destroy(&c);
+}
+
+/* A cached key is updated by an offer at once; a removed one is readmitted at once. */
+static void test_kv_cache_offer_cached_key_updates(void **state)
+{
+    (void)state;
+    kv_cache_t *c = cache_new(1 << 20);
+    assert_int_equal(kv_cache_put(c, "a", 1, ver(1, 1), 0, "x", 1), 0);
+    assert_int_equal(kv_cache_offer(c, "a", 1, ver(2, 1), 3, "yz", 2), 0);
+    assert_hit(c, "a", 1, ver(2, 1), 3, "yz", 2);
+    /* Offered before (remembered by the doorkeeper), then removed (a write). */
+    assert_int_equal(kv_cache_offer(c, "b", 1, ver(1, 1), 0, "p", 1), 1);
+    assert_int_equal(kv_cache_offer(c, "b", 1, ver(1, 1), 0, "p", 1), 0);
+    kv_cache_remove(c, "b", 1);
+    assert_miss(c, "b", 1);
+    assert_int_equal(kv_cache_offer(c, "b", 1, ver(2, 1), 0, "q", 1), 0);
+    assert_hit(c, "b", 1, ver(2, 1), 0, "q", 1);
+    kv_cache_destroy(&c);
+}
+
+/*
+ * A stream of keys offered once each (a file read end to end) leaves the
+ * hot entries alone, however long it is.
+ */
+static void test_kv_cache_offer_stream_keeps_hot(void **state)
+{
+    (void)state;
+    kv_cache_t *c = cache_new(1 << 16);
+    for (unsigned i = 0; i < 8; i++) {
+        offer_i(c, i, 100);
+        assert_int_equal(offer_i(c, i, 100), 0);
+    }
+    for (unsigned i = 1000; i < 101000; i++)
+        offer_i(c, i, 200);
+    for (unsigned i = 0; i < 8; i++)
+        assert_true(has_i(c, i));
+    /* A few stream keys may share a doorkeeper slot's fingerprint by chance; not more. */
+    assert_true(kv_cache_count(c) < 8 + 16);
+    kv_cache_destroy(&c);
+}
+
+/* Clearing forgets what the doorkeeper saw too. */
+static void test_kv_cache_offer_after_clear(void **state)
+{
+    (void)state;
+    kv_cache_t *c = cache_new(1 << 20);
+    assert_int_equal(offer_i(c, 5, 10), 1);
+    kv_cache_clear(c);
+    assert_int_equal(offer_i(c, 5, 10), 1);
+    assert_int_equal(offer_i(c, 5, 10), 0);
+    kv_cache_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -628,6 +706,10 @@ int main(void)
         cmocka_unit_test(test_kv_cache_put_many_grows_table),
         cmocka_unit_test(test_kv_cache_many_with_eviction),
         cmocka_unit_test(test_kv_cache_hits_misses_counters),
+        cmocka_unit_test(test_kv_cache_offer_admits_second_time),
+        cmocka_unit_test(test_kv_cache_offer_cached_key_updates),
+        cmocka_unit_test(test_kv_cache_offer_stream_keeps_hot),
+        cmocka_unit_test(test_kv_cache_offer_after_clear),
     };
     return cmocka_run_group_tests_name("kv_cache", tests, NULL, NULL);
 }
