@@ -419,15 +419,24 @@ static bool is_blank(char c)
     return c == ' ' || c == '\t' || c == '\r';
 }
 
+/* The next word of text[*p, b): *p moves to its start; returns its end (*p when there is none). */
+static size_t next_word(const char *text, size_t *p, size_t b)
+{
+    while (*p < b && is_blank(text[*p]))
+        (*p)++;
+    size_t q = *p;
+    while (q < b && !is_blank(text[q]))
+        q++;
+    return q;
+}
+
 /*
  * One line's words (text[a, b): no comment, no surrounding blanks): the key
  * and, with SEC_LIST_VOLUMES, its volumes. 0, -EINVAL or -ENOMEM.
  */
 static int parse_line(sec_keylist_t *list, const char *text, size_t a, size_t b, unsigned flags)
 {
-    size_t k = a;
-    while (k < b && !is_blank(text[k]))
-        k++;
+    size_t k = next_word(text, &a, b);
     sec_pub_t pub;
     int rc = sec_z85_decode(text + a, k - a, pub.b);
     if (rc < 0)
@@ -437,31 +446,17 @@ static int parse_line(sec_keylist_t *list, const char *text, size_t a, size_t b,
     if (!(flags & SEC_LIST_VOLUMES))
         return -EINVAL;
     /* Validate every name first: a malformed line must not leave half a grant. */
-    for (size_t p = k; p < b;) {
-        while (p < b && is_blank(text[p]))
-            p++;
-        size_t q = p;
-        while (q < b && !is_blank(text[q]))
-            q++;
+    for (size_t p = k, q = next_word(text, &p, b); q > p; p = q, q = next_word(text, &p, b))
         if (!sec_volume_name_ok(text + p, q - p))
             return -EINVAL;
-        p = q;
-    }
     entry_t *e = find(list, pub.b);
     if (e && !e->vols)
         return -EINVAL; /* listed before with every volume */
     if (!e && !(e = insert(list, &pub)))
         return -ENOMEM;
-    for (size_t p = k; p < b;) {
-        while (p < b && is_blank(text[p]))
-            p++;
-        size_t q = p;
-        while (q < b && !is_blank(text[q]))
-            q++;
+    for (size_t p = k, q = next_word(text, &p, b); q > p; p = q, q = next_word(text, &p, b))
         if ((rc = add_volume(e, text + p, q - p)) < 0)
             return rc;
-        p = q;
-    }
     return 0;
 }
 
