@@ -851,7 +851,7 @@ static sigset_t watch_sigs;
 static bool watch_blocked; /* watch_sigs are blocked and waited for */
 static bool interrupted;
 
-/* Block SIGINT and SIGTERM for a --watch (before any thread starts: ZeroMQ's inherit the mask). */
+/* Block SIGINT and SIGTERM for a --watch (before ZeroMQ starts threads: they inherit the mask). */
 static void watch_block_signals(void)
 {
     sigemptyset(&watch_sigs);
