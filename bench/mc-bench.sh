@@ -22,6 +22,14 @@
 # (1 KiB values; larger values wrap at KEYS x 1 KiB / size keys, at least 500),
 # SIZES="1024 65536" (value sizes in bytes),
 # KEEP=1 keeps the node dirs. Needs memcached and jq.
+#
+# Then, unless MEMASLAP=0 (or memcaslap is missing), libmemcached's
+# memaslap (memcaslap in Debian) against node 0's memcached port and
+# memcached, alternating, each round: its own mix (90 % gets, 10 % sets of
+# the keys it wrote; binary bytes in its keys), values of each size in SIZES
+# (-X), 1 thread with 1 and 4 concurrent requests, SECS seconds, 10 % of the
+# gets verified (-v 0.1). Its TPS, and errors = get misses + verify misses
+# + verify failures + *_ERROR replies, as RESULT lines and a second table.
 set -euo pipefail
 ROUNDS=${1:-3}
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
@@ -128,4 +136,71 @@ END {
             err["dhtfs-kvc", t] + 0
     }
 }' "$OUT" | sort
+
+# memaslap VAL NAME FILE: a "NAME: N" counter of a memaslap summary (0 if absent).
+slap_count() {
+    local v
+    v=$(sed -n "s/^$1: \([0-9]*\)\$/\1/p" "$2" | tail -n 1)
+    echo "${v:-0}"
+}
+
+# slap LABEL PORT CONC ROUND SIZE: one memaslap run; its RESULT line into $OUT
+slap() {
+    local label=$1 port=$2 conc=$3 round=$4 size=$5 out tps errs line
+    out=$T/memaslap-$label-r$round-c$conc-$size.out
+    timeout $((SECS + 60)) memcaslap -s "127.0.0.1:$port" -T 1 -c "$conc" -t "${SECS}s" -X "$size" \
+        -v 0.1 >"$out" 2>&1 || { echo "mc-bench: memaslap $label c=$conc failed: $(tail -n 3 "$out")" >&2; exit 1; }
+    tps=$(sed -n 's/^Run time: .* TPS: \([0-9]*\) .*/\1/p' "$out" | tail -n 1)
+    [ -n "$tps" ] || { echo "mc-bench: memaslap $label printed no TPS: $(tail -n 3 "$out")" >&2; exit 1; }
+    errs=$(($(slap_count get_misses "$out") + $(slap_count verify_misses "$out") +
+        $(slap_count verify_failed "$out") + $(grep -c '_ERROR' "$out" || true)))
+    line="RESULT label=$label run=$round fstype=- test=memaslap_$(size_name "$size")_c$conc unit=ops/s value=$tps errors=$errs"
+    echo "$line" >>"$OUT"
+    echo "  $line"
+}
+
+if [ "${MEMASLAP:-1}" = 1 ] && command -v memcaslap >/dev/null; then
+    echo
+    echo "memaslap: 90 % get / 10 % set, 10 % of gets verified, $SECS s per run"
+    for ((r = 1; r <= ROUNDS; r++)); do
+        targets=("dhtfs-mc:${MCP[0]}" "memcached:${MCP[3]}")
+        ((r % 2 == 0)) && targets=("memcached:${MCP[3]}" "dhtfs-mc:${MCP[0]}")
+        echo "round $r"
+        for size in $SIZES; do
+            for conc in 1 4; do
+                for t in "${targets[@]}"; do
+                    slap "${t%%:*}" "${t##*:}" "$conc" "$r" "$size"
+                done
+            done
+        done
+    done
+    echo
+    echo "memaslap TPS: median over $ROUNDS rounds; ratio per round, median (min..max)"
+    echo "| test | dhtfs-mc | memcached | dhtfs-mc / memcached | errors (mc / memcached) |"
+    echo "|---|---|---|---|---|"
+    awk '
+    /^RESULT / && / test=memaslap_/ {
+        for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
+        v[f["label"], f["test"], f["run"]] = f["value"]; tests[f["test"]] = 1; runs[f["run"]] = 1
+        err[f["label"], f["test"]] += f["errors"]
+    }
+    function median(a, n,   i, j, t) {
+        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+    }
+    END {
+        for (t in tests) {
+            n = 0
+            for (r in runs) if ((("dhtfs-mc", t, r) in v) && (("memcached", t, r) in v)) {
+                n++; d[n] = v["dhtfs-mc", t, r]; m[n] = v["memcached", t, r]
+                q[n] = m[n] > 0 ? d[n] / m[n] : 0
+            }
+            if (!n) continue
+            lo = q[1]; hi = q[1]
+            for (i = 1; i <= n; i++) { c[i] = q[i]; if (q[i] < lo) lo = q[i]; if (q[i] > hi) hi = q[i] }
+            printf "| %s | %.0f | %.0f | %.3f (%.3f..%.3f) | %d / %d |\n", t, median(d, n), median(m, n),
+                median(c, n), lo, hi, err["dhtfs-mc", t] + 0, err["memcached", t] + 0
+        }
+    }' "$OUT" | sort
+fi
 echo "(RESULT lines: $OUT)"

@@ -14,13 +14,10 @@
  */
 #include "http_metrics.h"
 
-#include "endpoint.h"
 #include "log.h"
+#include "tcp_listen.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,96 +346,37 @@ static void on_accept(loop_t *loop, void *zsock, int fd, void *arg)
     }
 }
 
-/* HOST:PORT or [V6]:PORT, optionally after http://. */
-static int parse_addr(const char *spec, char *host, size_t hostcap, char *port, size_t portcap,
-                      const char **why)
-{
-    if (strncmp(spec, "http://", 7) == 0)
-        spec += 7;
-    const char *colon, *hs = spec, *he;
-    if (*spec == '[') {
-        he = strchr(spec, ']');
-        if (!he || he[1] != ':') {
-            *why = "expected [IPV6]:PORT";
-            return -EINVAL;
-        }
-        hs = spec + 1;
-        colon = he + 1;
-    } else {
-        colon = strrchr(spec, ':');
-        if (!colon || strchr(spec, ':') != colon) {
-            *why = "expected HOST:PORT";
-            return -EINVAL;
-        }
-        he = colon;
-    }
-    size_t hl = (size_t)(he - hs);
-    const char *p = colon + 1;
-    size_t pl = strlen(p);
-    if (hl == 0 || hl >= hostcap) {
-        *why = "missing or overlong host";
-        return -EINVAL;
-    }
-    if (pl == 0 || pl > 5 || pl >= portcap || strspn(p, "0123456789") != pl || atoi(p) > 65535) {
-        *why = "port must be a number from 0 to 65535";
-        return -EINVAL;
-    }
-    if (strchr(p, '/')) {
-        *why = "no path: the endpoint always serves /metrics";
-        return -EINVAL;
-    }
-    memcpy(host, hs, hl);
-    host[hl] = '\0';
-    memcpy(port, p, pl + 1);
-    return 0;
-}
-
 http_metrics_t *http_metrics_new(loop_t *loop, const char *spec, bool allow_remote,
                                  http_metrics_collect_fn collect, void *arg, char *err,
                                  size_t errcap)
 {
-    char host[256], port[8];
-    const char *why = NULL;
-    if (parse_addr(spec, host, sizeof host, port, sizeof port, &why) < 0) {
-        snprintf(err, errcap, "bad metrics address '%s': %s", spec, why);
-        return NULL;
-    }
-    struct addrinfo hints = {0}, *ai = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-    int grc = getaddrinfo(host, port, &hints, &ai);
-    if (grc != 0) {
-        snprintf(err, errcap, "metrics address '%s': %s", spec, gai_strerror(grc));
-        return NULL;
-    }
-    if (!allow_remote && !endpoint_sockaddr_is_loopback(ai->ai_addr)) {
+    /* HOST:PORT or [V6]:PORT, optionally after http://, and no path */
+    const char *addr = strncmp(spec, "http://", 7) == 0 ? spec + 7 : spec;
+    if (strchr(addr, '/')) {
         snprintf(err, errcap,
-                 "refusing to serve metrics on %s: not a loopback address (secure the node "
-                 "with --key or pass --insecure to serve them on a network you trust)",
-                 spec);
-        freeaddrinfo(ai);
+                 "bad metrics address '%s': no path: the endpoint always serves /metrics", spec);
         return NULL;
     }
     http_metrics_t *h = calloc(1, sizeof *h);
-    int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (!h || fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
-        bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
-        snprintf(err, errcap, "cannot serve metrics on %s: %s", spec,
-                 h ? strerror(errno) : "out of memory");
-        if (fd >= 0)
-            close(fd);
-        free(h);
-        freeaddrinfo(ai);
+    if (!h) {
+        snprintf(err, errcap, "cannot serve metrics on %s: out of memory", spec);
         return NULL;
     }
-    freeaddrinfo(ai);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-        h->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-                                                 : ((struct sockaddr_in *)&ss)->sin_port);
+    char why[128];
+    int fd = tcp_listen(addr, !allow_remote, LISTEN_BACKLOG, &h->port, why, sizeof why);
+    if (fd < 0) {
+        if (fd == -EINVAL)
+            snprintf(err, errcap, "bad metrics address '%s': %s", spec, why);
+        else if (fd == -EPERM)
+            snprintf(err, errcap,
+                     "refusing to serve metrics on %s: not a loopback address (secure the node "
+                     "with --key or pass --insecure to serve them on a network you trust)",
+                     spec);
+        else
+            snprintf(err, errcap, "cannot serve metrics on %s: %s", spec, why);
+        free(h);
+        return NULL;
+    }
     h->loop = loop;
     h->fd = fd;
     h->collect = collect;

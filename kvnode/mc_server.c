@@ -29,13 +29,11 @@
  */
 #include "mc_server.h"
 
-#include "endpoint.h"
 #include "log.h"
 #include "mc_proto.h"
+#include "tcp_listen.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -1490,79 +1488,33 @@ static void flush_refresh(loop_t *loop, void *arg)
 
 /* ------------------------------------------------------------------ API */
 
-static int split_hostport(const char *hp, char *host, size_t hcap, char *port, size_t pcap)
-{
-    const char *colon;
-    const char *h = hp;
-    size_t hl;
-    if (hp[0] == '[') {
-        const char *close_br = strchr(hp, ']');
-        if (!close_br || close_br[1] != ':')
-            return -EINVAL;
-        h = hp + 1;
-        hl = (size_t)(close_br - h);
-        colon = close_br + 1;
-    } else {
-        colon = strrchr(hp, ':');
-        if (!colon)
-            return -EINVAL;
-        hl = (size_t)(colon - hp);
-    }
-    if (hl == 0 || hl >= hcap || strlen(colon + 1) == 0 || strlen(colon + 1) >= pcap)
-        return -EINVAL;
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-    snprintf(port, pcap, "%s", colon + 1);
-    for (const char *p = port; *p; p++)
-        if (*p < '0' || *p > '9')
-            return -EINVAL;
-    return 0;
-}
-
 mc_server_t *mc_server_new(loop_t *loop, kvc_t *kvc, const char *hostport, bool allow_remote,
                            char *err, size_t errcap)
 {
-    char host[256], port[16];
-    if (split_hostport(hostport, host, sizeof host, port, sizeof port) < 0) {
-        snprintf(err, errcap, "--memcached takes HOST:PORT, got '%s'", hostport);
-        return NULL;
-    }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE};
-    struct addrinfo *ai = NULL;
-    int grc = getaddrinfo(host, port, &hints, &ai);
-    if (grc != 0 || !ai) {
-        snprintf(err, errcap, "--memcached %s: %s", hostport, gai_strerror(grc));
-        return NULL;
-    }
-    if (!allow_remote && !endpoint_sockaddr_is_loopback(ai->ai_addr)) {
+    char why[128];
+    int lfd = tcp_listen(hostport, !allow_remote, 1024, NULL, why, sizeof why);
+    if (lfd == -EPERM) {
         snprintf(err, errcap,
                  "refusing to serve memcached on %s: the protocol has no authentication, so "
                  "anyone who can reach it could read and change every item. Use a loopback "
                  "address, or --insecure on a network you trust.",
                  hostport);
-        freeaddrinfo(ai);
+        return NULL;
+    }
+    if (lfd < 0) {
+        snprintf(err, errcap, "--memcached %s: %s", hostport, why);
         return NULL;
     }
     mc_server_t *s = calloc(1, sizeof *s);
     if (!s) {
-        freeaddrinfo(ai);
+        close(lfd);
         snprintf(err, errcap, "out of memory");
         return NULL;
     }
     s->loop = loop;
     s->kvc = kvc;
     s->ep = -1;
-    s->lfd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    int one = 1;
-    if (s->lfd >= 0)
-        setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (s->lfd < 0 || bind(s->lfd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(s->lfd, 1024) < 0) {
-        snprintf(err, errcap, "--memcached %s: %s", hostport, strerror(errno));
-        freeaddrinfo(ai);
-        mc_server_destroy(&s);
-        return NULL;
-    }
-    freeaddrinfo(ai);
+    s->lfd = lfd;
     s->ep = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event e = {.events = EPOLLIN, .data.ptr = s};
     if (s->ep < 0 || epoll_ctl(s->ep, EPOLL_CTL_ADD, s->lfd, &e) < 0 ||

@@ -175,6 +175,36 @@ static int normalize_base(const char *in, char *out, size_t cap, const char **wh
     return 0;
 }
 
+int endpoint_split_hostport(const char *spec, char *host, size_t hostcap,
+                            char port[ENDPOINT_PORT_MAX], const char **why)
+{
+    const char *hs = spec, *he, *colon;
+    if (*spec == '[') {
+        he = strchr(spec, ']');
+        if (!he || he[1] != ':')
+            return fail(why, "expected [IPV6]:PORT");
+        hs = spec + 1;
+        colon = he + 1;
+    } else {
+        /* one colon only: a bare IPv6 address needs its brackets */
+        colon = strrchr(spec, ':');
+        if (!colon || strchr(spec, ':') != colon)
+            return fail(why, "expected HOST:PORT");
+        he = colon;
+    }
+    size_t hl = (size_t)(he - hs);
+    const char *p = colon + 1;
+    size_t pl = strlen(p);
+    if (hl == 0 || hl >= hostcap)
+        return fail(why, "missing or overlong host");
+    if (pl == 0 || pl >= ENDPOINT_PORT_MAX || strspn(p, "0123456789") != pl || atoi(p) > 65535)
+        return fail(why, "port must be a number from 0 to 65535");
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+    memcpy(port, p, pl + 1);
+    return 0;
+}
+
 bool endpoint_sockaddr_is_loopback(const struct sockaddr *sa)
 {
     if (sa->sa_family == AF_INET)

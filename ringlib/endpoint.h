@@ -46,6 +46,22 @@ int endpoint_split_key(const char *ep, char base[ENDPOINT_MAX], uint8_t key[32])
  */
 bool endpoint_is_local(const char *ep);
 
+enum {
+    /* Room for a listening port as text: up to 5 digits and the NUL. */
+    ENDPOINT_PORT_MAX = 6,
+};
+
+/*
+ * Split a plain TCP listening address (the kvnode --metrics and --memcached
+ * kind, not a ZeroMQ endpoint): "HOST:PORT" or "[IPV6]:PORT", HOST a name
+ * or numeric address (not checked here: the resolver does), PORT 0..65535
+ * in decimal (0: any free port). host gets at most hostcap bytes, port a
+ * NUL-terminated copy of the digits. Returns 0, or -EINVAL with *why (may
+ * be NULL) set to a static explanation; nothing is resolved.
+ */
+int endpoint_split_hostport(const char *spec, char *host, size_t hostcap,
+                            char port[ENDPOINT_PORT_MAX], const char **why);
+
 struct sockaddr;
 /* Whether a resolved address is loopback: 127.0.0.0/8, ::1 or ::ffff:127.x. */
 bool endpoint_sockaddr_is_loopback(const struct sockaddr *sa);

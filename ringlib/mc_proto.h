@@ -90,7 +90,10 @@ typedef enum {
 mc_parse_rc_t mc_parse(const uint8_t *buf, size_t len, mc_req_t *req, size_t *used, size_t *swallow,
                        const char **err);
 
-/* A key memcached accepts: 1..250 bytes, none of them control characters or space. */
+/*
+ * A key memcached 1.6 accepts: 1..250 bytes, none of them NUL, space or
+ * '\n' (control characters and bytes >= 0x80 are fine, as in memcached).
+ */
 bool mc_key_valid(const char *key, size_t len);
 
 /*

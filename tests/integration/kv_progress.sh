@@ -81,12 +81,19 @@ grep -q '^nodes 3  keys 1500  under-replicated 0' <<<"$text" ||
 log "1500 keys on 3 nodes: status idle, every old JSON field kept, progress added"
 
 # --watch --json over the rest of the test, in the background, bounded.
-timeout -k 10 120 "$DHTCTL" --timeout-ms 2000 --peer "$P0" status --json --watch 0.2 \
+# timeout --foreground: without it, timeout(1) follows every signal it passes
+# on with a SIGCONT to the command and its process group. In the sanitizer
+# build that SIGCONT can land while LeakSanitizer's exit-time check is
+# stopping the exiting dhtctl's threads (PTRACE_ATTACH, then a wait for the
+# SIGSTOP that it sends); a SIGCONT discards a pending SIGSTOP, so that wait
+# never ends and dhtctl spins at exit: the hang that once took this test to
+# its ctest timeout. --foreground passes the signal on alone.
+timeout --foreground -k 10 120 "$DHTCTL" --timeout-ms 2000 --peer "$P0" status --json --watch 0.2 \
     >"$T/watch.ndjson" 2>"$T/watch.err" &
 WATCH_PID=$!
 PIDS+=("$WATCH_PID")
 # and in text, as an operator would watch it
-timeout -k 10 120 "$DHTCTL" --timeout-ms 2000 --peer "$P0" status --watch 0.2 \
+timeout --foreground -k 10 120 "$DHTCTL" --timeout-ms 2000 --peer "$P0" status --watch 0.2 \
     >"$T/watch-text.out" 2>"$T/watch-text.err" &
 WATCHT_PID=$!
 PIDS+=("$WATCHT_PID")
@@ -138,7 +145,10 @@ wait_job "$WATCHT_PID" "status --watch (SIGINT)"
 grep -Eq '^progress: [0-9]+ keys \(.*\) left in [0-9]+ streams? \+ hints, [0-9]+ keys/s \(.*/s\), ([0-9]+[smhd]|[0-9]+m[0-9]+s|[0-9]+h[0-9]+m) left' \
     "$T/watch-text.out" ||
     fail "the text --watch never showed keys left, a rate and a time left: $(grep '^progress' "$T/watch-text.out" | sort | uniq -c)"
-grep -q '^progress: idle' <(tail -n 8 "$T/watch-text.out") || fail "the text --watch did not end idle"
+# Idle after the last refresh with keys left: routine anti-entropy streams
+# (nothing left to send) may still flicker the last refreshes to non-idle.
+awk '/^progress: [1-9]/ { busy = NR } /^progress: idle/ { idle = NR } END { exit !(idle > busy) }' \
+    "$T/watch-text.out" || fail "the text --watch never returned to idle after the keys left"
 log "text --watch: $(grep -E '^progress: [0-9]' "$T/watch-text.out" | head -1)"
 lines=$(wc -l <"$T/watch.ndjson")
 [ "$lines" -ge 5 ] || fail "--watch --json printed $lines lines"
@@ -148,18 +158,21 @@ jq -e -s 'any(.progress.idle | not)' "$T/watch.ndjson" >/dev/null ||
     fail "--watch never saw progress"
 jq -e -s 'any(.progress.keys_per_s != null and .progress.keys_per_s > 0)' "$T/watch.ndjson" \
     >/dev/null || fail "--watch never showed a rate"
-jq -e -s 'last | .progress.idle and .progress.keys_left == 0' "$T/watch.ndjson" >/dev/null ||
-    fail "--watch did not end idle: $(tail -1 "$T/watch.ndjson")"
-log "--watch --json: $lines lines, all valid, progress seen with a rate, ends idle; SIGINT exits 0"
+jq -e -s '(map(.progress.keys_left > 0) | rindex(true)) as $busy
+          | map(.progress.idle) | rindex(true) > $busy' "$T/watch.ndjson" >/dev/null ||
+    fail "--watch never returned to idle after the keys left: $(tail -3 "$T/watch.ndjson")"
+log "--watch --json: $lines lines, all valid, progress seen with a rate, back to idle; SIGINT exits 0"
 
 st=0
-timeout 3 "$DHTCTL" --peer "$P0" status --watch >"$T/watch.txt" 2>&1 || st=$?
+timeout --foreground -k 10 3 "$DHTCTL" --peer "$P0" status --watch >"$T/watch.txt" 2>&1 || st=$?
 [ "$st" = 124 ] || fail "status --watch ended on its own (exit $st): $(cat "$T/watch.txt")"
 n=$(grep -c '^progress: ' "$T/watch.txt") || true
 [ "$n" -ge 2 ] || fail "status --watch under timeout 3 refreshed $n times: $(cat "$T/watch.txt")"
 grep -q $'\033' "$T/watch.txt" && fail "--watch cleared the screen of a file, not a terminal"
+# SIGINT in the middle of a long pause ends it at once (-k: 137 otherwise).
 st=0
-timeout --preserve-status -s INT 2 "$DHTCTL" --peer "$P0" status --watch 0.5 >/dev/null || st=$?
+timeout --foreground --preserve-status -k 10 -s INT 2 "$DHTCTL" --peer "$P0" status --watch 60 \
+    >/dev/null || st=$?
 [ "$st" = 0 ] || fail "status --watch interrupted by SIGINT exited $st"
 out=$("$DHTCTL" --peer "$P0" status --watch 0.2 --count 3)
 [ "$(grep -c '^progress: ' <<<"$out")" = 3 ] || fail "--count 3 did not print 3 refreshes: $out"

@@ -290,6 +290,43 @@ static bool v6_loopback(const char *a)
     return endpoint_sockaddr_is_loopback((const struct sockaddr *)&in6);
 }
 
+static void test_endpoint_split_hostport(void **state)
+{
+    (void)state;
+    char host[16], port[ENDPOINT_PORT_MAX];
+    const char *why = NULL;
+    assert_int_equal(endpoint_split_hostport("127.0.0.1:11211", host, sizeof host, port, &why), 0);
+    assert_string_equal(host, "127.0.0.1");
+    assert_string_equal(port, "11211");
+    assert_int_equal(endpoint_split_hostport("localhost:0", host, sizeof host, port, &why), 0);
+    assert_string_equal(host, "localhost");
+    assert_string_equal(port, "0");
+    assert_int_equal(endpoint_split_hostport("[::1]:65535", host, sizeof host, port, &why), 0);
+    assert_string_equal(host, "::1");
+    assert_string_equal(port, "65535");
+    static const char *const bad[] = {
+        "nonsense",
+        "127.0.0.1",
+        "127.0.0.1:",
+        ":80",
+        "[::1]",
+        "[::1]80",
+        "::1:80",
+        "127.0.0.1:65536",
+        "127.0.0.1:099999",
+        "127.0.0.1:x",
+        "127.0.0.1:-1",
+        "127.0.0.1:80/x",
+        "a-host-name-that-is-too-long:80",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why = NULL;
+        if (endpoint_split_hostport(bad[i], host, sizeof host, port, &why) != -EINVAL)
+            fail_msg("'%s' accepted", bad[i]);
+        assert_non_null(why);
+    }
+}
+
 static void test_endpoint_sockaddr_is_loopback(void **state)
 {
     (void)state;
@@ -323,6 +360,7 @@ int main(void)
         cmocka_unit_test(test_endpoint_key_suffix),
         cmocka_unit_test(test_endpoint_key_suffix_refused),
         cmocka_unit_test(test_endpoint_is_local),
+        cmocka_unit_test(test_endpoint_split_hostport),
         cmocka_unit_test(test_endpoint_sockaddr_is_loopback),
     };
     return cmocka_run_group_tests_name("endpoint", tests, NULL, NULL);

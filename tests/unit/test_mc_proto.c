@@ -207,7 +207,7 @@ static void test_mc_parse_other_commands(void **state)
     expect_ok("quit\r\n", MC_QUIT);
     expect_err("\r\n", "ERROR", 2, 0);
     expect_err("GET k\r\n", "ERROR", 7, 0); /* commands are case-sensitive */
-    expect_err("get k\001\r\n", "CLIENT_ERROR bad command line format", 8, 0);
+    expect_ok("get k\001\r\n", MC_GET);     /* memcached takes control bytes in keys */
 }
 
 static void test_mc_parse_meta(void **state)
@@ -324,8 +324,41 @@ static void test_mc_key_valid(void **state)
     assert_false(mc_key_valid("", 0));
     assert_false(mc_key_valid("a b", 3));
     assert_false(mc_key_valid("a\nb", 3));
-    assert_false(mc_key_valid("a\x7f", 2));
+    assert_false(mc_key_valid("a\0b", 3));
     assert_true(mc_key_valid("\xc3\xa9t\xc3\xa9", 5)); /* UTF-8 is fine */
+    /* memcached 1.6 takes control bytes in keys, and memaslap sends them */
+    assert_true(mc_key_valid("a\x7f", 2));
+    assert_true(mc_key_valid("a\tb\rc\x01\x1f", 7));
+    assert_true(mc_key_valid("\x10\x11\xff", 3));
+    char k[MC_KEY_MAX + 1];
+    memset(k, 0x10, sizeof k);
+    assert_true(mc_key_valid(k, MC_KEY_MAX));
+    assert_false(mc_key_valid(k, MC_KEY_MAX + 1));
+}
+
+/* A get of keys with control bytes: they are parsed whole, spaces split them. */
+static void test_mc_parse_control_byte_keys(void **state)
+{
+    (void)state;
+    static const char line[] = "get a\x01"
+                               "b \x10\x7f\xff\tc\rd\r\n";
+    size_t used = 0, swallow = 0;
+    const char *err = NULL;
+    assert_int_equal(parse(line, &used, &swallow, &err), MC_PARSE_OK);
+    assert_int_equal(used, sizeof line - 1);
+    assert_int_equal(req.nkeys, 2);
+    assert_int_equal(req.keys[0].len, 3);
+    assert_memory_equal(req.keys[0].p,
+                        "a\x01"
+                        "b",
+                        3);
+    assert_int_equal(req.keys[1].len, 7);
+    assert_memory_equal(req.keys[1].p, "\x10\x7f\xff\tc\rd", 7);
+    /* but not NUL (memcached cuts the line there) */
+    static const uint8_t nul[] = "get a\0b\r\n";
+    assert_int_equal(mc_parse(nul, sizeof nul - 1, &req, &used, &swallow, &err), MC_PARSE_ERROR);
+    assert_string_equal(err, "CLIENT_ERROR bad command line format");
+    assert_int_equal(used, sizeof nul - 1);
 }
 
 int main(void)
@@ -338,6 +371,7 @@ int main(void)
         cmocka_unit_test(test_mc_parse_pipelined),
         cmocka_unit_test(test_mc_parse_other_commands),
         cmocka_unit_test(test_mc_parse_meta),
+        cmocka_unit_test(test_mc_parse_control_byte_keys),
         cmocka_unit_test(test_mc_parse_line_too_long),
         cmocka_unit_test(test_mc_record_roundtrip),
         cmocka_unit_test(test_mc_exptime_rules),
