@@ -85,6 +85,17 @@ bench_tmpdir() {
     trap 'exit 130' INT TERM
 }
 
+# bench_keys DIR: CURVE keys for bench_ring_dhtfs_up's BENCH_KEYS: node0..2.key,
+# client.key (and their .pub), peers.list, clients.list. Needs DHTCTL.
+bench_keys() {
+    local i
+    mkdir -p "$1"
+    for i in 0 1 2; do "$DHTCTL" keygen "$1/node$i.key" >/dev/null; done
+    "$DHTCTL" keygen "$1/client.key" >/dev/null
+    cat "$1"/node?.key.pub >"$1/peers.list"
+    cp "$1/client.key.pub" "$1/clients.list"
+}
+
 # bench_build_kvload SRC_ROOT BUILD OUT: bench/kv-load.c against that tree's
 # kvclient, rebuilt when a source or library is newer.
 bench_build_kvload() {
@@ -116,28 +127,42 @@ bench_build_zmq_rtt() {
 # DHTFS_BIN, FREEPORT and bench_tmpdir. Sets PORTS, EPS, KV_PIDS, DHTFS_PID;
 # every process goes into PIDS (dhtfs into TERM_PIDS, so it can unmount).
 # Exits 1 naming NAME if the ring does not converge or dhtfs does not mount.
+# RING_TAG (default empty) prefixes the data dirs and logs, so a script can
+# start two rings; with BENCH_KEYS=DIR (from bench_keys) the ring is secured
+# with CURVE: node i runs with DIR/node<i>.key and the lists, dhtfs with
+# DIR/client.key.
 bench_ring_dhtfs_up() {
-    local name=$1 mnt=$2 i w args port json dopts=()
+    local name=$1 mnt=$2 i w args port json ep first='' dopts=() ctl_key=()
+    # the address (with its key on a secured ring) of the node on port $1
+    ep_of() { tr ',' '\n' <<<"$EPS" | grep -E "127\.0\.0\.1:$1(#|\$)" | head -n 1; }
     mapfile -t PORTS < <("$FREEPORT" 3)
     EPS=
     KV_PIDS=()
     for i in 0 1 2; do
-        args=(--listen "tcp://127.0.0.1:${PORTS[$i]}" --data "$T/n$i.data" --log-level "${KV_LOG_LEVEL:-warn}"
-            --replicas 3 --write-quorum 2 --read-quorum 2)
-        ((i > 0)) && args+=(--join "tcp://127.0.0.1:${PORTS[0]}")
+        args=(--listen "tcp://127.0.0.1:${PORTS[$i]}" --data "$T/${RING_TAG:-}n$i.data"
+            --log-level "${KV_LOG_LEVEL:-warn}" --replicas 3 --write-quorum 2 --read-quorum 2)
+        ep=tcp://127.0.0.1:${PORTS[$i]}
+        if [ -n "${BENCH_KEYS:-}" ]; then
+            args+=(--key "$BENCH_KEYS/node$i.key" --peer-keys "$BENCH_KEYS/peers.list"
+                --client-keys "$BENCH_KEYS/clients.list")
+            ep+="#$(cat "$BENCH_KEYS/node$i.key.pub")"
+        fi
+        ((i > 0)) && args+=(--join "$first")
         # shellcheck disable=SC2017  # 2^64/3 without overflow, as kv-bench.sh
         args+=(--id "$(printf '0x%x' $((i * (0x7fffffffffffffff / 3 * 2 + 1))))")
-        "$KVNODE" "${args[@]}" </dev/null >"$T/kvnode$i.log" 2>&1 &
+        "$KVNODE" "${args[@]}" </dev/null >"$T/${RING_TAG:-}kvnode$i.log" 2>&1 &
         PIDS+=($!)
         KV_PIDS[i]=$!
-        EPS+=${EPS:+,}tcp://127.0.0.1:${PORTS[$i]}
+        ((i > 0)) || first=$ep
+        EPS+=${EPS:+,}$ep
         sleep 0.2
     done
+    [ -n "${BENCH_KEYS:-}" ] && ctl_key=(--key "$BENCH_KEYS/client.key") && dopts+=(--key "$BENCH_KEYS/client.key")
     for ((w = 0; ; w++)); do
         # every node sees 3 nodes with consistent successor/predecessor
         local ok=1
         for port in "${PORTS[@]}"; do
-            json=$("$DHTCTL" --peer "127.0.0.1:$port" --timeout-ms 1000 ring --json 2>/dev/null) || { ok=0; break; }
+            json=$("$DHTCTL" "${ctl_key[@]}" --peer "$(ep_of "$port")" --timeout-ms 1000 ring --json 2>/dev/null) || { ok=0; break; }
             jq -e '.nodes as $a | ($a | length) == 3
                 and all(range(0; 3); . as $i | $a[$i].succ == $a[($i + 1) % 3].id
                         and $a[$i].pred == $a[($i + 2) % 3].id)' <<<"$json" >/dev/null || { ok=0; break; }
@@ -146,8 +171,8 @@ bench_ring_dhtfs_up() {
         ((w < 300)) || { echo "$name: the 3-node ring did not converge within 30 s" >&2; exit 1; }
         sleep 0.1
     done
-    [ -n "${DHTFS_OPTS:-}" ] && dopts=(-o "$DHTFS_OPTS")
-    "$DHTFS_BIN" --peer "$EPS" -f "${dopts[@]}" "$mnt" </dev/null >"$T/dhtfs.log" 2>&1 &
+    [ -n "${DHTFS_OPTS:-}" ] && dopts+=(-o "$DHTFS_OPTS")
+    "$DHTFS_BIN" --peer "$EPS" -f "${dopts[@]}" "$mnt" </dev/null >"$T/${RING_TAG:-}dhtfs.log" 2>&1 &
     DHTFS_PID=$!
     PIDS+=("$DHTFS_PID")
     TERM_PIDS["$DHTFS_PID"]=1

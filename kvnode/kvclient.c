@@ -49,6 +49,7 @@ enum {
     DIRECT_HEDGE_MS = 50,
     /* A node that did not answer a direct read is not read directly for this long. */
     DIRECT_PENALTY_MS = 5000,
+    DIRECT_UNSUPPORTED_MS = 60000,
 };
 
 typedef struct {
@@ -503,12 +504,20 @@ static void direct_detach(op_t *op)
     if (ds->hedge_timer)
         loop_timer_cancel(op->c->loop, ds->hedge_timer);
     ds->hedge_timer = 0;
-    /* Whoever has not answered yet is not read directly for a while. */
-    uint64_t until = loop_clock_ms() + DIRECT_PENALTY_MS;
+    /*
+     * Whoever has not answered yet is not read directly for a while, nor
+     * for longer a node that does not know direct reads (one built before
+     * them, in a rolling upgrade).
+     */
+    uint64_t now = loop_clock_ms();
     for (unsigned i = 0; i < ds->dn; i++) {
-        cnode_t *cn = ds->dr[i].answered ? NULL : cache_find_addr(op->c, ds->dr[i].addr);
+        const dread_t *d = &ds->dr[i];
+        uint64_t pause = !d->answered           ? DIRECT_PENALTY_MS
+                         : d->rc == -EOPNOTSUPP ? DIRECT_UNSUPPORTED_MS
+                                                : 0;
+        cnode_t *cn = pause ? cache_find_addr(op->c, d->addr) : NULL;
         if (cn)
-            cn->no_direct_until = until;
+            cn->no_direct_until = now + pause;
     }
     if (ds->dpending == 0)
         free(ds);

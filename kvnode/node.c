@@ -518,8 +518,11 @@ static void handle_update(node_t *n, const wire_msg_t *m, wire_msg_t *r)
     r->applied = applied;
     ring_id_t pred;
     if (!applied) {
-        log_debug("ring", "update(i=%u, new-peer=%s): no update needed", m->index,
-                  node_hex(n, m->node.id, a));
+        /* What the entry holds says why (ring_lecture reads it). */
+        ring_id_t cur;
+        bool have = ring_state_finger(n->rs, m->index, &cur);
+        log_debug("ring", "update(i=%u, new-peer=%s): no update needed (finger %u is %s)", m->index,
+                  node_hex(n, m->node.id, a), m->index, have ? node_hex(n, cur, b) : "unset");
         return;
     }
     if (!ring_state_pred(n->rs, &pred) || pred == m->node.id || !node_book_get(n, pred)) {
@@ -623,6 +626,18 @@ static void serve_msg(node_t *n, const uint8_t *ident, size_t ident_len, const u
         node_reply_error(n, ident, ident_len, m->req_id, EPROTONOSUPPORT,
                          "protocol version %u not supported (this node speaks %u)",
                          len > 2 ? data[2] : 0, WIRE_VERSION);
+        return;
+    }
+    if (rc == -EOPNOTSUPP && !(m->type & WIRE_REPLY) && m->type != WIRE_ERROR &&
+        m->type != WIRE_REDIRECT) {
+        /*
+         * A request this build does not know, from a newer peer or client
+         * (a rolling upgrade): say so at once, so the sender falls back
+         * instead of waiting out its timeout.
+         */
+        node_reply_error(n, ident, ident_len, m->req_id, EOPNOTSUPP,
+                         "message type 0x%02x not supported by this node (protocol %u)", m->type,
+                         WIRE_VERSION);
         return;
     }
     if (rc < 0) {

@@ -514,7 +514,7 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
                                     (has_opid_layout(out->type) || has_progress_layout(out->type))))
         return -EPROTONOSUPPORT;
     if (!known_type(out->type))
-        return -EBADMSG;
+        return -EOPNOTSUPP;
     out->has_opid = buf[2] == WIRE_VERSION_OPID && has_opid_layout(out->type);
     out->has_progress = buf[2] == WIRE_VERSION_OPID && has_progress_layout(out->type);
 

@@ -256,9 +256,10 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap);
  * Decode exactly len bytes into *out (fully overwritten). Keys in the result
  * point into buf: they are valid only while buf is. The value frame is not
  * part of buf; the transport sets out->value itself. Returns 0,
- * -EPROTONOSUPPORT for a layout version the type does not have (out->type and
- * out->req_id are still set so the receiver can reply with an error), or
- * -EBADMSG for anything malformed: bad magic, unknown type, truncated or
+ * -EPROTONOSUPPORT for a layout version the type does not have, -EOPNOTSUPP
+ * for a type this build does not know (a newer peer's request: in both cases
+ * out->type and out->req_id are still set so the receiver can reply with an
+ * error), or -EBADMSG for anything malformed: bad magic, truncated or
  * trailing bytes, a count over its limit, an endpoint that is empty, too long
  * or not printable, a boolean other than 0/1.
  */

@@ -41,14 +41,25 @@ expect_table "${P[2]}" "33->40 34->40 36->40 40->40 48->48 0->2"
 expect_table "${P[4]}" "49->61 50->61 52->61 56->61 0->2 16->16"
 log "tables of 2, 32 and 48 as on the slides (entry 5 of 2: successor(34) = 40)"
 
-grep -q "update(i=5, new-peer=02): applied, passed to 10" "$T/p32.log" ||
-    fail "32 did not apply update(i=5) and pass it to 16"
-grep -q "update(i=4, new-peer=02): applied, passed to 28" "$T/p48.log" ||
-    fail "48 did not apply update(i=4) and pass it to 40"
-grep -q "update(i=5, new-peer=02): no update needed" "$T/p16.log" ||
-    fail "16 did not answer update(i=5) with no update needed"
-grep -q "update(i=4, new-peer=02): no update needed" "$T/p40.log" ||
-    fail "40 did not answer update(i=4) with no update needed"
+# expect_update NODE I NEXT: NODE applied update(i=I) from 2 and passed it to
+# NEXT (ids in hex), which answered "no update needed", as on the slides — or
+# NODE's own fix-fingers (one lookup per 200 ms tick) had already set that
+# entry to 2 in the moments between 2's join and the update's arrival (the
+# lecture's join allows it; a loaded machine sometimes shows it), and then
+# nothing is passed on.
+expect_update() {
+    local node=$1 i=$2 next=$3
+    if grep -q "update(i=$i, new-peer=02): applied, passed to $next" "$T/p$node.log"; then
+        grep -q "update(i=$i, new-peer=02): no update needed" "$T/p$((16#$next)).log" ||
+            fail "$((16#$next)) did not answer update(i=$i) with no update needed"
+        return 0
+    fi
+    grep -q "update(i=$i, new-peer=02): no update needed (finger $i is 02)" "$T/p$node.log" ||
+        fail "$node did not apply update(i=$i) and pass it to $((16#$next))"
+    log "$node: fix-fingers had already set entry $i to 2 when the update came"
+}
+expect_update 32 5 10
+expect_update 48 4 28
 grep -q "update(target=22, new-peer=02) i=5 sent to 20" "$T/p2.log" ||
     fail "newcomer did not send update(target=34) for i=5 to 32"
 grep -q "update(target=32, new-peer=02) i=4 sent to 30" "$T/p2.log" ||
