@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # dhtctl status reports repair and hand-off progress. A 3-node ring holds
 # 1500 keys of 4 KiB; status --json is idle with every old field. One node
-# is killed (kill -9) before a second load of 1500 keys and restarted:
+# is killed (kill -9) before a second load of 4000 keys and restarted:
 # the repair of what it missed shows as progress (not idle, keys left) in
 # --json and in the text --watch (with a rate and an estimate), and drains
 # back to idle with nothing left. A 4th node joins: the hand-off to it counts moved keys and
@@ -100,7 +100,10 @@ PIDS+=("$WATCHT_PID")
 
 kill -KILL "${NODE_PIDS[2]}"
 wait_ring "${PORTS[0]}" 2 20
-load b 1500
+# A backlog large enough that its repair outlasts a few status polls even on
+# a quick node (1500 keys were once repaired between two 50 ms polls).
+B=4000
+load b $B
 moved_before=$(ctl --peer "$P0" status --json | jq '.progress.moved_keys')
 start_node n2 "${PORTS[2]}" "${PORTS[0]}"
 NODE_PIDS[2]=$NODE_PID
@@ -108,7 +111,7 @@ seen=
 for ((i = 0; i < 300; i++)); do
     out=$(ctl --peer "$P0" status --json 2>/dev/null) || out=
     echo "$out" >>"$T/poll.ndjson"
-    # the restarted node lacks the 1500 keys written while it was down
+    # the restarted node lacks the $B keys written while it was down
     if [ -n "$out" ] && jq -e "$OLD_FIELDS and $PROGRESS and (.progress.idle | not)
             and .progress.keys_left > 0 and .progress.bytes_left > 0
             and (.per_node | any(.progress != null and .progress.keys_left > 0))" \
@@ -122,17 +125,17 @@ done
 [ -n "$seen" ] || fail "no progress reported while the restarted node was repaired: $out"
 log "restarted node being repaired: $(jq -c .progress <<<"$seen")"
 wait_idle 60
-wait_replicated "${PORTS[0]}" 3000 30
+wait_replicated "${PORTS[0]}" $((1500 + B)) 30
 moved0=$(ctl --peer "$P0" status --json | jq '.progress.moved_keys')
-[ "$moved0" -ge "$((moved_before + 1500))" ] ||
-    fail "the repair moved 1500 keys or more but $((moved0 - moved_before)) were counted"
+[ "$moved0" -ge "$((moved_before + B))" ] ||
+    fail "the repair moved $B keys or more but $((moved0 - moved_before)) were counted"
 log "repair done: $((moved0 - moved_before)) records moved, idle again"
 
 start_node n3 "${EXTRA[0]}" "${PORTS[0]}"
 PORTS+=("${EXTRA[0]}")
 wait_ring "${EXTRA[0]}" 4 30
 wait_idle 60
-wait_replicated "${PORTS[0]}" 3000 30
+wait_replicated "${PORTS[0]}" $((1500 + B)) 30
 st=$(ctl --peer "$P0" status --json)
 jq -e --argjson m "$moved0" "$OLD_FIELDS and $PROGRESS and .nodes == 4
         and .progress.moved_keys > \$m" <<<"$st" >/dev/null ||
