@@ -108,7 +108,13 @@ echo
 echo "ops/s: median over $ROUNDS rounds; ratios per round, median (min..max)"
 echo "| test | dhtfs-mc | memcached | dhtfs-kvc | dhtfs-mc / memcached | dhtfs-mc / dhtfs-kvc | errors (mc / memcached / kvc) |"
 echo "|---|---|---|---|---|---|---|"
-awk '
+# The median of a[1..n] (sorts a), shared by the two summaries below.
+AWK_MEDIAN='
+function median(a, n,   i, j, t) {
+    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+}'
+awk "$AWK_MEDIAN"'
 /^RESULT / {
     for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
     v[f["label"], f["test"], f["run"]] = f["value"]; tests[f["test"]] = 1; runs[f["run"]] = 1
@@ -118,10 +124,6 @@ function span(a, n,   i, lo, hi, b) {
     lo = a[1]; hi = a[1]
     for (i = 1; i <= n; i++) { b[i] = a[i]; if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
     return sprintf("%.3f (%.3f..%.3f)", median(b, n), lo, hi)
-}
-function median(a, n,   i, j, t) {
-    for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 }
 END {
     for (t in tests) {
@@ -178,15 +180,11 @@ if [ "${MEMASLAP:-1}" = 1 ] && command -v memcaslap >/dev/null; then
     echo "memaslap TPS: median over $ROUNDS rounds; ratio per round, median (min..max)"
     echo "| test | dhtfs-mc | memcached | dhtfs-mc / memcached | errors (mc / memcached) |"
     echo "|---|---|---|---|---|"
-    awk '
+    awk "$AWK_MEDIAN"'
     /^RESULT / && / test=memaslap_/ {
         for (i = 2; i <= NF; i++) { split($i, kv, "="); f[kv[1]] = kv[2] }
         v[f["label"], f["test"], f["run"]] = f["value"]; tests[f["test"]] = 1; runs[f["run"]] = 1
         err[f["label"], f["test"]] += f["errors"]
-    }
-    function median(a, n,   i, j, t) {
-        for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
-        return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
     }
     END {
         for (t in tests) {
