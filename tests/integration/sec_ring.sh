@@ -111,6 +111,11 @@ st=$(sctl c1 status --json)
 [ "$(jq -r .nodes <<<"$st")" = 3 ] || fail "secured ring did not form: $st"
 [ "$(jq -r .secured <<<"$st")" = true ] || fail "status does not say secured: $st"
 sctl c1 status | grep -q "secured (CURVE)" || fail "plain status does not say secured"
+# The asked node's allow-lists: 3 peer keys, 3 client keys, c3 restricted.
+jq -e '.peer_keys == 3 and .client_keys == 3 and .restricted_client_keys == 1' <<<"$st" \
+    >/dev/null || fail "status does not count the allow-lists (3 peer, 3 client, 1 restricted): $st"
+sctl c1 status | grep -q "3 peer keys, 3 client keys (1 restricted to volumes)" ||
+    fail "plain status does not count the allow-lists: $(sctl c1 status)"
 sctl c1 put greeting "hello over curve"
 [ "$(sctl c1 get greeting)" = "hello over curve" ] || fail "allowed client cannot read back"
 [ "$(sctl c2 get greeting)" = "hello over curve" ] || fail "second client cannot read"
@@ -197,6 +202,9 @@ for ((i = 0; i < 50; i++)); do
 done
 refused "revoked key" sctl c2 get greeting
 [ "$(sctl c1 get greeting)" = "hello over curve" ] || fail "c1 lost access after revoking c2"
+st=$(sctl c1 status --json)
+jq -e '.client_keys == 2 and .restricted_client_keys == 1' <<<"$st" >/dev/null ||
+    fail "status does not count the re-read client list (2, 1 restricted): $st"
 # A malformed list on SIGHUP keeps the old lists.
 cp "$K/clients" "$K/clients.good"
 echo "garbage" >>"$K/clients"
