@@ -121,6 +121,21 @@ sctl c1 put greeting "hello over curve"
 [ "$(sctl c2 get greeting)" = "hello over curve" ] || fail "second client cannot read"
 log "secured 3-node ring: listed clients put and get; status says secured"
 
+# kvcount (conditional increments) with a client key, and a restricted one in its volume.
+KVCOUNT=$BUILD_DIR/tests/kvcount
+out=$("$KVCOUNT" --peer "$SEED" --key "$K/c1.key" --counter seccount --clients 2 --increments 5) ||
+    fail "kvcount with c1's key failed: $out"
+[ "$out" = "applied 10 unknown 0 errors 0" ] || fail "kvcount with c1's key: $out"
+[ "$("$KVCOUNT" --peer "$SEED" --key "$K/c1.key" --counter seccount --read)" = 10 ] ||
+    fail "kvcount --read with c1's key does not read 10"
+out=$("$KVCOUNT" --peer "$SEED" --key "$K/c3.key" --counter v/home/count --clients 1 \
+    --increments 3) || fail "kvcount with c3's key in its volume failed: $out"
+st=0
+"$KVCOUNT" --peer "$SEED" --counter seccount --read >/dev/null 2>&1 || st=$?
+[ "$st" = 1 ] || fail "kvcount without a key on a secured ring exited $st, wanted 1"
+expect_fail 2 "chmod 600" "$KVCOUNT" --peer "$SEED" --key "$K/open.key" --counter x --read
+log "kvcount --key: counts on a secured ring; refused without a key"
+
 # --- Everyone else is refused, quickly, with exit 3.
 refused_with() { # DESCRIPTION PATTERN CMD...
     local what=$1 pattern=$2 t0 t1
