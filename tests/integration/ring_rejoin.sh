@@ -11,6 +11,11 @@
 #    it never finishes.
 # 2. The brief's case: A; B joins A; C joins through B; B is killed as soon
 #    as C has joined. C must end in one ring with A.
+# 3. A node alone whose only live acquaintance is its --join seed rejoins
+#    through the seed: ids placed so that C (joined through seed S) never
+#    hears of S and S never hears of C, then every other node is killed at
+#    once. Both are alone; neither's address book holds a live node; C
+#    comes back through its seed (before, it tried its book only, forever).
 source "$(dirname "$0")/lib.sh"
 
 alloc_ports P 5
@@ -50,4 +55,35 @@ log "killed B right after C joined through it"
 wait_ring "${P[2]}" 2 30
 wait_ring "${P[0]}" 2 30
 log "C and A form one ring"
+kill -KILL "${PIDS[@]}" 2>/dev/null || true
+
+# --- 3: m = 8, N = 1 (a lookup answer names the owner only). S = 0; A1..A4
+# fill S's successor list; X = 69 sits just before C = 70, so no UPDATE of
+# C's join is applied by a node whose predecessor is S (the chain stops
+# before S); Y..Z4 are C's successors and fingers; S's fingers never name C.
+alloc_ports Q 12
+one=("${bits[@]}" --replicas 1 --write-quorum 1 --read-quorum 1)
+ids=(0 5 20 30 40 69 80 90 110 140 200)
+names=(S A1 A2 A3 A4 X Y Z1 Z2 Z3 Z4)
+start_node S "${Q[0]}" "" "${one[@]}" --id 0
+PS=$NODE_PID
+OTHERS=()
+for ((i = 1; i < ${#ids[@]}; i++)); do
+    sleep 0.2
+    start_node "${names[i]}" "${Q[i]}" "${Q[0]}" "${one[@]}" --id "${ids[i]}"
+    OTHERS+=("$NODE_PID")
+done
+wait_ring "${Q[0]}" 11 30
+start_node C3 "${Q[11]}" "${Q[0]}" "${one[@]}" --id 70
+wait_ring "${Q[0]}" 12 30
+wait_fingers "${Q[11]}" 20
+wait_fingers "${Q[0]}" 20
+kill -KILL "${OTHERS[@]}"
+log "killed every node but the seed S and C (joined through S)"
+wait_ring "${Q[11]}" 2 60
+wait_ring "${Q[0]}" 2 30
+grep -q "rejoined the ring through tcp://127.0.0.1:${Q[0]}" "$T/C3.log" ||
+    fail "C did not rejoin through its seed: $(grep -i rejoin "$T/C3.log" || true)"
+kill -0 "$PS" || fail "the seed exited"
+log "C, alone with only its seed alive, rejoined through the seed"
 finish
