@@ -55,7 +55,9 @@ static bool store_fields_equal(const wire_msg_t *a, const wire_msg_t *b)
         a->disk_free != b->disk_free || a->has_progress != b->has_progress ||
         a->hint_keys != b->hint_keys || a->streams != b->streams ||
         a->stream_keys_left != b->stream_keys_left || a->left_bytes != b->left_bytes ||
-        a->moved_keys != b->moved_keys || a->moved_bytes != b->moved_bytes)
+        a->moved_keys != b->moved_keys || a->moved_bytes != b->moved_bytes ||
+        a->patch_off != b->patch_off || a->has_patch != b->has_patch ||
+        !version_equal(a->patch_base, b->patch_base))
         return false;
     for (unsigned i = 0; i < a->noffers; i++)
         if (!bytes_equal(a->offers[i].key, a->offers[i].key_len, b->offers[i].key,
