@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# fs-rand-ab.sh [ROUNDS=3] NAME=BUILD_DIR NAME=BUILD_DIR [...] — A/B of builds
+# (kvnode + dhtfs) on small random I/O through a mount, the fio suite's
+# random jobs: for each build, the benchmark ring and mount of
+# bench_ring_dhtfs_up (lib.sh: 3 kvnodes N=3/W=2/R=2 on tmpfs, one dhtfs),
+# all up side by side, each with a RAND_SIZE file written sequentially once.
+# Then ROUNDS rounds in which every build in turn (order reversed every other
+# round) runs fio 4 KiB random writes (psync, buffered, fsync every 32) and
+# 4 KiB random reads (O_DIRECT), RUNTIME s each, as
+# ../shared/bench/fio-suite.sh does. Prints per build the median IOPS, the
+# median fsync latency, and each build's ratio to the first.
+#
+# Environment: RUNTIME=8, RAND_SIZE=256M, DATA_ROOT (default /dev/shm if
+# tmpfs), RESULTS_DIR (default /tmp/bench/results; fs-rand-ab-<time>.md),
+# DHTFS_OPTS (passed to each mount), KEEP=1 keeps the scratch dir.
+# Typical time: ~20 s per build per round, plus ~15 s setup each.
+set -euo pipefail
+ROUNDS=${1:-3}
+shift || true
+if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || [ $# -lt 2 ]; then
+    echo "usage: fs-rand-ab.sh ROUNDS NAME=BUILD_DIR NAME=BUILD_DIR [...]" >&2
+    exit 2
+fi
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_paths build
+RUNTIME=${RUNTIME:-8}
+RAND_SIZE=${RAND_SIZE:-256M}
+command -v fio >/dev/null && command -v jq >/dev/null || {
+    echo "fs-rand-ab: needs fio and jq" >&2
+    exit 2
+}
+bench_data_root
+bench_tmpdir fs-rand-ab "$DATA_ROOT"
+mkdir -p "$RESULTS_DIR"
+
+NAMES=() BUILDS=()
+for spec in "$@"; do
+    NAMES+=("${spec%%=*}")
+    BUILDS+=("${spec#*=}")
+done
+
+bench_pre_cleanup() {
+    local m
+    for m in "$T"/*/mnt; do
+        mountpoint -q "$m" 2>/dev/null && fusermount3 -u "$m" 2>/dev/null
+    done
+    return 0
+}
+
+TOP=$T
+for i in "${!NAMES[@]}"; do
+    b=${BUILDS[$i]}
+    bench_require fs-rand-ab "$b/kvnode/kvnode" "$b/fs/dhtfs" "$b/kvnode/dhtctl" "$b/tests/freeport"
+    T=$TOP/${NAMES[$i]}
+    mkdir -p "$T/mnt" "$T/bin"
+    # copies, so a rebuild during the run does not matter
+    cp "$b/kvnode/kvnode" "$b/kvnode/dhtctl" "$b/fs/dhtfs" "$b/tests/freeport" "$T/bin/"
+    # shellcheck disable=SC2034  # read by bench_ring_dhtfs_up
+    KVNODE=$T/bin/kvnode DHTCTL=$T/bin/dhtctl DHTFS_BIN=$T/bin/dhtfs FREEPORT=$T/bin/freeport
+    bench_ring_dhtfs_up "${NAMES[$i]}" "$T/mnt"
+    fio --name=fill --ioengine=psync --filename="$T/mnt/f" --rw=write --bs=1M \
+        --size="$RAND_SIZE" --end_fsync=1 --output-format=terse >/dev/null
+done
+T=$TOP
+
+rfio() { fio --name="$1" --ioengine=psync --filename="$2" --bs=4k --size="$RAND_SIZE" \
+    --time_based --runtime="$RUNTIME" --output-format=json "${@:3}"; }
+for ((r = 1; r <= ROUNDS; r++)); do
+    order=("${!NAMES[@]}")
+    if ((r % 2 == 0)); then
+        mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
+    fi
+    for i in "${order[@]}"; do
+        f=$T/${NAMES[$i]}/mnt/f
+        w=$(rfio rw "$f" --rw=randwrite --fsync=32 |
+            jq -r '"\(.jobs[0].write.iops|round) \(.jobs[0].sync.lat_ns.mean/1000|round)"')
+        rd=$(rfio rr "$f" --rw=randread --direct=1 | jq -r '.jobs[0].read.iops|round')
+        echo "${NAMES[$i]} $w $rd $(cut -d' ' -f1 /proc/loadavg)" >>"$T/results.txt"
+        echo "round $r ${NAMES[$i]}: randwrite IOPS, fsync us, randread IOPS, load1: $w $rd" >&2
+    done
+done
+
+out=$RESULTS_DIR/fs-rand-ab-$(date +%Y%m%d-%H%M%S).md
+med() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
+{
+    echo "ROUNDS=$ROUNDS RUNTIME=$RUNTIME RAND_SIZE=$RAND_SIZE DHTFS_OPTS=${DHTFS_OPTS:-} (medians of rounds)"
+    echo
+    echo "| build | randwrite IOPS (fsync/32) | fsync mean, us | randread IOPS (direct) | randwrite / ${NAMES[0]} | randread / ${NAMES[0]} | load1 |"
+    echo "|---|---:|---:|---:|---:|---:|---|"
+    w0=$(awk -v n="${NAMES[0]}" '$1 == n {print $2}' "$T/results.txt" | med)
+    r0=$(awk -v n="${NAMES[0]}" '$1 == n {print $4}' "$T/results.txt" | med)
+    for n in "${NAMES[@]}"; do
+        w=$(awk -v n="$n" '$1 == n {print $2}' "$T/results.txt" | med)
+        s=$(awk -v n="$n" '$1 == n {print $3}' "$T/results.txt" | med)
+        rd=$(awk -v n="$n" '$1 == n {print $4}' "$T/results.txt" | med)
+        l=$(awk -v n="$n" '$1 == n {printf "%s%s", (k++ ? "," : ""), $5}' "$T/results.txt")
+        printf '| %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s |\n' "$n" "$w" "$s" "$rd" \
+            "$(echo "$w / $w0" | bc -l)" "$(echo "$rd / $r0" | bc -l)" "$l"
+    done
+} | tee "$out"
