@@ -8,6 +8,7 @@
 #include "node.h"
 #include "node_metrics.h"
 #include "kv_version.h"
+#include "ring_members.h"
 #include "ring_state.h"
 #include "rpc.h"
 #include "store.h"
@@ -30,7 +31,10 @@ typedef struct {
     bool used;
     ring_id_t id;
     char addr[ENDPOINT_MAX];
-    unsigned misses;        /* consecutive deadlines missed */
+    unsigned misses; /* consecutive deadlines missed */
+    /* It answered INFO layout 2 with EPROTONOSUPPORT (built before it):
+     * stabilize asks it version 1 until this tick. */
+    unsigned info_v1_until;
     uint64_t first_miss_ms; /* when the first of them was missed */
 } book_entry_t;
 
@@ -78,6 +82,18 @@ struct node {
 
     wire_msg_t in, out; /* scratch for the request being served */
 
+    /* node_members.c: the member table and the pull in progress (one at a time) */
+    ring_members_t *members;
+    struct {
+        bool active;
+        ring_id_t from;
+        char addr[ENDPOINT_MAX];
+        bool has_cursor;
+        ring_id_t cursor; /* the page asked starts after this id */
+        unsigned pages;
+        unsigned changed; /* entries this pull changed */
+    } pull;
+
     store_t *store;
     kv_clock_t clock;
     struct kv *kv; /* kv.c's state */
@@ -112,6 +128,21 @@ void node_reply_error(node_t *n, const uint8_t *ident, size_t ident_len, uint64_
  * authority: self and the next distinct successors, up to `replicas`.
  */
 size_t node_replica_set(const node_t *n, ring_id_t *out, size_t cap);
+
+/* node_members.c */
+/* The table with our own entry (cfg weight, zone; incarnation from the wall clock). 0 or -errno. */
+int node_members_init(node_t *n, char *err, size_t errcap);
+void node_members_fini(node_t *n);
+/* INFO layout 2: our epoch, table size, weight and zone into the reply. */
+void node_members_fill_info(node_t *n, wire_msg_t *r);
+/* MEMBERS: the page of our table after m->after into r. */
+void node_members_serve(node_t *n, const wire_msg_t *m, wire_msg_t *r);
+/* A peer (at addr) reported this epoch: pull its table if it differs from ours. */
+void node_members_seen(node_t *n, ring_id_t peer, const char *addr, uint64_t epoch);
+/* The peer left gracefully (its LEAVE): mark it left. */
+void node_members_left(node_t *n, ring_id_t id);
+/* We are leaving: our own entry says so. */
+void node_members_leaving(node_t *n);
 
 /* kv.c */
 int kv_init(node_t *n);
