@@ -155,6 +155,19 @@ static book_entry_t *book_find(node_t *n, ring_id_t id)
     return NULL;
 }
 
+bool node_members_speaks_info2(node_t *n, ring_id_t id)
+{
+    const book_entry_t *e = book_find(n, id);
+    return !e || e->info_v1_until <= n->ticks;
+}
+
+void node_members_refused_info2(node_t *n, ring_id_t id)
+{
+    book_entry_t *e = book_find(n, id);
+    if (e)
+        e->info_v1_until = n->ticks + 240; /* about a minute at the default period */
+}
+
 bool node_peer_suspect(const node_t *n, ring_id_t id)
 {
     for (size_t i = 0; i < BOOK_MAX; i++)
@@ -760,10 +773,9 @@ static void on_stabilize(int rc, const wire_msg_t *r, void *arg)
     n->stabilizing = false;
     ring_id_t succ = n->stabilize_target;
     if (rc == -EPROTONOSUPPORT) {
-        /* Built before INFO layout 2: ask version 1 for a while (about a minute). */
-        book_entry_t *e = book_find(n, succ);
-        if (e)
-            e->info_v1_until = n->ticks + 240;
+        /* Built before INFO layout 2: ask version 1 for a while; it is alive. */
+        node_members_refused_info2(n, succ);
+        node_peer_alive(n, succ);
         return;
     }
     if (rc < 0) {
@@ -816,8 +828,7 @@ static void stabilize(node_t *n)
     }
     wire_msg_t req;
     wire_init(&req, WIRE_INFO, 0);
-    const book_entry_t *e = book_find(n, succ);
-    req.has_epoch = !e || e->info_v1_until <= n->ticks;
+    req.has_epoch = node_members_speaks_info2(n, succ);
     if (rpc_call_lane(n->rpc, addr, RPC_LANE_CTL, &req, n->cfg.timeout_ms, on_stabilize, n) == 0) {
         n->stabilizing = true;
         n->stabilize_target = succ;
@@ -904,6 +915,7 @@ static void tick(loop_t *loop, void *arg)
     /* Several fingers per round: most of them collapse by spreading. */
     for (int k = 0; k < 4; k++)
         fix_fingers(n);
+    node_members_tick(n);
     kv_tick(n);
     n->tick_timer = loop_timer_add(loop, n->cfg.stabilize_ms, tick, n);
 }

@@ -91,7 +91,10 @@ struct node {
         bool has_cursor;
         ring_id_t cursor; /* the page asked starts after this id */
         unsigned pages;
-        unsigned changed; /* entries this pull changed */
+        unsigned changed;     /* entries this pull changed */
+        bool probing;         /* an INFO to a finger is out, */
+        ring_id_t probe;      /* to this node */
+        unsigned next_finger; /* the finger asked next */
     } pull;
 
     store_t *store;
@@ -139,6 +142,12 @@ void node_members_fill_info(node_t *n, wire_msg_t *r);
 void node_members_serve(node_t *n, const wire_msg_t *m, wire_msg_t *r);
 /* A peer (at addr) reported this epoch: pull its table if it differs from ours. */
 void node_members_seen(node_t *n, ring_id_t peer, const char *addr, uint64_t epoch);
+/* Every maintenance tick: every other one, ask a finger (in turn) for its epoch. */
+void node_members_tick(node_t *n);
+/* False while the peer is known to refuse INFO layout 2 (node.c's book). */
+bool node_members_speaks_info2(node_t *n, ring_id_t id);
+/* The peer answered INFO layout 2 with EPROTONOSUPPORT: ask it version 1 for a while. */
+void node_members_refused_info2(node_t *n, ring_id_t id);
 /* The peer left gracefully (its LEAVE): mark it left. */
 void node_members_left(node_t *n, ring_id_t id);
 /* We are leaving: our own entry says so. */

@@ -8,8 +8,10 @@
  * pulls the successor's table page by page and merges it. Merging is
  * monotone, so a pull cut short (a timeout, a table that changed between
  * pages) loses nothing: the epochs still differ and the next round pulls
- * again. Information flows from a node to its predecessors, so every node
- * hears of a change within one round per node of the ring.
+ * again. Information flows from a node to its predecessors; every other
+ * round a node also asks one of its fingers (in turn) for its epoch, so a
+ * change also jumps back by powers of two, as a Chord broadcast does, and
+ * reaches every node in O(log N) rounds rather than one round per node.
  *
  * Deliberately not here: failure handling. A crashed node stays in every
  * table as it was (placement must not move on a restart); only a graceful
@@ -168,6 +170,45 @@ void node_members_seen(node_t *n, ring_id_t peer, const char *addr, uint64_t epo
     n->pull.pages = 0;
     n->pull.changed = 0;
     pull_page(n, false, 0);
+}
+
+static void on_finger_info(int rc, const wire_msg_t *r, void *arg)
+{
+    node_t *n = arg;
+    if (rc == -ECANCELED || !n->members)
+        return;
+    n->pull.probing = false;
+    /* Errors are not failures here: stabilize and the pings judge those. */
+    if (rc == -EPROTONOSUPPORT)
+        node_members_refused_info2(n, n->pull.probe);
+    if (rc == 0 && r->has_epoch && r->node.id == n->pull.probe)
+        node_members_seen(n, r->node.id, node_book_get(n, r->node.id), r->epoch);
+}
+
+void node_members_tick(node_t *n)
+{
+    if (n->pull.active || n->pull.probing || n->leaving || n->ticks % 2)
+        return;
+    ring_id_t succ = ring_state_succ(n->rs);
+    for (unsigned k = 0; k < n->cfg.id_bits; k++) {
+        unsigned i = n->pull.next_finger++ % n->cfg.id_bits;
+        ring_id_t f;
+        if (!ring_state_finger(n->rs, i, &f) || f == n->self || f == succ ||
+            node_peer_suspect(n, f) || !node_members_speaks_info2(n, f))
+            continue;
+        const char *addr = node_book_get(n, f);
+        if (!addr)
+            continue;
+        wire_msg_t req;
+        wire_init(&req, WIRE_INFO, 0);
+        req.has_epoch = true;
+        if (rpc_call_lane(n->rpc, addr, RPC_LANE_CTL, &req, n->cfg.timeout_ms, on_finger_info, n) ==
+            0) {
+            n->pull.probing = true;
+            n->pull.probe = f;
+        }
+        return;
+    }
 }
 
 void node_members_left(node_t *n, ring_id_t id)
