@@ -38,8 +38,9 @@ enum {
     WIRE_ERRMSG_MAX = 256, /* NUL included */
     WIRE_KEY_MAX = 480,    /* LMDB keys are at most 511 bytes, 8 of them the position */
     WIRE_OFFER_MAX = 512,
-    /* Entries of one MEMBERS reply page. */
-    WIRE_MEMBERS_PAGE = 32,
+    /* Entries of one MEMBERS reply page: ~3 KB of every wire_msg_t's tail,
+     * which callers (dhtfs fibers too) keep on their stacks. */
+    WIRE_MEMBERS_PAGE = 16,
     WIRE_ZONE_MAX = RING_MEMBERS_ZONE_MAX, /* NUL included */
     WIRE_WEIGHT_MAX = RING_MEMBERS_WEIGHT_MAX,
     /* Upper bound of any encoded first frame (an offer of long keys). */
