@@ -155,13 +155,13 @@ static book_entry_t *book_find(node_t *n, ring_id_t id)
     return NULL;
 }
 
-bool node_members_speaks_info2(node_t *n, ring_id_t id)
+bool node_speaks_info2(node_t *n, ring_id_t id)
 {
     const book_entry_t *e = book_find(n, id);
     return !e || e->info_v1_until <= n->ticks;
 }
 
-void node_members_refused_info2(node_t *n, ring_id_t id)
+void node_refused_info2(node_t *n, ring_id_t id)
 {
     book_entry_t *e = book_find(n, id);
     if (e)
@@ -774,7 +774,7 @@ static void on_stabilize(int rc, const wire_msg_t *r, void *arg)
     ring_id_t succ = n->stabilize_target;
     if (rc == -EPROTONOSUPPORT) {
         /* Built before INFO layout 2: ask version 1 for a while; it is alive. */
-        node_members_refused_info2(n, succ);
+        node_refused_info2(n, succ);
         node_peer_alive(n, succ);
         return;
     }
@@ -828,7 +828,7 @@ static void stabilize(node_t *n)
     }
     wire_msg_t req;
     wire_init(&req, WIRE_INFO, 0);
-    req.has_epoch = node_members_speaks_info2(n, succ);
+    req.has_epoch = node_speaks_info2(n, succ);
     if (rpc_call_lane(n->rpc, addr, RPC_LANE_CTL, &req, n->cfg.timeout_ms, on_stabilize, n) == 0) {
         n->stabilizing = true;
         n->stabilize_target = succ;

@@ -31,11 +31,11 @@ typedef struct {
     bool used;
     ring_id_t id;
     char addr[ENDPOINT_MAX];
-    unsigned misses; /* consecutive deadlines missed */
-    /* It answered INFO layout 2 with EPROTONOSUPPORT (built before it):
-     * stabilize asks it version 1 until this tick. */
-    unsigned info_v1_until;
+    unsigned misses;        /* consecutive deadlines missed */
     uint64_t first_miss_ms; /* when the first of them was missed */
+    /* It answered INFO layout 2 with EPROTONOSUPPORT (built before it):
+     * it is asked version 1 until this tick. */
+    unsigned info_v1_until;
 } book_entry_t;
 
 typedef enum {
@@ -108,6 +108,10 @@ const char *node_hex(const node_t *n, ring_id_t id, char buf[RING_ID_HEX_MAX]);
 const char *node_book_get(const node_t *n, ring_id_t id);
 void node_fill(const node_t *n, wire_node_t *w, ring_id_t id);
 bool node_learn(node_t *n, const wire_node_t *w);
+/* False while the peer is known to refuse INFO layout 2 (the book remembers it). */
+bool node_speaks_info2(node_t *n, ring_id_t id);
+/* The peer answered INFO layout 2 with EPROTONOSUPPORT: ask it version 1 for a while. */
+void node_refused_info2(node_t *n, ring_id_t id);
 /* The peer is gone (it says so, or it missed PEER_MISSES_MAX deadlines). */
 void node_peer_failed(node_t *n, ring_id_t id, const char *why);
 /*
@@ -144,10 +148,6 @@ void node_members_serve(node_t *n, const wire_msg_t *m, wire_msg_t *r);
 void node_members_seen(node_t *n, ring_id_t peer, const char *addr, uint64_t epoch);
 /* Every maintenance tick: every other one, ask a finger (in turn) for its epoch. */
 void node_members_tick(node_t *n);
-/* False while the peer is known to refuse INFO layout 2 (node.c's book). */
-bool node_members_speaks_info2(node_t *n, ring_id_t id);
-/* The peer answered INFO layout 2 with EPROTONOSUPPORT: ask it version 1 for a while. */
-void node_members_refused_info2(node_t *n, ring_id_t id);
 /* The peer left gracefully (its LEAVE): mark it left. */
 void node_members_left(node_t *n, ring_id_t id);
 /* We are leaving: our own entry says so. */

@@ -180,7 +180,7 @@ static void on_finger_info(int rc, const wire_msg_t *r, void *arg)
     n->pull.probing = false;
     /* Errors are not failures here: stabilize and the pings judge those. */
     if (rc == -EPROTONOSUPPORT)
-        node_members_refused_info2(n, n->pull.probe);
+        node_refused_info2(n, n->pull.probe);
     if (rc == 0 && r->has_epoch && r->node.id == n->pull.probe)
         node_members_seen(n, r->node.id, node_book_get(n, r->node.id), r->epoch);
 }
@@ -194,7 +194,7 @@ void node_members_tick(node_t *n)
         unsigned i = n->pull.next_finger++ % n->cfg.id_bits;
         ring_id_t f;
         if (!ring_state_finger(n->rs, i, &f) || f == n->self || f == succ ||
-            node_peer_suspect(n, f) || !node_members_speaks_info2(n, f))
+            node_peer_suspect(n, f) || !node_speaks_info2(n, f))
             continue;
         const char *addr = node_book_get(n, f);
         if (!addr)

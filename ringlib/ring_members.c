@@ -79,7 +79,8 @@ bool ring_members_entry_valid(const ring_member_t *e, unsigned m)
         if ((uint8_t)e->addr[i] < 0x21 || (uint8_t)e->addr[i] > 0x7e)
             return false;
     return e->weight >= 1 && e->weight <= RING_MEMBERS_WEIGHT_MAX &&
-           ring_members_zone_valid(e->zone) && e->state <= RING_MEMBER_STATE_MAX;
+           ring_members_zone_valid(e->zone) && e->state <= RING_MEMBER_STATE_MAX &&
+           e->incarnation < RING_MEMBERS_INCARNATION_LIMIT;
 }
 
 /* The entry as hashed and compared: every field but zone_hash, fixed order. */

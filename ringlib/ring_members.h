@@ -40,6 +40,9 @@ enum {
     RING_MEMBERS_CAP_DEFAULT = 4096,
 };
 
+/* Incarnations are below this (2^63). */
+#define RING_MEMBERS_INCARNATION_LIMIT (UINT64_C(1) << 63)
+
 typedef enum {
     RING_MEMBER_JOINING = 0, /* reserved for the data move of PLACEMENT.md step 3 */
     RING_MEMBER_UP = 1,
@@ -56,7 +59,7 @@ typedef struct {
     char zone[RING_MEMBERS_ZONE_MAX]; /* "" = none */
     uint32_t zone_hash;               /* ring_members_zone_hash(zone); set by the table */
     uint8_t state;                    /* a ring_member_state_t */
-    uint64_t incarnation;             /* larger = newer, per id */
+    uint64_t incarnation;             /* larger = newer, per id; below 2^63 */
 } ring_member_t;
 
 typedef struct ring_members ring_members_t;
@@ -75,7 +78,9 @@ const char *ring_members_state_name(uint8_t state);
 
 /*
  * Whether e may enter a table of an m-bit ring: id < 2^m, addr non-empty and
- * NUL-terminated, weight in range, zone valid, state known.
+ * NUL-terminated, weight in range, zone valid, state known, incarnation
+ * below RING_MEMBERS_INCARNATION_LIMIT (so that the +1 of a refutation or a
+ * left mark cannot wrap; wall-clock milliseconds are near 2^41).
  */
 bool ring_members_entry_valid(const ring_member_t *e, unsigned m);
 

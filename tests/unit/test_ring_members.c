@@ -69,6 +69,8 @@ static void test_ring_members_new_invalid(void **state)
     e = entry(5, 1, "", 1);
     e.state = 4;
     assert_int_equal(ring_members_new(&e, 64, 0, &t), -EINVAL);
+    e = entry(5, 1, "", RING_MEMBERS_INCARNATION_LIMIT);
+    assert_int_equal(ring_members_new(&e, 64, 0, &t), -EINVAL);
     assert_null(t);
     ring_members_destroy(&t); /* NULL is fine */
 }
@@ -136,6 +138,8 @@ static void test_ring_members_self_refutes(void **state)
     assert_int_equal(ring_members_merge(t, &me), 0);
     /* A stale copy from an earlier run with a higher incarnation, marked left. */
     ring_member_t ghost = me;
+    ghost.incarnation = UINT64_MAX; /* cannot be refuted without wrapping: refused */
+    assert_int_equal(ring_members_merge(t, &ghost), -EINVAL);
     ghost.incarnation = 500;
     ghost.state = RING_MEMBER_LEFT;
     ghost.weight = 9;
