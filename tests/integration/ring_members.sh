@@ -3,7 +3,8 @@
 # weights and zones; every node's table converges to one epoch listing all
 # five with the right weight and zone (dhtctl members, and status's
 # per_node); a node that leaves gracefully is marked left everywhere; a
-
+# killed node stays listed as up, and comes back with a newer incarnation
+# when restarted. Also the flags' refusals.
 source "$(dirname "$0")/lib.sh"
 
 # Bad --weight / --zone: usage errors (exit 2) that name the flag, also from --config.
