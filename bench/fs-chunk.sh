@@ -40,7 +40,11 @@ trap cleanup_chunk EXIT
 # The ring outlives the volumes: a first mount starts it, each run mounts a new volume on it.
 DHTFS_DATA_DIR=$T/data "$DHTFS" -f "$M" >"$T/embedded.log" 2>&1 &
 for _ in $(seq 100); do mountpoint -q "$M" && break; sleep 0.1; done
-PEERS=$(awk '/^node/ {printf "%stcp://127.0.0.1:%s", (n++ ? "," : ""), $3}' "$T/data/ring.conf")
+mountpoint -q "$M" || { cat "$T/embedded.log" >&2; exit 1; }
+# The embedded ring is secured: each address carries the nodes' public key, and mounts present
+# the embedded client key.
+NODE_PUB=$(cat "$T/data/keys/node.key.pub")
+PEERS=$(awk -v k="$NODE_PUB" '/^node/ {printf "%stcp://127.0.0.1:%s#%s", (n++ ? "," : ""), $3, k}' "$T/data/ring.conf")
 mkdir -p "$T/mnt2"
 RES=$T/results
 : >"$RES"
@@ -48,9 +52,11 @@ fio_json() { fio --output-format=json --ioengine=psync --filename="$T/mnt2/f" "$
 for ((r = 0; r < ROUNDS; r++)); do
     for ((k = 0; k < ${#SIZES[@]}; k++)); do
         c=${SIZES[$(((k + r) % ${#SIZES[@]}))]}
-        "$DHTFS" --peer "$PEERS" --volume "c${c}r$r" -f -o chunk_kb="$c" "$T/mnt2" >"$T/m.log" 2>&1 &
+        "$DHTFS" --peer "$PEERS" --key "$T/data/keys/client.key" --volume "c${c}r$r" -f \
+            -o chunk_kb="$c" "$T/mnt2" >"$T/m.log" 2>&1 &
         MPID=$!
         for _ in $(seq 100); do mountpoint -q "$T/mnt2" && break; sleep 0.1; done
+        mountpoint -q "$T/mnt2" || { cat "$T/m.log" >&2; exit 1; }
         w=$(fio_json --name=w --rw=write --bs=1M --size="$SEQ_SIZE" --end_fsync=1 | jq '.jobs[0].write.bw_bytes/1048576|round')
         sync
         echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true

@@ -446,6 +446,8 @@ static void collect_metrics(mx_buf_t *b, void *arg)
     mx_sample_u64(b, tot, &k, 1, st.conditional);
     k.value = "conflict";
     mx_sample_u64(b, tot, &k, 1, st.conflicts);
+    k.value = "patch";
+    mx_sample_u64(b, tot, &k, 1, st.patches);
     static const struct {
         const char *name, *help;
         int what;
@@ -632,11 +634,11 @@ static int run(opts_t *o)
     fs_store_stats_t st;
     fs_store_get_stats(&st);
     log_info("fs",
-             "store operations: %llu gets, %llu puts (%llu conditional, %llu conflicts), "
-             "%llu deletes",
+             "store operations: %llu gets, %llu puts (%llu conditional, %llu conflicts, "
+             "%llu patches), %llu deletes",
              (unsigned long long)st.gets, (unsigned long long)st.puts,
              (unsigned long long)st.conditional, (unsigned long long)st.conflicts,
-             (unsigned long long)st.dels);
+             (unsigned long long)st.patches, (unsigned long long)st.dels);
     fs_ops_log_times();
     http_metrics_destroy(&hm);
     rpc_destroy(&rpc);

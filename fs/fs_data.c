@@ -3,9 +3,16 @@
  * dirty chunks written back in the background, read-ahead.
  *
  * A dirty chunk holds the whole chunk as this mount sees it (old content
- * read once, then overwritten in place), so writing it back is one put of
- * the whole value. Its sequence number tells a put that finished whether
- * the chunk changed meanwhile. Chunks are written before the inode record
+ * read once, then overwritten in place), and the span of the bytes
+ * written. Writing it back sends only that span, as a patch (kvc_patch)
+ * the key's authority applies to its copy and passes on as such, when
+ * the span lies within data the stored chunk already had; otherwise (new
+ * data, appends) one put of the whole value. When the old content is not
+ * at hand (not cached: reading it would cost a store round trip inside
+ * write()), a "partial" chunk holds just one contiguous span of writes
+ * over existing data; a read outside the span or a write apart from it
+ * first makes the chunk whole (one read). The sequence number tells a put
+ * that finished whether the chunk changed meanwhile. Chunks are written before the inode record
  * that makes their bytes part of the file, so a reader never sees a size
  * whose data is not there yet.
  *
@@ -27,10 +34,18 @@
 struct fs_dchunk {
     fs_node_t *node;
     uint64_t index;
+    uint64_t id;   /* unique per dirty chunk, to know it after parking */
     uint8_t *data; /* chunk_size bytes */
     uint32_t len;  /* bytes of file data in the chunk */
     uint64_t seq;  /* bumped by every write */
     bool in_flight;
+    /*
+     * data[lo, hi) spans every byte written; a partial chunk knows only
+     * those. base_valid: the file's bytes in the stored chunk when this
+     * one became dirty (0: nothing stored, or all of it rewritten).
+     */
+    bool partial;
+    uint32_t lo, hi, base_valid;
     fs_dchunk_t *next, *prev;
 };
 
@@ -98,7 +113,9 @@ static void fetch_fiber(void *arg)
         f->data = op.value;
         f->len = op.len;
         cache_key_t k = {.ino = f->ino, .index = f->index, .gen = f->gen};
-        kv_cache_put(fs->chunks, &k, sizeof(k), op.version, 0, f->data, f->len);
+        /* Written meanwhile: what was read may predate the write-back. */
+        if (!fs_map_get(fs->dirty, f->ino, f->index))
+            kv_cache_put(fs->chunks, &k, sizeof(k), op.version, 0, f->data, f->len);
     } else {
         fs_op_clear(&op);
         if (f->rc == -ENOENT) /* a hole */
@@ -174,6 +191,36 @@ static void copy_part(uint8_t *out, const uint8_t *value, size_t value_len, uint
 }
 
 /*
+ * Make a partial dirty chunk whole: read the stored value (afresh, not a
+ * read started before the chunk was written) and fill in the file's bytes
+ * outside the written range. The chunk may be written back and freed
+ * while this parks; then there is nothing left to do.
+ */
+static int dchunk_fill(fs_t *fs, fs_node_t *n, fs_dchunk_t *dc)
+{
+    uint64_t id = dc->id, index = dc->index;
+    char key[FS_KEY_MAX];
+    fs_key_chunk(key, fs->vol, n->ino, index);
+    fs_op_t op;
+    fs_op_get(fs->kvc, &op, key);
+    int rc = fs_op_wait(&op);
+    if (rc < 0 && rc != -ENOENT) {
+        fs_op_clear(&op);
+        return fs_store_errno(rc);
+    }
+    dc = fs_map_get(fs->dirty, n->ino, index);
+    if (dc && dc->id == id && dc->partial) {
+        /* Bytes past base_valid are not the file's (a failed write's): zeros, as data holds. */
+        copy_part(dc->data, op.value, op.len, 0, dc->lo);
+        if (dc->base_valid > dc->hi)
+            copy_part(dc->data + dc->hi, op.value, op.len, dc->hi, dc->base_valid - dc->hi);
+        dc->partial = false;
+    }
+    fs_op_clear(&op);
+    return 0;
+}
+
+/*
  * Read part of chunk index as this mount sees it (dirty data first, then
  * the cache, then the store). Bytes past valid (the file's data in this
  * chunk) read as zeros whatever the stored value holds.
@@ -183,6 +230,13 @@ static int chunk_read(fs_t *fs, fs_node_t *n, uint64_t index, uint32_t from, uin
 {
     uint32_t valid = fs_chunk_valid_len(n->size, index, fs->chunk_size);
     fs_dchunk_t *dc = fs_map_get(fs->dirty, n->ino, index);
+    while (dc && dc->partial && (from < dc->lo || from + len > dc->hi)) {
+        int rc = dchunk_fill(fs, n, dc);
+        if (rc < 0)
+            return rc;
+        valid = fs_chunk_valid_len(n->size, index, fs->chunk_size);
+        dc = fs_map_get(fs->dirty, n->ino, index);
+    }
     if (dc) {
         copy_part(out, dc->data, dc->len < valid ? dc->len : valid, from, len);
         return 0;
@@ -318,15 +372,35 @@ static void put_fiber(void *arg)
 {
     put_job_t *job = arg;
     fs_t *fs = job->fs;
-    fs_dchunk_t *dc = job->dc;
+    fs_dchunk_t *dc = job->dc; /* stays while in flight: only this fiber frees it then */
     fs_node_t *n = dc->node;
     free(job);
     uint64_t seq = dc->seq;
     char key[FS_KEY_MAX];
     fs_key_chunk(key, fs->vol, n->ino, dc->index);
     fs_op_t op;
-    fs_op_put(fs->kvc, &op, key, dc->data, dc->len, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
-    int rc = fs_op_wait(&op);
+    int rc = 0;
+    bool sent = false;
+    /* A patch when the span is within what the stored chunk had, and smaller than the whole. */
+    bool patch = dc->partial ||
+                 (dc->base_valid > 0 && dc->hi <= dc->base_valid && dc->hi - dc->lo < dc->len);
+    if (patch && !fs->no_patch) {
+        fs_op_patch(fs->kvc, &op, key, dc->lo, dc->data + dc->lo, dc->hi - dc->lo);
+        rc = fs_op_wait(&op);
+        sent = rc != -EPROTONOSUPPORT;
+        if (!sent) {
+            log_warn("fs", "a node cannot patch values (an older version): writing whole "
+                           "chunks from now on");
+            fs->no_patch = true;
+            rc = 0;
+        }
+    }
+    if (!sent && dc->partial)
+        rc = dchunk_fill(fs, n, dc);
+    if (!sent && rc == 0) {
+        fs_op_put(fs->kvc, &op, key, dc->data, dc->len, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
+        rc = fs_op_wait(&op);
+    }
     dc->in_flight = false;
     if (rc < 0) {
         if (!n->wb_error)
@@ -338,7 +412,10 @@ static void put_fiber(void *arg)
     }
     if (rc == 0 && dc->seq == seq) {
         cache_key_t k = ckey(n, dc->index);
-        kv_cache_put(fs->chunks, &k, sizeof(k), op.version, 0, dc->data, dc->len);
+        if (dc->partial)
+            kv_cache_remove(fs->chunks, &k, sizeof(k)); /* older than the patched value */
+        else
+            kv_cache_put(fs->chunks, &k, sizeof(k), op.version, 0, dc->data, dc->len);
         dchunk_unlink(fs, dc);
     }
     n->flushing--;
@@ -580,6 +657,21 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
 
 /* ---- writing ---- */
 
+/*
+ * Can a write of sp start a partial chunk instead of reading the old
+ * content first? Only over data the file already has (so nothing past its
+ * end is ever patched in), in a stored chunk that is not at hand.
+ */
+static bool patch_fits(fs_t *fs, fs_node_t *n, fs_span_t sp, uint32_t valid)
+{
+    if (fs->no_patch || (n->in.flags & FS_INODE_INLINE) || sp.offset + sp.len > valid ||
+        !fs_extents_has(&n->in.ext, sp.index) || fs_map_get(fs->fetching, n->ino, sp.index))
+        return false;
+    cache_key_t k = ckey(n, sp.index);
+    kv_cache_hit_t hit;
+    return kv_cache_get(fs->chunks, &k, sizeof(k), &hit) != 0;
+}
+
 static int dchunk_get(fs_t *fs, fs_node_t *n, fs_span_t sp, fs_dchunk_t **out)
 {
     fs_dchunk_t *dc = fs_map_get(fs->dirty, n->ino, sp.index);
@@ -592,7 +684,10 @@ static int dchunk_get(fs_t *fs, fs_node_t *n, fs_span_t sp, fs_dchunk_t **out)
     if (!data)
         return -ENOMEM;
     bool need_old = valid > 0 && !(sp.offset == 0 && sp.len >= valid);
-    if (need_old) {
+    bool partial = need_old && patch_fits(fs, n, sp, valid);
+    if (partial) {
+        memset(data, 0, fs->chunk_size);
+    } else if (need_old) {
         int rc = chunk_read(fs, n, sp.index, 0, valid, data);
         if (rc < 0) {
             free(data);
@@ -619,8 +714,15 @@ static int dchunk_get(fs_t *fs, fs_node_t *n, fs_span_t sp, fs_dchunk_t **out)
     }
     dc->node = n;
     dc->index = sp.index;
+    dc->id = ++fs->dchunk_next;
     dc->data = data;
     dc->len = valid;
+    dc->partial = partial;
+    dc->lo = sp.offset;
+    dc->hi = sp.offset + sp.len;
+    /* (valid is 0 here when the chunk is rewritten from its start to its end.) */
+    if (!(n->in.flags & FS_INODE_INLINE) && fs_extents_has(&n->in.ext, sp.index))
+        dc->base_valid = valid;
     dc->next = n->dirty_head;
     if (dc->next)
         dc->next->prev = dc;
@@ -638,6 +740,16 @@ int fs_data_write(fs_t *fs, fs_node_t *n, uint64_t off, const uint8_t *buf, size
         int rc = dchunk_get(fs, n, sp, &dc);
         if (rc < 0)
             return rc;
+        if (dc->partial && (sp.offset > dc->hi || sp.offset + sp.len < dc->lo)) {
+            /* Not contiguous with the known range: make the chunk whole, then look again. */
+            if ((rc = dchunk_fill(fs, n, dc)) < 0)
+                return rc;
+            continue;
+        }
+        if (sp.offset < dc->lo)
+            dc->lo = sp.offset;
+        if (sp.offset + sp.len > dc->hi)
+            dc->hi = sp.offset + sp.len;
         memcpy(dc->data + sp.offset, buf + (at - off), sp.len);
         if (sp.offset + sp.len > dc->len)
             dc->len = sp.offset + sp.len;

@@ -88,11 +88,13 @@ struct fs {
     uint64_t ino_next, ino_end;
     uint64_t tok_next; /* change tokens: a random start per mount, then counting */
     fiber_mutex_t ino_lock;
-    fs_map_t *nodes;    /* ino → fs_node_t */
-    uint64_t gen_next;  /* chunk cache generations are never reused */
-    fs_map_t *dirty;    /* (ino, chunk) → fs_dchunk_t */
-    fs_map_t *fetching; /* (ino, chunk) → in-flight chunk read */
-    kv_cache_t *chunks; /* clean chunks: (ino, chunk, gen) → bytes */
+    fs_map_t *nodes;      /* ino → fs_node_t */
+    uint64_t gen_next;    /* chunk cache generations are never reused */
+    fs_map_t *dirty;      /* (ino, chunk) → fs_dchunk_t */
+    uint64_t dchunk_next; /* dirty chunk ids, never reused */
+    bool no_patch;        /* the ring cannot patch values (an older node): write whole chunks */
+    fs_map_t *fetching;   /* (ino, chunk) → in-flight chunk read */
+    kv_cache_t *chunks;   /* clean chunks: (ino, chunk, gen) → bytes */
     kv_cache_t *buckets;
     size_t dirty_bytes, dirty_max;
     unsigned puts_in_flight, puts_max;

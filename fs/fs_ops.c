@@ -1849,11 +1849,12 @@ void fs_ops_log_times(void)
         double per = 1.0 / (double)t->count;
         log_info("fs",
                  "%-12s %8llu requests, mean %6llu us; store operations per request: "
-                 "%.2f gets, %.2f puts (%.2f conditional), %.2f deletes, %.2f conflicts",
+                 "%.2f gets, %.2f puts (%.2f conditional, %.2f patches), %.2f deletes, "
+                 "%.2f conflicts",
                  name, (unsigned long long)t->count, (unsigned long long)(t->usec / t->count),
                  (double)t->store.gets * per, (double)t->store.puts * per,
-                 (double)t->store.conditional * per, (double)t->store.dels * per,
-                 (double)t->store.conflicts * per);
+                 (double)t->store.conditional * per, (double)t->store.patches * per,
+                 (double)t->store.dels * per, (double)t->store.conflicts * per);
     }
 }
 

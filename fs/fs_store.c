@@ -39,7 +39,7 @@ void fs_store_get_stats(fs_store_stats_t *out)
 }
 
 /* Count an operation in the totals and in the running fiber's tag. */
-static void op_start(fs_op_t *op, bool get, bool put, bool del, bool cond)
+static void op_start(fs_op_t *op, bool get, bool put, bool del, bool cond, bool patch)
 {
     memset(op, 0, sizeof(*op));
     op->tag = fiber_tag();
@@ -49,6 +49,7 @@ static void op_start(fs_op_t *op, bool get, bool put, bool del, bool cond)
         c[i]->puts += put;
         c[i]->dels += del;
         c[i]->conditional += cond;
+        c[i]->patches += patch;
     }
 }
 
@@ -60,7 +61,7 @@ static void op_failed(fs_op_t *op, int rc)
 
 void fs_op_get(kvc_t *kvc, fs_op_t *op, const char *key)
 {
-    op_start(op, true, false, false, false);
+    op_start(op, true, false, false, false, false);
     int rc = kvc_get(kvc, key, strlen(key), op_done, op);
     if (rc < 0)
         op_failed(op, rc);
@@ -69,15 +70,24 @@ void fs_op_get(kvc_t *kvc, fs_op_t *op, const char *key)
 void fs_op_put(kvc_t *kvc, fs_op_t *op, const char *key, const void *value, size_t len,
                kvc_cond_t cond, kv_version_t if_version)
 {
-    op_start(op, false, true, false, cond != KVC_PUT_ALWAYS);
+    op_start(op, false, true, false, cond != KVC_PUT_ALWAYS, false);
     int rc = kvc_put(kvc, key, strlen(key), value, len, cond, if_version, op_done, op);
+    if (rc < 0)
+        op_failed(op, rc);
+}
+
+void fs_op_patch(kvc_t *kvc, fs_op_t *op, const char *key, uint32_t off, const void *bytes,
+                 size_t len)
+{
+    op_start(op, false, true, false, false, true);
+    int rc = kvc_patch(kvc, key, strlen(key), off, bytes, len, op_done, op);
     if (rc < 0)
         op_failed(op, rc);
 }
 
 void fs_op_del(kvc_t *kvc, fs_op_t *op, const char *key, kvc_cond_t cond, kv_version_t if_version)
 {
-    op_start(op, false, false, true, cond != KVC_PUT_ALWAYS);
+    op_start(op, false, false, true, cond != KVC_PUT_ALWAYS, false);
     int rc = kvc_del(kvc, key, strlen(key), cond, if_version, op_done, op);
     if (rc < 0)
         op_failed(op, rc);

@@ -31,6 +31,9 @@ typedef struct {
 void fs_op_get(kvc_t *kvc, fs_op_t *op, const char *key);
 void fs_op_put(kvc_t *kvc, fs_op_t *op, const char *key, const void *value, size_t len,
                kvc_cond_t cond, kv_version_t if_version);
+/* Write len bytes at byte off of the value, the rest kept (kvc_patch). */
+void fs_op_patch(kvc_t *kvc, fs_op_t *op, const char *key, uint32_t off, const void *bytes,
+                 size_t len);
 void fs_op_del(kvc_t *kvc, fs_op_t *op, const char *key, kvc_cond_t cond, kv_version_t if_version);
 /* Park until op completes; returns op->rc. */
 int fs_op_wait(fs_op_t *op);
@@ -50,6 +53,7 @@ int fs_del(kvc_t *kvc, const char *key, kvc_cond_t cond, kv_version_t if_version
  */
 typedef struct fs_store_stats {
     uint64_t gets, puts, dels, conditional, conflicts;
+    uint64_t patches; /* puts that were patches (fs_op_patch) */
 } fs_store_stats_t;
 void fs_store_get_stats(fs_store_stats_t *out);
 

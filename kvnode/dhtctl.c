@@ -111,14 +111,36 @@ static int usage_error(const char *fmt, ...)
 
 static void on_done(int rc, const wire_msg_t *reply, void *arg)
 {
+    /* The value frame is the transport's only during this callback: keep a copy. */
+    static uint8_t *held;
+    static size_t held_cap;
     wait_t *w = arg;
     w->rc = rc;
-    if (reply)
+    if (reply) {
         *w->reply = *reply;
+        if (reply->value_len > held_cap) {
+            uint8_t *p = realloc(held, reply->value_len);
+            if (!p) {
+                w->rc = -ENOMEM;
+                w->reply->value = NULL;
+                w->reply->value_len = 0;
+                loop_stop(w->loop);
+                return;
+            }
+            held = p;
+            held_cap = reply->value_len;
+        }
+        if (reply->value_len)
+            memcpy(held, reply->value, reply->value_len);
+        w->reply->value = reply->value_len ? held : NULL;
+    }
     loop_stop(w->loop);
 }
 
-/* One request, waited for. Returns 0 or -errno (reply->err_msg on peer errors). */
+/*
+ * One request, waited for. Returns 0 or -errno (reply->err_msg on peer
+ * errors); reply->value stays valid until the next call.
+ */
 static int call(ctl_t *ctl, const char *addr, wire_msg_t *req, wire_msg_t *reply)
 {
     wait_t w = {ctl->loop, -EINPROGRESS, reply};

@@ -44,6 +44,7 @@ typedef struct {
     struct kv_op *op;
     unsigned phase;
     unsigned idx;
+    bool patch; /* a REPL_PUT carrying only the patch */
 } op_call_t;
 
 /* A retry attached to the write it repeats: answered with its outcome. */
@@ -76,6 +77,8 @@ typedef struct kv_op {
     uint16_t key_len;
     uint8_t cond;
     kv_version_t cond_version;
+    uint32_t patch_off;      /* WIRE_COND_PATCH: where pending_value goes in the newest value */
+    kv_version_t patch_base; /* the version the patch was applied to (zero: none) */
     /* PUT: the value to write. GET and a conditional put's read: the newest
      * value seen so far. */
     uint8_t *value;
@@ -125,6 +128,7 @@ static void op_begin(kv_op_t *op);
 static void op_decide(kv_op_t *op);
 static void op_start_phase(kv_op_t *op, unsigned phase);
 static void op_maybe_free(kv_op_t *op);
+static unsigned op_replica_timeout(const kv_op_t *op);
 
 enum { KNOWN_BYTES = 16u << 20 };
 
@@ -397,6 +401,28 @@ static void on_remote_reply(int rc, const wire_msg_t *r, void *arg)
     op_call_t *c = arg;
     kv_op_t *op = c->op;
     op->outstanding--;
+    if (c->patch && r && (rc == -ESTALE || rc == -EPROTONOSUPPORT) && c->phase == op->phase) {
+        /* The replica lacks the patch's base (or patches): the same write, whole. */
+        c->patch = false;
+        wire_msg_t req;
+        wire_init(&req, WIRE_REPL_PUT, 0);
+        req.key_bytes = op->key;
+        req.key_len = op->key_len;
+        req.version = op->version;
+        req.flags = op->flags;
+        req.has_opid = op->has_opid;
+        req.opid = op->opid;
+        req.value = op->value;
+        req.value_len = op->value_len;
+        const char *addr = node_book_get(op->n, op->rep[c->idx]);
+        if (addr &&
+            rpc_call(op->n->rpc, addr, &req, op_replica_timeout(op), on_remote_reply, c) == 0) {
+            op->outstanding++;
+            return;
+        }
+        rc = -EHOSTUNREACH;
+        r = NULL;
+    }
     if (rc == -ETIMEDOUT)
         node_peer_missed(op->n, op->rep[c->idx], "replica timed out");
     else if (r)
@@ -474,6 +500,31 @@ static unsigned op_replica_timeout(const kv_op_t *op)
     return wait > REPLICA_WAIT_MAX_MS ? REPLICA_WAIT_MAX_MS : (unsigned)wait;
 }
 
+/*
+ * The write phase's REPL_PUT for call c: the patch alone when there is
+ * one and the replica may hold the copy it was made against (a replica
+ * that does not answers ESTALE and gets the whole value), else the value.
+ */
+static void op_fill_repl_put(const kv_op_t *op, wire_msg_t *req, op_call_t *c)
+{
+    req->version = op->version;
+    req->flags = op->flags;
+    req->has_opid = op->has_opid;
+    req->opid = op->opid;
+    c->patch = op->cond == WIRE_COND_PATCH && op->pending_value && op->has_opid &&
+               !kv_version_is_zero(op->patch_base) && !op->keep_version;
+    if (c->patch) {
+        req->has_patch = true;
+        req->patch_base = op->patch_base;
+        req->patch_off = op->patch_off;
+        req->value = op->pending_value;
+        req->value_len = op->pending_len;
+    } else {
+        req->value = op->value;
+        req->value_len = op->value_len;
+    }
+}
+
 static void op_send_all(kv_op_t *op)
 {
     node_t *n = op->n;
@@ -481,7 +532,7 @@ static void op_send_all(kv_op_t *op)
     op->outstanding++;
     for (unsigned i = 0; i < op->nrep; i++) {
         op_call_t *c = &op->calls[op->phase][i];
-        *c = (op_call_t){op, op->phase, i};
+        *c = (op_call_t){op, op->phase, i, false};
         if (op->rep[i] == n->self) {
             if (op->phase == 0) {
                 store_rec_t rec;
@@ -524,14 +575,8 @@ static void op_send_all(kv_op_t *op)
         req.key_bytes = op->key;
         req.key_len = op->key_len;
         req.read_mode = WIRE_READ_VERSION;
-        if (op->phase == 1) {
-            req.version = op->version;
-            req.flags = op->flags;
-            req.value = op->value;
-            req.value_len = op->value_len;
-            req.has_opid = op->has_opid;
-            req.opid = op->opid;
-        }
+        if (op->phase == 1)
+            op_fill_repl_put(op, &req, c);
         int rc = addr ? rpc_call(n->rpc, addr, &req, op_replica_timeout(op), on_remote_reply, c)
                       : -EHOSTUNREACH;
         if (rc < 0) {
@@ -604,7 +649,7 @@ static void op_fetch(kv_op_t *op)
         if (!addr)
             continue;
         op_call_t *c = &op->calls[2][i];
-        *c = (op_call_t){op, 2, i};
+        *c = (op_call_t){op, 2, i, false};
         wire_msg_t req;
         wire_init(&req, WIRE_REPL_GET, 0);
         req.key_bytes = op->key;
@@ -675,7 +720,7 @@ static void op_step(kv_op_t *op)
         return;
     }
     bool live = op->have_best && !(op->flags & WIRE_FLAG_TOMBSTONE);
-    if (op->kind == OP_GET && live && op->best_needs_fetch) {
+    if ((op->kind == OP_GET || op->cond == WIRE_COND_PATCH) && live && op->best_needs_fetch) {
         op_fetch(op);
         return;
     }
@@ -696,7 +741,28 @@ static void op_step(kv_op_t *op)
     op_decide(op);
 }
 
-/* A conditional put whose read is done (op->version etc. hold the newest copy). */
+/*
+ * A patch: the newest value (op->value, none if !live) with the patch
+ * bytes written at patch_off becomes the value to write. The bytes are
+ * kept: replicas holding the copy it was made against (patch_base) get
+ * only them.
+ */
+static int op_apply_patch(kv_op_t *op, bool live)
+{
+    size_t len;
+    uint8_t *v = kv_patch_apply(live ? op->value : NULL, live ? op->value_len : 0, op->patch_off,
+                                op->pending_value, op->pending_len, &len);
+    if (!v)
+        return -ENOMEM;
+    op->patch_base = live ? op->version : (kv_version_t){0, 0};
+    free(op->value);
+    op->value = v;
+    op->value_len = len;
+    op->flags = 0;
+    return 0;
+}
+
+/* A conditional put or a patch whose read is done (op->version etc. hold the newest copy). */
 static void op_decide(kv_op_t *op)
 {
     bool live = op->have_best && !(op->flags & WIRE_FLAG_TOMBSTONE);
@@ -707,8 +773,16 @@ static void op_decide(kv_op_t *op)
          * it was applied, so its condition held then. It may sit on fewer
          * than W replicas if that attempt was cut short, so write it again
          * under the same version — replicas holding it keep it, the others
-         * take the same bytes — and answer that version.
+         * take the same bytes — and answer that version. (A patch's
+         * newest value already holds its bytes: it is written as it is.)
          */
+        if (op->cond == WIRE_COND_PATCH) {
+            free(op->pending_value);
+            op->pending_value = NULL;
+            op->keep_version = true;
+            op_start_phase(op, 1);
+            return;
+        }
         free(op->value);
         op->value = op->pending_value;
         op->value_len = op->pending_len;
@@ -745,6 +819,13 @@ static void op_decide(kv_op_t *op)
         char v[KV_VERSION_STR_MAX];
         kv_version_to_str(op->version, v);
         op_answer_error(op, ESTALE, "version mismatch: the key is at %s", live ? v : "(absent)");
+        return;
+    }
+    if (op->cond == WIRE_COND_PATCH) {
+        if (op_apply_patch(op, live) < 0)
+            op_answer_error(op, ENOMEM, "out of memory");
+        else
+            op_start_phase(op, 1);
         return;
     }
     /* The read's value is not needed any more: the op writes its own. */
@@ -791,6 +872,16 @@ static void op_begin(kv_op_t *op)
         op->version = rec.version;
         op->flags = rec.flags;
         op->best_opid = rec.opid;
+        if (op->cond == WIRE_COND_PATCH) {
+            /* A patch needs the bytes too, not only the version. */
+            op->value = malloc(rec.value_len ? rec.value_len : 1);
+            if (!op->value) {
+                op_answer_error(op, ENOMEM, "out of memory");
+                return;
+            }
+            memcpy(op->value, rec.value, rec.value_len);
+            op->value_len = rec.value_len;
+        }
     }
     op_decide(op);
 }
@@ -895,6 +986,12 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
             node_reply_error(n, ident, ident_len, m->req_id, EINVAL, "a delete carries no value");
             return;
         }
+        if (m->cond == WIRE_COND_PATCH && m->patch_off > WIRE_VALUE_MAX - m->value_len) {
+            free(op);
+            node_reply_error(n, ident, ident_len, m->req_id, EFBIG,
+                             "a patch may not reach past %u bytes", (unsigned)WIRE_VALUE_MAX);
+            return;
+        }
         uint8_t *copy = malloc(m->value_len ? m->value_len : 1);
         if (!copy) {
             free(op);
@@ -918,6 +1015,7 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
         }
         op->cond = m->cond;
         op->cond_version = m->cond_version;
+        op->patch_off = m->patch_off;
         if (op->cond == WIRE_COND_NONE) {
             op->value = copy;
             op->value_len = m->value_len;

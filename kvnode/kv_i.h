@@ -17,6 +17,7 @@
 
 #include "kv_dedup.h"
 #include "kv_known.h"
+#include "kv_patch.h"
 #include "kv_hint.h"
 #include "kv_quorum.h"
 #include "kv_sync.h"

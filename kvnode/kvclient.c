@@ -99,6 +99,7 @@ typedef struct op {
     size_t value_len;
     uint8_t flags, cond;
     kv_version_t cond_version;
+    uint32_t patch_off;
     unsigned attempts, redirects;
     uint64_t deadline_ms;
     char target[ENDPOINT_MAX];
@@ -401,6 +402,7 @@ static void send_kv(op_t *op, const char *addr)
         req->flags = op->flags;
         req->cond = op->cond;
         req->cond_version = op->cond_version;
+        req->patch_off = op->patch_off;
         req->value = op->value;
         req->value_len = op->value_len;
         req->has_opid = true;
@@ -1063,11 +1065,18 @@ int kvc_get(kvc_t *c, const void *key, size_t key_len, kvc_done_fn done, void *a
     return 0;
 }
 
-static int put_op(kvc_t *c, const void *key, size_t key_len, const void *value, size_t value_len,
-                  uint8_t flags, kvc_cond_t cond, kv_version_t if_version, kvc_done_fn done,
-                  void *arg)
+static uint8_t wire_cond(kvc_cond_t cond)
 {
-    if (value_len > WIRE_VALUE_MAX)
+    return cond == KVC_PUT_IF_ABSENT    ? WIRE_COND_ABSENT
+           : cond == KVC_PUT_IF_VERSION ? WIRE_COND_VERSION
+                                        : WIRE_COND_NONE;
+}
+
+static int put_op(kvc_t *c, const void *key, size_t key_len, const void *value, size_t value_len,
+                  uint8_t flags, uint8_t cond, kv_version_t if_version, uint32_t patch_off,
+                  kvc_done_fn done, void *arg)
+{
+    if (value_len > WIRE_VALUE_MAX || patch_off > WIRE_VALUE_MAX - value_len)
         return -EFBIG;
     op_t *op = op_new(c, K_PUT, key, key_len);
     if (!op)
@@ -1081,10 +1090,9 @@ static int put_op(kvc_t *c, const void *key, size_t key_len, const void *value, 
         memcpy(op->value, value, value_len);
     op->value_len = value_len;
     op->flags = flags;
-    op->cond = cond == KVC_PUT_IF_ABSENT    ? WIRE_COND_ABSENT
-               : cond == KVC_PUT_IF_VERSION ? WIRE_COND_VERSION
-                                            : WIRE_COND_NONE;
+    op->cond = cond;
     op->cond_version = if_version;
+    op->patch_off = patch_off;
     op->opid = (kv_opid_t){c->client_id, ++c->next_seq};
     op->done = done;
     op->arg = arg;
@@ -1095,13 +1103,21 @@ static int put_op(kvc_t *c, const void *key, size_t key_len, const void *value, 
 int kvc_put(kvc_t *c, const void *key, size_t key_len, const void *value, size_t value_len,
             kvc_cond_t cond, kv_version_t if_version, kvc_done_fn done, void *arg)
 {
-    return put_op(c, key, key_len, value, value_len, 0, cond, if_version, done, arg);
+    return put_op(c, key, key_len, value, value_len, 0, wire_cond(cond), if_version, 0, done, arg);
+}
+
+int kvc_patch(kvc_t *c, const void *key, size_t key_len, uint32_t off, const void *bytes,
+              size_t len, kvc_done_fn done, void *arg)
+{
+    return put_op(c, key, key_len, bytes, len, 0, WIRE_COND_PATCH, (kv_version_t){0, 0}, off, done,
+                  arg);
 }
 
 int kvc_del(kvc_t *c, const void *key, size_t key_len, kvc_cond_t cond, kv_version_t if_version,
             kvc_done_fn done, void *arg)
 {
-    return put_op(c, key, key_len, NULL, 0, WIRE_FLAG_TOMBSTONE, cond, if_version, done, arg);
+    return put_op(c, key, key_len, NULL, 0, WIRE_FLAG_TOMBSTONE, wire_cond(cond), if_version, 0,
+                  done, arg);
 }
 
 int kvc_lookup(kvc_t *c, const void *key, size_t key_len, kvc_lookup_fn done, void *arg)

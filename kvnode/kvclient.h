@@ -82,6 +82,15 @@ int kvc_put(kvc_t *c, const void *key, size_t key_len, const void *value, size_t
  * first answer of P% of writes is thrown away as if lost and the write is
  * retried (tests only).
  */
+/*
+ * Write len bytes at byte off of the key's value, the rest kept (an absent
+ * value counts as empty; a gap up to off reads as zeros): the coordinator
+ * applies it to the newest copy, so only the changed bytes travel from
+ * here. Applied once like a put. A node older than this answers -EBADMSG
+ * (it cannot decode the request); the caller then writes the whole value.
+ */
+int kvc_patch(kvc_t *c, const void *key, size_t key_len, uint32_t off, const void *bytes,
+              size_t len, kvc_done_fn done, void *arg);
 /* Delete = write a tombstone (conditions as for put). */
 int kvc_del(kvc_t *c, const void *key, size_t key_len, kvc_cond_t cond, kv_version_t if_version,
             kvc_done_fn done, void *arg);

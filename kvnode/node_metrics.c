@@ -195,6 +195,11 @@ void node_metrics_collect(mx_buf_t *b, void *arg)
     }
     counter(b, "kvnode_malformed_messages_total", "Messages dropped because they did not decode.",
             m->malformed);
+    counter(b, "kvnode_replica_patches_total",
+            "Writes this replica received as a patch of its copy and applied.", m->patches[0]);
+    counter(b, "kvnode_replica_patches_refused_total",
+            "Patches this replica refused (its copy was not their base): sent again whole.",
+            m->patches[1]);
     coord(b, m);
 
     static wire_msg_t st; /* large; one loop per process */

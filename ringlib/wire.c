@@ -387,7 +387,13 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
     wbuf_t w = {buf, buf + cap, false, false};
     put_u8(&w, 'D');
     put_u8(&w, 'H');
-    put_u8(&w, m->has_opid || m->has_progress || m->has_epoch ? WIRE_VERSION_OPID : WIRE_VERSION);
+    bool patch = (m->type == WIRE_KV_PUT && m->cond == WIRE_COND_PATCH) ||
+                 (m->type == WIRE_REPL_PUT && m->has_patch);
+    if (m->has_patch && m->type != WIRE_REPL_PUT)
+        return -EINVAL;
+    put_u8(&w, patch                                            ? WIRE_VERSION_PATCH
+               : m->has_opid || m->has_progress || m->has_epoch ? WIRE_VERSION_OPID
+                                                                : WIRE_VERSION);
     put_u8(&w, m->type);
     put_u64(&w, m->req_id);
 
@@ -429,7 +435,8 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         break;
     case WIRE_KV_PUT:
         put_key(&w, m->key_bytes, m->key_len);
-        if (m->cond > WIRE_COND_VERSION || (m->flags & ~WIRE_FLAGS_KNOWN))
+        if (m->cond > WIRE_COND_PATCH || (m->flags & ~WIRE_FLAGS_KNOWN) ||
+            (m->cond == WIRE_COND_PATCH && (m->flags || !m->has_opid)))
             return -EINVAL;
         put_flags(&w, m->flags);
         put_u8(&w, m->cond);
@@ -439,6 +446,8 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
             put_u32(&w, m->budget_ms);
             put_u8(&w, m->earlier_unknown ? 1 : 0);
         }
+        if (m->cond == WIRE_COND_PATCH)
+            put_u32(&w, m->patch_off);
         break;
     case WIRE_KV_PUT | WIRE_REPLY:
         put_version(&w, m->version);
@@ -447,8 +456,14 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         put_key(&w, m->key_bytes, m->key_len);
         put_version(&w, m->version);
         put_flags(&w, m->flags);
+        if (patch && (!m->has_opid || m->flags))
+            return -EINVAL;
         if (m->has_opid)
             put_opid(&w, m->opid);
+        if (patch) {
+            put_version(&w, m->patch_base);
+            put_u32(&w, m->patch_off);
+        }
         break;
     case WIRE_REPL_PUT | WIRE_REPLY:
         put_u8(&w, m->applied ? 1 : 0);
@@ -603,13 +618,16 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
     rbuf_t r = {buf + 4, buf + len, false};
     out->type = buf[3];
     out->req_id = get_u64(&r);
-    if (buf[2] != WIRE_VERSION && !(buf[2] == WIRE_VERSION_OPID &&
-                                    (has_opid_layout(out->type) || has_progress_layout(out->type) ||
-                                     has_epoch_layout(out->type))))
+    if (buf[2] != WIRE_VERSION &&
+        !(buf[2] == WIRE_VERSION_OPID &&
+          (has_opid_layout(out->type) || has_progress_layout(out->type) ||
+           has_epoch_layout(out->type))) &&
+        !(buf[2] == WIRE_VERSION_PATCH && (out->type == WIRE_KV_PUT || out->type == WIRE_REPL_PUT)))
         return -EPROTONOSUPPORT;
     if (!known_type(out->type))
         return -EOPNOTSUPP;
-    out->has_opid = buf[2] == WIRE_VERSION_OPID && has_opid_layout(out->type);
+    bool patch = buf[2] == WIRE_VERSION_PATCH;
+    out->has_opid = (buf[2] == WIRE_VERSION_OPID || patch) && has_opid_layout(out->type);
     out->has_progress = buf[2] == WIRE_VERSION_OPID && has_progress_layout(out->type);
     out->has_epoch = buf[2] == WIRE_VERSION_OPID && has_epoch_layout(out->type);
 
@@ -654,13 +672,17 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         out->flags = get_flags(&r);
         out->cond = get_u8(&r);
         out->cond_version = get_version(&r);
-        if (out->cond > WIRE_COND_VERSION)
+        /* Layout 3 is a patch and nothing else; a patch carries no flags. */
+        if (patch != (out->cond == WIRE_COND_PATCH) || out->cond > WIRE_COND_PATCH ||
+            (patch && out->flags))
             r.bad = true;
         if (out->has_opid) {
             out->opid = get_opid(&r);
             out->budget_ms = get_u32(&r);
             out->earlier_unknown = get_bool(&r);
         }
+        if (patch)
+            out->patch_off = get_u32(&r);
         break;
     case WIRE_KV_PUT | WIRE_REPLY:
         out->version = get_version(&r);
@@ -671,6 +693,13 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         out->flags = get_flags(&r);
         if (out->has_opid)
             out->opid = get_opid(&r);
+        if (patch) {
+            out->has_patch = true;
+            out->patch_base = get_version(&r);
+            out->patch_off = get_u32(&r);
+            if (out->flags)
+                r.bad = true;
+        }
         break;
     case WIRE_REPL_PUT | WIRE_REPLY:
         out->applied = get_bool(&r);

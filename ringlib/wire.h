@@ -32,6 +32,7 @@ enum {
      */
     WIRE_VERSION = 1,
     WIRE_VERSION_OPID = 2,
+    WIRE_VERSION_PATCH = 3, /* KV_PUT and REPL_PUT: a patch (PROTOCOL.md, layout 3) */
     WIRE_HEADER_LEN = 12,
     WIRE_SUCC_MAX = 16,
     WIRE_FINGERS_MAX = 64,
@@ -108,6 +109,8 @@ typedef enum {
     WIRE_COND_NONE = 0,
     WIRE_COND_ABSENT = 1,  /* only if no live value exists */
     WIRE_COND_VERSION = 2, /* only if the current version equals cond_version */
+    /* Not a condition: write the value at byte patch_off of the current one. */
+    WIRE_COND_PATCH = 3,
 } wire_cond_t;
 
 /* One (key, version) pair of a SYNC_OFFER; key borrowed from the frame. */
@@ -189,9 +192,13 @@ typedef struct {
     bool found;
     /* REPL_GET, KV_READ: a wire_read_mode_t */
     uint8_t read_mode;
-    /* KV_PUT condition */
+    /* KV_PUT condition; with WIRE_COND_PATCH, where the value goes in the current one */
     uint8_t cond;
     kv_version_t cond_version;
+    uint32_t patch_off;
+    /* REPL_PUT in layout 3: the value is a patch at patch_off of the copy at patch_base. */
+    bool has_patch;
+    kv_version_t patch_base;
     /*
      * KV_PUT, REPL_PUT, REPL_GET_R in layout version 2 (has_opid): the
      * identity of the client write (KV_PUT: this one; REPL_*: the one that

@@ -30,6 +30,7 @@
 
 #include "fs_i.h"
 #include "fs_ns.h"
+#include "kv_patch.h"
 
 /* ---- the fake store ---- */
 
@@ -40,7 +41,7 @@ typedef enum {
     FATE_DROP,  /* not applied: -ETIMEDOUT */
 } fate_t;
 
-enum { KIND_GET, KIND_PUT, KIND_DEL };
+enum { KIND_GET, KIND_PUT, KIND_DEL, KIND_PATCH };
 
 typedef struct {
     char *key;
@@ -58,6 +59,7 @@ typedef struct {
     size_t len;
     kvc_cond_t cond;
     kv_version_t ifv;
+    uint32_t off; /* KIND_PATCH */
 } pending_t;
 
 #define KV_MAX 4096
@@ -71,7 +73,9 @@ static uint64_t clock_hlc;
 static unsigned writes_seen; /* writes completed in this run, the fault plan's index */
 static int fault_at = -1;
 static fate_t fault_fate;
-static uint64_t rng = 1; /* 0: complete in order; else a seeded random order */
+static uint64_t rng = 1;   /* 0: complete in order; else a seeded random order */
+static bool patch_refused; /* answer patches as a node of an older version does */
+static unsigned patches_seen;
 
 static uint64_t rng_next(void)
 {
@@ -139,6 +143,15 @@ static int apply(pending_t *p)
         kv_unset(kv);
         return 0;
     }
+    if (p->kind == KIND_PATCH) {
+        size_t len;
+        uint8_t *v =
+            kv_patch_apply(kv ? kv->val : NULL, kv ? kv->len : 0, p->off, p->val, p->len, &len);
+        assert_non_null(v);
+        free(p->val);
+        p->val = v;
+        p->len = len;
+    }
     kv_set(p->key, p->val, p->len);
     if (p->op)
         p->op->version = kv_find(p->key)->ver;
@@ -161,7 +174,10 @@ static void complete(size_t i)
         } else {
             op->rc = -ENOENT;
         }
+    } else if (p.kind == KIND_PATCH && patch_refused) {
+        op->rc = -EPROTONOSUPPORT;
     } else {
+        patches_seen += p.kind == KIND_PATCH;
         fate_t fate = (int)writes_seen++ == fault_at ? fault_fate : FATE_OK;
         if (fate == FATE_DROP) {
             op->rc = -ETIMEDOUT;
@@ -189,7 +205,7 @@ static void enqueue(fs_op_t *op, int kind, const char *key, const void *val, siz
     memset(op, 0, sizeof(*op));
     assert_true(npending < PENDING_MAX);
     pending_t *p = &pending[npending++];
-    *p = (pending_t){op, kind, strdup(key), NULL, len, cond, ifv};
+    *p = (pending_t){op, kind, strdup(key), NULL, len, cond, ifv, 0};
     if (val) {
         p->val = malloc(len ? len : 1);
         memcpy(p->val, val, len);
@@ -207,6 +223,14 @@ void fs_op_put(kvc_t *kvc, fs_op_t *op, const char *key, const void *value, size
 {
     (void)kvc;
     enqueue(op, KIND_PUT, key, value, len, cond, if_version);
+}
+
+void fs_op_patch(kvc_t *kvc, fs_op_t *op, const char *key, uint32_t off, const void *bytes,
+                 size_t len)
+{
+    (void)kvc;
+    enqueue(op, KIND_PATCH, key, bytes, len, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
+    pending[npending - 1].off = off;
 }
 
 void fs_op_del(kvc_t *kvc, fs_op_t *op, const char *key, kvc_cond_t cond, kv_version_t if_version)

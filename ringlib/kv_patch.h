@@ -1,0 +1,22 @@
+/*
+ * kv_patch.h — applying a patch to a value: bytes written at an offset of
+ * it, the rest kept. The coordinator applies a client's patch to the newest
+ * copy, and a replica the coordinator's patch to the copy it was made
+ * against, so both must agree to the byte.
+ */
+#ifndef KV_PATCH_H
+#define KV_PATCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * A new value: old (old_len bytes; NULL if 0) with the len bytes at off
+ * replaced by bytes; a gap between old's end and off reads as zeros, and
+ * the value is max(old_len, off + len) long. Returns it (malloc'd, the
+ * caller frees) with its length in *out_len, or NULL when out of memory.
+ */
+uint8_t *kv_patch_apply(const uint8_t *old, size_t old_len, uint32_t off, const uint8_t *bytes,
+                        size_t len, size_t *out_len);
+
+#endif

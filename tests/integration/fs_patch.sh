@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Small writes into stored chunks go out as patches (only the bytes
+# written), and the file stays exactly what a local file would be:
+#   - a file of 40 chunks (64 KiB) is written through mount A; mount B,
+#     whose chunk cache is empty, then makes 600 writes of 1 B–9 KiB at
+#     random offsets inside it: some extend the range written before in
+#     the same chunk (one patch), some land apart from it (the chunk is
+#     read and made whole first), reads in between (inside and outside the
+#     written ranges), an fsync every 25 writes — mirrored on a local copy
+#   - B's reads agree with the copy at every step; after the last fsync B,
+#     A (after reopening) and a fresh mount C read the copy's exact bytes
+#   - B's exit log counts patches (> 0): the partial path was taken; and
+#     the replicas applied patches to their copies (kvnode metrics), so
+#     the coordinators sent them only the bytes, not whole chunks
+#   - every replica of every chunk holds exactly the copy's bytes for that
+#     chunk (`dhtctl replicas KEY --json`: one sha256 per replica), so a
+#     patch applied wrongly on a replica that reads never reach shows too
+source "$(dirname "$0")/fs_lib.sh"
+fs_require python3 curl
+alloc_ports PORTS 3
+alloc_ports MPORTS 3
+for i in 0 1 2; do
+    start_node "n$i" "${PORTS[$i]}" "$( ((i)) && echo "${PORTS[0]}")" --metrics "127.0.0.1:${MPORTS[$i]}"
+    sleep 0.2
+done
+FS_PEERS=
+for p in "${PORTS[@]}"; do
+    wait_ring "$p" 3 20
+    FS_PEERS+=${FS_PEERS:+,}tcp://127.0.0.1:$p
+done
+# replica_patches: patches the three nodes applied to their copies, summed.
+replica_patches() {
+    local i sum=0 v
+    for i in 0 1 2; do
+        v=$(curl -sf "http://127.0.0.1:${MPORTS[$i]}/metrics" |
+            awk '$1 == "kvnode_replica_patches_total" {print $2}') || fail "scrape of n$i failed"
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+A=$T/a
+B=$T/b
+C=$T/c
+mount_fs "$A" -o chunk_kb=64
+mount_fs "$B" -o chunk_kb=64,log_level=info
+
+head -c $((40 * 65536 - 1000)) /dev/urandom >"$T/model"
+expect_ok cp "$T/model" "$A/f"
+expect_ok sync "$A/f"
+
+cat >"$T/patch.py" <<'EOF'
+import os, random, sys
+path, model, seed = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rnd = random.Random(seed)
+fd = os.open(path, os.O_RDWR)
+md = os.open(model, os.O_RDWR)
+size = os.fstat(md).st_size
+CH = 65536
+last = None
+def check(off, n):
+    got, want = os.pread(fd, n, off), os.pread(md, n, off)
+    if got != want:
+        sys.exit("read %d bytes at %d: differs from the local copy" % (n, off))
+for i in range(600):
+    r = rnd.random()
+    n = rnd.randint(1, 9216)
+    if last and r < 0.3:
+        off = last  # right after the previous write: extends its range
+    elif last and r < 0.4:
+        off = (last // CH) * CH + rnd.randrange(CH)  # same chunk, apart or overlapping
+    else:
+        off = rnd.randrange(size)
+    n = min(n, size - off)
+    if n <= 0:
+        continue
+    data = os.urandom(n)
+    assert os.pwrite(fd, data, off) == n and os.pwrite(md, data, off) == n
+    last = off + n
+    if rnd.random() < 0.2:
+        # inside the range just written, or anywhere (outside it)
+        check(off, n) if rnd.random() < 0.5 else check(rnd.randrange(size), 4096)
+    if i % 25 == 24:
+        os.fsync(fd)
+os.fsync(fd)
+check(0, size)
+os.close(fd)
+EOF
+expect_ok python3 "$T/patch.py" "$B/f" "$T/model" 7
+check_same_file "B after the writes" "$B/f" "$T/model"
+check_same_file "A, reopened" "$A/f" "$T/model"
+mount_fs "$C" -o chunk_kb=64
+check_same_file "a fresh mount" "$C/f" "$T/model"
+
+umount_fs "$B"
+patches=$(sed -n 's/.*store operations: .* (.* conflicts, \([0-9]*\) patches).*/\1/p' "$T/dhtfs-b.log")
+[ -n "$patches" ] || fail "B's exit log has no store operation counts"
+((patches > 0)) || fail "B wrote no patches (every small write rewrote its whole chunk)"
+# Each chunk's replicas, against the copy (the file's inode is its store inode number).
+ino=$(printf '%x' "$(stat -c %i "$A/f")")
+for ((c = 0; c < 40; c++)); do
+    want=$(dd if="$T/model" bs=65536 skip=$c count=1 status=none | sha256sum | cut -d' ' -f1)
+    json=$(ctl --peer "tcp://127.0.0.1:${PORTS[0]}" replicas "v/default/c/$ino/$(printf '%x' $c)" --json) ||
+        fail "dhtctl replicas of chunk $c failed"
+    jq -e --arg w "$want" '[.. | objects | select(has("value_sha")) | .value_sha] |
+        length == 3 and all(. == $w)' <<<"$json" >/dev/null ||
+        fail "chunk $c: the replicas do not all hold the copy's bytes ($want): $json"
+done
+applied=$(replica_patches)
+((applied > 0)) || fail "no replica applied a patch (every copy was sent whole)"
+log "B sent $patches patches; replicas applied $applied patches to their copies"
+finish
