@@ -12,9 +12,9 @@
  * write()), a "partial" chunk holds just one contiguous span of writes
  * over existing data; a read outside the span or a write apart from it
  * first makes the chunk whole (one read). The sequence number tells a put
- * that finished whether the chunk changed meanwhile. Chunks are written before the inode record
- * that makes their bytes part of the file, so a reader never sees a size
- * whose data is not there yet.
+ * that finished whether the chunk changed meanwhile. Chunks are written
+ * before the inode record that makes their bytes part of the file, so a
+ * reader never sees a size whose data is not there yet.
  *
  * The record's chunk index is updated *before* a chunk it does not list
  * yet is written (once per flush batch, and once per reservation of

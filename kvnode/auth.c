@@ -296,3 +296,8 @@ size_t auth_client_count(const auth_t *a)
 {
     return sec_keylist_count(a->clients);
 }
+
+size_t auth_restricted_count(const auth_t *a)
+{
+    return sec_keylist_restricted_count(a->clients);
+}

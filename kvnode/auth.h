@@ -60,5 +60,7 @@ bool auth_check(auth_t *auth, const char *user_id, const wire_msg_t *m, char *wh
 /* Number of keys in each list (the node's own key included in peers). */
 size_t auth_peer_count(const auth_t *auth);
 size_t auth_client_count(const auth_t *auth);
+/* Number of client keys restricted to volumes. */
+size_t auth_restricted_count(const auth_t *auth);
 
 #endif

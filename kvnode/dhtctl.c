@@ -739,6 +739,9 @@ typedef struct {
     uint64_t prog_nodes;     /* nodes that reported progress */
     progress_sample_t total; /* their sum */
     progress_est_t est;      /* the ring's estimate */
+    /* The allow-lists of the node asked (the walk's first), when it said (STATS layout 3). */
+    bool has_lists;
+    uint64_t peer_keys, client_keys, restricted_keys;
 } status_snap_t;
 
 static void snap_free(status_snap_t *s)
@@ -747,13 +750,22 @@ static void snap_free(status_snap_t *s)
     *s = (status_snap_t){0};
 }
 
-/* STATS of one node, asking for progress; an older node gets a version-1 STATS. */
+/*
+ * STATS of one node, asking for progress and its allow-lists (layout 3);
+ * an older node gets a version-2, then a version-1 STATS.
+ */
 static int stats_call(ctl_t *ctl, const char *addr, wire_msg_t *st)
 {
     wire_msg_t req;
     wire_init(&req, WIRE_STATS, 0);
     req.has_progress = true;
+    req.has_security = true;
     int rc = call(ctl, addr, &req, st);
+    if (rc == -EPROTONOSUPPORT) {
+        wire_init(&req, WIRE_STATS, 0);
+        req.has_progress = true;
+        rc = call(ctl, addr, &req, st);
+    }
     if (rc == -EPROTONOSUPPORT) {
         wire_init(&req, WIRE_STATS, 0);
         rc = call(ctl, addr, &req, st);
@@ -827,6 +839,12 @@ static int status_walk(ctl_t *ctl, const char *peer, status_snap_t *s)
             row->keys = st->stored_keys;
             row->bytes = st->bytes;
             row->at_ms = loop_clock_ms();
+            if (s->nrows == 1 && st->has_security && st->secured) {
+                s->has_lists = true;
+                s->peer_keys = st->peer_keys;
+                s->client_keys = st->client_keys;
+                s->restricted_keys = st->restricted_keys;
+            }
             if (st->has_progress) {
                 row->has_progress = true;
                 row->prog = (progress_sample_t){
@@ -975,6 +993,12 @@ static void status_print(ctl_t *ctl, const status_snap_t *s)
                (unsigned long long)s->under, (unsigned long long)s->stored,
                (unsigned long long)s->bytes, (unsigned long long)s->silent,
                s->open_nodes == 0 ? "true" : "false", (unsigned long long)s->open_nodes);
+        if (s->has_lists)
+            printf(",\"peer_keys\":%llu,\"client_keys\":%llu,\"restricted_client_keys\":%llu",
+                   (unsigned long long)s->peer_keys, (unsigned long long)s->client_keys,
+                   (unsigned long long)s->restricted_keys);
+        else
+            printf(",\"peer_keys\":null,\"client_keys\":null,\"restricted_client_keys\":null");
         print_per_node(s);
         printf(",\"progress\":");
         json_progress(&s->total, &s->est);
@@ -988,6 +1012,11 @@ static void status_print(ctl_t *ctl, const status_snap_t *s)
            (unsigned long long)s->stored, (unsigned long long)s->bytes,
            s->open_nodes == 0 ? "secured (CURVE)" : "NOT secured",
            s->silent ? "  (some nodes did not answer)" : "");
+    if (s->has_lists)
+        printf("allow-lists of %s: %llu peer keys, %llu client keys (%llu restricted to "
+               "volumes)\n",
+               s->rows[0].addr, (unsigned long long)s->peer_keys,
+               (unsigned long long)s->client_keys, (unsigned long long)s->restricted_keys);
     for (size_t i = 0; i < s->nrows; i++) {
         char hex[RING_ID_HEX_MAX];
         const status_row_t *r = &s->rows[i];

@@ -155,6 +155,13 @@ bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_
         wire_init(r, WIRE_STATS | WIRE_REPLY, m->req_id);
         kv_stats(n, r);
         r->has_progress = m->has_progress; /* layout 2 answers layout 2 */
+        r->has_security = m->has_security; /* and 3 answers 3 */
+        if (m->has_security && n->cfg.auth) {
+            r->secured = true;
+            r->peer_keys = (uint32_t)auth_peer_count(n->cfg.auth);
+            r->client_keys = (uint32_t)auth_client_count(n->cfg.auth);
+            r->restricted_keys = (uint32_t)auth_restricted_count(n->cfg.auth);
+        }
         node_send(n, ident, ident_len, r);
         return true;
     }

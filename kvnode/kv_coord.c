@@ -10,10 +10,12 @@
  * tie-break, so concurrent writers leave all replicas with one winner.
  * Writes to one key are serialised at its authority; a conditional write
  * (put-if-absent, put-if-version) is a quorum read, the check, then a write
- * whose version is above everything the read saw. Two nodes that both
- * believe they own a key (during a membership change) can each admit one
- * conditional write; the version order still makes every replica converge
- * on one of them.
+ * whose version is above everything the read saw. A patch (bytes at an
+ * offset of the value) is applied the same way to the newest copy, and
+ * the replicas get only the bytes, with the version they patch. Two nodes
+ * that both believe they own a key (during a membership change) can each
+ * admit one conditional write; the version order still makes every
+ * replica converge on one of them.
  *
  * Exactly-once writes: a client write carries its identity (kv_opid_t).
  * The coordinator remembers recent identities (kv_dedup): a retry of a

@@ -67,6 +67,19 @@ const char *node_hex(const node_t *n, ring_id_t id, char buf[RING_ID_HEX_MAX])
     return buf;
 }
 
+static bool book_referenced(const node_t *n, ring_id_t id)
+{
+    ring_id_t x, list[RING_SUCC_MAX];
+    size_t ns = ring_state_succ_list(n->rs, list, RING_SUCC_MAX);
+    for (size_t k = 0; k < ns; k++)
+        if (list[k] == id)
+            return true;
+    for (unsigned i = 0; i < n->cfg.id_bits; i++)
+        if (ring_state_finger(n->rs, i, &x) && x == id)
+            return true;
+    return ring_state_pred(n->rs, &x) && x == id;
+}
+
 static void book_put(node_t *n, ring_id_t id, const char *addr)
 {
     if (id == n->self)
@@ -85,32 +98,21 @@ static void book_put(node_t *n, ring_id_t id, const char *addr)
     }
     if (!free_slot) {
         /*
-         * Full: forget entries the routing state no longer refers to. The
-         * book only has to resolve ids the state holds (<= 64 + 16 + 1).
+         * Full: give up one entry the routing state does not refer to, a
+         * failed one if there is one. Only one: the book is also the list
+         * an isolated node rejoins through (rejoin_isolated), and every
+         * live node it holds is a way back.
          */
-        ring_id_t keep[RING_SUCC_MAX + RING_ID_BITS_MAX + 1];
-        size_t nkeep = ring_state_succ_list(n->rs, keep, RING_SUCC_MAX);
-        for (unsigned i = 0; i < n->cfg.id_bits; i++)
-            if (ring_state_finger(n->rs, i, &keep[nkeep]))
-                nkeep++;
-        if (ring_state_pred(n->rs, &keep[nkeep]))
-            nkeep++;
-        for (size_t i = 0; i < BOOK_MAX; i++) {
-            bool referenced = false;
-            for (size_t k = 0; k < nkeep && !referenced; k++)
-                referenced = keep[k] == n->book[i].id;
-            if (!referenced) {
-                n->book[i].used = false;
-                if (!free_slot)
-                    free_slot = &n->book[i];
+        for (int pass = 0; pass < 2 && !free_slot; pass++)
+            for (size_t i = 0; i < BOOK_MAX && !free_slot; i++) {
+                book_entry_t *e = &n->book[(n->rejoin_cursor + i) % BOOK_MAX];
+                if ((pass == 1 || e->failed) && !book_referenced(n, e->id))
+                    free_slot = e;
             }
-        }
         if (!free_slot)
             return;
     }
-    free_slot->used = true;
-    free_slot->id = id;
-    free_slot->info_v1_until = 0;
+    *free_slot = (book_entry_t){.used = true, .id = id};
     snprintf(free_slot->addr, sizeof free_slot->addr, "%s", addr);
 }
 
@@ -128,6 +130,15 @@ void node_fill(const node_t *n, wire_node_t *w, ring_id_t id)
 {
     const char *addr = node_book_get(n, id);
     wire_node_set(w, id, addr ? addr : "tcp://unknown:1");
+}
+
+/*
+ * Linked into a ring (or the ring's first node). A node that lost every
+ * successor and is rejoining stays a member: it holds keys and serves.
+ */
+static bool node_member(const node_t *n)
+{
+    return n->join_phase >= JOIN_LINK || n->rejoining;
 }
 
 static bool id_ok(const node_t *n, ring_id_t id)
@@ -182,6 +193,7 @@ void node_peer_alive(node_t *n, ring_id_t id)
     if (e) {
         e->misses = 0;
         e->first_miss_ms = 0;
+        e->failed = false;
     }
 }
 
@@ -232,6 +244,7 @@ void node_peer_failed(node_t *n, ring_id_t id, const char *why)
     if (e) {
         e->misses = 0;
         e->first_miss_ms = 0;
+        e->failed = true; /* kept: it may come back, and it is someone to rejoin through */
     }
     char a[RING_ID_HEX_MAX], b[RING_ID_HEX_MAX];
     ring_id_t old_succ = ring_state_succ(n->rs);
@@ -709,6 +722,16 @@ static void serve_msg(node_t *n, const uint8_t *ident, size_t ident_len, const u
         handle_notify(n, m);
         break;
     case WIRE_FIND:
+        if (!node_member(n)) {
+            /*
+             * Not in a ring yet: as a ring of one we would answer "mine",
+             * and a newcomer would join us and be left alone if our own
+             * join fails (seen in ring_churn). It should wait for us.
+             */
+            node_reply_error(n, ident, ident_len, m->req_id, EAGAIN,
+                             "this node is still joining the ring");
+            return;
+        }
         handle_find(n, ident, ident_len, m);
         return;
     case WIRE_FINGERS:
@@ -1058,6 +1081,12 @@ static void on_join_find(int rc, const wire_msg_t *r, void *arg)
             join_send_info(n);
             return;
         }
+        if (rc == -EAGAIN && !n->rejoining && ++n->join_attempts < JOIN_ATTEMPTS * 10) {
+            /* The bootstrap is joining itself: ask again once it may be done. */
+            log_warn("join", "%s is still joining the ring; retrying", n->cfg.join);
+            loop_timer_add(n->loop, n->cfg.timeout_ms, join_retry, n);
+            return;
+        }
         if (rc == -ESHUTDOWN && n->njoin_alt > 0) {
             /* The bootstrap is leaving: join through a node it named. */
             n->njoin_alt--;
@@ -1069,7 +1098,7 @@ static void on_join_find(int rc, const wire_msg_t *r, void *arg)
             return;
         }
         join_fail(n, NODE_EXIT_UNAVAILABLE, "lookup of our id through %s failed: %s", n->cfg.join,
-                  strerror(-rc));
+                  rc == -EAGAIN ? "it is still joining the ring" : strerror(-rc));
         return;
     }
     if (!r->done || !node_learn(n, &r->node)) {
@@ -1128,7 +1157,7 @@ static void on_join_info(int rc, const wire_msg_t *r, void *arg)
     }
     n->njoin_alt = 0;
     for (size_t i = 0; i < r->nsucc && n->njoin_alt < WIRE_SUCC_MAX; i++)
-        if (r->succ[i].id != n->self &&
+        if (r->succ[i].id != n->self && node_learn(n, &r->succ[i]) &&
             endpoint_normalize(r->succ[i].addr, n->join_alt[n->njoin_alt], ENDPOINT_MAX, NULL) == 0)
             n->njoin_alt++;
     const struct {
@@ -1168,31 +1197,42 @@ static void join_send_info(node_t *n)
 /*
  * Every successor we had failed within one detection period and we are
  * alone, though the ring may live on without us (Chord cannot re-merge
- * that by itself). Look ourselves up through a peer we remember, as a
- * join does; a failure just means trying another peer later.
+ * that by itself). Look ourselves up through a peer, as a join does; a
+ * failure just means trying the next one at a later tick. The peers are
+ * every node in the book (whatever we heard of: fingers, successor lists,
+ * predecessors, notifiers, lookup answers; failed ones too, as they may
+ * be back) and the configured seed, round-robin, for as long as we are
+ * alone: when the last live node we know is the seed, or one we heard of
+ * once, the ring still comes back.
  */
 static void rejoin_isolated(node_t *n)
 {
     if (n->join_phase != JOIN_DONE || n->rejoining || ring_state_succ(n->rs) != n->self)
         return;
-    for (unsigned k = 0; k < BOOK_MAX; k++) {
-        book_entry_t *e = &n->book[(n->rejoin_cursor + k) % BOOK_MAX];
-        if (!e->used)
-            continue;
-        n->rejoin_cursor = (n->rejoin_cursor + k + 1) % BOOK_MAX;
-        n->rejoining = true;
-        n->join_phase = JOIN_FIND;
-        n->join_attempts = JOIN_ATTEMPTS; /* no retries: the next tick tries another */
-        snprintf(n->cfg.join, sizeof n->cfg.join, "%s", e->addr);
-        wire_msg_t req;
-        wire_init(&req, WIRE_FIND, 0);
-        req.key = n->self;
-        req.mode = WIRE_FIND_RECURSIVE;
-        if (rpc_call(n->rpc, n->cfg.join, &req, n->cfg.timeout_ms, on_join_find, n) < 0) {
-            n->rejoining = false;
-            n->join_phase = JOIN_DONE;
-        }
+    const char *to = NULL;
+    for (unsigned k = 0; k <= BOOK_MAX && !to; k++) {
+        unsigned c = (n->rejoin_cursor + k) % (BOOK_MAX + 1);
+        if (c == BOOK_MAX)
+            to = n->seed[0] && strcmp(n->seed, n->cfg.listen) != 0 ? n->seed : NULL;
+        else
+            to = n->book[c].used ? n->book[c].addr : NULL;
+        if (to)
+            n->rejoin_cursor = (c + 1) % (BOOK_MAX + 1);
+    }
+    if (!to)
         return;
+    n->rejoining = true;
+    n->join_phase = JOIN_FIND;
+    n->join_attempts = JOIN_ATTEMPTS; /* no retries: the next tick tries another */
+    snprintf(n->cfg.join, sizeof n->cfg.join, "%s", to);
+    log_debug("ring", "alone; rejoining through %s", n->cfg.join);
+    wire_msg_t req;
+    wire_init(&req, WIRE_FIND, 0);
+    req.key = n->self;
+    req.mode = WIRE_FIND_RECURSIVE;
+    if (rpc_call(n->rpc, n->cfg.join, &req, n->cfg.timeout_ms, on_join_find, n) < 0) {
+        n->rejoining = false;
+        n->join_phase = JOIN_DONE;
     }
 }
 
@@ -1400,6 +1440,8 @@ int node_start(node_t *n)
 {
     log_info("node", "listening on %s as %s (%u-bit ring, N=%u W=%u R=%u)", n->cfg.listen,
              n->self_hex, n->cfg.id_bits, n->cfg.replicas, n->cfg.write_quorum, n->cfg.read_quorum);
+    if (n->cfg.has_join)
+        snprintf(n->seed, sizeof n->seed, "%s", n->cfg.join);
     if (!n->cfg.has_join || strcmp(n->cfg.join, n->cfg.listen) == 0) {
         n->join_phase = JOIN_DONE;
         start_maintenance(n);

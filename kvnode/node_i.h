@@ -33,6 +33,7 @@ typedef struct {
     char addr[ENDPOINT_MAX];
     unsigned misses;        /* consecutive deadlines missed */
     uint64_t first_miss_ms; /* when the first of them was missed */
+    bool failed;            /* declared failed and not heard from since */
     /* It answered INFO layout 2 with EPROTONOSUPPORT (built before it):
      * it is asked version 1 until this tick. */
     unsigned info_v1_until;
@@ -63,9 +64,14 @@ struct node {
     /* Other ring members the bootstrap named, to join through if it leaves. */
     char join_alt[WIRE_SUCC_MAX][ENDPOINT_MAX];
     unsigned njoin_alt;
-    /* Alone after all our successors failed: rejoining through the book. */
+    /*
+     * Alone after all our successors failed: rejoining through every node
+     * in the book and the configured seed (--join as given: cfg.join is
+     * overwritten by each attempt), round-robin, one per attempt.
+     */
     bool rejoining;
-    unsigned rejoin_cursor;
+    unsigned rejoin_cursor;  /* 0..BOOK_MAX-1: a book slot; BOOK_MAX: the seed */
+    char seed[ENDPOINT_MAX]; /* "" without --join */
     unsigned ticks;
     uint64_t tick_ms; /* loop clock of the last maintenance tick (0: none yet) */
     unsigned next_finger;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# cluster.sh start [N] [--netns] [--secure] | stop | status | env — a local
-# N-node dhtfs ring.
+# cluster.sh start [N] [--netns] [--secure] | stop | status | env
+#            | grant NAME [VOL...] | revoke NAME — a local N-node dhtfs ring.
 #
 # --secure (or DHTFS_CLUSTER_SECURE=1): CURVE on every socket. start makes
 # DIR/keys (mode 0700) with one key per node (nodeK.key, .pub), an operator
@@ -9,6 +9,12 @@
 # your clients' keys there and send the nodes SIGHUP). Node K is reached at
 # tcp://HOST:PORT#KEY_K. `eval "$(cluster.sh env)"` sets DHT_PEER and
 # DHT_KEY for dhtctl and dhtfs.
+# grant NAME [VOL...] (secured cluster): a client key DIR/keys/NAME.key
+# (made if missing) listed in clients.list, restricted to the volumes VOL
+# (none: every volume); a NAME granted before gets the new volumes. revoke
+# NAME: its line leaves clients.list and its key files are deleted. Both
+# send SIGHUP to the running nodes and wait until each has re-read the
+# lists. NAME: [A-Za-z0-9._-]; admin and nodeK are the cluster's own.
 # A directory once started with --secure stays secured on later starts.
 # Without it the nodes run without keys, reached at their plain endpoints
 # (the command-line contract's `dhtctl ring` works as is); with --netns they
@@ -144,6 +150,90 @@ netns_down() {
         ip netns del "$ns" # its eth0 goes, and with it the veth's other end
     done
     ip link del "$prefix-br" 2>/dev/null || true
+}
+
+usage_die() {
+    echo "cluster.sh: $*" >&2
+    exit 2
+}
+
+# reload_nodes: SIGHUP every running node, then wait (bounded) until each
+# logged that it re-read its key lists, or that it kept the previous ones.
+reload_nodes() {
+    local f logs=() ok=() bad=() i j n=0 left
+    for f in "$dir"/node*/pid; do
+        alive "$f" || continue
+        logs[n]=$(dirname "$f")/log
+        ok[n]=$(grep -c "SIGHUP: key lists re-read" "${logs[n]}" 2>/dev/null || true)
+        bad[n]=$(grep -c "previous lists stay in force" "${logs[n]}" 2>/dev/null || true)
+        kill -HUP "$(cat "$f")"
+        n=$((n + 1))
+    done
+    if ((n == 0)); then
+        echo "no node running; the lists apply from the next start"
+        return 0
+    fi
+    for ((i = 0; i < 50; i++)); do
+        left=0
+        for ((j = 0; j < n; j++)); do
+            if (($(grep -c "previous lists stay in force" "${logs[j]}" || true) > bad[j])); then
+                die "$(dirname "${logs[j]}") kept its previous lists: $(grep "previous lists" "${logs[j]}" | tail -n 1)"
+            fi
+            (($(grep -c "SIGHUP: key lists re-read" "${logs[j]}" || true) > ok[j])) || left=$((left + 1))
+        done
+        ((left == 0)) && break
+        sleep 0.1
+    done
+    if ((left > 0)); then
+        # Not fatal: a node run with --log-level warn does not say it.
+        echo "cluster.sh: $left of $n node(s) did not log re-reading the lists; see $dir/node*/log" >&2
+    else
+        echo "$n running node(s) re-read the lists"
+    fi
+}
+
+# client_name NAME: refuse names that are not a client's.
+client_name() {
+    [[ $1 =~ ^[A-Za-z0-9._-]{1,64}$ ]] || usage_die "bad client name '$1' (1-64 of A-Za-z0-9._-)"
+    [[ $1 != admin && ! $1 =~ ^node[0-9]+$ ]] || usage_die "'$1' is the cluster's own key, not a client"
+    secured || die "grant and revoke need a secured cluster (cluster.sh start N --secure)"
+}
+
+# without_key PUB: clients.list without PUB's lines, on stdout.
+without_key() {
+    awk -v pub="$1" '$1 != pub' "$dir/keys/clients.list"
+}
+
+grant() {
+    (($# >= 1)) || usage_die "usage: cluster.sh grant NAME [VOL...]"
+    local name=$1 v k=$dir/keys pub
+    shift
+    client_name "$name"
+    for v in "$@"; do
+        [[ $v =~ ^[A-Za-z0-9._-]{1,64}$ ]] || usage_die "bad volume name '$v' (1-64 of A-Za-z0-9._-)"
+    done
+    [ -f "$k/$name.key" ] || "$bin/dhtctl" keygen "$k/$name.key" >/dev/null
+    pub=$(cat "$k/$name.key.pub")
+    {
+        without_key "$pub"
+        echo "$pub${*:+ $*} # $name"
+    } >"$k/clients.list.tmp"
+    mv "$k/clients.list.tmp" "$k/clients.list"
+    echo "$name: key $k/$name.key, ${*:-every volume}"
+    reload_nodes
+}
+
+revoke() {
+    (($# == 1)) || usage_die "usage: cluster.sh revoke NAME"
+    local name=$1 k=$dir/keys pub
+    client_name "$name"
+    [ -f "$k/$name.key.pub" ] || die "no client key $k/$name.key.pub"
+    pub=$(cat "$k/$name.key.pub")
+    without_key "$pub" >"$k/clients.list.tmp"
+    mv "$k/clients.list.tmp" "$k/clients.list"
+    rm -f "$k/$name.key" "$k/$name.key.pub"
+    echo "$name: revoked, key deleted"
+    reload_nodes
 }
 
 start() {
@@ -284,8 +374,17 @@ start)
 stop) stop ;;
 status) status ;;
 env) env_lines ;;
+grant)
+    shift
+    grant "$@"
+    ;;
+revoke)
+    shift
+    revoke "$@"
+    ;;
 *)
-    echo "usage: cluster.sh start [N] [--netns] [--secure] | stop | status | env" >&2
+    echo "usage: cluster.sh start [N] [--netns] [--secure] | stop | status | env" \
+        "| grant NAME [VOL...] | revoke NAME" >&2
     exit 2
     ;;
 esac

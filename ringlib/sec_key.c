@@ -414,6 +414,14 @@ size_t sec_keylist_count(const sec_keylist_t *list)
     return list ? list->count : 0;
 }
 
+size_t sec_keylist_restricted_count(const sec_keylist_t *list)
+{
+    size_t n = 0;
+    for (size_t i = 0; list && i < list->count; i++)
+        n += list->keys[i].vols != NULL;
+    return n;
+}
+
 static bool is_blank(char c)
 {
     return c == ' ' || c == '\t' || c == '\r';

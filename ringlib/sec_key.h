@@ -168,4 +168,7 @@ bool sec_keylist_contains(const sec_keylist_t *list, const uint8_t key[SEC_KEY_B
 /* Number of distinct keys in the list. */
 size_t sec_keylist_count(const sec_keylist_t *list);
 
+/* Number of distinct keys in the list that are restricted to volumes; 0 for NULL. */
+size_t sec_keylist_restricted_count(const sec_keylist_t *list);
+
 #endif

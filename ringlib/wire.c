@@ -382,6 +382,7 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
 {
     if (!known_type(m->type) || (m->has_opid && !has_opid_layout(m->type)) ||
         (m->has_progress && !has_progress_layout(m->type)) ||
+        (m->has_security && (!has_progress_layout(m->type) || !m->has_progress)) ||
         (m->has_epoch && !has_epoch_layout(m->type)))
         return -EINVAL;
     wbuf_t w = {buf, buf + cap, false, false};
@@ -392,6 +393,7 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
     if (m->has_patch && m->type != WIRE_REPL_PUT)
         return -EINVAL;
     put_u8(&w, patch                                            ? WIRE_VERSION_PATCH
+               : m->has_security                                ? WIRE_VERSION_SEC
                : m->has_opid || m->has_progress || m->has_epoch ? WIRE_VERSION_OPID
                                                                 : WIRE_VERSION);
     put_u8(&w, m->type);
@@ -515,6 +517,12 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
             put_u64(&w, m->moved_keys);
             put_u64(&w, m->moved_bytes);
         }
+        if (m->has_security) {
+            put_u8(&w, m->secured ? 1 : 0);
+            put_u32(&w, m->peer_keys);
+            put_u32(&w, m->client_keys);
+            put_u32(&w, m->restricted_keys);
+        }
         break;
     case WIRE_REDIRECT:
         put_node(&w, &m->node);
@@ -622,13 +630,18 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         !(buf[2] == WIRE_VERSION_OPID &&
           (has_opid_layout(out->type) || has_progress_layout(out->type) ||
            has_epoch_layout(out->type))) &&
-        !(buf[2] == WIRE_VERSION_PATCH && (out->type == WIRE_KV_PUT || out->type == WIRE_REPL_PUT)))
+        !(buf[2] == WIRE_VERSION_PATCH &&
+          (out->type == WIRE_KV_PUT || out->type == WIRE_REPL_PUT)) &&
+        !(buf[2] == WIRE_VERSION_SEC && has_progress_layout(out->type)))
         return -EPROTONOSUPPORT;
     if (!known_type(out->type))
         return -EOPNOTSUPP;
-    bool patch = buf[2] == WIRE_VERSION_PATCH;
+    bool patch =
+        buf[2] == WIRE_VERSION_PATCH && (out->type == WIRE_KV_PUT || out->type == WIRE_REPL_PUT);
     out->has_opid = (buf[2] == WIRE_VERSION_OPID || patch) && has_opid_layout(out->type);
-    out->has_progress = buf[2] == WIRE_VERSION_OPID && has_progress_layout(out->type);
+    out->has_security = buf[2] == WIRE_VERSION_SEC && has_progress_layout(out->type);
+    out->has_progress =
+        (buf[2] == WIRE_VERSION_OPID && has_progress_layout(out->type)) || out->has_security;
     out->has_epoch = buf[2] == WIRE_VERSION_OPID && has_epoch_layout(out->type);
 
     switch (out->type) {
@@ -754,6 +767,12 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
             out->left_bytes = get_u64(&r);
             out->moved_keys = get_u64(&r);
             out->moved_bytes = get_u64(&r);
+        }
+        if (out->has_security) {
+            out->secured = get_bool(&r);
+            out->peer_keys = get_u32(&r);
+            out->client_keys = get_u32(&r);
+            out->restricted_keys = get_u32(&r);
         }
         break;
     case WIRE_REDIRECT:

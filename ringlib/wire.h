@@ -26,13 +26,17 @@ enum {
      * which then carry a write identity (and KV_PUT the client's budget),
      * and for STATS and STATS_R (the reply then adds progress counters),
      * and for INFO and INFO_R (the reply then adds the sender's member
-     * epoch, table size, weight and zone).
-     * A node that speaks only 1 answers a version-2 message with ERROR
-     * EPROTONOSUPPORT instead of misreading it.
+     * epoch, table size, weight and zone); 3 only for STATS and STATS_R
+     * (the reply adds, after the version-2 body, what the node's
+     * allow-lists hold). A node that speaks only 1 (or 2) answers a
+     * version-2 (or 3) message with ERROR EPROTONOSUPPORT instead of
+     * misreading it.
      */
     WIRE_VERSION = 1,
     WIRE_VERSION_OPID = 2,
-    WIRE_VERSION_PATCH = 3, /* KV_PUT and REPL_PUT: a patch (PROTOCOL.md, layout 3) */
+    /* Layout 3 means one thing per type (PROTOCOL.md): */
+    WIRE_VERSION_PATCH = 3, /* KV_PUT and REPL_PUT: a patch */
+    WIRE_VERSION_SEC = 3,   /* STATS and its reply: the allow-lists' counts */
     WIRE_HEADER_LEN = 12,
     WIRE_SUCC_MAX = 16,
     WIRE_FINGERS_MAX = 64,
@@ -243,6 +247,17 @@ typedef struct {
     bool has_progress;
     uint64_t hint_keys, streams, stream_keys_left, left_bytes;
     uint64_t moved_keys, moved_bytes;
+    /*
+     * STATS and STATS_R in layout version 3 (has_security, which implies
+     * has_progress: the version-2 body comes first): a STATS asks for, and
+     * its reply carries, whether the node runs secured (CURVE, --key) and
+     * the keys its allow-lists hold now: peer_keys (its own included),
+     * client_keys, and restricted_keys (client keys limited to volumes).
+     * All 0 on an unsecured node.
+     */
+    bool has_security;
+    bool secured;
+    uint32_t peer_keys, client_keys, restricted_keys;
 
     /*
      * INFO and INFO_R in layout version 2 (has_epoch): an INFO asks for,

@@ -56,9 +56,11 @@ static bool store_fields_equal(const wire_msg_t *a, const wire_msg_t *b)
         a->hint_keys != b->hint_keys || a->streams != b->streams ||
         a->stream_keys_left != b->stream_keys_left || a->left_bytes != b->left_bytes ||
         a->moved_keys != b->moved_keys || a->moved_bytes != b->moved_bytes ||
-        a->has_epoch != b->has_epoch || a->epoch != b->epoch || a->members != b->members ||
-        a->weight != b->weight || strcmp(a->zone, b->zone) != 0 || a->has_after != b->has_after ||
-        a->after != b->after || a->more != b->more || a->nmember != b->nmember)
+        a->patch_off != b->patch_off || a->has_patch != b->has_patch ||
+        !version_equal(a->patch_base, b->patch_base) || a->has_epoch != b->has_epoch ||
+        a->epoch != b->epoch || a->members != b->members || a->weight != b->weight ||
+        strcmp(a->zone, b->zone) != 0 || a->has_after != b->has_after || a->after != b->after ||
+        a->more != b->more || a->nmember != b->nmember)
         return false;
     for (unsigned i = 0; i < a->nmember; i++) {
         const wire_member_t *ea = &a->member[i], *eb = &b->member[i];

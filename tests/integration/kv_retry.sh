@@ -20,7 +20,7 @@ peers=${peers%,}
 procs=3 clients=2 incs=25
 cpids=()
 for p in $(seq 1 "$procs"); do
-    DHT_TEST_LOSE_PUT_ANSWER_PCT=50 "$KVCOUNT" --peer "$peers" --key counter \
+    DHT_TEST_LOSE_PUT_ANSWER_PCT=50 "$KVCOUNT" --peer "$peers" --counter counter \
         --clients "$clients" --increments "$incs" >"$T/count$p.out" 2>"$T/count$p.log" &
     cpids+=($!)
     PIDS+=($!)
@@ -37,16 +37,16 @@ for p in $(seq 1 "$procs"); do
     total=$((total + n))
 done
 [ "$total" = $((procs * clients * incs)) ] || fail "clients report $total increments applied"
-final=$("$KVCOUNT" --peer "$peers" --key counter --read)
+final=$("$KVCOUNT" --peer "$peers" --counter counter --read)
 log "counter is $final after $total increments"
 [ "$final" = "$total" ] || fail "counter $final != $total increments: a retried write applied twice"
 
 # put-if-absent whose answer is lost: the retry reports success, not EEXIST.
 for k in $(seq 1 10); do
-    DHT_TEST_LOSE_PUT_ANSWER_PCT=100 "$KVCOUNT" --peer "$peers" --key "fresh$k" \
+    DHT_TEST_LOSE_PUT_ANSWER_PCT=100 "$KVCOUNT" --peer "$peers" --counter "fresh$k" \
         --clients 1 --increments 1 >"$T/fresh.out" 2>"$T/fresh.log" ||
         { cat "$T/fresh.log" >&2; fail "put-if-absent with a lost answer failed"; }
-    v=$("$KVCOUNT" --peer "$peers" --key "fresh$k" --read)
+    v=$("$KVCOUNT" --peer "$peers" --counter "fresh$k" --read)
     [ "$v" = 1 ] || fail "fresh$k is $v after one put-if-absent with a lost answer"
 done
 log "put-if-absent with a lost answer: applied once, reported as success"
@@ -69,8 +69,8 @@ for port in "${PORTS[@]}"; do
 done
 peers=$(printf 'tcp://127.0.0.1:%s,' "${PORTS[@]}")
 peers=${peers%,}
-out=$(DHT_TEST_LOSE_PUT_ANSWER_PCT=100 "$KVCOUNT" --peer "$peers" --key solo --clients 1 \
+out=$(DHT_TEST_LOSE_PUT_ANSWER_PCT=100 "$KVCOUNT" --peer "$peers" --counter solo --clients 1 \
     --increments 30 2>"$T/solo.log") || { cat "$T/solo.log" >&2; fail "solo counter: $out"; }
-final=$("$KVCOUNT" --peer "$peers" --key solo --read)
+final=$("$KVCOUNT" --peer "$peers" --counter solo --read)
 log "without the coordinator's table: $out, counter $final"
 [ "$final" = 30 ] || fail "counter $final after 30 increments with a forgetful coordinator"

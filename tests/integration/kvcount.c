@@ -2,8 +2,8 @@
  * kvcount — a read-modify-write counter incremented by several clients
  * with conditional puts, the way dhtfs updates link counts.
  *
- *   kvcount --peer EP[,EP...] --key K [--clients C] [--increments N]
- *   kvcount --peer EP[,EP...] --key K --read
+ *   kvcount --peer EP[,EP...] --counter K [--clients C] [--increments N] [--key FILE]
+ *   kvcount --peer EP[,EP...] --counter K --read [--key FILE]
  *
  * Each of C clients (its own kvc_t, so its own client id) reads the
  * counter and writes value + 1 with put-if-version (put-if-absent for the
@@ -13,8 +13,10 @@
  * retry of an applied increment fails its condition, the client re-reads
  * and increments again, and the counter ends above the increments made.
  * Prints "applied A unknown U errors E"; with --read, the counter's value.
+ * --key FILE: the client key for a secured ring (peers given as EP#KEY),
+ * as dhtctl's; the counter's store key is --counter's (it was --key).
  * Exit 0, or 1 if a write ended with an unknown outcome or an error, 2 on
- * bad usage.
+ * bad usage or a key file that cannot be used.
  */
 #include "kvclient.h"
 #include "log.h"
@@ -23,6 +25,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -125,14 +128,18 @@ static void start_read(client_t *c)
 
 int main(int argc, char **argv)
 {
-    const char *peers = NULL;
+    const char *peers = NULL, *key_path = NULL;
     run_t r = {0};
     int clients = 2;
     long increments = 20;
     static const struct option opts[] = {
-        {"peer", required_argument, NULL, 'p'},    {"key", required_argument, NULL, 'k'},
-        {"clients", required_argument, NULL, 'c'}, {"increments", required_argument, NULL, 'n'},
-        {"read", no_argument, NULL, 'r'},          {NULL, 0, NULL, 0},
+        {"peer", required_argument, NULL, 'p'},
+        {"counter", required_argument, NULL, 'k'},
+        {"clients", required_argument, NULL, 'c'},
+        {"increments", required_argument, NULL, 'n'},
+        {"read", no_argument, NULL, 'r'},
+        {"key", required_argument, NULL, 'K'},
+        {NULL, 0, NULL, 0},
     };
     int opt;
     while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -152,6 +159,9 @@ int main(int argc, char **argv)
         case 'r':
             r.read_only = true;
             break;
+        case 'K':
+            key_path = optarg;
+            break;
         default:
             goto usage;
         }
@@ -161,6 +171,17 @@ int main(int argc, char **argv)
     if (r.read_only)
         clients = 1;
     r.increments = (unsigned)increments;
+    if (sodium_init() < 0)
+        return 2;
+    sec_keypair_t key;
+    if (key_path) {
+        int krc = sec_keypair_load(key_path, &key);
+        if (krc < 0) {
+            fprintf(stderr, "kvcount: --key %s: %s\n", key_path,
+                    krc == -EPERM ? "group or others may access it (chmod 600)" : strerror(-krc));
+            return 2;
+        }
+    }
     log_set_level(LOG_WARN); /* shows that the test hook is active */
     char *list = strdup(peers);
     const char *seeds[16];
@@ -171,6 +192,14 @@ int main(int argc, char **argv)
     void *zctx = zmq_ctx_new();
     r.loop = loop_new();
     rpc_t *rpc = rpc_new(zctx, r.loop);
+    if (rpc && key_path) {
+        int krc = rpc_set_key(rpc, &key);
+        sodium_memzero(&key, sizeof key);
+        if (krc < 0) {
+            fprintf(stderr, "kvcount: --key %s: %s\n", key_path, strerror(-krc));
+            return 2;
+        }
+    }
     client_t *cs = calloc((size_t)clients, sizeof *cs);
     if (!r.loop || !rpc || !cs)
         return 2;
@@ -201,7 +230,7 @@ int main(int argc, char **argv)
     free(list);
     return r.unknown || r.errors ? 1 : 0;
 usage:
-    fprintf(stderr, "usage: kvcount --peer EP[,EP...] --key K [--clients C] [--increments N] "
-                    "[--read]\n");
+    fprintf(stderr, "usage: kvcount --peer EP[,EP...] --counter K [--clients C] [--increments N] "
+                    "[--read] [--key FILE]\n");
     return 2;
 }

@@ -111,10 +111,30 @@ st=$(sctl c1 status --json)
 [ "$(jq -r .nodes <<<"$st")" = 3 ] || fail "secured ring did not form: $st"
 [ "$(jq -r .secured <<<"$st")" = true ] || fail "status does not say secured: $st"
 sctl c1 status | grep -q "secured (CURVE)" || fail "plain status does not say secured"
+# The asked node's allow-lists: 3 peer keys, 3 client keys, c3 restricted.
+jq -e '.peer_keys == 3 and .client_keys == 3 and .restricted_client_keys == 1' <<<"$st" \
+    >/dev/null || fail "status does not count the allow-lists (3 peer, 3 client, 1 restricted): $st"
+sctl c1 status | grep -q "3 peer keys, 3 client keys (1 restricted to volumes)" ||
+    fail "plain status does not count the allow-lists: $(sctl c1 status)"
 sctl c1 put greeting "hello over curve"
 [ "$(sctl c1 get greeting)" = "hello over curve" ] || fail "allowed client cannot read back"
 [ "$(sctl c2 get greeting)" = "hello over curve" ] || fail "second client cannot read"
 log "secured 3-node ring: listed clients put and get; status says secured"
+
+# kvcount (conditional increments) with a client key, and a restricted one in its volume.
+KVCOUNT=$BUILD_DIR/tests/kvcount
+out=$("$KVCOUNT" --peer "$SEED" --key "$K/c1.key" --counter seccount --clients 2 --increments 5) ||
+    fail "kvcount with c1's key failed: $out"
+[ "$out" = "applied 10 unknown 0 errors 0" ] || fail "kvcount with c1's key: $out"
+[ "$("$KVCOUNT" --peer "$SEED" --key "$K/c1.key" --counter seccount --read)" = 10 ] ||
+    fail "kvcount --read with c1's key does not read 10"
+out=$("$KVCOUNT" --peer "$SEED" --key "$K/c3.key" --counter v/home/count --clients 1 \
+    --increments 3) || fail "kvcount with c3's key in its volume failed: $out"
+st=0
+"$KVCOUNT" --peer "$SEED" --counter seccount --read >/dev/null 2>&1 || st=$?
+[ "$st" = 1 ] || fail "kvcount without a key on a secured ring exited $st, wanted 1"
+expect_fail 2 "chmod 600" "$KVCOUNT" --peer "$SEED" --key "$K/open.key" --counter x --read
+log "kvcount --key: counts on a secured ring; refused without a key"
 
 # --- Everyone else is refused, quickly, with exit 3.
 refused_with() { # DESCRIPTION PATTERN CMD...
@@ -197,6 +217,9 @@ for ((i = 0; i < 50; i++)); do
 done
 refused "revoked key" sctl c2 get greeting
 [ "$(sctl c1 get greeting)" = "hello over curve" ] || fail "c1 lost access after revoking c2"
+st=$(sctl c1 status --json)
+jq -e '.client_keys == 2 and .restricted_client_keys == 1' <<<"$st" >/dev/null ||
+    fail "status does not count the re-read client list (2, 1 restricted): $st"
 # A malformed list on SIGHUP keeps the old lists.
 cp "$K/clients" "$K/clients.good"
 echo "garbage" >>"$K/clients"

@@ -339,6 +339,9 @@ static void test_keylist_parse_volumes(void **state)
     assert_true(sec_keylist_restricted(list, b.pub.b));
     assert_true(sec_keylist_restricted(list, c.pub.b));
     assert_false(sec_keylist_restricted(list, d.pub.b));
+    /* c is listed twice: one restricted key, counted once. */
+    assert_int_equal(sec_keylist_restricted_count(list), 2);
+    assert_int_equal(sec_keylist_restricted_count(NULL), 0);
 
     /* Unrestricted: any key at all. */
     assert_true(allows(list, &a.pub, "mc/x"));
