@@ -26,9 +26,9 @@ enum {
      * which then carry a write identity (and KV_PUT the client's budget),
      * and for STATS and STATS_R (the reply then adds progress counters),
      * and for INFO and INFO_R (the reply then adds the sender's member
-     * epoch, table size, weight and zone); 3 only for STATS and STATS_R
-     * (the reply adds, after the version-2 body, what the node's
-     * allow-lists hold). A node that speaks only 1 (or 2) answers a
+     * epoch, table size, weight and zone); 3 for STATS and STATS_R (the
+     * reply adds, after the version-2 body, what the node's allow-lists
+     * hold) and for KV_PUT and REPL_PUT (a patch). A node that speaks only 1 (or 2) answers a
      * version-2 (or 3) message with ERROR EPROTONOSUPPORT instead of
      * misreading it.
      */
