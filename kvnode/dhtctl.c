@@ -70,6 +70,8 @@ static void usage(FILE *f)
                "                                        refreshes every SECONDS (1) until ^C\n"
                "                                        or N refreshes\n"
                "  replicas KEY --json                   what each replica holds, no repair\n"
+               "  members [--json]                      the peer's member table (weights,\n"
+               "                                        zones, states, epoch)\n"
                "  keygen FILE                           new CURVE key: FILE (secret, 0600), "
                "FILE.pub\n"
                "--peer defaults to $DHT_PEER, then tcp://127.0.0.1:7000. A secured node's\n"
@@ -295,6 +297,133 @@ static int cmd_ring(ctl_t *ctl, const char *peer)
 out:
     free(info);
     free(rows);
+    return rc;
+}
+
+/* INFO asking for layout 2 (member epoch, weight, zone); an older node gets version 1. */
+static int info_call(ctl_t *ctl, const char *addr, wire_msg_t *info)
+{
+    wire_msg_t req;
+    wire_init(&req, WIRE_INFO, 0);
+    req.has_epoch = true;
+    int rc = call(ctl, addr, &req, info);
+    if (rc == -EPROTONOSUPPORT) {
+        wire_init(&req, WIRE_INFO, 0);
+        rc = call(ctl, addr, &req, info);
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------- members */
+
+enum { MEMBERS_TRIES = 5 };
+
+/*
+ * members: the peer's member table, page by page (MEMBERS). A table that
+ * changes between pages (another epoch on a later page) is read again from
+ * the start, up to MEMBERS_TRIES times, so the listing is one epoch's.
+ */
+static int cmd_members(ctl_t *ctl, const char *peer)
+{
+    wire_msg_t *r = malloc(sizeof *r), *info = malloc(sizeof *info), req;
+    wire_member_t *all = NULL;
+    size_t n = 0, cap = 0;
+    int rc = 0;
+    uint64_t epoch = 0;
+    if (!r || !info) {
+        rc = 1;
+        goto out;
+    }
+    rc = info_call(ctl, peer, info);
+    if (rc < 0) {
+        rc = report_failure("members", peer, rc, info);
+        goto out;
+    }
+    unsigned m = info->id_bits;
+    bool done = false;
+    for (int attempt = 0; attempt < MEMBERS_TRIES && !done; attempt++) {
+        n = 0;
+        bool has_after = false, same = true;
+        ring_id_t after = 0;
+        for (;;) {
+            wire_init(&req, WIRE_MEMBERS, 0);
+            req.has_after = has_after;
+            req.after = after;
+            rc = call(ctl, peer, &req, r);
+            if (rc == -EOPNOTSUPP) {
+                fprintf(stderr,
+                        "dhtctl: members: %s keeps no member table (built before "
+                        "MEMBERS)\n",
+                        peer);
+                rc = EXIT_UNAVAILABLE;
+                goto out;
+            }
+            if (rc < 0) {
+                rc = report_failure("members", peer, rc, r);
+                goto out;
+            }
+            if (!has_after)
+                epoch = r->epoch;
+            else if (r->epoch != epoch)
+                same = false;
+            if (n + r->nmember > cap) {
+                size_t ncap = cap ? 2 * cap : 64;
+                while (ncap < n + r->nmember)
+                    ncap *= 2;
+                wire_member_t *grown = realloc(all, ncap * sizeof *all);
+                if (!grown) {
+                    rc = 1;
+                    goto out;
+                }
+                all = grown;
+                cap = ncap;
+            }
+            memcpy(all + n, r->member, r->nmember * sizeof *all);
+            n += r->nmember;
+            if (!r->more || r->nmember == 0 || !same)
+                break;
+            has_after = true;
+            after = r->member[r->nmember - 1].node.id;
+        }
+        done = same;
+    }
+    if (!done) {
+        fprintf(stderr, "dhtctl: members: %s's table kept changing while read\n", peer);
+        rc = EXIT_UNAVAILABLE;
+        goto out;
+    }
+    char a[RING_ID_HEX_MAX];
+    if (ctl->json) {
+        printf("{\"id\":\"%s\",\"epoch\":\"%016" PRIx64 "\",\"members\":[",
+               idhex(info->node.id, m, a), epoch);
+        for (size_t i = 0; i < n; i++) {
+            const wire_member_t *e = &all[i];
+            printf("%s{\"id\":\"%s\",\"addr\":", i ? "," : "", idhex(e->node.id, m, a));
+            json_string(e->node.addr);
+            printf(",\"weight\":%u,\"zone\":", e->weight);
+            if (e->zone[0])
+                json_string(e->zone);
+            else
+                printf("null");
+            printf(",\"state\":\"%s\",\"incarnation\":%" PRIu64 "}",
+                   ring_members_state_name(e->state), e->incarnation);
+        }
+        printf("]}\n");
+    } else {
+        printf("members of %s (%s): %zu, epoch %016" PRIx64 "\n", idhex(info->node.id, m, a),
+               info->node.addr, n, epoch);
+        for (size_t i = 0; i < n; i++) {
+            const wire_member_t *e = &all[i];
+            printf("  %s  %-8s weight %-3u zone %-12s %s\n", idhex(e->node.id, m, a),
+                   ring_members_state_name(e->state), e->weight, e->zone[0] ? e->zone : "-",
+                   e->node.addr);
+        }
+    }
+    rc = 0;
+out:
+    free(all);
+    free(r);
+    free(info);
     return rc;
 }
 
@@ -593,7 +722,12 @@ typedef struct {
     bool has_progress;      /* it answered STATS layout 2 */
     progress_sample_t prog; /* when has_progress */
     uint64_t at_ms;         /* when its STATS answer came */
-    progress_est_t est;     /* against the previous sample of the same node */
+    bool has_member;        /* it answered INFO layout 2: */
+    uint16_t weight;        /* its own weight and zone ("" = none), */
+    char zone[WIRE_ZONE_MAX];
+    uint64_t epoch;     /* its member table's epoch */
+    uint32_t members;   /* and size */
+    progress_est_t est; /* against the previous sample of the same node */
 } status_row_t;
 
 /* One walk of the ring. */
@@ -642,15 +776,14 @@ static int stats_call(ctl_t *ctl, const char *addr, wire_msg_t *st)
 /* Walk the ring from peer, STATS of every node. 0, or an exit code. */
 static int status_walk(ctl_t *ctl, const char *peer, status_snap_t *s)
 {
-    wire_msg_t *info = malloc(sizeof *info), *st = malloc(sizeof *st), req;
+    wire_msg_t *info = malloc(sizeof *info), *st = malloc(sizeof *st);
     int rc = 0;
     *s = (status_snap_t){0};
     if (!info || !st) {
         rc = 1;
         goto out;
     }
-    wire_init(&req, WIRE_INFO, 0);
-    rc = call(ctl, peer, &req, info);
+    rc = info_call(ctl, peer, info);
     if (rc < 0) {
         rc = report_failure("status", peer, rc, info);
         goto out;
@@ -685,6 +818,13 @@ static int status_walk(ctl_t *ctl, const char *peer, status_snap_t *s)
         status_row_t *row = &s->rows[s->nrows++];
         *row = (status_row_t){.id = info->node.id};
         snprintf(row->addr, sizeof row->addr, "%s", addr);
+        if (info->has_epoch) {
+            row->has_member = true;
+            row->weight = info->weight;
+            snprintf(row->zone, sizeof row->zone, "%s", info->zone);
+            row->epoch = info->epoch;
+            row->members = info->members;
+        }
         /* A secured node is known by an address that carries its key. */
         char base[ENDPOINT_MAX];
         uint8_t key[SEC_KEY_BYTES];
@@ -730,8 +870,7 @@ static int status_walk(ctl_t *ctl, const char *peer, status_snap_t *s)
         for (size_t k = 0; k < cur.nsucc && !moved; k++) {
             if (cur.succ[k].id == first)
                 break;
-            wire_init(&req, WIRE_INFO, 0);
-            if (call(ctl, cur.succ[k].addr, &req, info) == 0) {
+            if (info_call(ctl, cur.succ[k].addr, info) == 0) {
                 moved = info->node.id != first;
                 snprintf(addr, sizeof addr, "%s", info->node.addr);
             }
@@ -804,6 +943,16 @@ static void print_per_node(const status_snap_t *s)
             printf(",\"keys\":%" PRIu64 ",\"bytes\":%" PRIu64, r->keys, r->bytes);
         else
             printf(",\"keys\":null,\"bytes\":null");
+        if (r->has_member) {
+            printf(",\"weight\":%u,\"zone\":", r->weight);
+            if (r->zone[0])
+                json_string(r->zone);
+            else
+                printf("null");
+            printf(",\"epoch\":\"%016" PRIx64 "\",\"members\":%u", r->epoch, r->members);
+        } else {
+            printf(",\"weight\":null,\"zone\":null,\"epoch\":null,\"members\":null");
+        }
         printf(",\"progress\":");
         if (r->has_progress)
             json_progress(&r->prog, &r->est);
@@ -872,10 +1021,13 @@ static void status_print(ctl_t *ctl, const status_snap_t *s)
         char hex[RING_ID_HEX_MAX];
         const status_row_t *r = &s->rows[i];
         if (r->answered)
-            printf("  %s  %s  keys %" PRIu64 "  bytes %" PRIu64 "\n", idhex(r->id, s->m, hex),
-                   r->addr, r->keys, r->bytes);
+            printf("  %s  %s  keys %" PRIu64 "  bytes %" PRIu64, idhex(r->id, s->m, hex), r->addr,
+                   r->keys, r->bytes);
         else
-            printf("  %s  %s  (no answer)\n", idhex(r->id, s->m, hex), r->addr);
+            printf("  %s  %s  (no answer)", idhex(r->id, s->m, hex), r->addr);
+        if (r->has_member)
+            printf("  weight %u  zone %s", r->weight, r->zone[0] ? r->zone : "-");
+        printf("\n");
     }
     printf("progress: ");
     if (s->prog_nodes == 0)
@@ -1273,8 +1425,8 @@ int main(int argc, char **argv)
         const char *name;
         int min_args, max_args;
     } cmds[] = {
-        {"ring", 0, 0}, {"fingers", 0, 0}, {"lookup", 1, 1}, {"put", 1, 2},
-        {"get", 1, 1},  {"del", 1, 1},     {"status", 0, 1}, {"replicas", 1, 1},
+        {"ring", 0, 0}, {"fingers", 0, 0}, {"lookup", 1, 1},   {"put", 1, 2},     {"get", 1, 1},
+        {"del", 1, 1},  {"status", 0, 1},  {"replicas", 1, 1}, {"members", 0, 0},
     };
     int which = -1;
     for (int i = 0; i < (int)(sizeof cmds / sizeof cmds[0]); i++)
@@ -1325,6 +1477,8 @@ int main(int argc, char **argv)
         rc = cmd_ring(&ctl, peer);
     else if (strcmp(cmd, "fingers") == 0)
         rc = cmd_fingers(&ctl, peer);
+    else if (strcmp(cmd, "members") == 0)
+        rc = cmd_members(&ctl, peer);
     else if (strcmp(cmd, "lookup") == 0)
         rc = cmd_lookup(&ctl, peer, args[0], iterative);
     else if (strcmp(cmd, "put") == 0)

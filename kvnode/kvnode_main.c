@@ -44,7 +44,7 @@ static void usage(FILE *f)
                "              [--stabilize-ms MS] [--timeout-ms MS]\n"
                "              [--fail-after-ms MS] [--tombstone-grace-s S] [--metrics HOST:PORT]\n"
                "              [--key FILE [--peer-keys LIST] [--client-keys LIST]] [--insecure]\n"
-               "              [--memcached HOST:PORT]\n"
+               "              [--memcached HOST:PORT] [--weight W] [--zone NAME]\n"
                "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH); a secured\n"
                "node's endpoint ends in #KEY, its public key (--join tcp://HOST:PORT#KEY).\n"
                "--key FILE: secret key (dhtctl keygen); CURVE on every connection, and only\n"
@@ -56,6 +56,9 @@ static void usage(FILE *f)
                "the key lists.\n"
                "--memcached HOST:PORT: also speak memcached's text protocol there (items in\n"
                "the replicated store under mc/); loopback only unless --insecure.\n"
+               "--weight W: the node's capacity weight, 1..64 (default 1); --zone NAME: its\n"
+               "failure domain (1..31 of A-Z a-z 0-9 . _ -; default none). Both are published\n"
+               "in the ring's member table (dhtctl members); placement does not use them yet.\n"
                "--config FILE: take flags from FILE, one NAME = VALUE per line (NAME a long\n"
                "flag without --, e.g. listen = tcp://127.0.0.1:7000; insecure = true; # starts\n"
                "a comment line); flags on the command line override the file.\n");
@@ -311,6 +314,8 @@ int main(int argc, char **argv)
         O_CLIENT_KEYS,
         O_INSECURE,
         O_MEMCACHED,
+        O_WEIGHT,
+        O_ZONE,
         O_HELP
     };
     static const struct option opts[] = {
@@ -334,6 +339,8 @@ int main(int argc, char **argv)
         {"client-keys", required_argument, NULL, O_CLIENT_KEYS},
         {"insecure", no_argument, NULL, O_INSECURE},
         {"memcached", required_argument, NULL, O_MEMCACHED},
+        {"weight", required_argument, NULL, O_WEIGHT},
+        {"zone", required_argument, NULL, O_ZONE},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -415,6 +422,17 @@ int main(int argc, char **argv)
             break;
         case O_MEMCACHED:
             memcached = optarg;
+            break;
+        case O_WEIGHT:
+            if (parse_uint(optarg, 1, RING_MEMBERS_WEIGHT_MAX, &cfg.weight) < 0)
+                return bad("--weight must be a number from 1 to %d, got '%s'",
+                           RING_MEMBERS_WEIGHT_MAX, optarg);
+            break;
+        case O_ZONE:
+            if (!*optarg || !ring_members_zone_valid(optarg))
+                return bad("--zone must be 1 to %d characters of A-Z a-z 0-9 . _ -, got '%s'",
+                           RING_MEMBERS_ZONE_MAX - 1, optarg);
+            snprintf(cfg.zone, sizeof cfg.zone, "%s", optarg);
             break;
         case O_HELP:
             usage(stdout);

@@ -57,6 +57,8 @@ void node_config_defaults(node_config_t *cfg)
         cfg->tombstone_grace_s = 3600;
     if (!cfg->fail_after_ms)
         cfg->fail_after_ms = 2 * cfg->timeout_ms;
+    if (!cfg->weight)
+        cfg->weight = 1;
 }
 
 const char *node_hex(const node_t *n, ring_id_t id, char buf[RING_ID_HEX_MAX])
@@ -86,6 +88,8 @@ static void book_put(node_t *n, ring_id_t id, const char *addr)
     for (size_t i = 0; i < BOOK_MAX; i++) {
         book_entry_t *e = &n->book[i];
         if (e->used && e->id == id) {
+            if (strcmp(e->addr, addr) != 0)
+                e->info_v1_until = 0; /* another process: ask it layout 2 again */
             snprintf(e->addr, sizeof e->addr, "%s", addr);
             return;
         }
@@ -160,6 +164,19 @@ static book_entry_t *book_find(node_t *n, ring_id_t id)
         if (n->book[i].used && n->book[i].id == id)
             return &n->book[i];
     return NULL;
+}
+
+bool node_speaks_info2(node_t *n, ring_id_t id)
+{
+    const book_entry_t *e = book_find(n, id);
+    return !e || e->info_v1_until <= n->ticks;
+}
+
+void node_refused_info2(node_t *n, ring_id_t id)
+{
+    book_entry_t *e = book_find(n, id);
+    if (e)
+        e->info_v1_until = n->ticks + 240; /* about a minute at the default period */
 }
 
 bool node_peer_suspect(const node_t *n, ring_id_t id)
@@ -488,8 +505,10 @@ static void handle_find(node_t *n, const uint8_t *ident, size_t ident_len, const
     find_step(f);
 }
 
-static void handle_info(node_t *n, wire_msg_t *r)
+static void handle_info(node_t *n, const wire_msg_t *m, wire_msg_t *r)
 {
+    if (m->has_epoch)
+        node_members_fill_info(n, r);
     r->id_bits = (uint8_t)n->cfg.id_bits;
     r->replicas = (uint8_t)n->cfg.replicas;
     r->write_quorum = (uint8_t)n->cfg.write_quorum;
@@ -561,6 +580,7 @@ static void handle_leave(node_t *n, const wire_msg_t *m)
     ring_id_t pred;
     bool was_pred = ring_state_pred(n->rs, &pred) && pred == leaver;
     ring_state_remove(n->rs, leaver);
+    node_members_left(n, leaver);
     if (was_succ) {
         ring_id_t list[WIRE_SUCC_MAX];
         size_t k = 0;
@@ -667,7 +687,7 @@ static void serve_msg(node_t *n, const uint8_t *ident, size_t ident_len, const u
     n->metrics.serving = m->type;
     if (!allowed(n, ident, ident_len, m, user_id))
         return;
-    if (n->leaving && m->type != WIRE_PING && m->type != WIRE_INFO) {
+    if (n->leaving && m->type != WIRE_PING && m->type != WIRE_INFO && m->type != WIRE_MEMBERS) {
         node_reply_error(n, ident, ident_len, m->req_id, ESHUTDOWN, "node is leaving the ring");
         return;
     }
@@ -693,7 +713,10 @@ static void serve_msg(node_t *n, const uint8_t *ident, size_t ident_len, const u
     case WIRE_PING:
         break;
     case WIRE_INFO:
-        handle_info(n, r);
+        handle_info(n, m, r);
+        break;
+    case WIRE_MEMBERS:
+        node_members_serve(n, m, r);
         break;
     case WIRE_NOTIFY:
         handle_notify(n, m);
@@ -772,6 +795,12 @@ static void on_stabilize(int rc, const wire_msg_t *r, void *arg)
     node_t *n = arg;
     n->stabilizing = false;
     ring_id_t succ = n->stabilize_target;
+    if (rc == -EPROTONOSUPPORT) {
+        /* Built before INFO layout 2: ask version 1 for a while; it is alive. */
+        node_refused_info2(n, succ);
+        node_peer_alive(n, succ);
+        return;
+    }
     if (rc < 0) {
         if (rc == -ECANCELED)
             return;
@@ -779,6 +808,8 @@ static void on_stabilize(int rc, const wire_msg_t *r, void *arg)
         return;
     }
     node_peer_alive(n, succ);
+    if (r->has_epoch && r->node.id == succ)
+        node_members_seen(n, succ, node_book_get(n, succ), r->epoch);
     if (!r->has_pred || r->pred.id != n->self)
         kv_coord_forget(n); /* it does not count us as its predecessor (now) */
     if (succ != ring_state_succ(n->rs))
@@ -820,6 +851,7 @@ static void stabilize(node_t *n)
     }
     wire_msg_t req;
     wire_init(&req, WIRE_INFO, 0);
+    req.has_epoch = node_speaks_info2(n, succ);
     if (rpc_call_lane(n->rpc, addr, RPC_LANE_CTL, &req, n->cfg.timeout_ms, on_stabilize, n) == 0) {
         n->stabilizing = true;
         n->stabilize_target = succ;
@@ -906,6 +938,7 @@ static void tick(loop_t *loop, void *arg)
     /* Several fingers per round: most of them collapse by spreading. */
     for (int k = 0; k < 4; k++)
         fix_fingers(n);
+    node_members_tick(n);
     kv_tick(n);
     n->tick_timer = loop_timer_add(loop, n->cfg.stabilize_ms, tick, n);
 }
@@ -1260,6 +1293,7 @@ void node_leave(node_t *n)
         n->tick_timer = 0;
     }
     log_info("ring", "leaving the ring");
+    node_members_leaving(n);
     /* Keys first: until the successors confirm them, we are a replica. */
     kv_handoff(n, leave_notify);
 }
@@ -1337,6 +1371,8 @@ node_t *node_new(const node_config_t *cfg, void *zctx, loop_t *loop, char *err, 
     n->lock_fd = lock_data_dir(cfg->data_dir, err, errcap);
     if (n->lock_fd < 0)
         goto fail;
+    if (node_members_init(n, err, errcap) < 0)
+        goto fail;
     n->store = store_open(cfg->data_dir, cfg->id_bits, cfg->cache_mb, loop, err, errcap);
     if (!n->store || kv_init(n) < 0)
         goto fail;
@@ -1383,6 +1419,7 @@ void node_destroy(node_t **pn)
     if (n->store)
         store_flush(n->store);
     rpc_destroy(&n->rpc);
+    node_members_fini(n);
     /* Closing commits staged writes, whose acks still need the router. */
     store_close(&n->store);
     kv_fini(n);

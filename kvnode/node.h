@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "loop.h"
 #include "ring_id.h"
+#include "ring_members.h"
 #include "endpoint.h"
 #include "sec_key.h"
 
@@ -33,6 +34,11 @@ typedef struct {
     unsigned timeout_ms;        /* deadline of one request to a peer */
     unsigned fail_after_ms;     /* a peer missing deadlines this long has failed */
     unsigned tombstone_grace_s; /* deleted keys are forgotten after this */
+    /* The node's own member entry (docs/PLACEMENT.md): capacity weight
+     * 1..RING_MEMBERS_WEIGHT_MAX (0: 1) and zone ("" = none; checked with
+     * ring_members_zone_valid). Not used for placement yet. */
+    unsigned weight;
+    char zone[RING_MEMBERS_ZONE_MAX];
     /*
      * Secured node: its key pair (the ROUTER is a CURVE server with it, and
      * it is presented to peers) and the allow-lists (borrowed; they must

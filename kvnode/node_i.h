@@ -8,6 +8,7 @@
 #include "node.h"
 #include "node_metrics.h"
 #include "kv_version.h"
+#include "ring_members.h"
 #include "ring_state.h"
 #include "rpc.h"
 #include "store.h"
@@ -33,6 +34,9 @@ typedef struct {
     unsigned misses;        /* consecutive deadlines missed */
     uint64_t first_miss_ms; /* when the first of them was missed */
     bool failed;            /* declared failed and not heard from since */
+    /* It answered INFO layout 2 with EPROTONOSUPPORT (built before it):
+     * it is asked version 1 until this tick. */
+    unsigned info_v1_until;
 } book_entry_t;
 
 typedef enum {
@@ -84,6 +88,21 @@ struct node {
 
     wire_msg_t in, out; /* scratch for the request being served */
 
+    /* node_members.c: the member table and the pull in progress (one at a time) */
+    ring_members_t *members;
+    struct {
+        bool active;
+        ring_id_t from;
+        char addr[ENDPOINT_MAX];
+        bool has_cursor;
+        ring_id_t cursor; /* the page asked starts after this id */
+        unsigned pages;
+        unsigned changed;     /* entries this pull changed */
+        bool probing;         /* an INFO to a finger is out, */
+        ring_id_t probe;      /* to this node */
+        unsigned next_finger; /* the finger asked next */
+    } pull;
+
     store_t *store;
     kv_clock_t clock;
     struct kv *kv; /* kv.c's state */
@@ -95,6 +114,10 @@ const char *node_hex(const node_t *n, ring_id_t id, char buf[RING_ID_HEX_MAX]);
 const char *node_book_get(const node_t *n, ring_id_t id);
 void node_fill(const node_t *n, wire_node_t *w, ring_id_t id);
 bool node_learn(node_t *n, const wire_node_t *w);
+/* False while the peer is known to refuse INFO layout 2 (the book remembers it). */
+bool node_speaks_info2(node_t *n, ring_id_t id);
+/* The peer answered INFO layout 2 with EPROTONOSUPPORT: ask it version 1 for a while. */
+void node_refused_info2(node_t *n, ring_id_t id);
 /* The peer is gone (it says so, or it missed PEER_MISSES_MAX deadlines). */
 void node_peer_failed(node_t *n, ring_id_t id, const char *why);
 /*
@@ -118,6 +141,23 @@ void node_reply_error(node_t *n, const uint8_t *ident, size_t ident_len, uint64_
  * authority: self and the next distinct successors, up to `replicas`.
  */
 size_t node_replica_set(const node_t *n, ring_id_t *out, size_t cap);
+
+/* node_members.c */
+/* The table with our own entry (cfg weight, zone; incarnation from the wall clock). 0 or -errno. */
+int node_members_init(node_t *n, char *err, size_t errcap);
+void node_members_fini(node_t *n);
+/* INFO layout 2: our epoch, table size, weight and zone into the reply. */
+void node_members_fill_info(node_t *n, wire_msg_t *r);
+/* MEMBERS: the page of our table after m->after into r. */
+void node_members_serve(node_t *n, const wire_msg_t *m, wire_msg_t *r);
+/* A peer (at addr) reported this epoch: pull its table if it differs from ours. */
+void node_members_seen(node_t *n, ring_id_t peer, const char *addr, uint64_t epoch);
+/* Every maintenance tick: every other one, ask a finger (in turn) for its epoch. */
+void node_members_tick(node_t *n);
+/* The peer left gracefully (its LEAVE): mark it left. */
+void node_members_left(node_t *n, ring_id_t id);
+/* We are leaving: our own entry says so. */
+void node_members_leaving(node_t *n);
 
 /* kv.c */
 int kv_init(node_t *n);

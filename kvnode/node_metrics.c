@@ -90,6 +90,21 @@ static unsigned peer_misses(const node_t *n, ring_id_t id)
     return 0;
 }
 
+/* The member table (docs/PLACEMENT.md step 1): entries per state. */
+static void members(mx_buf_t *b, node_t *n)
+{
+    uint64_t count[RING_MEMBER_STATE_MAX + 1] = {0};
+    size_t total = ring_members_count(n->members);
+    for (size_t i = 0; i < total; i++)
+        count[ring_members_at(n->members, i)->state]++;
+    mx_family(b, "kvnode_members", MX_GAUGE,
+              "Entries of the node's member table, by state (a crashed node stays up).");
+    for (unsigned s = 0; s <= RING_MEMBER_STATE_MAX; s++) {
+        mx_label_t l = {"state", ring_members_state_name((uint8_t)s)};
+        mx_sample_u64(b, "kvnode_members", &l, 1, count[s]);
+    }
+}
+
 static void peers(mx_buf_t *b, node_t *n)
 {
     ring_id_t succ[RING_SUCC_MAX], pred;
@@ -234,4 +249,5 @@ void node_metrics_collect(mx_buf_t *b, void *arg)
     mx_sample_u64(b, "kvnode_conditional_writes_total", &known[1], 1,
                   kv->known ? kv_known_misses(kv->known) : 0);
     peers(b, n);
+    members(b, n);
 }

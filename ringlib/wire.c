@@ -251,6 +251,77 @@ static bool has_opid_layout(uint8_t t)
     return t == WIRE_KV_PUT || t == WIRE_REPL_PUT || t == (WIRE_REPL_GET | WIRE_REPLY);
 }
 
+/* Types with a layout version 2 that adds the member epoch (and weight, zone). */
+static bool has_epoch_layout(uint8_t t)
+{
+    return t == WIRE_INFO || t == (WIRE_INFO | WIRE_REPLY);
+}
+
+/* Zones: u8 length (0..WIRE_ZONE_MAX-1), the characters ring_members allows. */
+static void put_zone(wbuf_t *w, const char *zone)
+{
+    if (!ring_members_zone_valid(zone)) {
+        w->invalid = true;
+        return;
+    }
+    size_t len = strlen(zone);
+    put_u8(w, (uint8_t)len);
+    put_bytes(w, zone, len);
+}
+
+static void get_zone(rbuf_t *r, char *zone)
+{
+    uint8_t len = get_u8(r);
+    if (len >= WIRE_ZONE_MAX) {
+        r->bad = true;
+        return;
+    }
+    const uint8_t *p = get_bytes(r, len);
+    if (!p)
+        return;
+    memcpy(zone, p, len);
+    zone[len] = '\0';
+    if (strlen(zone) != len || !ring_members_zone_valid(zone))
+        r->bad = true;
+}
+
+static void put_weight(wbuf_t *w, uint16_t weight)
+{
+    if (weight < 1 || weight > WIRE_WEIGHT_MAX)
+        w->invalid = true;
+    put_u16(w, weight);
+}
+
+static uint16_t get_weight(rbuf_t *r)
+{
+    uint16_t v = get_u16(r);
+    if (v < 1 || v > WIRE_WEIGHT_MAX)
+        r->bad = true;
+    return v;
+}
+
+static void put_member(wbuf_t *w, const wire_member_t *e)
+{
+    put_node(w, &e->node);
+    put_weight(w, e->weight);
+    put_zone(w, e->zone);
+    if (e->state > RING_MEMBER_STATE_MAX)
+        w->invalid = true;
+    put_u8(w, e->state);
+    put_u64(w, e->incarnation);
+}
+
+static void get_member(rbuf_t *r, wire_member_t *e)
+{
+    get_node(r, &e->node);
+    e->weight = get_weight(r);
+    get_zone(r, e->zone);
+    e->state = get_u8(r);
+    if (e->state > RING_MEMBER_STATE_MAX)
+        r->bad = true;
+    e->incarnation = get_u64(r);
+}
+
 /* Types with a layout version 2 that adds progress counters. */
 static bool has_progress_layout(uint8_t t)
 {
@@ -286,6 +357,7 @@ static bool known_type(uint8_t t)
     case WIRE_FINGERS:
     case WIRE_UPDATE:
     case WIRE_LEAVE:
+    case WIRE_MEMBERS:
     case WIRE_KV_GET:
     case WIRE_KV_PUT:
     case WIRE_REPL_GET:
@@ -310,7 +382,8 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
 {
     if (!known_type(m->type) || (m->has_opid && !has_opid_layout(m->type)) ||
         (m->has_progress && !has_progress_layout(m->type)) ||
-        (m->has_security && (!has_progress_layout(m->type) || !m->has_progress)))
+        (m->has_security && (!has_progress_layout(m->type) || !m->has_progress)) ||
+        (m->has_epoch && !has_epoch_layout(m->type)))
         return -EINVAL;
     wbuf_t w = {buf, buf + cap, false, false};
     put_u8(&w, 'D');
@@ -319,10 +392,10 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
                  (m->type == WIRE_REPL_PUT && m->has_patch);
     if (m->has_patch && m->type != WIRE_REPL_PUT)
         return -EINVAL;
-    put_u8(&w, patch                            ? WIRE_VERSION_PATCH
-               : m->has_security                ? WIRE_VERSION_SEC
-               : m->has_opid || m->has_progress ? WIRE_VERSION_OPID
-                                                : WIRE_VERSION);
+    put_u8(&w, patch                                            ? WIRE_VERSION_PATCH
+               : m->has_security                                ? WIRE_VERSION_SEC
+               : m->has_opid || m->has_progress || m->has_epoch ? WIRE_VERSION_OPID
+                                                                : WIRE_VERSION);
     put_u8(&w, m->type);
     put_u64(&w, m->req_id);
 
@@ -463,6 +536,26 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         put_opt_node(&w, m->has_pred, &m->pred);
         put_list(&w, m->nsucc, m->succ);
         put_u64(&w, m->keys);
+        if (m->has_epoch) {
+            put_u64(&w, m->epoch);
+            put_u32(&w, m->members);
+            put_weight(&w, m->weight);
+            put_zone(&w, m->zone);
+        }
+        break;
+    case WIRE_MEMBERS:
+        put_u8(&w, m->has_after ? 1 : 0);
+        put_u64(&w, m->after);
+        break;
+    case WIRE_MEMBERS | WIRE_REPLY:
+        if (m->nmember > WIRE_MEMBERS_PAGE)
+            return -EINVAL;
+        put_u64(&w, m->epoch);
+        put_u32(&w, m->members);
+        put_u8(&w, m->more ? 1 : 0);
+        put_u8(&w, m->nmember);
+        for (unsigned i = 0; i < m->nmember; i++)
+            put_member(&w, &m->member[i]);
         break;
     case WIRE_NOTIFY:
         put_node(&w, &m->node);
@@ -535,19 +628,21 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
     out->req_id = get_u64(&r);
     if (buf[2] != WIRE_VERSION &&
         !(buf[2] == WIRE_VERSION_OPID &&
-          (has_opid_layout(out->type) || has_progress_layout(out->type))) &&
+          (has_opid_layout(out->type) || has_progress_layout(out->type) ||
+           has_epoch_layout(out->type))) &&
         !(buf[2] == WIRE_VERSION_PATCH &&
           (out->type == WIRE_KV_PUT || out->type == WIRE_REPL_PUT)) &&
         !(buf[2] == WIRE_VERSION_SEC && has_progress_layout(out->type)))
         return -EPROTONOSUPPORT;
     if (!known_type(out->type))
         return -EOPNOTSUPP;
-    bool patch = buf[2] == WIRE_VERSION_PATCH &&
-                 (out->type == WIRE_KV_PUT || out->type == WIRE_REPL_PUT);
+    bool patch =
+        buf[2] == WIRE_VERSION_PATCH && (out->type == WIRE_KV_PUT || out->type == WIRE_REPL_PUT);
     out->has_opid = (buf[2] == WIRE_VERSION_OPID || patch) && has_opid_layout(out->type);
     out->has_security = buf[2] == WIRE_VERSION_SEC && has_progress_layout(out->type);
     out->has_progress =
         (buf[2] == WIRE_VERSION_OPID && has_progress_layout(out->type)) || out->has_security;
+    out->has_epoch = buf[2] == WIRE_VERSION_OPID && has_epoch_layout(out->type);
 
     switch (out->type) {
     case WIRE_PING:
@@ -692,6 +787,28 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         out->has_pred = get_opt_node(&r, &out->pred);
         out->nsucc = get_list(&r, out->succ);
         out->keys = get_u64(&r);
+        if (out->has_epoch) {
+            out->epoch = get_u64(&r);
+            out->members = get_u32(&r);
+            out->weight = get_weight(&r);
+            get_zone(&r, out->zone);
+        }
+        break;
+    case WIRE_MEMBERS:
+        out->has_after = get_bool(&r);
+        out->after = get_u64(&r);
+        break;
+    case WIRE_MEMBERS | WIRE_REPLY:
+        out->epoch = get_u64(&r);
+        out->members = get_u32(&r);
+        out->more = get_bool(&r);
+        out->nmember = get_u8(&r);
+        if (out->nmember > WIRE_MEMBERS_PAGE) {
+            r.bad = true;
+            break;
+        }
+        for (unsigned i = 0; i < out->nmember && !r.bad; i++)
+            get_member(&r, &out->member[i]);
         break;
     case WIRE_NOTIFY:
         get_node(&r, &out->node);
@@ -780,6 +897,7 @@ const char *wire_type_name(uint8_t type)
         [WIRE_FINGERS] = "FINGERS",
         [WIRE_UPDATE] = "UPDATE",
         [WIRE_LEAVE] = "LEAVE",
+        [WIRE_MEMBERS] = "MEMBERS",
         [WIRE_KV_GET] = "KV_GET",
         [WIRE_KV_PUT] = "KV_PUT",
         [WIRE_REPL_GET] = "REPL_GET",
@@ -799,6 +917,7 @@ const char *wire_type_name(uint8_t type)
         [WIRE_FINGERS] = "FINGERS_R",
         [WIRE_UPDATE] = "UPDATE_R",
         [WIRE_LEAVE] = "LEAVE_R",
+        [WIRE_MEMBERS] = "MEMBERS_R",
         [WIRE_KV_GET] = "KV_GET_R",
         [WIRE_KV_PUT] = "KV_PUT_R",
         [WIRE_REPL_GET] = "REPL_GET_R",

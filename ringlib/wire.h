@@ -13,6 +13,7 @@
 #include "endpoint.h"
 #include "kv_version.h"
 #include "ring_id.h"
+#include "ring_members.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -23,11 +24,13 @@ enum {
      * The header's version byte is the layout version of the message: 1
      * for every type; 2 exists only for KV_PUT, REPL_PUT and REPL_GET_R,
      * which then carry a write identity (and KV_PUT the client's budget),
-     * and for STATS and STATS_R (the reply then adds progress counters);
-     * 3 only for STATS and STATS_R (the reply adds, after the version-2
-     * body, what the node's allow-lists hold). A node that speaks only 1
-     * (or 2) answers a version-2 (or 3) message with ERROR EPROTONOSUPPORT
-     * instead of misreading it.
+     * and for STATS and STATS_R (the reply then adds progress counters),
+     * and for INFO and INFO_R (the reply then adds the sender's member
+     * epoch, table size, weight and zone); 3 for STATS and STATS_R (the
+     * reply adds, after the version-2 body, what the node's allow-lists
+     * hold) and for KV_PUT and REPL_PUT (a patch). A node that speaks only 1 (or 2) answers a
+     * version-2 (or 3) message with ERROR EPROTONOSUPPORT instead of
+     * misreading it.
      */
     WIRE_VERSION = 1,
     WIRE_VERSION_OPID = 2,
@@ -40,6 +43,11 @@ enum {
     WIRE_ERRMSG_MAX = 256, /* NUL included */
     WIRE_KEY_MAX = 480,    /* LMDB keys are at most 511 bytes, 8 of them the position */
     WIRE_OFFER_MAX = 512,
+    /* Entries of one MEMBERS reply page: ~3 KB of every wire_msg_t's tail,
+     * which callers (dhtfs fibers too) keep on their stacks. */
+    WIRE_MEMBERS_PAGE = 16,
+    WIRE_ZONE_MAX = RING_MEMBERS_ZONE_MAX, /* NUL included */
+    WIRE_WEIGHT_MAX = RING_MEMBERS_WEIGHT_MAX,
     /* Upper bound of any encoded first frame (an offer of long keys). */
     WIRE_FRAME_MAX = 1024 * 1024,
     /* Largest value a second frame may carry. */
@@ -54,6 +62,7 @@ typedef enum {
     WIRE_FINGERS = 0x05,
     WIRE_UPDATE = 0x06,
     WIRE_LEAVE = 0x07,
+    WIRE_MEMBERS = 0x08,  /* a page of the receiver's member table */
     WIRE_KV_GET = 0x10,   /* client -> coordinator */
     WIRE_KV_PUT = 0x11,   /* client -> coordinator (also delete, conditional) */
     WIRE_REPL_GET = 0x12, /* coordinator -> replica */
@@ -114,6 +123,15 @@ typedef struct {
     uint16_t key_len;
     kv_version_t version;
 } wire_offer_t;
+
+/* One member-table entry of a MEMBERS reply (ringlib/ring_members.h). */
+typedef struct {
+    wire_node_t node;
+    uint16_t weight;          /* 1..WIRE_WEIGHT_MAX */
+    char zone[WIRE_ZONE_MAX]; /* "" = none; else [A-Za-z0-9._-]{1,31} */
+    uint8_t state;            /* a ring_member_state_t */
+    uint64_t incarnation;
+} wire_member_t;
 
 typedef struct {
     uint8_t i;
@@ -242,8 +260,27 @@ typedef struct {
     uint32_t peer_keys, client_keys, restricted_keys;
 
     /*
+     * INFO and INFO_R in layout version 2 (has_epoch): an INFO asks for,
+     * and its reply carries, the sender's member-table epoch and size and
+     * its own weight and zone. MEMBERS_R: epoch and members (the table's
+     * size) too.
+     */
+    bool has_epoch;
+    uint64_t epoch;
+    uint32_t members;
+    uint16_t weight;
+    char zone[WIRE_ZONE_MAX];
+    /* MEMBERS: the page starts after id `after` (from the start without has_after) */
+    bool has_after;
+    ring_id_t after;
+    /* MEMBERS_R: more pages follow (ask again after the last entry's id);
+     * entries in member[], at the tail */
+    bool more;
+    uint8_t nmember;
+
+    /*
      * The tail: the arrays, ~29 KB of the ~30 KB struct, meaningful only up
-     * to their counts above (nsucc, nfingers, noffers, nwant). wire_init()
+     * to their counts above (nsucc, nfingers, noffers, nwant, nmember). wire_init()
      * and wire_decode() zero everything before `succ` but not the tail, so
      * a KV or REPL message, which uses none of them, costs a ~1 KB memset
      * instead of ~30 KB on every send and receive. Never read an entry at
@@ -253,6 +290,7 @@ typedef struct {
     wire_finger_t fingers[WIRE_FINGERS_MAX];
     wire_offer_t offers[WIRE_OFFER_MAX];
     uint16_t want[WIRE_OFFER_MAX];
+    wire_member_t member[WIRE_MEMBERS_PAGE];
 } wire_msg_t;
 
 /*

@@ -57,8 +57,18 @@ static bool store_fields_equal(const wire_msg_t *a, const wire_msg_t *b)
         a->stream_keys_left != b->stream_keys_left || a->left_bytes != b->left_bytes ||
         a->moved_keys != b->moved_keys || a->moved_bytes != b->moved_bytes ||
         a->patch_off != b->patch_off || a->has_patch != b->has_patch ||
-        !version_equal(a->patch_base, b->patch_base))
+        !version_equal(a->patch_base, b->patch_base) || a->has_epoch != b->has_epoch ||
+        a->epoch != b->epoch || a->members != b->members || a->weight != b->weight ||
+        strcmp(a->zone, b->zone) != 0 || a->has_after != b->has_after || a->after != b->after ||
+        a->more != b->more || a->nmember != b->nmember)
         return false;
+    for (unsigned i = 0; i < a->nmember; i++) {
+        const wire_member_t *ea = &a->member[i], *eb = &b->member[i];
+        if (!node_equal(&ea->node, &eb->node) || ea->weight != eb->weight ||
+            strcmp(ea->zone, eb->zone) != 0 || ea->state != eb->state ||
+            ea->incarnation != eb->incarnation)
+            return false;
+    }
     for (unsigned i = 0; i < a->noffers; i++)
         if (!bytes_equal(a->offers[i].key, a->offers[i].key_len, b->offers[i].key,
                          b->offers[i].key_len) ||
@@ -111,7 +121,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         strnlen(first.pred.addr, ENDPOINT_MAX) == ENDPOINT_MAX ||
         strnlen(first.err_msg, WIRE_ERRMSG_MAX) == WIRE_ERRMSG_MAX)
         die("decoded string not terminated");
-    if (first.nsucc > WIRE_SUCC_MAX || first.nfingers > WIRE_FINGERS_MAX)
+    if (strnlen(first.zone, WIRE_ZONE_MAX) == WIRE_ZONE_MAX)
+        die("decoded zone not terminated");
+    for (unsigned i = 0; i < first.nmember && i < WIRE_MEMBERS_PAGE; i++)
+        if (strnlen(first.member[i].node.addr, ENDPOINT_MAX) == ENDPOINT_MAX ||
+            strnlen(first.member[i].zone, WIRE_ZONE_MAX) == WIRE_ZONE_MAX)
+            die("decoded member string not terminated");
+    if (first.nsucc > WIRE_SUCC_MAX || first.nfingers > WIRE_FINGERS_MAX ||
+        first.nmember > WIRE_MEMBERS_PAGE)
         die("decoded count over its limit");
 
     int n = wire_encode(&first, buf, sizeof buf);

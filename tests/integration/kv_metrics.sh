@@ -101,6 +101,7 @@ for i in 0 1 2; do
     f=$T/after.$i
     [ "$(value "$f" kvnode_ring_successors)" = 2 ] || fail "n$i: successors $(value "$f" kvnode_ring_successors)"
     [ "$(value "$f" kvnode_ring_has_predecessor)" = 1 ] || fail "n$i: no predecessor"
+    grep -q '^kvnode_members{state="up"} 3$' "$f" || fail "n$i: members: $(grep '^kvnode_members' "$f")"
     [ "$(grep -c '^kvnode_peer_suspect{' "$f")" = 3 ] || fail "n$i: not 3 neighbour lines: $(grep '^kvnode_peer_suspect' "$f")"
     ! grep -q '^kvnode_peer_suspect{.*} 1$' "$f" || fail "n$i: a neighbour is suspect: $(grep '^kvnode_peer_suspect' "$f")"
     grep -q "^kvnode_info{id=\"[0-9a-f]*\",listen=\"tcp://127.0.0.1:${PORTS[$i]}\"" "$f" || fail "n$i: kvnode_info: $(grep '^kvnode_info' "$f")"

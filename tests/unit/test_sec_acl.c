@@ -65,7 +65,7 @@ static sec_acl_t decide(const fixture_t *f, const sec_keypair_t *who, uint8_t ty
 static const uint8_t all_types[] = {
     WIRE_PING,       WIRE_INFO,      WIRE_NOTIFY, WIRE_FIND,      WIRE_FINGERS,  WIRE_UPDATE,
     WIRE_LEAVE,      WIRE_KV_GET,    WIRE_KV_PUT, WIRE_REPL_GET,  WIRE_REPL_PUT, WIRE_SYNC_DIGEST,
-    WIRE_SYNC_OFFER, WIRE_SYNC_PULL, WIRE_STATS,  WIRE_SYNC_DROP, WIRE_KV_READ,
+    WIRE_SYNC_OFFER, WIRE_SYNC_PULL, WIRE_STATS,  WIRE_SYNC_DROP, WIRE_KV_READ,  WIRE_MEMBERS,
 };
 enum { NTYPES = sizeof all_types / sizeof all_types[0] };
 
@@ -93,7 +93,7 @@ static void test_decide_unknown_key_refused(void **state)
 static void test_decide_client_types(void **state)
 {
     fixture_t *f = *state;
-    const uint8_t client[] = {WIRE_PING,   WIRE_INFO,   WIRE_FIND,    WIRE_FINGERS,
+    const uint8_t client[] = {WIRE_PING,   WIRE_INFO,   WIRE_FIND,    WIRE_FINGERS, WIRE_MEMBERS,
                               WIRE_KV_GET, WIRE_KV_PUT, WIRE_KV_READ, WIRE_STATS};
     for (size_t i = 0; i < NTYPES; i++) {
         bool may = memchr(client, all_types[i], sizeof client) != NULL;

@@ -36,6 +36,8 @@ static const uint8_t all_types[] = {
     WIRE_UPDATE | WIRE_REPLY,
     WIRE_LEAVE,
     WIRE_LEAVE | WIRE_REPLY,
+    WIRE_MEMBERS,
+    WIRE_MEMBERS | WIRE_REPLY,
     WIRE_ERROR,
     WIRE_KV_GET,
     WIRE_KV_GET | WIRE_REPLY,
@@ -62,8 +64,8 @@ static const uint8_t all_types[] = {
 enum { NTYPES = sizeof all_types / sizeof all_types[0] };
 
 /* Type bytes the grammar leaves unassigned. */
-static const uint8_t unknown_types[] = {0x00, 0x08, 0x0f, 0x1a, 0x1f, 0x20, 0x40, 0x60,
-                                        0x7d, 0x80, 0x88, 0x9a, 0xa0, 0xfe, 0xff};
+static const uint8_t unknown_types[] = {0x00, 0x09, 0x0f, 0x1a, 0x1f, 0x20, 0x40, 0x60,
+                                        0x7d, 0x80, 0x89, 0x9a, 0xa0, 0xfe, 0xff};
 
 /* The types whose messages travel with a value frame. */
 static const uint8_t value_types[] = {WIRE_KV_PUT, WIRE_REPL_PUT, WIRE_KV_GET | WIRE_REPLY,
@@ -267,6 +269,27 @@ static void fill_msg(wire_msg_t *m, uint8_t type, bool big)
     case WIRE_REDIRECT:
         wire_node_set(&m->node, 0x7777777777777777ull, addr);
         break;
+    case WIRE_MEMBERS:
+        m->has_after = true;
+        m->after = 0x8877665544332211ull;
+        break;
+    case WIRE_MEMBERS | WIRE_REPLY:
+        m->epoch = 0x0f0e0d0c0b0a0908ull;
+        m->members = 0x01020304u;
+        m->more = true;
+        m->nmember = big ? WIRE_MEMBERS_PAGE : 3;
+        for (unsigned i = 0; i < m->nmember; i++) {
+            wire_member_t *e = &m->member[i];
+            wire_node_set(&e->node, 0x4000u + i, addr);
+            e->weight = (uint16_t)(1 + i % WIRE_WEIGHT_MAX);
+            if (big)
+                memset(e->zone, 'z', WIRE_ZONE_MAX - 1);
+            else if (i % 2)
+                strcpy(e->zone, "rack-1");
+            e->state = (uint8_t)(i % (RING_MEMBER_STATE_MAX + 1));
+            e->incarnation = 0xa1a2a3a4a5a6a7a8ull - i;
+        }
+        break;
     case WIRE_ERROR:
         m->err_code = ENOENT;
         if (big) {
@@ -383,6 +406,23 @@ static void assert_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
     assert_true(a->peer_keys == b->peer_keys);
     assert_true(a->client_keys == b->client_keys);
     assert_true(a->restricted_keys == b->restricted_keys);
+    assert_int_equal(a->has_epoch, b->has_epoch);
+    assert_true(a->epoch == b->epoch);
+    assert_int_equal(a->members, b->members);
+    assert_int_equal(a->weight, b->weight);
+    assert_string_equal(a->zone, b->zone);
+    assert_int_equal(a->has_after, b->has_after);
+    assert_true(a->after == b->after);
+    assert_int_equal(a->more, b->more);
+    assert_int_equal(a->nmember, b->nmember);
+    for (unsigned i = 0; i < a->nmember; i++) {
+        const wire_member_t *ea = &a->member[i], *eb = &b->member[i];
+        assert_node_equal(&ea->node, &eb->node);
+        assert_int_equal(ea->weight, eb->weight);
+        assert_string_equal(ea->zone, eb->zone);
+        assert_int_equal(ea->state, eb->state);
+        assert_true(ea->incarnation == eb->incarnation);
+    }
 }
 
 /* Keys of a decoded message point into the frame it was decoded from. */
@@ -557,7 +597,8 @@ static void test_wire_decode_wrong_version(void **state)
          */
         bool stats = all_types[t] == WIRE_STATS || all_types[t] == (WIRE_STATS | WIRE_REPLY);
         bool v2 = all_types[t] == WIRE_KV_PUT || all_types[t] == WIRE_REPL_PUT ||
-                  all_types[t] == (WIRE_REPL_GET | WIRE_REPLY) || stats;
+                  all_types[t] == (WIRE_REPL_GET | WIRE_REPLY) || stats ||
+                  all_types[t] == WIRE_INFO || all_types[t] == (WIRE_INFO | WIRE_REPLY);
         /* ...and for KV_PUT and REPL_PUT (a patch). */
         bool v3 = stats || all_types[t] == WIRE_KV_PUT || all_types[t] == WIRE_REPL_PUT;
         const uint8_t versions[] = {0,
@@ -998,7 +1039,7 @@ static void test_wire_type_name_values(void **state)
     assert_string_equal(wire_type_name(0), "?");
     assert_string_equal(wire_type_name(0x80), "?");
     assert_string_equal(wire_type_name(0xff), "?");
-    assert_string_equal(wire_type_name(0x08), "?");
+    assert_string_equal(wire_type_name(0x09), "?");
     for (size_t t = 0; t < NTYPES; t++)
         assert_string_not_equal(wire_type_name(all_types[t]), "?");
 }
@@ -1865,8 +1906,9 @@ static void test_wire_opid_only_where_defined(void **state)
     for (size_t t = 0; t < NTYPES; t++) {
         uint8_t type = all_types[t];
         if (memchr(opid_types, type, sizeof opid_types) || type == WIRE_STATS ||
-            type == (WIRE_STATS | WIRE_REPLY))
-            continue; /* STATS: layout 2 has progress (test_wire_stats_progress) */
+            type == (WIRE_STATS | WIRE_REPLY) || type == WIRE_INFO ||
+            type == (WIRE_INFO | WIRE_REPLY))
+            continue; /* STATS, INFO: layout 2 has progress, the epoch (tests below) */
         fill_msg(m, type, false);
         m->has_opid = true;
         m->opid.client = 1;
@@ -2017,10 +2059,148 @@ static void test_wire_stats_security(void **state)
     free(out);
 }
 
+static void test_wire_info_epoch(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    /* The request: layout 2 asks for the epoch, with an empty body. */
+    wire_init(m, WIRE_INFO, 9);
+    m->has_epoch = true;
+    size_t n = encode_ok(m);
+    assert_int_equal(n, WIRE_HEADER_LEN);
+    assert_int_equal(frame[OFF_VERSION], 2);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_true(out->has_epoch);
+    assert_false(out->has_progress);
+    /* The reply: the version-1 body, then epoch, members, weight, zone. */
+    fill_msg(m, WIRE_INFO | WIRE_REPLY, false);
+    size_t n1 = encode_ok(m);
+    m->has_epoch = true;
+    m->epoch = 0x0102030405060708ull;
+    m->members = 5;
+    m->weight = 2;
+    strcpy(m->zone, "zb");
+    n = encode_ok(m);
+    assert_int_equal(n, n1 + 8 + 4 + 2 + 1 + 2);
+    assert_int_equal(frame[OFF_VERSION], 2);
+    const uint8_t tail[] = {1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 5, 0, 2, 2, 'z', 'b'};
+    assert_memory_equal(frame + n1, tail, sizeof tail);
+    memset(out, 0x5a, sizeof *out);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_msg_equal(m, out);
+    for (size_t cut = 0; cut < n; cut++)
+        assert_decode(frame, cut, -EBADMSG);
+    frame[n] = 0;
+    assert_decode(frame, n + 1, -EBADMSG);
+    /* No zone: length 0. */
+    m->zone[0] = '\0';
+    n = encode_ok(m);
+    assert_int_equal(frame[n - 1], 0);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_string_equal(out->zone, "");
+    /* Weight 0 or over the limit, a zone with a bad byte: refused both ways. */
+    m->weight = 0;
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    m->weight = WIRE_WEIGHT_MAX + 1;
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    m->weight = 1;
+    strcpy(m->zone, "a b");
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    strcpy(m->zone, "ab");
+    n = encode_ok(m);
+    frame[n - 1] = ' ';
+    assert_decode(frame, n, -EBADMSG);
+    frame[n - 1] = 'b';
+    frame[n - 4] = 0; /* weight 0 */
+    assert_decode(frame, n, -EBADMSG);
+    frame[n - 4] = WIRE_WEIGHT_MAX + 1;
+    assert_decode(frame, n, -EBADMSG);
+    frame[n - 4] = 1;
+    frame[n - 3] = WIRE_ZONE_MAX; /* zone length over the limit */
+    assert_decode(frame, n, -EBADMSG);
+    /* A version-1 reply announced as version 2 is truncated, not misread. */
+    m->has_epoch = false;
+    n = encode_ok(m);
+    frame[OFF_VERSION] = 2;
+    assert_decode(frame, n, -EBADMSG);
+    /* The epoch on any other type cannot be encoded. */
+    for (size_t t = 0; t < NTYPES; t++) {
+        if (all_types[t] == WIRE_INFO || all_types[t] == (WIRE_INFO | WIRE_REPLY))
+            continue;
+        fill_msg(m, all_types[t], false);
+        m->has_epoch = true;
+        assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    }
+    free(m);
+    free(out);
+}
+
+static void test_wire_members_page(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    /* The request: bool has_after, u64 after. */
+    wire_init(m, WIRE_MEMBERS, 3);
+    assert_int_equal(encode_ok(m), WIRE_HEADER_LEN + 1 + 8);
+    m->has_after = true;
+    m->after = 0x1122334455667788ull;
+    size_t n = encode_ok(m);
+    const uint8_t req[] = {1, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
+    assert_memory_equal(frame + OFF_BODY, req, sizeof req);
+    frame[OFF_BODY] = 2;
+    assert_decode(frame, n, -EBADMSG);
+    /* The reply: one entry, byte by byte. */
+    wire_init(m, WIRE_MEMBERS | WIRE_REPLY, 3);
+    m->epoch = 0x0102030405060708ull;
+    m->members = 7;
+    m->more = true;
+    m->nmember = 1;
+    wire_node_set(&m->member[0].node, 0x10, "h:1");
+    m->member[0].weight = 3;
+    strcpy(m->member[0].zone, "z");
+    m->member[0].state = RING_MEMBER_LEFT;
+    m->member[0].incarnation = 0x99;
+    n = encode_ok(m);
+    /* epoch, members, more, count; then id, addr, weight, zone, state, incarnation */
+    const uint8_t head[] = {1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 7, 1, 1};
+    const uint8_t entry[] = {
+        0, 0, 0, 0, 0, 0, 0, 0x10, 3, 'h', ':', '1', 0, 3, 1, 'z', RING_MEMBER_LEFT,
+        0, 0, 0, 0, 0, 0, 0, 0x99};
+    assert_int_equal(n, OFF_BODY + sizeof head + sizeof entry);
+    assert_memory_equal(frame + OFF_BODY, head, sizeof head);
+    assert_memory_equal(frame + OFF_BODY + sizeof head, entry, sizeof entry);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_msg_equal(m, out);
+    /* A state out of range, a count over the page: refused. */
+    frame[n - 9] = RING_MEMBER_STATE_MAX + 1;
+    assert_decode(frame, n, -EBADMSG);
+    frame[n - 9] = RING_MEMBER_LEFT;
+    frame[OFF_BODY + 13] = WIRE_MEMBERS_PAGE + 1;
+    assert_decode(frame, n, -EBADMSG);
+    m->member[0].state = RING_MEMBER_STATE_MAX + 1;
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    m->member[0].state = RING_MEMBER_UP;
+    m->nmember = WIRE_MEMBERS_PAGE + 1;
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    /* A full page of the largest entries fits a frame. */
+    fill_msg(m, WIRE_MEMBERS | WIRE_REPLY, true);
+    n = encode_ok(m);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_msg_equal(m, out);
+    for (size_t cut = 0; cut < n; cut += 7)
+        assert_decode(frame, cut, -EBADMSG);
+    assert_string_equal(wire_type_name(WIRE_MEMBERS), "MEMBERS");
+    assert_string_equal(wire_type_name(WIRE_MEMBERS | WIRE_REPLY), "MEMBERS_R");
+    free(m);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wire_encode_roundtrip_every_type),
+        cmocka_unit_test(test_wire_info_epoch),
+        cmocka_unit_test(test_wire_members_page),
         cmocka_unit_test(test_wire_encode_roundtrip_max_sizes),
         cmocka_unit_test(test_wire_encode_header_only),
         cmocka_unit_test(test_wire_encode_body_layout),
