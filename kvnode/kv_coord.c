@@ -131,6 +131,7 @@ static void op_decide(kv_op_t *op);
 static void op_start_phase(kv_op_t *op, unsigned phase);
 static void op_maybe_free(kv_op_t *op);
 static unsigned op_replica_timeout(const kv_op_t *op);
+static void op_fill_repl_put(const kv_op_t *op, wire_msg_t *req, op_call_t *c, bool whole);
 
 enum { KNOWN_BYTES = 16u << 20 };
 
@@ -405,17 +406,11 @@ static void on_remote_reply(int rc, const wire_msg_t *r, void *arg)
     op->outstanding--;
     if (c->patch && r && (rc == -ESTALE || rc == -EPROTONOSUPPORT) && c->phase == op->phase) {
         /* The replica lacks the patch's base (or patches): the same write, whole. */
-        c->patch = false;
         wire_msg_t req;
         wire_init(&req, WIRE_REPL_PUT, 0);
         req.key_bytes = op->key;
         req.key_len = op->key_len;
-        req.version = op->version;
-        req.flags = op->flags;
-        req.has_opid = op->has_opid;
-        req.opid = op->opid;
-        req.value = op->value;
-        req.value_len = op->value_len;
+        op_fill_repl_put(op, &req, c, true);
         const char *addr = node_book_get(op->n, op->rep[c->idx]);
         if (addr &&
             rpc_call(op->n->rpc, addr, &req, op_replica_timeout(op), on_remote_reply, c) == 0) {
@@ -505,15 +500,16 @@ static unsigned op_replica_timeout(const kv_op_t *op)
 /*
  * The write phase's REPL_PUT for call c: the patch alone when there is
  * one and the replica may hold the copy it was made against (a replica
- * that does not answers ESTALE and gets the whole value), else the value.
+ * that does not answers ESTALE and gets the whole value), else (or when
+ * whole) the value.
  */
-static void op_fill_repl_put(const kv_op_t *op, wire_msg_t *req, op_call_t *c)
+static void op_fill_repl_put(const kv_op_t *op, wire_msg_t *req, op_call_t *c, bool whole)
 {
     req->version = op->version;
     req->flags = op->flags;
     req->has_opid = op->has_opid;
     req->opid = op->opid;
-    c->patch = op->cond == WIRE_COND_PATCH && op->pending_value && op->has_opid &&
+    c->patch = !whole && op->cond == WIRE_COND_PATCH && op->pending_value && op->has_opid &&
                !kv_version_is_zero(op->patch_base) && !op->keep_version;
     if (c->patch) {
         req->has_patch = true;
@@ -578,7 +574,7 @@ static void op_send_all(kv_op_t *op)
         req.key_len = op->key_len;
         req.read_mode = WIRE_READ_VERSION;
         if (op->phase == 1)
-            op_fill_repl_put(op, &req, c);
+            op_fill_repl_put(op, &req, c, false);
         int rc = addr ? rpc_call(n->rpc, addr, &req, op_replica_timeout(op), on_remote_reply, c)
                       : -EHOSTUNREACH;
         if (rc < 0) {

@@ -30,13 +30,26 @@ for p in "${PORTS[@]}"; do
 done
 # replica_patches: patches the three nodes applied to their copies, summed.
 replica_patches() {
-    local i sum=0 v
+    local i sum=0 v m=kvnode_replica_patches_total
     for i in 0 1 2; do
-        v=$(curl -sf "http://127.0.0.1:${MPORTS[$i]}/metrics" |
-            awk '$1 == "kvnode_replica_patches_total" {print $2}') || fail "scrape of n$i failed"
+        v=$(curl -sf "http://127.0.0.1:${MPORTS[$i]}/metrics" | awk -v m="$m" '$1 == m {print $2}') ||
+            fail "scrape of n$i failed"
         sum=$((sum + ${v:-0}))
     done
     echo "$sum"
+}
+# replicas_match WHAT: every replica of each of the 40 chunks holds the copy's bytes.
+replicas_match() {
+    local c want json ino
+    ino=$(printf '%x' "$(stat -c %i "$A/f")")
+    for ((c = 0; c < 40; c++)); do
+        want=$(dd if="$T/model" bs=65536 skip=$c count=1 status=none | sha256sum | cut -d' ' -f1)
+        json=$(ctl --peer "tcp://127.0.0.1:${PORTS[0]}" replicas "v/default/c/$ino/$(printf '%x' $c)" --json) ||
+            fail "$1: dhtctl replicas of chunk $c failed"
+        jq -e --arg w "$want" '[.. | objects | select(has("value_sha")) | .value_sha] |
+            length == 3 and all(. == $w)' <<<"$json" >/dev/null ||
+            fail "$1: chunk $c: the replicas do not all hold the copy's bytes ($want): $json"
+    done
 }
 A=$T/a
 B=$T/b
@@ -95,16 +108,7 @@ umount_fs "$B"
 patches=$(sed -n 's/.*store operations: .* (.* conflicts, \([0-9]*\) patches).*/\1/p' "$T/dhtfs-b.log")
 [ -n "$patches" ] || fail "B's exit log has no store operation counts"
 ((patches > 0)) || fail "B wrote no patches (every small write rewrote its whole chunk)"
-# Each chunk's replicas, against the copy (the file's inode is its store inode number).
-ino=$(printf '%x' "$(stat -c %i "$A/f")")
-for ((c = 0; c < 40; c++)); do
-    want=$(dd if="$T/model" bs=65536 skip=$c count=1 status=none | sha256sum | cut -d' ' -f1)
-    json=$(ctl --peer "tcp://127.0.0.1:${PORTS[0]}" replicas "v/default/c/$ino/$(printf '%x' $c)" --json) ||
-        fail "dhtctl replicas of chunk $c failed"
-    jq -e --arg w "$want" '[.. | objects | select(has("value_sha")) | .value_sha] |
-        length == 3 and all(. == $w)' <<<"$json" >/dev/null ||
-        fail "chunk $c: the replicas do not all hold the copy's bytes ($want): $json"
-done
+replicas_match "after the writes"
 applied=$(replica_patches)
 ((applied > 0)) || fail "no replica applied a patch (every copy was sent whole)"
 log "B sent $patches patches; replicas applied $applied patches to their copies"
