@@ -33,35 +33,12 @@ bench_data_root
 bench_tmpdir fs-rand-ab "$DATA_ROOT"
 mkdir -p "$RESULTS_DIR"
 
-NAMES=() BUILDS=()
-for spec in "$@"; do
-    NAMES+=("${spec%%=*}")
-    BUILDS+=("${spec#*=}")
-done
-
-bench_pre_cleanup() {
-    local m
-    for m in "$T"/*/mnt; do
-        mountpoint -q "$m" 2>/dev/null && fusermount3 -u "$m" 2>/dev/null
-    done
-    return 0
-}
-
-TOP=$T
-for i in "${!NAMES[@]}"; do
-    b=${BUILDS[$i]}
-    bench_require fs-rand-ab "$b/kvnode/kvnode" "$b/fs/dhtfs" "$b/kvnode/dhtctl" "$b/tests/freeport"
-    T=$TOP/${NAMES[$i]}
-    mkdir -p "$T/mnt" "$T/bin"
-    # copies, so a rebuild during the run does not matter
-    cp "$b/kvnode/kvnode" "$b/kvnode/dhtctl" "$b/fs/dhtfs" "$b/tests/freeport" "$T/bin/"
-    # shellcheck disable=SC2034  # read by bench_ring_dhtfs_up
-    KVNODE=$T/bin/kvnode DHTCTL=$T/bin/dhtctl DHTFS_BIN=$T/bin/dhtfs FREEPORT=$T/bin/freeport
-    bench_ring_dhtfs_up "${NAMES[$i]}" "$T/mnt"
-    fio --name=fill --ioengine=psync --filename="$T/mnt/f" --rw=write --bs=1M \
+# each build's ring gets a RAND_SIZE file, written sequentially once
+ab_after_up() {
+    fio --name=fill --ioengine=psync --filename="$2/f" --rw=write --bs=1M \
         --size="$RAND_SIZE" --end_fsync=1 --output-format=terse >/dev/null
-done
-T=$TOP
+}
+bench_ab_rings_up fs-rand-ab "$@"
 
 rfio() { fio --name="$1" --ioengine=psync --filename="$2" --bs=4k --size="$RAND_SIZE" \
     --time_based --runtime="$RUNTIME" --output-format=json "${@:3}"; }

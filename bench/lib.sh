@@ -183,3 +183,40 @@ bench_ring_dhtfs_up() {
         sleep 0.1
     done
 }
+
+# bench_ab_rings_up WHAT NAME=BUILD_DIR...: for A/B scripts. Sets NAMES and
+# BUILDS; for each build, under $T/NAME, copies its binaries (so a rebuild
+# during the run does not matter) and brings up bench_ring_dhtfs_up's ring
+# and mount on $T/NAME/mnt, then runs the caller's optional per-build hook
+# `ab_after_up NAME MNT`. Unmounts them all on exit (bench_pre_cleanup).
+bench_ab_rings_up() {
+    local what=$1 spec i b top=$T
+    shift
+    NAMES=() BUILDS=()
+    for spec in "$@"; do
+        NAMES+=("${spec%%=*}")
+        BUILDS+=("${spec#*=}")
+    done
+    # shellcheck disable=SC2317  # called from bench_cleanup
+    bench_pre_cleanup() {
+        local m
+        for m in "$T"/*/mnt; do
+            mountpoint -q "$m" 2>/dev/null && fusermount3 -u "$m" 2>/dev/null
+        done
+        return 0
+    }
+    for i in "${!NAMES[@]}"; do
+        b=${BUILDS[$i]}
+        bench_require "$what" "$b/kvnode/kvnode" "$b/fs/dhtfs" "$b/kvnode/dhtctl" "$b/tests/freeport"
+        T=$top/${NAMES[$i]}
+        mkdir -p "$T/mnt" "$T/bin"
+        cp "$b/kvnode/kvnode" "$b/kvnode/dhtctl" "$b/fs/dhtfs" "$b/tests/freeport" "$T/bin/"
+        # shellcheck disable=SC2034  # read by bench_ring_dhtfs_up
+        KVNODE=$T/bin/kvnode DHTCTL=$T/bin/dhtctl DHTFS_BIN=$T/bin/dhtfs FREEPORT=$T/bin/freeport
+        bench_ring_dhtfs_up "${NAMES[$i]}" "$T/mnt"
+        if declare -F ab_after_up >/dev/null; then
+            ab_after_up "${NAMES[$i]}" "$T/mnt"
+        fi
+    done
+    T=$top
+}

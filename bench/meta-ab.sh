@@ -35,33 +35,7 @@ bench_data_root
 bench_tmpdir meta-ab "$DATA_ROOT"
 mkdir -p "$RESULTS_DIR"
 
-NAMES=() BUILDS=()
-for spec in "$@"; do
-    NAMES+=("${spec%%=*}")
-    BUILDS+=("${spec#*=}")
-done
-
-bench_pre_cleanup() {
-    local m
-    for m in "$T"/*/mnt; do
-        mountpoint -q "$m" 2>/dev/null && fusermount3 -u "$m" 2>/dev/null
-    done
-    return 0
-}
-
-TOP=$T
-for i in "${!NAMES[@]}"; do
-    b=${BUILDS[$i]}
-    bench_require meta-ab "$b/kvnode/kvnode" "$b/fs/dhtfs" "$b/kvnode/dhtctl" "$b/tests/freeport"
-    T=$TOP/${NAMES[$i]}
-    mkdir -p "$T/mnt" "$T/bin"
-    # copies, so a rebuild during the run does not matter
-    cp "$b/kvnode/kvnode" "$b/kvnode/dhtctl" "$b/fs/dhtfs" "$b/tests/freeport" "$T/bin/"
-    # shellcheck disable=SC2034  # read by bench_ring_dhtfs_up
-    KVNODE=$T/bin/kvnode DHTCTL=$T/bin/dhtctl DHTFS_BIN=$T/bin/dhtfs FREEPORT=$T/bin/freeport
-    bench_ring_dhtfs_up "${NAMES[$i]}" "$T/mnt"
-done
-T=$TOP
+bench_ab_rings_up meta-ab "$@"
 
 cat >"$T/meta.py" <<'EOF'
 import os, sys, time
