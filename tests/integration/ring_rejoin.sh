@@ -22,14 +22,14 @@ alloc_ports P 5
 dead=${P[4]}
 bits=(--id-bits 8)
 
-# --- 1: B joins through a port nobody listens on (3 tries of 2 s each);
+# --- 1: B joins through a port nobody listens on (3 tries of 1 s each);
 # C joins through B meanwhile.
 start_node A "${P[0]}" "" "${bits[@]}" --id 10
 wait_ring "${P[0]}" 1 10
-start_node B "${P[1]}" "$dead" "${bits[@]}" --id 100 --timeout-ms 2000
+start_node B "${P[1]}" "$dead" "${bits[@]}" --id 100 --timeout-ms 1000
 PB=$NODE_PID
 sleep 0.3
-start_node C "${P[2]}" "${P[1]}" "${bits[@]}" --id 50
+start_node C "${P[2]}" "${P[1]}" "${bits[@]}" --id 50 --timeout-ms 300
 PC=$NODE_PID
 wait_exit "$PB" 30
 [ "$EXIT_STATUS" = 3 ] || fail "B (bootstrap dead) exited $EXIT_STATUS, wanted 3"
