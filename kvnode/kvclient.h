@@ -86,8 +86,9 @@ int kvc_put(kvc_t *c, const void *key, size_t key_len, const void *value, size_t
  * Write len bytes at byte off of the key's value, the rest kept (an absent
  * value counts as empty; a gap up to off reads as zeros): the coordinator
  * applies it to the newest copy, so only the changed bytes travel from
- * here. Applied once like a put. A node older than this answers -EBADMSG
- * (it cannot decode the request); the caller then writes the whole value.
+ * here. Applied once like a put. A node older than this answers
+ * -EPROTONOSUPPORT (layout 3 is new to it); the caller then writes the
+ * whole value.
  */
 int kvc_patch(kvc_t *c, const void *key, size_t key_len, uint32_t off, const void *bytes,
               size_t len, kvc_done_fn done, void *arg);
