@@ -790,6 +790,38 @@ static void on_router(loop_t *loop, void *zsock, int fd, void *arg)
 
 static void send_notify(node_t *n, ring_id_t to, uint8_t role);
 
+static void on_probe(int rc, const wire_msg_t *r, void *arg)
+{
+    (void)r;
+    node_t *n = arg;
+    n->probing = false;
+    if (rc == 0)
+        node_peer_alive(n, n->probe_target);
+}
+
+/*
+ * Whether a node another peer names (as its predecessor or in its successor
+ * list) may enter our successor list. Not one we declared failed and have
+ * not heard from since: neighbours notice a crash at different times, and
+ * the successor still naming the dead node would otherwise put it back at
+ * every round until it notices too. It is pinged instead (one at a time),
+ * and an answer makes it welcome again at the next round.
+ */
+static bool admissible(node_t *n, ring_id_t id)
+{
+    const book_entry_t *e = book_find(n, id);
+    if (!e || !e->failed)
+        return true;
+    wire_msg_t req;
+    wire_init(&req, WIRE_PING, 0);
+    if (!n->probing &&
+        rpc_call_lane(n->rpc, e->addr, RPC_LANE_CTL, &req, n->cfg.timeout_ms, on_probe, n) == 0) {
+        n->probing = true;
+        n->probe_target = id;
+    }
+    return false;
+}
+
 static void on_stabilize(int rc, const wire_msg_t *r, void *arg)
 {
     node_t *n = arg;
@@ -822,12 +854,12 @@ static void on_stabilize(int rc, const wire_msg_t *r, void *arg)
     ring_id_t list[WIRE_SUCC_MAX];
     size_t k = 0;
     for (size_t i = 0; i < r->nsucc; i++)
-        if (node_learn(n, &r->succ[i]))
+        if (node_learn(n, &r->succ[i]) && admissible(n, r->succ[i].id))
             list[k++] = r->succ[i].id;
     ring_id_t adopt;
     char a[RING_ID_HEX_MAX];
     if (r->has_pred && node_learn(n, &r->pred) &&
-        ring_state_stabilize_candidate(n->rs, r->pred.id, &adopt)) {
+        ring_state_stabilize_candidate(n->rs, r->pred.id, &adopt) && admissible(n, adopt)) {
         ring_id_t rest[WIRE_SUCC_MAX + 1];
         rest[0] = succ;
         memcpy(rest + 1, list, k * sizeof *list);

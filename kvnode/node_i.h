@@ -80,6 +80,8 @@ struct node {
     ring_id_t stabilize_target; /* the successor asked */
     bool checking_pred;
     ring_id_t ping_target; /* the predecessor pinged */
+    bool probing;
+    ring_id_t probe_target; /* a failed node others still name, pinged */
     uint64_t tick_timer;
 
     bool leaving;
