@@ -11,11 +11,11 @@
  * A call that misses its deadline fails alone: a busy peer answers late,
  * and resetting its connection then would fail every other call queued to
  * it (under load one slow reply used to cascade into hundreds of failed
- * replications). The connection is reset only when the peer has been
- * silent — no reply of any kind — for twice the timed-out call's timeout,
- * or when the failure detector gives it up (rpc_reset_peer): ZeroMQ would
- * otherwise keep queueing requests for a dead peer, and deliver them
- * (stale) if it came back.
+ * replications). The connection is reset when a call times out and the
+ * peer has answered nothing on it since that call was sent, or when the
+ * failure detector gives the peer up (rpc_reset_peer): ZeroMQ would
+ * otherwise keep the abandoned requests queued for a dead peer, and
+ * deliver them (stale) to a process listening at its address later.
  *
  * Each peer may have two connections, one per lane: RPC_LANE_DATA for
  * store traffic and RPC_LANE_CTL for ring maintenance (stabilize, pings,
@@ -58,7 +58,6 @@ typedef struct conn {
     rpc_lane_t lane;
     void *sock;
     void *mon;           /* handshake monitor of a CURVE connection, or NULL */
-    uint64_t opened_ms;  /* when sock was connected */
     uint64_t last_rx_ms; /* last reply of any kind on it (0: none yet) */
     uint64_t generation; /* bumped whenever sock is closed */
     uint64_t last_used;
@@ -441,7 +440,6 @@ static conn_t *get_conn(rpc_t *rpc, const char *addr, rpc_lane_t lane)
             return NULL;
         }
         c->sock = s;
-        c->opened_ms = loop_now_ms(rpc->loop);
     }
     c->last_used = loop_now_ms(rpc->loop);
     return c;
@@ -457,22 +455,22 @@ static void tick(loop_t *loop, void *arg)
         if (!s->req_id || s->deadline > now)
             continue;
         conn_t *c = s->conn;
-        uint64_t timeout = s->timeout_ms;
+        uint64_t sent = s->deadline - s->timeout_ms;
         log_debug("rpc", "%s to %s timed out", wire_type_name(s->type), c ? c->addr : "?");
         finish(rpc, s, -ETIMEDOUT, NULL);
         /*
-         * Only a peer silent for a long time is reset (its queue is then
-         * stale); one that still answers other calls is busy, and its
-         * other calls stay in flight.
+         * A peer that answered nothing on this connection since the call
+         * was sent may be down, and the call may still sit in ZeroMQ's
+         * queue for it, to be delivered to whatever listens there next — a
+         * restarted node would apply a write the caller has given up on and
+         * retried elsewhere, over newer ones. Closing drops the queue (its
+         * other calls fail now rather than later). A peer that answered
+         * anything meanwhile is busy: its other calls stay in flight.
          */
-        if (c && c->sock) {
-            uint64_t heard = c->last_rx_ms > c->opened_ms ? c->last_rx_ms : c->opened_ms;
-            if (now - heard >= 2 * timeout) {
-                log_debug("rpc", "%s silent for %llu ms: connection reset", c->addr,
-                          (unsigned long long)(now - heard));
-                close_conn(rpc, c);
-                fail_conn_calls(rpc, c, -ETIMEDOUT);
-            }
+        if (c && c->sock && c->last_rx_ms < sent) {
+            log_debug("rpc", "%s silent since the call was sent: connection reset", c->addr);
+            close_conn(rpc, c);
+            fail_conn_calls(rpc, c, -ETIMEDOUT);
         }
     }
     if (rpc->npending && !rpc->tick_timer)
