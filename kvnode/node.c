@@ -640,6 +640,42 @@ static bool allowed(node_t *n, const uint8_t *ident, size_t ident_len, const wir
     return false;
 }
 
+/*
+ * Whether the loop is just back from a stall (frozen, starved): its
+ * maintenance tick is overdue, or was when it last ran.
+ */
+static void note_stall(node_t *n, uint64_t now)
+{
+    if (n->tick_ms && now - n->tick_ms > node_tick_stall_ms(n) && n->stall_seen_ms < n->tick_ms) {
+        n->stall_seen_ms = now;
+        log_warn("node",
+                 "resumed after a %llu ms stall; refusing client writes that waited through it",
+                 (unsigned long long)(now - n->tick_ms));
+    }
+}
+
+/*
+ * Client writes read right after a stall may have waited through it in our
+ * socket buffers, and their senders may have given up on them, retried
+ * through another node and written newer values since: applied now, under
+ * a version newer than those, they would bring old data back. They are
+ * refused as busy — nothing written, so a sender still waiting retries it
+ * here — for a short window in which the buffered backlog is read.
+ */
+static bool refuse_after_stall(node_t *n, const uint8_t *ident, size_t ident_len,
+                               const wire_msg_t *m)
+{
+    uint64_t window = n->cfg.timeout_ms / 4 > 100 ? n->cfg.timeout_ms / 4 : 100;
+    if (m->type != WIRE_KV_PUT || !n->stall_seen_ms ||
+        loop_now_ms(n->loop) - n->stall_seen_ms >= window)
+        return false;
+    n->metrics.stale_refused++;
+    node_reply_error(n, ident, ident_len, m->req_id, EBUSY,
+                     "this node just resumed after a stall; a write that waited through it is "
+                     "refused (its sender may have given up): try again");
+    return true;
+}
+
 static void serve_msg(node_t *n, const uint8_t *ident, size_t ident_len, const uint8_t *data,
                       size_t len, zmq_msg_t *value, const char *user_id)
 {
@@ -705,7 +741,7 @@ static void serve_msg(node_t *n, const uint8_t *ident, size_t ident_len, const u
         return;
     }
 
-    if (kv_serve(n, ident, ident_len, m))
+    if (refuse_after_stall(n, ident, ident_len, m) || kv_serve(n, ident, ident_len, m))
         return;
     wire_msg_t *r = &n->out;
     wire_init(r, (uint8_t)(m->type | WIRE_REPLY), m->req_id);
@@ -764,6 +800,7 @@ static void on_router(loop_t *loop, void *zsock, int fd, void *arg)
 {
     (void)fd;
     node_t *n = arg;
+    note_stall(n, loop_now_ms(loop));
     for (int batch = 0; batch < 256; batch++) {
         /* [identity][message][value?]; anything longer is dropped whole. */
         zmq_msg_t parts[3];
@@ -960,7 +997,8 @@ static void tick(loop_t *loop, void *arg)
     if (n->leaving)
         return;
     uint64_t now = loop_now_ms(loop);
-    if (n->tick_ms && now - n->tick_ms > node_tick_stall_ms(n))
+    note_stall(n, now);
+    if (n->tick_ms && n->stall_seen_ms >= n->tick_ms)
         kv_coord_forget(n); /* stalled (frozen, starved): others may have moved on */
     n->tick_ms = now;
     if (++n->ticks % 8 == 0)

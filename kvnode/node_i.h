@@ -74,6 +74,8 @@ struct node {
     char seed[ENDPOINT_MAX]; /* "" without --join */
     unsigned ticks;
     uint64_t tick_ms; /* loop clock of the last maintenance tick (0: none yet) */
+    /* Loop clock when the last stall (frozen, starved) was noticed (0: never). */
+    uint64_t stall_seen_ms;
     unsigned next_finger;
     bool fixing;
     bool stabilizing;

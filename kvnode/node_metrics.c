@@ -195,6 +195,10 @@ void node_metrics_collect(mx_buf_t *b, void *arg)
     }
     counter(b, "kvnode_malformed_messages_total", "Messages dropped because they did not decode.",
             m->malformed);
+    counter(b, "kvnode_writes_refused_after_stall_total",
+            "Client writes refused (busy) because the node had just resumed from a stall they may "
+            "have waited through.",
+            m->stale_refused);
     counter(b, "kvnode_replica_patches_total",
             "Writes this replica received as a patch of its copy and applied.", m->patches[0]);
     counter(b, "kvnode_replica_patches_refused_total",

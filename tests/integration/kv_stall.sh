@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# A coordinator frozen (SIGSTOP) with a client's write already in its
+# socket buffer must not apply that write when it resumes: the client gave
+# up on it, retried through another node, and wrote a newer value since.
+# The long-lived client here is node B's memcached front end (its kvclient
+# keeps a connection to the coordinator A open across the freeze).
+source "$(dirname "$0")/lib.sh"
+
+alloc_ports MC 3
+alloc_ports PORTS 3
+NODE_PIDS=()
+start_node n0 "${PORTS[0]}" "" --memcached "127.0.0.1:${MC[0]}"
+NODE_PIDS+=("$NODE_PID")
+for i in 1 2; do
+    sleep 0.2
+    start_node "n$i" "${PORTS[$i]}" "${PORTS[0]}" --memcached "127.0.0.1:${MC[$i]}"
+    NODE_PIDS+=("$NODE_PID")
+done
+for p in "${PORTS[@]}"; do
+    wait_ring "$p" 3 30
+done
+
+# mc PORT CMD...: one memcached exchange; prints the reply's first line.
+mc() {
+    local port=$1 line
+    shift
+    exec 7<>"/dev/tcp/127.0.0.1/$port"
+    printf '%b' "$*" >&7
+    IFS= read -r -t 15 line <&7 || line="(no reply)"
+    exec 7>&-
+    printf '%s\n' "${line%$'\r'}"
+}
+mc_get() {
+    local port=$1 line val
+    exec 7<>"/dev/tcp/127.0.0.1/$port"
+    printf 'get %s\r\n' "$2" >&7
+    IFS= read -r -t 15 line <&7 || line=
+    val=
+    if [[ $line == VALUE* ]]; then
+        IFS= read -r -t 15 val <&7
+        val=${val%$'\r'}
+    fi
+    exec 7>&-
+    printf '%s\n' "$val"
+}
+
+# A: the coordinator of the item; B: a node whose front end we use.
+owner=$(ctl --peer "127.0.0.1:${PORTS[0]}" lookup mc/item --json | jq -r .owner_addr)
+a=-1
+for i in 0 1 2; do
+    [[ $owner == *":${PORTS[$i]}" ]] && a=$i
+done
+[ "$a" -ge 0 ] || fail "owner $owner of mc/item is none of the nodes"
+b=$(((a + 1) % 3))
+log "coordinator of mc/item: n$a; writing through n$b's front end"
+
+[ "$(mc "${MC[$b]}" 'set item 0 0 2\r\nv1\r\n')" = STORED ] || fail "first set not stored"
+kill -STOP "${NODE_PIDS[$a]}"
+log "froze n$a"
+# B's front end sends this to A over the connection it opened before the
+# freeze: the request sits in A's socket buffer; B gives up on it (and
+# stores it elsewhere, or answers an error) and goes on.
+r2=$(mc "${MC[$b]}" 'set item 0 0 2\r\nv2\r\n')
+log "set v2 while n$a is frozen: $r2"
+for p in "${PORTS[@]}"; do
+    [ "$p" = "${PORTS[$a]}" ] && continue
+    wait_ring "$p" 2 30
+done
+[ "$(mc "${MC[$b]}" 'set item 0 0 2\r\nv3\r\n')" = STORED ] || fail "set v3 not stored"
+[ "$(mc_get "${MC[$b]}" item)" = v3 ] || fail "v3 not read back before the thaw"
+kill -CONT "${NODE_PIDS[$a]}"
+log "thawed n$a"
+for p in "${PORTS[@]}"; do
+    wait_ring "$p" 3 30
+done
+sleep 2
+for i in 0 1 2; do
+    got=$(mc_get "${MC[$i]}" item)
+    [ "$got" = v3 ] || fail "item reads '$got' through n$i after the thaw, want v3 (a write abandoned during the freeze was applied late)"
+done
+grep -q "resumed after a [0-9]* ms stall" "$T/n$a.log" || fail "n$a did not notice its stall"
+log "every node reads v3: the abandoned write was not applied"
