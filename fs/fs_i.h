@@ -294,11 +294,13 @@ void fs_lk_interrupt(fs_lk_wait_t *w);
  * (-EINTR) or the mount stops. A conflicting lock of a mount whose
  * heartbeat stood still for a lease is removed first. fh names the open
  * file the request came through (its release drops what no close can).
- * 0, -EAGAIN,
+ * *quiet (may be NULL) says the change was written on the record as this
+ * mount last left it, at the first try: no other mount changed it between
+ * this mount's previous change and this one. 0, -EAGAIN,
  * -EINTR, -ENOLCK (record full), -EIO.
  */
 int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, uint64_t fh,
-              fs_lk_wait_t *wait);
+              fs_lk_wait_t *wait, bool *quiet);
 /* F_GETLK: the first lock that would block want (*found), read afresh. 0 or -errno. */
 int fs_lk_get(fs_t *fs, uint64_t ino, const fs_lock_ent_t *want, fs_lock_ent_t *conflict,
               bool *found);

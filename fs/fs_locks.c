@@ -423,8 +423,16 @@ static bool cas_lost(int rc)
     return rc == -ESTALE || rc == -EEXIST || rc == -ENOENT || rc == -ENOTRECOVERABLE;
 }
 
-static int rec_update(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg)
+/*
+ * Read (or take from the cache), edit, compare-and-set. *quiet (may be
+ * NULL) is set when the change was written on the cached record, at the
+ * first try, under its version: nobody else changed the record since this
+ * mount's last change or read of it.
+ */
+static int rec_update_q(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg, bool *quiet)
 {
+    if (quiet)
+        *quiet = false;
     char key[FS_KEY_MAX];
     fs_lock_key(key, fs->vol, lf->ino);
     fs_lock_rec_t *r = malloc(sizeof(*r));
@@ -506,6 +514,12 @@ static int rec_update(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg)
             lf->held = (unsigned)fs_lock_count_mount(r, fs->mount_id);
             lf->held_known = true;
             cache_set(lf, r, wrote, gone);
+            /*
+             * Only a versioned condition proves nobody came between: an
+             * absent record may have been created and deleted meanwhile.
+             */
+            if (quiet)
+                *quiet = cached && tries == 0 && !absent;
         } else {
             lf->cache_valid = false;
             /*
@@ -538,6 +552,11 @@ out:
     free(buf);
     free(r);
     return rc;
+}
+
+static int rec_update(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg)
+{
+    return rec_update_q(fs, lf, edit, arg, NULL);
 }
 
 typedef struct {
@@ -577,8 +596,10 @@ static int edit_drop(fs_t *fs, fs_lock_rec_t *r, void *arg, bool *changed)
 }
 
 int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, uint64_t fh,
-              fs_lk_wait_t *wait)
+              fs_lk_wait_t *wait, bool *quiet)
 {
+    if (quiet)
+        *quiet = false;
     if (unlock && !fs_lk_holds(fs, ino))
         return 0; /* we hold nothing there: nothing to drop, no store traffic */
     if (!unlock) {
@@ -602,7 +623,7 @@ int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, uint64_t
             break;
         }
         set_t s = {want, unlock, {0}};
-        rc = rec_update(fs, lf, edit_set, &s);
+        rc = rec_update_q(fs, lf, edit_set, &s, quiet);
         if (rc != -EAGAIN)
             break;
         if (s.conflict.mount != fs->mount_id && lease_expired(fs, s.conflict.mount)) {

@@ -1611,10 +1611,18 @@ static void lk_names(fs_t *fs, uint64_t dir, inval_t *iv)
  * too, so that SQLite's access(2) of its journal under the lock sees
  * whether the journal exists now, not when the name was cached.
  */
-static void lk_revalidate(op_t *o, fs_node_t *n)
+/*
+ * A lock was granted: drop what the kernel caches of the file and its
+ * directory's names if other mounts changed them. loaded: n was read
+ * afresh after the request came in and nobody else touched the lock
+ * record since this mount's previous change of it (fs_lk_set's quiet), so
+ * that read already sees every write that an unlock before this grant
+ * ordered before it; otherwise it is read again now.
+ */
+static void lk_revalidate(op_t *o, fs_node_t *n, bool loaded)
 {
     inval_t iv = {.ino = n->ino};
-    if (fs_node_load(o->fs, n, true) == 0 && n->remote_change) {
+    if ((loaded || fs_node_load(o->fs, n, true) == 0) && n->remote_change) {
         n->remote_change = false;
         iv.inode = true;
     }
@@ -1671,6 +1679,18 @@ static fs_lock_ent_t lk_want(op_t *o)
     return e;
 }
 
+typedef struct {
+    fs_t *fs;
+    fs_node_t *n;
+    int rc;
+} reload_job_t;
+
+static void reload_job(void *arg)
+{
+    reload_job_t *j = arg;
+    j->rc = fs_node_load(j->fs, j->n, true);
+}
+
 static void run_setlk(op_t *o)
 {
     handle_t *h = handle_of(&o->fi);
@@ -1680,17 +1700,31 @@ static void run_setlk(op_t *o)
     int rc = 0;
     if (unlock && fs_lk_holds(o->fs, n->ino))
         rc = fs_data_flush(o->fs, n);
+    /*
+     * A grant revalidates the file. The read goes out with the lock's
+     * compare-and-set, not after it: when that write finds the record as
+     * this mount left it, every unlock that could order another mount's
+     * writes before this grant came before this request, and so did those
+     * writes (one round trip per lock instead of two, e.g. SQLite's).
+     */
+    fiber_group_t g = {0, NULL};
+    reload_job_t rj = {o->fs, n, -EIO};
+    bool early = rc == 0 && !unlock && fiber_group_spawn(&g, reload_job, &rj) == 0;
+    bool quiet = false;
     if (rc == 0) {
         if (o->lk_sleep && !unlock)
             fuse_req_interrupt_func(o->req, lk_interrupted, &o->lk_wait);
-        rc = fs_lk_set(o->fs, n->ino, &want, unlock, o->fi.fh, o->lk_sleep ? &o->lk_wait : NULL);
+        rc = fs_lk_set(o->fs, n->ino, &want, unlock, o->fi.fh, o->lk_sleep ? &o->lk_wait : NULL,
+                       &quiet);
     }
+    if (early)
+        fiber_group_wait(&g);
     if (rc == 0 && !unlock) {
         if (!h->locked) {
             h->locked = true;
             h->lock_seq = o->fs->lk_lost_seq;
         }
-        lk_revalidate(o, n);
+        lk_revalidate(o, n, early && quiet && rj.rc == 0);
     }
     if (!o->fs->se)
         return; /* unmounted meanwhile: nobody to answer */

@@ -17,6 +17,8 @@
 #   - a lock is a coherence point: mount c (attr_timeout=30, so neither
 #     its names nor its pages would expire by themselves) reads a file,
 #     a overwrites it, and c's read after taking a lock sees a's bytes;
+#     again while c holds another lock on the file (its next lock is then
+#     revalidated by the read sent along with the lock's write);
 #   - a mount frozen (SIGSTOP) for longer than a lease while a process
 #     holds an fcntl lock: b gets the lock, and once a runs again that
 #     process's write and fsync answer EIO (its lock is lost) and a logs it;
@@ -189,6 +191,19 @@ elif cmd == "coherent":
         time.sleep(0.05)
     fcntl.lockf(fd, fcntl.LOCK_SH, 0, 0)
     print(before.decode(), os.pread(fd, 4, 0).decode())
+elif cmd == "coherent2":
+    # coherent2 PATH r 0 0 READY GO: hold a lock on byte 100, read, touch
+    # READY, wait for GO, lock bytes 0-3, read again (the second lock is
+    # written on the record this mount left: its revalidation is the read
+    # sent along with it)
+    fcntl.lockf(fd, fcntl.LOCK_SH, 1, 100)
+    before = os.pread(fd, 4, 0)
+    open(sys.argv[6], "w").close()
+    deadline = time.time() + 60
+    while not os.path.exists(sys.argv[7]) and time.time() < deadline:
+        time.sleep(0.05)
+    fcntl.lockf(fd, fcntl.LOCK_SH, 4, 0)
+    print(before.decode(), os.pread(fd, 4, 0).decode())
 elif cmd == "lost":
     # lost PATH w 0 0 HELD GO: lock, write, touch HELD, wait for GO, then
     # write and fsync again and print how each ended (ok or the errno name)
@@ -271,6 +286,15 @@ python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.write(b"new2"); f.close(
 touch "$T/go-c"
 wait "$HOLDER" || fail "the coherence helper on c failed"
 check_eq "c's read before and after taking a lock (a wrote in between)" "$(cat "$T/coherent.out")" "old1 new2"
+# ... also when c already holds a lock on the file and nobody else locks it
+rm -f "$T/ready-c" "$T/go-c"
+"${LK[@]}" coherent2 "$C/g" r 0 0 "$T/ready-c" "$T/go-c" >"$T/coherent2.out" &
+HOLDER=$!
+wait_for "$T/ready-c" 30
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.write(b"new3"); f.close()' "$A/g"
+touch "$T/go-c"
+wait "$HOLDER" || fail "the second coherence helper on c failed"
+check_eq "c's read before and after a second lock (a wrote in between)" "$(cat "$T/coherent2.out")" "new2 new3"
 # a clean unmount removes the mount's heartbeat
 ID_C=$(sed -n 's/.*mount id 0*\([0-9a-f]*\): lock heartbeat.*/\1/p' "$T/dhtfs-c.log" | tail -n 1)
 [ -n "$ID_C" ] || fail "mount c never logged its mount id (did it take a lock?)"
