@@ -1610,14 +1610,11 @@ static void lk_names(fs_t *fs, uint64_t dir, inval_t *iv)
  * the names of the file's directory that the kernel holds are dropped
  * too, so that SQLite's access(2) of its journal under the lock sees
  * whether the journal exists now, not when the name was cached.
- */
-/*
- * A lock was granted: drop what the kernel caches of the file and its
- * directory's names if other mounts changed them. loaded: n was read
- * afresh after the request came in and nobody else touched the lock
- * record since this mount's previous change of it (fs_lk_set's quiet), so
- * that read already sees every write that an unlock before this grant
- * ordered before it; otherwise it is read again now.
+ *
+ * loaded: n was read afresh after the request came in and nobody else
+ * touched the lock record since this mount's previous change of it
+ * (fs_lk_set's quiet), so that read already sees every write that an
+ * unlock before this grant ordered before it; otherwise it is read now.
  */
 static void lk_revalidate(op_t *o, fs_node_t *n, bool loaded)
 {
