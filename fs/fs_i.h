@@ -294,9 +294,10 @@ void fs_lk_interrupt(fs_lk_wait_t *w);
  * (-EINTR) or the mount stops. A conflicting lock of a mount whose
  * heartbeat stood still for a lease is removed first. fh names the open
  * file the request came through (its release drops what no close can).
- * *quiet (may be NULL) says the change was written on the record as this
- * mount last left it, at the first try: no other mount changed it between
- * this mount's previous change and this one. 0, -EAGAIN,
+ * *quiet (may be NULL) says that no other mount changed ino's lock record
+ * since this mount's previous grant on it: every change since, this one
+ * included, was written at its first try on the record as this mount had
+ * left it, under its version. 0, -EAGAIN,
  * -EINTR, -ENOLCK (record full), -EIO.
  */
 int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, uint64_t fh,

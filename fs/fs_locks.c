@@ -62,6 +62,14 @@ typedef struct {
     kv_version_t cache_ver;
     bool cache_valid, cache_absent;
     /*
+     * Every change of the record since this mount's last grant on it was
+     * this mount's own, written on the cached record under its version:
+     * no other mount's lock change (nor the writes and name changes it
+     * ordered) can have come between. Set at a grant, whose caller then
+     * revalidates the file; cleared by anything else.
+     */
+    bool coherent;
+    /*
      * (owner, open file) of every fcntl lock taken here. A process's
      * locks go at its next close (FLUSH names the owner); an open file
      * description's own locks (F_OFD_SETLK: the owner is the open file)
@@ -425,9 +433,7 @@ static bool cas_lost(int rc)
 
 /*
  * Read (or take from the cache), edit, compare-and-set. *quiet (may be
- * NULL) is set when the change was written on the cached record, at the
- * first try, under its version: nobody else changed the record since this
- * mount's last change or read of it.
+ * NULL) tells whether lf->coherent still held once the change was written.
  */
 static int rec_update_q(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg, bool *quiet)
 {
@@ -483,6 +489,9 @@ static int rec_update_q(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg, bool 
             if (absent)
                 memset(&ver, 0, sizeof ver);
         }
+        /* An absent record may have been created and deleted meanwhile. */
+        if (!cached || absent)
+            lf->coherent = false;
         bool changed = false;
         rc = edit(fs, r, arg, &changed);
         if (cached && (rc == -EAGAIN || (rc == 0 && !changed))) {
@@ -514,14 +523,11 @@ static int rec_update_q(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg, bool 
             lf->held = (unsigned)fs_lock_count_mount(r, fs->mount_id);
             lf->held_known = true;
             cache_set(lf, r, wrote, gone);
-            /*
-             * Only a versioned condition proves nobody came between: an
-             * absent record may have been created and deleted meanwhile.
-             */
             if (quiet)
-                *quiet = cached && tries == 0 && !absent;
+                *quiet = lf->coherent;
         } else {
             lf->cache_valid = false;
+            lf->coherent = false;
             /*
              * A failed condition may mean that this very write landed at an
              * earlier attempt whose answer was lost. Only if we hold entries
@@ -642,6 +648,8 @@ int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, uint64_t
         wait_sleep(fs, lf, wait, backoff);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
+    if (rc == 0 && !unlock)
+        lf->coherent = true; /* the caller revalidates the file now */
     if (rc == 0 && !unlock && want->kind == FS_LOCK_POSIX)
         pair_add(lf, want->owner, fh);
     if (rc == 0 && unlock)

@@ -1611,19 +1611,22 @@ static void lk_names(fs_t *fs, uint64_t dir, inval_t *iv)
  * too, so that SQLite's access(2) of its journal under the lock sees
  * whether the journal exists now, not when the name was cached.
  *
- * loaded: n was read afresh after the request came in and nobody else
- * touched the lock record since this mount's previous change of it
- * (fs_lk_set's quiet), so that read already sees every write that an
- * unlock before this grant ordered before it; otherwise it is read now.
+ * quiet: n was read afresh after the request came in, and no other mount
+ * changed the lock record since this mount's previous grant on the file
+ * (fs_lk_set's quiet), when both the file and the names were revalidated:
+ * every write or name change that another mount's unlock could order
+ * before this grant came before that one, and the read sees the writes of
+ * lockless writers up to this request. Otherwise both are revalidated now.
  */
-static void lk_revalidate(op_t *o, fs_node_t *n, bool loaded)
+static void lk_revalidate(op_t *o, fs_node_t *n, bool quiet)
 {
     inval_t iv = {.ino = n->ino};
-    if ((loaded || fs_node_load(o->fs, n, true) == 0) && n->remote_change) {
+    if ((quiet || fs_node_load(o->fs, n, true) == 0) && n->remote_change) {
         n->remote_change = false;
         iv.inode = true;
     }
-    lk_names(o->fs, n->parent, &iv);
+    if (!quiet)
+        lk_names(o->fs, n->parent, &iv);
     if (iv.inode || iv.names_len > 0)
         inval_off_loop(o->fs, &iv);
     free(iv.names);
@@ -1699,10 +1702,10 @@ static void run_setlk(op_t *o)
         rc = fs_data_flush(o->fs, n);
     /*
      * A grant revalidates the file. The read goes out with the lock's
-     * compare-and-set, not after it: when that write finds the record as
-     * this mount left it, every unlock that could order another mount's
-     * writes before this grant came before this request, and so did those
-     * writes (one round trip per lock instead of two, e.g. SQLite's).
+     * compare-and-set, not after it, and counts when no other mount
+     * changed the lock record since our previous grant (lk_revalidate):
+     * one round trip per lock instead of two, and SQLite's journal names
+     * stay cached while no other mount locks the database.
      */
     fiber_group_t g = {0, NULL};
     reload_job_t rj = {o->fs, n, -EIO};
