@@ -204,6 +204,23 @@ elif cmd == "coherent2":
         time.sleep(0.05)
     fcntl.lockf(fd, fcntl.LOCK_SH, 4, 0)
     print(before.decode(), os.pread(fd, 4, 0).decode())
+elif cmd == "names":
+    # names PATH r 0 0 READY GO OTHER: hold locks on bytes 100 and 150,
+    # look OTHER up, touch READY, wait for GO, drop byte 150, lock bytes
+    # 0-3 and look OTHER up again; prints both answers. Another mount takes
+    # and drops a lock of its own and creates OTHER in between: the last
+    # grant follows that mount's lock change (seen when byte 150 was
+    # dropped) and must drop the names cached before it.
+    fcntl.lockf(fd, fcntl.LOCK_SH, 1, 100)
+    fcntl.lockf(fd, fcntl.LOCK_SH, 1, 150)
+    before = os.path.exists(sys.argv[8])
+    open(sys.argv[6], "w").close()
+    deadline = time.time() + 60
+    while not os.path.exists(sys.argv[7]) and time.time() < deadline:
+        time.sleep(0.05)
+    fcntl.lockf(fd, fcntl.LOCK_UN, 1, 150)
+    fcntl.lockf(fd, fcntl.LOCK_SH, 4, 0)
+    print(before, os.path.exists(sys.argv[8]))
 elif cmd == "lost":
     # lost PATH w 0 0 HELD GO: lock, write, touch HELD, wait for GO, then
     # write and fsync again and print how each ended (ok or the errno name)
@@ -295,6 +312,20 @@ python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.write(b"new3"); f.close(
 touch "$T/go-c"
 wait "$HOLDER" || fail "the second coherence helper on c failed"
 check_eq "c's read before and after a second lock (a wrote in between)" "$(cat "$T/coherent2.out")" "new2 new3"
+# ... and names: a creates a file under a lock of its own on g; c's next
+# grant after seeing that lock change finds the new name
+rm -f "$T/ready-c" "$T/go-c"
+"${LK[@]}" names "$C/g" r 0 0 "$T/ready-c" "$T/go-c" "$C/g-journal" >"$T/names.out" &
+HOLDER=$!
+wait_for "$T/ready-c" 30
+python3 -c 'import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX, 1, 200)
+open(sys.argv[2], "w").close()
+fcntl.lockf(fd, fcntl.LOCK_UN, 1, 200)' "$A/g" "$A/g-journal"
+touch "$T/go-c"
+wait "$HOLDER" || fail "the names helper on c failed"
+check_eq "c sees a name another mount created under its lock (before, after c's grant)" "$(cat "$T/names.out")" "False True"
 # a clean unmount removes the mount's heartbeat
 ID_C=$(sed -n 's/.*mount id 0*\([0-9a-f]*\): lock heartbeat.*/\1/p' "$T/dhtfs-c.log" | tail -n 1)
 [ -n "$ID_C" ] || fail "mount c never logged its mount id (did it take a lock?)"
