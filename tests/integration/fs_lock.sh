@@ -144,6 +144,12 @@ import errno, fcntl, os, struct, sys, time
 cmd, path, mode, start, length = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 fd = os.open(path, os.O_RDWR)
 typ = fcntl.F_RDLCK if mode == "r" else fcntl.F_WRLCK
+def ready_go():
+    # touch READY (argv 6), then wait up to 60 s for GO (argv 7)
+    open(sys.argv[6], "w").close()
+    deadline = time.time() + 60
+    while not os.path.exists(sys.argv[7]) and time.time() < deadline:
+        time.sleep(0.05)
 if cmd == "hold":
     fcntl.lockf(fd, fcntl.LOCK_SH if mode == "r" else fcntl.LOCK_EX, length, start)
     open(sys.argv[6], "w").close()
@@ -185,10 +191,7 @@ elif cmd == "intr":
 elif cmd == "coherent":
     # coherent PATH r 0 0 READY GO: read, touch READY, wait for GO, lock, read again
     before = os.pread(fd, 4, 0)
-    open(sys.argv[6], "w").close()
-    deadline = time.time() + 60
-    while not os.path.exists(sys.argv[7]) and time.time() < deadline:
-        time.sleep(0.05)
+    ready_go()
     fcntl.lockf(fd, fcntl.LOCK_SH, 0, 0)
     print(before.decode(), os.pread(fd, 4, 0).decode())
 elif cmd == "coherent2":
@@ -198,10 +201,7 @@ elif cmd == "coherent2":
     # sent along with it)
     fcntl.lockf(fd, fcntl.LOCK_SH, 1, 100)
     before = os.pread(fd, 4, 0)
-    open(sys.argv[6], "w").close()
-    deadline = time.time() + 60
-    while not os.path.exists(sys.argv[7]) and time.time() < deadline:
-        time.sleep(0.05)
+    ready_go()
     fcntl.lockf(fd, fcntl.LOCK_SH, 4, 0)
     print(before.decode(), os.pread(fd, 4, 0).decode())
 elif cmd == "names":
@@ -214,10 +214,7 @@ elif cmd == "names":
     fcntl.lockf(fd, fcntl.LOCK_SH, 1, 100)
     fcntl.lockf(fd, fcntl.LOCK_SH, 1, 150)
     before = os.path.exists(sys.argv[8])
-    open(sys.argv[6], "w").close()
-    deadline = time.time() + 60
-    while not os.path.exists(sys.argv[7]) and time.time() < deadline:
-        time.sleep(0.05)
+    ready_go()
     fcntl.lockf(fd, fcntl.LOCK_UN, 1, 150)
     fcntl.lockf(fd, fcntl.LOCK_SH, 4, 0)
     print(before, os.path.exists(sys.argv[8]))

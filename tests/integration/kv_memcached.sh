@@ -15,21 +15,6 @@ command -v memccp >/dev/null && command -v memcaslap >/dev/null ||
     fail "libmemcached-tools missing (scripts/deps.sh test)"
 
 alloc_ports MC 3
-start_mc_ring() {
-    local join=${1:-}
-    alloc_ports PORTS 3
-    NODE_PIDS=()
-    start_node n0 "${PORTS[0]}" "" --memcached "127.0.0.1:${MC[0]}"
-    NODE_PIDS+=("$NODE_PID")
-    for i in 1 2; do
-        sleep 0.2
-        start_node "n$i" "${PORTS[$i]}" "${PORTS[0]}" --memcached "127.0.0.1:${MC[$i]}"
-        NODE_PIDS+=("$NODE_PID")
-    done
-    for p in "${PORTS[@]}"; do
-        wait_ring "$p" 3 30
-    done
-}
 
 # mc_up PORT: the memcached port answers "version" within 10 s.
 mc_up() {

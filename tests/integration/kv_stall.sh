@@ -7,18 +7,7 @@
 source "$(dirname "$0")/lib.sh"
 
 alloc_ports MC 3
-alloc_ports PORTS 3
-NODE_PIDS=()
-start_node n0 "${PORTS[0]}" "" --memcached "127.0.0.1:${MC[0]}"
-NODE_PIDS+=("$NODE_PID")
-for i in 1 2; do
-    sleep 0.2
-    start_node "n$i" "${PORTS[$i]}" "${PORTS[0]}" --memcached "127.0.0.1:${MC[$i]}"
-    NODE_PIDS+=("$NODE_PID")
-done
-for p in "${PORTS[@]}"; do
-    wait_ring "$p" 3 30
-done
+start_mc_ring
 
 # mc PORT CMD...: one memcached exchange; prints the reply's first line.
 mc() {

@@ -194,6 +194,25 @@ wait_exit() {
 
 # start_ring N: N nodes joined one after another through the first; sets
 # PORTS and NODE_PIDS arrays.
+# start_mc_ring: a 3-node ring on fresh PORTS, node i also serving
+# memcached's protocol on MC[i] (allocated by the caller); waits until every
+# node sees the whole ring.
+start_mc_ring() {
+    local i p
+    alloc_ports PORTS 3
+    NODE_PIDS=()
+    start_node n0 "${PORTS[0]}" "" --memcached "127.0.0.1:${MC[0]}"
+    NODE_PIDS+=("$NODE_PID")
+    for i in 1 2; do
+        sleep 0.2
+        start_node "n$i" "${PORTS[$i]}" "${PORTS[0]}" --memcached "127.0.0.1:${MC[$i]}"
+        NODE_PIDS+=("$NODE_PID")
+    done
+    for p in "${PORTS[@]}"; do
+        wait_ring "$p" 3 30
+    done
+}
+
 start_ring() {
     local n=$1 i
     alloc_ports PORTS "$n"
