@@ -72,7 +72,7 @@ static void usage(FILE *f)
             "       cache_mb=N      client chunk cache (default %d)\n"
             "       dirty_mb=N      unwritten data held before writers wait (default 64)\n"
             "       readahead_kb=N  sequential read-ahead (default 4096)\n"
-            "       wb_puts=N       chunk write-backs in flight per mount (default 16)\n"
+            "       wb_puts=N       chunk write-backs in flight per mount (default 32)\n"
             "       chunk_kb=N      chunk size of a NEW volume (default 64)\n"
             "       timeout_ms=N    per-request timeout to the ring (default %d)\n"
             "       attr_timeout=S  seconds the kernel may cache names and attributes (default 1)\n"
@@ -668,7 +668,7 @@ int main(int argc, char **argv)
     o.cache_mb = DEFAULT_CACHE_MB;
     o.dirty_mb = 64;
     o.readahead_kb = 4096;
-    o.wb_puts = 16;
+    o.wb_puts = 32;
     o.timeout_ms = DEFAULT_TIMEOUT_MS;
     o.lock_lease_ms = DEFAULT_LOCK_LEASE_MS;
     o.attr_timeout = 1.0;
