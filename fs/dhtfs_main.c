@@ -44,7 +44,7 @@ typedef struct {
     bool foreground;
     bool has_key;
     sec_keypair_t key;
-    unsigned cache_mb, chunk_kb, timeout_ms, dirty_mb, readahead_kb, lock_lease_ms;
+    unsigned cache_mb, chunk_kb, timeout_ms, dirty_mb, readahead_kb, lock_lease_ms, wb_puts;
     double attr_timeout;
     log_level_t log_level;
     struct fuse_args fuse_args;
@@ -72,6 +72,7 @@ static void usage(FILE *f)
             "       cache_mb=N      client chunk cache (default %d)\n"
             "       dirty_mb=N      unwritten data held before writers wait (default 64)\n"
             "       readahead_kb=N  sequential read-ahead (default 4096)\n"
+            "       wb_puts=N       chunk write-backs in flight per mount (default 32)\n"
             "       chunk_kb=N      chunk size of a NEW volume (default 64)\n"
             "       timeout_ms=N    per-request timeout to the ring (default %d)\n"
             "       attr_timeout=S  seconds the kernel may cache names and attributes (default 1)\n"
@@ -161,6 +162,9 @@ static int parse_o(opts_t *o, const char *list)
         } else if (IS("readahead_kb")) {
             if (!parse_uint(val, 0, 1 << 20, &o->readahead_kb))
                 rc = bad("readahead_kb must be a number of KiB, got '%s'", val);
+        } else if (IS("wb_puts")) {
+            if (!parse_uint(val, 1, 1024, &o->wb_puts))
+                rc = bad("wb_puts must be from 1 to 1024, got '%s'", val);
         } else if (IS("chunk_kb")) {
             if (!parse_uint(val, 4, 4096, &o->chunk_kb) || (o->chunk_kb & (o->chunk_kb - 1)))
                 rc = bad("chunk_kb must be a power of two from 4 to 4096, got '%s'", val);
@@ -562,7 +566,7 @@ static int run(opts_t *o)
     fs->entry_timeout = o->attr_timeout;
     fs->ttl_ms = (uint64_t)(o->attr_timeout * 1000);
     fs->dirty_max = (size_t)o->dirty_mb << 20;
-    fs->puts_max = 16;
+    fs->puts_max = o->wb_puts;
     fs->lease_ms = o->lock_lease_ms;
     fs->lockfiles = fs_map_new();
     fs->leases = fs_map_new();
@@ -664,6 +668,7 @@ int main(int argc, char **argv)
     o.cache_mb = DEFAULT_CACHE_MB;
     o.dirty_mb = 64;
     o.readahead_kb = 4096;
+    o.wb_puts = 32;
     o.timeout_ms = DEFAULT_TIMEOUT_MS;
     o.lock_lease_ms = DEFAULT_LOCK_LEASE_MS;
     o.attr_timeout = 1.0;

@@ -14,7 +14,14 @@
 #include <unistd.h>
 
 #define STACK_SIZE (256 * 1024)
-#define STACK_POOL_MAX 64
+/*
+ * Stacks kept for reuse. A sequential reader alone keeps readahead_kb /
+ * chunk size fetch fibers alive (64 at the defaults) besides the FUSE
+ * requests and write-backs; a pool smaller than that unmapped and mapped
+ * a stack (mmap, mprotect, munmap and a page fault per page touched) for
+ * most chunks read. A pooled stack holds only the pages it touched.
+ */
+#define STACK_POOL_MAX 512
 
 struct fiber {
     ucontext_t ctx;

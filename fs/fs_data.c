@@ -368,6 +368,8 @@ typedef struct {
     fs_dchunk_t *dc;
 } put_job_t;
 
+static void wb_pump(fs_t *fs, fs_node_t *n);
+
 static void put_fiber(void *arg)
 {
     put_job_t *job = arg;
@@ -420,12 +422,37 @@ static void put_fiber(void *arg)
     }
     n->flushing--;
     fs->puts_in_flight--;
-    if (n->flush_waiter && n->flushing == 0) {
+    if (rc == 0)
+        wb_pump(fs, n);
+    /* Every completion: a flush waits for none in flight, a throttled writer for room. */
+    if (n->flush_waiter) {
         fiber_t *f = n->flush_waiter;
         n->flush_waiter = NULL;
         fiber_wake(f);
     }
     fs_node_maybe_free(fs, n);
+}
+
+static int put_start(fs_t *fs, fs_dchunk_t *dc);
+
+/*
+ * A put of n's finished: start the next chunk of n that a sequential
+ * writer has finished (written up to its end) and the index lists, while
+ * there is room. Without this, a chunk finished while puts_max were in
+ * flight waited for the flush at dirty_max, which then started every
+ * such chunk at once (hundreds of puts, hundreds of 64 KiB messages
+ * queued at a time) while the writer stood still; now write-back runs
+ * steadily beside the writer.
+ */
+static void wb_pump(fs_t *fs, fs_node_t *n)
+{
+    if ((n->in.flags & FS_INODE_INLINE) || n->wb_hold)
+        return;
+    for (fs_dchunk_t *dc = n->dirty_head; dc && fs->puts_in_flight < fs->puts_max; dc = dc->next) {
+        if (!dc->in_flight && dc->hi == fs->chunk_size && fs_extents_has(&n->in.ext, dc->index) &&
+            put_start(fs, dc) < 0)
+            break;
+    }
 }
 
 static int put_start(fs_t *fs, fs_dchunk_t *dc)
@@ -452,10 +479,31 @@ static int put_start(fs_t *fs, fs_dchunk_t *dc)
 static void wait_puts(fs_node_t *n)
 {
     while (n->flushing > 0) {
-        /* One waiter at a time per node: callers hold n->lock. */
+        /* One waiter at a time per node: callers hold n->lock. Woken by every completion. */
         n->flush_waiter = fiber_self();
         fiber_park();
     }
+}
+
+/*
+ * Over dirty_max: let n's puts in flight bring the dirty data back under
+ * it before the writer goes on, and flush only what write-back cannot
+ * reach (chunks not finished, other files' data). Returns 0 or -errno.
+ */
+static int wb_throttle(fs_t *fs, fs_node_t *n)
+{
+    if (fs->dirty_bytes <= fs->dirty_max)
+        return 0;
+    /* Writes of one file run in parallel; flush_waiter is the lock holder's. */
+    fiber_mutex_lock(&n->lock);
+    while (fs->dirty_bytes > fs->dirty_max && n->flushing > 0) {
+        n->flush_waiter = fiber_self();
+        fiber_park();
+    }
+    fiber_mutex_unlock(&n->lock);
+    if (fs->dirty_bytes > fs->dirty_max)
+        return fs_data_flush(fs, n);
+    return 0;
 }
 
 typedef struct {
@@ -759,16 +807,20 @@ int fs_data_write(fs_t *fs, fs_node_t *n, uint64_t off, const uint8_t *buf, size
             n->size = at;
         n->meta_dirty = true;
         n->mtime = fs_now();
-        /* A chunk written up to its end is done for a sequential writer: send it now. */
+        /*
+         * A chunk written up to its end is done for a sequential writer:
+         * list it (a reservation ahead) and send it now if there is room,
+         * else a put that finishes sends it (wb_pump).
+         */
         if (sp.offset + sp.len == fs->chunk_size && !dc->in_flight &&
-            fs->puts_in_flight < fs->puts_max && !(n->in.flags & FS_INODE_INLINE)) {
+            !(n->in.flags & FS_INODE_INLINE)) {
             if (!fs_extents_has(&n->in.ext, sp.index)) {
                 /* This parks: the chunk may have been written back (and freed) meanwhile. */
                 if (!index_reserve(fs, n, sp.index) ||
                     !(dc = fs_map_get(fs->dirty, n->ino, sp.index)) || dc->in_flight)
                     continue;
             }
-            if ((rc = put_start(fs, dc)) < 0)
+            if (fs->puts_in_flight < fs->puts_max && (rc = put_start(fs, dc)) < 0)
                 return rc;
         }
     }
@@ -780,9 +832,7 @@ int fs_data_write(fs_t *fs, fs_node_t *n, uint64_t off, const uint8_t *buf, size
     /* Grown out of its record: move the data to chunks now, so chunks can stream. */
     if ((n->in.flags & FS_INODE_INLINE) && n->size > FS_INLINE_MAX)
         return fs_data_flush(fs, n);
-    if (fs->dirty_bytes > fs->dirty_max)
-        return fs_data_flush(fs, n);
-    return 0;
+    return wb_throttle(fs, n);
 }
 
 /* Rewrite chunk index keeping only its first keep bytes. */
@@ -850,7 +900,9 @@ int fs_data_truncate(fs_t *fs, fs_node_t *n, uint64_t old_size, uint64_t size)
 void fs_data_discard(fs_t *fs, fs_node_t *n)
 {
     fiber_mutex_lock(&n->lock);
+    n->wb_hold = true;
     wait_puts(n);
+    n->wb_hold = false;
     while (n->dirty_head)
         dchunk_unlink(fs, n->dirty_head);
     n->meta_dirty = false;

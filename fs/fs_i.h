@@ -68,6 +68,7 @@ typedef struct {
     fs_dchunk_t *dirty_head; /* dirty chunks of this file */
     unsigned flushing;       /* chunk puts in flight */
     fiber_t *flush_waiter;
+    bool wb_hold; /* being discarded: finished puts start no more */
     int wb_error; /* a background flush failed: reported by the next fsync/close */
     uint64_t
         gen; /* chunk cache generation: new for each node, bumped when another mount changed data */

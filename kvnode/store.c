@@ -55,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -748,6 +749,32 @@ void store_close(store_t **pst)
 
 /* ------------------------------------------------------------ reads and writes */
 
+/*
+ * A large value read from the map is about to be copied whole (into a
+ * reply). Its pages were written with write(2) by the committer, so this
+ * process has not mapped them yet: copying would take a page fault every
+ * few pages (fault-around maps 16 at most), and a fault is far dearer
+ * than a system call on the VMs we run on. One madvise(MADV_POPULATE_READ)
+ * maps the whole range at once. Best effort: a kernel without it (before
+ * 5.14) says EINVAL once and is not asked again.
+ */
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#define POPULATE_MIN (16u << 10)
+
+static void map_populate(const void *p, size_t len)
+{
+    static bool unsupported;
+    if (len < POPULATE_MIN || unsupported)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t from = (uintptr_t)p & ~(page - 1);
+    uintptr_t to = ((uintptr_t)p + len + page - 1) & ~(page - 1);
+    if (madvise((void *)from, to - from, MADV_POPULATE_READ) < 0 && errno == EINVAL)
+        unsupported = true;
+}
+
 /* What the store holds for key now: cache, then overlay, then LMDB. */
 static int find(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos, store_rec_t *rec,
                 bool fill_cache)
@@ -765,6 +792,7 @@ static int find(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos, 
     int rc = mdb_get(txn, st->dbi, &k, &v);
     if (rc != MDB_SUCCESS)
         return mdb_to_errno(rc);
+    map_populate(v.mv_data, v.mv_size);
     rc = decode_rec(v.mv_data, v.mv_size, rec);
     if (rc == 0 && fill_cache && rec->value_len <= CACHE_VALUE_MAX) {
         const uint8_t *p = v.mv_data;

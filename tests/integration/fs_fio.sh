@@ -2,7 +2,8 @@
 # fio with data verification on a dhtfs mount: random 4 KiB writes and
 # sequential 1 MiB writes from 4 jobs at once (crc32c in every block, read
 # back and checked by fio), then the same data verified again from a fresh
-# mount (--verify_only), so what was checked is the store, not a cache.
+# mount (--verify_only), so what was checked is the store, not a cache;
+# then four jobs writing one file under a 1 MiB dirty limit.
 source "$(dirname "$0")/fs_lib.sh"
 fs_require fio
 fs_ring
@@ -34,5 +35,16 @@ remount_fs "$M"
 run_fio rand --rw=randwrite --bs=4k --verify_only
 run_fio seq --rw=write --bs=1M --verify_only
 run_fio randbig --rw=randwrite --bs=64k --size=16M --verify_only
+umount_fs "$M"
+
+# Write-back under a tight dirty limit with few puts in flight: four jobs
+# stream into one file at once, so writers of one file wait for its puts
+# (wb_throttle) and finished puts start the next chunks (wb_pump).
+M=$T/mnt2
+mount_fs "$M" -o dirty_mb=1,wb_puts=2
+rm -rf "$M/fio" && mkdir "$M/fio"
+run_fio shared --rw=write --bs=1M --size=8M --filename=shared --offset_increment=8M
+remount_fs "$M"
+run_fio shared --rw=write --bs=1M --size=8M --filename=shared --offset_increment=8M --verify_only
 umount_fs "$M"
 finish
