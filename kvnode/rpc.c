@@ -11,11 +11,12 @@
  * A call that misses its deadline fails alone: a busy peer answers late,
  * and resetting its connection then would fail every other call queued to
  * it (under load one slow reply used to cascade into hundreds of failed
- * replications). The connection is reset when a call times out and the
- * peer has answered nothing on it since that call was sent, or when the
- * failure detector gives the peer up (rpc_reset_peer): ZeroMQ would
- * otherwise keep the abandoned requests queued for a dead peer, and
- * deliver them (stale) to a process listening at its address later.
+ * replications). The connection is reset when a call times out, the peer
+ * has answered nothing on it since that call was sent, and no other call
+ * on it has time left; or when the failure detector gives the peer up
+ * (rpc_reset_peer): ZeroMQ would otherwise keep the abandoned requests
+ * queued for a dead peer, and deliver them (stale) to a process listening
+ * at its address later.
  *
  * Each peer may have two connections, one per lane: RPC_LANE_DATA for
  * store traffic and RPC_LANE_CTL for ring maintenance (stabilize, pings,
@@ -160,6 +161,14 @@ static void fail_conn_calls(rpc_t *rpc, conn_t *c, int rc)
     for (size_t i = 0; i < RPC_SLOTS; i++)
         if (rpc->slots[i].req_id && rpc->slots[i].conn == c)
             finish(rpc, &rpc->slots[i], rc, NULL);
+}
+
+static bool conn_has_time_left(const rpc_t *rpc, const conn_t *c, uint64_t now)
+{
+    for (size_t i = 0; i < RPC_SLOTS; i++)
+        if (rpc->slots[i].req_id && rpc->slots[i].conn == c && rpc->slots[i].deadline > now)
+            return true;
+    return false;
 }
 
 void rpc_destroy(rpc_t **prpc)
@@ -455,7 +464,9 @@ static void tick(loop_t *loop, void *arg)
         if (!s->req_id || s->deadline > now)
             continue;
         conn_t *c = s->conn;
-        uint64_t sent = s->deadline - s->timeout_ms;
+        /* Decided before the callback, which may send on c or reuse it. */
+        bool silent = c && c->sock && c->last_rx_ms < s->deadline - s->timeout_ms;
+        uint64_t gen = c ? c->generation : 0;
         log_debug("rpc", "%s to %s timed out", wire_type_name(s->type), c ? c->addr : "?");
         finish(rpc, s, -ETIMEDOUT, NULL);
         /*
@@ -463,11 +474,13 @@ static void tick(loop_t *loop, void *arg)
          * was sent may be down, and the call may still sit in ZeroMQ's
          * queue for it, to be delivered to whatever listens there next — a
          * restarted node would apply a write the caller has given up on and
-         * retried elsewhere, over newer ones. Closing drops the queue (its
-         * other calls fail now rather than later). A peer that answered
-         * anything meanwhile is busy: its other calls stay in flight.
+         * retried elsewhere, over newer ones. Once no call on it has time
+         * left, closing drops that queue and costs nothing. A call that
+         * still has time (a longer deadline: a replica's commit, a stream;
+         * or one its callback just sent) keeps the connection: busy is not
+         * down, and the caller stops sending to a dead peer soon enough.
          */
-        if (c && c->sock && c->last_rx_ms < sent) {
+        if (silent && c->sock && c->generation == gen && !conn_has_time_left(rpc, c, now)) {
             log_debug("rpc", "%s silent since the call was sent: connection reset", c->addr);
             close_conn(rpc, c);
             fail_conn_calls(rpc, c, -ETIMEDOUT);

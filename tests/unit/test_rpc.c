@@ -5,7 +5,9 @@
  *    must not reach a process that listens on that address later (a late
  *    write applied by a restarted node would overwrite newer data);
  *  - a peer that misses one deadline but answers other calls meanwhile is
- *    busy, not gone: its other calls stay in flight and get their answers.
+ *    busy, not gone: its other calls stay in flight and get their answers;
+ *  - so do calls with longer deadlines to a peer that answers nothing for
+ *    a while (a replica waiting for its commit).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -201,12 +203,29 @@ static void test_rpc_busy_peer_keeps_other_calls(void **state)
     assert_int_equal(f->rc[2], 0);
 }
 
+static void test_rpc_silent_peer_keeps_longer_calls(void **state)
+{
+    fix_t *f = *state;
+    /* A replica's commit can outlast a short call's deadline: nothing at all
+     * is answered until then, but the longer call must still get its answer. */
+    call(f, 0, 200);
+    call(f, 1, 3000);
+    run_for(f, 400);
+    assert_int_equal(f->received, 2);
+    assert_int_equal(f->rc[0], -ETIMEDOUT);
+    assert_int_equal(f->rc[1], 1);
+    server_answer(f, f->req_id[1]);
+    run_for(f, 200);
+    assert_int_equal(f->rc[1], 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_rpc_abandoned_request_not_delivered_later, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_rpc_busy_peer_keeps_other_calls, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rpc_silent_peer_keeps_longer_calls, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
