@@ -646,7 +646,7 @@ static bool allowed(node_t *n, const uint8_t *ident, size_t ident_len, const wir
  */
 static void note_stall(node_t *n, uint64_t now)
 {
-    if (n->tick_ms && now - n->tick_ms > node_tick_stall_ms(n) && n->stall_seen_ms < n->tick_ms) {
+    if (n->tick_ms && now - n->tick_ms > node_tick_stall_ms(n) && n->stall_seen_ms <= n->tick_ms) {
         n->stall_seen_ms = now;
         log_warn("node",
                  "resumed after a %llu ms stall; refusing client writes that waited through it",
@@ -829,10 +829,10 @@ static void send_notify(node_t *n, ring_id_t to, uint8_t role);
 
 static void on_probe(int rc, const wire_msg_t *r, void *arg)
 {
-    (void)r;
     node_t *n = arg;
     n->probing = false;
-    if (rc == 0)
+    /* Only the node itself: another process may listen at its address now. */
+    if (rc == 0 && r->node.id == n->probe_target)
         node_peer_alive(n, n->probe_target);
 }
 
@@ -841,8 +841,9 @@ static void on_probe(int rc, const wire_msg_t *r, void *arg)
  * list) may enter our successor list. Not one we declared failed and have
  * not heard from since: neighbours notice a crash at different times, and
  * the successor still naming the dead node would otherwise put it back at
- * every round until it notices too. It is pinged instead (one at a time),
- * and an answer makes it welcome again at the next round.
+ * every round until it notices too. It is asked for its INFO instead (one
+ * at a time), and an answer from that id makes it welcome again at the
+ * next round.
  */
 static bool admissible(node_t *n, ring_id_t id)
 {
@@ -850,7 +851,7 @@ static bool admissible(node_t *n, ring_id_t id)
     if (!e || !e->failed)
         return true;
     wire_msg_t req;
-    wire_init(&req, WIRE_PING, 0);
+    wire_init(&req, WIRE_INFO, 0); /* layout 1: its answer names the node */
     if (!n->probing &&
         rpc_call_lane(n->rpc, e->addr, RPC_LANE_CTL, &req, n->cfg.timeout_ms, on_probe, n) == 0) {
         n->probing = true;
@@ -998,7 +999,7 @@ static void tick(loop_t *loop, void *arg)
         return;
     uint64_t now = loop_now_ms(loop);
     note_stall(n, now);
-    if (n->tick_ms && n->stall_seen_ms >= n->tick_ms)
+    if (n->tick_ms && n->stall_seen_ms > n->tick_ms)
         kv_coord_forget(n); /* stalled (frozen, starved): others may have moved on */
     n->tick_ms = now;
     if (++n->ticks % 8 == 0)
