@@ -648,8 +648,10 @@ int fs_lk_set(fs_t *fs, uint64_t ino, fs_lock_ent_t *want, bool unlock, uint64_t
         wait_sleep(fs, lf, wait, backoff);
         backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
     }
-    if (rc == 0 && !unlock)
+    if (rc == 0 && !unlock) {
         lf->coherent = true; /* the caller revalidates the file now */
+        fs->lk_grants++;
+    }
     if (rc == 0 && !unlock && want->kind == FS_LOCK_POSIX)
         pair_add(lf, want->owner, fh);
     if (rc == 0 && unlock)

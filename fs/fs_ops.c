@@ -1709,6 +1709,7 @@ static void run_setlk(op_t *o)
      */
     fiber_group_t g = {0, NULL};
     reload_job_t rj = {o->fs, n, -EIO};
+    uint64_t grants = o->fs->lk_grants;
     bool early = rc == 0 && !unlock && fiber_group_spawn(&g, reload_job, &rj) == 0;
     bool quiet = false;
     if (rc == 0) {
@@ -1724,7 +1725,12 @@ static void run_setlk(op_t *o)
             h->locked = true;
             h->lock_seq = o->fs->lk_lost_seq;
         }
-        lk_revalidate(o, n, early && quiet && rj.rc == 0);
+        /*
+         * Any other grant here meanwhile (this file's, or any, to keep it
+         * simple) may have read the record after our read was sent and
+         * vouched for a state our read predates.
+         */
+        lk_revalidate(o, n, early && quiet && rj.rc == 0 && o->fs->lk_grants == grants + 1);
     }
     if (!o->fs->se)
         return; /* unmounted meanwhile: nobody to answer */
