@@ -792,7 +792,9 @@ static int find(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos, 
     int rc = mdb_get(txn, st->dbi, &k, &v);
     if (rc != MDB_SUCCESS)
         return mdb_to_errno(rc);
-    map_populate(v.mv_data, v.mv_size);
+    /* fill_cache: the caller reads the value (a put or remove wants only its version). */
+    if (fill_cache)
+        map_populate(v.mv_data, v.mv_size);
     rc = decode_rec(v.mv_data, v.mv_size, rec);
     if (rc == 0 && fill_cache && rec->value_len <= CACHE_VALUE_MAX) {
         const uint8_t *p = v.mv_data;
