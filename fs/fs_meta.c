@@ -218,9 +218,17 @@ static int index_resolve(fs_t *fs, fs_inode_t *in)
     return fs_extents_add(&in->ext, 0, count);
 }
 
-/* Take a record read from the store (value is consumed). */
+/*
+ * Take a record read from the store (value is consumed). A read answered
+ * after a newer version got here (our own update, or a read sent later)
+ * is older news: kept out, or it would roll the node back.
+ */
 static int node_loaded(fs_t *fs, fs_node_t *n, uint8_t *value, size_t len, kv_version_t ver)
 {
+    if (n->have && kv_version_cmp(ver, n->ver) < 0) {
+        free(value);
+        return 0;
+    }
     fs_inode_t in;
     fs_stamps_t st;
     size_t body;
