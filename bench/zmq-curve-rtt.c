@@ -4,7 +4,8 @@
  * [value], as dhtfs's wire format does) would save much of it.
  *
  * A DEALER sends N messages of SIZE value bytes plus a 40-byte header,
- * as FRAMES (1: header and value in one frame, 2: two frames) to a ROUTER
+ * as FRAMES (1: header and value in one frame, 2: two frames, K > 2: the
+ * header and the value cut into K - 1 equal frames) to a ROUTER
  * in a forked process that echoes each message back; with CURVE=1 both
  * sockets run CurveZMQ (fresh key pairs), IOTHREADS on both contexts.
  * Prints wall time and CPU time (client: getrusage self; server: of the
@@ -24,6 +25,8 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#define MAX_FRAMES 64
 
 static double now(void)
 {
@@ -55,14 +58,14 @@ static void serve(const char *ep, int curve, const char *ssec, int iot)
         _exit(1);
     }
     for (;;) {
-        zmq_msg_t m[4];
+        zmq_msg_t m[MAX_FRAMES + 1];
         int k = 0, more;
         do {
             zmq_msg_init(&m[k]);
             zmq_msg_recv(&m[k], s, 0);
             more = zmq_msg_more(&m[k]);
             k++;
-        } while (more && k < 4);
+        } while (more && k < MAX_FRAMES + 1);
         if (k == 2 && zmq_msg_size(&m[1]) == 1 && ((char *)zmq_msg_data(&m[1]))[0] == 'Q')
             break;
         for (int i = 0; i < k; i++)
@@ -75,8 +78,8 @@ static void serve(const char *ep, int curve, const char *ssec, int iot)
 
 int main(int argc, char **argv)
 {
-    if (argc != 7) {
-        fprintf(stderr, "usage: zmq-curve-rtt N SIZE FRAMES(1|2) CURVE(0|1) IOTHREADS PORT\n");
+    if (argc != 7 || atoi(argv[3]) < 1 || atoi(argv[3]) > MAX_FRAMES) {
+        fprintf(stderr, "usage: zmq-curve-rtt N SIZE FRAMES(1..64) CURVE(0|1) IOTHREADS PORT\n");
         return 2;
     }
     int n = atoi(argv[1]), size = atoi(argv[2]), frames = atoi(argv[3]), curve = atoi(argv[4]),
@@ -105,9 +108,12 @@ int main(int argc, char **argv)
             t0 = now();
             c0 = cpu(RUSAGE_SELF);
         }
-        if (frames == 2) {
+        if (frames >= 2) {
             zmq_send(s, buf, 40, ZMQ_SNDMORE);
-            zmq_send(s, buf, (size_t)size, 0);
+            size_t part = (size_t)size / (size_t)(frames - 1), off = 0;
+            for (int f = 1; f < frames; f++, off += part)
+                zmq_send(s, buf + off, f < frames - 1 ? part : (size_t)size - off,
+                         f < frames - 1 ? ZMQ_SNDMORE : 0);
         } else {
             zmq_send(s, buf, (size_t)size + 40, 0);
         }
