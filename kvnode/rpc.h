@@ -42,10 +42,10 @@ typedef void (*rpc_done_fn)(int rc, const wire_msg_t *reply, void *arg);
  * ZeroMQ's default of 1. CurveZMQ seals and opens every frame in the I/O
  * thread that owns the connection; with one I/O thread all of a process's
  * crypto runs on one core in turn (a node's two replica copies of a 1 MiB
- * put: two seals of ~0.8 ms one after the other). A plain process's I/O
- * threads only move bytes, and a second one measured no better there
- * (docs/BENCHMARKS.md, "The cost of CURVE"). Returns NULL (errno set) like
- * zmq_ctx_new; the caller terminates it with zmq_ctx_term.
+ * put: two seals of ~1 ms of CPU each, one after the other). A plain
+ * process's I/O threads only move bytes, and a second one measured no
+ * better there (docs/BENCHMARKS.md, "The cost of CURVE"). Returns NULL
+ * (errno set) like zmq_ctx_new; the caller terminates it with zmq_ctx_term.
  */
 #define RPC_IO_THREADS_CURVE 2
 void *rpc_ctx_new(bool secured);
