@@ -532,7 +532,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-    void *zctx = rpc_ctx_new(key_path != NULL);
+    void *zctx = rpc_ctx_new();
     loop_t *loop = loop_new();
     char err[512] = "";
     sig_ctx_t sc = {0};

@@ -95,12 +95,12 @@ struct rpc {
 
 static void tick(loop_t *loop, void *arg);
 
-void *rpc_ctx_new(bool secured)
+void *rpc_ctx_new(void)
 {
     void *zctx = zmq_ctx_new();
     if (!zctx)
         return NULL;
-    int n = secured ? RPC_IO_THREADS_CURVE : 1;
+    int n = RPC_IO_THREADS;
     const char *env = getenv("DHTFS_IO_THREADS");
     if (env && *env) {
         char *end;
