@@ -323,7 +323,7 @@ static int run_dhtfs(slot_t *slots)
     size_t nseeds = 0;
     for (char *tok = strtok(list, ","); tok && nseeds < 32; tok = strtok(NULL, ","))
         seeds[nseeds++] = tok;
-    void *zctx = zmq_ctx_new();
+    void *zctx = rpc_ctx_new();
     loop = loop_new();
     rpc_t *rpc = rpc_new(zctx, loop);
     if (rpc && cfg.key) {

@@ -572,7 +572,7 @@ static int run(opts_t *o)
     fs->leases = fs_map_new();
     /* 1024 names of 255 bytes at most: about 280 KiB, allocated once. */
     fs->names = fs_names_new(1024);
-    void *zctx = zmq_ctx_new();
+    void *zctx = rpc_ctx_new();
     fs->loop = loop_new();
     fs->nodes = fs_map_new();
     fs->dirty = fs_map_new();

@@ -20,6 +20,7 @@
 #include "mc_server.h"
 #include "node.h"
 #include "node_metrics.h"
+#include "rpc.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -531,7 +532,7 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     int sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC);
 
-    void *zctx = zmq_ctx_new();
+    void *zctx = rpc_ctx_new();
     loop_t *loop = loop_new();
     char err[512] = "";
     sig_ctx_t sc = {0};

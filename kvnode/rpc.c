@@ -95,6 +95,23 @@ struct rpc {
 
 static void tick(loop_t *loop, void *arg);
 
+void *rpc_ctx_new(void)
+{
+    void *zctx = zmq_ctx_new();
+    if (!zctx)
+        return NULL;
+    int n = RPC_IO_THREADS;
+    const char *env = getenv("DHTFS_IO_THREADS");
+    if (env && *env) {
+        char *end;
+        long v = strtol(env, &end, 10);
+        if (*end == '\0' && v >= 1 && v <= 16)
+            n = (int)v;
+    }
+    zmq_ctx_set(zctx, ZMQ_IO_THREADS, n);
+    return zctx;
+}
+
 rpc_t *rpc_new(void *zctx, loop_t *loop)
 {
     rpc_t *rpc = calloc(1, sizeof *rpc);

@@ -33,6 +33,23 @@ typedef struct rpc rpc_t;
  */
 typedef void (*rpc_done_fn)(int rc, const wire_msg_t *reply, void *arg);
 
+/*
+ * A new ZeroMQ context for a long-running process (node, mount, load
+ * generator), its number of I/O threads set before any socket exists:
+ * DHTFS_IO_THREADS from the environment if it is 1..16, else
+ * RPC_IO_THREADS (ZeroMQ's default of 1). CurveZMQ seals and opens every
+ * frame in the I/O thread that owns the connection, so with one I/O thread
+ * a secured process's crypto runs on one core in turn (a node's two replica
+ * copies of a 1 MiB put: two seals of ~1 ms of CPU each, one after the
+ * other). Two threads helped secured 1 MiB puts a little in A/B runs but
+ * made the sec_ring test fail in 2 of 11 runs (handshake-timing races not
+ * yet understood), so the default stays 1 (docs/BENCHMARKS.md, "The cost
+ * of CURVE"). Returns NULL (errno set) like zmq_ctx_new; the caller
+ * terminates it with zmq_ctx_term.
+ */
+#define RPC_IO_THREADS 1
+void *rpc_ctx_new(void);
+
 /* zctx: the process's ZeroMQ context (borrowed, outlives the rpc). */
 rpc_t *rpc_new(void *zctx, loop_t *loop);
 /* Fails every pending call with -ECANCELED, closes all sockets. */
