@@ -280,9 +280,19 @@ static void compact(loop_t *loop)
     loop->nwatch = w;
 }
 
+static int loop_iterate(loop_t *loop);
+
 int loop_run(loop_t *loop)
 {
+    int rc = loop_iterate(loop);
+    /* Reset on the way out, not in: a stop asked before the run (a join
+     * that failed inside node_start) must end it, not be forgotten. */
     loop->stop = false;
+    return rc;
+}
+
+static int loop_iterate(loop_t *loop)
+{
     while (!loop->stop) {
         run_timers(loop);
         if (loop->stop)

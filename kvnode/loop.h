@@ -58,7 +58,10 @@ void loop_set_before_poll(loop_t *loop, loop_hook_fn fn, void *arg);
 uint64_t loop_now_ms(loop_t *loop);
 uint64_t loop_clock_ms(void);
 
-/* Run until loop_stop(). Returns 0, or -errno when polling fails. */
+/*
+ * Run until loop_stop() (at once if it was called before). Returns 0, or
+ * -errno when polling fails.
+ */
 int loop_run(loop_t *loop);
 void loop_stop(loop_t *loop);
 

@@ -160,6 +160,20 @@ static void test_loop_plain_fd(void **state)
     close(p[1]);
 }
 
+/* A stop asked before the run (e.g. a join that failed inside node_start) ends it at once. */
+static void test_loop_stop_before_run(void **state)
+{
+    fix_t *f = *state;
+    loop_stop(f->loop);
+    uint64_t t0 = loop_clock_ms();
+    run_until(f, 2000);
+    assert_false(f->timed_out);
+    assert_true(loop_clock_ms() - t0 < 1000);
+    /* ... and only that run: the next one runs until its own stop. */
+    run_until(f, 50);
+    assert_true(f->timed_out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -167,6 +181,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loop_one_signal_many_messages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_touch_after_consumed_signal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_plain_fd, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_stop_before_run, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
