@@ -137,13 +137,13 @@ expect_fail 2 "chmod 600" "$KVCOUNT" --peer "$SEED" --key "$K/open.key" --counte
 log "kvcount --key: counts on a secured ring; refused without a key"
 
 # --- Everyone else is refused, quickly, with exit 3.
-refused_with() { # DESCRIPTION PATTERN CMD...
+refused_with() { # DESCRIPTION PATTERN CMD... (LIMIT_MS: how soon, default 1500)
     local what=$1 pattern=$2 t0 t1
     shift 2
     t0=$(date +%s%N)
     expect_fail 3 "$pattern" "$@"
     t1=$(date +%s%N)
-    (((t1 - t0) / 1000000 < 1500)) || fail "$what: refusal took $(((t1 - t0) / 1000000)) ms"
+    (((t1 - t0) / 1000000 < ${LIMIT_MS:-1500})) || fail "$what: refusal took $(((t1 - t0) / 1000000)) ms"
 }
 refused() { # DESCRIPTION CMD...
     local what=$1
@@ -157,10 +157,15 @@ grep -q "refused key" "$T/n0.log" || fail "refusal not logged with a fingerprint
 # A wrong server key (someone else's node key in the address): no answer, exit 3.
 expect_fail 3 "unavailable|no answer" "$DHTCTL" --timeout-ms 500 --key "$K/c1.key" \
     --peer "127.0.0.1:${P[0]}#$(cat "$K/n1.key.pub")" get greeting
-# A plain address (no #KEY) for a secured node: told that it requires CURVE, at once.
-refused_with "plain address, get" "requires CURVE.*--key.*EP#KEY" \
+# A plain address (no #KEY) for a secured node: told that it requires CURVE,
+# well before the client's budget (4 x 2 s) runs out. Not always within a
+# few ms: the node may close the connection before its greeting reaches the
+# client, which then sees a bare disconnect and ZeroMQ reconnects (100 ms
+# apart) until an attempt reports the mechanism mismatch; under CI's load
+# that took 1.8 s once, and up to 3.7 s in a loaded manual run.
+LIMIT_MS=6000 refused_with "plain address, get" "requires CURVE.*--key.*EP#KEY" \
     "$DHTCTL" --timeout-ms 2000 --peer "127.0.0.1:${P[0]}" get greeting
-refused_with "plain address, status" "requires CURVE.*--key.*EP#KEY" \
+LIMIT_MS=6000 refused_with "plain address, status" "requires CURVE.*--key.*EP#KEY" \
     "$DHTCTL" --timeout-ms 2000 --peer "127.0.0.1:${P[0]}" status
 log "no key, random key, peer operation with a client key, plain address: exit 3 at once; refusals logged"
 
