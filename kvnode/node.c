@@ -572,6 +572,8 @@ static void handle_update(node_t *n, const wire_msg_t *m, wire_msg_t *r)
     rpc_call(n->rpc, node_book_get(n, pred), &fwd, n->cfg.timeout_ms, on_update_passed, NULL);
 }
 
+static bool admissible(node_t *n, ring_id_t id);
+
 static void handle_leave(node_t *n, const wire_msg_t *m)
 {
     char a[RING_ID_HEX_MAX];
@@ -585,7 +587,8 @@ static void handle_leave(node_t *n, const wire_msg_t *m)
         ring_id_t list[WIRE_SUCC_MAX];
         size_t k = 0;
         for (size_t i = 0; i < m->nsucc; i++)
-            if (m->succ[i].id != leaver && node_learn(n, &m->succ[i]))
+            if (m->succ[i].id != leaver && node_learn(n, &m->succ[i]) &&
+                admissible(n, m->succ[i].id))
                 list[k++] = m->succ[i].id;
         ring_id_t mine[RING_SUCC_MAX];
         size_t nmine = ring_state_succ_list(n->rs, mine, RING_SUCC_MAX);
