@@ -12,6 +12,7 @@
 #include "log.h"
 #include "loop.h"
 #include "progress.h"
+#include "ring_place.h"
 #include "rpc.h"
 #include "sec_key.h"
 #include "wire.h"
@@ -304,11 +305,12 @@ out:
 static int info_call(ctl_t *ctl, const char *addr, wire_msg_t *info)
 {
     wire_msg_t req;
-    wire_init(&req, WIRE_INFO, 0);
-    req.has_epoch = true;
-    int rc = call(ctl, addr, &req, info);
-    if (rc == -EPROTONOSUPPORT) {
+    /* The newest layout first (3: placement; 2: member epoch), then older ones. */
+    int rc = -EPROTONOSUPPORT;
+    for (int layout = 3; layout >= 1 && rc == -EPROTONOSUPPORT; layout--) {
         wire_init(&req, WIRE_INFO, 0);
+        req.has_epoch = layout >= 2;
+        req.has_place = layout == 3;
         rc = call(ctl, addr, &req, info);
     }
     return rc;
@@ -319,18 +321,90 @@ static int info_call(ctl_t *ctl, const char *addr, wire_msg_t *info)
 enum { MEMBERS_TRIES = 5 };
 
 /*
- * members: the peer's member table, page by page (MEMBERS). A table that
- * changes between pages (another epoch on a later page) is read again from
- * the start, up to MEMBERS_TRIES times, so the listing is one epoch's.
+ * The peer's member table, page by page (MEMBERS), into *all (the caller
+ * frees it) and *n, under one epoch: a table that changes between pages
+ * (another epoch on a later page) is read again from the start, up to
+ * MEMBERS_TRIES times. Returns 0 or an exit status (reported as `what`).
  */
+static int read_members(ctl_t *ctl, const char *what, const char *peer, wire_member_t **all,
+                        size_t *n, uint64_t *epoch)
+{
+    wire_msg_t *r = malloc(sizeof *r), req;
+    size_t cap = 0;
+    int rc = 0;
+    *all = NULL;
+    *n = 0;
+    if (!r)
+        return 1;
+    bool done = false;
+    for (int attempt = 0; attempt < MEMBERS_TRIES && !done; attempt++) {
+        *n = 0;
+        bool has_after = false, same = true;
+        ring_id_t after = 0;
+        for (;;) {
+            wire_init(&req, WIRE_MEMBERS, 0);
+            req.has_after = has_after;
+            req.after = after;
+            rc = call(ctl, peer, &req, r);
+            if (rc == -EOPNOTSUPP) {
+                fprintf(stderr, "dhtctl: %s: %s keeps no member table (built before MEMBERS)\n",
+                        what, peer);
+                rc = EXIT_UNAVAILABLE;
+                goto out;
+            }
+            if (rc < 0) {
+                rc = report_failure(what, peer, rc, r);
+                goto out;
+            }
+            if (!has_after)
+                *epoch = r->epoch;
+            else if (r->epoch != *epoch)
+                same = false;
+            if (*n + r->nmember > cap) {
+                size_t ncap = cap ? 2 * cap : 64;
+                while (ncap < *n + r->nmember)
+                    ncap *= 2;
+                wire_member_t *grown = realloc(*all, ncap * sizeof **all);
+                if (!grown) {
+                    rc = 1;
+                    goto out;
+                }
+                *all = grown;
+                cap = ncap;
+            }
+            memcpy(*all + *n, r->member, r->nmember * sizeof **all);
+            *n += r->nmember;
+            if (!r->more || r->nmember == 0 || !same)
+                break;
+            has_after = true;
+            after = r->member[r->nmember - 1].node.id;
+        }
+        done = same;
+    }
+    rc = 0;
+    if (!done) {
+        fprintf(stderr, "dhtctl: %s: %s's table kept changing while read\n", what, peer);
+        rc = EXIT_UNAVAILABLE;
+    }
+out:
+    free(r);
+    if (rc != 0) {
+        free(*all);
+        *all = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+/* members: the peer's member table, as read_members gets it. */
 static int cmd_members(ctl_t *ctl, const char *peer)
 {
-    wire_msg_t *r = malloc(sizeof *r), *info = malloc(sizeof *info), req;
+    wire_msg_t *info = malloc(sizeof *info);
     wire_member_t *all = NULL;
-    size_t n = 0, cap = 0;
+    size_t n = 0;
     int rc = 0;
     uint64_t epoch = 0;
-    if (!r || !info) {
+    if (!info) {
         rc = 1;
         goto out;
     }
@@ -340,58 +414,9 @@ static int cmd_members(ctl_t *ctl, const char *peer)
         goto out;
     }
     unsigned m = info->id_bits;
-    bool done = false;
-    for (int attempt = 0; attempt < MEMBERS_TRIES && !done; attempt++) {
-        n = 0;
-        bool has_after = false, same = true;
-        ring_id_t after = 0;
-        for (;;) {
-            wire_init(&req, WIRE_MEMBERS, 0);
-            req.has_after = has_after;
-            req.after = after;
-            rc = call(ctl, peer, &req, r);
-            if (rc == -EOPNOTSUPP) {
-                fprintf(stderr,
-                        "dhtctl: members: %s keeps no member table (built before "
-                        "MEMBERS)\n",
-                        peer);
-                rc = EXIT_UNAVAILABLE;
-                goto out;
-            }
-            if (rc < 0) {
-                rc = report_failure("members", peer, rc, r);
-                goto out;
-            }
-            if (!has_after)
-                epoch = r->epoch;
-            else if (r->epoch != epoch)
-                same = false;
-            if (n + r->nmember > cap) {
-                size_t ncap = cap ? 2 * cap : 64;
-                while (ncap < n + r->nmember)
-                    ncap *= 2;
-                wire_member_t *grown = realloc(all, ncap * sizeof *all);
-                if (!grown) {
-                    rc = 1;
-                    goto out;
-                }
-                all = grown;
-                cap = ncap;
-            }
-            memcpy(all + n, r->member, r->nmember * sizeof *all);
-            n += r->nmember;
-            if (!r->more || r->nmember == 0 || !same)
-                break;
-            has_after = true;
-            after = r->member[r->nmember - 1].node.id;
-        }
-        done = same;
-    }
-    if (!done) {
-        fprintf(stderr, "dhtctl: members: %s's table kept changing while read\n", peer);
-        rc = EXIT_UNAVAILABLE;
+    rc = read_members(ctl, "members", peer, &all, &n, &epoch);
+    if (rc != 0)
         goto out;
-    }
     char a[RING_ID_HEX_MAX];
     if (ctl->json) {
         printf("{\"id\":\"%s\",\"epoch\":\"%016" PRIx64 "\",\"members\":[",
@@ -422,7 +447,6 @@ static int cmd_members(ctl_t *ctl, const char *peer)
     rc = 0;
 out:
     free(all);
-    free(r);
     free(info);
     return rc;
 }
@@ -473,6 +497,18 @@ static int cmd_fingers(ctl_t *ctl, const char *peer)
 
 /* -------------------------------------------------------------- lookup */
 
+typedef struct {
+    loop_t *loop;
+    bool finished;
+    int rc;
+    size_t n;
+    ring_id_t ids[WIRE_SUCC_MAX];
+    char addrs[WIRE_SUCC_MAX][ENDPOINT_MAX];
+} lookup_wait_t;
+
+static int placement_set(ctl_t *ctl, const char *what, const char *peer, ring_id_t pos,
+                         lookup_wait_t *w);
+
 static int cmd_lookup(ctl_t *ctl, const char *peer, const char *key, bool iterative)
 {
     wire_msg_t *r = malloc(sizeof *r), req;
@@ -512,6 +548,20 @@ static int cmd_lookup(ctl_t *ctl, const char *peer, const char *key, bool iterat
     }
     if (!iterative)
         hops = r->hops;
+    /* Where the copies live: the successors, or the placement's set under token placement. */
+    lookup_wait_t w = {.n = r->nsucc};
+    for (size_t i = 0; i < w.n; i++) {
+        w.ids[i] = r->succ[i].id;
+        snprintf(w.addrs[i], sizeof w.addrs[i], "%s", r->succ[i].addr);
+    }
+    rc = placement_set(ctl, "lookup", r->node.addr, pos, &w);
+    if (rc != 0) {
+        free(r);
+        return rc;
+    }
+    r->nsucc = (uint8_t)w.n;
+    for (size_t i = 0; i < w.n; i++)
+        wire_node_set(&r->succ[i], w.ids[i], w.addrs[i]);
     char a[RING_ID_HEX_MAX], b[RING_ID_HEX_MAX];
     if (ctl->json) {
         printf("{\"key\":");
@@ -719,6 +769,7 @@ typedef struct {
     char addr[ENDPOINT_MAX];
     bool answered;
     uint64_t keys, bytes;
+    uint64_t primary;       /* keys it is the primary (Chord: authority) of */
     bool has_progress;      /* it answered STATS layout 2 */
     progress_sample_t prog; /* when has_progress */
     uint64_t at_ms;         /* when its STATS answer came */
@@ -742,6 +793,9 @@ typedef struct {
     /* The allow-lists of the node asked (the walk's first), when it said (STATS layout 3). */
     bool has_lists;
     uint64_t peer_keys, client_keys, restricted_keys;
+    /* The placement of the walk's first node, when it said (INFO layout 3). */
+    bool has_place;
+    unsigned tokens, probes;
 } status_snap_t;
 
 static void snap_free(status_snap_t *s)
@@ -815,6 +869,11 @@ static int status_walk(ctl_t *ctl, const char *peer, status_snap_t *s)
             s->rows = grown;
             s->cap = ncap;
         }
+        if (s->nrows == 0 && info->has_place) {
+            s->has_place = true;
+            s->tokens = info->tokens;
+            s->probes = info->probes;
+        }
         status_row_t *row = &s->rows[s->nrows++];
         *row = (status_row_t){.id = info->node.id};
         snprintf(row->addr, sizeof row->addr, "%s", addr);
@@ -838,6 +897,7 @@ static int status_walk(ctl_t *ctl, const char *peer, status_snap_t *s)
             row->answered = true;
             row->keys = st->stored_keys;
             row->bytes = st->bytes;
+            row->primary = st->primary_keys;
             row->at_ms = loop_clock_ms();
             if (s->nrows == 1 && st->has_security && st->secured) {
                 s->has_lists = true;
@@ -940,9 +1000,10 @@ static void print_per_node(const status_snap_t *s)
         printf("%s{\"id\":\"%s\",\"addr\":", i ? "," : "", idhex(r->id, s->m, hex));
         json_string(r->addr);
         if (r->answered)
-            printf(",\"keys\":%" PRIu64 ",\"bytes\":%" PRIu64, r->keys, r->bytes);
+            printf(",\"keys\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"primary\":%" PRIu64, r->keys,
+                   r->bytes, r->primary);
         else
-            printf(",\"keys\":null,\"bytes\":null");
+            printf(",\"keys\":null,\"bytes\":null,\"primary\":null");
         if (r->has_member) {
             printf(",\"weight\":%u,\"zone\":", r->weight);
             if (r->zone[0])
@@ -999,6 +1060,13 @@ static void status_print(ctl_t *ctl, const status_snap_t *s)
                    (unsigned long long)s->restricted_keys);
         else
             printf(",\"peer_keys\":null,\"client_keys\":null,\"restricted_client_keys\":null");
+        if (!s->has_place)
+            printf(",\"placement\":null");
+        else if (s->tokens)
+            printf(",\"placement\":{\"kind\":\"tokens\",\"tokens\":%u,\"probes\":%u}", s->tokens,
+                   s->probes);
+        else
+            printf(",\"placement\":{\"kind\":\"chord\"}");
         print_per_node(s);
         printf(",\"progress\":");
         json_progress(&s->total, &s->est);
@@ -1012,6 +1080,10 @@ static void status_print(ctl_t *ctl, const status_snap_t *s)
            (unsigned long long)s->stored, (unsigned long long)s->bytes,
            s->open_nodes == 0 ? "secured (CURVE)" : "NOT secured",
            s->silent ? "  (some nodes did not answer)" : "");
+    if (s->has_place && s->tokens)
+        printf("placement: %u tokens per unit of weight, %u probes\n", s->tokens, s->probes);
+    else if (s->has_place)
+        printf("placement: Chord successors\n");
     if (s->has_lists)
         printf("allow-lists of %s: %llu peer keys, %llu client keys (%llu restricted to "
                "volumes)\n",
@@ -1156,15 +1228,6 @@ static int cmd_status(ctl_t *ctl, const char *peer, uint64_t watch_ms, unsigned 
     return rc;
 }
 
-typedef struct {
-    loop_t *loop;
-    bool finished;
-    int rc;
-    size_t n;
-    ring_id_t ids[WIRE_SUCC_MAX];
-    char addrs[WIRE_SUCC_MAX][ENDPOINT_MAX];
-} lookup_wait_t;
-
 static void on_lookup_done(int rc, size_t n, const ring_id_t *ids, const char *const *addrs,
                            void *arg)
 {
@@ -1177,6 +1240,64 @@ static void on_lookup_done(int rc, size_t n, const ring_id_t *ids, const char *c
         snprintf(w->addrs[i], sizeof w->addrs[i], "%s", addrs[i]);
     }
     loop_stop(w->loop);
+}
+
+/*
+ * On a ring with token placement the copies of the key at pos are not on
+ * its Chord successors: replace w's list by the placement's replica set,
+ * computed here from the peer's member table as the nodes compute it
+ * (without their failure detectors' view: a member that is down is listed,
+ * and shows no answer). Returns 0 or an exit status.
+ */
+static int placement_set(ctl_t *ctl, const char *what, const char *peer, ring_id_t pos,
+                         lookup_wait_t *w)
+{
+    wire_msg_t *info = malloc(sizeof *info);
+    if (!info)
+        return 1;
+    int rc = info_call(ctl, peer, info);
+    if (rc < 0) {
+        rc = report_failure(what, peer, rc, info);
+        free(info);
+        return rc;
+    }
+    ring_place_params_t p = {info->id_bits, info->tokens, info->probes};
+    unsigned replicas = info->replicas;
+    bool tokens = info->has_place && info->tokens > 0;
+    free(info);
+    if (!tokens)
+        return 0;
+    wire_member_t *all;
+    size_t n, k = 0;
+    uint64_t epoch;
+    rc = read_members(ctl, what, peer, &all, &n, &epoch);
+    if (rc != 0)
+        return rc;
+    ring_place_node_t *nodes = calloc(n ? n : 1, sizeof *nodes);
+    ring_place_t *pl = NULL;
+    for (size_t i = 0; nodes && i < n; i++)
+        if (all[i].state == RING_MEMBER_UP || all[i].state == RING_MEMBER_JOINING)
+            nodes[k++] = (ring_place_node_t){all[i].node.id, all[i].weight,
+                                             ring_members_zone_hash(all[i].zone)};
+    rc = nodes && k ? ring_place_new(&p, nodes, k, &pl) : -ENOMEM;
+    if (rc == 0) {
+        size_t idx[RING_PLACE_REPLICAS_MAX];
+        uint32_t part = ring_place_part_of(pos, p.m);
+        w->n = ring_place_replicas(pl, ring_place_part_pos(part, p.m), replicas, idx);
+        for (size_t i = 0; i < w->n; i++) {
+            w->ids[i] = nodes[idx[i]].id;
+            for (size_t j = 0; j < n; j++)
+                if (all[j].node.id == w->ids[i])
+                    snprintf(w->addrs[i], sizeof w->addrs[i], "%s", all[j].node.addr);
+        }
+    } else {
+        fprintf(stderr, "dhtctl: %s: no placement from %s's member table\n", what, peer);
+        rc = EXIT_UNAVAILABLE;
+    }
+    ring_place_destroy(&pl);
+    free(nodes);
+    free(all);
+    return rc;
 }
 
 static int cmd_replicas(ctl_t *ctl, const char *peer, const char *key)
@@ -1192,6 +1313,9 @@ static int cmd_replicas(ctl_t *ctl, const char *peer, const char *key)
     if (w.rc < 0)
         return kv_exit("replicas", key, w.rc, NULL);
     unsigned m = kvc_id_bits(ctl->kvc);
+    rc = placement_set(ctl, "replicas", w.addrs[0], ring_hash(key, strlen(key), m), &w);
+    if (rc != 0)
+        return rc;
     wire_msg_t *r = malloc(sizeof *r), req;
     if (!r)
         return 1;

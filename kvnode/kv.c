@@ -26,6 +26,7 @@ void kv_fini(node_t *n)
     if (!n->kv)
         return;
     kv_maint_fini(n);
+    kv_parts_fini(n);
     /* Pending rpc callbacks were cancelled by rpc_destroy before this. */
     kv_repl_fini(n);
     sync_t *s = n->kv->sessions;
@@ -76,6 +77,15 @@ static void kv_progress(node_t *n, wire_msg_t *r)
     r->moved_bytes = kv->moved_bytes;
 }
 
+static void kv_disk(node_t *n, wire_msg_t *r)
+{
+    struct statvfs sv;
+    if (statvfs(n->cfg.data_dir, &sv) == 0) {
+        r->disk_total = (uint64_t)sv.f_blocks * sv.f_frsize;
+        r->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+    }
+}
+
 /*
  * Keys of our range, counted now, and how many of them are not known to
  * have N healthy copies: the last round's shortfall, or all of them while
@@ -88,6 +98,19 @@ static void kv_progress(node_t *n, wire_msg_t *r)
 void kv_stats(node_t *n, wire_msg_t *r)
 {
     struct kv *kv = n->kv;
+    if (node_place_on(n)) {
+        /* Under token placement: as the last pass over the partitions counted them. */
+        uint64_t primary, under;
+        kv_parts_stats(n, &primary, &under);
+        under += kv_repl_backlog(n) + (kv_repl_lost(n) - kv->repl_lost_checked);
+        r->primary_keys = primary;
+        r->under_replicated = under < primary ? under : primary;
+        r->stored_keys = store_count(n->store);
+        r->bytes = store_bytes(n->store);
+        kv_progress(n, r);
+        kv_disk(n, r);
+        return;
+    }
     ring_id_t pred;
     uint64_t primary = kv->primary_keys, digest[2];
     bool alone = ring_state_succ(n->rs) == n->self;
@@ -109,11 +132,7 @@ void kv_stats(node_t *n, wire_msg_t *r)
     r->stored_keys = store_count(n->store);
     r->bytes = store_bytes(n->store);
     kv_progress(n, r);
-    struct statvfs sv;
-    if (statvfs(n->cfg.data_dir, &sv) == 0) {
-        r->disk_total = (uint64_t)sv.f_blocks * sv.f_frsize;
-        r->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
-    }
+    kv_disk(n, r);
 }
 
 bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)

@@ -846,7 +846,14 @@ static void op_decide(kv_op_t *op)
  */
 static void op_begin(kv_op_t *op)
 {
-    kv_known_t *k = known(op->n);
+    /*
+     * Under token placement the coordinator may hold no copy of the key:
+     * "our copy is the newest" then means nothing, so it reads a quorum.
+     */
+    bool holds = false;
+    for (unsigned i = 0; i < op->nrep; i++)
+        holds |= op->rep[i] == op->n->self;
+    kv_known_t *k = holds ? known(op->n) : NULL;
     if (k) {
         op->has_ticket = true;
         op->ticket = kv_known_ticket(k);
@@ -971,7 +978,7 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
     op->kind = m->type == WIRE_KV_GET ? OP_GET : OP_PUT;
     memcpy(op->key, m->key_bytes, m->key_len);
     op->key_len = m->key_len;
-    op->nrep = (unsigned)node_replica_set(n, op->rep, KV_QUORUM_MAX);
+    op->nrep = (unsigned)node_key_replicas(n, pos, op->rep, KV_QUORUM_MAX);
     if (op->kind == OP_PUT) {
         if (m->flags & ~WIRE_FLAG_TOMBSTONE) {
             free(op);

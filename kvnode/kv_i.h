@@ -42,6 +42,7 @@ typedef struct sync {
     uint64_t start_timer;
     bool finishing;
     void (*done)(struct sync *s);
+    void *arg; /* the caller's, for done */
 } sync_t;
 
 enum {
@@ -78,7 +79,8 @@ struct kv {
     /* results of the last finished round */
     uint64_t primary_keys;
     uint64_t under_replicated;
-    struct kv_drop *drops; /* kv_maint.c: dropped ranges being forgotten */
+    struct kv_drop *drops;  /* kv_maint.c: dropped ranges being forgotten */
+    struct kv_parts *parts; /* kv_parts.c: token placement's pass (created on first use) */
     /* kv_repl.c: per-replica delivery */
     struct repl_peer *repl_peers;
     uint64_t repl_timer, repl_timer_at;
@@ -168,5 +170,30 @@ bool kv_maint_purge_local(node_t *n, const uint8_t *key, size_t key_len, kv_vers
 void kv_maint_serve_drop(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
 /* Stop forgetting dropped ranges (node shutdown). */
 void kv_maint_fini(node_t *n);
+/*
+ * Tombstones of (lo, hi] older than the grace period are forgotten here and
+ * at the other members of reps (called once a round found them all in sync).
+ */
+void kv_maint_purge(node_t *n, ring_id_t lo, ring_id_t hi, const ring_id_t *reps, size_t nrep);
+/*
+ * Forget our copy of (lo, hi], in batches off the request path; records
+ * with a version at or after keep_from_hlc stay (0: none do).
+ */
+void kv_maint_drop(node_t *n, ring_id_t lo, ring_id_t hi, uint64_t keep_from_hlc);
+/* The leave's hand-off is over (or given up): run its done callback once. */
+void kv_handoff_finish(node_t *n);
+
+/* kv_parts.c: maintenance under token placement (node_place_on) */
+/* From kv_tick: run or continue the pass over the partitions. */
+void kv_parts_tick(node_t *n);
+/*
+ * Leaving: hand every partition we hold to its replica set (we are out of
+ * the placement). Returns the partitions being handed over (0: nothing to
+ * do); kv_handoff_finish runs when the last is through.
+ */
+unsigned kv_parts_handoff(node_t *n);
+/* Keys we are the placement's primary for and how many lack copies, as last counted. */
+void kv_parts_stats(node_t *n, uint64_t *primary, uint64_t *under);
+void kv_parts_fini(node_t *n);
 
 #endif

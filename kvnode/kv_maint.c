@@ -62,7 +62,7 @@ bool kv_maint_purge_local(node_t *n, const uint8_t *key, size_t key_len, kv_vers
  * start once it reached the end: the loop's work per round is bounded
  * however many records the range holds.
  */
-static void purge_tombstones(node_t *n, ring_id_t lo, ring_id_t hi)
+void kv_maint_purge(node_t *n, ring_id_t lo, ring_id_t hi, const ring_id_t *reps, size_t nrep)
 {
     uint64_t now = kv_wall_ms();
     uint64_t grace = (uint64_t)n->cfg.tombstone_grace_s * 1000u;
@@ -87,8 +87,6 @@ static void purge_tombstones(node_t *n, ring_id_t lo, ring_id_t hi)
         kv->purge_len = p->last_len;
         memcpy(kv->purge_key, p->last_key, p->last_len);
     }
-    ring_id_t reps[KV_QUORUM_MAX];
-    size_t nrep = node_replica_set(n, reps, KV_QUORUM_MAX);
     for (unsigned k = 0; k < p->count; k++) {
         wire_msg_t req;
         wire_init(&req, WIRE_REPL_PUT, 0);
@@ -96,8 +94,8 @@ static void purge_tombstones(node_t *n, ring_id_t lo, ring_id_t hi)
         req.key_len = p->key_len[k];
         req.version = p->version[k];
         req.flags = WIRE_FLAG_TOMBSTONE | WIRE_FLAG_PURGE;
-        for (size_t i = 1; i < nrep; i++) {
-            const char *addr = node_book_get(n, reps[i]);
+        for (size_t i = 0; i < nrep; i++) {
+            const char *addr = reps[i] == n->self ? NULL : node_book_get(n, reps[i]);
             if (addr)
                 rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, rpc_ignore_answer,
                          "tombstone purge");
@@ -144,7 +142,7 @@ static void round_account(struct kv *kv, uint64_t missing)
         memcpy(kv->last_reps, kv->round_reps, sizeof kv->last_reps);
         kv->last_nrep = kv->round_nrep;
         if (kv->under_replicated == 0 && !kv->round_short) {
-            purge_tombstones(kv->n, kv->round_lo, kv->round_hi);
+            kv_maint_purge(kv->n, kv->round_lo, kv->round_hi, kv->round_reps, kv->round_nrep);
             drop_extra_copies(kv->n, kv->round_lo, kv->round_hi);
         }
     }
@@ -159,6 +157,7 @@ struct kv_drop {
     node_t *n;
     struct kv_drop *next;
     ring_id_t lo, hi;
+    uint64_t keep_from_hlc; /* records this new or newer stay (0: none) */
     uint64_t timer;
     unsigned total;
     unsigned count;
@@ -172,8 +171,9 @@ struct kv_drop {
 static int collect_drop(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *rec,
                         void *arg)
 {
-    (void)rec;
     struct kv_drop *d = arg;
+    if (d->keep_from_hlc && rec->version.hlc >= d->keep_from_hlc)
+        return 0;
     memcpy(d->key[d->count], key, key_len);
     d->key_len[d->count] = (uint16_t)key_len;
     d->pos[d->count] = pos;
@@ -226,6 +226,20 @@ static void drop_step(loop_t *loop, void *arg)
     d->cursor_pos = d->pos[d->count - 1];
 }
 
+void kv_maint_drop(node_t *n, ring_id_t lo, ring_id_t hi, uint64_t keep_from_hlc)
+{
+    struct kv_drop *d = calloc(1, sizeof *d);
+    if (!d)
+        return;
+    d->n = n;
+    d->lo = lo;
+    d->hi = hi;
+    d->keep_from_hlc = keep_from_hlc;
+    d->next = n->kv->drops;
+    n->kv->drops = d;
+    drop_step(n->loop, d);
+}
+
 /* Our copy of (lo, hi] went back to its authority: forget it. */
 static void on_drop_synced(sync_t *s)
 {
@@ -235,15 +249,7 @@ static void on_drop_synced(sync_t *s)
         log_info("kv", "kept a range for now: hand-back to %s incomplete", s->addr);
         return;
     }
-    struct kv_drop *d = calloc(1, sizeof *d);
-    if (!d)
-        return;
-    d->n = n;
-    d->lo = kv_sync_lo(s->ks);
-    d->hi = kv_sync_hi(s->ks);
-    d->next = n->kv->drops;
-    n->kv->drops = d;
-    drop_step(n->loop, d);
+    kv_maint_drop(n, kv_sync_lo(s->ks), kv_sync_hi(s->ks), 0);
 }
 
 void kv_maint_serve_drop(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
@@ -283,6 +289,10 @@ static void on_round_session(sync_t *s)
 void kv_tick(node_t *n)
 {
     struct kv *kv = n->kv;
+    if (node_place_on(n)) {
+        kv_parts_tick(n);
+        return;
+    }
     uint64_t now = loop_now_ms(n->loop);
     uint64_t period = n->cfg.stabilize_ms * 8;
     if (kv->round_active || now - kv->last_round_ms < period || n->leaving)
@@ -330,7 +340,7 @@ void kv_tick(node_t *n)
     round_account(kv, 0);
 }
 
-static void handoff_finish(node_t *n)
+void kv_handoff_finish(node_t *n)
 {
     struct kv *kv = n->kv;
     if (!kv->handoff_done)
@@ -351,7 +361,7 @@ static void on_handoff_session(sync_t *s)
         log_warn("kv", "hand-off to %s incomplete: %llu keys not confirmed", s->addr,
                  (unsigned long long)kv_sync_missing(s->ks));
     if (kv->handoff_pending && --kv->handoff_pending == 0)
-        handoff_finish(s->n);
+        kv_handoff_finish(s->n);
 }
 
 static void on_handoff_timeout(loop_t *loop, void *arg)
@@ -360,7 +370,7 @@ static void on_handoff_timeout(loop_t *loop, void *arg)
     node_t *n = arg;
     n->kv->handoff_timer = 0;
     log_warn("kv", "hand-off did not finish in time; leaving anyway");
-    handoff_finish(n);
+    kv_handoff_finish(n);
 }
 
 void kv_handoff(node_t *n, void (*done)(node_t *n))
@@ -368,6 +378,15 @@ void kv_handoff(node_t *n, void (*done)(node_t *n))
     struct kv *kv = n->kv;
     kv->handoff_done = done;
     kv->handoff_pending = 0;
+    if (node_place_on(n)) {
+        /* Every partition we hold now belongs to others (we are out of the placement). */
+        if (kv_parts_handoff(n) == 0) {
+            kv_handoff_finish(n);
+            return;
+        }
+        kv->handoff_timer = loop_timer_add(n->loop, HANDOFF_LIMIT_MS, on_handoff_timeout, n);
+        return;
+    }
     ring_id_t succ[RING_SUCC_MAX];
     size_t ns = ring_state_succ_list(n->rs, succ, RING_SUCC_MAX);
     /* Without us, each key's replica set extends by one more successor. */
@@ -380,7 +399,7 @@ void kv_handoff(node_t *n, void (*done)(node_t *n))
         }
     }
     if (kv->handoff_pending == 0) {
-        handoff_finish(n);
+        kv_handoff_finish(n);
         return;
     }
     log_info("kv", "handing %llu keys to %u successors", (unsigned long long)store_count(n->store),

@@ -69,12 +69,19 @@ void kv_replica_serve_read(node_t *n, const uint8_t *ident, size_t ident_len, co
     wire_msg_t *r = local_read(n, ident, ident_len, m, WIRE_KV_READ | WIRE_REPLY);
     if (!r)
         return;
-    r->done = ring_state_owns(n->rs, store_pos(n->store, m->key_bytes, m->key_len));
+    ring_id_t pos = store_pos(n->store, m->key_bytes, m->key_len);
+    r->done = ring_state_owns(n->rs, pos);
     if (r->done) {
         ring_id_t reps[KV_QUORUM_MAX];
-        size_t nrep = node_replica_set(n, reps, KV_QUORUM_MAX);
-        for (size_t i = 1; i < nrep && r->nsucc < WIRE_SUCC_MAX; i++)
-            node_fill(n, &r->succ[r->nsucc++], reps[i]);
+        size_t nrep = node_key_replicas(n, pos, reps, KV_QUORUM_MAX);
+        /* Under token placement the authority vouches only while it holds a copy. */
+        bool holds = false;
+        for (size_t i = 0; i < nrep; i++)
+            holds |= reps[i] == n->self;
+        r->done = holds;
+        for (size_t i = 0; i < nrep && holds && r->nsucc < WIRE_SUCC_MAX; i++)
+            if (reps[i] != n->self)
+                node_fill(n, &r->succ[r->nsucc++], reps[i]);
     }
     node_send(n, ident, ident_len, r);
 }

@@ -20,6 +20,7 @@
 #include "mc_server.h"
 #include "node.h"
 #include "node_metrics.h"
+#include "ring_place.h"
 #include "rpc.h"
 #include "wire.h"
 
@@ -46,6 +47,7 @@ static void usage(FILE *f)
                "              [--fail-after-ms MS] [--tombstone-grace-s S] [--metrics HOST:PORT]\n"
                "              [--key FILE [--peer-keys LIST] [--client-keys LIST]] [--insecure]\n"
                "              [--memcached HOST:PORT] [--weight W] [--zone NAME]\n"
+               "              [--tokens T [--probes P]]\n"
                "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH); a secured\n"
                "node's endpoint ends in #KEY, its public key (--join tcp://HOST:PORT#KEY).\n"
                "--key FILE: secret key (dhtctl keygen); CURVE on every connection, and only\n"
@@ -59,7 +61,11 @@ static void usage(FILE *f)
                "the replicated store under mc/); loopback only unless --insecure.\n"
                "--weight W: the node's capacity weight, 1..64 (default 1); --zone NAME: its\n"
                "failure domain (1..31 of A-Z a-z 0-9 . _ -; default none). Both are published\n"
-               "in the ring's member table (dhtctl members); placement does not use them yet.\n"
+               "in the ring's member table (dhtctl members) and used by token placement.\n"
+               "--tokens T: place keys by T tokens per unit of weight (1..4096), in partitions,\n"
+               "on distinct nodes and zones; 0 (default): on the key's Chord successor and the\n"
+               "next nodes. --probes P: probes per partition, 1..64 (default 21). Both are\n"
+               "ring-wide: a node whose values differ from the ring's is refused at join.\n"
                "--config FILE: take flags from FILE, one NAME = VALUE per line (NAME a long\n"
                "flag without --, e.g. listen = tcp://127.0.0.1:7000; insecure = true; # starts\n"
                "a comment line); flags on the command line override the file.\n");
@@ -317,6 +323,8 @@ int main(int argc, char **argv)
         O_MEMCACHED,
         O_WEIGHT,
         O_ZONE,
+        O_TOKENS,
+        O_PROBES,
         O_HELP
     };
     static const struct option opts[] = {
@@ -342,6 +350,8 @@ int main(int argc, char **argv)
         {"memcached", required_argument, NULL, O_MEMCACHED},
         {"weight", required_argument, NULL, O_WEIGHT},
         {"zone", required_argument, NULL, O_ZONE},
+        {"tokens", required_argument, NULL, O_TOKENS},
+        {"probes", required_argument, NULL, O_PROBES},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -435,6 +445,16 @@ int main(int argc, char **argv)
                            RING_MEMBERS_ZONE_MAX - 1, optarg);
             snprintf(cfg.zone, sizeof cfg.zone, "%s", optarg);
             break;
+        case O_TOKENS:
+            if (parse_uint(optarg, 0, RING_PLACE_TOKENS_MAX, &cfg.tokens) < 0)
+                return bad("--tokens must be a number from 0 to %d, got '%s'",
+                           RING_PLACE_TOKENS_MAX, optarg);
+            break;
+        case O_PROBES:
+            if (parse_uint(optarg, 1, RING_PLACE_PROBES_MAX, &cfg.probes) < 0)
+                return bad("--probes must be a number from 1 to %d, got '%s'",
+                           RING_PLACE_PROBES_MAX, optarg);
+            break;
         case O_HELP:
             usage(stdout);
             return 0;
@@ -449,6 +469,8 @@ int main(int argc, char **argv)
         return bad("--listen is required");
     if (!data)
         return bad("--data is required");
+    if (cfg.probes && !cfg.tokens)
+        return bad("--probes needs --tokens (Chord placement has no probes)");
     node_config_defaults(&cfg);
     if (cfg.write_quorum > cfg.replicas || cfg.read_quorum > cfg.replicas) {
         fprintf(stderr, "kvnode: quorums must satisfy 1 <= W, R <= N (N=%u W=%u R=%u)\n",

@@ -19,6 +19,7 @@
 #include "node_i.h"
 
 #include "log.h"
+#include "ring_place.h"
 #include "ring_state.h"
 #include "rpc.h"
 #include "wire.h"
@@ -59,6 +60,8 @@ void node_config_defaults(node_config_t *cfg)
         cfg->fail_after_ms = 2 * cfg->timeout_ms;
     if (!cfg->weight)
         cfg->weight = 1;
+    if (cfg->tokens && !cfg->probes)
+        cfg->probes = RING_PLACE_PROBES_DEFAULT;
 }
 
 const char *node_hex(const node_t *n, ring_id_t id, char buf[RING_ID_HEX_MAX])
@@ -123,7 +126,9 @@ const char *node_book_get(const node_t *n, ring_id_t id)
     for (size_t i = 0; i < BOOK_MAX; i++)
         if (n->book[i].used && n->book[i].id == id)
             return n->book[i].addr;
-    return NULL;
+    /* A replica under token placement may be no neighbour or finger of ours. */
+    const ring_member_t *e = n->members ? ring_members_find(n->members, id) : NULL;
+    return e ? e->addr : NULL;
 }
 
 void node_fill(const node_t *n, wire_node_t *w, ring_id_t id)
@@ -179,6 +184,14 @@ void node_refused_info2(node_t *n, ring_id_t id)
         e->info_v1_until = n->ticks + 240; /* about a minute at the default period */
 }
 
+bool node_peer_down(const node_t *n, ring_id_t id)
+{
+    for (size_t i = 0; i < BOOK_MAX; i++)
+        if (n->book[i].used && n->book[i].id == id)
+            return n->book[i].failed;
+    return false;
+}
+
 bool node_peer_suspect(const node_t *n, ring_id_t id)
 {
     for (size_t i = 0; i < BOOK_MAX; i++)
@@ -208,6 +221,12 @@ void node_peer_missed(node_t *n, ring_id_t id, const char *why)
      */
     kv_coord_forget(n);
     book_entry_t *e = book_find(n, id);
+    const ring_member_t *me = n->members ? ring_members_find(n->members, id) : NULL;
+    if (!e && me && id != n->self) {
+        /* A member we know only from the table (a replica under token placement). */
+        book_put(n, id, me->addr);
+        e = book_find(n, id);
+    }
     uint64_t now = loop_now_ms(n->loop);
     /*
      * A peer that answered anything (a replication ack, an error) within
@@ -509,6 +528,11 @@ static void handle_info(node_t *n, const wire_msg_t *m, wire_msg_t *r)
 {
     if (m->has_epoch)
         node_members_fill_info(n, r);
+    if (m->has_place) {
+        r->has_place = true;
+        r->tokens = (uint16_t)n->cfg.tokens;
+        r->probes = (uint8_t)n->cfg.probes;
+    }
     r->id_bits = (uint8_t)n->cfg.id_bits;
     r->replicas = (uint8_t)n->cfg.replicas;
     r->write_quorum = (uint8_t)n->cfg.write_quorum;
@@ -1013,6 +1037,7 @@ static void tick(loop_t *loop, void *arg)
     for (int k = 0; k < 4; k++)
         fix_fingers(n);
     node_members_tick(n);
+    node_place_tick(n);
     kv_tick(n);
     n->tick_timer = loop_timer_add(loop, n->cfg.stabilize_ms, tick, n);
 }
@@ -1216,9 +1241,23 @@ static void on_join_find(int rc, const wire_msg_t *r, void *arg)
         join_fail(n, NODE_EXIT_FAILURE, "cannot reach successor %s", addr);
 }
 
+static void join_send_info_v(node_t *n, bool place);
+
 static void on_join_info(int rc, const wire_msg_t *r, void *arg)
 {
     node_t *n = arg;
+    if (rc == -EPROTONOSUPPORT && r) {
+        /* A node built before token placement: its ring places by Chord. */
+        if (n->cfg.tokens) {
+            join_fail(n, NODE_EXIT_FAILURE,
+                      "refusing to join: the ring at %s places keys by Chord successors "
+                      "(a version without --tokens); this node has --tokens %u",
+                      n->cfg.join, n->cfg.tokens);
+            return;
+        }
+        join_send_info_v(n, false);
+        return;
+    }
     if (rc < 0) {
         if (++n->join_attempts < JOIN_ATTEMPTS && rc == -ETIMEDOUT) {
             log_warn("join", "%s did not answer; retrying", n->cfg.join);
@@ -1242,6 +1281,8 @@ static void on_join_info(int rc, const wire_msg_t *r, void *arg)
         {"--replicas", r->replicas, n->cfg.replicas},
         {"--write-quorum", r->write_quorum, n->cfg.write_quorum},
         {"--read-quorum", r->read_quorum, n->cfg.read_quorum},
+        {"--tokens", r->has_place ? r->tokens : 0, n->cfg.tokens},
+        {"--probes", r->has_place ? r->probes : 0, n->cfg.probes},
     };
     for (size_t i = 0; i < sizeof cmp / sizeof cmp[0]; i++)
         if (cmp[i].theirs != cmp[i].ours) {
@@ -1259,13 +1300,20 @@ static void on_join_info(int rc, const wire_msg_t *r, void *arg)
         join_fail(n, NODE_EXIT_FAILURE, "cannot send to %s", n->cfg.join);
 }
 
-static void join_send_info(node_t *n)
+/* place: ask INFO layout 3, which names the ring's placement (else layout 1). */
+static void join_send_info_v(node_t *n, bool place)
 {
     n->join_phase = JOIN_INFO;
     wire_msg_t req;
     wire_init(&req, WIRE_INFO, 0);
+    req.has_epoch = req.has_place = place;
     if (rpc_call(n->rpc, n->cfg.join, &req, n->cfg.timeout_ms, on_join_info, n) < 0)
         join_fail(n, NODE_EXIT_FAILURE, "cannot send to %s", n->cfg.join);
+}
+
+static void join_send_info(node_t *n)
+{
+    join_send_info_v(n, true);
 }
 
 /*
@@ -1494,6 +1542,7 @@ void node_destroy(node_t **pn)
         store_flush(n->store);
     rpc_destroy(&n->rpc);
     node_members_fini(n);
+    node_place_fini(n);
     /* Closing commits staged writes, whose acks still need the router. */
     store_close(&n->store);
     kv_fini(n);

@@ -36,9 +36,16 @@ typedef struct {
     unsigned tombstone_grace_s; /* deleted keys are forgotten after this */
     /* The node's own member entry (docs/PLACEMENT.md): capacity weight
      * 1..RING_MEMBERS_WEIGHT_MAX (0: 1) and zone ("" = none; checked with
-     * ring_members_zone_valid). Not used for placement yet. */
+     * ring_members_zone_valid); placement uses them with tokens > 0. */
     unsigned weight;
     char zone[RING_MEMBERS_ZONE_MAX];
+    /*
+     * Placement, a ring-wide parameter like replicas (a joining node must
+     * match): tokens per unit of weight, 0 for Chord placement (a key's
+     * copies on its successor and the next nodes); probes per partition
+     * (0: RING_PLACE_PROBES_DEFAULT). docs/PLACEMENT.md.
+     */
+    unsigned tokens, probes;
     /*
      * Secured node: its key pair (the ROUTER is a CURVE server with it, and
      * it is presented to peers) and the allow-lists (borrowed; they must

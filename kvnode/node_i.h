@@ -107,6 +107,19 @@ struct node {
         unsigned next_finger; /* the finger asked next */
     } pull;
 
+    /* node_place.c: token placement (cfg.tokens > 0), built from the member table */
+    struct {
+        struct ring_place *pl; /* NULL: no member is up (or Chord placement) */
+        ring_id_t *ids;        /* placement node index -> id */
+        size_t n;
+        bool built;
+        uint64_t epoch;      /* of the member table it was built from */
+        uint64_t changed_ms; /* loop clock when it last changed */
+        size_t probe_next;   /* the member table index probed next */
+        bool probing;        /* a probe is out, */
+        ring_id_t probe_id;  /* to this member */
+    } place;
+
     store_t *store;
     kv_clock_t clock;
     struct kv *kv; /* kv.c's state */
@@ -134,6 +147,8 @@ void node_peer_failed(node_t *n, ring_id_t id, const char *why);
 void node_peer_missed(node_t *n, ring_id_t id, const char *why);
 /* The peer answered: its misses are forgiven. */
 void node_peer_alive(node_t *n, ring_id_t id);
+/* True while the peer is declared failed and has not answered since. */
+bool node_peer_down(const node_t *n, ring_id_t id);
 /* True while the peer has missed a deadline and not answered since. */
 bool node_peer_suspect(const node_t *n, ring_id_t id);
 /* Send a reply (with its value frame when the type has one). */
@@ -162,6 +177,27 @@ void node_members_tick(node_t *n);
 void node_members_left(node_t *n, ring_id_t id);
 /* We are leaving: our own entry says so. */
 void node_members_leaving(node_t *n);
+
+/* node_place.c */
+/* The ring places partitions by tokens (cfg.tokens > 0), not by successor lists. */
+bool node_place_on(const node_t *n);
+/*
+ * The replica set (ids, primary first) of partition part under token
+ * placement, from the member table as it is now: up to cfg.replicas
+ * distinct nodes, 0 when no member is up. Token placement only.
+ */
+size_t node_place_part(node_t *n, uint32_t part, ring_id_t *out, size_t cap);
+/*
+ * The replica set of the key at position pos: the placement's under token
+ * placement (this node need not be in it), else node_replica_set()'s (the
+ * caller is the key's authority).
+ */
+size_t node_key_replicas(node_t *n, ring_id_t pos, ring_id_t *out, size_t cap);
+/* How long (ms) the placement has been what it is now. */
+uint64_t node_place_stable_ms(node_t *n);
+/* Every maintenance tick: probe one member we have not heard from lately. */
+void node_place_tick(node_t *n);
+void node_place_fini(node_t *n);
 
 /* kv.c */
 int kv_init(node_t *n);

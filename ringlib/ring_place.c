@@ -678,3 +678,31 @@ out:
     free(to_big);
     return rc;
 }
+
+static unsigned part_shift(unsigned m)
+{
+    return m > RING_PLACE_PART_BITS ? m - RING_PLACE_PART_BITS : 0;
+}
+
+uint32_t ring_place_part_count(unsigned m)
+{
+    return (uint32_t)1 << (m - part_shift(m));
+}
+
+uint32_t ring_place_part_of(ring_id_t pos, unsigned m)
+{
+    return (uint32_t)((pos & ring_mask(m)) >> part_shift(m));
+}
+
+ring_id_t ring_place_part_pos(uint32_t part, unsigned m)
+{
+    return ((ring_id_t)part << part_shift(m)) & ring_mask(m);
+}
+
+void ring_place_part_range(uint32_t part, unsigned m, ring_id_t *lo, ring_id_t *hi)
+{
+    ring_id_t first = ring_place_part_pos(part, m);
+    ring_id_t span = ((ring_id_t)1 << part_shift(m)) - 1;
+    *lo = (first - 1) & ring_mask(m);
+    *hi = first + span;
+}

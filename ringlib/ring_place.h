@@ -14,8 +14,10 @@
  * position are ordered by node id, so the lowest id takes such a position's
  * keys. Use tokens = 1, probes = 1 there (the lecture's m = 6 ring).
  *
- * NOT yet used by the live ring (kvnode places by its Chord id); ringsim and
- * the unit tests run it.
+ * The live ring uses it when its nodes run with --tokens (kvnode/node_place.c):
+ * it then places fixed partitions of the position space, not single keys
+ * (the ring_place_part_* functions below), so that anti-entropy and data
+ * moves work on contiguous ranges. ringsim measures it per key.
  */
 #ifndef RING_PLACE_H
 #define RING_PLACE_H
@@ -35,6 +37,8 @@ enum {
     RING_PLACE_PROBES_MAX = 64,
     RING_PLACE_WEIGHT_MAX = 64,
     RING_PLACE_REPLICAS_MAX = 16,
+    /* Partitions of the live ring: 2^min(m, this) (docs/PLACEMENT.md, step 2). */
+    RING_PLACE_PART_BITS = 10,
 };
 
 /* One physical node as the members know it. */
@@ -115,5 +119,20 @@ int ring_place_shares(const ring_place_t *pl, size_t r, double *primary, double 
  */
 int ring_place_moved(const ring_place_t *small, const ring_place_t *big, size_t r,
                      double *fraction);
+
+/*
+ * Partitions: the live ring places ranges of positions, not keys. An m-bit
+ * ring has 2^q partitions, q = min(m, RING_PLACE_PART_BITS); partition i
+ * holds the positions whose top q bits are i, and is placed as the key at
+ * its first position (ring_place_replicas(pl, ring_place_part_pos(i), ...)).
+ * With q = m every position is its own partition, so tokens = probes = 1
+ * places every key exactly as plain Chord does.
+ */
+uint32_t ring_place_part_count(unsigned m);
+uint32_t ring_place_part_of(ring_id_t pos, unsigned m);
+/* The first position of partition part. */
+ring_id_t ring_place_part_pos(uint32_t part, unsigned m);
+/* Partition part as the ring range (lo, hi] (lo wraps for partition 0). */
+void ring_place_part_range(uint32_t part, unsigned m, ring_id_t *lo, ring_id_t *hi);
 
 #endif

@@ -383,7 +383,7 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
     if (!known_type(m->type) || (m->has_opid && !has_opid_layout(m->type)) ||
         (m->has_progress && !has_progress_layout(m->type)) ||
         (m->has_security && (!has_progress_layout(m->type) || !m->has_progress)) ||
-        (m->has_epoch && !has_epoch_layout(m->type)))
+        (m->has_epoch && !has_epoch_layout(m->type)) || (m->has_place && !m->has_epoch))
         return -EINVAL;
     wbuf_t w = {buf, buf + cap, false, false};
     put_u8(&w, 'D');
@@ -394,6 +394,7 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
         return -EINVAL;
     put_u8(&w, patch                                            ? WIRE_VERSION_PATCH
                : m->has_security                                ? WIRE_VERSION_SEC
+               : m->has_place                                   ? WIRE_VERSION_PLACE
                : m->has_opid || m->has_progress || m->has_epoch ? WIRE_VERSION_OPID
                                                                 : WIRE_VERSION);
     put_u8(&w, m->type);
@@ -542,6 +543,10 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
             put_weight(&w, m->weight);
             put_zone(&w, m->zone);
         }
+        if (m->has_place) {
+            put_u16(&w, m->tokens);
+            put_u8(&w, m->probes);
+        }
         break;
     case WIRE_MEMBERS:
         put_u8(&w, m->has_after ? 1 : 0);
@@ -632,7 +637,8 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
            has_epoch_layout(out->type))) &&
         !(buf[2] == WIRE_VERSION_PATCH &&
           (out->type == WIRE_KV_PUT || out->type == WIRE_REPL_PUT)) &&
-        !(buf[2] == WIRE_VERSION_SEC && has_progress_layout(out->type)))
+        !(buf[2] == WIRE_VERSION_SEC && has_progress_layout(out->type)) &&
+        !(buf[2] == WIRE_VERSION_PLACE && has_epoch_layout(out->type)))
         return -EPROTONOSUPPORT;
     if (!known_type(out->type))
         return -EOPNOTSUPP;
@@ -642,7 +648,8 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
     out->has_security = buf[2] == WIRE_VERSION_SEC && has_progress_layout(out->type);
     out->has_progress =
         (buf[2] == WIRE_VERSION_OPID && has_progress_layout(out->type)) || out->has_security;
-    out->has_epoch = buf[2] == WIRE_VERSION_OPID && has_epoch_layout(out->type);
+    out->has_place = buf[2] == WIRE_VERSION_PLACE && has_epoch_layout(out->type);
+    out->has_epoch = (buf[2] == WIRE_VERSION_OPID && has_epoch_layout(out->type)) || out->has_place;
 
     switch (out->type) {
     case WIRE_PING:
@@ -792,6 +799,10 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
             out->members = get_u32(&r);
             out->weight = get_weight(&r);
             get_zone(&r, out->zone);
+        }
+        if (out->has_place) {
+            out->tokens = get_u16(&r);
+            out->probes = get_u8(&r);
         }
         break;
     case WIRE_MEMBERS:

@@ -28,15 +28,16 @@ enum {
      * and for INFO and INFO_R (the reply then adds the sender's member
      * epoch, table size, weight and zone); 3 for STATS and STATS_R (the
      * reply adds, after the version-2 body, what the node's allow-lists
-     * hold) and for KV_PUT and REPL_PUT (a patch). A node that speaks only 1 (or 2) answers a
-     * version-2 (or 3) message with ERROR EPROTONOSUPPORT instead of
-     * misreading it.
+     * hold), for KV_PUT and REPL_PUT (a patch) and for INFO and INFO_R (the
+     * reply adds, after the version-2 body, the ring's placement). A node that speaks only 1 (or 2)
+     * answers a version-2 (or 3) message with ERROR EPROTONOSUPPORT instead of misreading it.
      */
     WIRE_VERSION = 1,
     WIRE_VERSION_OPID = 2,
     /* Layout 3 means one thing per type (PROTOCOL.md): */
     WIRE_VERSION_PATCH = 3, /* KV_PUT and REPL_PUT: a patch */
     WIRE_VERSION_SEC = 3,   /* STATS and its reply: the allow-lists' counts */
+    WIRE_VERSION_PLACE = 3, /* INFO and its reply: layout 2 plus the ring's placement */
     WIRE_HEADER_LEN = 12,
     WIRE_SUCC_MAX = 16,
     WIRE_FINGERS_MAX = 64,
@@ -270,6 +271,14 @@ typedef struct {
     uint32_t members;
     uint16_t weight;
     char zone[WIRE_ZONE_MAX];
+    /*
+     * INFO and INFO_R in layout version 3 (has_place, which implies
+     * has_epoch): the reply adds the ring's placement, tokens per unit of
+     * weight (0: Chord placement) and probes.
+     */
+    bool has_place;
+    uint16_t tokens;
+    uint8_t probes;
     /* MEMBERS: the page starts after id `after` (from the start without has_after) */
     bool has_after;
     ring_id_t after;

@@ -237,6 +237,59 @@ static void test_ring_place_plain_chord(void **state)
     ring_place_destroy(&pl);
 }
 
+/*
+ * Partitions: 2^min(m, 10) contiguous ranges covering the ring once, each
+ * position in the one part_of names; with m <= 10 every position is its
+ * own partition, so one token and one probe place partitions exactly as
+ * Chord places keys.
+ */
+static void test_ring_place_partitions(void **state)
+{
+    (void)state;
+    assert_int_equal(ring_place_part_count(64), 1024);
+    assert_int_equal(ring_place_part_count(6), 64);
+    ring_id_t lo, hi;
+    ring_place_part_range(0, 64, &lo, &hi);
+    assert_true(lo == UINT64_MAX && hi == (UINT64_C(1) << 54) - 1);
+    ring_place_part_range(1023, 64, &lo, &hi);
+    assert_true(lo == (UINT64_C(1023) << 54) - 1);
+    assert_true(hi == UINT64_MAX);
+    uint64_t seed = 7;
+    for (int q = 0; q < 10000; q++) {
+        ring_id_t pos = splitmix64(&seed);
+        uint32_t part = ring_place_part_of(pos, 64);
+        ring_place_part_range(part, 64, &lo, &hi);
+        assert_true(pos > lo || part == 0);
+        assert_true(pos <= hi);
+        assert_true(ring_place_part_pos(part, 64) == lo + 1);
+        if (part > 0)
+            assert_int_equal(ring_place_part_of(lo, 64), part - 1);
+    }
+    /* Consecutive partitions tile the ring: each starts where the previous ended. */
+    for (uint32_t part = 1; part < 1024; part++) {
+        ring_id_t plo, phi;
+        ring_place_part_range(part - 1, 64, &plo, &phi);
+        ring_place_part_range(part, 64, &lo, &hi);
+        assert_true(lo == phi);
+    }
+    /* m = 6: one position per partition, placed as Chord places the key. */
+    ring_place_node_t v[] = {{8, 1, 0}, {16, 1, 1}, {32, 1, 2}, {40, 1, 3}, {48, 1, 4}, {61, 1, 5}};
+    ring_place_params_t p = {6, 1, 1};
+    ring_place_t *pl = NULL;
+    assert_int_equal(ring_place_new(&p, v, 6, &pl), 0);
+    for (ring_id_t key = 0; key < 64; key++) {
+        uint32_t part = ring_place_part_of(key, 6);
+        assert_int_equal(part, key);
+        ring_place_part_range(part, 6, &lo, &hi);
+        assert_true(hi == key && lo == ((key + 63) & 63));
+        size_t a[R], b[R];
+        assert_int_equal(ring_place_replicas(pl, ring_place_part_pos(part, 6), R, a), R);
+        assert_int_equal(ring_place_replicas(pl, key, R, b), R);
+        assert_memory_equal(a, b, sizeof a);
+    }
+    ring_place_destroy(&pl);
+}
+
 static double sampled_moved(const ring_place_t *a, const ring_place_node_t *va,
                             const ring_place_t *b, const ring_place_node_t *vb, uint64_t seed)
 {
@@ -385,6 +438,7 @@ int main(void)
         cmocka_unit_test(test_ring_place_weights),
         cmocka_unit_test(test_ring_place_shares_match_samples),
         cmocka_unit_test(test_ring_place_plain_chord),
+        cmocka_unit_test(test_ring_place_partitions),
         cmocka_unit_test(test_ring_place_moved_on_join_and_leave),
         cmocka_unit_test(test_ring_place_zone_shares_match_samples),
         cmocka_unit_test(test_ring_place_zone_balance),

@@ -411,6 +411,9 @@ static void assert_msg_equal(const wire_msg_t *a, const wire_msg_t *b)
     assert_int_equal(a->members, b->members);
     assert_int_equal(a->weight, b->weight);
     assert_string_equal(a->zone, b->zone);
+    assert_int_equal(a->has_place, b->has_place);
+    assert_int_equal(a->tokens, b->tokens);
+    assert_int_equal(a->probes, b->probes);
     assert_int_equal(a->has_after, b->has_after);
     assert_true(a->after == b->after);
     assert_int_equal(a->more, b->more);
@@ -599,8 +602,9 @@ static void test_wire_decode_wrong_version(void **state)
         bool v2 = all_types[t] == WIRE_KV_PUT || all_types[t] == WIRE_REPL_PUT ||
                   all_types[t] == (WIRE_REPL_GET | WIRE_REPLY) || stats ||
                   all_types[t] == WIRE_INFO || all_types[t] == (WIRE_INFO | WIRE_REPLY);
-        /* ...and for KV_PUT and REPL_PUT (a patch). */
-        bool v3 = stats || all_types[t] == WIRE_KV_PUT || all_types[t] == WIRE_REPL_PUT;
+        /* ...and for KV_PUT and REPL_PUT (a patch), and INFO (placement). */
+        bool v3 = stats || all_types[t] == WIRE_KV_PUT || all_types[t] == WIRE_REPL_PUT ||
+                  all_types[t] == WIRE_INFO || all_types[t] == (WIRE_INFO | WIRE_REPLY);
         const uint8_t versions[] = {0,
                                     v3   ? WIRE_VERSION_PATCH + 1
                                     : v2 ? WIRE_VERSION_OPID + 1
@@ -2046,14 +2050,19 @@ static void test_wire_stats_security(void **state)
         assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
         /*
          * and a version-3 header on it is a version this build does not
-         * speak — but for KV_PUT and REPL_PUT, where it is a patch (and a
-         * version-2 body under it is malformed).
+         * speak — but for KV_PUT and REPL_PUT, where it is a patch, and
+         * INFO_R, where it adds the placement (a version-1 body under
+         * either is malformed), and INFO, an empty body either way.
          */
         m->has_security = false;
         n = encode_ok(m);
         frame[OFF_VERSION] = 3;
-        bool patch = all_types[t] == WIRE_KV_PUT || all_types[t] == WIRE_REPL_PUT;
-        assert_decode(frame, n, patch ? -EBADMSG : -EPROTONOSUPPORT);
+        bool longer = all_types[t] == WIRE_KV_PUT || all_types[t] == WIRE_REPL_PUT ||
+                      all_types[t] == (WIRE_INFO | WIRE_REPLY);
+        assert_decode(frame, n,
+                      all_types[t] == WIRE_INFO ? 0
+                      : longer                  ? -EBADMSG
+                                                : -EPROTONOSUPPORT);
     }
     free(m);
     free(out);
@@ -2130,7 +2139,51 @@ static void test_wire_info_epoch(void **state)
         fill_msg(m, all_types[t], false);
         m->has_epoch = true;
         assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+        m->has_place = true;
+        assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
     }
+    free(m);
+    free(out);
+}
+
+/* INFO layout 3: the request is empty; the reply adds u16 tokens and u8 probes. */
+static void test_wire_info_place(void **state)
+{
+    (void)state;
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    wire_init(m, WIRE_INFO, 9);
+    m->has_epoch = m->has_place = true;
+    size_t n = encode_ok(m);
+    assert_int_equal(n, WIRE_HEADER_LEN);
+    assert_int_equal(frame[OFF_VERSION], 3);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_true(out->has_place && out->has_epoch);
+    /* Placement without the epoch layout under it cannot be encoded. */
+    m->has_epoch = false;
+    assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+    fill_msg(m, WIRE_INFO | WIRE_REPLY, false);
+    m->has_epoch = true;
+    m->epoch = 7;
+    m->members = 3;
+    m->weight = 1;
+    size_t n2 = encode_ok(m);
+    m->has_place = true;
+    m->tokens = 0x0140;
+    m->probes = 21;
+    n = encode_ok(m);
+    assert_int_equal(n, n2 + 3);
+    assert_int_equal(frame[OFF_VERSION], 3);
+    const uint8_t tail[] = {0x01, 0x40, 21};
+    assert_memory_equal(frame + n2, tail, sizeof tail);
+    memset(out, 0x5a, sizeof *out);
+    assert_int_equal(wire_decode(frame, n, out), 0);
+    assert_msg_equal(m, out);
+    assert_int_equal(out->tokens, 0x0140);
+    assert_int_equal(out->probes, 21);
+    for (size_t cut = 0; cut < n; cut++)
+        assert_decode(frame, cut, -EBADMSG);
+    frame[n] = 0;
+    assert_decode(frame, n + 1, -EBADMSG);
     free(m);
     free(out);
 }
@@ -2200,6 +2253,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_wire_encode_roundtrip_every_type),
         cmocka_unit_test(test_wire_info_epoch),
+        cmocka_unit_test(test_wire_info_place),
         cmocka_unit_test(test_wire_members_page),
         cmocka_unit_test(test_wire_encode_roundtrip_max_sizes),
         cmocka_unit_test(test_wire_encode_header_only),

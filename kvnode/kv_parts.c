@@ -1,0 +1,328 @@
+/*
+ * kv_parts.c — the store's maintenance under token placement (node_place.c):
+ * anti-entropy and data moves per partition (a contiguous range of
+ * positions, ring_place_part_range) instead of per Chord range.
+ *
+ * Every sync period a node walks the partitions once (a pass), at most
+ * PART_JOBS at a time:
+ *
+ * - Of a partition whose primary it is, it streams over what each other
+ *   member of the replica set lacks (kv_stream.c) and asks one of them in
+ *   turn to stream back what it lacks itself (a new primary after a join,
+ *   a primary back from a restart). After a clean pass over it the
+ *   partition's old tombstones are purged on every member.
+ * - Of a partition it holds records of but is not a member of (a join put
+ *   others in its place, a member left, the data directory was written
+ *   under another placement), it streams everything to every member and
+ *   then forgets its copy: the hand-off. Only records older than the start
+ *   of the hand-off are dropped (one written meanwhile by a coordinator
+ *   that still counted us waits for the next pass), and only after the
+ *   placement has been stable for a while, so that a node whose member
+ *   table is still filling does not move data back and forth.
+ *
+ * Joins and leaves therefore move data between the nodes whose tokens
+ * neighbour the newcomer's (or the leaver's): many nodes, each a share.
+ */
+#include "kv_i.h"
+
+#include "log.h"
+#include "ring_place.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum {
+    PART_JOBS = 4, /* partitions worked on at once */
+    /* The placement must have been stable this many sync periods before a hand-off. */
+    HANDOFF_STABLE_PERIODS = 2,
+    /*
+     * A hand-off drops only records older than its start by this much: a
+     * write a coordinator sent us meanwhile carries the coordinator's clock,
+     * which may be behind ours.
+     */
+    HANDOFF_KEEP_MS = 5000,
+};
+
+typedef struct part_job {
+    struct kv_parts *ps;
+    struct part_job *prev, *next; /* the jobs in flight */
+    uint32_t part;
+    ring_id_t lo, hi;
+    bool handoff; /* not a member: hand everything over, then forget it */
+    uint64_t count;
+    uint64_t start_hlc; /* handoff: records from then on are kept */
+    unsigned pending;   /* stream sessions still running */
+    uint64_t missing;   /* keys some member may still lack */
+    ring_id_t reps[KV_QUORUM_MAX];
+    size_t nrep;
+} part_job_t;
+
+struct kv_parts {
+    node_t *n;
+    bool active;
+    bool leaving;       /* the pass is the leave's hand-off */
+    bool leave_pending; /* the leave's pass starts when this one ends */
+    part_job_t *live;   /* jobs in flight (freed at shutdown with their sessions) */
+    uint32_t next;      /* the partition the pass looks at next */
+    unsigned jobs;      /* in flight */
+    unsigned turn;      /* which other member a primary asks to stream back */
+    uint64_t start_ms, last_ms;
+    uint64_t acc_primary, acc_missing;
+    bool acc_short;
+    unsigned handed;
+    /* the last finished pass */
+    bool counted;
+    uint64_t primary, under, counted_ms;
+};
+
+static struct kv_parts *parts(node_t *n)
+{
+    if (!n->kv->parts) {
+        n->kv->parts = calloc(1, sizeof *n->kv->parts);
+        if (n->kv->parts)
+            n->kv->parts->n = n;
+    }
+    return n->kv->parts;
+}
+
+/* Jobs in flight belong to their sessions' callbacks, which never run after this. */
+void kv_parts_fini(node_t *n)
+{
+    struct kv_parts *ps = n->kv->parts;
+    if (!ps)
+        return;
+    while (ps->live) {
+        part_job_t *j = ps->live;
+        ps->live = j->next;
+        free(j);
+    }
+    free(ps);
+    n->kv->parts = NULL;
+}
+
+static void job_link(struct kv_parts *ps, part_job_t *j)
+{
+    j->prev = NULL;
+    j->next = ps->live;
+    if (ps->live)
+        ps->live->prev = j;
+    ps->live = j;
+    ps->jobs++;
+}
+
+static void job_unlink(struct kv_parts *ps, part_job_t *j)
+{
+    if (j->prev)
+        j->prev->next = j->next;
+    else
+        ps->live = j->next;
+    if (j->next)
+        j->next->prev = j->prev;
+    ps->jobs--;
+}
+
+static void pump(struct kv_parts *ps);
+static void pass_start(struct kv_parts *ps, bool leaving);
+
+static void pass_end(struct kv_parts *ps)
+{
+    node_t *n = ps->n;
+    ps->active = false;
+    ps->last_ms = loop_now_ms(n->loop);
+    if (ps->leave_pending) {
+        ps->leave_pending = false;
+        pass_start(ps, true);
+        return;
+    }
+    if (ps->leaving) {
+        kv_handoff_finish(n);
+        return;
+    }
+    ps->primary = ps->acc_primary;
+    ps->under = ps->acc_short
+                    ? ps->acc_primary
+                    : (ps->acc_missing < ps->acc_primary ? ps->acc_missing : ps->acc_primary);
+    ps->counted = true;
+    ps->counted_ms = ps->start_ms;
+    n->kv->repl_lost_checked = n->kv->repl_lost_round;
+    if (ps->handed)
+        log_info("kv", "handed %u partitions to their replica sets", ps->handed);
+}
+
+static void job_end(part_job_t *j)
+{
+    struct kv_parts *ps = j->ps;
+    node_t *n = ps->n;
+    if (j->handoff) {
+        if (j->missing == 0) {
+            ps->handed++;
+            if (!ps->leaving)
+                kv_maint_drop(n, j->lo, j->hi, j->start_hlc);
+        } else {
+            log_info("kv", "kept partition %u for now: hand-off incomplete", (unsigned)j->part);
+        }
+    } else {
+        ps->acc_missing += j->missing;
+        if (j->missing == 0 && j->nrep >= n->cfg.replicas)
+            kv_maint_purge(n, j->lo, j->hi, j->reps, j->nrep);
+    }
+    job_unlink(ps, j);
+    free(j);
+    pump(ps);
+}
+
+static void on_session(sync_t *s)
+{
+    part_job_t *j = s->arg;
+    if (kv_sync_failed(s->ks) || kv_sync_missing(s->ks))
+        j->missing += kv_sync_missing(s->ks) ? kv_sync_missing(s->ks) : j->count;
+    if (--j->pending == 0)
+        job_end(j);
+}
+
+/* Start the sessions of one partition's job; false when none could start. */
+static bool job_start(struct kv_parts *ps, part_job_t *j)
+{
+    node_t *n = ps->n;
+    for (size_t i = 0; i < j->nrep; i++) {
+        if (j->reps[i] == n->self)
+            continue;
+        const char *addr = node_book_get(n, j->reps[i]);
+        sync_t *s = addr ? kv_stream_start(n, j->reps[i], addr, j->lo, j->hi, on_session) : NULL;
+        if (!s) {
+            j->missing += j->count; /* this member goes unchecked this pass */
+            continue;
+        }
+        s->arg = j;
+        if (j->handoff) {
+            /*
+             * As for a hand-back on SYNC_DROP: nothing older than the
+             * tombstone grace period, whose delete may have been purged.
+             */
+            uint64_t now = kv_wall_ms(), grace = (uint64_t)n->cfg.tombstone_grace_s * 1000u;
+            s->min_hlc = now > grace ? (now - grace) << 16 : 0;
+        }
+        j->pending++;
+    }
+    return j->pending > 0;
+}
+
+/* Ask one other member to stream back whatever of the partition it has and we lack. */
+static void ask_back(struct kv_parts *ps, const part_job_t *j)
+{
+    node_t *n = ps->n;
+    if (j->nrep < 2)
+        return;
+    ring_id_t from = j->reps[1 + ps->turn % (j->nrep - 1)];
+    const char *addr = node_book_get(n, from);
+    if (!addr)
+        return;
+    wire_msg_t req;
+    wire_init(&req, WIRE_SYNC_PULL, 0);
+    req.lo = j->lo;
+    req.hi = j->hi;
+    node_fill(n, &req.node, n->self);
+    rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, rpc_ignore_answer, "pull request");
+}
+
+static void pump(struct kv_parts *ps)
+{
+    node_t *n = ps->n;
+    uint32_t count = ring_place_part_count(n->cfg.id_bits);
+    uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
+    bool may_hand = ps->leaving || node_place_stable_ms(n) >= HANDOFF_STABLE_PERIODS * period;
+    while (ps->active && ps->jobs < PART_JOBS && ps->next < count) {
+        uint32_t p = ps->next++;
+        part_job_t *j = calloc(1, sizeof *j);
+        if (!j)
+            break;
+        j->ps = ps;
+        j->part = p;
+        ring_place_part_range(p, n->cfg.id_bits, &j->lo, &j->hi);
+        j->nrep = node_place_part(n, p, j->reps, KV_QUORUM_MAX);
+        uint64_t digest[2];
+        if (store_digest(n->store, j->lo, j->hi, &j->count, digest) < 0)
+            j->count = 0;
+        bool member = false;
+        for (size_t i = 0; i < j->nrep; i++)
+            member |= j->reps[i] == n->self;
+        bool primary = j->nrep > 0 && j->reps[0] == n->self;
+        if (primary && !ps->leaving) {
+            ps->acc_primary += j->count;
+            ps->acc_short |= j->nrep < n->cfg.replicas;
+            ask_back(ps, j);
+        } else if (member || j->count == 0 || !may_hand || j->nrep == 0) {
+            free(j); /* a member that is not primary: its primary looks after it */
+            continue;
+        } else {
+            j->handoff = true;
+            uint64_t now = kv_wall_ms();
+            j->start_hlc = now > HANDOFF_KEEP_MS ? (now - HANDOFF_KEEP_MS) << 16 : 0;
+        }
+        if (j->count == 0 || !job_start(ps, j)) {
+            /* Nothing to stream, or nothing could start: account it at once. */
+            if (!j->handoff)
+                ps->acc_missing += j->missing;
+            free(j);
+            continue;
+        }
+        job_link(ps, j);
+    }
+    if (ps->active && ps->jobs == 0 && ps->next >= count)
+        pass_end(ps);
+}
+
+static void pass_start(struct kv_parts *ps, bool leaving)
+{
+    node_t *n = ps->n;
+    ps->active = true;
+    ps->leaving = leaving;
+    ps->next = 0;
+    ps->turn++;
+    ps->start_ms = loop_now_ms(n->loop);
+    ps->acc_primary = ps->acc_missing = 0;
+    ps->acc_short = false;
+    ps->handed = 0;
+    n->kv->repl_lost_round = kv_repl_lost(n);
+    pump(ps);
+}
+
+void kv_parts_tick(node_t *n)
+{
+    struct kv_parts *ps = parts(n);
+    if (!ps || ps->active || n->leaving)
+        return;
+    uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
+    if (ps->last_ms && loop_now_ms(n->loop) - ps->last_ms < period)
+        return;
+    pass_start(ps, false);
+}
+
+unsigned kv_parts_handoff(node_t *n)
+{
+    struct kv_parts *ps = parts(n);
+    if (!ps || store_count(n->store) == 0)
+        return 0;
+    if (ps->active) {
+        /* A pass is under way: the leave's own pass starts at its end. */
+        ps->leave_pending = true;
+        return 1;
+    }
+    pass_start(ps, true);
+    return ps->active ? 1 : 0;
+}
+
+void kv_parts_stats(node_t *n, uint64_t *primary, uint64_t *under)
+{
+    struct kv_parts *ps = parts(n);
+    if (!ps || !ps->counted) {
+        *primary = 0;
+        *under = 0;
+        return;
+    }
+    *primary = ps->primary;
+    /* A placement that changed since the pass began has not been looked at yet. */
+    bool unconfirmed = node_place_stable_ms(n) < loop_now_ms(n->loop) - ps->counted_ms;
+    *under = unconfirmed ? ps->primary : ps->under;
+}

@@ -1,0 +1,209 @@
+#!/usr/bin/env bash
+# Token placement on real rings (kvnode --tokens; docs/PLACEMENT.md step 2).
+#
+# Ring A: six nodes, 16 tokens per node. After 2,000 keys every node
+# stores close to its fair share of the copies (largest over mean <= 1.3,
+# where Chord placement gives 1.7-3 on rings this size), and every key's
+# three copies sit on three distinct nodes. A seventh node joins: it
+# receives about its share, from several nodes, and the extra copies the
+# others held are dropped (exactly three copies of every key again). A
+# killed node: every key stays readable and writable, and its copies are
+# made again on the others. A graceful leave: exit 0, and again three
+# copies of everything, all readable.
+#
+# Ring B: three zones of two nodes: every key's copies in three zones, and
+# with a whole zone stopped every key is still read and written. Ring C:
+# weights 1,1,1,1,2. A node without --tokens (or with other probes) is
+# refused at join, and --probes without --tokens is a usage error.
+source "$(dirname "$0")/lib.sh"
+KVLOAD=$BUILD_DIR/tests/kvload
+TOK=(--tokens 64)
+
+# Flags: usage errors (exit 2) that name the flag.
+bad_flag() {
+    local want=$1 rc=0
+    shift
+    "$KVNODE" --listen tcp://127.0.0.1:1 --data "$T/bad.data" "$@" 2>"$T/bad.err" || rc=$?
+    [ "$rc" = 2 ] || fail "kvnode $* exited $rc, expected 2"
+    grep -q -- "$want" "$T/bad.err" || fail "kvnode $*: no '$want' in: $(cat "$T/bad.err")"
+}
+bad_flag "--tokens must be" --tokens 4097
+bad_flag "--tokens must be" --tokens x
+bad_flag "--probes must be" --tokens 4 --probes 0
+bad_flag "--probes needs --tokens" --probes 3
+log "bad --tokens/--probes refused with exit 2"
+
+# load OP PREFIX KEYS PORT: kvload puts (or gets and checks) KEYS 1 KiB values, 0 errors.
+load() {
+    local st=0 errors
+    "$KVLOAD" --peer "tcp://127.0.0.1:$4" --op "$1" --size 1024 --keys "$3" --concurrency 8 \
+        --prefix "$2" --timeout-ms 4000 --label dhtfs --test "$2" \
+        >"$T/$2.$1.out" 2>"$T/$2.$1.err" || st=$?
+    grep -q '^RESULT' "$T/$2.$1.out" || fail "kvload $1 $2 printed no result: $(cat "$T/$2.$1.err")"
+    errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' "$T/$2.$1.out")
+    [ "$st" = 0 ] && [ "$errors" = 0 ] ||
+        fail "kvload $1 $2: $errors client errors (exit $st): $(tail -3 "$T/$2.$1.err")"
+}
+
+# per_node PORT: "addr keys" per node that answered status.
+per_node() {
+    ctl --peer "127.0.0.1:$1" status --json | jq -r '.per_node[] | select(.keys != null) | "\(.addr) \(.keys)"'
+}
+
+# max_over_mean PORT: the largest node's stored copies over the mean.
+max_over_mean() {
+    ctl --peer "127.0.0.1:$1" status --json |
+        jq '[.per_node[].keys | select(. != null)] | (max / (add / length))'
+}
+
+# field_of PORT ADDR_PORT FIELD: one node's per_node field from status.
+field_of() {
+    ctl --peer "127.0.0.1:$1" status --json |
+        jq -r --arg a "tcp://127.0.0.1:$2" ".per_node[] | select(.addr == \$a) | .$3"
+}
+
+# ---------------------------------------------------------------- ring A
+alloc_ports PORTS 7
+A_PIDS=()
+start_node a0 "${PORTS[0]}" "" "${TOK[@]}"
+A_PIDS+=("$NODE_PID")
+for i in 1 2 3 4 5; do
+    sleep 0.2
+    start_node "a$i" "${PORTS[$i]}" "${PORTS[0]}" "${TOK[@]}"
+    A_PIDS+=("$NODE_PID")
+done
+wait_ring "${PORTS[0]}" 6 30
+ctl --peer "127.0.0.1:${PORTS[0]}" status --json |
+    jq -e '.placement == {"kind":"tokens","tokens":64,"probes":21}' >/dev/null ||
+    fail "status does not report the placement: $(ctl --peer "127.0.0.1:${PORTS[0]}" status --json | jq -c .placement)"
+
+KEYS=2000
+load put pa "$KEYS" "${PORTS[0]}"
+wait_copies "${PORTS[0]}" "$KEYS" 60
+ratio=$(max_over_mean "${PORTS[0]}")
+log "6 nodes: largest node stores $ratio x the mean ($(per_node "${PORTS[0]}" | awk '{printf "%s ", $2}'))"
+jq -e -n "$ratio <= 1.3" >/dev/null || soft_fail "largest node stores $ratio x the mean (> 1.3)"
+
+# Every sampled key: three copies on three nodes, one value.
+for i in $(seq 0 97 "$((KEYS - 1))"); do
+    r=$(ctl --peer "127.0.0.1:${PORTS[$((i % 6))]}" replicas "pa-$i" --json)
+    jq -e '(.replicas | length) == 3 and ([.replicas[].node] | unique | length) == 3
+        and all(.replicas[]; .value_sha != null)
+        and ([.replicas[].value_sha] | unique | length) == 1' <<<"$r" >/dev/null ||
+        soft_fail "key pa-$i is not on three distinct nodes: $r"
+done
+log "sampled keys: three copies each, on three distinct nodes"
+
+# A seventh node joins: about a seventh of the copies move to it, from many nodes.
+before=$(per_node "${PORTS[0]}")
+start_node a6 "${PORTS[6]}" "${PORTS[0]}" "${TOK[@]}"
+A_PIDS+=("$NODE_PID")
+wait_ring "${PORTS[0]}" 7 30
+wait_copies "${PORTS[0]}" "$KEYS" 90
+after=$(per_node "${PORTS[0]}")
+got=$(field_of "${PORTS[0]}" "${PORTS[6]}" keys)
+fair=$((3 * KEYS / 7))
+gave=$(join <(sort <<<"$before") <(sort <<<"$after") | awk '$3 < $2 {n++} END {print n + 0}')
+log "join: the newcomer stores $got copies (fair share $fair), taken from $gave of 6 nodes"
+[ "$got" -ge $((fair * 2 / 3)) ] && [ "$got" -le $((fair * 4 / 3)) ] ||
+    soft_fail "the newcomer stores $got copies, fair share $fair"
+[ "$gave" -ge 4 ] || soft_fail "the newcomer's copies came from $gave nodes, not many"
+load get pa "$KEYS" "${PORTS[6]}"
+log "after the join every key reads back (through the newcomer)"
+
+# A crash: a5 killed; every key readable, new writes work, copies remade.
+kill -KILL "${A_PIDS[5]}"
+wait_exit "${A_PIDS[5]}" 10
+load get pa "$KEYS" "${PORTS[1]}"
+load put pb 300 "${PORTS[2]}"
+wait_copies "${PORTS[0]}" $((KEYS + 300)) 90
+log "a killed node: every key read and written, three live copies of each again"
+
+# A graceful leave: a3 hands its copies over and exits 0.
+kill -TERM "${A_PIDS[3]}"
+wait_exit "${A_PIDS[3]}" 40
+[ "$EXIT_STATUS" = 0 ] || fail "leaving node exited $EXIT_STATUS"
+wait_copies "${PORTS[0]}" $((KEYS + 300)) 90
+load get pa "$KEYS" "${PORTS[4]}"
+load get pb 300 "${PORTS[0]}"
+log "a graceful leave: three copies of every key, all readable"
+for pid in "${A_PIDS[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+done
+
+# ---------------------------------------------------------------- ring B
+# Three zones of two: every key's copies in three zones; a whole zone
+# stopped leaves every key readable and writable (W=2).
+ZONES=(z1 z1 z2 z2 z3 z3)
+alloc_ports PORTS 6
+B_PIDS=()
+start_node b0 "${PORTS[0]}" "" "${TOK[@]}" --zone "${ZONES[0]}"
+B_PIDS+=("$NODE_PID")
+for i in 1 2 3 4 5; do
+    sleep 0.2
+    start_node "b$i" "${PORTS[$i]}" "${PORTS[0]}" "${TOK[@]}" --zone "${ZONES[$i]}"
+    B_PIDS+=("$NODE_PID")
+done
+wait_ring "${PORTS[0]}" 6 30
+load put pz 1500 "${PORTS[0]}"
+wait_copies "${PORTS[0]}" 1500 60
+ratio=$(max_over_mean "${PORTS[0]}")
+log "3 zones of 2: largest node stores $ratio x the mean"
+jq -e -n "$ratio <= 1.3" >/dev/null || soft_fail "with zones the largest node stores $ratio x the mean"
+zone_of=$(ctl --peer "127.0.0.1:${PORTS[0]}" members --json | jq -c '[.members[] | {(.id): .zone}] | add')
+for i in $(seq 0 71 1499); do
+    r=$(ctl --peer "127.0.0.1:${PORTS[$((i % 6))]}" replicas "pz-$i" --json)
+    jq -e --argjson z "$zone_of" '(.replicas | length) == 3
+        and ([.replicas[] | $z[.node]] | unique | length) == 3
+        and all(.replicas[]; .value_sha != null)' <<<"$r" >/dev/null ||
+        soft_fail "key pz-$i is not in three zones: $r"
+done
+log "sampled keys: copies in three distinct zones"
+kill -KILL "${B_PIDS[2]}" "${B_PIDS[3]}"
+wait_exit "${B_PIDS[2]}" 10
+wait_exit "${B_PIDS[3]}" 10
+load get pz 1500 "${PORTS[4]}"
+load put pz2 300 "${PORTS[1]}"
+load get pz2 300 "${PORTS[5]}"
+log "zone z2 stopped: every key readable, new keys writable"
+for pid in "${B_PIDS[@]}"; do
+    kill -KILL "$pid" 2>/dev/null || true
+done
+
+# ---------------------------------------------------------------- ring C
+# Weights 1,1,1,1,2: the heavy node is the primary of about twice the keys.
+# Its copies are capped: with three copies on five nodes its fair share
+# (3 x 2/6) is one copy of every key, and a walk over tokens reaches that
+# only in part (docs/BENCHMARKS.md, "Weights").
+WEIGHTS=(1 1 1 1 2)
+alloc_ports PORTS 6
+start_node c0 "${PORTS[0]}" "" "${TOK[@]}" --weight "${WEIGHTS[0]}"
+for i in 1 2 3 4; do
+    sleep 0.2
+    start_node "c$i" "${PORTS[$i]}" "${PORTS[0]}" "${TOK[@]}" --weight "${WEIGHTS[$i]}"
+done
+wait_ring "${PORTS[0]}" 5 30
+load put pw 1500 "${PORTS[0]}"
+wait_copies "${PORTS[0]}" 1500 60
+st=$(ctl --peer "127.0.0.1:${PORTS[0]}" status --json)
+heavy=$(jq --arg a "tcp://127.0.0.1:${PORTS[4]}" '.per_node[] | select(.addr == $a)' <<<"$st")
+others=$(jq --arg a "tcp://127.0.0.1:${PORTS[4]}" '[.per_node[] | select(.addr != $a)]
+    | {primary: ([.[].primary] | add / length), keys: ([.[].keys] | add / length)}' <<<"$st")
+log "weights 1,1,1,1,2: heavy node $(jq -c '{primary, keys}' <<<"$heavy"), others on average $(jq -c . <<<"$others")"
+jq -e -n --argjson h "$heavy" --argjson o "$others" \
+    '$h.primary >= 1.6 * $o.primary and $h.primary <= 2.4 * $o.primary and $h.keys >= 1.3 * $o.keys' \
+    >/dev/null || soft_fail "the weight-2 node is not weighted: $heavy against $others"
+
+# A node with another placement is refused at join.
+rc=0
+"$KVNODE" --listen "tcp://127.0.0.1:${PORTS[5]}" --join "tcp://127.0.0.1:${PORTS[0]}" \
+    --data "$T/chord.data" --timeout-ms "$TIMEOUT_MS" 2>"$T/chord.err" || rc=$?
+[ "$rc" = 1 ] && grep -q -- "--tokens 64, this node 0" "$T/chord.err" ||
+    soft_fail "a Chord-placement node joining a token ring: exit $rc, $(cat "$T/chord.err")"
+rc=0
+"$KVNODE" --listen "tcp://127.0.0.1:${PORTS[5]}" --join "tcp://127.0.0.1:${PORTS[0]}" \
+    --data "$T/probes.data" --timeout-ms "$TIMEOUT_MS" --tokens 64 --probes 5 2>"$T/probes.err" || rc=$?
+[ "$rc" = 1 ] && grep -q -- "--probes 21, this node 5" "$T/probes.err" ||
+    soft_fail "a node with other probes: exit $rc, $(cat "$T/probes.err")"
+log "nodes with another placement are refused at join"
+finish
