@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Token placement on real rings (kvnode --tokens; docs/PLACEMENT.md step 2).
 #
-# Ring A: six nodes, 16 tokens per node. After 2,000 keys every node
+# Ring A: six nodes, written under Chord placement and restarted with 64
+# tokens per node on the same data (carried over: three copies of every
+# key where the new placement puts them, all readable). Every node
 # stores close to its fair share of the copies (largest over mean <= 1.3,
 # where Chord placement gives 1.7-3 on rings this size), and every key's
 # three copies sit on three distinct nodes. A seventh node joins: it
@@ -63,23 +65,39 @@ field_of() {
 }
 
 # ---------------------------------------------------------------- ring A
-alloc_ports PORTS 7
-A_PIDS=()
-start_node a0 "${PORTS[0]}" "" "${TOK[@]}"
-A_PIDS+=("$NODE_PID")
-for i in 1 2 3 4 5; do
-    sleep 0.2
-    start_node "a$i" "${PORTS[$i]}" "${PORTS[0]}" "${TOK[@]}"
+# a_up FLAG...: the six nodes of ring A on their ports and data directories.
+a_up() {
+    A_PIDS=()
+    start_node a0 "${PORTS[0]}" "" "$@"
     A_PIDS+=("$NODE_PID")
+    for i in 1 2 3 4 5; do
+        sleep 0.2
+        start_node "a$i" "${PORTS[$i]}" "${PORTS[0]}" "$@"
+        A_PIDS+=("$NODE_PID")
+    done
+    wait_ring "${PORTS[0]}" 6 30
+}
+alloc_ports PORTS 7
+KEYS=2000
+# Written under Chord placement, then every node restarted on its data
+# with token placement: the records are handed to where it puts them.
+a_up
+load put pa "$KEYS" "${PORTS[0]}"
+wait_copies "${PORTS[0]}" "$KEYS" 60
+ctl --peer "127.0.0.1:${PORTS[0]}" status --json | jq -e '.placement == {"kind":"chord"}' >/dev/null ||
+    fail "status does not report Chord placement"
+log "Chord placement: $(per_node "${PORTS[0]}" | awk '{printf "%s ", $2}')copies per node"
+for pid in "${A_PIDS[@]}"; do
+    kill -KILL "$pid"
+    wait_exit "$pid" 10
 done
-wait_ring "${PORTS[0]}" 6 30
+a_up "${TOK[@]}"
 ctl --peer "127.0.0.1:${PORTS[0]}" status --json |
     jq -e '.placement == {"kind":"tokens","tokens":64,"probes":21}' >/dev/null ||
     fail "status does not report the placement: $(ctl --peer "127.0.0.1:${PORTS[0]}" status --json | jq -c .placement)"
-
-KEYS=2000
-load put pa "$KEYS" "${PORTS[0]}"
-wait_copies "${PORTS[0]}" "$KEYS" 60
+wait_copies "${PORTS[0]}" "$KEYS" 90
+load get pa "$KEYS" "${PORTS[3]}"
+log "restarted with --tokens on the same data: three copies of every key, all readable"
 ratio=$(max_over_mean "${PORTS[0]}")
 log "6 nodes: largest node stores $ratio x the mean ($(per_node "${PORTS[0]}" | awk '{printf "%s ", $2}'))"
 jq -e -n "$ratio <= 1.3" >/dev/null || soft_fail "largest node stores $ratio x the mean (> 1.3)"
