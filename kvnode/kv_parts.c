@@ -34,6 +34,14 @@
 
 enum {
     PART_JOBS = 4, /* partitions worked on at once */
+    /*
+     * A pass looks at every PART_SLICES-th partition (the next slice each
+     * time), so a partition is looked at every PART_SLICES sync periods: a
+     * full pass every period cost an idle 5-node ring 18 times the
+     * requests of Chord placement's one range per node (docs/BENCHMARKS.md).
+     * A leave's pass covers everything.
+     */
+    PART_SLICES = 16,
     /* The placement must have been stable this many sync periods before a hand-off. */
     HANDOFF_STABLE_PERIODS = 2,
     /*
@@ -67,13 +75,14 @@ struct kv_parts {
     uint32_t next;      /* the partition the pass looks at next */
     unsigned jobs;      /* in flight */
     unsigned turn;      /* which other member a primary asks to stream back */
+    unsigned slice;     /* the partitions of this pass: those equal to it mod PART_SLICES */
     uint64_t start_ms, last_ms;
     uint64_t acc_primary, acc_missing;
     bool acc_short;
     unsigned handed;
-    /* the last finished pass */
-    bool counted;
-    uint64_t primary, under, counted_ms;
+    /* per slice, its last finished pass: keys short of copies, when it began */
+    uint64_t under[PART_SLICES], began[PART_SLICES];
+    uint32_t counted; /* bit per slice counted once */
 };
 
 static struct kv_parts *parts(node_t *n)
@@ -139,12 +148,11 @@ static void pass_end(struct kv_parts *ps)
         kv_handoff_finish(n);
         return;
     }
-    ps->primary = ps->acc_primary;
-    ps->under = ps->acc_short
-                    ? ps->acc_primary
-                    : (ps->acc_missing < ps->acc_primary ? ps->acc_missing : ps->acc_primary);
-    ps->counted = true;
-    ps->counted_ms = ps->start_ms;
+    ps->under[ps->slice] =
+        ps->acc_short || ps->acc_missing > ps->acc_primary ? ps->acc_primary : ps->acc_missing;
+    ps->began[ps->slice] = ps->start_ms;
+    ps->counted |= UINT32_C(1) << ps->slice;
+    ps->slice = (ps->slice + 1) % PART_SLICES;
     n->kv->repl_lost_checked = n->kv->repl_lost_round;
     if (ps->handed)
         log_info("kv", "handed %u partitions to their replica sets", ps->handed);
@@ -230,10 +238,12 @@ static void pump(struct kv_parts *ps)
 {
     node_t *n = ps->n;
     uint32_t count = ring_place_part_count(n->cfg.id_bits);
+    uint32_t step = ps->leaving ? 1 : PART_SLICES;
     uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
     bool may_hand = ps->leaving || node_place_stable_ms(n) >= HANDOFF_STABLE_PERIODS * period;
     while (ps->active && ps->jobs < PART_JOBS && ps->next < count) {
-        uint32_t p = ps->next++;
+        uint32_t p = ps->next;
+        ps->next += step;
         part_job_t *j = calloc(1, sizeof *j);
         if (!j)
             break;
@@ -278,7 +288,7 @@ static void pass_start(struct kv_parts *ps, bool leaving)
     node_t *n = ps->n;
     ps->active = true;
     ps->leaving = leaving;
-    ps->next = 0;
+    ps->next = leaving ? 0 : ps->slice;
     ps->turn++;
     ps->start_ms = loop_now_ms(n->loop);
     ps->acc_primary = ps->acc_missing = 0;
@@ -316,13 +326,33 @@ unsigned kv_parts_handoff(node_t *n)
 void kv_parts_stats(node_t *n, uint64_t *primary, uint64_t *under)
 {
     struct kv_parts *ps = parts(n);
-    if (!ps || !ps->counted) {
-        *primary = 0;
-        *under = 0;
+    *primary = 0;
+    *under = 0;
+    if (!ps)
         return;
+    /* Primary keys counted now: O(buckets) per partition, from the store's digests. */
+    uint32_t count = ring_place_part_count(n->cfg.id_bits);
+    for (uint32_t p = 0; p < count; p++) {
+        ring_id_t reps[KV_QUORUM_MAX], lo, hi;
+        uint64_t keys, digest[2];
+        if (node_place_part(n, p, reps, KV_QUORUM_MAX) == 0 || reps[0] != n->self)
+            continue;
+        ring_place_part_range(p, n->cfg.id_bits, &lo, &hi);
+        if (store_digest(n->store, lo, hi, &keys, digest) == 0)
+            *primary += keys;
     }
-    *primary = ps->primary;
-    /* A placement that changed since the pass began has not been looked at yet. */
-    bool unconfirmed = node_place_stable_ms(n) < loop_now_ms(n->loop) - ps->counted_ms;
-    *under = unconfirmed ? ps->primary : ps->under;
+    /*
+     * Short of copies: as the slices' last passes found, unless a slice has
+     * not been looked at yet or the placement changed since the oldest of
+     * those passes began (then nothing is known to be in place).
+     */
+    uint64_t oldest = UINT64_MAX, sum = 0;
+    for (unsigned i = 0; i < PART_SLICES; i++) {
+        sum += ps->under[i];
+        if (ps->began[i] < oldest)
+            oldest = ps->began[i];
+    }
+    bool confirmed = ps->counted == (UINT32_C(1) << PART_SLICES) - 1 &&
+                     node_place_stable_ms(n) >= loop_now_ms(n->loop) - oldest;
+    *under = !confirmed || sum > *primary ? *primary : sum;
 }
