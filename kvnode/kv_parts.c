@@ -3,7 +3,8 @@
  * anti-entropy and data moves per partition (a contiguous range of
  * positions, ring_place_part_range) instead of per Chord range.
  *
- * Every sync period a node walks the partitions once (a pass), at most
+ * Every sync period a node walks one slice of the partitions (a pass: every
+ * PART_SLICES-th, the next slice each time), at most
  * PART_JOBS at a time:
  *
  * - Of a partition whose primary it is, it streams over what each other
