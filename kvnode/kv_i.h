@@ -42,7 +42,8 @@ typedef struct sync {
     uint64_t start_timer;
     bool finishing;
     void (*done)(struct sync *s);
-    void *arg; /* the caller's, for done */
+    void *arg;           /* the caller's, for done */
+    uint64_t peer_count; /* records the target said it holds in the whole range */
 } sync_t;
 
 enum {
@@ -175,11 +176,10 @@ void kv_maint_fini(node_t *n);
  * at the other members of reps (called once a round found them all in sync).
  */
 void kv_maint_purge(node_t *n, ring_id_t lo, ring_id_t hi, const ring_id_t *reps, size_t nrep);
-/*
- * Forget our copy of (lo, hi], in batches off the request path; records
- * with a version at or after keep_from_hlc stay (0: none do).
- */
-void kv_maint_drop(node_t *n, ring_id_t lo, ring_id_t hi, uint64_t keep_from_hlc);
+/* Forget our copy of (lo, hi], in batches off the request path. */
+void kv_maint_drop(node_t *n, ring_id_t lo, ring_id_t hi);
+/* True while a dropped range holding pos is being forgotten. */
+bool kv_maint_dropping(const node_t *n, ring_id_t pos);
 /* The leave's hand-off is over (or given up): run its done callback once. */
 void kv_handoff_finish(node_t *n);
 
@@ -192,6 +192,11 @@ void kv_parts_tick(node_t *n);
  * do); kv_handoff_finish runs when the last is through.
  */
 unsigned kv_parts_handoff(node_t *n);
+/*
+ * True while we hand over (and then forget) the partition holding pos: a
+ * replica's write there is refused rather than acknowledged.
+ */
+bool kv_parts_draining(const node_t *n, ring_id_t pos);
 /* Keys we are the placement's primary for and how many lack copies, as last counted. */
 void kv_parts_stats(node_t *n, uint64_t *primary, uint64_t *under);
 void kv_parts_fini(node_t *n);

@@ -157,7 +157,6 @@ struct kv_drop {
     node_t *n;
     struct kv_drop *next;
     ring_id_t lo, hi;
-    uint64_t keep_from_hlc; /* records this new or newer stay (0: none) */
     uint64_t timer;
     unsigned total;
     unsigned count;
@@ -171,9 +170,8 @@ struct kv_drop {
 static int collect_drop(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *rec,
                         void *arg)
 {
+    (void)rec;
     struct kv_drop *d = arg;
-    if (d->keep_from_hlc && rec->version.hlc >= d->keep_from_hlc)
-        return 0;
     memcpy(d->key[d->count], key, key_len);
     d->key_len[d->count] = (uint16_t)key_len;
     d->pos[d->count] = pos;
@@ -226,7 +224,15 @@ static void drop_step(loop_t *loop, void *arg)
     d->cursor_pos = d->pos[d->count - 1];
 }
 
-void kv_maint_drop(node_t *n, ring_id_t lo, ring_id_t hi, uint64_t keep_from_hlc)
+bool kv_maint_dropping(const node_t *n, ring_id_t pos)
+{
+    for (const struct kv_drop *d = n->kv->drops; d; d = d->next)
+        if (ring_in_oc(pos, d->lo, d->hi))
+            return true;
+    return false;
+}
+
+void kv_maint_drop(node_t *n, ring_id_t lo, ring_id_t hi)
 {
     struct kv_drop *d = calloc(1, sizeof *d);
     if (!d)
@@ -234,7 +240,6 @@ void kv_maint_drop(node_t *n, ring_id_t lo, ring_id_t hi, uint64_t keep_from_hlc
     d->n = n;
     d->lo = lo;
     d->hi = hi;
-    d->keep_from_hlc = keep_from_hlc;
     d->next = n->kv->drops;
     n->kv->drops = d;
     drop_step(n->loop, d);
@@ -249,7 +254,7 @@ static void on_drop_synced(sync_t *s)
         log_info("kv", "kept a range for now: hand-back to %s incomplete", s->addr);
         return;
     }
-    kv_maint_drop(n, kv_sync_lo(s->ks), kv_sync_hi(s->ks), 0);
+    kv_maint_drop(n, kv_sync_lo(s->ks), kv_sync_hi(s->ks));
 }
 
 void kv_maint_serve_drop(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)

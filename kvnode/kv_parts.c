@@ -14,12 +14,13 @@
  *   partition's old tombstones are purged on every member.
  * - Of a partition it holds records of but is not a member of (a join put
  *   others in its place, a member left, the data directory was written
- *   under another placement), it streams everything to every member and
- *   then forgets its copy: the hand-off. Only records older than the start
- *   of the hand-off are dropped (one written meanwhile by a coordinator
- *   that still counted us waits for the next pass), and only after the
- *   placement has been stable for a while, so that a node whose member
- *   table is still filling does not move data back and forth.
+ *   under another placement), it streams every record to every member and
+ *   then forgets its copy: the hand-off. Meanwhile it refuses replica
+ *   writes to the partition (kv_parts_draining), so no copy it is about to
+ *   drop counts towards a write quorum; it drops only if every record was
+ *   confirmed and it is still no member, and only after the placement has
+ *   been stable for a while, so that a node whose member table is still
+ *   filling does not move data back and forth.
  *
  * Joins and leaves therefore move data between the nodes whose tokens
  * neighbour the newcomer's (or the leaver's): many nodes, each a share.
@@ -45,12 +46,6 @@ enum {
     PART_SLICES = 16,
     /* The placement must have been stable this many sync periods before a hand-off. */
     HANDOFF_STABLE_PERIODS = 2,
-    /*
-     * A hand-off drops only records older than its start by this much: a
-     * write a coordinator sent us meanwhile carries the coordinator's clock,
-     * which may be behind ours.
-     */
-    HANDOFF_KEEP_MS = 5000,
 };
 
 typedef struct part_job {
@@ -60,9 +55,9 @@ typedef struct part_job {
     ring_id_t lo, hi;
     bool handoff; /* not a member: hand everything over, then forget it */
     uint64_t count;
-    uint64_t start_hlc; /* handoff: records from then on are kept */
-    unsigned pending;   /* stream sessions still running */
-    uint64_t missing;   /* keys some member may still lack */
+    uint64_t peer_max; /* the most records a member said it holds */
+    unsigned pending;  /* stream sessions still running */
+    uint64_t missing;  /* keys some member may still lack */
     ring_id_t reps[KV_QUORUM_MAX];
     size_t nrep;
 } part_job_t;
@@ -78,11 +73,15 @@ struct kv_parts {
     unsigned turn;      /* which other member a primary asks to stream back */
     unsigned slice;     /* the partitions of this pass: those equal to it mod PART_SLICES */
     uint64_t start_ms, last_ms;
-    uint64_t acc_primary, acc_missing;
+    uint64_t acc_primary, acc_missing, acc_lacking;
     bool acc_short;
     unsigned handed;
-    /* per slice, its last finished pass: keys short of copies, when it began */
-    uint64_t under[PART_SLICES], began[PART_SLICES];
+    /*
+     * Per slice, its last finished pass: keys short of copies, keys our
+     * members hold beyond our own copy (a new primary still filling), when
+     * it began.
+     */
+    uint64_t under[PART_SLICES], lacking[PART_SLICES], began[PART_SLICES];
     uint32_t counted; /* bit per slice counted once */
 };
 
@@ -151,6 +150,7 @@ static void pass_end(struct kv_parts *ps)
     }
     ps->under[ps->slice] =
         ps->acc_short || ps->acc_missing > ps->acc_primary ? ps->acc_primary : ps->acc_missing;
+    ps->lacking[ps->slice] = ps->acc_lacking;
     ps->began[ps->slice] = ps->start_ms;
     ps->counted |= UINT32_C(1) << ps->slice;
     ps->slice = (ps->slice + 1) % PART_SLICES;
@@ -164,15 +164,25 @@ static void job_end(part_job_t *j)
     struct kv_parts *ps = j->ps;
     node_t *n = ps->n;
     if (j->handoff) {
+        ring_id_t reps[KV_QUORUM_MAX];
+        size_t nrep = ps->leaving ? 0 : node_place_part(n, j->part, reps, KV_QUORUM_MAX);
+        bool member = false;
+        for (size_t i = 0; i < nrep; i++)
+            member |= reps[i] == n->self;
         if (j->missing == 0) {
             ps->handed++;
-            if (!ps->leaving)
-                kv_maint_drop(n, j->lo, j->hi, j->start_hlc);
+            /* Every record was offered and is confirmed there (writes were refused meanwhile). */
+            if (!ps->leaving && !member)
+                kv_maint_drop(n, j->lo, j->hi);
         } else {
             log_info("kv", "kept partition %u for now: hand-off incomplete", (unsigned)j->part);
         }
     } else {
-        ps->acc_missing += j->missing;
+        /* Records a member holds beyond ours: we lack them (ask_back fetches them). */
+        uint64_t lacking = j->peer_max > j->count ? j->peer_max - j->count : 0;
+        ps->acc_primary += j->count + lacking;
+        ps->acc_lacking += lacking;
+        ps->acc_missing += j->missing + lacking;
         if (j->missing == 0 && j->nrep >= n->cfg.replicas)
             kv_maint_purge(n, j->lo, j->hi, j->reps, j->nrep);
     }
@@ -184,6 +194,8 @@ static void job_end(part_job_t *j)
 static void on_session(sync_t *s)
 {
     part_job_t *j = s->arg;
+    if (s->peer_count > j->peer_max)
+        j->peer_max = s->peer_count;
     if (kv_sync_failed(s->ks) || kv_sync_missing(s->ks))
         j->missing += kv_sync_missing(s->ks) ? kv_sync_missing(s->ks) : j->count;
     if (--j->pending == 0)
@@ -203,15 +215,12 @@ static bool job_start(struct kv_parts *ps, part_job_t *j)
             j->missing += j->count; /* this member goes unchecked this pass */
             continue;
         }
+        /*
+         * A hand-off offers every record, however old (unlike a SYNC_DROP
+         * hand-back to an authority that had them): the members may have
+         * none of them, and only what was offered and confirmed is dropped.
+         */
         s->arg = j;
-        if (j->handoff) {
-            /*
-             * As for a hand-back on SYNC_DROP: nothing older than the
-             * tombstone grace period, whose delete may have been purged.
-             */
-            uint64_t now = kv_wall_ms(), grace = (uint64_t)n->cfg.tombstone_grace_s * 1000u;
-            s->min_hlc = now > grace ? (now - grace) << 16 : 0;
-        }
         j->pending++;
     }
     return j->pending > 0;
@@ -246,8 +255,10 @@ static void pump(struct kv_parts *ps)
         uint32_t p = ps->next;
         ps->next += step;
         part_job_t *j = calloc(1, sizeof *j);
-        if (!j)
+        if (!j) {
+            ps->next = count; /* out of memory: end this pass, the next one tries again */
             break;
+        }
         j->ps = ps;
         j->part = p;
         ring_place_part_range(p, n->cfg.id_bits, &j->lo, &j->hi);
@@ -260,7 +271,7 @@ static void pump(struct kv_parts *ps)
             member |= j->reps[i] == n->self;
         bool primary = j->nrep > 0 && j->reps[0] == n->self;
         if (primary && !ps->leaving) {
-            ps->acc_primary += j->count;
+            /* Even an empty copy: the sessions' digests say what the members hold. */
             ps->acc_short |= j->nrep < n->cfg.replicas;
             ask_back(ps, j);
         } else if (member || j->count == 0 || !may_hand || j->nrep == 0) {
@@ -268,13 +279,13 @@ static void pump(struct kv_parts *ps)
             continue;
         } else {
             j->handoff = true;
-            uint64_t now = kv_wall_ms();
-            j->start_hlc = now > HANDOFF_KEEP_MS ? (now - HANDOFF_KEEP_MS) << 16 : 0;
         }
-        if (j->count == 0 || !job_start(ps, j)) {
-            /* Nothing to stream, or nothing could start: account it at once. */
-            if (!j->handoff)
+        if (!job_start(ps, j)) {
+            /* Nothing could start: account it at once. */
+            if (!j->handoff) {
+                ps->acc_primary += j->count;
                 ps->acc_missing += j->missing;
+            }
             free(j);
             continue;
         }
@@ -292,7 +303,7 @@ static void pass_start(struct kv_parts *ps, bool leaving)
     ps->next = leaving ? 0 : ps->slice;
     ps->turn++;
     ps->start_ms = loop_now_ms(n->loop);
-    ps->acc_primary = ps->acc_missing = 0;
+    ps->acc_primary = ps->acc_missing = ps->acc_lacking = 0;
     ps->acc_short = false;
     ps->handed = 0;
     n->kv->repl_lost_round = kv_repl_lost(n);
@@ -324,6 +335,18 @@ unsigned kv_parts_handoff(node_t *n)
     return ps->active ? 1 : 0;
 }
 
+bool kv_parts_draining(const node_t *n, ring_id_t pos)
+{
+    const struct kv_parts *ps = n->kv->parts;
+    /* Leaving: every copy here is about to go, handed over or not yet. */
+    if (n->leaving)
+        return true;
+    for (const part_job_t *j = ps ? ps->live : NULL; j; j = j->next)
+        if (j->handoff && ring_in_oc(pos, j->lo, j->hi))
+            return true;
+    return kv_maint_dropping(n, pos);
+}
+
 void kv_parts_stats(node_t *n, uint64_t *primary, uint64_t *under)
 {
     struct kv_parts *ps = parts(n);
@@ -347,13 +370,17 @@ void kv_parts_stats(node_t *n, uint64_t *primary, uint64_t *under)
      * not been looked at yet or the placement changed since the oldest of
      * those passes began (then nothing is known to be in place).
      */
-    uint64_t oldest = UINT64_MAX, sum = 0;
+    uint64_t oldest = UINT64_MAX, sum = 0, lacking = 0;
     for (unsigned i = 0; i < PART_SLICES; i++) {
         sum += ps->under[i];
+        lacking += ps->lacking[i];
         if (ps->began[i] < oldest)
             oldest = ps->began[i];
     }
+    /* Keys only our members hold yet count as ours (and as short of a copy). */
+    *primary += lacking;
     bool confirmed = ps->counted == (UINT32_C(1) << PART_SLICES) - 1 &&
-                     node_place_stable_ms(n) >= loop_now_ms(n->loop) - oldest;
+                     node_place_stable_ms(n) >= loop_now_ms(n->loop) - oldest &&
+                     n->place.down_changed_ms < oldest;
     *under = !confirmed || sum > *primary ? *primary : sum;
 }

@@ -138,6 +138,16 @@ void kv_replica_serve_put(node_t *n, const uint8_t *ident, size_t ident_len, con
         serve_purge(n, ident, ident_len, m);
         return;
     }
+    if (node_place_on(n) && kv_parts_draining(n, store_pos(n->store, m->key_bytes, m->key_len))) {
+        /*
+         * We are handing this partition over and will drop our copy: an
+         * acknowledgement now would count towards a write quorum a copy
+         * that is about to go. The sender takes it as a copy not made.
+         */
+        node_reply_error(n, ident, ident_len, m->req_id, EXDEV,
+                         "handing this partition to its replica set");
+        return;
+    }
     kv_clock_observe(&n->clock, m->version.hlc);
     /* Someone else coordinates writes to our range: what we knew may be stale. */
     if (m->version.node != n->self &&

@@ -58,6 +58,8 @@ static void on_sync_digest(int rc, const wire_msg_t *r, void *arg)
     uint64_t count = 0, digest[2] = {0, 0};
     ring_id_t lo, hi;
     kv_sync_span(s->ks, &lo, &hi);
+    if (rc == 0 && lo == kv_sync_lo(s->ks) && hi == kv_sync_hi(s->ks) && r->count > s->peer_count)
+        s->peer_count = r->count;
     if (rc == 0 && store_digest(s->n->store, lo, hi, &count, digest) < 0) {
         sync_drive(s, kv_sync_abort(s->ks));
         return;

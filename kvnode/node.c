@@ -127,7 +127,8 @@ const char *node_book_get(const node_t *n, ring_id_t id)
         if (n->book[i].used && n->book[i].id == id)
             return n->book[i].addr;
     /* A replica under token placement may be no neighbour or finger of ours. */
-    const ring_member_t *e = n->members ? ring_members_find(n->members, id) : NULL;
+    const ring_member_t *e =
+        node_place_on(n) && n->members ? ring_members_find(n->members, id) : NULL;
     return e ? e->addr : NULL;
 }
 
@@ -206,6 +207,8 @@ void node_peer_alive(node_t *n, ring_id_t id)
     if (e) {
         e->misses = 0;
         e->first_miss_ms = 0;
+        if (e->failed)
+            n->place.down_changed_ms = loop_now_ms(n->loop);
         e->failed = false;
     }
 }
@@ -221,7 +224,8 @@ void node_peer_missed(node_t *n, ring_id_t id, const char *why)
      */
     kv_coord_forget(n);
     book_entry_t *e = book_find(n, id);
-    const ring_member_t *me = n->members ? ring_members_find(n->members, id) : NULL;
+    const ring_member_t *me =
+        node_place_on(n) && n->members ? ring_members_find(n->members, id) : NULL;
     if (!e && me && id != n->self) {
         /* A member we know only from the table (a replica under token placement). */
         book_put(n, id, me->addr);
@@ -263,6 +267,8 @@ void node_peer_failed(node_t *n, ring_id_t id, const char *why)
     if (e) {
         e->misses = 0;
         e->first_miss_ms = 0;
+        if (!e->failed)
+            n->place.down_changed_ms = loop_now_ms(n->loop);
         e->failed = true; /* kept: it may come back, and it is someone to rejoin through */
     }
     char a[RING_ID_HEX_MAX], b[RING_ID_HEX_MAX];

@@ -109,15 +109,17 @@ struct node {
 
     /* node_place.c: token placement (cfg.tokens > 0), built from the member table */
     struct {
-        struct ring_place *pl; /* NULL: no member is up (or Chord placement) */
-        ring_id_t *ids;        /* placement node index -> id */
+        struct ring_place *pl;         /* NULL: no member is up (or Chord placement) */
+        ring_id_t *ids;                /* placement node index -> id */
+        struct ring_place_node *nodes; /* what it was built from (same order) */
         size_t n;
         bool built;
-        uint64_t epoch;      /* of the member table it was built from */
-        uint64_t changed_ms; /* loop clock when it last changed */
-        size_t probe_next;   /* the member table index probed next */
-        bool probing;        /* a probe is out, */
-        ring_id_t probe_id;  /* to this member */
+        uint64_t epoch;           /* of the member table it was built from */
+        uint64_t changed_ms;      /* loop clock when it last changed */
+        uint64_t down_changed_ms; /* loop clock when a peer was last declared failed or back */
+        size_t probe_next;        /* the member table index probed next */
+        bool probing;             /* a probe is out, */
+        ring_id_t probe_id;       /* to this member */
     } place;
 
     store_t *store;

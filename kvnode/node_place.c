@@ -33,7 +33,9 @@ void node_place_fini(node_t *n)
 {
     ring_place_destroy(&n->place.pl);
     free(n->place.ids);
+    free(n->place.nodes);
     n->place.ids = NULL;
+    n->place.nodes = NULL;
     n->place.n = 0;
     n->place.built = false;
 }
@@ -52,24 +54,44 @@ static bool place_current(node_t *n)
         free(ids);
         return n->place.pl != NULL; /* keep the old placement: no memory is not a change */
     }
+    /*
+     * A leaving member keeps its place until it has left: until its
+     * hand-off is through it holds copies the others may lack, and reads
+     * must still find them (it refuses new copies meanwhile). Only the
+     * leaver itself places without itself, to know where to hand over.
+     */
     size_t k = 0;
     for (size_t i = 0; i < count; i++) {
         const ring_member_t *e = ring_members_at(n->members, i);
-        if (e->state != RING_MEMBER_UP && e->state != RING_MEMBER_JOINING)
+        bool placed = e->state == RING_MEMBER_UP || e->state == RING_MEMBER_JOINING ||
+                      (e->state == RING_MEMBER_LEAVING && e->id != n->self);
+        if (!placed)
             continue;
         nodes[k] = (ring_place_node_t){e->id, e->weight, e->zone_hash};
         ids[k++] = e->id;
     }
+    /* Another incarnation or address changes the epoch but not where anything lives. */
+    bool same = n->place.pl && k == n->place.n;
+    for (size_t i = 0; same && i < k; i++)
+        same = ids[i] == n->place.ids[i] && nodes[i].weight == n->place.nodes[i].weight &&
+               nodes[i].zone == n->place.nodes[i].zone;
+    if (same) {
+        free(nodes);
+        free(ids);
+        n->place.epoch = epoch;
+        return true;
+    }
     ring_place_params_t p = {n->cfg.id_bits, n->cfg.tokens, n->cfg.probes};
     ring_place_t *pl = NULL;
     int rc = k ? ring_place_new(&p, nodes, k, &pl) : -EINVAL;
-    free(nodes);
     if (rc < 0 && rc != -EINVAL) {
+        free(nodes);
         free(ids);
         return n->place.pl != NULL;
     }
     node_place_fini(n);
     n->place.pl = pl;
+    n->place.nodes = pl ? nodes : (free(nodes), NULL);
     n->place.ids = pl ? ids : (free(ids), NULL);
     n->place.n = pl ? k : 0;
     n->place.epoch = epoch;
@@ -143,8 +165,8 @@ static void on_probe(int rc, const wire_msg_t *r, void *arg)
         return;
     if (r)
         node_peer_alive(n, n->place.probe_id);
-    else
-        node_peer_missed(n, n->place.probe_id, "member probe");
+    else if (!node_peer_down(n, n->place.probe_id))
+        node_peer_missed(n, n->place.probe_id, "member probe"); /* (a down one stays down) */
 }
 
 /*

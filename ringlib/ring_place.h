@@ -42,7 +42,7 @@ enum {
 };
 
 /* One physical node as the members know it. */
-typedef struct {
+typedef struct ring_place_node {
     ring_id_t id;    /* its Chord id (< 2^m); ids are distinct */
     uint32_t weight; /* capacity weight, 1..RING_PLACE_WEIGHT_MAX: weight x tokens tokens */
     uint32_t zone;   /* failure domain; nodes with equal values share one */

@@ -544,6 +544,9 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
             put_zone(&w, m->zone);
         }
         if (m->has_place) {
+            if (m->tokens > WIRE_TOKENS_MAX || m->probes > WIRE_PROBES_MAX ||
+                (m->tokens == 0) != (m->probes == 0))
+                return -EINVAL;
             put_u16(&w, m->tokens);
             put_u8(&w, m->probes);
         }
@@ -803,6 +806,10 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
         if (out->has_place) {
             out->tokens = get_u16(&r);
             out->probes = get_u8(&r);
+            /* As kvnode accepts them: probes only with tokens. */
+            if (out->tokens > WIRE_TOKENS_MAX || out->probes > WIRE_PROBES_MAX ||
+                (out->tokens == 0) != (out->probes == 0))
+                r.bad = true;
         }
         break;
     case WIRE_MEMBERS:

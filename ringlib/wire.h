@@ -38,6 +38,8 @@ enum {
     WIRE_VERSION_PATCH = 3, /* KV_PUT and REPL_PUT: a patch */
     WIRE_VERSION_SEC = 3,   /* STATS and its reply: the allow-lists' counts */
     WIRE_VERSION_PLACE = 3, /* INFO and its reply: layout 2 plus the ring's placement */
+    WIRE_TOKENS_MAX = 4096, /* RING_PLACE_TOKENS_MAX */
+    WIRE_PROBES_MAX = 64,   /* RING_PLACE_PROBES_MAX */
     WIRE_HEADER_LEN = 12,
     WIRE_SUCC_MAX = 16,
     WIRE_FINGERS_MAX = 64,

@@ -80,10 +80,15 @@ a_up() {
 alloc_ports PORTS 7
 KEYS=2000
 # Written under Chord placement, then every node restarted on its data
-# with token placement: the records are handed to where it puts them.
-a_up
+# with token placement: the records are handed to where it puts them. A
+# tombstone grace of 1 s makes every record older than the grace period by
+# then: a hand-off must move those too (a hand-back to an authority skips
+# them).
+GRACE=(--tombstone-grace-s 1)
+a_up "${GRACE[@]}"
 load put pa "$KEYS" "${PORTS[0]}"
 wait_copies "${PORTS[0]}" "$KEYS" 60
+sleep 2
 ctl --peer "127.0.0.1:${PORTS[0]}" status --json | jq -e '.placement == {"kind":"chord"}' >/dev/null ||
     fail "status does not report Chord placement"
 log "Chord placement: $(per_node "${PORTS[0]}" | awk '{printf "%s ", $2}')copies per node"
@@ -91,7 +96,7 @@ for pid in "${A_PIDS[@]}"; do
     kill -KILL "$pid"
     wait_exit "$pid" 10
 done
-a_up "${TOK[@]}"
+a_up "${TOK[@]}" "${GRACE[@]}"
 ctl --peer "127.0.0.1:${PORTS[0]}" status --json |
     jq -e '.placement == {"kind":"tokens","tokens":64,"probes":21}' >/dev/null ||
     fail "status does not report the placement: $(ctl --peer "127.0.0.1:${PORTS[0]}" status --json | jq -c .placement)"

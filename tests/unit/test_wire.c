@@ -2184,6 +2184,28 @@ static void test_wire_info_place(void **state)
         assert_decode(frame, cut, -EBADMSG);
     frame[n] = 0;
     assert_decode(frame, n + 1, -EBADMSG);
+    /* Out of range, or probes without tokens (or tokens without probes): refused both ways. */
+    const struct {
+        uint16_t tokens;
+        uint8_t probes;
+    } bad[] = {{WIRE_TOKENS_MAX + 1, 21}, {64, WIRE_PROBES_MAX + 1}, {0, 21}, {64, 0}};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        m->tokens = bad[i].tokens;
+        m->probes = bad[i].probes;
+        assert_int_equal(wire_encode(m, frame, WIRE_FRAME_MAX), -EINVAL);
+        m->tokens = 64;
+        m->probes = 21;
+        n = encode_ok(m);
+        frame[n - 3] = (uint8_t)(bad[i].tokens >> 8);
+        frame[n - 2] = (uint8_t)bad[i].tokens;
+        frame[n - 1] = bad[i].probes;
+        assert_decode(frame, n, -EBADMSG);
+    }
+    /* Chord placement: 0 and 0. */
+    m->tokens = 0;
+    m->probes = 0;
+    n = encode_ok(m);
+    assert_int_equal(wire_decode(frame, n, out), 0);
     free(m);
     free(out);
 }
