@@ -220,7 +220,7 @@ static int dir_edit_and_touch(fs_t *fs, uint64_t dir, const char *name, size_t l
             parent_touch_later(fs, dir);
         return rc;
     }
-    fiber_group_t g = {0, NULL};
+    fiber_group_t g = {0, NULL, 0};
     touch_job_t tj = {fs, dir, nlink_delta, 0};
     if (fiber_group_spawn(&g, touch_job, &tj) < 0)
         tj.rc = -ENOMEM;
@@ -425,7 +425,7 @@ int fs_ns_make(fs_t *fs, uint64_t parent, const char *name, size_t len, mode_t m
      * round trip. Until the record lands the name reads as absent (lookup
      * finds no inode), the state a create that has not returned yet may have.
      */
-    fiber_group_t g = {0, NULL};
+    fiber_group_t g = {0, NULL, 0};
     create_job_t cj = {fs, n, &in, 0};
     if (fiber_group_spawn(&g, create_job, &cj) < 0)
         cj.rc = -ENOMEM;
@@ -781,7 +781,7 @@ static int rename_once(fs_t *fs, const rename_t *o)
     uint64_t sdir = o->sdir, ddir = o->ddir;
     fs_dirent_t src, dst;
     /* Both names at once: one round trip. */
-    fiber_group_t g = {0, NULL};
+    fiber_group_t g = {0, NULL, 0};
     lookup_job_t lj = {fs, ddir, o->name2, o->len2, {0}, 0};
     group_run(&g, lookup_job, &lj);
     int rc = fs_dir_lookup(fs, sdir, o->name, o->len, true, &src);

@@ -78,6 +78,7 @@ static fs_t *fs_of(fuse_req_t req)
 typedef struct {
     const void *run;
     uint64_t count, usec;
+    uint64_t serial; /* store round trips waited for one after another (fiber_serial), summed */
     fs_store_stats_t store; /* the store operations these requests started */
 } op_time_t;
 static op_time_t op_times[32];
@@ -106,9 +107,11 @@ static void op_fiber(void *arg)
     uint64_t t0 = usec_now();
     op_time_t *slot = op_time_slot(o->run);
     fiber_set_tag(slot ? &slot->store : NULL);
+    fiber_serial_set(0);
     o->run(o);
     if (slot) {
         slot->count++;
+        slot->serial += fiber_serial();
         slot->usec += usec_now() - t0;
     }
     for (unsigned i = 0; i < o->npins; i++)
@@ -1707,7 +1710,7 @@ static void run_setlk(op_t *o)
      * one round trip per lock instead of two, and SQLite's journal names
      * stay cached while no other mount locks the database.
      */
-    fiber_group_t g = {0, NULL};
+    fiber_group_t g = {0, NULL, 0};
     reload_job_t rj = {o->fs, n, -EIO};
     uint64_t grants = o->fs->lk_grants;
     bool early = rc == 0 && !unlock && fiber_group_spawn(&g, reload_job, &rj) == 0;
@@ -1889,10 +1892,10 @@ void fs_ops_log_times(void)
         double per = 1.0 / (double)t->count;
         log_info("fs",
                  "%-12s %8llu requests, mean %6llu us; store operations per request: "
-                 "%.2f gets, %.2f puts (%.2f conditional, %.2f patches), %.2f deletes, "
-                 "%.2f conflicts",
+                 "%.2f serial, %.2f gets, %.2f puts (%.2f conditional, %.2f patches), "
+                 "%.2f deletes, %.2f conflicts",
                  name, (unsigned long long)t->count, (unsigned long long)(t->usec / t->count),
-                 (double)t->store.gets * per, (double)t->store.puts * per,
+                 (double)t->serial * per, (double)t->store.gets * per, (double)t->store.puts * per,
                  (double)t->store.conditional * per, (double)t->store.patches * per,
                  (double)t->store.dels * per, (double)t->store.conflicts * per);
     }
@@ -1912,6 +1915,8 @@ void fs_ops_metrics(mx_buf_t *b)
          "Conditional puts among them (metadata compare-and-set), per kind of request."},
         {"dhtfs_store_conflicts_total",
          "Conditional puts that found another version (and were retried), per kind of request."},
+        {"dhtfs_store_serial_round_trips_total",
+         "Store round trips FUSE requests waited for one after another, per kind of request."},
     };
     size_t nt = sizeof(op_times) / sizeof(op_times[0]);
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
@@ -1940,8 +1945,11 @@ void fs_ops_metrics(mx_buf_t *b)
             case 4:
                 mx_sample_u64(b, fam[f].name, l, 1, t->store.conditional);
                 break;
-            default:
+            case 5:
                 mx_sample_u64(b, fam[f].name, l, 1, t->store.conflicts);
+                break;
+            default:
+                mx_sample_u64(b, fam[f].name, l, 1, t->serial);
                 break;
             }
         }
