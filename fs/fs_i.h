@@ -318,6 +318,13 @@ int fs_lk_release_file(fs_t *fs, uint64_t ino, uint64_t fh);
 /* This mount holds entries in ino's record (as far as it knows). */
 bool fs_lk_holds(fs_t *fs, uint64_t ino);
 /*
+ * Can a grant on ino now be quiet (fs_lk_set's *quiet)? Only when this
+ * mount keeps a coherent, valid cache of a present record; otherwise
+ * (e.g. the first grant after the record was deleted by the last unlock)
+ * it cannot, and a read sent with the grant would be read again anyway.
+ */
+bool fs_lk_may_be_quiet(fs_t *fs, uint64_t ino);
+/*
  * Has this mount's heartbeat gone unrenewed long enough that other mounts
  * may have taken its locks? If so (once per lapse) every file where it
  * held locks is marked lost (fs_node_t.lk_lost_seq, lk_lost_hook) and a

@@ -1708,12 +1708,16 @@ static void run_setlk(op_t *o)
      * compare-and-set, not after it, and counts when no other mount
      * changed the lock record since our previous grant (lk_revalidate):
      * one round trip per lock instead of two, and SQLite's journal names
-     * stay cached while no other mount locks the database.
+     * stay cached while no other mount locks the database. A grant that
+     * cannot be quiet (fs_lk_may_be_quiet: e.g. the first of each SQLite
+     * transaction, after the last unlock deleted the record) reads after
+     * it instead: a read sent early would only be read again.
      */
     fiber_group_t g = {0, NULL, 0};
     reload_job_t rj = {o->fs, n, -EIO};
     uint64_t grants = o->fs->lk_grants;
-    bool early = rc == 0 && !unlock && fiber_group_spawn(&g, reload_job, &rj) == 0;
+    bool early = rc == 0 && !unlock && fs_lk_may_be_quiet(o->fs, n->ino) &&
+                 fiber_group_spawn(&g, reload_job, &rj) == 0;
     bool quiet = false;
     if (rc == 0) {
         if (o->lk_sleep && !unlock)
