@@ -77,6 +77,12 @@ typedef struct {
 } fs_node_t;
 
 typedef struct fs fs_t;
+/*
+ * The most a directory's new times wait to be written behind (fs_t
+ * touch_delay_ms): 50 ms batch ~20 creates of one process into one write.
+ */
+#define FS_TOUCH_DELAY_MS 50
+
 struct fs {
     loop_t *loop;
     kvc_t *kvc;
@@ -86,6 +92,12 @@ struct fs {
     bool apply_umask; /* the kernel sends the umask for us to apply (POSIX ACLs on) */
     double attr_timeout, entry_timeout;
     uint64_t ttl_ms; /* how long cached metadata may answer lookups */
+    /*
+     * A directory's new times (a name came or went) are written this long
+     * after the first change, one write for every change meanwhile (0: at
+     * the next turn; dhtfs: FS_TOUCH_DELAY_MS, at most a quarter of ttl_ms).
+     */
+    unsigned touch_delay_ms;
     uint64_t ino_next, ino_end;
     uint64_t tok_next; /* change tokens: a random start per mount, then counting */
     fiber_mutex_t ino_lock;

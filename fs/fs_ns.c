@@ -162,6 +162,11 @@ static void toucher_fiber(void *arg)
     toucher_t *t = arg;
     fs_node_t *n = t->dir;
     while (n->touch_pending) {
+        if (t->fs->touch_delay_ms > 0) {
+            fiber_sleep(t->fs->loop, t->fs->touch_delay_ms);
+            if (!n->touch_pending)
+                break; /* times set explicitly meanwhile (fs_ns_times_set) */
+        }
         n->touch_pending = false;
         parent_edit_t p = {0, n->touch_time};
         fiber_mutex_lock(&n->lock);
@@ -178,9 +183,10 @@ static void toucher_fiber(void *arg)
 
 /*
  * A name came or went in dir: its mtime and ctime change. This mount sees
- * the new times at once; the record is written behind, one write for any
- * number of creates and unlinks that arrive meanwhile, so a create in a
- * busy directory is not a second write to one hot key.
+ * the new times at once; the record is written behind, touch_delay_ms
+ * after the first change, one write for any number of creates and unlinks
+ * that arrive meanwhile, so a create in a busy directory is not a second
+ * write to one hot key (and, one after another, not a second write each).
  */
 static void parent_touch_later(fs_t *fs, uint64_t dir)
 {
@@ -204,6 +210,12 @@ static void parent_touch_later(fs_t *fs, uint64_t dir)
         free(t);
     }
     fs_node_put(fs, n);
+}
+
+void fs_ns_times_set(fs_node_t *dir)
+{
+    dir->touch_pending = false;
+    dir->touch_time = (struct timespec){0, 0};
 }
 
 /*

@@ -468,6 +468,8 @@ static void run_setattr(op_t *o)
     if (rc == 0) {
         setattr_edit_t s = {o, fs_now(), fs->chunk_size};
         fiber_mutex_lock(&n->lock);
+        if (S_ISDIR(n->in.mode) && (o->to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
+            fs_ns_times_set(n);
         rc = fs_node_update(fs, n, mutate_setattr, &s);
         fiber_mutex_unlock(&n->lock);
     }
