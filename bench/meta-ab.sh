@@ -119,7 +119,7 @@ done
 for n in "${NAMES[@]}"; do
     if grep -q 'store operations per request' "$T/$n"/dhtfs.log 2>/dev/null; then
         echo "$n: dhtfs exit log"
-        sed -n 's/.*\] *\([a-z_]* *[0-9]* requests, mean .*\)/    \1/p' "$T/$n"/dhtfs.log
+        sed -n 's/.* fs: \([a-z_]* *[0-9]* requests, mean .*\)/    \1/p' "$T/$n"/dhtfs.log
     fi
 done | tee -a "$out"
 echo "results: $out"
