@@ -728,6 +728,37 @@ typedef struct {
     unsigned flags;
 } rename_t;
 
+/*
+ * A rename within one leaf bucket: the new name in (as edit_put) and the
+ * old one out if it still names the file (as edit_del; if not, another
+ * mount renamed or removed it meanwhile and the new name stays, as in the
+ * two-step rename). apart: the two names belong to different leaves
+ * (nothing changed; the caller edits them one at a time).
+ */
+typedef struct {
+    put_edit_t *put;
+    del_edit_t del;
+    bool apart, removed;
+} move_edit_t;
+
+static int edit_move(fs_bucket_t *b, void *arg)
+{
+    move_edit_t *m = arg;
+    m->apart = false;
+    m->removed = false;
+    uint64_t h = fs_name_hash(m->del.name, m->del.len);
+    if (fs_hash_prefix(h, b->depth) != b->prefix) {
+        m->apart = true;
+        return 1; /* no change */
+    }
+    int rc = edit_put(b, m->put);
+    if (rc < 0)
+        return rc;
+    rc = edit_del(b, &m->del);
+    m->removed = rc == 0;
+    return rc == -ENOENT ? 0 : rc;
+}
+
 /* Run fn(arg) as a fiber of g, or here and now if no fiber can be had. */
 static void group_run(fiber_group_t *g, void (*fn)(void *), void *arg)
 {
@@ -827,20 +858,35 @@ static int rename_once(fs_t *fs, const rename_t *o)
             victim = true;
         }
     }
-    /* The new name first: a crash between the two steps leaves two names, never none. */
     put_edit_t put = {o->name2, o->len2, src.ino, src.type, false, true, have_dst ? dst.ino : 0};
-    rc = fs_dir_edit(fs, ddir, o->name2, o->len2, edit_put, &put);
-    if (rc == 0) {
-        if (exchange) {
-            put_edit_t back = {o->name, o->len, dst.ino, dst.type, false, true, src.ino};
-            rc = fs_dir_edit(fs, sdir, o->name, o->len, edit_put, &back);
-        } else {
-            rc = dir_remove(fs, sdir, o->name, o->len, src.ino);
-        }
-        if (rc == -ENOENT || rc == -EAGAIN) {
-            /* The source changed under us (another mount renamed or removed it). */
+    /*
+     * Both names in one leaf of one directory: one compare-and-set moves
+     * the name (one round trip, and no crash can leave two names).
+     */
+    move_edit_t mv = {&put, {o->name, o->len, src.ino}, false, false};
+    bool moved = false;
+    rc = 0;
+    if (sdir == ddir && !exchange) {
+        rc = fs_dir_edit(fs, ddir, o->name2, o->len2, edit_move, &mv);
+        moved = rc == 0 && !mv.apart;
+        if (moved && !mv.removed)
             log_info("fs", "rename: source changed during the rename; kept the new name");
-            rc = 0;
+    }
+    /* Else the new name first: a crash between the two steps leaves two names, never none. */
+    if (rc == 0 && !moved) {
+        rc = fs_dir_edit(fs, ddir, o->name2, o->len2, edit_put, &put);
+        if (rc == 0) {
+            if (exchange) {
+                put_edit_t back = {o->name, o->len, dst.ino, dst.type, false, true, src.ino};
+                rc = fs_dir_edit(fs, sdir, o->name, o->len, edit_put, &back);
+            } else {
+                rc = dir_remove(fs, sdir, o->name, o->len, src.ino);
+            }
+            if (rc == -ENOENT || rc == -EAGAIN) {
+                /* The source changed under us (another mount renamed or removed it). */
+                log_info("fs", "rename: source changed during the rename; kept the new name");
+                rc = 0;
+            }
         }
     }
     if (rc < 0) {
