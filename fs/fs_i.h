@@ -208,6 +208,12 @@ int fs_dir_create(fs_t *fs, uint64_t dir);
 /* fresh: ignore cached buckets. 0 (ent filled), -ENOENT, -EIO. */
 int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fresh,
                   fs_dirent_t *ent);
+/*
+ * name in dir as this mount's cached leaf has it, a miss included (read
+ * from the store only when the leaf is not cached or older than ttl_ms):
+ * for callers whose compare-and-set on that leaf catches a stale answer.
+ */
+int fs_dir_lookup_cached(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_dirent_t *ent);
 
 /*
  * Change the entries of the bucket holding name: edit(bucket, arg) modifies

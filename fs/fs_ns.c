@@ -738,6 +738,7 @@ typedef struct {
 typedef struct {
     put_edit_t *put;
     del_edit_t del;
+    bool strict; /* the old name must still name the file: else -EAGAIN, nothing changed */
     bool apart, removed;
 } move_edit_t;
 
@@ -756,6 +757,8 @@ static int edit_move(fs_bucket_t *b, void *arg)
         return rc;
     rc = edit_del(b, &m->del);
     m->removed = rc == 0;
+    if (rc == -ENOENT && m->strict)
+        return -EAGAIN;
     return rc == -ENOENT ? 0 : rc;
 }
 
@@ -779,6 +782,27 @@ static void lookup_job(void *arg)
 {
     lookup_job_t *j = arg;
     j->rc = fs_dir_lookup(j->fs, j->dir, j->name, j->len, true, &j->ent);
+}
+
+/*
+ * A rename within one directory first trusts the leaf this mount cached
+ * (the kernel looked both names up just before): the one compare-and-set
+ * that moves the name fails if the leaf changed since, and then, as when
+ * the cache cannot settle it (a name missing, a directory replaced, the
+ * names in two leaves), the rename starts over from the store.
+ */
+static bool rename_cached_lookups(fs_t *fs, const rename_t *o, fs_dirent_t *src, fs_dirent_t *dst,
+                                  bool *have_dst)
+{
+    if (o->sdir != o->ddir || (o->flags & RENAME_EXCHANGE))
+        return false;
+    if (fs_dir_lookup_cached(fs, o->sdir, o->name, o->len, src) < 0)
+        return false;
+    int rc = fs_dir_lookup_cached(fs, o->ddir, o->name2, o->len2, dst);
+    if (rc < 0 && rc != -ENOENT)
+        return false;
+    *have_dst = rc == 0;
+    return !(*have_dst && dst->type == DT_DIR);
 }
 
 /* A renamed entry's inode: a new ctime, and a directory moved elsewhere a new "..". */
@@ -819,32 +843,41 @@ static void rename_touch(fs_t *fs, fiber_group_t *g, touch_job_t *tj, uint64_t d
     group_run(g, touch_job, tj);
 }
 
-static int rename_once(fs_t *fs, const rename_t *o)
+static int rename_once(fs_t *fs, const rename_t *o, bool try_cached)
 {
     uint64_t sdir = o->sdir, ddir = o->ddir;
     fs_dirent_t src, dst;
-    /* Both names at once: one round trip. */
     fiber_group_t g = {0, NULL, 0};
-    lookup_job_t lj = {fs, ddir, o->name2, o->len2, {0}, 0};
-    group_run(&g, lookup_job, &lj);
-    int rc = fs_dir_lookup(fs, sdir, o->name, o->len, true, &src);
-    fiber_group_wait(&g);
-    if (rc < 0)
-        return rc;
-    rc = lj.rc;
-    dst = lj.ent;
-    if (rc < 0 && rc != -ENOENT)
-        return rc;
-    bool have_dst = rc == 0;
+    bool have_dst = false;
+    bool cached = try_cached && rename_cached_lookups(fs, o, &src, &dst, &have_dst);
+    int rc = 0;
+    if (!cached) {
+        /* Both names at once: one round trip. */
+        lookup_job_t lj = {fs, ddir, o->name2, o->len2, {0}, 0};
+        group_run(&g, lookup_job, &lj);
+        rc = fs_dir_lookup(fs, sdir, o->name, o->len, true, &src);
+        fiber_group_wait(&g);
+        if (rc < 0)
+            return rc;
+        rc = lj.rc;
+        dst = lj.ent;
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+        have_dst = rc == 0;
+    }
     bool exchange = o->flags & RENAME_EXCHANGE;
+    bool src_dir = src.type == DT_DIR;
+    bool dst_dir = have_dst && dst.type == DT_DIR;
+    /* Answers other than a move rest on the store, never on the cache. */
+    if (cached && have_dst &&
+        ((o->flags & RENAME_NOREPLACE) || dst.ino == src.ino || dst_dir != src_dir))
+        return -EAGAIN;
     if (have_dst && (o->flags & RENAME_NOREPLACE))
         return -EEXIST;
     if (!have_dst && exchange)
         return -ENOENT;
     if (have_dst && dst.ino == src.ino)
-        return 0; /* two names of one file: POSIX says do nothing */
-    bool src_dir = src.type == DT_DIR;
-    bool dst_dir = have_dst && dst.type == DT_DIR;
+        return 0;        /* two names of one file: POSIX says do nothing */
     bool victim = false; /* an empty directory replaced by the rename, claimed */
     if (have_dst && !exchange) {
         if (dst_dir && !src_dir)
@@ -863,11 +896,13 @@ static int rename_once(fs_t *fs, const rename_t *o)
      * Both names in one leaf of one directory: one compare-and-set moves
      * the name (one round trip, and no crash can leave two names).
      */
-    move_edit_t mv = {&put, {o->name, o->len, src.ino}, false, false};
+    move_edit_t mv = {&put, {o->name, o->len, src.ino}, cached, false, false};
     bool moved = false;
     rc = 0;
     if (sdir == ddir && !exchange) {
         rc = fs_dir_edit(fs, ddir, o->name2, o->len2, edit_move, &mv);
+        if (cached && rc == 0 && mv.apart)
+            return -EAGAIN; /* two leaves: start over from the store */
         moved = rc == 0 && !mv.apart;
         if (moved && !mv.removed)
             log_info("fs", "rename: source changed during the rename; kept the new name");
@@ -929,7 +964,7 @@ int fs_ns_rename(fs_t *fs, uint64_t sdir, const char *name, size_t len, uint64_t
         rc = -EINVAL;
     /* EAGAIN: the target changed between our look and our write; look again. */
     for (int attempt = 0; rc == 0 && attempt < 20; attempt++) {
-        rc = rename_once(fs, &o);
+        rc = rename_once(fs, &o, attempt == 0);
         if (rc != -EAGAIN)
             break;
         rc = 0;

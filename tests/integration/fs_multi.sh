@@ -116,6 +116,25 @@ remount_fs "$A"
 check_eq "... and after remounting a" "$(stat -c %y "$A/times2")" "2001-02-03 04:05:06.123456789 +0000"
 log "directory times written behind: seen on the other mount, explicit times kept"
 
+# --- a rename trusts the leaf this mount cached only as far as its
+# compare-and-set proves it current: here mount b replaced the file behind
+# a's cache (a's leaf and kernel still name the old inode) just before a
+# renames it over another name a has cached too
+mkdir "$A/mv"
+echo old >"$A/mv/s"
+echo other >"$A/mv/t"
+sleep "$SETTLE"
+stat "$A/mv/s" "$A/mv/t" >/dev/null # a's lookups cache the leaf (and the kernel the names)
+rm "$B/mv/s"
+echo new >"$B/mv/s"
+mv "$A/mv/s" "$A/mv/t" || fail "mv on mount a after mount b replaced the file failed"
+sleep "$SETTLE"
+check_eq "renamed file read on mount b (b's file, not the one a had cached)" "$(cat "$B/mv/t")" new
+check_eq "... and on mount a" "$(cat "$A/mv/t")" new
+[ ! -e "$B/mv/s" ] || fail "the old name is still there after the rename on mount a"
+check_eq "names left in mv/" "$(ls "$B/mv" | tr '\n' ' ')" "t "
+log "a rename on a stale cached leaf moved the current file"
+
 # --- volumes are independent
 C=$T/c
 mount_fs "$C" --volume second
