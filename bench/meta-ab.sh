@@ -14,7 +14,9 @@
 # At the end, before the rings stop, the kvnodes' logs at --log-level info
 # carry the coordinator's counts of conditional writes checked against a
 # known newest version vs those that read a quorum first (kv_coord.c "known");
-# they are summed per build.
+# they are summed per build. With DHTFS_OPTS=log_level=info, each mount's
+# exit log (requests per FUSE type: mean time, store operations and the
+# serial round trips per request) is copied to the results too.
 #
 # Environment: FILES=2000, DATA_ROOT (default /dev/shm if tmpfs),
 # RESULTS_DIR (default /tmp/bench/results; meta-ab-<time>.md written there),
@@ -114,4 +116,10 @@ for n in "${NAMES[@]}"; do
         awk -v n="$n" '{h += $1; m += $2} END {if (NR) printf "%s: %d conditional writes checked against a known version, %d read a quorum first\n", n, h, m}' |
         tee -a "$out"
 done
+for n in "${NAMES[@]}"; do
+    if grep -q 'store operations per request' "$T/$n"/dhtfs.log 2>/dev/null; then
+        echo "$n: dhtfs exit log"
+        sed -n 's/.* fs: \([a-z_]* *[0-9]* requests, mean .*\)/    \1/p' "$T/$n"/dhtfs.log
+    fi
+done | tee -a "$out"
 echo "results: $out"

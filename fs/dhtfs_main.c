@@ -565,6 +565,8 @@ static int run(opts_t *o)
     fs->attr_timeout = o->attr_timeout;
     fs->entry_timeout = o->attr_timeout;
     fs->ttl_ms = (uint64_t)(o->attr_timeout * 1000);
+    fs->touch_delay_ms =
+        (unsigned)(fs->ttl_ms / 4 < FS_TOUCH_DELAY_MS ? fs->ttl_ms / 4 : FS_TOUCH_DELAY_MS);
     fs->dirty_max = (size_t)o->dirty_mb << 20;
     fs->puts_max = o->wb_puts;
     fs->lease_ms = o->lock_lease_ms;

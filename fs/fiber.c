@@ -29,6 +29,7 @@ struct fiber {
     void (*fn)(void *);
     void *arg;
     void *tag;
+    unsigned serial; /* fiber_serial */
     bool done;
     bool queued;
     fiber_t *next_ready;
@@ -146,6 +147,7 @@ int fiber_spawn(void (*fn)(void *), void *arg)
     f->fn = fn;
     f->arg = arg;
     f->tag = current ? current->tag : NULL;
+    f->serial = current ? current->serial : 0;
     getcontext(&f->ctx);
     f->ctx.uc_stack.ss_sp = f->stack;
     f->ctx.uc_stack.ss_size = STACK_SIZE;
@@ -173,6 +175,17 @@ void fiber_set_tag(void *tag)
 void *fiber_tag(void)
 {
     return current ? current->tag : NULL;
+}
+
+unsigned fiber_serial(void)
+{
+    return current ? current->serial : 0;
+}
+
+void fiber_serial_set(unsigned n)
+{
+    if (current)
+        current->serial = n;
 }
 
 void fiber_park(void)
@@ -243,6 +256,8 @@ static void group_run(void *arg)
     group_job_t job = *(group_job_t *)arg;
     free(arg);
     job.fn(job.arg);
+    if (current->serial > job.group->serial)
+        job.group->serial = current->serial;
     if (--job.group->pending == 0 && job.group->waiter)
         fiber_wake(job.group->waiter);
 }
@@ -269,4 +284,6 @@ void fiber_group_wait(fiber_group_t *g)
         fiber_park();
     }
     g->waiter = NULL;
+    if (current && g->serial > current->serial)
+        current->serial = g->serial;
 }

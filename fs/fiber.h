@@ -38,6 +38,15 @@ fiber_t *fiber_self(void);
  */
 void fiber_set_tag(void *tag);
 void *fiber_tag(void);
+/*
+ * The serial store round trips on the running fiber's path so far: a
+ * counter each fiber carries (a spawned fiber starts from its parent's,
+ * a group's waiter takes the largest of its members' when they end), for
+ * counting how many round trips a request waited for one after another.
+ * 0 on the loop's own stack; setting it there does nothing.
+ */
+unsigned fiber_serial(void);
+void fiber_serial_set(unsigned n);
 /* Park the running fiber until fiber_wake(). Must run in a fiber. */
 void fiber_park(void);
 /* Make a parked fiber runnable (it runs before the next poll). */
@@ -57,6 +66,7 @@ size_t fiber_count(void);
 typedef struct {
     unsigned pending;
     fiber_t *waiter;
+    unsigned serial; /* the largest fiber_serial of the members that ended */
 } fiber_group_t;
 
 /* Run fn(arg) as a fiber of group g (starts at the next turn). 0 or -ENOMEM (not started). */

@@ -77,6 +77,12 @@ typedef struct {
 } fs_node_t;
 
 typedef struct fs fs_t;
+/*
+ * The most a directory's new times wait to be written behind (fs_t
+ * touch_delay_ms): 50 ms batch ~20 creates of one process into one write.
+ */
+#define FS_TOUCH_DELAY_MS 50
+
 struct fs {
     loop_t *loop;
     kvc_t *kvc;
@@ -86,6 +92,12 @@ struct fs {
     bool apply_umask; /* the kernel sends the umask for us to apply (POSIX ACLs on) */
     double attr_timeout, entry_timeout;
     uint64_t ttl_ms; /* how long cached metadata may answer lookups */
+    /*
+     * A directory's new times (a name came or went) are written this long
+     * after the first change, one write for every change meanwhile (0: at
+     * the next turn; dhtfs: FS_TOUCH_DELAY_MS, at most a quarter of ttl_ms).
+     */
+    unsigned touch_delay_ms;
     uint64_t ino_next, ino_end;
     uint64_t tok_next; /* change tokens: a random start per mount, then counting */
     fiber_mutex_t ino_lock;
@@ -196,6 +208,12 @@ int fs_dir_create(fs_t *fs, uint64_t dir);
 /* fresh: ignore cached buckets. 0 (ent filled), -ENOENT, -EIO. */
 int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fresh,
                   fs_dirent_t *ent);
+/*
+ * name in dir as this mount's cached leaf has it, a miss included (read
+ * from the store only when the leaf is not cached or older than ttl_ms):
+ * for callers whose compare-and-set on that leaf catches a stale answer.
+ */
+int fs_dir_lookup_cached(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_dirent_t *ent);
 
 /*
  * Change the entries of the bucket holding name: edit(bucket, arg) modifies
@@ -317,6 +335,13 @@ int fs_lk_drop_owner(fs_t *fs, uint64_t ino, uint64_t owner, fs_lock_kind_t kind
 int fs_lk_release_file(fs_t *fs, uint64_t ino, uint64_t fh);
 /* This mount holds entries in ino's record (as far as it knows). */
 bool fs_lk_holds(fs_t *fs, uint64_t ino);
+/*
+ * Can a grant on ino now be quiet (fs_lk_set's *quiet)? Only when this
+ * mount keeps a coherent, valid cache of a present record; otherwise
+ * (e.g. the first grant after the record was deleted by the last unlock)
+ * it cannot, and a read sent with the grant would be read again anyway.
+ */
+bool fs_lk_may_be_quiet(fs_t *fs, uint64_t ino);
 /*
  * Has this mount's heartbeat gone unrenewed long enough that other mounts
  * may have taken its locks? If so (once per lapse) every file where it

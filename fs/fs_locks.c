@@ -177,6 +177,13 @@ bool fs_lk_holds(fs_t *fs, uint64_t ino)
     return lf && lf->held > 0;
 }
 
+bool fs_lk_may_be_quiet(fs_t *fs, uint64_t ino)
+{
+    lockfile_t *lf = fs->lockfiles ? fs_map_get(fs->lockfiles, ino, 0) : NULL;
+    /* rec_update_q keeps coherent only through a write on a cached, present record. */
+    return lf && lf->coherent && lf->cache_valid && !lf->cache_absent;
+}
+
 /* ---- waiting ---- */
 
 static void wait_timer(loop_t *loop, void *arg)

@@ -737,6 +737,20 @@ int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fre
     }
 }
 
+int fs_dir_lookup_cached(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_dirent_t *ent)
+{
+    fs_bucket_t b;
+    kv_version_t ver;
+    int rc = leaf_find(fs, dir, fs_name_hash(name, len), false, &b, &ver, NULL);
+    if (rc < 0)
+        return rc;
+    ssize_t i = fs_bucket_find(&b, name, len);
+    if (i >= 0)
+        *ent = b.ents[i];
+    fs_bucket_free(&b);
+    return i >= 0 ? 0 : -ENOENT;
+}
+
 int fs_dir_edit(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn edit, void *arg)
 {
     uint64_t hash = fs_name_hash(name, len);

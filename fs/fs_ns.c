@@ -162,6 +162,11 @@ static void toucher_fiber(void *arg)
     toucher_t *t = arg;
     fs_node_t *n = t->dir;
     while (n->touch_pending) {
+        if (t->fs->touch_delay_ms > 0) {
+            fiber_sleep(t->fs->loop, t->fs->touch_delay_ms);
+            if (!n->touch_pending)
+                break; /* times set explicitly meanwhile (fs_ns_times_set) */
+        }
         n->touch_pending = false;
         parent_edit_t p = {0, n->touch_time};
         fiber_mutex_lock(&n->lock);
@@ -178,9 +183,10 @@ static void toucher_fiber(void *arg)
 
 /*
  * A name came or went in dir: its mtime and ctime change. This mount sees
- * the new times at once; the record is written behind, one write for any
- * number of creates and unlinks that arrive meanwhile, so a create in a
- * busy directory is not a second write to one hot key.
+ * the new times at once; the record is written behind, touch_delay_ms
+ * after the first change, one write for any number of creates and unlinks
+ * that arrive meanwhile, so a create in a busy directory is not a second
+ * write to one hot key (and, one after another, not a second write each).
  */
 static void parent_touch_later(fs_t *fs, uint64_t dir)
 {
@@ -206,6 +212,12 @@ static void parent_touch_later(fs_t *fs, uint64_t dir)
     fs_node_put(fs, n);
 }
 
+void fs_ns_times_set(fs_node_t *dir)
+{
+    dir->touch_pending = false;
+    dir->touch_time = (struct timespec){0, 0};
+}
+
 /*
  * Run edit on dir's entries while the parent's times change: written behind
  * when only times change, alongside when its link count changes too.
@@ -220,7 +232,7 @@ static int dir_edit_and_touch(fs_t *fs, uint64_t dir, const char *name, size_t l
             parent_touch_later(fs, dir);
         return rc;
     }
-    fiber_group_t g = {0, NULL};
+    fiber_group_t g = {0, NULL, 0};
     touch_job_t tj = {fs, dir, nlink_delta, 0};
     if (fiber_group_spawn(&g, touch_job, &tj) < 0)
         tj.rc = -ENOMEM;
@@ -425,7 +437,7 @@ int fs_ns_make(fs_t *fs, uint64_t parent, const char *name, size_t len, mode_t m
      * round trip. Until the record lands the name reads as absent (lookup
      * finds no inode), the state a create that has not returned yet may have.
      */
-    fiber_group_t g = {0, NULL};
+    fiber_group_t g = {0, NULL, 0};
     create_job_t cj = {fs, n, &in, 0};
     if (fiber_group_spawn(&g, create_job, &cj) < 0)
         cj.rc = -ENOMEM;
@@ -716,6 +728,40 @@ typedef struct {
     unsigned flags;
 } rename_t;
 
+/*
+ * A rename within one leaf bucket: the new name in (as edit_put) and the
+ * old one out if it still names the file (as edit_del; if not, another
+ * mount renamed or removed it meanwhile and the new name stays, as in the
+ * two-step rename). apart: the two names belong to different leaves
+ * (nothing changed; the caller edits them one at a time).
+ */
+typedef struct {
+    put_edit_t *put;
+    del_edit_t del;
+    bool strict; /* the old name must still name the file: else -EAGAIN, nothing changed */
+    bool apart, removed;
+} move_edit_t;
+
+static int edit_move(fs_bucket_t *b, void *arg)
+{
+    move_edit_t *m = arg;
+    m->apart = false;
+    m->removed = false;
+    uint64_t h = fs_name_hash(m->del.name, m->del.len);
+    if (fs_hash_prefix(h, b->depth) != b->prefix) {
+        m->apart = true;
+        return 1; /* no change */
+    }
+    int rc = edit_put(b, m->put);
+    if (rc < 0)
+        return rc;
+    rc = edit_del(b, &m->del);
+    m->removed = rc == 0;
+    if (rc == -ENOENT && m->strict)
+        return -EAGAIN;
+    return rc == -ENOENT ? 0 : rc;
+}
+
 /* Run fn(arg) as a fiber of g, or here and now if no fiber can be had. */
 static void group_run(fiber_group_t *g, void (*fn)(void *), void *arg)
 {
@@ -736,6 +782,27 @@ static void lookup_job(void *arg)
 {
     lookup_job_t *j = arg;
     j->rc = fs_dir_lookup(j->fs, j->dir, j->name, j->len, true, &j->ent);
+}
+
+/*
+ * A rename within one directory first trusts the leaf this mount cached
+ * (the kernel looked both names up just before): the one compare-and-set
+ * that moves the name fails if the leaf changed since, and then, as when
+ * the cache cannot settle it (a name missing, a directory replaced, the
+ * names in two leaves), the rename starts over from the store.
+ */
+static bool rename_cached_lookups(fs_t *fs, const rename_t *o, fs_dirent_t *src, fs_dirent_t *dst,
+                                  bool *have_dst)
+{
+    if (o->sdir != o->ddir || (o->flags & RENAME_EXCHANGE))
+        return false;
+    if (fs_dir_lookup_cached(fs, o->sdir, o->name, o->len, src) < 0)
+        return false;
+    int rc = fs_dir_lookup_cached(fs, o->ddir, o->name2, o->len2, dst);
+    if (rc < 0 && rc != -ENOENT)
+        return false;
+    *have_dst = rc == 0;
+    return !(*have_dst && dst->type == DT_DIR);
 }
 
 /* A renamed entry's inode: a new ctime, and a directory moved elsewhere a new "..". */
@@ -776,32 +843,41 @@ static void rename_touch(fs_t *fs, fiber_group_t *g, touch_job_t *tj, uint64_t d
     group_run(g, touch_job, tj);
 }
 
-static int rename_once(fs_t *fs, const rename_t *o)
+static int rename_once(fs_t *fs, const rename_t *o, bool try_cached)
 {
     uint64_t sdir = o->sdir, ddir = o->ddir;
     fs_dirent_t src, dst;
-    /* Both names at once: one round trip. */
-    fiber_group_t g = {0, NULL};
-    lookup_job_t lj = {fs, ddir, o->name2, o->len2, {0}, 0};
-    group_run(&g, lookup_job, &lj);
-    int rc = fs_dir_lookup(fs, sdir, o->name, o->len, true, &src);
-    fiber_group_wait(&g);
-    if (rc < 0)
-        return rc;
-    rc = lj.rc;
-    dst = lj.ent;
-    if (rc < 0 && rc != -ENOENT)
-        return rc;
-    bool have_dst = rc == 0;
+    fiber_group_t g = {0, NULL, 0};
+    bool have_dst = false;
+    bool cached = try_cached && rename_cached_lookups(fs, o, &src, &dst, &have_dst);
+    int rc = 0;
+    if (!cached) {
+        /* Both names at once: one round trip. */
+        lookup_job_t lj = {fs, ddir, o->name2, o->len2, {0}, 0};
+        group_run(&g, lookup_job, &lj);
+        rc = fs_dir_lookup(fs, sdir, o->name, o->len, true, &src);
+        fiber_group_wait(&g);
+        if (rc < 0)
+            return rc;
+        rc = lj.rc;
+        dst = lj.ent;
+        if (rc < 0 && rc != -ENOENT)
+            return rc;
+        have_dst = rc == 0;
+    }
     bool exchange = o->flags & RENAME_EXCHANGE;
+    bool src_dir = src.type == DT_DIR;
+    bool dst_dir = have_dst && dst.type == DT_DIR;
+    /* Answers other than a move rest on the store, never on the cache. */
+    if (cached && have_dst &&
+        ((o->flags & RENAME_NOREPLACE) || dst.ino == src.ino || dst_dir != src_dir))
+        return -EAGAIN;
     if (have_dst && (o->flags & RENAME_NOREPLACE))
         return -EEXIST;
     if (!have_dst && exchange)
         return -ENOENT;
     if (have_dst && dst.ino == src.ino)
-        return 0; /* two names of one file: POSIX says do nothing */
-    bool src_dir = src.type == DT_DIR;
-    bool dst_dir = have_dst && dst.type == DT_DIR;
+        return 0;        /* two names of one file: POSIX says do nothing */
     bool victim = false; /* an empty directory replaced by the rename, claimed */
     if (have_dst && !exchange) {
         if (dst_dir && !src_dir)
@@ -815,20 +891,37 @@ static int rename_once(fs_t *fs, const rename_t *o)
             victim = true;
         }
     }
-    /* The new name first: a crash between the two steps leaves two names, never none. */
     put_edit_t put = {o->name2, o->len2, src.ino, src.type, false, true, have_dst ? dst.ino : 0};
-    rc = fs_dir_edit(fs, ddir, o->name2, o->len2, edit_put, &put);
-    if (rc == 0) {
-        if (exchange) {
-            put_edit_t back = {o->name, o->len, dst.ino, dst.type, false, true, src.ino};
-            rc = fs_dir_edit(fs, sdir, o->name, o->len, edit_put, &back);
-        } else {
-            rc = dir_remove(fs, sdir, o->name, o->len, src.ino);
-        }
-        if (rc == -ENOENT || rc == -EAGAIN) {
-            /* The source changed under us (another mount renamed or removed it). */
+    /*
+     * Both names in one leaf of one directory: one compare-and-set moves
+     * the name (one round trip, and no crash can leave two names).
+     */
+    move_edit_t mv = {&put, {o->name, o->len, src.ino}, cached, false, false};
+    bool moved = false;
+    rc = 0;
+    if (sdir == ddir && !exchange) {
+        rc = fs_dir_edit(fs, ddir, o->name2, o->len2, edit_move, &mv);
+        if (cached && rc == 0 && mv.apart)
+            return -EAGAIN; /* two leaves: start over from the store */
+        moved = rc == 0 && !mv.apart;
+        if (moved && !mv.removed)
             log_info("fs", "rename: source changed during the rename; kept the new name");
-            rc = 0;
+    }
+    /* Else the new name first: a crash between the two steps leaves two names, never none. */
+    if (rc == 0 && !moved) {
+        rc = fs_dir_edit(fs, ddir, o->name2, o->len2, edit_put, &put);
+        if (rc == 0) {
+            if (exchange) {
+                put_edit_t back = {o->name, o->len, dst.ino, dst.type, false, true, src.ino};
+                rc = fs_dir_edit(fs, sdir, o->name, o->len, edit_put, &back);
+            } else {
+                rc = dir_remove(fs, sdir, o->name, o->len, src.ino);
+            }
+            if (rc == -ENOENT || rc == -EAGAIN) {
+                /* The source changed under us (another mount renamed or removed it). */
+                log_info("fs", "rename: source changed during the rename; kept the new name");
+                rc = 0;
+            }
         }
     }
     if (rc < 0) {
@@ -871,7 +964,7 @@ int fs_ns_rename(fs_t *fs, uint64_t sdir, const char *name, size_t len, uint64_t
         rc = -EINVAL;
     /* EAGAIN: the target changed between our look and our write; look again. */
     for (int attempt = 0; rc == 0 && attempt < 20; attempt++) {
-        rc = rename_once(fs, &o);
+        rc = rename_once(fs, &o, attempt == 0);
         if (rc != -EAGAIN)
             break;
         rc = 0;

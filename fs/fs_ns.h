@@ -69,5 +69,11 @@ int fs_ns_rename(fs_t *fs, uint64_t sdir, const char *name, size_t len, uint64_t
  * it an orphan freed at its last close here (call again after that close).
  */
 void fs_ns_file_unlinked(fs_t *fs, fs_node_t *n);
+/*
+ * Directory dir's mtime is being set explicitly (utimensat, touch -d,
+ * tar and cp -a restoring it): times of creates and unlinks not written
+ * yet must neither be written over it later nor shown instead of it.
+ */
+void fs_ns_times_set(fs_node_t *dir);
 
 #endif

@@ -78,6 +78,7 @@ static fs_t *fs_of(fuse_req_t req)
 typedef struct {
     const void *run;
     uint64_t count, usec;
+    uint64_t serial; /* store round trips waited for one after another (fiber_serial), summed */
     fs_store_stats_t store; /* the store operations these requests started */
 } op_time_t;
 static op_time_t op_times[32];
@@ -106,9 +107,11 @@ static void op_fiber(void *arg)
     uint64_t t0 = usec_now();
     op_time_t *slot = op_time_slot(o->run);
     fiber_set_tag(slot ? &slot->store : NULL);
+    fiber_serial_set(0);
     o->run(o);
     if (slot) {
         slot->count++;
+        slot->serial += fiber_serial();
         slot->usec += usec_now() - t0;
     }
     for (unsigned i = 0; i < o->npins; i++)
@@ -465,6 +468,8 @@ static void run_setattr(op_t *o)
     if (rc == 0) {
         setattr_edit_t s = {o, fs_now(), fs->chunk_size};
         fiber_mutex_lock(&n->lock);
+        if (S_ISDIR(n->in.mode) && (o->to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW)))
+            fs_ns_times_set(n);
         rc = fs_node_update(fs, n, mutate_setattr, &s);
         fiber_mutex_unlock(&n->lock);
     }
@@ -1705,12 +1710,16 @@ static void run_setlk(op_t *o)
      * compare-and-set, not after it, and counts when no other mount
      * changed the lock record since our previous grant (lk_revalidate):
      * one round trip per lock instead of two, and SQLite's journal names
-     * stay cached while no other mount locks the database.
+     * stay cached while no other mount locks the database. A grant that
+     * cannot be quiet (fs_lk_may_be_quiet: e.g. the first of each SQLite
+     * transaction, after the last unlock deleted the record) reads after
+     * it instead: a read sent early would only be read again.
      */
-    fiber_group_t g = {0, NULL};
+    fiber_group_t g = {0, NULL, 0};
     reload_job_t rj = {o->fs, n, -EIO};
     uint64_t grants = o->fs->lk_grants;
-    bool early = rc == 0 && !unlock && fiber_group_spawn(&g, reload_job, &rj) == 0;
+    bool early = rc == 0 && !unlock && fs_lk_may_be_quiet(o->fs, n->ino) &&
+                 fiber_group_spawn(&g, reload_job, &rj) == 0;
     bool quiet = false;
     if (rc == 0) {
         if (o->lk_sleep && !unlock)
@@ -1889,10 +1898,10 @@ void fs_ops_log_times(void)
         double per = 1.0 / (double)t->count;
         log_info("fs",
                  "%-12s %8llu requests, mean %6llu us; store operations per request: "
-                 "%.2f gets, %.2f puts (%.2f conditional, %.2f patches), %.2f deletes, "
-                 "%.2f conflicts",
+                 "%.2f serial, %.2f gets, %.2f puts (%.2f conditional, %.2f patches), "
+                 "%.2f deletes, %.2f conflicts",
                  name, (unsigned long long)t->count, (unsigned long long)(t->usec / t->count),
-                 (double)t->store.gets * per, (double)t->store.puts * per,
+                 (double)t->serial * per, (double)t->store.gets * per, (double)t->store.puts * per,
                  (double)t->store.conditional * per, (double)t->store.patches * per,
                  (double)t->store.dels * per, (double)t->store.conflicts * per);
     }
@@ -1912,6 +1921,8 @@ void fs_ops_metrics(mx_buf_t *b)
          "Conditional puts among them (metadata compare-and-set), per kind of request."},
         {"dhtfs_store_conflicts_total",
          "Conditional puts that found another version (and were retried), per kind of request."},
+        {"dhtfs_store_serial_round_trips_total",
+         "Store round trips FUSE requests waited for one after another, per kind of request."},
     };
     size_t nt = sizeof(op_times) / sizeof(op_times[0]);
     for (size_t f = 0; f < sizeof fam / sizeof fam[0]; f++) {
@@ -1940,8 +1951,11 @@ void fs_ops_metrics(mx_buf_t *b)
             case 4:
                 mx_sample_u64(b, fam[f].name, l, 1, t->store.conditional);
                 break;
-            default:
+            case 5:
                 mx_sample_u64(b, fam[f].name, l, 1, t->store.conflicts);
+                break;
+            default:
+                mx_sample_u64(b, fam[f].name, l, 1, t->serial);
                 break;
             }
         }

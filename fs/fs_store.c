@@ -43,6 +43,8 @@ static void op_start(fs_op_t *op, bool get, bool put, bool del, bool cond, bool 
 {
     memset(op, 0, sizeof(*op));
     op->tag = fiber_tag();
+    op->serial = fiber_serial();
+    op->sent = true;
     fs_store_stats_t *c[2] = {&stats, op->tag};
     for (int i = 0; i < 2 && c[i]; i++) {
         c[i]->gets += get;
@@ -57,6 +59,7 @@ static void op_failed(fs_op_t *op, int rc)
 {
     op->rc = rc;
     op->done = true;
+    op->sent = false;
 }
 
 void fs_op_get(kvc_t *kvc, fs_op_t *op, const char *key)
@@ -100,6 +103,9 @@ int fs_op_wait(fs_op_t *op)
         fiber_park();
     }
     op->waiter = NULL;
+    /* Waiting for it puts its round trip on this fiber's path (fiber_serial). */
+    if (op->sent && op->serial + 1 > fiber_serial())
+        fiber_serial_set(op->serial + 1);
     return op->rc;
 }
 

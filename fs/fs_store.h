@@ -23,8 +23,10 @@ typedef struct {
     size_t len;
     /* private */
     bool done;
+    bool sent; /* went to the store (not failed at once) */
     fiber_t *waiter;
     struct fs_store_stats *tag; /* counts this op's conflict, if set */
+    unsigned serial;            /* the starting fiber's fiber_serial when it started */
 } fs_op_t;
 
 /* Start an operation (key and value are copied). The op must stay put until waited for. */

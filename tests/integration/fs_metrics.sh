@@ -66,6 +66,14 @@ moved "the failed rmdir" 'dhtfs_fuse_request_errors_total{op="rmdir"}' 1
 moved "ENOTEMPTY" 'dhtfs_fuse_errors_total{code="ENOTEMPTY"}' 1
 moved "creates' store puts" 'dhtfs_store_requests_total{op="create",kind="put"}' 10
 moved "creates' conditional puts" 'dhtfs_store_conditional_puts_total{op="create"}' 1
+moved "creates' serial round trips (one at least each)" 'dhtfs_store_serial_round_trips_total{op="create"}' 10
+# a request cannot wait for more round trips one after another than it started
+serial=$(value "$T/after" 'dhtfs_store_serial_round_trips_total{op="create"}')
+started=0
+for k in get put delete; do
+    started=$((started + $(value "$T/after" "dhtfs_store_requests_total{op=\"create\",kind=\"$k\"}")))
+done
+((serial <= started)) || soft_fail "creates waited for $serial store round trips one after another but started only $started"
 moved "store puts in all" 'dhtfs_store_operations_total{kind="put"}' 10
 moved "store gets in all" 'dhtfs_store_operations_total{kind="get"}' 1
 moved "time spent in creates" 'dhtfs_fuse_request_seconds_total{op="create"}' 0.000001

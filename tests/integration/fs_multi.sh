@@ -3,7 +3,9 @@
 # from each mount into one directory at the same time lose no entry and
 # give 300 distinct inode numbers; a file written and closed on one mount
 # is read whole on the other (close-to-open), also after an overwrite;
-# rename and unlink on one are seen by the other. --volume keeps two
+# rename and unlink on one are seen by the other; a directory's times
+# changed by a create on one are seen on the other, and a time set right
+# after a create is not overwritten by them. --volume keeps two
 # volumes on the same ring independent; a bad volume name is refused.
 source "$(dirname "$0")/fs_lib.sh"
 fs_require
@@ -92,6 +94,46 @@ check_eq "renamed file on mount b" "$(cat "$B/renamed")" "a 5"
 [ ! -e "$B/shared/b-6" ] || fail "mount b still sees shared/b-6 ${SETTLE}s after a removed it"
 check_eq "entries on b after rename + unlink" "$(ls "$B/shared" | wc -l)" 298
 log "rename/unlink across mounts ok"
+
+# --- a directory's new times, written behind (fs_t touch_delay_ms), reach the
+# other mount, and never over times set explicitly right after the change
+mkdir "$A/times" "$A/times2"
+sleep "$SETTLE"
+t0=$(date +%s)
+sleep 1.1
+echo x >"$A/times/new"
+rm "$A/times/new"
+sleep "$SETTLE"
+got=$(stat -c %Y "$B/times")
+((got > t0)) || fail "mtime of times/ on mount b is $got, not after $t0 although mount a created and removed a name in it ${SETTLE}s ago"
+echo x >"$A/times2/f"
+touch -m -d '2001-02-03 04:05:06.123456789 +0000' "$A/times2"
+sleep "$SETTLE"
+check_eq "explicit mtime of a directory right after a create in it, on mount a" \
+    "$(stat -c %y "$A/times2")" "2001-02-03 04:05:06.123456789 +0000"
+check_eq "... and on mount b" "$(stat -c %y "$B/times2")" "2001-02-03 04:05:06.123456789 +0000"
+remount_fs "$A"
+check_eq "... and after remounting a" "$(stat -c %y "$A/times2")" "2001-02-03 04:05:06.123456789 +0000"
+log "directory times written behind: seen on the other mount, explicit times kept"
+
+# --- a rename trusts the leaf this mount cached only as far as its
+# compare-and-set proves it current: here mount b replaced the file behind
+# a's cache (a's leaf and kernel still name the old inode) just before a
+# renames it over another name a has cached too
+mkdir "$A/mv"
+echo old >"$A/mv/s"
+echo other >"$A/mv/t"
+sleep "$SETTLE"
+stat "$A/mv/s" "$A/mv/t" >/dev/null # a's lookups cache the leaf (and the kernel the names)
+rm "$B/mv/s"
+echo new >"$B/mv/s"
+mv "$A/mv/s" "$A/mv/t" || fail "mv on mount a after mount b replaced the file failed"
+sleep "$SETTLE"
+check_eq "renamed file read on mount b (b's file, not the one a had cached)" "$(cat "$B/mv/t")" new
+check_eq "... and on mount a" "$(cat "$A/mv/t")" new
+[ ! -e "$B/mv/s" ] || fail "the old name is still there after the rename on mount a"
+check_eq "names left in mv/" "$(ls "$B/mv" | tr '\n' ' ')" "t "
+log "a rename on a stale cached leaf moved the current file"
 
 # --- volumes are independent
 C=$T/c
