@@ -77,62 +77,62 @@ static void kv_progress(node_t *n, wire_msg_t *r)
     r->moved_bytes = kv->moved_bytes;
 }
 
-static void kv_disk(node_t *n, wire_msg_t *r)
-{
-    struct statvfs sv;
-    if (statvfs(n->cfg.data_dir, &sv) == 0) {
-        r->disk_total = (uint64_t)sv.f_blocks * sv.f_frsize;
-        r->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
-    }
-}
-
 /*
- * Keys of our range, counted now, and how many of them are not known to
- * have N healthy copies: the last round's shortfall, or all of them while
- * the replica set differs from the one that round confirmed or one of its
- * members is missing deadlines (a round has not looked yet); plus the
- * copies known to be on their way (queued hints) and the hints given up
- * since the last round started looking, so the count follows writes at
- * once instead of a round later.
+ * Keys of our range (primary keys), and how many of them are not known to
+ * have N healthy copies. Under Chord placement: counted now, and the last
+ * round's shortfall, or all of them while the replica set differs from the
+ * one that round confirmed or one of its members is missing deadlines (a
+ * round has not looked yet). Under token placement: as kv_parts counts
+ * them over its partitions.
  */
-void kv_stats(node_t *n, wire_msg_t *r)
+static void primary_under(node_t *n, uint64_t *primary, uint64_t *under)
 {
     struct kv *kv = n->kv;
     if (node_place_on(n)) {
-        /* Under token placement: as the last pass over the partitions counted them. */
-        uint64_t primary, under;
-        kv_parts_stats(n, &primary, &under);
-        under += kv_repl_backlog(n) + (kv_repl_lost(n) - kv->repl_lost_checked);
-        r->primary_keys = primary;
-        r->under_replicated = under < primary ? under : primary;
-        r->stored_keys = store_count(n->store);
-        r->bytes = store_bytes(n->store);
-        kv_progress(n, r);
-        kv_disk(n, r);
+        kv_parts_stats(n, primary, under);
         return;
     }
     ring_id_t pred;
-    uint64_t primary = kv->primary_keys, digest[2];
+    uint64_t digest[2];
+    *primary = kv->primary_keys;
     bool alone = ring_state_succ(n->rs) == n->self;
     if (alone)
         pred = n->self;
     if ((alone || ring_state_pred(n->rs, &pred)) &&
-        store_digest(n->store, pred, n->self, &primary, digest) < 0)
-        primary = kv->primary_keys;
+        store_digest(n->store, pred, n->self, primary, digest) < 0)
+        *primary = kv->primary_keys;
     ring_id_t reps[KV_QUORUM_MAX];
     size_t nrep = node_replica_set(n, reps, KV_QUORUM_MAX);
     bool unconfirmed = nrep < n->cfg.replicas || nrep != kv->last_nrep ||
                        memcmp(reps, kv->last_reps, nrep * sizeof *reps) != 0;
     for (size_t i = 1; i < nrep && !unconfirmed; i++)
         unconfirmed = node_peer_suspect(n, reps[i]);
-    uint64_t under = unconfirmed ? primary : kv->under_replicated;
+    *under = unconfirmed ? *primary : kv->under_replicated;
+}
+
+/*
+ * STATS: primary and under-replicated keys (primary_under), plus the
+ * copies known to be on their way (queued hints) and the hints given up
+ * since the last round started looking, so the count follows writes at
+ * once instead of a round later; what this node stores, moves, and its
+ * disk.
+ */
+void kv_stats(node_t *n, wire_msg_t *r)
+{
+    struct kv *kv = n->kv;
+    uint64_t primary, under;
+    primary_under(n, &primary, &under);
     under += kv_repl_backlog(n) + (kv_repl_lost(n) - kv->repl_lost_checked);
     r->primary_keys = primary;
     r->under_replicated = under < primary ? under : primary;
     r->stored_keys = store_count(n->store);
     r->bytes = store_bytes(n->store);
     kv_progress(n, r);
-    kv_disk(n, r);
+    struct statvfs sv;
+    if (statvfs(n->cfg.data_dir, &sv) == 0) {
+        r->disk_total = (uint64_t)sv.f_blocks * sv.f_frsize;
+        r->disk_free = (uint64_t)sv.f_bavail * sv.f_frsize;
+    }
 }
 
 bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)

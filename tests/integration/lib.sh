@@ -122,6 +122,16 @@ ctl() {
     "$DHTCTL" --timeout-ms 2000 "$@"
 }
 
+# bad_flag WANT FLAG...: kvnode with these flags is a usage error (exit 2)
+# whose message contains WANT.
+bad_flag() {
+    local want=$1 rc=0
+    shift
+    "$KVNODE" --listen tcp://127.0.0.1:1 --data "$T/bad.data" "$@" 2>"$T/bad.err" || rc=$?
+    [ "$rc" = 2 ] || fail "kvnode $* exited $rc, expected 2"
+    grep -q -- "$want" "$T/bad.err" || fail "kvnode $*: no '$want' in: $(cat "$T/bad.err")"
+}
+
 # ring_ok PORT N: the ring seen from PORT has N nodes and every pred/succ
 # pointer matches the sorted order.
 ring_ok() {

@@ -8,13 +8,6 @@
 source "$(dirname "$0")/lib.sh"
 
 # Bad --weight / --zone: usage errors (exit 2) that name the flag, also from --config.
-bad_flag() {
-    local want=$1 rc=0
-    shift
-    "$KVNODE" --listen tcp://127.0.0.1:1 --data "$T/bad.data" "$@" 2>"$T/bad.err" || rc=$?
-    [ "$rc" = 2 ] || fail "kvnode $* exited $rc, expected 2"
-    grep -q -- "$want" "$T/bad.err" || fail "kvnode $*: no '$want' in: $(cat "$T/bad.err")"
-}
 bad_flag "--weight must be" --weight 0
 bad_flag "--weight must be" --weight 65
 bad_flag "--weight must be" --weight x2

@@ -22,13 +22,6 @@ KVLOAD=$BUILD_DIR/tests/kvload
 TOK=(--tokens 64)
 
 # Flags: usage errors (exit 2) that name the flag.
-bad_flag() {
-    local want=$1 rc=0
-    shift
-    "$KVNODE" --listen tcp://127.0.0.1:1 --data "$T/bad.data" "$@" 2>"$T/bad.err" || rc=$?
-    [ "$rc" = 2 ] || fail "kvnode $* exited $rc, expected 2"
-    grep -q -- "$want" "$T/bad.err" || fail "kvnode $*: no '$want' in: $(cat "$T/bad.err")"
-}
 bad_flag "--tokens must be" --tokens 4097
 bad_flag "--tokens must be" --tokens x
 bad_flag "--probes must be" --tokens 4 --probes 0
