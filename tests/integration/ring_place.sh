@@ -17,6 +17,9 @@
 # with a whole zone stopped every key is still read and written. Ring C:
 # weights 1,1,1,1,2. A node without --tokens (or with other probes) is
 # refused at join, and --probes without --tokens is a usage error.
+# A pass looks at one slice of 16 partitions per sync period (8 stabilize
+# rounds): faster rounds settle the copies sooner.
+STABILIZE_MS=${STABILIZE_MS:-50}
 source "$(dirname "$0")/lib.sh"
 KVLOAD=$BUILD_DIR/tests/kvload
 TOK=(--tokens 64)
