@@ -122,7 +122,8 @@ typedef struct kv_op {
     /* Write phase: our copy holds op->version; replicas that took it; one had newer. */
     bool local_ok, acked, newer_seen;
     unsigned wrote;
-    uint64_t t0_us; /* arrival, for the latency metric */
+    uint64_t t0_us;   /* arrival, for the latency metric */
+    uint64_t read_ms; /* loop clock when its quorum read (phase 0) began; 0: none */
 } kv_op_t;
 
 static void op_step(kv_op_t *op);
@@ -590,6 +591,8 @@ static void op_send_all(kv_op_t *op)
 
 static void op_start_phase(kv_op_t *op, unsigned phase)
 {
+    if (phase == 0)
+        op->read_ms = loop_now_ms(op->n->loop);
     node_t *n = op->n;
     op->phase = phase;
     unsigned need = phase == 0 ? n->cfg.read_quorum : n->cfg.write_quorum;
@@ -763,6 +766,20 @@ static int op_apply_patch(kv_op_t *op, bool live)
 /* A conditional put or a patch whose read is done (op->version etc. hold the newest copy). */
 static void op_decide(kv_op_t *op)
 {
+    if (op->read_ms && node_stalled_since(op->n, op->read_ms)) {
+        /*
+         * This node stalled (frozen, starved) while the condition was
+         * read: the answers may be from before the stall, and another
+         * coordinator may have written newer values meanwhile. Applied now,
+         * under a version newer than theirs, the write would undo them
+         * (seen: 259 acknowledged increments lost after a 5 s freeze).
+         * Nothing is written: the sender tries again and reads afresh.
+         */
+        op->n->metrics.stale_refused++;
+        op_answer_error(op, EBUSY,
+                        "this node stalled while it read the key; nothing written: try again");
+        return;
+    }
     bool live = op->have_best && !(op->flags & WIRE_FLAG_TOMBSTONE);
     if (op->has_opid && op->have_best && kv_opid_equal(op->best_opid, op->opid)) {
         /*

@@ -687,6 +687,12 @@ static void note_stall(node_t *n, uint64_t now)
     }
 }
 
+bool node_stalled_since(node_t *n, uint64_t t)
+{
+    note_stall(n, loop_now_ms(n->loop));
+    return n->stall_seen_ms > t;
+}
+
 /*
  * Client writes read right after a stall may have waited through it in our
  * socket buffers, and their senders may have given up on them, retried

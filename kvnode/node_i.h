@@ -220,6 +220,11 @@ void kv_repl_peer_failed(node_t *n, ring_id_t id);
  */
 void kv_coord_forget(node_t *n);
 /*
+ * Whether the loop stalled (frozen, starved: its maintenance tick overdue)
+ * after loop time t, noticing a stall under way now too.
+ */
+bool node_stalled_since(node_t *n, uint64_t t);
+/*
  * Longest gap between maintenance ticks that is not a stall: past it the
  * node may have looked dead to the others (kv_coord_forget).
  */
