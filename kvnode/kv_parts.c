@@ -17,7 +17,8 @@
  *   under another placement), it streams every record to every member and
  *   then forgets its copy: the hand-off. Meanwhile it refuses replica
  *   writes to the partition (kv_parts_draining), so no copy it is about to
- *   drop counts towards a write quorum; it drops only if every record was
+ *   drop counts towards a write quorum, and its streams start after the
+ *   writes accepted before are committed; it drops only if every record was
  *   confirmed and it is still no member, and only after the placement has
  *   been stable for a while, so that a node whose member table is still
  *   filling does not move data back and forth.
@@ -226,6 +227,24 @@ static bool job_start(struct kv_parts *ps, part_job_t *j)
     return j->pending > 0;
 }
 
+/*
+ * A hand-off's streams start once every replica write accepted before its
+ * drain began is committed: a range scan does not see a record whose first
+ * write is still committing, and the drop afterwards would. A node shutting
+ * down (its rpc gone) leaves the job to kv_parts_fini.
+ */
+static void on_handoff_committed(int rc, void *arg)
+{
+    part_job_t *j = arg;
+    struct kv_parts *ps = j->ps;
+    if (!ps->n->rpc)
+        return;
+    if (rc < 0 || !job_start(ps, j)) {
+        j->missing += j->count; /* not handed over: kept */
+        job_end(j);
+    }
+}
+
 /* Ask one other member to stream back whatever of the partition it has and we lack. */
 static void ask_back(struct kv_parts *ps, const part_job_t *j)
 {
@@ -278,14 +297,19 @@ static void pump(struct kv_parts *ps)
             free(j); /* a member that is not primary: its primary looks after it */
             continue;
         } else {
+            /* Draining from here on (kv_parts_draining): no new copy is acknowledged. */
             j->handoff = true;
+            job_link(ps, j);
+            if (store_after_commit(n->store, on_handoff_committed, j) < 0) {
+                job_unlink(ps, j);
+                free(j);
+            }
+            continue;
         }
         if (!job_start(ps, j)) {
             /* Nothing could start: account it at once. */
-            if (!j->handoff) {
-                ps->acc_primary += j->count;
-                ps->acc_missing += j->missing;
-            }
+            ps->acc_primary += j->count;
+            ps->acc_missing += j->missing;
             free(j);
             continue;
         }
