@@ -86,14 +86,27 @@ static int dir_remove(fs_t *fs, uint64_t dir, const char *name, size_t len, uint
 typedef struct {
     int nlink_delta;
     struct timespec now;
+    bool behind; /* the toucher's write: times only move forward */
 } parent_edit_t;
+
+/* Whether (s, ns) is at or after ts. */
+static bool time_at_or_after(int64_t s, uint32_t ns, struct timespec ts)
+{
+    return s > ts.tv_sec || (s == ts.tv_sec && ns >= (uint32_t)ts.tv_nsec);
+}
 
 static int mutate_parent(fs_inode_t *in, void *arg)
 {
     parent_edit_t *p = arg;
     in->nlink = (uint32_t)((int64_t)in->nlink + p->nlink_delta);
-    set_time(&in->mtime_s, &in->mtime_ns, p->now);
-    set_time(&in->ctime_s, &in->ctime_ns, p->now);
+    /*
+     * Times written behind (the toucher) never go back: a change written at
+     * once meanwhile (a mkdir's link count, a rename) may carry later ones.
+     */
+    if (!p->behind || !time_at_or_after(in->mtime_s, in->mtime_ns, p->now))
+        set_time(&in->mtime_s, &in->mtime_ns, p->now);
+    if (!p->behind || !time_at_or_after(in->ctime_s, in->ctime_ns, p->now))
+        set_time(&in->ctime_s, &in->ctime_ns, p->now);
     return 0;
 }
 
@@ -102,7 +115,7 @@ static int parent_touch(fs_t *fs, uint64_t dir, int nlink_delta)
     fs_node_t *n = fs_node_get(fs, dir);
     if (!n)
         return -ENOMEM;
-    parent_edit_t p = {nlink_delta, fs_now()};
+    parent_edit_t p = {nlink_delta, fs_now(), false};
     fiber_mutex_lock(&n->lock);
     int rc = fs_node_update(fs, n, mutate_parent, &p);
     fiber_mutex_unlock(&n->lock);
@@ -168,7 +181,7 @@ static void toucher_fiber(void *arg)
                 break; /* times set explicitly meanwhile (fs_ns_times_set) */
         }
         n->touch_pending = false;
-        parent_edit_t p = {0, n->touch_time};
+        parent_edit_t p = {0, n->touch_time, true};
         fiber_mutex_lock(&n->lock);
         int rc = fs_node_update(t->fs, n, mutate_parent, &p);
         fiber_mutex_unlock(&n->lock);
