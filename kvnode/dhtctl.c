@@ -61,7 +61,7 @@ static void usage(FILE *f)
                "commands:\n"
                "  ring [--json]                         every node in ring order\n"
                "  fingers [--json]                      the peer's finger table\n"
-               "  lookup KEY [--iterative|--recursive] [--json]\n"
+               "  lookup KEY... [--iterative|--recursive] [--json]\n"
                "  put KEY [VALUE] [--if-absent|--if-version V]  value from stdin if omitted\n"
                "  get KEY                               value to stdout; exit 1 if absent\n"
                "  del KEY [--if-version V]\n"
@@ -509,19 +509,11 @@ typedef struct {
 static int placement_set(ctl_t *ctl, const char *what, const char *peer, ring_id_t pos,
                          lookup_wait_t *w);
 
-static int cmd_lookup(ctl_t *ctl, const char *peer, const char *key, bool iterative)
+/* One key's lookup through peer (ring width m), its answer printed. */
+static int lookup_one(ctl_t *ctl, const char *peer, unsigned m, const char *key, bool iterative,
+                      wire_msg_t *r)
 {
-    wire_msg_t *r = malloc(sizeof *r), req;
-    if (!r)
-        return 1;
-    wire_init(&req, WIRE_INFO, 0);
-    int rc = call(ctl, peer, &req, r);
-    if (rc < 0) {
-        rc = report_failure("lookup", peer, rc, r);
-        free(r);
-        return rc;
-    }
-    unsigned m = r->id_bits;
+    wire_msg_t req;
     ring_id_t pos = ring_hash(key, strlen(key), m);
     char cur[ENDPOINT_MAX];
     snprintf(cur, sizeof cur, "%s", peer);
@@ -531,17 +523,13 @@ static int cmd_lookup(ctl_t *ctl, const char *peer, const char *key, bool iterat
         req.key = pos;
         req.mode = iterative ? WIRE_FIND_ITERATIVE : WIRE_FIND_RECURSIVE;
         req.hops = 0;
-        rc = call(ctl, cur, &req, r);
-        if (rc < 0) {
-            rc = report_failure("lookup", cur, rc, r);
-            free(r);
-            return rc;
-        }
+        int rc = call(ctl, cur, &req, r);
+        if (rc < 0)
+            return report_failure("lookup", cur, rc, r);
         if (r->done)
             break;
         if (++hops > 2 * m + 16) {
             fprintf(stderr, "dhtctl: lookup: no answer after %u hops\n", hops);
-            free(r);
             return EXIT_UNAVAILABLE;
         }
         snprintf(cur, sizeof cur, "%s", r->node.addr);
@@ -554,11 +542,9 @@ static int cmd_lookup(ctl_t *ctl, const char *peer, const char *key, bool iterat
         w.ids[i] = r->succ[i].id;
         snprintf(w.addrs[i], sizeof w.addrs[i], "%s", r->succ[i].addr);
     }
-    rc = placement_set(ctl, "lookup", r->node.addr, pos, &w);
-    if (rc != 0) {
-        free(r);
+    int rc = placement_set(ctl, "lookup", r->node.addr, pos, &w);
+    if (rc != 0)
         return rc;
-    }
     r->nsucc = (uint8_t)w.n;
     for (size_t i = 0; i < w.n; i++)
         wire_node_set(&r->succ[i], w.ids[i], w.addrs[i]);
@@ -586,8 +572,31 @@ static int cmd_lookup(ctl_t *ctl, const char *peer, const char *key, bool iterat
             printf(" %s", idhex(r->succ[i].id, m, a));
         printf("\n");
     }
-    free(r);
     return 0;
+}
+
+/*
+ * lookup KEY...: one answer per key, in order (one JSON object per line
+ * with --json); the first key that fails ends the command with its status.
+ */
+static int cmd_lookup(ctl_t *ctl, const char *peer, char *const *keys, int nkeys, bool iterative)
+{
+    wire_msg_t *r = malloc(sizeof *r), req;
+    if (!r)
+        return 1;
+    wire_init(&req, WIRE_INFO, 0);
+    int rc = call(ctl, peer, &req, r);
+    if (rc < 0) {
+        rc = report_failure("lookup", peer, rc, r);
+        free(r);
+        return rc;
+    }
+    unsigned m = r->id_bits;
+    rc = 0;
+    for (int k = 0; k < nkeys && rc == 0; k++)
+        rc = lookup_one(ctl, peer, m, keys[k], iterative, r);
+    free(r);
+    return rc;
 }
 
 /* ------------------------------------------------------------ store */
@@ -1549,8 +1558,8 @@ int main(int argc, char **argv)
         const char *name;
         int min_args, max_args;
     } cmds[] = {
-        {"ring", 0, 0}, {"fingers", 0, 0}, {"lookup", 1, 1},   {"put", 1, 2},     {"get", 1, 1},
-        {"del", 1, 1},  {"status", 0, 1},  {"replicas", 1, 1}, {"members", 0, 0},
+        {"ring", 0, 0}, {"fingers", 0, 0}, {"lookup", 1, 4096}, {"put", 1, 2},     {"get", 1, 1},
+        {"del", 1, 1},  {"status", 0, 1},  {"replicas", 1, 1},  {"members", 0, 0},
     };
     int which = -1;
     for (int i = 0; i < (int)(sizeof cmds / sizeof cmds[0]); i++)
@@ -1604,7 +1613,7 @@ int main(int argc, char **argv)
     else if (strcmp(cmd, "members") == 0)
         rc = cmd_members(&ctl, peer);
     else if (strcmp(cmd, "lookup") == 0)
-        rc = cmd_lookup(&ctl, peer, args[0], iterative);
+        rc = cmd_lookup(&ctl, peer, args, nargs, iterative);
     else if (strcmp(cmd, "put") == 0)
         rc = cmd_put(&ctl, peer, args[0], nargs == 2 ? args[1] : NULL, false);
     else if (strcmp(cmd, "del") == 0)

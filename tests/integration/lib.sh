@@ -23,6 +23,7 @@ BUILD_DIR=${BUILD_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../../build" && pwd)
 KVNODE=$BUILD_DIR/kvnode/kvnode
 DHTCTL=$BUILD_DIR/kvnode/dhtctl
 FREEPORT=$BUILD_DIR/tests/freeport
+KVKEYS=$BUILD_DIR/tests/kvkeys
 TEST_NAME=$(basename "$0" .sh)
 T=$(mktemp -d "${TEST_TMPDIR:-/tmp}/dhtfs-$TEST_NAME.XXXXXX")
 PIDS=()
@@ -236,27 +237,27 @@ start_ring() {
     done
 }
 
-# put_keys PREFIX COUNT: write PREFIX-i = value-PREFIX-i through rotating nodes.
+# put_keys PREFIX COUNT: write PREFIX-i = value-PREFIX-i through rotating nodes
+# (key i through the i-th of PORTS), in one process.
 put_keys() {
-    local prefix=$1 count=$2 i port
-    for ((i = 0; i < count; i++)); do
-        port=${PORTS[$((i % ${#PORTS[@]}))]}
-        ctl --peer "127.0.0.1:$port" put "$prefix-$i" "value-$prefix-$i" 2>"$T/put.err" ||
-            fail "put $prefix-$i through $port failed: $(cat "$T/put.err")"
-    done
+    "$KVKEYS" --peer "$(peer_list "${PORTS[@]}")" put "$1" "$2" 2>"$T/put.err" ||
+        fail "put_keys $1 $2: $(cat "$T/put.err")"
 }
 
-# check_keys PREFIX COUNT PORT...: read every key back through the given nodes.
+# check_keys PREFIX COUNT PORT...: read every key back through the given
+# nodes (key i through the i-th), in one process.
 check_keys() {
-    local prefix=$1 count=$2 i v port
+    local prefix=$1 count=$2
     shift 2
-    local ports=("$@")
-    for ((i = 0; i < count; i++)); do
-        port=${ports[$((i % ${#ports[@]}))]}
-        v=$(ctl --peer "127.0.0.1:$port" get "$prefix-$i" 2>"$T/get.err") ||
-            fail "get $prefix-$i through $port failed: $(cat "$T/get.err")"
-        [ "$v" = "value-$prefix-$i" ] || fail "get $prefix-$i returned '$v'"
-    done
+    "$KVKEYS" --peer "$(peer_list "$@")" check "$prefix" "$count" 2>"$T/get.err" ||
+        fail "check_keys $prefix $count: $(cat "$T/get.err")"
+}
+
+# peer_list PORT...: the loopback endpoints of the ports, comma-separated.
+peer_list() {
+    local IFS=,
+    set -- "${@/#/127.0.0.1:}"
+    echo "$*"
 }
 
 # status_field PORT FIELD: one number from dhtctl status --json.
