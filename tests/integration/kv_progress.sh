@@ -142,6 +142,21 @@ jq -e --argjson m "$moved0" "$OLD_FIELDS and $PROGRESS and .nodes == 4
     fail "the join's hand-off was not counted as moved: $st"
 log "4th node joined: hand-off counted ($(jq .progress.moved_keys <<<"$st") moved), idle again"
 
+# The watchers refresh every 0.2 s, slower under load (each refresh walks
+# the ring): give them up to 20 s to print the idle ring seen above before
+# they are stopped; the checks below say what they showed.
+text_idle() {
+    awk '/^progress: [1-9]/ { busy = NR } /^progress: idle/ { idle = NR } END { exit !(idle > busy) }' \
+        "$T/watch-text.out"
+}
+json_idle() {
+    jq -e -s '(map(.progress.keys_left > 0) | rindex(true)) as $busy
+              | map(.progress.idle) | rindex(true) > $busy' "$T/watch.ndjson" >/dev/null 2>&1
+}
+for ((i = 0; i < 100; i++)); do
+    text_idle && json_idle && break
+    sleep 0.2
+done
 kill -INT "$WATCH_PID" "$WATCHT_PID"
 wait_job "$WATCH_PID" "status --watch --json (SIGINT)"
 wait_job "$WATCHT_PID" "status --watch (SIGINT)"
@@ -150,8 +165,7 @@ grep -Eq '^progress: [0-9]+ keys \(.*\) left in [0-9]+ streams? \+ hints, [0-9]+
     fail "the text --watch never showed keys left, a rate and a time left: $(grep '^progress' "$T/watch-text.out" | sort | uniq -c)"
 # Idle after the last refresh with keys left: routine anti-entropy streams
 # (nothing left to send) may still flicker the last refreshes to non-idle.
-awk '/^progress: [1-9]/ { busy = NR } /^progress: idle/ { idle = NR } END { exit !(idle > busy) }' \
-    "$T/watch-text.out" || fail "the text --watch never returned to idle after the keys left"
+text_idle || fail "the text --watch never returned to idle after the keys left"
 log "text --watch: $(grep -E '^progress: [0-9]' "$T/watch-text.out" | head -1)"
 lines=$(wc -l <"$T/watch.ndjson")
 [ "$lines" -ge 5 ] || fail "--watch --json printed $lines lines"
@@ -161,9 +175,7 @@ jq -e -s 'any(.progress.idle | not)' "$T/watch.ndjson" >/dev/null ||
     fail "--watch never saw progress"
 jq -e -s 'any(.progress.keys_per_s != null and .progress.keys_per_s > 0)' "$T/watch.ndjson" \
     >/dev/null || fail "--watch never showed a rate"
-jq -e -s '(map(.progress.keys_left > 0) | rindex(true)) as $busy
-          | map(.progress.idle) | rindex(true) > $busy' "$T/watch.ndjson" >/dev/null ||
-    fail "--watch never returned to idle after the keys left: $(tail -3 "$T/watch.ndjson")"
+json_idle || fail "--watch never returned to idle after the keys left: $(tail -3 "$T/watch.ndjson")"
 log "--watch --json: $lines lines, all valid, progress seen with a rate, back to idle; SIGINT exits 0"
 
 st=0
