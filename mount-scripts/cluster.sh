@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# cluster.sh start [N] [--netns] [--secure] | stop | status | env
+# cluster.sh start [N] [--netns] [--secure] [--zones Z] | stop | status | env
 #            | grant NAME [VOL...] | revoke NAME — a local N-node dhtfs ring.
 #
 # --secure (or DHTFS_CLUSTER_SECURE=1): CURVE on every socket. start makes
@@ -16,6 +16,9 @@
 # send SIGHUP to the running nodes and wait until each has re-read the
 # lists. NAME: [A-Za-z0-9._-]; admin and nodeK are the cluster's own.
 # A directory once started with --secure stays secured on later starts.
+# --zones Z: node K runs with --zone zK%Z (failure domains for placement:
+# the copies of a key go to distinct zones); kept for later starts of the
+# same directory.
 # Without it the nodes run without keys, reached at their plain endpoints
 # (the command-line contract's `dhtctl ring` works as is); with --netns they
 # then run with --insecure, which start says on stderr.
@@ -237,12 +240,20 @@ revoke() {
 }
 
 start() {
-    local n=3 netns='' secure=${DHTFS_CLUSTER_SECURE:-0} i a
-    for a in "$@"; do
+    local n=3 netns='' secure=${DHTFS_CLUSTER_SECURE:-0} zones='' i a
+    while (($#)); do
+        a=$1
+        shift
         case $a in
         --netns) netns=1 ;;
         --secure) secure=1 ;;
-        *) [[ $a =~ ^[0-9]+$ ]] || die "unknown option '$a' (only N, --netns, --secure)"
+        --zones)
+            zones=${1:-}
+            shift || true
+            [[ $zones =~ ^[0-9]+$ ]] && ((zones >= 1 && zones <= 64)) ||
+                die "--zones takes a zone count 1..64, got '$zones'"
+            ;;
+        *) [[ $a =~ ^[0-9]+$ ]] || die "unknown option '$a' (only N, --netns, --secure, --zones Z)"
             n=$a ;;
         esac
     done
@@ -252,6 +263,12 @@ start() {
     # Once secured, a cluster directory stays so: a restart never drops the keys.
     [ -f "$dir/secure" ] && secure=1
     rm -f "$dir/insecure"
+    # The zones stay those of the directory's first start with --zones.
+    if [ -n "$zones" ]; then
+        echo "$zones" >"$dir/zones"
+    elif [ -f "$dir/zones" ]; then
+        zones=$(cat "$dir/zones")
+    fi
     local sec=()
     if [ "$secure" = 1 ]; then
         make_keys "$n"
@@ -273,9 +290,12 @@ start() {
         elif [ -f "$dir/netns" ]; then
             sec=(--insecure) # no --secure: the bridge is this machine's own
         fi
-        local mx=()
+        local extra=()
+        if [ -n "$zones" ]; then
+            extra+=(--zone "z$((i % zones))")
+        fi
         if [ -n "${DHTFS_METRICS_BASE:-}" ]; then
-            mx=(--metrics "$(node_host "$i"):$((DHTFS_METRICS_BASE + i))")
+            extra+=(--metrics "$(node_host "$i"):$((DHTFS_METRICS_BASE + i))")
         fi
         mkdir -p "$d"
         if alive "$d/pid"; then
@@ -290,7 +310,7 @@ start() {
         fi
         # shellcheck disable=SC2086
         setsid "${run[@]}" "$bin/kvnode" --listen "$ep" "${join[@]}" --data "$d/data" \
-            "${sec[@]}" "${mx[@]}" ${KVNODE_ARGS:-} </dev/null >>"$d/log" 2>&1 &
+            "${sec[@]}" "${extra[@]}" ${KVNODE_ARGS:-} </dev/null >>"$d/log" 2>&1 &
         echo $! >"$d/pid"
         echo "node$i: $ep pid $! (log $d/log)"
         sleep 0.3

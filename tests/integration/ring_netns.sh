@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Several hosts: mount-scripts/cluster.sh --netns puts each of 3 nodes in its
-# own network namespace (own address, joined by veth pairs to a bridge).
-# The ring forms across them, the store works through every host, a crashed
-# host's node restarts on its data, and stop removes every namespace, link
-# and bridge. Needs root; skipped (77) otherwise.
+# Several hosts: mount-scripts/cluster.sh --netns puts each of 6 nodes in its
+# own network namespace (own address, joined by veth pairs to a bridge), in
+# 3 zones of 2 hosts (--zones 3). The ring forms across them, the store
+# works through every host, every key's copies sit in 3 distinct zones, a
+# whole zone stopped (both its hosts killed) leaves every key readable and
+# writable, the crashed hosts' nodes restart on their data, and stop
+# removes every namespace, link and bridge. Needs root; skipped (77)
+# otherwise.
 source "$(dirname "$0")/lib.sh"
 if [ "$(id -u)" -ne 0 ] || ! command -v ip >/dev/null; then
     log "skipped: needs root and iproute2 for network namespaces"
@@ -25,8 +28,9 @@ netns_cleanup() {
 }
 on_exit netns_cleanup
 
-"$CLUSTER" start 3 --netns --secure >"$T/start.log" 2>&1 || fail "cluster start failed: $(cat "$T/start.log")"
-[ "$(ip netns list | grep -c "^$DHTFS_NETNS_PREFIX-n")" = 3 ] || fail "expected 3 namespaces"
+"$CLUSTER" start 6 --netns --secure --zones 3 >"$T/start.log" 2>&1 ||
+    fail "cluster start failed: $(cat "$T/start.log")"
+[ "$(ip netns list | grep -c "^$DHTFS_NETNS_PREFIX-n")" = 6 ] || fail "expected 6 namespaces"
 # cluster.sh --secure: each host's node is reached with its key,
 # and dhtctl presents the operator key it made.
 peer() { echo "tcp://$SUB.$((10 + $1)):7000#$(cat "$DHTFS_CLUSTER_DIR/keys/node$1.key.pub")"; }
@@ -34,13 +38,13 @@ export DHT_KEY=$DHTFS_CLUSTER_DIR/keys/admin.key
 for ((i = 0; i < 100; i++)); do
     out=$(ctl --peer "$(peer 0)" ring --json 2>/dev/null) || out=
     if [ -n "$out" ] && jq -e --arg s "tcp://$SUB." \
-        '.nodes | length == 3 and all(.addr | startswith($s))' <<<"$out" >/dev/null; then
+        '.nodes | length == 6 and all(.addr | startswith($s))' <<<"$out" >/dev/null; then
         break
     fi
     sleep 0.1
 done
-jq -e '.nodes | length == 3' <<<"$out" >/dev/null || fail "no 3-host ring: $out"
-log "3 nodes on 3 hosts ($SUB.10-12) formed one ring"
+jq -e '.nodes | length == 6' <<<"$out" >/dev/null || fail "no 6-host ring: $out"
+log "6 nodes on 6 hosts ($SUB.10-15) formed one ring"
 [ "$(ctl --peer "$(peer 1)" status --json | jq -r .secured)" = true ] || fail "cluster ring not secured"
 st=0
 DHT_KEY= "$DHTCTL" --timeout-ms 2000 --peer "$(peer 1)" get x >/dev/null 2>&1 || st=$?
@@ -48,26 +52,70 @@ DHT_KEY= "$DHTCTL" --timeout-ms 2000 --peer "$(peer 1)" get x >/dev/null 2>&1 ||
 log "the cluster is secured (keys made and distributed by cluster.sh); keyless clients refused"
 
 for k in 0 1 2 3 4 5 6 7 8; do
-    ctl --peer "$(peer $((k % 3)))" put "host-key-$k" "v$k" || fail "put through host $((k % 3)) failed"
+    ctl --peer "$(peer $((k % 6)))" put "host-key-$k" "v$k" || fail "put through host $((k % 6)) failed"
 done
 for k in 0 1 2 3 4 5 6 7 8; do
-    [ "$(ctl --peer "$(peer $(((k + 1) % 3)))" get "host-key-$k")" = "v$k" ] ||
+    [ "$(ctl --peer "$(peer $(((k + 1) % 6)))" get "host-key-$k")" = "v$k" ] ||
         fail "get host-key-$k through another host failed"
 done
 log "writes through one host are read back through the others"
 
-# Kill node 2 (as a host crash would) and restart it on its data.
-kill -KILL "$(cat "$T/cluster/node2/pid")"
-[ "$(ctl --peer "$(peer 0)" get host-key-2)" = v2 ] || fail "read with one host down failed"
-"$CLUSTER" start 3 --netns >>"$T/start.log" 2>&1 || fail "restart failed"
+# load OP PREFIX KEYS HOST: kvload puts (or gets and checks) KEYS 1 KiB
+# values through HOST and the next one, 0 errors.
+KVLOAD=$BUILD_DIR/tests/kvload
+load() {
+    local st=0 errors
+    "$KVLOAD" --peer "$(peer "$4"),$(peer $((($4 + 1) % 6)))" --key "$DHT_KEY" --op "$1" \
+        --size 1024 --keys "$3" --concurrency 8 --prefix "$2" --timeout-ms 4000 --label dhtfs \
+        --test "$2" >"$T/$2.$1.out" 2>"$T/$2.$1.err" || st=$?
+    errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' "$T/$2.$1.out")
+    [ "$st" = 0 ] && [ "$errors" = 0 ] ||
+        fail "kvload $1 $2: errors '$errors' (exit $st): $(tail -3 "$T/$2.$1.err")"
+}
+
+# Zones: node K is in zone zK%3, so hosts 2 and 5 make zone z2.
+load put zk 600 0
+for ((i = 0; i < 300; i++)); do
+    out=$(ctl --peer "$(peer 0)" status --json 2>/dev/null) || out=
+    if [ -n "$out" ] && jq -e '.keys == 609 and .under_replicated == 0 and .stored == 3 * .keys' \
+        <<<"$out" >/dev/null; then
+        break
+    fi
+    sleep 0.1
+done
+jq -e '.under_replicated == 0 and .stored == 3 * .keys' <<<"$out" >/dev/null ||
+    fail "copies never settled at three per key: $out"
+zone_of=$(ctl --peer "$(peer 0)" members --json | jq -c '[.members[] | {(.id): .zone}] | add')
+for i in $(seq 0 37 599); do
+    # replicas reads every copy straight from its node: a peer's key does that.
+    r=$(DHT_KEY=$DHTFS_CLUSTER_DIR/keys/node0.key ctl --peer "$(peer $((i % 6)))" replicas "zk-$i" --json)
+    jq -e --argjson z "$zone_of" '(.replicas | length) == 3
+        and ([.replicas[] | $z[.node]] | unique | length) == 3
+        and all(.replicas[]; .value_sha != null)' <<<"$r" >/dev/null ||
+        fail "key zk-$i is not in three zones: $r"
+done
+log "600 keys: three copies each; sampled keys' copies in zones z0, z1 and z2"
+
+# A whole zone stops, as a rack losing power would: both its hosts killed.
+kill -KILL "$(cat "$T/cluster/node2/pid")" "$(cat "$T/cluster/node5/pid")"
+[ "$(ctl --peer "$(peer 0)" get host-key-2)" = v2 ] || fail "read with zone z2 down failed"
+load get zk 600 0
+load put zw 200 1
+load get zw 200 3
+log "zone z2 (hosts 2 and 5) stopped: every key readable, new keys written and read"
+
+"$CLUSTER" start 6 --netns >>"$T/start.log" 2>&1 || fail "restart failed"
 for ((i = 0; i < 100; i++)); do
-    if ctl --peer "$(peer 2)" ring --json 2>/dev/null | jq -e '.nodes | length == 3' >/dev/null; then
+    if ctl --peer "$(peer 2)" ring --json 2>/dev/null | jq -e '.nodes | length == 6' >/dev/null; then
         break
     fi
     sleep 0.2
 done
 [ "$(ctl --peer "$(peer 2)" get host-key-7)" = v7 ] || fail "restarted host cannot read"
-log "a crashed host's node restarted on its data and rejoined"
+[ "$(ctl --peer "$(peer 5)" members --json | jq -r --arg id "$(ctl --peer "$(peer 5)" ring --json |
+    jq -r --arg a "$SUB.15" '.nodes[] | select(.addr | contains($a)) | .id')" \
+    '.members[] | select(.id == $id) | .zone')" = z2 ] || fail "restarted host 5 is not in zone z2"
+log "the crashed hosts' nodes restarted on their data (still in zone z2) and rejoined"
 
 "$CLUSTER" stop >"$T/stop.log" 2>&1 || fail "cluster stop failed"
 [ "$(ip netns list | grep -c "^$DHTFS_NETNS_PREFIX-n")" = 0 ] || fail "namespaces left behind"
