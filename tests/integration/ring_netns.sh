@@ -15,7 +15,8 @@ fi
 CLUSTER=$(cd "$(dirname "$0")/../../mount-scripts" && pwd)/cluster.sh
 export DHTFS_CLUSTER_DIR=$T/cluster DHTFS_BIN=$BUILD_DIR/kvnode
 export DHTFS_NETNS_PREFIX=dt$$ DHTFS_NETNS_SUBNET=10.231.$((RANDOM % 200 + 20))
-export KVNODE_ARGS="--stabilize-ms 100 --timeout-ms 600"
+# Token placement, which places copies by zone.
+export KVNODE_ARGS="--stabilize-ms 100 --timeout-ms 600 --tokens 64"
 SUB=$DHTFS_NETNS_SUBNET
 netns_cleanup() {
     local ns
@@ -85,6 +86,8 @@ for ((i = 0; i < 300; i++)); do
 done
 jq -e '.under_replicated == 0 and .stored == 3 * .keys' <<<"$out" >/dev/null ||
     fail "copies never settled at three per key: $out"
+ratio=$(jq '[.per_node[].keys] | max / (add / length)' <<<"$out")
+jq -e -n "$ratio <= 1.3" >/dev/null || fail "with zones the largest host stores $ratio x the mean copies"
 zone_of=$(ctl --peer "$(peer 0)" members --json | jq -c '[.members[] | {(.id): .zone}] | add')
 for i in $(seq 0 37 599); do
     # replicas reads every copy straight from its node: a peer's key does that.
@@ -94,7 +97,7 @@ for i in $(seq 0 37 599); do
         and all(.replicas[]; .value_sha != null)' <<<"$r" >/dev/null ||
         fail "key zk-$i is not in three zones: $r"
 done
-log "600 keys: three copies each; sampled keys' copies in zones z0, z1 and z2"
+log "600 keys: three copies each, the largest host $ratio x the mean; sampled keys' copies in zones z0, z1 and z2"
 
 # A whole zone stops, as a rack losing power would: both its hosts killed.
 kill -KILL "$(cat "$T/cluster/node2/pid")" "$(cat "$T/cluster/node5/pid")"
