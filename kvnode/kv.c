@@ -166,6 +166,9 @@ bool kv_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_
     case WIRE_SYNC_PULL:
         kv_stream_serve_pull(n, ident, ident_len, m);
         return true;
+    case WIRE_SYNC_SUMS:
+        kv_stream_serve_sums(n, ident, ident_len, m);
+        return true;
     case WIRE_SYNC_DROP:
         kv_maint_serve_drop(n, ident, ident_len, m);
         return true;

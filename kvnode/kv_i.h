@@ -143,6 +143,8 @@ void kv_stream_free(sync_t *s);
 void kv_stream_serve_digest(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
 void kv_stream_serve_offer(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
 void kv_stream_serve_pull(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
+/* SYNC_SUMS: answer with our sums of the listed partitions that differ from the sender's. */
+void kv_stream_serve_sums(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m);
 
 /* kv_repl.c */
 /*

@@ -3,15 +3,20 @@
  * anti-entropy and data moves per partition (a contiguous range of
  * positions, ring_place_part_range) instead of per Chord range.
  *
- * Every sync period a node walks one slice of the partitions (a pass: every
- * PART_SLICES-th, the next slice each time), at most
- * PART_JOBS at a time:
+ * Every sync period a node makes a pass over the partitions, at most
+ * PART_JOBS jobs at a time. It first sends each member it shares
+ * partitions with one SYNC_SUMS: the (count, digest) of every partition
+ * whose primary it is and the member belongs to; the member answers with
+ * its own sums of those that differ. Then:
  *
- * - Of a partition whose primary it is, it streams over what each other
- *   member of the replica set lacks (kv_stream.c) and asks one of them in
- *   turn to stream back what it lacks itself (a new primary after a join,
- *   a primary back from a restart). After a clean pass over it the
- *   partition's old tombstones are purged on every member.
+ * - Of a partition whose primary it is and that differs somewhere (or a
+ *   member did not answer), and of one slice of the partitions (every
+ *   PART_SLICES-th, the next slice each pass) whatever their sums, it
+ *   streams over what each other member of the replica set lacks
+ *   (kv_stream.c) and asks one of them in turn to stream back what it
+ *   lacks itself (a new primary after a join, a primary back from a
+ *   restart). After a clean job the partition's old tombstones are purged
+ *   on every member; the slice is what brings every partition to that.
  * - Of a partition it holds records of but is not a member of (a join put
  *   others in its place, a member left, the data directory was written
  *   under another placement), it streams every record to every member and
@@ -38,13 +43,17 @@
 enum {
     PART_JOBS = 4, /* partitions worked on at once */
     /*
-     * A pass looks at every PART_SLICES-th partition (the next slice each
-     * time), so a partition is looked at every PART_SLICES sync periods: a
-     * full pass every period cost an idle 5-node ring 18 times the
-     * requests of Chord placement's one range per node (docs/BENCHMARKS.md).
-     * A leave's pass covers everything.
+     * Besides the partitions whose sums differ, a pass gives a job to every
+     * PART_SLICES-th partition (the next slice each time), so each gets its
+     * tombstone purge every PART_SLICES sync periods (128 s at the default
+     * period, against an hour's tombstone grace): a job for every partition
+     * every period cost an idle 5-node ring 18 times the requests of Chord
+     * placement's one range per node (docs/BENCHMARKS.md). A leave's pass
+     * covers everything.
      */
-    PART_SLICES = 16,
+    PART_SLICES = 64,
+    /* Members a pass sends sums to; partitions shared with more get jobs. */
+    SUMS_PEERS_MAX = 64,
     /* The placement must have been stable this many sync periods before a hand-off. */
     HANDOFF_STABLE_PERIODS = 2,
 };
@@ -63,6 +72,14 @@ typedef struct part_job {
     size_t nrep;
 } part_job_t;
 
+/* One SYNC_SUMS in flight: the sums sent to one member. */
+typedef struct sums_req {
+    struct kv_parts *ps;
+    ring_id_t peer;
+    size_t n, cap;
+    wire_sum_t *sums; /* ascending partitions */
+} sums_req_t;
+
 struct kv_parts {
     node_t *n;
     bool active;
@@ -78,12 +95,20 @@ struct kv_parts {
     bool acc_short;
     unsigned handed;
     /*
-     * Per slice, its last finished pass: keys short of copies, keys our
-     * members hold beyond our own copy (a new primary still filling), when
-     * it began.
+     * The pass's sums: per partition, whether it needs a job (its sums
+     * differ on a member, or a member did not answer), whether we summed
+     * it as its primary, and then our record count; sums_pending
+     * SYNC_SUMS still out.
      */
-    uint64_t under[PART_SLICES], lacking[PART_SLICES], began[PART_SLICES];
-    uint32_t counted; /* bit per slice counted once */
+    uint8_t *want, *summed;
+    uint64_t *own;
+    unsigned sums_pending;
+    /*
+     * The last finished pass: keys short of copies, keys our members hold
+     * beyond our own copy (a new primary still filling), when it began.
+     */
+    uint64_t last_under, last_lacking, last_began;
+    bool counted; /* a pass has finished */
 };
 
 static struct kv_parts *parts(node_t *n)
@@ -107,6 +132,9 @@ void kv_parts_fini(node_t *n)
         ps->live = j->next;
         free(j);
     }
+    free(ps->want);
+    free(ps->summed);
+    free(ps->own);
     free(ps);
     n->kv->parts = NULL;
 }
@@ -149,11 +177,11 @@ static void pass_end(struct kv_parts *ps)
         kv_handoff_finish(n);
         return;
     }
-    ps->under[ps->slice] =
+    ps->last_under =
         ps->acc_short || ps->acc_missing > ps->acc_primary ? ps->acc_primary : ps->acc_missing;
-    ps->lacking[ps->slice] = ps->acc_lacking;
-    ps->began[ps->slice] = ps->start_ms;
-    ps->counted |= UINT32_C(1) << ps->slice;
+    ps->last_lacking = ps->acc_lacking;
+    ps->last_began = ps->start_ms;
+    ps->counted = true;
     ps->slice = (ps->slice + 1) % PART_SLICES;
     n->kv->repl_lost_checked = n->kv->repl_lost_round;
     if (ps->handed)
@@ -267,12 +295,29 @@ static void pump(struct kv_parts *ps)
 {
     node_t *n = ps->n;
     uint32_t count = ring_place_part_count(n->cfg.id_bits);
-    uint32_t step = ps->leaving ? 1 : PART_SLICES;
     uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
     bool may_hand = ps->leaving || node_place_stable_ms(n) >= HANDOFF_STABLE_PERIODS * period;
-    while (ps->active && ps->jobs < PART_JOBS && ps->next < count) {
-        uint32_t p = ps->next;
-        ps->next += step;
+    while (ps->active && ps->sums_pending == 0 && ps->jobs < PART_JOBS && ps->next < count) {
+        uint32_t p = ps->next++;
+        ring_id_t reps[KV_QUORUM_MAX];
+        size_t nrep = node_place_part(n, p, reps, KV_QUORUM_MAX);
+        bool primary = nrep > 0 && reps[0] == n->self && !ps->leaving;
+        if (primary && ps->summed && ps->summed[p] && !ps->want[p] &&
+            p % PART_SLICES != ps->slice) {
+            ps->acc_primary += ps->own[p]; /* the same records on every member */
+            ps->acc_short |= nrep < n->cfg.replicas;
+            continue;
+        }
+        bool member = false;
+        for (size_t i = 0; i < nrep; i++)
+            member |= reps[i] == n->self;
+        ring_id_t lo, hi;
+        ring_place_part_range(p, n->cfg.id_bits, &lo, &hi);
+        uint64_t records, digest[2];
+        if (store_digest(n->store, lo, hi, &records, digest) < 0)
+            records = 0;
+        if (!primary && (member || records == 0 || !may_hand || nrep == 0))
+            continue; /* a member that is not primary: its primary looks after it */
         part_job_t *j = calloc(1, sizeof *j);
         if (!j) {
             ps->next = count; /* out of memory: end this pass, the next one tries again */
@@ -280,23 +325,12 @@ static void pump(struct kv_parts *ps)
         }
         j->ps = ps;
         j->part = p;
-        ring_place_part_range(p, n->cfg.id_bits, &j->lo, &j->hi);
-        j->nrep = node_place_part(n, p, j->reps, KV_QUORUM_MAX);
-        uint64_t digest[2];
-        if (store_digest(n->store, j->lo, j->hi, &j->count, digest) < 0)
-            j->count = 0;
-        bool member = false;
-        for (size_t i = 0; i < j->nrep; i++)
-            member |= j->reps[i] == n->self;
-        bool primary = j->nrep > 0 && j->reps[0] == n->self;
-        if (primary && !ps->leaving) {
-            /* Even an empty copy: the sessions' digests say what the members hold. */
-            ps->acc_short |= j->nrep < n->cfg.replicas;
-            ask_back(ps, j);
-        } else if (member || j->count == 0 || !may_hand || j->nrep == 0) {
-            free(j); /* a member that is not primary: its primary looks after it */
-            continue;
-        } else {
+        j->lo = lo;
+        j->hi = hi;
+        j->nrep = nrep;
+        memcpy(j->reps, reps, nrep * sizeof *reps);
+        j->count = records;
+        if (!primary) {
             /* Draining from here on (kv_parts_draining): no new copy is acknowledged. */
             j->handoff = true;
             job_link(ps, j);
@@ -306,6 +340,9 @@ static void pump(struct kv_parts *ps)
             }
             continue;
         }
+        /* Even an empty copy: the sessions' digests say what the members hold. */
+        ps->acc_short |= j->nrep < n->cfg.replicas;
+        ask_back(ps, j);
         if (!job_start(ps, j)) {
             /* Nothing could start: account it at once. */
             ps->acc_primary += j->count;
@@ -315,8 +352,133 @@ static void pump(struct kv_parts *ps)
         }
         job_link(ps, j);
     }
-    if (ps->active && ps->jobs == 0 && ps->next >= count)
+    if (ps->active && ps->sums_pending == 0 && ps->jobs == 0 && ps->next >= count)
         pass_end(ps);
+}
+
+/* A member's answer to our sums: the partitions it holds otherwise need jobs. */
+static void on_sums(int rc, const wire_msg_t *r, void *arg)
+{
+    sums_req_t *q = arg;
+    struct kv_parts *ps = q->ps;
+    if (rc == -ECANCELED) {
+        free(q->sums);
+        free(q);
+        return;
+    }
+    node_t *n = ps->n;
+    uint32_t count = ring_place_part_count(n->cfg.id_bits);
+    wire_sum_t *theirs = rc == 0 ? malloc((q->n ? q->n : 1) * sizeof *theirs) : NULL;
+    int k = theirs ? wire_sums_decode(r->value, r->value_len, count, theirs, q->n) : -1;
+    if (rc == 0)
+        node_peer_alive(n, q->peer);
+    if (k < 0) {
+        /* No answer, an older node, or one we cannot read: each the slow way. */
+        for (size_t i = 0; i < q->n; i++)
+            ps->want[q->sums[i].part] = 1;
+    }
+    for (int i = 0; i < k; i++)
+        ps->want[theirs[i].part] = 1;
+    free(theirs);
+    free(q->sums);
+    free(q);
+    if (--ps->sums_pending == 0)
+        pump(ps);
+}
+
+/* The request to peer among reqs[0..*nreq), added if there is room. */
+static sums_req_t *sums_req_for(struct kv_parts *ps, sums_req_t **reqs, size_t *nreq,
+                                ring_id_t peer)
+{
+    for (size_t k = 0; k < *nreq; k++)
+        if (reqs[k]->peer == peer)
+            return reqs[k];
+    if (*nreq == SUMS_PEERS_MAX)
+        return NULL;
+    sums_req_t *q = calloc(1, sizeof *q);
+    if (q) {
+        q->ps = ps;
+        q->peer = peer;
+        reqs[(*nreq)++] = q;
+    }
+    return q;
+}
+
+/*
+ * Our sums of every partition whose primary we are, to each other member
+ * in one SYNC_SUMS; pump waits for the answers. The partitions of a member
+ * we cannot ask get jobs.
+ */
+static void sums_send(struct kv_parts *ps)
+{
+    node_t *n = ps->n;
+    uint32_t count = ring_place_part_count(n->cfg.id_bits);
+    if (!ps->want) {
+        ps->want = calloc(count, 1);
+        ps->summed = calloc(count, 1);
+        ps->own = calloc(count, sizeof *ps->own);
+        if (!ps->want || !ps->summed || !ps->own) {
+            free(ps->want);
+            free(ps->summed);
+            free(ps->own);
+            ps->want = ps->summed = NULL;
+            ps->own = NULL;
+            return; /* out of memory: this pass gives every partition a job */
+        }
+    }
+    memset(ps->want, 0, count);
+    memset(ps->summed, 0, count);
+    sums_req_t *reqs[SUMS_PEERS_MAX];
+    size_t nreq = 0;
+    for (uint32_t p = 0; p < count; p++) {
+        ring_id_t reps[KV_QUORUM_MAX], lo, hi;
+        size_t nrep = node_place_part(n, p, reps, KV_QUORUM_MAX);
+        if (nrep == 0 || reps[0] != n->self)
+            continue;
+        wire_sum_t sum = {.part = p};
+        ring_place_part_range(p, n->cfg.id_bits, &lo, &hi);
+        if (store_digest(n->store, lo, hi, &sum.count, sum.digest) < 0)
+            continue; /* not summed: a job */
+        ps->summed[p] = 1;
+        ps->own[p] = sum.count;
+        for (size_t i = 1; i < nrep; i++) {
+            sums_req_t *q = sums_req_for(ps, reqs, &nreq, reps[i]);
+            if (q && q->n == q->cap) {
+                size_t cap = q->cap ? 2 * q->cap : 64;
+                wire_sum_t *grown = realloc(q->sums, cap * sizeof *grown);
+                if (grown) {
+                    q->sums = grown;
+                    q->cap = cap;
+                }
+            }
+            if (q && q->n < q->cap)
+                q->sums[q->n++] = sum;
+            else
+                ps->want[p] = 1;
+        }
+    }
+    for (size_t k = 0; k < nreq; k++) {
+        sums_req_t *q = reqs[k];
+        const char *addr = node_book_get(n, q->peer);
+        uint8_t *buf = addr ? malloc(q->n * WIRE_SUM_BYTES + 1) : NULL;
+        int rc = -ENOMEM;
+        if (buf && wire_sums_encode(q->sums, q->n, buf) == 0) {
+            wire_msg_t req;
+            wire_init(&req, WIRE_SYNC_SUMS, 0);
+            req.value = buf;
+            req.value_len = q->n * WIRE_SUM_BYTES;
+            rc = rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms * 4, on_sums, q);
+        }
+        free(buf); /* a sent value was copied */
+        if (rc == 0) {
+            ps->sums_pending++;
+            continue;
+        }
+        for (size_t i = 0; i < q->n; i++)
+            ps->want[q->sums[i].part] = 1;
+        free(q->sums);
+        free(q);
+    }
 }
 
 static void pass_start(struct kv_parts *ps, bool leaving)
@@ -324,13 +486,15 @@ static void pass_start(struct kv_parts *ps, bool leaving)
     node_t *n = ps->n;
     ps->active = true;
     ps->leaving = leaving;
-    ps->next = leaving ? 0 : ps->slice;
+    ps->next = 0;
     ps->turn++;
     ps->start_ms = loop_now_ms(n->loop);
     ps->acc_primary = ps->acc_missing = ps->acc_lacking = 0;
     ps->acc_short = false;
     ps->handed = 0;
     n->kv->repl_lost_round = kv_repl_lost(n);
+    if (!leaving)
+        sums_send(ps);
     pump(ps);
 }
 
@@ -390,21 +554,14 @@ void kv_parts_stats(node_t *n, uint64_t *primary, uint64_t *under)
             *primary += keys;
     }
     /*
-     * Short of copies: as the slices' last passes found, unless a slice has
-     * not been looked at yet or the placement changed since the oldest of
-     * those passes began (then nothing is known to be in place).
+     * Short of copies: as the last pass found, unless none has finished yet
+     * or the placement changed since it began (then nothing is known to be
+     * in place). Keys only our members hold yet count as ours (and as
+     * short of a copy).
      */
-    uint64_t oldest = UINT64_MAX, sum = 0, lacking = 0;
-    for (unsigned i = 0; i < PART_SLICES; i++) {
-        sum += ps->under[i];
-        lacking += ps->lacking[i];
-        if (ps->began[i] < oldest)
-            oldest = ps->began[i];
-    }
-    /* Keys only our members hold yet count as ours (and as short of a copy). */
-    *primary += lacking;
-    bool confirmed = ps->counted == (UINT32_C(1) << PART_SLICES) - 1 &&
-                     node_place_stable_ms(n) >= loop_now_ms(n->loop) - oldest &&
-                     n->place.down_changed_ms < oldest;
-    *under = !confirmed || sum > *primary ? *primary : sum;
+    *primary += ps->last_lacking;
+    bool confirmed = ps->counted &&
+                     node_place_stable_ms(n) >= loop_now_ms(n->loop) - ps->last_began &&
+                     n->place.down_changed_ms < ps->last_began;
+    *under = !confirmed || ps->last_under > *primary ? *primary : ps->last_under;
 }

@@ -9,6 +9,7 @@
 #include "kv_i.h"
 
 #include "log.h"
+#include "ring_place.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -242,6 +243,45 @@ void kv_stream_serve_digest(node_t *n, const uint8_t *ident, size_t ident_len, c
         return;
     }
     node_send(n, ident, ident_len, r);
+}
+
+void kv_stream_serve_sums(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
+{
+    uint32_t parts = ring_place_part_count(n->cfg.id_bits);
+    size_t cap = m->value_len / WIRE_SUM_BYTES;
+    if (cap > parts) {
+        node_reply_error(n, ident, ident_len, m->req_id, EINVAL, "more sums than partitions");
+        return;
+    }
+    wire_sum_t *sums = malloc((cap ? cap : 1) * sizeof *sums);
+    uint8_t *buf = malloc(cap ? cap * WIRE_SUM_BYTES : 1);
+    int k = sums && buf ? wire_sums_decode(m->value, m->value_len, parts, sums, cap) : -ENOMEM;
+    size_t differ = 0;
+    for (int i = 0; i < k; i++) {
+        wire_sum_t mine = {.part = sums[i].part};
+        ring_id_t lo, hi;
+        ring_place_part_range(mine.part, n->cfg.id_bits, &lo, &hi);
+        if (store_digest(n->store, lo, hi, &mine.count, mine.digest) < 0) {
+            k = -EIO;
+            break;
+        }
+        if (mine.count != sums[i].count || mine.digest[0] != sums[i].digest[0] ||
+            mine.digest[1] != sums[i].digest[1])
+            sums[differ++] = mine; /* differ <= i: entries still to read stay intact */
+    }
+    if (k < 0) {
+        node_reply_error(n, ident, ident_len, m->req_id, k == -EBADMSG ? EINVAL : -k,
+                         k == -EBADMSG ? "malformed partition sums" : "partition sums failed");
+    } else {
+        wire_sums_encode(sums, differ, buf);
+        wire_msg_t *r = &n->out;
+        wire_init(r, WIRE_SYNC_SUMS | WIRE_REPLY, m->req_id);
+        r->value = buf;
+        r->value_len = differ * WIRE_SUM_BYTES;
+        node_send(n, ident, ident_len, r);
+    }
+    free(sums);
+    free(buf);
 }
 
 void kv_stream_serve_offer(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)

@@ -368,6 +368,7 @@ static bool known_type(uint8_t t)
     case WIRE_STATS:
     case WIRE_SYNC_DROP:
     case WIRE_KV_READ:
+    case WIRE_SYNC_SUMS:
         return true;
     case WIRE_ERROR:
         return t == WIRE_ERROR;
@@ -409,6 +410,8 @@ int wire_encode(const wire_msg_t *m, uint8_t *buf, size_t cap)
     case WIRE_LEAVE | WIRE_REPLY:
     case WIRE_SYNC_PULL | WIRE_REPLY:
     case WIRE_SYNC_DROP | WIRE_REPLY:
+    case WIRE_SYNC_SUMS:
+    case WIRE_SYNC_SUMS | WIRE_REPLY:
     case WIRE_STATS:
         break;
     case WIRE_KV_GET:
@@ -663,6 +666,8 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
     case WIRE_LEAVE | WIRE_REPLY:
     case WIRE_SYNC_PULL | WIRE_REPLY:
     case WIRE_SYNC_DROP | WIRE_REPLY:
+    case WIRE_SYNC_SUMS:
+    case WIRE_SYNC_SUMS | WIRE_REPLY:
     case WIRE_STATS:
         break;
     case WIRE_KV_GET:
@@ -902,7 +907,40 @@ int wire_decode(const uint8_t *buf, size_t len, wire_msg_t *out)
 bool wire_type_has_value(uint8_t type)
 {
     return type == WIRE_KV_PUT || type == WIRE_REPL_PUT || type == (WIRE_KV_GET | WIRE_REPLY) ||
-           type == (WIRE_REPL_GET | WIRE_REPLY) || type == (WIRE_KV_READ | WIRE_REPLY);
+           type == (WIRE_REPL_GET | WIRE_REPLY) || type == (WIRE_KV_READ | WIRE_REPLY) ||
+           type == WIRE_SYNC_SUMS || type == (WIRE_SYNC_SUMS | WIRE_REPLY);
+}
+
+int wire_sums_encode(const wire_sum_t *sums, size_t n, uint8_t *buf)
+{
+    wbuf_t w = {buf, buf + n * WIRE_SUM_BYTES, false, false};
+    for (size_t i = 0; i < n; i++) {
+        if (sums[i].part > UINT16_MAX)
+            return -EINVAL;
+        put_u16(&w, (uint16_t)sums[i].part);
+        put_u64(&w, sums[i].count);
+        put_u64(&w, sums[i].digest[0]);
+        put_u64(&w, sums[i].digest[1]);
+    }
+    return 0;
+}
+
+int wire_sums_decode(const uint8_t *buf, size_t len, uint32_t part_count, wire_sum_t *out,
+                     size_t cap)
+{
+    if (len % WIRE_SUM_BYTES || len / WIRE_SUM_BYTES > cap)
+        return -EBADMSG;
+    rbuf_t r = {buf, buf + len, false};
+    size_t n = len / WIRE_SUM_BYTES;
+    for (size_t i = 0; i < n; i++) {
+        out[i].part = get_u16(&r);
+        out[i].count = get_u64(&r);
+        out[i].digest[0] = get_u64(&r);
+        out[i].digest[1] = get_u64(&r);
+        if (out[i].part >= part_count || (i > 0 && out[i].part <= out[i - 1].part))
+            return -EBADMSG;
+    }
+    return (int)n;
 }
 
 const char *wire_type_name(uint8_t type)
@@ -926,6 +964,7 @@ const char *wire_type_name(uint8_t type)
         [WIRE_SYNC_DROP] = "SYNC_DROP",
         [WIRE_STATS] = "STATS",
         [WIRE_KV_READ] = "KV_READ",
+        [WIRE_SYNC_SUMS] = "SYNC_SUMS",
     };
     static const char *const rep[] = {
         [WIRE_PING] = "PING_R",
@@ -946,6 +985,7 @@ const char *wire_type_name(uint8_t type)
         [WIRE_SYNC_DROP] = "SYNC_DROP_R",
         [WIRE_STATS] = "STATS_R",
         [WIRE_KV_READ] = "KV_READ_R",
+        [WIRE_SYNC_SUMS] = "SYNC_SUMS_R",
     };
     if (type == WIRE_ERROR)
         return "ERROR";

@@ -76,7 +76,9 @@ typedef enum {
     WIRE_STATS = 0x17,
     WIRE_SYNC_DROP = 0x18, /* "you are no longer a replica of (lo, hi]" */
     WIRE_KV_READ = 0x19,   /* client -> one replica: its own copy (a client-side quorum read) */
-    WIRE_REDIRECT = 0x7e,  /* reply: "not mine", with a better node to ask */
+    WIRE_SYNC_SUMS =
+        0x1a, /* partitions' (count, digest) in the value frame; reply: those that differ */
+    WIRE_REDIRECT = 0x7e, /* reply: "not mine", with a better node to ask */
     WIRE_ERROR = 0x7f,
     WIRE_REPLY = 0x80, /* or-ed into a request type for its reply */
 } wire_type_t;
@@ -307,9 +309,34 @@ typedef struct {
 /*
  * True for the message types that travel with a second frame holding a
  * value (possibly empty): KV_PUT, REPL_PUT, and the replies of KV_GET,
- * REPL_GET and KV_READ. Every other type is exactly one frame.
+ * REPL_GET and KV_READ; SYNC_SUMS and its reply (a list of partition sums).
+ * Every other type is exactly one frame.
  */
 bool wire_type_has_value(uint8_t type);
+
+/*
+ * SYNC_SUMS's value frame: a list of partition sums, each WIRE_SUM_BYTES
+ * (u16 partition, u64 record count, u64 digest[2], big-endian like the
+ * rest of the wire). Token placement's primary sends the sums of the
+ * partitions it shares with the receiver; the receiver answers with its
+ * own sums of those that differ from its copy.
+ */
+typedef struct {
+    uint32_t part;
+    uint64_t count;
+    uint64_t digest[2];
+} wire_sum_t;
+enum { WIRE_SUM_BYTES = 26 };
+/* Encode n sums into buf (n * WIRE_SUM_BYTES); -EINVAL if a partition exceeds 16 bits. */
+int wire_sums_encode(const wire_sum_t *sums, size_t n, uint8_t *buf);
+/*
+ * Decode a value frame of len bytes into at most cap sums. Returns their
+ * number, or -EBADMSG when len is not a whole number of sums, they are
+ * more than cap, or a partition is >= part_count or not above the one
+ * before it (a list is sorted and has no repeats).
+ */
+int wire_sums_decode(const uint8_t *buf, size_t len, uint32_t part_count, wire_sum_t *out,
+                     size_t cap);
 
 /* Zero a message (all but the tail's unused array entries) and set its type and request id. */
 void wire_init(wire_msg_t *m, uint8_t type, uint64_t req_id);

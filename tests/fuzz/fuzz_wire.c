@@ -110,6 +110,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static wire_msg_t first, second;
     static uint8_t buf[WIRE_FRAME_MAX];
+    static wire_sum_t sums[1024];
+
+    /* The same bytes as SYNC_SUMS's value frame (a 1,024-partition ring). */
+    int ns = wire_sums_decode(data, size, 1024, sums, 1024);
+    if (ns >= 0) {
+        for (int i = 0; i < ns; i++)
+            if (sums[i].part >= 1024 || (i && sums[i].part <= sums[i - 1].part))
+                die("decoded sums out of range or order");
+        if (wire_sums_encode(sums, (size_t)ns, buf) != 0 || (size_t)ns * WIRE_SUM_BYTES != size ||
+            memcmp(buf, data, size) != 0)
+            die("sums do not re-encode to their input");
+    } else if (ns != -EBADMSG) {
+        die("sums decode returned an undocumented error");
+    }
 
     int rc = wire_decode(data, size, &first);
     if (rc == -EBADMSG || rc == -EPROTONOSUPPORT || rc == -EOPNOTSUPP)

@@ -44,12 +44,12 @@ grep -q "larger than the" <<<"$out" || fail "oversize KV_PUT answered: $out"
     >/dev/null && fail "KV_PUT without a value frame got a reply"
 "$WIREPOKE" "tcp://127.0.0.1:$P0" 4448011200000000000000010000 >/dev/null &&
     fail "REPL_GET with an empty key got a reply"
-# A request of a type this node does not know (a newer peer's, type 0x1a):
+# A request of a type this node does not know (a newer peer's, type 0x1b):
 # answered with EOPNOTSUPP (95) at once, so the sender need not wait out a timeout.
-out=$("$WIREPOKE" "tcp://127.0.0.1:$P0" 4448011a0000000000000007) || fail "no answer to an unknown request type"
+out=$("$WIREPOKE" "tcp://127.0.0.1:$P0" 4448011b0000000000000007) || fail "no answer to an unknown request type"
 [[ $out == "error 95 "*"not supported"* ]] || fail "unknown request type answered: $out"
 # An unknown reply type is not answered (no error ping-pong between nodes).
-"$WIREPOKE" "tcp://127.0.0.1:$P0" 4448019a0000000000000007 >/dev/null &&
+"$WIREPOKE" "tcp://127.0.0.1:$P0" 4448019b0000000000000007 >/dev/null &&
     fail "an unknown reply type got a reply"
 [ "$(ctl --peer "127.0.0.1:$P0" get small)" = ok ] || fail "node stopped serving"
 log "malformed and oversize store messages refused, unknown request types answered EOPNOTSUPP; node still serving"

@@ -16,7 +16,7 @@
 # Ring B: weights 1,1,1,1,2 (zones: ring_netns, 3 zones of 2 hosts). A node
 # without --tokens (or with other probes) is refused at join, and --probes
 # without --tokens is a usage error.
-# A pass looks at one slice of 16 partitions per sync period (8 stabilize
+# A pass compares every partition once per sync period (8 stabilize
 # rounds): faster rounds settle the copies sooner.
 STABILIZE_MS=${STABILIZE_MS:-50}
 source "$(dirname "$0")/lib.sh"

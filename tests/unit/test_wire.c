@@ -64,12 +64,17 @@ static const uint8_t all_types[] = {
 enum { NTYPES = sizeof all_types / sizeof all_types[0] };
 
 /* Type bytes the grammar leaves unassigned. */
-static const uint8_t unknown_types[] = {0x00, 0x09, 0x0f, 0x1a, 0x1f, 0x20, 0x40, 0x60,
-                                        0x7d, 0x80, 0x89, 0x9a, 0xa0, 0xfe, 0xff};
+static const uint8_t unknown_types[] = {0x00, 0x09, 0x0f, 0x1b, 0x1f, 0x20, 0x40, 0x60,
+                                        0x7d, 0x80, 0x89, 0x9b, 0xa0, 0xfe, 0xff};
 
 /* The types whose messages travel with a value frame. */
-static const uint8_t value_types[] = {WIRE_KV_PUT, WIRE_REPL_PUT, WIRE_KV_GET | WIRE_REPLY,
-                                      WIRE_REPL_GET | WIRE_REPLY, WIRE_KV_READ | WIRE_REPLY};
+static const uint8_t value_types[] = {WIRE_KV_PUT,
+                                      WIRE_REPL_PUT,
+                                      WIRE_KV_GET | WIRE_REPLY,
+                                      WIRE_REPL_GET | WIRE_REPLY,
+                                      WIRE_KV_READ | WIRE_REPLY,
+                                      WIRE_SYNC_SUMS,
+                                      WIRE_SYNC_SUMS | WIRE_REPLY};
 
 /*
  * Binary key bytes (NUL and 0xff included) that messages borrow; offers
@@ -1770,6 +1775,8 @@ static void test_wire_type_name_kv_values(void **state)
         {WIRE_SYNC_DROP | WIRE_REPLY, "SYNC_DROP_R"},
         {WIRE_KV_READ, "KV_READ"},
         {WIRE_KV_READ | WIRE_REPLY, "KV_READ_R"},
+        {WIRE_SYNC_SUMS, "SYNC_SUMS"},
+        {WIRE_SYNC_SUMS | WIRE_REPLY, "SYNC_SUMS_R"},
         {WIRE_REDIRECT, "REDIRECT"},
     };
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
@@ -2210,6 +2217,54 @@ static void test_wire_info_place(void **state)
     free(out);
 }
 
+/* SYNC_SUMS: a header of its own and a value frame holding sorted partition sums. */
+static void test_wire_sync_sums(void **state)
+{
+    (void)state;
+    assert_true(wire_type_has_value(WIRE_SYNC_SUMS));
+    assert_true(wire_type_has_value(WIRE_SYNC_SUMS | WIRE_REPLY));
+    wire_msg_t *m = msg_new(), *out = msg_new();
+    const uint8_t types[] = {WIRE_SYNC_SUMS, WIRE_SYNC_SUMS | WIRE_REPLY};
+    for (size_t t = 0; t < 2; t++) {
+        wire_init(m, types[t], 77);
+        size_t n = encode_ok(m);
+        assert_int_equal(n, WIRE_HEADER_LEN);
+        assert_int_equal(wire_decode(frame, n, out), 0);
+        assert_int_equal(out->type, types[t]);
+        assert_int_equal(out->req_id, 77);
+    }
+    assert_string_equal(wire_type_name(WIRE_SYNC_SUMS), "SYNC_SUMS");
+
+    const wire_sum_t sums[] = {{3, 10, {1, 2}}, {700, 0, {0, 0}}, {1023, UINT64_MAX, {~0ull, 5}}};
+    uint8_t buf[3 * WIRE_SUM_BYTES];
+    assert_int_equal(wire_sums_encode(sums, 3, buf), 0);
+    /* Big-endian: partition 3 in two bytes, then the count. */
+    const uint8_t head[] = {0, 3, 0, 0, 0, 0, 0, 0, 0, 10};
+    assert_memory_equal(buf, head, sizeof head);
+    wire_sum_t got[4];
+    assert_int_equal(wire_sums_decode(buf, sizeof buf, 1024, got, 4), 3);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(got[i].part, sums[i].part);
+        assert_true(got[i].count == sums[i].count);
+        assert_true(got[i].digest[0] == sums[i].digest[0] && got[i].digest[1] == sums[i].digest[1]);
+    }
+    assert_int_equal(wire_sums_decode(buf, 0, 1024, got, 4), 0);
+    /* Not whole, more than the room, a partition past the ring's, out of order, repeated. */
+    assert_int_equal(wire_sums_decode(buf, sizeof buf - 1, 1024, got, 4), -EBADMSG);
+    assert_int_equal(wire_sums_decode(buf, sizeof buf, 1024, got, 2), -EBADMSG);
+    assert_int_equal(wire_sums_decode(buf, sizeof buf, 1023, got, 4), -EBADMSG);
+    const wire_sum_t unsorted[] = {{5, 1, {0, 0}}, {4, 1, {0, 0}}};
+    assert_int_equal(wire_sums_encode(unsorted, 2, buf), 0);
+    assert_int_equal(wire_sums_decode(buf, 2 * WIRE_SUM_BYTES, 1024, got, 4), -EBADMSG);
+    const wire_sum_t twice[] = {{5, 1, {0, 0}}, {5, 1, {0, 0}}};
+    assert_int_equal(wire_sums_encode(twice, 2, buf), 0);
+    assert_int_equal(wire_sums_decode(buf, 2 * WIRE_SUM_BYTES, 1024, got, 4), -EBADMSG);
+    const wire_sum_t wide[] = {{65536, 0, {0, 0}}};
+    assert_int_equal(wire_sums_encode(wide, 1, buf), -EINVAL);
+    free(m);
+    free(out);
+}
+
 static void test_wire_members_page(void **state)
 {
     (void)state;
@@ -2327,6 +2382,7 @@ int main(void)
         cmocka_unit_test(test_wire_opid_only_where_defined),
         cmocka_unit_test(test_wire_stats_progress),
         cmocka_unit_test(test_wire_stats_security),
+        cmocka_unit_test(test_wire_sync_sums),
     };
     return cmocka_run_group_tests_name("wire", tests, NULL, NULL);
 }
