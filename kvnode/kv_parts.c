@@ -75,6 +75,7 @@ typedef struct part_job {
 /* One SYNC_SUMS in flight: the sums sent to one member. */
 typedef struct sums_req {
     struct kv_parts *ps;
+    unsigned gen; /* the sums phase it belongs to (kv_parts.sums_gen) */
     ring_id_t peer;
     size_t n, cap;
     wire_sum_t *sums; /* ascending partitions */
@@ -103,6 +104,7 @@ struct kv_parts {
     uint8_t *want, *summed;
     uint64_t *own;
     unsigned sums_pending;
+    unsigned sums_gen; /* answers of an abandoned sums phase are ignored */
     /*
      * The last finished pass: keys short of copies, keys our members hold
      * beyond our own copy (a new primary still filling), when it began.
@@ -297,12 +299,16 @@ static void pump(struct kv_parts *ps)
     uint32_t count = ring_place_part_count(n->cfg.id_bits);
     uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
     bool may_hand = ps->leaving || node_place_stable_ms(n) >= HANDOFF_STABLE_PERIODS * period;
+    /* Sums compared against sets that changed since (a member down, a join) vouch for nothing. */
+    uint64_t now = loop_now_ms(n->loop);
+    bool same_place =
+        node_place_stable_ms(n) >= now - ps->start_ms && n->place.down_changed_ms < ps->start_ms;
     while (ps->active && ps->sums_pending == 0 && ps->jobs < PART_JOBS && ps->next < count) {
         uint32_t p = ps->next++;
         ring_id_t reps[KV_QUORUM_MAX];
         size_t nrep = node_place_part(n, p, reps, KV_QUORUM_MAX);
         bool primary = nrep > 0 && reps[0] == n->self && !ps->leaving;
-        if (primary && ps->summed && ps->summed[p] && !ps->want[p] &&
+        if (primary && same_place && ps->summed && ps->summed[p] && !ps->want[p] &&
             p % PART_SLICES != ps->slice) {
             ps->acc_primary += ps->own[p]; /* the same records on every member */
             ps->acc_short |= nrep < n->cfg.replicas;
@@ -361,7 +367,8 @@ static void on_sums(int rc, const wire_msg_t *r, void *arg)
 {
     sums_req_t *q = arg;
     struct kv_parts *ps = q->ps;
-    if (rc == -ECANCELED) {
+    /* No reply with ECANCELED: our rpc is shutting down (a peer's ERROR has one). */
+    if ((rc == -ECANCELED && !r) || q->gen != ps->sums_gen) {
         free(q->sums);
         free(q);
         return;
@@ -398,6 +405,7 @@ static sums_req_t *sums_req_for(struct kv_parts *ps, sums_req_t **reqs, size_t *
     sums_req_t *q = calloc(1, sizeof *q);
     if (q) {
         q->ps = ps;
+        q->gen = ps->sums_gen;
         q->peer = peer;
         reqs[(*nreq)++] = q;
     }
@@ -467,7 +475,8 @@ static void sums_send(struct kv_parts *ps)
             wire_init(&req, WIRE_SYNC_SUMS, 0);
             req.value = buf;
             req.value_len = q->n * WIRE_SUM_BYTES;
-            rc = rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms * 4, on_sums, q);
+            /* Not the streams' 4 timeouts: every job of the pass waits for the answers. */
+            rc = rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms * 2, on_sums, q);
         }
         free(buf); /* a sent value was copied */
         if (rc == 0) {
@@ -514,7 +523,12 @@ unsigned kv_parts_handoff(node_t *n)
     struct kv_parts *ps = parts(n);
     if (!ps || store_count(n->store) == 0)
         return 0;
-    if (ps->active) {
+    if (ps->active && ps->sums_pending) {
+        /* Still comparing sums, no job started: drop the pass for the leave's. */
+        ps->sums_gen++;
+        ps->sums_pending = 0;
+        ps->active = false;
+    } else if (ps->active) {
         /* A pass is under way: the leave's own pass starts at its end. */
         ps->leave_pending = true;
         return 1;
