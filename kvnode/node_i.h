@@ -106,6 +106,7 @@ struct node {
         ring_id_t probe;      /* to this node */
         unsigned next_finger; /* the finger asked next */
     } pull;
+    uint64_t members_saved; /* the epoch last written to DATA/members */
 
     /* node_place.c: token placement (cfg.tokens > 0), built from the member table */
     struct {

@@ -16,7 +16,16 @@
  * Deliberately not here: failure handling. A crashed node stays in every
  * table as it was (placement must not move on a restart); only a graceful
  * leave (the node's own `leaving`, its neighbours' `left` on LEAVE)
- * changes an entry's state. Nothing reads the table for placement yet.
+ * changes an entry's state.
+ *
+ * The table is also kept in DATA/members (rewritten, without fsync, when
+ * its epoch changes) and merged back at start: after a restart of the
+ * whole ring every node places as before from its first request on,
+ * instead of from the few members gossip has brought back so far — a
+ * coordinator placing from a partial table reads from nodes that never
+ * held the key and answers "not found" (token placement). A lost or
+ * stale file costs only that: merging is by incarnation, and newer
+ * entries from the peers win.
  */
 #include "node_i.h"
 
@@ -24,14 +33,90 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 enum {
     /* Pages of one pull, at most: past the bound the peer is not converging. */
     PULL_PAGES_MAX = RING_MEMBERS_CAP_DEFAULT / WIRE_MEMBERS_PAGE + 4,
 };
+
+/* DATA/members (or .tmp) into path; false if it does not fit. */
+static bool members_path(const node_t *n, const char *suffix, char path[PATH_MAX])
+{
+    int len = snprintf(path, PATH_MAX, "%s/members%s", n->cfg.data_dir, suffix);
+    return len > 0 && len < PATH_MAX;
+}
+
+/* One line per entry: id, weight, state, incarnation, zone ("-": none), address. */
+static void members_save(node_t *n)
+{
+    char tmp[PATH_MAX], path[PATH_MAX];
+    if (!members_path(n, ".tmp", tmp) || !members_path(n, "", path))
+        return;
+    uint64_t epoch = ring_members_epoch(n->members);
+    FILE *f = fopen(tmp, "w");
+    bool ok = f != NULL;
+    for (size_t i = 0; ok && i < ring_members_count(n->members); i++) {
+        const ring_member_t *e = ring_members_at(n->members, i);
+        ok = fprintf(f, "%016" PRIx64 " %u %u %" PRIu64 " %s %s\n", e->id, e->weight,
+                     (unsigned)e->state, e->incarnation, e->zone[0] ? e->zone : "-", e->addr) > 0;
+    }
+    if (f && fclose(f) != 0)
+        ok = false;
+    if (!ok || rename(tmp, path) != 0) {
+        if (n->members_saved != epoch)
+            log_warn("members", "cannot write %s: %s", path, strerror(errno));
+        unlink(tmp);
+    }
+    n->members_saved = epoch; /* tried: again at the next change */
+}
+
+/* Merge DATA/members, if any, into the fresh table (our own entry excepted). */
+static void members_load(node_t *n)
+{
+    char path[PATH_MAX], line[ENDPOINT_MAX + RING_MEMBERS_ZONE_MAX + 128];
+    FILE *f = members_path(n, "", path) ? fopen(path, "r") : NULL;
+    if (!f)
+        return;
+    unsigned merged = 0, bad = 0;
+    while (fgets(line, sizeof line, f)) {
+        ring_member_t e;
+        memset(&e, 0, sizeof e);
+        unsigned weight, state;
+        char zone[RING_MEMBERS_ZONE_MAX];
+        int used = 0;
+        if (sscanf(line, "%" SCNx64 " %u %u %" SCNu64 " %31s %n", &e.id, &weight, &state,
+                   &e.incarnation, zone, &used) != 5 ||
+            used <= 0) {
+            bad++;
+            continue;
+        }
+        size_t len = strcspn(line + used, "\n");
+        if (len == 0 || len >= sizeof e.addr) {
+            bad++;
+            continue;
+        }
+        memcpy(e.addr, line + used, len);
+        e.weight = weight;
+        e.state = (uint8_t)(state <= RING_MEMBER_STATE_MAX ? state : 0xff);
+        if (strcmp(zone, "-") != 0)
+            snprintf(e.zone, sizeof e.zone, "%s", zone);
+        if (e.id == n->self)
+            continue;
+        if (!ring_members_entry_valid(&e, n->cfg.id_bits) || ring_members_merge(n->members, &e) < 0)
+            bad++;
+        else
+            merged++;
+    }
+    fclose(f);
+    log_info("members", "%u entries from %s%s", merged, path,
+             bad ? " (some lines unreadable)" : "");
+    n->members_saved = ring_members_epoch(n->members);
+}
 
 int node_members_init(node_t *n, char *err, size_t errcap)
 {
@@ -57,6 +142,7 @@ int node_members_init(node_t *n, char *err, size_t errcap)
                  rc == -ENOMEM ? "out of memory" : "invalid member entry (weight or zone)");
         return rc;
     }
+    members_load(n);
     return 0;
 }
 
@@ -187,6 +273,8 @@ static void on_finger_info(int rc, const wire_msg_t *r, void *arg)
 
 void node_members_tick(node_t *n)
 {
+    if (ring_members_epoch(n->members) != n->members_saved)
+        members_save(n);
     if (n->pull.active || n->pull.probing || n->leaving || n->ticks % 2)
         return;
     ring_id_t succ = ring_state_succ(n->rs);

@@ -5,7 +5,9 @@
 # the same moment. All nodes restart on their data dirs. Every write that
 # was acknowledged (dhtctl put exit 0) must be there: each key reads back a
 # sequence number at least the last acknowledged one (a later, unacknowledged
-# put may or may not have landed) and never one that was not written.
+# put may or may not have landed) and never one that was not written. The
+# first node back knows every member before the others are back (the
+# member table kept on disk).
 source "$(dirname "$0")/faults_lib.sh"
 N=5 WRITERS=4 KEYS=6
 faults_require_disk
@@ -60,6 +62,10 @@ log "writers stopped: $acked acknowledged in all, $(cat "$T"/w*.hist | grep -c '
 start_node n0 "${PORTS[0]}" ""
 NODE_PIDS[0]=$NODE_PID
 sleep 0.5
+# Alone, it already knows every member (DATA/members): placement does not
+# depend on how far gossip has got after a whole-ring restart.
+members=$(ctl --peer "127.0.0.1:${PORTS[0]}" members --json | jq '.members | length')
+[ "$members" = "$N" ] || fail "the first node back knows $members members, not $N"
 for ((i = 1; i < N; i++)); do
     start_node "n$i" "${PORTS[$i]}" "${PORTS[0]}"
     NODE_PIDS[$i]=$NODE_PID
