@@ -96,12 +96,11 @@ struct kv_parts {
     bool acc_short;
     unsigned handed;
     /*
-     * The pass's sums: per partition, whether it needs a job (its sums
-     * differ on a member, or a member did not answer), whether we summed
-     * it as its primary, and then our record count; sums_pending
-     * SYNC_SUMS still out.
+     * The pass's sums: per partition, whether it is clean (we summed it as
+     * its primary and no member answered otherwise or failed to answer:
+     * no job) and then our record count; sums_pending SYNC_SUMS still out.
      */
-    uint8_t *want, *summed;
+    uint8_t *clean;
     uint64_t *own;
     unsigned sums_pending;
     unsigned sums_gen; /* answers of an abandoned sums phase are ignored */
@@ -134,8 +133,7 @@ void kv_parts_fini(node_t *n)
         ps->live = j->next;
         free(j);
     }
-    free(ps->want);
-    free(ps->summed);
+    free(ps->clean);
     free(ps->own);
     free(ps);
     n->kv->parts = NULL;
@@ -293,6 +291,12 @@ static void ask_back(struct kv_parts *ps, const part_job_t *j)
     rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, rpc_ignore_answer, "pull request");
 }
 
+/* Whether placement and the failed set are as they were at time t. */
+static bool place_unchanged_since(node_t *n, uint64_t t)
+{
+    return node_place_stable_ms(n) >= loop_now_ms(n->loop) - t && n->place.down_changed_ms < t;
+}
+
 static void pump(struct kv_parts *ps)
 {
     node_t *n = ps->n;
@@ -300,16 +304,13 @@ static void pump(struct kv_parts *ps)
     uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
     bool may_hand = ps->leaving || node_place_stable_ms(n) >= HANDOFF_STABLE_PERIODS * period;
     /* Sums compared against sets that changed since (a member down, a join) vouch for nothing. */
-    uint64_t now = loop_now_ms(n->loop);
-    bool same_place =
-        node_place_stable_ms(n) >= now - ps->start_ms && n->place.down_changed_ms < ps->start_ms;
+    bool same_place = place_unchanged_since(n, ps->start_ms);
     while (ps->active && ps->sums_pending == 0 && ps->jobs < PART_JOBS && ps->next < count) {
         uint32_t p = ps->next++;
         ring_id_t reps[KV_QUORUM_MAX];
         size_t nrep = node_place_part(n, p, reps, KV_QUORUM_MAX);
         bool primary = nrep > 0 && reps[0] == n->self && !ps->leaving;
-        if (primary && same_place && ps->summed && ps->summed[p] && !ps->want[p] &&
-            p % PART_SLICES != ps->slice) {
+        if (primary && same_place && ps->clean && ps->clean[p] && p % PART_SLICES != ps->slice) {
             ps->acc_primary += ps->own[p]; /* the same records on every member */
             ps->acc_short |= nrep < n->cfg.replicas;
             continue;
@@ -382,10 +383,10 @@ static void on_sums(int rc, const wire_msg_t *r, void *arg)
     if (k < 0) {
         /* No answer, an older node, or one we cannot read: each the slow way. */
         for (size_t i = 0; i < q->n; i++)
-            ps->want[q->sums[i].part] = 1;
+            ps->clean[q->sums[i].part] = 0;
     }
     for (int i = 0; i < k; i++)
-        ps->want[theirs[i].part] = 1;
+        ps->clean[theirs[i].part] = 0;
     free(theirs);
     free(q->sums);
     free(q);
@@ -421,21 +422,18 @@ static void sums_send(struct kv_parts *ps)
 {
     node_t *n = ps->n;
     uint32_t count = ring_place_part_count(n->cfg.id_bits);
-    if (!ps->want) {
-        ps->want = calloc(count, 1);
-        ps->summed = calloc(count, 1);
+    if (!ps->clean) {
+        ps->clean = calloc(count, 1);
         ps->own = calloc(count, sizeof *ps->own);
-        if (!ps->want || !ps->summed || !ps->own) {
-            free(ps->want);
-            free(ps->summed);
+        if (!ps->clean || !ps->own) {
+            free(ps->clean);
             free(ps->own);
-            ps->want = ps->summed = NULL;
+            ps->clean = NULL;
             ps->own = NULL;
             return; /* out of memory: this pass gives every partition a job */
         }
     }
-    memset(ps->want, 0, count);
-    memset(ps->summed, 0, count);
+    memset(ps->clean, 0, count);
     sums_req_t *reqs[SUMS_PEERS_MAX];
     size_t nreq = 0;
     for (uint32_t p = 0; p < count; p++) {
@@ -447,7 +445,7 @@ static void sums_send(struct kv_parts *ps)
         ring_place_part_range(p, n->cfg.id_bits, &lo, &hi);
         if (store_digest(n->store, lo, hi, &sum.count, sum.digest) < 0)
             continue; /* not summed: a job */
-        ps->summed[p] = 1;
+        ps->clean[p] = 1;
         ps->own[p] = sum.count;
         for (size_t i = 1; i < nrep; i++) {
             sums_req_t *q = sums_req_for(ps, reqs, &nreq, reps[i]);
@@ -462,7 +460,7 @@ static void sums_send(struct kv_parts *ps)
             if (q && q->n < q->cap)
                 q->sums[q->n++] = sum;
             else
-                ps->want[p] = 1;
+                ps->clean[p] = 0;
         }
     }
     for (size_t k = 0; k < nreq; k++) {
@@ -484,7 +482,7 @@ static void sums_send(struct kv_parts *ps)
             continue;
         }
         for (size_t i = 0; i < q->n; i++)
-            ps->want[q->sums[i].part] = 1;
+            ps->clean[q->sums[i].part] = 0;
         free(q->sums);
         free(q);
     }
@@ -574,8 +572,6 @@ void kv_parts_stats(node_t *n, uint64_t *primary, uint64_t *under)
      * short of a copy).
      */
     *primary += ps->last_lacking;
-    bool confirmed = ps->counted &&
-                     node_place_stable_ms(n) >= loop_now_ms(n->loop) - ps->last_began &&
-                     n->place.down_changed_ms < ps->last_began;
+    bool confirmed = ps->counted && place_unchanged_since(n, ps->last_began);
     *under = !confirmed || ps->last_under > *primary ? *primary : ps->last_under;
 }
