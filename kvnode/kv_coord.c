@@ -94,6 +94,13 @@ typedef struct kv_op {
     bool have_best;
     unsigned nrep;
     ring_id_t rep[KV_QUORUM_MAX];
+    /*
+     * rep[0..ncur) is the key's replica set; while placement moves, the
+     * read phase also asks rep[ncur..nrep), the rest of its sets before
+     * (bit i of old[k]: rep[i] is in the k-th). Writes go to rep[0..ncur).
+     */
+    unsigned ncur, nold;
+    unsigned old[NODE_PLACE_FROM_MAX];
     kv_quorum_t q;
     unsigned phase; /* 0 read (versions), 1 write, 2 fetch the newest value */
     op_call_t calls[3][KV_QUORUM_MAX];
@@ -458,6 +465,8 @@ static void op_repair(kv_op_t *op)
     unsigned stale[KV_QUORUM_MAX];
     size_t ns = kv_quorum_stale(&op->q, stale, KV_QUORUM_MAX);
     for (size_t i = 0; i < ns; i++) {
+        if (stale[i] >= op->ncur)
+            continue; /* the old set: its copies are moving away */
         ring_id_t id = op->rep[stale[i]];
         if (id == op->n->self) {
             store_put(op->n->store, op->key, op->key_len, op->version, op->flags, op->value,
@@ -596,11 +605,13 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
     node_t *n = op->n;
     op->phase = phase;
     unsigned need = phase == 0 ? n->cfg.read_quorum : n->cfg.write_quorum;
-    if (op->nrep < need) {
+    if (op->ncur < need) {
         op_answer_error(op, ETIMEDOUT, "only %u of %u replicas are in the ring, a quorum needs %u",
-                        op->nrep, n->cfg.replicas, need);
+                        op->ncur, n->cfg.replicas, need);
         return;
     }
+    if (phase == 1)
+        op->nrep = op->ncur; /* the old set's members take no new copies */
     if (phase == 1) {
         /*
          * Back-pressure: if too few replicas can take another write now,
@@ -619,6 +630,12 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
         }
     }
     kv_quorum_init(&op->q, op->nrep, need);
+    if (phase == 0 && op->nold) {
+        /* A quorum of each set: the copies may be in any of them. */
+        kv_quorum_require(&op->q, (1u << op->ncur) - 1, need);
+        for (unsigned k = 0; k < op->nold; k++)
+            kv_quorum_require(&op->q, op->old[k], need);
+    }
     if (phase == 1 && !op->keep_version) {
         op->version.hlc = kv_clock_tick(&n->clock, kv_wall_ms());
         op->version.node = n->self;
@@ -868,7 +885,7 @@ static void op_begin(kv_op_t *op)
      * "our copy is the newest" then means nothing, so it reads a quorum.
      */
     bool holds = false;
-    for (unsigned i = 0; i < op->nrep; i++)
+    for (unsigned i = 0; i < op->ncur; i++)
         holds |= op->rep[i] == op->n->self;
     kv_known_t *k = holds ? known(op->n) : NULL;
     if (k) {
@@ -982,6 +999,13 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
         node_send(n, ident, ident_len, &r);
         return;
     }
+    if (node_place_on(n) && !node_members_complete(n)) {
+        /* Placed from a table of a few members, a read would miss copies that exist. */
+        node_reply_error(n, ident, ident_len, m->req_id, EAGAIN,
+                         "this node has just joined and is still learning the ring's members; "
+                         "retry");
+        return;
+    }
     kv_op_t *op = calloc(1, sizeof *op);
     if (!op) {
         node_reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
@@ -995,7 +1019,13 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
     op->kind = m->type == WIRE_KV_GET ? OP_GET : OP_PUT;
     memcpy(op->key, m->key_bytes, m->key_len);
     op->key_len = m->key_len;
-    op->nrep = (unsigned)node_key_replicas(n, pos, op->rep, KV_QUORUM_MAX);
+    node_read_set_t rs;
+    node_key_read_set(n, pos, &rs);
+    op->nrep = (unsigned)rs.n;
+    op->ncur = (unsigned)rs.ncur;
+    op->nold = (unsigned)rs.nold;
+    memcpy(op->rep, rs.id, rs.n * sizeof rs.id[0]);
+    memcpy(op->old, rs.old, rs.nold * sizeof rs.old[0]);
     if (op->kind == OP_PUT) {
         if (m->flags & ~WIRE_FLAG_TOMBSTONE) {
             free(op);

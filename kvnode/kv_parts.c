@@ -94,6 +94,7 @@ struct kv_parts {
     uint64_t start_ms, last_ms;
     uint64_t acc_primary, acc_missing, acc_lacking;
     bool acc_short;
+    bool acc_kept; /* records of a partition we are no member of stay here for now */
     unsigned handed;
     /*
      * The pass's sums: per partition, whether it is clean (we summed it as
@@ -179,6 +180,17 @@ static void pass_end(struct kv_parts *ps)
     }
     ps->last_under =
         ps->acc_short || ps->acc_missing > ps->acc_primary ? ps->acc_primary : ps->acc_missing;
+    /*
+     * Placement moved (node_key_read_set): reads stop asking the old sets
+     * once nothing here waits to move — our partitions whole on every
+     * member, nothing kept for a hand-off — in a pass that began after
+     * every node's hand-offs could start (they wait for a stable placement
+     * first, and others run theirs on the same schedule as ours).
+     */
+    uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
+    if (n->place.nfrom && ps->acc_missing == 0 && !ps->acc_kept &&
+        ps->start_ms >= n->place.changed_ms + (HANDOFF_STABLE_PERIODS + 2) * period)
+        node_place_moved(n);
     ps->last_lacking = ps->acc_lacking;
     ps->last_began = ps->start_ms;
     ps->counted = true;
@@ -198,6 +210,7 @@ static void job_end(part_job_t *j)
         bool member = false;
         for (size_t i = 0; i < nrep; i++)
             member |= reps[i] == n->self;
+        ps->acc_kept |= j->missing > 0 && !ps->leaving && !member;
         if (j->missing == 0) {
             ps->handed++;
             /* Every record was offered and is confirmed there (writes were refused meanwhile). */
@@ -323,6 +336,7 @@ static void pump(struct kv_parts *ps)
         uint64_t records, digest[2];
         if (store_digest(n->store, lo, hi, &records, digest) < 0)
             records = 0;
+        ps->acc_kept |= !primary && !member && records > 0 && !may_hand;
         if (!primary && (member || records == 0 || !may_hand || nrep == 0))
             continue; /* a member that is not primary: its primary looks after it */
         part_job_t *j = calloc(1, sizeof *j);
@@ -498,6 +512,7 @@ static void pass_start(struct kv_parts *ps, bool leaving)
     ps->start_ms = loop_now_ms(n->loop);
     ps->acc_primary = ps->acc_missing = ps->acc_lacking = 0;
     ps->acc_short = false;
+    ps->acc_kept = false;
     ps->handed = 0;
     n->kv->repl_lost_round = kv_repl_lost(n);
     if (!leaving)
@@ -508,7 +523,8 @@ static void pass_start(struct kv_parts *ps, bool leaving)
 void kv_parts_tick(node_t *n)
 {
     struct kv_parts *ps = parts(n);
-    if (!ps || ps->active || n->leaving)
+    /* A newcomer's partial member table would move data to the wrong places. */
+    if (!ps || ps->active || n->leaving || !node_members_complete(n))
         return;
     uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
     if (ps->last_ms && loop_now_ms(n->loop) - ps->last_ms < period)

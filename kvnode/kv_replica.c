@@ -72,16 +72,20 @@ void kv_replica_serve_read(node_t *n, const uint8_t *ident, size_t ident_len, co
     ring_id_t pos = store_pos(n->store, m->key_bytes, m->key_len);
     r->done = ring_state_owns(n->rs, pos);
     if (r->done) {
-        ring_id_t reps[KV_QUORUM_MAX];
-        size_t nrep = node_key_replicas(n, pos, reps, KV_QUORUM_MAX);
-        /* Under token placement the authority vouches only while it holds a copy. */
+        node_read_set_t rs;
+        node_key_read_set(n, pos, &rs);
+        /*
+         * Under token placement the authority vouches only while it holds
+         * a copy, and not while the key's copies move (its old sets must be
+         * asked too) or before it knows the ring's members.
+         */
         bool holds = false;
-        for (size_t i = 0; i < nrep; i++)
-            holds |= reps[i] == n->self;
-        r->done = holds;
-        for (size_t i = 0; i < nrep && holds && r->nsucc < WIRE_SUCC_MAX; i++)
-            if (reps[i] != n->self)
-                node_fill(n, &r->succ[r->nsucc++], reps[i]);
+        for (size_t i = 0; i < rs.ncur; i++)
+            holds |= rs.id[i] == n->self;
+        r->done = holds && rs.nold == 0 && node_members_complete(n);
+        for (size_t i = 0; i < rs.ncur && r->done && r->nsucc < WIRE_SUCC_MAX; i++)
+            if (rs.id[i] != n->self)
+                node_fill(n, &r->succ[r->nsucc++], rs.id[i]);
     }
     node_send(n, ident, ident_len, r);
 }

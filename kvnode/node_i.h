@@ -7,6 +7,7 @@
 
 #include "node.h"
 #include "node_metrics.h"
+#include "kv_quorum.h"
 #include "kv_version.h"
 #include "ring_members.h"
 #include "ring_state.h"
@@ -25,6 +26,8 @@ enum {
     LEAVE_WAIT_MS = 2000,
     /* Deadlines a peer may miss in a row before it is taken as failed. */
     PEER_MISSES_MAX = 3,
+    /* Placements before the current one whose sets reads still ask while copies move. */
+    NODE_PLACE_FROM_MAX = 3,
 };
 
 typedef struct {
@@ -38,6 +41,14 @@ typedef struct {
      * it is asked version 1 until this tick. */
     unsigned info_v1_until;
 } book_entry_t;
+
+/* One placement built from the member table (node_place.c). */
+typedef struct {
+    struct ring_place *pl;         /* NULL: no member is up (or Chord placement) */
+    ring_id_t *ids;                /* placement node index -> id */
+    struct ring_place_node *nodes; /* what it was built from (same order) */
+    size_t n;
+} node_placement_t;
 
 typedef enum {
     JOIN_NONE,
@@ -108,12 +119,25 @@ struct node {
     } pull;
     uint64_t members_saved; /* the epoch last written to DATA/members */
 
+    /*
+     * node_members.c: a node that joined with no member table of its own
+     * (no DATA/members) until its first pull has gone through: it places
+     * from a table that lacks most members, so it coordinates nothing yet.
+     */
+    bool members_partial;
+
     /* node_place.c: token placement (cfg.tokens > 0), built from the member table */
     struct {
-        struct ring_place *pl;         /* NULL: no member is up (or Chord placement) */
-        ring_id_t *ids;                /* placement node index -> id */
-        struct ring_place_node *nodes; /* what it was built from (same order) */
-        size_t n;
+        node_placement_t cur;
+        /*
+         * While placement moves: the placements before cur that copies were
+         * written under (newest first), whose replica sets reads also ask
+         * until the copies have moved (node_key_read_set).
+         */
+        node_placement_t from[NODE_PLACE_FROM_MAX];
+        size_t nfrom;
+        bool cur_partial; /* cur was built from a partial member table */
+        bool fresh;       /* a newcomer (members_partial at start) before its first whole table */
         bool built;
         uint64_t epoch;           /* of the member table it was built from */
         uint64_t changed_ms;      /* loop clock when it last changed */
@@ -178,6 +202,8 @@ void node_members_seen(node_t *n, ring_id_t peer, const char *addr, uint64_t epo
 void node_members_tick(node_t *n);
 /* The peer left gracefully (its LEAVE): mark it left. */
 void node_members_left(node_t *n, ring_id_t id);
+/* False while this node is a newcomer that has not had a whole member table yet. */
+bool node_members_complete(const node_t *n);
 /* We are leaving: our own entry says so. */
 void node_members_leaving(node_t *n);
 
@@ -196,6 +222,22 @@ size_t node_place_part(node_t *n, uint32_t part, ring_id_t *out, size_t cap);
  * caller is the key's authority).
  */
 size_t node_key_replicas(node_t *n, ring_id_t pos, ring_id_t *out, size_t cap);
+/*
+ * The replicas a coordinated read of a key asks: its replica set
+ * (id[0..ncur)) and, while placement moves, the members of the sets it had
+ * under the placements before (place.from) that are not in it; bit i of
+ * old[k] is set when id[i] is in the k-th of those sets. A read needs a
+ * quorum of each set: the copies may not have moved yet.
+ */
+typedef struct {
+    size_t n, ncur;
+    ring_id_t id[KV_QUORUM_MAX];
+    size_t nold;
+    unsigned old[NODE_PLACE_FROM_MAX];
+} node_read_set_t;
+void node_key_read_set(node_t *n, ring_id_t pos, node_read_set_t *rs);
+/* The copies have moved (kv_parts): reads stop asking the sets before the change. */
+void node_place_moved(node_t *n);
 /* How long (ms) the placement has been what it is now. */
 uint64_t node_place_stable_ms(node_t *n);
 /* Every maintenance tick: probe one member we have not heard from lately. */

@@ -75,13 +75,13 @@ static void members_save(node_t *n)
     n->members_saved = epoch; /* tried: again at the next change */
 }
 
-/* Merge DATA/members, if any, into the fresh table (our own entry excepted). */
-static void members_load(node_t *n)
+/* Merge DATA/members, if any, into the fresh table (our own entry excepted); false: none. */
+static bool members_load(node_t *n)
 {
     char path[PATH_MAX], line[ENDPOINT_MAX + RING_MEMBERS_ZONE_MAX + 128];
     FILE *f = members_path(n, "", path) ? fopen(path, "r") : NULL;
     if (!f)
-        return;
+        return false;
     unsigned merged = 0, bad = 0;
     while (fgets(line, sizeof line, f)) {
         ring_member_t e;
@@ -116,6 +116,7 @@ static void members_load(node_t *n)
     log_info("members", "%u entries from %s%s", merged, path,
              bad ? " (some lines unreadable)" : "");
     n->members_saved = ring_members_epoch(n->members);
+    return merged > 0;
 }
 
 int node_members_init(node_t *n, char *err, size_t errcap)
@@ -142,8 +143,15 @@ int node_members_init(node_t *n, char *err, size_t errcap)
                  rc == -ENOMEM ? "out of memory" : "invalid member entry (weight or zone)");
         return rc;
     }
-    members_load(n);
+    /* A newcomer knows only itself until its first pull: it must not place from that. */
+    n->members_partial = !members_load(n) && n->cfg.join[0];
+    n->place.fresh = n->members_partial;
     return 0;
+}
+
+bool node_members_complete(const node_t *n)
+{
+    return !n->members_partial;
 }
 
 void node_members_fini(node_t *n)
@@ -229,6 +237,10 @@ static void on_members_page(int rc, const wire_msg_t *r, void *arg)
     if (r->more && advanced && ++n->pull.pages < PULL_PAGES_MAX && !n->leaving) {
         pull_page(n, true, last);
         return;
+    }
+    if (!r->more && n->members_partial) {
+        n->members_partial = false;
+        log_info("members", "first member table merged: coordinating from now on");
     }
     pull_done(n);
 }

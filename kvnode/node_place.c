@@ -29,15 +29,102 @@ bool node_place_on(const node_t *n)
     return n->cfg.tokens > 0;
 }
 
+static void placement_free(node_placement_t *p)
+{
+    ring_place_destroy(&p->pl);
+    free(p->ids);
+    free(p->nodes);
+    *p = (node_placement_t){NULL, NULL, NULL, 0};
+}
+
+static void place_from_free(node_t *n)
+{
+    for (size_t k = 0; k < n->place.nfrom; k++)
+        placement_free(&n->place.from[k]);
+    n->place.nfrom = 0;
+}
+
 void node_place_fini(node_t *n)
 {
-    ring_place_destroy(&n->place.pl);
-    free(n->place.ids);
-    free(n->place.nodes);
-    n->place.ids = NULL;
-    n->place.nodes = NULL;
-    n->place.n = 0;
+    placement_free(&n->place.cur);
+    place_from_free(n);
     n->place.built = false;
+}
+
+/*
+ * The placement over nodes[0..k) (ids alongside), without skip if it is
+ * among them; takes nodes and ids. -ENOMEM, or -EINVAL when none is left.
+ */
+static int placement_build(const node_t *n, ring_place_node_t *nodes, ring_id_t *ids, size_t k,
+                           const ring_id_t *skip, node_placement_t *out)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < k; i++) {
+        if (skip && ids[i] == *skip)
+            continue;
+        nodes[j] = nodes[i];
+        ids[j++] = ids[i];
+    }
+    ring_place_params_t p = {n->cfg.id_bits, n->cfg.tokens, n->cfg.probes};
+    ring_place_t *pl = NULL;
+    int rc = j ? ring_place_new(&p, nodes, j, &pl) : -EINVAL;
+    if (rc < 0) {
+        free(nodes);
+        free(ids);
+        return rc;
+    }
+    *out = (node_placement_t){pl, ids, nodes, j};
+    return 0;
+}
+
+/* p becomes the newest of the placements copies may still sit under. */
+static void place_from_push(node_t *n, node_placement_t p)
+{
+    if (n->place.nfrom == NODE_PLACE_FROM_MAX) {
+        log_warn("place",
+                 "placement changed %d times while copies moved: reads no longer ask "
+                 "the sets of the oldest",
+                 NODE_PLACE_FROM_MAX + 1);
+        placement_free(&n->place.from[--n->place.nfrom]);
+    }
+    memmove(&n->place.from[1], &n->place.from[0], n->place.nfrom * sizeof n->place.from[0]);
+    n->place.from[0] = p;
+    n->place.nfrom++;
+}
+
+/*
+ * The placement is replaced: from now on copies move (kv_parts), and until
+ * they have, reads also ask the sets of the placements before
+ * (node_key_read_set) — every one since the copies last settled, as writes
+ * went to each in its time. A newcomer's placements before its first whole
+ * member table (if any were built) placed no copies: the copies were where
+ * the ring without it puts them.
+ */
+static void place_moves(node_t *n, node_placement_t *next)
+{
+    if (n->place.cur.pl && !n->place.cur_partial) {
+        place_from_push(n, n->place.cur);
+    } else {
+        placement_free(&n->place.cur);
+        if (n->place.fresh && node_members_complete(n) && next->pl) {
+            n->place.fresh = false;
+            ring_place_node_t *nodes = malloc(next->n * sizeof *nodes);
+            ring_id_t *ids = malloc(next->n * sizeof *ids);
+            node_placement_t before;
+            if (nodes && ids) {
+                memcpy(nodes, next->nodes, next->n * sizeof *nodes);
+                memcpy(ids, next->ids, next->n * sizeof *ids);
+                if (placement_build(n, nodes, ids, next->n, &n->self, &before) == 0)
+                    place_from_push(n, before);
+            } else {
+                free(nodes);
+                free(ids);
+            }
+        }
+    }
+    n->place.cur = *next;
+    n->place.cur_partial = !node_members_complete(n);
+    n->place.changed_ms = loop_now_ms(n->loop);
 }
 
 /* Bring the placement up to the member table's epoch. False: none can be built. */
@@ -45,14 +132,14 @@ static bool place_current(node_t *n)
 {
     uint64_t epoch = ring_members_epoch(n->members);
     if (n->place.built && n->place.epoch == epoch)
-        return n->place.pl != NULL;
+        return n->place.cur.pl != NULL;
     size_t count = ring_members_count(n->members);
     ring_place_node_t *nodes = calloc(count ? count : 1, sizeof *nodes);
     ring_id_t *ids = calloc(count ? count : 1, sizeof *ids);
     if (!nodes || !ids) {
         free(nodes);
         free(ids);
-        return n->place.pl != NULL; /* keep the old placement: no memory is not a change */
+        return n->place.cur.pl != NULL; /* keep the old placement: no memory is not a change */
     }
     /*
      * A leaving member keeps its place until it has left: until its
@@ -71,34 +158,29 @@ static bool place_current(node_t *n)
         ids[k++] = e->id;
     }
     /* Another incarnation or address changes the epoch but not where anything lives. */
-    bool same = n->place.pl && k == n->place.n;
+    const node_placement_t *cur = &n->place.cur;
+    bool same = cur->pl && k == cur->n;
     for (size_t i = 0; same && i < k; i++)
-        same = ids[i] == n->place.ids[i] && nodes[i].weight == n->place.nodes[i].weight &&
-               nodes[i].zone == n->place.nodes[i].zone;
-    if (same) {
+        same = ids[i] == cur->ids[i] && nodes[i].weight == cur->nodes[i].weight &&
+               nodes[i].zone == cur->nodes[i].zone;
+    if (same && !(n->place.fresh && node_members_complete(n))) {
         free(nodes);
         free(ids);
         n->place.epoch = epoch;
         return true;
     }
-    ring_place_params_t p = {n->cfg.id_bits, n->cfg.tokens, n->cfg.probes};
-    ring_place_t *pl = NULL;
-    int rc = k ? ring_place_new(&p, nodes, k, &pl) : -EINVAL;
-    if (rc < 0 && rc != -EINVAL) {
-        free(nodes);
-        free(ids);
-        return n->place.pl != NULL;
-    }
-    node_place_fini(n);
-    n->place.pl = pl;
-    n->place.nodes = pl ? nodes : (free(nodes), NULL);
-    n->place.ids = pl ? ids : (free(ids), NULL);
-    n->place.n = pl ? k : 0;
+    node_placement_t next;
+    int rc = placement_build(n, nodes, ids, k, NULL, &next);
+    if (rc < 0 && rc != -EINVAL)
+        return n->place.cur.pl != NULL;
+    if (rc < 0)
+        next = (node_placement_t){NULL, NULL, NULL, 0};
+    place_moves(n, &next);
     n->place.epoch = epoch;
     n->place.built = true;
-    n->place.changed_ms = loop_now_ms(n->loop);
-    log_debug("place", "placement over %zu nodes (epoch %016llx)", k, (unsigned long long)epoch);
-    return pl != NULL;
+    log_debug("place", "placement over %zu nodes (epoch %016llx), %zu before it still asked", k,
+              (unsigned long long)epoch, n->place.nfrom);
+    return next.pl != NULL;
 }
 
 /*
@@ -118,30 +200,37 @@ static bool listed(const ring_id_t *ids, size_t n, ring_id_t id)
     return false;
 }
 
-size_t node_place_part(node_t *n, uint32_t part, ring_id_t *out, size_t cap)
+/* Partition part's set under placement p, as node_place_part describes it. */
+static size_t placement_set(node_t *n, const node_placement_t *p, uint32_t part, ring_id_t *out,
+                            size_t cap)
 {
-    if (!place_current(n))
-        return 0;
     size_t want = n->cfg.replicas < cap ? n->cfg.replicas : cap;
     if (want > RING_PLACE_REPLICAS_MAX)
         want = RING_PLACE_REPLICAS_MAX;
     ring_id_t pos = ring_place_part_pos(part, n->cfg.id_bits);
     size_t idx[RING_PLACE_REPLICAS_MAX];
-    size_t got = ring_place_replicas(n->place.pl, pos, want, idx), k = 0;
+    size_t got = ring_place_replicas(p->pl, pos, want, idx), k = 0;
     for (size_t i = 0; i < got; i++) {
-        ring_id_t id = n->place.ids[idx[i]];
+        ring_id_t id = p->ids[idx[i]];
         if (id == n->self || !node_peer_down(n, id))
             out[k++] = id;
     }
     if (k == got)
         return k;
-    got = ring_place_replicas(n->place.pl, pos, RING_PLACE_REPLICAS_MAX, idx);
+    got = ring_place_replicas(p->pl, pos, RING_PLACE_REPLICAS_MAX, idx);
     for (size_t i = 0; i < got && k < want; i++) {
-        ring_id_t id = n->place.ids[idx[i]];
+        ring_id_t id = p->ids[idx[i]];
         if (!listed(out, k, id) && (id == n->self || !node_peer_down(n, id)))
             out[k++] = id;
     }
     return k;
+}
+
+size_t node_place_part(node_t *n, uint32_t part, ring_id_t *out, size_t cap)
+{
+    if (!place_current(n))
+        return 0;
+    return placement_set(n, &n->place.cur, part, out, cap);
 }
 
 size_t node_key_replicas(node_t *n, ring_id_t pos, ring_id_t *out, size_t cap)
@@ -149,6 +238,45 @@ size_t node_key_replicas(node_t *n, ring_id_t pos, ring_id_t *out, size_t cap)
     if (!node_place_on(n))
         return node_replica_set(n, out, cap);
     return node_place_part(n, ring_place_part_of(pos, n->cfg.id_bits), out, cap);
+}
+
+void node_key_read_set(node_t *n, ring_id_t pos, node_read_set_t *rs)
+{
+    rs->n = rs->ncur = node_key_replicas(n, pos, rs->id, KV_QUORUM_MAX);
+    rs->nold = 0;
+    if (!node_place_on(n))
+        return;
+    uint32_t part = ring_place_part_of(pos, n->cfg.id_bits);
+    unsigned cur = (1u << rs->ncur) - 1;
+    for (size_t k = 0; k < n->place.nfrom; k++) {
+        ring_id_t old[RING_PLACE_REPLICAS_MAX];
+        size_t nold = placement_set(n, &n->place.from[k], part, old, RING_PLACE_REPLICAS_MAX);
+        unsigned mask = 0;
+        for (size_t i = 0; i < nold; i++) {
+            size_t at = 0;
+            while (at < rs->n && rs->id[at] != old[i])
+                at++;
+            if (at == KV_QUORUM_MAX)
+                continue;
+            if (at == rs->n)
+                rs->id[rs->n++] = old[i];
+            mask |= 1u << at;
+        }
+        /* A set asked already (the current one, or the same as another old one) adds nothing. */
+        bool seen = mask == 0 || mask == cur;
+        for (size_t j = 0; j < rs->nold && !seen; j++)
+            seen = rs->old[j] == mask;
+        if (!seen)
+            rs->old[rs->nold++] = mask;
+    }
+}
+
+void node_place_moved(node_t *n)
+{
+    if (n->place.nfrom == 0)
+        return;
+    place_from_free(n);
+    log_info("place", "copies are where the placement puts them: reads ask the new sets alone");
 }
 
 uint64_t node_place_stable_ms(node_t *n)

@@ -20,13 +20,29 @@ int kv_quorum_init(kv_quorum_t *q, unsigned n, unsigned need)
     return 0;
 }
 
+int kv_quorum_require(kv_quorum_t *q, unsigned members, unsigned need)
+{
+    unsigned size = 0;
+    for (unsigned i = 0; i < KV_QUORUM_MAX; i++)
+        size += (members >> i) & 1u;
+    if (q->ngroups == KV_QUORUM_GROUPS || size == 0 || need == 0 || members >> q->n != 0 ||
+        q->ok + q->failed > 0)
+        return -EINVAL;
+    q->group[q->ngroups++] = (kv_quorum_group_t){members, size, need < size ? need : size, 0, 0};
+    return 0;
+}
+
 kv_quorum_state_t kv_quorum_state(const kv_quorum_t *q)
 {
-    if (q->ok >= q->need)
-        return KV_QUORUM_MET;
+    bool met = q->ok >= q->need;
     if (q->failed > q->n - q->need)
         return KV_QUORUM_FAILED;
-    return KV_QUORUM_PENDING;
+    for (unsigned g = 0; g < q->ngroups; g++) {
+        if (q->group[g].failed > q->group[g].size - q->group[g].need)
+            return KV_QUORUM_FAILED;
+        met &= q->group[g].ok >= q->group[g].need;
+    }
+    return met ? KV_QUORUM_MET : KV_QUORUM_PENDING;
 }
 
 kv_quorum_state_t kv_quorum_on_reply(kv_quorum_t *q, unsigned idx, bool success, bool found,
@@ -36,6 +52,12 @@ kv_quorum_state_t kv_quorum_on_reply(kv_quorum_t *q, unsigned idx, bool success,
         return kv_quorum_state(q);
     q->replied[idx] = true;
     q->success[idx] = success;
+    for (unsigned g = 0; g < q->ngroups; g++) {
+        if (q->group[g].members >> idx & 1u) {
+            q->group[g].ok += success;
+            q->group[g].failed += !success;
+        }
+    }
     if (success) {
         q->ok++;
         q->found[idx] = found;

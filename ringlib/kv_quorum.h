@@ -16,6 +16,7 @@
 
 enum {
     KV_QUORUM_MAX = 16,
+    KV_QUORUM_GROUPS = 4, /* kv_quorum_require: at most this many groups */
 };
 
 typedef enum {
@@ -25,17 +26,33 @@ typedef enum {
 } kv_quorum_state_t;
 
 typedef struct {
+    unsigned members; /* bit i: replica i */
+    unsigned size, need, ok, failed;
+} kv_quorum_group_t;
+
+typedef struct {
     unsigned n, need;
     unsigned ok, failed;
     bool replied[KV_QUORUM_MAX];
     bool success[KV_QUORUM_MAX];
     bool found[KV_QUORUM_MAX];
     kv_version_t version[KV_QUORUM_MAX];
+    unsigned ngroups;
+    kv_quorum_group_t group[KV_QUORUM_GROUPS];
 } kv_quorum_t;
 
 /* n replicas asked (1..KV_QUORUM_MAX), need of them must answer (1..n). */
 int kv_quorum_init(kv_quorum_t *q, unsigned n, unsigned need);
 
+/*
+ * Besides `need` of all, `need` of the replicas in members (bit i: replica
+ * i; the same need for each group) must answer successfully: a read while
+ * placement moves asks the new replica set and the old one together and
+ * needs a quorum of each, so that it meets every write either one took.
+ * need is capped at the group's size. -EINVAL: no such replica, an empty
+ * group, more than KV_QUORUM_GROUPS, or answers already counted.
+ */
+int kv_quorum_require(kv_quorum_t *q, unsigned members, unsigned need);
 /*
  * Replica idx answered: success (found tells whether it holds the key, and
  * version which one) or failure (timeout, error). A second answer from the

@@ -9,7 +9,7 @@
 # every key's three copies sit on three distinct nodes. A seventh node
 # joins: it receives about its share, from several nodes, and the extra
 # copies the others held are dropped (exactly three copies of every key
-# again). A killed node: every key stays readable and writable, and its
+# again); reads running all through the join find every key. A killed node: every key stays readable and writable, and its
 # copies are made again on the others. A graceful leave: exit 0, and again
 # three copies of everything, all readable.
 #
@@ -113,11 +113,31 @@ done
 log "sampled keys: three copies each, on three distinct nodes"
 
 # A seventh node joins: about a seventh of the copies move to it, from many nodes.
+# Reads run all through it (through the old nodes, in turn), and every one
+# finds its key: a copy not moved yet is read where it was.
 before=$(per_node "${PORTS[0]}")
+(
+    for r in $(seq 1 60); do
+        [ -e "$T/stop-reads" ] && break
+        "$KVLOAD" --peer "tcp://127.0.0.1:${PORTS[$((r % 6))]}" --op get --size 1024 \
+            --keys "$KEYS" --concurrency 8 --prefix pa --timeout-ms 4000 --label dhtfs \
+            --test pa >>"$T/join-reads.out" 2>>"$T/join-reads.err" || true
+    done
+) &
+PIDS+=("$!")
+READER=$!
+sleep 0.5
 start_node a6 "${PORTS[6]}" "${PORTS[0]}" "${TOK[@]}"
 A_PIDS+=("$NODE_PID")
 wait_ring "${PORTS[0]}" 7 30
 wait_copies "${PORTS[0]}" "$KEYS" 90
+touch "$T/stop-reads"
+wait "$READER"
+rounds=$(grep -c '^RESULT' "$T/join-reads.out" || true)
+bad=$(grep '^RESULT' "$T/join-reads.out" | grep -vc ' errors=0 ' || true)
+log "reads during the join: $rounds rounds of $KEYS keys, $bad with errors"
+[ "$rounds" -ge 2 ] && [ "$bad" = 0 ] ||
+    fail "reads during the join: $bad of $rounds rounds had errors: $(sort "$T/join-reads.err" | uniq -c | sort -rn | head -3)"
 after=$(per_node "${PORTS[0]}")
 got=$(field_of "${PORTS[0]}" "${PORTS[6]}" keys)
 fair=$((3 * KEYS / 7))

@@ -6,7 +6,8 @@
  * successes and failures, and checked after each answer against a count
  * made here independently. The rest covers the edges: duplicate and
  * out-of-range answers, every (n, need) for the failure rule, and which
- * answers count as newest and as stale for read repair.
+ * answers count as newest and as stale for read repair, and the groups a
+ * read needs a quorum of each while placement moves (kv_quorum_require).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -431,6 +432,123 @@ static void test_kv_quorum_stale_respects_cap(void **state)
     assert_int_equal(got[KV_QUORUM_MAX - 1], 0xdead);
 }
 
+/* Groups: bad masks, too many, or added after answers are refused. */
+static void test_kv_quorum_require_bounds(void **state)
+{
+    (void)state;
+    kv_quorum_t q = make(5, 2);
+    assert_int_equal(kv_quorum_require(&q, 0, 2), -EINVAL);
+    assert_int_equal(kv_quorum_require(&q, 1u << 5, 1), -EINVAL);
+    assert_int_equal(kv_quorum_require(&q, 0x07, 0), -EINVAL);
+    assert_int_equal(kv_quorum_require(&q, 0x07, 2), 0);
+    assert_int_equal(kv_quorum_require(&q, 0x1c, 2), 0);
+    assert_int_equal(kv_quorum_require(&q, 0x01, 1), -EINVAL);
+    kv_quorum_t r = make(3, 2);
+    reply_ok(&r, 0, 1, 1);
+    assert_int_equal(kv_quorum_require(&r, 0x07, 2), -EINVAL);
+}
+
+/*
+ * A read while placement moves: new set {0,1,2}, old set {2,3,4} (one
+ * replica in both), 2 of each. Every order of answers and every mix of
+ * successes and failures, checked after each answer against a count made
+ * here.
+ */
+static void test_kv_quorum_require_every_order_moving(void **state)
+{
+    (void)state;
+    const unsigned n = 5, fresh = 0x07, old = 0x1c;
+    unsigned perm[5] = {0, 1, 2, 3, 4};
+    unsigned orders = 0;
+    for (;;) {
+        for (unsigned mix = 0; mix < 1u << n; mix++) {
+            kv_quorum_t q = make(n, 2);
+            assert_int_equal(kv_quorum_require(&q, fresh, 2), 0);
+            assert_int_equal(kv_quorum_require(&q, old, 2), 0);
+            unsigned ok = 0, failed = 0, ok_new = 0, ok_old = 0, bad_new = 0, bad_old = 0;
+            kv_quorum_state_t st = KV_QUORUM_PENDING;
+            for (unsigned k = 0; k < n && st == KV_QUORUM_PENDING; k++) {
+                unsigned i = perm[k];
+                bool success = mix >> i & 1u;
+                st = success ? reply_absent(&q, i) : reply_fail(&q, i);
+                ok += success;
+                failed += !success;
+                ok_new += success && (fresh >> i & 1u);
+                ok_old += success && (old >> i & 1u);
+                bad_new += !success && (fresh >> i & 1u);
+                bad_old += !success && (old >> i & 1u);
+                kv_quorum_state_t want = KV_QUORUM_PENDING;
+                if (failed > n - 2 || bad_new > 1 || bad_old > 1)
+                    want = KV_QUORUM_FAILED;
+                else if (ok >= 2 && ok_new >= 2 && ok_old >= 2)
+                    want = KV_QUORUM_MET;
+                assert_int_equal(st, want);
+            }
+            /* Every answer in: met exactly when each set had two. */
+            unsigned all_new = 0, all_old = 0;
+            for (unsigned i = 0; i < n; i++) {
+                all_new += (mix >> i & 1u) && (fresh >> i & 1u);
+                all_old += (mix >> i & 1u) && (old >> i & 1u);
+            }
+            assert_int_equal(st == KV_QUORUM_MET, all_new >= 2 && all_old >= 2);
+        }
+        orders++;
+        /* Next permutation (lexicographic). */
+        int a = (int)n - 2;
+        while (a >= 0 && perm[a] > perm[a + 1])
+            a--;
+        if (a < 0)
+            break;
+        int b = (int)n - 1;
+        while (perm[b] < perm[a])
+            b--;
+        unsigned t = perm[a];
+        perm[a] = perm[b];
+        perm[b] = t;
+        for (int l = a + 1, r = (int)n - 1; l < r; l++, r--) {
+            t = perm[l];
+            perm[l] = perm[r];
+            perm[r] = t;
+        }
+    }
+    assert_int_equal(orders, 120);
+}
+
+/*
+ * The case groups are for: the new set's copies are not there yet, two of
+ * the old set's are. Two answers from the new set alone (absent) do not
+ * decide; the old set's copy is the newest.
+ */
+static void test_kv_quorum_require_old_set_copy_found(void **state)
+{
+    (void)state;
+    kv_quorum_t q = make(6, 2);
+    assert_int_equal(kv_quorum_require(&q, 0x07, 2), 0);
+    assert_int_equal(kv_quorum_require(&q, 0x38, 2), 0);
+    assert_int_equal(reply_absent(&q, 0), KV_QUORUM_PENDING);
+    assert_int_equal(reply_absent(&q, 1), KV_QUORUM_PENDING);
+    assert_int_equal(reply_ok(&q, 4, 7, 1), KV_QUORUM_PENDING);
+    assert_int_equal(reply_ok(&q, 3, 5, 1), KV_QUORUM_MET);
+    assert_int_equal(kv_quorum_newest(&q), 4);
+    unsigned want[] = {0, 1, 3};
+    assert_stale(&q, want, 3);
+}
+
+/* A group smaller than need (the old set's other members down) needs all of it. */
+static void test_kv_quorum_require_need_capped(void **state)
+{
+    (void)state;
+    kv_quorum_t q = make(4, 2);
+    assert_int_equal(kv_quorum_require(&q, 0x07, 2), 0);
+    assert_int_equal(kv_quorum_require(&q, 0x08, 2), 0);
+    assert_int_equal(reply_ok(&q, 0, 1, 1), KV_QUORUM_PENDING);
+    assert_int_equal(reply_ok(&q, 1, 1, 1), KV_QUORUM_PENDING);
+    assert_int_equal(reply_absent(&q, 3), KV_QUORUM_MET);
+    kv_quorum_t r = make(4, 2);
+    assert_int_equal(kv_quorum_require(&r, 0x08, 2), 0);
+    assert_int_equal(reply_fail(&r, 3), KV_QUORUM_FAILED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -456,6 +574,10 @@ int main(void)
         cmocka_unit_test(test_kv_quorum_stale_excludes_newest),
         cmocka_unit_test(test_kv_quorum_stale_none_found),
         cmocka_unit_test(test_kv_quorum_stale_respects_cap),
+        cmocka_unit_test(test_kv_quorum_require_bounds),
+        cmocka_unit_test(test_kv_quorum_require_every_order_moving),
+        cmocka_unit_test(test_kv_quorum_require_old_set_copy_found),
+        cmocka_unit_test(test_kv_quorum_require_need_capped),
     };
     return cmocka_run_group_tests_name("kv_quorum", tests, NULL, NULL);
 }
