@@ -101,6 +101,7 @@ typedef struct kv_op {
      */
     unsigned ncur, nold;
     unsigned old[NODE_PLACE_FROM_MAX];
+    _Static_assert(1 + NODE_PLACE_FROM_MAX <= KV_QUORUM_GROUPS, "a group per set a read asks");
     kv_quorum_t q;
     unsigned phase; /* 0 read (versions), 1 write, 2 fetch the newest value */
     op_call_t calls[3][KV_QUORUM_MAX];
@@ -631,7 +632,10 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
     }
     kv_quorum_init(&op->q, op->nrep, need);
     if (phase == 0 && op->nold) {
-        /* A quorum of each set: the copies may be in any of them. */
+        /*
+         * A quorum of each set: the copies may be in any of them. (Cannot
+         * fail: 1 + NODE_PLACE_FROM_MAX groups, masks below nrep.)
+         */
         kv_quorum_require(&op->q, (1u << op->ncur) - 1, need);
         for (unsigned k = 0; k < op->nold; k++)
             kv_quorum_require(&op->q, op->old[k], need);

@@ -56,6 +56,12 @@ enum {
     SUMS_PEERS_MAX = 64,
     /* The placement must have been stable this many sync periods before a hand-off. */
     HANDOFF_STABLE_PERIODS = 2,
+    /*
+     * Reads stop asking the sets before a change only in a clean pass that
+     * began this many sync periods after it: every node's hand-offs have
+     * had HANDOFF_STABLE_PERIODS to start and the rest to go through.
+     */
+    MOVE_SETTLE_PERIODS = HANDOFF_STABLE_PERIODS + 4,
 };
 
 typedef struct part_job {
@@ -94,7 +100,8 @@ struct kv_parts {
     uint64_t start_ms, last_ms;
     uint64_t acc_primary, acc_missing, acc_lacking;
     bool acc_short;
-    bool acc_kept; /* records of a partition we are no member of stay here for now */
+    bool acc_kept;      /* records of a partition we are no member of stay here for now */
+    bool acc_unchecked; /* a member went unchecked (even of an empty partition of ours) */
     unsigned handed;
     /*
      * The pass's sums: per partition, whether it is clean (we summed it as
@@ -183,13 +190,15 @@ static void pass_end(struct kv_parts *ps)
     /*
      * Placement moved (node_key_read_set): reads stop asking the old sets
      * once nothing here waits to move — our partitions whole on every
-     * member, nothing kept for a hand-off — in a pass that began after
+     * member, nothing kept for a hand-off — in a pass that began well after
      * every node's hand-offs could start (they wait for a stable placement
-     * first, and others run theirs on the same schedule as ours).
+     * first, and others run theirs on the same schedule as ours). What
+     * other nodes still hold is not known here: docs/PLACEMENT.md.
      */
     uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
-    if (n->place.nfrom && ps->acc_missing == 0 && !ps->acc_kept &&
-        ps->start_ms >= n->place.changed_ms + (HANDOFF_STABLE_PERIODS + 2) * period)
+    uint64_t changed = loop_now_ms(n->loop) - node_place_stable_ms(n);
+    if (n->place.nfrom && ps->acc_missing == 0 && !ps->acc_kept && !ps->acc_unchecked &&
+        ps->start_ms >= changed + MOVE_SETTLE_PERIODS * period)
         node_place_moved(n);
     ps->last_lacking = ps->acc_lacking;
     ps->last_began = ps->start_ms;
@@ -240,6 +249,7 @@ static void on_session(sync_t *s)
         j->peer_max = s->peer_count;
     if (kv_sync_failed(s->ks) || kv_sync_missing(s->ks))
         j->missing += kv_sync_missing(s->ks) ? kv_sync_missing(s->ks) : j->count;
+    j->ps->acc_unchecked |= kv_sync_failed(s->ks);
     if (--j->pending == 0)
         job_end(j);
 }
@@ -255,6 +265,7 @@ static bool job_start(struct kv_parts *ps, part_job_t *j)
         sync_t *s = addr ? kv_stream_start(n, j->reps[i], addr, j->lo, j->hi, on_session) : NULL;
         if (!s) {
             j->missing += j->count; /* this member goes unchecked this pass */
+            ps->acc_unchecked = true;
             continue;
         }
         /*
@@ -513,6 +524,7 @@ static void pass_start(struct kv_parts *ps, bool leaving)
     ps->acc_primary = ps->acc_missing = ps->acc_lacking = 0;
     ps->acc_short = false;
     ps->acc_kept = false;
+    ps->acc_unchecked = false;
     ps->handed = 0;
     n->kv->repl_lost_round = kv_repl_lost(n);
     if (!leaving)

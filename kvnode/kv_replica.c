@@ -82,7 +82,7 @@ void kv_replica_serve_read(node_t *n, const uint8_t *ident, size_t ident_len, co
         bool holds = false;
         for (size_t i = 0; i < rs.ncur; i++)
             holds |= rs.id[i] == n->self;
-        r->done = holds && rs.nold == 0 && node_members_complete(n);
+        r->done = holds && rs.nold == 0 && (!node_place_on(n) || node_members_complete(n));
         for (size_t i = 0; i < rs.ncur && r->done && r->nsucc < WIRE_SUCC_MAX; i++)
             if (rs.id[i] != n->self)
                 node_fill(n, &r->succ[r->nsucc++], rs.id[i]);

@@ -791,6 +791,12 @@ static void serve_msg(node_t *n, const uint8_t *ident, size_t ident_len, const u
         handle_info(n, m, r);
         break;
     case WIRE_MEMBERS:
+        if (!node_members_complete(n)) {
+            /* A newcomer pulling from us would take our few members for the whole ring. */
+            node_reply_error(n, ident, ident_len, m->req_id, EAGAIN,
+                             "this node is still learning the ring's members");
+            return;
+        }
         node_members_serve(n, m, r);
         break;
     case WIRE_NOTIFY:

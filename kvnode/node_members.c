@@ -239,7 +239,9 @@ static void on_members_page(int rc, const wire_msg_t *r, void *arg)
         return;
     }
     if (!r->more && n->members_partial) {
+        /* (A peer whose own table is partial refuses MEMBERS: this one is whole.) */
         n->members_partial = false;
+        n->place.built = false; /* rebuilt from the whole table even if its epoch is unchanged */
         log_info("members", "first member table merged: coordinating from now on");
     }
     pull_done(n);

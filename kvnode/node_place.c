@@ -253,11 +253,15 @@ void node_key_read_set(node_t *n, ring_id_t pos, node_read_set_t *rs)
         size_t nold = placement_set(n, &n->place.from[k], part, old, RING_PLACE_REPLICAS_MAX);
         unsigned mask = 0;
         for (size_t i = 0; i < nold; i++) {
+            /* A member that left handed its copies over first: nothing to ask it. */
+            const ring_member_t *e = ring_members_find(n->members, old[i]);
+            if (e && e->state == RING_MEMBER_LEFT)
+                continue;
             size_t at = 0;
             while (at < rs->n && rs->id[at] != old[i])
                 at++;
             if (at == KV_QUORUM_MAX)
-                continue;
+                continue; /* (only with N > 4: 16 replicas asked at most) */
             if (at == rs->n)
                 rs->id[rs->n++] = old[i];
             mask |= 1u << at;

@@ -442,6 +442,8 @@ static void test_kv_quorum_require_bounds(void **state)
     assert_int_equal(kv_quorum_require(&q, 0x07, 0), -EINVAL);
     assert_int_equal(kv_quorum_require(&q, 0x07, 2), 0);
     assert_int_equal(kv_quorum_require(&q, 0x1c, 2), 0);
+    for (unsigned g = 2; g < KV_QUORUM_GROUPS; g++)
+        assert_int_equal(kv_quorum_require(&q, 0x01u << g, 1), 0);
     assert_int_equal(kv_quorum_require(&q, 0x01, 1), -EINVAL);
     kv_quorum_t r = make(3, 2);
     reply_ok(&r, 0, 1, 1);
