@@ -101,6 +101,13 @@ typedef struct kv_op {
      */
     unsigned ncur, nold;
     unsigned old[NODE_PLACE_FROM_MAX];
+    /*
+     * A read that found nothing while placement moves asks every other
+     * member too (op_scatter): rep[scatter_from..nrep), scatter_left of
+     * them not answered yet.
+     */
+    bool scattered;
+    unsigned scatter_from, scatter_left;
     _Static_assert(1 + NODE_PLACE_FROM_MAX <= KV_QUORUM_GROUPS, "a group per set a read asks");
     kv_quorum_t q;
     unsigned phase; /* 0 read (versions), 1 write, 2 fetch the newest value */
@@ -363,6 +370,8 @@ static void op_on_reply(kv_op_t *op, unsigned phase, unsigned idx, int rc, const
         return;
     if (rc == -ENOSPC || (rc < 0 && op->worst_rc == 0))
         op->worst_rc = rc;
+    if (phase == 0 && op->scatter_left && idx >= op->scatter_from && !op->q.replied[idx])
+        op->scatter_left--;
     bool found = false;
     kv_version_t version = {0, 0};
     if (rc == 0 && phase == 0) {
@@ -714,6 +723,66 @@ static void on_fetch_reply(int rc, const wire_msg_t *r, void *arg)
 }
 
 /* Decide what happens next from the quorum's state. */
+/*
+ * A quorum of every set said "absent" while placement moves: under churn
+ * faster than copies move (sets of placements no longer kept, hand-offs
+ * to sets since replaced) a copy may sit on any member, so before a read
+ * answers "not found" (or a conditional write takes a key for absent) it
+ * asks every other member it knows up; their answers count when all are
+ * in. Returns how many were asked.
+ */
+static unsigned op_scatter(kv_op_t *op)
+{
+    node_t *n = op->n;
+    op->scattered = true;
+    op->scatter_from = op->nrep;
+    size_t count = ring_members_count(n->members);
+    for (size_t i = 0; i < count && op->nrep < KV_QUORUM_MAX; i++) {
+        const ring_member_t *e = ring_members_at(n->members, i);
+        bool asked = false;
+        for (unsigned k = 0; k < op->nrep && !asked; k++)
+            asked = op->rep[k] == e->id;
+        if (asked || e->state == RING_MEMBER_LEFT || (e->id != n->self && node_peer_down(n, e->id)))
+            continue;
+        op->rep[op->nrep++] = e->id;
+    }
+    unsigned added = op->nrep - op->scatter_from;
+    if (added == 0 || kv_quorum_extend(&op->q, op->nrep) < 0) {
+        op->nrep = op->scatter_from;
+        return 0;
+    }
+    op->scatter_left = added;
+    op->outstanding++; /* local answers may complete the op: hold it until every call is out */
+    for (unsigned i = op->scatter_from; i < op->nrep; i++) {
+        op_call_t *c = &op->calls[0][i];
+        *c = (op_call_t){op, 0, i, false};
+        if (op->rep[i] == n->self) {
+            store_rec_t rec;
+            int rc = store_get(n->store, op->key, op->key_len, &rec);
+            if (rc == -ENOENT) {
+                op->scatter_left--;
+                kv_quorum_on_reply(&op->q, i, true, false, (kv_version_t){0, 0});
+                continue;
+            }
+            op_on_reply(op, 0, i, rc, NULL, rc == 0 ? &rec : NULL);
+            continue;
+        }
+        const char *addr = node_book_get(n, op->rep[i]);
+        wire_msg_t req;
+        wire_init(&req, WIRE_REPL_GET, 0);
+        req.key_bytes = op->key;
+        req.key_len = op->key_len;
+        req.read_mode = WIRE_READ_VERSION;
+        if (!addr || rpc_call(n->rpc, addr, &req, n->cfg.timeout_ms, on_remote_reply, c) < 0) {
+            op_on_reply(op, 0, i, -EHOSTUNREACH, NULL, NULL);
+            continue;
+        }
+        op->outstanding++;
+    }
+    op->outstanding--;
+    return added;
+}
+
 static void op_step(kv_op_t *op)
 {
     if (op->answered) {
@@ -721,11 +790,18 @@ static void op_step(kv_op_t *op)
             op_repair(op);
         return;
     }
+    if (op->phase == 0 && op->scatter_left)
+        return; /* every member asked answers first */
     kv_quorum_state_t st = kv_quorum_state(&op->q);
     if (st == KV_QUORUM_PENDING)
         return;
     if (st == KV_QUORUM_FAILED) {
         quorum_failed(op);
+        return;
+    }
+    if (op->phase == 0 && !op->have_best && op->nold && !op->scattered && op_scatter(op) > 0) {
+        if (op->scatter_left == 0)
+            op_step(op); /* every answer was local or failed at once */
         return;
     }
     wire_msg_t r;

@@ -27,7 +27,7 @@ enum {
     /* Deadlines a peer may miss in a row before it is taken as failed. */
     PEER_MISSES_MAX = 3,
     /* Placements before the current one whose sets reads still ask while copies move. */
-    NODE_PLACE_FROM_MAX = 3,
+    NODE_PLACE_FROM_MAX = 5,
 };
 
 typedef struct {
@@ -48,6 +48,7 @@ typedef struct {
     ring_id_t *ids;                /* placement node index -> id */
     struct ring_place_node *nodes; /* what it was built from (same order) */
     size_t n;
+    uint64_t lived_ms; /* an older placement: how long it was the current one */
 } node_placement_t;
 
 typedef enum {

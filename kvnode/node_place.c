@@ -34,7 +34,7 @@ static void placement_free(node_placement_t *p)
     ring_place_destroy(&p->pl);
     free(p->ids);
     free(p->nodes);
-    *p = (node_placement_t){NULL, NULL, NULL, 0};
+    *p = (node_placement_t){NULL, NULL, NULL, 0, 0};
 }
 
 static void place_from_free(node_t *n)
@@ -73,7 +73,7 @@ static int placement_build(const node_t *n, ring_place_node_t *nodes, ring_id_t 
         free(ids);
         return rc;
     }
-    *out = (node_placement_t){pl, ids, nodes, j};
+    *out = (node_placement_t){pl, ids, nodes, j, 0};
     return 0;
 }
 
@@ -81,11 +81,22 @@ static int placement_build(const node_t *n, ring_place_node_t *nodes, ring_id_t 
 static void place_from_push(node_t *n, node_placement_t p)
 {
     if (n->place.nfrom == NODE_PLACE_FROM_MAX) {
+        /*
+         * Full (churn faster than copies move): forget the placement that
+         * was current for the shortest time, which took the fewest writes
+         * — never the oldest, which holds everything written before.
+         */
+        size_t k = 0;
+        for (size_t i = 1; i + 1 < n->place.nfrom; i++)
+            if (n->place.from[i].lived_ms < n->place.from[k].lived_ms)
+                k = i;
         log_warn("place",
-                 "placement changed %d times while copies moved: reads no longer ask "
-                 "the sets of the oldest",
-                 NODE_PLACE_FROM_MAX + 1);
-        placement_free(&n->place.from[--n->place.nfrom]);
+                 "placement changed %d times while copies moved: reads no longer ask the "
+                 "sets of one that was current for %llu ms",
+                 NODE_PLACE_FROM_MAX + 1, (unsigned long long)n->place.from[k].lived_ms);
+        placement_free(&n->place.from[k]);
+        memmove(&n->place.from[k], &n->place.from[k + 1],
+                (--n->place.nfrom - k) * sizeof n->place.from[0]);
     }
     memmove(&n->place.from[1], &n->place.from[0], n->place.nfrom * sizeof n->place.from[0]);
     n->place.from[0] = p;
@@ -103,6 +114,7 @@ static void place_from_push(node_t *n, node_placement_t p)
 static void place_moves(node_t *n, node_placement_t *next)
 {
     if (n->place.cur.pl && !n->place.cur_partial) {
+        n->place.cur.lived_ms = loop_now_ms(n->loop) - n->place.changed_ms;
         place_from_push(n, n->place.cur);
     } else {
         placement_free(&n->place.cur);
@@ -174,7 +186,7 @@ static bool place_current(node_t *n)
     if (rc < 0 && rc != -EINVAL)
         return n->place.cur.pl != NULL;
     if (rc < 0)
-        next = (node_placement_t){NULL, NULL, NULL, 0};
+        next = (node_placement_t){NULL, NULL, NULL, 0, 0};
     place_moves(n, &next);
     n->place.epoch = epoch;
     n->place.built = true;
@@ -266,8 +278,12 @@ void node_key_read_set(node_t *n, ring_id_t pos, node_read_set_t *rs)
                 rs->id[rs->n++] = old[i];
             mask |= 1u << at;
         }
-        /* A set asked already (the current one, or the same as another old one) adds nothing. */
-        bool seen = mask == 0 || mask == cur;
+        /*
+         * A set within the current one adds nothing: a write it took
+         * reached W of its members, all of them asked anyway (R + W > N).
+         * Nor does one asked already.
+         */
+        bool seen = (mask & ~cur) == 0;
         for (size_t j = 0; j < rs->nold && !seen; j++)
             seen = rs->old[j] == mask;
         if (!seen)

@@ -32,6 +32,14 @@ int kv_quorum_require(kv_quorum_t *q, unsigned members, unsigned need)
     return 0;
 }
 
+int kv_quorum_extend(kv_quorum_t *q, unsigned more)
+{
+    if (more < q->n || more > KV_QUORUM_MAX)
+        return -EINVAL;
+    q->n = more;
+    return 0;
+}
+
 kv_quorum_state_t kv_quorum_state(const kv_quorum_t *q)
 {
     bool met = q->ok >= q->need;

@@ -16,7 +16,7 @@
 
 enum {
     KV_QUORUM_MAX = 16,
-    KV_QUORUM_GROUPS = 4, /* kv_quorum_require: at most this many groups */
+    KV_QUORUM_GROUPS = 6, /* kv_quorum_require: at most this many groups */
 };
 
 typedef enum {
@@ -53,6 +53,12 @@ int kv_quorum_init(kv_quorum_t *q, unsigned n, unsigned need);
  * group, more than KV_QUORUM_GROUPS, or answers already counted.
  */
 int kv_quorum_require(kv_quorum_t *q, unsigned members, unsigned need);
+/*
+ * n grows to more (up to KV_QUORUM_MAX): replicas asked after the others,
+ * none of which has answered yet; need and the groups are unchanged.
+ * -EINVAL if more is smaller than n or too large.
+ */
+int kv_quorum_extend(kv_quorum_t *q, unsigned more);
 /*
  * Replica idx answered: success (found tells whether it holds the key, and
  * version which one) or failure (timeout, error). A second answer from the

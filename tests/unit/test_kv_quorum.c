@@ -443,7 +443,7 @@ static void test_kv_quorum_require_bounds(void **state)
     assert_int_equal(kv_quorum_require(&q, 0x07, 2), 0);
     assert_int_equal(kv_quorum_require(&q, 0x1c, 2), 0);
     for (unsigned g = 2; g < KV_QUORUM_GROUPS; g++)
-        assert_int_equal(kv_quorum_require(&q, 0x01u << g, 1), 0);
+        assert_int_equal(kv_quorum_require(&q, 0x01u << (g % 5), 1), 0);
     assert_int_equal(kv_quorum_require(&q, 0x01, 1), -EINVAL);
     kv_quorum_t r = make(3, 2);
     reply_ok(&r, 0, 1, 1);
@@ -551,6 +551,25 @@ static void test_kv_quorum_require_need_capped(void **state)
     assert_int_equal(reply_fail(&r, 3), KV_QUORUM_FAILED);
 }
 
+/* Replicas asked later: counted towards the newest, never making a met quorum fail. */
+static void test_kv_quorum_extend(void **state)
+{
+    (void)state;
+    kv_quorum_t q = make(3, 2);
+    assert_int_equal(kv_quorum_extend(&q, 2), -EINVAL);
+    assert_int_equal(kv_quorum_extend(&q, KV_QUORUM_MAX + 1), -EINVAL);
+    assert_int_equal(reply_absent(&q, 0), KV_QUORUM_PENDING);
+    assert_int_equal(reply_absent(&q, 1), KV_QUORUM_MET);
+    assert_int_equal(reply_ok(&q, 4, 1, 1), KV_QUORUM_MET); /* not asked yet: ignored */
+    assert_int_equal(kv_quorum_extend(&q, 6), 0);
+    assert_int_equal(reply_fail(&q, 3), KV_QUORUM_MET);
+    assert_int_equal(reply_fail(&q, 5), KV_QUORUM_MET);
+    assert_int_equal(reply_ok(&q, 4, 9, 2), KV_QUORUM_MET);
+    assert_int_equal(kv_quorum_newest(&q), 4);
+    unsigned want[] = {0, 1};
+    assert_stale(&q, want, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -580,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_kv_quorum_require_every_order_moving),
         cmocka_unit_test(test_kv_quorum_require_old_set_copy_found),
         cmocka_unit_test(test_kv_quorum_require_need_capped),
+        cmocka_unit_test(test_kv_quorum_extend),
     };
     return cmocka_run_group_tests_name("kv_quorum", tests, NULL, NULL);
 }
