@@ -51,7 +51,7 @@ enum {
      * placement's one range per node (docs/BENCHMARKS.md). A leave's pass
      * covers everything.
      */
-    PART_SLICES = 64,
+    PART_SLICES = 64, /* at most: fewer when the tombstone grace is short (slices()) */
     /* Members a pass sends sums to; partitions shared with more get jobs. */
     SUMS_PEERS_MAX = 64,
     /* The placement must have been stable this many sync periods before a hand-off. */
@@ -119,6 +119,18 @@ struct kv_parts {
     uint64_t last_under, last_lacking, last_began;
     bool counted; /* a pass has finished */
 };
+
+/*
+ * Slices per sweep: PART_SLICES, or fewer so that a sweep takes at most
+ * half the tombstone grace (a tombstone then goes within 1.5 graces, as
+ * under Chord placement, whose rounds purge every range every period).
+ */
+static unsigned slices(const node_t *n)
+{
+    uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
+    uint64_t fit = (uint64_t)n->cfg.tombstone_grace_s * 1000 / 2 / (period ? period : 1);
+    return fit >= PART_SLICES ? PART_SLICES : fit ? (unsigned)fit : 1;
+}
 
 static struct kv_parts *parts(node_t *n)
 {
@@ -203,7 +215,7 @@ static void pass_end(struct kv_parts *ps)
     ps->last_lacking = ps->acc_lacking;
     ps->last_began = ps->start_ms;
     ps->counted = true;
-    ps->slice = (ps->slice + 1) % PART_SLICES;
+    ps->slice = (ps->slice + 1) % slices(n);
     n->kv->repl_lost_checked = n->kv->repl_lost_round;
     if (ps->handed)
         log_info("kv", "handed %u partitions to their replica sets", ps->handed);
@@ -334,7 +346,8 @@ static void pump(struct kv_parts *ps)
         ring_id_t reps[KV_QUORUM_MAX];
         size_t nrep = node_place_part(n, p, reps, KV_QUORUM_MAX);
         bool primary = nrep > 0 && reps[0] == n->self && !ps->leaving;
-        if (primary && same_place && ps->clean && ps->clean[p] && p % PART_SLICES != ps->slice) {
+        if (primary && same_place && ps->clean && ps->clean[p] &&
+            p % slices(n) != ps->slice % slices(n)) {
             ps->acc_primary += ps->own[p]; /* the same records on every member */
             ps->acc_short |= nrep < n->cfg.replicas;
             continue;
