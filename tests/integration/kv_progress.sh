@@ -134,6 +134,14 @@ log "repair done: $((moved0 - moved_before)) records moved, idle again"
 start_node n3 "${EXTRA[0]}" "${PORTS[0]}"
 PORTS+=("${EXTRA[0]}")
 wait_ring "${EXTRA[0]}" 4 30
+# Under token placement the moves start with the passes after the join (the
+# newcomer's first one finds what it lacks): until then status may be idle.
+for ((i = 0; i < 600; i++)); do
+    st=$(ctl --peer "$P0" status --json 2>/dev/null) || st=
+    [ -n "$st" ] && jq -e --argjson m "$moved0" '.progress.idle and .progress.moved_keys > $m' \
+        <<<"$st" >/dev/null && break
+    sleep 0.1
+done
 wait_idle 60
 wait_replicated "${PORTS[0]}" $((1500 + B)) 30
 st=$(ctl --peer "$P0" status --json)
