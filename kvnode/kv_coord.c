@@ -104,7 +104,7 @@ typedef struct kv_op {
     /*
      * A read that found nothing while placement moves asks every other
      * member too (op_scatter): rep[scatter_from..nrep), scatter_left of
-     * them not answered yet.
+     * them not answered yet (one more while op_scatter is sending).
      */
     bool scattered;
     unsigned scatter_from, scatter_left;
@@ -751,8 +751,9 @@ static unsigned op_scatter(kv_op_t *op)
         op->nrep = op->scatter_from;
         return 0;
     }
-    op->scatter_left = added;
-    op->outstanding++; /* local answers may complete the op: hold it until every call is out */
+    /* One more than asked: no answer decides before every call is out. */
+    op->scatter_left = added + 1;
+    op->outstanding++;
     for (unsigned i = op->scatter_from; i < op->nrep; i++) {
         op_call_t *c = &op->calls[0][i];
         *c = (op_call_t){op, 0, i, false};
@@ -780,6 +781,8 @@ static unsigned op_scatter(kv_op_t *op)
         op->outstanding++;
     }
     op->outstanding--;
+    if (--op->scatter_left == 0)
+        op_step(op);
     return added;
 }
 
@@ -799,11 +802,8 @@ static void op_step(kv_op_t *op)
         quorum_failed(op);
         return;
     }
-    if (op->phase == 0 && !op->have_best && op->nold && !op->scattered && op_scatter(op) > 0) {
-        if (op->scatter_left == 0)
-            op_step(op); /* every answer was local or failed at once */
-        return;
-    }
+    if (op->phase == 0 && !op->have_best && op->nold && !op->scattered && op_scatter(op) > 0)
+        return; /* op_scatter steps on once every member it asked answered */
     wire_msg_t r;
     if (op->phase == 1) {
         /* A quorum holds our version: a known newest version moves to it. */

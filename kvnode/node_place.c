@@ -214,7 +214,7 @@ static bool listed(const ring_id_t *ids, size_t n, ring_id_t id)
 
 /* Partition part's set under placement p, as node_place_part describes it. */
 static size_t placement_set(node_t *n, const node_placement_t *p, uint32_t part, ring_id_t *out,
-                            size_t cap)
+                            size_t cap, bool *whole)
 {
     size_t want = n->cfg.replicas < cap ? n->cfg.replicas : cap;
     if (want > RING_PLACE_REPLICAS_MAX)
@@ -227,6 +227,7 @@ static size_t placement_set(node_t *n, const node_placement_t *p, uint32_t part,
         if (id == n->self || !node_peer_down(n, id))
             out[k++] = id;
     }
+    *whole = k == got; /* no member passed over */
     if (k == got)
         return k;
     got = ring_place_replicas(p->pl, pos, RING_PLACE_REPLICAS_MAX, idx);
@@ -242,7 +243,8 @@ size_t node_place_part(node_t *n, uint32_t part, ring_id_t *out, size_t cap)
 {
     if (!place_current(n))
         return 0;
-    return placement_set(n, &n->place.cur, part, out, cap);
+    bool whole;
+    return placement_set(n, &n->place.cur, part, out, cap, &whole);
 }
 
 size_t node_key_replicas(node_t *n, ring_id_t pos, ring_id_t *out, size_t cap)
@@ -262,28 +264,32 @@ void node_key_read_set(node_t *n, ring_id_t pos, node_read_set_t *rs)
     unsigned cur = (1u << rs->ncur) - 1;
     for (size_t k = 0; k < n->place.nfrom; k++) {
         ring_id_t old[RING_PLACE_REPLICAS_MAX];
-        size_t nold = placement_set(n, &n->place.from[k], part, old, RING_PLACE_REPLICAS_MAX);
+        bool whole;
+        size_t nold =
+            placement_set(n, &n->place.from[k], part, old, RING_PLACE_REPLICAS_MAX, &whole);
         unsigned mask = 0;
         for (size_t i = 0; i < nold; i++) {
             /* A member that left handed its copies over first: nothing to ask it. */
             const ring_member_t *e = ring_members_find(n->members, old[i]);
-            if (e && e->state == RING_MEMBER_LEFT)
-                continue;
             size_t at = 0;
             while (at < rs->n && rs->id[at] != old[i])
                 at++;
-            if (at == KV_QUORUM_MAX)
-                continue; /* (only with N > 4: 16 replicas asked at most) */
+            if ((e && e->state == RING_MEMBER_LEFT) || at == KV_QUORUM_MAX) {
+                whole = false; /* (16 replicas asked at most: 5 older sets of 3 can pass that) */
+                continue;
+            }
             if (at == rs->n)
                 rs->id[rs->n++] = old[i];
             mask |= 1u << at;
         }
         /*
-         * A set within the current one adds nothing: a write it took
-         * reached W of its members, all of them asked anyway (R + W > N).
-         * Nor does one asked already.
+         * A set within the current one adds nothing when it is the whole
+         * set its writes went to: W of its members took each, all of them
+         * asked anyway (R + W > N). Not when a member was passed over (down,
+         * left): the copy it held is not among the current set's. Nor does
+         * a set asked already.
          */
-        bool seen = (mask & ~cur) == 0;
+        bool seen = mask == 0 || (whole && (mask & ~cur) == 0);
         for (size_t j = 0; j < rs->nold && !seen; j++)
             seen = rs->old[j] == mask;
         if (!seen)
