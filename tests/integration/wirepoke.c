@@ -6,7 +6,8 @@
  *   wirepoke EP HEX [HEX...]   one frame per argument ("" = empty frame,
  *                              "zeros:N" = N zero bytes)
  *
- * Prints "reply TYPE" or "error CODE MESSAGE" and exits 0, or prints
+ * Prints "reply TYPE" (for a KV_GET or REPL_GET reply also "found F version
+ * HLC.NODE") or "error CODE MESSAGE" and exits 0, or prints
  * "no reply" and exits 3 after two seconds.
  */
 #include "wire.h"
@@ -75,6 +76,10 @@ int main(int argc, char **argv)
             printf("undecodable reply\n");
         else if (m->type == WIRE_ERROR)
             printf("error %d %s\n", m->err_code, m->err_msg);
+        else if (m->type == (WIRE_REPL_GET | WIRE_REPLY) || m->type == (WIRE_KV_GET | WIRE_REPLY))
+            printf("reply %s found %d version %016llx.%016llx\n", wire_type_name(m->type),
+                   m->found, (unsigned long long)m->version.hlc,
+                   (unsigned long long)m->version.node);
         else
             printf("reply %s\n", wire_type_name(m->type));
         free(m);
