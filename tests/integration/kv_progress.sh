@@ -97,6 +97,10 @@ timeout --foreground -k 10 120 "$DHTCTL" --timeout-ms 2000 --peer "$P0" status -
     >"$T/watch-text.out" 2>"$T/watch-text.err" &
 WATCHT_PID=$!
 PIDS+=("$WATCHT_PID")
+# If the test fails first: the cleanup's SIGKILL would end the timeout(1)
+# wrappers alone and leave both dhtctl --watch running for ever; a TERM is
+# passed on to them.
+on_exit "kill -TERM $WATCH_PID $WATCHT_PID 2>/dev/null; sleep 0.5"
 
 kill -KILL "${NODE_PIDS[2]}"
 wait_ring "${PORTS[0]}" 2 20
