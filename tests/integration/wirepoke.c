@@ -77,9 +77,8 @@ int main(int argc, char **argv)
         else if (m->type == WIRE_ERROR)
             printf("error %d %s\n", m->err_code, m->err_msg);
         else if (m->type == (WIRE_REPL_GET | WIRE_REPLY) || m->type == (WIRE_KV_GET | WIRE_REPLY))
-            printf("reply %s found %d version %016llx.%016llx\n", wire_type_name(m->type),
-                   m->found, (unsigned long long)m->version.hlc,
-                   (unsigned long long)m->version.node);
+            printf("reply %s found %d version %016llx.%016llx\n", wire_type_name(m->type), m->found,
+                   (unsigned long long)m->version.hlc, (unsigned long long)m->version.node);
         else
             printf("reply %s\n", wire_type_name(m->type));
         free(m);
