@@ -96,7 +96,7 @@ struct kv_parts {
     uint32_t next;      /* the partition the pass looks at next */
     unsigned jobs;      /* in flight */
     unsigned turn;      /* which other member a primary asks to stream back */
-    unsigned slice;     /* the partitions of this pass: those equal to it mod PART_SLICES */
+    unsigned slice;     /* the partitions of this pass: those equal to it mod slices() */
     uint64_t start_ms, last_ms;
     uint64_t acc_primary, acc_missing, acc_lacking;
     bool acc_short;
@@ -125,9 +125,15 @@ struct kv_parts {
  * half the tombstone grace (a tombstone then goes within 1.5 graces, as
  * under Chord placement, whose rounds purge every range every period).
  */
+/* The sync period: a pass starts at most once per period. */
+static uint64_t period_ms(const node_t *n)
+{
+    return (uint64_t)n->cfg.stabilize_ms * 8;
+}
+
 static unsigned slices(const node_t *n)
 {
-    uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
+    uint64_t period = period_ms(n);
     uint64_t fit = (uint64_t)n->cfg.tombstone_grace_s * 1000 / 2 / (period ? period : 1);
     return fit >= PART_SLICES ? PART_SLICES : fit ? (unsigned)fit : 1;
 }
@@ -207,10 +213,9 @@ static void pass_end(struct kv_parts *ps)
      * first, and others run theirs on the same schedule as ours). What
      * other nodes still hold is not known here: docs/PLACEMENT.md.
      */
-    uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
     uint64_t changed = loop_now_ms(n->loop) - node_place_stable_ms(n);
     if (n->place.nfrom && ps->acc_missing == 0 && !ps->acc_kept && !ps->acc_unchecked &&
-        ps->start_ms >= changed + MOVE_SETTLE_PERIODS * period)
+        ps->start_ms >= changed + MOVE_SETTLE_PERIODS * period_ms(n))
         node_place_moved(n);
     ps->last_lacking = ps->acc_lacking;
     ps->last_began = ps->start_ms;
@@ -337,8 +342,8 @@ static void pump(struct kv_parts *ps)
 {
     node_t *n = ps->n;
     uint32_t count = ring_place_part_count(n->cfg.id_bits);
-    uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
-    bool may_hand = ps->leaving || node_place_stable_ms(n) >= HANDOFF_STABLE_PERIODS * period;
+    bool may_hand = ps->leaving || node_place_stable_ms(n) >= HANDOFF_STABLE_PERIODS * period_ms(n);
+    unsigned sweep = slices(n); /* ps->slice is below it: the configuration does not change */
     /* Sums compared against sets that changed since (a member down, a join) vouch for nothing. */
     bool same_place = place_unchanged_since(n, ps->start_ms);
     while (ps->active && ps->sums_pending == 0 && ps->jobs < PART_JOBS && ps->next < count) {
@@ -346,8 +351,7 @@ static void pump(struct kv_parts *ps)
         ring_id_t reps[KV_QUORUM_MAX];
         size_t nrep = node_place_part(n, p, reps, KV_QUORUM_MAX);
         bool primary = nrep > 0 && reps[0] == n->self && !ps->leaving;
-        if (primary && same_place && ps->clean && ps->clean[p] &&
-            p % slices(n) != ps->slice % slices(n)) {
+        if (primary && same_place && ps->clean && ps->clean[p] && p % sweep != ps->slice) {
             ps->acc_primary += ps->own[p]; /* the same records on every member */
             ps->acc_short |= nrep < n->cfg.replicas;
             continue;
@@ -551,8 +555,7 @@ void kv_parts_tick(node_t *n)
     /* A newcomer's partial member table would move data to the wrong places. */
     if (!ps || ps->active || n->leaving || !node_members_complete(n))
         return;
-    uint64_t period = (uint64_t)n->cfg.stabilize_ms * 8;
-    if (ps->last_ms && loop_now_ms(n->loop) - ps->last_ms < period)
+    if (ps->last_ms && loop_now_ms(n->loop) - ps->last_ms < period_ms(n))
         return;
     pass_start(ps, false);
 }

@@ -137,8 +137,7 @@ struct node {
          */
         node_placement_t from[NODE_PLACE_FROM_MAX];
         size_t nfrom;
-        bool cur_partial; /* cur was built from a partial member table */
-        bool fresh;       /* a newcomer (members_partial at start) before its first whole table */
+        bool fresh; /* a newcomer (members_partial at start) before its first whole table */
         bool built;
         uint64_t epoch;           /* of the member table it was built from */
         uint64_t changed_ms;      /* loop clock when it last changed */

@@ -113,7 +113,8 @@ static void place_from_push(node_t *n, node_placement_t p)
  */
 static void place_moves(node_t *n, node_placement_t *next)
 {
-    if (n->place.cur.pl && !n->place.cur_partial) {
+    /* While fresh, cur (if any) was built from a partial table: it placed nothing. */
+    if (n->place.cur.pl && !n->place.fresh) {
         n->place.cur.lived_ms = loop_now_ms(n->loop) - n->place.changed_ms;
         place_from_push(n, n->place.cur);
     } else {
@@ -135,7 +136,6 @@ static void place_moves(node_t *n, node_placement_t *next)
         }
     }
     n->place.cur = *next;
-    n->place.cur_partial = !node_members_complete(n);
     n->place.changed_ms = loop_now_ms(n->loop);
 }
 
