@@ -233,8 +233,27 @@ sync_t *kv_stream_start(node_t *n, ring_id_t target, const char *addr, ring_id_t
     return s;
 }
 
+/*
+ * A copy we are handing over (or dropping) vouches for nothing: answered as
+ * held, a node handing the same partition to us would drop its copy as we
+ * drop ours (member tables that differ during churn can each put the other
+ * in the partition's set), and no copy would be left. Streams under token
+ * placement cover one partition, so one position tells.
+ */
+static bool refuse_draining(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m,
+                            ring_id_t pos)
+{
+    if (!node_place_on(n) || !kv_parts_draining(n, pos))
+        return false;
+    node_reply_error(n, ident, ident_len, m->req_id, EXDEV,
+                     "handing this partition to its replica set");
+    return true;
+}
+
 void kv_stream_serve_digest(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
 {
+    if (refuse_draining(n, ident, ident_len, m, m->hi))
+        return;
     wire_msg_t *r = &n->out;
     wire_init(r, WIRE_SYNC_DIGEST | WIRE_REPLY, m->req_id);
     int rc = store_digest(n->store, m->lo, m->hi, &r->count, r->digest);
@@ -286,6 +305,9 @@ void kv_stream_serve_sums(node_t *n, const uint8_t *ident, size_t ident_len, con
 
 void kv_stream_serve_offer(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
 {
+    if (m->noffers && refuse_draining(n, ident, ident_len, m,
+                                      store_pos(n->store, m->offers[0].key, m->offers[0].key_len)))
+        return;
     wire_msg_t *r = &n->out;
     wire_init(r, WIRE_SYNC_OFFER | WIRE_REPLY, m->req_id);
     for (unsigned i = 0; i < m->noffers; i++) {
