@@ -6,8 +6,9 @@
  * Every sync period a node makes a pass over the partitions, at most
  * PART_JOBS jobs at a time. It first sends each member it shares
  * partitions with one SYNC_SUMS: the (count, digest) of every partition
- * whose primary it is and the member belongs to; the member answers with
- * its own sums of those that differ. Then:
+ * the member belongs to and it is the primary of, or holds records of as
+ * another member; the member answers with its own sums of those that
+ * differ. Then:
  *
  * - Of a partition whose primary it is and that differs somewhere (or a
  *   member did not answer), and of one slice of the partitions (every
@@ -17,6 +18,9 @@
  *   lacks itself (a new primary after a join, a primary back from a
  *   restart). After a clean job the partition's old tombstones are purged
  *   on every member; the slice is what brings every partition to that.
+ * - Of a partition it is another member of and that differs somewhere, it
+ *   streams over what the other members lack (and only that): copies are
+ *   remade even while the primaries change faster than their passes run.
  * - Of a partition it holds records of but is not a member of (a join put
  *   others in its place, a member left, the data directory was written
  *   under another placement), it streams every record to every member and
@@ -26,7 +30,9 @@
  *   writes accepted before are committed; it drops only if every record was
  *   confirmed and it is still no member, and only after the placement has
  *   been stable for a while, so that a node whose member table is still
- *   filling does not move data back and forth.
+ *   filling does not move data back and forth. Until then it streams its
+ *   records to the members every pass without dropping anything (a push):
+ *   no copy waits on a node that is no member while the members die.
  *
  * Joins and leaves therefore move data between the nodes whose tokens
  * neighbour the newcomer's (or the leaver's): many nodes, each a share.
@@ -70,10 +76,12 @@ typedef struct part_job {
     uint32_t part;
     ring_id_t lo, hi;
     bool handoff; /* not a member: hand everything over, then forget it */
+    bool primary; /* of a member: the primary's job also counts, fetches back and purges */
     uint64_t count;
-    uint64_t peer_max; /* the most records a member said it holds */
-    unsigned pending;  /* stream sessions still running */
-    uint64_t missing;  /* keys some member may still lack */
+    uint64_t peer_max;  /* the most records a member said it holds */
+    unsigned pending;   /* stream sessions still running */
+    unsigned confirmed; /* members that confirmed every record */
+    uint64_t missing;   /* keys some member may still lack */
     ring_id_t reps[KV_QUORUM_MAX];
     size_t nrep;
 } part_job_t;
@@ -104,8 +112,16 @@ struct kv_parts {
     bool acc_unchecked; /* a member went unchecked (even of an empty partition of ours) */
     unsigned handed;
     /*
+     * The leave: per partition, whether it is handed over (a later pass of
+     * the leave skips it); partitions kept by this pass; the timer of the
+     * next pass.
+     */
+    uint8_t *left;
+    unsigned left_kept;
+    uint64_t left_timer;
+    /*
      * The pass's sums: per partition, whether it is clean (we summed it as
-     * its primary and no member answered otherwise or failed to answer:
+     * a member and no other member answered otherwise or failed to answer:
      * no job) and then our record count; sums_pending SYNC_SUMS still out.
      */
     uint8_t *clean;
@@ -159,6 +175,9 @@ void kv_parts_fini(node_t *n)
         ps->live = j->next;
         free(j);
     }
+    if (ps->left_timer)
+        loop_timer_cancel(n->loop, ps->left_timer);
+    free(ps->left);
     free(ps->clean);
     free(ps->own);
     free(ps);
@@ -189,6 +208,36 @@ static void job_unlink(struct kv_parts *ps, part_job_t *j)
 static void pump(struct kv_parts *ps);
 static void pass_start(struct kv_parts *ps, bool leaving);
 
+static void on_leave_again(loop_t *loop, void *arg)
+{
+    (void)loop;
+    struct kv_parts *ps = arg;
+    ps->left_timer = 0;
+    if (ps->n->kv->handoff_done) /* the leave's time limit has not run out */
+        pass_start(ps, true);
+}
+
+/*
+ * A leave's pass ends: the node goes once every partition is handed over.
+ * Partitions kept (a member of the new set did not confirm: killed and not
+ * yet known to be, busy, short of space) get another pass a little later,
+ * until the leave's time limit (kv_handoff) lets the node go anyway: a
+ * copy dropped after one failed pass was sometimes the last one, when the
+ * set's other members were killed nodes.
+ */
+static void leave_pass_end(struct kv_parts *ps)
+{
+    node_t *n = ps->n;
+    if (ps->left_kept == 0 || !n->kv->handoff_done) {
+        kv_handoff_finish(n);
+        return;
+    }
+    log_info("kv", "leave: %u partitions not handed over yet; trying again", ps->left_kept);
+    ps->left_timer = loop_timer_add(n->loop, n->cfg.stabilize_ms, on_leave_again, ps);
+    if (!ps->left_timer)
+        kv_handoff_finish(n);
+}
+
 static void pass_end(struct kv_parts *ps)
 {
     node_t *n = ps->n;
@@ -200,7 +249,7 @@ static void pass_end(struct kv_parts *ps)
         return;
     }
     if (ps->leaving) {
-        kv_handoff_finish(n);
+        leave_pass_end(ps);
         return;
     }
     ps->last_under =
@@ -230,6 +279,15 @@ static void job_end(part_job_t *j)
 {
     struct kv_parts *ps = j->ps;
     node_t *n = ps->n;
+    char a[RING_ID_HEX_MAX], b[RING_ID_HEX_MAX], c[RING_ID_HEX_MAX];
+    log_debug("kv", "partition %u %s: %llu records, %llu missing, set %s %s %s", (unsigned)j->part,
+              j->handoff   ? "hand-off"
+              : j->primary ? "sync"
+                           : "push",
+              (unsigned long long)j->count, (unsigned long long)j->missing,
+              j->nrep > 0 ? node_hex(n, j->reps[0], a) : "-",
+              j->nrep > 1 ? node_hex(n, j->reps[1], b) : "-",
+              j->nrep > 2 ? node_hex(n, j->reps[2], c) : "-");
     if (j->handoff) {
         ring_id_t reps[KV_QUORUM_MAX];
         size_t nrep = ps->leaving ? 0 : node_place_part(n, j->part, reps, KV_QUORUM_MAX);
@@ -237,15 +295,20 @@ static void job_end(part_job_t *j)
         for (size_t i = 0; i < nrep; i++)
             member |= reps[i] == n->self;
         ps->acc_kept |= j->missing > 0 && !ps->leaving && !member;
+        if (ps->leaving && j->missing == 0 && j->confirmed == 0)
+            j->missing = 1; /* no member took it (an empty count: its records came meanwhile) */
         if (j->missing == 0) {
             ps->handed++;
+            if (ps->leaving && ps->left)
+                ps->left[j->part] = 1;
             /* Every record was offered and is confirmed there (writes were refused meanwhile). */
             if (!ps->leaving && !member)
                 kv_maint_drop(n, j->lo, j->hi);
         } else {
+            ps->left_kept += ps->leaving;
             log_info("kv", "kept partition %u for now: hand-off incomplete", (unsigned)j->part);
         }
-    } else {
+    } else if (j->primary) {
         /* Records a member holds beyond ours: we lack them (ask_back fetches them). */
         uint64_t lacking = j->peer_max > j->count ? j->peer_max - j->count : 0;
         ps->acc_primary += j->count + lacking;
@@ -266,9 +329,32 @@ static void on_session(sync_t *s)
         j->peer_max = s->peer_count;
     if (kv_sync_failed(s->ks) || kv_sync_missing(s->ks))
         j->missing += kv_sync_missing(s->ks) ? kv_sync_missing(s->ks) : j->count;
+    else
+        j->confirmed++;
     j->ps->acc_unchecked |= kv_sync_failed(s->ks);
+    /*
+     * A leaving node runs no failure detector of its own (no ticks): a
+     * member its stream could not reach counts a miss, so that the leave's
+     * next pass goes around it (node_peer_missed ignores a busy member).
+     */
+    if (j->ps->leaving && kv_sync_failed(s->ks))
+        node_peer_missed(j->ps->n, s->target, "hand-off stream");
     if (--j->pending == 0)
         job_end(j);
+}
+
+/*
+ * Whether a leave hands a partition to this member now: not to one that is
+ * leaving too (it would refuse), nor to one that missed a deadline (it may
+ * be dead, not yet declared failed: waiting for it kept the copy here past
+ * the leave's end).
+ */
+static bool leave_target(node_t *n, ring_id_t id)
+{
+    const ring_member_t *e = n->members ? ring_members_find(n->members, id) : NULL;
+    if (e && (e->state == RING_MEMBER_LEAVING || e->state == RING_MEMBER_LEFT))
+        return false;
+    return !node_peer_suspect(n, id);
 }
 
 /* Start the sessions of one partition's job; false when none could start. */
@@ -278,6 +364,8 @@ static bool job_start(struct kv_parts *ps, part_job_t *j)
     for (size_t i = 0; i < j->nrep; i++) {
         if (j->reps[i] == n->self)
             continue;
+        if (ps->leaving && !leave_target(n, j->reps[i]))
+            continue; /* the others must confirm; the primaries' passes fill it in later */
         const char *addr = node_book_get(n, j->reps[i]);
         sync_t *s = addr ? kv_stream_start(n, j->reps[i], addr, j->lo, j->hi, on_session) : NULL;
         if (!s) {
@@ -348,6 +436,8 @@ static void pump(struct kv_parts *ps)
     bool same_place = place_unchanged_since(n, ps->start_ms);
     while (ps->active && ps->sums_pending == 0 && ps->jobs < PART_JOBS && ps->next < count) {
         uint32_t p = ps->next++;
+        if (ps->leaving && ps->left && ps->left[p])
+            continue; /* handed over in an earlier pass of the leave */
         ring_id_t reps[KV_QUORUM_MAX];
         size_t nrep = node_place_part(n, p, reps, KV_QUORUM_MAX);
         bool primary = nrep > 0 && reps[0] == n->self && !ps->leaving;
@@ -365,8 +455,20 @@ static void pump(struct kv_parts *ps)
         if (store_digest(n->store, lo, hi, &records, digest) < 0)
             records = 0;
         ps->acc_kept |= !primary && !member && records > 0 && !may_hand;
-        if (!primary && (member || records == 0 || !may_hand || nrep == 0))
-            continue; /* a member that is not primary: its primary looks after it */
+        /*
+         * Pushes: another member streams what it holds where the sums
+         * differ, and a node that is no member streams what it holds to
+         * the members while the placement is too new to hand over and drop
+         * (the hand-off waits for a stable placement, which churn may not
+         * give for a long time). Otherwise a partition whose primaries
+         * came and went (newcomers joining, then killed or leaving) was
+         * refreshed by none while its holders died one by one, and was
+         * lost (ring_churn under load, token placement).
+         */
+        bool push = !primary && !ps->leaving && records > 0 && nrep > 0 &&
+                    (member ? ps->clean && !ps->clean[p] : !may_hand);
+        if (!primary && !push && (member || records == 0 || !may_hand || nrep == 0))
+            continue;
         part_job_t *j = calloc(1, sizeof *j);
         if (!j) {
             ps->next = count; /* out of memory: end this pass, the next one tries again */
@@ -379,6 +481,14 @@ static void pump(struct kv_parts *ps)
         j->nrep = nrep;
         memcpy(j->reps, reps, nrep * sizeof *reps);
         j->count = records;
+        j->primary = primary;
+        if (push) {
+            if (job_start(ps, j))
+                job_link(ps, j);
+            else
+                free(j);
+            continue;
+        }
         if (!primary) {
             /* Draining from here on (kv_parts_draining): no new copy is acknowledged. */
             j->handoff = true;
@@ -456,9 +566,10 @@ static sums_req_t *sums_req_for(struct kv_parts *ps, sums_req_t **reqs, size_t *
 }
 
 /*
- * Our sums of every partition whose primary we are, to each other member
- * in one SYNC_SUMS; pump waits for the answers. The partitions of a member
- * we cannot ask get jobs.
+ * Our sums of every partition whose primary we are, and of every other one
+ * we are a member of and hold records of, to each other member in one
+ * SYNC_SUMS; pump waits for the answers. The partitions of a member we
+ * cannot ask get jobs.
  */
 static void sums_send(struct kv_parts *ps)
 {
@@ -481,15 +592,22 @@ static void sums_send(struct kv_parts *ps)
     for (uint32_t p = 0; p < count; p++) {
         ring_id_t reps[KV_QUORUM_MAX], lo, hi;
         size_t nrep = node_place_part(n, p, reps, KV_QUORUM_MAX);
-        if (nrep == 0 || reps[0] != n->self)
+        bool member = false;
+        for (size_t i = 0; i < nrep; i++)
+            member |= reps[i] == n->self;
+        if (!member)
             continue;
         wire_sum_t sum = {.part = p};
         ring_place_part_range(p, n->cfg.id_bits, &lo, &hi);
         if (store_digest(n->store, lo, hi, &sum.count, sum.digest) < 0)
             continue; /* not summed: a job */
+        if (reps[0] != n->self && sum.count == 0)
+            continue; /* another member's: nothing of ours to push */
         ps->clean[p] = 1;
         ps->own[p] = sum.count;
-        for (size_t i = 1; i < nrep; i++) {
+        for (size_t i = 0; i < nrep; i++) {
+            if (reps[i] == n->self)
+                continue;
             sums_req_t *q = sums_req_for(ps, reqs, &nreq, reps[i]);
             if (q && q->n == q->cap) {
                 size_t cap = q->cap ? 2 * q->cap : 64;
@@ -535,6 +653,8 @@ static void pass_start(struct kv_parts *ps, bool leaving)
     node_t *n = ps->n;
     ps->active = true;
     ps->leaving = leaving;
+    if (leaving && !ps->left) /* without it, every pass of the leave offers everything again */
+        ps->left = calloc(ring_place_part_count(n->cfg.id_bits), 1);
     ps->next = 0;
     ps->turn++;
     ps->start_ms = loop_now_ms(n->loop);
@@ -543,6 +663,7 @@ static void pass_start(struct kv_parts *ps, bool leaving)
     ps->acc_kept = false;
     ps->acc_unchecked = false;
     ps->handed = 0;
+    ps->left_kept = 0;
     n->kv->repl_lost_round = kv_repl_lost(n);
     if (!leaving)
         sums_send(ps);
