@@ -190,8 +190,10 @@ void kv_handoff_finish(node_t *n);
 void kv_parts_tick(node_t *n);
 /*
  * Leaving: hand every partition we hold to its replica set (we are out of
- * the placement). Returns the partitions being handed over (0: nothing to
- * do); kv_handoff_finish runs when the last is through.
+ * the placement), in passes until each is handed over. Returns non-zero
+ * when there is something to hand over (0: nothing to do);
+ * kv_handoff_finish runs when the last partition is through (or the
+ * leave's time limit in kv_handoff runs out first).
  */
 unsigned kv_parts_handoff(node_t *n);
 /*

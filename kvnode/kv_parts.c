@@ -68,7 +68,12 @@ enum {
      * had HANDOFF_STABLE_PERIODS to start and the rest to go through.
      */
     MOVE_SETTLE_PERIODS = HANDOFF_STABLE_PERIODS + 4,
+    /* Members a leave remembers as failed (more: the leave's time limit decides). */
+    LEAVE_FAILED_MAX = 32,
 };
+
+/* The sums' verdict per partition (kv_parts.clean). */
+enum { SUMS_UNKNOWN = 0, SUMS_CLEAN = 1, SUMS_DIFFER = 2 };
 
 typedef struct part_job {
     struct kv_parts *ps;
@@ -114,15 +119,19 @@ struct kv_parts {
     /*
      * The leave: per partition, whether it is handed over (a later pass of
      * the leave skips it); partitions kept by this pass; the timer of the
-     * next pass.
+     * next pass; members a stream of the leave failed to (the next passes
+     * go around them).
      */
     uint8_t *left;
     unsigned left_kept;
     uint64_t left_timer;
+    ring_id_t left_failed[LEAVE_FAILED_MAX];
+    size_t nleft_failed;
     /*
-     * The pass's sums: per partition, whether it is clean (we summed it as
-     * a member and no other member answered otherwise or failed to answer:
-     * no job) and then our record count; sums_pending SYNC_SUMS still out.
+     * The pass's sums: per partition, SUMS_CLEAN (we summed it as a member
+     * and every other member answered the same: no job), SUMS_DIFFER (one
+     * answered otherwise) or SUMS_UNKNOWN (not summed, or a member did not
+     * answer), and then our record count; sums_pending SYNC_SUMS still out.
      */
     uint8_t *clean;
     uint64_t *own;
@@ -233,7 +242,7 @@ static void leave_pass_end(struct kv_parts *ps)
         return;
     }
     log_info("kv", "leave: %u partitions not handed over yet; trying again", ps->left_kept);
-    ps->left_timer = loop_timer_add(n->loop, n->cfg.stabilize_ms, on_leave_again, ps);
+    ps->left_timer = loop_timer_add(n->loop, period_ms(n), on_leave_again, ps);
     if (!ps->left_timer)
         kv_handoff_finish(n);
 }
@@ -295,8 +304,13 @@ static void job_end(part_job_t *j)
         for (size_t i = 0; i < nrep; i++)
             member |= reps[i] == n->self;
         ps->acc_kept |= j->missing > 0 && !ps->leaving && !member;
-        if (ps->leaving && j->missing == 0 && j->confirmed == 0)
-            j->missing = 1; /* no member took it (an empty count: its records came meanwhile) */
+        /*
+         * A leave goes around members that failed, but a partition counts
+         * as handed over only with as many copies as a write needs.
+         */
+        size_t need = j->nrep < n->cfg.write_quorum ? j->nrep : n->cfg.write_quorum;
+        if (ps->leaving && j->missing == 0 && j->confirmed < need)
+            j->missing = j->count;
         if (j->missing == 0) {
             ps->handed++;
             if (ps->leaving && ps->left)
@@ -306,7 +320,8 @@ static void job_end(part_job_t *j)
                 kv_maint_drop(n, j->lo, j->hi);
         } else {
             ps->left_kept += ps->leaving;
-            log_info("kv", "kept partition %u for now: hand-off incomplete", (unsigned)j->part);
+            if (!ps->leaving) /* (a leave's passes log their count) */
+                log_info("kv", "kept partition %u for now: hand-off incomplete", (unsigned)j->part);
         }
     } else if (j->primary) {
         /* Records a member holds beyond ours: we lack them (ask_back fetches them). */
@@ -322,6 +337,15 @@ static void job_end(part_job_t *j)
     pump(ps);
 }
 
+static void leave_failed_add(struct kv_parts *ps, ring_id_t id)
+{
+    for (size_t i = 0; i < ps->nleft_failed; i++)
+        if (ps->left_failed[i] == id)
+            return;
+    if (ps->nleft_failed < LEAVE_FAILED_MAX)
+        ps->left_failed[ps->nleft_failed++] = id;
+}
+
 static void on_session(sync_t *s)
 {
     part_job_t *j = s->arg;
@@ -333,28 +357,36 @@ static void on_session(sync_t *s)
         j->confirmed++;
     j->ps->acc_unchecked |= kv_sync_failed(s->ks);
     /*
-     * A leaving node runs no failure detector of its own (no ticks): a
-     * member its stream could not reach counts a miss, so that the leave's
-     * next pass goes around it (node_peer_missed ignores a busy member).
+     * A member a stream of the leave failed to (killed and not yet known to
+     * be, refusing because it hands the partition over or leaves too) is
+     * gone around by the leave's next passes; a leaving node runs no
+     * failure detector of its own (no ticks), so the failure also counts a
+     * miss (node_peer_missed ignores a busy member).
      */
-    if (j->ps->leaving && kv_sync_failed(s->ks))
+    if (j->ps->leaving && kv_sync_failed(s->ks)) {
+        leave_failed_add(j->ps, s->target);
         node_peer_missed(j->ps->n, s->target, "hand-off stream");
+    }
     if (--j->pending == 0)
         job_end(j);
 }
 
 /*
  * Whether a leave hands a partition to this member now: not to one that is
- * leaving too (it would refuse), nor to one that missed a deadline (it may
- * be dead, not yet declared failed: waiting for it kept the copy here past
- * the leave's end).
+ * leaving too (it would refuse), nor to one a stream of this leave failed
+ * to (it may be dead, not yet declared failed: waiting for it kept the copy
+ * here past the leave's end). The others must confirm, at least W of them.
  */
-static bool leave_target(node_t *n, ring_id_t id)
+static bool leave_target(struct kv_parts *ps, ring_id_t id)
 {
+    node_t *n = ps->n;
     const ring_member_t *e = n->members ? ring_members_find(n->members, id) : NULL;
     if (e && (e->state == RING_MEMBER_LEAVING || e->state == RING_MEMBER_LEFT))
         return false;
-    return !node_peer_suspect(n, id);
+    for (size_t i = 0; i < ps->nleft_failed; i++)
+        if (ps->left_failed[i] == id)
+            return false;
+    return true;
 }
 
 /* Start the sessions of one partition's job; false when none could start. */
@@ -364,8 +396,8 @@ static bool job_start(struct kv_parts *ps, part_job_t *j)
     for (size_t i = 0; i < j->nrep; i++) {
         if (j->reps[i] == n->self)
             continue;
-        if (ps->leaving && !leave_target(n, j->reps[i]))
-            continue; /* the others must confirm; the primaries' passes fill it in later */
+        if (ps->leaving && !leave_target(ps, j->reps[i]))
+            continue; /* the primaries' passes fill it in later */
         const char *addr = node_book_get(n, j->reps[i]);
         sync_t *s = addr ? kv_stream_start(n, j->reps[i], addr, j->lo, j->hi, on_session) : NULL;
         if (!s) {
@@ -441,7 +473,8 @@ static void pump(struct kv_parts *ps)
         ring_id_t reps[KV_QUORUM_MAX];
         size_t nrep = node_place_part(n, p, reps, KV_QUORUM_MAX);
         bool primary = nrep > 0 && reps[0] == n->self && !ps->leaving;
-        if (primary && same_place && ps->clean && ps->clean[p] && p % sweep != ps->slice) {
+        if (primary && same_place && ps->clean && ps->clean[p] == SUMS_CLEAN &&
+            p % sweep != ps->slice) {
             ps->acc_primary += ps->own[p]; /* the same records on every member */
             ps->acc_short |= nrep < n->cfg.replicas;
             continue;
@@ -465,8 +498,8 @@ static void pump(struct kv_parts *ps)
          * refreshed by none while its holders died one by one, and was
          * lost (ring_churn under load, token placement).
          */
-        bool push = !primary && !ps->leaving && records > 0 && nrep > 0 &&
-                    (member ? ps->clean && !ps->clean[p] : !may_hand);
+        bool push = !primary && !n->leaving && records > 0 && nrep > 0 &&
+                    (member ? ps->clean && ps->clean[p] == SUMS_DIFFER : !may_hand);
         if (!primary && !push && (member || records == 0 || !may_hand || nrep == 0))
             continue;
         part_job_t *j = calloc(1, sizeof *j);
@@ -494,6 +527,7 @@ static void pump(struct kv_parts *ps)
             j->handoff = true;
             job_link(ps, j);
             if (store_after_commit(n->store, on_handoff_committed, j) < 0) {
+                ps->left_kept += ps->leaving;
                 job_unlink(ps, j);
                 free(j);
             }
@@ -513,6 +547,13 @@ static void pump(struct kv_parts *ps)
     }
     if (ps->active && ps->sums_pending == 0 && ps->jobs == 0 && ps->next >= count)
         pass_end(ps);
+}
+
+/* A member we could not compare with: not clean, but not known to differ either. */
+static void sums_unknown(struct kv_parts *ps, uint32_t part)
+{
+    if (ps->clean[part] == SUMS_CLEAN)
+        ps->clean[part] = SUMS_UNKNOWN;
 }
 
 /* A member's answer to our sums: the partitions it holds otherwise need jobs. */
@@ -535,10 +576,10 @@ static void on_sums(int rc, const wire_msg_t *r, void *arg)
     if (k < 0) {
         /* No answer, an older node, or one we cannot read: each the slow way. */
         for (size_t i = 0; i < q->n; i++)
-            ps->clean[q->sums[i].part] = 0;
+            sums_unknown(ps, q->sums[i].part);
     }
     for (int i = 0; i < k; i++)
-        ps->clean[theirs[i].part] = 0;
+        ps->clean[theirs[i].part] = SUMS_DIFFER;
     free(theirs);
     free(q->sums);
     free(q);
@@ -586,7 +627,7 @@ static void sums_send(struct kv_parts *ps)
             return; /* out of memory: this pass gives every partition a job */
         }
     }
-    memset(ps->clean, 0, count);
+    memset(ps->clean, SUMS_UNKNOWN, count);
     sums_req_t *reqs[SUMS_PEERS_MAX];
     size_t nreq = 0;
     for (uint32_t p = 0; p < count; p++) {
@@ -603,7 +644,7 @@ static void sums_send(struct kv_parts *ps)
             continue; /* not summed: a job */
         if (reps[0] != n->self && sum.count == 0)
             continue; /* another member's: nothing of ours to push */
-        ps->clean[p] = 1;
+        ps->clean[p] = SUMS_CLEAN;
         ps->own[p] = sum.count;
         for (size_t i = 0; i < nrep; i++) {
             if (reps[i] == n->self)
@@ -620,7 +661,7 @@ static void sums_send(struct kv_parts *ps)
             if (q && q->n < q->cap)
                 q->sums[q->n++] = sum;
             else
-                ps->clean[p] = 0;
+                ps->clean[p] = SUMS_UNKNOWN;
         }
     }
     for (size_t k = 0; k < nreq; k++) {
@@ -642,7 +683,7 @@ static void sums_send(struct kv_parts *ps)
             continue;
         }
         for (size_t i = 0; i < q->n; i++)
-            ps->clean[q->sums[i].part] = 0;
+            sums_unknown(ps, q->sums[i].part);
         free(q->sums);
         free(q);
     }
@@ -692,8 +733,9 @@ unsigned kv_parts_handoff(node_t *n)
         ps->sums_pending = 0;
         ps->active = false;
     } else if (ps->active) {
-        /* A pass is under way: the leave's own pass starts at its end. */
+        /* A pass is under way: no new jobs; the leave's own pass starts when its jobs end. */
         ps->leave_pending = true;
+        ps->next = ring_place_part_count(n->cfg.id_bits);
         return 1;
     }
     pass_start(ps, true);

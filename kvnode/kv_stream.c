@@ -284,8 +284,9 @@ void kv_stream_serve_sums(node_t *n, const uint8_t *ident, size_t ident_len, con
             k = -EIO;
             break;
         }
+        /* A copy we are handing over does not make the partition clean (refuse_draining). */
         if (mine.count != sums[i].count || mine.digest[0] != sums[i].digest[0] ||
-            mine.digest[1] != sums[i].digest[1])
+            mine.digest[1] != sums[i].digest[1] || (node_place_on(n) && kv_parts_draining(n, hi)))
             sums[differ++] = mine; /* differ <= i: entries still to read stay intact */
     }
     if (k < 0) {
