@@ -66,10 +66,22 @@ for x in "${live[@]}"; do
     wait_ring "${POOL[$x]}" "${#live[@]}" 60
 done
 log "every live node agrees on the ring"
+# holders KEY: the live nodes whose own store holds KEY (a raw REPL_GET to
+# each), to tell a key misread (copies there) from one lost (none left).
+holders() {
+    local x key
+    key=$(printf '%04x' "${#1}")$(printf '%s' "$1" | od -An -tx1 | tr -d ' \n')
+    for x in "${live[@]}"; do
+        if "$BUILD_DIR/tests/wirepoke" "tcp://127.0.0.1:${POOL[$x]}" \
+            "444801120000000000000001${key}01" 2>/dev/null | grep -q "found 1"; then
+            printf '%s ' "$x"
+        fi
+    done
+}
 for ((k = 0; k < 40; k++)); do
     x=${live[$((k % ${#live[@]}))]}
     v=$(ctl --peer "127.0.0.1:${POOL[$x]}" get "churn-$k" 2>"$T/err") ||
-        fail "churn-$k unreadable after churn: $(cat "$T/err")"
+        fail "churn-$k unreadable after churn: $(cat "$T/err"); live nodes holding a copy: $(holders "churn-$k")"
     [ "$v" = "v$k" ] || fail "churn-$k = '$v'"
 done
 log "all 40 keys readable after churn"
