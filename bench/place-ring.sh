@@ -15,7 +15,7 @@
 # primary keys over the mean of the others.
 #
 # Usage: bench/place-ring.sh [ROUNDS=1]. Environment: BUILD_DIR (default
-# <repo>/build), SIZE_MB (1024), FILE_MB (16), TOKENS (64), DATA_ROOT
+# <repo>/build), SIZE_MB (1024), FILE_MB (16), TOKENS (64, kvnode's default), DATA_ROOT
 # (/dev/shm when tmpfs), RESULTS_DIR (/tmp/bench/results: place-ring-<time>.md),
 # SETTLE_S (300: the longest wait for copies to settle). Needs jq and
 # /dev/fuse. Typical time: ~4 min per round at 1 GiB on 2 vCPUs.

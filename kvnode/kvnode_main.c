@@ -62,10 +62,11 @@ static void usage(FILE *f)
                "--weight W: the node's capacity weight, 1..64 (default 1); --zone NAME: its\n"
                "failure domain (1..31 of A-Z a-z 0-9 . _ -; default none). Both are published\n"
                "in the ring's member table (dhtctl members) and used by token placement.\n"
-               "--tokens T: place keys by T tokens per unit of weight (1..4096), in partitions,\n"
-               "on distinct nodes and zones; 0 (default): on the key's Chord successor and the\n"
-               "next nodes. --probes P: probes per partition, 1..64 (default 21). Both are\n"
-               "ring-wide: a node whose values differ from the ring's is refused at join.\n"
+               "--tokens T: place keys by T tokens per unit of weight (1..4096, default 64), in\n"
+               "partitions, on distinct nodes and zones; 0: on the key's Chord successor and\n"
+               "the next nodes (the placement of versions before token placement). --probes P:\n"
+               "probes per partition, 1..64 (default 21). Both are ring-wide: a node whose\n"
+               "values differ from the ring's is refused at join.\n"
                "--config FILE: take flags from FILE, one NAME = VALUE per line (NAME a long\n"
                "flag without --, e.g. listen = tcp://127.0.0.1:7000; insecure = true; # starts\n"
                "a comment line); flags on the command line override the file.\n");
@@ -293,7 +294,8 @@ static int key_refused(const char *path, int rc)
 
 int main(int argc, char **argv)
 {
-    node_config_t cfg = {0};
+    /* Token placement unless --tokens 0 asks for Chord's (docs/PLACEMENT.md). */
+    node_config_t cfg = {.tokens = RING_PLACE_TOKENS_DEFAULT};
     const char *listen = NULL, *join = NULL, *data = NULL, *id = NULL;
     const char *key_path = NULL, *peer_keys = NULL, *client_keys = NULL;
     const char *memcached = NULL;
@@ -470,7 +472,7 @@ int main(int argc, char **argv)
     if (!data)
         return bad("--data is required");
     if (cfg.probes && !cfg.tokens)
-        return bad("--probes needs --tokens (Chord placement has no probes)");
+        return bad("--probes does not go with --tokens 0 (Chord placement has no probes)");
     node_config_defaults(&cfg);
     if (cfg.write_quorum > cfg.replicas || cfg.read_quorum > cfg.replicas) {
         fprintf(stderr, "kvnode: quorums must satisfy 1 <= W, R <= N (N=%u W=%u R=%u)\n",

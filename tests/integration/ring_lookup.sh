@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # lookup agrees with the sorted ring for 1,000 random keys, in both modes,
 # asked of different nodes (one dhtctl per 100 keys: lookup takes several):
-# on a ring with Chord placement (the default) and on one with token
-# placement (--tokens 64). The owner (the key's coordinator) is the first id
+# on a ring with the default token placement and on one with Chord
+# placement (--tokens 0). The owner (the key's coordinator) is the first id
 # at or after the key's position under both; the replicas are the owner and
 # the next two ids under Chord placement, three distinct ring nodes under
 # token placement.
@@ -56,8 +56,8 @@ disagree() {
         "$T/$1.jsonl"
 }
 
-lookups tok --tokens 64
-lookups chord
+lookups tok
+lookups chord --tokens 0
 for ring in tok:false chord:true; do
     bad=$(disagree "${ring%%:*}" "${ring#*:}")
     [ "$bad" = 0 ] || {

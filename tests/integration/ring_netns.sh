@@ -15,8 +15,7 @@ fi
 CLUSTER=$(cd "$(dirname "$0")/../../mount-scripts" && pwd)/cluster.sh
 export DHTFS_CLUSTER_DIR=$T/cluster DHTFS_BIN=$BUILD_DIR/kvnode
 export DHTFS_NETNS_PREFIX=dt$$ DHTFS_NETNS_SUBNET=10.231.$((RANDOM % 200 + 20))
-# Token placement, which places copies by zone.
-export KVNODE_ARGS="--stabilize-ms 100 --timeout-ms 600 --tokens 64"
+export KVNODE_ARGS="--stabilize-ms 100 --timeout-ms 600"
 SUB=$DHTFS_NETNS_SUBNET
 netns_cleanup() {
     local ns

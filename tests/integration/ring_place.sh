@@ -1,34 +1,35 @@
 #!/usr/bin/env bash
 # Token placement on real rings (kvnode --tokens; docs/PLACEMENT.md step 2).
 #
-# Ring A: six nodes, written under Chord placement (the default) and
-# restarted with 64 tokens per node on the same data (carried over: three
-# copies of every key where the new placement puts them, all readable).
-# Every node stores close to its fair share of the copies (largest over
-# mean <= 1.3, where Chord placement gives 1.7-3 on rings this size), and
-# every key's three copies sit on three distinct nodes. A seventh node
-# joins: it receives about its share, from several nodes, and the extra
-# copies the others held are dropped (exactly three copies of every key
-# again); reads running all through the join find every key. A killed
-# node: every key stays readable and writable, and its copies are made
-# again on the others. A graceful leave: exit 0, and again three copies of
-# everything, all readable.
+# Ring A: six nodes, written under Chord placement (--tokens 0) and
+# restarted with the default token placement (64 tokens per node) on the
+# same data (carried over: three copies of every key where the new
+# placement puts them, all readable). Every node stores close to its fair
+# share of the copies (largest over mean <= 1.3, where Chord placement
+# gives 1.7-3 on rings this size), and every key's three copies sit on
+# three distinct nodes. A seventh node joins: it receives about its share,
+# from several nodes, and the extra copies the others held are dropped
+# (exactly three copies of every key again); reads running all through the
+# join find every key. A killed node: every key stays readable and
+# writable, and its copies are made again on the others. A graceful leave:
+# exit 0, and again three copies of everything, all readable.
 #
 # Ring B: weights 1,1,1,1,2 (zones: ring_netns, 3 zones of 2 hosts). A node
-# without --tokens (or with other probes) is refused at join, and --probes
-# without --tokens is a usage error.
+# with --tokens 0 (or with other probes) is refused at join, and --probes
+# with --tokens 0 is a usage error.
 # A pass compares every partition once per sync period (8 stabilize
 # rounds): faster rounds settle the copies sooner.
 STABILIZE_MS=${STABILIZE_MS:-50}
 source "$(dirname "$0")/lib.sh"
 KVLOAD=$BUILD_DIR/tests/kvload
-TOK=(--tokens 64)
+# The default placement: 64 tokens per node, 21 probes.
+TOK=()
 
 # Flags: usage errors (exit 2) that name the flag.
 bad_flag "--tokens must be" --tokens 4097
 bad_flag "--tokens must be" --tokens x
 bad_flag "--probes must be" --tokens 4 --probes 0
-bad_flag "--probes needs --tokens" --probes 3
+bad_flag "--probes does not go with --tokens 0" --tokens 0 --probes 3
 log "bad --tokens/--probes refused with exit 2"
 
 # load OP PREFIX KEYS PORT: kvload puts (or gets and checks) KEYS 1 KiB values, 0 errors.
@@ -81,7 +82,7 @@ KEYS=2000
 # then: a hand-off must move those too (a hand-back to an authority skips
 # them).
 GRACE=(--tombstone-grace-s 1)
-a_up "${GRACE[@]}"
+a_up --tokens 0 "${GRACE[@]}"
 load put pa "$KEYS" "${PORTS[0]}"
 wait_copies "${PORTS[0]}" "$KEYS" 60
 sleep 2
@@ -203,12 +204,12 @@ jq -e -n --argjson h "$heavy" --argjson o "$others" \
 # A node with another placement is refused at join.
 rc=0
 "$KVNODE" --listen "tcp://127.0.0.1:${PORTS[5]}" --join "tcp://127.0.0.1:${PORTS[0]}" \
-    --data "$T/chord.data" --timeout-ms "$TIMEOUT_MS" 2>"$T/chord.err" || rc=$?
+    --data "$T/chord.data" --timeout-ms "$TIMEOUT_MS" --tokens 0 2>"$T/chord.err" || rc=$?
 [ "$rc" = 1 ] && grep -q -- "--tokens 64, this node 0" "$T/chord.err" ||
     soft_fail "a Chord-placement node joining a token ring: exit $rc, $(cat "$T/chord.err")"
 rc=0
 "$KVNODE" --listen "tcp://127.0.0.1:${PORTS[5]}" --join "tcp://127.0.0.1:${PORTS[0]}" \
-    --data "$T/probes.data" --timeout-ms "$TIMEOUT_MS" --tokens 64 --probes 5 2>"$T/probes.err" || rc=$?
+    --data "$T/probes.data" --timeout-ms "$TIMEOUT_MS" --probes 5 2>"$T/probes.err" || rc=$?
 [ "$rc" = 1 ] && grep -q -- "--probes 21, this node 5" "$T/probes.err" ||
     soft_fail "a node with other probes: exit $rc, $(cat "$T/probes.err")"
 log "nodes with another placement are refused at join"
