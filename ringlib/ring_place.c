@@ -64,6 +64,14 @@ struct ring_place {
     uint32_t *znodes;   /* per zone: how many nodes */
     size_t *zstart;     /* per zone: its tokens are ztok[zstart[z] .. zstart[z + 1]) */
     uint32_t *ztok;     /* token indexes grouped by zone, in ring order within a zone */
+    /*
+     * Capped weights: bit w of sat[i] is set when node i's fair share of w
+     * copies, w * weight / total (after the larger capped nodes are taken
+     * out), reaches one copy of every key; nsat[w] counts them. zsat and
+     * nzsat: the same for zones (a zone's weight is its nodes').
+     */
+    uint32_t *sat, *zsat;
+    uint8_t nsat[RING_PLACE_REPLICAS_MAX + 1], nzsat[RING_PLACE_REPLICAS_MAX + 1];
 };
 
 ring_id_t ring_place_token(ring_id_t node, uint32_t index, unsigned m)
@@ -152,6 +160,36 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/*
+ * Which of n weights' fair share of w copies is every key, for each w: the
+ * largest first, as long as w' * weight >= the weight left (w' the copies
+ * left), the way a share above one copy is spread over the rest.
+ */
+static void cap_weights(const uint64_t *weight, size_t n, uint32_t *sat, uint8_t *nsat)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += weight[i];
+    size_t wmax = n < RING_PLACE_REPLICAS_MAX ? n : RING_PLACE_REPLICAS_MAX;
+    for (size_t w = 1; w <= wmax; w++) {
+        uint64_t left = total;
+        size_t copies = w;
+        uint32_t bit = UINT32_C(1) << w;
+        while (copies > 0) {
+            size_t best = n;
+            for (size_t i = 0; i < n; i++)
+                if (!(sat[i] & bit) && (best == n || weight[i] > weight[best]))
+                    best = i;
+            if (best == n || copies * weight[best] < left)
+                break;
+            sat[best] |= bit;
+            nsat[w]++;
+            left -= weight[best];
+            copies--;
+        }
+    }
+}
+
 static bool params_valid(const ring_place_params_t *p)
 {
     return p && ring_bits_valid(p->m) && p->tokens >= 1 && p->tokens <= RING_PLACE_TOKENS_MAX &&
@@ -236,6 +274,18 @@ int ring_place_new(const ring_place_params_t *p, const ring_place_node_t *nodes,
         uint32_t z = pl->zone_ix[pl->tok[t].node];
         pl->ztok[pl->zstart[z] + scratch[z]++] = (uint32_t)t;
     }
+    /* Capped weights, of nodes and of zones (scratch: the weights). */
+    pl->sat = calloc(n, sizeof *pl->sat);
+    pl->zsat = calloc(pl->nzones, sizeof *pl->zsat);
+    if (!pl->sat || !pl->zsat)
+        goto fail;
+    for (size_t i = 0; i < n; i++)
+        scratch[i] = nodes[i].weight;
+    cap_weights(scratch, n, pl->sat, pl->nsat);
+    memset(scratch, 0, pl->nzones * sizeof *scratch);
+    for (size_t i = 0; i < n; i++)
+        scratch[pl->zone_ix[i]] += nodes[i].weight;
+    cap_weights(scratch, pl->nzones, pl->zsat, pl->nzsat);
     free(scratch);
     *out = pl;
     return 0;
@@ -256,6 +306,8 @@ void ring_place_destroy(ring_place_t **ppl)
     free((*ppl)->znodes);
     free((*ppl)->zstart);
     free((*ppl)->ztok);
+    free((*ppl)->sat);
+    free((*ppl)->zsat);
     free(*ppl);
     *ppl = NULL;
 }
@@ -323,19 +375,37 @@ static bool zone_mode(const ring_place_t *pl, size_t r)
 /*
  * Walk clockwise from token `start`. In zone mode: the first distinct zones
  * met (zone indexes into out); otherwise the first distinct nodes (node
- * indexes). Either way out[0] belongs to start's node. Returns the count.
+ * indexes), except that the nodes (zones) whose weight caps them at a copy
+ * of every key are in every set and only the other slots go to the first
+ * others met. Either way out[0] belongs to start's node. Returns the count.
+ *
+ * Without the cap, weights 1,1,1,1,2 and 3 copies gave the heavy node 1.5
+ * times the copies of the others, not 2: its fair share is a copy of every
+ * key, and a walk that takes the first distinct nodes reaches it only in
+ * part. Nodes (zones) of equal weight are capped only when there are no
+ * more of them than copies, where the walk takes them all in the same
+ * order. In zone mode a capped zone's copy still goes to the node its
+ * multi-probe picks.
  */
 static size_t walk(const ring_place_t *pl, size_t start, size_t r, bool zones, size_t *out)
 {
-    size_t want = clamp_r(pl, r), got = 0;
+    size_t want = clamp_r(pl, r), got = 0, others = 0;
+    size_t others_max = want - (zones ? pl->nzsat[want] : pl->nsat[want]);
+    uint32_t bit = UINT32_C(1) << want;
     for (size_t s = 0; s < pl->nt && got < want; s++) {
         uint32_t node = pl->tok[(start + s) % pl->nt].node;
         size_t g = zones ? pl->zone_ix[node] : node;
         bool seen = false;
         for (size_t k = 0; k < got && !seen; k++)
             seen = out[k] == g;
-        if (!seen)
-            out[got++] = g;
+        if (seen)
+            continue;
+        if (!((zones ? pl->zsat[g] : pl->sat[node]) & bit)) {
+            if (got > 0 && others == others_max)
+                continue; /* the slots left are the capped nodes' */
+            others++;
+        }
+        out[got++] = g;
     }
     return got;
 }

@@ -166,6 +166,8 @@ static void test_ring_place_weights(void **state)
     (void)state;
     uint64_t seed = 17;
     ring_place_node_t *v = random_nodes(&seed, 5, M);
+    for (size_t i = 0; i < 5; i++)
+        v[i].zone = 0; /* one zone: copies on distinct nodes */
     v[4].weight = 2;
     ring_place_t *pl = place(v, 5, RING_PLACE_TOKENS_DEFAULT, RING_PLACE_PROBES_DEFAULT);
     assert_int_equal(ring_place_token_count(pl), 6 * RING_PLACE_TOKENS_DEFAULT);
@@ -175,6 +177,50 @@ static void test_ring_place_weights(void **state)
     /* Fair: 2/6 and 1/6. */
     assert_true(fabs(primary[4] - 2.0 / 6) < 0.05);
     assert_true(primary[4] / others > 1.7 && primary[4] / others < 2.3);
+    /*
+     * Copies: the heavy node's fair share of 3 is 3 * 2/6, a copy of every
+     * key — it is in every set, and the 4 others share the other 2 copies.
+     */
+    double copies[5];
+    assert_int_equal(ring_place_shares(pl, R, NULL, copies), 0);
+    assert_true(fabs(copies[4] - 1.0) < 1e-9);
+    for (size_t i = 0; i < 4; i++)
+        assert_true(copies[i] > 0.4 && copies[i] < 0.6);
+    unsigned count[5] = {0};
+    for (int q = 0; q < SAMPLES; q++) {
+        size_t set[R];
+        assert_int_equal(ring_place_replicas(pl, splitmix64(&seed), R, set), R);
+        for (int k = 0; k < R; k++) {
+            count[set[k]]++;
+            for (int l = 0; l < k; l++)
+                assert_true(set[k] != set[l]);
+        }
+    }
+    assert_int_equal(count[4], SAMPLES);
+    for (size_t i = 0; i < 4; i++)
+        assert_true(fabs(copies[i] - (double)count[i] / SAMPLES) < 0.006);
+    ring_place_destroy(&pl);
+
+    /*
+     * Zones: a zone of two nodes among four zones of weight 2,1,1,1 holds
+     * 3 * 2/5 of 3 copies, more than one of every key: it is in every set.
+     */
+    uint32_t zone[5] = {7, 7, 8, 9, 10};
+    for (size_t i = 0; i < 5; i++) {
+        v[i].zone = zone[i];
+        v[i].weight = 1;
+    }
+    pl = place(v, 5, RING_PLACE_TOKENS_DEFAULT, RING_PLACE_PROBES_DEFAULT);
+    assert_int_equal(ring_place_shares(pl, R, NULL, copies), 0);
+    assert_true(fabs(copies[0] + copies[1] - 1.0) < 1e-9);
+    for (int q = 0; q < SAMPLES / 10; q++) {
+        size_t set[R];
+        assert_int_equal(ring_place_replicas(pl, splitmix64(&seed), R, set), R);
+        unsigned in7 = 0;
+        for (int k = 0; k < R; k++)
+            in7 += set[k] <= 1;
+        assert_int_equal(in7, 1);
+    }
     ring_place_destroy(&pl);
     free(v);
 }
