@@ -384,8 +384,9 @@ static bool zone_mode(const ring_place_t *pl, size_t r)
  * key, and a walk that takes the first distinct nodes reaches it only in
  * part. Nodes (zones) of equal weight are capped only when there are no
  * more of them than copies, where the walk takes them all in the same
- * order. In zone mode a capped zone's copy still goes to the node its
- * multi-probe picks.
+ * order; a zone's weight is its nodes', so zones of unequal size can be
+ * capped with equal node weights. In zone mode a capped zone's copy still
+ * goes to the node its multi-probe picks.
  */
 static size_t walk(const ring_place_t *pl, size_t start, size_t r, bool zones, size_t *out)
 {
@@ -401,7 +402,7 @@ static size_t walk(const ring_place_t *pl, size_t start, size_t r, bool zones, s
         if (seen)
             continue;
         if (!((zones ? pl->zsat[g] : pl->sat[node]) & bit)) {
-            if (got > 0 && others == others_max)
+            if (got > 0 && others >= others_max)
                 continue; /* the slots left are the capped nodes' */
             others++;
         }
