@@ -18,9 +18,10 @@ alloc_ports EXTRA 1
 declare -A PID_OF=()
 for i in "${!PORTS[@]}"; do PID_OF[${PORTS[$i]}]=${NODE_PIDS[$i]}; done
 
-# authority_port KEY: the port of the node that coordinates KEY now.
+# authority_port KEY: the port of the node that coordinates KEY now (its
+# Chord successor; under token placement not necessarily the first replica).
 authority_port() {
-    ctl --peer "127.0.0.1:${PORTS[0]}" replicas "$1" --json | jq -r '.replicas[0].addr' | sed 's/.*://'
+    ctl --peer "127.0.0.1:${PORTS[0]}" lookup "$1" --json | jq -r .owner_addr | sed 's/.*://'
 }
 
 victim=${PORTS[2]}

@@ -63,18 +63,25 @@ out=$(ctl --peer "$peer" --log-level info get "$key" 2>"$T/stale.err") ||
     fail "disagreeing replicas were not handed to the authority: $(cat "$T/stale.err")"
 log "stale authority: the direct read fell back and returned the newest value"
 
-# A frozen replica after the authority: the read is slower, not failed.
+# A frozen replica that is not the authority: the read is slower, not failed.
+# (Under token placement the replicas are listed primary first, and the
+# authority — the key's Chord successor — may be any of them.)
 ctl --peer "$peer" put fresh/c three || fail "put fresh/c failed"
+owner=$(ctl --peer "$peer" lookup fresh/c --json | jq -r .owner_addr) || fail "lookup fresh/c failed"
 reps=$(ctl --peer "$peer" replicas fresh/c --json | jq -r '.replicas[].addr')
 mapfile -t rep_addrs <<<"$reps"
+victim=""
+for a in "${rep_addrs[@]}"; do
+    [ "${a##*:}" != "${owner##*:}" ] && { victim=$a; break; }
+done
 frozen=""
 for i in "${!PORTS[@]}"; do
-    [ "${rep_addrs[1]##*:}" = "${PORTS[$i]}" ] && frozen=${NODE_PIDS[$i]}
+    [ "${victim##*:}" = "${PORTS[$i]}" ] && frozen=${NODE_PIDS[$i]}
 done
-[ -n "$frozen" ] || fail "no node for ${rep_addrs[1]}"
+[ -n "$frozen" ] || fail "no node for replica '$victim' (authority $owner)"
 kill -STOP "$frozen"
 rc=0
-out=$(ctl --peer "${rep_addrs[0]}" --log-level info get fresh/c 2>"$T/frozen.err") || rc=$?
+out=$(ctl --peer "127.0.0.1:${owner##*:}" --log-level info get fresh/c 2>"$T/frozen.err") || rc=$?
 kill -CONT "$frozen"
 [ "$rc" = 0 ] && [ "$out" = three ] ||
     fail "get with a frozen replica: rc $rc, '$out': $(cat "$T/frozen.err")"
