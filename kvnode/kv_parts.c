@@ -82,6 +82,7 @@ typedef struct part_job {
     ring_id_t lo, hi;
     bool handoff; /* not a member: hand everything over, then forget it */
     bool primary; /* of a member: the primary's job also counts, fetches back and purges */
+    bool nowhere; /* a hand-off no member could be asked to take */
     uint64_t count;
     uint64_t peer_max;  /* the most records a member said it holds */
     unsigned pending;   /* stream sessions still running */
@@ -123,7 +124,7 @@ struct kv_parts {
      * go around them).
      */
     uint8_t *left;
-    unsigned left_kept;
+    unsigned left_kept, left_nowhere;
     uint64_t left_timer;
     ring_id_t left_failed[LEAVE_FAILED_MAX];
     size_t nleft_failed;
@@ -237,7 +238,14 @@ static void on_leave_again(loop_t *loop, void *arg)
 static void leave_pass_end(struct kv_parts *ps)
 {
     node_t *n = ps->n;
-    if (ps->left_kept == 0 || !n->kv->handoff_done) {
+    if (ps->left_kept == ps->left_nowhere && ps->left_nowhere > 0)
+        log_warn("kv",
+                 "leave: %u partitions kept: no member of their sets can take them (leaving too, "
+                 "or unreachable)",
+                 ps->left_nowhere);
+    /* Every member of what is left leaves too (a whole ring stopped) or failed: nothing to wait
+     * for. */
+    if (ps->left_kept == ps->left_nowhere || !n->kv->handoff_done) {
         kv_handoff_finish(n);
         return;
     }
@@ -320,6 +328,7 @@ static void job_end(part_job_t *j)
                 kv_maint_drop(n, j->lo, j->hi);
         } else {
             ps->left_kept += ps->leaving;
+            ps->left_nowhere += ps->leaving && j->nowhere;
             if (!ps->leaving) /* (a leave's passes log their count) */
                 log_info("kv", "kept partition %u for now: hand-off incomplete", (unsigned)j->part);
         }
@@ -430,6 +439,7 @@ static void on_handoff_committed(int rc, void *arg)
         return;
     if (rc < 0 || !job_start(ps, j)) {
         j->missing += j->count; /* not handed over: kept */
+        j->nowhere = rc == 0;
         job_end(j);
     }
 }
@@ -704,7 +714,7 @@ static void pass_start(struct kv_parts *ps, bool leaving)
     ps->acc_kept = false;
     ps->acc_unchecked = false;
     ps->handed = 0;
-    ps->left_kept = 0;
+    ps->left_kept = ps->left_nowhere = 0;
     n->kv->repl_lost_round = kv_repl_lost(n);
     if (!leaving)
         sums_send(ps);
