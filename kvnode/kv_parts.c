@@ -233,7 +233,8 @@ static void on_leave_again(loop_t *loop, void *arg)
  * yet known to be, busy, short of space) get another pass a little later,
  * until the leave's time limit (kv_handoff) lets the node go anyway: a
  * copy dropped after one failed pass was sometimes the last one, when the
- * set's other members were killed nodes.
+ * set's other members were killed nodes. It goes at once when no member of
+ * any partition left can be asked (all leaving too, or failed).
  */
 static void leave_pass_end(struct kv_parts *ps)
 {
@@ -243,8 +244,7 @@ static void leave_pass_end(struct kv_parts *ps)
                  "leave: %u partitions kept: no member of their sets can take them (leaving too, "
                  "or unreachable)",
                  ps->left_nowhere);
-    /* Every member of what is left leaves too (a whole ring stopped) or failed: nothing to wait
-     * for. */
+    /* All that is left has nobody to go to (a whole ring stopped): nothing to wait for. */
     if (ps->left_kept == ps->left_nowhere || !n->kv->handoff_done) {
         kv_handoff_finish(n);
         return;
