@@ -215,6 +215,15 @@ static void job_unlink(struct kv_parts *ps, part_job_t *j)
     ps->jobs--;
 }
 
+/* Whether this node is in the replica set reps[0..nrep). */
+static bool is_member(const node_t *n, const ring_id_t *reps, size_t nrep)
+{
+    for (size_t i = 0; i < nrep; i++)
+        if (reps[i] == n->self)
+            return true;
+    return false;
+}
+
 static void pump(struct kv_parts *ps);
 static void pass_start(struct kv_parts *ps, bool leaving);
 
@@ -308,9 +317,7 @@ static void job_end(part_job_t *j)
     if (j->handoff) {
         ring_id_t reps[KV_QUORUM_MAX];
         size_t nrep = ps->leaving ? 0 : node_place_part(n, j->part, reps, KV_QUORUM_MAX);
-        bool member = false;
-        for (size_t i = 0; i < nrep; i++)
-            member |= reps[i] == n->self;
+        bool member = is_member(n, reps, nrep);
         ps->acc_kept |= j->missing > 0 && !ps->leaving && !member;
         /*
          * A leave goes around members that failed, but a partition counts
@@ -489,9 +496,7 @@ static void pump(struct kv_parts *ps)
             ps->acc_short |= nrep < n->cfg.replicas;
             continue;
         }
-        bool member = false;
-        for (size_t i = 0; i < nrep; i++)
-            member |= reps[i] == n->self;
+        bool member = is_member(n, reps, nrep);
         ring_id_t lo, hi;
         ring_place_part_range(p, n->cfg.id_bits, &lo, &hi);
         uint64_t records, digest[2];
@@ -643,10 +648,7 @@ static void sums_send(struct kv_parts *ps)
     for (uint32_t p = 0; p < count; p++) {
         ring_id_t reps[KV_QUORUM_MAX], lo, hi;
         size_t nrep = node_place_part(n, p, reps, KV_QUORUM_MAX);
-        bool member = false;
-        for (size_t i = 0; i < nrep; i++)
-            member |= reps[i] == n->self;
-        if (!member)
+        if (!is_member(n, reps, nrep))
             continue;
         wire_sum_t sum = {.part = p};
         ring_place_part_range(p, n->cfg.id_bits, &lo, &hi);
