@@ -77,6 +77,13 @@ static cache_key_t ckey(const fs_node_t *n, uint64_t index)
     return k;
 }
 
+/* The data changed now: newer than any time set and deferred before. */
+static void node_touch(fs_node_t *n, struct timespec now)
+{
+    n->mtime = now;
+    n->over.set &= ~(unsigned)(FS_SET_MTIME | FS_SET_CTIME);
+}
+
 bool fs_data_dirty(const fs_node_t *n)
 {
     return n->dirty_head != NULL || n->meta_dirty || n->meta_flushing;
@@ -540,10 +547,15 @@ static int mutate_written(fs_inode_t *in, void *arg)
         in->data_len = 0;
         in->flags &= ~FS_INODE_INLINE;
     }
-    in->mtime_s = n->mtime.tv_sec;
-    in->mtime_ns = (uint32_t)n->mtime.tv_nsec;
-    in->ctime_s = n->mtime.tv_sec;
-    in->ctime_ns = (uint32_t)n->mtime.tv_nsec;
+    /* Times set since the last write (fs_node_update applied them) are newer. */
+    if (!(n->over.set & FS_SET_MTIME)) {
+        in->mtime_s = n->mtime.tv_sec;
+        in->mtime_ns = (uint32_t)n->mtime.tv_nsec;
+    }
+    if (!(n->over.set & FS_SET_CTIME)) {
+        in->ctime_s = n->mtime.tv_sec;
+        in->ctime_ns = (uint32_t)n->mtime.tv_nsec;
+    }
     return 0;
 }
 
@@ -806,7 +818,7 @@ int fs_data_write(fs_t *fs, fs_node_t *n, uint64_t off, const uint8_t *buf, size
         if (at > n->size)
             n->size = at;
         n->meta_dirty = true;
-        n->mtime = fs_now();
+        node_touch(n, fs_now());
         /*
          * A chunk written up to its end is done for a sequential writer:
          * list it (a reservation ahead) and send it now if there is room,
@@ -906,6 +918,7 @@ void fs_data_discard(fs_t *fs, fs_node_t *n)
     while (n->dirty_head)
         dchunk_unlink(fs, n->dirty_head);
     n->meta_dirty = false;
+    n->over.set = 0; /* the file is going: nothing more to write */
     n->wb_error = 0;
     fiber_mutex_unlock(&n->lock);
 }
@@ -1016,7 +1029,7 @@ int fs_data_zero(fs_t *fs, fs_node_t *n, uint64_t off, uint64_t len)
         if (rc == 0 && a < b)
             rc = fs_extents_remove(&n->written, a, b);
         if (rc == 0)
-            n->mtime = p.now;
+            node_touch(n, p.now);
     }
     /* Cached copies of deleted chunks must not answer reads any more. */
     fs_data_invalidate(fs, n);

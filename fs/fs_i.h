@@ -33,6 +33,26 @@ typedef struct fs_dchunk fs_dchunk_t;
 typedef struct fs_lk_wait fs_lk_wait_t;
 struct fuse_session;
 
+/*
+ * Attribute changes (chmod, chown, utimens) of a file whose record is to
+ * be written anyway: they ride with that write (fs_node_defer_attrs). The
+ * fields are absolute values, so applying them twice is harmless.
+ */
+enum {
+    FS_SET_MODE = 1 << 0,
+    FS_SET_UID = 1 << 1,
+    FS_SET_GID = 1 << 2,
+    FS_SET_ATIME = 1 << 3,
+    FS_SET_MTIME = 1 << 4,
+    FS_SET_CTIME = 1 << 5,
+};
+typedef struct {
+    unsigned set;  /* FS_SET_* */
+    uint32_t mode; /* permission bits only */
+    uint32_t uid, gid;
+    struct timespec atime, mtime, ctime;
+} fs_attr_edit_t;
+
 /* What this mount knows about one inode. */
 typedef struct {
     uint64_t ino;
@@ -56,6 +76,13 @@ typedef struct {
     uint64_t size;      /* size including writes not yet flushed */
     bool meta_dirty;    /* size and mtime still to be written */
     bool meta_flushing; /* ... and being written right now */
+    /*
+     * Deferred attribute changes, shown by fs_node_to_stat and applied by
+     * the next record update (set only while meta_dirty, under lock);
+     * over_seq counts changes, so an update clears only what it wrote.
+     */
+    fs_attr_edit_t over;
+    uint64_t over_seq;
     /*
      * Chunks this mount stored since its last record update. The index
      * already held them before each put; the next update unions them in
@@ -178,6 +205,21 @@ int fs_node_load(fs_t *fs, fs_node_t *n, bool fresh);
  */
 typedef int (*fs_mutate_fn)(fs_inode_t *in, void *arg);
 int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg);
+/*
+ * An attribute change (no size) for a file whose record this mount is to
+ * write anyway: a regular file open here with writes not yet flushed
+ * (meta_dirty), whose flush at close or fsync writes the record. Then the
+ * change is shown at once and written by that flush (or any earlier update
+ * of the record), not by a compare-and-set of its own: tar's futimens,
+ * fchown and fchmod of a file it just wrote cost no round trip, and reach
+ * other mounts with the file's data (close-to-open). A mode change is not
+ * deferred while the file has an access ACL (chmod rewrites it, and
+ * getxattr reads the record). Takes n->lock. true: deferred; false: the
+ * caller updates the record itself.
+ */
+bool fs_node_defer_attrs(fs_t *fs, fs_node_t *n, const fs_attr_edit_t *e);
+/* Apply the changes in e to a record. */
+void fs_attr_edit_apply(fs_inode_t *in, const fs_attr_edit_t *e);
 /*
  * Write a brand new record (put-if-absent). 0 also when an attempt whose
  * answer was lost had written it; -EIO when the record may or may not

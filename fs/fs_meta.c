@@ -17,6 +17,7 @@
  * first attempt and the re-application lands, the other fails its
  * condition and the read-back finds the token.
  */
+#include "fs_acl.h"
 #include "fs_i.h"
 #include "fs_names.h"
 #include "log.h"
@@ -274,20 +275,89 @@ static int inode_put(fs_t *fs, uint64_t ino, const fs_inode_t *in, const fs_stam
     return rc;
 }
 
+void fs_attr_edit_apply(fs_inode_t *in, const fs_attr_edit_t *e)
+{
+    if (e->set & FS_SET_MODE)
+        in->mode = (in->mode & S_IFMT) | (e->mode & 07777);
+    if (e->set & FS_SET_UID)
+        in->uid = e->uid;
+    if (e->set & FS_SET_GID)
+        in->gid = e->gid;
+    if (e->set & FS_SET_ATIME) {
+        in->atime_s = e->atime.tv_sec;
+        in->atime_ns = (uint32_t)e->atime.tv_nsec;
+    }
+    if (e->set & FS_SET_MTIME) {
+        in->mtime_s = e->mtime.tv_sec;
+        in->mtime_ns = (uint32_t)e->mtime.tv_nsec;
+    }
+    if (e->set & FS_SET_CTIME) {
+        in->ctime_s = e->ctime.tv_sec;
+        in->ctime_ns = (uint32_t)e->ctime.tv_nsec;
+    }
+}
+
+bool fs_node_defer_attrs(fs_t *fs, fs_node_t *n, const fs_attr_edit_t *e)
+{
+    (void)fs;
+    fiber_mutex_lock(&n->lock);
+    /* Under the lock no flush is under way, so meta_dirty means one is still owed. */
+    bool ok = n->have && S_ISREG(n->in.mode) && n->meta_dirty && n->open > 0 &&
+              !((e->set & FS_SET_MODE) && fs_xattr_find(&n->in, FS_ACL_ACCESS));
+    if (ok) {
+        fs_attr_edit_t *o = &n->over;
+        if (e->set & FS_SET_MODE)
+            o->mode = e->mode & 07777;
+        if (e->set & FS_SET_UID)
+            o->uid = e->uid;
+        if (e->set & FS_SET_GID)
+            o->gid = e->gid;
+        if (e->set & FS_SET_ATIME)
+            o->atime = e->atime;
+        if (e->set & FS_SET_MTIME)
+            o->mtime = e->mtime;
+        if (e->set & FS_SET_CTIME)
+            o->ctime = e->ctime;
+        o->set |= e->set;
+        n->over_seq++;
+    }
+    fiber_mutex_unlock(&n->lock);
+    return ok;
+}
+
+/*
+ * An update that carried the deferred changes as they were at its start,
+ * in every attempt, wrote them: they are no longer owed. Any change
+ * deferred meanwhile stays (applied again by the next update).
+ */
+static void over_written(fs_node_t *n, uint64_t seq, bool same)
+{
+    if (same && n->over_seq == seq)
+        n->over.set = 0;
+}
+
 int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
 {
     uint64_t tok = fs_token_new(fs);
     bool fresh = false;
     int unknown = 0;
+    uint64_t over_seq = n->over_seq;
+    bool over_same = true;
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         int rc = fs_node_load(fs, n, fresh);
         if (rc < 0)
             return unknown && rc == -ENOENT ? -EIO : rc;
-        if (fresh && fs_stamps_has(&n->stamps, tok))
+        if (fresh && fs_stamps_has(&n->stamps, tok)) {
+            over_written(n, over_seq, over_same);
             return 0; /* an attempt whose answer was lost did land */
+        }
         fs_inode_t copy;
         if (fs_inode_copy(&copy, &n->in) < 0)
             return -ENOMEM;
+        /* Deferred attribute changes were made before this one: applied first. */
+        if (n->over.set)
+            fs_attr_edit_apply(&copy, &n->over);
+        over_same = over_same && n->over_seq == over_seq;
         rc = mutate(&copy, arg);
         if (rc != 0) {
             fs_inode_free(&copy);
@@ -299,6 +369,7 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
         rc = inode_put(fs, n->ino, &copy, &st, KVC_PUT_IF_VERSION, n->ver, &ver);
         if (rc == 0) {
             node_set(fs, n, &copy, ver, &st);
+            over_written(n, over_seq, over_same);
             return 0;
         }
         fs_inode_free(&copy);
@@ -518,6 +589,20 @@ void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st)
         st->st_mtim = n->mtime;
         st->st_ctim = n->mtime;
     }
+    /* Deferred changes are newer than both (a write since clears their times). */
+    const fs_attr_edit_t *e = &n->over;
+    if (e->set & FS_SET_MODE)
+        st->st_mode = (st->st_mode & S_IFMT) | e->mode;
+    if (e->set & FS_SET_UID)
+        st->st_uid = e->uid;
+    if (e->set & FS_SET_GID)
+        st->st_gid = e->gid;
+    if (e->set & FS_SET_ATIME)
+        st->st_atim = e->atime;
+    if (e->set & FS_SET_MTIME)
+        st->st_mtim = e->mtime;
+    if (e->set & FS_SET_CTIME)
+        st->st_ctim = e->ctime;
 }
 
 /* ---- directory buckets ---- */

@@ -442,6 +442,38 @@ static int mutate_setattr(fs_inode_t *in, void *arg)
     return 0;
 }
 
+/*
+ * The change of a setattr as a deferrable edit (fs_node_defer_attrs):
+ * false if it asks for anything else (a size, above all).
+ */
+static bool setattr_as_edit(const op_t *o, struct timespec now, fs_attr_edit_t *e)
+{
+    const int known = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+                      FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME |
+                      FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
+    int set = o->to_set;
+    if (set & ~known)
+        return false;
+    *e = (fs_attr_edit_t){.set = FS_SET_CTIME,
+                          .mode = (uint32_t)o->attr.st_mode & 07777,
+                          .uid = (uint32_t)o->attr.st_uid,
+                          .gid = (uint32_t)o->attr.st_gid,
+                          .atime = set & FUSE_SET_ATTR_ATIME_NOW ? now : o->attr.st_atim,
+                          .mtime = set & FUSE_SET_ATTR_MTIME_NOW ? now : o->attr.st_mtim,
+                          .ctime = set & FUSE_SET_ATTR_CTIME ? o->attr.st_ctim : now};
+    if (set & FUSE_SET_ATTR_MODE)
+        e->set |= FS_SET_MODE;
+    if (set & FUSE_SET_ATTR_UID)
+        e->set |= FS_SET_UID;
+    if (set & FUSE_SET_ATTR_GID)
+        e->set |= FS_SET_GID;
+    if (set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
+        e->set |= FS_SET_ATIME;
+    if (set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
+        e->set |= FS_SET_MTIME;
+    return true;
+}
+
 static void run_setattr(op_t *o)
 {
     fs_t *fs = o->fs;
@@ -456,6 +488,13 @@ static void run_setattr(op_t *o)
         return;
     if ((o->to_set & FUSE_SET_ATTR_SIZE) && !S_ISREG(n->in.mode)) {
         reply_err(o->req, S_ISDIR(n->in.mode) ? -EISDIR : -EINVAL);
+        return;
+    }
+    /* On a file with unflushed writes, the change rides with their flush. */
+    fs_attr_edit_t e;
+    if (setattr_as_edit(o, fs_now(), &e) && fs_node_defer_attrs(fs, n, &e)) {
+        n->remote_change = false;
+        reply_attr(fs, o->req, n);
         return;
     }
     /*

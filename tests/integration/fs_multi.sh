@@ -5,7 +5,9 @@
 # is read whole on the other (close-to-open), also after an overwrite;
 # rename and unlink on one are seen by the other; a directory's times
 # changed by a create on one are seen on the other, and a time set right
-# after a create is not overwritten by them. --volume keeps two
+# after a create is not overwritten by them; chmod, chown and utimens of
+# a file open with unflushed writes show at once on its mount and on the
+# other after the close or an fsync. --volume keeps two
 # volumes on the same ring independent; a bad volume name is refused.
 source "$(dirname "$0")/fs_lib.sh"
 fs_require
@@ -115,6 +117,51 @@ check_eq "... and on mount b" "$(stat -c %y "$B/times2")" "2001-02-03 04:05:06.1
 remount_fs "$A"
 check_eq "... and after remounting a" "$(stat -c %y "$A/times2")" "2001-02-03 04:05:06.123456789 +0000"
 log "directory times written behind: seen on the other mount, explicit times kept"
+
+# --- attribute changes on a file with unflushed writes ride with its flush
+# (fs_node_defer_attrs; tar's futimens, fchown and fchmod after each write):
+# this mount sees them at once, the other one after the close (or an fsync),
+# and a write after a time was set gives the file the write's time
+t0=$(date +%s)
+python3 - "$A/attrs" "$A/later" "$A/synced" "$B/synced" <<'PY' || fail "attribute changes on files open with unflushed writes (above)"
+import os, sys, time
+attrs, later, synced, synced_b = sys.argv[1:5]
+T = 981173106 * 10**9 + 123456789  # 2001-02-03 04:05:06.123456789 UTC
+fd = os.open(attrs, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"attrs\n")
+os.utime(fd, ns=(T, T))
+os.fchown(fd, 4321, 8765)
+os.fchmod(fd, 0o640)
+st = os.stat(attrs)
+got = (oct(st.st_mode & 0o7777), st.st_uid, st.st_gid, st.st_mtime_ns)
+if got != (oct(0o640), 4321, 8765, T):
+    sys.exit(f"attrs: before the close this mount shows {got}")
+os.close(fd)
+fd = os.open(later, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+os.write(fd, b"one\n")
+os.utime(fd, ns=(T, T))
+os.write(fd, b"two\n")
+os.close(fd)
+fd = os.open(synced, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+os.write(fd, b"synced\n")
+os.fchmod(fd, 0o604)
+os.fsync(fd)
+time.sleep(2)  # mount b's kernel may hold the name's attributes from before for a second
+st = os.stat(synced_b)
+os.close(fd)
+if st.st_mode & 0o7777 != 0o604:
+    sys.exit(f"synced: after an fsync on a, mount b shows mode {oct(st.st_mode & 0o7777)}, not 0o604")
+PY
+sleep "$SETTLE"
+check_eq "mode, owner and mtime set on a before its close, seen on b" \
+    "$(stat -c '%a %u %g %y' "$B/attrs")" "640 4321 8765 2001-02-03 04:05:06.123456789 +0000"
+check_eq "... and its data" "$(cat "$B/attrs")" attrs
+got=$(stat -c %Y "$B/later")
+((got >= t0)) || fail "mtime of a file written after its time was set is $got on mount b, before $t0 (the set time won over the later write)"
+remount_fs "$A"
+check_eq "mode, owner and mtime after remounting a" \
+    "$(stat -c '%a %u %g %y' "$A/attrs")" "640 4321 8765 2001-02-03 04:05:06.123456789 +0000"
+log "attribute changes deferred to the flush: seen at once here, after close or fsync elsewhere"
 
 # --- a rename trusts the leaf this mount cached only as far as its
 # compare-and-set proves it current: here mount b replaced the file behind

@@ -831,6 +831,140 @@ static void test_data_patches_refused(void **state)
         data_run(seed, true);
 }
 
+/* ---- attribute changes deferred to the flush (fs_node_defer_attrs) ---- */
+
+/* The record of ino as the store holds it now. */
+static void stored_inode(uint64_t ino, fs_inode_t *in)
+{
+    char key[FS_KEY_MAX];
+    fs_key_inode(key, fs.vol, ino);
+    kv_t *kv = kv_find(key);
+    assert_non_null(kv);
+    fs_stamps_t st;
+    size_t body;
+    assert_int_equal(fs_stamps_decode(kv->val, kv->len, &st, &body), 0);
+    assert_int_equal(fs_inode_decode(kv->val + body, kv->len - body, in), 0);
+}
+
+typedef struct {
+    fs_node_t *node;
+    int step; /* 0 write, 1 defer, 2 flush, 3 load */
+    const char *data;
+    fs_attr_edit_t edit;
+    int rc;
+} attr_call_t;
+
+static void attr_fiber(void *arg)
+{
+    attr_call_t *c = arg;
+    if (c->step == 0)
+        c->rc =
+            fs_data_write(&fs, c->node, c->node->size, (const uint8_t *)c->data, strlen(c->data));
+    else if (c->step == 1)
+        c->rc = fs_node_defer_attrs(&fs, c->node, &c->edit) ? 1 : 0;
+    else if (c->step == 2)
+        c->rc = fs_data_flush(&fs, c->node);
+    else
+        c->rc = fs_node_load(&fs, c->node, false);
+}
+
+static int attr_run(fs_node_t *n, int step, const char *data, const fs_attr_edit_t *e)
+{
+    attr_call_t c = {n, step, data, e ? *e : (fs_attr_edit_t){0}, -1};
+    assert_int_equal(fiber_spawn(attr_fiber, &c), 0);
+    run_until_idle();
+    return c.rc;
+}
+
+/*
+ * chmod, chown and utimens of a file open with unflushed writes cost no
+ * store write: shown at once, written by the flush in the same record
+ * write, also when that write's answer is lost, applied twice or dropped;
+ * a write after a time was set is newer; nothing is deferred once the
+ * record is clean or the file is not open.
+ */
+static void test_deferred_attrs(void **state)
+{
+    (void)state;
+    const struct timespec t = {981173106, 123456789}, tc = {981173107, 5};
+    const fate_t fates[] = {FATE_OK, FATE_LOST, FATE_RETRY, FATE_DROP};
+    for (size_t k = 0; k < sizeof(fates) / sizeof(fates[0]); k++) {
+        rng = 0;
+        mount_new();
+        call_t mk = {C_MAKE, FS_ROOT_INO, 0, "f", NULL, S_IFREG | 0600, 0, 0, 0};
+        calls_run(&mk, 1);
+        assert_int_equal(mk.rc, 0);
+        fs_node_t *n = fs_node_get(&fs, mk.ino);
+        assert_non_null(n);
+        assert_int_equal(attr_run(n, 3, NULL, NULL), 0);
+        n->open = 1; /* as an open handle of this mount */
+        fs_attr_edit_t e = {FS_SET_MODE | FS_SET_UID | FS_SET_GID | FS_SET_MTIME | FS_SET_CTIME,
+                            0640,
+                            4321,
+                            8765,
+                            {0, 0},
+                            t,
+                            tc};
+        assert_int_equal(attr_run(n, 1, NULL, &e), 0); /* nothing to flush yet */
+        assert_int_equal(attr_run(n, 0, "hello", NULL), 0);
+        unsigned before = writes_seen;
+        assert_int_equal(attr_run(n, 1, NULL, &e), 1);
+        assert_int_equal(writes_seen, before);
+        struct stat st;
+        fs_node_to_stat(&fs, n, &st);
+        assert_int_equal(st.st_mode, S_IFREG | 0640);
+        assert_int_equal(st.st_uid, 4321);
+        assert_int_equal(st.st_gid, 8765);
+        assert_int_equal(st.st_mtim.tv_sec, t.tv_sec);
+        assert_int_equal(st.st_mtim.tv_nsec, t.tv_nsec);
+        assert_int_equal(st.st_ctim.tv_sec, tc.tv_sec);
+        fs_inode_t in;
+        stored_inode(n->ino, &in);
+        assert_int_equal(in.mode, S_IFREG | 0600);
+        fs_inode_free(&in);
+
+        fault_at = (int)writes_seen;
+        fault_fate = fates[k];
+        assert_int_equal(attr_run(n, 2, NULL, NULL), 0);
+        assert_int_equal(n->over.set, 0);
+        stored_inode(n->ino, &in);
+        assert_int_equal(in.mode, S_IFREG | 0640);
+        assert_int_equal(in.uid, 4321);
+        assert_int_equal(in.gid, 8765);
+        assert_int_equal(in.mtime_s, t.tv_sec);
+        assert_int_equal(in.mtime_ns, t.tv_nsec);
+        assert_int_equal(in.ctime_s, tc.tv_sec);
+        assert_int_equal(in.size, 5);
+        assert_int_equal(in.data_len, 5);
+        assert_memory_equal(in.data, "hello", 5);
+        fs_inode_free(&in);
+        /* Clean now: a change is written by the caller. */
+        assert_int_equal(attr_run(n, 1, NULL, &e), 0);
+
+        /* A time set, then a write: the write's time is the file's. */
+        assert_int_equal(attr_run(n, 0, " again", NULL), 0);
+        fs_attr_edit_t e2 = {FS_SET_MTIME | FS_SET_CTIME, 0, 0, 0, {0, 0}, t, tc};
+        assert_int_equal(attr_run(n, 1, NULL, &e2), 1);
+        assert_int_equal(attr_run(n, 0, "!", NULL), 0);
+        fs_node_to_stat(&fs, n, &st);
+        assert_true(st.st_mtim.tv_sec > t.tv_sec);
+        assert_int_equal(attr_run(n, 2, NULL, NULL), 0);
+        stored_inode(n->ino, &in);
+        assert_true(in.mtime_s > t.tv_sec);
+        assert_int_equal(in.size, 12);
+        assert_int_equal(in.mode, S_IFREG | 0640);
+        fs_inode_free(&in);
+
+        /* Not open here: no flush is sure to come. */
+        assert_int_equal(attr_run(n, 0, "?", NULL), 0);
+        n->open = 0;
+        assert_int_equal(attr_run(n, 1, NULL, &e), 0);
+        assert_int_equal(attr_run(n, 2, NULL, NULL), 0);
+        fs_node_put(&fs, n);
+        mount_free();
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -841,6 +975,7 @@ int main(void)
         cmocka_unit_test(test_parallel_reordered),
         cmocka_unit_test(test_data_patches),
         cmocka_unit_test(test_data_patches_refused),
+        cmocka_unit_test(test_deferred_attrs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
