@@ -20,7 +20,9 @@
 # dhtfs/pt_default_mt, dhtfs/gluster and pt_default_mt/tmpfs. At the end, while
 # everything is still up, it reads VmHWM (peak RSS) from /proc/PID/status of
 # dhtfs, each kvnode, passthrough_ll and the gluster processes (client, bricks,
-# self-heal daemon, glusterd), prints that table and the ratio table.
+# self-heal daemon, glusterd) with each one's RSS at that moment split into
+# anonymous and file-backed + shmem pages, and the size of the data the kvnodes
+# and the bricks hold (du), prints that table and the ratio table.
 #
 # Ctrl-C also reaches kvnode and dhtfs (their signalfd takes SIGINT even though
 # bash starts background jobs with it ignored): the ring leaves, dhtfs unmounts,
@@ -212,6 +214,11 @@ RESULTS_DIR=$RUN_DIR RATIOS=$ratios "$SHARED/run-interleaved.sh" "$ROUNDS" "${ta
 
 # ---- peak memory (VmHWM), sampled before anything is stopped
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || true; }
+# RSS now, split: "ANON_KB FILE_KB" (file = file-backed + shmem pages: for a
+# kvnode, LMDB's map of the data it holds)
+rss_split_kb() { awk '/^RssAnon:/ {a = $2} /^RssFile:|^RssShmem:/ {f += $2} END {if (a != "") print a, f}' "/proc/$1/status" 2>/dev/null || true; }
+mib() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+du_mib() { du -sm "$@" 2>/dev/null | awk '{s += $1} END {print s + 0}'; }
 alive() { local p; for p in "$@"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && echo "$p"; done; return 0; }
 pidfile() { [ -s "$1" ] && cat "$1"; true; }
 pg() { pgrep -f -- "$1" | tr '\n' ' '; true; } # PIDs on one line (read only)
@@ -234,28 +241,31 @@ fi
 MEM=$RUN_DIR/peak-mem.md
 {
     echo "Peak RSS (VmHWM from /proc/PID/status, sampled after the last round, before unmounting), MiB."
-    echo "Data held on tmpfs (kvnode data dirs, bricks, passthrough source) is not in these numbers."
+    echo "Data held on tmpfs (kvnode data dirs, bricks, passthrough source) is not in the peak;"
+    echo "RSS now splits the resident memory at sampling time into anonymous (heap, caches)"
+    echo "and file-backed + shmem pages (a kvnode's LMDB map of the data it holds on tmpfs)."
     echo
-    echo "| process | n | pids | peak RSS each, MiB | sum, MiB |"
-    echo "|---|---:|---|---|---:|"
+    echo "| process | n | pids | peak RSS each, MiB | sum, MiB | RSS now anon / file+shmem, sum, MiB |"
+    echo "|---|---:|---|---|---:|---|"
     row() { # NAME PIDS...
-        local name=$1 p kb each='' sum=0 n=0 pids=''
+        local name=$1 p kb each='' sum=0 n=0 pids='' an fi anon=0 file=0
         shift
         for p in "$@"; do
             kb=$(hwm_kb "$p")
             [ -n "$kb" ] || continue
-            n=$((n + 1)) sum=$((sum + kb))
-            each+=${each:+ / }$(awk -v k="$kb" 'BEGIN {printf "%.1f", k / 1024}')
+            read -r an fi <<<"$(rss_split_kb "$p")"
+            n=$((n + 1)) sum=$((sum + kb)) anon=$((anon + ${an:-0})) file=$((file + ${fi:-0}))
+            each+=${each:+ / }$(mib "$kb")
             pids+=${pids:+ }$p
         done
-        if ((n == 0)); then echo "| $name | 0 | - | (not found) | - |"; return; fi
-        printf '| %s | %d | %s | %s | %.1f |\n' "$name" "$n" "$pids" "$each" "$(awk -v k="$sum" 'BEGIN {print k / 1024}')"
+        if ((n == 0)); then echo "| $name | 0 | - | (not found) | - | - |"; return; fi
+        printf '| %s | %d | %s | %s | %s | %s / %s |\n' "$name" "$n" "$pids" "$each" "$(mib "$sum")" "$(mib "$anon")" "$(mib "$file")"
         TOTAL_KB=$((TOTAL_KB + sum))
     }
     TOTAL_KB=0
     row "dhtfs (FUSE client)" "$DHTFS_PID"
     row kvnode "${KV_PIDS[@]}"
-    printf '| **dhtfs total** | | | | **%.1f** |\n' "$(awk -v k="$TOTAL_KB" 'BEGIN {print k / 1024}')"
+    printf '| **dhtfs total** | | | | **%.1f** | |\n' "$(awk -v k="$TOTAL_KB" 'BEGIN {print k / 1024}')"
     TOTAL_KB=0
     # shellcheck disable=SC2086  # pid lists split into words
     row "passthrough_ll (pt_default_mt)" $pt_pids
@@ -270,8 +280,12 @@ MEM=$RUN_DIR/peak-mem.md
             row "glusterfs (self-heal daemon)" $gl_shd
             row "glusterd" $gl_d
         }
-        printf '| **gluster total** | | | | **%.1f** |\n' "$(awk -v k="$TOTAL_KB" 'BEGIN {print k / 1024}')"
+        printf '| **gluster total** | | | | **%.1f** | |\n' "$(awk -v k="$TOTAL_KB" 'BEGIN {print k / 1024}')"
     fi
+    echo
+    # shellcheck disable=SC2086  # globs of data dirs
+    echo "Data held at sampling time (du -sm): kvnode data dirs $(du_mib "$T"/n*.data) MiB in all (3 copies);"\
+        "GlusterFS bricks $(du_mib ${GL_ROOT:+"$GL_ROOT"/bricks/b*}) MiB in all (3 copies)."
 } >"$MEM"
 
 # ---- checks and the ring's state
