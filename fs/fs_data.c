@@ -704,6 +704,8 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
         if (rc < 0) {
             n->meta_dirty = true;
         } else {
+            /* Written with it; none deferred meanwhile (that takes n->lock). */
+            n->over.set = 0;
             /* The set only grows, so the same total means nothing was added meanwhile. */
             if (fs_extents_total(&n->written, UINT64_MAX) == written)
                 fs_extents_free(&n->written);

@@ -77,12 +77,11 @@ typedef struct {
     bool meta_dirty;    /* size and mtime still to be written */
     bool meta_flushing; /* ... and being written right now */
     /*
-     * Deferred attribute changes, shown by fs_node_to_stat and applied by
-     * the next record update (set only while meta_dirty, under lock);
-     * over_seq counts changes, so an update clears only what it wrote.
+     * Deferred attribute changes (set only while meta_dirty, under lock):
+     * shown by fs_node_to_stat, applied by every record update, owed until
+     * the flush's record update has written them.
      */
     fs_attr_edit_t over;
-    uint64_t over_seq;
     /*
      * Chunks this mount stored since its last record update. The index
      * already held them before each put; the next update unions them in
@@ -209,17 +208,18 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg);
  * An attribute change (no size) for a file whose record this mount is to
  * write anyway: a regular file open here with writes not yet flushed
  * (meta_dirty), whose flush at close or fsync writes the record. Then the
- * change is shown at once and written by that flush (or any earlier update
- * of the record), not by a compare-and-set of its own: tar's futimens,
- * fchown and fchmod of a file it just wrote cost no round trip, and reach
- * other mounts with the file's data (close-to-open). A mode change is not
- * deferred while the file has an access ACL (chmod rewrites it, and
- * getxattr reads the record). Takes n->lock. true: deferred; false: the
- * caller updates the record itself.
+ * change is shown at once and written by that flush (every update of the
+ * record before it carries it too), not by a compare-and-set of its own:
+ * tar's futimens, fchown and fchmod of a file it just wrote cost no round
+ * trip, and reach other mounts with the file's data (close-to-open). A
+ * mode change is not deferred while this mount knows of an access ACL on
+ * the file (getxattr reads the record; the write updates the ACL in any
+ * case). Takes n->lock. true: deferred; false: the caller updates the
+ * record itself.
  */
 bool fs_node_defer_attrs(fs_t *fs, fs_node_t *n, const fs_attr_edit_t *e);
-/* Apply the changes in e to a record. */
-void fs_attr_edit_apply(fs_inode_t *in, const fs_attr_edit_t *e);
+/* Apply the changes in e to a record (a mode change updates its access ACL). 0 or -ENOMEM. */
+int fs_attr_edit_apply(fs_inode_t *in, const fs_attr_edit_t *e);
 /*
  * Write a brand new record (put-if-absent). 0 also when an attempt whose
  * answer was lost had written it; -EIO when the record may or may not

@@ -275,10 +275,31 @@ static int inode_put(fs_t *fs, uint64_t ino, const fs_inode_t *in, const fs_stam
     return rc;
 }
 
-void fs_attr_edit_apply(fs_inode_t *in, const fs_attr_edit_t *e)
+static int ts_cmp(int64_t s, uint32_t ns, struct timespec t)
 {
-    if (e->set & FS_SET_MODE)
+    if (s != t.tv_sec)
+        return s < t.tv_sec ? -1 : 1;
+    return ns < (uint32_t)t.tv_nsec ? -1 : ns > (uint32_t)t.tv_nsec;
+}
+
+int fs_attr_edit_apply(fs_inode_t *in, const fs_attr_edit_t *e)
+{
+    if (e->set & FS_SET_MODE) {
         in->mode = (in->mode & S_IFMT) | (e->mode & 07777);
+        /* POSIX: chmod sets the ACL's owner, mask (or group) and other entries. */
+        const fs_xattr_t *acl = fs_xattr_find(in, FS_ACL_ACCESS);
+        if (acl && fs_acl_check(acl->value, acl->value_len) == 0) {
+            uint8_t *v = malloc(acl->value_len);
+            if (!v)
+                return -ENOMEM;
+            memcpy(v, acl->value, acl->value_len);
+            fs_acl_chmod(v, acl->value_len, in->mode);
+            int rc = fs_xattr_set(in, FS_ACL_ACCESS, v, acl->value_len);
+            free(v);
+            if (rc < 0)
+                return rc;
+        }
+    }
     if (e->set & FS_SET_UID)
         in->uid = e->uid;
     if (e->set & FS_SET_GID)
@@ -295,6 +316,7 @@ void fs_attr_edit_apply(fs_inode_t *in, const fs_attr_edit_t *e)
         in->ctime_s = e->ctime.tv_sec;
         in->ctime_ns = (uint32_t)e->ctime.tv_nsec;
     }
+    return 0;
 }
 
 bool fs_node_defer_attrs(fs_t *fs, fs_node_t *n, const fs_attr_edit_t *e)
@@ -319,21 +341,25 @@ bool fs_node_defer_attrs(fs_t *fs, fs_node_t *n, const fs_attr_edit_t *e)
         if (e->set & FS_SET_CTIME)
             o->ctime = e->ctime;
         o->set |= e->set;
-        n->over_seq++;
     }
     fiber_mutex_unlock(&n->lock);
     return ok;
 }
 
 /*
- * An update that carried the deferred changes as they were at its start,
- * in every attempt, wrote them: they are no longer owed. Any change
- * deferred meanwhile stays (applied again by the next update).
+ * An update wrote the deferred changes and then its own: a time it set
+ * later than a deferred one is the newer (a link's ctime after a chmod),
+ * so that one is not applied again. The rest stays owed until the flush
+ * (fs_data_flush) writes it: applying it again is harmless, and only the
+ * flush's update knows that no change was deferred while it ran.
  */
-static void over_written(fs_node_t *n, uint64_t seq, bool same)
+static void over_settled(fs_node_t *n)
 {
-    if (same && n->over_seq == seq)
-        n->over.set = 0;
+    fs_attr_edit_t *o = &n->over;
+    if ((o->set & FS_SET_MTIME) && ts_cmp(n->in.mtime_s, n->in.mtime_ns, o->mtime) > 0)
+        o->set &= ~(unsigned)FS_SET_MTIME;
+    if ((o->set & FS_SET_CTIME) && ts_cmp(n->in.ctime_s, n->in.ctime_ns, o->ctime) > 0)
+        o->set &= ~(unsigned)FS_SET_CTIME;
 }
 
 int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
@@ -341,24 +367,21 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
     uint64_t tok = fs_token_new(fs);
     bool fresh = false;
     int unknown = 0;
-    uint64_t over_seq = n->over_seq;
-    bool over_same = true;
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         int rc = fs_node_load(fs, n, fresh);
         if (rc < 0)
             return unknown && rc == -ENOENT ? -EIO : rc;
         if (fresh && fs_stamps_has(&n->stamps, tok)) {
-            over_written(n, over_seq, over_same);
+            over_settled(n);
             return 0; /* an attempt whose answer was lost did land */
         }
         fs_inode_t copy;
         if (fs_inode_copy(&copy, &n->in) < 0)
             return -ENOMEM;
         /* Deferred attribute changes were made before this one: applied first. */
-        if (n->over.set)
-            fs_attr_edit_apply(&copy, &n->over);
-        over_same = over_same && n->over_seq == over_seq;
-        rc = mutate(&copy, arg);
+        rc = n->over.set ? fs_attr_edit_apply(&copy, &n->over) : 0;
+        if (rc == 0)
+            rc = mutate(&copy, arg);
         if (rc != 0) {
             fs_inode_free(&copy);
             return rc > 0 ? 0 : rc;
@@ -369,7 +392,7 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
         rc = inode_put(fs, n->ino, &copy, &st, KVC_PUT_IF_VERSION, n->ver, &ver);
         if (rc == 0) {
             node_set(fs, n, &copy, ver, &st);
-            over_written(n, over_seq, over_same);
+            over_settled(n);
             return 0;
         }
         fs_inode_free(&copy);

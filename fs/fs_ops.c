@@ -384,76 +384,14 @@ static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
     op_go(o);
 }
 
-typedef struct {
-    op_t *o;
-    struct timespec now;
-    uint32_t chunk_size;
-} setattr_edit_t;
-
-static int mutate_setattr(fs_inode_t *in, void *arg)
-{
-    setattr_edit_t *s = arg;
-    op_t *o = s->o;
-    int set = o->to_set;
-    if (set & FUSE_SET_ATTR_MODE) {
-        in->mode = (in->mode & S_IFMT) | (o->attr.st_mode & 07777);
-        /* POSIX: chmod sets the ACL's owner, mask (or group) and other entries. */
-        const fs_xattr_t *acl = fs_xattr_find(in, FS_ACL_ACCESS);
-        if (acl && fs_acl_check(acl->value, acl->value_len) == 0) {
-            uint8_t *v = malloc(acl->value_len);
-            if (!v)
-                return -ENOMEM;
-            memcpy(v, acl->value, acl->value_len);
-            fs_acl_chmod(v, acl->value_len, in->mode);
-            int rc = fs_xattr_set(in, FS_ACL_ACCESS, v, acl->value_len);
-            free(v);
-            if (rc < 0)
-                return rc;
-        }
-    }
-    if (set & FUSE_SET_ATTR_UID)
-        in->uid = o->attr.st_uid;
-    if (set & FUSE_SET_ATTR_GID)
-        in->gid = o->attr.st_gid;
-    if (set & FUSE_SET_ATTR_SIZE) {
-        uint64_t old_size = in->size;
-        in->size = (uint64_t)o->attr.st_size;
-        if (in->size == 0 && S_ISREG(in->mode))
-            in->flags |= FS_INODE_INLINE; /* no chunks left: small again */
-        if ((in->flags & FS_INODE_INLINE) && in->data_len > in->size)
-            in->data_len = (uint32_t)in->size;
-        /* fs_data_truncate deleted the listed chunks past the new end first. */
-        if (in->size < old_size)
-            fs_extents_truncate(&in->ext, fs_chunk_count(in->size, s->chunk_size));
-        set_time(&in->mtime_s, &in->mtime_ns, s->now);
-    }
-    if (set & FUSE_SET_ATTR_ATIME_NOW)
-        set_time(&in->atime_s, &in->atime_ns, s->now);
-    else if (set & FUSE_SET_ATTR_ATIME)
-        set_time(&in->atime_s, &in->atime_ns, o->attr.st_atim);
-    if (set & FUSE_SET_ATTR_MTIME_NOW)
-        set_time(&in->mtime_s, &in->mtime_ns, s->now);
-    else if (set & FUSE_SET_ATTR_MTIME)
-        set_time(&in->mtime_s, &in->mtime_ns, o->attr.st_mtim);
-    if (set & FUSE_SET_ATTR_CTIME)
-        set_time(&in->ctime_s, &in->ctime_ns, o->attr.st_ctim);
-    else
-        set_time(&in->ctime_s, &in->ctime_ns, s->now);
-    return 0;
-}
-
 /*
- * The change of a setattr as a deferrable edit (fs_node_defer_attrs):
- * false if it asks for anything else (a size, above all).
+ * The change of a setattr but its size, as an edit of absolute values.
+ * false if it asks for anything else than a size and those, so that it
+ * cannot be deferred (fs_node_defer_attrs).
  */
 static bool setattr_as_edit(const op_t *o, struct timespec now, fs_attr_edit_t *e)
 {
-    const int known = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
-                      FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME |
-                      FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
     int set = o->to_set;
-    if (set & ~known)
-        return false;
     *e = (fs_attr_edit_t){.set = FS_SET_CTIME,
                           .mode = (uint32_t)o->attr.st_mode & 07777,
                           .uid = (uint32_t)o->attr.st_uid,
@@ -471,7 +409,39 @@ static bool setattr_as_edit(const op_t *o, struct timespec now, fs_attr_edit_t *
         e->set |= FS_SET_ATIME;
     if (set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
         e->set |= FS_SET_MTIME;
-    return true;
+    const int known = FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID |
+                      FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW | FUSE_SET_ATTR_MTIME |
+                      FUSE_SET_ATTR_MTIME_NOW | FUSE_SET_ATTR_CTIME;
+    return !(set & ~known);
+}
+
+typedef struct {
+    op_t *o;
+    struct timespec now;
+    uint32_t chunk_size;
+} setattr_edit_t;
+
+static int mutate_setattr(fs_inode_t *in, void *arg)
+{
+    setattr_edit_t *s = arg;
+    op_t *o = s->o;
+    int set = o->to_set;
+    if (set & FUSE_SET_ATTR_SIZE) {
+        uint64_t old_size = in->size;
+        in->size = (uint64_t)o->attr.st_size;
+        if (in->size == 0 && S_ISREG(in->mode))
+            in->flags |= FS_INODE_INLINE; /* no chunks left: small again */
+        if ((in->flags & FS_INODE_INLINE) && in->data_len > in->size)
+            in->data_len = (uint32_t)in->size;
+        /* fs_data_truncate deleted the listed chunks past the new end first. */
+        if (in->size < old_size)
+            fs_extents_truncate(&in->ext, fs_chunk_count(in->size, s->chunk_size));
+        set_time(&in->mtime_s, &in->mtime_ns, s->now);
+    }
+    /* After the size: a time set explicitly wins over the truncation's. */
+    fs_attr_edit_t e;
+    setattr_as_edit(o, s->now, &e);
+    return fs_attr_edit_apply(in, &e);
 }
 
 static void run_setattr(op_t *o)
@@ -1469,14 +1439,16 @@ static void run_access(op_t *o)
     int mask = o->flags;
     int rc = 0;
     if (mask != F_OK) {
-        mode_t mode = n->in.mode;
+        struct stat st; /* with changes not yet written (fs_node_defer_attrs) */
+        fs_node_to_stat(o->fs, n, &st);
+        mode_t mode = st.st_mode;
         unsigned bits;
         if (ctx->uid == 0) {
             /* root may do anything but execute a file nobody may execute */
             bits = 06 | ((mode & 0111) ? 01 : 0);
-        } else if (ctx->uid == n->in.uid) {
+        } else if (ctx->uid == st.st_uid) {
             bits = (mode >> 6) & 7;
-        } else if (ctx->gid == n->in.gid) {
+        } else if (ctx->gid == st.st_gid) {
             bits = (mode >> 3) & 7;
         } else {
             bits = mode & 7;

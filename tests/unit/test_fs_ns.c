@@ -965,6 +965,58 @@ static void test_deferred_attrs(void **state)
     }
 }
 
+/*
+ * Deferred times survive every record update before the flush: a file
+ * past one chunk (the flush lists its last chunk in the index first), and
+ * a link (its own update) in between, whose later ctime wins.
+ */
+static void test_deferred_attrs_kept(void **state)
+{
+    (void)state;
+    const struct timespec t = {981173106, 123456789};
+    for (int link = 0; link < 2; link++) {
+        rng = 0;
+        mount_new();
+        call_t mk = {C_MAKE, FS_ROOT_INO, 0, "f", NULL, S_IFREG | 0600, 0, 0, 0};
+        calls_run(&mk, 1);
+        assert_int_equal(mk.rc, 0);
+        fs_node_t *n = fs_node_get(&fs, mk.ino);
+        assert_non_null(n);
+        assert_int_equal(attr_run(n, 3, NULL, NULL), 0);
+        n->open = 1;
+        static char piece[10 * 1024 + 1];
+        memset(piece, 'x', sizeof(piece) - 1);
+        for (int i = 0; i < 10; i++)
+            assert_int_equal(attr_run(n, 0, piece, NULL), 0);
+        struct timespec before = fs_now();
+        fs_attr_edit_t e = {FS_SET_MODE | FS_SET_MTIME | FS_SET_CTIME, 0640, 0, 0, {0, 0}, t, t};
+        assert_int_equal(attr_run(n, 1, NULL, &e), 1);
+        if (link) {
+            call_t ln = {C_LINK, FS_ROOT_INO, 0, "g", NULL, 0, 0, mk.ino, 0};
+            calls_run(&ln, 1);
+            assert_int_equal(ln.rc, 0);
+        }
+        assert_int_equal(attr_run(n, 2, NULL, NULL), 0);
+        fs_inode_t in;
+        stored_inode(n->ino, &in);
+        assert_int_equal(in.size, 10 * (sizeof(piece) - 1));
+        assert_int_equal(in.mode, S_IFREG | 0640);
+        assert_int_equal(in.mtime_s, t.tv_sec);
+        assert_int_equal(in.mtime_ns, t.tv_nsec);
+        if (link)
+            assert_true(in.ctime_s >= before.tv_sec); /* the link's, not the older one set */
+        else
+            assert_int_equal(in.ctime_s, t.tv_sec);
+        fs_inode_free(&in);
+        struct stat st;
+        fs_node_to_stat(&fs, n, &st);
+        assert_int_equal(st.st_mtim.tv_sec, t.tv_sec);
+        assert_int_equal(st.st_mode, S_IFREG | 0640);
+        fs_node_put(&fs, n);
+        mount_free();
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -976,6 +1028,7 @@ int main(void)
         cmocka_unit_test(test_data_patches),
         cmocka_unit_test(test_data_patches_refused),
         cmocka_unit_test(test_deferred_attrs),
+        cmocka_unit_test(test_deferred_attrs_kept),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
