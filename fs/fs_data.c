@@ -547,12 +547,13 @@ static int mutate_written(fs_inode_t *in, void *arg)
         in->data_len = 0;
         in->flags &= ~FS_INODE_INLINE;
     }
-    /* Times set since the last write (fs_node_update applied them) are newer. */
+    /* An mtime set since the last write (fs_node_update applied it) is newer. */
     if (!(n->over.set & FS_SET_MTIME)) {
         in->mtime_s = n->mtime.tv_sec;
         in->mtime_ns = (uint32_t)n->mtime.tv_nsec;
     }
-    if (!(n->over.set & FS_SET_CTIME)) {
+    /* The later of the writes' and the record's (a chmod's or a link's since). */
+    if (fs_ts_cmp(in->ctime_s, in->ctime_ns, n->mtime) < 0) {
         in->ctime_s = n->mtime.tv_sec;
         in->ctime_ns = (uint32_t)n->mtime.tv_nsec;
     }
@@ -704,8 +705,6 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
         if (rc < 0) {
             n->meta_dirty = true;
         } else {
-            /* Written with it; none deferred meanwhile (that takes n->lock). */
-            n->over.set = 0;
             /* The set only grows, so the same total means nothing was added meanwhile. */
             if (fs_extents_total(&n->written, UINT64_MAX) == written)
                 fs_extents_free(&n->written);

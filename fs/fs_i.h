@@ -77,11 +77,12 @@ typedef struct {
     bool meta_dirty;    /* size and mtime still to be written */
     bool meta_flushing; /* ... and being written right now */
     /*
-     * Deferred attribute changes (set only while meta_dirty, under lock):
-     * shown by fs_node_to_stat, applied by every record update, owed until
-     * the flush's record update has written them.
+     * Deferred attribute changes (set only while meta_dirty, under lock),
+     * shown by fs_node_to_stat and written by the next record update;
+     * over_seq counts them, so an update clears only what it wrote.
      */
     fs_attr_edit_t over;
+    uint64_t over_seq;
     /*
      * Chunks this mount stored since its last record update. The index
      * already held them before each put; the next update unions them in
@@ -164,6 +165,8 @@ struct fs {
 
 /* ---- time ---- */
 struct timespec fs_now(void);
+/* A record's time (s, ns) against t: <0, 0, >0. */
+int fs_ts_cmp(int64_t s, uint32_t ns, struct timespec t);
 uint64_t fs_now_ms(fs_t *fs);
 
 /* ---- change tokens (fs_meta.c) ---- */
@@ -208,8 +211,9 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg);
  * An attribute change (no size) for a file whose record this mount is to
  * write anyway: a regular file open here with writes not yet flushed
  * (meta_dirty), whose flush at close or fsync writes the record. Then the
- * change is shown at once and written by that flush (every update of the
- * record before it carries it too), not by a compare-and-set of its own:
+ * change is shown at once and written by that flush (or by any update of
+ * the record before it, before that update's own change), not by a
+ * compare-and-set of its own:
  * tar's futimens, fchown and fchmod of a file it just wrote cost no round
  * trip, and reach other mounts with the file's data (close-to-open). A
  * mode change is not deferred while this mount knows of an access ACL on

@@ -275,7 +275,7 @@ static int inode_put(fs_t *fs, uint64_t ino, const fs_inode_t *in, const fs_stam
     return rc;
 }
 
-static int ts_cmp(int64_t s, uint32_t ns, struct timespec t)
+int fs_ts_cmp(int64_t s, uint32_t ns, struct timespec t)
 {
     if (s != t.tv_sec)
         return s < t.tv_sec ? -1 : 1;
@@ -341,25 +341,28 @@ bool fs_node_defer_attrs(fs_t *fs, fs_node_t *n, const fs_attr_edit_t *e)
         if (e->set & FS_SET_CTIME)
             o->ctime = e->ctime;
         o->set |= e->set;
+        n->over_seq++;
     }
     fiber_mutex_unlock(&n->lock);
     return ok;
 }
 
 /*
- * An update wrote the deferred changes and then its own: a time it set
- * later than a deferred one is the newer (a link's ctime after a chmod),
- * so that one is not applied again. The rest stays owed until the flush
- * (fs_data_flush) writes it: applying it again is harmless, and only the
- * flush's update knows that no change was deferred while it ran.
+ * An update wrote the deferred changes, then its own (in that order, as
+ * they were made): they are no longer owed, if every attempt carried the
+ * same ones (a change deferred meanwhile stays, applied by the next
+ * update; its values are absolute). The write-back's record update
+ * writes n->mtime later: an explicit mtime that is still the record's
+ * moves there, so that it is not replaced by an older write's time.
  */
-static void over_settled(fs_node_t *n)
+static void over_written(fs_node_t *n, uint64_t seq, bool same)
 {
     fs_attr_edit_t *o = &n->over;
-    if ((o->set & FS_SET_MTIME) && ts_cmp(n->in.mtime_s, n->in.mtime_ns, o->mtime) > 0)
-        o->set &= ~(unsigned)FS_SET_MTIME;
-    if ((o->set & FS_SET_CTIME) && ts_cmp(n->in.ctime_s, n->in.ctime_ns, o->ctime) > 0)
-        o->set &= ~(unsigned)FS_SET_CTIME;
+    if (!o->set || !same || n->over_seq != seq)
+        return;
+    if ((o->set & FS_SET_MTIME) && fs_ts_cmp(n->in.mtime_s, n->in.mtime_ns, o->mtime) == 0)
+        n->mtime = o->mtime;
+    o->set = 0;
 }
 
 int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
@@ -367,12 +370,14 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
     uint64_t tok = fs_token_new(fs);
     bool fresh = false;
     int unknown = 0;
+    uint64_t over_seq = n->over_seq;
+    bool over_same = true;
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         int rc = fs_node_load(fs, n, fresh);
         if (rc < 0)
             return unknown && rc == -ENOENT ? -EIO : rc;
         if (fresh && fs_stamps_has(&n->stamps, tok)) {
-            over_settled(n);
+            over_written(n, over_seq, over_same);
             return 0; /* an attempt whose answer was lost did land */
         }
         fs_inode_t copy;
@@ -380,6 +385,7 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
             return -ENOMEM;
         /* Deferred attribute changes were made before this one: applied first. */
         rc = n->over.set ? fs_attr_edit_apply(&copy, &n->over) : 0;
+        over_same = over_same && n->over_seq == over_seq;
         if (rc == 0)
             rc = mutate(&copy, arg);
         if (rc != 0) {
@@ -392,7 +398,7 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg)
         rc = inode_put(fs, n->ino, &copy, &st, KVC_PUT_IF_VERSION, n->ver, &ver);
         if (rc == 0) {
             node_set(fs, n, &copy, ver, &st);
-            over_settled(n);
+            over_written(n, over_seq, over_same);
             return 0;
         }
         fs_inode_free(&copy);
@@ -610,7 +616,8 @@ void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st)
     st->st_ctim.tv_nsec = in->ctime_ns;
     if (S_ISREG(in->mode) && n->meta_dirty) {
         st->st_mtim = n->mtime;
-        st->st_ctim = n->mtime;
+        if (fs_ts_cmp(in->ctime_s, in->ctime_ns, n->mtime) < 0)
+            st->st_ctim = n->mtime; /* as the flush will write it (mutate_written) */
     }
     /* Deferred changes are newer than both (a write since clears their times). */
     const fs_attr_edit_t *e = &n->over;
