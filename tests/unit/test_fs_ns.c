@@ -876,6 +876,21 @@ static int attr_run(fs_node_t *n, int step, const char *data, const fs_attr_edit
     return c.rc;
 }
 
+/* A new mount, and in it a new file (mode 0600) loaded and open here. */
+static fs_node_t *new_open_file(void)
+{
+    rng = 0;
+    mount_new();
+    call_t mk = {C_MAKE, FS_ROOT_INO, 0, "f", NULL, S_IFREG | 0600, 0, 0, 0};
+    calls_run(&mk, 1);
+    assert_int_equal(mk.rc, 0);
+    fs_node_t *n = fs_node_get(&fs, mk.ino);
+    assert_non_null(n);
+    assert_int_equal(attr_run(n, 3, NULL, NULL), 0);
+    n->open = 1;
+    return n;
+}
+
 /*
  * chmod, chown and utimens of a file open with unflushed writes cost no
  * store write: shown at once, written by the flush in the same record
@@ -889,15 +904,7 @@ static void test_deferred_attrs(void **state)
     const struct timespec t = {981173106, 123456789};
     const fate_t fates[] = {FATE_OK, FATE_LOST, FATE_RETRY, FATE_DROP};
     for (size_t k = 0; k < sizeof(fates) / sizeof(fates[0]); k++) {
-        rng = 0;
-        mount_new();
-        call_t mk = {C_MAKE, FS_ROOT_INO, 0, "f", NULL, S_IFREG | 0600, 0, 0, 0};
-        calls_run(&mk, 1);
-        assert_int_equal(mk.rc, 0);
-        fs_node_t *n = fs_node_get(&fs, mk.ino);
-        assert_non_null(n);
-        assert_int_equal(attr_run(n, 3, NULL, NULL), 0);
-        n->open = 1; /* as an open handle of this mount */
+        fs_node_t *n = new_open_file();
         fs_attr_edit_t e = {.set =
                                 FS_SET_MODE | FS_SET_UID | FS_SET_GID | FS_SET_MTIME | FS_SET_CTIME,
                             .mode = 0640,
@@ -997,15 +1004,7 @@ static void test_deferred_attrs_kept(void **state)
     (void)state;
     const struct timespec t = {981173106, 123456789};
     for (int other = 0; other < 3; other++) {
-        rng = 0;
-        mount_new();
-        call_t mk = {C_MAKE, FS_ROOT_INO, 0, "f", NULL, S_IFREG | 0600, 0, 0, 0};
-        calls_run(&mk, 1);
-        assert_int_equal(mk.rc, 0);
-        fs_node_t *n = fs_node_get(&fs, mk.ino);
-        assert_non_null(n);
-        assert_int_equal(attr_run(n, 3, NULL, NULL), 0);
-        n->open = 1;
+        fs_node_t *n = new_open_file();
         static char piece[10 * 1024 + 1];
         memset(piece, 'x', sizeof(piece) - 1);
         for (int i = 0; i < 10; i++)
@@ -1017,7 +1016,7 @@ static void test_deferred_attrs_kept(void **state)
         assert_int_equal(attr_run(n, 1, NULL, &e), 1);
         struct timespec before = fs_now();
         if (other == 1) {
-            call_t ln = {C_LINK, FS_ROOT_INO, 0, "g", NULL, 0, 0, mk.ino, 0};
+            call_t ln = {C_LINK, FS_ROOT_INO, 0, "g", NULL, 0, 0, n->ino, 0};
             calls_run(&ln, 1);
             assert_int_equal(ln.rc, 0);
         } else if (other == 2) {
