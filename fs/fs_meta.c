@@ -992,14 +992,23 @@ static int dir_walk(fs_t *fs, uint64_t dir, int (*visit)(fs_t *, uint64_t, fs_bu
  * holding names (0). A DEAD bucket refuses new names, so once every leaf is
  * DEAD no mount can add a name to the directory any more.
  */
+/*
+ * Mark the buckets of dir dead (removal claimed) or normal again, 1 when
+ * done, 0 if a bucket is not empty (dead only). It starts from the
+ * buckets this mount has cached: after an rm -r emptied the directory
+ * they are current, and the compare-and-set proves it, one round trip
+ * less than reading them first. Anything concluded without a write rests
+ * on a fresh read.
+ */
 static int claim_walk(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, bool dead)
 {
     int unknown = 0;
+    bool fresh = false;
     for (int attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
         fs_bucket_t b;
         kv_version_t ver;
         fs_stamps_t st;
-        int rc = bucket_get(fs, dir, depth, prefix, true, &b, &ver, &st);
+        int rc = bucket_get(fs, dir, depth, prefix, fresh, &b, &ver, &st);
         if (rc < 0)
             return rc == -ENOENT && depth > 0 ? -EIO : rc;
         fs_bucket_state_t state = b.state;
@@ -1013,7 +1022,12 @@ static int claim_walk(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, b
                 rc = claim_walk(fs, dir, depth + 1, prefix * 2 + 1, dead);
             return rc;
         }
-        if (dead && (state == FS_BUCKET_SPLITTING || count > 0))
+        bool busy = dead && (state == FS_BUCKET_SPLITTING || count > 0);
+        if ((busy || dead == (state == FS_BUCKET_DEAD)) && !fresh) {
+            fresh = true;
+            continue;
+        }
+        if (busy)
             return 0;
         if (dead == (state == FS_BUCKET_DEAD))
             return 1;
@@ -1025,6 +1039,7 @@ static int claim_walk(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, b
         fs_bucket_free(&nb);
         if (rc == 0)
             return 1;
+        fresh = true;
         /* A lost answer is settled by reading the state again: it is what we wrote, or not. */
         if (fs_outcome_unknown(rc) && ++unknown > UNKNOWN_ATTEMPTS)
             return -EIO;

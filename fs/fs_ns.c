@@ -634,12 +634,11 @@ static bool dir_vanished(fs_t *fs, uint64_t ino)
     return rc == -ENOENT;
 }
 
-int fs_ns_rmdir(fs_t *fs, uint64_t parent, const char *name, size_t len)
+/* One attempt of fs_ns_rmdir, with the name as cached or read afresh. */
+static int rmdir_try(fs_t *fs, uint64_t parent, const char *name, size_t len, bool fresh)
 {
-    int rc = fs_ns_check_name(len);
     fs_dirent_t ent;
-    if (rc == 0)
-        rc = fs_dir_lookup(fs, parent, name, len, true, &ent);
+    int rc = fs_dir_lookup(fs, parent, name, len, fresh, &ent);
     if (rc == 0 && ent.type != DT_DIR)
         rc = -ENOTDIR;
     /* Claimed, the directory takes no new names from any mount. */
@@ -684,6 +683,24 @@ int fs_ns_rmdir(fs_t *fs, uint64_t parent, const char *name, size_t len)
     dir_free(fs, n);
     fs_node_put(fs, n);
     return 0;
+}
+
+int fs_ns_rmdir(fs_t *fs, uint64_t parent, const char *name, size_t len)
+{
+    int rc = fs_ns_check_name(len);
+    if (rc < 0)
+        return rc;
+    /*
+     * First with the name as this mount has it cached (the kernel has just
+     * looked it up): the removal's compare-and-set on the leaf checks that
+     * it still names the directory claimed, one round trip less than
+     * reading it first. A failure that a stale name could explain (another
+     * mount replaced or moved the directory) is tried again afresh.
+     */
+    rc = rmdir_try(fs, parent, name, len, false);
+    if (rc == -ENOENT || rc == -ENOTDIR || rc == -ENOTEMPTY)
+        rc = rmdir_try(fs, parent, name, len, true);
+    return rc;
 }
 
 /* ---- links and renames ---- */

@@ -7,7 +7,9 @@
 # changed by a create on one are seen on the other, and a time set right
 # after a create is not overwritten by them; chmod, chown and utimens of
 # a file open with unflushed writes show at once on its mount and on the
-# other after the close or an fsync. --volume keeps two
+# other after the close or an fsync; an rmdir of a name another mount
+# replaced behind this mount's cache removes the directory now under it.
+# --volume keeps two
 # volumes on the same ring independent; a bad volume name is refused.
 source "$(dirname "$0")/fs_lib.sh"
 fs_require python3 getfattr
@@ -184,6 +186,27 @@ check_eq "... and on mount a" "$(cat "$A/mv/t")" new
 [ ! -e "$B/mv/s" ] || fail "the old name is still there after the rename on mount a"
 check_eq "names left in mv/" "$(ls "$B/mv" | tr '\n' ' ')" "t "
 log "a rename on a stale cached leaf moved the current file"
+
+# --- rmdir starts from the name this mount has cached (fs_ns_rmdir): here
+# mount b moved the directory away and made a new one under the name just
+# before a removes it, once with the old one emptied, once not: a removes
+# the new directory, and the old one is left whole and usable
+for full in 0 1; do
+    mkdir -p "$A/rd$full/x"
+    sleep "$SETTLE"
+    stat "$A/rd$full/x" >/dev/null # a's kernel and leaf cache name x
+    mv "$B/rd$full/x" "$B/rd$full/y"
+    mkdir "$B/rd$full/x"
+    ((full)) && echo f >"$B/rd$full/y/f"
+    old=empty
+    ((full)) && old="not empty"
+    rmdir "$A/rd$full/x" || fail "rmdir on mount a of a directory mount b had just replaced (the old one $old) failed"
+    sleep "$SETTLE"
+    [ ! -e "$B/rd$full/x" ] || fail "rd$full/x still there on mount b after a removed it"
+    echo g >"$B/rd$full/y/g" || fail "the moved directory rd$full/y takes no new file after a's rmdir of its old name"
+    check_eq "entries of the moved directory rd$full/y" "$(ls "$A/rd$full/y" | tr '\n' ' ')" "$( ((full)) && echo 'f g ' || echo 'g ')"
+done
+log "rmdir of a name replaced behind this mount's cache removed the new directory only"
 
 # --- volumes are independent
 C=$T/c
