@@ -644,7 +644,7 @@ static int rmdir_try(fs_t *fs, uint64_t parent, const char *name, size_t len, bo
     /* Claimed, the directory takes no new names from any mount. */
     if (rc == 0)
         rc = fs_dir_claim_empty(fs, ent.ino);
-    if (rc == -ENOENT && dir_vanished(fs, ent.ino)) {
+    if (rc == -ENOENT && fresh && dir_vanished(fs, ent.ino)) {
         /*
          * A name left by a mkdir cut short (record and buckets never made
          * or already freed): nothing to free but the name, or it could
@@ -652,7 +652,10 @@ static int rmdir_try(fs_t *fs, uint64_t parent, const char *name, size_t len, bo
          */
         del_edit_t d = {name, len, ent.ino};
         int touch_rc;
-        return dir_edit_and_touch(fs, parent, name, len, edit_del, &d, -1, &touch_rc);
+        rc = dir_edit_and_touch(fs, parent, name, len, edit_del, &d, -1, &touch_rc);
+        if (rc < 0 && touch_rc == 0)
+            parent_touch(fs, parent, +1); /* the name went meanwhile: the link count stays */
+        return rc;
     }
     if (rc < 0)
         return rc;
@@ -695,10 +698,11 @@ int fs_ns_rmdir(fs_t *fs, uint64_t parent, const char *name, size_t len)
      * looked it up): the removal's compare-and-set on the leaf checks that
      * it still names the directory claimed, one round trip less than
      * reading it first. A failure that a stale name could explain (another
-     * mount replaced or moved the directory) is tried again afresh.
+     * mount replaced, moved or removed the directory: its buckets may be
+     * gone, -EIO) is tried again afresh.
      */
     rc = rmdir_try(fs, parent, name, len, false);
-    if (rc == -ENOENT || rc == -ENOTDIR || rc == -ENOTEMPTY)
+    if (rc == -ENOENT || rc == -ENOTDIR || rc == -ENOTEMPTY || rc == -EIO)
         rc = rmdir_try(fs, parent, name, len, true);
     return rc;
 }

@@ -206,6 +206,24 @@ for full in 0 1; do
     echo g >"$B/rd$full/y/g" || fail "the moved directory rd$full/y takes no new file after a's rmdir of its old name"
     check_eq "entries of the moved directory rd$full/y" "$(ls "$A/rd$full/y" | tr '\n' ' ')" "$( ((full)) && echo 'f g ' || echo 'g ')"
 done
+# the claim starts from the buckets a has cached (just listed, empty): b's
+# file made in between must make it fail, not vanish with the directory
+mkdir "$A/rd2"
+sleep "$SETTLE"
+ls "$A/rd2" >/dev/null
+echo f >"$B/rd2/f"
+rmdir "$A/rd2" 2>"$T/rmdir.err" && fail "rmdir on mount a removed rd2 although mount b had just made rd2/f"
+grep -q 'not empty' "$T/rmdir.err" || fail "rmdir of rd2 on mount a: expected 'Directory not empty', got: $(cat "$T/rmdir.err")"
+check_eq "rd2/f read on mount a after the refused rmdir" "$(cat "$A/rd2/f")" f
+# ... and one b removed already: a's rmdir fails, the parent's link count
+# stays right
+mkdir -p "$A/rd3/x"
+sleep "$SETTLE"
+stat "$A/rd3/x" >/dev/null
+rmdir "$B/rd3/x"
+rmdir "$A/rd3/x" 2>/dev/null && fail "rmdir on mount a of rd3/x succeeded although mount b had removed it"
+sleep "$SETTLE"
+check_eq "link count of rd3 after both mounts' rmdir of its only subdirectory" "$(stat -c %h "$B/rd3")" 2
 log "rmdir of a name replaced behind this mount's cache removed the new directory only"
 
 # --- volumes are independent
