@@ -182,6 +182,11 @@ done
 # and stores twice the copies of the others: with three copies on five nodes
 # its fair share (3 x 2/6) is one copy of every key, so it is in every set
 # (ring_place's capped weights) and the others share the other two copies.
+# The copies are exact; the primaries follow the tokens' arcs, which depend
+# on the (random) node ids: with 64 tokens a node's arc share varies by
+# about 12 %, the ratio of the heavy node's primaries to the others' mean
+# by about 0.2 around 2 (1.49-2.38 seen in CI and seven runs), so its band
+# is 1.3-2.8 (about three standard deviations).
 WEIGHTS=(1 1 1 1 2)
 alloc_ports PORTS 6
 start_node c0 "${PORTS[0]}" "" "${TOK[@]}" --weight "${WEIGHTS[0]}"
@@ -198,7 +203,7 @@ others=$(jq --arg a "tcp://127.0.0.1:${PORTS[4]}" '[.per_node[] | select(.addr !
     | {primary: ([.[].primary] | add / length), keys: ([.[].keys] | add / length)}' <<<"$st")
 log "weights 1,1,1,1,2: heavy node $(jq -c '{primary, keys}' <<<"$heavy"), others on average $(jq -c . <<<"$others")"
 jq -e -n --argjson h "$heavy" --argjson o "$others" \
-    '$h.primary >= 1.6 * $o.primary and $h.primary <= 2.4 * $o.primary
+    '$h.primary >= 1.3 * $o.primary and $h.primary <= 2.8 * $o.primary
      and $h.keys >= 1.8 * $o.keys' \
     >/dev/null || soft_fail "the weight-2 node is not weighted: $heavy against $others"
 
