@@ -989,16 +989,12 @@ static int dir_walk(fs_t *fs, uint64_t dir, int (*visit)(fs_t *, uint64_t, fs_bu
 
 /*
  * Mark every empty leaf bucket of dir DEAD (1), or stop at the first leaf
- * holding names (0). A DEAD bucket refuses new names, so once every leaf is
- * DEAD no mount can add a name to the directory any more.
- */
-/*
- * Mark the buckets of dir dead (removal claimed) or normal again, 1 when
- * done, 0 if a bucket is not empty (dead only). It starts from the
- * buckets this mount has cached: after an rm -r emptied the directory
- * they are current, and the compare-and-set proves it, one round trip
- * less than reading them first. Anything concluded without a write rests
- * on a fresh read.
+ * holding names (0); with dead false, mark them normal again. A DEAD
+ * bucket refuses new names, so once every leaf is DEAD no mount can add a
+ * name to the directory any more. It starts from the buckets this mount
+ * has cached: after an rm -r emptied the directory they are current, and
+ * the compare-and-set proves it, one round trip less than reading them
+ * first. Anything concluded without a write rests on a fresh read.
  */
 static int claim_walk(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, bool dead)
 {
