@@ -32,7 +32,8 @@
 # DATA_ROOT (default /dev/shm if it is tmpfs, else /tmp), SECS=2 (per put or
 # get run), N_ZMQ=5000, N_ZMQ_1M=200, KEYS_1K=100000, KEYS_1M=256,
 # MAX_SECONDS=300 (no new round starts after that; each client run is capped
-# at 60 s), KEEP=1 keeps the node dirs and logs. Needs cc, pkg-config, libzmq,
+# at 60 s), KEEP=1 keeps the node dirs and logs, KVNODE_ARGS (extra kvnode
+# arguments for both rings, e.g. "--tokens 0"). Needs cc, pkg-config, libzmq,
 # libsodium, jq, memcached (apt-get install memcached).
 # Typical time: ~60 s per round + ~10 s setup on 2 vCPUs.
 set -euo pipefail
@@ -77,6 +78,8 @@ start_ring() { # NAME NODES
     for ((i = 0; i < n; i++)); do
         args=(--listen "tcp://127.0.0.1:${ports[$i]}" --data "$T/$name-n$i.data" --log-level warn
             --replicas 3 --write-quorum 2 --read-quorum 2)
+        # shellcheck disable=SC2206  # KVNODE_ARGS splits into words on purpose
+        args+=(${KVNODE_ARGS:-})
         ((i > 0)) && args+=(--join "$ep0")
         # shellcheck disable=SC2017  # 2^64/n without overflow, as lookup-bench.sh
         args+=(--id "$(printf '0x%x' $((i * (0x7fffffffffffffff / n * 2 + 1))))")
