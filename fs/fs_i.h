@@ -221,7 +221,7 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg);
  * case). Takes n->lock. true: deferred; false: the caller updates the
  * record itself.
  */
-bool fs_node_defer_attrs(fs_t *fs, fs_node_t *n, const fs_attr_edit_t *e);
+bool fs_node_defer_attrs(fs_node_t *n, const fs_attr_edit_t *e);
 /* Apply the changes in e to a record (a mode change updates its access ACL). 0 or -ENOMEM. */
 int fs_attr_edit_apply(fs_inode_t *in, const fs_attr_edit_t *e);
 /*

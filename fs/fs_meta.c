@@ -319,13 +319,20 @@ int fs_attr_edit_apply(fs_inode_t *in, const fs_attr_edit_t *e)
     return 0;
 }
 
-bool fs_node_defer_attrs(fs_t *fs, fs_node_t *n, const fs_attr_edit_t *e)
+static bool defer_ok(const fs_node_t *n, const fs_attr_edit_t *e)
 {
-    (void)fs;
+    return n->have && S_ISREG(n->in.mode) && n->meta_dirty && n->open > 0 &&
+           !((e->set & FS_SET_MODE) && fs_xattr_find(&n->in, FS_ACL_ACCESS));
+}
+
+bool fs_node_defer_attrs(fs_node_t *n, const fs_attr_edit_t *e)
+{
+    /* Most setattrs cannot be deferred: they need not wait for the lock to learn it. */
+    if (!defer_ok(n, e))
+        return false;
     fiber_mutex_lock(&n->lock);
     /* Under the lock no flush is under way, so meta_dirty means one is still owed. */
-    bool ok = n->have && S_ISREG(n->in.mode) && n->meta_dirty && n->open > 0 &&
-              !((e->set & FS_SET_MODE) && fs_xattr_find(&n->in, FS_ACL_ACCESS));
+    bool ok = defer_ok(n, e);
     if (ok) {
         fs_attr_edit_t *o = &n->over;
         if (e->set & FS_SET_MODE)

@@ -462,7 +462,7 @@ static void run_setattr(op_t *o)
     }
     /* On a file with unflushed writes, the change rides with their flush. */
     fs_attr_edit_t e;
-    if (setattr_as_edit(o, fs_now(), &e) && fs_node_defer_attrs(fs, n, &e)) {
+    if (setattr_as_edit(o, fs_now(), &e) && fs_node_defer_attrs(n, &e)) {
         n->remote_change = false;
         reply_attr(fs, o->req, n);
         return;

@@ -861,7 +861,7 @@ static void attr_fiber(void *arg)
         c->rc =
             fs_data_write(&fs, c->node, c->node->size, (const uint8_t *)c->data, strlen(c->data));
     else if (c->step == 1)
-        c->rc = fs_node_defer_attrs(&fs, c->node, &c->edit) ? 1 : 0;
+        c->rc = fs_node_defer_attrs(c->node, &c->edit) ? 1 : 0;
     else if (c->step == 2)
         c->rc = fs_data_flush(&fs, c->node);
     else
