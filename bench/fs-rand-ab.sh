@@ -17,11 +17,8 @@
 set -euo pipefail
 ROUNDS=${1:-3}
 shift || true
-if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || [ $# -lt 2 ]; then
-    echo "usage: fs-rand-ab.sh ROUNDS NAME=BUILD_DIR NAME=BUILD_DIR [...]" >&2
-    exit 2
-fi
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_ab_args fs-rand-ab "$ROUNDS" $#
 bench_paths build
 RUNTIME=${RUNTIME:-8}
 RAND_SIZE=${RAND_SIZE:-256M}
@@ -43,10 +40,7 @@ bench_ab_rings_up fs-rand-ab "$@"
 rfio() { fio --name="$1" --ioengine=psync --filename="$2" --bs=4k --size="$RAND_SIZE" \
     --time_based --runtime="$RUNTIME" --output-format=json "${@:3}"; }
 for ((r = 1; r <= ROUNDS; r++)); do
-    order=("${!NAMES[@]}")
-    if ((r % 2 == 0)); then
-        mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
-    fi
+    mapfile -t order < <(bench_ab_order "$r")
     for i in "${order[@]}"; do
         f=$T/${NAMES[$i]}/mnt/f
         w=$(rfio rw "$f" --rw=randwrite --fsync=32 |
@@ -58,19 +52,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
 done
 
 out=$RESULTS_DIR/fs-rand-ab-$(date +%Y%m%d-%H%M%S).md
-med() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 {
     echo "ROUNDS=$ROUNDS RUNTIME=$RUNTIME RAND_SIZE=$RAND_SIZE DHTFS_OPTS=${DHTFS_OPTS:-} (medians of rounds)"
     echo
     echo "| build | randwrite IOPS (fsync/32) | fsync mean, us | randread IOPS (direct) | randwrite / ${NAMES[0]} | randread / ${NAMES[0]} | load1 |"
     echo "|---|---:|---:|---:|---:|---:|---|"
-    w0=$(awk -v n="${NAMES[0]}" '$1 == n {print $2}' "$T/results.txt" | med)
-    r0=$(awk -v n="${NAMES[0]}" '$1 == n {print $4}' "$T/results.txt" | med)
+    w0=$(bench_ab_col "${NAMES[0]}" 2)
+    r0=$(bench_ab_col "${NAMES[0]}" 4)
     for n in "${NAMES[@]}"; do
-        w=$(awk -v n="$n" '$1 == n {print $2}' "$T/results.txt" | med)
-        s=$(awk -v n="$n" '$1 == n {print $3}' "$T/results.txt" | med)
-        rd=$(awk -v n="$n" '$1 == n {print $4}' "$T/results.txt" | med)
-        l=$(awk -v n="$n" '$1 == n {printf "%s%s", (k++ ? "," : ""), $5}' "$T/results.txt")
+        w=$(bench_ab_col "$n" 2)
+        s=$(bench_ab_col "$n" 3)
+        rd=$(bench_ab_col "$n" 4)
+        l=$(bench_ab_list "$n" 5)
         printf '| %s | %.0f | %.0f | %.0f | %.2f | %.2f | %s |\n' "$n" "$w" "$s" "$rd" \
             "$(echo "$w / $w0" | bc -l)" "$(echo "$rd / $r0" | bc -l)" "$l"
     done

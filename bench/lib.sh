@@ -220,3 +220,52 @@ bench_ab_rings_up() {
     done
     T=$top
 }
+
+# ---- helpers of the A/B scripts (fs-rand-ab.sh, sqlite-ab.sh, work-ab.sh)
+
+# bench_ab_args WHAT ROUNDS NARGS: exit 2 with the usage unless ROUNDS is a
+# positive number and at least two NAME=BUILD_DIR arguments follow.
+bench_ab_args() {
+    if ! [[ $2 =~ ^[1-9][0-9]*$ ]] || (($3 < 2)); then
+        echo "usage: $1.sh ROUNDS NAME=BUILD_DIR NAME=BUILD_DIR [...]" >&2
+        exit 2
+    fi
+}
+
+# bench_ab_order R: the indexes of NAMES in round R's order (reversed every
+# other round), one per line.
+bench_ab_order() {
+    if (($1 % 2 == 0)); then
+        printf '%s\n' "${!NAMES[@]}" | tac
+    else
+        printf '%s\n' "${!NAMES[@]}"
+    fi
+}
+
+# bench_ab_col NAME COL: the median of column COL over NAME's lines of
+# $T/results.txt (one line per build and round, the name first).
+bench_ab_col() {
+    awk -v n="$1" -v c="$2" '$1 == n {print $c}' "$T/results.txt" |
+        sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'
+}
+
+# bench_ab_list NAME COL: column COL of NAME's lines, comma-separated (load1 per round).
+bench_ab_list() {
+    awk -v n="$1" -v c="$2" '$1 == n {printf "%s%s", (k++ ? "," : ""), $c}' "$T/results.txt"
+}
+
+# bench_ab_exit_logs: unmount every build's dhtfs and give them time to write
+# their exit logs (request counts, at -o log_level=info).
+bench_ab_exit_logs() {
+    local n
+    for n in "${NAMES[@]}"; do
+        fusermount3 -u "$T/$n/mnt"
+    done
+    sleep 2
+}
+
+# bench_ab_req NAME KIND COL: from NAME's exit log, for FUSE requests of KIND,
+# column COL of its line (6 count, 9 mean µs, 15 serial store round trips).
+bench_ab_req() {
+    awk -v k="$2" -v c="$3" '$4 == "fs:" && $5 == k {print $c}' "$T/$1/dhtfs.log" | tail -n 1
+}

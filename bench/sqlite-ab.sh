@@ -17,11 +17,8 @@
 set -euo pipefail
 ROUNDS=${1:-3}
 shift || true
-if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || [ $# -lt 2 ]; then
-    echo "usage: sqlite-ab.sh ROUNDS NAME=BUILD_DIR NAME=BUILD_DIR [...]" >&2
-    exit 2
-fi
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_ab_args sqlite-ab "$ROUNDS" $#
 bench_paths build
 TXNS=${TXNS:-300}
 command -v sqlite3 >/dev/null || {
@@ -41,10 +38,7 @@ DHTFS_OPTS=log_level=info${DHTFS_OPTS:+,$DHTFS_OPTS}
 bench_ab_rings_up sqlite-ab "$@"
 
 for ((r = 1; r <= ROUNDS; r++)); do
-    order=("${!NAMES[@]}")
-    if ((r % 2 == 0)); then
-        mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
-    fi
+    mapfile -t order < <(bench_ab_order "$r")
     for i in "${order[@]}"; do
         db=$T/${NAMES[$i]}/mnt/db-$r.sqlite
         s=$EPOCHREALTIME
@@ -58,27 +52,18 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
-# the exit logs: unmount each build's dhtfs and wait for it to write them
-for n in "${NAMES[@]}"; do
-    fusermount3 -u "$T/$n/mnt"
-done
-sleep 2
-req() { # NAME KIND COL: the exit log's count (COL 6) or mean us (COL 9) of KIND requests
-    awk -v k="$2" -v c="$3" '$4 == "fs:" && $5 == k {print $c}' "$T/$1/dhtfs.log" | tail -n 1
-}
-
+bench_ab_exit_logs
 out=$RESULTS_DIR/sqlite-ab-$(date +%Y%m%d-%H%M%S).md
-med() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
 {
     echo "ROUNDS=$ROUNDS TXNS=$TXNS (medians of rounds; request counts over all rounds)"
     echo
     echo "| build | seconds | / ${NAMES[0]} | setlk requests | setlk mean, us | lookups | lookup mean, us | load1 |"
     echo "|---|---:|---:|---:|---:|---:|---:|---|"
-    t0=$(awk -v n="${NAMES[0]}" '$1 == n {print $2}' "$T/results.txt" | med)
+    t0=$(bench_ab_col "${NAMES[0]}" 2)
     for n in "${NAMES[@]}"; do
-        t=$(awk -v n="$n" '$1 == n {print $2}' "$T/results.txt" | med)
-        l=$(awk -v n="$n" '$1 == n {printf "%s%s", (k++ ? "," : ""), $3}' "$T/results.txt")
+        t=$(bench_ab_col "$n" 2)
         printf '| %s | %.2f | %.2f | %s | %s | %s | %s | %s |\n' "$n" "$t" "$(echo "$t / $t0" | bc -l)" \
-            "$(req "$n" setlk 6)" "$(req "$n" setlk 9)" "$(req "$n" lookup 6)" "$(req "$n" lookup 9)" "$l"
+            "$(bench_ab_req "$n" setlk 6)" "$(bench_ab_req "$n" setlk 9)" \
+            "$(bench_ab_req "$n" lookup 6)" "$(bench_ab_req "$n" lookup 9)" "$(bench_ab_list "$n" 3)"
     done
 } | tee "$out"

@@ -21,11 +21,8 @@
 set -euo pipefail
 ROUNDS=${1:-3}
 shift || true
-if ! [[ $ROUNDS =~ ^[1-9][0-9]*$ ]] || [ $# -lt 2 ]; then
-    echo "usage: work-ab.sh ROUNDS NAME=BUILD_DIR NAME=BUILD_DIR [...]" >&2
-    exit 2
-fi
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_ab_args work-ab "$ROUNDS" $#
 bench_paths build
 FILES=${FILES:-1000}
 SRC_TREE=${SRC_TREE:-/usr/include}
@@ -48,10 +45,7 @@ export GIT_AUTHOR_NAME=bench GIT_AUTHOR_EMAIL=bench@localhost
 export GIT_COMMITTER_NAME=bench GIT_COMMITTER_EMAIL=bench@localhost
 secs() { echo "$2 - $1" | bc -l; }
 for ((r = 1; r <= ROUNDS; r++)); do
-    order=("${!NAMES[@]}")
-    if ((r % 2 == 0)); then
-        mapfile -t order < <(printf '%s\n' "${order[@]}" | tac)
-    fi
+    mapfile -t order < <(bench_ab_order "$r")
     for i in "${order[@]}"; do
         d=$T/${NAMES[$i]}/mnt/r$r
         mkdir "$d"
@@ -72,15 +66,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     done
 done
 
-# the exit logs: unmount each build's dhtfs and wait for it to write them
-for n in "${NAMES[@]}"; do
-    fusermount3 -u "$T/$n/mnt"
-done
-sleep 2
-
+bench_ab_exit_logs
 out=$RESULTS_DIR/work-ab-$(date +%Y%m%d-%H%M%S).md
-med() { sort -g | awk '{a[NR] = $1} END {print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2}'; }
-col() { awk -v n="$1" -v c="$2" '$1 == n {print $c}' "$T/results.txt" | med; }
 {
     echo "ROUNDS=$ROUNDS FILES=$FILES SRC_TREE=$SRC_TREE (medians of rounds, seconds; ratio to ${NAMES[0]})"
     echo
@@ -89,10 +76,10 @@ col() { awk -v n="$1" -v c="$2" '$1 == n {print $c}' "$T/results.txt" | med; }
     for n in "${NAMES[@]}"; do
         row="| $n"
         for c in 2 3 4; do
-            v=$(col "$n" "$c")
-            row+=" | $(printf '%.2f' "$v") | $(printf '%.2f' "$(echo "$v / $(col "${NAMES[0]}" "$c")" | bc -l)")"
+            v=$(bench_ab_col "$n" "$c")
+            row+=" | $(printf '%.2f' "$v") | $(printf '%.2f' "$(echo "$v / $(bench_ab_col "${NAMES[0]}" "$c")" | bc -l)")"
         done
-        echo "$row | $(awk -v n="$n" '$1 == n {printf "%s%s", (k++ ? "," : ""), $5}' "$T/results.txt") |"
+        echo "$row | $(bench_ab_list "$n" 5) |"
     done
     echo
     echo "FUSE requests over the whole run (count, mean µs, serial store round trips per request):"
@@ -102,7 +89,7 @@ col() { awk -v n="$1" -v c="$2" '$1 == n {print $c}' "$T/results.txt" | med; }
     for k in lookup create setattr write flush link unlink rename mknod rmdir open; do
         row="| $k"
         for n in "${NAMES[@]}"; do
-            row+=" | $(awk -v k="$k" '$4 == "fs:" && $5 == k {printf "%s, %s, %s", $6, $9, $15}' "$T/$n/dhtfs.log" | tail -n 1)"
+            row+=" | $(bench_ab_req "$n" "$k" 6), $(bench_ab_req "$n" "$k" 9), $(bench_ab_req "$n" "$k" 15)"
         done
         echo "$row |"
     done
