@@ -10,7 +10,9 @@
 #              (ids pinned to k*2^64/NODES, as in lookup-bench.sh)
 #   memcached  -t 2 -m 2048 -I 2m on 127.0.0.1 (-I 2m: a 1 MiB value plus its
 #              key does not fit the default 1 MiB item limit)
-# and runs ROUNDS rounds of "units", the order reversed every other round:
+# waits until both rings' authorities vouch for direct reads (copies
+# settled after the joins; a probe of gets of absent keys), and runs ROUNDS
+# rounds of "units", the order reversed every other round:
 #   zmq        ../shared/bench/zmq-rtt.c REQ/REP ping-pong of 64 B, 1 KiB and
 #              1 MiB (N_ZMQ, N_ZMQ, N_ZMQ_1M round trips) and a plain TCP
 #              ping-pong of 1 KiB: the floors
@@ -111,6 +113,23 @@ for ring in dhtfs3:3 dhtfs5:5; do
             exit 1
         fi
         sleep 0.1
+    done
+done
+# Steady state: under token placement a ring's authorities vouch for direct
+# reads only once copies are where the placement puts them (some sync
+# periods after the last join); until then gets are coordinated. Wait
+# (at most 90 s) until a probe's gets of absent keys are mostly direct.
+for ring in dhtfs3 dhtfs5; do
+    for ((w = 0; ; w++)); do
+        out=$("$KL" --peer "${EPS[$ring]}" --op get --keys 200 --ops 400 --prefix settle \
+            --label "$ring" --test settle 2>/dev/null) || true
+        [[ $out =~ direct=([0-9]+)\ coordinated=([0-9]+) ]] &&
+            ((BASH_REMATCH[1] >= 200)) && break
+        if ((w >= 90)); then
+            echo "kv-bench: $ring: direct reads not vouched for within 90 s (${BASH_REMATCH[*]:1})" >&2
+            break
+        fi
+        sleep 1
     done
 done
 mapfile -t XP < <("$FREEPORT" 5)

@@ -30,13 +30,16 @@
  *   RESULT label=dhtfs run=R fstype=- test=put_1KiB_c4 unit=ops/s value=OPS
  *     lat_mean_us=.. lat_p99_us=.. lat_p50_us=.. MiBps=.. n=.. errors=..
  *     timeouts=.. missing=.. wrong=.. size=.. conc=.. keys_written=.. secs=..
- *     lat_max_us=.. client_cpu_us_per_op=.. client_minflt_per_op=..
+ *     lat_max_us=.. client_cpu_us_per_op=.. client_minflt_per_op=.. direct=.. coordinated=..
  * (errors = every operation that did not return the expected result:
  * timeouts + missing + wrong + other). keys_written (put): how many distinct
  * keys 0..keys_written-1 hold their value (min(ops issued, K)) — give it as
  * --keys to the get run. client_*_per_op: this process's CPU time (user+sys)
  * and minor page faults over the whole run (setup and warm-up included) per
- * operation issued. Exit 0 if errors == 0, 1 otherwise, 2 usage/setup.
+ * operation issued. direct / coordinated (dhtfs gets, warm-up included):
+ * answered by R replicas read directly / handed to the key's authority after
+ * a direct read (kvc_read_counts). Exit 0 if errors == 0, 1 otherwise, 2
+ * usage/setup.
  *
  * Build (bench/kv-bench.sh does this; nothing in CMake):
  *   cc -O2 -std=c11 -D_GNU_SOURCE -I kvnode -I ringlib -o kv-load bench/kv-load.c \
@@ -201,6 +204,7 @@ static struct {
     long errors, timeouts, missing, wrong, other;
     int shown;
     bool stopping;
+    uint64_t direct, coordinated; /* kvc_read_counts, at the end */
 } run;
 
 static void note_error(const char *what, long key, const char *detail)
@@ -343,6 +347,7 @@ static int run_dhtfs(slot_t *slots)
         dht_start(&slots[i]);
     if (run.active > 0)
         loop_run(loop);
+    kvc_read_counts(kvc, &run.direct, &run.coordinated);
     rpc_destroy(&rpc);
     kvc_destroy(&kvc);
     loop_destroy(&loop);
@@ -725,11 +730,12 @@ int main(int argc, char **argv)
     printf("RESULT label=%s run=%s fstype=- test=%s unit=ops/s value=%.1f lat_mean_us=%.1f "
            "lat_p99_us=%.1f lat_p50_us=%.1f load1=%.2f MiBps=%.2f n=%ld errors=%ld timeouts=%ld "
            "missing=%ld wrong=%ld other=%ld size=%zu conc=%ld keys_written=%ld secs=%.3f "
-           "lat_max_us=%.0f client_cpu_us_per_op=%.1f client_minflt_per_op=%.2f\n",
+           "lat_max_us=%.0f client_cpu_us_per_op=%.1f client_minflt_per_op=%.2f direct=%" PRIu64
+           " coordinated=%" PRIu64 "\n",
            label, cfg.run ? cfg.run : runbuf, test, ops, mean, p99, p50, load1, mibps, n,
            run.errors, run.timeouts, run.missing, run.wrong, run.other, cfg.size, cfg.conc,
            cfg.put ? written : cfg.keys, secs, mx, cpu_us / (double)all_ops,
-           (double)ru.ru_minflt / (double)all_ops);
+           (double)ru.ru_minflt / (double)all_ops, run.direct, run.coordinated);
     for (long i = 0; i < cfg.conc; i++)
         free(slots[i].val);
     free(slots);

@@ -59,10 +59,12 @@ void kv_replica_serve_get(node_t *n, const uint8_t *ident, size_t ident_len, con
 /*
  * A client's read of our own copy, one of the R it sends itself (a
  * quorum read without a coordinator's extra hop). Only the key's
- * authority can vouch for who the replicas are, so it names the rest of
- * its replica set; the client accepts the answers only if the others it
- * asked are in that set and all agree, and falls back to a coordinated
- * KV_GET otherwise.
+ * authority can vouch for who the replicas are, as it coordinates the
+ * key's writes: it names the rest of its replica set (done: its own copy
+ * is one of them) or, under token placement when it holds no copy, the
+ * whole set (not done, the client does not count its answer). The client
+ * accepts the answers only if the others it asked are in that set and
+ * all agree, and falls back to a coordinated KV_GET otherwise.
  */
 void kv_replica_serve_read(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_t *m)
 {
@@ -70,20 +72,17 @@ void kv_replica_serve_read(node_t *n, const uint8_t *ident, size_t ident_len, co
     if (!r)
         return;
     ring_id_t pos = store_pos(n->store, m->key_bytes, m->key_len);
-    r->done = ring_state_owns(n->rs, pos);
-    if (r->done) {
+    if (ring_state_owns(n->rs, pos)) {
         node_read_set_t rs;
         node_key_read_set(n, pos, &rs);
         /*
-         * Under token placement the authority vouches only while it holds
-         * a copy, and not while the key's copies move (its old sets must be
-         * asked too) or before it knows the ring's members.
+         * Not while the key's copies move (its old sets must be asked too)
+         * nor before it knows the ring's members (token placement).
          */
-        bool holds = false;
+        bool vouch = rs.nold == 0 && (!node_place_on(n) || node_members_complete(n));
         for (size_t i = 0; i < rs.ncur; i++)
-            holds |= rs.id[i] == n->self;
-        r->done = holds && rs.nold == 0 && (!node_place_on(n) || node_members_complete(n));
-        for (size_t i = 0; i < rs.ncur && r->done && r->nsucc < WIRE_SUCC_MAX; i++)
+            r->done |= vouch && rs.id[i] == n->self;
+        for (size_t i = 0; i < rs.ncur && vouch && r->nsucc < WIRE_SUCC_MAX; i++)
             if (rs.id[i] != n->self)
                 node_fill(n, &r->succ[r->nsucc++], rs.id[i]);
     }

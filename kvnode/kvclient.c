@@ -23,6 +23,7 @@
 #include "kvclient.h"
 
 #include "log.h"
+#include "ring_place.h"
 #include "wire.h"
 
 #include <errno.h>
@@ -50,6 +51,8 @@ enum {
     /* A node that did not answer a direct read is not read directly for this long. */
     DIRECT_PENALTY_MS = 5000,
     DIRECT_UNSUPPORTED_MS = 60000,
+    /* R reads and, under token placement, the authority's vouching when it holds no copy. */
+    DREAD_MAX = DIRECT_MAX + 1,
 };
 
 typedef struct {
@@ -57,6 +60,16 @@ typedef struct {
     char addr[ENDPOINT_MAX];
     uint64_t no_direct_until; /* loop clock, ms */
 } cnode_t;
+
+/*
+ * Under token placement: a partition's replica set as its authority last
+ * named it (n == 0: not known yet). Only a guess of whom to read: the
+ * authority still vouches for every direct read.
+ */
+typedef struct {
+    uint8_t n;
+    ring_id_t id[RING_PLACE_REPLICAS_MAX];
+} pset_t;
 
 typedef enum { K_GET, K_PUT, K_LOOKUP } kind_t;
 
@@ -73,6 +86,7 @@ typedef struct {
     bool found;
     uint8_t flags;
     kv_version_t version;
+    bool counts;  /* its answer is one of the R (false: the authority, vouching only) */
     bool vouched; /* the authority named this node in its replica set */
 } dread_t;
 
@@ -84,8 +98,10 @@ typedef struct {
 typedef struct dset {
     struct op *op; /* NULL once the get no longer waits for these calls */
     unsigned dn, dpending;
+    unsigned full; /* the read asked for the value: 0 (the authority) or 1 */
     uint64_t hedge_timer;
-    dread_t dr[DIRECT_MAX]; /* dr[0]: the authority */
+    bool hedged;           /* given up on at DIRECT_HEDGE_MS: who has not answered is slow */
+    dread_t dr[DREAD_MAX]; /* dr[0]: the authority */
 } dset_t;
 
 typedef struct op {
@@ -150,6 +166,8 @@ struct kvc {
     size_t nseeds, next_seed;
     unsigned m;
     unsigned replicas, read_quorum; /* from INFO; 0 until known */
+    bool info_plain;                /* the seed answered INFO only in layout 1 */
+    pset_t *psets;                  /* token placement (INFO's tokens > 0): per partition */
     uint64_t direct_reads, direct_fallbacks;
     bool info_in_flight;
     unsigned info_failures;
@@ -479,15 +497,51 @@ static void find(op_t *op)
 /*
  * A get asks R replicas itself, in parallel, instead of asking the key's
  * authority to ask them: one round trip instead of two, and the value
- * crosses the network once. The authority sends the value and names the
- * rest of its replica set; the others send their version only. The
- * answer stands only if the authority answered as authority, it vouched
+ * crosses the network once. The authority (which coordinates the key's
+ * writes) names its replica set; one replica sends the value, the others
+ * their version only. The answer stands only if the authority vouched
  * for every other node asked, and all R agree on the version: then the
  * newest version any write quorum left is among them (W + R > N), exactly
  * as when the authority asks. Anything else (a stale cache, a replica
  * behind, a write under way, a node silent) falls back to a coordinated
  * KV_GET, which also repairs what it finds.
+ *
+ * Whom to ask: under Chord placement the authority and the next R - 1
+ * nodes of the ring cache, its successors. Under token placement the
+ * replica set is not the authority's successors, nor need it include the
+ * authority: the client keeps each partition's set as the authority last
+ * named it, reads R of its members, and asks the authority as well only
+ * for its vouching when it is not a member. A partition not known yet is
+ * read as under Chord placement, which teaches its set.
  */
+
+static const cnode_t *cache_find_id(const kvc_t *c, ring_id_t id)
+{
+    size_t k = cache_lower(c, id);
+    return k < c->ncache && c->cache[k].id == id ? &c->cache[k] : NULL;
+}
+
+/* The key's partition set, under token placement (NULL under Chord placement or out of memory). */
+static pset_t *pset_of(kvc_t *c, const op_t *op)
+{
+    if (!c->psets)
+        return NULL;
+    return &c->psets[ring_place_part_of(ring_hash(op->key, op->key_len, c->m), c->m)];
+}
+
+/* Remember the set an authority named: itself (if holder) and the list. */
+static void pset_learn(kvc_t *c, const op_t *op, const ring_id_t *holder, const wire_msg_t *r)
+{
+    pset_t *ps = pset_of(c, op);
+    if (!ps)
+        return;
+    unsigned n = 0;
+    if (holder)
+        ps->id[n++] = *holder;
+    for (unsigned i = 0; i < r->nsucc && n < RING_PLACE_REPLICAS_MAX; i++)
+        ps->id[n++] = r->succ[i].id;
+    ps->n = (uint8_t)n;
+}
 
 static cnode_t *cache_find_addr(kvc_t *c, const char *addr)
 {
@@ -507,14 +561,16 @@ static void direct_detach(op_t *op)
         loop_timer_cancel(op->c->loop, ds->hedge_timer);
     ds->hedge_timer = 0;
     /*
-     * Whoever has not answered yet is not read directly for a while, nor
+     * Whoever failed or was too slow to answer is not read directly for a while, nor
      * for longer a node that does not know direct reads (one built before
-     * them, in a rolling upgrade).
+     * them, in a rolling upgrade). A node still on its way when another's
+     * answer settled the read is not slow.
      */
     uint64_t now = loop_clock_ms();
     for (unsigned i = 0; i < ds->dn; i++) {
         const dread_t *d = &ds->dr[i];
-        uint64_t pause = !d->answered           ? DIRECT_PENALTY_MS
+        bool silent = !d->answered && (d->rc != 1 || ds->hedged); /* rc 1: still on its way */
+        uint64_t pause = silent                 ? DIRECT_PENALTY_MS
                          : d->rc == -EOPNOTSUPP ? DIRECT_UNSUPPORTED_MS
                                                 : 0;
         cnode_t *cn = pause ? cache_find_addr(op->c, d->addr) : NULL;
@@ -560,8 +616,8 @@ static void direct_fallback(op_t *op)
 static void direct_settle(op_t *op, const wire_msg_t *last)
 {
     dset_t *ds = op->ds;
-    const dread_t *a = &ds->dr[0];
-    bool ok = a->answered && a->rc == 0;
+    const dread_t *a = &ds->dr[ds->full];
+    bool ok = ds->dr[0].answered && ds->dr[0].rc == 0;
     for (unsigned i = 1; i < ds->dn && ok; i++) {
         const dread_t *d = &ds->dr[i];
         ok = d->answered && d->rc == 0 && d->vouched && d->found == a->found &&
@@ -608,6 +664,7 @@ static void on_direct_hedge(loop_t *loop, void *arg)
     (void)loop;
     op_t *op = arg;
     op->ds->hedge_timer = 0;
+    op->ds->hedged = true;
     direct_fallback(op);
 }
 
@@ -627,13 +684,22 @@ static void on_direct_reply(int rc, const wire_msg_t *r, void *arg)
     }
     kvc_t *c = op->c;
     bool authority = d == &ds->dr[0];
+    bool full = d == &ds->dr[ds->full];
     if (d->rc == 0) {
         d->found = r->found;
         d->version = r->version;
         d->flags = r->flags;
         if (authority) {
-            if (!r->done)
-                d->rc = -EREMOTE; /* not (or no longer) the authority */
+            /*
+             * done: the authority, holding a copy, names the others; a list
+             * without done: the authority holds no copy and names the whole
+             * set; neither: not (or no longer) the authority, or not vouching
+             * now (copies moving).
+             */
+            if (r->done || r->nsucc > 0)
+                pset_learn(c, op, r->done ? &d->id : NULL, r);
+            if (d->counts ? !r->done : r->nsucc == 0)
+                d->rc = -EREMOTE;
             for (unsigned i = 0; i < r->nsucc; i++) {
                 char norm[ENDPOINT_MAX];
                 cache_add(c, &r->succ[i]);
@@ -654,8 +720,8 @@ static void on_direct_reply(int rc, const wire_msg_t *r, void *arg)
         return;
     }
     if (ds->dpending > 0) {
-        /* Keep the authority's value until the others are in (no copy). */
-        if (authority && r->found) {
+        /* Keep the value until the others are in (no copy). */
+        if (full && r->found) {
             if (rpc_take_value(c->rpc, &op->held_value) == 0) {
                 op->held = true;
             } else {
@@ -665,14 +731,50 @@ static void on_direct_reply(int rc, const wire_msg_t *r, void *arg)
         }
         return;
     }
-    direct_settle(op, authority ? r : NULL);
+    direct_settle(op, full ? r : NULL);
 }
 
 /*
- * Start a direct read at the cached owner (index k) and the next R - 1
- * cached nodes. Returns false (nothing sent) when the cache cannot name R
- * distinct nodes, one of them recently left a direct read unanswered, or
- * no call could be sent; the get then goes to the authority as usual.
+ * Whom a direct read asks: pick[0] the authority (the cached owner, index
+ * k), then the other replicas to read. Returns how many were picked, or 0
+ * when R readable nodes cannot be named or one of them recently left a
+ * direct read unanswered; *counts: the authority is one of the R.
+ */
+static unsigned direct_plan(kvc_t *c, const op_t *op, size_t k, unsigned want, const cnode_t **pick,
+                            bool *counts)
+{
+    uint64_t now = loop_clock_ms();
+    const pset_t *ps = pset_of(c, op);
+    pick[0] = &c->cache[k];
+    if (pick[0]->no_direct_until > now)
+        return 0;
+    if (!ps || ps->n == 0) {
+        for (unsigned i = 1; i < want; i++) {
+            pick[i] = &c->cache[(k + i) % c->ncache];
+            if (pick[i]->no_direct_until > now)
+                return 0;
+        }
+        *counts = true;
+        return want;
+    }
+    *counts = false;
+    for (unsigned i = 0; i < ps->n; i++)
+        *counts |= ps->id[i] == pick[0]->id;
+    unsigned n = 1, readers = *counts;
+    for (unsigned i = 0; i < ps->n && readers < want; i++) {
+        const cnode_t *cn = cache_find_id(c, ps->id[i]);
+        if (cn && cn != pick[0] && cn->no_direct_until <= now) {
+            pick[n++] = cn;
+            readers++;
+        }
+    }
+    return readers == want ? n : 0;
+}
+
+/*
+ * Start a direct read of the key whose cached owner is at index k.
+ * Returns false (nothing sent) when direct_plan finds no one to ask or no
+ * call could be sent; the get then goes to the authority as usual.
  */
 static bool direct_start(op_t *op, size_t k)
 {
@@ -680,10 +782,11 @@ static bool direct_start(op_t *op, size_t k)
     unsigned want = c->read_quorum;
     if (want < 2 || want > DIRECT_MAX || want > c->ncache || c->replicas < want)
         return false;
-    uint64_t now = loop_clock_ms();
-    for (unsigned i = 0; i < want; i++)
-        if (c->cache[(k + i) % c->ncache].no_direct_until > now)
-            return false;
+    const cnode_t *pick[DREAD_MAX];
+    bool counts;
+    unsigned n = direct_plan(c, op, k, want, pick, &counts);
+    if (n == 0)
+        return false;
     dset_t *ds = calloc(1, sizeof *ds);
     wire_msg_t *req = malloc(sizeof *req);
     if (!ds || !req) {
@@ -691,18 +794,18 @@ static bool direct_start(op_t *op, size_t k)
         free(req);
         return false;
     }
-    ds->dn = want;
-    for (unsigned i = 0; i < want; i++) {
-        const cnode_t *cn = &c->cache[(k + i) % c->ncache];
+    ds->dn = n;
+    ds->full = counts ? 0 : 1;
+    for (unsigned i = 0; i < n; i++) {
         /* rc 1: no answer yet */
-        ds->dr[i] = (dread_t){.set = ds, .id = cn->id, .rc = 1};
-        snprintf(ds->dr[i].addr, sizeof ds->dr[i].addr, "%s", cn->addr);
+        ds->dr[i] = (dread_t){.set = ds, .id = pick[i]->id, .rc = 1, .counts = i > 0 || counts};
+        snprintf(ds->dr[i].addr, sizeof ds->dr[i].addr, "%s", pick[i]->addr);
     }
-    for (unsigned i = 0; i < want; i++) {
+    for (unsigned i = 0; i < n; i++) {
         wire_init(req, WIRE_KV_READ, 0);
         req->key_bytes = op->key;
         req->key_len = op->key_len;
-        req->read_mode = i == 0 ? WIRE_READ_FULL : WIRE_READ_VERSION;
+        req->read_mode = i == ds->full ? WIRE_READ_FULL : WIRE_READ_VERSION;
         if (rpc_call(c->rpc, ds->dr[i].addr, req, c->timeout_ms, on_direct_reply, &ds->dr[i]) < 0) {
             ds->dn = i; /* the calls already sent still answer; the set waits for them */
             break;
@@ -717,8 +820,8 @@ static bool direct_start(op_t *op, size_t k)
     op->direct_tried = true;
     op->ds = ds;
     ds->op = op;
-    if (ds->dn < want) {
-        /* Not all R asked: the authority coordinates; the calls out finish on their own. */
+    if (ds->dn < n) {
+        /* Not all asked: the authority coordinates; the calls out finish on their own. */
         direct_fallback(op);
         return true;
     }
@@ -756,10 +859,18 @@ static void on_info(int rc, const wire_msg_t *r, void *arg)
         return;
     /* Refused, or a secured node reached without CURVE: asking again cannot help. */
     bool refused = rc == -EACCES || rc == -EPROTO;
+    if (rc == -EPROTONOSUPPORT && !c->info_plain) {
+        /* A node older than token placement: it places by Chord successors. */
+        c->info_plain = true;
+        info_request(c);
+        return;
+    }
     if (rc == 0 && ring_bits_valid(r->id_bits)) {
         c->m = r->id_bits;
         c->replicas = r->replicas;
         c->read_quorum = r->read_quorum;
+        if (r->has_place && r->tokens > 0 && !c->psets)
+            c->psets = calloc(ring_place_part_count(c->m), sizeof *c->psets);
         cache_add(c, &r->node);
         for (unsigned i = 0; i < r->nsucc; i++)
             cache_add(c, &r->succ[i]);
@@ -795,6 +906,7 @@ static void info_request(kvc_t *c)
         return;
     wire_msg_t req;
     wire_init(&req, WIRE_INFO, 0);
+    req.has_epoch = req.has_place = !c->info_plain; /* asks for the placement */
     const char *seed = c->seeds[c->next_seed++ % c->nseeds];
     int rc = rpc_call(c->rpc, seed, &req, c->timeout_ms, on_info, c);
     if (rc == 0)
@@ -1025,8 +1137,15 @@ void kvc_destroy(kvc_t **pc)
     free(c->walk.waiters);
     free(c->seeds);
     free(c->cache);
+    free(c->psets);
     free(c);
     *pc = NULL;
+}
+
+void kvc_read_counts(const kvc_t *c, uint64_t *direct, uint64_t *coordinated)
+{
+    *direct = c->direct_reads;
+    *coordinated = c->direct_fallbacks;
 }
 
 unsigned kvc_id_bits(const kvc_t *c)

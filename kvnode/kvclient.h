@@ -100,6 +100,12 @@ int kvc_del(kvc_t *c, const void *key, size_t key_len, kvc_cond_t cond, kv_versi
 unsigned kvc_id_bits(const kvc_t *c);
 
 /*
+ * Gets answered by R replicas read directly, and gets whose direct read
+ * fell back to the authority's coordinated read, since kvc_new.
+ */
+void kvc_read_counts(const kvc_t *c, uint64_t *direct, uint64_t *coordinated);
+
+/*
  * Resolve key's replica set through the ring (recursive lookup). done gets
  * rc and, on success, the replicas' ids and endpoints (borrowed).
  */
