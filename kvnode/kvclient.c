@@ -86,7 +86,6 @@ typedef struct {
     bool found;
     uint8_t flags;
     kv_version_t version;
-    bool counts;  /* its answer is one of the R (false: the authority, vouching only) */
     bool vouched; /* the authority named this node in its replica set */
 } dread_t;
 
@@ -132,7 +131,7 @@ typedef struct op {
     bool direct_tried;
     dset_t *ds;
     char redirect[ENDPOINT_MAX]; /* the authority said "not mine: ask this node" */
-    bool held;                   /* held: the authority's value, until the others are in */
+    bool held;                   /* held: the value read, until the others are in */
     zmq_msg_t held_value;
 } op_t;
 
@@ -637,7 +636,7 @@ static void direct_settle(op_t *op, const wire_msg_t *last)
         complete(op, -ENOENT, NULL, NULL);
         return;
     }
-    /* The authority's answer: the reply in hand, or the value frame held from it. */
+    /* The value read: the reply in hand, or the value frame held from it. */
     wire_msg_t *r = malloc(sizeof *r);
     if (!r) {
         complete(op, -ENOMEM, NULL, "out of memory");
@@ -698,7 +697,7 @@ static void on_direct_reply(int rc, const wire_msg_t *r, void *arg)
              */
             if (r->done || r->nsucc > 0)
                 pset_learn(c, op, r->done ? &d->id : NULL, r);
-            if (d->counts ? !r->done : r->nsucc == 0)
+            if (ds->full == 0 ? !r->done : r->nsucc == 0) /* full 1: it only vouches */
                 d->rc = -EREMOTE;
             for (unsigned i = 0; i < r->nsucc; i++) {
                 char norm[ENDPOINT_MAX];
@@ -744,10 +743,16 @@ static unsigned direct_plan(kvc_t *c, const op_t *op, size_t k, unsigned want, c
                             bool *counts)
 {
     uint64_t now = loop_clock_ms();
-    const pset_t *ps = pset_of(c, op);
+    pset_t *ps = pset_of(c, op);
     pick[0] = &c->cache[k];
     if (pick[0]->no_direct_until > now)
         return 0;
+    for (unsigned i = 0; ps && i < ps->n; i++)
+        if (!cache_find_id(c, ps->id[i])) {
+            /* A member the cache lost (gone, or back with a new id): learn the set again. */
+            ps->n = 0;
+            break;
+        }
     if (!ps || ps->n == 0) {
         for (unsigned i = 1; i < want; i++) {
             pick[i] = &c->cache[(k + i) % c->ncache];
@@ -763,7 +768,7 @@ static unsigned direct_plan(kvc_t *c, const op_t *op, size_t k, unsigned want, c
     unsigned n = 1, readers = *counts;
     for (unsigned i = 0; i < ps->n && readers < want; i++) {
         const cnode_t *cn = cache_find_id(c, ps->id[i]);
-        if (cn && cn != pick[0] && cn->no_direct_until <= now) {
+        if (cn != pick[0] && cn->no_direct_until <= now) {
             pick[n++] = cn;
             readers++;
         }
@@ -798,7 +803,7 @@ static bool direct_start(op_t *op, size_t k)
     ds->full = counts ? 0 : 1;
     for (unsigned i = 0; i < n; i++) {
         /* rc 1: no answer yet */
-        ds->dr[i] = (dread_t){.set = ds, .id = pick[i]->id, .rc = 1, .counts = i > 0 || counts};
+        ds->dr[i] = (dread_t){.set = ds, .id = pick[i]->id, .rc = 1};
         snprintf(ds->dr[i].addr, sizeof ds->dr[i].addr, "%s", pick[i]->addr);
     }
     for (unsigned i = 0; i < n; i++) {
