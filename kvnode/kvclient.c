@@ -98,6 +98,7 @@ typedef struct dset {
     struct op *op; /* NULL once the get no longer waits for these calls */
     unsigned dn, dpending;
     unsigned full; /* the read asked for the value: 0 (the authority) or 1 */
+    pset_t *ps;    /* the key's partition under token placement, else NULL */
     uint64_t hedge_timer;
     bool hedged;           /* given up on at DIRECT_HEDGE_MS: who has not answered is slow */
     dread_t dr[DREAD_MAX]; /* dr[0]: the authority */
@@ -520,18 +521,9 @@ static const cnode_t *cache_find_id(const kvc_t *c, ring_id_t id)
     return k < c->ncache && c->cache[k].id == id ? &c->cache[k] : NULL;
 }
 
-/* The key's partition set, under token placement (NULL under Chord placement or out of memory). */
-static pset_t *pset_of(kvc_t *c, const op_t *op)
-{
-    if (!c->psets)
-        return NULL;
-    return &c->psets[ring_place_part_of(ring_hash(op->key, op->key_len, c->m), c->m)];
-}
-
 /* Remember the set an authority named: itself (if holder) and the list. */
-static void pset_learn(kvc_t *c, const op_t *op, const ring_id_t *holder, const wire_msg_t *r)
+static void pset_learn(pset_t *ps, const ring_id_t *holder, const wire_msg_t *r)
 {
-    pset_t *ps = pset_of(c, op);
     if (!ps)
         return;
     unsigned n = 0;
@@ -696,7 +688,7 @@ static void on_direct_reply(int rc, const wire_msg_t *r, void *arg)
              * now (copies moving).
              */
             if (r->done || r->nsucc > 0)
-                pset_learn(c, op, r->done ? &d->id : NULL, r);
+                pset_learn(ds->ps, r->done ? &d->id : NULL, r);
             if (ds->full == 0 ? !r->done : r->nsucc == 0) /* full 1: it only vouches */
                 d->rc = -EREMOTE;
             for (unsigned i = 0; i < r->nsucc; i++) {
@@ -739,11 +731,10 @@ static void on_direct_reply(int rc, const wire_msg_t *r, void *arg)
  * when R readable nodes cannot be named or one of them recently left a
  * direct read unanswered; *counts: the authority is one of the R.
  */
-static unsigned direct_plan(kvc_t *c, const op_t *op, size_t k, unsigned want, const cnode_t **pick,
+static unsigned direct_plan(kvc_t *c, pset_t *ps, size_t k, unsigned want, const cnode_t **pick,
                             bool *counts)
 {
     uint64_t now = loop_clock_ms();
-    pset_t *ps = pset_of(c, op);
     pick[0] = &c->cache[k];
     if (pick[0]->no_direct_until > now)
         return 0;
@@ -777,11 +768,11 @@ static unsigned direct_plan(kvc_t *c, const op_t *op, size_t k, unsigned want, c
 }
 
 /*
- * Start a direct read of the key whose cached owner is at index k.
+ * Start a direct read of the key at position pos whose cached owner is at index k.
  * Returns false (nothing sent) when direct_plan finds no one to ask or no
  * call could be sent; the get then goes to the authority as usual.
  */
-static bool direct_start(op_t *op, size_t k)
+static bool direct_start(op_t *op, ring_id_t pos, size_t k)
 {
     kvc_t *c = op->c;
     unsigned want = c->read_quorum;
@@ -789,7 +780,8 @@ static bool direct_start(op_t *op, size_t k)
         return false;
     const cnode_t *pick[DREAD_MAX];
     bool counts;
-    unsigned n = direct_plan(c, op, k, want, pick, &counts);
+    pset_t *ps = c->psets ? &c->psets[ring_place_part_of(pos, c->m)] : NULL;
+    unsigned n = direct_plan(c, ps, k, want, pick, &counts);
     if (n == 0)
         return false;
     dset_t *ds = calloc(1, sizeof *ds);
@@ -801,6 +793,7 @@ static bool direct_start(op_t *op, size_t k)
     }
     ds->dn = n;
     ds->full = counts ? 0 : 1;
+    ds->ps = ps;
     for (unsigned i = 0; i < n; i++) {
         /* rc 1: no answer yet */
         ds->dr[i] = (dread_t){.set = ds, .id = pick[i]->id, .rc = 1};
@@ -846,10 +839,11 @@ static void dispatch(op_t *op)
         find(op);
         return;
     }
-    size_t k = cache_lower(c, ring_hash(op->key, op->key_len, c->m));
+    ring_id_t pos = ring_hash(op->key, op->key_len, c->m);
+    size_t k = cache_lower(c, pos);
     if (k == c->ncache)
         k = 0;
-    if (op->kind == K_GET && !op->direct_tried && direct_start(op, k))
+    if (op->kind == K_GET && !op->direct_tried && direct_start(op, pos, k))
         return;
     send_kv(op, c->cache[k].addr);
 }
