@@ -65,13 +65,15 @@ wait_direct 40
 # 3000 gets (and the warm-up) over 300 keys: one coordinated read per
 # partition at most, before its set is known (a guess of the authority and
 # its successor is right for some), none after. Reads of the authority and
-# its successors would be coordinated for most keys of a 5-node ring.
+# its successors would be coordinated for most keys of a 5-node ring (the
+# old client: 38 % direct). The bar leaves room for a node that stalls past
+# the 50 ms hedge (its keys are not read directly for 5 s).
 load get warm --ops 3000
 direct=$(field warm direct)
 coord=$(field warm coordinated)
 log "5 nodes, tokens: $direct gets answered directly, $coord coordinated"
 ((coord <= KEYS)) || fail "$coord of $((direct + coord)) gets were coordinated: partition sets not learned"
-((direct >= 2400)) || fail "only $direct of $((direct + coord)) gets were answered directly"
+((direct >= 2100)) || fail "only $direct of $((direct + coord)) gets were answered directly"
 
 # A node leaves under a reading client: the sets it learned go stale. Every
 # get still returns the newest value (a set the authority no longer vouches
