@@ -552,10 +552,10 @@ static void direct_detach(op_t *op)
         loop_timer_cancel(op->c->loop, ds->hedge_timer);
     ds->hedge_timer = 0;
     /*
-     * Whoever failed or was too slow to answer is not read directly for a while, nor
-     * for longer a node that does not know direct reads (one built before
-     * them, in a rolling upgrade). A node still on its way when another's
-     * answer settled the read is not slow.
+     * Whoever failed or was too slow to answer is not read directly for a
+     * while, nor for longer a node that does not know direct reads (one
+     * built before them, in a rolling upgrade). A node still on its way
+     * when another's answer settled the read is not slow.
      */
     uint64_t now = loop_clock_ms();
     for (unsigned i = 0; i < ds->dn; i++) {
