@@ -130,15 +130,21 @@ bench_build_zmq_rtt() {
 # RING_TAG (default empty) prefixes the data dirs and logs, so a script can
 # start two rings; with BENCH_KEYS=DIR (from bench_keys) the ring is secured
 # with CURVE: node i runs with DIR/node<i>.key and the lists, dhtfs with
-# DIR/client.key.
+# DIR/client.key. BENCH_NODES=K (default 3; not with BENCH_KEYS) starts K
+# nodes (ids k*2^64/K) with the same N=3/W=2/R=2, and BENCH_SETTLE_S=S
+# waits S seconds before mounting: on a ring larger than N the authorities
+# vouch for direct reads only once the copies have settled after the joins
+# (some sync periods; the first ~15 s of a fresh 5-node ring read through
+# the authorities).
 bench_ring_dhtfs_up() {
     local name=$1 mnt=$2 i w args port json ep first='' dopts=() ctl_key=()
+    local nodes=${BENCH_NODES:-3}
     # the address (with its key on a secured ring) of the node on port $1
     ep_of() { tr ',' '\n' <<<"$EPS" | grep -E "127\.0\.0\.1:$1(#|\$)" | head -n 1; }
-    mapfile -t PORTS < <("$FREEPORT" 3)
+    mapfile -t PORTS < <("$FREEPORT" "$nodes")
     EPS=
     KV_PIDS=()
-    for i in 0 1 2; do
+    for ((i = 0; i < nodes; i++)); do
         args=(--listen "tcp://127.0.0.1:${PORTS[$i]}" --data "$T/${RING_TAG:-}n$i.data"
             --log-level "${KV_LOG_LEVEL:-warn}" --replicas 3 --write-quorum 2 --read-quorum 2)
         ep=tcp://127.0.0.1:${PORTS[$i]}
@@ -148,8 +154,8 @@ bench_ring_dhtfs_up() {
             ep+="#$(cat "$BENCH_KEYS/node$i.key.pub")"
         fi
         ((i > 0)) && args+=(--join "$first")
-        # shellcheck disable=SC2017  # 2^64/3 without overflow, as kv-bench.sh
-        args+=(--id "$(printf '0x%x' $((i * (0x7fffffffffffffff / 3 * 2 + 1))))")
+        # shellcheck disable=SC2017  # 2^64/K without overflow, as kv-bench.sh
+        args+=(--id "$(printf '0x%x' $((i * (0x7fffffffffffffff / nodes * 2 + 1))))")
         "$KVNODE" "${args[@]}" </dev/null >"$T/${RING_TAG:-}kvnode$i.log" 2>&1 &
         PIDS+=($!)
         KV_PIDS[i]=$!
@@ -159,18 +165,19 @@ bench_ring_dhtfs_up() {
     done
     [ -n "${BENCH_KEYS:-}" ] && ctl_key=(--key "$BENCH_KEYS/client.key") && dopts+=(--key "$BENCH_KEYS/client.key")
     for ((w = 0; ; w++)); do
-        # every node sees 3 nodes with consistent successor/predecessor
+        # every node sees all nodes with consistent successor/predecessor
         local ok=1
         for port in "${PORTS[@]}"; do
             json=$("$DHTCTL" "${ctl_key[@]}" --peer "$(ep_of "$port")" --timeout-ms 1000 ring --json 2>/dev/null) || { ok=0; break; }
-            jq -e '.nodes as $a | ($a | length) == 3
-                and all(range(0; 3); . as $i | $a[$i].succ == $a[($i + 1) % 3].id
-                        and $a[$i].pred == $a[($i + 2) % 3].id)' <<<"$json" >/dev/null || { ok=0; break; }
+            jq -e --argjson n "$nodes" '.nodes as $a | ($a | length) == $n
+                and all(range(0; $n); . as $i | $a[$i].succ == $a[($i + 1) % $n].id
+                        and $a[$i].pred == $a[($i + $n - 1) % $n].id)' <<<"$json" >/dev/null || { ok=0; break; }
         done
         ((ok)) && break
-        ((w < 300)) || { echo "$name: the 3-node ring did not converge within 30 s" >&2; exit 1; }
+        ((w < 300)) || { echo "$name: the $nodes-node ring did not converge within 30 s" >&2; exit 1; }
         sleep 0.1
     done
+    sleep "${BENCH_SETTLE_S:-0}"
     [ -n "${DHTFS_OPTS:-}" ] && dopts+=(-o "$DHTFS_OPTS")
     "$DHTFS_BIN" --peer "$EPS" -f "${dopts[@]}" "$mnt" </dev/null >"$T/${RING_TAG:-}dhtfs.log" 2>&1 &
     DHTFS_PID=$!
