@@ -5,7 +5,8 @@
 # variant names its own DHTFS binary and extra -o OPTS for it).
 #
 # Per round and binary: a fresh 3-node ring of that kvnode (bench/lib.sh
-# bench_ring_dhtfs_up: N=3/W=2/R=2, data on tmpfs) and build/fs/dhtfs mounted
+# bench_ring_dhtfs_up: N=3/W=2/R=2, data on tmpfs; BENCH_NODES and
+# BENCH_SETTLE_S there for a larger ring) and build/fs/dhtfs mounted
 # with -o cache_mb=16 (so the read reaches the nodes), then SIZE_MB of random
 # data written with dd bs=1M conv=fsync, the page cache dropped (root), and
 # the file read back with dd bs=1M. Around each step the nodes' CPU time

@@ -121,12 +121,16 @@ done
 # (at most 90 s) until a probe's gets of absent keys are mostly direct.
 for ring in dhtfs3 dhtfs5; do
     for ((w = 0; ; w++)); do
+        # (the keys are absent: kv-load exits 1 on every "missing" get)
         out=$("$KL" --peer "${EPS[$ring]}" --op get --keys 200 --ops 400 --prefix settle \
-            --label "$ring" --test settle 2>/dev/null) || true
-        [[ $out =~ direct=([0-9]+)\ coordinated=([0-9]+) ]] &&
-            ((BASH_REMATCH[1] >= 200)) && break
+            --label "$ring" --test settle 2>"$T/settle.err") || true
+        if ! [[ $out =~ direct=([0-9]+)\ coordinated=([0-9]+) ]]; then
+            echo "kv-bench: $ring: the settle probe failed: $(head -c 600 "$T/settle.err")" >&2
+            exit 1
+        fi
+        ((BASH_REMATCH[1] >= 200)) && break
         if ((w >= 90)); then
-            echo "kv-bench: $ring: direct reads not vouched for within 90 s (${BASH_REMATCH[*]:1})" >&2
+            echo "kv-bench: $ring: direct reads not vouched for within 90 s (${BASH_REMATCH[0]})" >&2
             break
         fi
         sleep 1

@@ -139,6 +139,10 @@ bench_build_zmq_rtt() {
 bench_ring_dhtfs_up() {
     local name=$1 mnt=$2 i w args port json ep first='' dopts=() ctl_key=()
     local nodes=${BENCH_NODES:-3}
+    if [ -n "${BENCH_KEYS:-}" ] && [ "$nodes" != 3 ]; then
+        echo "$name: BENCH_KEYS (bench_keys) has keys for 3 nodes, not BENCH_NODES=$nodes" >&2
+        exit 2
+    fi
     # the address (with its key on a secured ring) of the node on port $1
     ep_of() { tr ',' '\n' <<<"$EPS" | grep -E "127\.0\.0\.1:$1(#|\$)" | head -n 1; }
     mapfile -t PORTS < <("$FREEPORT" "$nodes")

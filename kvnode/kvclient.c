@@ -738,12 +738,16 @@ static unsigned direct_plan(kvc_t *c, pset_t *ps, size_t k, unsigned want, const
     pick[0] = &c->cache[k];
     if (pick[0]->no_direct_until > now)
         return 0;
+    /*
+     * A set too small to read R of, or naming a node the cache lost (gone,
+     * or back with a new id), is learned again by a read of the old kind.
+     */
+    const cnode_t *member[RING_PLACE_REPLICAS_MAX];
+    if (ps && ps->n < want)
+        ps->n = 0;
     for (unsigned i = 0; ps && i < ps->n; i++)
-        if (!cache_find_id(c, ps->id[i])) {
-            /* A member the cache lost (gone, or back with a new id): learn the set again. */
+        if (!(member[i] = cache_find_id(c, ps->id[i])))
             ps->n = 0;
-            break;
-        }
     if (!ps || ps->n == 0) {
         for (unsigned i = 1; i < want; i++) {
             pick[i] = &c->cache[(k + i) % c->ncache];
@@ -757,13 +761,11 @@ static unsigned direct_plan(kvc_t *c, pset_t *ps, size_t k, unsigned want, const
     for (unsigned i = 0; i < ps->n; i++)
         *counts |= ps->id[i] == pick[0]->id;
     unsigned n = 1, readers = *counts;
-    for (unsigned i = 0; i < ps->n && readers < want; i++) {
-        const cnode_t *cn = cache_find_id(c, ps->id[i]);
-        if (cn != pick[0] && cn->no_direct_until <= now) {
-            pick[n++] = cn;
+    for (unsigned i = 0; i < ps->n && readers < want; i++)
+        if (member[i] != pick[0] && member[i]->no_direct_until <= now) {
+            pick[n++] = member[i];
             readers++;
         }
-    }
     return readers == want ? n : 0;
 }
 

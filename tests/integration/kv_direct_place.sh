@@ -64,16 +64,18 @@ wait_copies "${PORTS[0]}" "$KEYS" 30
 wait_direct 40
 # 3000 gets (and the warm-up) over 300 keys: one coordinated read per
 # partition at most, before its set is known (a guess of the authority and
-# its successor is right for some), none after. Reads of the authority and
-# its successors would be coordinated for most keys of a 5-node ring (the
-# old client: 38 % direct). The bar leaves room for a node that stalls past
-# the 50 ms hedge (its keys are not read directly for 5 s).
+# its successor is right for some), then direct ones. Reads of the
+# authority and its successors would be coordinated for most keys of a
+# 5-node ring (the old client: 38 % direct). Gets not tried directly (a
+# node that stalled past the 50 ms hedge is not read directly for 5 s)
+# count as neither.
 load get warm --ops 3000
 direct=$(field warm direct)
 coord=$(field warm coordinated)
 log "5 nodes, tokens: $direct gets answered directly, $coord coordinated"
-((coord <= KEYS)) || fail "$coord of $((direct + coord)) gets were coordinated: partition sets not learned"
-((direct >= 2100)) || fail "only $direct of $((direct + coord)) gets were answered directly"
+((coord <= KEYS)) || fail "$coord gets were coordinated ($direct direct): partition sets not learned"
+((direct >= 1000 && direct * 10 >= 8 * (direct + coord))) ||
+    fail "of the gets tried directly, $direct were answered directly, $coord coordinated"
 
 # A node leaves under a reading client: the sets it learned go stale. Every
 # get still returns the newest value (a set the authority no longer vouches
@@ -92,5 +94,5 @@ for port in "${PORTS[@]}"; do
 done
 wait_copies "${PORTS[0]}" "$KEYS" 60
 wait_direct 60
-log "4 nodes after the leave: $(field probe direct) of 1005 gets answered directly"
+log "4 nodes after the leave: $(field probe direct) gets answered directly, $(field probe coordinated) coordinated"
 finish
