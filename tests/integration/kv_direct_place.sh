@@ -10,7 +10,6 @@
 # Then a node leaves under a reading client: the sets it learned go stale;
 # reads still return the newest values, and are direct again afterwards.
 source "$(dirname "$0")/lib.sh"
-KVLOAD=$BUILD_DIR/tests/kvload
 KEYS=300
 
 start_ring 5
@@ -19,20 +18,12 @@ for port in "${PORTS[@]}"; do
 done
 peer=tcp://127.0.0.1:${PORTS[0]}
 
-# load OP NAME [--ops N]: kvload over KEYS 1 KiB keys, the values of
+# load OP NAME [ARGS...]: kvload over KEYS 1 KiB keys, the values of
 # generation SEED (default 2); 0 client errors (for a get: no value missing
 # or other than the generation's).
 load() {
-    local op=$1 name=$2 st=0
-    shift 2
-    "$KVLOAD" --peer "$peer" --op "$op" --size 1024 --keys "$KEYS" --concurrency 1 \
-        --prefix dp --seed "${SEED:-2}" --timeout-ms 2000 --label dhtfs --test "$name" "$@" \
-        >"$T/$name.out" 2>"$T/$name.err" || st=$?
-    cat "$T/$name.out"
-    grep -q '^RESULT' "$T/$name.out" || fail "kvload $name printed no result: $(cat "$T/$name.err")"
-    local errors
-    errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' "$T/$name.out")
-    [ "$st" = 0 ] && [ "$errors" = 0 ] || fail "kvload $name: $errors client errors (exit $st)"
+    kvload_ok "$2" --peer "$peer" --op "$1" --size 1024 --keys "$KEYS" --concurrency 1 \
+        --prefix dp --seed "${SEED:-2}" --timeout-ms 2000 --label dhtfs --test "$2" "${@:3}"
 }
 
 # field NAME KEY: a number from kvload NAME's RESULT line.

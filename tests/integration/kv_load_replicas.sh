@@ -8,7 +8,6 @@
 # replica's missing copies arrive (hints, anti-entropy) soon after.
 # No timing assertions on latency.
 source "$(dirname "$0")/lib.sh"
-KVLOAD=$BUILD_DIR/tests/kvload
 # Failure detection as shipped: a 3 s pause is a busy peer, not a dead one.
 TIMEOUT_MS=1000
 STABILIZE_MS=250
@@ -21,15 +20,8 @@ peer=tcp://127.0.0.1:${PORTS[0]}
 
 # load PREFIX SECONDS: a put load of 4 KiB values, 16 in flight, over 3000 keys.
 load() {
-    local st=0
-    "$KVLOAD" --peer "$peer" --op put --size 4096 --keys 3000 --concurrency 16 \
-        --seconds "$2" --prefix "$1" --timeout-ms 2000 --label dhtfs --test "$1" \
-        >"$T/$1.out" 2>"$T/$1.err" || st=$?
-    cat "$T/$1.out"
-    grep -q '^RESULT' "$T/$1.out" || fail "kvload $1 printed no result: $(cat "$T/$1.err")"
-    local errors
-    errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' "$T/$1.out")
-    [ "$st" = 0 ] && [ "$errors" = 0 ] || fail "kvload $1: $errors client errors (exit $st)"
+    kvload_ok "$1" --peer "$peer" --op put --size 4096 --keys 3000 --concurrency 16 \
+        --seconds "$2" --prefix "$1" --timeout-ms 2000 --label dhtfs --test "$1"
 }
 
 # copies_ok: no key under-replicated and 3 copies of each (3 nodes, N=3).

@@ -237,6 +237,19 @@ start_ring() {
     done
 }
 
+# kvload_ok NAME ARGS...: run tests/kvload with ARGS (output in $T/NAME.out,
+# shown, and $T/NAME.err); fail unless it printed its RESULT line, exited 0
+# and counted no client errors.
+kvload_ok() {
+    local name=$1 st=0 errors
+    shift
+    "$BUILD_DIR/tests/kvload" "$@" >"$T/$name.out" 2>"$T/$name.err" || st=$?
+    cat "$T/$name.out"
+    grep -q '^RESULT' "$T/$name.out" || fail "kvload $name printed no result: $(cat "$T/$name.err")"
+    errors=$(sed -n 's/.* errors=\([0-9]*\).*/\1/p' "$T/$name.out")
+    [ "$st" = 0 ] && [ "$errors" = 0 ] || fail "kvload $name: $errors client errors (exit $st)"
+}
+
 # put_keys PREFIX COUNT: write PREFIX-i = value-PREFIX-i through rotating nodes
 # (key i through the i-th of PORTS), in one process.
 put_keys() {
