@@ -7,7 +7,11 @@
  * the key's authority, so a request usually costs one round trip. A node
  * that is not the authority answers "not mine" with a better node; an
  * unreachable node is dropped from the cache and the key looked up again
- * through any known node. Every operation completes exactly once.
+ * through any known node. A get reads R replicas itself when it can (one
+ * round trip, the authority vouching for whom it asked); under token
+ * placement the client keeps each partition's replica set as an authority
+ * last named it, to know whom to read. Every operation completes exactly
+ * once.
  */
 #ifndef KVCLIENT_H
 #define KVCLIENT_H
