@@ -23,6 +23,7 @@ done
 for port in "${PORTS[@]}"; do
     wait_ring "$port" 3 20
 done
+wait_member_count 3 20 "${PORTS[@]}"
 peer="127.0.0.1:${PORTS[0]}"
 
 # reads_of FILE: "DIRECT FALLBACK" from a client's info log.

@@ -237,6 +237,29 @@ start_ring() {
     done
 }
 
+# wait_member_count N SECONDS PORT...: every node's member table lists N
+# members, all up, under one epoch. A converged ring (wait_ring) can still
+# have a node that has not heard of the newest member: its replica sets,
+# and what it vouches for in a direct read, lack that node until then.
+wait_member_count() {
+    local n=$1 secs=$2 i port json epochs
+    shift 2
+    for ((i = 0; i < secs * 10; i++)); do
+        epochs=()
+        for port in "$@"; do
+            json=$(ctl --peer "127.0.0.1:$port" members --json 2>/dev/null) || break
+            jq -e --argjson n "$n" '(.members | length) == $n and all(.members[]; .state == "up")' \
+                <<<"$json" >/dev/null || break
+            epochs+=("$(jq -r .epoch <<<"$json")")
+        done
+        if [ "${#epochs[@]}" = $# ] && [ "$(printf '%s\n' "${epochs[@]}" | sort -u | wc -l)" = 1 ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    fail "member tables did not reach $n members, all up, within ${secs}s"
+}
+
 # kvload_ok NAME ARGS...: run tests/kvload with ARGS (output in $T/NAME.out,
 # shown, and $T/NAME.err); fail unless it printed its RESULT line, exited 0
 # and counted no client errors.
