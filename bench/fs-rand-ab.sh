@@ -22,10 +22,7 @@ bench_ab_args fs-rand-ab "$ROUNDS" $#
 bench_paths build
 RUNTIME=${RUNTIME:-8}
 RAND_SIZE=${RAND_SIZE:-256M}
-command -v fio >/dev/null && command -v jq >/dev/null || {
-    echo "fs-rand-ab: needs fio and jq" >&2
-    exit 2
-}
+bench_need fs-rand-ab fio jq
 bench_data_root
 bench_tmpdir fs-rand-ab "$DATA_ROOT"
 mkdir -p "$RESULTS_DIR"

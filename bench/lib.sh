@@ -36,6 +36,18 @@ bench_require() {
     done
 }
 
+# bench_need NAME CMD...: exit 2 naming the first command missing from PATH.
+bench_need() {
+    local name=$1 c
+    shift
+    for c in "$@"; do
+        command -v "$c" >/dev/null || {
+            echo "$name: needs $c" >&2
+            exit 2
+        }
+    done
+}
+
 # bench_data_root: DATA_ROOT = /dev/shm when it is tmpfs, else /tmp (unless set).
 bench_data_root() {
     if [ -z "${DATA_ROOT:-}" ]; then

@@ -21,10 +21,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 bench_ab_args sqlite-ab "$ROUNDS" $#
 bench_paths build
 TXNS=${TXNS:-300}
-command -v sqlite3 >/dev/null || {
-    echo "sqlite-ab: needs sqlite3" >&2
-    exit 2
-}
+bench_need sqlite-ab sqlite3
 bench_data_root
 bench_tmpdir sqlite-ab "$DATA_ROOT"
 mkdir -p "$RESULTS_DIR"

@@ -26,10 +26,7 @@ bench_ab_args work-ab "$ROUNDS" $#
 bench_paths build
 FILES=${FILES:-1000}
 SRC_TREE=${SRC_TREE:-/usr/include}
-command -v git >/dev/null || {
-    echo "work-ab: needs git" >&2
-    exit 2
-}
+bench_need work-ab git
 bench_data_root
 bench_tmpdir work-ab "$DATA_ROOT"
 mkdir -p "$RESULTS_DIR"

@@ -765,19 +765,29 @@ static void fill_fiber(void *arg)
 }
 
 /*
+ * A new mount (the fake store answering in the order seed draws; 0: in
+ * order), and in it a new file "f".
+ */
+static fs_node_t *mount_with_file(uint64_t seed, mode_t mode)
+{
+    rng = seed;
+    mount_new();
+    call_t mk = {C_MAKE, FS_ROOT_INO, 0, "f", NULL, S_IFREG | mode, 0, 0, 0};
+    calls_run(&mk, 1);
+    assert_int_equal(mk.rc, 0);
+    fs_node_t *n = fs_node_get(&fs, mk.ino);
+    assert_non_null(n);
+    return n;
+}
+
+/*
  * A stored file, then writers in parallel (store answers in a random order)
  * on a mount whose chunk cache starts empty: every chunk in the store ends
  * as the model says, patches were sent (unless refused: then whole chunks).
  */
 static void data_run(uint64_t seed, bool refuse)
 {
-    rng = seed;
-    mount_new();
-    call_t c = {C_MAKE, FS_ROOT_INO, 0, "f", NULL, S_IFREG | 0644, 0, 0, 0};
-    calls_run(&c, 1);
-    assert_int_equal(c.rc, 0);
-    fs_node_t *n = fs_node_get(&fs, c.ino);
-    assert_non_null(n);
+    fs_node_t *n = mount_with_file(seed, 0644);
     for (size_t k = 0; k < DATA_SIZE; k++)
         model[k] = (uint8_t)(k * 31 + seed);
     writer_t fill = {n, 0, 0, 0};
@@ -798,7 +808,7 @@ static void data_run(uint64_t seed, bool refuse)
             fail_msg("seed %" PRIu64 ": writer %d: %s", seed, i, strerror(-w[i].rc));
     for (uint64_t idx = 0; idx * fs.chunk_size < DATA_SIZE; idx++) {
         char key[FS_KEY_MAX];
-        fs_key_chunk(key, fs.vol, c.ino, idx);
+        fs_key_chunk(key, fs.vol, n->ino, idx);
         kv_t *kv = kv_find(key);
         assert_non_null(kv);
         size_t want = DATA_SIZE - idx * fs.chunk_size;
@@ -879,13 +889,7 @@ static int attr_run(fs_node_t *n, int step, const char *data, const fs_attr_edit
 /* A new mount, and in it a new file (mode 0600) loaded and open here. */
 static fs_node_t *new_open_file(void)
 {
-    rng = 0;
-    mount_new();
-    call_t mk = {C_MAKE, FS_ROOT_INO, 0, "f", NULL, S_IFREG | 0600, 0, 0, 0};
-    calls_run(&mk, 1);
-    assert_int_equal(mk.rc, 0);
-    fs_node_t *n = fs_node_get(&fs, mk.ino);
-    assert_non_null(n);
+    fs_node_t *n = mount_with_file(0, 0600);
     assert_int_equal(attr_run(n, 3, NULL, NULL), 0);
     n->open = 1;
     return n;
