@@ -158,6 +158,7 @@ struct fs {
     enum { FS_HB_NEW, FS_HB_KNOWN, FS_HB_UNKNOWN } hb_ver_state;
     uint64_t lk_lost_seq; /* counts the times locks were found lost */
     uint64_t lk_grants;   /* counts the locks granted by this mount */
+    unsigned lk_kept;     /* lock records this mount keeps empty (fs_locks.c) */
     /* called (on the loop) for each file whose locks were found lost */
     void (*lk_lost_hook)(fs_t *fs, uint64_t ino);
     struct fs_names *names; /* names the kernel may still trust (fs_names.h) */

@@ -12,6 +12,16 @@
  * touches the store at close only for files where it holds entries
  * (lockfile_t.held). The heartbeat starts with the mount's first lock.
  *
+ * A record this mount empties stays, empty, for KEEP_MS after its last
+ * unlock there, and is deleted then (on its version: anyone's change
+ * meanwhile makes it theirs). SQLite locks and unlocks its database for
+ * every transaction: on a kept record the next transaction's first lock
+ * is a compare-and-set on the version this mount knows, and no other
+ * mount can have locked in between without changing that version, so the
+ * grant can be quiet (one round trip; see fs_ops.c, lk_revalidate). On a
+ * deleted record it is a read, a put-if-absent and then a revalidation
+ * read, and an absence proves nothing about who came and went.
+ *
  * Liveness: a mount holding locks rewrites v/VOL/mount/ID every lease/3.
  * A mount that meets another mount's conflicting lock watches that
  * heartbeat's version on its own monotonic clock; unchanged for a whole
@@ -43,9 +53,12 @@
 #define BACKOFF_MAX_MS 1000
 #define CAS_TRIES 64
 #define IO_TRIES 4
+#define KEEP_MS 5000
+#define KEEP_MAX 64 /* empty records kept at once (each keeps its ~12 KiB cache) */
 
 /* What this mount knows about one file's lock record. */
 typedef struct {
+    fs_t *fs;
     uint64_t ino;
     fiber_mutex_t mu;   /* this mount's changes of the record, one at a time */
     unsigned held;      /* our entries in the record after our last write */
@@ -69,6 +82,7 @@ typedef struct {
      * revalidates the file; cleared by anything else.
      */
     bool coherent;
+    uint64_t keep_timer; /* armed while this mount keeps the record empty */
     /*
      * (owner, open file) of every fcntl lock taken here. A process's
      * locks go at its next close (FLUSH names the owner); an open file
@@ -97,6 +111,7 @@ static lockfile_t *lockfile_get(fs_t *fs, uint64_t ino)
         lf = calloc(1, sizeof(*lf));
         if (!lf)
             return NULL;
+        lf->fs = fs;
         lf->ino = ino;
         if (fs_map_put(fs->lockfiles, ino, 0, lf) < 0) {
             free(lf); /* no cache yet */
@@ -152,7 +167,7 @@ static size_t pair_take(lockfile_t *lf, uint64_t id, bool by_fh, uint64_t *out, 
 
 static void lockfile_put(fs_t *fs, lockfile_t *lf)
 {
-    if (--lf->users == 0 && lf->held == 0 && !lf->wait && !lf->mu.held) {
+    if (--lf->users == 0 && lf->held == 0 && !lf->wait && !lf->mu.held && !lf->keep_timer) {
         fs_map_remove(fs->lockfiles, lf->ino, 0);
         lockfile_free(lf);
     }
@@ -430,6 +445,59 @@ static bool lease_expired(fs_t *fs, uint64_t mount)
 
 /* ---- the record ---- */
 
+static bool kept_empty(const lockfile_t *lf)
+{
+    return lf->cache_valid && !lf->cache_absent && lf->cache->count == 0;
+}
+
+/* Delete the record this mount left empty, unless anyone changed it since. */
+static void keep_delete(fs_t *fs, lockfile_t *lf)
+{
+    fiber_mutex_lock(&lf->mu);
+    if (kept_empty(lf) && lf->held == 0) {
+        char key[FS_KEY_MAX];
+        fs_lock_key(key, fs->vol, lf->ino);
+        int rc = fs_del(fs->kvc, key, KVC_PUT_IF_VERSION, lf->cache_ver);
+        if (rc == 0)
+            lf->cache_absent = true;
+        else
+            lf->cache_valid = false;
+        lf->coherent = false;
+    }
+    fiber_mutex_unlock(&lf->mu);
+}
+
+static void keep_fiber(void *arg)
+{
+    lockfile_t *lf = arg;
+    keep_delete(lf->fs, lf);
+    lockfile_put(lf->fs, lf);
+}
+
+static void keep_expired(loop_t *loop, void *arg)
+{
+    (void)loop;
+    lockfile_t *lf = arg;
+    fs_t *fs = lf->fs;
+    lf->keep_timer = 0;
+    fs->lk_kept--;
+    lf->users++;
+    if (fiber_spawn(keep_fiber, lf) < 0)
+        lockfile_put(fs, lf); /* left behind: an empty record costs others nothing */
+}
+
+/* Keep the record just left empty for KEEP_MS more (from now). */
+static void keep_arm(fs_t *fs, lockfile_t *lf)
+{
+    if (lf->keep_timer) {
+        loop_timer_cancel(fs->loop, lf->keep_timer);
+        fs->lk_kept--;
+    }
+    lf->keep_timer = loop_timer_add(fs->loop, KEEP_MS, keep_expired, lf);
+    if (lf->keep_timer)
+        fs->lk_kept++;
+}
+
 /* Read-decide-write of one record; edit returns 0 (see *changed) or an errno to stop. */
 typedef int (*edit_fn)(fs_t *fs, fs_lock_rec_t *r, void *arg, bool *changed);
 
@@ -518,7 +586,9 @@ static int rec_update_q(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg, bool 
         }
         kv_version_t wrote = {0};
         bool gone = r->count == 0;
-        if (gone) {
+        bool keep =
+            gone && !absent && !fs->lk_stopping && (lf->keep_timer || fs->lk_kept < KEEP_MAX);
+        if (gone && !keep) {
             rc = absent ? 0 : fs_del(fs->kvc, key, KVC_PUT_IF_VERSION, ver);
         } else {
             size_t n = fs_lock_encode(r, buf, FS_LOCK_REC_MAX);
@@ -529,7 +599,9 @@ static int rec_update_q(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg, bool 
         if (rc == 0) {
             lf->held = (unsigned)fs_lock_count_mount(r, fs->mount_id);
             lf->held_known = true;
-            cache_set(lf, r, wrote, gone);
+            cache_set(lf, r, wrote, gone && !keep);
+            if (keep)
+                keep_arm(fs, lf);
             if (quiet)
                 *quiet = lf->coherent;
         } else {
@@ -757,7 +829,12 @@ static int collect(uint64_t a, uint64_t b, void *value, void *arg)
     for (fs_lk_wait_t *w = lf->wait; w; w = w->next)
         w->interrupted = true;
     wake_local(lf);
-    if (lf->held == 0)
+    if (lf->keep_timer) {
+        loop_timer_cancel(lf->fs->loop, lf->keep_timer);
+        lf->keep_timer = 0;
+        lf->fs->lk_kept--;
+    }
+    if (lf->held == 0 && !kept_empty(lf))
         return 0;
     if (v->n == v->cap) {
         size_t cap = v->cap ? v->cap * 2 : 16;
@@ -780,6 +857,11 @@ static void unmount_fiber(void *arg)
         lockfile_t *lf = lockfile_get(fs, v.inos[i]);
         if (!lf)
             continue;
+        if (lf->held == 0) {
+            keep_delete(fs, lf);
+            lockfile_put(fs, lf);
+            continue;
+        }
         drop_t d = {.mount = fs->mount_id, .whole_mount = true};
         int rc = rec_update(fs, lf, edit_drop, &d);
         if (rc < 0)

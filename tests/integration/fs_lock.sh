@@ -19,6 +19,10 @@
 #     a overwrites it, and c's read after taking a lock sees a's bytes;
 #     again while c holds another lock on the file (its next lock is then
 #     revalidated by the read sent along with the lock's write);
+#     and after c's last unlock left the record empty (kept by c for its
+#     next lock): a's lock, write and create in between are seen at c's
+#     next grant, as is a lockless write; the empty record goes within
+#     15 s (5 s after the last unlock);
 #   - a mount frozen (SIGSTOP) for longer than a lease while a process
 #     holds an fcntl lock: b gets the lock, and once a runs again that
 #     process's write and fsync answer EIO (its lock is lost) and a logs it;
@@ -67,6 +71,16 @@ lock_key_exists() {
     ctl --peer "127.0.0.1:${PORTS[0]}" get "v/default/lock/$(printf '%x' "$(stat -c %i "$A/$1")")" \
         >/dev/null 2>&1
 }
+# lock_key_gone NAME: the record goes within 15 s (the mount that emptied
+# it keeps it for 5 s, in case it locks again)
+lock_key_gone() {
+    local i
+    for ((i = 0; i < 150; i++)); do
+        lock_key_exists "$1" || return 0
+        sleep 0.1
+    done
+    return 1
+}
 
 # --- flock: exclusive on a excludes b, non-blocking and blocking
 hold_flock "$A" x1 -x
@@ -108,7 +122,7 @@ wait "$HOLDER" || fail "flock -s holder on a failed"
 expect_ok flock -n -x "$B/f" true
 # files nobody locked have no lock record; a file whose locks all went has none any more
 ! lock_key_exists plain || fail "a file nobody locked has a lock record"
-! lock_key_exists f || fail "the lock record of f stayed after every flock was released"
+lock_key_gone f || fail "the lock record of f stayed 15 s after every flock was released"
 
 # mutual exclusion under contention: both mounts increment one counter
 # under flock -x, read-modify-write; a lost update means two holders at once
@@ -218,6 +232,17 @@ elif cmd == "names":
     fcntl.lockf(fd, fcntl.LOCK_UN, 1, 150)
     fcntl.lockf(fd, fcntl.LOCK_SH, 4, 0)
     print(before, os.path.exists(sys.argv[8]))
+elif cmd == "kept":
+    # kept PATH r 0 0 READY GO OTHER: lock, read, look OTHER up, unlock (the
+    # last lock here: the record stays, empty, for this mount to write its
+    # next lock on), touch READY, wait for GO, lock, read and look up
+    # again; prints all four answers.
+    fcntl.lockf(fd, fcntl.LOCK_SH, 0, 0)
+    before = os.pread(fd, 4, 0).decode(), os.path.exists(sys.argv[8])
+    fcntl.lockf(fd, fcntl.LOCK_UN, 0, 0)
+    ready_go()
+    fcntl.lockf(fd, fcntl.LOCK_SH, 0, 0)
+    print(before[0], os.pread(fd, 4, 0).decode(), before[1], os.path.exists(sys.argv[8]))
 elif cmd == "lost":
     # lost PATH w 0 0 HELD GO: lock, write, touch HELD, wait for GO, then
     # write and fsync again and print how each ended (ok or the errno name)
@@ -323,6 +348,34 @@ fcntl.lockf(fd, fcntl.LOCK_UN, 1, 200)' "$A/g" "$A/g-journal"
 touch "$T/go-c"
 wait "$HOLDER" || fail "the names helper on c failed"
 check_eq "c sees a name another mount created under its lock (before, after c's grant)" "$(cat "$T/names.out")" "False True"
+# ... and when c's last unlock left the record empty and kept it: a's lock
+# in between changes it, so c's next lock is no quiet grant; a lockless
+# write in between is seen by the read sent along with c's next lock
+rm -f "$T/ready-c" "$T/go-c" "$A/g-wal"
+"${LK[@]}" kept "$C/g" r 0 0 "$T/ready-c" "$T/go-c" "$C/g-wal" >"$T/kept.out" &
+HOLDER=$!
+wait_for "$T/ready-c" 30
+lock_key_exists g || fail "the lock record of g went at c's unlock (it is kept empty for a while)"
+python3 -c 'import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX, 0, 0)
+os.pwrite(fd, b"new4", 0)
+open(sys.argv[2], "w").close()
+fcntl.lockf(fd, fcntl.LOCK_UN, 0, 0)' "$A/g" "$A/g-wal"
+touch "$T/go-c"
+wait "$HOLDER" || fail "the kept-record helper on c failed"
+check_eq "c's reads and lookups around a's lock, write and create (record kept by c)" \
+    "$(cat "$T/kept.out")" "new3 new4 False True"
+rm -f "$T/ready-c" "$T/go-c"
+"${LK[@]}" kept "$C/g" r 0 0 "$T/ready-c" "$T/go-c" "$C/g-wal" >"$T/kept2.out" &
+HOLDER=$!
+wait_for "$T/ready-c" 30
+python3 -c 'import sys; f = open(sys.argv[1], "r+b"); f.write(b"new5"); f.close()' "$A/g"
+touch "$T/go-c"
+wait "$HOLDER" || fail "the second kept-record helper on c failed"
+check_eq "c's reads around a's lockless write (record kept by c, quiet grant)" \
+    "$(cut -d' ' -f1-2 "$T/kept2.out")" "new4 new5"
+lock_key_gone g || fail "the empty lock record of g stayed 15 s after the last unlock"
 # a clean unmount removes the mount's heartbeat
 ID_C=$(sed -n 's/.*mount id 0*\([0-9a-f]*\): lock heartbeat.*/\1/p' "$T/dhtfs-c.log" | tail -n 1)
 [ -n "$ID_C" ] || fail "mount c never logged its mount id (did it take a lock?)"
