@@ -1050,6 +1050,54 @@ static void test_deferred_attrs_kept(void **state)
     }
 }
 
+/*
+ * A file that outgrows its record but fits its first chunk moves to
+ * chunks at its flush, not in the write (no store write before the
+ * flush); one written past its first chunk moves at once.
+ */
+static void test_inline_outgrown(void **state)
+{
+    (void)state;
+    fs_node_t *n = new_open_file();
+    static char piece[9 * 1024 + 1];
+    memset(piece, 'y', sizeof(piece) - 1);
+    unsigned before = writes_seen;
+    assert_int_equal(attr_run(n, 0, piece, NULL), 0);
+    assert_int_equal(writes_seen, before);
+    fs_inode_t in;
+    stored_inode(n->ino, &in);
+    assert_true(in.flags & FS_INODE_INLINE);
+    assert_int_equal(in.size, 0);
+    fs_inode_free(&in);
+    assert_int_equal(attr_run(n, 2, NULL, NULL), 0);
+    stored_inode(n->ino, &in);
+    assert_false(in.flags & FS_INODE_INLINE);
+    assert_int_equal(in.size, sizeof(piece) - 1);
+    assert_true(fs_extents_has(&in.ext, 0));
+    fs_inode_free(&in);
+    char key[FS_KEY_MAX];
+    fs_key_chunk(key, fs.vol, n->ino, 0);
+    kv_t *kv = kv_find(key);
+    assert_non_null(kv);
+    assert_int_equal(kv->len, sizeof(piece) - 1);
+    assert_memory_equal(kv->val, piece, sizeof(piece) - 1);
+    fs_node_put(&fs, n);
+    mount_free();
+
+    n = new_open_file();
+    for (int i = 0; i < 8; i++) /* 72 KiB: past the first chunk */
+        assert_int_equal(attr_run(n, 0, piece, NULL), 0);
+    stored_inode(n->ino, &in);
+    assert_false(in.flags & FS_INODE_INLINE);
+    fs_inode_free(&in);
+    assert_int_equal(attr_run(n, 2, NULL, NULL), 0);
+    stored_inode(n->ino, &in);
+    assert_int_equal(in.size, 8 * (sizeof(piece) - 1));
+    fs_inode_free(&in);
+    fs_node_put(&fs, n);
+    mount_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1062,6 +1110,7 @@ int main(void)
         cmocka_unit_test(test_data_patches_refused),
         cmocka_unit_test(test_deferred_attrs),
         cmocka_unit_test(test_deferred_attrs_kept),
+        cmocka_unit_test(test_inline_outgrown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
