@@ -516,6 +516,7 @@ static int wb_throttle(fs_t *fs, fs_node_t *n)
 typedef struct {
     fs_node_t *node;
     const fs_dchunk_t *inline_chunk; /* the data when the file stays inline, else NULL */
+    bool keep_inline;                /* stays inline with its record's data (nothing written) */
     uint32_t chunk_size;
 } written_t;
 
@@ -537,6 +538,8 @@ static int mutate_written(fs_inode_t *in, void *arg)
         in->data_len = len;
         in->size = n->size;
         in->flags |= FS_INODE_INLINE;
+    } else if (w->keep_inline) {
+        /* Only attributes owed (a just-created file's deferred fchown): the data stays. */
     } else {
         if (n->size > in->size)
             in->size = n->size;
@@ -655,11 +658,12 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
 {
     fiber_mutex_lock(&n->lock);
     int rc = 0;
-    written_t w = {n, NULL, fs->chunk_size};
+    written_t w = {n, NULL, false, fs->chunk_size};
     bool stay_inline = false;
     if (n->meta_dirty && (n->in.flags & FS_INODE_INLINE)) {
         w.inline_chunk = inline_candidate(n);
         stay_inline = w.inline_chunk || (!n->dirty_head && n->size <= FS_INLINE_MAX);
+        w.keep_inline = stay_inline && !w.inline_chunk;
         if (!stay_inline && n->in.data_len > 0 && !fs_map_get(fs->dirty, n->ino, 0)) {
             /* Leaving the record: its bytes become chunk 0. */
             fs_dchunk_t *dc;

@@ -77,6 +77,13 @@ typedef struct {
     bool meta_dirty;    /* size and mtime still to be written */
     bool meta_flushing; /* ... and being written right now */
     /*
+     * Created by this mount's CREATE, whose handle is still open, and the
+     * record not read or written since: its first flush is as good a
+     * place for an attribute change as any (SQLite's fchown of a journal
+     * it just created, before writing it).
+     */
+    bool just_created;
+    /*
      * Deferred attribute changes (set only while meta_dirty, under lock),
      * shown by fs_node_to_stat and written by the next record update;
      * over_seq counts them, so an update clears only what it wrote.
@@ -211,7 +218,10 @@ int fs_node_update(fs_t *fs, fs_node_t *n, fs_mutate_fn mutate, void *arg);
 /*
  * An attribute change (no size) for a file whose record this mount is to
  * write anyway: a regular file open here with writes not yet flushed
- * (meta_dirty), whose flush at close or fsync writes the record. Then the
+ * (meta_dirty), whose flush at close or fsync writes the record, or one it
+ * just created and has not written (just_created: the change makes that
+ * flush owed, so the round trip moves from the setattr to the close or
+ * fsync, which SQLite's journal has anyway). Then the
  * change is shown at once and written by that flush (or by any update of
  * the record before it, before that update's own change), not by a
  * compare-and-set of its own:

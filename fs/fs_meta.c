@@ -142,6 +142,7 @@ static void node_set(fs_t *fs, fs_node_t *n, fs_inode_t *in, kv_version_t ver,
     memset(in, 0, sizeof(*in));
     n->ver = ver;
     n->have = true;
+    n->just_created = false;
     n->fetched_ms = fs_now_ms(fs);
     if (!fs_data_dirty(n) || n->in.size > n->size)
         n->size = n->in.size;
@@ -321,7 +322,7 @@ int fs_attr_edit_apply(fs_inode_t *in, const fs_attr_edit_t *e)
 
 static bool defer_ok(const fs_node_t *n, const fs_attr_edit_t *e)
 {
-    return n->have && S_ISREG(n->in.mode) && n->meta_dirty && n->open > 0 &&
+    return n->have && S_ISREG(n->in.mode) && (n->meta_dirty || n->just_created) && n->open > 0 &&
            !((e->set & FS_SET_MODE) && fs_xattr_find(&n->in, FS_ACL_ACCESS));
 }
 
@@ -333,6 +334,11 @@ bool fs_node_defer_attrs(fs_node_t *n, const fs_attr_edit_t *e)
     fiber_mutex_lock(&n->lock);
     /* Under the lock no flush is under way, so meta_dirty means one is still owed. */
     bool ok = defer_ok(n, e);
+    if (ok && !n->meta_dirty) {
+        /* Just created, never written: the flush now owed writes the record's own mtime. */
+        n->mtime = (struct timespec){(time_t)n->in.mtime_s, (long)n->in.mtime_ns};
+        n->meta_dirty = true;
+    }
     if (ok) {
         fs_attr_edit_t *o = &n->over;
         if (e->set & FS_SET_MODE)

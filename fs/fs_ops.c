@@ -604,6 +604,7 @@ static void run_create(op_t *o)
     fs_t *fs = o->fs;
     fs_node_t *n;
     int rc = fs_ns_make(fs, o->ino, o->name, o->len, o->mode, 0, NULL, op_cred(o), &n);
+    bool made = rc == 0;
     if (rc == 0)
         op_adopt(o, n);
     if (rc == -EEXIST && !(o->fi.flags & O_EXCL)) {
@@ -626,6 +627,7 @@ static void run_create(op_t *o)
     struct fuse_entry_param e;
     fill_entry(fs, n, &e);
     if (fuse_reply_create(o->req, &e, &o->fi) == 0) {
+        n->just_created = made && n->open == 1;
         entry_given(fs, n, o->ino, o->name, o->len);
     } else {
         /* The kernel never got the handle. */
@@ -924,6 +926,7 @@ static void run_release(op_t *o)
             rc = fs_data_flush(fs, n);
         n->open--;
     }
+    n->just_created = false;
     reply_err(o->req, rc);
     fs_node_maybe_free(fs, n);
 }

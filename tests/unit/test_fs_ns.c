@@ -1098,6 +1098,70 @@ static void test_inline_outgrown(void **state)
     mount_free();
 }
 
+/*
+ * A file this mount just created and has not written (SQLite's journal,
+ * fchown'ed before its first write): the change is deferred too, and the
+ * flush then owed writes it and the record's own times, the file staying
+ * inline and empty; data written after it rides with the next flush.
+ */
+static void test_deferred_attrs_just_created(void **state)
+{
+    (void)state;
+    const fate_t fates[] = {FATE_OK, FATE_LOST, FATE_RETRY, FATE_DROP};
+    for (size_t k = 0; k < sizeof(fates) / sizeof(fates[0]); k++) {
+        fs_node_t *n = new_open_file();
+        fs_inode_t in;
+        stored_inode(n->ino, &in);
+        const int64_t mtime_s = in.mtime_s;
+        const uint32_t mtime_ns = in.mtime_ns;
+        fs_inode_free(&in);
+        n->just_created = true; /* as run_create leaves it */
+        fs_attr_edit_t e = {.set = FS_SET_UID | FS_SET_GID | FS_SET_CTIME,
+                            .uid = 4321,
+                            .gid = 8765,
+                            .ctime = fs_now()};
+        unsigned before = writes_seen;
+        assert_int_equal(attr_run(n, 1, NULL, &e), 1);
+        assert_int_equal(writes_seen, before);
+        assert_true(fs_data_dirty(n));
+        struct stat st;
+        fs_node_to_stat(&fs, n, &st);
+        assert_int_equal(st.st_uid, 4321);
+        assert_int_equal(st.st_mtim.tv_sec, mtime_s);
+        assert_int_equal(st.st_mtim.tv_nsec, mtime_ns);
+        assert_int_equal(st.st_size, 0);
+
+        fault_at = (int)writes_seen;
+        fault_fate = fates[k];
+        assert_int_equal(attr_run(n, 2, NULL, NULL), 0);
+        if (fates[k] == FATE_OK)
+            assert_int_equal(writes_seen, before + 1); /* the record, once */
+        assert_false(fs_data_dirty(n));
+        stored_inode(n->ino, &in);
+        assert_int_equal(in.uid, 4321);
+        assert_int_equal(in.gid, 8765);
+        assert_int_equal(in.mode, S_IFREG | 0600);
+        assert_int_equal(in.mtime_s, mtime_s);
+        assert_int_equal(in.mtime_ns, mtime_ns);
+        assert_int_equal(in.ctime_ns, e.ctime.tv_nsec);
+        assert_int_equal(in.size, 0);
+        assert_true(in.flags & FS_INODE_INLINE);
+        fs_inode_free(&in);
+
+        /* Written after: the data lands in the record by the next flush. */
+        assert_int_equal(attr_run(n, 0, "journal", NULL), 0);
+        assert_int_equal(attr_run(n, 2, NULL, NULL), 0);
+        stored_inode(n->ino, &in);
+        assert_int_equal(in.uid, 4321);
+        assert_int_equal(in.size, 7);
+        assert_int_equal(in.data_len, 7);
+        assert_memory_equal(in.data, "journal", 7);
+        fs_inode_free(&in);
+        fs_node_put(&fs, n);
+        mount_free();
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1111,6 +1175,7 @@ int main(void)
         cmocka_unit_test(test_deferred_attrs),
         cmocka_unit_test(test_deferred_attrs_kept),
         cmocka_unit_test(test_inline_outgrown),
+        cmocka_unit_test(test_deferred_attrs_just_created),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
