@@ -458,6 +458,8 @@ static void keep_delete(fs_t *fs, lockfile_t *lf)
         char key[FS_KEY_MAX];
         fs_lock_key(key, fs->vol, lf->ino);
         int rc = fs_del(fs->kvc, key, KVC_PUT_IF_VERSION, lf->cache_ver);
+        if (fs_outcome_unknown(rc)) /* once more: one that landed fails its condition */
+            rc = fs_del(fs->kvc, key, KVC_PUT_IF_VERSION, lf->cache_ver);
         if (rc == 0)
             lf->cache_absent = true;
         else
@@ -486,13 +488,25 @@ static void keep_expired(loop_t *loop, void *arg)
         lockfile_put(fs, lf); /* left behind: an empty record costs others nothing */
 }
 
-/* Keep the record just left empty for KEEP_MS more (from now). */
-static void keep_arm(fs_t *fs, lockfile_t *lf)
+static void keep_cancel(fs_t *fs, lockfile_t *lf)
 {
     if (lf->keep_timer) {
         loop_timer_cancel(fs->loop, lf->keep_timer);
+        lf->keep_timer = 0;
         fs->lk_kept--;
     }
+}
+
+/* May this mount keep lf's record, empty, for a while? Not while unmounting. */
+static bool keep_may(fs_t *fs, const lockfile_t *lf)
+{
+    return !fs->lk_stopping && (lf->keep_timer || fs->lk_kept < KEEP_MAX);
+}
+
+/* Keep the record just left (or found) empty for KEEP_MS more (from now). */
+static void keep_arm(fs_t *fs, lockfile_t *lf)
+{
+    keep_cancel(fs, lf);
     lf->keep_timer = loop_timer_add(fs->loop, KEEP_MS, keep_expired, lf);
     if (lf->keep_timer)
         fs->lk_kept++;
@@ -580,14 +594,16 @@ static int rec_update_q(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg, bool 
                 lf->held = (unsigned)fs_lock_count_mount(r, fs->mount_id);
                 lf->held_known = true;
                 cache_set(lf, r, ver, absent);
+                /* Left empty (by a write of ours whose answer was lost?): delete it in a while. */
+                if (r->count == 0 && !absent && keep_may(fs, lf))
+                    keep_arm(fs, lf);
             }
             fiber_mutex_unlock(&lf->mu);
             goto out;
         }
         kv_version_t wrote = {0};
         bool gone = r->count == 0;
-        bool keep =
-            gone && !absent && !fs->lk_stopping && (lf->keep_timer || fs->lk_kept < KEEP_MAX);
+        bool keep = gone && !absent && keep_may(fs, lf);
         if (gone && !keep) {
             rc = absent ? 0 : fs_del(fs->kvc, key, KVC_PUT_IF_VERSION, ver);
         } else {
@@ -600,7 +616,8 @@ static int rec_update_q(fs_t *fs, lockfile_t *lf, edit_fn edit, void *arg, bool 
             lf->held = (unsigned)fs_lock_count_mount(r, fs->mount_id);
             lf->held_known = true;
             cache_set(lf, r, wrote, gone && !keep);
-            if (keep)
+            /* (Unmounting meanwhile: unmount_fiber deletes it once this returns.) */
+            if (keep && !fs->lk_stopping)
                 keep_arm(fs, lf);
             if (quiet)
                 *quiet = lf->coherent;
@@ -829,11 +846,7 @@ static int collect(uint64_t a, uint64_t b, void *value, void *arg)
     for (fs_lk_wait_t *w = lf->wait; w; w = w->next)
         w->interrupted = true;
     wake_local(lf);
-    if (lf->keep_timer) {
-        loop_timer_cancel(lf->fs->loop, lf->keep_timer);
-        lf->keep_timer = 0;
-        lf->fs->lk_kept--;
-    }
+    keep_cancel(lf->fs, lf);
     if (lf->held == 0 && !kept_empty(lf))
         return 0;
     if (v->n == v->cap) {
@@ -857,18 +870,16 @@ static void unmount_fiber(void *arg)
         lockfile_t *lf = lockfile_get(fs, v.inos[i]);
         if (!lf)
             continue;
-        if (lf->held == 0) {
-            keep_delete(fs, lf);
-            lockfile_put(fs, lf);
-            continue;
-        }
         drop_t d = {.mount = fs->mount_id, .whole_mount = true};
-        int rc = rec_update(fs, lf, edit_drop, &d);
+        int rc = lf->held > 0 ? rec_update(fs, lf, edit_drop, &d) : 0;
         if (rc < 0)
             log_warn("fs",
                      "inode %llx: could not remove this mount's locks (%s); other mounts "
                      "take them after the lease",
                      (unsigned long long)v.inos[i], strerror(-rc));
+        /* An unlock under way when the unmount began may have kept the record since. */
+        keep_cancel(fs, lf);
+        keep_delete(fs, lf);
         lockfile_put(fs, lf);
     }
     free(v.inos);

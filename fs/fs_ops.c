@@ -1725,8 +1725,8 @@ static void run_setlk(op_t *o)
      * changed the lock record since our previous grant (lk_revalidate):
      * one round trip per lock instead of two, and SQLite's journal names
      * stay cached while no other mount locks the database. A grant that
-     * cannot be quiet (fs_lk_may_be_quiet: e.g. the first of each SQLite
-     * transaction, after the last unlock deleted the record) reads after
+     * cannot be quiet (fs_lk_may_be_quiet: e.g. this mount's first on
+     * the file, or one after the record it kept empty was deleted) reads after
      * it instead: a read sent early would only be read again.
      */
     fiber_group_t g = {0, NULL, 0};
