@@ -252,8 +252,13 @@ static int chunk_read(fs_t *fs, fs_node_t *n, uint64_t index, uint32_t from, uin
         memset(out, 0, len);
         return 0;
     }
-    if (n->in.flags & FS_INODE_INLINE) {
-        /* Everything the file holds is in its record; the rest is a hole. */
+    if ((n->in.flags & FS_INODE_INLINE) && !fs_extents_has(&n->written, index)) {
+        /*
+         * Everything the file holds is in its record; the rest is a hole.
+         * Not so once a flush that moves the file to chunks stored this
+         * one (and dropped it from the dirty ones) and has yet to write
+         * the record: then the chunk is read below.
+         */
         uint32_t have = index == 0 ? n->in.data_len : 0;
         copy_part(out, n->in.data, have < valid ? have : valid, from, len);
         return 0;
@@ -527,8 +532,15 @@ static int mutate_written(fs_inode_t *in, void *arg)
     if (w->inline_chunk) {
         uint8_t *data = NULL;
         uint32_t len = w->inline_chunk->len;
-        if (len > n->size)
-            len = (uint32_t)n->size;
+        /*
+         * A write while a conflict had this update retried may have taken
+         * the file past what a record holds: this update writes the first
+         * FS_INLINE_MAX bytes, and the flush that the write made owed
+         * moves the file to chunks.
+         */
+        uint64_t size = n->size < FS_INLINE_MAX ? n->size : FS_INLINE_MAX;
+        if (len > size)
+            len = (uint32_t)size;
         if (len && !(data = malloc(len)))
             return -ENOMEM;
         if (len)
@@ -536,10 +548,14 @@ static int mutate_written(fs_inode_t *in, void *arg)
         free(in->data);
         in->data = data;
         in->data_len = len;
-        in->size = n->size;
+        in->size = size;
         in->flags |= FS_INODE_INLINE;
     } else if (w->keep_inline) {
-        /* Only attributes owed (a just-created file's deferred fchown): the data stays. */
+        /*
+         * Only attributes owed (a just-created file's deferred fchown):
+         * nothing was written, so the record's data and times stay.
+         */
+        return 0;
     } else {
         if (n->size > in->size)
             in->size = n->size;
@@ -664,8 +680,12 @@ int fs_data_flush(fs_t *fs, fs_node_t *n)
         w.inline_chunk = inline_candidate(n);
         stay_inline = w.inline_chunk || (!n->dirty_head && n->size <= FS_INLINE_MAX);
         w.keep_inline = stay_inline && !w.inline_chunk;
-        if (!stay_inline && n->in.data_len > 0 && !fs_map_get(fs->dirty, n->ino, 0)) {
-            /* Leaving the record: its bytes become chunk 0. */
+        if (!stay_inline && n->in.data_len > 0 && !fs_map_get(fs->dirty, n->ino, 0) &&
+            !fs_extents_has(&n->written, 0)) {
+            /*
+             * Leaving the record: its bytes become chunk 0 (unless an
+             * earlier flush, whose record update failed, stored it already).
+             */
             fs_dchunk_t *dc;
             fs_span_t sp = {0, 0, 0};
             rc = dchunk_get(fs, n, sp, &dc);

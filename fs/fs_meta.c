@@ -614,7 +614,8 @@ void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st)
     if (S_ISREG(in->mode)) {
         uint64_t listed = fs_extents_total(&in->ext, fs_chunk_count(n->size, fs->chunk_size));
         if (in->flags & FS_INODE_INLINE)
-            used = in->data_len;
+            used =
+                n->meta_dirty ? (uint64_t)st->st_size : in->data_len; /* unflushed writes count */
         else if (listed < UINT64_MAX / fs->chunk_size) /* else the product would wrap */
             used = listed * fs->chunk_size;
         if (used > (uint64_t)st->st_size)

@@ -867,6 +867,8 @@ static void run_flush(op_t *o)
         return;
     }
     int rc = fs_data_flush(o->fs, h->node);
+    /* A change after a close is not deferred to the release, whose error reaches nobody. */
+    h->node->just_created = false;
     /* close() drops the process's fcntl locks on the file (POSIX), on every mount's view. */
     if (o->fi.flush && fs_lk_holds(o->fs, h->node->ino)) {
         int lrc = fs_lk_drop_owner(o->fs, h->node->ino, o->fi.lock_owner, FS_LOCK_POSIX);

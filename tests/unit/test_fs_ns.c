@@ -75,6 +75,7 @@ static int fault_at = -1;
 static fate_t fault_fate;
 static uint64_t rng = 1;   /* 0: complete in order; else a seeded random order */
 static bool patch_refused; /* answer patches as a node of an older version does */
+static unsigned drop_next; /* the next writes fail (-ETIMEDOUT, not applied) */
 static unsigned patches_seen;
 
 static uint64_t rng_next(void)
@@ -103,6 +104,7 @@ static void store_reset(void)
     nkvs = 0;
     writes_seen = 0;
     fault_at = -1;
+    drop_next = 0;
 }
 
 static void kv_set(const char *key, const uint8_t *val, size_t len)
@@ -179,6 +181,10 @@ static void complete(size_t i)
     } else {
         patches_seen += p.kind == KIND_PATCH;
         fate_t fate = (int)writes_seen++ == fault_at ? fault_fate : FATE_OK;
+        if (drop_next > 0) {
+            drop_next--;
+            fate = FATE_DROP;
+        }
         if (fate == FATE_DROP) {
             op->rc = -ETIMEDOUT;
         } else {
@@ -1098,6 +1104,86 @@ static void test_inline_outgrown(void **state)
     mount_free();
 }
 
+typedef struct {
+    fs_node_t *node;
+    uint8_t buf[20 * 1024];
+    size_t got;
+    int rc;
+} reader_t;
+
+static void reader_fiber(void *arg)
+{
+    reader_t *r = arg;
+    r->rc = fs_data_read(&fs, r->node, 0, sizeof(r->buf), r->buf, &r->got);
+}
+
+/*
+ * A file with data in its record, written to 20 KiB, flushed: between
+ * the put of its chunk 0 and the record update that ends its inline
+ * days, a read of the file sees the new bytes (not the record's old ones
+ * and zeros); and when that record update fails, the next flush keeps
+ * the stored chunk 0 instead of rebuilding it from the old record.
+ */
+static void test_inline_leaving_window(void **state)
+{
+    (void)state;
+    for (int fail = 0; fail < 2; fail++) {
+        rng = 0; /* in order: a put completes before the next is sent */
+        fs_node_t *n = new_open_file();
+        static uint8_t data[20 * 1024];
+        memset(data, 'o', 5 * 1024);
+        assert_int_equal(fs_data_write(&fs, n, 0, data, 5 * 1024), 0);
+        assert_int_equal(attr_run(n, 2, NULL, NULL), 0);
+        assert_true(n->in.flags & FS_INODE_INLINE);
+        for (size_t k = 0; k < sizeof(data); k++)
+            data[k] = (uint8_t)('a' + k % 26);
+        assert_int_equal(fs_data_write(&fs, n, 0, data, sizeof(data)), 0);
+        attr_call_t flush = {n, 2, NULL, {0}, -1};
+        assert_int_equal(fiber_spawn(attr_fiber, &flush), 0);
+        /* Step until chunk 0 is stored and the record update is on its way. */
+        bool window = false;
+        for (int guard = 0; guard < 100 && !window; guard++) {
+            fiber_run_ready();
+            window = (n->in.flags & FS_INODE_INLINE) && !fs_map_get(fs.dirty, n->ino, 0) &&
+                     fs_extents_has(&n->written, 0) && npending > 0;
+            if (!window && npending > 0)
+                complete(0);
+        }
+        assert_true(window);
+        reader_t *r = calloc(1, sizeof(*r));
+        assert_non_null(r);
+        r->node = n;
+        assert_int_equal(fiber_spawn(reader_fiber, r), 0);
+        if (fail)
+            drop_next = 8; /* the record update, every attempt */
+        run_until_idle();
+        drop_next = 0;
+        assert_int_equal(r->rc, 0);
+        assert_int_equal(r->got, sizeof(data));
+        assert_memory_equal(r->buf, data, sizeof(data));
+        free(r);
+        if (fail) {
+            assert_true(flush.rc < 0);
+            assert_int_equal(attr_run(n, 2, NULL, NULL), 0); /* the retry */
+        } else {
+            assert_int_equal(flush.rc, 0);
+        }
+        fs_inode_t in;
+        stored_inode(n->ino, &in);
+        assert_false(in.flags & FS_INODE_INLINE);
+        assert_int_equal(in.size, sizeof(data));
+        fs_inode_free(&in);
+        char key[FS_KEY_MAX];
+        fs_key_chunk(key, fs.vol, n->ino, 0);
+        kv_t *kv = kv_find(key);
+        assert_non_null(kv);
+        assert_int_equal(kv->len, sizeof(data));
+        assert_memory_equal(kv->val, data, sizeof(data));
+        fs_node_put(&fs, n);
+        mount_free();
+    }
+}
+
 /*
  * A file this mount just created and has not written (SQLite's journal,
  * fchown'ed before its first write): the change is deferred too, and the
@@ -1175,6 +1261,7 @@ int main(void)
         cmocka_unit_test(test_deferred_attrs),
         cmocka_unit_test(test_deferred_attrs_kept),
         cmocka_unit_test(test_inline_outgrown),
+        cmocka_unit_test(test_inline_leaving_window),
         cmocka_unit_test(test_deferred_attrs_just_created),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
