@@ -72,6 +72,7 @@ typedef struct {
     /* a directory's new mtime/ctime from creates and unlinks, written behind */
     bool touch_pending, touch_running;
     struct timespec touch_time;
+    bool touch_ctime_only; /* ... only a new ctime (a renamed entry's), no mtime */
     /* write-back */
     uint64_t size;      /* size including writes not yet flushed */
     bool meta_dirty;    /* size and mtime still to be written */

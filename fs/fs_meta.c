@@ -147,12 +147,15 @@ static void node_set(fs_t *fs, fs_node_t *n, fs_inode_t *in, kv_version_t ver,
     if (!fs_data_dirty(n) || n->in.size > n->size)
         n->size = n->in.size;
     /* Times this mount gave the directory and has not written yet stay visible. */
-    if ((n->touch_pending || n->touch_running) &&
-        (n->touch_time.tv_sec > n->in.mtime_s ||
-         (n->touch_time.tv_sec == n->in.mtime_s &&
-          (uint32_t)n->touch_time.tv_nsec > n->in.mtime_ns))) {
-        n->in.mtime_s = n->in.ctime_s = n->touch_time.tv_sec;
-        n->in.mtime_ns = n->in.ctime_ns = (uint32_t)n->touch_time.tv_nsec;
+    if (n->touch_pending || n->touch_running) {
+        if (!n->touch_ctime_only && fs_ts_cmp(n->in.mtime_s, n->in.mtime_ns, n->touch_time) < 0) {
+            n->in.mtime_s = n->touch_time.tv_sec;
+            n->in.mtime_ns = (uint32_t)n->touch_time.tv_nsec;
+        }
+        if (fs_ts_cmp(n->in.ctime_s, n->in.ctime_ns, n->touch_time) < 0) {
+            n->in.ctime_s = n->touch_time.tv_sec;
+            n->in.ctime_ns = (uint32_t)n->touch_time.tv_nsec;
+        }
     }
 }
 

@@ -86,7 +86,8 @@ static int dir_remove(fs_t *fs, uint64_t dir, const char *name, size_t len, uint
 typedef struct {
     int nlink_delta;
     struct timespec now;
-    bool behind; /* the toucher's write: times only move forward */
+    bool behind;     /* the toucher's write: times only move forward */
+    bool ctime_only; /* a renamed entry's new ctime: the mtime stays */
 } parent_edit_t;
 
 /* Whether (s, ns) is at or after ts. */
@@ -103,7 +104,7 @@ static int mutate_parent(fs_inode_t *in, void *arg)
      * Times written behind (the toucher) never go back: a change written at
      * once meanwhile (a mkdir's link count, a rename) may carry later ones.
      */
-    if (!p->behind || !time_at_or_after(in->mtime_s, in->mtime_ns, p->now))
+    if (!p->ctime_only && (!p->behind || !time_at_or_after(in->mtime_s, in->mtime_ns, p->now)))
         set_time(&in->mtime_s, &in->mtime_ns, p->now);
     if (!p->behind || !time_at_or_after(in->ctime_s, in->ctime_ns, p->now))
         set_time(&in->ctime_s, &in->ctime_ns, p->now);
@@ -115,7 +116,7 @@ static int parent_touch(fs_t *fs, uint64_t dir, int nlink_delta)
     fs_node_t *n = fs_node_get(fs, dir);
     if (!n)
         return -ENOMEM;
-    parent_edit_t p = {nlink_delta, fs_now(), false};
+    parent_edit_t p = {nlink_delta, fs_now(), false, false};
     fiber_mutex_lock(&n->lock);
     int rc = fs_node_update(fs, n, mutate_parent, &p);
     fiber_mutex_unlock(&n->lock);
@@ -181,7 +182,7 @@ static void toucher_fiber(void *arg)
                 break; /* times set explicitly meanwhile (fs_ns_times_set) */
         }
         n->touch_pending = false;
-        parent_edit_t p = {0, n->touch_time, true};
+        parent_edit_t p = {0, n->touch_time, true, n->touch_ctime_only};
         fiber_mutex_lock(&n->lock);
         int rc = fs_node_update(t->fs, n, mutate_parent, &p);
         fiber_mutex_unlock(&n->lock);
@@ -200,17 +201,22 @@ static void toucher_fiber(void *arg)
  * after the first change, one write for any number of creates and unlinks
  * that arrive meanwhile, so a create in a busy directory is not a second
  * write to one hot key (and, one after another, not a second write each).
+ * ctime_only: a renamed file (never a directory: directories get the
+ * full touch), whose ctime alone changes, written behind the same way so
+ * that a rename is one round trip (rsync's and editors' temporary files).
  */
-static void parent_touch_later(fs_t *fs, uint64_t dir)
+static void node_touch_later(fs_t *fs, uint64_t ino, bool ctime_only)
 {
-    fs_node_t *n = fs_node_get(fs, dir);
+    fs_node_t *n = fs_node_get(fs, ino);
     if (!n)
         return;
     struct timespec now = fs_now();
     if (n->have) {
-        set_time(&n->in.mtime_s, &n->in.mtime_ns, now);
+        if (!ctime_only)
+            set_time(&n->in.mtime_s, &n->in.mtime_ns, now);
         set_time(&n->in.ctime_s, &n->in.ctime_ns, now);
     }
+    n->touch_ctime_only = ctime_only;
     n->touch_time = now;
     n->touch_pending = true;
     toucher_t *t = n->touch_running ? NULL : malloc(sizeof(*t));
@@ -242,7 +248,7 @@ static int dir_edit_and_touch(fs_t *fs, uint64_t dir, const char *name, size_t l
         *touch_rc = 0;
         int rc = fs_dir_edit(fs, dir, name, len, edit, arg);
         if (rc == 0)
-            parent_touch_later(fs, dir);
+            node_touch_later(fs, dir, false);
         return rc;
     }
     fiber_group_t g = {0, NULL, 0};
@@ -875,7 +881,7 @@ static void replaced_job(void *arg)
 static void rename_touch(fs_t *fs, fiber_group_t *g, touch_job_t *tj, uint64_t dir, int delta)
 {
     if (delta == 0) {
-        parent_touch_later(fs, dir);
+        node_touch_later(fs, dir, false);
         return;
     }
     *tj = (touch_job_t){fs, dir, delta, 0};
@@ -980,12 +986,18 @@ static int rename_once(fs_t *fs, const rename_t *o, bool try_cached)
     rename_touch(fs, &g, &stj, sdir, sdelta);
     if (ddir != sdir || ddelta)
         rename_touch(fs, &g, &dtj, ddir, ddelta);
+    /* A renamed file's new ctime is written behind, a directory's at once (with its ".."). */
     relink_job_t sj = {fs, src.ino, src_dir && sdir != ddir ? ddir : 0};
-    group_run(&g, relink_job, &sj);
+    if (src_dir)
+        group_run(&g, relink_job, &sj);
+    else
+        node_touch_later(fs, src.ino, true);
     relink_job_t dj = {fs, dst.ino, dst_dir && sdir != ddir ? sdir : 0};
     replaced_job_t rj = {fs, dst};
-    if (exchange)
+    if (exchange && dst_dir)
         group_run(&g, relink_job, &dj);
+    else if (exchange)
+        node_touch_later(fs, dst.ino, true);
     else if (have_dst)
         group_run(&g, replaced_job, &rj);
     fiber_group_wait(&g);

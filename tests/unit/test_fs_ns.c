@@ -1248,6 +1248,50 @@ static void test_deferred_attrs_just_created(void **state)
     }
 }
 
+typedef struct {
+    uint64_t ino;
+    int rc;
+    fs_inode_t stored; /* the record in the store when the rename returned */
+} rename_snap_t;
+
+static void rename_snap_fiber(void *arg)
+{
+    rename_snap_t *r = arg;
+    r->rc = fs_ns_rename(&fs, FS_ROOT_INO, "f", 1, FS_ROOT_INO, "g", 1, 0);
+    stored_inode(r->ino, &r->stored);
+}
+
+/*
+ * A renamed file's new ctime is written behind the rename: when the
+ * rename returns the record is as before (the rename was one write, its
+ * name's), then the new ctime lands and the mtime stays.
+ */
+static void test_rename_ctime_behind(void **state)
+{
+    (void)state;
+    fs_node_t *n = mount_with_file(0, 0644);
+    rename_snap_t r = {n->ino, -1, {0}};
+    fs_node_put(&fs, n);
+    fs_inode_t before, after;
+    stored_inode(r.ino, &before);
+    while (fs_ts_cmp(before.ctime_s, before.ctime_ns, fs_now()) >= 0)
+        ; /* the rename's time must be later than the create's */
+    assert_int_equal(fiber_spawn(rename_snap_fiber, &r), 0);
+    run_until_idle();
+    assert_int_equal(r.rc, 0);
+    assert_int_equal(r.stored.ctime_s, before.ctime_s);
+    assert_int_equal(r.stored.ctime_ns, before.ctime_ns);
+    stored_inode(r.ino, &after);
+    assert_int_equal(after.mtime_s, before.mtime_s);
+    assert_int_equal(after.mtime_ns, before.mtime_ns);
+    assert_true(fs_ts_cmp(before.ctime_s, before.ctime_ns,
+                          (struct timespec){after.ctime_s, after.ctime_ns}) < 0);
+    fs_inode_free(&before);
+    fs_inode_free(&after);
+    fs_inode_free(&r.stored);
+    mount_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1263,6 +1307,7 @@ int main(void)
         cmocka_unit_test(test_inline_outgrown),
         cmocka_unit_test(test_inline_leaving_window),
         cmocka_unit_test(test_deferred_attrs_just_created),
+        cmocka_unit_test(test_rename_ctime_behind),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
