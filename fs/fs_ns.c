@@ -186,8 +186,9 @@ static void toucher_fiber(void *arg)
         fiber_mutex_lock(&n->lock);
         int rc = fs_node_update(t->fs, n, mutate_parent, &p);
         fiber_mutex_unlock(&n->lock);
-        if (rc < 0)
-            log_info("fs", "directory %llx: writing its new times failed: %s",
+        /* -ENOENT: removed meanwhile (a state file rewritten by rename over and over). */
+        if (rc < 0 && rc != -ENOENT)
+            log_info("fs", "inode %llx: writing its new times failed: %s",
                      (unsigned long long)n->ino, strerror(-rc));
     }
     n->touch_running = false;
@@ -216,6 +217,13 @@ static void node_touch_later(fs_t *fs, uint64_t ino, bool ctime_only)
             set_time(&n->in.mtime_s, &n->in.mtime_ns, now);
         set_time(&n->in.ctime_s, &n->in.ctime_ns, now);
     }
+    /* A deferred chmod's ctime (fs_node_defer_attrs) is older: shown and written as now. */
+    if ((n->over.set & FS_SET_CTIME) &&
+        fs_ts_cmp(n->over.ctime.tv_sec, (uint32_t)n->over.ctime.tv_nsec, now) < 0) {
+        n->over.ctime = now;
+        n->over_seq++;
+    }
+    /* (A node is a directory or not for good: the flag never has to merge two kinds.) */
     n->touch_ctime_only = ctime_only;
     n->touch_time = now;
     n->touch_pending = true;
