@@ -90,12 +90,6 @@ typedef struct {
     bool ctime_only; /* a renamed entry's new ctime: the mtime stays */
 } parent_edit_t;
 
-/* Whether (s, ns) is at or after ts. */
-static bool time_at_or_after(int64_t s, uint32_t ns, struct timespec ts)
-{
-    return s > ts.tv_sec || (s == ts.tv_sec && ns >= (uint32_t)ts.tv_nsec);
-}
-
 static int mutate_parent(fs_inode_t *in, void *arg)
 {
     parent_edit_t *p = arg;
@@ -104,9 +98,9 @@ static int mutate_parent(fs_inode_t *in, void *arg)
      * Times written behind (the toucher) never go back: a change written at
      * once meanwhile (a mkdir's link count, a rename) may carry later ones.
      */
-    if (!p->ctime_only && (!p->behind || !time_at_or_after(in->mtime_s, in->mtime_ns, p->now)))
+    if (!p->ctime_only && (!p->behind || fs_ts_cmp(in->mtime_s, in->mtime_ns, p->now) < 0))
         set_time(&in->mtime_s, &in->mtime_ns, p->now);
-    if (!p->behind || !time_at_or_after(in->ctime_s, in->ctime_ns, p->now))
+    if (!p->behind || fs_ts_cmp(in->ctime_s, in->ctime_ns, p->now) < 0)
         set_time(&in->ctime_s, &in->ctime_ns, p->now);
     return 0;
 }
