@@ -1513,7 +1513,8 @@ node_t *node_new(const node_config_t *cfg, void *zctx, loop_t *loop, char *err, 
         goto fail;
     if (node_members_init(n, err, errcap) < 0)
         goto fail;
-    n->store = store_open(cfg->data_dir, cfg->id_bits, cfg->cache_mb, loop, err, errcap);
+    n->store = store_open(cfg->data_dir, cfg->id_bits, cfg->cache_mb, STORE_COMMIT_AUTO, loop, err,
+                          errcap);
     if (!n->store || kv_init(n) < 0)
         goto fail;
     loop_set_before_poll(loop, before_poll, n);

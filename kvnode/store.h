@@ -10,7 +10,8 @@
  * Writes are staged on the loop into a batch; store_commit() (the loop's
  * before-poll hook) hands the batch to the committer thread, which writes
  * it in its own LMDB transaction and fsyncs it, while the next batch
- * accumulates. Whoever must not acknowledge before durability registers
+ * accumulates (a store in memory commits in store_commit() instead: no
+ * fsync to keep off the loop). Whoever must not acknowledge before durability registers
  * with store_after_commit(); those callbacks run on the loop when their
  * batch is durable. Reads on the loop never wait for the committer: they
  * see staged and committing writes through an in-memory overlay.
@@ -50,14 +51,22 @@ typedef struct {
 #define STORE_TEST_COMMIT_DELAY_ENV "DHT_TEST_COMMIT_DELAY_MS"
 
 /*
- * Open (creating) the store in dir for an id_bits ring with a cache of
- * cache_mb MiB, start its committer thread and watch the committer's
- * answers (an eventfd) in loop. Counts and digests are
- * rebuilt from disk here, once (O(records), before the node serves).
- * Returns NULL with a message in err on failure.
+ * Where commits run. THREAD: on the committer thread, so that an fsync
+ * never stalls the loop. LOOP: in store_commit() itself, for a store whose
+ * commits cost no more than a copy (in memory). AUTO: LOOP when dir is on
+ * tmpfs or ramfs (and no commit delay is simulated), else THREAD.
  */
-store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, loop_t *loop, char *err,
-                    size_t errcap);
+typedef enum { STORE_COMMIT_AUTO, STORE_COMMIT_THREAD, STORE_COMMIT_LOOP } store_commit_mode_t;
+
+/*
+ * Open (creating) the store in dir for an id_bits ring with a cache of
+ * cache_mb MiB; unless it commits on the loop (mode), start its committer
+ * thread and watch the committer's answers (an eventfd) in loop. Counts
+ * and digests are rebuilt from disk here, once (O(records), before the node
+ * serves). Returns NULL with a message in err on failure.
+ */
+store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, store_commit_mode_t mode,
+                    loop_t *loop, char *err, size_t errcap);
 /* store_flush(), then stop the committer and close. Sets *st to NULL. */
 void store_close(store_t **st);
 
@@ -100,7 +109,8 @@ typedef void (*store_commit_fn)(int rc, void *arg);
 int store_after_commit(store_t *st, store_commit_fn fn, void *arg);
 /*
  * Hand the staged batch to the committer if it is idle (else it waits for
- * the batch being committed). Never blocks. Also ends the loop's LMDB read
+ * the batch being committed); never waits for a disk. A store that commits
+ * on the loop commits here and runs the callbacks. Also ends the loop's LMDB read
  * snapshot, so that pointers from store_get() do not outlive an iteration.
  */
 void store_commit(store_t *st);

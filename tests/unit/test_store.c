@@ -4,7 +4,9 @@
  * acknowledgements wait for durability, the loop keeps running while a
  * (simulated, DHT_TEST_COMMIT_DELAY_MS) slow commit is under way, batches
  * pipeline, digests stay equal to a full recount, and a reopen finds
- * everything acknowledged.
+ * everything acknowledged. The tests that do not need the thread also run
+ * with commits on the loop (STORE_COMMIT_LOOP, a store in memory), where a
+ * callback's own writes commit in the same store_commit().
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +24,7 @@
 
 typedef struct {
     char dir[64];
+    store_commit_mode_t mode;
     loop_t *loop;
     store_t *st;
 } fixture_t;
@@ -38,21 +41,32 @@ static void reopen(fixture_t *f)
 {
     char err[256] = "";
     store_close(&f->st);
-    f->st = store_open(f->dir, 64, 4, f->loop, err, sizeof err);
+    f->st = store_open(f->dir, 64, 4, f->mode, f->loop, err, sizeof err);
     if (!f->st)
         fail_msg("store_open: %s", err);
     loop_set_before_poll(f->loop, before_poll, f->st);
 }
 
-static int setup(void **state)
+static int setup_mode(void **state, store_commit_mode_t mode)
 {
     fixture_t *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
     assert_non_null(mkdtemp(f->dir));
+    f->mode = mode;
     f->loop = loop_new();
     reopen(f);
     *state = f;
     return 0;
+}
+
+static int setup(void **state)
+{
+    return setup_mode(state, STORE_COMMIT_THREAD);
+}
+
+static int setup_on_loop(void **state)
+{
+    return setup_mode(state, STORE_COMMIT_LOOP);
 }
 
 static int teardown(void **state)
@@ -142,6 +156,36 @@ static void stage_second(loop_t *loop, void *arg)
     assert_int_equal(store_get(f->st, (const uint8_t *)"a", 1, &rec), 0);
     assert_memory_equal(rec.value, "three", 5);
     assert_int_equal(store_after_commit(f->st, on_commit, (void *)2), 0);
+}
+
+/* A callback that writes once more and waits for that write too. */
+static void on_commit_write_again(int rc, void *arg)
+{
+    fixture_t *f = arg;
+    assert_int_equal(rc, 0);
+    order[norder++] = 1;
+    assert_int_equal(put(f->st, "c", 40, "four"), 1);
+    assert_int_equal(store_after_commit(f->st, on_commit, (void *)2), 0);
+}
+
+static void test_store_on_loop_commits_in_commit(void **state)
+{
+    fixture_t *f = *state;
+    norder = 0;
+    assert_int_equal(put(f->st, "a", 10, "one"), 1);
+    assert_int_equal(store_after_commit(f->st, on_commit_write_again, f), 0);
+    assert_true(store_dirty(f->st));
+    store_commit(f->st);
+    /* Both batches are durable and acknowledged when store_commit returns. */
+    assert_int_equal(norder, 2);
+    assert_int_equal(order[0], 1);
+    assert_int_equal(order[1], 2);
+    assert_false(store_dirty(f->st));
+    reopen(f);
+    store_rec_t rec;
+    assert_int_equal(store_get(f->st, (const uint8_t *)"c", 1, &rec), 0);
+    assert_memory_equal(rec.value, "four", 4);
+    assert_int_equal(store_count(f->st), 2);
 }
 
 static void test_store_slow_commit_does_not_block_loop(void **state)
@@ -249,6 +293,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_slow_commit_does_not_block_loop, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_digest_matches_scan, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_staged_visible_and_acked_when_durable,
+                                        setup_on_loop, teardown),
+        cmocka_unit_test_setup_teardown(test_store_digest_matches_scan, setup_on_loop, teardown),
+        cmocka_unit_test_setup_teardown(test_store_on_loop_commits_in_commit, setup_on_loop,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
