@@ -1442,7 +1442,8 @@ void node_leave(node_t *n)
 
 /*
  * Once per loop iteration: hand the writes staged in it to the committer
- * thread (one fsync for the batch, off the loop).
+ * thread (one fsync for the batch, off the loop), or, for a store in
+ * memory, commit them here.
  */
 static void before_poll(loop_t *loop, void *arg)
 {

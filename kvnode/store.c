@@ -28,8 +28,8 @@
  *
  * A store in memory (tmpfs, ramfs) has no fsync to wait for: its commit is
  * a copy of the batch into the map, and the handoff cost more than that —
- * two thread wake-ups per batch on every replica, ~18 % of a small put's
- * latency and ~20 % of the nodes' CPU (docs/BENCHMARKS.md). Such a store
+ * two thread wake-ups per batch on every replica, ~12 % of a small put's
+ * latency and ~18 % of the nodes' CPU per put (docs/BENCHMARKS.md). Such a store
  * commits on the loop, in the before-poll hook (STORE_COMMIT_AUTO).
  *
  * Reads go cache -> overlay -> LMDB: the overlay holds every write that

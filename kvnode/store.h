@@ -1,6 +1,7 @@
 /*
  * store.h — a node's durable key-value store: LMDB on disk, an LRU cache
- * in front, and group commit on a committer thread.
+ * in front, and group commit on a committer thread (on the loop for a
+ * store in memory).
  *
  * Records are ordered by ring position (BLAKE2b of the key, m bits) and then
  * by key, so every range of the ring is one cursor scan: that is what join
@@ -45,8 +46,9 @@ typedef struct {
 
 /*
  * Test hook: with DHT_TEST_COMMIT_DELAY_MS=N in the environment at
- * store_open(), the committer sleeps N ms inside every commit (a slow
- * fsync). Only tests and benchmarks set it.
+ * store_open(), every commit sleeps N ms (a slow fsync), on whichever
+ * thread commits; STORE_COMMIT_AUTO then keeps the committer thread even
+ * for a store in memory. Only tests and benchmarks set it.
  */
 #define STORE_TEST_COMMIT_DELAY_ENV "DHT_TEST_COMMIT_DELAY_MS"
 
@@ -100,7 +102,7 @@ typedef void (*store_commit_fn)(int rc, void *arg);
 /*
  * Run fn(rc, arg) on the loop once every write staged so far is durable:
  * rc is 0, or -ENOSPC / -EIO when the commit failed. A failed commit loses
- * its batch and the batch staged behind it (whose "newer than" decisions
+ * its batch and (with a committer thread) the batch staged behind it (whose "newer than" decisions
  * were made against the lost writes): every waiter of both gets the error,
  * and nothing is left of their writes. With nothing staged, fn runs after
  * the next commit as well. fn may stage writes and wait again.

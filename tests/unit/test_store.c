@@ -17,9 +17,11 @@
 #include "loop.h"
 #include "store.h"
 
+#include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 typedef struct {
@@ -47,10 +49,10 @@ static void reopen(fixture_t *f)
     loop_set_before_poll(f->loop, before_poll, f->st);
 }
 
-static int setup_mode(void **state, store_commit_mode_t mode)
+static int setup_in(void **state, const char *parent, store_commit_mode_t mode)
 {
     fixture_t *f = calloc(1, sizeof *f);
-    snprintf(f->dir, sizeof f->dir, "/tmp/test_store.XXXXXX");
+    snprintf(f->dir, sizeof f->dir, "%s/test_store.XXXXXX", parent);
     assert_non_null(mkdtemp(f->dir));
     f->mode = mode;
     f->loop = loop_new();
@@ -61,12 +63,23 @@ static int setup_mode(void **state, store_commit_mode_t mode)
 
 static int setup(void **state)
 {
-    return setup_mode(state, STORE_COMMIT_THREAD);
+    return setup_in(state, "/tmp", STORE_COMMIT_THREAD);
 }
 
 static int setup_on_loop(void **state)
 {
-    return setup_mode(state, STORE_COMMIT_LOOP);
+    return setup_in(state, "/tmp", STORE_COMMIT_LOOP);
+}
+
+/* AUTO on tmpfs (NULL state when there is none to use: the test skips). */
+static int setup_auto_tmpfs(void **state)
+{
+    struct statfs sf;
+    if (statfs("/dev/shm", &sf) < 0 || sf.f_type != TMPFS_MAGIC || access("/dev/shm", W_OK) < 0) {
+        *state = NULL;
+        return 0;
+    }
+    return setup_in(state, "/dev/shm", STORE_COMMIT_AUTO);
 }
 
 static int teardown(void **state)
@@ -79,6 +92,11 @@ static int teardown(void **state)
     assert_int_equal(system(cmd), 0);
     free(f);
     return 0;
+}
+
+static int teardown_maybe(void **state)
+{
+    return *state ? teardown(state) : 0;
 }
 
 typedef struct {
@@ -186,6 +204,28 @@ static void test_store_on_loop_commits_in_commit(void **state)
     assert_int_equal(store_get(f->st, (const uint8_t *)"c", 1, &rec), 0);
     assert_memory_equal(rec.value, "four", 4);
     assert_int_equal(store_count(f->st), 2);
+}
+
+/* AUTO commits on the loop on tmpfs, and keeps the thread when a slow disk is simulated. */
+static void test_store_auto_mode(void **state)
+{
+    fixture_t *f = *state;
+    if (!f)
+        skip();
+    norder = 0;
+    assert_int_equal(put(f->st, "a", 10, "one"), 1);
+    assert_int_equal(store_after_commit(f->st, on_commit, (void *)1), 0);
+    store_commit(f->st);
+    assert_int_equal(norder, 1);
+    setenv(STORE_TEST_COMMIT_DELAY_ENV, "1", 1);
+    reopen(f);
+    unsetenv(STORE_TEST_COMMIT_DELAY_ENV);
+    assert_int_equal(put(f->st, "b", 20, "two"), 1);
+    assert_int_equal(store_after_commit(f->st, on_commit, (void *)2), 0);
+    store_commit(f->st);
+    assert_int_equal(norder, 1); /* with the committer thread */
+    run_until(f, &norder, 2);
+    assert_int_equal(order[1], 2);
 }
 
 static void test_store_slow_commit_does_not_block_loop(void **state)
@@ -298,6 +338,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_digest_matches_scan, setup_on_loop, teardown),
         cmocka_unit_test_setup_teardown(test_store_on_loop_commits_in_commit, setup_on_loop,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_store_auto_mode, setup_auto_tmpfs, teardown_maybe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
