@@ -29,8 +29,8 @@
  * A store in memory (tmpfs, ramfs) has no fsync to wait for: its commit is
  * a copy of the batch into the map, and the handoff cost more than that —
  * two thread wake-ups per batch on every replica, ~12 % of a small put's
- * latency and ~18 % of the nodes' CPU per put (docs/BENCHMARKS.md). Such a store
- * commits on the loop, in the before-poll hook (STORE_COMMIT_AUTO).
+ * latency and ~18 % of the nodes' CPU per put (docs/BENCHMARKS.md). Such
+ * a store commits on the loop, in the before-poll hook (STORE_COMMIT_AUTO).
  *
  * Reads go cache -> overlay -> LMDB: the overlay holds every write that
  * LMDB may not have yet, so a "newer than stored" check and a coordinator's

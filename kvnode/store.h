@@ -12,10 +12,11 @@
  * before-poll hook) hands the batch to the committer thread, which writes
  * it in its own LMDB transaction and fsyncs it, while the next batch
  * accumulates (a store in memory commits in store_commit() instead: no
- * fsync to keep off the loop). Whoever must not acknowledge before durability registers
- * with store_after_commit(); those callbacks run on the loop when their
- * batch is durable. Reads on the loop never wait for the committer: they
- * see staged and committing writes through an in-memory overlay.
+ * fsync to keep off the loop). Whoever must not acknowledge before
+ * durability registers with store_after_commit(); those callbacks run on
+ * the loop when their batch is durable. Reads on the loop never wait for
+ * the committer: they see staged and committing writes through an
+ * in-memory overlay.
  *
  * Counts, bytes and per-bucket digests are kept up to date on every write,
  * so store_count(), store_bytes() and store_digest() cost O(buckets), not
@@ -102,10 +103,11 @@ typedef void (*store_commit_fn)(int rc, void *arg);
 /*
  * Run fn(rc, arg) on the loop once every write staged so far is durable:
  * rc is 0, or -ENOSPC / -EIO when the commit failed. A failed commit loses
- * its batch and (with a committer thread) the batch staged behind it (whose "newer than" decisions
- * were made against the lost writes): every waiter of both gets the error,
- * and nothing is left of their writes. With nothing staged, fn runs after
- * the next commit as well. fn may stage writes and wait again.
+ * its batch and (with a committer thread) the batch staged behind it
+ * (whose "newer than" decisions were made against the lost writes): every
+ * waiter of both gets the error, and nothing is left of their writes.
+ * With nothing staged, fn runs after the next commit as well. fn may
+ * stage writes and wait again.
  * 0 or -ENOMEM.
  */
 int store_after_commit(store_t *st, store_commit_fn fn, void *arg);
