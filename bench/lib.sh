@@ -287,6 +287,17 @@ bench_ab_exit_logs() {
     sleep 2
 }
 
+# bench_ab_exit_log_print NAME: NAME's exit log (one line per FUSE request
+# type and the mount's store totals), indented, under a "NAME: dhtfs exit
+# log" heading; nothing when the mount did not log them (below level info).
+bench_ab_exit_log_print() {
+    grep -qE ' fs: .*requests, mean' "$T/$1/dhtfs.log" 2>/dev/null || return 0
+    echo
+    echo "$1: dhtfs exit log"
+    echo
+    sed -n 's/.* fs: \(.*requests, mean .*\|store operations: .*\)/    \1/p' "$T/$1/dhtfs.log"
+}
+
 # bench_ab_req NAME KIND COL: from NAME's exit log, for FUSE requests of KIND,
 # column COL of its line (6 count, 9 mean µs, 15 serial store round trips).
 bench_ab_req() {

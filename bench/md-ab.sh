@@ -72,12 +72,5 @@ out=$RESULTS_DIR/md-ab-$(date +%Y%m%d-%H%M%S).md
         done
         echo " $(bench_ab_list "$n" 12) |"
     done
-    for n in "${NAMES[@]}"; do
-        if grep -qE ' fs: .*requests, mean' "$T/$n/dhtfs.log"; then
-            echo
-            echo "$n exit log:"
-            echo
-            grep -E ' fs: .*(requests, mean|store operations:)' "$T/$n/dhtfs.log" | sed 's/^/    /'
-        fi
-    done
+    for n in "${NAMES[@]}"; do bench_ab_exit_log_print "$n"; done
 } | tee "$out"

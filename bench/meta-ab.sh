@@ -116,10 +116,5 @@ for n in "${NAMES[@]}"; do
         awk -v n="$n" '{h += $1; m += $2} END {if (NR) printf "%s: %d conditional writes checked against a known version, %d read a quorum first\n", n, h, m}' |
         tee -a "$out"
 done
-for n in "${NAMES[@]}"; do
-    if grep -q 'store operations per request' "$T/$n"/dhtfs.log 2>/dev/null; then
-        echo "$n: dhtfs exit log"
-        sed -n 's/.* fs: \([a-z_]* *[0-9]* requests, mean .*\)/    \1/p' "$T/$n"/dhtfs.log
-    fi
-done | tee -a "$out"
+for n in "${NAMES[@]}"; do bench_ab_exit_log_print "$n"; done | tee -a "$out"
 echo "results: $out"
