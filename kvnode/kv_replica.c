@@ -156,50 +156,34 @@ void kv_replica_serve_put(node_t *n, const uint8_t *ident, size_t ident_len, con
     if (m->version.node != n->self &&
         ring_state_owns(n->rs, store_pos(n->store, m->key_bytes, m->key_len)))
         kv_coord_forget(n);
-    const uint8_t *value = m->value;
-    size_t value_len = m->value_len;
-    uint8_t *patched = NULL;
+    kv_version_t current;
+    kv_opid_t opid = m->has_opid ? m->opid : (kv_opid_t){0, 0};
+    int rc;
     if (m->has_patch) {
         /*
          * A patch applies to the copy it was made against; one we already
          * have (or something newer) is acknowledged as any repeated write.
          * Any other copy needs the whole value: ESTALE asks for it.
          */
-        store_rec_t rec;
-        int grc = store_get(n->store, m->key_bytes, m->key_len, &rec);
-        if (grc < 0 && grc != -ENOENT) {
-            node_reply_error(n, ident, ident_len, m->req_id, -grc, "store read failed: %s",
-                             strerror(-grc));
-            return;
-        }
-        bool have = grc == 0 && kv_version_cmp(rec.version, m->version) >= 0;
-        if (!have && (grc != 0 || kv_version_cmp(rec.version, m->patch_base) != 0 ||
-                      (rec.flags & WIRE_FLAG_TOMBSTONE))) {
+        rc = store_patch_opid(n->store, m->key_bytes, m->key_len, m->version, opid, m->patch_base,
+                              m->patch_off, m->value, m->value_len, &current);
+        if (rc == -ESTALE) {
             n->metrics.patches[1]++;
             node_reply_error(n, ident, ident_len, m->req_id, ESTALE,
                              "patch made against another version: send the whole value");
             return;
         }
-        if (!have && m->patch_off > WIRE_VALUE_MAX - m->value_len) {
+        if (rc == -EFBIG) {
             node_reply_error(n, ident, ident_len, m->req_id, EFBIG,
                              "a patch may not reach past %u bytes", (unsigned)WIRE_VALUE_MAX);
             return;
         }
-        if (!have) {
-            patched = kv_patch_apply(rec.value, rec.value_len, m->patch_off, m->value, m->value_len,
-                                     &value_len);
-            if (!patched) {
-                node_reply_error(n, ident, ident_len, m->req_id, ENOMEM, "out of memory");
-                return;
-            }
-            value = patched;
+        if (rc == 1)
             n->metrics.patches[0]++;
-        }
+    } else {
+        rc = store_put_opid(n->store, m->key_bytes, m->key_len, m->version, m->flags, opid,
+                            m->value, m->value_len, &current);
     }
-    kv_version_t current;
-    int rc = store_put_opid(n->store, m->key_bytes, m->key_len, m->version, m->flags,
-                            m->has_opid ? m->opid : (kv_opid_t){0, 0}, value, value_len, &current);
-    free(patched);
     if (rc < 0) {
         node_reply_error(n, ident, ident_len, m->req_id, -rc, "%s",
                          rc == -ENOSPC ? "no space left on the node's disk" : strerror(-rc));

@@ -48,6 +48,7 @@
 
 #include "kv_cache.h"
 #include "kv_digest.h"
+#include "kv_patch.h"
 #include "log.h"
 #include "wire.h"
 
@@ -901,29 +902,19 @@ static bool drops(const uint8_t *key, size_t key_len)
     return prefix && key_len >= len && memcmp(key, prefix, len) == 0;
 }
 
-int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version,
-                   uint8_t flags, kv_opid_t opid, const void *value, size_t value_len,
-                   kv_version_t *current)
+/*
+ * Stage key's record: old_len bytes of old with the len bytes of bytes at
+ * off (kv_patch_write; a whole value is old = NULL, off 0), under version.
+ * prev is what the store held (NULL: nothing). Returns 1 or -ENOMEM.
+ */
+static int stage_put(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos,
+                     const store_rec_t *prev, kv_version_t version, uint8_t flags, kv_opid_t opid,
+                     const uint8_t *old, size_t old_len, uint32_t off, const void *bytes,
+                     size_t len, kv_version_t *current)
 {
-    if (key_len == 0 || key_len > WIRE_KEY_MAX || value_len > WIRE_VALUE_MAX)
-        return -EINVAL;
-    if (drops(key, key_len)) {
-        if (current)
-            *current = version;
-        return 1;
-    }
-    ring_id_t pos = store_pos(st, key, key_len);
-    store_rec_t old;
-    int rc = find(st, key, key_len, pos, &old, false);
-    if (rc == 0 && kv_version_cmp(version, old.version) <= 0) {
-        if (current)
-            *current = old.version;
-        return 0;
-    }
-    if (rc < 0 && rc != -ENOENT)
-        return rc;
-    op_t *op = op_new(key, key_len, pos, rc == 0 ? &old : NULL);
+    op_t *op = op_new(key, key_len, pos, prev);
     size_t idlen = kv_opid_is_set(opid) ? REC_OPID_LEN : 0;
+    size_t value_len = kv_patch_len(old_len, off, len);
     uint8_t *p = malloc(REC_HEADER + idlen + value_len);
     if (!op || !p) {
         free(op);
@@ -937,13 +928,13 @@ int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t
         put_be64(p + REC_HEADER, opid.client);
         put_be64(p + REC_HEADER + 8, opid.seq);
     }
-    if (value_len)
-        memcpy(p + REC_HEADER + idlen, value, value_len);
+    /* Built before staging: old may point into the overlay entry this op replaces. */
+    kv_patch_write(p + REC_HEADER + idlen, old, old_len, off, bytes, len);
     op->present = true;
     op->rec = p;
     op->rec_len = REC_HEADER + idlen + value_len;
     kv_digest_record(key, key_len, version, op->new_hash);
-    rc = stage_op(st, op);
+    int rc = stage_op(st, op);
     if (rc < 0)
         return rc;
     /*
@@ -955,6 +946,72 @@ int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t
     if (current)
         *current = version;
     return 1;
+}
+
+/*
+ * What a write of version to key finds: 1 go on (*have says whether *old
+ * holds the stored record), 0 the store holds version or newer (*current
+ * set), or a negative errno.
+ */
+static int put_begin(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos,
+                     kv_version_t version, store_rec_t *old, bool *have, kv_version_t *current)
+{
+    int rc = find(st, key, key_len, pos, old, false);
+    if (rc == 0 && kv_version_cmp(version, old->version) <= 0) {
+        if (current)
+            *current = old->version;
+        return 0;
+    }
+    if (rc < 0 && rc != -ENOENT)
+        return rc;
+    *have = rc == 0;
+    return 1;
+}
+
+int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version,
+                   uint8_t flags, kv_opid_t opid, const void *value, size_t value_len,
+                   kv_version_t *current)
+{
+    if (key_len == 0 || key_len > WIRE_KEY_MAX || value_len > WIRE_VALUE_MAX)
+        return -EINVAL;
+    if (drops(key, key_len)) {
+        if (current)
+            *current = version;
+        return 1;
+    }
+    ring_id_t pos = store_pos(st, key, key_len);
+    store_rec_t old;
+    bool have;
+    int rc = put_begin(st, key, key_len, pos, version, &old, &have, current);
+    if (rc <= 0)
+        return rc;
+    return stage_put(st, key, key_len, pos, have ? &old : NULL, version, flags, opid, NULL, 0, 0,
+                     value, value_len, current);
+}
+
+int store_patch_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version,
+                     kv_opid_t opid, kv_version_t base, uint32_t off, const void *bytes, size_t len,
+                     kv_version_t *current)
+{
+    if (key_len == 0 || key_len > WIRE_KEY_MAX || len > WIRE_VALUE_MAX)
+        return -EINVAL;
+    ring_id_t pos = store_pos(st, key, key_len);
+    store_rec_t old;
+    bool have;
+    int rc = put_begin(st, key, key_len, pos, version, &old, &have, current);
+    if (rc <= 0)
+        return rc;
+    if (!have || kv_version_cmp(old.version, base) != 0 || (old.flags & WIRE_FLAG_TOMBSTONE))
+        return -ESTALE;
+    if (off > WIRE_VALUE_MAX - len)
+        return -EFBIG;
+    if (drops(key, key_len)) {
+        if (current)
+            *current = version;
+        return 1;
+    }
+    return stage_put(st, key, key_len, pos, &old, version, 0, opid, old.value, old.value_len, off,
+                     bytes, len, current);
 }
 
 int store_remove(store_t *st, const uint8_t *key, size_t key_len)

@@ -96,6 +96,18 @@ int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t
                    uint8_t flags, kv_opid_t opid, const void *value, size_t value_len,
                    kv_version_t *current);
 
+/*
+ * store_put_opid of a patch made against the stored version base: the value
+ * becomes the stored value with len bytes written at off (kv_patch_write),
+ * built straight into the staged record. Returns 1 staged, 0 when the store
+ * already holds version or newer (as store_put), -ESTALE when it holds no
+ * live value of version base, -EFBIG when off + len passes WIRE_VALUE_MAX,
+ * -EINVAL, -ENOMEM, -EIO.
+ */
+int store_patch_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version,
+                     kv_opid_t opid, kv_version_t base, uint32_t off, const void *bytes, size_t len,
+                     kv_version_t *current);
+
 /* Stage the physical removal of key (garbage collection, not a delete). 0 or -ENOENT. */
 int store_remove(store_t *st, const uint8_t *key, size_t key_len);
 

@@ -6,20 +6,31 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t kv_patch_len(size_t old_len, uint32_t off, size_t len)
+{
+    size_t end = (size_t)off + len;
+    return old_len > end ? old_len : end;
+}
+
+void kv_patch_write(uint8_t *dst, const uint8_t *old, size_t old_len, uint32_t off,
+                    const uint8_t *bytes, size_t len)
+{
+    if (old_len)
+        memcpy(dst, old, old_len);
+    if (off > old_len)
+        memset(dst + old_len, 0, off - old_len);
+    if (len)
+        memcpy(dst + off, bytes, len);
+}
+
 uint8_t *kv_patch_apply(const uint8_t *old, size_t old_len, uint32_t off, const uint8_t *bytes,
                         size_t len, size_t *out_len)
 {
-    size_t end = (size_t)off + len;
-    size_t total = old_len > end ? old_len : end;
+    size_t total = kv_patch_len(old_len, off, len);
     uint8_t *v = malloc(total ? total : 1);
     if (!v)
         return NULL;
-    if (old_len)
-        memcpy(v, old, old_len);
-    if (off > old_len)
-        memset(v + old_len, 0, off - old_len);
-    if (len)
-        memcpy(v + off, bytes, len);
+    kv_patch_write(v, old, old_len, off, bytes, len);
     *out_len = total;
     return v;
 }

@@ -19,4 +19,14 @@
 uint8_t *kv_patch_apply(const uint8_t *old, size_t old_len, uint32_t off, const uint8_t *bytes,
                         size_t len, size_t *out_len);
 
+/* The length of that value: max(old_len, off + len). */
+size_t kv_patch_len(size_t old_len, uint32_t off, size_t len);
+
+/*
+ * kv_patch_apply into dst (kv_patch_len bytes), for a caller that builds
+ * the value inside a larger record. dst must not overlap old or bytes.
+ */
+void kv_patch_write(uint8_t *dst, const uint8_t *old, size_t old_len, uint32_t off,
+                    const uint8_t *bytes, size_t len);
+
 #endif

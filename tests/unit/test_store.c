@@ -16,7 +16,9 @@
 #include "kv_digest.h"
 #include "loop.h"
 #include "store.h"
+#include "wire.h"
 
+#include <errno.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -325,6 +327,66 @@ static void test_store_digest_matches_scan(void **state)
     check_digests(f->st);
 }
 
+static int patch(store_t *st, const char *key, uint64_t hlc, uint64_t base, uint32_t off,
+                 const char *bytes, kv_version_t *current)
+{
+    return store_patch_opid(st, (const uint8_t *)key, strlen(key), (kv_version_t){hlc, 1},
+                            (kv_opid_t){7, hlc}, (kv_version_t){base, 1}, off, bytes, strlen(bytes),
+                            current);
+}
+
+static void assert_value(store_t *st, const char *key, uint64_t hlc, const void *want, size_t len)
+{
+    store_rec_t rec;
+    assert_int_equal(store_get(st, (const uint8_t *)key, strlen(key), &rec), 0);
+    assert_int_equal(rec.version.hlc, hlc);
+    assert_int_equal(rec.flags, 0);
+    assert_int_equal(rec.value_len, len);
+    assert_memory_equal(rec.value, want, len);
+}
+
+/* A patch is built from the copy it names, staged or committed, and only from that copy. */
+static void test_store_patch(void **state)
+{
+    fixture_t *f = *state;
+    norder = 0;
+    kv_version_t cur;
+    assert_int_equal(put(f->st, "a", 10, "hello world"), 1);
+    /* On the staged record, twice (the second replaces the overlay entry it reads). */
+    assert_int_equal(patch(f->st, "a", 11, 10, 6, "there", &cur), 1);
+    assert_int_equal(cur.hlc, 11);
+    assert_int_equal(patch(f->st, "a", 12, 11, 0, "J", NULL), 1);
+    assert_value(f->st, "a", 12, "Jello there", 11);
+    store_rec_t rec;
+    assert_int_equal(store_get(f->st, (const uint8_t *)"a", 1, &rec), 0);
+    assert_int_equal(rec.opid.client, 7);
+    assert_int_equal(rec.opid.seq, 12);
+    /* Made against another version, or for one the store already holds: nothing changes. */
+    assert_int_equal(patch(f->st, "a", 13, 11, 0, "X", NULL), -ESTALE);
+    assert_int_equal(patch(f->st, "a", 12, 11, 0, "X", &cur), 0);
+    assert_int_equal(cur.hlc, 12);
+    assert_int_equal(patch(f->st, "b", 13, 12, 0, "X", NULL), -ESTALE);
+    assert_int_equal(patch(f->st, "a", 13, 12, WIRE_VALUE_MAX, "X", NULL), -EFBIG);
+    assert_value(f->st, "a", 12, "Jello there", 11);
+    /* A tombstone is no copy to patch. */
+    assert_int_equal(store_put(f->st, (const uint8_t *)"t", 1, (kv_version_t){5, 1},
+                               WIRE_FLAG_TOMBSTONE, "", 0, NULL),
+                     1);
+    assert_int_equal(patch(f->st, "t", 6, 5, 0, "X", NULL), -ESTALE);
+    assert_int_equal(store_after_commit(f->st, on_commit, (void *)1), 0);
+    run_until(f, &norder, 1);
+    /* On the committed record, past its end: the gap reads as zeros. */
+    assert_int_equal(patch(f->st, "a", 14, 12, 13, "!", NULL), 1);
+    assert_value(f->st, "a", 14, "Jello there\0\0!", 14);
+    check_digests(f->st);
+    assert_int_equal(store_after_commit(f->st, on_commit, (void *)2), 0);
+    run_until(f, &norder, 2);
+    reopen(f);
+    assert_value(f->st, "a", 14, "Jello there\0\0!", 14);
+    assert_int_equal(store_bytes(f->st), 14);
+    check_digests(f->st);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -339,6 +401,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_on_loop_commits_in_commit, setup_on_loop,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_store_auto_mode, setup_auto_tmpfs, teardown_maybe),
+        cmocka_unit_test_setup_teardown(test_store_patch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_patch, setup_on_loop, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
