@@ -49,6 +49,14 @@ typedef struct {
     struct ring_place_node *nodes; /* what it was built from (same order) */
     size_t n;
     uint64_t lived_ms; /* an older placement: how long it was the current one */
+    /*
+     * Each partition's replica set (placement node indexes) for memo_want
+     * copies, computed on first use: a placement never changes, and the
+     * multi-probe walk would run for every request the node coordinates.
+     * Per partition, [0] is 0 (not yet) or 1 + the count, then the indexes.
+     */
+    uint32_t *memo;
+    size_t memo_want;
 } node_placement_t;
 
 typedef enum {

@@ -34,7 +34,35 @@ static void placement_free(node_placement_t *p)
     ring_place_destroy(&p->pl);
     free(p->ids);
     free(p->nodes);
-    *p = (node_placement_t){NULL, NULL, NULL, 0, 0};
+    free(p->memo);
+    *p = (node_placement_t){NULL, NULL, NULL, 0, 0, NULL, 0};
+}
+
+enum { MEMO_STRIDE = 1 + RING_PLACE_REPLICAS_MAX };
+
+/* ring_place_replicas at partition part's first position, through p's memo. */
+static size_t placement_replicas(const node_t *n, node_placement_t *p, uint32_t part, size_t want,
+                                 size_t *idx)
+{
+    ring_id_t pos = ring_place_part_pos(part, n->cfg.id_bits);
+    if (!p->memo) {
+        p->memo =
+            calloc((size_t)ring_place_part_count(n->cfg.id_bits) * MEMO_STRIDE, sizeof *p->memo);
+        p->memo_want = want;
+    }
+    if (!p->memo || want != p->memo_want)
+        return ring_place_replicas(p->pl, pos, want, idx);
+    uint32_t *e = p->memo + (size_t)part * MEMO_STRIDE;
+    if (e[0] == 0) {
+        size_t got = ring_place_replicas(p->pl, pos, want, idx);
+        for (size_t i = 0; i < got; i++)
+            e[1 + i] = (uint32_t)idx[i];
+        e[0] = (uint32_t)got + 1;
+        return got;
+    }
+    for (size_t i = 0; i + 1 < e[0]; i++)
+        idx[i] = e[1 + i];
+    return e[0] - 1;
 }
 
 static void place_from_free(node_t *n)
@@ -73,7 +101,7 @@ static int placement_build(const node_t *n, ring_place_node_t *nodes, ring_id_t 
         free(ids);
         return rc;
     }
-    *out = (node_placement_t){pl, ids, nodes, j, 0};
+    *out = (node_placement_t){pl, ids, nodes, j, 0, NULL, 0};
     return 0;
 }
 
@@ -186,7 +214,7 @@ static bool place_current(node_t *n)
     if (rc < 0 && rc != -EINVAL)
         return n->place.cur.pl != NULL;
     if (rc < 0)
-        next = (node_placement_t){NULL, NULL, NULL, 0, 0};
+        next = (node_placement_t){NULL, NULL, NULL, 0, 0, NULL, 0};
     place_moves(n, &next);
     n->place.epoch = epoch;
     n->place.built = true;
@@ -213,15 +241,14 @@ static bool listed(const ring_id_t *ids, size_t n, ring_id_t id)
 }
 
 /* Partition part's set under placement p, as node_place_part describes it. */
-static size_t placement_set(node_t *n, const node_placement_t *p, uint32_t part, ring_id_t *out,
+static size_t placement_set(node_t *n, node_placement_t *p, uint32_t part, ring_id_t *out,
                             size_t cap, bool *whole)
 {
     size_t want = n->cfg.replicas < cap ? n->cfg.replicas : cap;
     if (want > RING_PLACE_REPLICAS_MAX)
         want = RING_PLACE_REPLICAS_MAX;
-    ring_id_t pos = ring_place_part_pos(part, n->cfg.id_bits);
     size_t idx[RING_PLACE_REPLICAS_MAX];
-    size_t got = ring_place_replicas(p->pl, pos, want, idx), k = 0;
+    size_t got = placement_replicas(n, p, part, want, idx), k = 0;
     for (size_t i = 0; i < got; i++) {
         ring_id_t id = p->ids[idx[i]];
         if (id == n->self || !node_peer_down(n, id))
@@ -230,7 +257,8 @@ static size_t placement_set(node_t *n, const node_placement_t *p, uint32_t part,
     *whole = k == got; /* no member passed over */
     if (k == got)
         return k;
-    got = ring_place_replicas(p->pl, pos, RING_PLACE_REPLICAS_MAX, idx);
+    got = ring_place_replicas(p->pl, ring_place_part_pos(part, n->cfg.id_bits),
+                              RING_PLACE_REPLICAS_MAX, idx);
     for (size_t i = 0; i < got && k < want; i++) {
         ring_id_t id = p->ids[idx[i]];
         if (!listed(out, k, id) && (id == n->self || !node_peer_down(n, id)))
