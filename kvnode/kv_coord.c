@@ -847,13 +847,18 @@ static void op_step(kv_op_t *op)
  */
 static int op_apply_patch(kv_op_t *op, bool live)
 {
+    if (!live) {
+        free(op->value);
+        op->value = NULL;
+        op->value_len = 0;
+    }
+    /* op->value is the op's own copy of the newest value: patched where it lies. */
     size_t len;
-    uint8_t *v = kv_patch_apply(live ? op->value : NULL, live ? op->value_len : 0, op->patch_off,
-                                op->pending_value, op->pending_len, &len);
+    uint8_t *v = kv_patch_in_place(op->value, op->value_len, op->patch_off, op->pending_value,
+                                   op->pending_len, &len);
     if (!v)
         return -ENOMEM;
     op->patch_base = live ? op->version : (kv_version_t){0, 0};
-    free(op->value);
     op->value = v;
     op->value_len = len;
     op->flags = 0;

@@ -29,4 +29,12 @@ size_t kv_patch_len(size_t old_len, uint32_t off, size_t len);
 void kv_patch_write(uint8_t *dst, const uint8_t *old, size_t old_len, uint32_t off,
                     const uint8_t *bytes, size_t len);
 
+/*
+ * kv_patch_apply to a value the caller owns (malloc'd, len bytes; NULL if
+ * 0), in place: it is reallocated only when the patch makes it longer.
+ * Returns it, or NULL when out of memory (value is then left as it was).
+ */
+uint8_t *kv_patch_in_place(uint8_t *value, size_t len, uint32_t off, const uint8_t *bytes,
+                           size_t blen, size_t *out_len);
+
 #endif
