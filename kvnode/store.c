@@ -902,6 +902,16 @@ static bool drops(const uint8_t *key, size_t key_len)
     return prefix && key_len >= len && memcmp(key, prefix, len) == 0;
 }
 
+/* drops(key): the write of version is reported applied (*current, if set, is version). */
+static bool dropped(const uint8_t *key, size_t key_len, kv_version_t version, kv_version_t *current)
+{
+    if (!drops(key, key_len))
+        return false;
+    if (current)
+        *current = version;
+    return true;
+}
+
 /*
  * Stage key's record: old_len bytes of old with the len bytes of bytes at
  * off (kv_patch_write; a whole value is old = NULL, off 0), under version.
@@ -949,14 +959,16 @@ static int stage_put(store_t *st, const uint8_t *key, size_t key_len, ring_id_t 
 }
 
 /*
- * What a write of version to key finds: 1 go on (*have says whether *old
- * holds the stored record), 0 the store holds version or newer (*current
- * set), or a negative errno.
+ * What a write of version to key finds: 1 go on (*pos is the key's
+ * position, *have says whether *old holds the stored record), 0 the store
+ * holds version or newer (*current set), or a negative errno.
  */
-static int put_begin(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos,
-                     kv_version_t version, store_rec_t *old, bool *have, kv_version_t *current)
+static int put_begin(store_t *st, const uint8_t *key, size_t key_len, kv_version_t version,
+                     ring_id_t *pos, store_rec_t *old, bool *have, kv_version_t *current)
 {
-    int rc = find(st, key, key_len, pos, old, false);
+    *pos = store_pos(st, key, key_len);
+    *have = false;
+    int rc = find(st, key, key_len, *pos, old, false);
     if (rc == 0 && kv_version_cmp(version, old->version) <= 0) {
         if (current)
             *current = old->version;
@@ -974,15 +986,12 @@ int store_put_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version_t
 {
     if (key_len == 0 || key_len > WIRE_KEY_MAX || value_len > WIRE_VALUE_MAX)
         return -EINVAL;
-    if (drops(key, key_len)) {
-        if (current)
-            *current = version;
+    if (dropped(key, key_len, version, current))
         return 1;
-    }
-    ring_id_t pos = store_pos(st, key, key_len);
+    ring_id_t pos;
     store_rec_t old;
     bool have;
-    int rc = put_begin(st, key, key_len, pos, version, &old, &have, current);
+    int rc = put_begin(st, key, key_len, version, &pos, &old, &have, current);
     if (rc <= 0)
         return rc;
     return stage_put(st, key, key_len, pos, have ? &old : NULL, version, flags, opid, NULL, 0, 0,
@@ -995,21 +1004,18 @@ int store_patch_opid(store_t *st, const uint8_t *key, size_t key_len, kv_version
 {
     if (key_len == 0 || key_len > WIRE_KEY_MAX || len > WIRE_VALUE_MAX)
         return -EINVAL;
-    ring_id_t pos = store_pos(st, key, key_len);
+    ring_id_t pos;
     store_rec_t old;
     bool have;
-    int rc = put_begin(st, key, key_len, pos, version, &old, &have, current);
+    int rc = put_begin(st, key, key_len, version, &pos, &old, &have, current);
     if (rc <= 0)
         return rc;
     if (!have || kv_version_cmp(old.version, base) != 0 || (old.flags & WIRE_FLAG_TOMBSTONE))
         return -ESTALE;
     if (off > WIRE_VALUE_MAX - len)
         return -EFBIG;
-    if (drops(key, key_len)) {
-        if (current)
-            *current = version;
+    if (dropped(key, key_len, version, current))
         return 1;
-    }
     return stage_put(st, key, key_len, pos, &old, version, 0, opid, old.value, old.value_len, off,
                      bytes, len, current);
 }
