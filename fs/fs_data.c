@@ -120,9 +120,18 @@ static void fetch_fiber(void *arg)
         f->data = op.value;
         f->len = op.len;
         cache_key_t k = {.ino = f->ino, .index = f->index, .gen = f->gen};
-        /* Written meanwhile: what was read may predate the write-back. */
-        if (!fs_map_get(fs->dirty, f->ino, f->index))
-            kv_cache_put(fs->chunks, &k, sizeof(k), op.version, 0, f->data, f->len);
+        /*
+         * Written meanwhile: what was read may predate the write-back. A
+         * fetch nobody waits for (read-ahead) hands its buffer to the cache
+         * instead of a copy: no one reads f->data after this.
+         */
+        if (!fs_map_get(fs->dirty, f->ino, f->index)) {
+            if (f->refs == 1 && f->data &&
+                kv_cache_put_owned(fs->chunks, &k, sizeof(k), op.version, 0, f->data, f->len) == 0)
+                f->data = NULL;
+            else
+                kv_cache_put(fs->chunks, &k, sizeof(k), op.version, 0, f->data, f->len);
+        }
     } else {
         fs_op_clear(&op);
         if (f->rc == -ENOENT) /* a hole */
@@ -428,6 +437,10 @@ static void put_fiber(void *arg)
         cache_key_t k = ckey(n, dc->index);
         if (dc->partial)
             kv_cache_remove(fs->chunks, &k, sizeof(k)); /* older than the patched value */
+        else if (dc->len == fs->chunk_size &&
+                 kv_cache_put_owned(fs->chunks, &k, sizeof(k), op.version, 0, dc->data, dc->len) ==
+                     0)
+            dc->data = NULL; /* the cache has the (whole) buffer; freed with its entry */
         else
             kv_cache_put(fs->chunks, &k, sizeof(k), op.version, 0, dc->data, dc->len);
         dchunk_unlink(fs, dc);

@@ -1,7 +1,8 @@
 /*
  * kv_cache.c — chained hash table plus a doubly linked LRU list.
  *
- * Each entry is one allocation holding the key and value after its header,
+ * Each entry is one allocation holding the key and value after its header
+ * (or the key, with a value buffer the cache was given: kv_cache_put_owned),
  * and its size (header included) is what the byte bound counts, so the
  * bound covers the real memory in use, not just payload bytes.
  */
@@ -18,7 +19,9 @@ typedef struct entry {
     uint64_t hash;
     kv_version_t version;
     uint8_t flags;
+    bool owned; /* value is a buffer of its own (kv_cache_put_owned) */
     size_t key_len, value_len;
+    uint8_t *value; /* after the key in data, or that buffer */
     uint8_t data[]; /* key, then value */
 } entry_t;
 
@@ -51,6 +54,13 @@ static size_t entry_size(size_t key_len, size_t value_len)
     return sizeof(entry_t) + key_len + value_len;
 }
 
+static void entry_free(entry_t *e)
+{
+    if (e->owned)
+        free(e->value);
+    free(e);
+}
+
 kv_cache_t *kv_cache_new(size_t max_bytes)
 {
     kv_cache_t *c = calloc(1, sizeof *c);
@@ -79,7 +89,7 @@ void kv_cache_destroy(kv_cache_t **pc)
     entry_t *e = c->head;
     while (e) {
         entry_t *next = e->next;
-        free(e);
+        entry_free(e);
         e = next;
     }
     free(c->buckets);
@@ -130,7 +140,7 @@ static void drop(kv_cache_t *c, entry_t **slot)
     lru_unlink(c, e);
     c->bytes -= entry_size(e->key_len, e->value_len);
     c->count--;
-    free(e);
+    entry_free(e);
 }
 
 static void grow_table(kv_cache_t *c)
@@ -166,7 +176,7 @@ int kv_cache_get(kv_cache_t *c, const void *key, size_t key_len, kv_cache_hit_t 
     lru_push_front(c, e);
     hit->version = e->version;
     hit->flags = e->flags;
-    hit->value = e->data + e->key_len;
+    hit->value = e->value;
     hit->value_len = e->value_len;
     return 0;
 }
@@ -179,16 +189,24 @@ void kv_cache_remove(kv_cache_t *c, const void *key, size_t key_len)
         drop(c, slot);
 }
 
-int kv_cache_put(kv_cache_t *c, const void *key, size_t key_len, kv_version_t version,
-                 uint8_t flags, const void *value, size_t value_len)
+/*
+ * Insert key's entry (value not yet set), evicting to make room: the entry,
+ * NULL when out of memory or too large (*rc 1 or -ENOMEM). inline_value:
+ * the value goes after the key.
+ */
+static entry_t *insert(kv_cache_t *c, const void *key, size_t key_len, kv_version_t version,
+                       uint8_t flags, size_t value_len, bool inline_value, int *rc)
 {
     kv_cache_remove(c, key, key_len);
     size_t size = entry_size(key_len, value_len);
+    *rc = 1;
     if (size > c->max_bytes / 8)
-        return 1;
-    entry_t *e = malloc(size);
+        return NULL;
+    *rc = -ENOMEM;
+    entry_t *e = malloc(inline_value ? size : entry_size(key_len, 0));
     if (!e)
-        return -ENOMEM;
+        return NULL;
+    *rc = 0;
     while (c->bytes + size > c->max_bytes && c->tail) {
         entry_t *victim = c->tail;
         drop(c, find_slot(c, victim->data, victim->key_len, victim->hash));
@@ -198,9 +216,9 @@ int kv_cache_put(kv_cache_t *c, const void *key, size_t key_len, kv_version_t ve
     e->flags = flags;
     e->key_len = key_len;
     e->value_len = value_len;
+    e->owned = false;
+    e->value = e->data + key_len;
     memcpy(e->data, key, key_len);
-    if (value_len)
-        memcpy(e->data + key_len, value, value_len);
     if (c->count + 1 > c->nbuckets)
         grow_table(c);
     entry_t **slot = &c->buckets[e->hash & (c->nbuckets - 1)];
@@ -210,7 +228,29 @@ int kv_cache_put(kv_cache_t *c, const void *key, size_t key_len, kv_version_t ve
     lru_push_front(c, e);
     c->bytes += size;
     c->count++;
-    return 0;
+    return e;
+}
+
+int kv_cache_put(kv_cache_t *c, const void *key, size_t key_len, kv_version_t version,
+                 uint8_t flags, const void *value, size_t value_len)
+{
+    int rc;
+    entry_t *e = insert(c, key, key_len, version, flags, value_len, true, &rc);
+    if (e && value_len)
+        memcpy(e->value, value, value_len);
+    return rc;
+}
+
+int kv_cache_put_owned(kv_cache_t *c, const void *key, size_t key_len, kv_version_t version,
+                       uint8_t flags, uint8_t *value, size_t value_len)
+{
+    int rc;
+    entry_t *e = insert(c, key, key_len, version, flags, value_len, false, &rc);
+    if (e) {
+        e->owned = true;
+        e->value = value;
+    }
+    return rc;
 }
 
 int kv_cache_offer(kv_cache_t *c, const void *key, size_t key_len, kv_version_t version,
@@ -234,7 +274,7 @@ void kv_cache_clear(kv_cache_t *c)
     entry_t *e = c->head;
     while (e) {
         entry_t *next = e->next;
-        free(e);
+        entry_free(e);
         e = next;
     }
     memset(c->buckets, 0, c->nbuckets * sizeof *c->buckets);

@@ -1,9 +1,9 @@
 /*
  * kv_cache.h — a memcached-style LRU cache of values, bounded in bytes.
  *
- * Keys and values are copied in; lookups lend pointers into the cache that
- * stay valid until the next call that modifies it. Pure memory structure:
- * no locking (one event loop per process), no I/O.
+ * Keys and values are copied in (or a value buffer handed over); lookups lend pointers into the
+ * cache that stay valid until the next call that modifies it. Pure memory structure: no locking
+ * (one event loop per process), no I/O.
  */
 #ifndef KV_CACHE_H
 #define KV_CACHE_H
@@ -37,6 +37,15 @@ int kv_cache_get(kv_cache_t *c, const void *key, size_t key_len, kv_cache_hit_t 
  */
 int kv_cache_put(kv_cache_t *c, const void *key, size_t key_len, kv_version_t version,
                  uint8_t flags, const void *value, size_t value_len);
+
+/*
+ * kv_cache_put of a value the caller allocated (malloc) and no longer
+ * needs: on 0 the cache keeps the buffer itself, no copy, and frees it
+ * with the entry; on 1 or -ENOMEM the buffer stays the caller's. value_len
+ * must be the buffer's size, which the bound counts.
+ */
+int kv_cache_put_owned(kv_cache_t *c, const void *key, size_t key_len, kv_version_t version,
+                       uint8_t flags, uint8_t *value, size_t value_len);
 
 void kv_cache_remove(kv_cache_t *c, const void *key, size_t key_len);
 

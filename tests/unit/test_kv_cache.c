@@ -681,12 +681,78 @@ static void test_kv_cache_offer_after_clear(void **state)
     kv_cache_destroy(&c);
 }
 
+static uint8_t *owned_buf(size_t len, uint8_t fill)
+{
+    uint8_t *b = malloc(len ? len : 1);
+    assert_non_null(b);
+    memset(b, fill, len);
+    return b;
+}
+
+/*
+ * A value handed over is kept as it is (the hit lends that very buffer),
+ * counted like a copy, and freed with its entry however the entry goes
+ * (replaced, evicted, removed, cleared, destroyed: ASan checks the frees);
+ * one too large to cache stays the caller's.
+ */
+static void test_kv_cache_put_owned(void **state)
+{
+    (void)state;
+    size_t o = overhead();
+    kv_cache_t *c = cache_new(8 * (o + 2 + 1000));
+    uint8_t *b = owned_buf(1000, 7);
+    assert_int_equal(kv_cache_put_owned(c, "k1", 2, ver(5, 1), 3, b, 1000), 0);
+    kv_cache_hit_t hit;
+    assert_int_equal(kv_cache_get(c, "k1", 2, &hit), 0);
+    assert_ptr_equal(hit.value, b);
+    assert_int_equal(hit.value_len, 1000);
+    assert_int_equal(hit.flags, 3);
+    assert_int_equal(kv_cache_bytes(c), o + 2 + 1000);
+    /* Replaced by a copy, then by another buffer; removed. */
+    assert_int_equal(kv_cache_put(c, "k1", 2, ver(6, 1), 0, "v", 1), 0);
+    assert_hit(c, "k1", 2, ver(6, 1), 0, "v", 1);
+    assert_int_equal(kv_cache_put_owned(c, "k1", 2, ver(7, 1), 0, owned_buf(10, 1), 10), 0);
+    assert_int_equal(kv_cache_put_owned(c, "k1", 2, ver(8, 1), 0, owned_buf(10, 2), 10), 0);
+    uint8_t twos[10];
+    memset(twos, 2, sizeof twos);
+    assert_hit(c, "k1", 2, ver(8, 1), 0, twos, sizeof twos);
+    kv_cache_remove(c, "k1", 2);
+    assert_miss(c, "k1", 2);
+    assert_int_equal(kv_cache_bytes(c), 0);
+    kv_cache_destroy(&c);
+    /* Evicted in LRU order among copies. */
+    c = cache_new(8 * (o + 8 + 200));
+    char key[16];
+    for (unsigned i = 0; i < 12; i++) {
+        size_t kl = key_of(i, key);
+        if (i % 2)
+            assert_int_equal(kv_cache_put_owned(c, key, kl, ver(i, 1), 0, owned_buf(200, 9), 200),
+                             0);
+        else
+            assert_int_equal(put_i(c, i, 200), 0);
+    }
+    assert_int_equal(kv_cache_count(c), 8);
+    assert_false(has_i(c, 0));
+    assert_false(has_i(c, 3));
+    assert_true(has_i(c, 4));
+    assert_true(has_i(c, 11));
+    /* Too large: not taken. */
+    uint8_t *big = owned_buf(300, 0);
+    assert_int_equal(kv_cache_put_owned(c, "big", 3, ver(1, 1), 0, big, 300), 1);
+    free(big);
+    kv_cache_clear(c);
+    assert_int_equal(kv_cache_count(c), 0);
+    assert_int_equal(kv_cache_put_owned(c, "k2", 2, ver(1, 1), 0, owned_buf(100, 4), 100), 0);
+    kv_cache_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_cache_new_destroy),
         cmocka_unit_test(test_kv_cache_get_empty_misses),
         cmocka_unit_test(test_kv_cache_put_get_copies),
+        cmocka_unit_test(test_kv_cache_put_owned),
         cmocka_unit_test(test_kv_cache_put_empty_value),
         cmocka_unit_test(test_kv_cache_keys_are_binary),
         cmocka_unit_test(test_kv_cache_bytes_include_overhead),
