@@ -215,7 +215,7 @@ static void op_known_finish(kv_op_t *op)
             return;
     }
     store_rec_t rec;
-    int rc = store_get(op->n->store, op->key, op->key_len, &rec);
+    int rc = store_head(op->n->store, op->key, op->key_len, &rec);
     if (rc == 0 || rc == -ENOENT)
         kv_known_all_agree(k, op->key, op->key_len, op->ticket, op->have_best, op->version, rc == 0,
                            rc == 0 ? rec.version : (kv_version_t){0, 0});
@@ -982,7 +982,7 @@ static void op_begin(kv_op_t *op)
         return;
     }
     store_rec_t rec;
-    int rc = store_get(op->n->store, op->key, op->key_len, &rec);
+    int rc = store_head(op->n->store, op->key, op->key_len, &rec);
     bool found = rc == 0;
     bool known_ok =
         k && (rc == 0 || rc == -ENOENT) &&

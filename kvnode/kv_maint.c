@@ -46,7 +46,7 @@ static int collect_purge(const uint8_t *key, size_t key_len, ring_id_t pos, cons
 bool kv_maint_purge_local(node_t *n, const uint8_t *key, size_t key_len, kv_version_t version)
 {
     store_rec_t rec;
-    return store_get(n->store, key, key_len, &rec) == 0 && (rec.flags & WIRE_FLAG_TOMBSTONE) &&
+    return store_head(n->store, key, key_len, &rec) == 0 && (rec.flags & WIRE_FLAG_TOMBSTONE) &&
            kv_version_cmp(rec.version, version) == 0 && store_remove(n->store, key, key_len) == 0;
 }
 

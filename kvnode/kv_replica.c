@@ -25,7 +25,10 @@ static wire_msg_t *local_read(node_t *n, const uint8_t *ident, size_t ident_len,
                               const wire_msg_t *m, uint8_t type)
 {
     store_rec_t rec;
-    int rc = store_get(n->store, m->key_bytes, m->key_len, &rec);
+    /* The value goes out in the reply (node_send copies it with store_value_copy). */
+    int rc = m->read_mode == WIRE_READ_FULL
+                 ? store_get_to_copy(n->store, m->key_bytes, m->key_len, &rec)
+                 : store_head(n->store, m->key_bytes, m->key_len, &rec);
     if (rc < 0 && rc != -ENOENT) {
         node_reply_error(n, ident, ident_len, m->req_id, -rc, "store read failed: %s",
                          strerror(-rc));

@@ -315,13 +315,22 @@ int node_send(node_t *n, const uint8_t *ident, size_t ident_len, const wire_msg_
     if (m->type == WIRE_ERROR)
         node_metrics_error(&n->metrics, m->err_code);
     loop_touch(n->loop, n->router);
+    zmq_msg_t value;
+    if (with_value) {
+        if (zmq_msg_init_size(&value, m->value_len) < 0)
+            return -ENOMEM;
+        /* A value found in the store is read from its file, not its map. */
+        if (m->value_len)
+            store_value_copy(n->store, m->value, m->value_len, zmq_msg_data(&value));
+    }
     if (zmq_send(n->router, ident, ident_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(n->router, buf, (size_t)len, ZMQ_DONTWAIT | (with_value ? ZMQ_SNDMORE : 0)) < 0 ||
-        (with_value && zmq_send(n->router, m->value_len ? m->value : (const void *)"", m->value_len,
-                                ZMQ_DONTWAIT) < 0)) {
-        log_debug("net", "reply %s not sent: %s", wire_type_name(m->type),
-                  zmq_strerror(zmq_errno()));
-        return -zmq_errno();
+        (with_value && zmq_msg_send(&value, n->router, ZMQ_DONTWAIT) < 0)) {
+        int err = zmq_errno();
+        log_debug("net", "reply %s not sent: %s", wire_type_name(m->type), zmq_strerror(err));
+        if (with_value)
+            zmq_msg_close(&value);
+        return -err;
     }
     return 0;
 }

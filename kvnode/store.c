@@ -64,8 +64,10 @@
 #include <sys/eventfd.h>
 #include <linux/magic.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -122,6 +124,10 @@ struct store {
     MDB_env *env;
     MDB_dbi dbi;
     MDB_txn *rtxn; /* the loop's reused read transaction (reset between calls) */
+    /* LMDB's read-only map of the data file, and the file (store_value_copy) */
+    const uint8_t *map;
+    size_t map_size;
+    int map_fd;
     bool rtxn_live;
     unsigned id_bits;
     kv_cache_t *cache;
@@ -691,6 +697,38 @@ static bool in_memory(const char *dir)
     return statfs(dir, &sf) == 0 && (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC);
 }
 
+/*
+ * Where LMDB mapped the data file (store_value_copy reads values in the map
+ * from the file instead). LMDB does not say unless the map is fixed, so it
+ * is the mapping of that file from offset 0 in /proc/self/maps. Not found:
+ * st->map stays NULL and values are copied from the map.
+ */
+static void map_locate(store_t *st)
+{
+    struct stat sb;
+    int fd;
+    if (mdb_env_get_fd(st->env, &fd) != 0 || fstat(fd, &sb) < 0)
+        return;
+    FILE *f = fopen("/proc/self/maps", "r");
+    if (!f)
+        return;
+    char line[PATH_MAX + 128];
+    while (fgets(line, sizeof line, f)) {
+        unsigned long long from, to, off, ino;
+        unsigned maj, min;
+        if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &from, &to, &off, &maj, &min, &ino) ==
+                6 &&
+            off == 0 && ino == (unsigned long long)sb.st_ino && maj == major(sb.st_dev) &&
+            min == minor(sb.st_dev)) {
+            st->map = (const uint8_t *)(uintptr_t)from;
+            st->map_size = (size_t)(to - from);
+            st->map_fd = fd;
+            break;
+        }
+    }
+    fclose(f);
+}
+
 store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, store_commit_mode_t mode,
                     loop_t *loop, char *err, size_t errcap)
 {
@@ -739,6 +777,7 @@ store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, store_co
         goto fail;
     }
     mdb_txn_reset(st->rtxn);
+    map_locate(st);
     if (rebuild_state(st) < 0) {
         snprintf(err, errcap, "cannot read the store in %s", dir);
         goto fail;
@@ -796,8 +835,10 @@ void store_close(store_t **pst)
 /* ------------------------------------------------------------ reads and writes */
 
 /*
- * A large value read from the map is about to be copied whole (into a
- * reply). Its pages were written with write(2) by the committer, so this
+ * A large value read from the map is about to be read whole (by a
+ * store_get caller: a coordinator's own copy, a hint, a stream; a reply
+ * reads it from the file instead, store_value_copy). Its pages were
+ * written with write(2) by the committer, so this
  * process has not mapped them yet: copying would take a page fault every
  * few pages (fault-around maps 16 at most), and a fault is far dearer
  * than a system call on the VMs we run on. One madvise(MADV_POPULATE_READ)
@@ -821,9 +862,16 @@ static void map_populate(const void *p, size_t len)
         unsupported = true;
 }
 
+/* What a caller of find() does with the value it is given. */
+typedef enum {
+    WANT_HEAD,  /* nothing: version and flags only */
+    WANT_VALUE, /* reads it where it lies (large values mapped in at once) */
+    WANT_COPY,  /* copies it out with store_value_copy (nothing mapped in) */
+} want_t;
+
 /* What the store holds for key now: cache, then overlay, then LMDB. */
 static int find(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos, store_rec_t *rec,
-                bool fill_cache)
+                want_t want)
 {
     kv_cache_hit_t hit;
     if (kv_cache_get(st->cache, key, key_len, &hit) == 0)
@@ -838,11 +886,11 @@ static int find(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos, 
     int rc = mdb_get(txn, st->dbi, &k, &v);
     if (rc != MDB_SUCCESS)
         return mdb_to_errno(rc);
-    /* fill_cache: the caller reads the value (a put or remove wants only its version). */
-    if (fill_cache)
+    if (want == WANT_VALUE || (want == WANT_COPY && !st->map))
         map_populate(v.mv_data, v.mv_size);
     rc = decode_rec(v.mv_data, v.mv_size, rec);
-    if (rc == 0 && fill_cache && rec->value_len <= CACHE_VALUE_MAX) {
+    /* Only values read are worth caching (a put or remove wants only the version). */
+    if (rc == 0 && want != WANT_HEAD && rec->value_len <= CACHE_VALUE_MAX) {
         const uint8_t *p = v.mv_data;
         kv_cache_offer(st->cache, key, key_len, rec->version, p[16], p + REC_HEADER,
                        v.mv_size - REC_HEADER);
@@ -854,7 +902,50 @@ int store_get(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
 {
     if (key_len == 0 || key_len > WIRE_KEY_MAX)
         return -EINVAL;
-    return find(st, key, key_len, store_pos(st, key, key_len), rec, true);
+    return find(st, key, key_len, store_pos(st, key, key_len), rec, WANT_VALUE);
+}
+
+int store_head(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
+{
+    if (key_len == 0 || key_len > WIRE_KEY_MAX)
+        return -EINVAL;
+    return find(st, key, key_len, store_pos(st, key, key_len), rec, WANT_HEAD);
+}
+
+int store_get_to_copy(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
+{
+    if (key_len == 0 || key_len > WIRE_KEY_MAX)
+        return -EINVAL;
+    return find(st, key, key_len, store_pos(st, key, key_len), rec, WANT_COPY);
+}
+
+/*
+ * A value in the map is read from the file instead: the kernel copies it
+ * straight from the page cache, where a copy from the map would first have
+ * to map its freshly written pages (map_populate) — dearer than the copy
+ * itself. The read transaction that found the value is still open, so
+ * LMDB reuses none of its pages meanwhile. A failed read falls back to
+ * the map.
+ */
+void store_value_copy(const store_t *st, const void *value, size_t len, void *dst)
+{
+    const uint8_t *p = value;
+    if (st && st->map && len >= POPULATE_MIN && p >= st->map &&
+        (size_t)(p - st->map) <= st->map_size - len) {
+        off_t off = p - st->map;
+        size_t done = 0;
+        while (done < len) {
+            ssize_t got = pread(st->map_fd, (uint8_t *)dst + done, len - done, off + (off_t)done);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got <= 0)
+                break;
+            done += (size_t)got;
+        }
+        if (done == len)
+            return;
+    }
+    memcpy(dst, value, len);
 }
 
 static op_t *op_new(const uint8_t *key, size_t key_len, ring_id_t pos, const store_rec_t *old)
@@ -968,7 +1059,7 @@ static int put_begin(store_t *st, const uint8_t *key, size_t key_len, kv_version
 {
     *pos = store_pos(st, key, key_len);
     *have = false;
-    int rc = find(st, key, key_len, *pos, old, false);
+    int rc = find(st, key, key_len, *pos, old, WANT_HEAD);
     if (rc == 0 && kv_version_cmp(version, old->version) <= 0) {
         if (current)
             *current = old->version;
@@ -1026,7 +1117,7 @@ int store_remove(store_t *st, const uint8_t *key, size_t key_len)
         return -EINVAL;
     ring_id_t pos = store_pos(st, key, key_len);
     store_rec_t old;
-    int rc = find(st, key, key_len, pos, &old, false);
+    int rc = find(st, key, key_len, pos, &old, WANT_HEAD);
     if (rc < 0)
         return rc;
     op_t *op = op_new(key, key_len, pos, &old);

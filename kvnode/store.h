@@ -78,6 +78,25 @@ void store_close(store_t **st);
  * committing writes; never waits for the committer.
  */
 int store_get(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec);
+/*
+ * store_get for a caller that wants the version and flags, not the value
+ * (a version-only read, a condition's check): rec->value is still set, but
+ * a large value's pages are not mapped in and the value is not cached.
+ */
+int store_head(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec);
+/*
+ * store_get for a caller that only copies the value out, with
+ * store_value_copy (a reply): a large value's pages are not mapped in.
+ */
+int store_get_to_copy(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec);
+/*
+ * Copy len bytes of a value from rec->value (of store_get_to_copy or any
+ * store_get, during the same loop iteration) to dst: a large value in
+ * LMDB's map is read from the data file with pread(2), anything else is
+ * copied with memcpy. Also takes values that are not the store's (st may
+ * be NULL).
+ */
+void store_value_copy(const store_t *st, const void *value, size_t len, void *dst);
 
 /*
  * Stage a write if version is newer than what the store holds for key.

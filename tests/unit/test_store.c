@@ -19,6 +19,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/magic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -387,6 +388,79 @@ static void test_store_patch(void **state)
     check_digests(f->st);
 }
 
+/* How many of the pages of [p, p + len) this process has mapped (/proc/self/pagemap). */
+static size_t pages_mapped(const void *p, size_t len)
+{
+    int fd = open("/proc/self/pagemap", O_RDONLY);
+    assert_true(fd >= 0);
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = 0;
+    for (uintptr_t a = (uintptr_t)p & ~(page - 1); a < (uintptr_t)p + len; a += page) {
+        uint64_t e = 0;
+        assert_int_equal(pread(fd, &e, sizeof e, (off_t)(a / page * sizeof e)), sizeof e);
+        n += (e >> 63) & 1;
+    }
+    close(fd);
+    return n;
+}
+
+/*
+ * Reading a value for a reply: store_head and store_get_to_copy see what
+ * store_get sees, and store_value_copy gives the same bytes, from the
+ * overlay and from the map. A large committed value is read from the file:
+ * its pages are not mapped in (store_get maps them all).
+ */
+static void test_store_value_copy(void **state)
+{
+    fixture_t *f = *state;
+    norder = 0;
+    enum { BIG = 1 << 20 };
+    uint8_t *big = malloc(BIG), *out = malloc(BIG);
+    assert_non_null(big);
+    assert_non_null(out);
+    for (size_t i = 0; i < BIG; i++)
+        big[i] = (uint8_t)(i * 7 + i / 4096);
+    const char *keys[] = {"big1", "big2"};
+    for (int k = 0; k < 2; k++)
+        assert_int_equal(store_put(f->st, (const uint8_t *)keys[k], 4, (kv_version_t){10 + k, 1}, 0,
+                                   big, BIG, NULL),
+                         1);
+    assert_int_equal(put(f->st, "small", 5, "tiny"), 1);
+    store_rec_t rec, head;
+    /* Staged: from the overlay. */
+    assert_int_equal(store_get_to_copy(f->st, (const uint8_t *)"big1", 4, &rec), 0);
+    assert_int_equal(rec.value_len, BIG);
+    store_value_copy(f->st, rec.value, rec.value_len, out);
+    assert_memory_equal(out, big, BIG);
+    assert_int_equal(store_after_commit(f->st, on_commit, (void *)1), 0);
+    run_until(f, &norder, 1);
+
+    assert_int_equal(store_head(f->st, (const uint8_t *)"big1", 4, &head), 0);
+    assert_int_equal(head.version.hlc, 10);
+    assert_int_equal(head.value_len, BIG);
+    assert_int_equal(store_get_to_copy(f->st, (const uint8_t *)"big1", 4, &rec), 0);
+    assert_int_equal(rec.version.hlc, 10);
+    memset(out, 0, BIG);
+    store_value_copy(f->st, rec.value, rec.value_len, out);
+    assert_memory_equal(out, big, BIG);
+    size_t pages = BIG / (size_t)sysconf(_SC_PAGESIZE);
+    /* (A lookup maps the B-tree pages it walks, and the kernel maps a few around each.) */
+    assert_true(pages_mapped(rec.value, rec.value_len) < pages / 4);
+    assert_int_equal(store_get(f->st, (const uint8_t *)"big2", 4, &rec), 0);
+    assert_true(pages_mapped(rec.value, rec.value_len) >= pages);
+    assert_memory_equal(rec.value, big, BIG);
+
+    assert_int_equal(store_get_to_copy(f->st, (const uint8_t *)"small", 5, &rec), 0);
+    char tiny[4];
+    store_value_copy(f->st, rec.value, rec.value_len, tiny);
+    assert_memory_equal(tiny, "tiny", 4);
+    store_value_copy(NULL, "bytes", 5, tiny);
+    assert_memory_equal(tiny, "byte", 4);
+    assert_int_equal(store_head(f->st, (const uint8_t *)"none", 4, &head), -ENOENT);
+    assert_int_equal(store_get_to_copy(f->st, (const uint8_t *)"none", 4, &rec), -ENOENT);
+    free(big);
+    free(out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -403,6 +477,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_store_auto_mode, setup_auto_tmpfs, teardown_maybe),
         cmocka_unit_test_setup_teardown(test_store_patch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_patch, setup_on_loop, teardown),
+        cmocka_unit_test_setup_teardown(test_store_value_copy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_value_copy, setup_on_loop, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
