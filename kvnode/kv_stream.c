@@ -313,7 +313,7 @@ void kv_stream_serve_offer(node_t *n, const uint8_t *ident, size_t ident_len, co
     wire_init(r, WIRE_SYNC_OFFER | WIRE_REPLY, m->req_id);
     for (unsigned i = 0; i < m->noffers; i++) {
         store_rec_t rec;
-        int rc = store_get(n->store, m->offers[i].key, m->offers[i].key_len, &rec);
+        int rc = store_head(n->store, m->offers[i].key, m->offers[i].key_len, &rec);
         if (rc == -ENOENT || (rc == 0 && kv_version_cmp(rec.version, m->offers[i].version) < 0))
             r->want[r->nwant++] = (uint16_t)i;
     }

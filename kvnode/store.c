@@ -87,6 +87,9 @@ enum {
     CACHE_VALUE_MAX = 16 << 10,
 };
 
+/* LMDB's map: the most a data file can grow to (sparse; the map costs address space only). */
+#define MAP_SIZE ((size_t)256 << 30)
+
 typedef struct {
     store_commit_fn fn;
     void *arg;
@@ -700,8 +703,9 @@ static bool in_memory(const char *dir)
 /*
  * Where LMDB mapped the data file (store_value_copy reads values in the map
  * from the file instead). LMDB does not say unless the map is fixed, so it
- * is the mapping of that file from offset 0 in /proc/self/maps. Not found:
- * st->map stays NULL and values are copied from the map.
+ * is the mapping of that file in /proc/self/maps from offset 0 and of the
+ * map's whole size (no other mapping of the file can pass for it). Not
+ * found: st->map stays NULL and values are copied from the map.
  */
 static void map_locate(store_t *st)
 {
@@ -718,8 +722,8 @@ static void map_locate(store_t *st)
         unsigned maj, min;
         if (sscanf(line, "%llx-%llx %*s %llx %x:%x %llu", &from, &to, &off, &maj, &min, &ino) ==
                 6 &&
-            off == 0 && ino == (unsigned long long)sb.st_ino && maj == major(sb.st_dev) &&
-            min == minor(sb.st_dev)) {
+            off == 0 && to - from == MAP_SIZE && ino == (unsigned long long)sb.st_ino &&
+            maj == major(sb.st_dev) && min == minor(sb.st_dev)) {
             st->map = (const uint8_t *)(uintptr_t)from;
             st->map_size = (size_t)(to - from);
             st->map_fd = fd;
@@ -727,6 +731,9 @@ static void map_locate(store_t *st)
         }
     }
     fclose(f);
+    if (!st->map)
+        log_info("store", "%s: LMDB's map not found in /proc/self/maps: values are copied from it",
+                 st->dir);
 }
 
 store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, store_commit_mode_t mode,
@@ -750,7 +757,7 @@ store_t *store_open(const char *dir, unsigned id_bits, size_t cache_mb, store_co
     st->digests = kv_digest_table_new(id_bits, DIGEST_BUCKET_BITS);
     int rc = mdb_env_create(&st->env);
     if (rc == MDB_SUCCESS)
-        rc = mdb_env_set_mapsize(st->env, (size_t)256 << 30);
+        rc = mdb_env_set_mapsize(st->env, MAP_SIZE);
     if (rc == MDB_SUCCESS)
         rc = mdb_env_set_maxdbs(st->env, 4);
     /* MDB_NOTLS: the loop's read txn and the committer's write txn are per thread. */
@@ -923,14 +930,14 @@ int store_get_to_copy(store_t *st, const uint8_t *key, size_t key_len, store_rec
  * A value in the map is read from the file instead: the kernel copies it
  * straight from the page cache, where a copy from the map would first have
  * to map its freshly written pages (map_populate) — dearer than the copy
- * itself. The read transaction that found the value is still open, so
- * LMDB reuses none of its pages meanwhile. A failed read falls back to
- * the map.
+ * itself. The caller made no store call since the lookup, so the read
+ * snapshot that found the value is still open and LMDB reuses none of its
+ * pages meanwhile. A failed read falls back to the map.
  */
 void store_value_copy(const store_t *st, const void *value, size_t len, void *dst)
 {
     const uint8_t *p = value;
-    if (st && st->map && len >= POPULATE_MIN && p >= st->map &&
+    if (st && st->map && len >= POPULATE_MIN && len <= st->map_size && p >= st->map &&
         (size_t)(p - st->map) <= st->map_size - len) {
         off_t off = p - st->map;
         size_t done = 0;

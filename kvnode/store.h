@@ -90,8 +90,8 @@ int store_head(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec
  */
 int store_get_to_copy(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec);
 /*
- * Copy len bytes of a value from rec->value (of store_get_to_copy or any
- * store_get, during the same loop iteration) to dst: a large value in
+ * Copy len bytes of a value from rec->value (of store_get_to_copy, or of
+ * any lookup, with no store call in between) to dst: a large value in
  * LMDB's map is read from the data file with pread(2), anything else is
  * copied with memcpy. Also takes values that are not the store's (st may
  * be NULL).

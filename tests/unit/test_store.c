@@ -453,7 +453,7 @@ static void test_store_value_copy(void **state)
     char tiny[4];
     store_value_copy(f->st, rec.value, rec.value_len, tiny);
     assert_memory_equal(tiny, "tiny", 4);
-    store_value_copy(NULL, "bytes", 5, tiny);
+    store_value_copy(NULL, "byte", 4, tiny);
     assert_memory_equal(tiny, "byte", 4);
     assert_int_equal(store_head(f->st, (const uint8_t *)"none", 4, &head), -ENOENT);
     assert_int_equal(store_get_to_copy(f->st, (const uint8_t *)"none", 4, &rec), -ENOENT);
