@@ -34,6 +34,12 @@
 #define PEERS_MAX 32
 #define DRAIN_MS 30000
 #define DEFAULT_LOCK_LEASE_MS 15000
+/*
+ * 50 µs of looking before sleeping: about one store round trip's wait for
+ * its reply, and the gap between a process's FUSE requests in a loop of
+ * small writes or stats (BENCHMARKS: "Looking before sleeping").
+ */
+#define DEFAULT_SPIN_US 50
 
 typedef struct {
     char *peers[PEERS_MAX];
@@ -45,6 +51,7 @@ typedef struct {
     bool has_key;
     sec_keypair_t key;
     unsigned cache_mb, chunk_kb, timeout_ms, dirty_mb, readahead_kb, lock_lease_ms, wb_puts;
+    unsigned spin_us;
     double attr_timeout;
     log_level_t log_level;
     struct fuse_args fuse_args;
@@ -76,13 +83,15 @@ static void usage(FILE *f)
             "       chunk_kb=N      chunk size of a NEW volume (default 64)\n"
             "       timeout_ms=N    per-request timeout to the ring (default %d)\n"
             "       attr_timeout=S  seconds the kernel may cache names and attributes (default 1)\n"
+            "       spin_us=N       look for the next request or reply this long before\n"
+            "                       sleeping (default %d; 0: sleep at once, less CPU)\n"
             "       metrics=HOST:PORT  serve GET /metrics (Prometheus text) there; loopback\n"
             "                       only unless a key is given (--key)\n"
             "       lock_lease_ms=N a crashed mount's file locks are freed after N ms without\n"
             "                       its heartbeat (default %d; use one value on every mount)\n"
             "       volume=NAME, peer=EP, key=FILE  as the flags\n"
             "     anything else is passed to FUSE (e.g. ro, allow_other, default_permissions)\n",
-            DEFAULT_CACHE_MB, DEFAULT_TIMEOUT_MS, DEFAULT_LOCK_LEASE_MS);
+            DEFAULT_CACHE_MB, DEFAULT_TIMEOUT_MS, DEFAULT_SPIN_US, DEFAULT_LOCK_LEASE_MS);
 }
 
 __attribute__((format(printf, 1, 2))) static int bad(const char *fmt, ...)
@@ -162,6 +171,9 @@ static int parse_o(opts_t *o, const char *list)
         } else if (IS("readahead_kb")) {
             if (!parse_uint(val, 0, 1 << 20, &o->readahead_kb))
                 rc = bad("readahead_kb must be a number of KiB, got '%s'", val);
+        } else if (IS("spin_us")) {
+            if (!parse_uint(val, 0, 10000, &o->spin_us))
+                rc = bad("spin_us must be from 0 to 10000, got '%s'", val);
         } else if (IS("wb_puts")) {
             if (!parse_uint(val, 1, 1024, &o->wb_puts))
                 rc = bad("wb_puts must be from 1 to 1024, got '%s'", val);
@@ -583,6 +595,8 @@ static int run(opts_t *o)
     fs->names = fs_names_new(8192);
     void *zctx = rpc_ctx_new();
     fs->loop = loop_new();
+    if (fs->loop)
+        loop_set_spin(fs->loop, o->spin_us);
     fs->nodes = fs_map_new();
     fs->dirty = fs_map_new();
     fs->fetching = fs_map_new();
@@ -678,6 +692,7 @@ int main(int argc, char **argv)
     o.dirty_mb = 64;
     o.readahead_kb = 4096;
     o.wb_puts = 32;
+    o.spin_us = DEFAULT_SPIN_US;
     o.timeout_ms = DEFAULT_TIMEOUT_MS;
     o.lock_lease_ms = DEFAULT_LOCK_LEASE_MS;
     o.attr_timeout = 1.0;

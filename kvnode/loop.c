@@ -23,6 +23,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -63,6 +64,7 @@ struct loop {
     loop_hook_fn before;
     void *before_arg;
     uint64_t now;
+    unsigned spin_us;
     bool stop;
 };
 
@@ -249,6 +251,36 @@ void loop_set_before_poll(loop_t *loop, loop_hook_fn fn, void *arg)
     loop->before_arg = arg;
 }
 
+void loop_set_spin(loop_t *loop, unsigned us)
+{
+    loop->spin_us = us;
+}
+
+static uint64_t clock_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/*
+ * poll(2) that first looks without sleeping for loop->spin_us when it
+ * would sleep: the number of ready fds, or -1 and errno.
+ */
+static int poll_spin(loop_t *loop, size_t n, int timeout)
+{
+    if (timeout != 0 && loop->spin_us > 0) {
+        uint64_t until = clock_us() + loop->spin_us;
+        do {
+            int got = poll(loop->pfds, (nfds_t)n, 0);
+            if (got != 0)
+                return got;
+            sched_yield();
+        } while (clock_us() < until);
+    }
+    return poll(loop->pfds, (nfds_t)n, timeout);
+}
+
 uint64_t loop_now_ms(loop_t *loop)
 {
     return loop->now;
@@ -324,7 +356,7 @@ static int loop_iterate(loop_t *loop)
             uint64_t wait = loop->heap[0].deadline > now ? loop->heap[0].deadline - now : 0;
             timeout = wait > INT32_MAX ? INT32_MAX : (int)wait;
         }
-        if (poll(loop->pfds, (nfds_t)n, timeout) < 0) {
+        if (poll_spin(loop, n, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             return -errno;

@@ -54,6 +54,16 @@ void loop_timer_cancel(loop_t *loop, uint64_t id);
 /* One hook, run before every poll (NULL to clear). */
 void loop_set_before_poll(loop_t *loop, loop_hook_fn fn, void *arg);
 
+/*
+ * Before sleeping in poll(2), look for input without sleeping for up to us
+ * microseconds (yielding the CPU between looks); 0, the default, sleeps at
+ * once. A wake-up through the scheduler costs tens of microseconds on the
+ * VMs we run on, and a process in a request/reply exchange (a FUSE client
+ * between the kernel and its store) often has its next input that soon;
+ * the price is CPU time spent looking.
+ */
+void loop_set_spin(loop_t *loop, unsigned us);
+
 /* Milliseconds on CLOCK_MONOTONIC, cached at each loop iteration. */
 uint64_t loop_now_ms(loop_t *loop);
 uint64_t loop_clock_ms(void);

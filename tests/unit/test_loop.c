@@ -3,7 +3,8 @@
  * network): input wakes the loop through ZMQ_FD, a callback that reads one
  * message at a time still gets every queued message without a new signal,
  * and input whose signal something else consumed (a send, a ZMQ_EVENTS
- * check) is still delivered after loop_touch.
+ * check) is still delivered after loop_touch. Each also with the loop
+ * looking for input before it sleeps (loop_set_spin).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -41,6 +42,15 @@ static int setup(void **state)
     f->loop = loop_new();
     assert_non_null(f->loop);
     *state = f;
+    return 0;
+}
+
+/* The same loop looking for input for 2 ms before it sleeps (loop_set_spin). */
+static int setup_spin(void **state)
+{
+    setup(state);
+    fix_t *f = *state;
+    loop_set_spin(f->loop, 2000);
     return 0;
 }
 
@@ -182,6 +192,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_loop_touch_after_consumed_signal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_plain_fd, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loop_stop_before_run, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_input_wakes, setup_spin, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_one_signal_many_messages, setup_spin, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_touch_after_consumed_signal, setup_spin,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_loop_plain_fd, setup_spin, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_stop_before_run, setup_spin, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
