@@ -35,9 +35,10 @@
 #define DRAIN_MS 30000
 #define DEFAULT_LOCK_LEASE_MS 15000
 /*
- * 50 µs of looking before sleeping: about one store round trip's wait for
- * its reply, and the gap between a process's FUSE requests in a loop of
- * small writes or stats (BENCHMARKS: "Looking before sleeping").
+ * 50 µs of looking before sleeping: longer than the gap between a
+ * process's FUSE requests in a loop of small reads or writes, shorter than
+ * a store round trip (~130 µs), through which a longer look would hold a
+ * CPU at every wait (BENCHMARKS: "Looking before sleeping").
  */
 #define DEFAULT_SPIN_US 50
 
@@ -173,7 +174,7 @@ static int parse_o(opts_t *o, const char *list)
                 rc = bad("readahead_kb must be a number of KiB, got '%s'", val);
         } else if (IS("spin_us")) {
             if (!parse_uint(val, 0, 10000, &o->spin_us))
-                rc = bad("spin_us must be from 0 to 10000, got '%s'", val);
+                rc = bad("spin_us must be from 0 to 10000 (µs), got '%s'", val);
         } else if (IS("wb_puts")) {
             if (!parse_uint(val, 1, 1024, &o->wb_puts))
                 rc = bad("wb_puts must be from 1 to 1024, got '%s'", val);

@@ -265,18 +265,24 @@ static uint64_t clock_us(void)
 
 /*
  * poll(2) that first looks without sleeping for loop->spin_us when it
- * would sleep: the number of ready fds, or -1 and errno.
+ * would sleep (never past timeout ms, which the look takes its time off):
+ * the number of ready fds, or -1 and errno.
  */
 static int poll_spin(loop_t *loop, size_t n, int timeout)
 {
     if (timeout != 0 && loop->spin_us > 0) {
-        uint64_t until = clock_us() + loop->spin_us;
+        uint64_t t0 = clock_us(), spin = loop->spin_us, spent;
+        if (timeout > 0 && spin > (uint64_t)timeout * 1000)
+            spin = (uint64_t)timeout * 1000;
         do {
             int got = poll(loop->pfds, (nfds_t)n, 0);
             if (got != 0)
                 return got;
             sched_yield();
-        } while (clock_us() < until);
+            spent = clock_us() - t0;
+        } while (spent < spin);
+        if (timeout > 0)
+            timeout -= (int)(spent / 1000);
     }
     return poll(loop->pfds, (nfds_t)n, timeout);
 }

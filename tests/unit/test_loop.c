@@ -14,6 +14,7 @@
 
 #include "loop.h"
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -170,6 +171,32 @@ static void test_loop_plain_fd(void **state)
     close(p[1]);
 }
 
+static void *write_later(void *arg)
+{
+    usleep(500);
+    assert_int_equal(write(*(int *)arg, "x", 1), 1);
+    return NULL;
+}
+
+/* Input that arrives while the loop looks before sleeping (loop_set_spin) is taken. */
+static void test_loop_input_during_spin(void **state)
+{
+    fix_t *f = *state;
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    f->want = 1;
+    assert_int_equal(loop_add_fd(f->loop, p[0], on_fd, f), 0);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, write_later, &p[1]), 0);
+    run_until(f, 2000);
+    pthread_join(t, NULL);
+    assert_false(f->timed_out);
+    assert_int_equal(f->got, 1);
+    loop_remove_fd(f->loop, p[0]);
+    close(p[0]);
+    close(p[1]);
+}
+
 /* A stop asked before the run (e.g. a join that failed inside node_start) ends it at once. */
 static void test_loop_stop_before_run(void **state)
 {
@@ -198,6 +225,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_loop_plain_fd, setup_spin, teardown),
         cmocka_unit_test_setup_teardown(test_loop_stop_before_run, setup_spin, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_input_during_spin, setup_spin, teardown),
+        cmocka_unit_test_setup_teardown(test_loop_input_during_spin, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
