@@ -281,8 +281,9 @@ static int poll_spin(loop_t *loop, size_t n, int timeout)
             sched_yield();
             spent = clock_us() - t0;
         } while (spent < spin);
+        /* (A negative timeout would sleep for good.) */
         if (timeout > 0)
-            timeout -= (int)(spent / 1000);
+            timeout = spent / 1000 >= (uint64_t)timeout ? 0 : timeout - (int)(spent / 1000);
     }
     return poll(loop->pfds, (nfds_t)n, timeout);
 }
