@@ -68,11 +68,16 @@ struct loop {
     bool stop;
 };
 
-uint64_t loop_clock_ms(void)
+static uint64_t clock_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+uint64_t loop_clock_ms(void)
+{
+    return clock_us() / 1000u;
 }
 
 loop_t *loop_new(void)
@@ -254,13 +259,6 @@ void loop_set_before_poll(loop_t *loop, loop_hook_fn fn, void *arg)
 void loop_set_spin(loop_t *loop, unsigned us)
 {
     loop->spin_us = us;
-}
-
-static uint64_t clock_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
 }
 
 /*

@@ -127,9 +127,8 @@ struct store {
     MDB_env *env;
     MDB_dbi dbi;
     MDB_txn *rtxn; /* the loop's reused read transaction (reset between calls) */
-    /* LMDB's read-only map of the data file, and the file (store_value_copy) */
+    /* LMDB's read-only map (MAP_SIZE bytes) of the data file, and the file (store_value_copy) */
     const uint8_t *map;
-    size_t map_size;
     int map_fd;
     bool rtxn_live;
     unsigned id_bits;
@@ -725,7 +724,6 @@ static void map_locate(store_t *st)
             off == 0 && to - from == MAP_SIZE && ino == (unsigned long long)sb.st_ino &&
             maj == major(sb.st_dev) && min == minor(sb.st_dev)) {
             st->map = (const uint8_t *)(uintptr_t)from;
-            st->map_size = (size_t)(to - from);
             st->map_fd = fd;
             break;
         }
@@ -905,25 +903,26 @@ static int find(store_t *st, const uint8_t *key, size_t key_len, ring_id_t pos, 
     return rc;
 }
 
-int store_get(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
+static int lookup(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec, want_t want)
 {
     if (key_len == 0 || key_len > WIRE_KEY_MAX)
         return -EINVAL;
-    return find(st, key, key_len, store_pos(st, key, key_len), rec, WANT_VALUE);
+    return find(st, key, key_len, store_pos(st, key, key_len), rec, want);
+}
+
+int store_get(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
+{
+    return lookup(st, key, key_len, rec, WANT_VALUE);
 }
 
 int store_head(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
 {
-    if (key_len == 0 || key_len > WIRE_KEY_MAX)
-        return -EINVAL;
-    return find(st, key, key_len, store_pos(st, key, key_len), rec, WANT_HEAD);
+    return lookup(st, key, key_len, rec, WANT_HEAD);
 }
 
 int store_get_to_copy(store_t *st, const uint8_t *key, size_t key_len, store_rec_t *rec)
 {
-    if (key_len == 0 || key_len > WIRE_KEY_MAX)
-        return -EINVAL;
-    return find(st, key, key_len, store_pos(st, key, key_len), rec, WANT_COPY);
+    return lookup(st, key, key_len, rec, WANT_COPY);
 }
 
 /*
@@ -937,8 +936,8 @@ int store_get_to_copy(store_t *st, const uint8_t *key, size_t key_len, store_rec
 void store_value_copy(const store_t *st, const void *value, size_t len, void *dst)
 {
     const uint8_t *p = value;
-    if (st && st->map && len >= POPULATE_MIN && len <= st->map_size && p >= st->map &&
-        (size_t)(p - st->map) <= st->map_size - len) {
+    if (st && st->map && len >= POPULATE_MIN && len <= MAP_SIZE && p >= st->map &&
+        (size_t)(p - st->map) <= MAP_SIZE - len) {
         off_t off = p - st->map;
         size_t done = 0;
         while (done < len) {

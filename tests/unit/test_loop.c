@@ -155,22 +155,6 @@ static void on_fd(loop_t *loop, void *zsock, int fd, void *arg)
         loop_stop(loop);
 }
 
-static void test_loop_plain_fd(void **state)
-{
-    fix_t *f = *state;
-    int p[2];
-    assert_int_equal(pipe(p), 0);
-    f->want = 1;
-    assert_int_equal(loop_add_fd(f->loop, p[0], on_fd, f), 0);
-    assert_int_equal(write(p[1], "x", 1), 1);
-    run_until(f, 2000);
-    assert_false(f->timed_out);
-    assert_int_equal(f->got, 1);
-    loop_remove_fd(f->loop, p[0]);
-    close(p[0]);
-    close(p[1]);
-}
-
 /* (No cmocka assertion off the test's thread: a failed write shows as the loop's timeout.) */
 static void *write_later(void *arg)
 {
@@ -180,23 +164,37 @@ static void *write_later(void *arg)
     return NULL;
 }
 
-/* Input that arrives while the loop looks before sleeping (loop_set_spin) is taken. */
-static void test_loop_input_during_spin(void **state)
+/* A byte in a pipe reaches its callback: written before the run, or by a thread during it. */
+static void pipe_byte(fix_t *f, bool later)
 {
-    fix_t *f = *state;
     int p[2];
     assert_int_equal(pipe(p), 0);
     f->want = 1;
     assert_int_equal(loop_add_fd(f->loop, p[0], on_fd, f), 0);
     pthread_t t;
-    assert_int_equal(pthread_create(&t, NULL, write_later, &p[1]), 0);
+    if (later)
+        assert_int_equal(pthread_create(&t, NULL, write_later, &p[1]), 0);
+    else
+        assert_int_equal(write(p[1], "x", 1), 1);
     run_until(f, 2000);
-    pthread_join(t, NULL);
+    if (later)
+        pthread_join(t, NULL);
     assert_false(f->timed_out);
     assert_int_equal(f->got, 1);
     loop_remove_fd(f->loop, p[0]);
     close(p[0]);
     close(p[1]);
+}
+
+static void test_loop_plain_fd(void **state)
+{
+    pipe_byte(*state, false);
+}
+
+/* Input that arrives while the loop looks before sleeping (loop_set_spin) is taken. */
+static void test_loop_input_during_spin(void **state)
+{
+    pipe_byte(*state, true);
 }
 
 /* A stop asked before the run (e.g. a join that failed inside node_start) ends it at once. */
