@@ -295,7 +295,7 @@ bench_ab_exit_log_print() {
     echo
     echo "$1: dhtfs exit log"
     echo
-    sed -n 's/.* fs: \(.*requests, mean .*\|store operations: .*\)/    \1/p' "$T/$1/dhtfs.log"
+    sed -n 's/.* fs: \(.*requests, mean .*\|store operations: .*\|stat-ahead: .*\)/    \1/p' "$T/$1/dhtfs.log"
 }
 
 # bench_ab_req NAME KIND COL: from NAME's exit log, for FUSE requests of KIND,

@@ -6,6 +6,7 @@
  * the mount back to the shell, and runs the one event loop: the FUSE
  * device, the store's sockets and the timers.
  */
+#include "fs_ahead.h"
 #include "fs_embedded.h"
 #include "fs_names.h"
 #include "fs_ops.h"
@@ -487,6 +488,16 @@ static void collect_metrics(mx_buf_t *b, void *arg)
             mx_sample_u64(b, caches[i].name, &l, 1, v);
         }
     }
+    uint64_t loaded, used;
+    fs_ahead_stats(fs, &loaded, &used);
+    static const char sa[] = "dhtfs_statahead_records_total";
+    mx_family(b, sa, MX_COUNTER,
+              "Inode records stat-ahead loaded before a lookup asked (loaded), and those a "
+              "lookup then used (used).");
+    mx_label_t r = {"result", "loaded"};
+    mx_sample_u64(b, sa, &r, 1, loaded);
+    r.value = "used";
+    mx_sample_u64(b, sa, &r, 1, used);
     mx_family(b, "dhtfs_dirty_bytes", MX_GAUGE, "Written data not yet stored on the ring.");
     mx_sample_u64(b, "dhtfs_dirty_bytes", NULL, 0, fs->dirty_bytes);
     mx_family(b, "dhtfs_dirty_limit_bytes", MX_GAUGE,
@@ -658,6 +669,7 @@ static int run(opts_t *o)
     tell_parent(&a, 1);
     fs_embedded_stopping(emb);
     fs_lk_stop(fs); /* its clean-up runs in drain */
+    fs_ahead_stop(fs);
     drain(&a);
     fs_store_stats_t st;
     fs_store_get_stats(&st);
@@ -667,6 +679,10 @@ static int run(opts_t *o)
              (unsigned long long)st.gets, (unsigned long long)st.puts,
              (unsigned long long)st.conditional, (unsigned long long)st.conflicts,
              (unsigned long long)st.patches, (unsigned long long)st.dels);
+    uint64_t loaded, used;
+    fs_ahead_stats(fs, &loaded, &used);
+    log_info("fs", "stat-ahead: %llu records loaded, %llu used by lookups",
+             (unsigned long long)loaded, (unsigned long long)used);
     fs_ops_log_times();
     http_metrics_destroy(&hm);
     rpc_destroy(&rpc);

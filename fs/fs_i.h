@@ -109,6 +109,8 @@ typedef struct {
         gen; /* chunk cache generation: new for each node, bumped when another mount changed data */
     uint64_t ra_next;  /* read-ahead: where a sequential reader goes next */
     uint64_t ra_until; /* chunks below this were already requested */
+    /* stat-ahead (fs_ahead.c) is loading the record, or loaded it and no lookup used it yet */
+    enum { FS_AHEAD_NONE, FS_AHEAD_LOADING, FS_AHEAD_LOADED } ahead;
 } fs_node_t;
 
 typedef struct fs fs_t;
@@ -170,6 +172,7 @@ struct fs {
     /* called (on the loop) for each file whose locks were found lost */
     void (*lk_lost_hook)(fs_t *fs, uint64_t ino);
     struct fs_names *names; /* names the kernel may still trust (fs_names.h) */
+    struct fs_ahead *ahead; /* stat-ahead (fs_ahead.h), made at the first lookup */
 };
 
 /* ---- time ---- */
@@ -205,6 +208,8 @@ void fs_node_maybe_free(fs_t *fs, fs_node_t *n);
  * older than the metadata TTL, or if missing. 0, -ENOENT, -EIO.
  */
 int fs_node_load(fs_t *fs, fs_node_t *n, bool fresh);
+/* n holds a record younger than the metadata TTL (fs_node_load would not read it). */
+bool fs_node_fresh(fs_t *fs, const fs_node_t *n);
 /*
  * Change the record with mutate(in, arg) and write it with compare-and-set,
  * re-reading and re-applying on conflicts. The write carries a fresh token:

@@ -18,6 +18,7 @@
  * condition and the read-back finds the token.
  */
 #include "fs_acl.h"
+#include "fs_ahead.h"
 #include "fs_i.h"
 #include "fs_names.h"
 #include "log.h"
@@ -130,6 +131,7 @@ void fs_release_all(fs_t *fs)
     fs_map_destroy(&fs->fetching);
     kv_cache_destroy(&fs->chunks);
     kv_cache_destroy(&fs->buckets);
+    fs_ahead_free(fs);
 }
 
 static void node_set(fs_t *fs, fs_node_t *n, fs_inode_t *in, kv_version_t ver,
@@ -159,7 +161,7 @@ static void node_set(fs_t *fs, fs_node_t *n, fs_inode_t *in, kv_version_t ver,
     }
 }
 
-static bool node_fresh(fs_t *fs, const fs_node_t *n)
+bool fs_node_fresh(fs_t *fs, const fs_node_t *n)
 {
     return n->have && fs_now_ms(fs) - n->fetched_ms < fs->ttl_ms;
 }
@@ -168,7 +170,7 @@ static int node_loaded(fs_t *fs, fs_node_t *n, uint8_t *value, size_t len, kv_ve
 
 int fs_node_load(fs_t *fs, fs_node_t *n, bool fresh)
 {
-    if (!fresh && node_fresh(fs, n))
+    if (!fresh && fs_node_fresh(fs, n))
         return 0;
     char key[FS_KEY_MAX];
     fs_key_inode(key, fs->vol, n->ino);
@@ -187,7 +189,7 @@ void fs_nodes_load(fs_t *fs, fs_node_t **nodes, size_t count)
     if (!ops)
         return;
     for (size_t i = 0; i < count; i++) {
-        if (node_fresh(fs, nodes[i])) {
+        if (fs_node_fresh(fs, nodes[i])) {
             ops[i].done = true;
             ops[i].rc = 1;
             continue;

@@ -599,8 +599,7 @@ int fs_ns_unlink(fs_t *fs, uint64_t parent, const char *name, size_t len)
         return rc;
     unlinked_job_t j = {fs, u.removed.ino};
     fs_node_t *n = fs_node_find(fs, j.ino);
-    if (n && n->have && n->in.nlink <= 1 && n->open == 0 &&
-        fs_now_ms(fs) - n->fetched_ms < fs->ttl_ms) {
+    if (n && n->in.nlink <= 1 && n->open == 0 && fs_node_fresh(fs, n)) {
         /*
          * Its last name is gone and nothing here has it open: nobody can
          * reach the file any more, so its record and data go in the

@@ -9,6 +9,7 @@
  */
 #include "fs_ops.h"
 #include "fs_acl.h"
+#include "fs_ahead.h"
 #include "fs_i.h"
 #include "fs_names.h"
 #include "fs_ns.h"
@@ -320,6 +321,7 @@ static void run_lookup(op_t *o)
         reply_err(o->req, -ENOMEM);
         return;
     }
+    fs_ahead_lookup(fs, o->ino, o->name, o->len, n);
     rc = fs_node_load(fs, n, false);
     if (rc < 0) {
         reply_err(o->req, rc);

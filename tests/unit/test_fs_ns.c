@@ -28,6 +28,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "fs_ahead.h"
 #include "fs_i.h"
 #include "fs_ns.h"
 #include "kv_patch.h"
@@ -49,6 +50,7 @@ typedef struct {
     size_t len;
     kv_version_t ver;
     unsigned writes; /* applied writes in the current operation */
+    unsigned gets;   /* gets asked for */
 } kv_t;
 
 typedef struct {
@@ -221,6 +223,9 @@ static void enqueue(fs_op_t *op, int kind, const char *key, const void *val, siz
 void fs_op_get(kvc_t *kvc, fs_op_t *op, const char *key)
 {
     (void)kvc;
+    kv_t *kv = kv_find(key);
+    if (kv)
+        kv->gets++;
     enqueue(op, KIND_GET, key, NULL, 0, KVC_PUT_ALWAYS, (kv_version_t){0, 0});
 }
 
@@ -1307,6 +1312,193 @@ static void test_rename_ctime_behind(void **state)
     mount_free();
 }
 
+/* ---- stat-ahead ---- */
+
+#define AHEAD_FILES 400
+
+static uint64_t ahead_inos[AHEAD_FILES];
+
+static void ahead_name(char *buf, size_t i)
+{
+    snprintf(buf, 16, "f%04zu", i);
+}
+
+/* A mount whose root holds AHEAD_FILES files and no fresh record of them (the kernel forgot). */
+static void mount_with_files(void)
+{
+    mount_new();
+    fs.ttl_ms = 100;
+    static char names[AHEAD_FILES][16];
+    for (size_t i = 0; i < AHEAD_FILES; i += 20) {
+        call_t calls[20];
+        for (size_t k = 0; k < 20; k++) {
+            ahead_name(names[i + k], i + k);
+            calls[k] = (call_t){
+                .kind = C_MAKE, .dir = FS_ROOT_INO, .name = names[i + k], .mode = S_IFREG | 0644};
+        }
+        calls_run(calls, 20);
+        for (size_t k = 0; k < 20; k++) {
+            assert_int_equal(calls[k].rc, 0);
+            ahead_inos[i + k] = calls[k].ino;
+        }
+    }
+    for (size_t i = 0; i < AHEAD_FILES; i++) {
+        fs_node_t *n = fs_node_find(&fs, ahead_inos[i]);
+        if (n)
+            n->fetched_ms = fs_now_ms(&fs) - fs.ttl_ms;
+    }
+}
+
+typedef struct {
+    size_t i;
+    bool hit;
+    int rc;
+} ahead_lookup_t;
+
+/* What a LOOKUP does (fs_ops.c run_lookup), the node then forgotten at once. */
+static void ahead_lookup_fiber(void *arg)
+{
+    ahead_lookup_t *l = arg;
+    char name[16];
+    ahead_name(name, l->i);
+    fs_dirent_t ent;
+    l->rc = fs_dir_lookup(&fs, FS_ROOT_INO, name, strlen(name), false, &ent);
+    if (l->rc < 0)
+        return;
+    fs_node_t *n = fs_node_get(&fs, ent.ino);
+    fs_ahead_lookup(&fs, FS_ROOT_INO, name, strlen(name), n);
+    l->hit = fs_node_fresh(&fs, n);
+    l->rc = fs_node_load(&fs, n, false);
+    if (l->rc == 0 && (n->ino != ahead_inos[l->i] || !S_ISREG(n->in.mode)))
+        l->rc = -EINVAL;
+    fs_node_put(&fs, n);
+}
+
+/* Look up file i and let everything started settle: was its record loaded before it was asked? */
+static bool ahead_lookup(size_t i)
+{
+    ahead_lookup_t l = {i, false, 0};
+    assert_int_equal(fiber_spawn(ahead_lookup_fiber, &l), 0);
+    run_until_idle();
+    assert_int_equal(l.rc, 0);
+    return l.hit;
+}
+
+static void stop_loop(loop_t *loop, void *arg)
+{
+    (void)arg;
+    loop_stop(loop);
+}
+
+/* Let ms pass on the mount's loop (its timers fire), then run what they woke. */
+static void loop_for(unsigned ms)
+{
+    assert_true(loop_timer_add(fs.loop, ms, stop_loop, NULL) > 0);
+    assert_int_equal(loop_run(fs.loop), 0);
+    run_until_idle();
+}
+
+static void assert_ahead(uint64_t loaded, uint64_t used)
+{
+    uint64_t l, u;
+    fs_ahead_stats(&fs, &l, &u);
+    assert_int_equal(l, loaded);
+    assert_int_equal(u, used);
+}
+
+/*
+ * Lookups in name order: the 8th miss starts a run, which loads one
+ * window of records past it and no further until lookups move on; from
+ * then on every lookup finds its record loaded. The records no lookup
+ * used are given back when they go stale, and the nodes with them.
+ */
+static void test_stat_ahead_in_order(void **state)
+{
+    (void)state;
+    mount_with_files();
+    for (size_t i = 0; i < FS_AHEAD_TRIGGER; i++)
+        assert_false(ahead_lookup(i));
+    assert_ahead(FS_AHEAD_WINDOW, 0);
+    const size_t upto = 300;
+    for (size_t i = FS_AHEAD_TRIGGER; i < upto; i++)
+        assert_true(ahead_lookup(i));
+    assert_ahead(AHEAD_FILES - FS_AHEAD_TRIGGER, upto - FS_AHEAD_TRIGGER);
+    assert_true(fiber_count() > 0); /* holding the unused ones */
+    loop_for((unsigned)fs.ttl_ms + 50);
+    assert_int_equal(fiber_count(), 0);
+    for (size_t i = 0; i < AHEAD_FILES; i++)
+        assert_null(fs_node_find(&fs, ahead_inos[i]));
+    mount_free();
+}
+
+/*
+ * A lookup whose record a run is loading waits for that load instead of
+ * asking the store a second time.
+ */
+static void test_stat_ahead_no_double_get(void **state)
+{
+    (void)state;
+    mount_with_files();
+    for (size_t i = 0; i + 1 < FS_AHEAD_TRIGGER; i++)
+        assert_false(ahead_lookup(i));
+    ahead_lookup_t last = {FS_AHEAD_TRIGGER - 1, false, 0};
+    assert_int_equal(fiber_spawn(ahead_lookup_fiber, &last), 0);
+    /* Step until the run has asked for the next record, not yet answered. */
+    fs_node_t *n = NULL;
+    for (int guard = 0; guard < 10000 && !(n && n->ahead == FS_AHEAD_LOADING); guard++) {
+        fiber_run_ready();
+        n = fs_node_find(&fs, ahead_inos[FS_AHEAD_TRIGGER]);
+        if (!(n && n->ahead == FS_AHEAD_LOADING) && npending > 0)
+            complete(0);
+    }
+    assert_non_null(n);
+    assert_int_equal(n->ahead, FS_AHEAD_LOADING);
+    ahead_lookup_t next = {FS_AHEAD_TRIGGER, false, 0};
+    assert_int_equal(fiber_spawn(ahead_lookup_fiber, &next), 0);
+    run_until_idle();
+    assert_int_equal(last.rc, 0);
+    assert_int_equal(next.rc, 0);
+    assert_true(next.hit);
+    char key[FS_KEY_MAX];
+    fs_key_inode(key, fs.vol, ahead_inos[FS_AHEAD_TRIGGER]);
+    assert_int_equal(kv_find(key)->gets, 1);
+    fs_ahead_stop(&fs);
+    mount_free();
+}
+
+/*
+ * Lookups out of name order start no run; a run stops when a lookup goes
+ * back, and loads nothing more; fs_ahead_stop ends a waiting run at once.
+ */
+static void test_stat_ahead_out_of_order(void **state)
+{
+    (void)state;
+    mount_with_files();
+    for (size_t i = 0; i < 40; i++)
+        assert_false(ahead_lookup(AHEAD_FILES - 1 - i));
+    assert_ahead(0, 0);
+    for (size_t i = 0; i < FS_AHEAD_TRIGGER; i++)
+        assert_false(ahead_lookup(i));
+    assert_ahead(FS_AHEAD_WINDOW, 0);
+    assert_false(ahead_lookup(3));
+    for (size_t i = FS_AHEAD_TRIGGER; i < FS_AHEAD_TRIGGER + FS_AHEAD_WINDOW; i++)
+        assert_true(ahead_lookup(i));
+    assert_false(ahead_lookup(FS_AHEAD_TRIGGER + FS_AHEAD_WINDOW));
+    assert_ahead(FS_AHEAD_WINDOW, FS_AHEAD_WINDOW);
+    /* A new walk from the start: its run waits for the window to move, until stopped. */
+    loop_for((unsigned)fs.ttl_ms + 50);
+    for (size_t i = 0; i < FS_AHEAD_TRIGGER; i++)
+        assert_false(ahead_lookup(i));
+    assert_ahead(2 * FS_AHEAD_WINDOW, FS_AHEAD_WINDOW);
+    assert_true(fiber_count() > 0);
+    fs_ahead_stop(&fs);
+    run_until_idle();
+    assert_int_equal(fiber_count(), 0);
+    for (size_t i = 0; i < AHEAD_FILES; i++)
+        assert_null(fs_node_find(&fs, ahead_inos[i]));
+    mount_free();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1323,6 +1515,9 @@ int main(void)
         cmocka_unit_test(test_inline_leaving_window),
         cmocka_unit_test(test_deferred_attrs_just_created),
         cmocka_unit_test(test_rename_ctime_behind),
+        cmocka_unit_test(test_stat_ahead_in_order),
+        cmocka_unit_test(test_stat_ahead_no_double_get),
+        cmocka_unit_test(test_stat_ahead_out_of_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
