@@ -1112,6 +1112,35 @@ fail:
     return rc;
 }
 
+int fs_bucket_scan(const uint8_t *buf, size_t len, const char *name, size_t name_len,
+                   fs_dirent_t *out)
+{
+    rcur_t r = {buf, len, 0, false};
+    uint8_t format = get_u8(&r);
+    uint8_t state = get_u8(&r);
+    if (r.bad || format != FS_FORMAT || state > FS_BUCKET_DEAD)
+        return -EBADMSG;
+    if (state == FS_BUCKET_SPLIT)
+        return r.off == len ? 0 : -EBADMSG;
+    uint32_t count = get_u32(&r);
+    for (uint32_t i = 0; i < count && !r.bad; i++) {
+        uint64_t ino = get_u64(&r);
+        uint8_t type = get_u8(&r);
+        uint8_t n = get_u8(&r);
+        const uint8_t *p = take(&r, n);
+        if (!r.bad && n == name_len && memcmp(p, name, n) == 0) {
+            out->hash = fs_name_hash(name, name_len);
+            out->ino = ino;
+            out->type = type;
+            out->name_len = n;
+            memcpy(out->name, name, n);
+            out->name[n] = '\0';
+            return 1;
+        }
+    }
+    return r.bad ? -EBADMSG : 0;
+}
+
 ssize_t fs_bucket_find(const fs_bucket_t *b, const char *name, size_t len)
 {
     size_t at;

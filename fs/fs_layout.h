@@ -211,6 +211,15 @@ int fs_bucket_decode(const uint8_t *buf, size_t len, unsigned depth, uint64_t pr
 /* Index of name, or -1. */
 ssize_t fs_bucket_find(const fs_bucket_t *b, const char *name, size_t len);
 /*
+ * name in an encoded bucket (fs_bucket_encode's bytes), read in place
+ * instead of decoded whole: 1 and *out filled (its hash included), 0 when
+ * the bucket does not hold it (a split marker holds nothing), -EBADMSG
+ * when the bytes do not parse. For bytes this client encoded itself (its
+ * cache): the entries' names, hashes and order are not checked.
+ */
+int fs_bucket_scan(const uint8_t *buf, size_t len, const char *name, size_t name_len,
+                   fs_dirent_t *out);
+/*
  * Insert or replace name → (ino, type). 0, -EINVAL (len == 0, a '/' or NUL
  * in name, or a hash b does not cover), -ENAMETOOLONG (len > FS_NAME_MAX)
  * or -ENOMEM.

@@ -690,31 +690,27 @@ static void bucket_cache_put(fs_t *fs, const char *key, const fs_bucket_t *b, co
 }
 
 /*
- * Bucket (depth, prefix) of dir: from the cache unless fresh (SPLIT markers
- * never change, so they are always taken from it), else from the store.
+ * The cached value of bucket key of dir, if it may answer: always for a
+ * SPLIT marker (they never change), for others unless fresh is set or it
+ * is older than ttl_ms or than the directory's last lock coherence point.
+ * hit's value starts with the time it was cached (8 bytes).
  */
-static int bucket_get(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, bool fresh,
-                      fs_bucket_t *b, kv_version_t *ver, fs_stamps_t *st)
+static bool bucket_cached(fs_t *fs, uint64_t dir, const char *key, bool fresh, kv_cache_hit_t *hit)
 {
-    fs_stamps_t ignored;
-    if (!st)
-        st = &ignored;
-    char key[FS_KEY_MAX];
-    fs_key_bucket(key, fs->vol, dir, depth, prefix);
-    kv_cache_hit_t hit;
-    if (kv_cache_get(fs->buckets, key, strlen(key), &hit) == 0 && hit.value_len >= 8) {
-        bool split = hit.flags == FS_BUCKET_SPLIT;
-        uint64_t cached = le_u64(hit.value);
-        /* A bucket cached before the directory's last lock coherence point is stale. */
-        if (!fresh && !split && fs->names && cached <= fs_names_checked_at(fs->names, dir))
-            fresh = true;
-        if (split || (!fresh && fs_now_ms(fs) - cached < fs->ttl_ms)) {
-            if (bucket_decode(hit.value + 8, hit.value_len - 8, depth, prefix, b, st) == 0) {
-                *ver = hit.version;
-                return 0;
-            }
-        }
-    }
+    if (kv_cache_get(fs->buckets, key, strlen(key), hit) < 0 || hit->value_len < 8)
+        return false;
+    if (hit->flags == FS_BUCKET_SPLIT)
+        return true;
+    uint64_t cached = le_u64(hit->value);
+    if (fresh || (fs->names && cached <= fs_names_checked_at(fs->names, dir)))
+        return false;
+    return fs_now_ms(fs) - cached < fs->ttl_ms;
+}
+
+/* Bucket key (depth, prefix) from the store, then cached. */
+static int bucket_fetch(fs_t *fs, const char *key, unsigned depth, uint64_t prefix, fs_bucket_t *b,
+                        kv_version_t *ver, fs_stamps_t *st)
+{
     uint8_t *value;
     size_t len;
     int rc = fs_get(fs->kvc, key, &value, &len, ver);
@@ -731,6 +727,27 @@ static int bucket_get(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, b
     }
     bucket_cache_put(fs, key, b, st, *ver);
     return 0;
+}
+
+/*
+ * Bucket (depth, prefix) of dir: from the cache if it may answer
+ * (bucket_cached), else from the store.
+ */
+static int bucket_get(fs_t *fs, uint64_t dir, unsigned depth, uint64_t prefix, bool fresh,
+                      fs_bucket_t *b, kv_version_t *ver, fs_stamps_t *st)
+{
+    fs_stamps_t ignored;
+    if (!st)
+        st = &ignored;
+    char key[FS_KEY_MAX];
+    fs_key_bucket(key, fs->vol, dir, depth, prefix);
+    kv_cache_hit_t hit;
+    if (bucket_cached(fs, dir, key, fresh, &hit) &&
+        bucket_decode(hit.value + 8, hit.value_len - 8, depth, prefix, b, st) == 0) {
+        *ver = hit.version;
+        return 0;
+    }
+    return bucket_fetch(fs, key, depth, prefix, b, ver, st);
 }
 
 static int bucket_put(fs_t *fs, uint64_t dir, const fs_bucket_t *b, const fs_stamps_t *st,
@@ -755,6 +772,13 @@ static int bucket_put(fs_t *fs, uint64_t dir, const fs_bucket_t *b, const fs_sta
     return rc;
 }
 
+static int leaf_missing(uint64_t dir, unsigned depth, uint64_t prefix)
+{
+    log_warn("fs", "directory %llx: bucket %u/%llx missing under a split parent",
+             (unsigned long long)dir, depth, (unsigned long long)prefix);
+    return -EIO;
+}
+
 /* The leaf bucket whose range holds hash. */
 static int leaf_find(fs_t *fs, uint64_t dir, uint64_t hash, bool fresh, fs_bucket_t *b,
                      kv_version_t *ver, fs_stamps_t *st)
@@ -763,11 +787,8 @@ static int leaf_find(fs_t *fs, uint64_t dir, uint64_t hash, bool fresh, fs_bucke
     uint64_t prefix = 0;
     for (;;) {
         int rc = bucket_get(fs, dir, depth, prefix, fresh, b, ver, st);
-        if (rc == -ENOENT && depth > 0) {
-            log_warn("fs", "directory %llx: bucket %u/%llx missing under a split parent",
-                     (unsigned long long)dir, depth, (unsigned long long)prefix);
-            return -EIO;
-        }
+        if (rc == -ENOENT && depth > 0)
+            return leaf_missing(dir, depth, prefix);
         if (rc < 0)
             return rc;
         if (b->state != FS_BUCKET_SPLIT)
@@ -844,22 +865,62 @@ int fs_dir_create(fs_t *fs, uint64_t dir)
     return rc == -EEXIST ? 0 : fs_store_errno(rc);
 }
 
+/*
+ * name in dir as leaf_find's leaf has it: 0 (ent filled), -ENOENT or
+ * -errno. A leaf the cache may answer for is searched in its encoded
+ * bytes: decoding it would hash and copy each of its hundreds of names
+ * for one lookup.
+ */
+static int leaf_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fresh,
+                       fs_dirent_t *ent)
+{
+    uint64_t hash = fs_name_hash(name, len);
+    unsigned depth = 0;
+    uint64_t prefix = 0;
+    for (;;) {
+        char key[FS_KEY_MAX];
+        fs_key_bucket(key, fs->vol, dir, depth, prefix);
+        kv_cache_hit_t hit;
+        fs_stamps_t st;
+        bool split = false;
+        if (bucket_cached(fs, dir, key, fresh, &hit)) {
+            size_t body;
+            int rc;
+            split = hit.flags == FS_BUCKET_SPLIT;
+            if (!split && fs_stamps_decode(hit.value + 8, hit.value_len - 8, &st, &body) == 0 &&
+                (rc = fs_bucket_scan(hit.value + 8 + body, hit.value_len - 8 - body, name, len,
+                                     ent)) >= 0)
+                return rc == 1 ? 0 : -ENOENT;
+        }
+        if (!split) {
+            fs_bucket_t b;
+            kv_version_t ver;
+            int rc = bucket_fetch(fs, key, depth, prefix, &b, &ver, &st);
+            if (rc == -ENOENT && depth > 0)
+                return leaf_missing(dir, depth, prefix);
+            if (rc < 0)
+                return rc;
+            split = b.state == FS_BUCKET_SPLIT;
+            ssize_t i = split ? -1 : fs_bucket_find(&b, name, len);
+            if (i >= 0)
+                *ent = b.ents[i];
+            fs_bucket_free(&b);
+            if (!split)
+                return i >= 0 ? 0 : -ENOENT;
+        }
+        if (++depth > FS_HASH_BITS)
+            return -EIO;
+        prefix = fs_hash_prefix(hash, depth);
+    }
+}
+
 int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fresh,
                   fs_dirent_t *ent)
 {
-    uint64_t hash = fs_name_hash(name, len);
     for (;;) {
-        fs_bucket_t b;
-        kv_version_t ver;
-        int rc = leaf_find(fs, dir, hash, fresh, &b, &ver, NULL);
-        if (rc < 0)
+        int rc = leaf_lookup(fs, dir, name, len, fresh, ent);
+        if (rc != -ENOENT)
             return rc;
-        ssize_t i = fs_bucket_find(&b, name, len);
-        if (i >= 0)
-            *ent = b.ents[i];
-        fs_bucket_free(&b);
-        if (i >= 0)
-            return 0;
         /*
          * A miss is only believed from the store: a name another mount just
          * created must be found by the next open (close-to-open), however
@@ -873,16 +934,7 @@ int fs_dir_lookup(fs_t *fs, uint64_t dir, const char *name, size_t len, bool fre
 
 int fs_dir_lookup_cached(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_dirent_t *ent)
 {
-    fs_bucket_t b;
-    kv_version_t ver;
-    int rc = leaf_find(fs, dir, fs_name_hash(name, len), false, &b, &ver, NULL);
-    if (rc < 0)
-        return rc;
-    ssize_t i = fs_bucket_find(&b, name, len);
-    if (i >= 0)
-        *ent = b.ents[i];
-    fs_bucket_free(&b);
-    return i >= 0 ? 0 : -ENOENT;
+    return leaf_lookup(fs, dir, name, len, false, ent);
 }
 
 int fs_dir_edit(fs_t *fs, uint64_t dir, const char *name, size_t len, fs_edit_fn edit, void *arg)

@@ -1166,6 +1166,57 @@ static void test_fs_bucket_put_find(void **state)
     fs_bucket_free(&b);
 }
 
+/* fs_bucket_scan on the encoded bytes finds what fs_bucket_find finds in the decoded bucket. */
+static void test_fs_bucket_scan(void **state)
+{
+    (void)state;
+    fs_bucket_t b;
+    fs_bucket_init(&b, 0, 0);
+    char name[16];
+    for (unsigned i = 0; i < 300; i++) {
+        snprintf(name, sizeof name, "f%u", i * 7);
+        put_ok(&b, name, 1000 + i);
+    }
+    put_ok(&b, "bb", 20);
+    uint8_t buf[FS_BUCKET_MAX];
+    size_t len = fs_bucket_encode(&b, buf, sizeof buf);
+    assert_true(len > 0);
+    fs_dirent_t e;
+    for (unsigned i = 0; i < 2200; i++) {
+        snprintf(name, sizeof name, "f%u", i);
+        ssize_t at = fs_bucket_find(&b, name, strlen(name));
+        memset(&e, 0xaa, sizeof e);
+        int rc = fs_bucket_scan(buf, len, name, strlen(name), &e);
+        assert_int_equal(rc, at >= 0 ? 1 : 0);
+        if (at >= 0) {
+            assert_int_equal(e.ino, b.ents[at].ino);
+            assert_int_equal(e.type, b.ents[at].type);
+            assert_int_equal(e.hash, b.ents[at].hash);
+            assert_int_equal(e.name_len, b.ents[at].name_len);
+            assert_string_equal(e.name, name);
+        }
+    }
+    assert_int_equal(fs_bucket_scan(buf, len, "bb", 2, &e), 1);
+    assert_int_equal(e.ino, 20);
+    assert_int_equal(fs_bucket_scan(buf, len, "b", 1, &e), 0);
+    assert_int_equal(fs_bucket_scan(buf, len, "bbb", 3, &e), 0);
+    /* Cut anywhere, the bytes do not parse (or the name is found before the cut). */
+    for (size_t cut = 0; cut < len; cut += 37) {
+        int rc = fs_bucket_scan(buf, cut, "zz", 2, &e);
+        assert_int_equal(rc, -EBADMSG);
+    }
+    buf[0] ^= 0xff;
+    assert_int_equal(fs_bucket_scan(buf, len, "bb", 2, &e), -EBADMSG);
+    fs_bucket_free(&b);
+    /* A split marker holds no names. */
+    fs_bucket_init(&b, 1, 0);
+    b.state = FS_BUCKET_SPLIT;
+    len = fs_bucket_encode(&b, buf, sizeof buf);
+    assert_int_equal(fs_bucket_scan(buf, len, "bb", 2, &e), 0);
+    assert_int_equal(fs_bucket_scan(buf, len - 1, "bb", 2, &e), -EBADMSG);
+    fs_bucket_free(&b);
+}
+
 static void test_fs_bucket_put_replace_in_place(void **state)
 {
     (void)state;
@@ -2662,6 +2713,7 @@ int main(void)
         cmocka_unit_test(test_fs_bucket_covers_edges),
         cmocka_unit_test(test_fs_bucket_init_free),
         cmocka_unit_test(test_fs_bucket_put_find),
+        cmocka_unit_test(test_fs_bucket_scan),
         cmocka_unit_test(test_fs_bucket_put_replace_in_place),
         cmocka_unit_test(test_fs_bucket_put_name_length),
         cmocka_unit_test(test_fs_bucket_put_rejects_bad_bytes),
