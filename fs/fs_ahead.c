@@ -5,11 +5,13 @@
  * steered least recently giving way) lists its directory once, sorts the
  * names, and loads records from the name after the last lookup on, at
  * most FS_AHEAD_WINDOW past it; each lookup of a later name moves the
- * window. A lookup of an earlier name means the walk is not in
- * name order (or has started over): the run stops. A run holds a
- * reference to each node it loaded until a lookup used it or its record
- * went stale, so the kernel's FORGET of the nodes it dropped does not
- * throw the records away before they are asked for.
+ * window. A lookup of an earlier name means the walk is not in name order
+ * (or has started over): the run stops. A run holds a reference to each
+ * node it loaded until a lookup used it or FS_AHEAD_HOLD_MS (at most the
+ * TTL) passed, so the kernel's FORGET of the nodes it dropped does not
+ * throw the records away before they are asked for. A node kept so keeps
+ * its chunk cache generation, as nodes the kernel still holds do: a
+ * changed record (version, size, mtime) drops its cached chunks.
  *
  * What it costs when the guess is wrong: a walk that is not in name order
  * never starts a run (8 ascending misses in a row are needed), and one
@@ -48,9 +50,9 @@ struct run {
     size_t last_len;
     size_t pos;
     size_t loaded_to; /* the names below this were loaded (or passed by the lookups) */
-    /* nodes loaded and still referenced, oldest first (from head) */
+    /* nodes loaded and still referenced */
     fs_node_t **held;
-    size_t head, tail, cap;
+    size_t nheld, cap;
     /* waiting for a lookup or a timer */
     fiber_t *fiber;
     bool parked, timed_out;
@@ -195,43 +197,45 @@ static int run_list(run_t *r)
 
 static int held_push(run_t *r, fs_node_t *n)
 {
-    if (r->tail == r->cap) {
-        if (r->head > 0) {
-            memmove(r->held, r->held + r->head, (r->tail - r->head) * sizeof(*r->held));
-            r->tail -= r->head;
-            r->head = 0;
-        } else {
-            size_t c = r->cap ? r->cap * 2 : FS_AHEAD_WINDOW;
-            fs_node_t **h = realloc(r->held, c * sizeof(*h));
-            if (!h)
-                return -ENOMEM;
-            r->held = h;
-            r->cap = c;
-        }
+    if (r->nheld == r->cap) {
+        size_t c = r->cap ? r->cap * 2 : FS_AHEAD_WINDOW;
+        fs_node_t **h = realloc(r->held, c * sizeof(*h));
+        if (!h)
+            return -ENOMEM;
+        r->held = h;
+        r->cap = c;
     }
-    r->held[r->tail++] = n;
+    r->held[r->nheld++] = n;
     return 0;
 }
 
 /*
- * Give back the oldest nodes that a lookup used or whose record went
- * stale (all of them if all is set). The milliseconds until the oldest
- * one left goes stale, 0 if none is left.
+ * Give back the nodes that a lookup used, or that were held for
+ * FS_AHEAD_HOLD_MS or the TTL, whichever is shorter (all of them if all
+ * is set). The milliseconds until the next one is due, 0 if none is left.
  */
 static uint64_t held_release(run_t *r, bool all)
 {
     fs_t *fs = r->fs;
-    while (r->head < r->tail) {
-        fs_node_t *n = r->held[r->head];
-        if (!all && n->ahead == FS_AHEAD_LOADED && fs_node_fresh(fs, n))
-            return n->fetched_ms + fs->ttl_ms - fs_now_ms(fs);
+    uint64_t now = fs_now_ms(fs);
+    uint64_t hold = fs->ttl_ms < FS_AHEAD_HOLD_MS ? fs->ttl_ms : FS_AHEAD_HOLD_MS;
+    uint64_t due = 0;
+    size_t kept = 0;
+    for (size_t i = 0; i < r->nheld; i++) {
+        fs_node_t *n = r->held[i];
+        if (!all && n->ahead == FS_AHEAD_LOADED && now - n->fetched_ms < hold) {
+            uint64_t left = n->fetched_ms + hold - now;
+            if (due == 0 || left < due)
+                due = left;
+            r->held[kept++] = n;
+            continue;
+        }
         if (n->ahead == FS_AHEAD_LOADED)
             n->ahead = FS_AHEAD_NONE;
-        r->head++;
         fs_node_put(fs, n);
     }
-    r->head = r->tail = 0;
-    return 0;
+    r->nheld = kept;
+    return due;
 }
 
 /*
@@ -244,12 +248,12 @@ static bool run_room(const run_t *r)
     return r->loaded_to - r->pos + FS_AHEAD_BATCH <= FS_AHEAD_WINDOW;
 }
 
-/* Load the records of the next batch of names. */
-static void run_load(run_t *r)
+/* Load the records of the next batch of names. false: out of memory, nothing done. */
+static bool run_load(run_t *r)
 {
     fs_t *fs = r->fs;
     fs_node_t *nodes[FS_AHEAD_BATCH];
-    size_t k = 0;
+    size_t k = 0, from = r->loaded_to;
     while (k < FS_AHEAD_BATCH && r->loaded_to < r->count) {
         fs_node_t *n = fs_node_get(fs, r->ents[r->loaded_to].ino);
         if (!n)
@@ -262,6 +266,8 @@ static void run_load(run_t *r)
             nodes[k++] = n;
         }
     }
+    if (k == 0)
+        return r->loaded_to > from;
     fiber_mutex_lock(&fs->ahead->loading);
     fs_nodes_load(fs, nodes, k);
     fiber_mutex_unlock(&fs->ahead->loading);
@@ -275,6 +281,7 @@ static void run_load(run_t *r)
             fs_node_put(fs, n);
         }
     }
+    return true;
 }
 
 static void run_end(run_t *r)
@@ -308,10 +315,12 @@ static void run_fiber(void *arg)
             r->loaded_to = r->pos;
         if (r->loaded_to >= r->count)
             break;
-        if (run_room(r))
-            run_load(r);
-        else if (run_wait(r, fs->ttl_ms) <= 0)
-            break; /* no lookup moved the window for a whole TTL: the walk is over */
+        if (run_room(r)) {
+            if (!run_load(r))
+                break;
+        } else if (run_wait(r, fs->ttl_ms) < 0 || fs_now_ms(fs) - r->steered_ms >= fs->ttl_ms) {
+            break; /* no lookup in the directory for a whole TTL: the walk is over */
+        }
     }
     if (rc == -EFBIG) {
         fs->ahead->big_dir = r->dir;

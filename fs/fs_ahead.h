@@ -3,14 +3,13 @@
  * before the kernel looks them up.
  *
  * After the kernel's caches are dropped (or expire), a program that walks
- * a directory — ls -l, rsync, git status, find -newer, du — sends one
- * LOOKUP per entry, and each costs a store round trip for the entry's
- * inode record. When the lookups of one directory that miss the record
- * cache come in ascending name order, the order such programs use, a run
- * lists the directory and loads the records of the names that follow in
- * parallel, a bounded window ahead of the last lookup, so those lookups
- * are answered from memory. Records loaded ahead answer lookups only
- * while they are younger than the metadata TTL, like any cached record
+ * a directory's names in sorted order (rsync, git status, a stat loop
+ * over sorted names, a shell glob in the C locale) sends one LOOKUP per
+ * entry, and each costs a store round trip for the entry's inode record. When the lookups of one
+ * directory that miss the record cache come in ascending name order, the order such programs use, a
+ * run lists the directory and loads the records of the names that follow in parallel, a bounded
+ * window ahead of the last lookup, so those lookups are answered from memory. Records loaded ahead
+ * answer lookups only while they are younger than the metadata TTL, like any cached record
  * (fs_meta.c); nothing here changes what a lookup may return.
  *
  * Part of fscore: runs on the mount's fibers, no FUSE types.
@@ -31,6 +30,8 @@
 /* Directories with more entries are not listed for a run, nor tried again for a while. */
 #define FS_AHEAD_LIST_MAX 100000
 #define FS_AHEAD_BIG_MS 60000
+/* The longest a run keeps a record it loaded (never beyond the TTL) for a lookup to use. */
+#define FS_AHEAD_HOLD_MS 10000
 
 /*
  * The kernel looks up name (len bytes) in dir, whose entry is node n;

@@ -1121,7 +1121,7 @@ int fs_bucket_scan(const uint8_t *buf, size_t len, const char *name, size_t name
     if (r.bad || format != FS_FORMAT || state > FS_BUCKET_DEAD)
         return -EBADMSG;
     if (state == FS_BUCKET_SPLIT)
-        return r.off == len ? 0 : -EBADMSG;
+        return -EBADMSG;
     uint32_t count = get_u32(&r);
     for (uint32_t i = 0; i < count && !r.bad; i++) {
         uint64_t ino = get_u64(&r);

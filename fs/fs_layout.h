@@ -213,9 +213,10 @@ ssize_t fs_bucket_find(const fs_bucket_t *b, const char *name, size_t len);
 /*
  * name in an encoded bucket (fs_bucket_encode's bytes), read in place
  * instead of decoded whole: 1 and *out filled (its hash included), 0 when
- * the bucket does not hold it (a split marker holds nothing), -EBADMSG
- * when the bytes do not parse. For bytes this client encoded itself (its
- * cache): the entries' names, hashes and order are not checked.
+ * the bucket does not hold it, -EBADMSG when the bytes do not parse or
+ * are a split marker (to descend from, not to search). For bytes this
+ * client encoded itself (its cache): the entries' names, hashes and order
+ * are not checked.
  */
 int fs_bucket_scan(const uint8_t *buf, size_t len, const char *name, size_t name_len,
                    fs_dirent_t *out);

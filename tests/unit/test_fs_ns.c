@@ -1409,7 +1409,8 @@ static void assert_ahead(uint64_t loaded, uint64_t used)
 /*
  * Lookups in name order: the 8th miss starts a run, which loads one
  * window of records past it and no further until lookups move on; from
- * then on every lookup finds its record loaded. The records no lookup
+ * then on every lookup finds its record loaded. A name the walk skips
+ * does not keep the used records behind it held; the records no lookup
  * used are given back when they go stale, and the nodes with them.
  */
 static void test_stat_ahead_in_order(void **state)
@@ -1419,10 +1420,15 @@ static void test_stat_ahead_in_order(void **state)
     for (size_t i = 0; i < FS_AHEAD_TRIGGER; i++)
         assert_false(ahead_lookup(i));
     assert_ahead(FS_AHEAD_WINDOW, 0);
-    const size_t upto = 300;
+    const size_t upto = 300, skipped = 20;
     for (size_t i = FS_AHEAD_TRIGGER; i < upto; i++)
-        assert_true(ahead_lookup(i));
-    assert_ahead(AHEAD_FILES - FS_AHEAD_TRIGGER, upto - FS_AHEAD_TRIGGER);
+        if (i != skipped)
+            assert_true(ahead_lookup(i));
+    assert_ahead(AHEAD_FILES - FS_AHEAD_TRIGGER, upto - FS_AHEAD_TRIGGER - 1);
+    assert_null(fs_node_find(&fs, ahead_inos[skipped + 1]));
+    assert_null(fs_node_find(&fs, ahead_inos[100]));
+    assert_non_null(fs_node_find(&fs, ahead_inos[skipped]));
+    assert_non_null(fs_node_find(&fs, ahead_inos[upto]));
     assert_true(fiber_count() > 0); /* holding the unused ones */
     loop_for((unsigned)fs.ttl_ms + 50);
     assert_int_equal(fiber_count(), 0);
