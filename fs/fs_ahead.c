@@ -284,6 +284,14 @@ static bool run_load(run_t *r)
     return true;
 }
 
+static void run_free(run_t *r)
+{
+    free(r->held);
+    free(r->ents);
+    free(r->names);
+    free(r);
+}
+
 static void run_end(run_t *r)
 {
     fs_ahead_t *a = r->fs->ahead;
@@ -293,10 +301,7 @@ static void run_end(run_t *r)
             break;
         }
     }
-    free(r->held);
-    free(r->ents);
-    free(r->names);
-    free(r);
+    run_free(r);
 }
 
 static void run_fiber(void *arg)
@@ -480,10 +485,7 @@ void fs_ahead_free(fs_t *fs)
     while (a->runs) {
         run_t *r = a->runs;
         a->runs = r->next;
-        free(r->held);
-        free(r->ents);
-        free(r->names);
-        free(r);
+        run_free(r);
     }
     free(a);
     fs->ahead = NULL;
