@@ -171,7 +171,7 @@ done
 # ---- dhtfs's request counts (logged at unmount)
 fusermount3 -u "$DMNT"
 for _ in $(seq 300); do kill -0 "$DHTFS_PID" 2>/dev/null || break; sleep 0.1; done
-grep -E ' requests, mean |store operations:' "$T/dhtfs.log" | sed 's/^.* fs: //' >"$RUN_DIR/dhtfs-requests.txt" || true
+grep -E ' requests, mean |store operations:|stat-ahead:' "$T/dhtfs.log" | sed 's/^.* fs: //' >"$RUN_DIR/dhtfs-requests.txt" || true
 
 # ---- medians and ratios
 {
