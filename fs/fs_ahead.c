@@ -331,8 +331,13 @@ static void run_fiber(void *arg)
         fs->ahead->big_dir = r->dir;
         fs->ahead->big_until_ms = fs_now_ms(fs) + FS_AHEAD_BIG_MS;
     }
-    /* Lookups no longer steer it: wait for the rest to be used or go stale. */
+    /* Lookups no longer steer it: the listing goes; wait for the rest to be used or go stale. */
     r->steered = false;
+    free(r->ents);
+    free(r->names);
+    r->ents = NULL;
+    r->names = NULL;
+    r->count = 0;
     uint64_t ms;
     bool all = false;
     while ((ms = held_release(r, all || fs->ahead->stopped)) > 0)
