@@ -4,7 +4,7 @@
 # (lookup, create, mkdir, write, read, rmdir), the store round trips per
 # kind of request, the error counters (an rmdir of a non-empty directory:
 # ENOTEMPTY) and the caches; walks of directories in name order are answered
-# from records stat-ahead loaded; other paths get 404; an address off loopback
+# from records stat-ahead loaded, and none older than attr_timeout; other paths get 404; an address off loopback
 # without a key is refused; the mount unmounts cleanly.
 source "$(dirname "$0")/fs_lib.sh"
 fs_require curl promtool
@@ -111,6 +111,28 @@ gets=$(($(value "$T/after" 'dhtfs_store_requests_total{op="lookup",kind="get"}')
     $(value "$T/before" 'dhtfs_store_requests_total{op="lookup",kind="get"}')))
 ((gets <= 100)) || soft_fail "300 lookups in name order read $gets records themselves (stat-ahead: at most 100 wanted)"
 log "two walks in name order: $gets of 300 lookups read their record, the rest had it loaded ahead"
+
+# ... and records loaded ahead answer nothing older than the TTL: a walk of
+# the first 40 files of walk3 loads the rest ahead; another mount changes
+# the mode of one of the rest; once attr_timeout has passed, this mount
+# shows the new mode, not the record it loaded ahead.
+mkdir "$M/walk3"
+names=()
+for i in $(seq -w 1 100); do
+    : >"$M/walk3/f$i"
+    ((10#$i <= 40)) && names+=("$M/walk3/f$i")
+done
+sleep 1.5
+scrape "$T/before"
+stat -c %a "${names[@]}" >/dev/null || fail "stat of walk3's first 40 files failed"
+scrape "$T/after"
+moved "records of walk3 loaded ahead" 'dhtfs_statahead_records_total{result="loaded"}' 50
+mount_fs "$T/other"
+chmod 600 "$T/other/walk3/f090"
+umount_fs "$T/other"
+sleep 1.5
+check_eq "mode of walk3/f090 after another mount's chmod and attr_timeout" "$(stat -c %a "$M/walk3/f090")" 600
+log "a record loaded ahead gave way to the other mount's change after attr_timeout"
 
 umount_fs "$M"
 code=$(curl -s --max-time 5 -o /dev/null -w '%{http_code}' "$URL") || code=closed
