@@ -36,9 +36,8 @@ struct run {
     fs_t *fs;
     run_t *next; /* fs_ahead_t.runs */
     uint64_t dir;
-    bool steered; /* lookups of dir move it (until it stops) */
+    bool steered; /* lookups of dir move it; false: it loads no more (stopped, or done) */
     uint64_t steered_ms;
-    bool stop;
     bool listed;
     /* the directory's names, sorted (once listed) */
     ahead_ent_t *ents;
@@ -149,7 +148,7 @@ static int run_list(run_t *r)
     fs_t *fs = r->fs;
     size_t cap = 0, names_cap = 0;
     uint64_t from = 0;
-    while (from != UINT64_MAX && !r->stop) {
+    while (from != UINT64_MAX && r->steered) {
         fs_dirent_t *ents;
         size_t n;
         int rc = fs_dir_read(fs, r->dir, &from, false, &ents, &n);
@@ -187,7 +186,7 @@ static int run_list(run_t *r)
         }
         free(ents);
     }
-    if (r->stop)
+    if (!r->steered)
         return -ECANCELED;
     qsort_r(r->ents, r->count, sizeof(*r->ents), ent_cmp, r->names);
     r->pos = run_bound(r, r->last, r->last_len, true);
@@ -314,7 +313,7 @@ static void run_fiber(void *arg)
     if (rc < 0 && rc != -ECANCELED)
         log_debug("fs", "stat-ahead of directory %llx not started: %s", (unsigned long long)r->dir,
                   strerror(-rc));
-    while (rc == 0 && !r->stop) {
+    while (rc == 0 && r->steered) {
         held_release(r, false);
         if (r->loaded_to < r->pos)
             r->loaded_to = r->pos;
@@ -347,7 +346,6 @@ static void run_fiber(void *arg)
 
 static void run_stop(run_t *r)
 {
-    r->stop = true;
     r->steered = false;
     run_wake(r);
 }
