@@ -205,12 +205,16 @@ wait_exit() {
 
 # start_ring N: N nodes joined one after another through the first; sets
 # PORTS and NODE_PIDS arrays.
-# start_mc_ring: a 3-node ring on fresh PORTS, node i also serving
-# memcached's protocol on MC[i] (allocated by the caller); waits until every
-# node sees the whole ring.
+# start_mc_ring [restart]: a 3-node ring on fresh PORTS (with "restart": on
+# the PORTS of the last start, so the nodes come back as themselves), node i
+# also serving memcached's protocol on MC[i] (allocated by the caller);
+# waits until every node sees the whole ring and lists its three members
+# under one epoch (a read while a node still lacks the newest member needs a
+# quorum of the old and the new replica sets, and can fail once the
+# client's budget is spent).
 start_mc_ring() {
     local i p
-    alloc_ports PORTS 3
+    [ "${1:-}" = restart ] || alloc_ports PORTS 3
     NODE_PIDS=()
     start_node n0 "${PORTS[0]}" "" --memcached "127.0.0.1:${MC[0]}"
     NODE_PIDS+=("$NODE_PID")
@@ -222,6 +226,7 @@ start_mc_ring() {
     for p in "${PORTS[@]}"; do
         wait_ring "$p" 3 30
     done
+    wait_member_count 3 30 "${PORTS[@]}"
 }
 
 start_ring() {
