@@ -13,11 +13,15 @@ KVNODE_EXTRA="--fail-after-ms 20000"
 
 alloc_ports PORTS 3
 NODE_PIDS=()
-DHT_TEST_STORE_DROPS=stale/ start_node n0 "${PORTS[0]}" ""
+# Ids a third of the ring apart: the key's authority is its Chord owner, and
+# with ids hashed from random ports n0's arc could be so small that none of
+# the 200 keys searched below falls in it (about one run in a hundred).
+ids=(0x0 0x5555555555555555 0xaaaaaaaaaaaaaaaa)
+DHT_TEST_STORE_DROPS=stale/ start_node n0 "${PORTS[0]}" "" --id "${ids[0]}"
 NODE_PIDS+=("$NODE_PID")
 for i in 1 2; do
     sleep 0.2
-    start_node "n$i" "${PORTS[$i]}" "${PORTS[0]}"
+    start_node "n$i" "${PORTS[$i]}" "${PORTS[0]}" --id "${ids[$i]}"
     NODE_PIDS+=("$NODE_PID")
 done
 for port in "${PORTS[@]}"; do
