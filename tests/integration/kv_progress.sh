@@ -49,12 +49,13 @@ PROGRESS='(.progress|type)=="object" and (.progress.idle|type)=="boolean"
     and (.progress|has("keys_per_s") and has("bytes_per_s") and has("eta_s"))
     and (.per_node|all(.progress|type=="object"))'
 
-# idle_now: the ring reports nothing left to move and nothing under-replicated.
+# idle_now: the ring reports nothing left to move and nothing under-replicated
+# (that status in IDLE_JSON). The next sample may not be idle: the periodic
+# anti-entropy sweep's streams count while they compare digests.
 idle_now() {
-    local out
-    out=$(ctl --peer "$P0" status --json 2>/dev/null) || return 1
+    IDLE_JSON=$(ctl --peer "$P0" status --json 2>/dev/null) || return 1
     jq -e '.progress.idle and .progress.keys_left == 0 and .progress.streams == 0
-           and .under_replicated == 0' <<<"$out" >/dev/null
+           and .under_replicated == 0' <<<"$IDLE_JSON" >/dev/null
 }
 
 # wait_idle SECONDS
@@ -70,11 +71,15 @@ wait_idle() {
 load a 1500
 wait_replicated "${PORTS[0]}" 1500 30
 wait_idle 30
-st=$(ctl --peer "$P0" status --json)
+st=$IDLE_JSON
 jq -e "$OLD_FIELDS and $PROGRESS and .keys == 1500 and .progress.eta_s == 0
        and .progress.keys_per_s == null" <<<"$st" >/dev/null ||
     fail "idle status --json lacks a field or is not idle: $st"
-text=$(ctl --peer "$P0" status)
+for ((i = 0; i < 20; i++)); do
+    text=$(ctl --peer "$P0" status)
+    grep -q '^progress: idle' <<<"$text" && break
+    sleep 0.5 # a sweep's streams comparing digests
+done
 grep -q '^progress: idle' <<<"$text" || fail "idle text status has no 'progress: idle': $text"
 grep -q '^nodes 3  keys 1500  under-replicated 0' <<<"$text" ||
     fail "text status lost its first line: $text"
