@@ -10,7 +10,12 @@
 # ../shared/bench/fio-suite.sh does. Prints per build the median IOPS, the
 # median fsync latency, and each build's ratio to the first.
 #
-# Environment: RUNTIME=8, RAND_SIZE=256M, DATA_ROOT (default /dev/shm if
+# AGED_MB=N: before its file, each ring writes and deletes N MiB, as the fio
+# suite's later rounds find it after the earlier rounds deleted their files
+# (the nodes' data files then hold mostly free pages: the LMDB free-list
+# slide, docs/BENCHMARKS.md).
+#
+# Environment: RUNTIME=8, RAND_SIZE=256M, AGED_MB=0, DATA_ROOT (default /dev/shm if
 # tmpfs), RESULTS_DIR (default /tmp/bench/results; fs-rand-ab-<time>.md),
 # DHTFS_OPTS (passed to each mount), KEEP=1 keeps the scratch dir.
 # Typical time: ~20 s per build per round, plus ~15 s setup each.
@@ -22,13 +27,20 @@ bench_ab_args fs-rand-ab "$ROUNDS" $#
 bench_paths build
 RUNTIME=${RUNTIME:-8}
 RAND_SIZE=${RAND_SIZE:-256M}
+AGED_MB=${AGED_MB:-0}
+[[ $AGED_MB =~ ^[0-9]+$ ]] || { echo "fs-rand-ab: AGED_MB must be a number of MiB" >&2; exit 2; }
 bench_need fs-rand-ab fio jq
 bench_data_root
 bench_tmpdir fs-rand-ab "$DATA_ROOT"
 mkdir -p "$RESULTS_DIR"
 
-# each build's ring gets a RAND_SIZE file, written sequentially once
+# each build's ring gets a RAND_SIZE file, written sequentially once (after
+# AGED_MB written and deleted)
 ab_after_up() {
+    if ((AGED_MB > 0)); then
+        dd if=/dev/zero of="$2/aged" bs=1M count="$AGED_MB" conv=fsync status=none
+        rm "$2/aged"
+    fi
     fio --name=fill --ioengine=psync --filename="$2/f" --rw=write --bs=1M \
         --size="$RAND_SIZE" --end_fsync=1 --output-format=terse >/dev/null
 }
@@ -50,7 +62,7 @@ done
 
 out=$RESULTS_DIR/fs-rand-ab-$(date +%Y%m%d-%H%M%S).md
 {
-    echo "ROUNDS=$ROUNDS RUNTIME=$RUNTIME RAND_SIZE=$RAND_SIZE DHTFS_OPTS=${DHTFS_OPTS:-} (medians of rounds)"
+    echo "ROUNDS=$ROUNDS RUNTIME=$RUNTIME RAND_SIZE=$RAND_SIZE AGED_MB=$AGED_MB DHTFS_OPTS=${DHTFS_OPTS:-} (medians of rounds)"
     echo
     echo "| build | randwrite IOPS (fsync/32) | fsync mean, us | randread IOPS (direct) | randwrite / ${NAMES[0]} | randread / ${NAMES[0]} | load1 |"
     echo "|---|---:|---:|---:|---:|---:|---|"
