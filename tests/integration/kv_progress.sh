@@ -76,7 +76,7 @@ jq -e "$OLD_FIELDS and $PROGRESS and .keys == 1500 and .progress.eta_s == 0
        and .progress.keys_per_s == null" <<<"$st" >/dev/null ||
     fail "idle status --json lacks a field or is not idle: $st"
 for ((i = 0; i < 20; i++)); do
-    text=$(ctl --peer "$P0" status)
+    text=$(ctl --peer "$P0" status) || text=
     grep -q '^progress: idle' <<<"$text" && break
     sleep 0.5 # a sweep's streams comparing digests
 done
@@ -128,7 +128,7 @@ for ((i = 0; i < 300; i++)); do
         seen=$out
         break
     fi
-    idle_now && [ "$(jq '.progress.moved_keys' <<<"$out")" -gt "$moved_before" ] && break
+    idle_now && [ "$(jq '.progress.moved_keys' <<<"$IDLE_JSON")" -gt "$moved_before" ] && break
     sleep 0.05
 done
 [ -n "$seen" ] || fail "no progress reported while the restarted node was repaired: $out"
