@@ -6,23 +6,29 @@
 #   zmq     ../shared/bench/zmq-rtt.c REQ/REP ping-pong of 1 KiB (p50)
 #   tcp     the same over a plain TCP socket (p50)
 #   put     bench/kv-load, 1 KiB puts at one client for SECS seconds: p50,
-#           the client's and the nodes' CPU per put, and the coordinator's
-#           part (kvnode_coordinated_request_duration_seconds{op="put"}:
-#           from the KV_PUT's arrival at the key's authority to its answer,
-#           i.e. the replica round trip and both nodes' work; the rest of
-#           the p50 is the client <-> authority hop and the client)
-#   get     1 KiB gets of the keys just written (direct reads: the client
-#           asks R replicas itself): p50, CPU per get
+#           the client's and the nodes' CPU per put, and the mean time a
+#           put spent at its authority (kvnode_coordinated_request_duration_
+#           seconds{op="put"}: from the decoded KV_PUT to its answer being
+#           queued, i.e. the replica round trip and both nodes' work; the
+#           authority's own ZeroMQ receive and send, the client <-> authority
+#           hop and the client are the rest)
+#   get     1 KiB gets of the keys just written (direct reads, the client
+#           asking R replicas itself; kv-load's direct= and coordinated=
+#           counts are kept): p50, CPU per get
 # With PERF=1 (needs perf), `perf record -a` runs during each put and get
 # phase; the top of its report by process, object and symbol (idle time
 # included, as swapper) goes next to the results, as
 # floor-<timestamp>-r<round>-<op>.perf.txt.
+# With BUSY=1, one busy loop per CPU at nice 19 runs throughout: the vCPUs
+# then never halt, which shows what waking a halted vCPU costs on a VM (a
+# wake-up of a thread on an idle CPU waits for the hypervisor to run that
+# vCPU again).
 #
 # Output: RESULT lines in $RESULTS_DIR/kv/floor-<timestamp>.kv and a
 # markdown table of medians with each operation's p50 as a multiple of the
 # ZeroMQ round trip.
 # Environment: BUILD_DIR (default <repo>/build), RESULTS_DIR (default
-# /tmp/bench/results), DATA_ROOT, SECS=3, PERF=0, KEEP=1.
+# /tmp/bench/results), DATA_ROOT, SECS=3, PERF=0, BUSY=0, KEEP=1.
 # Typical time: ~15 s per round (+ perf's reports with PERF=1).
 set -euo pipefail
 ROUNDS=${1:-3}
@@ -56,13 +62,25 @@ for ((i = 0; i < 3; i++)); do
     EPS+=${EPS:+,}tcp://127.0.0.1:${P[$i]}
     sleep 0.2
 done
+# every node lists the three members, up, under one epoch (as the tests'
+# wait_member_count): until then replica sets, and direct reads, may differ
+members_agree() {
+    local i json epochs=''
+    for i in 0 1 2; do
+        json=$("$DHTCTL" --peer "127.0.0.1:${P[$i]}" --timeout-ms 1000 members --json 2>/dev/null) ||
+            return 1
+        jq -e '(.members | length) == 3 and all(.members[]; .state == "up")' <<<"$json" >/dev/null ||
+            return 1
+        epochs+="$(jq -r .epoch <<<"$json") "
+    done
+    [ "$(tr ' ' '\n' <<<"$epochs" | sed '/^$/d' | sort -u | wc -l)" = 1 ]
+}
 for ((w = 0; ; w++)); do
-    "$DHTCTL" --peer "127.0.0.1:${P[0]}" --timeout-ms 1000 ring --json 2>/dev/null |
-        jq -e '.nodes | length == 3' >/dev/null && break
-    ((w < 300)) || { echo "kv-floor: the ring did not converge" >&2; exit 1; }
+    members_agree && break
+    ((w < 300)) || { echo "kv-floor: the member tables did not agree within 30 s" >&2; exit 1; }
     sleep 0.1
 done
-sleep 2 # the replica sets settle (direct reads need the authorities' vouching)
+sleep 2 # the copies settle (the authorities vouch for direct reads once they have)
 
 TCK=$(getconf CLK_TCK)
 node_ticks() {
@@ -83,29 +101,34 @@ coord_put() {
 }
 KV=$RESULTS_DIR/kv/floor-$(date +%Y%m%d-%H%M%S).kv
 : >"$KV"
-rec() { echo "RESULT label=floor run=r$r test=$1 $2 round=$r load1=$(cut -d' ' -f1 /proc/loadavg)" >>"$KV"; }
-load_op() { # OP
-    local op=$1 out t0 t1 c0 c1 n
-    t0=$(node_ticks)
+rec() { echo "RESULT label=floor${BUSY:+-busy$BUSY} run=r$r test=$1 $2 round=$r load1=$(cut -d' ' -f1 /proc/loadavg)" >>"$KV"; }
+load_op() { # OP KEYS: for a get, the keys the put before it wrote
+    local op=$1 keys=$2 out t0 t1 c0 c1 n pp=''
     c0=$(coord_put)
+    t0=$(node_ticks)
     if [ "${PERF:-0}" = 1 ]; then
-        perf record -q -a -F 999 -o "$T/$op.perf" -- sleep "$SECS" 2>/dev/null &
-        local pp=$!
+        perf record -q -a -F 999 -o "$T/$op.perf" -- sleep "$((SECS + 1))" 2>"$T/perf.err" &
+        pp=$!
+        PIDS+=("$pp")
     fi
     out=$("$KL" --peer "$EPS" --op "$op" --size 1024 --concurrency 1 --seconds "$SECS" \
-        --keys 5000 --prefix floor --seed "$r" | grep '^RESULT')
-    if [ "${PERF:-0}" = 1 ]; then
-        wait "$pp" || true
-        perf report -i "$T/$op.perf" --no-children --stdio --sort comm,dso,sym -g none \
-            --percent-limit 0.5 >"${KV%.kv}-r$r-$op.perf.txt" 2>/dev/null || true
-    fi
+        --keys "$keys" --prefix "floor$r" --seed "$r" | grep '^RESULT')
     t1=$(node_ticks)
     c1=$(coord_put)
+    if [ -n "$pp" ]; then
+        wait "$pp" || echo "kv-floor: perf record failed: $(head -c 300 "$T/perf.err")" >&2
+        perf report -i "$T/$op.perf" --no-children --stdio --sort comm,dso,sym -g none \
+            --percent-limit 0.5 >"${KV%.kv}-r$r-$op.perf.txt" 2>"$T/perf.err" ||
+            echo "kv-floor: perf report failed: $(head -c 300 "$T/perf.err")" >&2
+    fi
     n=$(sed -E 's/.* n=([0-9]+) .*/\1/' <<<"$out")
+    WRITTEN=$(sed -E 's/.* keys_written=([0-9]+) .*/\1/' <<<"$out")
     local extra
     extra="p50_us=$(sed -E 's/.* lat_p50_us=([0-9.]+) .*/\1/' <<<"$out")"
     extra+=" ops_per_s=$(sed -E 's/.* value=([0-9.]+) .*/\1/' <<<"$out")"
     extra+=" client_cpu_us=$(sed -E 's/.* client_cpu_us_per_op=([0-9.]+) .*/\1/' <<<"$out")"
+    [ "$op" = get ] && extra+=" direct=$(sed -E 's/.* direct=([0-9-]+).*/\1/' <<<"$out")" &&
+        extra+=" coordinated=$(sed -E 's/.* coordinated=([0-9-]+).*/\1/' <<<"$out")"
     extra+=" nodes_cpu_us=$(awk -v d=$((t1 - t0)) -v k="$TCK" -v n="$((n + 5))" 'BEGIN { printf "%.1f", d * 1e6 / k / n }')"
     read -r s0 k0 <<<"$c0"
     read -r s1 k1 <<<"$c1"
@@ -114,7 +137,13 @@ load_op() { # OP
     echo "  $op: $extra"
 }
 
-echo "== kv-floor: 3-node ring, $(nproc) CPUs, data in $T, SECS=$SECS, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "${BUSY:-0}" = 1 ]; then
+    for ((i = 0; i < $(nproc); i++)); do
+        nice -n 19 sh -c 'while :; do :; done' &
+        PIDS+=($!)
+    done
+fi
+echo "== kv-floor: 3-node ring, $(nproc) CPUs, data in $T, SECS=$SECS, BUSY=${BUSY:-0}, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= ROUNDS; r++)); do
     echo "## round $r/$ROUNDS"
     z=$("$ZR" rtt 20000 1024 "$("$FREEPORT" 1)" | grep '^RESULT')
@@ -122,8 +151,8 @@ for ((r = 1; r <= ROUNDS; r++)); do
     t=$("$ZR" tcprtt 20000 1024 "$("$FREEPORT" 1)" | grep '^RESULT')
     rec tcp_rtt_1KiB "p50_us=$(sed -E 's/.* lat_p50_us=([0-9.]+).*/\1/' <<<"$t")"
     echo "  zmq rtt p50 $(sed -E 's/.* lat_p50_us=([0-9.]+).*/\1/' <<<"$z") us, tcp $(sed -E 's/.* lat_p50_us=([0-9.]+).*/\1/' <<<"$t") us"
-    load_op put
-    load_op get
+    load_op put 1000000
+    load_op get "$WRITTEN"
 done
 echo "## results: $KV"
 echo
@@ -148,7 +177,7 @@ END {
     z = med(V["zmq_rtt_1KiB", "p50_us"])
     print "Medians of the rounds; \"x zmq\" = p50 over the ZeroMQ 1 KiB round trip'"'"'s p50."
     print ""
-    print "| test | p50 µs | x zmq | ops/s | coordinator µs | client CPU µs/op | nodes CPU µs/op |"
+    print "| test | p50 µs | x zmq | ops/s | mean at the authority µs | client CPU µs/op | nodes CPU µs/op |"
     print "|---|---:|---:|---:|---:|---:|---:|"
     for (i = 1; i <= nt; i++) {
         t = order[i]; p = med(V[t, "p50_us"])
