@@ -47,7 +47,7 @@ static void usage(FILE *f)
                "              [--fail-after-ms MS] [--tombstone-grace-s S] [--metrics HOST:PORT]\n"
                "              [--key FILE [--peer-keys LIST] [--client-keys LIST]] [--insecure]\n"
                "              [--memcached HOST:PORT] [--weight W] [--zone NAME]\n"
-               "              [--tokens T [--probes P]]\n"
+               "              [--tokens T [--probes P]] [--spin-us US]\n"
                "EP is a ZeroMQ endpoint (tcp://HOST:PORT, HOST:PORT or ipc://PATH); a secured\n"
                "node's endpoint ends in #KEY, its public key (--join tcp://HOST:PORT#KEY).\n"
                "--key FILE: secret key (dhtctl keygen); CURVE on every connection, and only\n"
@@ -67,6 +67,9 @@ static void usage(FILE *f)
                "the next nodes (the placement of versions before token placement). --probes P:\n"
                "probes per partition, 1..64 (default 21). Both are ring-wide: a node whose\n"
                "values differ from the ring's is refused at join.\n"
+               "--spin-us US: before sleeping, look for the next message this long (0..10000,\n"
+               "default 200): a reply or request that close is taken without a wake-up, for\n"
+               "the CPU spent looking (yielding to anything else runnable); 0 sleeps at once.\n"
                "--config FILE: take flags from FILE, one NAME = VALUE per line (NAME a long\n"
                "flag without --, e.g. listen = tcp://127.0.0.1:7000; insecure = true; # starts\n"
                "a comment line); flags on the command line override the file.\n");
@@ -138,6 +141,13 @@ static int parse_uint(const char *s, unsigned lo, unsigned hi, unsigned *out)
 enum {
     /* A config file is a few lines; anything near this is not one. */
     CONF_FILE_MAX = 1 << 20,
+    /*
+     * µs the loop looks for input before it sleeps. A put waits ~100 µs for
+     * its replica and the next request of a busy client is often closer;
+     * on a VM a thread woken on a halted vCPU waits far longer than that
+     * (docs/BENCHMARKS.md, "Where a single store operation's time goes").
+     */
+    DEFAULT_SPIN_US = 200,
 };
 
 /* FILE's bytes into a fresh buffer (*len of them); -errno, -EFBIG if too big. */
@@ -302,6 +312,7 @@ int main(int argc, char **argv)
     bool insecure = false;
     log_level_t level = LOG_INFO;
     const char *metrics_addr = NULL;
+    unsigned spin_us = DEFAULT_SPIN_US;
     enum {
         O_LISTEN = 256,
         O_METRICS,
@@ -327,6 +338,7 @@ int main(int argc, char **argv)
         O_ZONE,
         O_TOKENS,
         O_PROBES,
+        O_SPIN,
         O_HELP
     };
     static const struct option opts[] = {
@@ -354,6 +366,7 @@ int main(int argc, char **argv)
         {"zone", required_argument, NULL, O_ZONE},
         {"tokens", required_argument, NULL, O_TOKENS},
         {"probes", required_argument, NULL, O_PROBES},
+        {"spin-us", required_argument, NULL, O_SPIN},
         {"help", no_argument, NULL, O_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -457,6 +470,10 @@ int main(int argc, char **argv)
                 return bad("--probes must be a number from 1 to %d, got '%s'",
                            RING_PLACE_PROBES_MAX, optarg);
             break;
+        case O_SPIN:
+            if (parse_uint(optarg, 0, 10000, &spin_us) < 0)
+                return bad("--spin-us must be a number from 0 to 10000, got '%s'", optarg);
+            break;
         case O_HELP:
             usage(stdout);
             return 0;
@@ -558,6 +575,8 @@ int main(int argc, char **argv)
 
     void *zctx = rpc_ctx_new();
     loop_t *loop = loop_new();
+    if (loop)
+        loop_set_spin(loop, spin_us);
     char err[512] = "";
     sig_ctx_t sc = {0};
     if (key_path && zctx && loop) {

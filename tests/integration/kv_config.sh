@@ -42,7 +42,7 @@ start_conf() {
 }
 
 alloc_ports PORTS 5
-write_conf n0 "${PORTS[0]}" "" "replicas = 3" "insecure = false"
+write_conf n0 "${PORTS[0]}" "" "replicas = 3" "insecure = false" "spin-us = 0"
 start_conf n0
 sleep 0.2
 for i in 1 2; do
@@ -110,6 +110,8 @@ write_conf bad_empty "${SPARE[0]}" "" "join ="
 bad_conf bad_empty 8 "'join' needs a value"
 write_conf bad_value "${SPARE[0]}" "" "replicas = three"
 bad_conf bad_value 8 "--replicas must be a number"
+write_conf bad_spin "${SPARE[0]}" "" "spin-us = 10001"
+bad_conf bad_spin 8 "--spin-us must be a number from 0 to 10000"
 write_conf bad_switch "${SPARE[0]}" "" "insecure = maybe"
 bad_conf bad_switch 8 "takes true or false"
 printf 'config = /etc/other.conf\n' >"$T/bad_nest.conf"
