@@ -19,6 +19,7 @@
 # phase; the top of its report by process, object and symbol (idle time
 # included, as swapper) goes next to the results, as
 # floor-<timestamp>-r<round>-<op>.perf.txt.
+# SPIN_US=N starts the nodes with --spin-us N (default: kvnode's own).
 # With BUSY=1, one busy loop per CPU at nice 19 runs throughout: the vCPUs
 # then never halt, which shows what waking a halted vCPU costs on a VM (a
 # wake-up of a thread on an idle CPU waits for the hypervisor to run that
@@ -28,7 +29,7 @@
 # markdown table of medians with each operation's p50 as a multiple of the
 # ZeroMQ round trip.
 # Environment: BUILD_DIR (default <repo>/build), RESULTS_DIR (default
-# /tmp/bench/results), DATA_ROOT, SECS=3, PERF=0, BUSY=0, KEEP=1.
+# /tmp/bench/results), DATA_ROOT, SECS=3, PERF=0, BUSY=0, SPIN_US, KEEP=1.
 # Typical time: ~15 s per round (+ perf's reports with PERF=1).
 set -euo pipefail
 ROUNDS=${1:-3}
@@ -54,6 +55,7 @@ for ((i = 0; i < 3; i++)); do
     args=(--listen "tcp://127.0.0.1:${P[$i]}" --data "$T/n$i.data" --log-level warn
         --replicas 3 --write-quorum 2 --read-quorum 2 --metrics "127.0.0.1:${P[$((i + 3))]}")
     ((i > 0)) && args+=(--join "tcp://127.0.0.1:${P[0]}")
+    [ -n "${SPIN_US:-}" ] && args+=(--spin-us "$SPIN_US")
     # shellcheck disable=SC2017  # 2^64/3 without overflow, as kv-profile.sh
     args+=(--id "$(printf '0x%x' $((i * (0x7fffffffffffffff / 3 * 2 + 1))))")
     "$KVNODE" "${args[@]}" </dev/null >"$T/n$i.log" 2>&1 &
@@ -101,7 +103,7 @@ coord_put() {
 }
 KV=$RESULTS_DIR/kv/floor-$(date +%Y%m%d-%H%M%S).kv
 : >"$KV"
-rec() { echo "RESULT label=floor${BUSY:+-busy$BUSY} run=r$r test=$1 $2 round=$r load1=$(cut -d' ' -f1 /proc/loadavg)" >>"$KV"; }
+rec() { echo "RESULT label=floor${BUSY:+-busy$BUSY}${SPIN_US:+-spin$SPIN_US} run=r$r test=$1 $2 round=$r load1=$(cut -d' ' -f1 /proc/loadavg)" >>"$KV"; }
 load_op() { # OP KEYS: for a get, the keys the put before it wrote
     local op=$1 keys=$2 out t0 t1 c0 c1 n pp=''
     c0=$(coord_put)
@@ -143,7 +145,7 @@ if [ "${BUSY:-0}" = 1 ]; then
         PIDS+=($!)
     done
 fi
-echo "== kv-floor: 3-node ring, $(nproc) CPUs, data in $T, SECS=$SECS, BUSY=${BUSY:-0}, load: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== kv-floor: 3-node ring, $(nproc) CPUs, data in $T, SECS=$SECS, BUSY=${BUSY:-0}, SPIN_US=${SPIN_US:-default}, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 for ((r = 1; r <= ROUNDS; r++)); do
     echo "## round $r/$ROUNDS"
     z=$("$ZR" rtt 20000 1024 "$("$FREEPORT" 1)" | grep '^RESULT')

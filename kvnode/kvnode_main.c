@@ -68,8 +68,8 @@ static void usage(FILE *f)
                "probes per partition, 1..64 (default 21). Both are ring-wide: a node whose\n"
                "values differ from the ring's is refused at join.\n"
                "--spin-us US: before sleeping, look for the next message this long (0..10000,\n"
-               "default 200): a reply or request that close is taken without a wake-up, for\n"
-               "the CPU spent looking (yielding to anything else runnable); 0 sleeps at once.\n"
+               "default 200; sched_yield() between looks): a reply or request that close is\n"
+               "taken without a wake-up, for the CPU spent looking; 0 sleeps at once.\n"
                "--config FILE: take flags from FILE, one NAME = VALUE per line (NAME a long\n"
                "flag without --, e.g. listen = tcp://127.0.0.1:7000; insecure = true; # starts\n"
                "a comment line); flags on the command line override the file.\n");
@@ -142,10 +142,11 @@ enum {
     /* A config file is a few lines; anything near this is not one. */
     CONF_FILE_MAX = 1 << 20,
     /*
-     * µs the loop looks for input before it sleeps. A put waits ~100 µs for
-     * its replica and the next request of a busy client is often closer;
-     * on a VM a thread woken on a halted vCPU waits far longer than that
-     * (docs/BENCHMARKS.md, "Where a single store operation's time goes").
+     * µs the loop looks for input before it sleeps. A put's authority waits
+     * about one ZeroMQ round trip (~90 µs here) for its replica, and a busy
+     * client's next request is often closer; on a VM a thread woken on a
+     * halted vCPU waits for the hypervisor (docs/BENCHMARKS.md, "kvnode
+     * looks before it sleeps").
      */
     DEFAULT_SPIN_US = 200,
 };
