@@ -203,8 +203,6 @@ wait_exit() {
     fail "process $pid did not exit within ${secs}s"
 }
 
-# start_ring N: N nodes joined one after another through the first; sets
-# PORTS and NODE_PIDS arrays.
 # start_mc_ring [restart]: a 3-node ring on fresh PORTS (with "restart": on
 # the PORTS of the last start, so the nodes come back as themselves), node i
 # also serving memcached's protocol on MC[i] (allocated by the caller);
@@ -229,6 +227,8 @@ start_mc_ring() {
     wait_member_count 3 30 "${PORTS[@]}"
 }
 
+# start_ring N: N nodes joined one after another through the first; sets
+# PORTS and NODE_PIDS arrays.
 start_ring() {
     local n=$1 i
     alloc_ports PORTS "$n"
