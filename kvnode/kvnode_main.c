@@ -144,10 +144,9 @@ enum {
     /*
      * µs the loop looks for input before it sleeps: off by default. 200
      * made puts ~30 % faster on a VM (docs/BENCHMARKS.md, "kvnode looks
-     * before it sleeps"), but under CPU contention it let kv_cas_history
-     * lose acknowledged increments after an authority's freeze (the
-     * stall-refusal window is measured in time, and a starved node reads
-     * its backlog slower): opt-in until that is fixed.
+     * before it sleeps"), but with it kv_cas_history once lost acknowledged
+     * increments after an authority's freeze (a pre-freeze write applied
+     * after the thaw, not understood yet): opt-in until that is fixed.
      */
     DEFAULT_SPIN_US = 0,
 };
