@@ -34,6 +34,7 @@
 #include "log.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,8 +138,13 @@ typedef struct kv_op {
     /* Write phase: our copy holds op->version; replicas that took it; one had newer. */
     bool local_ok, acked, newer_seen;
     unsigned wrote;
-    uint64_t t0_us;   /* arrival, for the latency metric */
-    uint64_t read_ms; /* loop clock when its quorum read (phase 0) began; 0: none */
+    uint64_t t0_us; /* arrival, for the latency metric */
+    /*
+     * Clock from which the op's view of its key holds (0: none): when its
+     * quorum read began, or for a view from the known table the last
+     * maintenance tick (the tick forgets the table after a stall).
+     */
+    uint64_t view_ms;
 } kv_op_t;
 
 static void op_step(kv_op_t *op);
@@ -169,8 +175,9 @@ static kv_known_t *known(node_t *n)
      * Our maintenance tick is late (we were frozen or starved, and a
      * request may run before the tick notices): the others may have taken
      * our range meanwhile. Nothing is used or learnt until it runs again.
+     * (On the clock: the loop's cached time may be from before a freeze.)
      */
-    if (!n->tick_ms || loop_now_ms(n->loop) - n->tick_ms > node_tick_stall_ms(n)) {
+    if (!n->tick_ms || loop_clock_ms() - n->tick_ms > node_tick_stall_ms(n)) {
         kv_known_forget(kv->known);
         return NULL;
     }
@@ -355,7 +362,11 @@ static void quorum_failed(kv_op_t *op)
 {
     const char *what = op->phase == 0 ? "read" : "write";
     unsigned need = op->q.need;
-    if (op->worst_rc == -ENOSPC)
+    if (op->phase == 1 && op->view_ms && op->newer_seen)
+        op_answer_error(op, ENOTRECOVERABLE,
+                        "outcome unknown: another coordinator wrote the key after this write "
+                        "was decided, and it may not have seen this write");
+    else if (op->worst_rc == -ENOSPC)
         op_answer_error(op, ENOSPC, "no space left on %s replica disks", "the");
     else
         op_answer_error(op, ETIMEDOUT, "%s quorum not reached: %u of %u replicas answered, need %u",
@@ -442,17 +453,29 @@ static void on_remote_reply(int rc, const wire_msg_t *r, void *arg)
         node_peer_missed(op->n, op->rep[c->idx], "replica timed out");
     else if (r)
         node_peer_alive(op->n, op->rep[c->idx]);
+    bool superseded = false;
     if (c->phase == 1 && rc == 0 && c->phase == op->phase) {
         int cmp = kv_version_cmp(r->version, op->version);
         if (r->applied || cmp == 0)
             op->wrote++;
         else if (cmp > 0)
-            op->newer_seen = true;
+            op->newer_seen = superseded = true;
     }
     /* A copy that did not arrive becomes a hint, answered or not. */
     if (c->phase == 1)
         kv_repl_end(op->n, op->rep[c->idx], rc, op->key, op->key_len, op->version);
-    op_on_reply(op, c->phase, c->idx, rc, r, NULL);
+    /*
+     * A replica already holding a newer version than a write decided on a
+     * view of its key (a condition, a patch's base) does not count towards
+     * its quorum: that version's coordinator may have decided it without
+     * seeing this write, which would then be lost although acknowledged
+     * (this node froze after its stamp, another took the key over). For a
+     * plain write, newer just means overwritten: it counts.
+     */
+    if (superseded && op->view_ms)
+        op_on_reply(op, c->phase, c->idx, -ESTALE, NULL, NULL);
+    else
+        op_on_reply(op, c->phase, c->idx, rc, r, NULL);
     op_maybe_free(op);
 }
 
@@ -465,6 +488,8 @@ static void on_local_commit(int rc, void *arg)
         kv_coord_forget(op->n); /* our copy lost a write the replicas may have */
     else if (op->local_ok)
         op->wrote++;
+    else if (op->view_ms)
+        rc = -ESTALE; /* our copy is newer: as a replica's in on_remote_reply */
     op_on_reply(op, c->phase, c->idx, rc, NULL, NULL);
     op_maybe_free(op);
 }
@@ -608,10 +633,34 @@ static void op_send_all(kv_op_t *op)
     op->outstanding--;
 }
 
+/*
+ * Test hooks DHT_TEST_FREEZE_SERVING=VALUE and DHT_TEST_FREEZE_STAMPED=VALUE:
+ * the first conditional write of VALUE stops the whole process (SIGSTOP)
+ * inside the loop's callback, before its op starts or right after its
+ * version is stamped; the test thaws it (SIGCONT). A freeze inside a
+ * callback, not in poll(2), is what the stall guards must also catch: the
+ * rest of the callback runs with the loop's time from before it.
+ */
+static void test_freeze(const char *var, bool *done, const uint8_t *value, size_t len)
+{
+    if (*done)
+        return;
+    const char *want = getenv(var);
+    if (!want) {
+        *done = true;
+        return;
+    }
+    if (strlen(want) != len || memcmp(want, value, len) != 0)
+        return;
+    *done = true;
+    log_warn("kv", "test hook %s: stopping this process", var);
+    raise(SIGSTOP);
+}
+
 static void op_start_phase(kv_op_t *op, unsigned phase)
 {
     if (phase == 0)
-        op->read_ms = loop_now_ms(op->n->loop);
+        op->view_ms = loop_clock_ms();
     node_t *n = op->n;
     op->phase = phase;
     unsigned need = phase == 0 ? n->cfg.read_quorum : n->cfg.write_quorum;
@@ -652,6 +701,25 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
     if (phase == 1 && !op->keep_version) {
         op->version.hlc = kv_clock_tick(&n->clock, kv_wall_ms());
         op->version.node = n->self;
+        /*
+         * A write decided on a view of its key (a condition, a patch's base)
+         * that this node stalled (frozen, starved) after taking: the view
+         * may be from before the stall, and another coordinator may have
+         * written newer values meanwhile, which this version, newer than
+         * theirs, would undo (seen: 259 acknowledged increments lost after
+         * a 5 s freeze). Checked after the stamp, so a stall between the
+         * check and the stamp cannot slip through. Nothing is written: the
+         * sender tries again and reads afresh.
+         */
+        if (op->view_ms && node_stalled_since(n, op->view_ms)) {
+            n->metrics.stale_refused++;
+            op_answer_error(op, EBUSY,
+                            "this node stalled after it read the key; nothing written: try again");
+            return;
+        }
+        static bool stamped_done;
+        if (op->view_ms)
+            test_freeze("DHT_TEST_FREEZE_STAMPED", &stamped_done, op->value, op->value_len);
     }
     op_send_all(op);
     op_step(op);
@@ -868,20 +936,6 @@ static int op_apply_patch(kv_op_t *op, bool live)
 /* A conditional put or a patch whose read is done (op->version etc. hold the newest copy). */
 static void op_decide(kv_op_t *op)
 {
-    if (op->read_ms && node_stalled_since(op->n, op->read_ms)) {
-        /*
-         * This node stalled (frozen, starved) while the condition was
-         * read: the answers may be from before the stall, and another
-         * coordinator may have written newer values meanwhile. Applied now,
-         * under a version newer than theirs, the write would undo them
-         * (seen: 259 acknowledged increments lost after a 5 s freeze).
-         * Nothing is written: the sender tries again and reads afresh.
-         */
-        op->n->metrics.stale_refused++;
-        op_answer_error(op, EBUSY,
-                        "this node stalled while it read the key; nothing written: try again");
-        return;
-    }
     bool live = op->have_best && !(op->flags & WIRE_FLAG_TOMBSTONE);
     if (op->has_opid && op->have_best && kv_opid_equal(op->best_opid, op->opid)) {
         /*
@@ -991,6 +1045,7 @@ static void op_begin(kv_op_t *op)
         op_start_phase(op, 0);
         return;
     }
+    op->view_ms = op->n->tick_ms;
     op->have_best = found;
     if (found) {
         op->version = rec.version;
@@ -1192,6 +1247,10 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
         op->busy = true;
         op->next = n->kv->busy;
         n->kv->busy = op;
+        static bool serving_done;
+        if (op->cond != WIRE_COND_NONE)
+            test_freeze("DHT_TEST_FREEZE_SERVING", &serving_done, op->pending_value,
+                        op->pending_len);
     }
     op_begin(op);
     op_maybe_free(op);

@@ -684,10 +684,14 @@ static bool allowed(node_t *n, const uint8_t *ident, size_t ident_len, const wir
 
 /*
  * Whether the loop is just back from a stall (frozen, starved): its
- * maintenance tick is overdue, or was when it last ran.
+ * maintenance tick is overdue, or was when it last ran. Read on the clock,
+ * not the loop's cached time: a freeze can land inside a callback, and the
+ * rest of that callback runs with the time from before it (seen: a
+ * conditional write applied after a 5 s freeze over what others wrote).
  */
-static void note_stall(node_t *n, uint64_t now)
+static void note_stall(node_t *n)
 {
+    uint64_t now = loop_clock_ms();
     if (n->tick_ms && now - n->tick_ms > node_tick_stall_ms(n) && n->stall_seen_ms <= n->tick_ms) {
         n->stall_seen_ms = now;
         log_warn("node",
@@ -698,7 +702,7 @@ static void note_stall(node_t *n, uint64_t now)
 
 bool node_stalled_since(node_t *n, uint64_t t)
 {
-    note_stall(n, loop_now_ms(n->loop));
+    note_stall(n);
     return n->stall_seen_ms > t;
 }
 
@@ -713,9 +717,11 @@ bool node_stalled_since(node_t *n, uint64_t t)
 static bool refuse_after_stall(node_t *n, const uint8_t *ident, size_t ident_len,
                                const wire_msg_t *m)
 {
+    if (m->type != WIRE_KV_PUT)
+        return false;
+    note_stall(n);
     uint64_t window = n->cfg.timeout_ms / 4 > 100 ? n->cfg.timeout_ms / 4 : 100;
-    if (m->type != WIRE_KV_PUT || !n->stall_seen_ms ||
-        loop_now_ms(n->loop) - n->stall_seen_ms >= window)
+    if (!n->stall_seen_ms || loop_clock_ms() - n->stall_seen_ms >= window)
         return false;
     n->metrics.stale_refused++;
     node_reply_error(n, ident, ident_len, m->req_id, EBUSY,
@@ -854,7 +860,6 @@ static void on_router(loop_t *loop, void *zsock, int fd, void *arg)
 {
     (void)fd;
     node_t *n = arg;
-    note_stall(n, loop_now_ms(loop));
     for (int batch = 0; batch < 256; batch++) {
         /* [identity][message][value?]; anything longer is dropped whole. */
         zmq_msg_t parts[3];
@@ -1052,7 +1057,7 @@ static void tick(loop_t *loop, void *arg)
     if (n->leaving)
         return;
     uint64_t now = loop_now_ms(loop);
-    note_stall(n, now);
+    note_stall(n);
     if (n->tick_ms && n->stall_seen_ms > n->tick_ms)
         kv_coord_forget(n); /* stalled (frozen, starved): others may have moved on */
     n->tick_ms = now;

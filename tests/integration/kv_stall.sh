@@ -10,9 +10,31 @@
 # resumes: meanwhile another coordinator wrote a newer value, and the old
 # condition still held against the stale answers (lost updates under
 # kv_cas_history's freeze).
+#
+# Third case: the freeze lands inside the loop's callback that read a
+# conditional write (the test hook DHT_TEST_FREEZE_SERVING stops the process
+# there), not in poll(2): after the thaw the loop's cached clock still reads
+# the time before the freeze, and a stall check made with it sees none.
+#
+# Fourth case: the freeze lands right after a conditional write's version is
+# stamped (DHT_TEST_FREEZE_STAMPED); meanwhile another coordinator applies a
+# second write under the same condition. The first, sent after the thaw,
+# finds newer versions at the replicas: it must not be acknowledged too.
 source "$(dirname "$0")/lib.sh"
 
+# wait_stopped PID: until the process is stopped (state T), 10 s at most.
+wait_stopped() {
+    local i
+    for ((i = 0; i < 100; i++)); do
+        [ "$(awk '{print $3}' "/proc/$1/stat")" = T ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
 alloc_ports MC 3
+# (Values, not keys: the writes that take the key over must not stop too.)
+export DHT_TEST_FREEZE_SERVING=d2 DHT_TEST_FREEZE_STAMPED=e2
 start_mc_ring
 
 # mc PORT CMD...: one memcached exchange; prints the reply's first line.
@@ -119,3 +141,74 @@ for i in 0 1 2; do
         fail "$key reads '$got' through n$i after the thaw, want c3 (a condition read before the freeze was applied after it)"
 done
 log "every node reads c3: the stale condition was not applied"
+
+# --- the third case: frozen inside a callback, with the write's condition known
+key=stall-hook
+owner=$(ctl --peer "127.0.0.1:${PORTS[0]}" lookup "$key" --json | jq -r .owner_addr)
+a=-1
+for i in 0 1 2; do
+    [[ $owner == *":${PORTS[$i]}" ]] && a=$i
+done
+[ "$a" -ge 0 ] || fail "owner $owner of $key is none of the nodes"
+b=$(((a + 1) % 3))
+# Every replica takes d1: A knows it as the key's newest version, so the
+# conditional write below checks A's own copy instead of reading a quorum.
+v1=$(ctl --peer "127.0.0.1:${PORTS[$a]}" put "$key" d1 --json | jq -r .version)
+"$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 30000 put "$key" d2 --if-version "$v1" \
+    >"$T/hook.out" 2>&1 &
+cas=$!
+wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself serving the write of d2 (test hook)"
+log "n$a stopped itself serving a write of $key if-version $v1"
+wait_ring "${PORTS[$b]}" 2 30
+ctl --peer "127.0.0.1:${PORTS[$b]}" put "$key" d3 >/dev/null || fail "put d3 through n$b failed"
+kill -CONT "${NODE_PIDS[$a]}"
+log "wrote d3 through n$b, thawed n$a"
+st=0
+wait "$cas" || st=$?
+log "the conditional write of d2 ended with status $st: $(head -c 200 "$T/hook.out")"
+[ "$st" != 0 ] || fail "the write of d2 if-version $v1 succeeded although d3 replaced $v1"
+for p in "${PORTS[@]}"; do
+    wait_ring "$p" 3 30
+done
+sleep 1
+for i in 0 1 2; do
+    got=$(ctl --peer "127.0.0.1:${PORTS[$i]}" get "$key")
+    [ "$got" = d3 ] ||
+        fail "$key reads '$got' through n$i after the thaw, want d3 (a condition checked against knowledge from before the freeze was applied after it)"
+done
+log "every node reads d3: the freeze inside a callback was noticed"
+
+# --- the fourth case: frozen right after the stamp; the key written meanwhile
+key=stall-stamp
+owner=$(ctl --peer "127.0.0.1:${PORTS[0]}" lookup "$key" --json | jq -r .owner_addr)
+a=-1
+for i in 0 1 2; do
+    [[ $owner == *":${PORTS[$i]}" ]] && a=$i
+done
+[ "$a" -ge 0 ] || fail "owner $owner of $key is none of the nodes"
+b=$(((a + 1) % 3))
+v1=$(ctl --peer "127.0.0.1:${PORTS[$a]}" put "$key" e1 --json | jq -r .version)
+"$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 30000 put "$key" e2 --if-version "$v1" \
+    >"$T/stamp.out" 2>&1 &
+cas=$!
+wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself after stamping the write of e2 (test hook)"
+log "n$a stopped itself right after stamping a write of $key if-version $v1"
+wait_ring "${PORTS[$b]}" 2 30
+ctl --peer "127.0.0.1:${PORTS[$b]}" put "$key" e3 --if-version "$v1" >/dev/null ||
+    fail "put e3 if-version $v1 through n$b failed"
+kill -CONT "${NODE_PIDS[$a]}"
+log "wrote e3 if-version $v1 through n$b, thawed n$a"
+st=0
+wait "$cas" || st=$?
+log "the conditional write of e2 ended with status $st: $(head -c 300 "$T/stamp.out")"
+[ "$st" != 0 ] ||
+    fail "both e2 and e3 were acknowledged as written if-version $v1: one of them is lost"
+for p in "${PORTS[@]}"; do
+    wait_ring "$p" 3 30
+done
+sleep 1
+for i in 0 1 2; do
+    got=$(ctl --peer "127.0.0.1:${PORTS[$i]}" get "$key")
+    [ "$got" = e3 ] || fail "$key reads '$got' through n$i after the thaw, want e3"
+done
+log "every node reads e3, and e2 was not acknowledged"
