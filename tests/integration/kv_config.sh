@@ -42,7 +42,7 @@ start_conf() {
 }
 
 alloc_ports PORTS 5
-write_conf n0 "${PORTS[0]}" "" "replicas = 3" "insecure = false" "spin-us = 200"
+write_conf n0 "${PORTS[0]}" "" "replicas = 3" "insecure = false" "spin-us = 0"
 start_conf n0
 sleep 0.2
 for i in 1 2; do
