@@ -365,7 +365,7 @@ static void quorum_failed(kv_op_t *op)
     if (op->phase == 1 && op->view_ms && op->newer_seen)
         op_answer_error(op, ENOTRECOVERABLE,
                         "outcome unknown: another coordinator wrote the key after this write "
-                        "was decided, and it may not have seen this write");
+                        "was decided, and may not have seen it");
     else if (op->worst_rc == -ENOSPC)
         op_answer_error(op, ENOSPC, "no space left on %s replica disks", "the");
     else
@@ -634,27 +634,27 @@ static void op_send_all(kv_op_t *op)
 }
 
 /*
- * Test hooks DHT_TEST_FREEZE_SERVING=VALUE and DHT_TEST_FREEZE_STAMPED=VALUE:
- * the first conditional write of VALUE stops the whole process (SIGSTOP)
- * inside the loop's callback, before its op starts or right after its
- * version is stamped; the test thaws it (SIGCONT). A freeze inside a
- * callback, not in poll(2), is what the stall guards must also catch: the
- * rest of the callback runs with the loop's time from before it.
+ * Test hooks DHT_TEST_FREEZE_SERVING=V1,V2,... and DHT_TEST_FREEZE_STAMPED=...:
+ * the first conditional write of each listed value (at most 32) stops the
+ * whole process (SIGSTOP) inside the loop's callback, before its op starts
+ * or right after its version is stamped; the test thaws it (SIGCONT). A
+ * freeze inside a callback, not in poll(2), is what the stall guards must
+ * also catch: the rest of the callback runs with the loop's time from
+ * before it.
  */
-static void test_freeze(const char *var, bool *done, const uint8_t *value, size_t len)
+static void test_freeze(const char *var, uint32_t *fired, const uint8_t *value, size_t len)
 {
-    if (*done)
-        return;
-    const char *want = getenv(var);
-    if (!want) {
-        *done = true;
-        return;
+    const char *list = getenv(var);
+    for (unsigned i = 0; list && *list && i < 32; i++) {
+        size_t n = strcspn(list, ",");
+        if (n == len && memcmp(list, value, len) == 0 && !(*fired & 1u << i)) {
+            *fired |= 1u << i;
+            log_warn("kv", "test hook %s: stopping this process", var);
+            raise(SIGSTOP);
+            return;
+        }
+        list += n + (list[n] == ',');
     }
-    if (strlen(want) != len || memcmp(want, value, len) != 0)
-        return;
-    *done = true;
-    log_warn("kv", "test hook %s: stopping this process", var);
-    raise(SIGSTOP);
 }
 
 static void op_start_phase(kv_op_t *op, unsigned phase)
@@ -717,9 +717,9 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
                             "this node stalled after it read the key; nothing written: try again");
             return;
         }
-        static bool stamped_done;
+        static uint32_t stamped_fired;
         if (op->view_ms)
-            test_freeze("DHT_TEST_FREEZE_STAMPED", &stamped_done, op->value, op->value_len);
+            test_freeze("DHT_TEST_FREEZE_STAMPED", &stamped_fired, op->value, op->value_len);
     }
     op_send_all(op);
     op_step(op);
@@ -874,6 +874,21 @@ static void op_step(kv_op_t *op)
         return; /* op_scatter steps on once every member it asked answered */
     wire_msg_t r;
     if (op->phase == 1) {
+        if (op->view_ms && (op->newer_seen || node_stalled_since(op->n, op->view_ms))) {
+            /*
+             * A quorum took a write decided on a view, but another
+             * coordinator wrote the key meanwhile, or may have (this node
+             * stalled since the stamp, long enough to be taken over): the
+             * quorum may be our copy and a replica that other write has
+             * not reached yet, and that write, decided without seeing
+             * ours, will replace it everywhere.
+             */
+            known_drop(op);
+            op_answer_error(op, ENOTRECOVERABLE,
+                            "outcome unknown: another coordinator may have written the key "
+                            "after this write was decided, without seeing it");
+            return;
+        }
         /* A quorum holds our version: a known newest version moves to it. */
         op->acked = true;
         if (op->has_ticket && op->local_ok && !op->newer_seen)
@@ -1247,9 +1262,9 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
         op->busy = true;
         op->next = n->kv->busy;
         n->kv->busy = op;
-        static bool serving_done;
+        static uint32_t serving_fired;
         if (op->cond != WIRE_COND_NONE)
-            test_freeze("DHT_TEST_FREEZE_SERVING", &serving_done, op->pending_value,
+            test_freeze("DHT_TEST_FREEZE_SERVING", &serving_fired, op->pending_value,
                         op->pending_len);
     }
     op_begin(op);

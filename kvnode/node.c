@@ -684,14 +684,13 @@ static bool allowed(node_t *n, const uint8_t *ident, size_t ident_len, const wir
 
 /*
  * Whether the loop is just back from a stall (frozen, starved): its
- * maintenance tick is overdue, or was when it last ran. Read on the clock,
- * not the loop's cached time: a freeze can land inside a callback, and the
- * rest of that callback runs with the time from before it (seen: a
+ * maintenance tick is overdue, or was when it last ran. NOW is read on the
+ * clock, not the loop's cached time: a freeze can land inside a callback,
+ * and the rest of that callback runs with the time from before it (seen: a
  * conditional write applied after a 5 s freeze over what others wrote).
  */
-static void note_stall(node_t *n)
+static void note_stall(node_t *n, uint64_t now)
 {
-    uint64_t now = loop_clock_ms();
     if (n->tick_ms && now - n->tick_ms > node_tick_stall_ms(n) && n->stall_seen_ms <= n->tick_ms) {
         n->stall_seen_ms = now;
         log_warn("node",
@@ -702,7 +701,7 @@ static void note_stall(node_t *n)
 
 bool node_stalled_since(node_t *n, uint64_t t)
 {
-    note_stall(n);
+    note_stall(n, loop_clock_ms());
     return n->stall_seen_ms > t;
 }
 
@@ -719,9 +718,10 @@ static bool refuse_after_stall(node_t *n, const uint8_t *ident, size_t ident_len
 {
     if (m->type != WIRE_KV_PUT)
         return false;
-    note_stall(n);
+    uint64_t now = loop_clock_ms();
+    note_stall(n, now);
     uint64_t window = n->cfg.timeout_ms / 4 > 100 ? n->cfg.timeout_ms / 4 : 100;
-    if (!n->stall_seen_ms || loop_clock_ms() - n->stall_seen_ms >= window)
+    if (!n->stall_seen_ms || now - n->stall_seen_ms >= window)
         return false;
     n->metrics.stale_refused++;
     node_reply_error(n, ident, ident_len, m->req_id, EBUSY,
@@ -1056,8 +1056,9 @@ static void tick(loop_t *loop, void *arg)
     n->tick_timer = 0;
     if (n->leaving)
         return;
-    uint64_t now = loop_now_ms(loop);
-    note_stall(n);
+    /* One clock for both: a stall noted later than tick_ms would hide the next. */
+    uint64_t now = loop_clock_ms();
+    note_stall(n, now);
     if (n->tick_ms && n->stall_seen_ms > n->tick_ms)
         kv_coord_forget(n); /* stalled (frozen, starved): others may have moved on */
     n->tick_ms = now;

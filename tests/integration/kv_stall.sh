@@ -20,6 +20,10 @@
 # stamped (DHT_TEST_FREEZE_STAMPED); meanwhile another coordinator applies a
 # second write under the same condition. The first, sent after the thaw,
 # finds newer versions at the replicas: it must not be acknowledged too.
+#
+# Fifth case: the same freeze with nobody writing meanwhile: a quorum takes
+# the write, but after a stall that long its node cannot tell whether it was
+# taken over, so the answer is "outcome unknown", not success.
 source "$(dirname "$0")/lib.sh"
 
 # wait_stopped PID: until the process is stopped (state T), 10 s at most.
@@ -34,7 +38,7 @@ wait_stopped() {
 
 alloc_ports MC 3
 # (Values, not keys: the writes that take the key over must not stop too.)
-export DHT_TEST_FREEZE_SERVING=d2 DHT_TEST_FREEZE_STAMPED=e2
+export DHT_TEST_FREEZE_SERVING=d2 DHT_TEST_FREEZE_STAMPED=e2,f2
 start_mc_ring
 
 # mc PORT CMD...: one memcached exchange; prints the reply's first line.
@@ -154,7 +158,10 @@ b=$(((a + 1) % 3))
 # Every replica takes d1: A knows it as the key's newest version, so the
 # conditional write below checks A's own copy instead of reading a quorum.
 v1=$(ctl --peer "127.0.0.1:${PORTS[$a]}" put "$key" d1 --json | jq -r .version)
-"$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 30000 put "$key" d2 --if-version "$v1" \
+sleep 0.5 # the third replica's answer too: only then is d1 known as every copy's
+# (A long budget: the client never gives up and retries elsewhere, which
+# would stop that node too.)
+"$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 120000 put "$key" d2 --if-version "$v1" \
     >"$T/hook.out" 2>&1 &
 cas=$!
 wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself serving the write of d2 (test hook)"
@@ -166,7 +173,8 @@ log "wrote d3 through n$b, thawed n$a"
 st=0
 wait "$cas" || st=$?
 log "the conditional write of d2 ended with status $st: $(head -c 200 "$T/hook.out")"
-[ "$st" != 0 ] || fail "the write of d2 if-version $v1 succeeded although d3 replaced $v1"
+[ "$st" = 1 ] && grep -q "version mismatch" "$T/hook.out" ||
+    fail "the write of d2 if-version $v1 ended with status $st, want 1 (version mismatch: d3 replaced $v1)"
 for p in "${PORTS[@]}"; do
     wait_ring "$p" 3 30
 done
@@ -188,7 +196,8 @@ done
 [ "$a" -ge 0 ] || fail "owner $owner of $key is none of the nodes"
 b=$(((a + 1) % 3))
 v1=$(ctl --peer "127.0.0.1:${PORTS[$a]}" put "$key" e1 --json | jq -r .version)
-"$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 30000 put "$key" e2 --if-version "$v1" \
+sleep 0.5
+"$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 120000 put "$key" e2 --if-version "$v1" \
     >"$T/stamp.out" 2>&1 &
 cas=$!
 wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself after stamping the write of e2 (test hook)"
@@ -203,6 +212,8 @@ wait "$cas" || st=$?
 log "the conditional write of e2 ended with status $st: $(head -c 300 "$T/stamp.out")"
 [ "$st" != 0 ] ||
     fail "both e2 and e3 were acknowledged as written if-version $v1: one of them is lost"
+[ "$st" = 3 ] && grep -q "outcome unknown" "$T/stamp.out" ||
+    fail "the write of e2 ended with status $st, want 3 (outcome unknown)"
 for p in "${PORTS[@]}"; do
     wait_ring "$p" 3 30
 done
@@ -212,3 +223,38 @@ for i in 0 1 2; do
     [ "$got" = e3 ] || fail "$key reads '$got' through n$i after the thaw, want e3"
 done
 log "every node reads e3, and e2 was not acknowledged"
+
+# --- the fifth case: frozen right after the stamp, past the stall threshold;
+# nobody writes meanwhile, but the node cannot tell (in a larger ring its
+# own copy and one replica the other write had not reached yet would make a
+# quorum): the outcome is unknown, and the write is there.
+key=stall-ack
+owner=$(ctl --peer "127.0.0.1:${PORTS[0]}" lookup "$key" --json | jq -r .owner_addr)
+a=-1
+for i in 0 1 2; do
+    [[ $owner == *":${PORTS[$i]}" ]] && a=$i
+done
+[ "$a" -ge 0 ] || fail "owner $owner of $key is none of the nodes"
+v1=$(ctl --peer "127.0.0.1:${PORTS[$a]}" put "$key" f1 --json | jq -r .version)
+sleep 0.5
+"$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 120000 put "$key" f2 --if-version "$v1" \
+    >"$T/ack.out" 2>&1 &
+cas=$!
+wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself after stamping the write of f2 (test hook)"
+sleep 2 # past the stall threshold (stabilize + timeout/2)
+kill -CONT "${NODE_PIDS[$a]}"
+log "n$a stopped itself for 2 s right after stamping a write of $key if-version $v1"
+st=0
+wait "$cas" || st=$?
+log "the conditional write of f2 ended with status $st: $(head -c 300 "$T/ack.out")"
+[ "$st" = 3 ] && grep -q "outcome unknown" "$T/ack.out" ||
+    fail "the write of f2 ended with status $st, want 3 (outcome unknown: its node stalled after the stamp)"
+for p in "${PORTS[@]}"; do
+    wait_ring "$p" 3 30
+done
+sleep 1
+for i in 0 1 2; do
+    got=$(ctl --peer "127.0.0.1:${PORTS[$i]}" get "$key")
+    [ "$got" = f2 ] || fail "$key reads '$got' through n$i after the thaw, want f2"
+done
+log "f2 was written and answered as an unknown outcome"
