@@ -358,14 +358,35 @@ static void op_answer(kv_op_t *op, wire_msg_t *r)
     op_release(op);
 }
 
+/*
+ * A write decided on a view of its key that another coordinator may have
+ * overtaken: it wrote the key after this write was decided (a copy
+ * answered newer), or may have (this node stalled since, long enough to be
+ * taken over). A conditional write's outcome is then unknown: its retry
+ * would find the condition failing whether or not it applied. A patch is
+ * answered as an unreached quorum instead: its retry (same identity)
+ * re-applies its bytes onto the newest value, or finds its own version
+ * newest — it cannot apply twice.
+ */
+static void op_overtaken(kv_op_t *op)
+{
+    known_drop(op);
+    if (op->cond == WIRE_COND_PATCH)
+        op_answer_error(op, ETIMEDOUT,
+                        "another coordinator may have written the key after this patch was "
+                        "decided: not settled, retry");
+    else
+        op_answer_error(op, ENOTRECOVERABLE,
+                        "outcome unknown: another coordinator may have written the key after "
+                        "this write was decided, without seeing it");
+}
+
 static void quorum_failed(kv_op_t *op)
 {
     const char *what = op->phase == 0 ? "read" : "write";
     unsigned need = op->q.need;
     if (op->phase == 1 && op->view_ms && op->newer_seen)
-        op_answer_error(op, ENOTRECOVERABLE,
-                        "outcome unknown: another coordinator wrote the key after this write "
-                        "was decided, and may not have seen it");
+        op_overtaken(op);
     else if (op->worst_rc == -ENOSPC)
         op_answer_error(op, ENOSPC, "no space left on %s replica disks", "the");
     else
@@ -634,22 +655,37 @@ static void op_send_all(kv_op_t *op)
 }
 
 /*
- * Test hooks DHT_TEST_FREEZE_SERVING=V1,V2,... and DHT_TEST_FREEZE_STAMPED=...:
- * the first conditional write of each listed value (at most 32) stops the
- * whole process (SIGSTOP) inside the loop's callback, before its op starts
- * or right after its version is stamped; the test thaws it (SIGCONT). A
+ * Test hooks DHT_TEST_FREEZE_SERVING=P1,P2,... and DHT_TEST_FREEZE_STAMPED=...:
+ * for each listed prefix (at most 32), the first conditional write (or
+ * patch: its whole new value) whose value starts with it stops the whole
+ * process (SIGSTOP) inside the loop's callback, before its op starts or
+ * right after its version is stamped; the test thaws it (SIGCONT). A
  * freeze inside a callback, not in poll(2), is what the stall guards must
  * also catch: the rest of the callback runs with the loop's time from
  * before it.
  */
-static void test_freeze(const char *var, uint32_t *fired, const uint8_t *value, size_t len)
+typedef struct {
+    const char *var;
+    const char *list; /* the variable's value, read once; NULL: unset */
+    bool read;
+    uint32_t fired; /* bit i: the list's value i has stopped us */
+} test_freeze_t;
+
+static test_freeze_t freeze_serving = {.var = "DHT_TEST_FREEZE_SERVING"};
+static test_freeze_t freeze_stamped = {.var = "DHT_TEST_FREEZE_STAMPED"};
+
+static void test_freeze(test_freeze_t *h, const uint8_t *value, size_t len)
 {
-    const char *list = getenv(var);
+    if (!h->read) {
+        h->list = getenv(h->var);
+        h->read = true;
+    }
+    const char *list = h->list;
     for (unsigned i = 0; list && *list && i < 32; i++) {
         size_t n = strcspn(list, ",");
-        if (n == len && memcmp(list, value, len) == 0 && !(*fired & 1u << i)) {
-            *fired |= 1u << i;
-            log_warn("kv", "test hook %s: stopping this process", var);
+        if (n && n <= len && memcmp(list, value, n) == 0 && !(h->fired & 1u << i)) {
+            h->fired |= 1u << i;
+            log_warn("kv", "test hook %s: stopping this process", h->var);
             raise(SIGSTOP);
             return;
         }
@@ -701,6 +737,8 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
     if (phase == 1 && !op->keep_version) {
         op->version.hlc = kv_clock_tick(&n->clock, kv_wall_ms());
         op->version.node = n->self;
+    }
+    if (phase == 1) {
         /*
          * A write decided on a view of its key (a condition, a patch's base)
          * that this node stalled (frozen, starved) after taking: the view
@@ -708,8 +746,9 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
          * written newer values meanwhile, which this version, newer than
          * theirs, would undo (seen: 259 acknowledged increments lost after
          * a 5 s freeze). Checked after the stamp, so a stall between the
-         * check and the stamp cannot slip through. Nothing is written: the
-         * sender tries again and reads afresh.
+         * check and the stamp cannot slip through (a re-write of an
+         * earlier attempt's version is checked too). Nothing is written:
+         * the sender tries again and reads afresh.
          */
         if (op->view_ms && node_stalled_since(n, op->view_ms)) {
             n->metrics.stale_refused++;
@@ -717,9 +756,8 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
                             "this node stalled after it read the key; nothing written: try again");
             return;
         }
-        static uint32_t stamped_fired;
-        if (op->view_ms)
-            test_freeze("DHT_TEST_FREEZE_STAMPED", &stamped_fired, op->value, op->value_len);
+        if (op->view_ms && !op->keep_version)
+            test_freeze(&freeze_stamped, op->value, op->value_len);
     }
     op_send_all(op);
     op_step(op);
@@ -876,17 +914,11 @@ static void op_step(kv_op_t *op)
     if (op->phase == 1) {
         if (op->view_ms && (op->newer_seen || node_stalled_since(op->n, op->view_ms))) {
             /*
-             * A quorum took a write decided on a view, but another
-             * coordinator wrote the key meanwhile, or may have (this node
-             * stalled since the stamp, long enough to be taken over): the
-             * quorum may be our copy and a replica that other write has
-             * not reached yet, and that write, decided without seeing
-             * ours, will replace it everywhere.
+             * The quorum may be our copy and a replica the other write has
+             * not reached yet; that write, decided without seeing ours,
+             * will replace it everywhere.
              */
-            known_drop(op);
-            op_answer_error(op, ENOTRECOVERABLE,
-                            "outcome unknown: another coordinator may have written the key "
-                            "after this write was decided, without seeing it");
+            op_overtaken(op);
             return;
         }
         /* A quorum holds our version: a known newest version moves to it. */
@@ -1262,10 +1294,8 @@ void kv_coord_serve(node_t *n, const uint8_t *ident, size_t ident_len, const wir
         op->busy = true;
         op->next = n->kv->busy;
         n->kv->busy = op;
-        static uint32_t serving_fired;
         if (op->cond != WIRE_COND_NONE)
-            test_freeze("DHT_TEST_FREEZE_SERVING", &serving_fired, op->pending_value,
-                        op->pending_len);
+            test_freeze(&freeze_serving, op->pending_value, op->pending_len);
     }
     op_begin(op);
     op_maybe_free(op);

@@ -371,7 +371,10 @@ static void on_kv_reply(int rc, const wire_msg_t *r, void *arg)
         return;
     }
     if (rc == -ENOTRECOVERABLE && r) {
-        /* The coordinator cannot tell whether an earlier attempt applied. */
+        /*
+         * The coordinator cannot tell whether the write applied (an earlier
+         * attempt, or another coordinator overtaking it): a retry cannot either.
+         */
         complete(op, -ETIMEDOUT, r, r->err_msg[0] ? r->err_msg : "outcome unknown");
         return;
     }

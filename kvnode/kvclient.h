@@ -35,8 +35,9 @@ typedef struct {
      * version reports 0 instead), -EINVAL / -EFBIG (bad request),
      * -ECANCELED (client shut down, or the write was dropped unapplied at
      * the coordinator after its time ran out); and -ETIMEDOUT: the outcome
-     * is unknown (no quorum, no answer in time, or a retry's condition
-     * failed after an unanswered attempt) — a write may or may not have
+     * is unknown (no quorum, no answer in time, a retry's condition
+     * failed after an unanswered attempt, or another coordinator may have
+     * overtaken a conditional write) — a write may or may not have
      * been applied, and a caller must re-read rather than assume either;
      * -ENOSPC (replicas out of disk; like -ETIMEDOUT, some replicas may
      * hold the write); -EIO; -EACCES (a secured ring refused this

@@ -691,6 +691,8 @@ static bool allowed(node_t *n, const uint8_t *ident, size_t ident_len, const wir
  */
 static void note_stall(node_t *n, uint64_t now)
 {
+    if (n->leaving)
+        return; /* its ticks have stopped: not a stall */
     if (n->tick_ms && now - n->tick_ms > node_tick_stall_ms(n) && n->stall_seen_ms <= n->tick_ms) {
         n->stall_seen_ms = now;
         log_warn("node",

@@ -15,12 +15,21 @@
 #   - every replica of every chunk holds exactly the copy's bytes for that
 #     chunk (`dhtctl replicas KEY --json`: one sha256 per replica), so a
 #     patch applied wrongly on a replica that reads never reach shows too
+#   - a patch whose coordinator stops right after stamping it (test hook
+#     DHT_TEST_FREEZE_STAMPED, past the stall threshold) is not settled
+#     there: the coordinator cannot tell whether another took the key over,
+#     and answers "retry"; the mount's retry finds the patch applied, and
+#     fsync succeeds (an "outcome unknown" answer would have failed it, EIO)
 source "$(dirname "$0")/fs_lib.sh"
 fs_require python3 curl
 alloc_ports PORTS 3
 alloc_ports MPORTS 3
+MARK=dhtfs-patch-freeze:
+export DHT_TEST_FREEZE_STAMPED=$MARK # a written value starting with this
+NODE_PIDS=()
 for i in 0 1 2; do
     start_node "n$i" "${PORTS[$i]}" "$( ((i)) && echo "${PORTS[0]}")" --metrics "127.0.0.1:${MPORTS[$i]}"
+    NODE_PIDS+=("$NODE_PID")
     sleep 0.2
 done
 FS_PEERS=
@@ -112,4 +121,41 @@ replicas_match "after the writes"
 applied=$(replica_patches)
 ((applied > 0)) || fail "no replica applied a patch (every copy was sent whole)"
 log "B sent $patches patches; replicas applied $applied patches to their copies"
+
+# A patch whose coordinator stops right after the stamp (its value starts
+# with MARK), past the stall threshold.
+{
+    printf '%s' "$MARK"
+    head -c $((65536 - ${#MARK})) /dev/zero
+} >"$T/g.model"
+expect_ok cp "$T/g.model" "$A/g"
+expect_ok sync "$A/g"
+printf 'patched' | dd of="$T/g.model" bs=1 seek=1000 conv=notrunc status=none
+python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+os.pwrite(fd, b"patched", 1000)
+os.fsync(fd)
+' "$C/g" 2>"$T/g.err" &
+writer=$!
+PIDS+=("$writer")
+stopped=
+for ((t = 0; t < 100 && !stopped; t++)); do
+    for i in 0 1 2; do
+        [ "$(awk '{print $3}' "/proc/${NODE_PIDS[$i]}/stat")" = T ] && stopped=$i
+    done
+    [ -n "$stopped" ] || sleep 0.1
+done
+[ -n "$stopped" ] || fail "no node stopped itself after stamping the patch (test hook)"
+sleep "$(((2 * (STABILIZE_MS + TIMEOUT_MS / 2) + 999) / 1000))"
+kill -CONT "${NODE_PIDS[$stopped]}"
+log "n$stopped stopped itself right after stamping the patch, past the stall threshold; thawed"
+st=0
+wait "$writer" || st=$?
+[ "$st" = 0 ] || fail "pwrite + fsync through C failed (status $st): $(cat "$T/g.err")"
+check_same_file "the patched file through C" "$C/g" "$T/g.model"
+check_same_file "the patched file through A, reopened" "$A/g" "$T/g.model"
+grep -q "test hook DHT_TEST_FREEZE_STAMPED" "$T/n$stopped.log" ||
+    fail "n$stopped's log does not show the hook"
+log "the patch was retried and applied once; fsync succeeded"
 finish

@@ -123,6 +123,7 @@ kill -STOP "${NODE_PIDS[$b]}"
 "$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 30000 put "$key" c2 --if-version "$v1" \
     >"$T/cas.out" 2>&1 &
 cas=$!
+PIDS+=("$cas") # stopped with the nodes if a check fails first
 sleep 0.5
 # A freezes with the read under way; B and C answer it into A's buffers.
 kill -STOP "${NODE_PIDS[$a]}"
@@ -164,6 +165,7 @@ sleep 0.5 # the third replica's answer too: only then is d1 known as every copy'
 "$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 120000 put "$key" d2 --if-version "$v1" \
     >"$T/hook.out" 2>&1 &
 cas=$!
+PIDS+=("$cas") # stopped with the nodes if a check fails first
 wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself serving the write of d2 (test hook)"
 log "n$a stopped itself serving a write of $key if-version $v1"
 wait_ring "${PORTS[$b]}" 2 30
@@ -200,6 +202,7 @@ sleep 0.5
 "$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 120000 put "$key" e2 --if-version "$v1" \
     >"$T/stamp.out" 2>&1 &
 cas=$!
+PIDS+=("$cas") # stopped with the nodes if a check fails first
 wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself after stamping the write of e2 (test hook)"
 log "n$a stopped itself right after stamping a write of $key if-version $v1"
 wait_ring "${PORTS[$b]}" 2 30
@@ -240,10 +243,17 @@ sleep 0.5
 "$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 120000 put "$key" f2 --if-version "$v1" \
     >"$T/ack.out" 2>&1 &
 cas=$!
+PIDS+=("$cas") # stopped with the nodes if a check fails first
 wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself after stamping the write of f2 (test hook)"
-sleep 2 # past the stall threshold (stabilize + timeout/2)
+# Past the stall threshold (stabilize + timeout/2), twice over. (The
+# client's long budget also keeps the replica calls sent after the thaw
+# waiting: their deadlines count from the loop's time before the freeze,
+# and with a short one they would expire at once, the write time out, and
+# its retry find it applied.)
+frozen_s=$(((2 * (STABILIZE_MS + TIMEOUT_MS / 2) + 999) / 1000))
+sleep "$frozen_s"
 kill -CONT "${NODE_PIDS[$a]}"
-log "n$a stopped itself for 2 s right after stamping a write of $key if-version $v1"
+log "n$a stopped itself for $frozen_s s right after stamping a write of $key if-version $v1"
 st=0
 wait "$cas" || st=$?
 log "the conditional write of f2 ended with status $st: $(head -c 300 "$T/ack.out")"
