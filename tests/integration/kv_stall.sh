@@ -36,6 +36,40 @@ wait_stopped() {
     return 1
 }
 
+# authority KEY: sets a to the index in PORTS of KEY's coordinator.
+authority() {
+    local owner i
+    owner=$(ctl --peer "127.0.0.1:${PORTS[0]}" lookup "$1" --json | jq -r .owner_addr)
+    a=-1
+    for i in 0 1 2; do
+        [[ $owner == *":${PORTS[$i]}" ]] && a=$i
+    done
+    [ "$a" -ge 0 ] || fail "owner $owner of $1 is none of the nodes"
+}
+
+# all_read KEY WANT WHY: once the ring is whole again, every node reads WANT.
+all_read() {
+    local p i got
+    for p in "${PORTS[@]}"; do
+        wait_ring "$p" 3 30
+    done
+    sleep 1
+    for i in 0 1 2; do
+        got=$(ctl --peer "127.0.0.1:${PORTS[$i]}" get "$1")
+        [ "$got" = "$2" ] || fail "$1 reads '$got' through n$i after the thaw, want $2$3"
+    done
+}
+
+# cas_bg OUT KEY VALUE VERSION: a conditional write through A in the
+# background (cas: its pid), with a long budget: the client never gives up
+# and retries elsewhere (which would stop that node too, or time out).
+cas_bg() {
+    "$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 120000 put "$2" "$3" --if-version "$4" \
+        >"$1" 2>&1 &
+    cas=$!
+    PIDS+=("$cas") # stopped with the nodes if a check fails first
+}
+
 alloc_ports MC 3
 # (Values, not keys: the writes that take the key over must not stop too.)
 export DHT_TEST_FREEZE_SERVING=d2 DHT_TEST_FREEZE_STAMPED=e2,f2
@@ -66,12 +100,7 @@ mc_get() {
 }
 
 # A: the coordinator of the item; B: a node whose front end we use.
-owner=$(ctl --peer "127.0.0.1:${PORTS[0]}" lookup mc/item --json | jq -r .owner_addr)
-a=-1
-for i in 0 1 2; do
-    [[ $owner == *":${PORTS[$i]}" ]] && a=$i
-done
-[ "$a" -ge 0 ] || fail "owner $owner of mc/item is none of the nodes"
+authority mc/item
 b=$(((a + 1) % 3))
 log "coordinator of mc/item: n$a; writing through n$b's front end"
 
@@ -104,12 +133,7 @@ log "every node reads v3: the abandoned write was not applied"
 
 # --- the second case: a condition read before the freeze, decided after it
 key=stall-cas
-owner=$(ctl --peer "127.0.0.1:${PORTS[0]}" lookup "$key" --json | jq -r .owner_addr)
-a=-1
-for i in 0 1 2; do
-    [[ $owner == *":${PORTS[$i]}" ]] && a=$i
-done
-[ "$a" -ge 0 ] || fail "owner $owner of $key is none of the nodes"
+authority "$key"
 b=$(((a + 1) % 3))
 c=$(((a + 2) % 3))
 # c1 reaches A and B only (C frozen): A does not know it as every
@@ -120,10 +144,7 @@ v1=$(ctl --peer "127.0.0.1:${PORTS[$a]}" put "$key" c1 --json | jq -r .version)
 sleep 1
 # B stops answering too: A's read of the condition waits for it.
 kill -STOP "${NODE_PIDS[$b]}"
-"$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 30000 put "$key" c2 --if-version "$v1" \
-    >"$T/cas.out" 2>&1 &
-cas=$!
-PIDS+=("$cas") # stopped with the nodes if a check fails first
+cas_bg "$T/cas.out" "$key" c2 "$v1"
 sleep 0.5
 # A freezes with the read under way; B and C answer it into A's buffers.
 kill -STOP "${NODE_PIDS[$a]}"
@@ -136,36 +157,18 @@ log "wrote c3 through n$b, thawed n$a"
 st=0
 wait "$cas" || st=$?
 log "the conditional write of c2 ended with status $st: $(head -c 200 "$T/cas.out")"
-for p in "${PORTS[@]}"; do
-    wait_ring "$p" 3 30
-done
-sleep 1
-for i in 0 1 2; do
-    got=$(ctl --peer "127.0.0.1:${PORTS[$i]}" get "$key")
-    [ "$got" = c3 ] ||
-        fail "$key reads '$got' through n$i after the thaw, want c3 (a condition read before the freeze was applied after it)"
-done
+all_read "$key" c3 " (a condition read before the freeze was applied after it)"
 log "every node reads c3: the stale condition was not applied"
 
 # --- the third case: frozen inside a callback, with the write's condition known
 key=stall-hook
-owner=$(ctl --peer "127.0.0.1:${PORTS[0]}" lookup "$key" --json | jq -r .owner_addr)
-a=-1
-for i in 0 1 2; do
-    [[ $owner == *":${PORTS[$i]}" ]] && a=$i
-done
-[ "$a" -ge 0 ] || fail "owner $owner of $key is none of the nodes"
+authority "$key"
 b=$(((a + 1) % 3))
 # Every replica takes d1: A knows it as the key's newest version, so the
 # conditional write below checks A's own copy instead of reading a quorum.
 v1=$(ctl --peer "127.0.0.1:${PORTS[$a]}" put "$key" d1 --json | jq -r .version)
 sleep 0.5 # the third replica's answer too: only then is d1 known as every copy's
-# (A long budget: the client never gives up and retries elsewhere, which
-# would stop that node too.)
-"$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 120000 put "$key" d2 --if-version "$v1" \
-    >"$T/hook.out" 2>&1 &
-cas=$!
-PIDS+=("$cas") # stopped with the nodes if a check fails first
+cas_bg "$T/hook.out" "$key" d2 "$v1"
 wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself serving the write of d2 (test hook)"
 log "n$a stopped itself serving a write of $key if-version $v1"
 wait_ring "${PORTS[$b]}" 2 30
@@ -177,32 +180,16 @@ wait "$cas" || st=$?
 log "the conditional write of d2 ended with status $st: $(head -c 200 "$T/hook.out")"
 [ "$st" = 1 ] && grep -q "version mismatch" "$T/hook.out" ||
     fail "the write of d2 if-version $v1 ended with status $st, want 1 (version mismatch: d3 replaced $v1)"
-for p in "${PORTS[@]}"; do
-    wait_ring "$p" 3 30
-done
-sleep 1
-for i in 0 1 2; do
-    got=$(ctl --peer "127.0.0.1:${PORTS[$i]}" get "$key")
-    [ "$got" = d3 ] ||
-        fail "$key reads '$got' through n$i after the thaw, want d3 (a condition checked against knowledge from before the freeze was applied after it)"
-done
+all_read "$key" d3 " (a condition checked against knowledge from before the freeze was applied after it)"
 log "every node reads d3: the freeze inside a callback was noticed"
 
 # --- the fourth case: frozen right after the stamp; the key written meanwhile
 key=stall-stamp
-owner=$(ctl --peer "127.0.0.1:${PORTS[0]}" lookup "$key" --json | jq -r .owner_addr)
-a=-1
-for i in 0 1 2; do
-    [[ $owner == *":${PORTS[$i]}" ]] && a=$i
-done
-[ "$a" -ge 0 ] || fail "owner $owner of $key is none of the nodes"
+authority "$key"
 b=$(((a + 1) % 3))
 v1=$(ctl --peer "127.0.0.1:${PORTS[$a]}" put "$key" e1 --json | jq -r .version)
 sleep 0.5
-"$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 120000 put "$key" e2 --if-version "$v1" \
-    >"$T/stamp.out" 2>&1 &
-cas=$!
-PIDS+=("$cas") # stopped with the nodes if a check fails first
+cas_bg "$T/stamp.out" "$key" e2 "$v1"
 wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself after stamping the write of e2 (test hook)"
 log "n$a stopped itself right after stamping a write of $key if-version $v1"
 wait_ring "${PORTS[$b]}" 2 30
@@ -217,14 +204,7 @@ log "the conditional write of e2 ended with status $st: $(head -c 300 "$T/stamp.
     fail "both e2 and e3 were acknowledged as written if-version $v1: one of them is lost"
 [ "$st" = 3 ] && grep -q "outcome unknown" "$T/stamp.out" ||
     fail "the write of e2 ended with status $st, want 3 (outcome unknown)"
-for p in "${PORTS[@]}"; do
-    wait_ring "$p" 3 30
-done
-sleep 1
-for i in 0 1 2; do
-    got=$(ctl --peer "127.0.0.1:${PORTS[$i]}" get "$key")
-    [ "$got" = e3 ] || fail "$key reads '$got' through n$i after the thaw, want e3"
-done
+all_read "$key" e3
 log "every node reads e3, and e2 was not acknowledged"
 
 # --- the fifth case: frozen right after the stamp, past the stall threshold;
@@ -232,18 +212,10 @@ log "every node reads e3, and e2 was not acknowledged"
 # own copy and one replica the other write had not reached yet would make a
 # quorum): the outcome is unknown, and the write is there.
 key=stall-ack
-owner=$(ctl --peer "127.0.0.1:${PORTS[0]}" lookup "$key" --json | jq -r .owner_addr)
-a=-1
-for i in 0 1 2; do
-    [[ $owner == *":${PORTS[$i]}" ]] && a=$i
-done
-[ "$a" -ge 0 ] || fail "owner $owner of $key is none of the nodes"
+authority "$key"
 v1=$(ctl --peer "127.0.0.1:${PORTS[$a]}" put "$key" f1 --json | jq -r .version)
 sleep 0.5
-"$DHTCTL" --peer "127.0.0.1:${PORTS[$a]}" --timeout-ms 120000 put "$key" f2 --if-version "$v1" \
-    >"$T/ack.out" 2>&1 &
-cas=$!
-PIDS+=("$cas") # stopped with the nodes if a check fails first
+cas_bg "$T/ack.out" "$key" f2 "$v1"
 wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself after stamping the write of f2 (test hook)"
 # Past the stall threshold (stabilize + timeout/2), twice over. (The
 # client's long budget also keeps the replica calls sent after the thaw
@@ -259,12 +231,5 @@ wait "$cas" || st=$?
 log "the conditional write of f2 ended with status $st: $(head -c 300 "$T/ack.out")"
 [ "$st" = 3 ] && grep -q "outcome unknown" "$T/ack.out" ||
     fail "the write of f2 ended with status $st, want 3 (outcome unknown: its node stalled after the stamp)"
-for p in "${PORTS[@]}"; do
-    wait_ring "$p" 3 30
-done
-sleep 1
-for i in 0 1 2; do
-    got=$(ctl --peer "127.0.0.1:${PORTS[$i]}" get "$key")
-    [ "$got" = f2 ] || fail "$key reads '$got' through n$i after the thaw, want f2"
-done
+all_read "$key" f2
 log "f2 was written and answered as an unknown outcome"
