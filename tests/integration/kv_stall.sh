@@ -70,6 +70,13 @@ cas_bg() {
     PIDS+=("$cas") # stopped with the nodes if a check fails first
 }
 
+# cas_wait OUT VALUE: until cas_bg's client ends; st: its exit status.
+cas_wait() {
+    st=0
+    wait "$cas" || st=$?
+    log "the conditional write of $2 ended with status $st: $(head -c 300 "$1")"
+}
+
 alloc_ports MC 3
 # (Values, not keys: the writes that take the key over must not stop too.)
 export DHT_TEST_FREEZE_SERVING=d2 DHT_TEST_FREEZE_STAMPED=e2,f2
@@ -154,9 +161,7 @@ wait_ring "${PORTS[$b]}" 2 30
 ctl --peer "127.0.0.1:${PORTS[$b]}" put "$key" c3 >/dev/null || fail "put c3 through n$b failed"
 kill -CONT "${NODE_PIDS[$a]}"
 log "wrote c3 through n$b, thawed n$a"
-st=0
-wait "$cas" || st=$?
-log "the conditional write of c2 ended with status $st: $(head -c 200 "$T/cas.out")"
+cas_wait "$T/cas.out" c2
 all_read "$key" c3 " (a condition read before the freeze was applied after it)"
 log "every node reads c3: the stale condition was not applied"
 
@@ -175,9 +180,7 @@ wait_ring "${PORTS[$b]}" 2 30
 ctl --peer "127.0.0.1:${PORTS[$b]}" put "$key" d3 >/dev/null || fail "put d3 through n$b failed"
 kill -CONT "${NODE_PIDS[$a]}"
 log "wrote d3 through n$b, thawed n$a"
-st=0
-wait "$cas" || st=$?
-log "the conditional write of d2 ended with status $st: $(head -c 200 "$T/hook.out")"
+cas_wait "$T/hook.out" d2
 [ "$st" = 1 ] && grep -q "version mismatch" "$T/hook.out" ||
     fail "the write of d2 if-version $v1 ended with status $st, want 1 (version mismatch: d3 replaced $v1)"
 all_read "$key" d3 " (a condition checked against knowledge from before the freeze was applied after it)"
@@ -197,9 +200,7 @@ ctl --peer "127.0.0.1:${PORTS[$b]}" put "$key" e3 --if-version "$v1" >/dev/null 
     fail "put e3 if-version $v1 through n$b failed"
 kill -CONT "${NODE_PIDS[$a]}"
 log "wrote e3 if-version $v1 through n$b, thawed n$a"
-st=0
-wait "$cas" || st=$?
-log "the conditional write of e2 ended with status $st: $(head -c 300 "$T/stamp.out")"
+cas_wait "$T/stamp.out" e2
 [ "$st" != 0 ] ||
     fail "both e2 and e3 were acknowledged as written if-version $v1: one of them is lost"
 [ "$st" = 3 ] && grep -q "outcome unknown" "$T/stamp.out" ||
@@ -226,9 +227,7 @@ frozen_s=$(((2 * (STABILIZE_MS + TIMEOUT_MS / 2) + 999) / 1000))
 sleep "$frozen_s"
 kill -CONT "${NODE_PIDS[$a]}"
 log "n$a stopped itself for $frozen_s s right after stamping a write of $key if-version $v1"
-st=0
-wait "$cas" || st=$?
-log "the conditional write of f2 ended with status $st: $(head -c 300 "$T/ack.out")"
+cas_wait "$T/ack.out" f2
 [ "$st" = 3 ] && grep -q "outcome unknown" "$T/ack.out" ||
     fail "the write of f2 ended with status $st, want 3 (outcome unknown: its node stalled after the stamp)"
 all_read "$key" f2
