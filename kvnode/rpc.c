@@ -541,8 +541,13 @@ int rpc_call_lane(rpc_t *rpc, const char *addr, rpc_lane_t lane, wire_msg_t *req
         /* A full queue means the peer is not draining: treat as unreachable. */
         return err == EAGAIN ? -EAGAIN : -err;
     }
-    rpc->slots[idx] = (slot_t){
-        req->req_id, loop_now_ms(rpc->loop) + timeout_ms, timeout_ms, c, done, arg, req->type};
+    /*
+     * The clock itself, not the loop's reading from its last poll: a call
+     * sent by a callback that ran after a stall (a frozen process, a
+     * stopped VM) would otherwise start with the stall already spent.
+     */
+    rpc->slots[idx] =
+        (slot_t){req->req_id, loop_clock_ms() + timeout_ms, timeout_ms, c, done, arg, req->type};
     rpc->npending++;
     if (!rpc->tick_timer)
         rpc->tick_timer = loop_timer_add(rpc->loop, RPC_TICK_MS, tick, rpc);
