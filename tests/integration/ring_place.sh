@@ -139,6 +139,14 @@ for ((i = 0; i < 600; i++)); do
     sleep 0.1
 done
 wait_copies "${PORTS[0]}" "$KEYS" 90
+# Two rounds at least, so one spans the moves however fast they were (a
+# slow machine or a sanitizer build can take longer for a round than the
+# join takes for its copies).
+for ((i = 0; i < 600; i++)); do
+    [ "$(grep -c '^RESULT' "$T/join-reads.out" 2>/dev/null)" -ge 2 ] 2>/dev/null && break
+    kill -0 "$READER" 2>/dev/null || break
+    sleep 0.1
+done
 touch "$T/stop-reads"
 wait "$READER"
 rounds=$(grep -c '^RESULT' "$T/join-reads.out" || true)
