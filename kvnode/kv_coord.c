@@ -371,6 +371,7 @@ static void op_answer(kv_op_t *op, wire_msg_t *r)
 static void op_overtaken(kv_op_t *op)
 {
     known_drop(op);
+    op->n->metrics.overtaken++;
     if (op->cond == WIRE_COND_PATCH)
         op_answer_error(op, ETIMEDOUT,
                         "another coordinator may have written the key after this patch was "

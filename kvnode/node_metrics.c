@@ -199,6 +199,10 @@ void node_metrics_collect(mx_buf_t *b, void *arg)
             "Client writes refused (busy) because the node had just resumed from a stall they may "
             "have waited through.",
             m->stale_refused);
+    counter(b, "kvnode_writes_overtaken_total",
+            "Conditional writes and patches not acknowledged because another coordinator may have "
+            "written the key after they were decided (outcome unknown; patches retried).",
+            m->overtaken);
     counter(b, "kvnode_replica_patches_total",
             "Writes this replica received as a patch of its copy and applied.", m->patches[0]);
     counter(b, "kvnode_replica_patches_refused_total",

@@ -28,6 +28,7 @@ typedef struct {
     uint64_t error_codes[NODE_METRICS_ERRNO_MAX]; /* error replies, per errno (last: other) */
     uint64_t malformed;                           /* messages dropped undecoded */
     uint64_t stale_refused;                       /* client writes refused right after a stall */
+    uint64_t overtaken;                           /* view-based writes maybe overtaken */
     uint64_t patches[2];   /* REPL_PUT patches [applied to our copy, refused: base differs] */
     uint8_t serving;       /* the request type whose handler runs now (0: none) */
     mx_hist_t coord[2][2]; /* coordinated [get, put][ok, error]: seconds until answered */

@@ -37,9 +37,9 @@ for p in "${PORTS[@]}"; do
     wait_ring "$p" 3 20
     FS_PEERS+=${FS_PEERS:+,}tcp://127.0.0.1:$p
 done
-# replica_patches: patches the three nodes applied to their copies, summed.
-replica_patches() {
-    local i sum=0 v m=kvnode_replica_patches_total
+# metric_sum NAME: the three nodes' values of counter NAME, summed.
+metric_sum() {
+    local i sum=0 v m=$1
     for i in 0 1 2; do
         v=$(curl -sf "http://127.0.0.1:${MPORTS[$i]}/metrics" | awk -v m="$m" '$1 == m {print $2}') ||
             fail "scrape of n$i failed"
@@ -118,7 +118,7 @@ patches=$(sed -n 's/.*store operations: .* (.* conflicts, \([0-9]*\) patches).*/
 [ -n "$patches" ] || fail "B's exit log has no store operation counts"
 ((patches > 0)) || fail "B wrote no patches (every small write rewrote its whole chunk)"
 replicas_match "after the writes"
-applied=$(replica_patches)
+applied=$(metric_sum kvnode_replica_patches_total)
 ((applied > 0)) || fail "no replica applied a patch (every copy was sent whole)"
 log "B sent $patches patches; replicas applied $applied patches to their copies"
 
@@ -157,5 +157,7 @@ check_same_file "the patched file through C" "$C/g" "$T/g.model"
 check_same_file "the patched file through A, reopened" "$A/g" "$T/g.model"
 grep -q "test hook DHT_TEST_FREEZE_STAMPED" "$T/n$stopped.log" ||
     fail "n$stopped's log does not show the hook"
+overtaken=$(metric_sum kvnode_writes_overtaken_total)
+((overtaken >= 1)) || fail "kvnode_writes_overtaken_total is $overtaken after the stamped patch's stall, want >= 1"
 log "the patch was retried and applied once; fsync succeeded"
 finish

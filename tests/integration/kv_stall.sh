@@ -78,6 +78,7 @@ cas_wait() {
 }
 
 alloc_ports MC 3
+alloc_ports MPORTS 3
 # (Values, not keys: the writes that take the key over must not stop too.)
 export DHT_TEST_FREEZE_SERVING=d2 DHT_TEST_FREEZE_STAMPED=e2,f2
 start_mc_ring
@@ -218,11 +219,7 @@ v1=$(ctl --peer "127.0.0.1:${PORTS[$a]}" put "$key" f1 --json | jq -r .version)
 sleep 0.5
 cas_bg "$T/ack.out" "$key" f2 "$v1"
 wait_stopped "${NODE_PIDS[$a]}" || fail "n$a did not stop itself after stamping the write of f2 (test hook)"
-# Past the stall threshold (stabilize + timeout/2), twice over. (The
-# client's long budget also keeps the replica calls sent after the thaw
-# waiting: their deadlines count from the loop's time before the freeze,
-# and with a short one they would expire at once, the write time out, and
-# its retry find it applied.)
+# Past the stall threshold (stabilize + timeout/2), twice over.
 frozen_s=$(((2 * (STABILIZE_MS + TIMEOUT_MS / 2) + 999) / 1000))
 sleep "$frozen_s"
 kill -CONT "${NODE_PIDS[$a]}"
@@ -232,3 +229,12 @@ cas_wait "$T/ack.out" f2
     fail "the write of f2 ended with status $st, want 3 (outcome unknown: its node stalled after the stamp)"
 all_read "$key" f2
 log "f2 was written and answered as an unknown outcome"
+overtaken=0
+for i in 0 1 2; do
+    v=$(curl -sf "http://127.0.0.1:${MPORTS[$i]}/metrics" |
+        awk '$1 == "kvnode_writes_overtaken_total" {print $2}') || fail "scrape of n$i failed"
+    overtaken=$((overtaken + ${v:-0}))
+done
+((overtaken >= 2)) ||
+    fail "kvnode_writes_overtaken_total sums to $overtaken over the nodes, want at least 2 (e2, f2)"
+log "the nodes counted both overtaken writes"

@@ -206,19 +206,20 @@ wait_exit() {
 # start_mc_ring [restart]: a 3-node ring on fresh PORTS (with "restart": on
 # the PORTS of the last start, so the nodes come back as themselves), node i
 # also serving memcached's protocol on MC[i] (allocated by the caller);
+# with MPORTS set (alloc_ports MPORTS 3), node i serves --metrics on MPORTS[i];
 # waits until every node sees the whole ring and lists its three members
 # under one epoch (a read while a node still lacks the newest member needs a
 # quorum of the old and the new replica sets, and can fail once the
 # client's budget is spent).
 start_mc_ring() {
-    local i p
+    local i p m
     [ "${1:-}" = restart ] || alloc_ports PORTS 3
     NODE_PIDS=()
-    start_node n0 "${PORTS[0]}" "" --memcached "127.0.0.1:${MC[0]}"
-    NODE_PIDS+=("$NODE_PID")
-    for i in 1 2; do
-        sleep 0.2
-        start_node "n$i" "${PORTS[$i]}" "${PORTS[0]}" --memcached "127.0.0.1:${MC[$i]}"
+    for i in 0 1 2; do
+        m=()
+        [ -n "${MPORTS[$i]:-}" ] && m=(--metrics "127.0.0.1:${MPORTS[$i]}")
+        ((i == 0)) || sleep 0.2
+        start_node "n$i" "${PORTS[$i]}" "$( ((i)) && echo "${PORTS[0]}")" --memcached "127.0.0.1:${MC[$i]}" "${m[@]}"
         NODE_PIDS+=("$NODE_PID")
     done
     for p in "${PORTS[@]}"; do
