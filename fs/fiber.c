@@ -155,6 +155,8 @@ static void trampoline(void)
 /* From the loop's own stack only: fibers never resume one another. */
 static void resume(fiber_t *f)
 {
+    if (current)
+        abort(); /* a fiber running the ready queue would overwrite loop_jb */
     current = f;
     to_fiber_begin(f);
     if (_setjmp(loop_jb) == 0) {

@@ -41,7 +41,7 @@ done
 metric_sum() {
     local i sum=0 v m=$1
     for i in 0 1 2; do
-        v=$(curl -sf "http://127.0.0.1:${MPORTS[$i]}/metrics" | awk -v m="$m" '$1 == m {print $2}') ||
+        v=$(curl -sf -m 10 "http://127.0.0.1:${MPORTS[$i]}/metrics" | awk -v m="$m" '$1 == m {print $2}') ||
             fail "scrape of n$i failed"
         sum=$((sum + ${v:-0}))
     done
@@ -171,6 +171,7 @@ for ((t = 0; t < 1200 && $(kill -0 "$writer" 2>/dev/null && echo 1 || echo 0); t
 done
 ! kill -0 "$writer" 2>/dev/null ||
     fail "pwrite + fsync through C still blocked 120 s after the thaw (thawed:$thawed)"
+thaw_all # one that stopped as the writer ended
 log "thawed in all:$thawed"
 st=0
 wait "$writer" || st=$?

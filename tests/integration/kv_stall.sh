@@ -231,7 +231,7 @@ all_read "$key" f2
 log "f2 was written and answered as an unknown outcome"
 overtaken=0
 for i in 0 1 2; do
-    v=$(curl -sf "http://127.0.0.1:${MPORTS[$i]}/metrics" |
+    v=$(curl -sf -m 10 "http://127.0.0.1:${MPORTS[$i]}/metrics" |
         awk '$1 == "kvnode_writes_overtaken_total" {print $2}') || fail "scrape of n$i failed"
     overtaken=$((overtaken + ${v:-0}))
 done
