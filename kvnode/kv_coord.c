@@ -735,11 +735,11 @@ static void op_start_phase(kv_op_t *op, unsigned phase)
         for (unsigned k = 0; k < op->nold; k++)
             kv_quorum_require(&op->q, op->old[k], need);
     }
-    if (phase == 1 && !op->keep_version) {
-        op->version.hlc = kv_clock_tick(&n->clock, kv_wall_ms());
-        op->version.node = n->self;
-    }
     if (phase == 1) {
+        if (!op->keep_version) {
+            op->version.hlc = kv_clock_tick(&n->clock, kv_wall_ms());
+            op->version.node = n->self;
+        }
         /*
          * A write decided on a view of its key (a condition, a patch's base)
          * that this node stalled (frozen, starved) after taking: the view

@@ -37,16 +37,6 @@ for p in "${PORTS[@]}"; do
     wait_ring "$p" 3 20
     FS_PEERS+=${FS_PEERS:+,}tcp://127.0.0.1:$p
 done
-# metric_sum NAME: the three nodes' values of counter NAME, summed.
-metric_sum() {
-    local i sum=0 v m=$1
-    for i in 0 1 2; do
-        v=$(curl -sf -m 10 "http://127.0.0.1:${MPORTS[$i]}/metrics" | awk -v m="$m" '$1 == m {print $2}') ||
-            fail "scrape of n$i failed"
-        sum=$((sum + ${v:-0}))
-    done
-    echo "$sum"
-}
 # replicas_match WHAT: every replica of each of the 40 chunks holds the copy's bytes.
 replicas_match() {
     local c want json ino
@@ -146,7 +136,7 @@ PIDS+=("$writer")
 stopped=
 for ((t = 0; t < 100; t++)); do
     for i in 0 1 2; do
-        [ "$(awk '{print $3}' "/proc/${NODE_PIDS[$i]}/stat")" = T ] && stopped=$i
+        is_stopped "${NODE_PIDS[$i]}" && stopped=$i
     done
     [ -n "$stopped" ] && break
     sleep 0.1
@@ -156,7 +146,7 @@ sleep "$(((2 * (STABILIZE_MS + TIMEOUT_MS / 2) + 999) / 1000))"
 thaw_all() {
     local i
     for i in 0 1 2; do
-        if [ "$(awk '{print $3}' "/proc/${NODE_PIDS[$i]}/stat")" = T ]; then
+        if is_stopped "${NODE_PIDS[$i]}"; then
             kill -CONT "${NODE_PIDS[$i]}"
             thawed+=" n$i"
         fi

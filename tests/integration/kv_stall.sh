@@ -30,7 +30,7 @@ source "$(dirname "$0")/lib.sh"
 wait_stopped() {
     local i
     for ((i = 0; i < 100; i++)); do
-        [ "$(awk '{print $3}' "/proc/$1/stat")" = T ] && return 0
+        is_stopped "$1" && return 0
         sleep 0.1
     done
     return 1
@@ -229,12 +229,7 @@ cas_wait "$T/ack.out" f2
     fail "the write of f2 ended with status $st, want 3 (outcome unknown: its node stalled after the stamp)"
 all_read "$key" f2
 log "f2 was written and answered as an unknown outcome"
-overtaken=0
-for i in 0 1 2; do
-    v=$(curl -sf -m 10 "http://127.0.0.1:${MPORTS[$i]}/metrics" |
-        awk '$1 == "kvnode_writes_overtaken_total" {print $2}') || fail "scrape of n$i failed"
-    overtaken=$((overtaken + ${v:-0}))
-done
+overtaken=$(metric_sum kvnode_writes_overtaken_total)
 ((overtaken >= 2)) ||
     fail "kvnode_writes_overtaken_total sums to $overtaken over the nodes, want at least 2 (e2, f2)"
 log "the nodes counted both overtaken writes"

@@ -147,6 +147,23 @@ ring_ok() {
         <<<"$json" >/dev/null
 }
 
+# is_stopped PID: whether the process is stopped (SIGSTOP, state T).
+is_stopped() {
+    [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" = T ]
+}
+
+# metric_sum NAME: counter NAME summed over the nodes serving --metrics on
+# MPORTS (a node not exporting it counts 0); fails the test if a scrape does.
+metric_sum() {
+    local i sum=0 v
+    for i in "${!MPORTS[@]}"; do
+        v=$(curl -sf -m 10 "http://127.0.0.1:${MPORTS[$i]}/metrics" |
+            awk -v m="$1" '$1 == m {print $2}') || fail "scrape of n$i's metrics failed"
+        sum=$((sum + ${v:-0}))
+    done
+    echo "$sum"
+}
+
 # wait_ring PORT N SECONDS: poll until ring_ok or fail.
 wait_ring() {
     local port=$1 n=$2 secs=$3 i
