@@ -8,6 +8,7 @@
  */
 #include "fs_ahead.h"
 #include "fs_embedded.h"
+#include "fs_fuse_io.h"
 #include "fs_names.h"
 #include "fs_ops.h"
 #include "http_metrics.h"
@@ -363,6 +364,9 @@ static int mount_fuse(app_t *a)
     }
     int fd = fuse_session_fd(a->fs.se);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    int rc = fs_io_install(&a->fs, fd);
+    if (rc < 0)
+        return rc;
     return loop_add_fd(a->fs.loop, fd, on_fuse, a);
 }
 

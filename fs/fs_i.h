@@ -8,6 +8,7 @@
  *            read-ahead, truncation).
  * fs_ns.c:   the namespace (create, link, rename, remove), no FUSE types.
  * fs_ops.c:  the FUSE low-level operations, each one a fiber.
+ * fs_fuse_io.c: our own reads and writes of /dev/fuse (fs_fuse_io.h).
  *
  * Nothing here needs FUSE: the namespace and metadata code (and their unit
  * tests) build without its headers; only fs_ops.h brings them in.
@@ -127,6 +128,14 @@ struct fs {
     char vol[72];
     uint32_t chunk_size;
     bool apply_umask; /* the kernel sends the umask for us to apply (POSIX ACLs on) */
+    /* We clear set-id bits and file capabilities, not the kernel (fs_fuse_io.h). */
+    bool killpriv;
+    struct {
+        uint64_t init_unique; /* the INIT request's, until its reply is written */
+        bool init_pending;    /* that reply is still to be written */
+        bool offered;         /* the kernel offered FUSE_HANDLE_KILLPRIV_V2 */
+        bool kill;            /* the request being dispatched asks to clear set-id bits */
+    } io;
     double attr_timeout, entry_timeout;
     uint64_t ttl_ms; /* how long cached metadata may answer lookups */
     /*

@@ -8,6 +8,7 @@
  * requests, pins the nodes they use and answers them.
  */
 #include "fs_ops.h"
+#include "fs_fuse_io.h"
 #include "fs_acl.h"
 #include "fs_ahead.h"
 #include "fs_i.h"
@@ -56,6 +57,7 @@ struct op {
     struct flock lk; /* getlk/setlk/flock: the lock asked for */
     bool lk_flock, lk_sleep;
     fs_lk_wait_t lk_wait;
+    bool kill; /* a write or O_TRUNC open whose caller may not keep set-id bits (fs_fuse_io.h) */
 };
 
 typedef struct {
@@ -275,6 +277,77 @@ static void set_time(int64_t *s, uint32_t *ns, struct timespec ts)
     *ns = (uint32_t)ts.tv_nsec;
 }
 
+/*
+ * What a write or truncate takes away when we handle it
+ * (FUSE_HANDLE_KILLPRIV_V2, fs_fuse_io.h), as the kernel's VFS would:
+ * set-user-ID, and set-group-ID when group execute is on (without it the
+ * bit means mandatory locking, and stays).
+ */
+static uint32_t mode_killed(uint32_t mode)
+{
+    mode &= ~(uint32_t)S_ISUID;
+    if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+        mode &= ~(uint32_t)S_ISGID;
+    return mode;
+}
+
+#define XATTR_CAPS "security.capability"
+
+typedef struct {
+    bool setid; /* clear the set-id bits too (not only file capabilities) */
+    struct timespec now;
+} killpriv_t;
+
+static int mutate_killpriv(fs_inode_t *in, void *arg)
+{
+    const killpriv_t *k = arg;
+    uint32_t mode = k->setid ? mode_killed(in->mode) : in->mode;
+    bool caps = fs_xattr_find(in, XATTR_CAPS) != NULL;
+    if (mode == in->mode && !caps)
+        return 1; /* nothing to take: no write */
+    in->mode = mode;
+    if (caps)
+        fs_xattr_remove(in, XATTR_CAPS);
+    set_time(&in->ctime_s, &in->ctime_ns, k->now);
+    return 0;
+}
+
+/*
+ * After a write (or an O_TRUNC open of an empty file): take the set-id
+ * bits if setid, and file capabilities. Almost every file has neither:
+ * that is decided on the record at hand (with a mode change still
+ * deferred), and only a file that has them pays a record update.
+ */
+static int kill_privs(fs_t *fs, fs_node_t *n, bool setid)
+{
+    uint32_t mode = (n->over.set & FS_SET_MODE) ? n->over.mode : n->in.mode;
+    bool need = (setid && mode_killed(mode) != mode) || fs_xattr_find(&n->in, XATTR_CAPS);
+    if (!need)
+        return 0;
+    killpriv_t k = {setid, fs_now()};
+    fiber_mutex_lock(&n->lock);
+    int rc = fs_node_update(fs, n, mutate_killpriv, &k);
+    fiber_mutex_unlock(&n->lock);
+    /*
+     * The reply to a write or an open carries no attributes: the kernel
+     * must read the new mode again (told before the reply, so that the
+     * caller's next stat sees it).
+     */
+    if (rc == 0)
+        fuse_lowlevel_notify_inval_inode(fs->se, n->ino, -1, 0);
+    return rc;
+}
+
+/*
+ * copy_file_range and fallocate come without the kernel's word on
+ * CAP_FSETID (it sends that only with writes and O_TRUNC opens): the
+ * caller may keep set-id bits if it is root.
+ */
+static bool caller_may_not_keep_setid(fuse_req_t req)
+{
+    return fuse_req_ctx(req)->uid != 0;
+}
+
 /* ---- lookup, attributes ---- */
 
 static fs_node_t *node_or_reply(op_t *o, uint64_t ino, bool fresh)
@@ -443,7 +516,19 @@ static int mutate_setattr(fs_inode_t *in, void *arg)
     /* After the size: a time set explicitly wins over the truncation's. */
     fs_attr_edit_t e;
     setattr_as_edit(o, s->now, &e);
-    return fs_attr_edit_apply(in, &e);
+    int rc = fs_attr_edit_apply(in, &e);
+    /*
+     * Ours to do when we handle it (fs_fuse_io.h): a chown or truncate
+     * that asks (FATTR_KILL_SUIDGID, libfuse's KILL_SUID bit) clears the
+     * set-id bits; both remove file capabilities.
+     */
+    if (rc == 0 && (set & FUSE_SET_ATTR_KILL_SUID))
+        in->mode = mode_killed(in->mode);
+    if (rc == 0 && o->fs->killpriv &&
+        (set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
+        fs_xattr_find(in, XATTR_CAPS))
+        fs_xattr_remove(in, XATTR_CAPS);
+    return rc;
 }
 
 static void run_setattr(op_t *o)
@@ -730,10 +815,16 @@ static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_
 static int open_node(op_t *o, fs_node_t *n, struct fuse_file_info *fi)
 {
     fs_t *fs = o->fs;
-    if ((fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY && n->size > 0) {
+    bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
+    if (trunc && n->size == 0 && fs->killpriv) {
+        /* Nothing to cut, but what a truncate takes away still goes. */
+        int rc = kill_privs(fs, n, o->kill);
+        if (rc < 0)
+            return rc;
+    } else if (trunc && n->size > 0) {
         int rc = fs_data_truncate(fs, n, n->size, 0);
         if (rc == 0) {
-            o->to_set = FUSE_SET_ATTR_SIZE;
+            o->to_set = FUSE_SET_ATTR_SIZE | (o->kill ? FUSE_SET_ATTR_KILL_SUID : 0);
             o->attr.st_size = 0;
             setattr_edit_t s = {o, fs_now(), fs->chunk_size};
             fiber_mutex_lock(&n->lock);
@@ -742,6 +833,8 @@ static int open_node(op_t *o, fs_node_t *n, struct fuse_file_info *fi)
         }
         if (rc < 0)
             return rc;
+        if (o->kill) /* the mode may have changed, and an open's reply has no attributes */
+            fuse_lowlevel_notify_inval_inode(fs->se, n->ino, -1, 0);
     }
     handle_t *h = calloc(1, sizeof(*h));
     if (!h)
@@ -788,6 +881,7 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
         return;
     o->ino = ino;
     o->fi = *fi;
+    o->kill = fs_io_take_kill(o->fs);
     op_go(o);
 }
 
@@ -833,6 +927,8 @@ static void run_write(op_t *o)
         return;
     }
     int rc = fs_data_write(o->fs, h->node, (uint64_t)o->off, o->buf, o->size);
+    if (rc == 0 && o->fs->killpriv)
+        rc = kill_privs(o->fs, h->node, o->kill);
     if (rc < 0)
         reply_err(o->req, rc);
     else
@@ -856,6 +952,7 @@ static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
     o->fi = *fi;
     o->size = size;
     o->off = off;
+    o->kill = fs_io_take_kill(o->fs);
     op_go(o);
 }
 
@@ -972,6 +1069,8 @@ static void run_fallocate(op_t *o)
         rc = fs_data_zero(fs, n, off, len);
     if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE))
         rc = fs_data_extend(fs, n, off + len);
+    if (rc == 0 && fs->killpriv)
+        rc = kill_privs(fs, n, o->kill);
     if (rc == 0)
         n->remote_change = false; /* our own change: the kernel's cache is in step */
     reply_err(o->req, rc);
@@ -999,6 +1098,7 @@ static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset,
     o->flags = mode;
     o->off = offset;
     o->size = (size_t)length;
+    o->kill = caller_may_not_keep_setid(req);
     op_go(o);
 }
 
@@ -1048,6 +1148,8 @@ static void run_copy(op_t *o)
     if (rc == 0)
         rc = fs_data_copy(o->fs, in->node, (uint64_t)o->off, out->node, (uint64_t)o->off2, o->size,
                           &copied);
+    if (rc == 0 && o->fs->killpriv)
+        rc = kill_privs(o->fs, out->node, o->kill);
     if (rc < 0) {
         reply_err(o->req, rc);
         return;
@@ -1076,6 +1178,7 @@ static void op_copy_file_range(fuse_req_t req, fuse_ino_t ino_in, off_t off_in,
     o->fi2 = *fi_out;
     o->off2 = off_out;
     o->size = len;
+    o->kill = caller_may_not_keep_setid(req);
     op_go(o);
 }
 
@@ -1842,7 +1945,11 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
     /* Writes are sent up to 1 MiB at a time (max_pages follows max_write). */
     conn->max_write = 1024 * 1024;
     conn->max_readahead = 1024 * 1024;
-    /* We do not clear set-id bits ourselves; the kernel must (as for most FUSE file systems). */
+    /*
+     * The first way of taking set-id bits off on our side (libfuse's
+     * FUSE_CAP_HANDLE_KILLPRIV) stays off: fs_fuse_io.c negotiates the
+     * second, which also spares every write a GETXATTR.
+     */
     conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
     if (conn->capable & FUSE_CAP_READDIRPLUS)
         conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
