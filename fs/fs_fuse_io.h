@@ -10,7 +10,11 @@
  * set-id bits and removes file capabilities itself (fs_ops.c): on a write
  * or an O_TRUNC open whose request says the caller lacks CAP_FSETID, on a
  * truncate or chown that asks it (FATTR_KILL_SUIDGID); capabilities on
- * every write and truncate. The kernel offers it from Linux 5.11.
+ * every write, truncate and chown. The kernel offers it from Linux 5.11.
+ * One case the protocol leaves out: chown(f, -1, -1), which the VFS lets
+ * clear set-user-ID, reaches us as a SETATTR that asks nothing (the kernel
+ * sends the same when a root write finds only a capability to remove), so
+ * the bit stays.
  */
 #ifndef FS_FUSE_IO_H
 #define FS_FUSE_IO_H
@@ -27,7 +31,7 @@ int fs_io_install(fs_t *fs, int fd);
 
 /*
  * For the request being dispatched (called from its libfuse callback): a
- * WRITE or OPEN that asks the file system to clear the set-id bits.
+ * WRITE, OPEN or CREATE that asks the file system to clear the set-id bits.
  */
 bool fs_io_take_kill(fs_t *fs);
 

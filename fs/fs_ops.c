@@ -57,7 +57,7 @@ struct op {
     struct flock lk; /* getlk/setlk/flock: the lock asked for */
     bool lk_flock, lk_sleep;
     fs_lk_wait_t lk_wait;
-    bool kill; /* a write or O_TRUNC open whose caller may not keep set-id bits (fs_fuse_io.h) */
+    bool kill; /* the caller may not keep set-id bits (fs_fuse_io.h, caller_may_not_keep_setid) */
 };
 
 typedef struct {
@@ -278,30 +278,54 @@ static void set_time(int64_t *s, uint32_t *ns, struct timespec ts)
 }
 
 /*
- * What a write or truncate takes away when we handle it
- * (FUSE_HANDLE_KILLPRIV_V2, fs_fuse_io.h), as the kernel's VFS would:
- * set-user-ID, and set-group-ID when group execute is on (without it the
- * bit means mandatory locking, and stays).
+ * What a write or truncate by a caller without CAP_FSETID takes away when
+ * we handle it (FUSE_HANDLE_KILLPRIV_V2, fs_fuse_io.h), as the kernel's
+ * VFS does (setattr_should_drop_suidgid, Linux 6.2 on): set-user-ID, and
+ * set-group-ID when group execute is on or the caller is not in the
+ * file's group.
  */
-static uint32_t mode_killed(uint32_t mode)
+static uint32_t mode_killed(uint32_t mode, bool in_group)
 {
     mode &= ~(uint32_t)S_ISUID;
-    if ((mode & (S_ISGID | S_IXGRP)) == (S_ISGID | S_IXGRP))
+    if ((mode & S_ISGID) && ((mode & S_IXGRP) || !in_group))
         mode &= ~(uint32_t)S_ISGID;
     return mode;
+}
+
+/* Is the caller of req in group gid (its own or a supplementary one)? */
+static bool caller_in_group(fuse_req_t req, uint32_t gid)
+{
+    if (fuse_req_ctx(req)->gid == gid)
+        return true;
+    gid_t groups[64];
+    int n = fuse_req_getgroups(req, 64, groups);
+    for (int i = 0; i < n && i < 64; i++)
+        if (groups[i] == gid)
+            return true;
+    return false;
 }
 
 #define XATTR_CAPS "security.capability"
 
 typedef struct {
-    bool setid; /* clear the set-id bits too (not only file capabilities) */
+    fuse_req_t req;
+    bool setid;   /* clear the set-id bits too (not only file capabilities) */
+    bool changed; /* out: the record changed */
     struct timespec now;
 } killpriv_t;
 
+/* The mode a change by k's caller leaves (in: the record's mode and group). */
+static uint32_t killpriv_mode(const killpriv_t *k, uint32_t mode, uint32_t gid)
+{
+    if (!k->setid || !(mode & (S_ISUID | S_ISGID)))
+        return mode;
+    return mode_killed(mode, (mode & S_IXGRP) || caller_in_group(k->req, gid));
+}
+
 static int mutate_killpriv(fs_inode_t *in, void *arg)
 {
-    const killpriv_t *k = arg;
-    uint32_t mode = k->setid ? mode_killed(in->mode) : in->mode;
+    killpriv_t *k = arg;
+    uint32_t mode = killpriv_mode(k, in->mode, in->gid);
     bool caps = fs_xattr_find(in, XATTR_CAPS) != NULL;
     if (mode == in->mode && !caps)
         return 1; /* nothing to take: no write */
@@ -309,22 +333,25 @@ static int mutate_killpriv(fs_inode_t *in, void *arg)
     if (caps)
         fs_xattr_remove(in, XATTR_CAPS);
     set_time(&in->ctime_s, &in->ctime_ns, k->now);
+    k->changed = true;
     return 0;
 }
 
 /*
- * After a write (or an O_TRUNC open of an empty file): take the set-id
- * bits if setid, and file capabilities. Almost every file has neither:
- * that is decided on the record at hand (with a mode change still
- * deferred), and only a file that has them pays a record update.
+ * Before a write, a copy into the file or an fallocate that changes it
+ * (the VFS's file_remove_privs comes first too), or at an O_TRUNC open of
+ * an empty file: take the set-id bits if setid, and file capabilities.
+ * Almost every file has neither: that is decided on the record at hand
+ * (with a mode change still deferred), and only a file that has them pays
+ * a record update.
  */
-static int kill_privs(fs_t *fs, fs_node_t *n, bool setid)
+static int kill_privs(fs_t *fs, fuse_req_t req, fs_node_t *n, bool setid)
 {
+    killpriv_t k = {req, setid, false, fs_now()};
     uint32_t mode = (n->over.set & FS_SET_MODE) ? n->over.mode : n->in.mode;
-    bool need = (setid && mode_killed(mode) != mode) || fs_xattr_find(&n->in, XATTR_CAPS);
-    if (!need)
+    uint32_t gid = (n->over.set & FS_SET_GID) ? n->over.gid : n->in.gid;
+    if (killpriv_mode(&k, mode, gid) == mode && !fs_xattr_find(&n->in, XATTR_CAPS))
         return 0;
-    killpriv_t k = {setid, fs_now()};
     fiber_mutex_lock(&n->lock);
     int rc = fs_node_update(fs, n, mutate_killpriv, &k);
     fiber_mutex_unlock(&n->lock);
@@ -333,7 +360,7 @@ static int kill_privs(fs_t *fs, fs_node_t *n, bool setid)
      * must read the new mode again (told before the reply, so that the
      * caller's next stat sees it).
      */
-    if (rc == 0)
+    if (rc == 0 && k.changed)
         fuse_lowlevel_notify_inval_inode(fs->se, n->ino, -1, 0);
     return rc;
 }
@@ -516,14 +543,17 @@ static int mutate_setattr(fs_inode_t *in, void *arg)
     /* After the size: a time set explicitly wins over the truncation's. */
     fs_attr_edit_t e;
     setattr_as_edit(o, s->now, &e);
+    uint32_t gid = in->gid; /* the group a chown's caller is checked against: the old one */
     int rc = fs_attr_edit_apply(in, &e);
     /*
      * Ours to do when we handle it (fs_fuse_io.h): a chown or truncate
      * that asks (FATTR_KILL_SUIDGID, libfuse's KILL_SUID bit) clears the
      * set-id bits; both remove file capabilities.
      */
-    if (rc == 0 && (set & FUSE_SET_ATTR_KILL_SUID))
-        in->mode = mode_killed(in->mode);
+    if (rc == 0 && (set & FUSE_SET_ATTR_KILL_SUID)) {
+        killpriv_t k = {o->req, true, false, s->now};
+        in->mode = killpriv_mode(&k, in->mode, gid);
+    }
     if (rc == 0 && o->fs->killpriv &&
         (set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) &&
         fs_xattr_find(in, XATTR_CAPS))
@@ -547,6 +577,10 @@ static void run_setattr(op_t *o)
         reply_err(o->req, S_ISDIR(n->in.mode) ? -EISDIR : -EINVAL);
         return;
     }
+    /* A chown asks to clear set-id bits (fs_fuse_io.h) on every file: most have none. */
+    uint32_t mode = (n->over.set & FS_SET_MODE) ? n->over.mode : n->in.mode;
+    if (!(mode & (S_ISUID | S_ISGID)))
+        o->to_set &= ~FUSE_SET_ATTR_KILL_SUID;
     /* On a file with unflushed writes, the change rides with their flush. */
     fs_attr_edit_t e;
     if (setattr_as_edit(o, fs_now(), &e) && fs_node_defer_attrs(n, &e)) {
@@ -705,6 +739,8 @@ static void run_create(op_t *o)
                 rc = -EISDIR;
         }
     }
+    if (made)
+        o->kill = false; /* the VFS leaves a file this open created as it was made */
     if (rc == 0)
         rc = open_node(o, n, &o->fi);
     if (rc < 0) {
@@ -732,6 +768,7 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     o->ino = parent;
     o->mode = (mode & 07777) | S_IFREG;
     o->fi = *fi;
+    o->kill = fs_io_take_kill(o->fs);
     op_go(o);
 }
 /* ---- removing, links and renames ---- */
@@ -818,10 +855,11 @@ static int open_node(op_t *o, fs_node_t *n, struct fuse_file_info *fi)
     bool trunc = (fi->flags & O_TRUNC) && (fi->flags & O_ACCMODE) != O_RDONLY;
     if (trunc && n->size == 0 && fs->killpriv) {
         /* Nothing to cut, but what a truncate takes away still goes. */
-        int rc = kill_privs(fs, n, o->kill);
+        int rc = kill_privs(fs, o->req, n, o->kill);
         if (rc < 0)
             return rc;
     } else if (trunc && n->size > 0) {
+        uint32_t mode = n->in.mode;
         int rc = fs_data_truncate(fs, n, n->size, 0);
         if (rc == 0) {
             o->to_set = FUSE_SET_ATTR_SIZE | (o->kill ? FUSE_SET_ATTR_KILL_SUID : 0);
@@ -833,7 +871,7 @@ static int open_node(op_t *o, fs_node_t *n, struct fuse_file_info *fi)
         }
         if (rc < 0)
             return rc;
-        if (o->kill) /* the mode may have changed, and an open's reply has no attributes */
+        if (n->in.mode != mode) /* an open's reply has no attributes */
             fuse_lowlevel_notify_inval_inode(fs->se, n->ino, -1, 0);
     }
     handle_t *h = calloc(1, sizeof(*h));
@@ -926,9 +964,9 @@ static void run_write(op_t *o)
         reply_err(o->req, -EIO);
         return;
     }
-    int rc = fs_data_write(o->fs, h->node, (uint64_t)o->off, o->buf, o->size);
-    if (rc == 0 && o->fs->killpriv)
-        rc = kill_privs(o->fs, h->node, o->kill);
+    int rc = o->fs->killpriv ? kill_privs(o->fs, o->req, h->node, o->kill) : 0;
+    if (rc == 0)
+        rc = fs_data_write(o->fs, h->node, (uint64_t)o->off, o->buf, o->size);
     if (rc < 0)
         reply_err(o->req, rc);
     else
@@ -1065,12 +1103,14 @@ static void run_fallocate(op_t *o)
         rc = -ENODEV;
     else if (len > (uint64_t)INT64_MAX - off)
         rc = -EFBIG;
+    /* Only what changes the file takes privileges away (as the kernel's file_modified). */
+    if (rc == 0 && fs->killpriv &&
+        (!(mode & FALLOC_FL_KEEP_SIZE) || (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE))))
+        rc = kill_privs(fs, o->req, n, o->kill);
     if (rc == 0 && (mode & (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_ZERO_RANGE)))
         rc = fs_data_zero(fs, n, off, len);
     if (rc == 0 && !(mode & FALLOC_FL_KEEP_SIZE))
         rc = fs_data_extend(fs, n, off + len);
-    if (rc == 0 && fs->killpriv)
-        rc = kill_privs(fs, n, o->kill);
     if (rc == 0)
         n->remote_change = false; /* our own change: the kernel's cache is in step */
     reply_err(o->req, rc);
@@ -1145,11 +1185,11 @@ static void run_copy(op_t *o)
     int rc = 0;
     if (!S_ISREG(in->node->in.mode) || !S_ISREG(out->node->in.mode))
         rc = -EINVAL;
+    if (rc == 0 && o->fs->killpriv)
+        rc = kill_privs(o->fs, o->req, out->node, o->kill);
     if (rc == 0)
         rc = fs_data_copy(o->fs, in->node, (uint64_t)o->off, out->node, (uint64_t)o->off2, o->size,
                           &copied);
-    if (rc == 0 && o->fs->killpriv)
-        rc = kill_privs(o->fs, out->node, o->kill);
     if (rc < 0) {
         reply_err(o->req, rc);
         return;
@@ -1951,6 +1991,8 @@ static void op_init(void *userdata, struct fuse_conn_info *conn)
      * second, which also spares every write a GETXATTR.
      */
     conn->want &= ~FUSE_CAP_HANDLE_KILLPRIV;
+    /* Requests are read whole by fs_fuse_io.c, which must see every one. */
+    conn->want &= ~FUSE_CAP_SPLICE_READ;
     if (conn->capable & FUSE_CAP_READDIRPLUS)
         conn->want |= FUSE_CAP_READDIRPLUS | FUSE_CAP_READDIRPLUS_AUTO;
     if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
