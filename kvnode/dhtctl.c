@@ -142,13 +142,36 @@ static void on_done(int rc, const wire_msg_t *reply, void *arg)
  * One request, waited for. Returns 0 or -errno (reply->err_msg on peer
  * errors); reply->value stays valid until the next call.
  */
+static void on_nap(loop_t *loop, void *arg)
+{
+    (void)arg;
+    loop_stop(loop);
+}
+
 static int call(ctl_t *ctl, const char *addr, wire_msg_t *req, wire_msg_t *reply)
 {
     wait_t w = {ctl->loop, -EINPROGRESS, reply};
     reply->err_msg[0] = '\0';
-    int rc = rpc_call(ctl->rpc, addr, req, ctl->timeout_ms, on_done, &w);
+    uint64_t end = loop_clock_ms() + ctl->timeout_ms;
+    int rc;
+    /*
+     * -EAGAIN: the connection cannot take the request now (its handshake
+     * failing, the peer not draining). Let the loop run a little — the
+     * connection's monitor may tell why (rpc_call then says -EPROTO) —
+     * and try again within the timeout.
+     */
+    for (;;) {
+        uint64_t now = loop_clock_ms();
+        unsigned left = end > now ? (unsigned)(end - now) : 1;
+        rc = rpc_call(ctl->rpc, addr, req, left, on_done, &w);
+        if (rc != -EAGAIN || now >= end)
+            break;
+        if (!loop_timer_add(ctl->loop, 20, on_nap, NULL))
+            break;
+        loop_run(ctl->loop);
+    }
     if (rc < 0)
-        return rc;
+        return rc == -EAGAIN ? -ETIMEDOUT : rc;
     loop_run(ctl->loop);
     return w.rc;
 }

@@ -87,7 +87,9 @@ struct rpc {
     uint64_t tick_timer;
     uint64_t mon_seq;
     bool has_key;
-    bool watch_plain;     /* monitor plain connections' handshakes too */
+    bool watch_plain; /* monitor plain connections' handshakes too */
+    /* The last address whose handshake said it requires CURVE (until it answers plain). */
+    char plain_refused[ENDPOINT_MAX];
     sec_keypair_t key;    /* presented to CURVE servers */
     wire_msg_t scratch;   /* decoded reply, lent to the callback */
     zmq_msg_t *cur_value; /* its value frame, while the callback runs */
@@ -243,6 +245,8 @@ static void on_readable(loop_t *loop, void *zsock, int fd, void *arg)
     if (!c)
         return;
     c->last_rx_ms = loop_now_ms(loop);
+    if (strcmp(c->addr, rpc->plain_refused) == 0)
+        rpc->plain_refused[0] = '\0';
     /*
      * A callback may reset this very connection; the generation tells us to
      * stop reading from a socket that no longer exists.
@@ -341,6 +345,7 @@ static void on_monitor(loop_t *loop, void *zsock, int fd, void *arg)
                      (unsigned)value);
         } else if (!secured && mismatch) {
             log_warn("rpc", "%s requires CURVE: give a key and its address as EP#KEY", c->addr);
+            snprintf(rpc->plain_refused, sizeof rpc->plain_refused, "%s", c->addr);
         } else {
             continue;
         }
@@ -538,7 +543,14 @@ int rpc_call_lane(rpc_t *rpc, const char *addr, rpc_lane_t lane, wire_msg_t *req
         (with_value && zmq_send(c->sock, req->value_len ? req->value : (const void *)"",
                                 req->value_len, ZMQ_DONTWAIT) < 0)) {
         int err = zmq_errno();
-        /* A full queue means the peer is not draining: treat as unreachable. */
+        /*
+         * A plain connection to a node that requires CURVE loses its only
+         * pipe as soon as the handshake fails, which can be before the
+         * first send: say so once the monitor has told us. Otherwise a
+         * full queue means the peer is not draining: treat as unreachable.
+         */
+        if (err == EAGAIN && strcmp(addr, rpc->plain_refused) == 0)
+            return -EPROTO;
         return err == EAGAIN ? -EAGAIN : -err;
     }
     /*
