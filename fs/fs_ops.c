@@ -292,17 +292,31 @@ static uint32_t mode_killed(uint32_t mode, bool in_group)
     return mode;
 }
 
-/* Is the caller of req in group gid (its own or a supplementary one)? */
+/*
+ * Is the caller of req in group gid (its own or a supplementary one), or
+ * root (in_group_or_capable)? Supplementary groups are read from /proc, so
+ * only for a set-group-ID file without group execute; a caller whose
+ * groups cannot be read counts as outside (the bit goes).
+ */
 static bool caller_in_group(fuse_req_t req, uint32_t gid)
 {
-    if (fuse_req_ctx(req)->gid == gid)
+    const struct fuse_ctx *ctx = fuse_req_ctx(req);
+    if (ctx->uid == 0 || ctx->gid == gid)
         return true;
-    gid_t groups[64];
-    int n = fuse_req_getgroups(req, 64, groups);
-    for (int i = 0; i < n && i < 64; i++)
-        if (groups[i] == gid)
-            return true;
-    return false;
+    gid_t some[64], *groups = some;
+    int cap = 64, n = fuse_req_getgroups(req, cap, some);
+    if (n > cap && (groups = malloc((size_t)n * sizeof(*groups))) != NULL) {
+        cap = n;
+        n = fuse_req_getgroups(req, cap, groups);
+    } else if (!groups) {
+        groups = some;
+    }
+    bool in = false;
+    for (int i = 0; i < n && i < cap && !in; i++)
+        in = groups[i] == gid;
+    if (groups != some)
+        free(groups);
+    return in;
 }
 
 #define XATTR_CAPS "security.capability"
@@ -577,13 +591,20 @@ static void run_setattr(op_t *o)
         reply_err(o->req, S_ISDIR(n->in.mode) ? -EISDIR : -EINVAL);
         return;
     }
-    /* A chown asks to clear set-id bits (fs_fuse_io.h) on every file: most have none. */
+    /*
+     * On a file with unflushed writes, the change rides with their flush.
+     * A chown asks to take privileges (fs_fuse_io.h) from every file:
+     * most have none, and then it may ride too; the record it is applied
+     * to otherwise decides (mutate_setattr).
+     */
+    int to_set = o->to_set;
     uint32_t mode = (n->over.set & FS_SET_MODE) ? n->over.mode : n->in.mode;
-    if (!(mode & (S_ISUID | S_ISGID)))
+    if (!(mode & (S_ISUID | S_ISGID)) && !fs_xattr_find(&n->in, XATTR_CAPS))
         o->to_set &= ~FUSE_SET_ATTR_KILL_SUID;
-    /* On a file with unflushed writes, the change rides with their flush. */
     fs_attr_edit_t e;
-    if (setattr_as_edit(o, fs_now(), &e) && fs_node_defer_attrs(n, &e)) {
+    bool deferred = setattr_as_edit(o, fs_now(), &e) && fs_node_defer_attrs(n, &e);
+    o->to_set = to_set;
+    if (deferred) {
         n->remote_change = false;
         reply_attr(fs, o->req, n);
         return;
@@ -859,7 +880,8 @@ static int open_node(op_t *o, fs_node_t *n, struct fuse_file_info *fi)
         if (rc < 0)
             return rc;
     } else if (trunc && n->size > 0) {
-        uint32_t mode = n->in.mode;
+        /* The mode the kernel holds: with a change still deferred. */
+        uint32_t mode = (n->over.set & FS_SET_MODE) ? n->over.mode : n->in.mode;
         int rc = fs_data_truncate(fs, n, n->size, 0);
         if (rc == 0) {
             o->to_set = FUSE_SET_ATTR_SIZE | (o->kill ? FUSE_SET_ATTR_KILL_SUID : 0);
