@@ -53,10 +53,6 @@ static void note_request(fs_t *fs, const uint8_t *buf, size_t len)
         fs->io.kill =
             u32_at(arg, alen, offsetof(struct fuse_open_in, open_flags)) & FUSE_OPEN_KILL_SUIDGID;
         break;
-    case FUSE_CREATE: /* an O_TRUNC create may find the file there (another mount made it) */
-        fs->io.kill =
-            u32_at(arg, alen, offsetof(struct fuse_create_in, open_flags)) & FUSE_OPEN_KILL_SUIDGID;
-        break;
     default:
         break;
     }

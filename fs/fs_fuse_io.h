@@ -31,7 +31,7 @@ int fs_io_install(fs_t *fs, int fd);
 
 /*
  * For the request being dispatched (called from its libfuse callback): a
- * WRITE, OPEN or CREATE that asks the file system to clear the set-id bits.
+ * WRITE or OPEN that asks the file system to clear the set-id bits.
  */
 bool fs_io_take_kill(fs_t *fs);
 

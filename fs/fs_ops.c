@@ -746,22 +746,21 @@ static void run_create(op_t *o)
     fs_t *fs = o->fs;
     fs_node_t *n;
     int rc = fs_ns_make(fs, o->ino, o->name, o->len, o->mode, 0, NULL, op_cred(o), &n);
-    bool made = rc == 0;
     if (rc == 0)
         op_adopt(o, n);
     if (rc == -EEXIST && !(o->fi.flags & O_EXCL)) {
-        /* Another mount created it first: open that one, as open(2) would. */
-        fs_dirent_t ent;
-        rc = fs_dir_lookup(fs, o->ino, o->name, o->len, true, &ent);
-        if (rc == 0) {
-            n = op_node(o, ent.ino);
-            rc = n ? fs_node_load(fs, n, true) : -ENOMEM;
-            if (rc == 0 && S_ISDIR(n->in.mode))
-                rc = -EISDIR;
-        }
+        /*
+         * Another mount made the name while this kernel trusted its
+         * absence. Opening that file here would skip the kernel's check
+         * of the file's permissions (it checked the directory only):
+         * ESTALE has the VFS look the name up again (LOOKUP_REVAL) and
+         * open what it finds the usual way. (Telling the kernel to drop
+         * its entry now would wait for the directory lock this create
+         * holds.)
+         */
+        reply_err(o->req, -ESTALE);
+        return;
     }
-    if (made)
-        o->kill = false; /* the VFS leaves a file this open created as it was made */
     if (rc == 0)
         rc = open_node(o, n, &o->fi);
     if (rc < 0) {
@@ -771,7 +770,7 @@ static void run_create(op_t *o)
     struct fuse_entry_param e;
     fill_entry(fs, n, &e);
     if (fuse_reply_create(o->req, &e, &o->fi) == 0) {
-        n->just_created = made && n->open == 1;
+        n->just_created = n->open == 1;
         entry_given(fs, n, o->ino, o->name, o->len);
     } else {
         /* The kernel never got the handle. */
@@ -789,7 +788,6 @@ static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_
     o->ino = parent;
     o->mode = (mode & 07777) | S_IFREG;
     o->fi = *fi;
-    o->kill = fs_io_take_kill(o->fs);
     op_go(o);
 }
 /* ---- removing, links and renames ---- */

@@ -236,6 +236,13 @@ assert os.copy_file_range(src, dst, 1, 0, 0) == 1' "$M/pub/byother" "$M/kp/other
     "${AS_NOBODY[@]}" sh -c ': >"$1"' _ "$M2/kp/race" || fail "uid 65534 cannot open a 4777 file with O_TRUNC"
     check_eq "set-user-ID after an O_TRUNC open through another mount" "$(stat -c %a "$M2/kp/race")" 777
     check_eq "size after it" "$(stat -c %s "$M2/kp/race")" 0
+    # ... and the file's own permissions still hold there (the directory's are not enough).
+    [ ! -e "$M2/kp/locked" ] || fail "kp/locked exists before it was made"
+    echo secret >"$M/kp/locked"
+    chmod 0644 "$M/kp/locked"
+    expect_err "Permission denied" "${AS_NOBODY[@]}" sh -c ': >"$1"' _ "$M2/kp/locked"
+    check_eq "a 0644 file after another user's refused O_TRUNC open through another mount" \
+        "$(cat "$M/kp/locked")" secret
     # A capability set through the other mount goes with a write through this one.
     setid 0755 capx
     setfattr -n security.capability -v 0x0000000200200000000000000000000000000000 "$M2/kp/capx"
@@ -259,7 +266,7 @@ assert os.copy_file_range(src, dst, 1, 0, 0) == 1' "$M/pub/byother" "$M/kp/other
     gx=$(sed -n 's/.* getxattr *\([0-9]*\) requests.*/\1/p' "$T/dhtfs-m2.log")
     ((${gx:-0} < 50)) || fail "500 writes cost $gx GETXATTR requests (the kernel asks before each write)"
     cr=$(sed -n 's/.* create *\([0-9]*\) requests.*/\1/p' "$T/dhtfs-m2.log")
-    ((${cr:-0} >= 2)) || fail "M2 made ${cr:-0} CREATE requests, want 2: the O_TRUNC open of kp/race was not sent as a create"
+    ((${cr:-0} >= 3)) || fail "M2 made ${cr:-0} CREATE requests, want 3: the O_TRUNC opens of kp/race and kp/locked were not sent as creates"
     log "500 writes: ${gx:-0} GETXATTR requests"
 fi
 
