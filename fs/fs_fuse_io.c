@@ -13,7 +13,6 @@
 #include "fs_fuse_io.h"
 #include "log.h"
 
-#include <errno.h>
 #include <linux/fuse.h>
 #include <stddef.h>
 #include <string.h>

@@ -274,6 +274,8 @@ int fs_node_destroy(fs_t *fs, uint64_t ino, const fs_extents_t *chunks, bool rec
 /* A fresh inode number, never used by any mount of the volume. */
 int fs_ino_alloc(fs_t *fs, uint64_t *ino);
 void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st);
+/* n's mode as fs_node_to_stat shows it: with a change still deferred (n->over). */
+uint32_t fs_node_mode(const fs_node_t *n);
 
 /* ---- directories (fs_meta.c) ---- */
 int fs_dir_create(fs_t *fs, uint64_t dir);

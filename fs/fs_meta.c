@@ -597,6 +597,11 @@ int fs_ino_alloc(fs_t *fs, uint64_t *ino)
     return rc;
 }
 
+uint32_t fs_node_mode(const fs_node_t *n)
+{
+    return (n->over.set & FS_SET_MODE) ? (n->in.mode & S_IFMT) | n->over.mode : n->in.mode;
+}
+
 void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st)
 {
     const fs_inode_t *in = &n->in;
@@ -640,8 +645,7 @@ void fs_node_to_stat(const fs_t *fs, const fs_node_t *n, struct stat *st)
     }
     /* Deferred changes are newer than both (a write since clears their times). */
     const fs_attr_edit_t *e = &n->over;
-    if (e->set & FS_SET_MODE)
-        st->st_mode = (st->st_mode & S_IFMT) | e->mode;
+    st->st_mode = fs_node_mode(n);
     if (e->set & FS_SET_UID)
         st->st_uid = e->uid;
     if (e->set & FS_SET_GID)

@@ -362,7 +362,7 @@ static int mutate_killpriv(fs_inode_t *in, void *arg)
 static int kill_privs(fs_t *fs, fuse_req_t req, fs_node_t *n, bool setid)
 {
     killpriv_t k = {req, setid, false, fs_now()};
-    uint32_t mode = (n->over.set & FS_SET_MODE) ? n->over.mode : n->in.mode;
+    uint32_t mode = fs_node_mode(n);
     uint32_t gid = (n->over.set & FS_SET_GID) ? n->over.gid : n->in.gid;
     if (killpriv_mode(&k, mode, gid) == mode && !fs_xattr_find(&n->in, XATTR_CAPS))
         return 0;
@@ -598,7 +598,7 @@ static void run_setattr(op_t *o)
      * to otherwise decides (mutate_setattr).
      */
     int to_set = o->to_set;
-    uint32_t mode = (n->over.set & FS_SET_MODE) ? n->over.mode : n->in.mode;
+    uint32_t mode = fs_node_mode(n);
     if (!(mode & (S_ISUID | S_ISGID)) && !fs_xattr_find(&n->in, XATTR_CAPS))
         o->to_set &= ~FUSE_SET_ATTR_KILL_SUID;
     fs_attr_edit_t e;
@@ -879,7 +879,7 @@ static int open_node(op_t *o, fs_node_t *n, struct fuse_file_info *fi)
             return rc;
     } else if (trunc && n->size > 0) {
         /* The mode the kernel holds: with a change still deferred. */
-        uint32_t mode = (n->over.set & FS_SET_MODE) ? n->over.mode : n->in.mode;
+        uint32_t mode = fs_node_mode(n);
         int rc = fs_data_truncate(fs, n, n->size, 0);
         if (rc == 0) {
             o->to_set = FUSE_SET_ATTR_SIZE | (o->kill ? FUSE_SET_ATTR_KILL_SUID : 0);
